@@ -1,0 +1,33 @@
+# Set-up and entry points. `make test` and `make demo` create .venv on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.13.0
+# A local wheel directory is used when present (pip's config may already point there).
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: install test test-all demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# PyTorch's CPU wheel first, pinned: an unpinned torch would pull a CUDA build.
+	$(PY) -m pip install -q $(FIND_LINKS) $(TORCH_PIN)
+	$(PY) -m pip install -q $(FIND_LINKS) -e ".[dev,datasets]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q -m ""
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/negtransfer gains --dataset yeast --groups random:16 --sizes 2-5 --seed 0 --out runs/demo
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/batched_training.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
