@@ -1,0 +1,214 @@
+"""The ``negtransfer`` command line.
+
+Heavy packages (torch, pandas, scikit-learn) are imported inside the commands,
+so ``negtransfer --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find which tasks help or hurt each other, and group them.",
+)
+
+# --------------------------------------------------------------------- options
+DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`). Default: yeast.")
+DataOpt = typer.Option(None, "--data", help="Your own .csv or .parquet file.")
+TasksOpt = typer.Option(None, "--tasks", help="Comma-separated task names (label columns, or task-column values).")
+FeaturesOpt = typer.Option(None, "--features", help="Comma-separated feature columns (default: all other columns).")
+TaskColumnOpt = typer.Option(None, "--task-column", help="Column saying which task each row belongs to.")
+LabelOpt = typer.Option(None, "--label", help="Label column, with --task-column.")
+ImputeOpt = typer.Option(None, "--impute", help="Fill NaN features with the training 'mean' or 'median'.")
+SeedOpt = typer.Option(0, "--seed", help="Fixes splits, initialisation and batch order.")
+QuietOpt = typer.Option(False, "-q", "--quiet", help="No progress bars.")
+
+
+def _split_list(text: Optional[str]) -> Optional[list[str]]:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def load_dataset_from_options(
+    dataset: Optional[str],
+    data: Optional[Path],
+    tasks: Optional[str],
+    features: Optional[str],
+    task_column: Optional[str],
+    label: Optional[str],
+    impute: Optional[str],
+    seed: int,
+):
+    """The dataset named by the common command-line options, or a clean error."""
+    if dataset and data:
+        _fail("give either --dataset or --data, not both")
+    task_list = _split_list(tasks)
+    try:
+        if data is not None:
+            from negtransfer.data.files import dataset_from_file
+
+            return dataset_from_file(
+                data,
+                tasks=task_list,
+                features=_split_list(features),
+                task_column=task_column,
+                label_column=label,
+                impute=impute,
+                seed=seed,
+            )
+        from negtransfer.data.builtin import load_builtin
+
+        return load_builtin(dataset or "yeast", seed=seed, tasks=task_list)
+    except (ValueError, FileNotFoundError, ImportError, KeyError) as exc:
+        _fail(str(exc))
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool):
+    """A rich progress bar yielding ``update(done, total)``; silent with -q."""
+    if quiet:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _train_config(epochs, batch_size, lr, optimizer, patience):
+    from negtransfer.train.config import TrainConfig
+
+    kwargs = {k: v for k, v in dict(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience).items() if v is not None}
+    try:
+        return TrainConfig(**kwargs)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+# -------------------------------------------------------------------- commands
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets with their sizes and licenses."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from negtransfer.data.builtin import list_builtin
+
+    table = Table(title="Built-in datasets")
+    rows = list_builtin()
+    columns = list(rows[0].keys()) if rows else []
+    for col in columns:
+        table.add_column(str(col))
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    Console().print(table)
+
+
+@app.command()
+def gains(
+    groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (tasks joined by '+')."),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all'/'random:N', e.g. 2-5."),
+    out: Path = typer.Option(Path("runs/gains"), "--out", help="Output folder."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
+    executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --executor process."),
+    chunk_size: int = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    impute: Optional[str] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train STL for every task and MTL for each requested group; write gains.csv/json.
+
+    gain = (stl_test_loss - test_loss) / stl_test_loss (ETAP eq. 1): positive means
+    the task does better in the group than alone, negative is negative transfer.
+    """
+    from negtransfer.gains.table import gains_frame
+    from negtransfer.runs.executors import make_executor
+    from negtransfer.runs.group_specs import parse_group_spec, parse_sizes
+    from negtransfer.runs.runner import ensure_runs
+    from negtransfer.runs.store import RunStore
+
+    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    try:
+        size_range = parse_sizes(sizes, ds.n_tasks)
+        requested = parse_group_spec(groups, ds.task_names, size_range, seed)
+        runner = make_executor(executor, workers)
+    except ValueError as exc:
+        _fail(str(exc))
+    stl = [(t,) for t in range(ds.n_tasks)]
+    mtl = [g for g in requested if len(g) > 1]
+    out.mkdir(parents=True, exist_ok=True)
+    run_store = RunStore(store or out / "runs.sqlite")
+    with progress_bar(f"training {len(stl)} STL + {len(mtl)} group models", quiet) as update:
+        results = ensure_runs(ds, stl + mtl, config, seed, run_store, executor=runner, chunk_size=chunk_size, on_progress=update)
+    frame = gains_frame(mtl, results, ds.task_names, [t.metric_name for t in ds.tasks])
+    frame.to_csv(out / "gains.csv", index=False)
+    payload = {
+        "dataset": ds.name,
+        "fingerprint": ds.fingerprint(),
+        "seed": seed,
+        "config": config.to_dict(),
+        "tasks": list(ds.task_names),
+        "stl": {
+            ds.task_names[t]: {"test_loss": results[(t,)].test_loss[t], "test_metric": results[(t,)].test_metric[t]}
+            for t in range(ds.n_tasks)
+        },
+        "gains": json.loads(frame.to_json(orient="records")),
+    }
+    (out / "gains.json").write_text(json.dumps(payload, indent=2))
+    if not quiet:
+        neg = int((frame["gain"] < 0).sum()) if len(frame) else 0
+        typer.echo(
+            f"wrote {out / 'gains.csv'} ({len(frame)} rows: {len(mtl)} groups; "
+            f"{neg} task-in-group gains negative = negative transfer)"
+        )
+
+
+def main() -> None:  # pragma: no cover - entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

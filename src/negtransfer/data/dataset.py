@@ -1,0 +1,199 @@
+"""The multi-task dataset: one feature table, one label column per task.
+
+Everything downstream (training, gains, grouping) sees a :class:`MultiTaskDataset`
+whose arrays are already split, scaled and encoded; constructors and loaders in
+this package do the validation and preprocessing (see ``build.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+
+TaskKind = Literal["binary", "multiclass", "regression"]
+
+TRAIN, VALIDATION, TEST = 0, 1, 2
+SPLIT_NAMES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One prediction task.
+
+    Parameters
+    ----------
+    name : str
+        Task name as the user knows it (a label column, a state, a school).
+    kind : {"binary", "multiclass", "regression"}
+        Decides the loss: binary cross-entropy, cross-entropy or mean squared error.
+    classes : tuple
+        Original label values for classification tasks; encoded label ``i`` in
+        :attr:`MultiTaskDataset.Y` stands for ``classes[i]``. Empty for regression.
+    target_mean, target_std : float
+        Regression targets are standardised with training-split statistics;
+        ``y_original = y * target_std + target_mean``. Unused for classification.
+    """
+
+    name: str
+    kind: TaskKind
+    classes: tuple = ()
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def output_dim(self) -> int:
+        """Number of model outputs (logits) this task needs."""
+        return self.n_classes if self.kind == "multiclass" else 1
+
+    @property
+    def metric_name(self) -> str:
+        """The task metric reported beside the loss."""
+        return {"binary": "auroc", "multiclass": "accuracy", "regression": "mse"}[self.kind]
+
+
+@dataclass
+class MultiTaskDataset:
+    """Split, scaled and encoded arrays for n tasks over N rows.
+
+    Two layouts share this representation:
+
+    * multi-label: every row may carry a label for every task;
+    * per-task rows: each row belongs to one task (``row_task``), and its label
+      sits in that task's column while the other columns are NaN.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name (built-in name or file stem).
+    tasks : tuple of TaskSpec
+        One spec per label column of ``Y``.
+    X : ndarray of float32, shape (N, d)
+        Features, scaled with training-split statistics only.
+    Y : ndarray of float32, shape (N, n)
+        Labels: 0/1 for binary, class index for multiclass, standardised value for
+        regression. NaN means "no label" and is masked out of every loss.
+    split : ndarray of int8, shape (N,)
+        0 = train, 1 = validation, 2 = test. Fixed by the seed at construction.
+    feature_names : tuple of str
+    row_task : ndarray of int, shape (N,), optional
+        Task index of each row for the per-task-rows layout; None for multi-label.
+    info : dict
+        Provenance: source, license, seed, preprocessing choices.
+    """
+
+    name: str
+    tasks: tuple[TaskSpec, ...]
+    X: np.ndarray
+    Y: np.ndarray
+    split: np.ndarray
+    feature_names: tuple[str, ...]
+    row_task: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.X = np.ascontiguousarray(self.X, dtype=np.float32)
+        self.Y = np.ascontiguousarray(self.Y, dtype=np.float32)
+        self.split = np.asarray(self.split, dtype=np.int8)
+        self.tasks = tuple(self.tasks)
+        self.feature_names = tuple(self.feature_names)
+        n_rows = self.X.shape[0]
+        if self.X.ndim != 2 or self.Y.ndim != 2:
+            raise ValueError("X and Y must be 2-D arrays (rows x features, rows x tasks)")
+        if self.Y.shape[0] != n_rows or self.split.shape != (n_rows,):
+            raise ValueError(
+                f"X has {n_rows} rows but Y has {self.Y.shape[0]} and split {self.split.shape[0]}"
+            )
+        if self.Y.shape[1] != len(self.tasks):
+            raise ValueError(f"Y has {self.Y.shape[1]} columns but {len(self.tasks)} tasks are declared")
+        if len(self.feature_names) != self.X.shape[1]:
+            raise ValueError("feature_names must name every column of X")
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Row indices of ``"train"``, ``"validation"`` or ``"test"``."""
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {split!r}; use one of {sorted(SPLIT_NAMES)}")
+        return np.flatnonzero(self.split == SPLIT_NAMES[split])
+
+    def task_index(self, names: Sequence[str]) -> list[int]:
+        """Indices of the named tasks, with an error that lists the known names."""
+        lookup = {name: i for i, name in enumerate(self.task_names)}
+        unknown = [name for name in names if name not in lookup]
+        if unknown:
+            raise ValueError(
+                f"unknown task name(s) {unknown}; this dataset's tasks are: {', '.join(self.task_names)}"
+            )
+        return [lookup[name] for name in names]
+
+    def subset_tasks(self, names: Sequence[str]) -> "MultiTaskDataset":
+        """The same rows and splits restricted to the named tasks (in the given order).
+
+        Rows that carry no label for any kept task are dropped.
+        """
+        idx = self.task_index(names)
+        Y = self.Y[:, idx]
+        keep = ~np.all(np.isnan(Y), axis=1)
+        row_task = None
+        if self.row_task is not None:
+            remap = {old: new for new, old in enumerate(idx)}
+            row_task = np.array([remap.get(int(t), -1) for t in self.row_task[keep]])
+        return MultiTaskDataset(
+            name=self.name,
+            tasks=tuple(self.tasks[i] for i in idx),
+            X=self.X[keep],
+            Y=Y[keep],
+            split=self.split[keep],
+            feature_names=self.feature_names,
+            row_task=row_task,
+            info={**self.info, "task_subset": list(names)},
+        )
+
+    def fingerprint(self) -> str:
+        """A content hash of the arrays, splits and task specs (hex, 16 chars).
+
+        Two datasets with equal fingerprints give equal training runs, so the run
+        store keys stored results by it.
+        """
+        h = hashlib.sha256()
+        for arr in (self.X, self.Y, self.split):
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        spec = [(t.name, t.kind, [str(c) for c in t.classes], t.target_mean, t.target_std) for t in self.tasks]
+        h.update(json.dumps(spec).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict:
+        """Sizes and label counts, for listings and reports."""
+        out = {
+            "name": self.name,
+            "rows": int(self.X.shape[0]),
+            "features": self.n_features,
+            "tasks": self.n_tasks,
+            "train": int((self.split == TRAIN).sum()),
+            "validation": int((self.split == VALIDATION).sum()),
+            "test": int((self.split == TEST).sum()),
+        }
+        out["labels_per_task"] = {
+            t.name: int((~np.isnan(self.Y[:, i])).sum()) for i, t in enumerate(self.tasks)
+        }
+        return out

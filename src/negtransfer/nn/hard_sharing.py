@@ -1,0 +1,180 @@
+"""Hard parameter sharing: a shared MLP encoder and one output head per task.
+
+Two forms of the same model:
+
+* :class:`HardSharingMLP`: one model, a plain ``nn.Module``, for users' own loops.
+* :class:`StackedHardSharingMLP`: K independent models whose parameters are
+  stacked along a leading dimension, so one batched matrix product trains all of
+  them at once (each model on its own group of tasks). Model ``k`` of a stack and
+  a :class:`HardSharingMLP` initialised with the same seed are the same function.
+
+Every model has a head for every task of the dataset (outputs concatenated in
+task order); a group model simply never receives a loss on the heads of tasks
+outside its group. This keeps all models of a stack the same shape.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+def _layer_shapes(n_features: int, hidden: Sequence[int], n_outputs: int) -> list[tuple[int, int]]:
+    widths = [n_features, *hidden, n_outputs]
+    return list(zip(widths[:-1], widths[1:]))
+
+
+def init_parameters(
+    seed: int, n_features: int, hidden: Sequence[int], n_outputs: int
+) -> list[torch.Tensor]:
+    """Initial weights and biases of one model, drawn from its own generator.
+
+    Uses PyTorch's ``nn.Linear`` default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    weights and biases, so the initialisation of a model depends only on ``seed``
+    and never on which other models share its vectorised batch.
+
+    Returns
+    -------
+    list of Tensor
+        ``[W1, b1, W2, b2, ...]`` with weights shaped (fan_in, fan_out).
+    """
+    gen = torch.Generator().manual_seed(int(seed) % (2**63))
+    params = []
+    for fan_in, fan_out in _layer_shapes(n_features, hidden, n_outputs):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
+        b = (torch.rand(fan_out, generator=gen) * 2 - 1) * bound
+        params += [w, b]
+    return params
+
+
+class _StackedLinear(torch.autograd.Function):
+    """``bias + x @ weight`` for K stacked models, with a layout-stable backward.
+
+    The backward pass hands only contiguous operands to ``bmm``. With the
+    transposed views that autograd would otherwise pass, MKL picks kernels by
+    memory layout and stack size, so a model's gradient could differ in the last
+    bit depending on how many other models share its stack.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return torch.baddbmm(bias, x, weight)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad_out, weight.transpose(1, 2).contiguous())
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(x.transpose(1, 2).contiguous(), grad_out)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_out.sum(1, keepdim=True)
+        return grad_x, grad_w, grad_b
+
+
+class StackedHardSharingMLP(nn.Module):
+    """K hard-sharing MLPs evaluated together with batched matrix products.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    hidden : sequence of int
+        Shared encoder widths (ReLU after each).
+    n_outputs : int
+        Total output width: the sum of the tasks' output dimensions.
+    seeds : sequence of int
+        One initialisation seed per model; K = len(seeds). The hidden layers
+        form the shared encoder; the last layer holds the task heads.
+    """
+
+    def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seeds: Sequence[int]):
+        super().__init__()
+        if len(seeds) == 0:
+            raise ValueError("a stack needs at least one model seed")
+        self.n_features, self.hidden, self.n_outputs = n_features, tuple(hidden), n_outputs
+        per_model = [init_parameters(s, n_features, hidden, n_outputs) for s in seeds]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for layer in range(len(self.hidden) + 1):
+            self.weights.append(nn.Parameter(torch.stack([p[2 * layer] for p in per_model])))
+            self.biases.append(nn.Parameter(torch.stack([p[2 * layer + 1] for p in per_model]).unsqueeze(1)))
+
+    @property
+    def n_models(self) -> int:
+        return self.weights[0].shape[0]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Encoder parameters (shared by the tasks of a model), heads excluded."""
+        out = []
+        for w, b in zip(list(self.weights)[:-1], list(self.biases)[:-1]):
+            out += [w, b]
+        return out
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [self.weights[-1], self.biases[-1]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs of every model: (K, B, n_outputs) for inputs (B, n_features)."""
+        h = x.unsqueeze(0).expand(self.n_models, *x.shape)
+        last = len(self.weights) - 1
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = _StackedLinear.apply(h, w, b)
+            if layer < last:
+                h = torch.relu(h)
+        return h
+
+    @torch.no_grad()
+    def keep_models(self, keep: torch.Tensor) -> None:
+        """Drop models from the stack, keeping the indices in ``keep`` (in order)."""
+        for plist in (self.weights, self.biases):
+            for i, p in enumerate(plist):
+                plist[i] = nn.Parameter(p.detach().index_select(0, keep))
+
+    def unstack(self, k: int) -> "HardSharingMLP":
+        """Model ``k`` as a stand-alone :class:`HardSharingMLP`."""
+        single = HardSharingMLP(self.n_features, self.hidden, self.n_outputs, seed=0)
+        with torch.no_grad():
+            for layer, linear in enumerate(single.layers()):
+                linear.weight.copy_(self.weights[layer][k].T)
+                linear.bias.copy_(self.biases[layer][k, 0])
+        return single
+
+
+class HardSharingMLP(nn.Module):
+    """One hard-sharing model: ``encoder`` (MLP with ReLU) then ``heads`` (linear).
+
+    ``forward`` returns the concatenated outputs of all task heads, (B, n_outputs).
+    Initialised exactly like model ``k`` of a :class:`StackedHardSharingMLP`
+    built with the same seed.
+    """
+
+    def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seed: int = 0):
+        super().__init__()
+        params = init_parameters(seed, n_features, hidden, n_outputs)
+        shapes = _layer_shapes(n_features, hidden, n_outputs)
+        linears = []
+        for i, (fan_in, fan_out) in enumerate(shapes):
+            lin = nn.Linear(fan_in, fan_out)
+            with torch.no_grad():
+                lin.weight.copy_(params[2 * i].T)
+                lin.bias.copy_(params[2 * i + 1])
+            linears.append(lin)
+        enc = []
+        for lin in linears[:-1]:
+            enc += [lin, nn.ReLU()]
+        self.encoder = nn.Sequential(*enc)
+        self.heads = linears[-1]
+
+    def layers(self) -> list[nn.Linear]:
+        return [m for m in self.encoder if isinstance(m, nn.Linear)] + [self.heads]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.encoder(x))

@@ -1,0 +1,50 @@
+"""Task metrics reported beside the loss: AUROC, accuracy or MSE."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from negtransfer.data.dataset import TaskSpec
+
+
+def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve via the Mann-Whitney U statistic (ties get half).
+
+    Returns NaN when ``y_true`` holds a single class (AUROC is undefined).
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    n_pos = int(y_true.sum())
+    n_neg = y_true.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def task_metric(task: TaskSpec, y_true: np.ndarray, prediction: np.ndarray) -> float:
+    """The task's metric (``task.metric_name``) on labelled rows.
+
+    Parameters
+    ----------
+    task : TaskSpec
+    y_true : ndarray (R,)
+        Encoded labels (standardised values for regression), no NaN.
+    prediction : ndarray
+        Probability of class 1 (binary, (R,)), class probabilities (multiclass,
+        (R, C)) or standardised predicted values (regression, (R,)).
+
+    Returns
+    -------
+    float
+        AUROC, accuracy, or MSE in the task's original units.
+    """
+    if y_true.size == 0:
+        return float("nan")
+    if task.kind == "binary":
+        return auroc(y_true, prediction)
+    if task.kind == "multiclass":
+        return float(np.mean(np.argmax(prediction, axis=-1) == y_true.astype(int)))
+    scale = task.target_std**2
+    return float(np.mean((prediction - y_true) ** 2) * scale)

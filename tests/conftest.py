@@ -1,0 +1,37 @@
+"""Shared fixtures: small datasets built directly from arrays (no loader needed)."""
+
+import numpy as np
+import pytest
+
+from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
+
+
+def make_mixed_dataset(n_rows=300, n_features=6, seed=0, missing=0.2):
+    """Binary, multiclass and regression tasks sharing features, with missing labels."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
+    w = rng.normal(size=(n_features, 4))
+    z = X @ w
+    Y = np.stack(
+        [
+            (z[:, 0] > 0).astype(float),
+            (z[:, 0] + 0.5 * z[:, 1] > 0).astype(float),
+            np.digitize(z[:, 2], [-1.0, 1.0]).astype(float),  # 3 classes
+            z[:, 3] + 0.1 * rng.normal(size=n_rows),
+        ],
+        axis=1,
+    )
+    Y[rng.random(Y.shape) < missing] = np.nan
+    split = rng.choice([0, 0, 0, 1, 2], size=n_rows).astype(np.int8)
+    tasks = (
+        TaskSpec("a", "binary", (0, 1)),
+        TaskSpec("b", "binary", (0, 1)),
+        TaskSpec("c", "multiclass", ("lo", "mid", "hi")),
+        TaskSpec("d", "regression"),
+    )
+    return MultiTaskDataset("mixed", tasks, X, Y, split, tuple(f"x{i}" for i in range(n_features)))
+
+
+@pytest.fixture
+def mixed_dataset():
+    return make_mixed_dataset()
