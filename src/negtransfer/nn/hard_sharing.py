@@ -51,34 +51,6 @@ def init_parameters(
     return params
 
 
-class _StackedLinear(torch.autograd.Function):
-    """``bias + x @ weight`` for K stacked models, with a layout-stable backward.
-
-    The backward pass hands only contiguous operands to ``bmm``. With the
-    transposed views that autograd would otherwise pass, MKL picks kernels by
-    memory layout and stack size, so a model's gradient could differ in the last
-    bit depending on how many other models share its stack.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias, x, weight)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(grad_out, weight.transpose(1, 2).contiguous())
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(x.transpose(1, 2).contiguous(), grad_out)
-        if ctx.needs_input_grad[2]:
-            grad_b = grad_out.sum(1, keepdim=True)
-        return grad_x, grad_w, grad_b
-
-
 class StackedHardSharingMLP(nn.Module):
     """K hard-sharing MLPs evaluated together with batched matrix products.
 
@@ -126,7 +98,7 @@ class StackedHardSharingMLP(nn.Module):
         h = x.unsqueeze(0).expand(self.n_models, *x.shape)
         last = len(self.weights) - 1
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = _StackedLinear.apply(h, w, b)
+            h = torch.baddbmm(b, h, w)
             if layer < last:
                 h = torch.relu(h)
         return h

@@ -121,6 +121,9 @@ class _StackOptimizer:
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
         cfg = self.config
+        if cfg.optimizer == "sgd" and bool(active.all()):
+            self._sgd_step_all(grads)
+            return
         mask = active.view(-1, 1, 1)
         if cfg.optimizer == "adam":
             self.steps = torch.where(mask, self.steps + 1, self.steps)
@@ -142,6 +145,18 @@ class _StackOptimizer:
                 self.state2[i] = torch.where(mask, v, self.state2[i])
                 update = (m / bc1) / ((v / bc2).sqrt() + cfg.adam_eps) * cfg.lr
             p.copy_(torch.where(mask, p - update, p))
+
+    def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
+        """The SGD step when every model is active: the same arithmetic, in place."""
+        cfg = self.config
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if cfg.weight_decay:
+                g = g + p * cfg.weight_decay
+            if cfg.momentum:
+                buf = self.state[i].mul_(cfg.momentum).add_(g)
+            else:
+                buf = g
+            p.sub_(buf * cfg.lr)
 
     def velocity(self, model: int = 0) -> list[torch.Tensor]:
         """SGD momentum buffers of one model (PyTorch convention), per parameter."""
