@@ -34,6 +34,7 @@ from negtransfer.affinity.scores import (
 
 __all__ = [
     "ETAPPredictor",
+    "MemberRidge",
     "DEFAULT_SPLINE_DEGREES",
     "DEFAULT_SPLINE_ALPHAS",
     "DEFAULT_RESIDUAL_ALPHAS",
@@ -77,6 +78,11 @@ def default_spline_n_knots(n_train_groups: int) -> tuple[int, ...]:
     tuple of int
     """
     return tuple(range(2, math.isqrt(max(int(n_train_groups), 0)) + 10))
+
+
+def _grid(values, default, cast):
+    """A user grid (any sequence, numpy arrays included) or the default, as a tuple."""
+    return tuple(cast(v) for v in (default if values is None else values))
 
 
 # --------------------------------------------------------------------------- #
@@ -531,9 +537,9 @@ class ETAPPredictor(BaseEstimator):
         if folds is None:
             params = dict(FALLBACK_SPLINE_PARAMS)
         else:
-            degrees = tuple(self.spline_degrees or DEFAULT_SPLINE_DEGREES)
-            n_knots = tuple(self.spline_n_knots or default_spline_n_knots(n_groups))
-            alphas = tuple(self.spline_alphas or DEFAULT_SPLINE_ALPHAS)
+            degrees = _grid(self.spline_degrees, DEFAULT_SPLINE_DEGREES, int)
+            n_knots = _grid(self.spline_n_knots, default_spline_n_knots(n_groups), int)
+            alphas = _grid(self.spline_alphas, DEFAULT_SPLINE_ALPHAS, float)
             results = _spline_ridge_cv_search(z, y, folds, degrees, n_knots, alphas)
             self.cv_results_ = results
             params = results["params"][results["best_index"]]
@@ -554,7 +560,7 @@ class ETAPPredictor(BaseEstimator):
         from sklearn.linear_model import Ridge
         from sklearn.model_selection import KFold
 
-        alphas = np.asarray(self.residual_alphas or DEFAULT_RESIDUAL_ALPHAS, dtype=float)
+        alphas = np.asarray(_grid(self.residual_alphas, DEFAULT_RESIDUAL_ALPHAS, float))
         x = u.astype(float)
         n_groups = u.shape[0]
         if n_groups >= 2 and alphas.size > 1:

@@ -44,7 +44,7 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
-    batch_size: int = 64
+    batch_size: int = 32
     max_epochs: int = 100
     patience: int = 10
     min_delta: float = 0.0
