@@ -203,6 +203,105 @@ def gains(
         )
 
 
+@app.command()
+def group(
+    budget: int = typer.Option(3, "--budget", help="At most B groups, together covering every task."),
+    train_groups: int = typer.Option(20, "--train-groups", help="Sampled groups (sizes 2..n-1) whose gains are measured to fit the predictor."),
+    evaluate: int = typer.Option(0, "--evaluate", help="Also measure M random held-out groups and report Pearson and R^2."),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
+    gain_split: str = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
+    affinity_every: int = typer.Option(1, "--affinity-every", help="Track affinity every k-th step of the all-task run."),
+    out: Path = typer.Option(Path("runs/group"), "--out", help="Output folder."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
+    executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --executor process."),
+    chunk_size: int = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    impute: Optional[str] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Find the best task groups with ETAP and write report.json and report.md.
+
+    STL runs, one all-task run with affinity tracking, N sampled training groups,
+    the ETAP gain predictor, exact selection of at most B groups, training of the
+    chosen groups, and a report.
+    """
+    from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+    from negtransfer.runs.executors import make_executor
+    from negtransfer.runs.store import RunStore
+
+    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    options = GroupingOptions(budget=budget, n_train_groups=train_groups, evaluate=evaluate, exhaustive=exhaustive,
+                              gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size)
+    try:
+        options.check(ds.n_tasks)
+        runner = make_executor(executor, workers)
+    except ValueError as exc:
+        _fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    run_store = RunStore(store or out / "runs.sqlite")
+    with _stage_progress(quiet) as progress:
+        result = run_grouping(ds, options, config, seed, run_store, executor=runner, progress=progress)
+    report = result.report
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    from negtransfer.report.markdown import write_group_report
+
+    md = write_group_report(report, out)
+    if not quiet:
+        _print_group_summary(report, out / "report.json", md)
+
+
+@contextmanager
+def _stage_progress(quiet: bool):
+    """One progress bar per stage of a job: ``progress(stage, done, total)``."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+        stages: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = bar.add_task(stage, total=total)
+            bar.update(stages[stage], completed=done, total=total)
+
+        yield progress
+
+
+def _print_group_summary(report: dict, json_path: Path, md_path: Path) -> None:
+    from rich.console import Console
+
+    console = Console()
+    totals = report["totals"]
+    console.print("[bold]Chosen groups[/bold] (budget %d):" % report["budget"])
+    for g in report["selected_groups"]:
+        console.print("  " + " + ".join(g))
+    line = (f"total test loss: chosen {totals['selected']:.4f} | STL {totals['stl']:.4f} "
+            f"({(totals['selected'] / totals['stl'] - 1):+.1%}) | all-task {totals['all_tasks']:.4f} "
+            f"({(totals['selected'] / totals['all_tasks'] - 1):+.1%})")
+    if "optimal" in totals:
+        line += f" | optimal {totals['optimal']:.4f} (gap {report['optimal']['gap']:+.1%})"
+    console.print(line)
+    pred = report["prediction"]
+    if pred["pearson"] is not None:
+        console.print(f"gain prediction on {pred['n_groups']} held-out groups: Pearson {pred['pearson']:.3f}, R^2 {pred['r2']:.3f}")
+    console.print(f"report: {md_path}  data: {json_path}")
+
+
 def main() -> None:  # pragma: no cover - entry point
     try:
         app()

@@ -1,0 +1,433 @@
+"""Markdown report of a grouping job (``negtransfer group`` -> ``OUT/report.md``).
+
+:func:`write_group_report` turns the job's report dict (the content of
+``report.json``) into ``report.md`` with PNG plots in ``OUT/plots/``: a
+one-screen summary, a per-task table, the plots, and notes on reading them.
+
+matplotlib is only imported when the plots are drawn (inside
+:mod:`negtransfer.report.plots`), never by importing this module.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from negtransfer.report import plots as _plots
+
+__all__ = ["write_group_report", "render_group_report", "render_table", "WORSE_MARKER", "PLOTS_DIR"]
+
+#: Put in the per-task table where the chosen grouping gives a higher test loss than STL.
+WORSE_MARKER = "\u26a0 worse than STL"
+#: Folder (relative to the report) holding the PNG plots.
+PLOTS_DIR = "plots"
+
+_LABELS = {
+    "stl": "STL (one model per task)",
+    "all_tasks": "all-task MTL (one model)",
+    "selected": "**chosen groups**",
+    "optimal": "optimal groups (exhaustive)",
+}
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _num(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def fmt_loss(x) -> str:
+    """A loss or total: 4 decimals in the usual range, scientific outside it, "n/a" if missing."""
+    x = _num(x)
+    if not math.isfinite(x):
+        return "n/a"
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.3e}"
+    return f"{x:.4f}"
+
+
+def fmt_pct(x, signed: bool = True) -> str:
+    """A fraction as a percentage (0.031 -> "+3.1%"), "n/a" if missing."""
+    x = _num(x)
+    if not math.isfinite(x):
+        return "n/a"
+    s = f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
+    return s.replace("-", "\u2212")
+
+
+def fmt_stat(x) -> str:
+    x = _num(x)
+    return "n/a" if not math.isfinite(x) else f"{x:.3f}"
+
+
+def _rel(a, b) -> float:
+    """(a - b) / |b|; NaN when missing or b == 0."""
+    a, b = _num(a), _num(b)
+    if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
+        return math.nan
+    return (a - b) / abs(b)
+
+
+def _group(g: Sequence[str]) -> str:
+    return " + ".join(str(t) for t in g)
+
+
+def _cell(x) -> str:
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def render_table(rows: Sequence[Sequence], headers: Sequence[str], align: str | None = None) -> str:
+    """A GitHub-flavoured markdown table.
+
+    Parameters
+    ----------
+    rows : sequence of rows, each a sequence of cells (converted with ``str``;
+        ``|`` is escaped, newlines become spaces)
+    headers : column titles
+    align : one letter per column, ``l`` / ``r`` / ``c``; default left for the
+        first column and right for the others (numbers).
+    """
+    k = len(headers)
+    if align is None:
+        align = "l" + "r" * (k - 1)
+    if len(align) != k:
+        raise ValueError(f"align needs one letter per column ({k}); got {align!r}")
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+    try:
+        rule = [marks[a] for a in align]
+    except KeyError as exc:
+        raise ValueError(f"align letters must be l, r or c; got {align!r}") from exc
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "| " + " | ".join(rule) + " |"]
+    for r in rows:
+        if len(r) != k:
+            raise ValueError(f"row {list(r)!r} has {len(r)} cells; the table has {k} columns")
+        lines.append("| " + " | ".join(_cell(c) for c in r) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _draw(name: str, draw: Callable[[Path], object], out_dir: Path, notes: dict[str, str]) -> str | None:
+    """Draw one plot into OUT/plots/NAME.png; on failure record why and return None.
+
+    A plot that fails must not cost the report of a job that may have trained
+    for hours: the failure is warned about and written into the report instead.
+    """
+    rel = f"{PLOTS_DIR}/{name}.png"
+    try:
+        draw(out_dir / rel)
+    except Exception as exc:  # noqa: BLE001 - reported in the text, see docstring
+        warnings.warn(f"report plot {name!r} failed: {exc}", RuntimeWarning, stacklevel=3)
+        notes[name] = f"could not be drawn ({type(exc).__name__}: {exc})"
+        return None
+    return rel
+
+
+def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    tasks = list(report.get("tasks") or [])
+    made: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+
+    def add(name, draw):
+        rel = _draw(name, draw, out_dir, skipped)
+        if rel:
+            made[name] = rel
+
+    if report.get("affinity") is not None and tasks:
+        add("affinity", lambda p: _plots.plot_affinity_heatmap(report["affinity"], tasks, p))
+    else:
+        skipped["affinity"] = "no affinity matrix in the report"
+
+    pred = report.get("prediction") or {}
+    points = pred.get("points") or []
+    if _plots.finite_points(points):
+        add("predicted_vs_actual",
+            lambda p: _plots.plot_predicted_vs_actual(points, p, pred.get("pearson"), pred.get("r2")))
+    elif points:
+        skipped["predicted_vs_actual"] = "every held-out point has a missing (NaN) predicted or measured gain"
+    else:
+        skipped["predicted_vs_actual"] = (
+            "no held-out groups were trained, so predictions could not be checked "
+            "(run `negtransfer group` with `--evaluate M` or `--exhaustive`)"
+        )
+
+    groups = report.get("selected_groups") or []
+    if groups and tasks:
+        optimal = (report.get("optimal") or {}).get("groups")
+        add("groups", lambda p: _plots.plot_selected_groups(tasks, groups, p, optimal=optimal,
+                                                            task_group=report.get("task_group")))
+    else:
+        skipped["groups"] = "no chosen groups in the report"
+
+    test_loss = report.get("test_loss") or {}
+    if test_loss.get("stl") and tasks:
+        add("task_losses", lambda p: _plots.plot_task_losses(test_loss, tasks, p))
+    else:
+        skipped["task_losses"] = "no STL test losses in the report"
+    return made, skipped
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _best_group(report: dict, task: str) -> str:
+    """The chosen group whose loss counts for ``task``, as "G<k> (size)" like the summary and plot."""
+    groups = [list(g) for g in report.get("selected_groups") or []]
+
+    def label(g) -> str:
+        g = list(g)
+        if g in groups:
+            k = groups.index(g) + 1
+            return f"G{k} (alone)" if len(g) == 1 else f"G{k} ({len(g)} tasks)"
+        return _group(g)
+
+    tg = report.get("task_group") or {}
+    if task in tg:
+        return label(tg[task])
+    holding = [g for g in groups if task in g]
+    if not holding:
+        return "n/a"
+    if len(holding) == 1:
+        return label(holding[0])
+    return "one of " + ", ".join(label(g) for g in holding)
+
+
+def _totals(report: dict) -> dict[str, float]:
+    totals = dict(report.get("totals") or {})
+    for key, losses in (report.get("test_loss") or {}).items():
+        if key not in totals and losses:
+            totals[key] = sum(_num(v) for v in losses.values())
+    return totals
+
+
+def _worse_tasks(report: dict) -> list[str]:
+    tl = report.get("test_loss") or {}
+    stl, sel = tl.get("stl") or {}, tl.get("selected") or {}
+    return [t for t in report.get("tasks") or [] if _rel(sel.get(t), stl.get(t)) > 0]
+
+
+def _summary(report: dict) -> list[str]:
+    tasks = report.get("tasks") or []
+    totals = _totals(report)
+    out = []
+    bits = [f"{len(tasks)} tasks", f"budget {report.get('budget', 'n/a')} groups"]
+    if "n_train_groups" in report:
+        bits.append(f"{report['n_train_groups']} training groups")
+    if "seed" in report:
+        bits.append(f"seed {report['seed']}")
+    out.append("Dataset **%s**: %s." % (report.get("dataset", "?"), ", ".join(bits)))
+    out.append("")
+    groups = report.get("selected_groups") or []
+    out.append(f"**Chosen groups** ({len(groups)}):")
+    out.append("")
+    for k, g in enumerate(groups, 1):
+        alone = " (alone, i.e. STL)" if len(g) == 1 else ""
+        out.append(f"- **G{k}**: {_group(g) or '(empty group)'}{alone}")
+    optimal = report.get("optimal") or {}
+    if optimal.get("groups"):
+        out.append("")
+        out.append("Optimal groups (exhaustive search on measured test losses): "
+                   + "; ".join(f"{{{_group(g)}}}" for g in optimal["groups"]) + ".")
+    out.append("")
+
+    rows = []
+    for key in ("stl", "all_tasks", "selected", "optimal"):
+        if key in totals:
+            rows.append([_LABELS[key], fmt_loss(totals[key]),
+                         "\u2014" if key == "stl" else fmt_pct(_rel(totals[key], totals.get("stl")))])
+    out.append(render_table(rows, ["training", "total test loss", "vs STL"]))
+    out.append("")
+
+    sel = totals.get("selected")
+    cmp = [f"{fmt_pct(_rel(sel, totals.get('stl')))} vs STL"]
+    if "all_tasks" in totals:
+        cmp.append(f"{fmt_pct(_rel(sel, totals['all_tasks']))} vs all-task MTL")
+    if "optimal" in totals:
+        gap = optimal.get("gap", _rel(sel, totals["optimal"]))
+        cmp.append(f"{fmt_pct(gap)} vs the optimal grouping (the gap)")
+    out.append("Total test loss of the chosen groups: " + ", ".join(cmp) + "; negative = lower loss.")
+    worse = _worse_tasks(report)
+    if worse:
+        out.append(f"Tasks with a higher test loss than STL under the chosen groups: "
+                   f"{len(worse)} of {len(tasks)} ({', '.join(worse)}).")
+    else:
+        out.append("No task has a higher test loss than STL under the chosen groups.")
+    out.append("")
+
+    pred = report.get("prediction") or {}
+    n_groups = pred.get("n_groups") or 0
+    n_points = len(pred.get("points") or [])
+    if math.isfinite(_num(pred.get("pearson"))):
+        out.append(f"**Gain prediction** on {n_groups} held-out groups ({n_points} task points): "
+                   f"Pearson {fmt_stat(pred.get('pearson'))}, R\u00b2 {fmt_stat(pred.get('r2'))}.")
+    elif n_groups:
+        out.append(f"**Gain prediction**: {n_groups} held-out groups were trained, but Pearson/R\u00b2 "
+                   "could not be computed (fewer than 3 finite points, or constant gains).")
+    else:
+        out.append("**Gain prediction**: not checked; no held-out groups were trained "
+                   "(use `--evaluate M` or `--exhaustive`).")
+
+    runs = report.get("runs") or {}
+    seconds = report.get("seconds") or {}
+    line = []
+    if "trained" in runs:
+        line.append(f"{runs['trained']} runs trained by this job")
+    if "reused" in runs:
+        line.append(f"{runs['reused']} reused from the run store")
+    if "stored_total" in runs:
+        line.append(f"{runs['stored_total']} in the run store")
+    if math.isfinite(_num(seconds.get("total"))):
+        line.append(f"{_num(seconds['total']):.1f} s in total")
+    if line:
+        out.append("")
+        out.append("**Runs**: " + ", ".join(line) + ".")
+    return out
+
+
+def _task_table(report: dict) -> list[str]:
+    tasks = report.get("tasks") or []
+    tl = report.get("test_loss") or {}
+    stl, allt, sel = tl.get("stl") or {}, tl.get("all_tasks") or {}, tl.get("selected") or {}
+    opt = tl.get("optimal") or (report.get("optimal") or {}).get("test_loss") or {}
+    headers = ["task", "STL", "all-task", "chosen", "gain vs STL", "group used"]
+    if opt:
+        headers.insert(4, "optimal")
+    headers.append("")
+    rows = []
+    for t in tasks:
+        gain = -_rel(sel.get(t), stl.get(t))  # ETAP eq. 1 sign: > 0 = lower loss than STL
+        row = [t, fmt_loss(stl.get(t)), fmt_loss(allt.get(t)), fmt_loss(sel.get(t))]
+        if opt:
+            row.append(fmt_loss(opt.get(t)))
+        row += [fmt_pct(gain), _best_group(report, t), WORSE_MARKER if gain < 0 else ""]
+        rows.append(row)
+    totals = _totals(report)
+    total_row = ["**total**", fmt_loss(totals.get("stl")), fmt_loss(totals.get("all_tasks")),
+                 fmt_loss(totals.get("selected"))]
+    if opt:
+        total_row.append(fmt_loss(totals.get("optimal")))
+    total_row += [fmt_pct(-_rel(totals.get("selected"), totals.get("stl"))), "", ""]
+    rows.append(total_row)
+    align = "l" + "r" * (len(headers) - 3) + "ll"
+    return [render_table(rows, headers, align)]
+
+
+_CAPTIONS = {
+    "affinity": ("Task affinity",
+                 "Row = source task, column = target task: the colour of cell (i, j) is the affinity of "
+                 "task i onto task j (ETAP eq. 6, averaged over the all-task run). Blue: training on the "
+                 "source lowered the target's loss (helps); red: raised it (hurts)."),
+    "groups": ("Chosen grouping",
+               "One column per chosen group, one row per task; a dot marks membership."),
+    "task_losses": ("Per-task test loss vs STL",
+                    "Change of each task's test loss relative to training it alone (STL = 0). "
+                    "Left of the line is better than STL; hatched blue bars are tasks the chosen "
+                    "groups made worse."),
+    "predicted_vs_actual": ("Predicted vs measured gains",
+                            "One point per (held-out group, task). Points on the dashed y = x line "
+                            "are predicted exactly."),
+}
+
+
+def _notes(report: dict) -> list[str]:
+    gs = report.get("gain_split")
+    fitted = f" (the predictor was fitted on {gs}-split gains)" if gs else ""
+    return [
+        "- **Affinity orientation.** `affinity[i][j]` is the affinity of SOURCE task *i* onto TARGET "
+        "task *j* (ETAP eq. 6): how much a gradient step on task *i* alone lowers task *j*'s loss. "
+        "In the heatmap and in `report.json` rows are sources and columns are targets, so read a "
+        "**row** to see whom a task helps and a **column** to see who helps a task. The matrix is "
+        "not symmetric. The diagonal (a task onto itself) is not used for grouping and is greyed "
+        "out; the colour scale is symmetric around 0 and set by the off-diagonal cells.",
+        "- **Gain** of a task in a group (ETAP eq. 1) = (STL loss \u2212 group loss) / STL loss. "
+        "Positive: the task does better in the group than alone; negative: negative transfer"
+        f"{fitted}.",
+        "- **Chosen loss of a task** in several chosen groups: the test loss from the group with "
+        "the lowest *validation* loss for that task (\"group used\" column; a filled dot in the "
+        "grouping plot, hollow for the other groups holding it).",
+        "- **\u26a0** in the per-task table marks tasks whose test loss under the chosen groups is "
+        "higher than under STL.",
+        "- **Totals** are sums of per-task test losses; tasks with very different loss scales weigh "
+        "differently in them, which is why the per-task plot shows relative changes.",
+        "- \"n/a\" marks a value that is missing or not a number in the report (e.g. a task without "
+        "test labels).",
+    ]
+
+
+def _details(report: dict) -> list[str]:
+    out = []
+    train = report.get("train_groups") or []
+    if train:
+        out += ["<details><summary>Training groups (%d)</summary>" % len(train), ""]
+        out += [f"- {_group(g)}" for g in train]
+        out += ["", "</details>", ""]
+    config = report.get("config") or {}
+    if config:
+        out += ["<details><summary>Training configuration</summary>", ""]
+        out.append(render_table([[k, f"`{v}`"] for k, v in config.items()], ["setting", "value"], "ll"))
+        out += ["", "</details>", ""]
+    seconds = report.get("seconds") or {}
+    if seconds:
+        out += ["<details><summary>Time by stage</summary>", ""]
+        out.append(render_table([[k, f"{_num(v):.1f}"] for k, v in seconds.items()], ["stage", "seconds"]))
+        out += ["", "</details>", ""]
+    return out
+
+
+def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Mapping[str, str] | None = None) -> str:
+    """The text of report.md for ``report``, embedding ``plot_paths`` ({name: relative path})."""
+    skipped = skipped or {}
+    lines = [f"# Task grouping report: {report.get('dataset', '?')}", ""]
+    lines += _summary(report)
+    lines += ["", "## Per-task test loss", ""]
+    lines += _task_table(report)
+    lines += ["", "Gain vs STL = (STL loss \u2212 chosen loss) / STL loss; \u26a0 marks a negative gain. "
+                  "\"Group used\" is the chosen group (numbered as above) whose model gives the task's "
+                  "loss.", "", "## Plots", ""]
+    for name in ("groups", "task_losses", "affinity", "predicted_vs_actual"):
+        title, caption = _CAPTIONS[name]
+        lines += [f"### {title}", ""]
+        if name in plot_paths:
+            lines += [f"![{title}]({plot_paths[name]})", "", caption, ""]
+        else:
+            lines += [f"*Not drawn: {skipped.get(name, 'not available')}.*", ""]
+    lines += ["## How to read this report", ""]
+    lines += _notes(report)
+    lines.append("")
+    lines += _details(report)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_group_report(report: dict, out_dir, *, plots: bool = True) -> Path:
+    """Write ``out_dir/report.md`` (and PNG plots under ``out_dir/plots/``).
+
+    Parameters
+    ----------
+    report : dict
+        The grouping job's report (the content of ``report.json``, see
+        :func:`negtransfer.jobs.grouping.run_grouping`). Missing or NaN values
+        are shown as "n/a"; a plot without data is skipped and the report
+        says why.
+    out_dir : folder to write into (created if needed)
+    plots : draw the PNG plots (set False for a text-only report)
+
+    Returns
+    -------
+    pathlib.Path of report.md
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if plots:
+        made, skipped = _make_plots(report, out_dir)
+    else:
+        made, skipped = {}, {k: "plots were turned off" for k in _CAPTIONS}
+    path = out_dir / "report.md"
+    path.write_text(render_group_report(report, made, skipped), encoding="utf-8")
+    return path
