@@ -12,7 +12,8 @@ end-to-end figure can reach; at large batches the arithmetic itself dominates
 and the ceiling drops.
 
 Run: ``python benchmarks/batched_training.py [--groups 64] [--quick]``.
-The last line is ``batched_vs_sequential_speedup: X`` (batch size 32).
+Batch sizes: the default (32), 256 (arithmetic-bound) and 32. The last line is
+``batched_vs_sequential_speedup: X`` (batch size 32).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def main() -> None:
     groups = random_groups(dataset.n_tasks, args.groups, seed=0)
     default = TrainConfig()
     extra = {"max_epochs": 5} if args.quick else {}
-    sizes = [default.batch_size] if default.batch_size != 32 else []
+    # the default batch size, a large batch (where arithmetic dominates), then 32 last
+    sizes = sorted({default.batch_size, 256} - {32})
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads available; "
           f"torch {torch.__version__}; {len(groups)} random yeast groups (sizes 2..13)")
     print(f"{'batch':>6} {'sequential s':>13} {'batched s':>10} {'speedup':>8} {'bare-step limit':>16} {'of limit':>9} {'epochs':>7} {'identical':>9}")

@@ -97,7 +97,7 @@ def _show(items: Iterable[Any], limit: int = 12) -> str:
 
 
 def _suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -483,7 +483,7 @@ def dataset_from_frame(
             raise DataError("name the label columns: tasks=['a', 'b', ...] (on the command line: --tasks a,b)")
         if not tasks:
             raise DataError("the tasks list is empty; name at least one label column")
-        _require_columns(frame, tasks, "task column(s)" if len(tasks) > 1 else "task column")
+        _require_columns(frame, tasks, "task label column(s)" if len(tasks) > 1 else "task label column")
         layout = "multi-label"
         reserved = set(tasks) | ({time_column} if time_column else set())
         task_names = list(tasks)
@@ -620,7 +620,8 @@ def dataset_from_frame(
             f"encode them (e.g. one-hot with pandas.get_dummies) or leave them out with features=[...] "
             f"(--features)"
         )
-    X = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    # a copy: under pandas copy-on-write, to_numpy may hand back a read-only view
+    X = np.array(frame[features].to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64, copy=True)
     nan_cols = np.isnan(X).any(axis=0)
     if nan_cols.any() and impute is None:
         counts = np.isnan(X).sum(axis=0)

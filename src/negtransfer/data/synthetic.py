@@ -1,0 +1,205 @@
+"""Synthetic tasks with planted clusters and planted negative transfer (known answers).
+
+Construction (in the spirit of the synthetic data of Ma et al., "Modeling Task
+Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts", KDD
+2018, Sec. 3.2, where task relatedness is set by the angle between the tasks'
+projection directions): inputs ``x ~ N(0, I_d)``; cluster ``c`` owns ``K``
+orthonormal directions ``W_c`` (d x K), signs ``a_c`` in {-1, +1}^K and phases
+``phi_c``; task ``t`` in cluster ``c`` is
+
+    f_t(x) = sum_k (a_c + task_spread * e_t)_k * sin(frequency * (W_c^T x)_k + phi_c,k),
+
+standardised to mean 0 and variance 1, with ``e_t ~ N(0, I)``. Regression labels
+are ``f_t(x) + noise * N(0, 1)``; binary labels are ``1[f_t(x) + noise * N(0, 1) > 0]``.
+
+* **Positive transfer** inside a cluster: its tasks are (almost) the same function.
+* **Negative transfer** across clusters (``negative_transfer=True``): clusters use
+  mutually orthogonal directions (independent ones when ``n_clusters * K >
+  n_features``), so a narrow shared network must spend its units on every
+  cluster's sinusoids; hard parameter sharing across clusters starves each one.
+* ``negative_transfer=False``: all clusters read the *same* directions (with their
+  own signs and phases), so one representation serves every task and sharing
+  across clusters is harmless or helpful.
+
+Measured with a shared ReLU MLP (16 -> 32 -> 16, one linear head per task; Adam,
+lr 1e-2, batches of 64, 300 epochs, best validation epoch), defaults, three
+generator seeds, mean test MSE over the 8 tasks:
+one model for all tasks 0.53 / 0.38 / 0.67; one model per planted cluster
+0.25 / 0.26 / 0.24; one model per task 0.32 / 0.28 / 0.49. With
+``task_kind="binary"`` (mean test AUROC): all tasks 0.73 / 0.76 / 0.62, per
+cluster 0.81 / 0.82 / 0.74, per task 0.76 / 0.76 / 0.70 (n_samples=1500).
+With ``negative_transfer=False`` (regression, K=4, frequency 1.5, noise 0.2) the
+all-task model was *better* than the per-cluster models (0.24 vs 0.28, 0.22 vs
+0.25, 0.24 vs 0.35).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from negtransfer.data.build import DataError, dataset_from_frame
+from negtransfer.data.dataset import MultiTaskDataset
+
+__all__ = ["make_synthetic_tasks"]
+
+LAYOUTS = ("multi-label", "per-task-rows")
+
+
+def make_synthetic_tasks(
+    n_tasks: int = 8,
+    n_clusters: int = 2,
+    n_samples: int = 1500,
+    n_features: int = 16,
+    task_kind: str = "regression",
+    negative_transfer: bool = True,
+    noise: float = 0.1,
+    seed: int = 0,
+    *,
+    n_components: int = 4,
+    frequency: float = 2.0,
+    task_spread: float = 0.1,
+    missing: float = 0.0,
+    layout: str = "multi-label",
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+) -> MultiTaskDataset:
+    """Tasks with planted clusters (positive transfer) and planted negative transfer.
+
+    See the module docstring for the construction and measured effects.
+
+    Parameters
+    ----------
+    n_tasks : int
+        Number of tasks, named ``task0`` .. ``task{n-1}`` (zero-padded).
+    n_clusters : int
+        Number of planted clusters; tasks are dealt to clusters evenly, in a
+        seeded random order (so neighbouring task indices are no hint).
+    n_samples : int
+        Rows (multi-label layout), or rows per task (per-task-rows layout).
+    n_features : int
+        Input dimension d.
+    task_kind : {"regression", "binary"}
+    negative_transfer : bool
+        True: clusters read orthogonal directions and compete for a shared
+        representation. False: clusters read the same directions.
+    noise : float
+        Standard deviation of the label noise (targets have unit variance).
+    seed : int
+        Fixes the generated data and the split.
+    n_components : int
+        Sinusoidal components (directions) per cluster, K.
+    frequency : float
+        Frequency of the sinusoids; higher needs more hidden units per cluster.
+    task_spread : float
+        How far a task's component weights stray from its cluster's (0: identical tasks).
+    missing : float
+        Fraction of labels set to NaN at random ("no label"). In the per-task-rows
+        layout a row whose label is removed is dropped.
+    layout : {"multi-label", "per-task-rows"}
+        One table with a label column per task, or ``n_samples`` rows per task
+        (column ``task`` says which) with separate inputs per task.
+    fractions : (float, float, float)
+        Train, validation and test fractions.
+
+    Returns
+    -------
+    MultiTaskDataset
+        ``info["clusters"]``: planted cluster id of each task, in task order;
+        ``info["planted"]``: the generator's parameters.
+    """
+    import pandas as pd
+
+    if task_kind not in ("regression", "binary"):
+        raise DataError(f"task_kind must be 'regression' or 'binary', got {task_kind!r}")
+    if layout not in LAYOUTS:
+        raise DataError(f"layout must be 'multi-label' or 'per-task-rows', got {layout!r}")
+    if n_tasks < 1 or not 1 <= n_clusters <= n_tasks:
+        raise DataError(f"need n_tasks >= 1 and 1 <= n_clusters <= n_tasks, got n_tasks={n_tasks}, n_clusters={n_clusters}")
+    if n_features < 1 or n_components < 1 or n_components > n_features:
+        raise DataError(
+            f"need 1 <= n_components <= n_features, got n_components={n_components}, n_features={n_features}"
+        )
+    if not 0.0 <= missing < 1.0:
+        raise DataError(f"missing is a fraction of labels in [0, 1), got {missing!r}")
+    if noise < 0 or task_spread < 0:
+        raise DataError(f"noise and task_spread must be non-negative, got {noise!r} and {task_spread!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+
+    rng = np.random.default_rng(seed)
+    d, K = n_features, n_components
+    clusters = rng.permutation(np.arange(n_tasks) % n_clusters)
+    basis = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    if not negative_transfer:
+        directions = [basis[:, :K]] * n_clusters
+        how = "shared directions (no planted negative transfer)"
+    elif K * n_clusters <= d:
+        directions = [basis[:, c * K : (c + 1) * K] for c in range(n_clusters)]
+        how = "orthogonal direction blocks per cluster"
+    else:
+        directions = [np.linalg.qr(rng.normal(size=(d, d)))[0][:, :K] for _ in range(n_clusters)]
+        how = "independent random directions per cluster (n_clusters * n_components > n_features)"
+    signs = [rng.choice([-1.0, 1.0], size=K) for _ in range(n_clusters)]
+    phases = [rng.uniform(0.0, 2.0 * np.pi, size=K) for _ in range(n_clusters)]
+
+    per_task = layout == "per-task-rows"
+    n_rows = n_samples * n_tasks if per_task else n_samples
+    X = rng.normal(size=(n_rows, d))
+    Y = np.full((n_rows, n_tasks), np.nan)
+    width = len(str(n_tasks - 1))
+    names = [f"task{t:0{width}d}" for t in range(n_tasks)]
+    for t in range(n_tasks):
+        c = clusters[t]
+        weights = signs[c] + task_spread * rng.normal(size=K)
+        rows = slice(t * n_samples, (t + 1) * n_samples) if per_task else slice(None)
+        f = np.sin(frequency * X[rows] @ directions[c] + phases[c]) @ weights
+        f = (f - f.mean()) / (f.std() or 1.0)
+        y = f + noise * rng.normal(size=f.shape)
+        Y[rows, t] = (y > 0).astype(float) if task_kind == "binary" else y
+    if missing > 0:
+        Y[(rng.random(Y.shape) < missing) & ~np.isnan(Y)] = np.nan
+
+    feature_names = [f"x{i}" for i in range(d)]
+    frame = pd.DataFrame(X, columns=feature_names)
+    if per_task:
+        task_of = np.repeat(np.arange(n_tasks), n_samples)
+        frame["task"] = [names[t] for t in task_of]
+        frame["label"] = Y[np.arange(n_rows), task_of]
+        build = dict(task_column="task", label_column="label")
+    else:
+        for t, name in enumerate(names):
+            frame[name] = Y[:, t]
+        build = dict(tasks=names)
+    planted = dict(
+        n_tasks=n_tasks,
+        n_clusters=n_clusters,
+        n_samples=n_samples,
+        n_features=n_features,
+        task_kind=task_kind,
+        negative_transfer=negative_transfer,
+        noise=noise,
+        n_components=K,
+        frequency=frequency,
+        task_spread=task_spread,
+        missing=missing,
+        layout=layout,
+        directions=how,
+    )
+    ds = dataset_from_frame(
+        frame,
+        features=feature_names,
+        task_kinds={name: task_kind for name in names},
+        seed=seed,
+        fractions=fractions,
+        name="synthetic",
+        info={
+            "source": "negtransfer.data.synthetic.make_synthetic_tasks",
+            "license": "generated (no third-party data)",
+            "planted": planted,
+        },
+        **build,
+    )
+    order = {name: i for i, name in enumerate(names)}
+    ds.info["clusters"] = [int(clusters[order[name]]) for name in ds.task_names]
+    return ds

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from negtransfer.data.synthetic import make_synthetic_tasks
+from negtransfer.jobs.grouping import GroupingOptions, best_group_losses, run_grouping
+from negtransfer.runs.store import RunStore
+from negtransfer.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return make_synthetic_tasks(n_tasks=6, n_clusters=2, n_samples=1000, seed=0)
+
+
+def test_grouping_recovers_planted_clusters(planted, tmp_path):
+    clusters = np.array(planted.info["clusters"])
+    rep = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=8, evaluate=10), TrainConfig(), 0,
+                       RunStore(tmp_path / "s.sqlite")).report
+    A = np.array(rep["affinity"])
+    same = np.equal.outer(clusters, clusters) & ~np.eye(6, dtype=bool)
+    across = ~np.equal.outer(clusters, clusters)
+    assert A[same].mean() > 0 > A[across].mean()  # planted positive / negative transfer
+    names = planted.task_names
+    planted_groups = sorted(sorted(names[t] for t in np.flatnonzero(clusters == c)) for c in set(clusters))
+    assert sorted(sorted(g) for g in rep["selected_groups"]) == planted_groups
+    totals = rep["totals"]
+    assert totals["selected"] < totals["stl"] and totals["selected"] < totals["all_tasks"]
+    assert rep["prediction"]["n_groups"] == 10 and rep["prediction"]["pearson"] > 0.3
+
+
+def test_exhaustive_report_and_resume(tmp_path):
+    ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=400, seed=1)
+    store = RunStore(tmp_path / "s.sqlite")
+    cfg = TrainConfig(max_epochs=20)
+    opts = GroupingOptions(budget=2, n_train_groups=3, exhaustive=True)
+    rep = run_grouping(ds, opts, cfg, 0, store).report
+    for key in ("tasks", "affinity", "selected_groups", "test_loss", "prediction", "optimal", "totals"):
+        assert key in rep
+    assert set(rep["test_loss"]) >= {"stl", "all_tasks", "selected"}
+    assert np.array(rep["affinity"]).shape == (4, 4)
+    # every group of 4 tasks was trained: 15 runs; 4 training groups -> 10 held-out size>=2 groups
+    assert store.count() == 15
+    assert rep["prediction"]["n_groups"] == 11 - len(rep["train_groups"])
+    t = rep["totals"]
+    assert rep["optimal"]["gap"] == pytest.approx((t["selected"] - t["optimal"]) / t["optimal"])
+    assert t["optimal"] == pytest.approx(sum(rep["optimal"]["test_loss"].values()))
+    covered = {t for g in rep["selected_groups"] for t in g}
+    assert covered == set(rep["tasks"]) and len(rep["selected_groups"]) <= 2
+    again = run_grouping(ds, opts, cfg, 0, store).report
+    assert again["runs"]["trained"] == 0 and again["totals"] == rep["totals"]
+
+
+def test_best_group_losses_uses_validation_loss():
+    from negtransfer.train.batched import ModelResult
+
+    def res(g, val, test):
+        return ModelResult(group=g, val_loss=dict(zip(g, val)), test_loss=dict(zip(g, test)),
+                           test_metric={t: 0.0 for t in g}, best_epoch=1, epochs=1)
+
+    results = {(0, 1): res((0, 1), [0.5, 0.2], [0.1, 0.9]), (0,): res((0,), [0.4], [0.3]), (1,): res((1,), [0.3], [0.1])}
+    losses, where = best_group_losses([(0, 1), (0,), (1,)], results, 2)
+    assert losses == {0: 0.3, 1: 0.9} and where == {0: (0,), 1: (0, 1)}
+
+
+def test_options_validation():
+    with pytest.raises(ValueError, match="budget"):
+        GroupingOptions(budget=0).check(4)
+    with pytest.raises(ValueError, match="--tasks"):
+        GroupingOptions().check(30)
