@@ -24,7 +24,7 @@ test-all: $(VENV)/.installed
 	$(PY) -m pytest -q -m ""
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/negtransfer gains --dataset yeast --groups random:16 --sizes 2-5 --seed 0 --out runs/demo
+	$(VENV)/bin/negtransfer group --dataset yeast --budget 3 --train-groups 20 --evaluate 30 --seed 0 --out runs/demo
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/batched_training.py

@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--train-groups", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--gain-split", default="validation")
+    parser.add_argument("--predicted-only", action="store_true",
+                        help="Score training groups by predictions too (the paper's selection).")
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
     config = TrainConfig()
@@ -43,7 +45,7 @@ def main() -> None:
         for n_train in args.train_groups:
             for budget in args.budgets:
                 options = GroupingOptions(budget=budget, n_train_groups=n_train, exhaustive=True,
-                                          gain_split=args.gain_split)
+                                          gain_split=args.gain_split, use_measured=not args.predicted_only)
                 rep = run_grouping(dataset, options, config, seed, store).report
                 t = rep["totals"]
                 rows.append({

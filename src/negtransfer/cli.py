@@ -210,7 +210,7 @@ def group(
     evaluate: int = typer.Option(0, "--evaluate", help="Also measure M random held-out groups and report Pearson and R^2."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
     gain_split: str = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
-    affinity_every: int = typer.Option(1, "--affinity-every", help="Track affinity every k-th step of the all-task run."),
+    affinity_every: int = typer.Option(8, "--affinity-every", help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = typer.Option(Path("runs/group"), "--out", help="Output folder."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
     executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),

@@ -188,6 +188,8 @@ def test_split_helpers():
     assert split_counts(5) == (3, 1, 1)
     assert split_counts(10) == (6, 2, 2)
     assert sum(split_counts(997)) == 997
+    assert split_counts(1, (0.2, 0.5, 0.3)) == (1, 0, 0)  # a stratum's first row always trains
+    assert split_counts(100, (0.2, 0.5, 0.3)) == (20, 50, 30)
 
 
 def test_splits_deterministic_for_a_seed_and_differ_across_seeds():

@@ -11,6 +11,10 @@ from negtransfer.data.build import DataError
 from negtransfer.data.synthetic import make_synthetic_tasks
 
 
+def test_binary_defaults_to_more_rows():
+    assert make_synthetic_tasks(task_kind="binary").X.shape == (3000, 16)
+
+
 def test_defaults_and_planted_clusters():
     ds = make_synthetic_tasks()
     assert ds.X.shape == (1500, 16) and ds.Y.shape == (1500, 8)
@@ -121,3 +125,27 @@ def test_planted_negative_transfer_hurts_hard_sharing(seed):
 def test_without_negative_transfer_sharing_across_clusters_does_not_hurt():
     all_tasks, per_cluster = _mse_all_vs_clusters(make_synthetic_tasks(seed=0, negative_transfer=False))
     assert all_tasks < per_cluster, (all_tasks, per_cluster)
+
+
+def test_planted_negative_transfer_binary():
+    from sklearn.metrics import roc_auc_score
+    from sklearn.neural_network import MLPClassifier
+
+    ds = make_synthetic_tasks(seed=0, task_kind="binary")
+    tr, te = ds.indices("train"), ds.indices("test")
+    clusters = np.array(ds.info["clusters"])
+
+    def fit(cols):
+        model = MLPClassifier(
+            hidden_layer_sizes=(32, 16), learning_rate_init=1e-2, batch_size=64, max_iter=100,
+            tol=0.0, n_iter_no_change=1000, random_state=0,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(ds.X[tr], ds.Y[np.ix_(tr, cols)].astype(int))
+        proba = model.predict_proba(ds.X[te]).reshape(len(te), -1)
+        return [roc_auc_score(ds.Y[te, c], proba[:, i]) for i, c in enumerate(cols)]
+
+    all_tasks = np.mean(fit(list(range(ds.n_tasks))))
+    per_cluster = np.mean([a for c in np.unique(clusters) for a in fit(list(np.flatnonzero(clusters == c)))])
+    assert per_cluster > all_tasks + 0.01, (all_tasks, per_cluster)

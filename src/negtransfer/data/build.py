@@ -135,8 +135,9 @@ _PATTERN_CACHE: dict[tuple[float, float, float], np.ndarray] = {}
 def _split_pattern(fractions: tuple[float, float, float], length: int) -> np.ndarray:
     """The proportional deal sequence: step k gives the split furthest behind its share.
 
-    Any prefix of length m holds ``fractions * m`` of each split up to one row; the
-    first code is always train (ties go to the earlier split).
+    Any prefix of length m holds ``fractions * m`` of each split up to about one
+    row; the first code is always train (so every stratum reaches training) and
+    ties go to the earlier split.
     """
     cached = _PATTERN_CACHE.get(fractions)
     if cached is not None and len(cached) >= length:
@@ -146,7 +147,7 @@ def _split_pattern(fractions: tuple[float, float, float], length: int) -> np.nda
     counts = np.zeros(3)
     out = np.empty(size, dtype=np.int8)
     for k in range(size):
-        s = int(np.argmax(fr * (k + 1) - counts))
+        s = TRAIN if k == 0 else int(np.argmax(fr * (k + 1) - counts))
         counts[s] += 1
         out[k] = s
     _PATTERN_CACHE[fractions] = out

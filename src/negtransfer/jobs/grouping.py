@@ -55,6 +55,9 @@ class GroupingOptions:
         Track affinity every k-th step of the all-task run (1 = every step).
     max_candidates_tasks : int
         All 2^n - 1 groups are candidates up to this many tasks.
+    use_measured : bool
+        Score the training groups by their measured gains (on ``gain_split``)
+        instead of the predictor's output; every other candidate is predicted.
     """
 
     budget: int = 3
@@ -62,9 +65,10 @@ class GroupingOptions:
     evaluate: int = 0
     exhaustive: bool = False
     gain_split: str = "validation"
-    affinity_every: int = 1
+    affinity_every: int = 8
     max_candidates_tasks: int = 16
     chunk_size: int = 64
+    use_measured: bool = True
 
     def check(self, n_tasks: int) -> None:
         if n_tasks < 2:
@@ -173,6 +177,11 @@ def run_grouping(
     predictor = ETAPPredictor(affinity, random_state=seed).fit(U_train, Y_train)
     candidates = all_groups(n)
     predicted = predictor.predict(candidates)
+    if options.use_measured:
+        # Groups already trained score by their measured gains, not predictions.
+        row_of = {tuple(int(i) for i in np.flatnonzero(r)): k for k, r in enumerate(candidates)}
+        for g, gains in zip(train, Y_train):
+            predicted[row_of[g]] = gains
 
     # 5. Exact selection under the budget (singletons predict gain 0 = STL).
     selection = select_groups(candidates, predicted, options.budget)
