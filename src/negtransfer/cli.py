@@ -210,6 +210,7 @@ def group(
     evaluate: int = typer.Option(0, "--evaluate", help="Also measure M random held-out groups and report Pearson and R^2."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
     gain_split: str = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
+    predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
     affinity_every: int = typer.Option(8, "--affinity-every", help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = typer.Option(Path("runs/group"), "--out", help="Output folder."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
@@ -244,7 +245,8 @@ def group(
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
     options = GroupingOptions(budget=budget, n_train_groups=train_groups, evaluate=evaluate, exhaustive=exhaustive,
-                              gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size)
+                              gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size,
+                              use_measured=not predicted_only)
     try:
         options.check(ds.n_tasks)
         runner = make_executor(executor, workers)
