@@ -27,18 +27,10 @@ import torch
 
 from negtransfer.data.builtin import load_builtin
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
+from negtransfer.runs.group_specs import random_groups
 from negtransfer.train.batched import model_seed, train_group_models
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
-
-
-def random_groups(n_tasks: int, count: int, seed: int) -> list[tuple[int, ...]]:
-    rng = np.random.default_rng(seed)
-    out: dict[tuple[int, ...], None] = {}
-    while len(out) < count:
-        size = int(rng.integers(2, n_tasks))
-        out[tuple(sorted(rng.choice(n_tasks, size=size, replace=False).tolist()))] = None
-    return list(out)
 
 
 def bare_step_seconds(dataset, groups, config, repeats: int) -> float:
@@ -95,7 +87,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Fewer epochs, for a smoke run.")
     args = parser.parse_args()
     dataset = load_builtin("yeast", seed=0)
-    groups = random_groups(dataset.n_tasks, args.groups, seed=0)
+    groups = random_groups(dataset.n_tasks, args.groups, (2, dataset.n_tasks - 1), seed=0)
     default = TrainConfig()
     extra = {"max_epochs": 5} if args.quick else {}
     # the default batch size, a large batch (where arithmetic dominates), then 32 last

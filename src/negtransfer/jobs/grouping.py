@@ -162,13 +162,12 @@ def run_grouping(
     seconds["affinity run"] = time.perf_counter() - start
 
     # 3. Training groups: sizes 2..n-1, plus the all-task group.
-    train = [everything]
-    if n > 2:
-        from math import comb
+    from math import comb
 
-        available = sum(comb(n, s) for s in range(2, n))
-        sampled = random_groups(n, min(options.n_train_groups, available), (2, n - 1), seed)
-        train = sampled + train
+    available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
+    train = [everything]
+    if available:
+        train = random_groups(n, min(options.n_train_groups, available), (2, n - 1), seed) + train
     results.update(runs("training groups", train))
     attr_split = options.gain_split
     U_train, Y_train = gain_matrix(train, results, n, split=attr_split)
@@ -216,7 +215,7 @@ def run_grouping(
     if options.exhaustive:
         held_out = [g for g in (tuple(np.flatnonzero(r)) for r in candidates) if len(g) > 1 and g not in train_set]
         held_out = [tuple(int(i) for i in g) for g in held_out]
-    elif options.evaluate > 0 and n > 2:
+    elif options.evaluate > 0 and available:
         pool = [g for g in random_groups(n, min(options.evaluate + len(train), available), (2, n - 1), seed + 1)
                 if g not in train_set]
         held_out = pool[: options.evaluate]
