@@ -1,0 +1,95 @@
+"""Executors: where chunks of group models are trained.
+
+An executor takes chunks (lists of groups), trains each chunk as one vectorised
+stack, and hands every finished chunk's results to a callback in the calling
+process, which writes them to the run store. Callers only see this small
+interface, so a distributed engine (Ray, Dask) can be added as another class.
+Results never depend on the executor: each model's numbers are fixed by
+(dataset, group, seed, config) alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Protocol, Sequence
+
+from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.train.batched import ModelResult, train_group_models
+from negtransfer.train.config import TrainConfig
+
+Group = tuple[int, ...]
+ChunkDone = Callable[[list[ModelResult]], None]
+
+
+class Executor(Protocol):
+    """Trains chunks of groups and reports each finished chunk."""
+
+    def run(
+        self,
+        dataset: MultiTaskDataset,
+        chunks: Sequence[Sequence[Group]],
+        config: TrainConfig,
+        seed: int,
+        on_chunk: ChunkDone,
+    ) -> None: ...
+
+
+class InProcessExecutor:
+    """Trains the chunks one after another in this process (vectorised within a chunk).
+
+    Parameters
+    ----------
+    on_epoch : callable(epoch, models_still_training), optional
+        Fine-grained progress from inside a chunk.
+    """
+
+    def __init__(self, on_epoch: Callable[[int, int], None] | None = None):
+        self.on_epoch = on_epoch
+
+    def run(self, dataset, chunks, config, seed, on_chunk) -> None:
+        for chunk in chunks:
+            on_chunk(train_group_models(dataset, chunk, config, seed, on_epoch=self.on_epoch))
+
+
+def _train_chunk(dataset, chunk, config, seed):
+    return train_group_models(dataset, chunk, config, seed)
+
+
+class ProcessPoolExecutor:
+    """Trains chunks in parallel in a pool of local worker processes.
+
+    Each worker trains one chunk at a time, single-threaded (as every stack is
+    trained), so ``workers`` processes occupy ``workers`` cores.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Number of processes (default: the number of CPU cores).
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+
+    def run(self, dataset, chunks, config, seed, on_chunk) -> None:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_train_chunk, dataset, list(c), config, seed) for c in chunks]
+            try:
+                for fut in cf.as_completed(futures):
+                    on_chunk(fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+
+
+def make_executor(name: str, workers: int | None = None, on_epoch=None) -> Executor:
+    """``"local"`` (in-process, vectorised) or ``"process"`` (local process pool)."""
+    if name == "local":
+        return InProcessExecutor(on_epoch=on_epoch)
+    if name == "process":
+        return ProcessPoolExecutor(workers)
+    raise ValueError(f"unknown executor {name!r}; use 'local' or 'process'")

@@ -1,0 +1,89 @@
+"""Which groups a command should train: ``all``, ``random:N`` or a file of groups."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+Group = tuple[int, ...]
+
+
+def parse_sizes(text: str | None, n_tasks: int) -> tuple[int, int]:
+    """``"2-5"`` -> (2, 5); ``"3"`` -> (3, 3); None -> (2, n_tasks)."""
+    if text is None:
+        return 2, n_tasks
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-", 1))
+        else:
+            lo = hi = int(text)
+    except ValueError:
+        raise ValueError(f"--sizes must look like '2-5' or '3', got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"--sizes needs 1 <= low <= high, got {text!r}")
+    if lo > n_tasks:
+        raise ValueError(f"--sizes {text!r} asks for groups larger than the {n_tasks} tasks available")
+    return lo, min(hi, n_tasks)
+
+
+def random_groups(n_tasks: int, count: int, sizes: tuple[int, int], seed: int) -> list[Group]:
+    """``count`` distinct groups, sizes uniform in ``sizes``, members uniform; seeded."""
+    lo, hi = sizes
+    from math import comb
+
+    available = sum(comb(n_tasks, s) for s in range(lo, hi + 1))
+    if count > available:
+        raise ValueError(f"asked for {count} random groups but only {available} exist with sizes {lo}-{hi}")
+    rng = np.random.default_rng(seed)
+    out: dict[Group, None] = {}
+    while len(out) < count:
+        size = int(rng.integers(lo, hi + 1))
+        out[tuple(sorted(int(i) for i in rng.choice(n_tasks, size=size, replace=False)))] = None
+    return list(out)
+
+
+def every_group(n_tasks: int, sizes: tuple[int, int]) -> list[Group]:
+    """Every group with a size in ``sizes``, smallest first."""
+    lo, hi = sizes
+    return [g for s in range(lo, hi + 1) for g in itertools.combinations(range(n_tasks), s)]
+
+
+def read_group_file(path: str | Path, task_names: Sequence[str]) -> list[Group]:
+    """One group per line, task names separated by ``+`` or ``,``; ``#`` starts a comment."""
+    lookup = {name: i for i, name in enumerate(task_names)}
+    groups: list[Group] = []
+    for lineno, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        names = [n.strip() for n in line.replace(",", "+").split("+") if n.strip()]
+        unknown = [n for n in names if n not in lookup]
+        if unknown:
+            raise ValueError(
+                f"{path}:{lineno}: unknown task(s) {unknown}; known tasks: {', '.join(task_names)}"
+            )
+        groups.append(tuple(sorted({lookup[n] for n in names})))
+    if not groups:
+        raise ValueError(f"{path} lists no groups (one group per line, tasks joined by '+')")
+    return list(dict.fromkeys(groups))
+
+
+def parse_group_spec(spec: str, task_names: Sequence[str], sizes: tuple[int, int], seed: int) -> list[Group]:
+    """Groups for ``--groups all|random:N|FILE``."""
+    n = len(task_names)
+    if spec == "all":
+        return every_group(n, sizes)
+    if spec.startswith("random:"):
+        try:
+            count = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"--groups random:N needs an integer N, got {spec!r}") from None
+        if count < 1:
+            raise ValueError("--groups random:N needs N >= 1")
+        return random_groups(n, count, sizes, seed)
+    if Path(spec).exists():
+        return read_group_file(spec, task_names)
+    raise ValueError(f"--groups must be 'all', 'random:N' or an existing file of groups, got {spec!r}")
