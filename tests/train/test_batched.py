@@ -96,3 +96,48 @@ def test_config_validation_and_hash():
         TrainConfig(optimizer="rmsprop")
     assert TrainConfig().config_hash() == TrainConfig().config_hash()
     assert TrainConfig(lr=0.1).config_hash() != TrainConfig().config_hash()
+
+
+def _per_task_rows_dataset(seed=0):
+    """Per-task rows: each row belongs to one of 4 tasks of very different sizes."""
+    from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
+
+    rng = np.random.default_rng(seed)
+    sizes = [40, 90, 150, 260]
+    row_task = np.repeat(np.arange(4), sizes)
+    X = rng.normal(size=(row_task.size, 5)).astype(np.float32)
+    w = rng.normal(size=5)
+    Y = np.full((row_task.size, 4), np.nan)
+    for t in range(4):
+        rows = row_task == t
+        sign = 1.0 if t < 2 else -1.0
+        Y[rows, t] = (sign * X[rows] @ w + 0.5 * rng.normal(size=rows.sum()) > 0).astype(float)
+    split = rng.choice([0, 0, 0, 1, 2], size=row_task.size).astype(np.int8)
+    tasks = tuple(TaskSpec(f"s{t}", "binary", (0, 1)) for t in range(4))
+    return MultiTaskDataset("rows", tasks, X, Y, split, tuple(f"x{i}" for i in range(5)), row_task=row_task)
+
+
+def test_per_task_rows_models_see_only_their_rows_and_match_alone():
+    ds = _per_task_rows_dataset()
+    cfg = TrainConfig(max_epochs=10, patience=3, lr=0.05)
+    groups = [(0,), (1,), (3,), (0, 1), (2, 3), (0, 1, 2, 3)]
+    together = train_group_models(ds, groups, cfg, seed=2)
+    for g, res in zip(groups, together):
+        alone = train_group_models(ds, [g], cfg, seed=2)[0]
+        assert res.test_loss == alone.test_loss and res.epochs == alone.epochs
+    # rows of other tasks cannot change a model: perturb task 3's features, task 0's STL model is unchanged
+    X = ds.X.copy()
+    X[ds.row_task == 3] += 5.0
+    moved = type(ds)(ds.name, ds.tasks, X, ds.Y, ds.split, ds.feature_names, row_task=ds.row_task)
+    assert train_group_models(moved, [(0,)], cfg, seed=2)[0].test_loss == together[0].test_loss
+    assert train_group_models(moved, [(0, 3)], cfg, seed=2)[0].test_loss != train_group_models(ds, [(0, 3)], cfg, seed=2)[0].test_loss
+
+
+def test_per_task_rows_epoch_covers_only_the_groups_rows():
+    ds = _per_task_rows_dataset()
+    steps = []
+    hook = lambda losses, model, opt: steps.append(1)  # noqa: E731 - counts steps, keeps the default backward
+    cfg = TrainConfig(max_epochs=1, batch_size=16)
+    train_group_models(ds, [(0,)], cfg, seed=0, step_hook=hook)
+    n0 = int(((ds.row_task == 0) & (ds.split == 0)).sum())
+    assert len(steps) == -(-n0 // 16)

@@ -94,8 +94,12 @@ class StackedHardSharingMLP(nn.Module):
         return [self.weights[-1], self.biases[-1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs of every model: (K, B, n_outputs) for inputs (B, n_features)."""
-        h = x.unsqueeze(0).expand(self.n_models, *x.shape)
+        """Outputs of every model, (K, B, n_outputs).
+
+        ``x`` is (B, n_features), shared by all models, or (K, B, n_features),
+        one batch per model.
+        """
+        h = x if x.dim() == 3 else x.unsqueeze(0).expand(self.n_models, *x.shape)
         last = len(self.weights) - 1
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)

@@ -186,7 +186,9 @@ def train_group_models(
     config : TrainConfig
     seed : int
         Fixes the batch order; each model's initialisation comes from
-        :func:`model_seed` (seed, group).
+        :func:`model_seed` (seed, group). For the per-task-rows layout
+        (``dataset.row_task`` set) each model trains on its group's rows only,
+        in an order drawn from its own seed.
     on_epoch : callable(epoch, models_still_training), optional
         Progress callback, called after each epoch.
     step_hook : callable(task_losses, model, optimizer) -> grads or None, optional
@@ -220,6 +222,44 @@ def _padded_batch(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor) -> tuple
         xb = torch.cat([xb, xb.new_zeros(pad, xb.shape[1])])
         yb = torch.cat([yb, yb.new_full((pad, yb.shape[1]), float("nan"))])
     return xb, yb
+
+
+class _PerGroupBatches:
+    """Mini-batches for the per-task-rows layout: each model sees only its group's rows.
+
+    Each model has its own row list (the training rows of its group's tasks) and
+    its own batch order (a generator seeded from the model's seed), so its
+    training is the same alone or in a stack. Within a stack the models step in
+    lockstep; a model that has finished its (shorter) epoch gets empty,
+    unlabelled batches, which leave it untouched, until the longest one is done.
+    Every batch is padded to the same width whatever the stack holds.
+    """
+
+    def __init__(self, dataset: MultiTaskDataset, groups: list[tuple[int, ...]], seeds: list[int], batch_size: int):
+        train = dataset.split == TRAIN
+        self.rows = [torch.from_numpy(np.flatnonzero(train & np.isin(dataset.row_task, g))) for g in groups]
+        self.gens = [torch.Generator().manual_seed((s + 1) % (2**63)) for s in seeds]
+        self.batch_size = batch_size
+        self.width = -(-batch_size // ROW_BLOCK) * ROW_BLOCK
+        n, d = dataset.X.shape
+        self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, d)])
+        self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))])
+        self.pad = n  # index of the zero, unlabelled row
+
+    def epoch(self, models: list[int]):
+        """Yield (x, y) of shapes (len(models), width, d) and (len(models), width, n_tasks)."""
+        bs = self.batch_size
+        n_steps = max(-(-self.rows[k].numel() // bs) for k in models)
+        index = torch.full((len(models), n_steps * bs), self.pad, dtype=torch.long)
+        for pos, k in enumerate(models):
+            rows = self.rows[k]
+            index[pos, : rows.numel()] = rows[torch.randperm(rows.numel(), generator=self.gens[k])]
+        index = index.view(len(models), n_steps, bs)
+        if self.width > bs:
+            index = torch.cat([index, index.new_full((len(models), n_steps, self.width - bs), self.pad)], dim=2)
+        for step in range(n_steps):
+            idx = index[:, step]
+            yield self.X[idx], self.Y[idx]
 
 
 def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
@@ -256,6 +296,7 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook) -> list[ModelResu
     train_rows = torch.from_numpy(np.flatnonzero(dataset.split == TRAIN))
     val_rows = torch.from_numpy(np.flatnonzero(dataset.split == VALIDATION))
     X_val, Y_val = X[val_rows], Y[val_rows]
+    per_group = _PerGroupBatches(dataset, group_idx, seeds, config.batch_size) if dataset.row_task is not None else None
     batch_gen = torch.Generator().manual_seed(int(seed) % (2**63))
     slices = batch_slices(train_rows.numel(), config.batch_size)
 
@@ -268,9 +309,12 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook) -> list[ModelResu
     cur_mask = group_mask
 
     for epoch in range(1, config.max_epochs + 1):
-        order = train_rows[torch.randperm(train_rows.numel(), generator=batch_gen)]
-        for batch in slices:
-            xb, yb = _padded_batch(X, Y, order[batch])
+        if per_group is None:
+            order = train_rows[torch.randperm(train_rows.numel(), generator=batch_gen)]
+            batches = (_padded_batch(X, Y, order[batch]) for batch in slices)
+        else:
+            batches = per_group.epoch(alive.tolist())
+        for xb, yb in batches:
             outputs = model(xb)
             losses, counts = layout.task_losses(outputs, yb)
             has_label = (cur_mask * (counts > 0)).sum(1) > 0

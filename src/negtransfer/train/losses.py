@@ -67,36 +67,40 @@ class TaskLossLayout:
         Parameters
         ----------
         outputs : Tensor, shape (K, B, n_outputs)
-        labels : Tensor, shape (B, n_tasks), NaN where a row has no label.
+        labels : Tensor, shape (B, n_tasks) shared by all models, or (K, B, n_tasks)
+            one batch per model; NaN where a row has no label.
 
         Returns
         -------
         sums : Tensor, shape (K, n_tasks)
             Sum over labelled rows of each task's elementwise loss.
-        counts : Tensor, shape (n_tasks,)
-            Number of labelled rows per task (the same for every model).
+        counts : Tensor, shape (n_tasks,) for shared labels, else (K, n_tasks)
+            Number of labelled rows per task.
         """
+        shared = labels.dim() == 2
+        if shared:
+            labels = labels.unsqueeze(0)
         labelled = ~torch.isnan(labels)
-        counts = labelled.sum(0).to(outputs.dtype)
+        counts = labelled.sum(1).to(outputs.dtype)
         safe = torch.where(labelled, labels, torch.zeros_like(labels))
         weight = labelled.to(outputs.dtype)
-        K = outputs.shape[0]
+        K, B = outputs.shape[0], outputs.shape[1]
         sums = outputs.new_zeros(K, self.n_tasks)
         if self.binary:
             logits = outputs.index_select(2, self._bin_out)
-            elem = _blocked_bce_with_logits(logits, safe[:, self.binary])
-            sums[:, self.binary] = (elem * weight[:, self.binary]).sum(1)
+            elem = _blocked_bce_with_logits(logits, safe[:, :, self.binary])
+            sums[:, self.binary] = (elem * weight[:, :, self.binary]).sum(1)
         if self.regression:
             pred = outputs.index_select(2, self._reg_out)
-            elem = (pred - safe[:, self.regression]) ** 2
-            sums[:, self.regression] = (elem * weight[:, self.regression]).sum(1)
+            elem = (pred - safe[:, :, self.regression]) ** 2
+            sums[:, self.regression] = (elem * weight[:, :, self.regression]).sum(1)
         for i in self.multiclass:
             logits = outputs[:, :, self.output_slice(i)]
-            B, C = logits.shape[1], logits.shape[2]
-            target = safe[:, i].long().expand(K, B).reshape(-1)
+            C = logits.shape[2]
+            target = safe[:, :, i].long().expand(K, B).reshape(-1)
             elem = F.cross_entropy(logits.reshape(K * B, C), target, reduction="none").reshape(K, B)
-            sums[:, i] = (elem * weight[:, i]).sum(1)
-        return sums, counts
+            sums[:, i] = (elem * weight[:, :, i]).sum(1)
+        return sums, (counts[0] if shared else counts)
 
     def task_losses(self, outputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss per model and task over labelled rows (0 where a task has none).
@@ -104,7 +108,7 @@ class TaskLossLayout:
         Returns
         -------
         losses : Tensor, shape (K, n_tasks)
-        counts : Tensor, shape (n_tasks,)
+        counts : Tensor, shape (n_tasks,) or (K, n_tasks), as in :meth:`loss_sums`
         """
         sums, counts = self.loss_sums(outputs, labels)
         return sums / counts.clamp(min=1.0), counts
