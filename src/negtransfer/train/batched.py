@@ -38,7 +38,7 @@ from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
-from negtransfer.train.metrics import task_metric
+from negtransfer.train.metrics import classification_losses, task_metric
 
 MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
@@ -84,6 +84,11 @@ class ModelResult:
         Epoch (1-based) whose weights were kept, and epochs actually run.
     seconds : float
         Wall time of the stack this model was trained in, divided by its size.
+    extra : dict
+        For classification tasks, ``{split}_{name}`` -> {task: value} for the
+        validation and test splits, with the names of
+        :func:`~negtransfer.train.metrics.classification_losses` (``margin_loss``,
+        ``zero_one``, ``accuracy``).
     """
 
     group: tuple[int, ...]
@@ -368,17 +373,24 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     split = torch.from_numpy(dataset.split.astype(np.int64))
     val = torch.nonzero(split == VALIDATION).flatten()
     test = torch.nonzero(split == TEST).flatten()
-    val_losses, _ = layout.task_losses(model(X[val]), Y[val])
-    test_out = model(X[test])
+    val_out, test_out = model(X[val]), model(X[test])
+    val_losses, _ = layout.task_losses(val_out, Y[val])
     test_losses, _ = layout.task_losses(test_out, Y[test])
-    Y_test = dataset.Y[test.numpy()]
+    labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}
+    outputs = {"val": val_out, "test": test_out}
     results = []
     for k, g in enumerate(group_idx):
-        metrics = {}
+        metrics, extra = {}, {}
         for t in g:
-            labelled = ~np.isnan(Y_test[:, t])
-            pred = layout.predictions(test_out[k], t).numpy()[labelled]
-            metrics[t] = task_metric(dataset.tasks[t], Y_test[labelled, t], pred)
+            task = dataset.tasks[t]
+            for part in ("val", "test"):
+                labelled = ~np.isnan(labels[part][:, t])
+                y = labels[part][labelled, t]
+                pred = layout.predictions(outputs[part][k], t).numpy()[labelled]
+                if part == "test":
+                    metrics[t] = task_metric(task, y, pred)
+                for name, value in classification_losses(task, y, pred).items():
+                    extra.setdefault(f"{part}_{name}", {})[t] = value
         results.append(
             ModelResult(
                 group=g,
@@ -388,6 +400,7 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
                 best_epoch=int(best_epoch[k]),
                 epochs=int(epochs_run[k]),
                 seconds=seconds,
+                extra=extra,
             )
         )
     return results

@@ -7,6 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
+# Bumped when stored run results gain or change fields, so old stores are not reused.
+RESULT_FORMAT = 2
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How every model of a run is trained.
@@ -71,6 +75,6 @@ class TrainConfig:
         return asdict(self)
 
     def config_hash(self) -> str:
-        """Stable hash of every field: part of each stored run's key."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Stable hash of every field and of the result format: part of each stored run's key."""
+        blob = json.dumps({**self.to_dict(), "result_format": RESULT_FORMAT}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -48,3 +48,27 @@ def task_metric(task: TaskSpec, y_true: np.ndarray, prediction: np.ndarray) -> f
         return float(np.mean(np.argmax(prediction, axis=-1) == y_true.astype(int)))
     scale = task.target_std**2
     return float(np.mean((prediction - y_true) ** 2) * scale)
+
+
+def classification_losses(task: TaskSpec, y_true: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """Margin, 0-1 loss and accuracy of a classification task; {} for regression.
+
+    ``margin_loss`` is the negative classification margin of the surrogate
+    paper (the highest other class probability minus the correct class's),
+    averaged over rows: in [-1, 1], lower is better. ``zero_one`` is the error
+    rate and ``accuracy`` its complement (threshold 0.5 / arg-max).
+    """
+    if task.kind == "regression" or y_true.size == 0:
+        return {}
+    y = y_true.astype(int)
+    if task.kind == "binary":
+        probs = np.stack([1 - prediction, prediction], axis=-1)
+    else:
+        probs = prediction
+    rows = np.arange(y.size)
+    correct = probs[rows, y]
+    others = probs.copy()
+    others[rows, y] = -np.inf
+    margin = float(np.mean(others.max(axis=1) - correct))
+    accuracy = float(np.mean(np.argmax(probs, axis=1) == y))
+    return {"margin_loss": margin, "zero_one": 1.0 - accuracy, "accuracy": accuracy}
