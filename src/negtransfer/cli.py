@@ -265,6 +265,72 @@ def group(
         _print_group_summary(report, out / "report.json", md)
 
 
+@app.command()
+def sources(
+    target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),
+    alpha: int = typer.Option(5, "--alpha", help="Sources per sampled subset."),
+    subsets: int = typer.Option(200, "--subsets", help="Subsets the surrogate is fitted on."),
+    holdout: int = typer.Option(100, "--holdout", help="Further subsets for negative-transfer prediction."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="f(S): margin (default, classification), cross_entropy, zero_one, mse (regression)."),
+    ridge: float = typer.Option(0.0, "--ridge", help="Ridge penalty of the surrogate (0 = least squares)."),
+    no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
+    out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
+    executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --executor process."),
+    chunk_size: int = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    impute: Optional[str] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Choose source tasks for a target with a surrogate model of its loss over source subsets.
+
+    Writes report.json (relevance scores, threshold, selection, holdout F1 and
+    Spearman, the target's test loss and metric under STL, all sources, the
+    selection and the baselines) and report.md with plots.
+    """
+    from negtransfer.jobs.sources import SourceOptions, run_sources
+    from negtransfer.report.sources import write_sources_report
+    from negtransfer.runs.executors import make_executor
+    from negtransfer.runs.store import RunStore
+
+    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
+                            ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size)
+    try:
+        options.check(ds)
+        runner = make_executor(executor, workers)
+    except ValueError as exc:
+        _fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    run_store = RunStore(store or out / "runs.sqlite")
+    with _stage_progress(quiet) as progress:
+        report = run_sources(ds, options, config, seed, run_store, executor=runner, progress=progress)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    md = write_sources_report(report, out)
+    if not quiet:
+        tl = report["test_loss"]
+        typer.echo(f"target {report['target']}: selected {len(report['selected'])} of {report['n_sources']} sources "
+                   f"(threshold {report['threshold']:.1f}): {', '.join(report['selected']) or 'none'}")
+        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in tl.items()))
+        h = report["holdout"]
+        if h.get("n"):
+            typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
+        typer.echo(f"report: {md}")
+
+
 @contextmanager
 def _stage_progress(quiet: bool):
     """One progress bar per stage of a job: ``progress(stage, done, total)``."""

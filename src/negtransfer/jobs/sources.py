@@ -1,0 +1,242 @@
+"""Source-task selection for one target task with surrogate task models.
+
+``negtransfer sources`` (paper: papers/surrogate-negative-transfer.txt):
+
+1. STL for the target, and the target trained with all sources.
+2. ``n_subsets + holdout`` random subsets of ``alpha`` sources, each trained
+   with the target (vectorised, through the run store); f(S) = the target's
+   *validation* loss (margin, cross-entropy, 0-1 or MSE).
+3. A linear surrogate g(S) = sum of theta_i (eq. 2-3) fitted on the first
+   ``n_subsets``; on the ``holdout`` subsets, negative-transfer prediction
+   (F1 of the minority class, Spearman of g vs f) and the error curve as n grows.
+4. Threshold gamma over the paper's grid: every distinct selection
+   {i : theta_i < gamma} is trained with the target (one stack) and gamma is
+   the one whose model has the lowest target validation loss. The test split is
+   only used for the final report.
+5. Baselines on the same runs: STL, all sources, the top-m sources by pairwise
+   gain (HOA-style, first order; m = the size of the selection), and the top-m
+   by ETAP affinity onto the target from one all-task run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.runs.executors import Executor
+from negtransfer.runs.runner import ensure_runs
+from negtransfer.runs.store import RunStore
+from negtransfer.train.batched import ModelResult
+from negtransfer.train.config import TrainConfig
+
+Group = tuple[int, ...]
+LOSSES = ("margin", "cross_entropy", "zero_one", "mse")
+
+
+@dataclass
+class SourceOptions:
+    """Choices of one source-selection job.
+
+    Parameters
+    ----------
+    target : str
+        Target task name.
+    alpha : int
+        Sources per sampled subset (paper: 5 worked best).
+    n_subsets : int
+        Subsets the surrogate is fitted on (paper: n <= 8k suffices).
+    holdout : int
+        Further subsets for negative-transfer prediction (paper: 100).
+    loss : {"margin", "cross_entropy", "zero_one", "mse"} or None
+        f(S); default: the negative classification margin for classification
+        (the paper's best) and MSE for regression.
+    ridge : float
+        Ridge penalty of the surrogate (0 = least squares, eq. 3).
+    affinity_baseline : bool
+        Also rank sources by ETAP affinity onto the target (one extra run).
+    """
+
+    target: str
+    alpha: int = 5
+    n_subsets: int = 200
+    holdout: int = 100
+    loss: str | None = None
+    ridge: float = 0.0
+    affinity_baseline: bool = True
+    chunk_size: int = 64
+
+    def check(self, dataset: MultiTaskDataset) -> None:
+        dataset.task_index([self.target])
+        k = dataset.n_tasks - 1
+        if k < 1:
+            raise ValueError("source selection needs at least one source task besides the target")
+        if not 1 <= self.alpha <= k:
+            raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+        if self.n_subsets < 2 or self.holdout < 0:
+            raise ValueError("--subsets must be >= 2 and --holdout >= 0")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        kind = dataset.tasks[dataset.task_index([self.target])[0]].kind
+        if kind == "regression" and self.loss not in (None, "mse"):
+            raise ValueError(f"target {self.target!r} is a regression task: use --loss mse")
+        if kind != "regression" and self.loss == "mse":
+            raise ValueError(f"target {self.target!r} is a classification task: --loss mse does not apply")
+
+
+def target_loss(result: ModelResult, task: int, loss: str, split: str = "val") -> float:
+    """The target's loss of one run: ``margin``, ``zero_one``, or the training loss."""
+    if loss in ("cross_entropy", "mse"):
+        return (result.val_loss if split == "val" else result.test_loss)[task]
+    name = {"margin": "margin_loss", "zero_one": "zero_one"}[loss]
+    return result.extra[f"{split}_{name}"][task]
+
+
+def run_sources(
+    dataset: MultiTaskDataset,
+    options: SourceOptions,
+    config: TrainConfig,
+    seed: int,
+    store: RunStore,
+    *,
+    executor: Executor | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
+    """Run the whole source-selection job and return its report (see module doc)."""
+    from negtransfer.gains.surrogate import LinearSurrogate
+    from negtransfer.select.sources import (
+        DEFAULT_GAMMA_GRID,
+        choose_threshold,
+        negative_transfer_metrics,
+        sample_subsets,
+        select_sources,
+        surrogate_error_curve,
+        top_m_by_pairwise_gain,
+    )
+
+    options.check(dataset)
+    t0 = time.perf_counter()
+    names = dataset.task_names
+    t = dataset.task_index([options.target])[0]
+    kind = dataset.tasks[t].kind
+    loss = options.loss or ("mse" if kind == "regression" else "margin")
+    sources = [i for i in range(dataset.n_tasks) if i != t]
+    k = len(sources)
+    runs_used: dict[str, int] = {}
+
+    def with_target(chosen) -> Group:
+        return tuple(sorted({t, *(int(s) for s in chosen)}))
+
+    def train(label: str, groups: list[Group]) -> dict[Group, ModelResult]:
+        cb = (lambda done, total: progress(label, done, total)) if progress else None
+        return ensure_runs(dataset, groups, config, seed, store, executor=executor,
+                           chunk_size=options.chunk_size, on_progress=cb)
+
+    stl, everything = (t,), tuple(range(dataset.n_tasks))
+    S_all = sample_subsets(k, options.alpha, options.n_subsets + options.holdout, seed)
+    subset_groups = [with_target(np.asarray(sources)[row]) for row in S_all]
+    pair_groups = [with_target([s]) for s in sources]
+    results = train("STL, all sources, subsets", [stl, everything] + subset_groups)
+    results.update(train("pairwise runs", pair_groups))
+
+    f_stl = target_loss(results[stl], t, loss)
+    f_all = np.array([target_loss(results[g], t, loss) for g in subset_groups])
+    n_fit = options.n_subsets
+    S_fit, f_fit = S_all[:n_fit], f_all[:n_fit]
+    surrogate = LinearSurrogate(alpha=options.ridge).fit(S_fit, f_fit, stl_loss=f_stl)
+    theta = np.asarray(surrogate.theta_, dtype=float)
+
+    holdout: dict = {"n_subsets": int(options.holdout)}
+    points = []
+    if options.holdout:
+        S_hold, f_hold = S_all[n_fit:], f_all[n_fit:]
+        pred_hold = surrogate.predict(S_hold)
+        holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
+        points = [{"sources": [names[sources[j]] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a)}
+                  for row, p, a in zip(S_hold, pred_hold, f_hold)]
+        sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})
+        curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=options.holdout, stl_loss=f_stl,
+                                      surrogate=LinearSurrogate(alpha=options.ridge if options.ridge else 1e-6))
+        holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
+
+    # Threshold: train every distinct selection over the grid at once, judge on validation.
+    grid = np.asarray(DEFAULT_GAMMA_GRID, dtype=float)
+    selection_of = {float(g): with_target(np.asarray(sources)[select_sources(theta, g)]) for g in grid}
+    candidates = list(dict.fromkeys(selection_of.values()))
+    results.update(train("threshold candidates", candidates))
+    val_loss = lambda gamma: target_loss(results[selection_of[float(gamma)]], t, loss)  # noqa: E731
+    choice = choose_threshold(val_loss, grid, theta=theta)
+    selected_group = selection_of[float(choice.gamma)]
+    selected = [s for s in selected_group if s != t]
+
+    # Baselines with as many sources as the selection (at least one).
+    m = max(1, len(selected))
+    pair_gain = np.array([(f_stl - target_loss(results[with_target([s])], t, loss)) / abs(f_stl) for s in sources])
+    pairwise_group = with_target(np.asarray(sources)[top_m_by_pairwise_gain(pair_gain, m)])
+    methods: dict[str, Group] = {"stl": stl, "all_sources": everything, "selected": selected_group,
+                                 "pairwise_top_m": pairwise_group}
+    runs_used = {"stl": 1, "all_sources": 1, "selected": 1 + len(subset_groups) + len(candidates),
+                 "pairwise_top_m": 1 + len(pair_groups) + 1}
+    affinity_scores = None
+    if options.affinity_baseline:
+        from negtransfer.affinity.training import measure_affinity
+
+        A = measure_affinity(dataset, config, seed, store=store)
+        affinity_scores = {names[s]: float(A[s, t]) for s in sources}
+        top = np.argsort(-A[sources, t], kind="stable")[:m]
+        methods["affinity_top_m"] = with_target(np.asarray(sources)[top])
+        runs_used["affinity_top_m"] = 1 + 1 + 1
+    results.update(train("final models", list(dict.fromkeys(methods.values()))))
+
+    def test_of(group: Group, name: str) -> float:
+        if name == "loss":
+            return results[group].test_loss[t]
+        if name == "metric":
+            return results[group].test_metric[t]
+        return results[group].extra.get(f"test_{name}", {}).get(t, float("nan"))
+
+    report = {
+        "dataset": dataset.name,
+        "fingerprint": dataset.fingerprint(),
+        "seed": seed,
+        "target": names[t],
+        "loss": loss,
+        "alpha": options.alpha,
+        "n_sources": k,
+        "relevance": {names[s]: float(v) for s, v in zip(sources, theta)},
+        "relevance_scale": "relative change of the target's validation loss vs STL per source (negative = helps)",
+        "threshold": float(choice.gamma),
+        "threshold_grid": {f"{g:.1f}": {"sources": len(selection_of[float(g)]) - 1,
+                                         "val_loss": val_loss(g)} for g in grid},
+        "selected": [names[s] for s in selected],
+        "holdout": holdout,
+        "holdout_points": points,
+        "stl_val_loss": f_stl,
+        "test_loss": {key: test_of(g, "loss") for key, g in methods.items()},
+        "test_metric_name": dataset.tasks[t].metric_name,
+        "test_metric": {key: test_of(g, "metric") for key, g in methods.items()},
+        "test_accuracy": {key: test_of(g, "accuracy") for key, g in methods.items()} if kind != "regression" else None,
+        "methods": {key: [names[s] for s in g if s != t] for key, g in methods.items()},
+        "runs": runs_used,
+        "pairwise_gain": {names[s]: float(g) for s, g in zip(sources, pair_gain)},
+        "affinity_onto_target": affinity_scores,
+        "config": config.to_dict(),
+        "seconds": time.perf_counter() - t0,
+    }
+    return _plain(report)
+
+
+def _plain(value):
+    """JSON-friendly copy: numpy scalars to Python, NaN kept as float."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,138 @@
+"""Report of a source-selection job: ``report.md`` and three plots.
+
+Plots: relevance scores with the chosen threshold, predicted vs measured f(S)
+on the holdout subsets, and the surrogate's held-out error as the number of
+training subsets grows (paper Figure 6). matplotlib is imported inside the
+plotting functions only.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from negtransfer.report.markdown import render_table
+from negtransfer.report.plots import _new_figure, _save
+
+METHOD_LABELS = {
+    "stl": "STL (target alone)",
+    "all_sources": "all sources",
+    "selected": "**surrogate selection**",
+    "pairwise_top_m": "top-m by pairwise gain (HOA-style)",
+    "affinity_top_m": "top-m by ETAP affinity",
+}
+
+
+def plot_relevance(relevance: dict, threshold: float, selected, path) -> Path:
+    """Horizontal bars of theta per source, sorted, with the threshold line."""
+    items = sorted(relevance.items(), key=lambda kv: kv[1])
+    height = max(3.0, 0.22 * len(items) + 1.2)
+    fig = _new_figure(7.0, height)
+    ax = fig.add_subplot(1, 1, 1)
+    chosen = set(selected)
+    colours = ["#2b8cbe" if name in chosen else "#bdbdbd" for name, _ in items]
+    ax.barh(range(len(items)), [v for _, v in items], color=colours)
+    ax.set_yticks(range(len(items)), [name for name, _ in items], fontsize=7 if len(items) > 25 else 9)
+    ax.axvline(threshold, color="#d7301f", linestyle="--", label=f"threshold gamma = {threshold:.1f}")
+    ax.axvline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("relevance score theta (relative change of the target's loss; negative = helps)")
+    ax.set_title("Relevance of each source (blue: selected)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_surrogate_fit(points, stl_loss: float, path) -> Path:
+    """Predicted g(S) vs measured f(S) on holdout subsets, with the STL line."""
+    fig = _new_figure(5.5, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    pred = [p["predicted"] for p in points]
+    act = [p["actual"] for p in points]
+    ax.scatter(pred, act, s=14, alpha=0.7, color="#2b8cbe")
+    lo, hi = min(pred + act + [stl_loss]), max(pred + act + [stl_loss])
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":", label="y = x")
+    ax.axhline(stl_loss, color="#d7301f", linewidth=0.8, label="STL loss")
+    ax.axvline(stl_loss, color="#d7301f", linewidth=0.8)
+    ax.set_xlabel("predicted target loss g(S)")
+    ax.set_ylabel("measured target loss f(S)")
+    ax.set_title("Holdout subsets: above the red line = negative transfer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_error_curve(curve: dict, path) -> Path:
+    """Held-out MSE of the surrogate against the number of fitted subsets."""
+    fig = _new_figure(5.5, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    sizes = curve.get("n_subsets") or []
+    mse = curve.get("mse") or []
+    ax.plot(sizes, mse, marker="o", color="#2b8cbe")
+    ax.set_xlabel("subsets the surrogate is fitted on (n)")
+    ax.set_ylabel("holdout mean squared error")
+    ax.set_title("Surrogate error vs n (paper Figure 6)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.4f}"
+
+
+def write_sources_report(report: dict, out_dir) -> Path:
+    """Write ``report.md`` (and ``plots/*.png``) for a ``negtransfer sources`` run."""
+    out_dir = Path(out_dir)
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, str]] = []
+    plot_relevance(report["relevance"], report["threshold"], report["selected"], plots / "relevance.png")
+    figures.append(("Relevance scores and threshold", "plots/relevance.png"))
+    if report["holdout_points"]:
+        plot_surrogate_fit(report["holdout_points"], report["stl_val_loss"], plots / "surrogate_fit.png")
+        figures.append(("Predicted vs measured f(S) on the holdout", "plots/surrogate_fit.png"))
+    curve = report["holdout"].get("error_curve")
+    if curve:
+        plot_error_curve(curve, plots / "error_curve.png")
+        figures.append(("Surrogate error vs number of subsets", "plots/error_curve.png"))
+
+    hold = report["holdout"]
+    lines = [
+        f"# Source selection for target `{report['target']}` ({report['dataset']})",
+        "",
+        f"{report['n_sources']} candidate sources, subsets of {report['alpha']}, f(S) = target validation "
+        f"{report['loss']} loss, seed {report['seed']}.",
+        "",
+        f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.1f}): "
+        + (", ".join(report["selected"]) if report["selected"] else "none (the target alone is best)"),
+        "",
+    ]
+    if hold.get("n"):
+        lines.append(
+            f"**Negative-transfer prediction** on {hold['n']} holdout subsets: F1 of the minority class "
+            f"({hold.get('minority')}) {_fmt(hold.get('f1'))}, Spearman of g vs f {_fmt(hold.get('spearman'))}."
+        )
+        lines.append("")
+    metric = report["test_metric_name"]
+    rows = []
+    for key, label in METHOD_LABELS.items():
+        if key not in report["test_loss"]:
+            continue
+        acc = report["test_accuracy"][key] if report.get("test_accuracy") else None
+        rows.append([label, str(len(report["methods"][key])), _fmt(report["test_loss"][key]),
+                     _fmt(report["test_metric"][key]), _fmt(acc), str(report["runs"][key])])
+    lines += ["## Target's test results", "",
+              render_table(rows, ["method", "sources", "test loss", f"test {metric}", "test accuracy", "runs needed"]),
+              "", "Runs needed counts the trained models each method relies on (STL included where it is used).", ""]
+    lines += ["## Plots", ""]
+    for title, rel in figures:
+        lines += [f"### {title}", "", f"![{title}]({rel})", ""]
+    lines += ["## How to read", "",
+              "- A relevance score theta_i is the surrogate's estimate of how much adding source i changes the "
+              "target's validation loss, relative to training the target alone: negative helps, positive hurts.",
+              "- Sources with theta below the threshold are selected; the threshold is the grid value whose "
+              "selection gave the lowest target validation loss.", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

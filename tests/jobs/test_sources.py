@@ -1,0 +1,65 @@
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from negtransfer.cli import app
+from negtransfer.data.synthetic import make_synthetic_tasks
+from negtransfer.jobs.sources import SourceOptions, run_sources
+from negtransfer.runs.store import RunStore
+from negtransfer.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def planted_rows():
+    return make_synthetic_tasks(n_tasks=10, n_clusters=2, task_kind="binary", layout="per-task-rows",
+                                n_samples=400, seed=0)
+
+
+def test_surrogate_selects_the_planted_cluster(planted_rows, tmp_path):
+    ds = planted_rows
+    clusters = np.array(ds.info["clusters"])
+    target = 0
+    rep = run_sources(ds, SourceOptions(target=ds.task_names[target], alpha=3, n_subsets=40, holdout=20),
+                      TrainConfig(), 0, RunStore(tmp_path / "s.sqlite"))
+    mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[target]) if i != target}
+    assert set(rep["selected"]) == mates
+    # relevance scores: planted helpers negative on average, the other cluster positive
+    rel = rep["relevance"]
+    assert np.mean([rel[m] for m in mates]) < 0 < np.mean([v for k, v in rel.items() if k not in mates])
+    tl = rep["test_loss"]
+    assert tl["selected"] < tl["stl"] and tl["selected"] < tl["all_sources"]
+    assert rep["holdout"]["n"] == 20 and rep["holdout"]["spearman"] > 0.3
+    assert set(rep["methods"]) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
+    assert rep["runs"]["selected"] >= 61  # STL + 60 subsets + threshold candidates
+
+
+def test_options_are_checked(planted_rows):
+    with pytest.raises(ValueError, match="unknown task"):
+        SourceOptions(target="nope").check(planted_rows)
+    with pytest.raises(ValueError, match="--alpha"):
+        SourceOptions(target="task0", alpha=20).check(planted_rows)
+    with pytest.raises(ValueError, match="mse"):
+        SourceOptions(target="task0", loss="mse").check(planted_rows)
+
+
+def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
+    ds = planted_rows
+    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+    frame["state"] = [ds.task_names[i] for i in ds.row_task]
+    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
+                                   "--target", "task0", "--alpha", "3", "--subsets", "30", "--holdout", "10",
+                                   "--no-affinity", "--epochs", "20", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    rep = json.loads((out / "report.json").read_text())
+    for key in ("target", "relevance", "threshold", "selected", "holdout", "test_loss"):
+        assert key in rep
+    assert set(rep["test_loss"]) == {"stl", "all_sources", "selected", "pairwise_top_m"}
+    assert {"f1", "spearman", "n_subsets"} <= set(rep["holdout"])
+    assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
