@@ -274,6 +274,8 @@ def sources(
     loss: Optional[str] = typer.Option(None, "--loss", help="f(S): margin (default, classification), cross_entropy, zero_one, mse (regression)."),
     ridge: float = typer.Option(0.0, "--ridge", help="Ridge penalty of the surrogate (0 = least squares)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
+    data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
+    steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
     out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
     executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
@@ -308,7 +310,8 @@ def sources(
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
-                            ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size)
+                            ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
+                            data_fraction=data_fraction, steps_fraction=steps_fraction)
     try:
         options.check(ds)
         runner = make_executor(executor, workers)

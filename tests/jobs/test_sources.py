@@ -63,3 +63,18 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     assert set(rep["test_loss"]) == {"stl", "all_sources", "selected", "pairwise_top_m"}
     assert {"f1", "spearman", "n_subsets"} <= set(rep["holdout"])
     assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
+
+
+def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
+    ds = planted_rows
+    part = ds.with_train_fraction(0.4, seed=0)
+    n_train = int((ds.split == 0).sum())
+    assert int((part.split == 0).sum()) == round(0.4 * n_train)
+    assert (part.split == 1).sum() == (ds.split == 1).sum() and part.fingerprint() != ds.fingerprint()
+    store = RunStore(tmp_path / "s.sqlite")
+    rep = run_sources(ds, SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=10, data_fraction=0.4,
+                                        steps_fraction=0.2, affinity_baseline=False), TrainConfig(), 0, store)
+    assert rep["speedup"] == {"data_fraction": 0.4, "steps_fraction": 0.2}
+    assert rep["selected"]  # still finds helpful sources
+    with pytest.raises(ValueError, match="fraction"):
+        SourceOptions(target="task0", data_fraction=0).check(ds)

@@ -111,6 +111,9 @@ def test_metrics_minority_positive_and_tie_rule():
     assert (m["precision"], m["recall"]) == (pytest.approx(0.5), pytest.approx(1.0))
     assert m["f1"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(f1_score(actual < stl, predicted < stl))
+    # A predicted loss equal to STL predicts negative transfer, like an actual one.
+    tie = negative_transfer_metrics([1.0, 0.5], [1.2, 0.6], 1.0)
+    assert tie["accuracy"] == 1.0 and tie["f1"] == 1.0 and tie["n_negative"] == 1
     # Balanced classes: the minority is "negative" by convention.
     assert negative_transfer_metrics([0.5, 1.5], [0.5, 1.5], 1.0)["minority"] == "negative"
 

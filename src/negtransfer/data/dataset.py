@@ -17,6 +17,7 @@ import numpy as np
 TaskKind = Literal["binary", "multiclass", "regression"]
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
+UNUSED = 3  # rows left out of every split (e.g. by with_train_fraction)
 SPLIT_NAMES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 
 
@@ -81,7 +82,7 @@ class MultiTaskDataset:
         Labels: 0/1 for binary, class index for multiclass, standardised value for
         regression. NaN means "no label" and is masked out of every loss.
     split : ndarray of int8, shape (N,)
-        0 = train, 1 = validation, 2 = test. Fixed by the seed at construction.
+        0 = train, 1 = validation, 2 = test (3 = unused). Fixed by the seed at construction.
     feature_names : tuple of str
     row_task : ndarray of int, shape (N,), optional
         Task index of each row for the per-task-rows layout; None for multi-label.
@@ -167,6 +168,25 @@ class MultiTaskDataset:
             row_task=row_task,
             info={**self.info, "task_subset": list(names)},
         )
+
+    def with_train_fraction(self, fraction: float, seed: int = 0) -> "MultiTaskDataset":
+        """A copy training on a seeded random ``fraction`` of the training rows.
+
+        The other training rows are marked unused (split code 3); validation and
+        test rows are unchanged. Used for the surrogate paper's speed-up of
+        training each subset model on part of the data.
+        """
+        if not 0 < fraction <= 1:
+            raise ValueError(f"the training fraction must be in (0, 1], got {fraction}")
+        if fraction == 1:
+            return self
+        train = np.flatnonzero(self.split == TRAIN)
+        rng = np.random.default_rng(seed)
+        drop = rng.permutation(train)[: int(round(len(train) * (1 - fraction)))]
+        split = self.split.copy()
+        split[drop] = UNUSED
+        return MultiTaskDataset(self.name, self.tasks, self.X, self.Y, split, self.feature_names,
+                                row_task=self.row_task, info={**self.info, "train_fraction": fraction})
 
     def fingerprint(self) -> str:
         """A content hash of the arrays, splits and task specs (hex, 16 chars).

@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -58,6 +58,11 @@ class SourceOptions:
         Ridge penalty of the surrogate (0 = least squares, eq. 3).
     affinity_baseline : bool
         Also rank sources by ETAP affinity onto the target (one extra run).
+    data_fraction, steps_fraction : float
+        The paper's speed-up: each *subset* model (the surrogate's training and
+        holdout runs) uses this fraction of the training rows and of the epoch
+        budget; STL, the threshold candidates and the final models are trained
+        in full.
     """
 
     target: str
@@ -68,6 +73,8 @@ class SourceOptions:
     ridge: float = 0.0
     affinity_baseline: bool = True
     chunk_size: int = 64
+    data_fraction: float = 1.0
+    steps_fraction: float = 1.0
 
     def check(self, dataset: MultiTaskDataset) -> None:
         dataset.task_index([self.target])
@@ -76,6 +83,8 @@ class SourceOptions:
             raise ValueError("source selection needs at least one source task besides the target")
         if not 1 <= self.alpha <= k:
             raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+        if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
+            raise ValueError("--data-fraction and --steps-fraction must be in (0, 1]")
         if self.n_subsets < 2 or self.holdout < 0:
             raise ValueError("--subsets must be >= 2 and --holdout >= 0")
         if self.loss is not None and self.loss not in LOSSES:
@@ -130,23 +139,29 @@ def run_sources(
     def with_target(chosen) -> Group:
         return tuple(sorted({t, *(int(s) for s in chosen)}))
 
-    def train(label: str, groups: list[Group]) -> dict[Group, ModelResult]:
+    def train(label: str, groups: list[Group], data=dataset, cfg=config) -> dict[Group, ModelResult]:
         cb = (lambda done, total: progress(label, done, total)) if progress else None
-        return ensure_runs(dataset, groups, config, seed, store, executor=executor,
+        return ensure_runs(data, groups, cfg, seed, store, executor=executor,
                            chunk_size=options.chunk_size, on_progress=cb)
 
     stl, everything = (t,), tuple(range(dataset.n_tasks))
     S_all = sample_subsets(k, options.alpha, options.n_subsets + options.holdout, seed)
     subset_groups = [with_target(np.asarray(sources)[row]) for row in S_all]
     pair_groups = [with_target([s]) for s in sources]
-    results = train("STL, all sources, subsets", [stl, everything] + subset_groups)
+    results = train("STL, all sources", [stl, everything])
+    # Subset models, possibly on part of the data and of the epochs (paper's speed-up).
+    fast = options.data_fraction < 1 or options.steps_fraction < 1
+    sub_data = dataset.with_train_fraction(options.data_fraction, seed)
+    sub_config = replace(config, max_epochs=max(1, int(np.ceil(config.max_epochs * options.steps_fraction))))
+    subset_results = train("subset models", [stl] + subset_groups, sub_data, sub_config)
     results.update(train("pairwise runs", pair_groups))
 
     f_stl = target_loss(results[stl], t, loss)
-    f_all = np.array([target_loss(results[g], t, loss) for g in subset_groups])
+    f_stl_subsets = target_loss(subset_results[stl], t, loss)
+    f_all = np.array([target_loss(subset_results[g], t, loss) for g in subset_groups])
     n_fit = options.n_subsets
     S_fit, f_fit = S_all[:n_fit], f_all[:n_fit]
-    surrogate = LinearSurrogate(alpha=options.ridge).fit(S_fit, f_fit, stl_loss=f_stl)
+    surrogate = LinearSurrogate(alpha=options.ridge).fit(S_fit, f_fit, stl_loss=f_stl_subsets)
     theta = np.asarray(surrogate.theta_, dtype=float)
 
     holdout: dict = {"n_subsets": int(options.holdout)}
@@ -154,11 +169,11 @@ def run_sources(
     if options.holdout:
         S_hold, f_hold = S_all[n_fit:], f_all[n_fit:]
         pred_hold = surrogate.predict(S_hold)
-        holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
+        holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl_subsets).items()})
         points = [{"sources": [names[sources[j]] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a)}
                   for row, p, a in zip(S_hold, pred_hold, f_hold)]
         sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})
-        curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=options.holdout, stl_loss=f_stl,
+        curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=options.holdout, stl_loss=f_stl_subsets,
                                       surrogate=LinearSurrogate(alpha=options.ridge if options.ridge else 1e-6))
         holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
 
@@ -178,7 +193,7 @@ def run_sources(
     pairwise_group = with_target(np.asarray(sources)[top_m_by_pairwise_gain(pair_gain, m)])
     methods: dict[str, Group] = {"stl": stl, "all_sources": everything, "selected": selected_group,
                                  "pairwise_top_m": pairwise_group}
-    runs_used = {"stl": 1, "all_sources": 1, "selected": 1 + len(subset_groups) + len(candidates),
+    runs_used = {"stl": 1, "all_sources": 1, "selected": 1 + int(fast) + len(subset_groups) + len(candidates),
                  "pairwise_top_m": 1 + len(pair_groups) + 1}
     affinity_scores = None
     if options.affinity_baseline:
@@ -214,7 +229,8 @@ def run_sources(
         "selected": [names[s] for s in selected],
         "holdout": holdout,
         "holdout_points": points,
-        "stl_val_loss": f_stl,
+        "stl_val_loss": f_stl_subsets,
+        "speedup": {"data_fraction": options.data_fraction, "steps_fraction": options.steps_fraction},
         "test_loss": {key: test_of(g, "loss") for key, g in methods.items()},
         "test_metric_name": dataset.tasks[t].metric_name,
         "test_metric": {key: test_of(g, "metric") for key, g in methods.items()},
