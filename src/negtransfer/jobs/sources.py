@@ -173,8 +173,9 @@ def run_sources(
         points = [{"sources": [names[sources[j]] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a)}
                   for row, p, a in zip(S_hold, pred_hold, f_hold)]
         sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})
-        curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=options.holdout, stl_loss=f_stl_subsets,
-                                      surrogate=LinearSurrogate(alpha=options.ridge if options.ridge else 1e-6))
+        curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=np.arange(n_fit, n_fit + options.holdout),
+                                      stl_loss=f_stl_subsets,
+                                      surrogate=LinearSurrogate(alpha=options.ridge, underdetermined="min_norm"))
         holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
 
     # Threshold: train every distinct selection over the grid at once, judge on validation.
