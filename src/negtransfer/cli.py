@@ -211,6 +211,7 @@ def group(
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
     gain_split: str = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
     predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
+    trace: int = typer.Option(0, "--trace", help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
     affinity_every: int = typer.Option(8, "--affinity-every", help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = typer.Option(Path("runs/group"), "--out", help="Output folder."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
@@ -246,7 +247,7 @@ def group(
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
     options = GroupingOptions(budget=budget, n_train_groups=train_groups, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size,
-                              use_measured=not predicted_only)
+                              use_measured=not predicted_only, trace_pairs=trace)
     try:
         options.check(ds.n_tasks)
         runner = make_executor(executor, workers)

@@ -73,3 +73,21 @@ def test_options_validation():
         GroupingOptions(budget=0).check(4)
     with pytest.raises(ValueError, match="--tasks"):
         GroupingOptions().check(30)
+
+
+def test_trace_for_figure_7(tmp_path):
+    from negtransfer.report.markdown import write_group_report
+
+    ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=300, seed=2)
+    opts = GroupingOptions(budget=2, n_train_groups=2, trace_pairs=2, affinity_every=2)
+    rep = run_grouping(ds, opts, TrainConfig(max_epochs=5), 0, RunStore(tmp_path / "s.sqlite")).report
+    trace = rep["affinity_trace"]
+    assert len(trace["pairs"]) == 2 and trace["steps"] == sorted(trace["steps"])
+    assert all(len(p["values"]) == len(trace["steps"]) for p in trace["pairs"])
+    assert trace["steps"][1] - trace["steps"][0] == 2  # every 2nd step tracked
+    # the strongest pair's mean over the trace is the reported average affinity
+    p = trace["pairs"][0]
+    i, j = rep["tasks"].index(p["source"]), rep["tasks"].index(p["target"])
+    assert np.nanmean(np.array(p["values"], dtype=float)) == pytest.approx(rep["affinity"][i][j])
+    md = write_group_report(rep, tmp_path / "out").read_text()
+    assert "plots/affinity_trace.png" in md and (tmp_path / "out" / "plots" / "affinity_trace.png").exists()

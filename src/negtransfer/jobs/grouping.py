@@ -55,6 +55,10 @@ class GroupingOptions:
         Track affinity every k-th step of the all-task run (1 = every step).
     max_candidates_tasks : int
         All 2^n - 1 groups are candidates up to this many tasks.
+    trace_pairs : int
+        Keep the per-step affinity of this many strongest pairs (by |average|)
+        for the report's Figure 7 plot; 0 = no trace (the affinity is then
+        cached in the run store).
     use_measured : bool
         Score the training groups by their measured gains (on ``gain_split``)
         instead of the predictor's output; every other candidate is predicted.
@@ -69,6 +73,7 @@ class GroupingOptions:
     max_candidates_tasks: int = 16
     chunk_size: int = 64
     use_measured: bool = True
+    trace_pairs: int = 0
 
     def check(self, n_tasks: int) -> None:
         if n_tasks < 2:
@@ -119,6 +124,20 @@ def best_group_losses(groups, results, n_tasks) -> tuple[dict[int, float], dict[
     return losses, where
 
 
+def _trace_of_strongest_pairs(tracker, affinity: np.ndarray, names, count: int) -> dict:
+    """Per-step values of the ``count`` off-diagonal pairs with the largest |average affinity|."""
+    off = np.abs(np.where(np.eye(len(names), dtype=bool), 0.0, np.nan_to_num(affinity)))
+    order = np.argsort(-off, axis=None, kind="stable")[:count]
+    pairs = [np.unravel_index(i, off.shape) for i in order]
+    steps = [np.asarray(m) for m in tracker.trace]
+    return {
+        "steps": [int(s) for s in tracker.trace_steps],
+        "pairs": [{"source": names[i], "target": names[j],
+                   "values": [None if not np.isfinite(m[i, j]) else float(m[i, j]) for m in steps]}
+                  for i, j in pairs],
+    }
+
+
 def run_grouping(
     dataset: MultiTaskDataset,
     options: GroupingOptions,
@@ -158,7 +177,15 @@ def run_grouping(
 
     # 2. Affinity from one tracked all-task run.
     start = time.perf_counter()
-    affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store)
+    trace = None
+    if options.trace_pairs:
+        from negtransfer.affinity.training import train_with_affinity
+
+        tracker, _ = train_with_affinity(dataset, config, seed, every=options.affinity_every, keep_trace=True)
+        affinity = np.asarray(tracker.affinity_matrix, dtype=float)
+        trace = _trace_of_strongest_pairs(tracker, affinity, names, options.trace_pairs)
+    else:
+        affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store)
     seconds["affinity run"] = time.perf_counter() - start
 
     # 3. Training groups: sizes 2..n-1, plus the all-task group.
@@ -198,6 +225,7 @@ def run_grouping(
         "config": config.to_dict(),
         "tasks": list(names),
         "affinity": affinity.tolist(),
+        **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
         "selected_groups": [[names[t] for t in g] for g in chosen],
         "selected_predicted_objective": float(selection.objective),

@@ -171,6 +171,9 @@ def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
         add("task_losses", lambda p: _plots.plot_task_losses(test_loss, tasks, p))
     else:
         skipped["task_losses"] = "no STL test losses in the report"
+
+    if report.get("affinity_trace"):
+        add("affinity_trace", lambda p: _plots.plot_affinity_trace(report["affinity_trace"], p))
     return made, skipped
 
 
@@ -330,6 +333,10 @@ _CAPTIONS = {
                     "Change of each task's test loss relative to training it alone (STL = 0). "
                     "Left of the line is better than STL; hatched blue bars are tasks the chosen "
                     "groups made worse."),
+    "affinity_trace": ("Affinity during training",
+                       "Per-step affinity of the strongest task pairs in the all-task run (faint) and its "
+                       "running mean (bold), as in ETAP's Figure 7: single steps are noisy, the average is "
+                       "stable."),
     "predicted_vs_actual": ("Predicted vs measured gains",
                             "One point per (held-out group, task). Points on the dashed y = x line "
                             "are predicted exactly."),
@@ -391,7 +398,10 @@ def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Ma
     lines += ["", "Gain vs STL = (STL loss \u2212 chosen loss) / STL loss; \u26a0 marks a negative gain. "
                   "\"Group used\" is the chosen group (numbered as above) whose model gives the task's "
                   "loss.", "", "## Plots", ""]
-    for name in ("groups", "task_losses", "affinity", "predicted_vs_actual"):
+    names = ["groups", "task_losses", "affinity", "predicted_vs_actual"]
+    if "affinity_trace" in plot_paths or report.get("affinity_trace"):
+        names.append("affinity_trace")
+    for name in names:
         title, caption = _CAPTIONS[name]
         lines += [f"### {title}", ""]
         if name in plot_paths:

@@ -369,3 +369,30 @@ def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequen
     if series:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), fontsize=8, frameon=False)
     return _save(fig, path)
+
+
+def plot_affinity_trace(trace: Mapping, path) -> Path:
+    """Per-step affinity of a few task pairs during the all-task run (ETAP Figure 7).
+
+    ``trace`` holds ``steps`` (tracked step numbers) and ``pairs``, a list of
+    ``{"source", "target", "values"}``. Each pair is drawn faintly step by step,
+    with its running mean (what eq. 6 averages) on top.
+    """
+    fig = _new_figure(7.5, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    steps = np.asarray(trace["steps"], dtype=float)
+    colours = ["#2b8cbe", "#d7301f", "#31a354", "#756bb1", "#636363", "#e6550d"]
+    for i, pair in enumerate(trace["pairs"]):
+        values = np.asarray([np.nan if v is None else v for v in pair["values"]], dtype=float)
+        colour = colours[i % len(colours)]
+        ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.7)
+        finite = np.isfinite(values)
+        running = np.cumsum(np.where(finite, values, 0.0)) / np.maximum(np.cumsum(finite), 1)
+        ax.plot(steps, running, color=colour, linewidth=1.8, label=f"{pair['source']} \u2192 {pair['target']}")
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("training step of the all-task run")
+    ax.set_ylabel("affinity (source \u2192 target)")
+    ax.set_title("Per-step affinity (faint) and its running mean (bold)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
