@@ -275,6 +275,7 @@ def sources(
     loss: Optional[str] = typer.Option(None, "--loss", help="f(S): margin (default, classification), cross_entropy, zero_one, mse (regression)."),
     ridge: float = typer.Option(0.0, "--ridge", help="Ridge penalty of the surrogate (0 = least squares)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
+    grid: str = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
     out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
@@ -312,7 +313,7 @@ def sources(
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
-                            data_fraction=data_fraction, steps_fraction=steps_fraction)
+                            data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid)
     try:
         options.check(ds)
         runner = make_executor(executor, workers)
@@ -327,7 +328,7 @@ def sources(
     if not quiet:
         tl = report["test_loss"]
         typer.echo(f"target {report['target']}: selected {len(report['selected'])} of {report['n_sources']} sources "
-                   f"(threshold {report['threshold']:.1f}): {', '.join(report['selected']) or 'none'}")
+                   f"(threshold {report['threshold']:.3g}): {', '.join(report['selected']) or 'none'}")
         typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in tl.items()))
         h = report["holdout"]
         if h.get("n"):

@@ -41,6 +41,8 @@ def test_options_are_checked(planted_rows):
         SourceOptions(target="task0", alpha=20).check(planted_rows)
     with pytest.raises(ValueError, match="mse"):
         SourceOptions(target="task0", loss="mse").check(planted_rows)
+    with pytest.raises(ValueError, match="--grid"):
+        SourceOptions(target="task0", grid="fine").check(planted_rows)
 
 
 def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):

@@ -58,6 +58,9 @@ class SourceOptions:
         Ridge penalty of the surrogate (0 = least squares, eq. 3).
     affinity_baseline : bool
         Also rank sources by ETAP affinity onto the target (one extra run).
+    grid : {"paper", "all"}
+        Thresholds tried: the paper's -0.5..0.5 step 0.1, or one per distinct
+        selection ({i : theta_i < gamma} for every cut between sorted scores).
     data_fraction, steps_fraction : float
         The paper's speed-up: each *subset* model (the surrogate's training and
         holdout runs) uses this fraction of the training rows and of the epoch
@@ -75,6 +78,7 @@ class SourceOptions:
     chunk_size: int = 64
     data_fraction: float = 1.0
     steps_fraction: float = 1.0
+    grid: str = "paper"
 
     def check(self, dataset: MultiTaskDataset) -> None:
         dataset.task_index([self.target])
@@ -83,6 +87,8 @@ class SourceOptions:
             raise ValueError("source selection needs at least one source task besides the target")
         if not 1 <= self.alpha <= k:
             raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+        if self.grid not in ("paper", "all"):
+            raise ValueError(f"--grid must be 'paper' or 'all', got {self.grid!r}")
         if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
             raise ValueError("--data-fraction and --steps-fraction must be in (0, 1]")
         if self.n_subsets < 2 or self.holdout < 0:
@@ -123,6 +129,7 @@ def run_sources(
         sample_subsets,
         select_sources,
         surrogate_error_curve,
+        threshold_candidates,
         top_m_by_pairwise_gain,
     )
 
@@ -179,7 +186,10 @@ def run_sources(
         holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
 
     # Threshold: train every distinct selection over the grid at once, judge on validation.
-    grid = np.asarray(DEFAULT_GAMMA_GRID, dtype=float)
+    if options.grid == "paper":
+        grid = np.asarray(DEFAULT_GAMMA_GRID, dtype=float)
+    else:  # one threshold per distinct selection (nested sets of the best-scored sources)
+        grid = np.asarray(threshold_candidates(theta), dtype=float)
     selection_of = {float(g): with_target(np.asarray(sources)[select_sources(theta, g)]) for g in grid}
     candidates = list(dict.fromkeys(selection_of.values()))
     results.update(train("threshold candidates", candidates))
@@ -225,7 +235,8 @@ def run_sources(
         "relevance": {names[s]: float(v) for s, v in zip(sources, theta)},
         "relevance_scale": "relative change of the target's validation loss vs STL per source (negative = helps)",
         "threshold": float(choice.gamma),
-        "threshold_grid": {f"{g:.1f}": {"sources": len(selection_of[float(g)]) - 1,
+        "grid": options.grid,
+        "threshold_grid": {f"{g:.4g}": {"sources": len(selection_of[float(g)]) - 1,
                                          "val_loss": val_loss(g)} for g in grid},
         "selected": [names[s] for s in selected],
         "holdout": holdout,

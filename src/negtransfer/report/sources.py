@@ -33,7 +33,7 @@ def plot_relevance(relevance: dict, threshold: float, selected, path) -> Path:
     colours = ["#2b8cbe" if name in chosen else "#bdbdbd" for name, _ in items]
     ax.barh(range(len(items)), [v for _, v in items], color=colours)
     ax.set_yticks(range(len(items)), [name for name, _ in items], fontsize=7 if len(items) > 25 else 9)
-    ax.axvline(threshold, color="#d7301f", linestyle="--", label=f"threshold gamma = {threshold:.1f}")
+    ax.axvline(threshold, color="#d7301f", linestyle="--", label=f"threshold gamma = {threshold:.3g}")
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.set_xlabel("relevance score theta (relative change of the target's loss; negative = helps)")
     ax.set_title("Relevance of each source (blue: selected)")
@@ -104,7 +104,7 @@ def write_sources_report(report: dict, out_dir) -> Path:
         f"{report['n_sources']} candidate sources, subsets of {report['alpha']}, f(S) = target validation "
         f"{report['loss']} loss, seed {report['seed']}.",
         "",
-        f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.1f}): "
+        f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.3g}): "
         + (", ".join(report["selected"]) if report["selected"] else "none (the target alone is best)"),
         "",
     ]
