@@ -30,6 +30,15 @@ LabelOpt = typer.Option(None, "--label", help="Label column, with --task-column.
 ImputeOpt = typer.Option(None, "--impute", help="Fill NaN features with the training 'mean' or 'median'.")
 SeedOpt = typer.Option(0, "--seed", help="Fixes splits, initialisation and batch order.")
 QuietOpt = typer.Option(False, "-q", "--quiet", help="No progress bars.")
+StoreOpt = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite.")
+ExecutorOpt = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool).")
+WorkersOpt = typer.Option(None, "--workers", help="Processes for --executor process.")
+ChunkSizeOpt = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack.")
+EpochsOpt = typer.Option(None, "--epochs", help="Maximum epochs.")
+BatchSizeOpt = typer.Option(None, "--batch-size")
+LrOpt = typer.Option(None, "--lr")
+OptimizerOpt = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.")
+PatienceOpt = typer.Option(None, "--patience", help="Early-stopping patience in epochs.")
 
 
 def _split_list(text: Optional[str]) -> Optional[list[str]]:
@@ -136,15 +145,15 @@ def gains(
     groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (tasks joined by '+')."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all'/'random:N', e.g. 2-5."),
     out: Path = typer.Option(Path("runs/gains"), "--out", help="Output folder."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
-    executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --executor process."),
-    chunk_size: int = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
+    store: Optional[Path] = StoreOpt,
+    executor: str = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    chunk_size: int = ChunkSizeOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[str] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -214,15 +223,15 @@ def group(
     trace: int = typer.Option(0, "--trace", help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
     affinity_every: int = typer.Option(8, "--affinity-every", help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = typer.Option(Path("runs/group"), "--out", help="Output folder."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
-    executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --executor process."),
-    chunk_size: int = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
+    store: Optional[Path] = StoreOpt,
+    executor: str = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    chunk_size: int = ChunkSizeOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[str] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -279,15 +288,15 @@ def sources(
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
     out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite."),
-    executor: str = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for --executor process."),
-    chunk_size: int = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
+    store: Optional[Path] = StoreOpt,
+    executor: str = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    chunk_size: int = ChunkSizeOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[str] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
