@@ -284,6 +284,7 @@ def sources(
     loss: Optional[str] = typer.Option(None, "--loss", help="f(S): margin (default, classification), cross_entropy, zero_one, mse (regression)."),
     ridge: float = typer.Option(0.0, "--ridge", help="Ridge penalty of the surrogate (0 = least squares)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
+    group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
     grid: str = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
@@ -322,7 +323,8 @@ def sources(
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
-                            data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid)
+                            data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
+                            group_attribute=group_attribute)
     try:
         options.check(ds)
         runner = make_executor(executor, workers)

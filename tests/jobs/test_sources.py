@@ -80,3 +80,28 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
     assert rep["selected"]  # still finds helpful sources
     with pytest.raises(ValueError, match="fraction"):
         SourceOptions(target="task0", data_fraction=0).check(ds)
+
+
+def test_fairness_metrics_per_method(tmp_path):
+    from negtransfer.data.social import dataset_with_attributes
+
+    ds0 = make_synthetic_tasks(n_tasks=5, n_clusters=2, task_kind="binary", layout="per-task-rows",
+                               n_samples=300, seed=3)
+    frame = pd.DataFrame(ds0.X, columns=list(ds0.feature_names))
+    frame["state"] = [ds0.task_names[i] for i in ds0.row_task]
+    frame["vote"] = np.nansum(np.nan_to_num(ds0.Y), axis=1)
+    frame["sex"] = np.where(np.arange(len(frame)) % 3 == 0, "f", "m")
+    ds = dataset_with_attributes(frame, ["sex"], task_column="state", label_column="vote",
+                                 features=list(ds0.feature_names), seed=0)
+    opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=0, affinity_baseline=False,
+                         group_attribute="sex")
+    rep = run_sources(ds, opts, TrainConfig(max_epochs=15), 0, RunStore(tmp_path / "s.sqlite"))
+    fair = rep["fairness"]
+    assert fair["attribute"] == "sex"
+    for key in ("stl", "all_sources", "selected", "pairwise_top_m"):
+        f = fair[key]
+        assert f["worst_group_accuracy"] <= f["accuracy"] + 1e-12
+        assert 0 <= f["demographic_parity_gap"] <= 1 and f["groups"] == 2
+        assert f["accuracy"] == pytest.approx(rep["test_accuracy"][key])
+    with pytest.raises(ValueError, match="race"):
+        SourceOptions(target="task0", alpha=2, group_attribute="race").check(ds)

@@ -61,6 +61,9 @@ class SourceOptions:
     grid : {"paper", "all"}
         Thresholds tried: the paper's -0.5..0.5 step 0.1, or one per distinct
         selection ({i : theta_i < gamma} for every cut between sorted scores).
+    group_attribute : str, optional
+        A row attribute (e.g. ``race`` in tv16) for per-group fairness metrics
+        of each method's final model on the target's test rows.
     data_fraction, steps_fraction : float
         The paper's speed-up: each *subset* model (the surrogate's training and
         holdout runs) uses this fraction of the training rows and of the epoch
@@ -79,6 +82,7 @@ class SourceOptions:
     data_fraction: float = 1.0
     steps_fraction: float = 1.0
     grid: str = "paper"
+    group_attribute: str | None = None
 
     def check(self, dataset: MultiTaskDataset) -> None:
         dataset.task_index([self.target])
@@ -100,6 +104,12 @@ class SourceOptions:
             raise ValueError(f"target {self.target!r} is a regression task: use --loss mse")
         if kind != "regression" and self.loss == "mse":
             raise ValueError(f"target {self.target!r} is a classification task: --loss mse does not apply")
+        if self.group_attribute is not None:
+            if kind != "binary":
+                raise ValueError("--group-attribute fairness metrics need a binary target task")
+            from negtransfer.data.social import row_attribute
+
+            row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
 
 
 def target_loss(result: ModelResult, task: int, loss: str, split: str = "val") -> float:
@@ -224,6 +234,10 @@ def run_sources(
             return results[group].test_metric[t]
         return results[group].extra.get(f"test_{name}", {}).get(t, float("nan"))
 
+    fairness = None
+    if options.group_attribute:
+        fairness = _fairness_by_method(dataset, t, methods, config, seed, options.group_attribute, results)
+
     report = {
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
@@ -251,10 +265,35 @@ def run_sources(
         "runs": runs_used,
         "pairwise_gain": {names[s]: float(g) for s, g in zip(sources, pair_gain)},
         "affinity_onto_target": affinity_scores,
+        "fairness": fairness,
         "config": config.to_dict(),
         "seconds": time.perf_counter() - t0,
     }
     return _plain(report)
+
+
+def _fairness_by_method(dataset, t, methods, config, seed, attribute, results) -> dict:
+    """Worst-group accuracy and parity gaps of each method's final model on the target's test rows.
+
+    The final models are retrained (training is deterministic, so they are the
+    stored models exactly; checked) to get their test predictions.
+    """
+    from negtransfer.data.social import row_attribute
+    from negtransfer.train.batched import train_group_models
+    from negtransfer.train.fairness import fairness_summary
+
+    groups_of_rows = row_attribute(dataset, attribute)
+    keys = list(methods)
+    retrained = train_group_models(dataset, [methods[k] for k in keys], config, seed, keep_test_predictions=True)
+    out: dict = {"attribute": attribute}
+    for key, res in zip(keys, retrained):
+        if res.test_loss[t] != results[methods[key]].test_loss[t]:
+            raise RuntimeError("a retrained model differs from its stored run; the run store may be stale")
+        rows = np.asarray(res.extra["test_rows"][t])
+        y_true = dataset.Y[rows, t].astype(int)
+        y_pred = (np.asarray(res.extra["test_prediction"][t]) >= 0.5).astype(int)
+        out[key] = fairness_summary(y_true, y_pred, groups_of_rows[rows])
+    return out
 
 
 def _plain(value):

@@ -125,6 +125,16 @@ def write_sources_report(report: dict, out_dir) -> Path:
     lines += ["## Target's test results", "",
               render_table(rows, ["method", "sources", "test loss", f"test {metric}", "test accuracy", "runs needed"]),
               "", "Runs needed counts the trained models each method relies on (STL included where it is used).", ""]
+    fairness = report.get("fairness")
+    if fairness:
+        frows = [[METHOD_LABELS.get(key, key), _fmt(f["accuracy"]), _fmt(f["worst_group_accuracy"]),
+                  str(f["worst_group"]), _fmt(f["demographic_parity_gap"]), _fmt(f["equal_opportunity_gap"])]
+                 for key, f in fairness.items() if key != "attribute"]
+        lines += [f"## Fairness across `{fairness['attribute']}` groups (target's test rows)", "",
+                  render_table(frows, ["method", "accuracy", "worst-group accuracy", "worst group",
+                                       "demographic-parity gap", "equal-opportunity gap"]),
+                  "", "Gaps are the largest minus the smallest positive-prediction rate (demographic parity) "
+                  "or true-positive rate (equal opportunity) over the groups.", ""]
     lines += ["## Plots", ""]
     for title, rel in figures:
         lines += [f"### {title}", "", f"![{title}]({rel})", ""]

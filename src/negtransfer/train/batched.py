@@ -179,6 +179,7 @@ def train_group_models(
     *,
     on_epoch: Callable[[int, int], None] | None = None,
     step_hook: StepHook | None = None,
+    keep_test_predictions: bool = False,
 ) -> list[ModelResult]:
     """Train one hard-sharing model per group, all in one vectorised stack.
 
@@ -201,6 +202,11 @@ def train_group_models(
         return the gradients of all stack parameters (e.g. from one batched
         per-task backward pass) to be used instead of the default backward. Used
         by the affinity tracker.
+    keep_test_predictions : bool
+        Also put each task's test rows (dataset row indices) and predictions
+        (probability of class 1, class probabilities, or standardised values)
+        in ``extra["test_rows"]`` and ``extra["test_prediction"]``, e.g. for
+        per-group fairness metrics. Not meant for the run store (large).
 
     Returns
     -------
@@ -210,7 +216,7 @@ def train_group_models(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(dataset, groups, config, seed, on_epoch, step_hook)
+        return _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predictions)
     finally:
         torch.set_num_threads(threads)
 
@@ -276,7 +282,7 @@ def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(starts, ends)]
 
 
-def _train(dataset, groups, config, seed, on_epoch, step_hook) -> list[ModelResult]:
+def _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
     group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
     if not group_idx:
@@ -363,11 +369,11 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook) -> list[ModelResu
     with torch.no_grad():
         for fp, bp in zip(final.parameters(), best_params):
             fp.copy_(bp)
-    return _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds)
+    return _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
 
 
 @torch.no_grad()
-def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds) -> list[ModelResult]:
+def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_predictions=False) -> list[ModelResult]:
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
     split = torch.from_numpy(dataset.split.astype(np.int64))
@@ -389,6 +395,9 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
                 pred = layout.predictions(outputs[part][k], t).numpy()[labelled]
                 if part == "test":
                     metrics[t] = task_metric(task, y, pred)
+                    if keep_predictions:
+                        extra.setdefault("test_rows", {})[t] = test.numpy()[labelled].tolist()
+                        extra.setdefault("test_prediction", {})[t] = pred.tolist()
                 for name, value in classification_losses(task, y, pred).items():
                     extra.setdefault(f"{part}_{name}", {})[t] = value
         results.append(
