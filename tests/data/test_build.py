@@ -11,7 +11,6 @@ import pytest
 
 from negtransfer.data.build import (
     MAX_INFERRED_CLASSES,
-    DataError,
     dataset_from_frame,
     infer_task_kind,
     min_rows_for_split,

@@ -151,7 +151,6 @@ def run_sources(
     loss = options.loss or ("mse" if kind == "regression" else "margin")
     sources = [i for i in range(dataset.n_tasks) if i != t]
     k = len(sources)
-    runs_used: dict[str, int] = {}
 
     def with_target(chosen) -> Group:
         return tuple(sorted({t, *(int(s) for s in chosen)}))
