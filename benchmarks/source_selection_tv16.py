@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("runs/tv16.sqlite"))
     parser.add_argument("--subsets", type=int, default=200)
     parser.add_argument("--holdout", type=int, default=100)
+    parser.add_argument("--common-init", action="store_true", help="Subset models share one initialisation.")
+    parser.add_argument("--grids", nargs="+", default=["paper", "all"])
     args = parser.parse_args()
     dataset = load_builtin("tv16", seed=0)
     store = RunStore(args.store)
@@ -37,8 +39,9 @@ def main() -> None:
     print("|" + "---|" * (5 + len(METHODS) + 1))
     for target in args.targets:
         rows = int((dataset.row_task == dataset.task_index([target])[0]).sum())
-        for grid in ("paper", "all"):
-            options = SourceOptions(target=target, alpha=5, n_subsets=args.subsets, holdout=args.holdout, grid=grid)
+        for grid in args.grids:
+            options = SourceOptions(target=target, alpha=5, n_subsets=args.subsets, holdout=args.holdout, grid=grid,
+                                    common_init=args.common_init)
             rep = run_sources(dataset, options, TrainConfig(), 0, store)
             h = rep["holdout"]
             cells = [f"{rep['test_loss'][m]:.4f} / {rep['test_accuracy'][m]:.3f}" for m in METHODS]

@@ -285,6 +285,7 @@ def sources(
     ridge: float = typer.Option(0.0, "--ridge", help="Ridge penalty of the surrogate (0 = least squares)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
     group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
+    common_init: bool = typer.Option(False, "--common-init", help="Subset models share one initialisation (common random numbers: less noise in f(S))."),
     grid: str = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
@@ -324,7 +325,7 @@ def sources(
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
                             data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
-                            group_attribute=group_attribute)
+                            group_attribute=group_attribute, common_init=common_init)
     try:
         options.check(ds)
         runner = make_executor(executor, workers)

@@ -141,3 +141,12 @@ def test_per_task_rows_epoch_covers_only_the_groups_rows():
     train_group_models(ds, [(0,)], cfg, seed=0, step_hook=hook)
     n0 = int(((ds.row_task == 0) & (ds.split == 0)).sum())
     assert len(steps) == -(-n0 // 16)
+
+
+def test_shared_init_starts_every_model_from_the_same_weights(mixed_dataset):
+    frozen = TrainConfig(max_epochs=1, lr=1e-30, shared_init=True)
+    a, b = train_group_models(mixed_dataset, [(0, 1), (0, 2, 3)], frozen, seed=0)
+    assert a.test_loss[0] == b.test_loss[0]
+    own = TrainConfig(max_epochs=1, lr=1e-30)
+    a, b = train_group_models(mixed_dataset, [(0, 1), (0, 2, 3)], own, seed=0)
+    assert a.test_loss[0] != b.test_loss[0]

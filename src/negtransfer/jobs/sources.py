@@ -61,6 +61,9 @@ class SourceOptions:
     grid : {"paper", "all"}
         Thresholds tried: the paper's -0.5..0.5 step 0.1, or one per distinct
         selection ({i : theta_i < gamma} for every cut between sorted scores).
+    common_init : bool
+        Train all subset models (and their STL reference) from one shared
+        initialisation (common random numbers), to reduce the noise in f(S).
     group_attribute : str, optional
         A row attribute (e.g. ``race`` in tv16) for per-group fairness metrics
         of each method's final model on the target's test rows.
@@ -83,6 +86,7 @@ class SourceOptions:
     steps_fraction: float = 1.0
     grid: str = "paper"
     group_attribute: str | None = None
+    common_init: bool = False
 
     def check(self, dataset: MultiTaskDataset) -> None:
         dataset.task_index([self.target])
@@ -168,7 +172,8 @@ def run_sources(
     # Subset models, possibly on part of the data and of the epochs (paper's speed-up).
     fast = options.data_fraction < 1 or options.steps_fraction < 1
     sub_data = dataset.with_train_fraction(options.data_fraction, seed)
-    sub_config = replace(config, max_epochs=max(1, int(np.ceil(config.max_epochs * options.steps_fraction))))
+    sub_config = replace(config, max_epochs=max(1, int(np.ceil(config.max_epochs * options.steps_fraction))),
+                         shared_init=config.shared_init or options.common_init)
     subset_results = train("subset models", [stl] + subset_groups, sub_data, sub_config)
     results.update(train("pairwise runs", pair_groups))
 

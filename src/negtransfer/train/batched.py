@@ -293,7 +293,10 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predict
     K = len(group_idx)
     t_start = time.perf_counter()
     layout = TaskLossLayout(dataset.tasks)
-    seeds = [model_seed(seed, g, n_tasks) for g in group_idx]
+    if config.shared_init:
+        seeds = [model_seed(seed, tuple(range(n_tasks)), n_tasks)] * K
+    else:
+        seeds = [model_seed(seed, g, n_tasks) for g in group_idx]
     model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, seeds)
     params = list(model.parameters())
     opt = _StackOptimizer([p.data for p in params], config)

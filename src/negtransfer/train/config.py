@@ -41,6 +41,11 @@ class TrainConfig:
         The weights of its best epoch are restored.
     min_delta : float
         Smallest decrease of the validation loss that counts as improvement.
+    shared_init : bool
+        Start every model of a run from the same initialisation (and, for
+        per-task-rows data, the same batch-order stream) instead of one drawn
+        from its group: common random numbers, so that differences between
+        group models reflect their tasks rather than their random starts.
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -54,6 +59,7 @@ class TrainConfig:
     min_delta: float = 0.0
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
+    shared_init: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
