@@ -87,30 +87,6 @@ def load_dataset_from_options(
         _fail(str(exc))
 
 
-@contextmanager
-def progress_bar(description: str, quiet: bool):
-    """A rich progress bar yielding ``update(done, total)``; silent with -q."""
-    if quiet:
-        yield lambda done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
 def _train_config(epochs, batch_size, lr, optimizer, patience):
     from negtransfer.train.config import TrainConfig
 
@@ -187,7 +163,9 @@ def gains(
     mtl = [g for g in requested if len(g) > 1]
     out.mkdir(parents=True, exist_ok=True)
     run_store = RunStore(store or out / "runs.sqlite")
-    with progress_bar(f"training {len(stl)} STL + {len(mtl)} group models", quiet) as update:
+    stage = f"training {len(stl)} STL + {len(mtl)} group models"
+    with _stage_progress(quiet) as progress:
+        update = (lambda done, total: progress(stage, done, total)) if progress else None
         results = ensure_runs(ds, stl + mtl, config, seed, run_store, executor=runner, chunk_size=chunk_size, on_progress=update)
     frame = gains_frame(mtl, results, ds.task_names, [t.metric_name for t in ds.tasks])
     frame.to_csv(out / "gains.csv", index=False)
@@ -354,9 +332,10 @@ def _stage_progress(quiet: bool):
     if quiet:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn()) as bar:
         stages: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from negtransfer.train.batched import ModelResult
+from negtransfer.train.batched import ModelResult, group_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,11 +38,6 @@ CREATE TABLE IF NOT EXISTS configs (
     body TEXT NOT NULL
 );
 """
-
-
-def group_text(group: Sequence[int]) -> str:
-    """Key text of a group in the store: sorted task indices joined by ``+``."""
-    return "+".join(str(int(i)) for i in sorted(group))
 
 
 def _encode(result: ModelResult) -> str:

@@ -44,10 +44,17 @@ MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
 
 
+def group_text(group: Sequence[int]) -> str:
+    """Canonical text of a group of task indices: sorted, joined by ``+`` (``"0+3+5"``).
+
+    Used for model seeds and as the run store's group key.
+    """
+    return "+".join(str(int(i)) for i in sorted(group))
+
+
 def group_key(group: Sequence[int] | np.ndarray, n_tasks: int) -> str:
-    """Canonical text form of a group: sorted task indices joined by ``+``."""
-    idx = sorted(int(i) for i in _as_indices(group, n_tasks))
-    return "+".join(str(i) for i in idx)
+    """:func:`group_text` of a group given as indices or a boolean mask over ``n_tasks``."""
+    return group_text(_as_indices(group, n_tasks))
 
 
 def _as_indices(group, n_tasks: int) -> np.ndarray:
