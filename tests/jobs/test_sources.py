@@ -32,6 +32,8 @@ def test_surrogate_selects_the_planted_cluster(planted_rows, tmp_path):
     assert rep["holdout"]["n"] == 20 and rep["holdout"]["spearman"] > 0.3
     assert set(rep["methods"]) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
     assert rep["runs"]["selected"] >= 61  # STL + 60 subsets + threshold candidates
+    # the exhaustive baseline (9 sources: 9 + 36 models) also finds cluster mates only
+    assert set(rep["methods"]["exhaustive_pairs"]) <= mates and rep["runs"]["exhaustive_pairs"] == 45
 
 
 def test_options_are_checked(planted_rows):
@@ -43,6 +45,12 @@ def test_options_are_checked(planted_rows):
         SourceOptions(target="task0", loss="mse").check(planted_rows)
     with pytest.raises(ValueError, match="--grid"):
         SourceOptions(target="task0", grid="fine").check(planted_rows)
+    with pytest.raises(ValueError, match="--exhaustive-pairs"):
+        SourceOptions(target="task0", exhaustive_pairs="yes").check(planted_rows)
+    assert SourceOptions(target="t").runs_exhaustive_pairs(25)  # 300 pairs: at the limit
+    assert not SourceOptions(target="t").runs_exhaustive_pairs(26)
+    assert SourceOptions(target="t", exhaustive_pairs="on").runs_exhaustive_pairs(50)
+    assert not SourceOptions(target="t", exhaustive_pairs="off").runs_exhaustive_pairs(3)
 
 
 def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
@@ -62,7 +70,9 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     for key in ("target", "relevance", "threshold", "selected", "holdout", "test_loss"):
         assert key in rep
-    assert set(rep["test_loss"]) == {"stl", "all_sources", "selected", "pairwise_top_m"}
+    # 9 sources: 36 pair models, under the auto limit, so the exhaustive baseline runs
+    assert set(rep["test_loss"]) == {"stl", "all_sources", "selected", "pairwise_top_m", "exhaustive_pairs"}
+    assert rep["runs"]["exhaustive_pairs"] == 9 + 36 and 1 <= len(rep["methods"]["exhaustive_pairs"]) <= 2
     assert {"f1", "spearman", "n_subsets"} <= set(rep["holdout"])
     assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
 
@@ -105,3 +115,19 @@ def test_fairness_metrics_per_method(tmp_path):
         assert f["accuracy"] == pytest.approx(rep["test_accuracy"][key])
     with pytest.raises(ValueError, match="race"):
         SourceOptions(target="task0", alpha=2, group_attribute="race").check(ds)
+
+
+def test_threshold_by_surrogate_needs_no_candidate_runs(planted_rows, tmp_path):
+    ds = planted_rows
+    clusters = np.array(ds.info["clusters"])
+    mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[0]) if i != 0}
+    opts = SourceOptions(target="task0", alpha=3, n_subsets=40, holdout=20, affinity_baseline=False,
+                         threshold_by="surrogate", exhaustive_pairs="off")
+    rep = run_sources(ds, opts, TrainConfig(), 0, RunStore(tmp_path / "s.sqlite"))
+    assert rep["threshold_by"] == "surrogate"
+    assert rep["runs"]["selected"] == 1 + 60 + 1  # STL + subsets + the one final model
+    assert rep["selected"] and set(rep["selected"]) <= mates  # conservative: only planted helpers
+    assert all("surrogate_criterion" in v for v in rep["threshold_grid"].values())
+    assert rep["test_loss"]["selected"] < rep["test_loss"]["all_sources"]
+    with pytest.raises(ValueError, match="--threshold-by"):
+        SourceOptions(target="task0", threshold_by="test").check(ds)

@@ -9,17 +9,25 @@
 3. A linear surrogate g(S) = sum of theta_i (eq. 2-3) fitted on the first
    ``n_subsets``; on the ``holdout`` subsets, negative-transfer prediction
    (F1 of the minority class, Spearman of g vs f) and the error curve as n grows.
-4. Threshold gamma over the paper's grid: every distinct selection
-   {i : theta_i < gamma} is trained with the target (one stack) and gamma is
-   the one whose model has the lowest target validation loss. The test split is
-   only used for the final report.
+4. Threshold gamma over the paper's grid (``threshold_by="validation"``, the
+   paper's procedure): every distinct selection {i : theta_i < gamma} is
+   trained with the target (one stack) and gamma is the one whose model has the
+   lowest target validation loss. Or (``threshold_by="surrogate"``) without
+   training: the cross-fitted surrogate criterion of
+   :func:`negtransfer.select.sources.choose_threshold_by_surrogate_cv`, which
+   resists the winner's curse of validating many candidates on a small
+   validation split. The test split is only used for the final report.
 5. Baselines on the same runs: STL, all sources, the top-m sources by pairwise
-   gain (HOA-style, first order; m = the size of the selection), and the top-m
-   by ETAP affinity onto the target from one all-task run.
+   gain (HOA-style, first order; m = the size of the selection), the top-m
+   by ETAP affinity onto the target from one all-task run, and (when k is small
+   enough, or asked for) the paper's exhaustive search over every combination
+   of up to two sources (k + k(k-1)/2 runs; the best by the target's
+   validation loss; paper section 4.2, Table 3).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -64,6 +72,18 @@ class SourceOptions:
     common_init : bool
         Train all subset models (and their STL reference) from one shared
         initialisation (common random numbers), to reduce the noise in f(S).
+    threshold_by : {"validation", "surrogate"}
+        How gamma is chosen: validate the final model of every distinct
+        selection on the target's validation split (the paper), or the
+        training-free cross-fitted surrogate criterion (two folds of the
+        fitted subsets, so that each fold's own surrogate is as well
+        determined as it can be).
+    exhaustive_pairs : {"auto", "on", "off"}
+        The exhaustive search over all combinations of one or two sources
+        (paper Table 3, last row): ``auto`` runs it when the k(k-1)/2 pair
+        models number at most ``max_pair_runs``.
+    max_pair_runs : int
+        The ``auto`` limit (the paper's k = 50 needs 1,225 pair models).
     group_attribute : str, optional
         A row attribute (e.g. ``race`` in tv16) for per-group fairness metrics
         of each method's final model on the target's test rows.
@@ -87,6 +107,15 @@ class SourceOptions:
     grid: str = "paper"
     group_attribute: str | None = None
     common_init: bool = False
+    exhaustive_pairs: str = "auto"
+    max_pair_runs: int = 300
+    threshold_by: str = "validation"
+
+    def runs_exhaustive_pairs(self, n_sources: int) -> bool:
+        """Whether the exhaustive up-to-two-sources baseline runs for ``n_sources`` sources."""
+        if self.exhaustive_pairs == "auto":
+            return n_sources >= 2 and n_sources * (n_sources - 1) // 2 <= self.max_pair_runs
+        return self.exhaustive_pairs == "on" and n_sources >= 2
 
     def check(self, dataset: MultiTaskDataset) -> None:
         dataset.task_index([self.target])
@@ -99,6 +128,10 @@ class SourceOptions:
             raise ValueError(f"--grid must be 'paper' or 'all', got {self.grid!r}")
         if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
             raise ValueError("--data-fraction and --steps-fraction must be in (0, 1]")
+        if self.threshold_by not in ("validation", "surrogate"):
+            raise ValueError(f"--threshold-by must be 'validation' or 'surrogate', got {self.threshold_by!r}")
+        if self.exhaustive_pairs not in ("auto", "on", "off"):
+            raise ValueError(f"--exhaustive-pairs must be 'auto', 'on' or 'off', got {self.exhaustive_pairs!r}")
         if self.n_subsets < 2 or self.holdout < 0:
             raise ValueError("--subsets must be >= 2 and --holdout >= 0")
         if self.loss is not None and self.loss not in LOSSES:
@@ -205,10 +238,18 @@ def run_sources(
     else:  # one threshold per distinct selection (nested sets of the best-scored sources)
         grid = np.asarray(threshold_candidates(theta), dtype=float)
     selection_of = {float(g): with_target(np.asarray(sources)[select_sources(theta, g)]) for g in grid}
-    candidates = list(dict.fromkeys(selection_of.values()))
-    results.update(train("threshold candidates", candidates))
-    val_loss = lambda gamma: target_loss(results[selection_of[float(gamma)]], t, loss)  # noqa: E731
-    choice = choose_threshold(val_loss, grid, theta=theta)
+    if options.threshold_by == "validation":
+        candidates = list(dict.fromkeys(selection_of.values()))
+        results.update(train("threshold candidates", candidates))
+        val_loss = lambda gamma: target_loss(results[selection_of[float(gamma)]], t, loss)  # noqa: E731
+        choice = choose_threshold(val_loss, grid, theta=theta)
+        grid_scores = {float(g): val_loss(g) for g in grid}
+    else:
+        candidates = []  # nothing trained to choose: the criterion is the surrogate's
+        # Two folds: the held-out fold's own surrogate needs as many subsets as it can get (>= k ideally).
+        choice = choose_threshold(S_fit, f_fit, f_stl_subsets, grid, cv=2, seed=seed,
+                                  surrogate=LinearSurrogate(alpha=options.ridge))
+        grid_scores = {float(g): float(v) for g, v in zip(choice.grid, choice.scores)}
     selected_group = selection_of[float(choice.gamma)]
     selected = [s for s in selected_group if s != t]
 
@@ -218,7 +259,8 @@ def run_sources(
     pairwise_group = with_target(np.asarray(sources)[top_m_by_pairwise_gain(pair_gain, m)])
     methods: dict[str, Group] = {"stl": stl, "all_sources": everything, "selected": selected_group,
                                  "pairwise_top_m": pairwise_group}
-    runs_used = {"stl": 1, "all_sources": 1, "selected": 1 + int(fast) + len(subset_groups) + len(candidates),
+    runs_used = {"stl": 1, "all_sources": 1,
+                 "selected": 1 + int(fast) + len(subset_groups) + max(len(candidates), 1),
                  "pairwise_top_m": 1 + len(pair_groups) + 1}
     affinity_scores = None
     if options.affinity_baseline:
@@ -229,6 +271,14 @@ def run_sources(
         top = np.argsort(-A[sources, t], kind="stable")[:m]
         methods["affinity_top_m"] = with_target(np.asarray(sources)[top])
         runs_used["affinity_top_m"] = 1 + 1 + 1
+    if options.runs_exhaustive_pairs(k):
+        # Every combination of one or two sources, the best by the target's validation loss
+        # (ties: fewer sources, then the first in order).
+        combo_groups = [with_target(c) for c in itertools.combinations(sources, 2)]
+        results.update(train("exhaustive pairs", combo_groups))
+        up_to_two = pair_groups + combo_groups
+        methods["exhaustive_pairs"] = min(up_to_two, key=lambda g: (target_loss(results[g], t, loss), len(g)))
+        runs_used["exhaustive_pairs"] = len(up_to_two)
     results.update(train("final models", list(dict.fromkeys(methods.values()))))
 
     def test_of(group: Group, name: str) -> float:
@@ -254,8 +304,10 @@ def run_sources(
         "relevance_scale": "relative change of the target's validation loss vs STL per source (negative = helps)",
         "threshold": float(choice.gamma),
         "grid": options.grid,
+        "threshold_by": options.threshold_by,
         "threshold_grid": {f"{g:.4g}": {"sources": len(selection_of[float(g)]) - 1,
-                                         "val_loss": val_loss(g)} for g in grid},
+                                         ("val_loss" if options.threshold_by == "validation"
+                                          else "surrogate_criterion"): grid_scores[float(g)]} for g in grid},
         "selected": [names[s] for s in selected],
         "holdout": holdout,
         "holdout_points": points,
