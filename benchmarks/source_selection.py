@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--common-init", action="store_true", help="Subset models share one initialisation.")
     parser.add_argument("--grids", nargs="+", default=["paper", "all"])
     parser.add_argument("--threshold-by", nargs="+", default=["validation"], choices=["validation", "surrogate"])
+    parser.add_argument("--stl-repeats", type=int, default=1, help="STL runs averaged for the reference f(STL).")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="Split and training seeds.")
     parser.add_argument("--exhaustive-pairs", default="auto", choices=["auto", "on", "off"],
                         help="The best-of-all-pairs baseline (auto: when k(k-1)/2 <= 300; tv16 needs 1,225).")
@@ -59,7 +60,7 @@ def main() -> None:
                 options = SourceOptions(target=target, alpha=min(args.alpha, dataset.n_tasks - 1),
                                         n_subsets=args.subsets, holdout=args.holdout, grid=grid,
                                         common_init=args.common_init, exhaustive_pairs=args.exhaustive_pairs,
-                                        threshold_by=threshold_by)
+                                        threshold_by=threshold_by, stl_repeats=args.stl_repeats)
                 rep = run_sources(dataset, options, TrainConfig(), seed, store)
                 h = rep["holdout"]
                 second = rep["test_accuracy"] or rep["test_metric"]  # accuracy, or MSE for regression

@@ -288,6 +288,7 @@ def sources(
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
     threshold_by: str = typer.Option("validation", "--threshold-by", help="Choose gamma by the final models' target 'validation' loss (paper) or the training-free cross-fitted 'surrogate' criterion."),
+    stl_repeats: int = typer.Option(1, "--stl-repeats", help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
     exhaustive_pairs: str = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
     max_pair_runs: int = typer.Option(300, "--max-pair-runs", help="Pair models allowed for --exhaustive-pairs auto."),
     out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
@@ -328,7 +329,7 @@ def sources(
                             data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
                             group_attribute=group_attribute, common_init=common_init,
                             exhaustive_pairs=exhaustive_pairs, max_pair_runs=max_pair_runs,
-                            threshold_by=threshold_by)
+                            threshold_by=threshold_by, stl_repeats=stl_repeats)
     try:
         options.check(ds)
         runner = make_executor(executor, workers)

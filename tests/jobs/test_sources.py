@@ -131,3 +131,22 @@ def test_threshold_by_surrogate_needs_no_candidate_runs(planted_rows, tmp_path):
     assert rep["test_loss"]["selected"] < rep["test_loss"]["all_sources"]
     with pytest.raises(ValueError, match="--threshold-by"):
         SourceOptions(target="task0", threshold_by="test").check(ds)
+
+
+def test_stl_repeats_average_the_reference(planted_rows, tmp_path):
+    ds = planted_rows
+    store = RunStore(tmp_path / "s.sqlite")
+    base = dict(target="task0", alpha=3, n_subsets=30, holdout=10, affinity_baseline=False, exhaustive_pairs="off")
+    one = run_sources(ds, SourceOptions(**base), TrainConfig(max_epochs=20), 0, store)
+    three = run_sources(ds, SourceOptions(**base, stl_repeats=3), TrainConfig(max_epochs=20), 0, store)
+    refs = three["stl_val_losses"]
+    assert len(refs) == 3 and refs[0] == one["stl_val_loss"]  # the first is the usual STL run
+    assert len(set(refs)) == 3  # other seeds, other runs
+    assert three["stl_val_loss"] == pytest.approx(np.mean(refs))
+    # the anchor moves the zero and unit of the scores, never their order (same fitted subsets)
+    names = sorted(one["relevance"])
+    assert sorted(names, key=one["relevance"].get) == sorted(names, key=three["relevance"].get)
+    with pytest.raises(ValueError, match="--stl-repeats"):
+        SourceOptions(target="task0", stl_repeats=0).check(ds)
+    with pytest.raises(ValueError, match="common-init"):
+        SourceOptions(target="task0", stl_repeats=2, common_init=True).check(ds)
