@@ -201,9 +201,9 @@ def run_sources(
     def with_target(chosen) -> Group:
         return tuple(sorted({t, *(int(s) for s in chosen)}))
 
-    def train(label: str, groups: list[Group], data=dataset, cfg=config) -> dict[Group, ModelResult]:
+    def train(label: str, groups: list[Group], data=dataset, cfg=config, run_seed=seed) -> dict[Group, ModelResult]:
         cb = (lambda done, total: progress(label, done, total)) if progress else None
-        return ensure_runs(data, groups, cfg, seed, store, executor=executor,
+        return ensure_runs(data, groups, cfg, run_seed, store, executor=executor,
                            chunk_size=options.chunk_size, on_progress=cb)
 
     stl, everything = (t,), tuple(range(dataset.n_tasks))
@@ -221,9 +221,7 @@ def run_sources(
     # (seeds seed + 1, ...), so that one lucky or unlucky STL run does not shift all of them.
     stl_refs = [target_loss(subset_results[stl], t, loss)]
     for r in range(1, options.stl_repeats):
-        extra = ensure_runs(sub_data, [stl], sub_config, seed + r, store, executor=executor,
-                            chunk_size=options.chunk_size)
-        stl_refs.append(target_loss(extra[stl], t, loss))
+        stl_refs.append(target_loss(train("STL repeats", [stl], sub_data, sub_config, seed + r)[stl], t, loss))
     results.update(train("pairwise runs", pair_groups))
 
     f_stl = target_loss(results[stl], t, loss)
