@@ -97,6 +97,7 @@ def plot_transfer_uncertainty(table: "pd.DataFrame", path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     other = table[table["source"] != table["target"]]
     tasks = list(dict.fromkeys(table["source"]))
@@ -110,6 +111,7 @@ def plot_transfer_uncertainty(table: "pd.DataFrame", path: str | Path) -> Path:
             ax.plot(part[kind].sum().index, part[kind].sum().to_numpy(), "-o", color=colour, label=task, ms=3)
             twin.plot(part[unc].mean().index, part[unc].mean().to_numpy(), "--", color=colour, alpha=0.6)
         ax.set_xlabel("timestep")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"normalised {kind} transfer (solid)")
         twin.set_ylabel("uncertainty: mean feature variance (dashed)")
         ax.set_title(f"{kind.capitalize()} transfer {'from sources' if kind == 'outgoing' else 'to targets'}")
