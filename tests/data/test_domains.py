@@ -9,7 +9,7 @@ import pytest
 
 from negtransfer.data.build import DataError
 from negtransfer.data.builtin import REGISTRY, load_builtin
-from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION
+from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset
 from negtransfer.data.domains import (
     dataset_from_domains,
     downsample_to_8x8,
@@ -153,3 +153,17 @@ def test_digit_domains_shipped():
     ds = load_builtin("digit-domains", seed=0)
     assert ds.task_names == ("sklearn-digits", "mnist-8x8")
     assert ds.X.shape == (6797, 64) and ds.tasks[0].classes == tuple(range(10))
+
+
+def test_domain_train_fraction_uses_each_domains_own_training_share():
+    rng = np.random.default_rng(1)
+    ds = dataset_from_domains({"A": _domain(rng, 200), "B": _domain(rng, 100)}, seed=0)
+    split = ds.split.copy()
+    b_train = np.flatnonzero((ds.row_task == 1) & (split == TRAIN))
+    split[b_train[: len(b_train) // 2]] = UNUSED  # domain B: 30% of its rows train, as with given split lists
+    ds = MultiTaskDataset(ds.name, ds.tasks, ds.X, ds.Y, split, ds.feature_names, row_task=ds.row_task, info=ds.info)
+    part = with_domain_train_fraction(ds, 0.3, seed=0)
+    assert int(((part.split == TRAIN) & (part.row_task == 1)).sum()) == int(((split == TRAIN) & (ds.row_task == 1)).sum())
+    assert abs(int(((part.split == TRAIN) & (part.row_task == 0)).sum()) - 0.3 * 200) <= 3
+    with pytest.raises(DataError, match="smallest for 'B'"):
+        with_domain_train_fraction(ds, 0.5)

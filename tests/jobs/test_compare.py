@@ -38,9 +38,9 @@ def test_compare_writes_results_and_report(tmp_path):
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out / "results.csv")
     assert list(frame.columns) == ["model", "task", "run", "metric", "value"]
-    assert set(frame["metric"]) == {"accuracy", "entropy_ratio", "fgsm_accuracy@0.1"}
+    assert set(frame["metric"]) == {"accuracy", "entropy_ratio", "fgsm_accuracy@0.1", "validation_accuracy"}
     assert set(frame["task"]) == {"site0", "site1", "site2", "average"}
-    assert len(frame) == 3 * 2 * 4 * 3  # models x runs x (tasks + average) x metrics
+    assert len(frame) == 3 * 2 * 4 * 4  # models x runs x (tasks + average) x metrics
     acc = frame[frame.metric == "accuracy"]
     assert acc["value"].between(0, 1).all()
     per_run = acc[acc.task != "average"].groupby(["model", "run"])["value"].mean()
@@ -105,9 +105,26 @@ def _multilabel():
 
 def test_set_passes_training_settings_and_rejects_unknown_ones(tmp_path):
     base = ["compare", "--dataset", "tiny-domains", "--models", "vmtl", "--runs", "1", "--iterations", "5", "-q"]
-    res = runner.invoke(app, base + ["--set", "kl_w_warmup_step=1e-4,eval_every=5", "--out", str(tmp_path / "a")])
+    from negtransfer.train import variational
+
+    seen = []
+    real_fit = variational.fit_variational
+
+    def spy(model, ds, config, seed=0, **kwargs):
+        seen.append(config)
+        return real_fit(model, ds, config, seed=seed, **kwargs)
+
+    variational.fit_variational = spy
+    try:
+        res = runner.invoke(app, base + ["--set", "kl_w_warmup_step=1e-4,eval_every=5,balanced_batches=false",
+                                         "--out", str(tmp_path / "a")])
+    finally:
+        variational.fit_variational = real_fit
     assert res.exit_code == 0, res.output
+    assert [(c.kl_w_warmup_step, c.eval_every, c.balanced_batches) for c in seen] == [(1e-4, 5, False)]
     assert '"kl_w_warmup_step": 0.0001' in (tmp_path / "a" / "compare.json").read_text()
+    res = runner.invoke(app, base + ["--set", "lr=fast", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "lr" in res.output and "number" in res.output
     res = runner.invoke(app, base + ["--set", "warmup=3", "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "warmup" in res.output and "kl_w_warmup_step" in res.output
 

@@ -136,7 +136,9 @@ def test_prior_weight_kinds():
     model.train()
     w1, w2 = model.mixture_weights(0, "w", 1.0), model.mixture_weights(0, "w", 1.0)
     assert w1.shape == (3,) and not torch.allclose(w1, w2)  # Gumbel noise while training
-    assert model.alpha_w is not model.alpha_z
+    # separate prior logits for z and w (one shared set only in vmtl-same-weights)
+    assert isinstance(model.alpha_w, torch.nn.Parameter) and isinstance(model.alpha_z, torch.nn.Parameter)
+    assert make_model("vmtl-same-weights", 4, 3, 4, hidden=4, latent=4).alpha_w is None
     assert make_model("vmtl-same-weights", 4, 3, 4).alpha_w is None
     mean = make_model("vmtl-mean-prior", 4, 3, 4).mixture_weights(1, "z", 1.0)
     assert torch.allclose(mean, torch.full((3,), 1 / 3))

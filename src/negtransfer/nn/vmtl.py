@@ -332,7 +332,8 @@ class VariationalMultiTaskNet(nn.Module):
             if not shared_encoder:
                 raise ValueError("mixture priors over other tasks' posteriors need shared_encoder=True; use prior='normal'")
             if n_tasks < 2:
-                raise ValueError("mixture priors need at least two tasks; use prior='normal'")
+                raise ValueError("mixture priors over the other tasks' posteriors need at least two tasks (domains); "
+                                 "with one, use prior='normal' (the vstl or vbmtl presets)")
         if amortised_classifier and not bayes_w:
             raise ValueError("amortised_classifier needs bayes_w=True")
         if z_posterior not in ("weights", "amortised"):
@@ -636,7 +637,4 @@ def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, **overr
     if name not in MODEL_PRESETS:
         raise ValueError(f"unknown model {name!r}; the models are: {', '.join(MODEL_PRESETS)}")
     options = {**MODEL_PRESETS[name], **overrides}
-    # mixture priors are meaningless with a single task: fall back to N(0, I)
-    if n_tasks < 2 and options.get("prior") != "normal":
-        options["prior"] = "normal"
     return VariationalMultiTaskNet(n_features, n_classes, n_tasks, **options)

@@ -277,8 +277,8 @@ def fit_variational(
             accs = _accuracies(model, val_x, val_y)
             state = None
             for t, acc in enumerate(accs):
-                acc = -0.0 if math.isnan(acc) else acc
-                if acc > best_acc[t]:
+                # A task without validation rows (NaN accuracy) keeps its latest parameters.
+                if math.isnan(acc) or acc > best_acc[t]:
                     state = state or copy.deepcopy(model.state_dict())
                     best_acc[t], best_it[t], best_states[t] = acc, it, state
             history.append({"iteration": it, "loss": float(loss.detach()), **parts, "temperature": tau,
