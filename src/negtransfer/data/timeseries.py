@@ -216,6 +216,16 @@ def _rarest_task_strata(Y: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(col), -2, np.nan_to_num(col, nan=0)).astype(np.int64)
 
 
+def _select_tasks(labels: np.ndarray, names: Sequence[str], tasks: Sequence[str] | None, dataset: str):
+    """The label columns of ``tasks`` (all when None), in that order, with an error naming unknown ones."""
+    if tasks is None:
+        return labels, list(names)
+    unknown = [t for t in tasks if t not in names]
+    if unknown:
+        raise DataError(f"unknown {dataset} task(s) {unknown}; the tasks are: {', '.join(names)}")
+    return labels[:, [list(names).index(t) for t in tasks]], list(tasks)
+
+
 def timeseries_dataset(
     values: np.ndarray,
     labels: np.ndarray,
@@ -511,12 +521,7 @@ def load_physionet2012_folder(
     IDs are in ``info["record_ids"]``.
     """
     values, labels, lengths, ids, features, names = read_physionet2012(folder, outcomes=outcomes, n_steps=n_steps)
-    if tasks is not None:
-        unknown = [t for t in tasks if t not in names]
-        if unknown:
-            raise DataError(f"unknown PhysioNet task(s) {unknown}; the tasks are: {', '.join(names)}")
-        labels = labels[:, [names.index(t) for t in tasks]]
-        names = list(tasks)
+    labels, names = _select_tasks(labels, names, tasks, "PhysioNet")
     return timeseries_dataset(
         values, labels, task_names=names, feature_names=features, lengths=lengths, seed=seed,
         fractions=fractions, impute=impute, name="physionet2012",
@@ -602,12 +607,7 @@ def load_pbcseq(
             labels[r, -1] = 0.0
     last_visit = np.array([groups[p].loc[groups[p]["day"] < observation_days, "day"].max() for p in cohort])
     lengths = np.minimum((last_visit // width).astype(int), n_steps - 1) + 1
-    if tasks is not None:
-        unknown = [t for t in tasks if t not in names]
-        if unknown:
-            raise DataError(f"unknown pbcseq task(s) {unknown}; the tasks are: {', '.join(names)}")
-        labels = labels[:, [names.index(t) for t in tasks]]
-        names = list(tasks)
+    labels, names = _select_tasks(labels, names, tasks, "pbcseq")
     definitions = {f: f"{f} recorded at a visit in days [{observation_days}, {horizon_days})" for f in PBC_FINDINGS}
     definitions["death"] = f"death before day {horizon_days} (censored/transplanted earlier: no label)"
     return timeseries_dataset(
@@ -699,12 +699,7 @@ def load_nafld(
                                 np.where(day <= horizon_days, 1.0, np.where(futime > horizon_days, 0.0, np.nan)))
     labels[:, -1] = np.where((status == 1) & (futime <= horizon_days), 1.0,
                              np.where(futime > horizon_days, 0.0, np.nan))  # fmt: skip
-    if tasks is not None:
-        unknown = [t for t in tasks if t not in names]
-        if unknown:
-            raise DataError(f"unknown nafld task(s) {unknown}; the tasks are: {', '.join(names)}")
-        labels = labels[:, [names.index(t) for t in tasks]]
-        names = list(tasks)
+    labels, names = _select_tasks(labels, names, tasks, "nafld")
     return timeseries_dataset(
         values, labels, task_names=names, feature_names=features, lengths=np.full(n, n_steps), seed=seed,
         fractions=fractions, impute=impute, name="nafld",
