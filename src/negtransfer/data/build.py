@@ -114,6 +114,17 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def standardise_by_training_rows(X: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X - mean) / std`` with the mean and std of the ``train`` rows only (std 1 for constant columns).
+
+    Returns the scaled array and the per-column mean and std used.
+    """
+    mean = X[train].mean(axis=0)
+    std = X[train].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (X - mean) / std, mean, std
+
+
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     try:
         fr = tuple(float(f) for f in fractions)
@@ -732,10 +743,7 @@ def dataset_from_frame(
             miss = np.isnan(X[:, i])
             imputed[features[i]] = int(miss.sum())
             X[miss, i] = fill
-    mean = X[train].mean(axis=0)
-    std = X[train].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    X = (X - mean) / std
+    X, mean, std = standardise_by_training_rows(X, train)
 
     record = {
         "layout": layout,

@@ -38,7 +38,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from negtransfer.data.build import DataError, _assign_splits, _check_fractions, _round_half_up, _show
+from negtransfer.data.build import (
+    DataError,
+    _assign_splits,
+    _check_fractions,
+    _round_half_up,
+    _show,
+    standardise_by_training_rows,
+)
 from negtransfer.data.builtin import package_file
 from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset, TaskSpec
 
@@ -174,10 +181,7 @@ def dataset_from_domains(
         miss = np.isnan(X)
         imputed = int(miss.sum())
         X = np.where(miss, med[None, :], X)
-    mean = X[train].mean(axis=0)
-    std = X[train].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    X = (X - mean) / std
+    X, _, _ = standardise_by_training_rows(X, train)
 
     Y = np.full((X.shape[0], len(names)), np.nan)
     Y[np.arange(X.shape[0]), row_task] = labels
