@@ -1,77 +1,173 @@
-"""How good are ETAP's chosen groups? The README's quality table.
+"""How good are the chosen groups? The grouping job's quality tables (docs/methods/grouping.md).
 
-For each seed: the first ``--tasks`` yeast tasks, every group trained
-(``--exhaustive``, through one run store per seed), then the grouping job at
-each training-set size |G_train| and budget. Reports, per (|G_train|, B) and
-averaged over seeds: the chosen groups' total test loss relative to STL, to the
-all-task model and to the exhaustive optimum (same budget, same scoring rule),
-and the Pearson correlation and R^2 of predicted vs measured gains over every
-non-training group.
+For each dataset (``grouping_datasets.py``: 10 tasks, 1023 groups) and seed,
+every group is trained ``--repeats`` times once (``--exhaustive``, one run store
+per dataset and seed); then the grouping job runs in each variant below at each
+|G_train| and budget B, reading the store (a variant trains nothing new, so
+the variants are compared on the same runs). Per case it records, on the TEST
+split (the job itself chooses on validation data):
 
-Run: ``python benchmarks/grouping_quality.py [--seeds 0 1 2] [--tasks 10] [--out runs/quality]``.
+* the chosen groups' summed test loss relative to STL and to the all-task model;
+* the gap to the test oracle (the best budget-B grouping chosen and scored on
+  test losses, each task in its best chosen group) and to the validation oracle
+  (the best grouping a validation-only chooser could reach with every group
+  measured);
+* Pearson, within-task Pearson and the per-task-mean baseline's Pearson of the
+  one-shot predictor on every group it was not fitted on;
+* the runs the recommendation used, relative to the one-shot protocol's.
+
+Variants (``--variants``; ``default`` is the CLI's defaults):
+
+* ``default``: the CLI defaults (see ``negtransfer group --help``);
+* ``one-shot``: the default with ``--rounds 1`` (the paper's protocol, repeats kept);
+* ``one-shot-r1``: ``--rounds 1 --repeats 1`` (this project's behaviour before repeats);
+* ``refine-r1``: the default with ``--repeats 1``;
+* ``pairs`` / ``stratified`` / ``random``: the default with that ``--design``;
+* ``mean-gain``: the default with ``--objective mean-gain``;
+* ``no-momentum`` / ``until-best`` / ``momentum-all``: affinity variants;
+* ``paper``: the paper's protocol exactly: one round, one repeat, every
+  candidate scored by prediction, predictor fitted on TEST gains.
+
+Prints one Markdown table of means ± s.e. over seeds per dataset, and writes
+every case to ``OUT/quality.json``.
+
+Run: ``python benchmarks/grouping_quality.py [--datasets yeast chicago chemical tv16] [--seeds 0 1 2]
+[--train-groups 5 10] [--budgets 2 3 4] [--variants default one-shot ...] [--data-dir DIR] [--repeats 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from negtransfer.data.builtin import load_builtin
+import grouping_datasets
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
+DEFAULT = GroupingOptions()
+VARIANTS = {
+    "default": {},
+    "one-shot": {"rounds": 1},
+    "one-shot-r1": {"rounds": 1, "repeats": 1},
+    "refine-r1": {"repeats": 1},
+    "random": {"design": "random"},
+    "stratified": {"design": "stratified"},
+    "pairs": {"design": "pairs"},
+    "mean-gain": {"objective": "mean-gain"},
+    "total-loss": {"objective": "total-loss"},
+    "no-momentum": {"affinity_momentum": False},
+    "momentum": {"affinity_momentum": True},
+    "until-best": {"affinity_epochs": "until-best"},
+    "all-epochs": {"affinity_epochs": "all"},
+    "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
+}
+KEYS = ("vs_stl", "vs_all", "gap_test", "gap_val", "pearson", "within", "per_task_mean", "runs_ratio",
+        "reliability")
+
+
+def case(report: dict) -> dict:
+    t = report["totals"]
+    pred = report["prediction"]
+    return {
+        "vs_stl": t["selected"] / t["stl"] - 1, "vs_all": t["selected"] / t["all_tasks"] - 1,
+        "gap_test": report["optimal"]["test_oracle"]["gap"], "gap_val": report["optimal"]["validation_oracle"]["gap"],
+        "oracle_vs_stl": t["test_oracle"] / t["stl"] - 1,
+        "pearson": pred["pearson"], "within": pred["within_task_pearson"],
+        "per_task_mean": pred["per_task_mean_pearson"],
+        "runs_ratio": report["refinement"]["runs_vs_one_shot"],
+        "reliability": report["noise"]["reliability"],
+        "never_worse": t["selected"] <= min(t["stl"], t["all_tasks"]),
+        "selected": report["selected_groups"], "rounds": report["refinement"]["rounds_run"],
+    }
+
+
+def _ms(values) -> str:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return "n/a"
+    if v.size == 1:
+        return f"{v[0]:+.3f}"
+    return f"{v.mean():+.3f} ± {v.std(ddof=1) / np.sqrt(v.size):.3f}"
+
+
+def _pct(values) -> str:
+    v = np.array(values, dtype=float)
+    if v.size == 1:
+        return f"{v[0]:+.2%}"
+    return f"{v.mean():+.2%} ± {v.std(ddof=1) / np.sqrt(v.size):.2%}"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(grouping_datasets.NAMES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--train-groups", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--gain-split", default="validation")
-    parser.add_argument("--predicted-only", action="store_true",
-                        help="Score training groups by predictions too (the paper's selection).")
-    parser.add_argument("--out", type=Path, default=Path("runs/quality"))
+    parser.add_argument("--variants", nargs="+", default=["default", "one-shot", "one-shot-r1", "paper"])
+    parser.add_argument("--repeats", type=int, default=max(3, DEFAULT.repeats),
+                        help="Repeats trained for every group (variants use the first ones they need).")
+    parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
+    parser.add_argument("--out", type=Path, default=Path("runs/grouping_quality"))
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig()
     rows = []
-    for seed in args.seeds:
-        full = load_builtin("yeast", seed=seed)
-        dataset = full.subset_tasks(list(full.task_names[: args.tasks]))
-        store = RunStore(args.out / f"seed{seed}.sqlite")
-        for n_train in args.train_groups:
-            for budget in args.budgets:
-                options = GroupingOptions(budget=budget, n_train_groups=n_train, exhaustive=True,
-                                          gain_split=args.gain_split, use_measured=not args.predicted_only)
-                rep = run_grouping(dataset, options, config, seed, store).report
-                t = rep["totals"]
-                rows.append({
-                    "seed": seed, "train_groups": n_train, "budget": budget,
-                    "vs_stl": t["selected"] / t["stl"] - 1, "vs_all": t["selected"] / t["all_tasks"] - 1,
-                    "gap": rep["optimal"]["gap"], "optimal_vs_stl": t["optimal"] / t["stl"] - 1,
-                    "pearson": rep["prediction"]["pearson"], "r2": rep["prediction"]["r2"],
-                    "n_groups": rep["prediction"]["n_groups"], "selected": rep["selected_groups"],
-                    "optimal": rep["optimal"]["groups"],
-                })
-                r = rows[-1]
-                print(f"seed {seed} |G_train|={n_train} B={budget}: vs STL {r['vs_stl']:+.2%}, vs all-task {r['vs_all']:+.2%}, "
-                      f"gap to optimum {r['gap']:+.2%} (optimum vs STL {r['optimal_vs_stl']:+.2%}), "
-                      f"Pearson {r['pearson']:.3f}, R2 {r['r2']:.3f} on {r['n_groups']} groups", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps(rows, indent=2))
+    for name in args.datasets:
+        for seed in args.seeds:
+            ds = grouping_datasets.load(name, seed, args.data_dir)
+            if ds is None:
+                break
+            store = RunStore(args.out / f"{name}-seed{seed}.sqlite")
+            start = time.perf_counter()
+            run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1), config, seed, store)
+            print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+            for variant in args.variants:
+                for n_train in args.train_groups:
+                    for budget in args.budgets:
+                        opts = replace(DEFAULT, exhaustive=True, n_train_groups=n_train, budget=budget,
+                                       **VARIANTS[variant])
+                        if opts.repeats > args.repeats:
+                            continue
+                        rep = run_grouping(ds, opts, config, seed, store).report
+                        rows.append({"dataset": name, "seed": seed, "variant": variant, "train_groups": n_train,
+                                     "budget": budget, **case(rep)})
+                        r = rows[-1]
+                        print(f"  {variant} |G|={n_train} B={budget}: vs STL {r['vs_stl']:+.2%}, vs all "
+                              f"{r['vs_all']:+.2%}, gap test {r['gap_test']:+.2%}, gap val {r['gap_val']:+.2%}, "
+                              f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
+                              f"runs x{r['runs_ratio']:.2f}", flush=True)
+            (args.out / "quality.json").write_text(json.dumps(rows, indent=1))
     print()
-    print(f"Mean over seeds {args.seeds} (yeast, first {args.tasks} tasks, gains fitted on the {args.gain_split} split):")
-    print("| |G_train| | B | chosen vs STL | chosen vs all-task | gap to optimum | optimum vs STL | Pearson | R^2 |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n_train in args.train_groups:
-        for budget in args.budgets:
-            sel = [r for r in rows if r["train_groups"] == n_train and r["budget"] == budget]
-            m = {k: float(np.mean([r[k] for r in sel])) for k in ("vs_stl", "vs_all", "gap", "optimal_vs_stl", "pearson", "r2")}
-            print(f"| {n_train} | {budget} | {m['vs_stl']:+.2%} | {m['vs_all']:+.2%} | {m['gap']:+.2%} | "
-                  f"{m['optimal_vs_stl']:+.2%} | {m['pearson']:.3f} | {m['r2']:.3f} |")
+    for name in args.datasets:
+        sel = [r for r in rows if r["dataset"] == name]
+        if not sel:
+            continue
+        seeds = sorted({r["seed"] for r in sel})
+        print(f"### {name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
+        print()
+        print("| variant | \\|G_train\\| | B | chosen vs STL | chosen vs all-task | gap to test oracle | "
+              "gap to val. oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for variant in args.variants:
+            for n_train in args.train_groups:
+                for budget in args.budgets:
+                    c = [r for r in sel if r["variant"] == variant and r["train_groups"] == n_train
+                         and r["budget"] == budget]
+                    if not c:
+                        continue
+                    print(f"| {variant} | {n_train} | {budget} | {_pct([r['vs_stl'] for r in c])} | "
+                          f"{_pct([r['vs_all'] for r in c])} | {_pct([r['gap_test'] for r in c])} | "
+                          f"{_pct([r['gap_val'] for r in c])} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
+                          f"{_ms([r['pearson'] for r in c])} | {_ms([r['within'] for r in c])} | "
+                          f"{_ms([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
+        print()
 
 
 if __name__ == "__main__":

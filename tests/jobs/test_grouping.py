@@ -91,3 +91,77 @@ def test_trace_for_figure_7(tmp_path):
     assert np.nanmean(np.array(p["values"], dtype=float)) == pytest.approx(rep["affinity"][i][j])
     md = write_group_report(rep, tmp_path / "out").read_text()
     assert "plots/affinity_trace.png" in md and (tmp_path / "out" / "plots" / "affinity_trace.png").exists()
+
+
+def _fake_results(n, seed=0):
+    """Every group of n tasks with random validation/test losses (no training)."""
+    from negtransfer.select.groups import all_groups
+    from negtransfer.train.batched import ModelResult
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for row in all_groups(n):
+        g = tuple(int(i) for i in np.flatnonzero(row))
+        out[g] = ModelResult(group=g, val_loss={t: float(rng.random()) for t in g},
+                             test_loss={t: float(rng.random()) for t in g},
+                             test_metric={t: 0.5 for t in g}, best_epoch=1, epochs=1)
+    return out
+
+
+def test_test_oracle_never_gets_worse_as_the_budget_grows():
+    from negtransfer.jobs.grouping import oracle_grouping
+
+    for seed in range(3):
+        results = _fake_results(6, seed)
+        totals = [sum(oracle_grouping(results, 6, b, by="test_loss")[1].values()) for b in range(1, 7)]
+        assert all(a >= b - 1e-12 for a, b in zip(totals, totals[1:]))
+        # chosen and scored by one rule: each task's loss is its lowest test loss among the chosen groups
+        groups, losses = oracle_grouping(results, 6, 3, by="test_loss")
+        for t, loss in losses.items():
+            assert loss == min(results[g].test_loss[t] for g in groups if t in g)
+        # the validation oracle is scored on test with the validation assignment: never below the test oracle
+        _, val_losses = oracle_grouping(results, 6, 3, by="val_loss")
+        assert sum(val_losses.values()) >= sum(losses.values()) - 1e-12
+
+
+def test_repeats_refinement_noise_and_comparison(tmp_path):
+    ds = make_synthetic_tasks(n_tasks=5, n_clusters=2, n_samples=500, seed=3)
+    store = RunStore(tmp_path / "s.sqlite")
+    cfg = TrainConfig(max_epochs=15)
+    opts = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=4, exhaustive=True)
+    rep = run_grouping(ds, opts, cfg, 0, store).report
+    assert rep["repeats"] == 2 and store.count() == 2 * 31  # every group, two repeats
+    noise = rep["noise"]
+    assert noise["repeats"] == 2 and noise["split"] == "validation" and noise["verdict"]
+    for key in ("split_half_pearson", "gain_se_median", "reliability"):
+        assert key in noise
+    ref = rep["refinement"]
+    assert 1 <= ref["rounds_run"] <= 5 and ref["runs_used"] <= ref["max_runs"]
+    assert ref["stopped"]
+    assert rep["rounds"][0]["round"] == 1 and all("selection_val_loss" in r for r in rep["rounds"])
+    # the recommendation is made of measured groups only and never worse, on validation, than the all-task model
+    cmp = rep["comparison"]
+    assert cmp["validation_loss"]["selected"] <= cmp["validation_loss"]["all-task model"] + 1e-12
+    assert cmp["better_than_alternatives"] == (cmp["validation_loss"]["selected"] < cmp["validation_loss"]["all-task model"])
+    assert rep["optimal"]["test_oracle"]["total"] <= rep["optimal"]["validation_oracle"]["total"] + 1e-12
+    assert rep["totals"]["selected"] >= rep["optimal"]["test_oracle"]["total"] - 1e-12
+    pred = rep["prediction"]
+    assert {"within_task_pearson", "per_task_mean_pearson"} <= set(pred)
+    # one more job with the same store trains nothing
+    again = run_grouping(ds, opts, cfg, 0, store).report
+    assert again["runs"]["trained"] == 0 and again["selected_groups"] == rep["selected_groups"]
+
+
+def test_refinement_improves_on_the_one_shot_protocol(planted, tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    one_shot = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=4, rounds=1), TrainConfig(), 0,
+                            store).report
+    refined = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=4, rounds=5), TrainConfig(), 0,
+                           store).report
+    t = refined["totals"]
+    assert t["selected"] < t["stl"] and t["selected"] < t["all_tasks"]
+    assert t["selected"] < one_shot["totals"]["selected"]  # measured what the first selection could not see
+    ref = refined["refinement"]
+    assert ref["runs_used"] <= ref["max_runs"] and ref["rounds_run"] >= 2
+    assert "predictor_cv_rmse" in refined["rounds"][0]
+    assert one_shot["refinement"]["rounds_run"] == 1

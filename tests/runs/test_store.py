@@ -36,11 +36,26 @@ def test_ensure_runs_reuses_stored_runs(tmp_path, mixed_dataset):
             super().run(dataset, chunks, config, seed, on_chunk)
 
     first = ensure_runs(mixed_dataset, groups, CFG, 0, store, executor=Counting(), chunk_size=3)
-    assert calls == [[[(0,), (1,), (0, 1)], [(1, 2, 3)]]]
+    assert calls == [[[((0,), 0), ((1,), 0), ((0, 1), 0)], [((1, 2, 3), 0)]]]
     second = ensure_runs(mixed_dataset, groups + [(2,)], CFG, 0, store, executor=Counting(), chunk_size=3)
-    assert calls[-1] == [[(2,)]]  # only the new group was trained
+    assert calls[-1] == [[((2,), 0)]]  # only the new group was trained
     assert all(first[g].test_loss == second[g].test_loss for g in groups)
     assert store.count() == 5
+
+
+def test_more_repeats_reuse_the_repeats_already_run(tmp_path, mixed_dataset):
+    store = RunStore(tmp_path / "s.sqlite")
+    groups = [(0,), (0, 1)]
+    one = ensure_runs(mixed_dataset, groups, CFG, 0, store, repeats=1)
+    trained = []
+    three = ensure_runs(mixed_dataset, groups, CFG, 0, store, repeats=3, chunk_size=16, trained=trained)
+    assert sorted(trained) == [((0,), 1), ((0,), 2), ((0, 1), 1), ((0, 1), 2)]  # repeat 0 reused
+    assert three[(0, 1)].runs[0].test_loss == one[(0, 1)].test_loss
+    assert [run.repeat for run in three[(0, 1)].runs] == [0, 1, 2]
+    losses = three[(0, 1)].values("test_loss", 1)
+    assert len(set(losses.tolist())) == 3  # the repeats are different runs
+    assert three[(0, 1)].test_loss[1] == pytest.approx(losses.mean())
+    assert store.count() == 6
 
 
 def test_process_pool_gives_identical_numbers(tmp_path, mixed_dataset):

@@ -150,3 +150,108 @@ def test_shared_init_starts_every_model_from_the_same_weights(mixed_dataset):
     own = TrainConfig(max_epochs=1, lr=1e-30)
     a, b = train_group_models(mixed_dataset, [(0, 1), (0, 2, 3)], own, seed=0)
     assert a.test_loss[0] != b.test_loss[0]
+
+
+# ------------------------------------------------------------------ repeats
+def test_repeat_seed_zero_is_the_job_seed_and_others_differ():
+    from negtransfer.train.batched import repeat_seed
+
+    assert repeat_seed(7, 0) == 7
+    seeds = {repeat_seed(s, r) for s in range(3) for r in range(4)}
+    assert len(seeds) == 12  # no two (seed, repeat) pairs share a training seed
+    with pytest.raises(ValueError):
+        repeat_seed(0, -1)
+
+
+@pytest.mark.parametrize("per_task_rows", [False, True])
+def test_repeats_stacked_equal_repeats_trained_alone(mixed_dataset, per_task_rows):
+    ds = _per_task_rows_dataset() if per_task_rows else mixed_dataset
+    cfg = TrainConfig(max_epochs=6, patience=2, lr=0.05, shared_init=True)
+    groups = [(0,), (0, 1), (0,), (0, 1), (1, 2, 3)]
+    repeats = [0, 0, 1, 1, 2]
+    together = train_group_models(ds, groups, cfg, seed=4, repeats=repeats)
+    for g, r, res in zip(groups, repeats, together):
+        alone = train_group_models(ds, [g], cfg, seed=4, repeats=[r])[0]
+        assert res.repeat == alone.repeat == r
+        assert res.test_loss == alone.test_loss and res.epochs == alone.epochs
+    # repeat 0 is the run without repeats; other repeats are other runs
+    assert together[0].test_loss == train_group_models(ds, [(0,)], cfg, seed=4)[0].test_loss
+    assert together[0].test_loss != together[2].test_loss
+
+
+def test_common_init_per_repeat(mixed_dataset):
+    frozen = TrainConfig(max_epochs=1, lr=1e-30, shared_init=True)
+    res = train_group_models(mixed_dataset, [(0, 1), (0, 2, 3), (0, 1), (0, 2, 3)], frozen, seed=0, repeats=[0, 0, 1, 1])
+    assert res[0].test_loss[0] == res[1].test_loss[0]  # repeat 0: one starting point
+    assert res[2].test_loss[0] == res[3].test_loss[0]  # repeat 1: another one
+    assert res[0].test_loss[0] != res[2].test_loss[0]
+
+
+def test_a_run_is_trained_once(mixed_dataset):
+    with pytest.raises(ValueError, match="twice"):
+        train_group_models(mixed_dataset, [(0,), (0,)], TrainConfig(max_epochs=1), seed=0, repeats=[1, 1])
+    with pytest.raises(ValueError, match="entries"):
+        train_group_models(mixed_dataset, [(0,)], TrainConfig(max_epochs=1), seed=0, repeats=[0, 1])
+
+
+# --------------------------------------------- per-task batches, oversampling, schedule
+def test_task_batches_take_batch_size_rows_of_every_task():
+    ds = _per_task_rows_dataset()
+    seen = []
+
+    def hook(losses, model, opt):
+        seen.append(None)
+
+    cfg = TrainConfig(max_epochs=1, batch_size=16, task_batches=True)
+    train_group_models(ds, [(0, 3)], cfg, seed=0, step_hook=hook)
+    n = [int(((ds.row_task == t) & (ds.split == 0)).sum()) for t in (0, 3)]
+    assert len(seen) == -(-max(n) // 16)  # steps until the larger task is used up
+    seen.clear()
+    train_group_models(ds, [(0, 3)], TrainConfig(**{**cfg.to_dict(), "oversample": True}), seed=0, step_hook=hook)
+    assert len(seen) == -(-max(n) // 16)  # oversampled: the same number of steps, the small task topped up
+
+
+def test_oversampling_draws_equally_from_each_class():
+    import torch
+
+    from negtransfer.train.batched import _Batches
+
+    ds = _per_task_rows_dataset()
+    cfg = TrainConfig(batch_size=8, task_batches=True, oversample=True)
+    batches = _Batches(ds, [(0, 3)], [5], cfg)
+    small, large = batches.rows[0]
+    assert small.numel() == large.numel() == int(((ds.row_task == 3) & (ds.split == 0)).sum())
+    original = int(((ds.row_task == 0) & (ds.split == 0)).sum())
+    added = torch.from_numpy(ds.Y[small[original:].numpy(), 0])
+    assert abs(int((added == 1).sum()) - int((added == 0).sum())) <= 1
+    assert set(small.tolist()) <= set(np.flatnonzero((ds.row_task == 0) & (ds.split == 0)).tolist())
+    # single-task models are not oversampled
+    alone = _Batches(ds, [(0,)], [5], cfg)
+    assert alone.rows[0][0].numel() == original
+
+
+def test_task_batches_stacked_equal_alone():
+    ds = _per_task_rows_dataset()
+    cfg = TrainConfig(max_epochs=5, patience=2, lr=0.05, batch_size=8, task_batches=True, oversample=True)
+    groups = [(0,), (1, 2), (0, 3), (0, 1, 2, 3), (3,)]
+    together = train_group_models(ds, groups, cfg, seed=1)
+    for g, res in zip(groups, together):
+        assert res.test_loss == train_group_models(ds, [g], cfg, seed=1)[0].test_loss
+
+
+def test_task_batches_need_per_task_rows(mixed_dataset):
+    with pytest.raises(ValueError, match="per-task-rows"):
+        train_group_models(mixed_dataset, [(0,)], TrainConfig(max_epochs=1, task_batches=True), seed=0)
+    with pytest.raises(ValueError, match="task_batches"):
+        TrainConfig(oversample=True)
+
+
+def test_learning_rate_schedule_and_presets():
+    cfg = TrainConfig.preset("etap-chemical")
+    assert (cfg.lr, cfg.batch_size, cfg.patience, cfg.max_epochs) == (0.001, 264, 20, 1000)
+    assert cfg.learning_rate_at(1) == cfg.learning_rate_at(149) == 0.001
+    assert cfg.learning_rate_at(150) == 0.0005 and cfg.learning_rate_at(225) == 0.00025
+    assert TrainConfig().learning_rate_at(500) == TrainConfig().lr
+    assert TrainConfig.preset("etap-chemical", lr=0.01).lr == 0.01
+    with pytest.raises(ValueError, match="unknown training preset"):
+        TrainConfig.preset("nope")

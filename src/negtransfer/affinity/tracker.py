@@ -806,6 +806,8 @@ class AffinityTracker:
         self._epoch_sum = np.zeros((T, T))
         self._epoch_count = np.zeros((T, T))
         self._epoch_means: list[np.ndarray] = []
+        self._epochs_closed = 0
+        self._epoch_ids: list[int] = []
         self._trace: list[np.ndarray] = []
         self._trace_steps: list[int] = []
 
@@ -830,9 +832,11 @@ class AffinityTracker:
 
     def end_epoch(self) -> None:
         """Close the current epoch (for ``average="epochs"`` and :attr:`epoch_affinity_matrices`)."""
+        self._epochs_closed += 1
         if self._epoch_count.any():
             with np.errstate(invalid="ignore", divide="ignore"):
                 self._epoch_means.append(self._epoch_sum / self._epoch_count)  # NaN where never present
+            self._epoch_ids.append(self._epochs_closed)
         self._epoch_sum = np.zeros_like(self._epoch_sum)
         self._epoch_count = np.zeros_like(self._epoch_count)
 
@@ -1035,6 +1039,11 @@ class AffinityTracker:
         return np.stack(self._epoch_means)
 
     @property
+    def tracked_epochs(self) -> list[int]:
+        """The 1-based epoch (count of :meth:`end_epoch` calls) of each of :attr:`epoch_affinity_matrices`."""
+        return list(self._epoch_ids)
+
+    @property
     def trace(self) -> list[np.ndarray]:
         """Per-step matrices of the tracked steps (needs ``keep_trace=True``), NaN where absent.
 
@@ -1083,6 +1092,8 @@ class AffinityTracker:
             "epoch_means": torch.tensor(np.stack(self._epoch_means) if self._epoch_means else np.zeros((0, T, T))),
             "trace": torch.tensor(np.stack(self._trace) if self._trace else np.zeros((0, T, T))),
             "trace_steps": torch.tensor(self._trace_steps, dtype=torch.long),
+            "epochs_closed": self._epochs_closed,
+            "epoch_ids": torch.tensor(self._epoch_ids, dtype=torch.long),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -1104,6 +1115,8 @@ class AffinityTracker:
         self._epoch_means = list(arr(state["epoch_means"]))
         self._trace = list(arr(state["trace"]))
         self._trace_steps = [int(s) for s in state["trace_steps"]]
+        self._epochs_closed = int(state.get("epochs_closed", len(self._epoch_means)))
+        self._epoch_ids = [int(e) for e in state.get("epoch_ids", range(1, len(self._epoch_means) + 1))]
         if self.task_names is None and state.get("task_names") is not None:
             self.task_names = list(state["task_names"])
 

@@ -1,10 +1,19 @@
-"""Affinity from one all-task training run of negtransfer's own trainer.
+"""Affinity from all-task training runs of negtransfer's own trainer.
 
 The all-task model is trained exactly as any group model (same seed, batches,
 early stopping); at each tracked step the trainer's backward pass is replaced
 by ONE batched backward that yields every task's gradient of the shared encoder
 (and the summed head gradients), the affinity of that step is recorded (ETAP
 eq. 4-5), and the sum of the per-task gradients is the training gradient.
+
+Each tracked step is scored twice: with the momentum term of eq. 4 (the update
+a step on task i alone would make, momentum included) and without it (plain
+gradient steps, as the ETAP public code feeds its predictor for Chemical and
+CelebA). Without momentum, ``affinity[i, j] = <g_i, g_j> / L_j``; the momentum
+term adds ``mu <b, g_j> / L_j``, the same for every source i, i.e. a per-target
+offset. Per-epoch means of both are kept, so the job can average all epochs or
+only those up to the all-task model's best epoch (the ETAP CelebA script drops
+the epochs after it), and average over repeats, without training again.
 """
 
 from __future__ import annotations
@@ -13,33 +22,50 @@ import numpy as np
 
 from negtransfer.affinity.tracker import AffinityTracker, per_task_and_summed_gradients
 from negtransfer.data.dataset import MultiTaskDataset
-from negtransfer.train.batched import train_group_models
+from negtransfer.train.batched import repeat_seed, train_group_models
 from negtransfer.train.config import TrainConfig
 
+#: How the per-epoch matrices of a run are averaged: every epoch, or epochs up to the best one.
+AFFINITY_EPOCHS = ("all", "until-best")
 
-def affinity_key(dataset: MultiTaskDataset, config: TrainConfig, seed: int, every: int) -> str:
-    return f"affinity:{dataset.fingerprint()}:{int(seed)}:{config.config_hash()}:every={int(every)}"
+
+def affinity_key(dataset: MultiTaskDataset, config: TrainConfig, seed: int, every: int, repeat: int = 0) -> str:
+    """Run-store artifact key of one repeat's tracked all-task run."""
+    return (f"affinity:v2:{dataset.fingerprint()}:{int(repeat_seed(seed, repeat))}:{config.config_hash()}:"
+            f"every={int(every)}")
 
 
 def train_with_affinity(
-    dataset: MultiTaskDataset, config: TrainConfig, seed: int, *, every: int = 1, keep_trace: bool = False
-) -> tuple[AffinityTracker, object]:
-    """Train the all-task model while tracking affinity.
+    dataset: MultiTaskDataset,
+    config: TrainConfig,
+    seed: int,
+    *,
+    repeat: int = 0,
+    every: int = 1,
+    keep_trace: bool = False,
+) -> tuple[AffinityTracker, object, AffinityTracker]:
+    """Train the all-task model of one repeat while tracking affinity.
 
     Parameters
     ----------
+    repeat : int
+        Repeat number: the run is the all-task run of that repeat (training
+        seed :func:`~negtransfer.train.batched.repeat_seed` (seed, repeat)).
     every : int
         Track every k-th step (1 = every step); untracked steps use the plain
         backward pass.
     keep_trace : bool
-        Keep each tracked step's matrix (paper Figure 7).
+        Keep each tracked step's matrix (paper Figure 7), in the first tracker.
 
     Returns
     -------
     tracker : AffinityTracker
-        ``tracker.affinity_matrix[i, j]`` = affinity of source task i onto target j.
+        With the momentum term (eq. 4-5); ``tracker.affinity_matrix[i, j]`` =
+        affinity of source task i onto target j.
     result : ModelResult
         The all-task model's result.
+    plain : AffinityTracker
+        The same steps scored without the momentum term.
 
     Notes
     -----
@@ -51,45 +77,122 @@ def train_with_affinity(
     """
     n = dataset.n_tasks
     tracker = AffinityTracker(n, every=every, optimizer_kind="sgd", keep_trace=keep_trace,
-                              task_names=dataset.task_names)
+                              task_names=dataset.task_names, average="epochs")
+    plain = AffinityTracker(n, every=every, optimizer_kind="sgd", task_names=dataset.task_names, average="epochs")
     momentum = config.momentum if config.optimizer == "sgd" else 0.0
 
     def hook(losses, model, opt):
         if not tracker.is_due:
             tracker.skip()
+            plain.skip()
             return None
         shared, heads = model.shared_parameters(), model.head_parameters()
         per_task, summed_shared, summed_heads = per_task_and_summed_gradients(losses[0], shared, heads)
         params = list(model.parameters())
         position = {id(p): i for i, p in enumerate(params)}
         velocity = [opt.state[position[id(p)]] for p in shared] if momentum else None
-        tracker.update(per_task, losses[0].detach(), config.lr, velocity=velocity, momentum=momentum,
-                       weight_decay=config.weight_decay, params=[p.detach() for p in shared])
+        detached = [p.detach() for p in shared]
+        tracker.update(per_task, losses[0].detach(), opt.lr, velocity=velocity, momentum=momentum,
+                       weight_decay=config.weight_decay, params=detached)
+        plain.update(per_task, losses[0].detach(), opt.lr, weight_decay=config.weight_decay, params=detached)
         summed = {id(p): g for p, g in zip(shared + heads, summed_shared + summed_heads)}
         return [summed[id(p)] if summed[id(p)] is not None else p.new_zeros(p.shape) for p in params]
 
-    result = train_group_models(dataset, [tuple(range(n))], config, seed, step_hook=hook,
-                                on_epoch=lambda epoch, alive: tracker.end_epoch())[0]
-    return tracker, result
+    def end_epoch(epoch, alive):
+        tracker.end_epoch()
+        plain.end_epoch()
+
+    result = train_group_models(dataset, [tuple(range(n))], config, seed, repeats=[repeat], step_hook=hook,
+                                on_epoch=end_epoch)[0]
+    return tracker, result, plain
+
+
+def _epoch_record(tracker: AffinityTracker) -> list:
+    return [m.tolist() for m in tracker.epoch_affinity_matrices] if tracker.epoch_affinity_matrices.size else []
+
+
+def combine_affinity(records: list[dict], *, momentum: bool = True, epochs: str = "all") -> np.ndarray:
+    """One affinity matrix from the tracked runs of several repeats.
+
+    Parameters
+    ----------
+    records : list of dict
+        One per repeat, as stored by :func:`measure_affinity` (per-epoch
+        matrices with and without momentum, and the best epoch).
+    momentum : bool
+        Use the matrices with the momentum term (eq. 4) or without.
+    epochs : {"all", "until-best"}
+        Average every epoch's matrix, or only the epochs up to the run's best
+        (early-stopping) epoch.
+
+    Returns
+    -------
+    ndarray (n, n)
+        Mean over repeats of each repeat's mean over its epochs (NaN-aware);
+        ``A[i, j]`` = affinity of source i onto target j.
+    """
+    if epochs not in AFFINITY_EPOCHS:
+        raise ValueError(f"epochs must be one of {AFFINITY_EPOCHS}, got {epochs!r}")
+    per_repeat = []
+    for rec in records:
+        mats = np.asarray(rec["momentum" if momentum else "plain"], dtype=float)
+        epoch_of = np.asarray(rec["epochs"], dtype=int)
+        if epochs == "until-best":
+            keep = epoch_of <= int(rec["best_epoch"])
+            mats = mats[keep] if keep.any() else mats[:1]
+        with np.errstate(invalid="ignore"):
+            per_repeat.append(np.nanmean(mats, axis=0))
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.stack(per_repeat), axis=0)
 
 
 def measure_affinity(
-    dataset: MultiTaskDataset, config: TrainConfig, seed: int, *, every: int = 1, store=None
+    dataset: MultiTaskDataset,
+    config: TrainConfig,
+    seed: int,
+    *,
+    every: int = 1,
+    store=None,
+    repeats: int = 1,
+    momentum: bool = True,
+    epochs: str = "all",
+    on_repeat=None,
 ) -> np.ndarray:
-    """The averaged affinity matrix (eq. 6) of the all-task run, cached in ``store``.
+    """The averaged affinity matrix (eq. 6) of the all-task runs of ``repeats`` repeats.
+
+    Each repeat's tracked run is cached in ``store`` (per-epoch matrices with and
+    without momentum), so a later call with more repeats, or another
+    ``momentum``/``epochs`` choice, trains only what is new.
+
+    Parameters
+    ----------
+    every : int
+        Track every k-th step.
+    store : RunStore, optional
+    repeats : int
+    momentum, epochs :
+        See :func:`combine_affinity`.
+    on_repeat : callable(done, total), optional
+        Progress after each repeat.
 
     Returns
     -------
     ndarray (n, n)
         ``A[i, j]`` = affinity of source task i onto target task j.
     """
-    key = affinity_key(dataset, config, seed, every)
-    if store is not None:
-        cached = store.get_artifact(key)
-        if cached is not None:
-            return np.asarray(cached["affinity"], dtype=float)
-    tracker, _ = train_with_affinity(dataset, config, seed, every=every)
-    matrix = np.asarray(tracker.affinity_matrix, dtype=float)
-    if store is not None:
-        store.put_artifact(key, {"affinity": matrix.tolist(), "steps_tracked": tracker.n_steps_tracked})
-    return matrix
+    records = []
+    for r in range(repeats):
+        key = affinity_key(dataset, config, seed, every, r)
+        record = store.get_artifact(key) if store is not None else None
+        if record is None:
+            tracker, result, plain = train_with_affinity(dataset, config, seed, repeat=r, every=every)
+            record = {"momentum": _epoch_record(tracker), "plain": _epoch_record(plain),
+                      "epochs": tracker.tracked_epochs, "best_epoch": int(result.best_epoch),
+                      "steps_tracked": tracker.n_steps_tracked}
+            if store is not None:
+                store.put_artifact(key, record)
+        records.append(record)
+        if on_repeat is not None:
+            on_repeat(r + 1, repeats)
+    return combine_affinity(records, momentum=momentum, epochs=epochs)
+

@@ -107,7 +107,9 @@ def dataset_from_file(path: str | Path, *, name: str | None = None, **kwargs: An
     Parameters
     ----------
     path : str or Path
-        A ``.csv``, ``.csv.gz`` or ``.parquet`` file.
+        A ``.csv``, ``.csv.gz`` or ``.parquet`` file, or a folder in the ETAP
+        public code's ``Task_Splits`` format (:mod:`negtransfer.data.task_splits`;
+        then only ``tasks`` and ``seed`` apply).
     name : str, optional
         Dataset name; default the file name without its suffix.
     **kwargs
@@ -121,6 +123,17 @@ def dataset_from_file(path: str | Path, *, name: str | None = None, **kwargs: An
         ``info["source"]`` is the resolved file path.
     """
     path = Path(path)
+    if path.is_dir():
+        from negtransfer.data.task_splits import is_task_splits_folder, load_task_splits
+
+        if is_task_splits_folder(path):
+            table_only = sorted(k for k, v in kwargs.items() if k not in ("tasks", "seed") and v is not None)
+            if table_only:
+                option = {"task_column": "--task-column", "label_column": "--label"}
+                flags = ", ".join(option.get(k, "--" + k.replace("_", "-")) for k in table_only)
+                raise DataError(f"{str(path)!r} is a Task_Splits folder (one set of .npy files per task); "
+                                f"{flags} only apply to tables: leave them out")
+            return load_task_splits(path, tasks=kwargs.get("tasks"), seed=kwargs.get("seed", 0), name=name)
     frame = load_table(path)
     suffix = _suffix(path)
     stem = path.name[: -len(suffix)] if suffix and path.name.lower().endswith(suffix) else path.stem

@@ -1,7 +1,10 @@
-"""Gain tables: measured MTL gains of tasks in groups (ETAP eq. 1).
+"""Gain tables: measured MTL gains of tasks in groups (ETAP eq. 1), with their repeats.
 
-y(G -> t) = (L_t(STL) - L_t(MTL on G)) / L_t(STL), on the test split. Positive
-means task t does better in group G than alone; negative is negative transfer.
+y(G -> t) = (L_t(STL) - L_t(MTL on G)) / L_t(STL). Positive means task t does
+better in group G than alone; negative is negative transfer. With R repeats,
+repeat r's gain pairs the group's run r with the STL run r (same training
+seed: common random numbers), and the gain is the mean of the R paired gains,
+with standard error ``std / sqrt(R)``.
 """
 
 from __future__ import annotations
@@ -10,25 +13,94 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from negtransfer.train.batched import ModelResult
+from negtransfer.train.results import ModelResult, RepeatedResult
 
 Group = tuple[int, ...]
+Result = ModelResult | RepeatedResult
+
+_ATTRS = {("test", "loss"): "test_loss", ("validation", "loss"): "val_loss",
+          ("test", "metric"): "test_metric", ("validation", "metric"): "val_metric"}
 
 
-def mtl_gain(stl_loss: float, mtl_loss: float) -> float:
-    """ETAP eq. 1: relative decrease of the loss from STL to MTL."""
+def mtl_gain(stl_loss, mtl_loss):
+    """ETAP eq. 1: relative decrease of the loss from STL to MTL (scalars or arrays)."""
     return (stl_loss - mtl_loss) / stl_loss
 
 
-def gain_matrix(
-    groups: Sequence[Group], results: Mapping[Group, ModelResult], n_tasks: int, *, split: str = "test"
+def _repeated(result: Result) -> RepeatedResult:
+    return result if isinstance(result, RepeatedResult) else RepeatedResult(result.group, [result])
+
+
+def _attr(split: str, measure: str = "loss") -> str:
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+    if measure not in ("loss", "metric"):
+        raise ValueError(f"measure must be 'loss' or 'metric', got {measure!r}")
+    return _ATTRS[(split, measure)]
+
+
+def repeat_gains(
+    groups: Sequence[Group], results: Mapping[Group, Result], n_tasks: int, *, split: str = "test",
+    measure: str = "loss", higher_better: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The gain table (U, Y) of DESIGN.md for the given groups.
+    """Per-repeat gains of every (group, member task).
 
     Parameters
     ----------
     groups : sequence of sorted task-index tuples
-    results : mapping group -> ModelResult
+    results : mapping group -> ModelResult or RepeatedResult
+        Must hold every group and every single-task group (the STL runs), all
+        with the same number of repeats R.
+    split : {"test", "validation"}
+    measure : {"loss", "metric"}
+        Gains of the loss (eq. 1), or of the task metric: the relative change
+        ``(M_G - M_STL) / |M_STL|`` for metrics where higher is better (AUROC,
+        accuracy), ``(M_STL - M_G) / |M_STL|`` for the others (MSE), so a
+        positive gain is always an improvement.
+    higher_better : sequence of bool, optional
+        Per task, whether its metric is better when higher (required for ``measure="metric"``).
+
+    Returns
+    -------
+    U : bool ndarray (m, n_tasks)
+        Multi-hot group membership.
+    G : float ndarray (m, n_tasks, R)
+        Repeat r's gain, NaN for tasks outside the group.
+    """
+    attr = _attr(split, measure)
+    if measure == "metric" and higher_better is None:
+        raise ValueError("measure='metric' needs higher_better (one flag per task)")
+    R = _repeated(results[groups[0]]).repeats if groups else 1
+    U = np.zeros((len(groups), n_tasks), dtype=bool)
+    G = np.full((len(groups), n_tasks, R), np.nan)
+    for row, g in enumerate(groups):
+        res = _repeated(results[g])
+        if res.repeats != R:
+            raise ValueError(f"group {g} has {res.repeats} repeats, the first group {R}; use one repeat count")
+        for t in g:
+            stl = _repeated(results[(t,)])
+            if stl.repeats != R:
+                raise ValueError(f"the STL run of task {t} has {stl.repeats} repeats, the groups {R}")
+            U[row, t] = True
+            base, value = stl.values(attr, t), res.values(attr, t)
+            if measure == "metric":
+                sign = 1.0 if higher_better[t] else -1.0
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    G[row, t] = sign * (value - base) / np.abs(base)
+            else:
+                G[row, t] = mtl_gain(base, value)
+    return U, G
+
+
+def gain_matrix(
+    groups: Sequence[Group], results: Mapping[Group, Result], n_tasks: int, *, split: str = "test"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gain table (U, Y) of DESIGN.md for the given groups (Y = mean over repeats).
+
+    Parameters
+    ----------
+    groups : sequence of sorted task-index tuples
+    results : mapping group -> ModelResult or RepeatedResult
         Must hold every group and every single-task group (the STL runs).
     split : {"test", "validation"}
 
@@ -37,30 +109,42 @@ def gain_matrix(
     U : bool ndarray (m, n_tasks)
         Multi-hot group membership.
     Y : float ndarray (m, n_tasks)
-        Gains, NaN for tasks outside the group.
+        Gains (mean of the paired per-repeat gains), NaN for tasks outside the group.
     """
-    attr = "test_loss" if split == "test" else "val_loss"
-    U = np.zeros((len(groups), n_tasks), dtype=bool)
-    Y = np.full((len(groups), n_tasks), np.nan)
-    for row, g in enumerate(groups):
-        for t in g:
-            stl = getattr(results[(t,)], attr)[t]
-            U[row, t] = True
-            Y[row, t] = mtl_gain(stl, getattr(results[g], attr)[t])
+    U, G = repeat_gains(groups, results, n_tasks, split=split)
+    with np.errstate(invalid="ignore"):
+        Y = G.mean(axis=2)
     return U, Y
 
 
-def gains_frame(groups: Sequence[Group], results: Mapping[Group, ModelResult], task_names: Sequence[str], metric_names: Sequence[str]):
+def standard_errors(G: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over the last (repeat) axis; NaN with one repeat."""
+    R = G.shape[-1]
+    if R < 2:
+        return np.full(G.shape[:-1], np.nan)
+    with np.errstate(invalid="ignore"):
+        return G.std(axis=-1, ddof=1) / np.sqrt(R)
+
+
+def gains_frame(groups: Sequence[Group], results: Mapping[Group, Result], task_names: Sequence[str], metric_names: Sequence[str]):
     """Long-form gains table, one row per (group, member task).
 
     Columns: ``group`` (task names joined by ``+``), ``task``, ``test_loss``,
-    ``stl_test_loss``, ``gain``, ``metric`` (its name), ``test_metric``,
-    ``stl_test_metric``, ``val_loss``, ``group_size``.
+    ``stl_test_loss``, ``gain``, ``gain_se`` (standard error over repeats,
+    empty with one repeat), ``repeats``, ``metric`` (its name),
+    ``test_metric``, ``stl_test_metric``, ``val_loss``, ``group_size``. Losses
+    and metrics are means over the repeats; ``gain`` is the mean of the
+    per-repeat paired gains (not the gain of the mean losses).
     """
     import pandas as pd
 
+    columns = ["group", "task", "test_loss", "stl_test_loss", "gain", "gain_se", "repeats", "metric",
+               "test_metric", "stl_test_metric", "val_loss", "group_size"]
     rows = []
-    for g in groups:
+    if groups:
+        U, G = repeat_gains(groups, results, len(task_names), split="test")
+        Y, SE = G.mean(axis=2), standard_errors(G)
+    for row, g in enumerate(groups):
         res, name = results[g], "+".join(task_names[t] for t in g)
         for t in g:
             stl = results[(t,)]
@@ -70,7 +154,9 @@ def gains_frame(groups: Sequence[Group], results: Mapping[Group, ModelResult], t
                     "task": task_names[t],
                     "test_loss": res.test_loss[t],
                     "stl_test_loss": stl.test_loss[t],
-                    "gain": mtl_gain(stl.test_loss[t], res.test_loss[t]),
+                    "gain": float(Y[row, t]),
+                    "gain_se": float(SE[row, t]),
+                    "repeats": int(G.shape[2]),
                     "metric": metric_names[t],
                     "test_metric": res.test_metric[t],
                     "stl_test_metric": stl.test_metric[t],
@@ -78,4 +164,4 @@ def gains_frame(groups: Sequence[Group], results: Mapping[Group, ModelResult], t
                     "group_size": len(g),
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)

@@ -1,37 +1,52 @@
 """The main job: choose task groups with ETAP (``negtransfer group``).
 
-Data flow (DESIGN.md): STL runs -> one all-task run with the affinity tracker
--> MTL runs for a few sampled training groups -> ETAP gain predictor -> predicted
-gains of every candidate group -> exact selection of at most B groups -> train
-the chosen groups -> report. Every run goes through the run store, so a repeated
-or interrupted job reuses what it already trained.
+Data flow (DESIGN.md): STL runs -> all-task runs with the affinity tracker ->
+MTL runs for a few training groups -> ETAP gain predictor -> predicted gains of
+every candidate group -> exact selection of at most B groups -> train the
+chosen groups -> (active refinement: refit on what was measured, select again,
+train what the new selection or the predictor's uncertainty asks for, until the
+selection is made of measured groups and stops changing) -> report. Every run
+goes through the run store, so a repeated or interrupted job reuses what it
+already trained.
 
-Where test data is touched: the predictor is fitted on *validation* gains of the
-training groups by default (``gain_split="validation"``), so no choice the job
-makes looks at the test split; reported losses and the prediction quality use
-the test split (ETAP eq. 1 defines gains on test data; ``gain_split="test"``
-follows the paper exactly).
+ETAP is the method of Ayman, Mukhopadhyay and Laszka, "Ensemble Prediction of
+Task Affinity for Efficient Multi-Task Learning" (ICLR 2026).
+
+Repeats: every run is repeated R times (``repeats``) with common random numbers
+(repeat r of every group and of STL trains with the same seed), a measured gain
+is the mean of the R paired gains, and the report states the noise floor
+(:mod:`negtransfer.gains.noise`).
+
+Where test data is touched: every choice (predictor fit, selection, refinement,
+the per-task assignment of an overlapping grouping, the comparison with simple
+alternatives) uses *validation* losses by default (``gain_split="validation"``);
+reported losses, the prediction quality and the test oracle use the test split
+(ETAP eq. 1 defines gains on test data; ``gain_split="test"`` follows the paper).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from math import comb
 from typing import Callable
 
 import numpy as np
 
 from negtransfer.data.dataset import MultiTaskDataset
-from negtransfer.gains.table import gain_matrix
+from negtransfer.gains.noise import noise_floor
+from negtransfer.gains.table import repeat_gains
 from negtransfer.runs.executors import Executor
-from negtransfer.runs.group_specs import random_groups
+from negtransfer.runs.group_specs import DESIGNS, design_groups, random_groups
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
-from negtransfer.train.batched import ModelResult
 from negtransfer.train.config import TrainConfig
+from negtransfer.train.results import RepeatedResult
 
 Group = tuple[int, ...]
 Progress = Callable[[str, int, int], None]
+
+OBJECTIVES = ("total-loss", "mean-gain", "metric")
 
 
 @dataclass
@@ -43,60 +58,121 @@ class GroupingOptions:
     budget : int
         At most this many groups are chosen; together they cover every task.
     n_train_groups : int
-        Sampled training groups (sizes 2..n-1) whose gains are measured; the
-        all-task group is always added.
+        Training groups (sizes 2..n-1) whose gains are measured before the
+        first fit; the all-task group is always added.
+    design : {"random", "stratified", "pairs"}
+        How the training groups are drawn (:func:`negtransfer.runs.group_specs.design_groups`).
+    repeats : int
+        Runs per group (common random numbers across groups); gains are means
+        over repeats with standard errors.
+    rounds : int
+        Selection rounds: 1 is the paper's one-shot protocol (fit, select,
+        train the chosen groups); more rounds refine actively (module doc).
+    per_round : int or None
+        Groups acquired per refinement round (default ``2 * budget``, at least 4).
+    max_runs : int or None
+        Budget of runs (groups x repeats, STL and all-task runs included) for
+        the recommendation; default 3x the one-shot protocol's runs.
+    kappa : float
+        Optimism of the acquisition rule: an unmeasured group's predicted gain
+        plus ``kappa`` times the predictor's cross-validated error
+        (:mod:`negtransfer.select.acquisition`).
+    objective : {"total-loss", "mean-gain", "metric"}
+        What the selection maximises: the predicted decrease of the summed
+        validation loss (each task's gain weighted by its STL loss; the paper's
+        Table 4 criterion), the sum of gains (the paper's eq. 1 objective), or
+        the summed relative change of the task metric (AUROC, accuracy, MSE).
     evaluate : int
         Extra random held-out groups measured to report prediction quality.
     exhaustive : bool
-        Train every group and report the optimal grouping and the gap.
+        Train every group; report the optimal groupings and the gaps.
     gain_split : {"validation", "test"}
-        Split whose losses define the gains the predictor is fitted on.
+        Split whose losses define the gains the predictor is fitted on (and
+        that every choice uses).
     affinity_every : int
-        Track affinity every k-th step of the all-task run (1 = every step).
+        Track affinity every k-th step of the all-task runs (1 = every step).
+    affinity_momentum : bool
+        Include the momentum term of ETAP eq. 4 in the affinity.
+    affinity_epochs : {"all", "until-best"}
+        Average the affinity over every epoch of the all-task run, or only up
+        to its best (early-stopping) epoch.
     max_candidates_tasks : int
         All 2^n - 1 groups are candidates up to this many tasks.
     trace_pairs : int
         Keep the per-step affinity of this many strongest pairs (by |average|)
-        for the report's Figure 7 plot; 0 = no trace (the affinity is then
-        cached in the run store).
+        of repeat 0 for the report's Figure 7 plot; 0 = no trace.
     use_measured : bool
-        Score the training groups by their measured gains (on ``gain_split``)
-        instead of the predictor's output; every other candidate is predicted.
+        Score measured groups by their measured gains instead of the
+        predictor's output; every other candidate is predicted.
     """
 
     budget: int = 3
     n_train_groups: int = 20
+    design: str = "random"
+    repeats: int = 1
+    rounds: int = 1
+    per_round: int | None = None
+    max_runs: int | None = None
+    kappa: float = 1.0
+    objective: str = "total-loss"
     evaluate: int = 0
     exhaustive: bool = False
     gain_split: str = "validation"
     affinity_every: int = 8
+    affinity_momentum: bool = True
+    affinity_epochs: str = "all"
     max_candidates_tasks: int = 16
     chunk_size: int = 64
     use_measured: bool = True
     trace_pairs: int = 0
 
     def check(self, n_tasks: int) -> None:
+        from negtransfer.affinity.training import AFFINITY_EPOCHS
+
         if n_tasks < 2:
             raise ValueError("grouping needs at least 2 tasks")
         if self.budget < 1:
             raise ValueError(f"--budget must be >= 1, got {self.budget}")
         if self.n_train_groups < 1:
             raise ValueError(f"--train-groups must be >= 1, got {self.n_train_groups}")
+        if self.design not in DESIGNS:
+            raise ValueError(f"--design must be one of {', '.join(DESIGNS)}, got {self.design!r}")
+        if self.repeats < 1:
+            raise ValueError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.rounds < 1:
+            raise ValueError(f"--rounds must be >= 1, got {self.rounds}")
+        if self.per_round is not None and self.per_round < 1:
+            raise ValueError(f"--per-round must be >= 1, got {self.per_round}")
+        if not self.kappa >= 0:
+            raise ValueError(f"--kappa must be >= 0, got {self.kappa}")
+        if self.max_runs is not None and self.max_runs < 1:
+            raise ValueError(f"--max-runs must be >= 1, got {self.max_runs}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.gain_split not in ("validation", "test"):
             raise ValueError("gain_split must be 'validation' or 'test'")
         if self.affinity_every < 1:
             raise ValueError("affinity_every must be >= 1")
+        if self.affinity_epochs not in AFFINITY_EPOCHS:
+            raise ValueError(f"affinity_epochs must be one of {AFFINITY_EPOCHS}")
+        if self.chunk_size < 1:
+            raise ValueError(f"--chunk-size must be >= 1, got {self.chunk_size}")
         if n_tasks > self.max_candidates_tasks:
             raise ValueError(
                 f"{n_tasks} tasks give 2^{n_tasks} - 1 candidate groups; select at most "
                 f"{self.max_candidates_tasks} tasks with --tasks"
             )
 
+    def one_shot_runs(self, n_tasks: int) -> int:
+        """Runs of the paper's one-shot protocol: STL, all-task, training groups, the chosen groups."""
+        available = sum(comb(n_tasks, s) for s in range(2, n_tasks))
+        return self.repeats * (n_tasks + 1 + min(self.n_train_groups, available) + self.budget)
+
 
 @dataclass
 class GroupingResult:
     report: dict
-    results: dict[Group, ModelResult] = field(default_factory=dict)
+    results: dict[Group, RepeatedResult] = field(default_factory=dict)
 
 
 def _pearson_r2(predicted: np.ndarray, actual: np.ndarray) -> tuple[float | None, float | None]:
@@ -107,21 +183,37 @@ def _pearson_r2(predicted: np.ndarray, actual: np.ndarray) -> tuple[float | None
     return pearson, r2
 
 
-def best_group_losses(groups, results, n_tasks) -> tuple[dict[int, float], dict[int, Group]]:
-    """Per task, the test loss in the chosen group where its *validation* loss is lowest.
+def _within_task_pearson(predicted: np.ndarray, actual: np.ndarray, tasks: np.ndarray) -> float | None:
+    """Pearson of predicted vs actual after removing each task's mean from both."""
+    p, a = predicted.astype(float).copy(), actual.astype(float).copy()
+    for t in np.unique(tasks):
+        m = tasks == t
+        p[m] -= p[m].mean()
+        a[m] -= a[m].mean()
+    return _pearson_r2(p, a)[0]
+
+
+def assign_tasks(groups, results, n_tasks: int, by: str = "val_loss") -> dict[int, Group]:
+    """Per task, the chosen group whose ``by`` loss (mean over repeats) for it is lowest.
 
     This is how TAG and HOA evaluate a grouping with overlaps; ties keep the
     first group in ``groups`` order.
     """
-    losses, where = {}, {}
+    where = {}
     for t in range(n_tasks):
         best = None
         for g in groups:
-            if t in g and (best is None or results[g].val_loss[t] < results[best].val_loss[t]):
+            if t in g and (best is None or getattr(results[g], by)[t] < getattr(results[best], by)[t]):
                 best = g
         if best is not None:
-            losses[t], where[t] = results[best].test_loss[t], best
-    return losses, where
+            where[t] = best
+    return where
+
+
+def best_group_losses(groups, results, n_tasks, by: str = "val_loss") -> tuple[dict[int, float], dict[int, Group]]:
+    """Per task, the test loss in the chosen group picked by :func:`assign_tasks` (validation by default)."""
+    where = assign_tasks(groups, results, n_tasks, by)
+    return {t: results[g].test_loss[t] for t, g in where.items()}, where
 
 
 def _trace_of_strongest_pairs(tracker, affinity: np.ndarray, names, count: int) -> dict:
@@ -138,6 +230,146 @@ def _trace_of_strongest_pairs(tracker, affinity: np.ndarray, names, count: int) 
     }
 
 
+def _rows_to_groups(candidates: np.ndarray, rows) -> list[Group]:
+    return [tuple(int(i) for i in np.flatnonzero(candidates[r])) for r in rows]
+
+
+class _Grouping:
+    """State of one grouping job: what is measured, the predictor, the scores."""
+
+    def __init__(self, dataset, options, config, seed, store, executor, progress):
+        from negtransfer.select.groups import all_groups
+
+        self.dataset, self.options, self.config, self.seed = dataset, options, config, seed
+        self.store, self.executor, self.progress = store, executor, progress
+        self.n = dataset.n_tasks
+        self.names = dataset.task_names
+        self.results: dict[Group, RepeatedResult] = {}
+        self.trained: list = []
+        self.seconds: dict[str, float] = {}
+        self.candidates = all_groups(self.n)
+        self.row_of = {g: r for r, g in enumerate(_rows_to_groups(self.candidates, range(len(self.candidates))))}
+        self.measured: list[Group] = []  # multi-task groups measured for the recommendation, in order
+        self.higher_better = [t.metric_name != "mse" for t in dataset.tasks]
+
+    # ---------------------------------------------------------------- runs
+    def runs(self, label: str, groups: list[Group]) -> dict[Group, RepeatedResult]:
+        start = time.perf_counter()
+        cb = (lambda done, total: self.progress(label, done, total)) if self.progress else None
+        out = ensure_runs(self.dataset, groups, self.config, self.seed, self.store, repeats=self.options.repeats,
+                          executor=self.executor, chunk_size=self.options.chunk_size, on_progress=cb,
+                          trained=self.trained)
+        self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+        self.results.update(out)
+        return out
+
+    def measure(self, label: str, groups: list[Group]) -> None:
+        new = [g for g in groups if g not in self.measured and len(g) > 1]
+        self.runs(label, groups)
+        self.measured += new
+
+    # ---------------------------------------------------------------- gains
+    def gains(self, groups: list[Group], split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(U, G): per-repeat gains (m, n, R) on ``split`` under the objective's measure."""
+        split = split or self.options.gain_split
+        if self.options.objective != "metric":
+            return repeat_gains(groups, self.results, self.n, split=split)
+        U, G = repeat_gains(groups, self.results, self.n, split=split, measure="metric",
+                            higher_better=self.higher_better)
+        return U, G
+
+    def weights(self) -> np.ndarray:
+        """Per-task weight turning a gain into a selection score (STL validation loss for total-loss)."""
+        if self.options.objective != "total-loss":
+            return np.ones(self.n)
+        attr = "val_loss" if self.options.gain_split == "validation" else "test_loss"
+        return np.array([getattr(self.results[(t,)], attr)[t] for t in range(self.n)])
+
+    def fit_predictor(self, rows=None, fixed: dict | None = None):
+        """The ETAP predictor fitted on the measured groups (or the listed rows of them, repeats allowed).
+
+        ``fixed``: hyperparameters to use instead of searching them (bootstrap refits).
+        """
+        from negtransfer.gains.etap import ETAPPredictor
+
+        groups = self.measured if rows is None else [self.measured[i] for i in rows]
+        U, G = self.gains(groups)
+        with np.errstate(invalid="ignore"):
+            Y = G.mean(axis=2)
+        kwargs = {}
+        if fixed and "stage1__degree" in fixed:
+            kwargs = {"spline_degrees": (fixed["stage1__degree"],), "spline_n_knots": (fixed["stage1__n_knots"],),
+                      "spline_alphas": (fixed["stage1__alpha"],)}
+        if fixed and "stage2__alpha" in fixed:
+            kwargs["residual_alphas"] = (fixed["stage2__alpha"],)
+        return ETAPPredictor(self.affinity, random_state=self.seed, **kwargs).fit(U, Y)
+
+    def scores(self, predicted: np.ndarray) -> np.ndarray:
+        """Selection scores of every candidate: measured groups by measured gains (if use_measured)."""
+        S = predicted.copy()
+        if self.options.use_measured and self.measured:
+            U, G = self.gains(self.measured)
+            with np.errstate(invalid="ignore"):
+                Y = G.mean(axis=2)
+            for g, gains in zip(self.measured, Y):
+                S[self.row_of[g]] = gains
+        return S * self.weights()[None, :]
+
+    def select(self, scores: np.ndarray, measured_only: bool = False) -> tuple[list[Group], float]:
+        """At most B groups maximising the summed score (only measured groups and singletons if asked)."""
+        from negtransfer.select.groups import select_groups
+
+        rows = None
+        if measured_only:
+            rows = [r for g, r in self.row_of.items() if g in self.results]
+        selection = select_groups(self.candidates, scores, self.options.budget, candidates=rows)
+        return _rows_to_groups(self.candidates, selection.groups), float(selection.objective)
+
+    def acquire(self, chosen: list[Group], predictor, limit: int, seed: int, record: dict) -> list[Group]:
+        """Unmeasured groups to train next (:mod:`negtransfer.select.acquisition`)."""
+        from negtransfer.select.acquisition import cross_validated_error, optimistic_improvement, rank_acquisitions
+
+        fixed = dict(predictor.best_params_)
+        U_m, G_m = self.gains(self.measured)
+        with np.errstate(invalid="ignore"):
+            Y_m = G_m.mean(axis=2)
+
+        def fit_predict(train_rows, test_rows):
+            return self.fit_predictor(train_rows, fixed=fixed).predict(U_m[test_rows])
+
+        error = cross_validated_error(fit_predict, U_m, Y_m, seed=seed)
+        error = np.where(np.isfinite(error), error, 0.0)
+        predicted = predictor.predict(self.candidates)
+        scores = self.scores(predicted)
+        weights = self.weights()
+        measured = np.array([g in self.results for g in self.row_of])
+        optimistic = np.where(measured[:, None], scores, scores + self.options.kappa * error[None, :] * weights[None, :])
+        incumbent = np.full(self.n, -np.inf)
+        for g in chosen:
+            for t in g:
+                incumbent[t] = max(incumbent[t], scores[self.row_of[g], t])
+        improvement = optimistic_improvement(self.candidates, optimistic, incumbent)
+        rows = rank_acquisitions([self.row_of[g] for g in chosen], improvement, measured, limit)
+        groups = _rows_to_groups(self.candidates, rows)
+        record["predictor_cv_rmse"] = {self.names[t]: float(error[t]) for t in range(self.n)}
+        record["optimistic_improvement"] = {"+".join(self.names[t] for t in g): float(improvement[self.row_of[g]])
+                                            for g in groups}
+        return groups
+
+    def runs_used(self) -> int:
+        """Runs the recommendation has used so far (repeats included, stored ones too)."""
+        return self.options.repeats * len(self.results)
+
+    def group_names(self, groups: list[Group]) -> list[list[str]]:
+        return [[self.names[t] for t in g] for g in groups]
+
+    # ------------------------------------------------------------- totals
+    def val_total(self, groups: list[Group]) -> float:
+        """Summed validation loss of a grouping (each task in its best group by validation)."""
+        where = assign_tasks(groups, self.results, self.n, "val_loss")
+        return float(sum(self.results[g].val_loss[t] for t, g in where.items()))
+
+
 def run_grouping(
     dataset: MultiTaskDataset,
     options: GroupingOptions,
@@ -148,88 +380,130 @@ def run_grouping(
     executor: Executor | None = None,
     progress: Progress | None = None,
 ) -> GroupingResult:
-    """Run the whole ETAP grouping job and return its report (see module doc)."""
+    """Run the whole grouping job and return its report (see module doc and docs/methods/grouping.md)."""
     from negtransfer.affinity.training import measure_affinity
-    from negtransfer.gains.etap import ETAPPredictor
-    from negtransfer.select.groups import all_groups, select_groups
 
     n = dataset.n_tasks
     options.check(n)
-    names = dataset.task_names
+    job = _Grouping(dataset, options, config, seed, store, executor, progress)
+    names = job.names
+    R = options.repeats
     t0 = time.perf_counter()
-    seconds: dict[str, float] = {}
-    before = store.count()
-
-    def runs(label: str, groups: list[Group]) -> dict[Group, ModelResult]:
-        start = time.perf_counter()
-        cb = (lambda done, total: progress(label, done, total)) if progress else None
-        out = ensure_runs(dataset, groups, config, seed, store, executor=executor,
-                          chunk_size=options.chunk_size, on_progress=cb)
-        seconds[label] = seconds.get(label, 0.0) + time.perf_counter() - start
-        return out
-
-    results: dict[Group, ModelResult] = {}
     everything: Group = tuple(range(n))
     stl = [(t,) for t in range(n)]
 
     # 1. STL and the all-task group (always a training group).
-    results.update(runs("STL + all-task runs", stl + [everything]))
+    job.measure("STL + all-task runs", stl + [everything])
 
-    # 2. Affinity from one tracked all-task run.
+    # 2. Affinity from the tracked all-task runs, averaged over the repeats.
     start = time.perf_counter()
     trace = None
+    cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
+    job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
+                                    momentum=options.affinity_momentum, epochs=options.affinity_epochs,
+                                    on_repeat=cb)
     if options.trace_pairs:
         from negtransfer.affinity.training import train_with_affinity
 
-        tracker, _ = train_with_affinity(dataset, config, seed, every=options.affinity_every, keep_trace=True)
-        affinity = np.asarray(tracker.affinity_matrix, dtype=float)
-        trace = _trace_of_strongest_pairs(tracker, affinity, names, options.trace_pairs)
-    else:
-        affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store)
-    seconds["affinity run"] = time.perf_counter() - start
+        tracker, _, _ = train_with_affinity(dataset, config, seed, every=options.affinity_every, keep_trace=True)
+        trace = _trace_of_strongest_pairs(tracker, job.affinity, names, options.trace_pairs)
+    job.seconds["affinity runs"] = time.perf_counter() - start
 
-    # 3. Training groups: sizes 2..n-1, plus the all-task group.
-    from math import comb
+    # 3. Training groups (sizes 2..n-1, by the design), plus the all-task group.
+    train = design_groups(options.design, n, options.n_train_groups, seed) + [everything]
+    train = list(dict.fromkeys(train))
+    job.measure("training groups", train)
 
-    available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
-    train = [everything]
-    if available:
-        train = random_groups(n, min(options.n_train_groups, available), (2, n - 1), seed) + train
-    results.update(runs("training groups", train))
-    attr_split = options.gain_split
-    U_train, Y_train = gain_matrix(train, results, n, split=attr_split)
+    # 4.-6. Fit, select, train the chosen groups; refine for more rounds.
+    one_shot = options.one_shot_runs(n)
+    max_runs = options.max_runs if options.max_runs is not None else 3 * one_shot
+    per_round = max(options.per_round if options.per_round is not None else max(2 * options.budget, 4),
+                    options.budget)
+    initial_predictor = predictor = job.fit_predictor()
+    chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
+    rounds: list[dict] = []
+    previous: list[Group] | None = None
+    stop_reason = "one round: the paper's one-shot protocol (fit, select, train the chosen groups)"
+    for k in range(1, options.rounds + 1):
+        unmeasured = [g for g in chosen if g not in job.results]
+        record = {"round": k, "selected": job.group_names(chosen), "predicted_objective": objective,
+                  "unmeasured_selected": len(unmeasured), "runs_before": job.runs_used()}
+        rounds.append(record)
+        if previous is not None and not unmeasured and chosen == previous:
+            stop_reason = f"converged in round {k}: the selection is made of measured groups and did not change"
+            record["selection_val_loss"] = job.val_total(chosen)
+            break
+        last = k == options.rounds
+        budget_left = (max_runs - job.runs_used()) // R
+        acquire = unmeasured
+        if not last and budget_left > len(unmeasured):
+            acquire = job.acquire(chosen, predictor, min(per_round, budget_left), seed + k, record)
+        if acquire:
+            P_new = predictor.predict(job.candidates[[job.row_of[g] for g in acquire]])
+            job.measure("chosen groups" if k == 1 else "refinement", acquire)
+            _, G_new = job.gains(acquire)
+            with np.errstate(invalid="ignore"):
+                Y_new = G_new.mean(axis=2)
+            record["measured"] = [{"group": [names[t] for t in g], "task": names[t],
+                                   "predicted": float(P_new[i, t]), "measured": float(Y_new[i, t])}
+                                  for i, g in enumerate(acquire) for t in g]
+        record["selection_val_loss"] = job.val_total(chosen)
+        previous = chosen
+        if last:
+            if options.rounds > 1:
+                stop_reason = f"all {options.rounds} rounds used"
+            break
+        if not acquire:
+            stop_reason = f"converged in round {k}: nothing left worth measuring"
+            break
+        predictor = job.fit_predictor()
+        if job.runs_used() + R * options.budget > max_runs and any(
+                g not in job.results for g in job.select(job.scores(predictor.predict(job.candidates)))[0]):
+            stop_reason = f"run budget ({max_runs} runs) spent after round {k}"
+            break
+        chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
+    if options.rounds > 1 and not stop_reason.startswith("converged"):
+        # the recommendation is made of measured groups only: select once more among them
+        predictor = job.fit_predictor()
+        final, objective = job.select(job.scores(predictor.predict(job.candidates)), measured_only=True)
+        if final != chosen:
+            rounds.append({"round": len(rounds) + 1, "selected": job.group_names(final),
+                           "predicted_objective": objective, "unmeasured_selected": 0,
+                           "runs_before": job.runs_used(), "final_among_measured": True,
+                           "selection_val_loss": job.val_total(final)})
+        chosen = final
 
-    # 4. Predictor, then predicted gains of every candidate group.
-    predictor = ETAPPredictor(affinity, random_state=seed).fit(U_train, Y_train)
-    candidates = all_groups(n)
-    predicted = predictor.predict(candidates)
-    if options.use_measured:
-        # Groups already trained score by their measured gains, not predictions.
-        row_of = {tuple(int(i) for i in np.flatnonzero(r)): k for k, r in enumerate(candidates)}
-        for g, gains in zip(train, Y_train):
-            predicted[row_of[g]] = gains
-
-    # 5. Exact selection under the budget (singletons predict gain 0 = STL).
-    selection = select_groups(candidates, predicted, options.budget)
-    chosen = [tuple(int(i) for i in np.flatnonzero(candidates[row])) for row in selection.groups]
-    results.update(runs("chosen groups", chosen))
-    selected_loss, task_group = best_group_losses(chosen, results, n)
+    # Make sure every chosen group is trained (the one-shot protocol trains them after selecting).
+    missing = [g for g in chosen if g not in job.results]
+    if missing:
+        job.measure("chosen groups", missing)
+    selected_loss, task_group = best_group_losses(chosen, job.results, n)
+    results = job.results
 
     report: dict = {
+        "method": "etap",
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "seed": seed,
         "budget": options.budget,
+        "repeats": R,
+        "objective": options.objective,
         "n_train_groups": len(train),
+        "design": options.design,
         "gain_split": options.gain_split,
+        "options": asdict(options),
         "config": config.to_dict(),
         "tasks": list(names),
-        "affinity": affinity.tolist(),
+        "affinity": job.affinity.tolist(),
         **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
-        "selected_groups": [[names[t] for t in g] for g in chosen],
-        "selected_predicted_objective": float(selection.objective),
+        "selected_groups": job.group_names(chosen),
+        "selected_predicted_objective": float(objective),
         "task_group": {names[t]: [names[i] for i in g] for t, g in task_group.items()},
+        "rounds": rounds,
+        "refinement": {"rounds_run": len(rounds), "stopped": stop_reason, "max_runs": max_runs,
+                       "one_shot_runs": one_shot, "runs_used": R * len(job.results),
+                       "runs_vs_one_shot": R * len(job.results) / one_shot},
     }
     test_loss = {
         "stl": {names[t]: results[(t,)].test_loss[t] for t in range(n)},
@@ -237,49 +511,139 @@ def run_grouping(
         "selected": {names[t]: selected_loss[t] for t in range(n)},
     }
 
-    # 6. Prediction quality on held-out groups (evaluated or, with --exhaustive, all).
-    train_set = set(train)
+    # Never knowingly worse: the recommendation against simple alternatives, on validation data.
+    report["comparison"] = _compare_with_alternatives(job, chosen, everything)
+
+    # Noise floor of the measured gains (the choice split, and test).
+    U_m, G_m = job.gains(job.measured)
+    noise = noise_floor(U_m, G_m)
+    U_t, G_t = repeat_gains(job.measured, results, n, split="test")
+    noise["test"] = {k: v for k, v in noise_floor(U_t, G_t).items() if k != "verdict"}
+    noise["split"] = options.gain_split
+    report["noise"] = noise
+
+    # Prediction quality of the initial (one-shot) predictor on held-out groups.
+    measured_before = set(train)
     held_out: list[Group] = []
+    available = sum(comb(n, s) for s in range(2, n))
     if options.exhaustive:
-        held_out = [g for g in (tuple(np.flatnonzero(r)) for r in candidates) if len(g) > 1 and g not in train_set]
-        held_out = [tuple(int(i) for i in g) for g in held_out]
+        held_out = [g for g in _rows_to_groups(job.candidates, range(len(job.candidates)))
+                    if len(g) > 1 and g not in measured_before]
     elif options.evaluate > 0 and available:
         pool = [g for g in random_groups(n, min(options.evaluate + len(train), available), (2, n - 1), seed + 1)
-                if g not in train_set]
+                if g not in measured_before]
         held_out = pool[: options.evaluate]
     points = []
     if held_out:
-        results.update(runs("held-out groups", held_out))
-        U_h, Y_h = gain_matrix(held_out, results, n, split="test")
-        P_h = predictor.predict(U_h)
+        job.runs("held-out groups", held_out)
+        U_h, G_h = job.gains(held_out, split="test") if options.objective == "metric" else \
+            repeat_gains(held_out, results, n, split="test")
+        with np.errstate(invalid="ignore"):
+            Y_h = G_h.mean(axis=2)
+        P_h = initial_predictor.predict(U_h)
         for row, g in enumerate(held_out):
             for t in g:
                 points.append({"group": [names[i] for i in g], "task": names[t],
                                "predicted": float(P_h[row, t]), "actual": float(Y_h[row, t])})
-    pearson, r2 = _pearson_r2(np.array([p["predicted"] for p in points]), np.array([p["actual"] for p in points]))
-    report["prediction"] = {"pearson": pearson, "r2": r2, "n_groups": len(held_out), "points": points}
+    pred_a = np.array([p["predicted"] for p in points])
+    act_a = np.array([p["actual"] for p in points])
+    task_a = np.array([p["task"] for p in points])
+    pearson, r2 = _pearson_r2(pred_a, act_a)
+    U_tr, G_tr = job.gains([g for g in train if len(g) > 1])
+    with np.errstate(invalid="ignore"):
+        task_mean = np.nanmean(np.where(U_tr, G_tr.mean(axis=2), np.nan), axis=0)
+    baseline = np.array([task_mean[names.index(p["task"])] for p in points])
+    report["prediction"] = {
+        "pearson": pearson, "r2": r2, "n_groups": len(held_out),
+        "within_task_pearson": _within_task_pearson(pred_a, act_a, task_a) if points else None,
+        "per_task_mean_pearson": _pearson_r2(baseline, act_a)[0] if points else None,
+        "points": points,
+    }
 
-    # 7. With --exhaustive: the optimal budget-B grouping on measured test losses.
+    # With --exhaustive: the optimal groupings on measured losses, each scored by its own rule.
     totals = {k: float(sum(v.values())) for k, v in test_loss.items()}
     if options.exhaustive:
-        measured = np.full(candidates.shape, np.nan)
-        for row in range(candidates.shape[0]):
-            g = tuple(int(i) for i in np.flatnonzero(candidates[row]))
-            for t in g:
-                measured[row, t] = -results[g].test_loss[t]
-        best = select_groups(candidates, measured, options.budget)
-        optimal = [tuple(int(i) for i in np.flatnonzero(candidates[row])) for row in best.groups]
-        opt_loss, _ = best_group_losses(optimal, results, n)
-        test_loss["optimal"] = {names[t]: opt_loss[t] for t in range(n)}
-        totals["optimal"] = float(sum(opt_loss.values()))
-        report["optimal"] = {
-            "groups": [[names[t] for t in g] for g in optimal],
-            "test_loss": test_loss["optimal"],
-            "gap": (totals["selected"] - totals["optimal"]) / totals["optimal"],
-        }
+        report["optimal"] = _optima(job, totals, test_loss)
     report["test_loss"] = test_loss
     report["totals"] = totals
-    report["runs"] = {"trained": store.count() - before, "stored_total": store.count()}
-    seconds["total"] = time.perf_counter() - t0
-    report["seconds"] = seconds
+    used = R * len(set(job.measured) | set(stl) | {everything})
+    report["runs"] = {"trained": len(job.trained), "recommendation": used, "stored_total": store.count()}
+    job.seconds["total"] = time.perf_counter() - t0
+    report["seconds"] = job.seconds
     return GroupingResult(report=report, results=results)
+
+
+def _compare_with_alternatives(job: _Grouping, chosen: list[Group], everything: Group) -> dict:
+    """The chosen grouping's validation total against STL (if the budget allows it) and the all-task model."""
+    n, names = job.n, job.names
+    chosen_val = job.val_total(chosen)
+    alternatives = {"all-task model": job.val_total([everything])}
+    if job.options.budget >= n:
+        alternatives["STL (one model per task)"] = job.val_total([(t,) for t in range(n)])
+    best_name = min(alternatives, key=alternatives.get)
+    best = alternatives[best_name]
+    better = chosen_val < best
+    if better:
+        verdict = (f"On validation data the chosen grouping (summed loss {chosen_val:.4f}) beats every simple "
+                   f"alternative the budget allows; the closest is the {best_name} ({best:.4f}).")
+    else:
+        verdict = (f"On validation data the chosen grouping (summed loss {chosen_val:.4f}) is NOT better than the "
+                   f"{best_name} ({best:.4f}); prefer the {best_name} unless the test figures below say otherwise.")
+    if job.options.budget < n:
+        verdict += f" STL needs {n} groups, more than the budget of {job.options.budget}."
+    return {"validation_loss": {"selected": chosen_val, **alternatives}, "better_than_alternatives": bool(better),
+            "best_alternative": best_name, "verdict": verdict}
+
+
+def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:
+    """The at most ``budget`` groups minimising the summed ``by`` loss, each task in its best chosen group.
+
+    Chosen and scored by one rule: every task takes its lowest ``by`` loss
+    among the chosen groups, and the returned test losses follow that same
+    assignment. With ``by="test_loss"`` this is the test oracle (its total
+    never grows with the budget, since "at most B" allows every smaller
+    grouping); with ``by="val_loss"`` it is the best a chooser that sees only
+    validation data could do with every group measured (scored on test).
+
+    Parameters
+    ----------
+    results : mapping group -> ModelResult or RepeatedResult
+        Every candidate group (at least every single-task group).
+    n_tasks : int
+    budget : int
+    by : {"test_loss", "val_loss"}
+
+    Returns
+    -------
+    groups : list of tuple
+    test_losses : dict task -> test loss under that assignment
+    """
+    from negtransfer.select.groups import select_groups
+
+    groups = list(results)
+    U = np.zeros((len(groups), n_tasks), dtype=bool)
+    S = np.full((len(groups), n_tasks), np.nan)
+    for row, g in enumerate(groups):
+        U[row, list(g)] = True
+        for t in g:
+            S[row, t] = -getattr(results[g], by)[t]
+    best = [groups[r] for r in select_groups(U, S, budget).groups]
+    losses, _ = best_group_losses(best, results, n_tasks, by=by)
+    return best, losses
+
+
+def _optima(job: _Grouping, totals: dict, test_loss: dict) -> dict:
+    """The test oracle and the validation oracle over every group (:func:`oracle_grouping`)."""
+    n, names = job.n, job.names
+    every = {g: job.results[g] for g in _rows_to_groups(job.candidates, range(len(job.candidates)))}
+    out = {}
+    for key, attr in (("test_oracle", "test_loss"), ("validation_oracle", "val_loss")):
+        best, losses = oracle_grouping(every, n, job.options.budget, by=attr)
+        total = float(sum(losses.values()))
+        out[key] = {"groups": [[names[t] for t in g] for g in best], "test_loss": {names[t]: losses[t] for t in range(n)},
+                    "total": total, "gap": (totals["selected"] - total) / total}
+        totals[key] = total
+    test_loss["optimal"] = out["test_oracle"]["test_loss"]
+    totals["optimal"] = out["test_oracle"]["total"]
+    return {"groups": out["test_oracle"]["groups"], "test_loss": out["test_oracle"]["test_loss"],
+            "gap": out["test_oracle"]["gap"], **out}

@@ -1,11 +1,11 @@
 """Executors: where chunks of group models are trained.
 
-An executor takes chunks (lists of groups), trains each chunk as one vectorised
-stack, and hands every finished chunk's results to a callback in the calling
+An executor takes chunks (lists of runs: (group, repeat) pairs), trains each
+chunk as one vectorised stack, and hands every finished chunk's results to a callback in the calling
 process, which writes them to the run store. Callers only see this small
 interface, so a distributed engine (Ray, Dask) can be added as another class.
 Results never depend on the executor: each model's numbers are fixed by
-(dataset, group, seed, config) alone.
+(dataset, group, seed, repeat, config) alone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from negtransfer.train.batched import ModelResult, train_group_models
 from negtransfer.train.config import TrainConfig
 
 Group = tuple[int, ...]
+Run = tuple[Group, int]  # (group, repeat)
 ChunkDone = Callable[[list[ModelResult]], None]
 
 
@@ -27,7 +28,7 @@ class Executor(Protocol):
     def run(
         self,
         dataset: MultiTaskDataset,
-        chunks: Sequence[Sequence[Group]],
+        chunks: Sequence[Sequence[Run]],
         config: TrainConfig,
         seed: int,
         on_chunk: ChunkDone,
@@ -48,11 +49,13 @@ class InProcessExecutor:
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         for chunk in chunks:
-            on_chunk(train_group_models(dataset, chunk, config, seed, on_epoch=self.on_epoch))
+            on_chunk(_train_chunk(dataset, chunk, config, seed, on_epoch=self.on_epoch))
 
 
-def _train_chunk(dataset, chunk, config, seed):
-    return train_group_models(dataset, chunk, config, seed)
+def _train_chunk(dataset, chunk, config, seed, on_epoch=None):
+    """Train one chunk of (group, repeat) runs as one stack."""
+    return train_group_models(dataset, [g for g, _ in chunk], config, seed, repeats=[r for _, r in chunk],
+                              on_epoch=on_epoch)
 
 
 class ProcessPoolExecutor:

@@ -45,6 +45,71 @@ def random_groups(n_tasks: int, count: int, sizes: tuple[int, int], seed: int) -
     return list(out)
 
 
+def stratified_groups(n_tasks: int, count: int, sizes: tuple[int, int], seed: int) -> list[Group]:
+    """``count`` distinct groups spread evenly over the sizes in ``sizes`` (round robin), members uniform; seeded.
+
+    Sizes whose groups are used up are skipped; raises when fewer than ``count``
+    groups exist.
+    """
+    lo, hi = sizes
+    from math import comb
+
+    available = {s: comb(n_tasks, s) for s in range(lo, hi + 1)}
+    if count > sum(available.values()):
+        raise ValueError(f"asked for {count} groups but only {sum(available.values())} exist with sizes {lo}-{hi}")
+    rng = np.random.default_rng(seed)
+    out: dict[Group, None] = {}
+    taken = {s: 0 for s in available}
+    size_cycle = [s for s in range(lo, hi + 1)]
+    k = 0
+    while len(out) < count:
+        size = size_cycle[k % len(size_cycle)]
+        k += 1
+        if taken[size] >= available[size]:
+            continue
+        while True:
+            g = tuple(sorted(int(i) for i in rng.choice(n_tasks, size=size, replace=False)))
+            if g not in out:
+                break
+        out[g] = None
+        taken[size] += 1
+    return list(out)
+
+
+#: Designs of the training groups of the grouping job (see :func:`design_groups`).
+DESIGNS = ("random", "stratified", "pairs")
+
+
+def design_groups(design: str, n_tasks: int, count: int, seed: int) -> list[Group]:
+    """Training groups of sizes 2..n-1 by a design.
+
+    ``"random"``: a uniform size, then uniform members, per group (the ETAP
+    paper's sampling); ``"stratified"``: sizes spread evenly; ``"pairs"``:
+    every pair of tasks (HOA's design: with stacked training all n(n-1)/2 pairs
+    cost about as much as a few larger groups), then ``count`` minus the pairs
+    stratified larger groups if ``count`` is larger. ``count`` is capped at the
+    number of groups that exist (sizes 2..n-1).
+    """
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; use one of {', '.join(DESIGNS)}")
+    from math import comb
+
+    hi = n_tasks - 1
+    available = sum(comb(n_tasks, s) for s in range(2, hi + 1))
+    count = min(count, available)
+    if count <= 0 or hi < 2:
+        return []
+    if design == "random":
+        return random_groups(n_tasks, count, (2, hi), seed)
+    if design == "stratified":
+        return stratified_groups(n_tasks, count, (2, hi), seed)
+    pairs = list(itertools.combinations(range(n_tasks), 2)) if n_tasks > 2 else []
+    rest = count - len(pairs)
+    if rest > 0 and hi >= 3:
+        pairs += stratified_groups(n_tasks, min(rest, available - len(pairs)), (3, hi), seed)
+    return pairs
+
+
 def every_group(n_tasks: int, sizes: tuple[int, int]) -> list[Group]:
     """Every group with a size in ``sizes``, smallest first."""
     lo, hi = sizes

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS configs (
 
 def _encode(result: ModelResult) -> str:
     body = asdict(result)
-    for key in ("val_loss", "test_loss", "test_metric"):
+    for key in ("val_loss", "test_loss", "test_metric", "val_metric"):
         body[key] = {str(k): v for k, v in body[key].items()}
     body["extra"] = {name: {str(k): v for k, v in per_task.items()} for name, per_task in body["extra"].items()}
     return json.dumps(body)
@@ -50,8 +50,8 @@ def _encode(result: ModelResult) -> str:
 
 def _decode(text: str) -> ModelResult:
     body = json.loads(text)
-    for key in ("val_loss", "test_loss", "test_metric"):
-        body[key] = {int(k): (float("nan") if v is None else v) for k, v in body[key].items()}
+    for key in ("val_loss", "test_loss", "test_metric", "val_metric"):
+        body[key] = {int(k): (float("nan") if v is None else v) for k, v in body.get(key, {}).items()}
     body["extra"] = {name: {int(k): v for k, v in per_task.items()} for name, per_task in body.get("extra", {}).items()}
     body["group"] = tuple(body["group"])
     return ModelResult(**body)

@@ -1,23 +1,34 @@
 """Train K hard-sharing models at once, each on its own group of tasks.
 
-The K models' parameters are stacked (``StackedHardSharingMLP``), every model sees
-the same mini-batches, and one forward/backward pass over the stack trains all
-of them. Optimisers are applied per model with a mask, so a model that has
-stopped early (or whose tasks have no label in a batch) is left untouched,
-exactly as if it were trained alone. Early-stopped models are dropped from the
-stack to save work.
+The K models' parameters are stacked (``StackedHardSharingMLP``), each model gets
+its own mini-batch of the same width, and one forward/backward pass over the
+stack trains all of them. Optimisers are applied per model with a mask, so a
+model that has stopped early (or whose tasks have no label in a batch) is left
+untouched, exactly as if it were trained alone. Early-stopped models are dropped
+from the stack to save work.
+
+Repeats. A model is a *run*: a group of tasks and a repeat number ``r``. Repeat
+``r`` of a job with seed ``s`` trains with the seed :func:`repeat_seed` (s, r)
+(``s`` itself for ``r = 0``), which fixes its batch order and, with
+``TrainConfig.shared_init``, its initial weights, the same for every group of
+that repeat (common random numbers: the difference between two groups' losses
+in one repeat then reflects their tasks more than their random starts). Repeats
+of one group are stacked like different groups.
 
 Which models share a stack never changes any model's numbers: initialisation
-comes from each model's own seed, batch order from the run seed, and every
-operation acts on each model's slice independently. Two details keep this true
-bit for bit on MKL builds of PyTorch (tests/train/test_batched.py checks it):
+comes from each model's own seed, batch order from its training seed, and every
+operation acts on each model's slice independently. Models whose batches have
+different widths (per-task batches of groups of different sizes) are trained in
+separate sub-stacks. Three details keep this true bit for bit on MKL builds of
+PyTorch (tests/train/test_batched.py checks it):
 
 * training runs single-threaded inside this function (the previous thread count
   is restored afterwards): with several intra-op threads, a batched matrix
   product splits its work differently depending on the number of models, and
   rounding then depends on the stack. Use the process-pool executor to occupy
   several cores;
-* mini-batches are padded with unlabelled zero rows to a multiple of
+* every model's mini-batch is gathered into its own slice of a (K, rows,
+  features) tensor, padded with unlabelled zero rows to a multiple of
   ``ROW_BLOCK`` rows, and a final mini-batch of fewer than ``MIN_BATCH_ROWS``
   rows is merged into the previous one: MKL takes other kernel paths for some
   small products, depending on the stack size;
@@ -28,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -38,7 +48,8 @@ from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
-from negtransfer.train.metrics import classification_losses, task_metric
+from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
+from negtransfer.train.results import ModelResult
 
 MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
@@ -76,36 +87,19 @@ def model_seed(seed: int, group: Sequence[int] | np.ndarray, n_tasks: int) -> in
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
 
 
-@dataclass
-class ModelResult:
-    """Outcome of training one model on one group of tasks.
+def repeat_seed(seed: int, repeat: int) -> int:
+    """Training seed of repeat ``repeat`` of a job with ``seed``.
 
-    Attributes
-    ----------
-    group : tuple of int
-        Task indices the model was trained on.
-    val_loss, test_loss, test_metric : dict[int, float]
-        Per task of the group: mean loss over labelled validation/test rows
-        (best-epoch weights) and the task metric on the test rows.
-    best_epoch, epochs : int
-        Epoch (1-based) whose weights were kept, and epochs actually run.
-    seconds : float
-        Wall time of the stack this model was trained in, divided by its size.
-    extra : dict
-        For classification tasks, ``{split}_{name}`` -> {task: value} for the
-        validation and test splits, with the names of
-        :func:`~negtransfer.train.metrics.classification_losses` (``margin_loss``,
-        ``zero_one``, ``accuracy``).
+    Repeat 0 trains with ``seed`` itself (so a job with one repeat is the job
+    without repeats); later repeats get a hash of (seed, repeat), so the
+    repeats of two job seeds never share a training seed.
     """
-
-    group: tuple[int, ...]
-    val_loss: dict[int, float]
-    test_loss: dict[int, float]
-    test_metric: dict[int, float]
-    best_epoch: int
-    epochs: int
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
+    if repeat < 0:
+        raise ValueError(f"repeat must be >= 0, got {repeat}")
+    if repeat == 0:
+        return int(seed)
+    blob = f"{int(seed)}:repeat:{int(repeat)}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
 
 
 class _StackOptimizer:
@@ -113,12 +107,14 @@ class _StackOptimizer:
 
     The update rules follow torch.optim.SGD (dampening 0, no Nesterov; the first
     step's buffer is the gradient) and torch.optim.Adam, but a model whose mask
-    entry is False keeps its parameters *and* optimiser state unchanged.
+    entry is False keeps its parameters *and* optimiser state unchanged. ``lr``
+    is the current learning rate (the trainer lowers it on the config's schedule).
     """
 
     def __init__(self, params: list[torch.Tensor], config: TrainConfig):
         self.params = params
         self.config = config
+        self.lr = config.lr
         self.state = [torch.zeros_like(p) for p in params]
         if config.optimizer == "adam":
             self.state2 = [torch.zeros_like(p) for p in params]
@@ -147,7 +143,7 @@ class _StackOptimizer:
                 g = g + p * cfg.weight_decay
             if cfg.optimizer == "sgd":
                 buf = self.state[i] * cfg.momentum + g if cfg.momentum else g
-                update = buf * cfg.lr
+                update = buf * self.lr
                 if cfg.momentum:
                     self.state[i] = torch.where(mask, buf, self.state[i])
             else:
@@ -155,7 +151,7 @@ class _StackOptimizer:
                 v = self.state2[i] * b2 + (g * g) * (1 - b2)
                 self.state[i] = torch.where(mask, m, self.state[i])
                 self.state2[i] = torch.where(mask, v, self.state2[i])
-                update = (m / bc1) / ((v / bc2).sqrt() + cfg.adam_eps) * cfg.lr
+                update = (m / bc1) / ((v / bc2).sqrt() + cfg.adam_eps) * self.lr
             p.copy_(torch.where(mask, p - update, p))
 
     def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
@@ -168,7 +164,7 @@ class _StackOptimizer:
                 buf = self.state[i].mul_(cfg.momentum).add_(g)
             else:
                 buf = g
-            p.sub_(buf * cfg.lr)
+            p.sub_(buf * self.lr)
 
     def velocity(self, model: int = 0) -> list[torch.Tensor]:
         """SGD momentum buffers of one model (PyTorch convention), per parameter."""
@@ -184,26 +180,31 @@ def train_group_models(
     config: TrainConfig,
     seed: int,
     *,
+    repeats: Sequence[int] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
     step_hook: StepHook | None = None,
     keep_test_predictions: bool = False,
 ) -> list[ModelResult]:
-    """Train one hard-sharing model per group, all in one vectorised stack.
+    """Train one hard-sharing model per (group, repeat), all in one vectorised stack.
 
     Parameters
     ----------
     dataset : MultiTaskDataset
     groups : sequence of task-index sequences, or bool array (K, n_tasks)
-        Group k's model receives the losses of group k's tasks only. A group of
-        one task is single-task learning (STL) with the same architecture.
+        Model k receives the losses of group k's tasks only. A group of one
+        task is single-task learning (STL) with the same architecture.
     config : TrainConfig
     seed : int
-        Fixes the batch order; each model's initialisation comes from
-        :func:`model_seed` (seed, group). For the per-task-rows layout
-        (``dataset.row_task`` set) each model trains on its group's rows only,
-        in an order drawn from its own seed.
+        The job's seed. Model k trains with :func:`repeat_seed` (seed,
+        repeats[k]), which fixes its batch order; its initialisation comes from
+        :func:`model_seed` (training seed, group), or (training seed, all
+        tasks) with ``config.shared_init``. For the per-task-rows layout
+        (``dataset.row_task`` set) each model trains on its group's rows only.
+    repeats : sequence of int, optional
+        Repeat number of each model (default 0 for all). The same group may
+        appear once per repeat.
     on_epoch : callable(epoch, models_still_training), optional
-        Progress callback, called after each epoch.
+        Progress callback, called after each epoch (of each sub-stack).
     step_hook : callable(task_losses, model, optimizer) -> grads or None, optional
         Called every step with the per-task losses (K, n_tasks) of the batch; may
         return the gradients of all stack parameters (e.g. from one batched
@@ -220,64 +221,166 @@ def train_group_models(
     list of ModelResult
         In the order of ``groups``.
     """
+    n_tasks = dataset.n_tasks
+    group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
+    for g in group_idx:
+        if not g or min(g) < 0 or max(g) >= n_tasks:
+            raise ValueError(f"group {g} is empty or names a task outside 0..{n_tasks - 1}")
+    reps = [0] * len(group_idx) if repeats is None else [int(r) for r in repeats]
+    if len(reps) != len(group_idx):
+        raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
+    if len(set(zip(group_idx, reps))) != len(group_idx):
+        raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
+    if config.task_batches and dataset.row_task is None:
+        raise ValueError("task_batches needs per-task-rows data (each row belongs to one task)")
+    if not group_idx:
+        return []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predictions)
+        # models whose batches differ in width train in separate stacks (see module doc)
+        by_width: dict[int, list[int]] = {}
+        for k, g in enumerate(group_idx):
+            by_width.setdefault(_batch_width(config, len(g)), []).append(k)
+        out: list[ModelResult | None] = [None] * len(group_idx)
+        for members in by_width.values():
+            results = _train(dataset, [group_idx[k] for k in members], [reps[k] for k in members], config, seed,
+                             on_epoch, step_hook, keep_test_predictions)
+            for k, res in zip(members, results):
+                out[k] = res
+        return out  # type: ignore[return-value]
     finally:
         torch.set_num_threads(threads)
 
 
-def _padded_batch(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of a mini-batch, padded to a multiple of ROW_BLOCK with unlabelled zero rows.
+def _padded_width(rows: int) -> int:
+    return -(-rows // ROW_BLOCK) * ROW_BLOCK
 
-    Padding rows carry no label, so they add exactly zero to every loss and
-    gradient; they only keep MKL on the same kernels for every stack size.
+
+def _batch_width(config: TrainConfig, group_size: int) -> int:
+    """Rows of every mini-batch tensor of a model (labelled rows plus padding)."""
+    return _padded_width(config.batch_size * (group_size if config.task_batches else 1))
+
+
+class _Batches:
+    """Mini-batches of every model of a stack, as (K, width, d) and (K, width, n_tasks) tensors.
+
+    Each model draws its batch order from a generator seeded by its training
+    seed, so models of one repeat see the same order where their rows are the
+    same, and a model's batches never depend on its stack partners. Row index
+    ``pad`` is an all-zero, unlabelled row used for padding: it adds exactly
+    nothing to any loss or gradient.
+
+    Three schemes:
+
+    * multi-label data: every model passes over all training rows in its order;
+    * per-task rows: each model passes over the training rows of its group's
+      tasks, shuffled together;
+    * per-task batches (``config.task_batches``): each step takes the next
+      ``batch_size`` rows of every task of the group (the ETAP public code's
+      scheme); with ``config.oversample`` a group's smaller tasks are first
+      topped up to its largest task's row count by rows drawn with replacement,
+      equally from each class (for regression tasks uniformly).
     """
-    pad = (-rows.numel()) % ROW_BLOCK
-    xb, yb = X[rows], Y[rows]
-    if pad:
-        xb = torch.cat([xb, xb.new_zeros(pad, xb.shape[1])])
-        yb = torch.cat([yb, yb.new_full((pad, yb.shape[1]), float("nan"))])
-    return xb, yb
 
-
-class _PerGroupBatches:
-    """Mini-batches for the per-task-rows layout: each model sees only its group's rows.
-
-    Each model has its own row list (the training rows of its group's tasks) and
-    its own batch order (a generator seeded from the model's seed), so its
-    training is the same alone or in a stack. Within a stack the models step in
-    lockstep; a model that has finished its (shorter) epoch gets empty,
-    unlabelled batches, which leave it untouched, until the longest one is done.
-    Every batch is padded to the same width whatever the stack holds.
-    """
-
-    def __init__(self, dataset: MultiTaskDataset, groups: list[tuple[int, ...]], seeds: list[int], batch_size: int):
+    def __init__(self, dataset: MultiTaskDataset, groups: list[tuple[int, ...]], seeds: list[int],
+                 config: TrainConfig):
+        self.config = config
+        self.task_batches = config.task_batches
+        self.width = _batch_width(config, len(groups[0]))
         train = dataset.split == TRAIN
-        self.rows = [torch.from_numpy(np.flatnonzero(train & np.isin(dataset.row_task, g))) for g in groups]
-        self.gens = [torch.Generator().manual_seed((s + 1) % (2**63)) for s in seeds]
-        self.batch_size = batch_size
-        self.width = -(-batch_size // ROW_BLOCK) * ROW_BLOCK
         n, d = dataset.X.shape
         self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, d)])
         self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))])
-        self.pad = n  # index of the zero, unlabelled row
+        self.pad = n
+        self.seeds = [int(s) for s in seeds]
+        self.lockstep = dataset.row_task is not None
+        if dataset.row_task is None:
+            # multi-label: one generator per training seed (its models share the rows)
+            self.shared_rows = torch.from_numpy(np.flatnonzero(train))
+            self.seed_gens = {s: torch.Generator().manual_seed(s % (2**63)) for s in set(self.seeds)}
+            return
+        self.gens = [torch.Generator().manual_seed(s % (2**63)) for s in self.seeds]
+        if not self.task_batches:
+            self.rows = [[torch.from_numpy(np.flatnonzero(train & np.isin(dataset.row_task, g)))] for g in groups]
+        else:
+            self.rows = [[torch.from_numpy(np.flatnonzero(train & (dataset.row_task == t))) for t in g] for g in groups]
+            if config.oversample:
+                self.rows = [self._oversampled(dataset, g, parts, gen) if len(g) > 1 else parts
+                             for g, parts, gen in zip(groups, self.rows, self.gens)]
+
+    def _gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``index`` (K, width) of X and Y as (K, width, d) and (K, width, n_tasks)."""
+        flat = index.reshape(-1)
+        K, width = index.shape
+        return (self.X.index_select(0, flat).view(K, width, -1), self.Y.index_select(0, flat).view(K, width, -1))
+
+    @staticmethod
+    def _oversampled(dataset, group, parts: list[torch.Tensor], gen: torch.Generator) -> list[torch.Tensor]:
+        """Each task's rows topped up to the group's largest count, equally per class."""
+        target = max(p.numel() for p in parts)
+        out = []
+        for task, rows in zip(group, parts):
+            need = target - rows.numel()
+            if need <= 0:
+                out.append(rows)
+                continue
+            if dataset.tasks[task].kind == "regression":
+                pools = [rows]
+            else:
+                y = torch.from_numpy(dataset.Y[rows.numpy(), task])
+                pools = [rows[y == c] for c in torch.unique(y)]
+            share = [need // len(pools) + (1 if i < need % len(pools) else 0) for i in range(len(pools))]
+            extra = [p[torch.randint(p.numel(), (m,), generator=gen)] for p, m in zip(pools, share) if m]
+            out.append(torch.cat([rows, *extra]))
+        return out
 
     def epoch(self, models: list[int]):
-        """Yield (x, y) of shapes (len(models), width, d) and (len(models), width, n_tasks)."""
-        bs = self.batch_size
-        n_steps = max(-(-self.rows[k].numel() // bs) for k in models)
-        index = torch.full((len(models), n_steps * bs), self.pad, dtype=torch.long)
-        for pos, k in enumerate(models):
-            rows = self.rows[k]
-            index[pos, : rows.numel()] = rows[torch.randperm(rows.numel(), generator=self.gens[k])]
-        index = index.view(len(models), n_steps, bs)
-        if self.width > bs:
-            index = torch.cat([index, index.new_full((len(models), n_steps, self.width - bs), self.pad)], dim=2)
+        """Yield (x, y) for every step of one epoch of the listed (alive) models.
+
+        Multi-label data whose alive models all share one training seed get
+        the batch as (width, d) and (width, n_tasks), shared by the stack (the
+        model expands it); this gives bit-for-bit the numbers of the per-model
+        (K, width, d) form and saves the copies.
+        """
+        bs = self.config.batch_size
+        if not self.lockstep:
+            # every model passes over the same rows, so one set of slices serves all
+            # (a tail shorter than MIN_BATCH_ROWS joins the batch before it)
+            n_rows = self.shared_rows.numel()
+            perms = {s: self.shared_rows[torch.randperm(n_rows, generator=self.seed_gens[s])]
+                     for s in dict.fromkeys(self.seeds[k] for k in models)}
+            single = len(perms) == 1
+            order = next(iter(perms.values())).unsqueeze(0) if single else torch.stack(
+                [perms[self.seeds[k]] for k in models])
+            for batch in batch_slices(n_rows, bs):
+                index = order[:, batch]
+                pad = _padded_width(index.shape[1]) - index.shape[1]
+                if pad:
+                    index = torch.cat([index, index.new_full((index.shape[0], pad), self.pad)], dim=1)
+                x, y = self._gather(index)
+                yield (x[0], y[0]) if single else (x, y)
+            return
+        orders = [[rows[torch.randperm(rows.numel(), generator=self.gens[k])] for rows in self.rows[k]]
+                  for k in models]
+        if self.task_batches:
+            n_steps = max(-(-max(p.numel() for p in parts) // bs) for parts in orders)
+            for step in range(n_steps):
+                index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
+                for pos, parts in enumerate(orders):
+                    take = torch.cat([p[step * bs:(step + 1) * bs] for p in parts])
+                    index[pos, : take.numel()] = take
+                yield self._gather(index)
+            return
+        # per-task rows: lockstep; a model whose (shorter) epoch is over gets
+        # empty, unlabelled batches until the longest one ends
+        n_steps = max(-(-parts[0].numel() // bs) for parts in orders)
         for step in range(n_steps):
-            idx = index[:, step]
-            yield self.X[idx], self.Y[idx]
+            index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
+            for pos, parts in enumerate(orders):
+                take = parts[0][step * bs:(step + 1) * bs]
+                index[pos, : take.numel()] = take
+            yield self._gather(index)
 
 
 def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
@@ -289,22 +392,16 @@ def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(starts, ends)]
 
 
-def _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
+def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
-    group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
-    if not group_idx:
-        return []
-    for g in group_idx:
-        if not g or min(g) < 0 or max(g) >= n_tasks:
-            raise ValueError(f"group {g} is empty or names a task outside 0..{n_tasks - 1}")
     K = len(group_idx)
     t_start = time.perf_counter()
     layout = TaskLossLayout(dataset.tasks)
-    if config.shared_init:
-        seeds = [model_seed(seed, tuple(range(n_tasks)), n_tasks)] * K
-    else:
-        seeds = [model_seed(seed, g, n_tasks) for g in group_idx]
-    model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, seeds)
+    train_seeds = [repeat_seed(seed, r) for r in reps]
+    everything = tuple(range(n_tasks))
+    init_seeds = [model_seed(s, everything if config.shared_init else g, n_tasks)
+                  for s, g in zip(train_seeds, group_idx)]
+    model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds)
     params = list(model.parameters())
     opt = _StackOptimizer([p.data for p in params], config)
 
@@ -314,12 +411,9 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predict
 
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
-    train_rows = torch.from_numpy(np.flatnonzero(dataset.split == TRAIN))
     val_rows = torch.from_numpy(np.flatnonzero(dataset.split == VALIDATION))
     X_val, Y_val = X[val_rows], Y[val_rows]
-    per_group = _PerGroupBatches(dataset, group_idx, seeds, config.batch_size) if dataset.row_task is not None else None
-    batch_gen = torch.Generator().manual_seed(int(seed) % (2**63))
-    slices = batch_slices(train_rows.numel(), config.batch_size)
+    batches = _Batches(dataset, group_idx, train_seeds, config)
 
     alive = torch.arange(K)  # original index of each stack position
     best_val = torch.full((K,), float("inf"))
@@ -330,12 +424,8 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predict
     cur_mask = group_mask
 
     for epoch in range(1, config.max_epochs + 1):
-        if per_group is None:
-            order = train_rows[torch.randperm(train_rows.numel(), generator=batch_gen)]
-            batches = (_padded_batch(X, Y, order[batch]) for batch in slices)
-        else:
-            batches = per_group.epoch(alive.tolist())
-        for xb, yb in batches:
+        opt.lr = config.learning_rate_at(epoch)
+        for xb, yb in batches.epoch(alive.tolist()):
             outputs = model(xb)
             losses, counts = layout.task_losses(outputs, yb)
             has_label = (cur_mask * (counts > 0)).sum(1) > 0
@@ -375,15 +465,20 @@ def _train(dataset, groups, config, seed, on_epoch, step_hook, keep_test_predict
 
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.
-    final = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, seeds)
+    final = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds)
     with torch.no_grad():
         for fp, bp in zip(final.parameters(), best_params):
             fp.copy_(bp)
-    return _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
+    results = _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
+    for res, r in zip(results, reps):
+        res.repeat = r
+    return results
 
 
 @torch.no_grad()
 def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_predictions=False) -> list[ModelResult]:
+    """Losses and metrics of every model on validation and test rows (metrics computed per task for all
+    models that hold the task at once)."""
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
     split = torch.from_numpy(dataset.split.astype(np.int64))
@@ -394,32 +489,37 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     test_losses, _ = layout.task_losses(test_out, Y[test])
     labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}
     outputs = {"val": val_out, "test": test_out}
-    results = []
-    for k, g in enumerate(group_idx):
-        metrics, extra = {}, {}
-        for t in g:
-            task = dataset.tasks[t]
-            for part in ("val", "test"):
-                labelled = ~np.isnan(labels[part][:, t])
-                y = labels[part][labelled, t]
-                pred = layout.predictions(outputs[part][k], t).numpy()[labelled]
-                if part == "test":
-                    metrics[t] = task_metric(task, y, pred)
-                    if keep_predictions:
-                        extra.setdefault("test_rows", {})[t] = test.numpy()[labelled].tolist()
-                        extra.setdefault("test_prediction", {})[t] = pred.tolist()
-                for name, value in classification_losses(task, y, pred).items():
-                    extra.setdefault(f"{part}_{name}", {})[t] = value
-        results.append(
-            ModelResult(
-                group=g,
-                val_loss={t: float(val_losses[k, t]) for t in g},
-                test_loss={t: float(test_losses[k, t]) for t in g},
-                test_metric=metrics,
-                best_epoch=int(best_epoch[k]),
-                epochs=int(epochs_run[k]),
-                seconds=seconds,
-                extra=extra,
-            )
+    metrics: list[dict] = [{} for _ in group_idx]
+    extra: list[dict] = [{} for _ in group_idx]
+    for t, task in enumerate(dataset.tasks):
+        holders = [k for k, g in enumerate(group_idx) if t in g]
+        if not holders:
+            continue
+        index = torch.tensor(holders)
+        for part in ("val", "test"):
+            labelled = ~np.isnan(labels[part][:, t])
+            y = labels[part][labelled, t]
+            pred = layout.predictions(outputs[part].index_select(0, index), t).numpy()[:, labelled]
+            for k, value in zip(holders, task_metric_rows(task, y, pred)):
+                metrics[k][(part, t)] = float(value)
+            if part == "test" and keep_predictions:
+                    for pos, k in enumerate(holders):
+                        extra[k].setdefault("test_rows", {})[t] = test.numpy()[labelled].tolist()
+                        extra[k].setdefault("test_prediction", {})[t] = pred[pos].tolist()
+            for name, values in classification_losses_rows(task, y, pred).items():
+                for k, value in zip(holders, values):
+                    extra[k].setdefault(f"{part}_{name}", {})[t] = float(value)
+    return [
+        ModelResult(
+            group=g,
+            val_loss={t: float(val_losses[k, t]) for t in g},
+            test_loss={t: float(test_losses[k, t]) for t in g},
+            test_metric={t: metrics[k][("test", t)] for t in g},
+            val_metric={t: metrics[k][("val", t)] for t in g},
+            best_epoch=int(best_epoch[k]),
+            epochs=int(epochs_run[k]),
+            seconds=seconds,
+            extra={name: {t: per_task[t] for t in g if t in per_task} for name, per_task in extra[k].items()},
         )
-    return results
+        for k, g in enumerate(group_idx)
+    ]

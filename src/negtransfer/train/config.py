@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
-# Bumped when stored run results gain or change fields, so old stores are not reused.
-RESULT_FORMAT = 2
+# Bumped when stored run results gain or change fields, or training changes its
+# arithmetic, so old stores are not reused. 3: per-model batch tensors and repeats.
+RESULT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,26 @@ class TrainConfig:
     min_delta : float
         Smallest decrease of the validation loss that counts as improvement.
     shared_init : bool
-        Start every model of a run from the same initialisation (and, for
-        per-task-rows data, the same batch-order stream) instead of one drawn
-        from its group: common random numbers, so that differences between
-        group models reflect their tasks rather than their random starts.
+        Start every model of one repeat from the same initialisation instead of
+        one drawn from its group: common random numbers, so that differences
+        between group models reflect their tasks rather than their random
+        starts. (Models of one repeat always share their batch-order seed.)
+    task_batches : bool
+        Per-task-rows data only: each step takes ``batch_size`` rows of *every*
+        task of the group (a batch of ``batch_size x group size`` rows), as the
+        ETAP public code does, instead of ``batch_size`` rows of the group's
+        pooled, shuffled rows.
+    oversample : bool
+        With ``task_batches``: a group's smaller tasks are topped up to its
+        largest task's training-row count by rows drawn with replacement, in
+        equal numbers from each class (ETAP public code). STL models are not
+        oversampled.
+    lr_decay_start, lr_decay_every, lr_decay_factor : int, int, float
+        Learning-rate schedule: at every epoch ``e`` (1-based) with
+        ``e > lr_decay_start`` and ``e % lr_decay_every == 0`` the rate is
+        multiplied by ``lr_decay_factor``. ``lr_decay_start = 0`` (default)
+        means a constant rate. The ETAP public code halves the rate every 75
+        epochs after epoch 100 (``100, 75, 0.5``).
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -60,6 +77,11 @@ class TrainConfig:
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
     shared_init: bool = False
+    task_batches: bool = False
+    oversample: bool = False
+    lr_decay_start: int = 0
+    lr_decay_every: int = 75
+    lr_decay_factor: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -76,6 +98,24 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("batch_size, max_epochs and patience must be >= 1")
+        if self.oversample and not self.task_batches:
+            raise ValueError("oversample needs task_batches (per-task batches of per-task-rows data)")
+        if self.lr_decay_start < 0 or self.lr_decay_every < 1 or not 0 < self.lr_decay_factor <= 1:
+            raise ValueError("lr_decay_start must be >= 0, lr_decay_every >= 1 and lr_decay_factor in (0, 1]")
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate of 1-based ``epoch`` under the decay schedule."""
+        if not self.lr_decay_start or epoch <= self.lr_decay_start:
+            return self.lr
+        halvings = sum(1 for e in range(self.lr_decay_start + 1, epoch + 1) if e % self.lr_decay_every == 0)
+        return self.lr * self.lr_decay_factor**halvings
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "TrainConfig":
+        """A named training setup (see :data:`PRESETS`), with optional field overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown training preset {name!r}; the presets are: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,3 +124,28 @@ class TrainConfig:
         """Stable hash of every field and of the result format: part of each stored run's key."""
         blob = json.dumps({**self.to_dict(), "result_format": RESULT_FORMAT}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: Named training setups. ``default`` is :class:`TrainConfig`'s defaults;
+#: ``etap-chemical`` is the ETAP public code's Chemical setup (chemical_scripts;
+#: REFERENCES.md): Dense 32 -> 16 ReLU, SGD lr 0.001 momentum 0.9, batches of
+#: 264 rows per task, small tasks oversampled to the largest (half per class),
+#: early stopping with patience 20 on the summed validation loss, up to 1000
+#: epochs, the learning rate halved every 75 epochs after epoch 100.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "etap-chemical": {
+        "hidden": (32, 16),
+        "optimizer": "sgd",
+        "lr": 0.001,
+        "momentum": 0.9,
+        "batch_size": 264,
+        "max_epochs": 1000,
+        "patience": 20,
+        "task_batches": True,
+        "oversample": True,
+        "lr_decay_start": 100,
+        "lr_decay_every": 75,
+        "lr_decay_factor": 0.5,
+    },
+}

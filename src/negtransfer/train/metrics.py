@@ -23,6 +23,56 @@ def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def auroc_rows(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """:func:`auroc` of each row of ``scores`` (M, R) against the same labels (R,)."""
+    y_true = np.asarray(y_true).astype(bool)
+    n_pos = int(y_true.sum())
+    n_neg = y_true.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.full(scores.shape[0], np.nan)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=1)
+    return (ranks[:, y_true].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _row_means(a: np.ndarray) -> np.ndarray:
+    """Mean of each row, one row at a time: the same float result whatever the number of rows."""
+    return np.array([float(np.mean(row)) for row in a])
+
+
+def task_metric_rows(task: TaskSpec, y_true: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """:func:`task_metric` of M models at once: ``predictions`` has a leading model axis.
+
+    Returns
+    -------
+    ndarray (M,)
+    """
+    M = predictions.shape[0]
+    if y_true.size == 0:
+        return np.full(M, np.nan)
+    if task.kind == "binary":
+        return auroc_rows(y_true, predictions)
+    if task.kind == "multiclass":
+        return _row_means(np.argmax(predictions, axis=-1) == y_true.astype(int)[None, :])
+    return _row_means((predictions - y_true[None, :]) ** 2) * task.target_std**2
+
+
+def classification_losses_rows(task: TaskSpec, y_true: np.ndarray, predictions: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`classification_losses` of M models at once (leading model axis); values are (M,) arrays."""
+    if task.kind == "regression" or y_true.size == 0:
+        return {}
+    y = y_true.astype(int)
+    probs = np.stack([1 - predictions, predictions], axis=-1) if task.kind == "binary" else predictions
+    rows = np.arange(y.size)
+    correct = probs[:, rows, y]
+    others = probs.copy()
+    others[:, rows, y] = -np.inf
+    margin = _row_means(others.max(axis=2) - correct)
+    accuracy = _row_means(np.argmax(probs, axis=2) == y[None, :])
+    return {"margin_loss": margin, "zero_one": 1.0 - accuracy, "accuracy": accuracy}
+
+
 def task_metric(task: TaskSpec, y_true: np.ndarray, prediction: np.ndarray) -> float:
     """The task's metric (``task.metric_name``) on labelled rows.
 

@@ -1,0 +1,54 @@
+"""The real datasets the grouping benchmarks measure on, 10 tasks each (1023 groups).
+
+* ``yeast``: the first 10 of yeast's 14 gene-function labels (multi-label, binary);
+* ``chicago``: the first 10 of chicago-ridership's 20 stations (multi-label, regression);
+* ``chemical``: the ETAP paper's 10 Chemical (MHC-I) tasks, read from
+  ``--data-dir`` (default ``../shared/data/etap-chemical``; per-task rows,
+  binary); skipped with a message when the folder is absent;
+* ``tv16``: the 8th to 17th largest states of tv16 (about 1000-1500 voters
+  each; per-task rows, binary).
+
+Imported by the benchmark scripts, not by the package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_CHEMICAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "etap-chemical"
+NAMES = ("yeast", "chicago", "chemical", "tv16")
+
+
+def _largest(ds, count: int, skip: int = 0):
+    sizes = ds.summary()["labels_per_task"]
+    names = sorted(sizes, key=lambda t: -sizes[t])[skip : skip + count]
+    return ds.subset_tasks(names)
+
+
+def chemical_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The Chemical Task_Splits folder, or None (with a printed note) when it is absent."""
+    path = Path(data_dir) if data_dir else DEFAULT_CHEMICAL
+    if not (path / "55_X_train.npy").exists():
+        print(f"note: no ETAP Chemical data in {path}; skipping it (give --data-dir)")
+        return None
+    return path
+
+
+def load(name: str, seed: int, data_dir: str | Path | None = None):
+    """The named benchmark dataset split with ``seed``, or None when unavailable."""
+    from negtransfer.data.builtin import load_builtin
+
+    if name == "yeast":
+        full = load_builtin("yeast", seed=seed)
+        return full.subset_tasks(list(full.task_names[:10]))
+    if name == "chicago":
+        full = load_builtin("chicago-ridership", seed=seed)
+        return full.subset_tasks(list(full.task_names[:10]))
+    if name == "chemical":
+        from negtransfer.data.task_splits import load_task_splits
+
+        path = chemical_dir(data_dir)
+        return None if path is None else load_task_splits(path, seed=seed)
+    if name == "tv16":
+        return _largest(load_builtin("tv16", seed=seed), 10, skip=7)
+    raise ValueError(f"unknown benchmark dataset {name!r}; use one of {', '.join(NAMES)}")

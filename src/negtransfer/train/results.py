@@ -1,0 +1,126 @@
+"""Results of training runs: one run (:class:`ModelResult`) and the repeats of one group (:class:`RepeatedResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ModelResult", "RepeatedResult"]
+
+
+@dataclass
+class ModelResult:
+    """Outcome of training one model on one group of tasks.
+
+    Attributes
+    ----------
+    group : tuple of int
+        Task indices the model was trained on.
+    val_loss, test_loss, test_metric : dict[int, float]
+        Per task of the group: mean loss over labelled validation/test rows
+        (best-epoch weights) and the task metric on the test rows.
+    best_epoch, epochs : int
+        Epoch (1-based) whose weights were kept, and epochs actually run.
+    seconds : float
+        Wall time of the stack this model was trained in, divided by its size.
+    extra : dict
+        For classification tasks, ``{split}_{name}`` -> {task: value} for the
+        validation and test splits, with the names of
+        :func:`~negtransfer.train.metrics.classification_losses` (``margin_loss``,
+        ``zero_one``, ``accuracy``).
+    val_metric : dict[int, float]
+        The task metric on the validation rows.
+    repeat : int
+        Repeat number of the run (its training seed is
+        :func:`repeat_seed` (job seed, repeat)).
+    """
+
+    group: tuple[int, ...]
+    val_loss: dict[int, float]
+    test_loss: dict[int, float]
+    test_metric: dict[int, float]
+    best_epoch: int
+    epochs: int
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+    val_metric: dict[int, float] = field(default_factory=dict)
+    repeat: int = 0
+
+
+
+@dataclass
+class RepeatedResult:
+    """The R repeats of one group's run, read like one run whose numbers are means.
+
+    ``val_loss``, ``test_loss``, ``test_metric`` and ``extra`` hold, per task,
+    the mean over the repeats (NaN-aware for the metric), so code written for
+    a :class:`ModelResult` reads the repeat-averaged figures. :meth:`values`
+    gives the per-repeat numbers, e.g. for paired gains and standard errors.
+
+    Parameters
+    ----------
+    group : tuple of int
+    runs : list of ModelResult
+        One per repeat, in repeat order (``runs[r].repeat == r``).
+    """
+
+    group: tuple[int, ...]
+    runs: list[ModelResult]
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError(f"group {self.group} has no runs")
+
+    @property
+    def repeats(self) -> int:
+        return len(self.runs)
+
+    def values(self, attr: str, task: int) -> np.ndarray:
+        """Per-repeat values (R,) of ``attr`` ("val_loss", "test_loss", "test_metric", "val_metric", or an
+        ``extra`` name such as "val_margin_loss") for one task of the group."""
+        if attr in ("val_loss", "test_loss", "test_metric", "val_metric"):
+            return np.array([getattr(run, attr)[task] for run in self.runs], dtype=float)
+        return np.array([run.extra[attr][task] for run in self.runs], dtype=float)
+
+    def _mean(self, attr: str) -> dict[int, float]:
+        out = {}
+        for t in self.group:
+            vals = self.values(attr, t)
+            out[t] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        return out
+
+    @property
+    def val_loss(self) -> dict[int, float]:
+        return self._mean("val_loss")
+
+    @property
+    def test_loss(self) -> dict[int, float]:
+        return self._mean("test_loss")
+
+    @property
+    def test_metric(self) -> dict[int, float]:
+        return self._mean("test_metric")
+
+    @property
+    def val_metric(self) -> dict[int, float]:
+        return self._mean("val_metric")
+
+    @property
+    def extra(self) -> dict[str, dict[int, float]]:
+        names = [name for name, per_task in self.runs[0].extra.items()
+                 if all(isinstance(v, (int, float)) for v in per_task.values())]
+        return {name: {t: float(np.mean(self.values(name, t))) for t in self.group if t in self.runs[0].extra[name]}
+                for name in names}
+
+    @property
+    def best_epoch(self) -> float:
+        return float(np.mean([run.best_epoch for run in self.runs]))
+
+    @property
+    def epochs(self) -> float:
+        return float(np.mean([run.epochs for run in self.runs]))
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(run.seconds for run in self.runs))
