@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, NoReturn, Optional
@@ -34,6 +35,11 @@ def _flags_without_value_type(params: list) -> list:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one ``warning:`` line, without the source file and line."""
+    typer.echo(f"warning: {_one_line(str(message))}", err=True)
 
 
 class _Command(TyperCommand):
@@ -61,7 +67,9 @@ class _Commands(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click_errors.NoArgsIsHelpError as exc:
             help_text = exc.ctx.get_help()  # the rich formatter prints it and returns ""
             if help_text:

@@ -516,7 +516,7 @@ def dataset_from_frame(
     tasks = _check_name_list(tasks, "tasks")
     features = _check_name_list(features, "features")
     if frame.shape[0] == 0:
-        raise DataError("the table has no rows")
+        raise DataError("the table has no rows below its header; add data rows")
 
     # ---- layout: which rows, which label columns
     if time_column is not None:
@@ -606,7 +606,7 @@ def dataset_from_frame(
     task_kinds = dict(task_kinds or {})
     unknown_kinds = [t for t in task_kinds if t not in task_names]
     if unknown_kinds:
-        raise DataError(f"task_kinds names unknown task(s) {_show(unknown_kinds)}; the tasks are: {_show(task_names, 30)}")
+        raise DataError(f"task_kinds (--task-kinds) names unknown task(s) {_show(unknown_kinds)}; the tasks are: {_show(task_names, 30)}")
     for t, k in task_kinds.items():
         if k not in TASK_KINDS:
             raise DataError(f"task_kinds[{t!r}] = {k!r}; use one of {', '.join(TASK_KINDS)}")
@@ -664,6 +664,8 @@ def dataset_from_frame(
     non_numeric = [c for c in features if not _is_numeric(frame[c])]
     if non_numeric:
         examples = frame[non_numeric[0]].dropna()
+        not_numbers = examples[pd.to_numeric(examples, errors="coerce").isna()]
+        examples = not_numbers if len(not_numbers) else examples
         example = f" (e.g. {examples.iloc[0]!r} in {non_numeric[0]!r})" if len(examples) else ""
         raise DataError(
             f"non-numeric feature column(s) {_show(non_numeric)}{example}; features must be numbers: "

@@ -65,6 +65,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _damaged_gzip(shown: str, exc: BaseException) -> DataError:
+    return DataError(f"{shown!r} is a damaged or truncated gzip file ({_one_line(exc)}); compress the CSV again "
+                     f"(gzip FILE.csv)")
+
+
 def _check_csv_content(path: Path, suffix: str) -> None:
     """A DataError when the bytes of a CSV-named file are another format or its name lies about gzip."""
     found = _kind_by_content(path)
@@ -154,6 +159,8 @@ def _read(path: Path, suffix: str, pd) -> "pd.DataFrame":
             header = _csv_header(path, compressed=suffix == ".csv.gz")
         except UnicodeDecodeError as exc:
             raise DataError(f"cannot read {shown!r} as UTF-8 text ({_one_line(exc)}); save it as UTF-8 CSV") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _damaged_gzip(shown, exc) from None
         except _READ_ERRORS as exc:
             raise DataError(f"cannot read {shown!r} as CSV ({_one_line(exc)}); check the file, or save it again as CSV") from None
         _check_header(path, header)
@@ -161,6 +168,8 @@ def _read(path: Path, suffix: str, pd) -> "pd.DataFrame":
             return pd.read_csv(path, encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise DataError(f"cannot read {shown!r} as UTF-8 text ({_one_line(exc)}); save it as UTF-8 CSV") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _damaged_gzip(shown, exc) from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, *_READ_ERRORS) as exc:
             raise DataError(
                 f"cannot parse {shown!r} as CSV: {_one_line(exc)}; every row needs as many comma-separated "
