@@ -240,3 +240,19 @@ def test_recover_store_command(tmp_path):
     assert res.exit_code == 0 and "recovered" in res.output, res.output
     assert 0 < RunStore(tmp_path / "new.sqlite").count() < 300
     _one_error_line(runner.invoke(app, ["recover-store", str(cut), str(tmp_path / "new.sqlite")]), "already exists")
+
+
+def test_a_full_disk_mid_run_is_one_error_line(tmp_path, capsys):
+    import sqlite3
+
+    import typer
+
+    from negtransfer.cli import _writes_guarded
+
+    for exc in (sqlite3.OperationalError("database or disk is full"), OSError(28, "No space left on device", "x.csv")):
+        with pytest.raises(typer.Exit) as info:
+            with _writes_guarded(tmp_path / "runs.sqlite", tmp_path):
+                raise exc
+        assert info.value.exit_code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "run the same command again" in err

@@ -84,7 +84,7 @@ class _Commands(TyperGroup):
         except click_errors.ClickException as exc:
             typer.secho(f"error: {_one_line(exc.format_message())}", fg=typer.colors.RED, err=True)
             sys.exit(exc.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:
             typer.echo("Aborted.", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -226,6 +226,23 @@ def _open_store(path: Path):
         return RunStore(path)
     except StoreError as exc:
         _fail(str(exc))
+
+
+@contextmanager
+def _writes_guarded(store_path: Optional[Path], out: Path):
+    """A full disk or a file made read-only mid-run ends in one error line; stored runs stay for a resume."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        _fail(f"cannot write run store {str(store_path)!r} ({exc}); the runs finished so far are kept in it: "
+              f"free disk space or fix its permissions, then run the same command again to resume")
+    except OSError as exc:
+        where = exc.filename or out
+        kept = "finished runs are kept in the run store" if store_path is not None else "the results are lost"
+        _fail(f"cannot write {str(where)!r} ({exc.strerror or exc}); {kept}: free disk space or fix the "
+              f"permissions, then run the same command again")
 
 
 def _task_kinds(text: Optional[str]) -> Optional[dict[str, str]]:
@@ -425,13 +442,12 @@ def gains(
     _make_out(out)
     run_store = _open_store(store_path)
     stage = f"training {len(stl)} STL + {len(mtl)} group models"
-    with _stage_progress(quiet) as progress:
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         update = (lambda done, total: progress(stage, done, total)) if progress else None
         results = ensure_runs(ds, stl + mtl, config, seed, run_store, executor=runner, chunk_size=chunk_size, on_progress=update)
     frame = gains_frame(mtl, results, ds.task_names, [t.metric_name for t in ds.tasks])
     if frame.empty:  # keep the header: the columns of a one-row table
         frame = gains_frame(stl[:1], results, ds.task_names, [t.metric_name for t in ds.tasks]).iloc[0:0]
-    frame.to_csv(out / "gains.csv", index=False)
     payload = {
         "dataset": ds.name,
         "fingerprint": ds.fingerprint(),
@@ -446,7 +462,9 @@ def gains(
         },
         "gains": json.loads(frame.to_json(orient="records")),
     }
-    write_json(out / "gains.json", payload)
+    with _writes_guarded(store_path, out):
+        frame.to_csv(out / "gains.csv", index=False)
+        write_json(out / "gains.json", payload)
     if not quiet:
         neg = int((frame["gain"] < 0).sum()) if len(frame) else 0
         typer.echo(
@@ -512,15 +530,16 @@ def group(
     runner = _executor(executor, workers, notes)
     _make_out(out)
     run_store = _open_store(store_path)
-    with _stage_progress(quiet) as progress:
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         result = run_grouping(ds, options, config, seed, run_store, executor=runner, progress=progress)
     report = result.report
     report["task_kinds"] = kinds
     report["notes"] = notes
-    write_json(out / "report.json", report)
     from negtransfer.report.markdown import write_group_report
 
-    md = write_group_report(report, out)
+    with _writes_guarded(store_path, out):
+        write_json(out / "report.json", report)
+        md = write_group_report(report, out)
     if not quiet:
         _print_group_summary(report, out / "report.json", md)
 
@@ -627,12 +646,13 @@ def sources(
     runner = _executor(executor, workers, notes)
     _make_out(out)
     run_store = _open_store(store_path)
-    with _stage_progress(quiet) as progress:
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         report = run_sources(ds, options, config, seed, run_store, executor=runner, progress=progress)
     report["task_kinds"] = kinds
     report["notes"] = notes
-    write_json(out / "report.json", report)
-    md = write_sources_report(report, out)
+    with _writes_guarded(store_path, out):
+        write_json(out / "report.json", report)
+        md = write_sources_report(report, out)
     if not quiet:
         tl = report["test_loss"]
         typer.echo(f"target {report['target']}: selected {len(report['selected'])} of {report['n_sources']} sources "
@@ -700,7 +720,8 @@ def compare(
                                  options=options, progress=progress)
     except (ValueError, ImportError, KeyError) as exc:
         _fail(str(exc))
-    csv_path, md_path = write_outputs(result, out)
+    with _writes_guarded(None, out):
+        csv_path, md_path = write_outputs(result, out)
     if not quiet:
         from negtransfer.jobs.compare import summary_table
 
