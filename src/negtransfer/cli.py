@@ -519,6 +519,8 @@ def group(
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
     kinds = _kinds_summary(ds, data, notes)
+    if ds.n_tasks < 2:
+        _fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
     options = GroupingOptions(budget=budget, n_train_groups=train_groups, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size,
                               use_measured=not predicted_only, trace_pairs=trace)
