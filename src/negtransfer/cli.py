@@ -2,6 +2,13 @@
 
 Heavy packages (torch, pandas, scikit-learn) are imported inside the commands,
 so ``negtransfer --help`` answers at once.
+
+Conventions (docs/errors.md): a bad input ends in one ``error:`` line on
+stderr and exit code 2 (:func:`_fail`; typer's usage errors are reformatted the
+same way by :class:`_Commands`); paths (``--out``, ``--store``) and option
+values are checked before anything is trained; where a command uses less than
+was asked for, or infers something, it prints a ``note:`` line and records it
+in its JSON output. Options shared by commands are defined once below.
 """
 
 from __future__ import annotations
