@@ -79,3 +79,180 @@ def test_import_is_light():
     code = "import sys, negtransfer, negtransfer.cli; print(any(m in sys.modules for m in ('torch', 'pandas', 'sklearn', 'matplotlib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------ robustness (issue 16)
+def _one_error_line(res, *fragments):
+    """Exit code 2, exactly one ``error:`` line (notes aside), no traceback, every fragment in it."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith(("note: ", "warning: "))]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def _gains(user_csv, out, *more):
+    return runner.invoke(app, ["gains", "--data", str(user_csv), "--tasks", "sick,worse", "--features",
+                               "age,dose,bmi,noise", "--groups", "all", "--epochs", "3", "--out", str(out), "-q",
+                               *more])
+
+
+def test_bad_option_values_are_one_line_errors(user_csv, tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--chunk-size", "0"), "--chunk-size")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--executor", "process", "--workers", "-1"), "--workers")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--epochs", "abc"), "--epochs")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--lr", "inf"), "--lr")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--optimizer", "sgdd"), "--optimizer", "sgd")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--groups", str(tmp_path / "folder")), "is a folder")
+    _one_error_line(_gains(user_csv, tmp_path / "file"), "--out", "is a file")
+    _one_error_line(_gains(user_csv, tmp_path / "file" / "sub"), "is a file, not a folder")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--store", str(tmp_path / "folder")), "run store", "folder")
+    res = runner.invoke(app, ["gains", "--dataset", "yeast", "--impute", "mean", "--out", str(tmp_path / "o")])
+    _one_error_line(res, "--impute", "--data FILE")
+    _one_error_line(runner.invoke(app, ["gains", "--no-such-option"]), "--no-such-option", "--help")
+    assert not (tmp_path / "o" / "runs.sqlite").exists()  # nothing was trained or stored
+
+
+def test_damaged_store_is_refused_before_training(user_csv, tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database " * 100)
+    line = _one_error_line(_gains(user_csv, tmp_path / "o", "--store", str(junk)), "junk.sqlite", "mv ",
+                           "recover-store")
+    assert "not a SQLite database" in line
+    assert junk.read_text().startswith("not a database")  # left as it was
+    assert not (tmp_path / "o" / "gains.csv").exists()
+
+
+def test_bad_files_named_in_the_error(user_csv, tmp_path):
+    plain = tmp_path / "plain.csv.gz"
+    plain.write_bytes(user_csv.read_bytes())
+    res = runner.invoke(app, ["gains", "--data", str(plain), "--tasks", "sick", "--out", str(tmp_path / "o")])
+    _one_error_line(res, "not gzip-compressed", "rename it")
+    semi = tmp_path / "semi.csv"
+    semi.write_text(user_csv.read_text().replace(",", ";"))
+    res = runner.invoke(app, ["gains", "--data", str(semi), "--tasks", "sick", "--out", str(tmp_path / "o")])
+    _one_error_line(res, "semicolons", "comma-separated")
+
+
+def test_compare_checks_out_and_seed_before_training(tmp_path):
+    (tmp_path / "file").write_text("x")
+    res = runner.invoke(app, ["compare", "--dataset", "heart-hospitals", "--models", "stl", "--out",
+                              str(tmp_path / "file")])
+    _one_error_line(res, "--out", "is a file")
+    res = runner.invoke(app, ["compare", "--dataset", "heart-hospitals", "--models", "stl", "--seed", "-1"])
+    _one_error_line(res, "--seed")
+
+
+def test_set_on_a_table_dataset_names_the_model(tmp_path):
+    res = runner.invoke(app, ["compare", "--dataset", "yeast", "--models", "mtl", "--runs", "1", "--set", "foo=1",
+                              "--out", str(tmp_path / "o"), "-q"])
+    line = _one_error_line(res, "foo", "'mtl'")
+    assert "time-series" not in line
+
+
+def test_one_task_gains_keeps_the_header_and_says_why(user_csv, tmp_path):
+    res = runner.invoke(app, ["gains", "--data", str(user_csv), "--tasks", "sick", "--features", "age,dose",
+                              "--groups", "all", "--epochs", "2", "--out", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "note: no group of 2 or more tasks" in res.stderr
+    header = (tmp_path / "o" / "gains.csv").read_text().splitlines()
+    assert len(header) == 1 and header[0].startswith("group,task,test_loss")
+    two = _gains(user_csv, tmp_path / "two")
+    assert two.exit_code == 0, two.output
+    assert (tmp_path / "two" / "gains.csv").read_text().splitlines()[0] == header[0]
+
+
+def test_task_names_with_separators_are_refused(user_csv, tmp_path):
+    frame = pd.read_csv(user_csv).rename(columns={"sick": "sick+worse"})
+    path = tmp_path / "plus.csv"
+    frame.to_csv(path, index=False)
+    res = runner.invoke(app, ["gains", "--data", str(path), "--tasks", "sick+worse,stay", "--features", "age,dose",
+                              "--out", str(tmp_path / "o")])
+    _one_error_line(res, "'sick+worse'", "'+'", "rename")
+
+
+def test_inferred_kinds_and_clamps_are_printed_and_recorded(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    frame = pd.DataFrame(X, columns=["x1", "x2", "x3"])
+    frame["three_five"] = np.where(X[:, 0] + 0.3 * rng.normal(size=200) > 0, 3, 5)
+    frame["level"] = X[:, 1] * 0.7 + 0.1 * rng.normal(size=200)
+    frame["rare"] = 0
+    frame.loc[[3, 50], "rare"] = 1  # two positives: no positive in the test split, AUROC undefined (NaN)
+    path = tmp_path / "odd.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "g"
+    res = runner.invoke(app, ["group", "--data", str(path), "--tasks", "three_five,level,rare",
+                              "--features", "x1,x2,x3", "--train-groups", "1000", "--budget", "100",
+                              "--epochs", "2", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "three_five: binary 3/5 (positive class 5)" in res.stderr and "level: regression" in res.stderr
+    assert "--train-groups 1000" in res.stderr and "--budget 100" in res.stderr
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in report.json")
+
+    report = json.loads((out / "report.json").read_text(), parse_constant=refuse)
+    assert report["task_kinds"] == {"three_five": "binary", "level": "regression", "rare": "binary"}
+    assert any("--train-groups 1000" in n for n in report["notes"])
+    res = runner.invoke(app, ["gains", "--data", str(path), "--tasks", "three_five,rare", "--features", "x1,x2",
+                              "--groups", "all", "--epochs", "2", "--out", str(tmp_path / "n"), "-q"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads((tmp_path / "n" / "gains.json").read_text(), parse_constant=refuse)
+    assert payload["stl"]["rare"]["test_metric"] is None
+
+
+def test_help_shows_defaults_flags_and_version():
+    wide = {"COLUMNS": "200"}
+    from negtransfer.train.config import TrainConfig
+
+    cfg = TrainConfig()
+    for command in ("gains", "group", "sources"):
+        text = runner.invoke(app, [command, "--help"], env=wide).output
+        for option, default in (("--epochs", cfg.max_epochs), ("--batch-size", cfg.batch_size), ("--lr", cfg.lr),
+                                ("--optimizer", cfg.optimizer), ("--patience", cfg.patience)):
+            line = text[text.index(option + " "):].split("\n")[0] + text[text.index(option + " "):].split("\n")[1]
+            assert f"[default: {default}]" in line, (command, option, line)
+        for option in ("--data", "--dataset", "--tasks", "--features", "--task-column", "--label", "--task-kinds",
+                       "--impute", "--seed", "--out", "--store", "--executor", "--workers", "--chunk-size", "--quiet"):
+            assert option in text, (command, option)
+        assert "<bool>" not in text
+    assert "<bool>" not in runner.invoke(app, ["--help"], env=wide).output
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip().startswith("negtransfer ")
+
+
+def test_recover_store_command(tmp_path):
+    from negtransfer.runs.store import RunStore
+    from negtransfer.train.batched import ModelResult
+
+    good = tmp_path / "runs.sqlite"
+    RunStore(good).put_many("fp", 0, "cfg", [
+        ModelResult(group=(i,), val_loss={i: 0.5}, test_loss={i: 0.4}, test_metric={i: 0.9}, best_epoch=1,
+                    epochs=1, seconds=0.1) for i in range(300)])
+    cut = tmp_path / "cut.sqlite"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    res = runner.invoke(app, ["recover-store", str(cut), str(tmp_path / "new.sqlite")])
+    assert res.exit_code == 0 and "recovered" in res.output, res.output
+    assert 0 < RunStore(tmp_path / "new.sqlite").count() < 300
+    _one_error_line(runner.invoke(app, ["recover-store", str(cut), str(tmp_path / "new.sqlite")]), "already exists")
+
+
+def test_a_full_disk_mid_run_is_one_error_line(tmp_path, capsys):
+    import sqlite3
+
+    import typer
+
+    from negtransfer.cli import _writes_guarded
+
+    for exc in (sqlite3.OperationalError("database or disk is full"), OSError(28, "No space left on device", "x.csv")):
+        with pytest.raises(typer.Exit) as info:
+            with _writes_guarded(tmp_path / "runs.sqlite", tmp_path):
+                raise exc
+        assert info.value.exit_code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "run the same command again" in err

@@ -2,44 +2,173 @@
 
 Heavy packages (torch, pandas, scikit-learn) are imported inside the commands,
 so ``negtransfer --help`` answers at once.
+
+Conventions (docs/errors.md): a bad input ends in one ``error:`` line on
+stderr and exit code 2 (:func:`_fail`; typer's usage errors are reformatted the
+same way by :class:`_Commands`); paths (``--out``, ``--store``) and option
+values are checked before anything is trained; where a command uses less than
+was asked for, or infers something, it prints a ``note:`` line and records it
+in its JSON output. Options shared by commands are defined once below.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Literal, NoReturn, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
+
+from negtransfer import __version__
+from negtransfer.train.config import TrainConfig  # a plain dataclass: cheap to import
+
+_TRAIN = TrainConfig()  # the training defaults shown in --help
+
+
+# ---------------------------------------------------------------- command classes
+def _flags_without_value_type(params: list) -> list:
+    """Show flags as ``--exhaustive``, not ``--exhaustive <bool>``: they take no value."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one ``warning:`` line, without the source file and line."""
+    typer.echo(f"warning: {_one_line(str(message))}", err=True)
+
+
+class _Command(TyperCommand):
+    """A command whose help shows flags without a value type."""
+
+    def get_params(self, ctx):
+        return _flags_without_value_type(super().get_params(ctx))
+
+
+class _Commands(TyperGroup):
+    """The command group: flags without a value type, and usage errors as one ``error:`` line.
+
+    Typer prints a bad option value (``--epochs abc``, an unknown option, a
+    missing required option) as a boxed, multi-line panel; here it is one line
+    ``error: ... (see `negtransfer CMD --help`)`` with exit code 2, like every
+    other input error of negtransfer.
+    """
+
+    def get_params(self, ctx):
+        return _flags_without_value_type(super().get_params(ctx))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer._click import exceptions as click_errors
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            help_text = exc.ctx.get_help()  # the rich formatter prints it and returns ""
+            if help_text:
+                typer.echo(help_text)
+            sys.exit(2)
+        except click_errors.UsageError as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            message = _one_line(exc.format_message()).replace("Value error, ", "")
+            typer.secho(f"error: {message}{where}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
+        except click_errors.ClickException as exc:
+            typer.secho(f"error: {_one_line(exc.format_message())}", fg=typer.colors.RED, err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # reflows help paragraphs instead of breaking lines mid-sentence
+    context_settings={"show_default": True},
+    pretty_exceptions_show_locals=False,
     help="Find which tasks help or hurt each other, and group them.",
 )
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"negtransfer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Print the version and exit."),
+) -> None:
+    """Find which tasks help or hurt each other, and group them.
+
+    Every command answers a bad input with one `error:` line and exit code 2;
+    docs/errors.md lists the messages and what to do.
+    """
+
+
 # --------------------------------------------------------------------- options
-DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`). Default: yeast.")
-DataOpt = typer.Option(None, "--data", help="Your own .csv or .parquet file.")
-TasksOpt = typer.Option(None, "--tasks", help="Comma-separated task names (label columns, or task-column values).")
-FeaturesOpt = typer.Option(None, "--features", help="Comma-separated feature columns (default: all other columns).")
-TaskColumnOpt = typer.Option(None, "--task-column", help="Column saying which task each row belongs to.")
-LabelOpt = typer.Option(None, "--label", help="Label column, with --task-column.")
-ImputeOpt = typer.Option(None, "--impute", help="Fill NaN features with the training 'mean' or 'median'.")
-SeedOpt = typer.Option(0, "--seed", help="Fixes splits, initialisation and batch order.")
+# Shared by the commands: defined once, so names, defaults and help agree everywhere.
+DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
+DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`).",
+                          show_default="yeast", rich_help_panel=DATA)
+DataOpt = typer.Option(None, "--data", help="Your own .csv, .csv.gz or .parquet file (instead of --dataset).",
+                       rich_help_panel=DATA)
+TasksOpt = typer.Option(None, "--tasks", help="Comma-separated task names (label columns, or task-column values).",
+                        show_default="all tasks of --dataset", rich_help_panel=DATA)
+FeaturesOpt = typer.Option(None, "--features", help="Comma-separated feature columns.",
+                           show_default="every other column", rich_help_panel=DATA)
+TaskColumnOpt = typer.Option(None, "--task-column", help="Column saying which task each row belongs to.",
+                             rich_help_panel=DATA)
+LabelOpt = typer.Option(None, "--label", help="Label column, with --task-column.", rich_help_panel=DATA)
+TaskKindsOpt = typer.Option(None, "--task-kinds",
+                            help="Comma-separated TASK=KIND (binary, multiclass or regression) overriding the kinds "
+                                 "inferred from the labels.", show_default="inferred", rich_help_panel=DATA)
+ImputeOpt = typer.Option(None, "--impute", help="Fill NaN features with the training rows' mean or median.",
+                         show_default="no filling: NaN is an error", rich_help_panel=DATA)
+SeedOpt = typer.Option(0, "--seed", min=0, help="Fixes splits, initialisation and batch order.")
 QuietOpt = typer.Option(False, "-q", "--quiet", help="No progress bars.")
-StoreOpt = typer.Option(None, "--store", help="Run store (SQLite); default OUT/runs.sqlite.")
-ExecutorOpt = typer.Option("local", "--executor", help="'local' (vectorised, in-process) or 'process' (process pool).")
-WorkersOpt = typer.Option(None, "--workers", help="Processes for --executor process.")
-ChunkSizeOpt = typer.Option(64, "--chunk-size", help="Models trained at once in one vectorised stack.")
-EpochsOpt = typer.Option(None, "--epochs", help="Maximum epochs.")
-BatchSizeOpt = typer.Option(None, "--batch-size")
-LrOpt = typer.Option(None, "--lr")
-OptimizerOpt = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.")
-PatienceOpt = typer.Option(None, "--patience", help="Early-stopping patience in epochs.")
+OutHelp = "Output folder (created if missing)."
+StoreOpt = typer.Option(None, "--store", help="Run store (SQLite file); share one between commands to reuse runs.",
+                        show_default="OUT/runs.sqlite", rich_help_panel=RUNS)
+ExecutorOpt = typer.Option("local", "--executor", help="'local': vectorised, in this process; 'process': a pool "
+                           "of local processes.", rich_help_panel=RUNS)
+WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --executor process.",
+                          show_default="CPU cores", rich_help_panel=RUNS)
+ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
+                            rich_help_panel=RUNS)
+EpochsOpt = typer.Option(_TRAIN.max_epochs, "--epochs", min=1, help="Maximum epochs per model.",
+                         rich_help_panel=TRAINING)
+BatchSizeOpt = typer.Option(_TRAIN.batch_size, "--batch-size", min=1, help="Training rows per step.",
+                            rich_help_panel=TRAINING)
+LrOpt = typer.Option(_TRAIN.lr, "--lr", help="Learning rate (> 0).", rich_help_panel=TRAINING)
+OptimizerOpt = typer.Option(_TRAIN.optimizer, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.",
+                            rich_help_panel=TRAINING)
+PatienceOpt = typer.Option(_TRAIN.patience, "--patience", min=1,
+                           help="Early stopping: epochs without a better validation loss.", rich_help_panel=TRAINING)
+
+Executor = Literal["local", "process"]
+Optimizer = Literal["sgd", "adam"]
+Impute = Literal["mean", "median"]
 
 
 def _split_list(text: Optional[str]) -> Optional[list[str]]:
@@ -49,9 +178,90 @@ def _split_list(text: Optional[str]) -> Optional[list[str]]:
     return items or None
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+def _fail(message: str) -> NoReturn:
+    """Print ``error: message`` as one line and exit with code 2."""
+    typer.secho(f"error: {_one_line(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _note(message: str, notes: Optional[list] = None) -> None:
+    """Print ``note: message`` on stderr (also with -q) and keep it for the report."""
+    typer.echo(f"note: {_one_line(message)}", err=True)
+    if notes is not None:
+        notes.append(_one_line(message))
+
+
+def _check_out(out: Path) -> None:
+    """Fail unless ``out`` is, or can be created as, a writable folder; creates nothing."""
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {str(out)!r} is a file; give a folder (it is created if missing), e.g. --out {out}-results")
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                _fail(f"--out {str(out)!r} cannot be created: {str(parent)!r} is a file, not a folder")
+            import os
+
+            if not os.access(parent, os.W_OK | os.X_OK):
+                _fail(f"--out {str(out)!r}: no write permission in {str(parent)!r}; choose another folder")
+            return
+
+
+def _make_out(out: Path) -> None:
+    _check_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create --out folder {str(out)!r}: {exc.strerror or exc}; choose another folder")
+
+
+def _store_path(store: Optional[Path], out: Path) -> Path:
+    """The run store's path, checked (folder, permissions) before anything is trained."""
+    from negtransfer.runs.store import StoreError, check_store_path
+
+    path = store if store is not None else out / "runs.sqlite"
+    try:
+        return check_store_path(path)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+def _open_store(path: Path):
+    """Open (or create) the run store, refusing a damaged one with the way out."""
+    from negtransfer.runs.store import RunStore, StoreError
+
+    try:
+        return RunStore(path)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@contextmanager
+def _writes_guarded(store_path: Optional[Path], out: Path):
+    """A full disk or a file made read-only mid-run ends in one error line; stored runs stay for a resume."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        _fail(f"cannot write run store {str(store_path)!r} ({exc}); the runs finished so far are kept in it: "
+              f"free disk space or fix its permissions, then run the same command again to resume")
+    except OSError as exc:
+        where = exc.filename or out
+        kept = "finished runs are kept in the run store" if store_path is not None else "the results are lost"
+        _fail(f"cannot write {str(where)!r} ({exc.strerror or exc}); {kept}: free disk space or fix the "
+              f"permissions, then run the same command again")
+
+
+def _task_kinds(text: Optional[str]) -> Optional[dict[str, str]]:
+    if text is None:
+        return None
+    kinds = {}
+    for item in _split_list(text) or []:
+        name, sep, kind = item.partition("=")
+        if not sep or not name.strip() or kind.strip() not in ("binary", "multiclass", "regression"):
+            _fail(f"--task-kinds takes TASK=KIND pairs with KIND binary, multiclass or regression, got {item!r}")
+        kinds[name.strip()] = kind.strip()
+    return kinds
 
 
 def load_dataset_from_options(
@@ -63,11 +273,18 @@ def load_dataset_from_options(
     label: Optional[str],
     impute: Optional[str],
     seed: int,
+    task_kinds: Optional[str] = None,
 ):
     """The dataset named by the common command-line options, or a clean error."""
     if dataset and data:
         _fail("give either --dataset or --data, not both")
     task_list = _split_list(tasks)
+    kinds = _task_kinds(task_kinds)
+    if data is None:
+        for option, value in (("--features", features), ("--task-column", task_column), ("--label", label),
+                              ("--impute", impute), ("--task-kinds", task_kinds)):
+            if value is not None:
+                _fail(f"{option} applies to your own file (--data FILE) only; leave it out with --dataset")
     try:
         if data is not None:
             from negtransfer.data.files import dataset_from_file
@@ -79,6 +296,7 @@ def load_dataset_from_options(
                 task_column=task_column,
                 label_column=label,
                 impute=impute,
+                task_kinds=kinds,
                 seed=seed,
             )
         from negtransfer.data.builtin import load_builtin
@@ -89,17 +307,54 @@ def load_dataset_from_options(
 
 
 def _train_config(epochs, batch_size, lr, optimizer, patience):
-    from negtransfer.train.config import TrainConfig
-
-    kwargs = {k: v for k, v in dict(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience).items() if v is not None}
+    if not (math.isfinite(lr) and lr > 0):
+        _fail(f"--lr must be a positive number, e.g. {_TRAIN.lr}, got {lr}")
     try:
-        return TrainConfig(**kwargs)
+        return TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
+    """Each task's kind; for a user file, print those inferred from the labels, with their classes."""
+    kinds = {t.name: t.kind for t in ds.tasks}
+    how = ds.info.get("task_kinds", {})
+    if data is None:
+        return kinds
+    described: dict[str, list[str]] = {}
+    for t in ds.tasks:
+        if "inferred" not in str(how.get(t.name, "")):
+            continue
+        if t.kind == "binary":
+            text = f"binary {t.classes[0]}/{t.classes[1]}"
+            if [str(c) for c in t.classes] not in (["0", "1"], ["False", "True"]):
+                text += f" (positive class {t.classes[1]!r})"
+        elif t.kind == "multiclass":
+            shown = ", ".join(str(c) for c in t.classes[:6]) + (", ..." if len(t.classes) > 6 else "")
+            text = f"multiclass with {len(t.classes)} classes ({shown})"
+        else:
+            text = "regression"
+        described.setdefault(text, []).append(t.name)
+    if described:
+        parts = [f"{', '.join(names)}: {text}" for text, names in described.items()]
+        _note("task kinds inferred from the labels: " + "; ".join(parts)
+              + " (override with --task-kinds TASK=KIND)", notes)
+    return kinds
+
+
+def _executor(executor: str, workers: Optional[int], notes: list):
+    from negtransfer.runs.executors import make_executor
+
+    if workers is not None and executor != "process":
+        _note(f"--workers {workers} is ignored: it applies to --executor process only", notes)
+    try:
+        return make_executor(executor, workers)
     except ValueError as exc:
         _fail(str(exc))
 
 
 # -------------------------------------------------------------------- commands
-@app.command()
+@app.command(cls=_Command)
 def datasets() -> None:
     """List the built-in datasets with their sizes and licenses."""
     from rich import box
@@ -136,72 +391,87 @@ def datasets() -> None:
         console.print(f"  {row['name']}: {row['license']}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 def gains(
-    groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (tasks joined by '+')."),
-    sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all'/'random:N', e.g. 2-5."),
-    out: Path = typer.Option(Path("runs/gains"), "--out", help="Output folder."),
+    groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+')."),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all' and 'random:N', e.g. 2-5 or 3.", show_default="2 to all tasks"),
+    out: Path = typer.Option(Path("runs/gains"), "--out", help=OutHelp, rich_help_panel=RUNS),
     store: Optional[Path] = StoreOpt,
-    executor: str = ExecutorOpt,
+    executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     chunk_size: int = ChunkSizeOpt,
-    epochs: Optional[int] = EpochsOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    lr: Optional[float] = LrOpt,
-    optimizer: Optional[str] = OptimizerOpt,
-    patience: Optional[int] = PatienceOpt,
+    epochs: int = EpochsOpt,
+    batch_size: int = BatchSizeOpt,
+    lr: float = LrOpt,
+    optimizer: Optimizer = OptimizerOpt,
+    patience: int = PatienceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
     features: Optional[str] = FeaturesOpt,
     task_column: Optional[str] = TaskColumnOpt,
     label: Optional[str] = LabelOpt,
-    impute: Optional[str] = ImputeOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Train STL for every task and MTL for each requested group; write gains.csv/json.
+    """Train STL for every task and MTL for each requested group; write gains.csv and gains.json.
 
     gain = (stl_test_loss - test_loss) / stl_test_loss (ETAP eq. 1): positive means
     the task does better in the group than alone, negative is negative transfer.
     """
     from negtransfer.gains.table import gains_frame
-    from negtransfer.runs.executors import make_executor
+    from negtransfer.report.jsonio import write_json
     from negtransfer.runs.group_specs import parse_group_spec, parse_sizes
     from negtransfer.runs.runner import ensure_runs
-    from negtransfer.runs.store import RunStore
 
-    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
+    notes: list[str] = []
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    _check_out(out)
+    store_path = _store_path(store, out)
+    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
+    kinds = _kinds_summary(ds, data, notes)
     try:
         size_range = parse_sizes(sizes, ds.n_tasks)
         requested = parse_group_spec(groups, ds.task_names, size_range, seed)
-        runner = make_executor(executor, workers)
     except ValueError as exc:
         _fail(str(exc))
+    runner = _executor(executor, workers, notes)
     stl = [(t,) for t in range(ds.n_tasks)]
     mtl = [g for g in requested if len(g) > 1]
-    out.mkdir(parents=True, exist_ok=True)
-    run_store = RunStore(store or out / "runs.sqlite")
+    if len(mtl) < len(requested):
+        _note(f"{len(requested) - len(mtl)} requested group(s) of a single task are trained as STL references "
+              f"only; a gain needs a group of 2 or more tasks", notes)
+    if not mtl:
+        _note(f"no group of 2 or more tasks to train ({ds.n_tasks} task(s), --groups {groups}); "
+              f"gains.csv has its header only", notes)
+    _make_out(out)
+    run_store = _open_store(store_path)
     stage = f"training {len(stl)} STL + {len(mtl)} group models"
-    with _stage_progress(quiet) as progress:
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         update = (lambda done, total: progress(stage, done, total)) if progress else None
         results = ensure_runs(ds, stl + mtl, config, seed, run_store, executor=runner, chunk_size=chunk_size, on_progress=update)
     frame = gains_frame(mtl, results, ds.task_names, [t.metric_name for t in ds.tasks])
-    frame.to_csv(out / "gains.csv", index=False)
+    if frame.empty:  # keep the header: the columns of a one-row table
+        frame = gains_frame(stl[:1], results, ds.task_names, [t.metric_name for t in ds.tasks]).iloc[0:0]
     payload = {
         "dataset": ds.name,
         "fingerprint": ds.fingerprint(),
         "seed": seed,
         "config": config.to_dict(),
         "tasks": list(ds.task_names),
+        "task_kinds": kinds,
+        "notes": notes,
         "stl": {
             ds.task_names[t]: {"test_loss": results[(t,)].test_loss[t], "test_metric": results[(t,)].test_metric[t]}
             for t in range(ds.n_tasks)
         },
         "gains": json.loads(frame.to_json(orient="records")),
     }
-    (out / "gains.json").write_text(json.dumps(payload, indent=2))
+    with _writes_guarded(store_path, out):
+        frame.to_csv(out / "gains.csv", index=False)
+        write_json(out / "gains.json", payload)
     if not quiet:
         neg = int((frame["gain"] < 0).sum()) if len(frame) else 0
         typer.echo(
@@ -210,33 +480,34 @@ def gains(
         )
 
 
-@app.command()
+@app.command(cls=_Command)
 def group(
-    budget: int = typer.Option(3, "--budget", help="At most B groups, together covering every task."),
-    train_groups: int = typer.Option(20, "--train-groups", help="Sampled groups (sizes 2..n-1) whose gains are measured to fit the predictor."),
-    evaluate: int = typer.Option(0, "--evaluate", help="Also measure M random held-out groups and report Pearson and R^2."),
+    budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
+    train_groups: int = typer.Option(20, "--train-groups", min=1, help="Sampled groups (sizes 2..n-1) whose gains are measured to fit the predictor."),
+    evaluate: int = typer.Option(0, "--evaluate", min=0, help="Also measure M random held-out groups and report Pearson and R^2."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
-    gain_split: str = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
+    gain_split: Literal["validation", "test"] = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
     predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
-    trace: int = typer.Option(0, "--trace", help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
-    affinity_every: int = typer.Option(8, "--affinity-every", help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
-    out: Path = typer.Option(Path("runs/group"), "--out", help="Output folder."),
+    trace: int = typer.Option(0, "--trace", min=0, help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
+    affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
+    out: Path = typer.Option(Path("runs/group"), "--out", help=OutHelp, rich_help_panel=RUNS),
     store: Optional[Path] = StoreOpt,
-    executor: str = ExecutorOpt,
+    executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     chunk_size: int = ChunkSizeOpt,
-    epochs: Optional[int] = EpochsOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    lr: Optional[float] = LrOpt,
-    optimizer: Optional[str] = OptimizerOpt,
-    patience: Optional[int] = PatienceOpt,
+    epochs: int = EpochsOpt,
+    batch_size: int = BatchSizeOpt,
+    lr: float = LrOpt,
+    optimizer: Optimizer = OptimizerOpt,
+    patience: int = PatienceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
     features: Optional[str] = FeaturesOpt,
     task_column: Optional[str] = TaskColumnOpt,
     label: Optional[str] = LabelOpt,
-    impute: Optional[str] = ImputeOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -247,67 +518,101 @@ def group(
     chosen groups, and a report.
     """
     from negtransfer.jobs.grouping import GroupingOptions, run_grouping
-    from negtransfer.runs.executors import make_executor
-    from negtransfer.runs.store import RunStore
+    from negtransfer.report.jsonio import write_json
 
-    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
+    notes: list[str] = []
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    _check_out(out)
+    store_path = _store_path(store, out)
+    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
+    kinds = _kinds_summary(ds, data, notes)
+    if ds.n_tasks < 2:
+        _fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
     options = GroupingOptions(budget=budget, n_train_groups=train_groups, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size,
                               use_measured=not predicted_only, trace_pairs=trace)
     try:
         options.check(ds.n_tasks)
-        runner = make_executor(executor, workers)
     except ValueError as exc:
         _fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
-    run_store = RunStore(store or out / "runs.sqlite")
-    with _stage_progress(quiet) as progress:
+    _grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes)
+    runner = _executor(executor, workers, notes)
+    _make_out(out)
+    run_store = _open_store(store_path)
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         result = run_grouping(ds, options, config, seed, run_store, executor=runner, progress=progress)
     report = result.report
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    report["task_kinds"] = kinds
+    report["notes"] = notes
     from negtransfer.report.markdown import write_group_report
 
-    md = write_group_report(report, out)
+    with _writes_guarded(store_path, out):
+        write_json(out / "report.json", report)
+        md = write_group_report(report, out)
     if not quiet:
         _print_group_summary(report, out / "report.json", md)
 
 
-@app.command()
+def _grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list) -> None:
+    """Say so when the job will use less than was asked for (it never fails for it)."""
+    from math import comb
+
+    available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
+    trained = min(train_groups, available)
+    if available == 0:
+        _note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
+              f"trained and --train-groups {train_groups} is not used", notes)
+    elif train_groups > available:
+        _note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
+              f"all {available} are trained (with the all-task group)", notes)
+    if budget > n:
+        _note(f"--budget {budget} is more than the {n} tasks; a grouping never needs more groups than tasks, "
+              f"so at most {n} are chosen", notes)
+    if exhaustive and evaluate:
+        _note(f"--evaluate {evaluate} is ignored with --exhaustive, which measures every group", notes)
+    elif evaluate > available - trained and available:
+        left = available - trained
+        _note(f"--evaluate {evaluate}: only {left} held-out group(s) of 2..{n - 1} tasks are left besides the "
+              f"{trained} training groups; " + ("all of them are measured" if left else
+                                                "the prediction quality is not reported"), notes)
+
+
+@app.command(cls=_Command)
 def sources(
     target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),
-    alpha: int = typer.Option(5, "--alpha", help="Sources per sampled subset."),
-    subsets: int = typer.Option(200, "--subsets", help="Subsets the surrogate is fitted on."),
-    holdout: int = typer.Option(100, "--holdout", help="Further subsets for negative-transfer prediction."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="f(S): margin (default, classification), cross_entropy, zero_one, mse (regression)."),
-    ridge: float = typer.Option(0.0, "--ridge", help="Ridge penalty of the surrogate (0 = least squares)."),
+    alpha: int = typer.Option(5, "--alpha", min=1, help="Sources per sampled subset."),
+    subsets: int = typer.Option(200, "--subsets", min=2, help="Subsets the surrogate is fitted on."),
+    holdout: int = typer.Option(100, "--holdout", min=0, help="Further subsets for negative-transfer prediction."),
+    loss: Optional[Literal["margin", "cross_entropy", "zero_one", "mse"]] = typer.Option(None, "--loss", help="f(S): margin, cross_entropy or zero_one (classification), mse (regression).", show_default="margin; mse for regression"),
+    ridge: float = typer.Option(0.0, "--ridge", min=0.0, help="Ridge penalty of the surrogate (0 = least squares)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
     group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
     common_init: bool = typer.Option(False, "--common-init", help="Subset models share one initialisation (common random numbers: less noise in f(S))."),
-    grid: str = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
+    grid: Literal["paper", "all"] = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
-    threshold_by: str = typer.Option("validation", "--threshold-by", help="Choose gamma by the final models' target 'validation' loss (paper) or the training-free cross-fitted 'surrogate' criterion."),
-    stl_repeats: int = typer.Option(1, "--stl-repeats", help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
-    exhaustive_pairs: str = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
-    max_pair_runs: int = typer.Option(300, "--max-pair-runs", help="Pair models allowed for --exhaustive-pairs auto."),
-    out: Path = typer.Option(Path("runs/sources"), "--out", help="Output folder."),
+    threshold_by: Literal["validation", "surrogate"] = typer.Option("validation", "--threshold-by", help="Choose gamma by the final models' target 'validation' loss (paper) or the training-free cross-fitted 'surrogate' criterion."),
+    stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
+    exhaustive_pairs: Literal["auto", "on", "off"] = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
+    max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
+    out: Path = typer.Option(Path("runs/sources"), "--out", help=OutHelp, rich_help_panel=RUNS),
     store: Optional[Path] = StoreOpt,
-    executor: str = ExecutorOpt,
+    executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     chunk_size: int = ChunkSizeOpt,
-    epochs: Optional[int] = EpochsOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    lr: Optional[float] = LrOpt,
-    optimizer: Optional[str] = OptimizerOpt,
-    patience: Optional[int] = PatienceOpt,
+    epochs: int = EpochsOpt,
+    batch_size: int = BatchSizeOpt,
+    lr: float = LrOpt,
+    optimizer: Optimizer = OptimizerOpt,
+    patience: int = PatienceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
     features: Optional[str] = FeaturesOpt,
     task_column: Optional[str] = TaskColumnOpt,
     label: Optional[str] = LabelOpt,
-    impute: Optional[str] = ImputeOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -318,12 +623,19 @@ def sources(
     selection and the baselines) and report.md with plots.
     """
     from negtransfer.jobs.sources import SourceOptions, run_sources
+    from negtransfer.report.jsonio import write_json
     from negtransfer.report.sources import write_sources_report
-    from negtransfer.runs.executors import make_executor
-    from negtransfer.runs.store import RunStore
 
-    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed)
+    notes: list[str] = []
     config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
+        _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
+    if not math.isfinite(ridge):
+        _fail(f"--ridge must be a finite number >= 0, got {ridge}")
+    _check_out(out)
+    store_path = _store_path(store, out)
+    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
+    kinds = _kinds_summary(ds, data, notes)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
                             data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
@@ -332,15 +644,24 @@ def sources(
                             threshold_by=threshold_by, stl_repeats=stl_repeats)
     try:
         options.check(ds)
-        runner = make_executor(executor, workers)
     except ValueError as exc:
         _fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
-    run_store = RunStore(store or out / "runs.sqlite")
-    with _stage_progress(quiet) as progress:
+    from math import comb
+
+    distinct = comb(ds.n_tasks - 1, alpha)
+    if subsets + holdout > distinct:
+        _note(f"--subsets {subsets} + --holdout {holdout} is more than the {distinct} distinct subsets of {alpha} of "
+              f"the {ds.n_tasks - 1} sources; subsets repeat", notes)
+    runner = _executor(executor, workers, notes)
+    _make_out(out)
+    run_store = _open_store(store_path)
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         report = run_sources(ds, options, config, seed, run_store, executor=runner, progress=progress)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    md = write_sources_report(report, out)
+    report["task_kinds"] = kinds
+    report["notes"] = notes
+    with _writes_guarded(store_path, out):
+        write_json(out / "report.json", report)
+        md = write_sources_report(report, out)
     if not quiet:
         tl = report["test_loss"]
         typer.echo(f"target {report['target']}: selected {len(report['selected'])} of {report['n_sources']} sources "
@@ -352,17 +673,17 @@ def sources(
         typer.echo(f"report: {md}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def compare(
-    dataset: str = typer.Option(..., "--dataset", help="Dataset (built-in, e.g. heart-hospitals, digit-domains)."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset (built-in, e.g. heart-hospitals, digit-domains, pbcseq)."),
     models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl."),
-    runs: int = typer.Option(3, "--runs", help="Runs; run r uses seed + r for split, subsample and model."),
-    train_fraction: Optional[float] = typer.Option(None, "--train-fraction", help="Share of each task's rows used for training (domains data: the VMTL paper's 0.05..0.6)."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help="Training iterations per model (default: the model family's)."),
+    runs: int = typer.Option(3, "--runs", min=1, help="Runs; run r uses seed + r for split, subsample and model."),
+    train_fraction: Optional[float] = typer.Option(None, "--train-fraction", help="Share of each task's rows used for training (domains data: the VMTL paper's 0.05..0.6).", show_default="all training rows"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Training iterations per model (epochs for the clinical models).", show_default="the model family's"),
     fgsm: Optional[str] = typer.Option(None, "--fgsm", help="Comma-separated FGSM noise levels, e.g. 0.05,0.1 (adds fgsm_accuracy@eps)."),
     settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4)."),
-    out: Path = typer.Option(Path("runs/compare"), "--out", help="Output folder."),
-    threads: int = typer.Option(1, "--threads", help="torch CPU threads (small models run fastest on one)."),
+    out: Path = typer.Option(Path("runs/compare"), "--out", help=OutHelp),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (small models run fastest on one)."),
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -375,16 +696,19 @@ def compare(
     from negtransfer.jobs.compare import run_compare, write_outputs
 
     names = _split_list(models) or []
+    if not names:
+        _fail("--models names no model; give comma-separated names, e.g. --models stl,bmtl")
     epsilons: list[float] = []
     for text in _split_list(fgsm) or []:
         try:
-            epsilons.append(float(text))
+            eps = float(text)
         except ValueError:
             _fail(f"--fgsm takes numbers, got {text!r}")
-    if runs < 1:
-        _fail(f"--runs must be at least 1, got {runs}")
-    if iterations is not None and iterations < 1:
-        _fail(f"--iterations must be at least 1, got {iterations}")
+        if not (math.isfinite(eps) and eps >= 0):
+            _fail(f"--fgsm noise levels must be finite numbers >= 0, got {text!r}")
+        epsilons.append(eps)
+    if train_fraction is not None and not (math.isfinite(train_fraction) and 0 < train_fraction <= 1):
+        _fail(f"--train-fraction must be in (0, 1], got {train_fraction}")
     config: dict = {}
     for item in _split_list(settings) or []:
         key, sep, value = item.partition("=")
@@ -395,8 +719,7 @@ def compare(
         except json.JSONDecodeError:
             config[key.strip()] = value
     options = {"iterations": iterations, "fgsm_epsilons": epsilons, "config": config}
-    if threads < 1:
-        _fail(f"--threads must be at least 1, got {threads}")
+    _make_out(out)  # before any training: a bad --out must not cost the runs
     import torch
 
     torch.set_num_threads(threads)
@@ -406,7 +729,8 @@ def compare(
                                  options=options, progress=progress)
     except (ValueError, ImportError, KeyError) as exc:
         _fail(str(exc))
-    csv_path, md_path = write_outputs(result, out)
+    with _writes_guarded(None, out):
+        csv_path, md_path = write_outputs(result, out)
     if not quiet:
         from negtransfer.jobs.compare import summary_table
 
@@ -415,6 +739,25 @@ def compare(
             mean, se = cells.get("average", (float("nan"), float("nan")))
             typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
         typer.echo(f"wrote {csv_path} and {md_path}")
+
+
+@app.command("recover-store", cls=_Command)
+def recover_store_command(
+    damaged: Path = typer.Argument(..., help="The damaged run store (only read)."),
+    recovered: Path = typer.Argument(..., help="A new file for the recovered store (must not exist)."),
+) -> None:
+    """Copy the readable runs of a damaged run store into a new store.
+
+    Use the new file with --store; runs that could not be read are trained again.
+    """
+    from negtransfer.runs.store import StoreError, recover_store
+
+    try:
+        counts = recover_store(damaged, recovered)
+    except StoreError as exc:
+        _fail(str(exc))
+    typer.echo(f"recovered {counts['runs']} runs and {counts['artifacts']} cached artifacts into {recovered} "
+               f"({counts['skipped']} unreadable rows skipped); use it with --store {recovered}")
 
 
 @contextmanager

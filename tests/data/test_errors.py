@@ -229,3 +229,13 @@ def test_not_a_frame_and_empty_frame():
     with pytest.raises(DataError, match="expected a pandas DataFrame"):
         dataset_from_frame(np.zeros((3, 3)), tasks=["a"])
     raises(["no rows"], data=frame().iloc[:0], tasks=["y1"], features=["x1"])
+
+
+@pytest.mark.parametrize("bad", ["y1+y2", "y,1"])
+def test_task_names_with_group_separators_refused(bad):
+    data = frame().rename(columns={"y1": bad})
+    raises([repr(bad), "rename the label column"], data=data, tasks=[bad], features=["x1"])
+    rows = frame()
+    rows["group"] = rows["group"].replace("north", bad)
+    raises([repr(bad), "replace that value in column 'group'"], data=rows, task_column="group", label_column="label",
+           features=["x1"])

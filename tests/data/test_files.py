@@ -119,3 +119,42 @@ def test_name_option_and_info_merge(tmp_path):
     table().to_csv(path, index=False)
     ds = dataset_from_file(path, name="mine", tasks=["disease"], features=["age"], info={"license": "CC-BY-4.0"})
     assert ds.name == "mine" and ds.info["license"] == "CC-BY-4.0"
+
+
+def test_content_that_does_not_match_the_name(tmp_path):
+    data = table()
+    plain = tmp_path / "plain.csv.gz"
+    data.to_csv(plain, index=False, compression=None)
+    with pytest.raises(DataError, match="not gzip-compressed.*rename it to end in .csv"):
+        load_table(plain)
+    zipped = tmp_path / "zipped.csv"
+    zipped.write_bytes(gzip.compress(data.to_csv(index=False).encode()))
+    with pytest.raises(DataError, match="gzip-compressed; rename it to end in .csv.gz"):
+        load_table(zipped)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(data.to_csv(index=False).encode())[:200])
+    with pytest.raises(DataError, match="damaged or truncated gzip"):
+        load_table(cut)
+    xlsx = tmp_path / "sheet.csv"
+    xlsx.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    with pytest.raises(DataError, match="zip archive"):
+        load_table(xlsx)
+
+
+@pytest.mark.parametrize("sep, word", [(";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")])
+def test_other_delimiters_named(tmp_path, sep, word):
+    path = tmp_path / "t.csv"
+    table().to_csv(path, index=False, sep=sep)
+    with pytest.raises(DataError, match=f"{word}.*comma-separated"):
+        load_table(path)
+
+
+def test_unnamed_header_column_and_ragged_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,,c\n1,2,3\n")
+    with pytest.raises(DataError, match="column\\(s\\) 2 .* have no name"):
+        load_table(path)
+    path.write_text("a,b,c\n1,2,3\n1,2,3,4\n")
+    with pytest.raises(DataError, match="as many comma-separated fields as the header") as info:
+        load_table(path)
+    assert "\n" not in str(info.value)

@@ -92,3 +92,14 @@ def test_group_specs(tmp_path):
         read_group_file(f, names)
     with pytest.raises(ValueError, match="random:N|existing file"):
         parse_group_spec("nope", names, (2, 4), 0)
+
+
+def test_workers_and_group_file_errors(tmp_path):
+    with pytest.raises(ValueError, match="--workers"):
+        ProcessPoolExecutor(workers=0)
+    with pytest.raises(ValueError, match="is a folder"):
+        parse_group_spec(str(tmp_path), ["a", "b"], (2, 2), 0)
+    with pytest.raises(ValueError, match="--groups random:6"):
+        parse_group_spec("random:7", ["a", "b", "c", "d"], (2, 2), 0)
+    with pytest.raises(ValueError, match="name more tasks"):
+        parse_group_spec("random:3", ["a"], parse_sizes(None, 1), 0)

@@ -64,6 +64,8 @@ if TYPE_CHECKING:  # pandas is imported inside the functions that need it
 __all__ = [
     "DataError",
     "MAX_INFERRED_CLASSES",
+    "TASK_NAME_SEPARATORS",
+    "check_task_names",
     "TASK_KINDS",
     "dataset_from_frame",
     "infer_task_kind",
@@ -84,6 +86,40 @@ _SPLIT_WORDS = ("train", "validation", "test")
 
 class DataError(ValueError):
     """Bad input data or options; the message names the culprit and the fix."""
+
+
+#: Characters a task name cannot contain: group names join task names with "+",
+#: and group files (``--groups FILE``) read "+" and "," as separators.
+TASK_NAME_SEPARATORS = ("+", ",")
+
+
+def check_task_names(names: Sequence[str], where: str = "") -> None:
+    """Refuse task names that would make group names ambiguous.
+
+    Parameters
+    ----------
+    names : sequence of str
+    where : str
+        How the user renames a task (e.g. "rename the column"), added to the message.
+
+    Raises
+    ------
+    DataError
+        A name contains ``+`` or ``,`` or is empty.
+    """
+    for name in names:
+        if not str(name).strip():
+            raise DataError(f"a task has an empty name; {where or 'give every task a name'}")
+        bad = [c for c in TASK_NAME_SEPARATORS if c in str(name)]
+        if bad:
+            fixed = str(name)
+            for c in bad:
+                fixed = fixed.replace(c, "_")
+            raise DataError(
+                f"task name {str(name)!r} contains {' and '.join(repr(c) for c in bad)}, which negtransfer uses to "
+                f"join task names in group names ('a+b') and to separate them in group files; "
+                f"{where or 'rename the task'} (e.g. {fixed!r})"
+            )
 
 
 # ---------------------------------------------------------------- small helpers
@@ -480,7 +516,7 @@ def dataset_from_frame(
     tasks = _check_name_list(tasks, "tasks")
     features = _check_name_list(features, "features")
     if frame.shape[0] == 0:
-        raise DataError("the table has no rows")
+        raise DataError("the table has no rows below its header; add data rows")
 
     # ---- layout: which rows, which label columns
     if time_column is not None:
@@ -496,6 +532,7 @@ def dataset_from_frame(
         if not tasks:
             raise DataError("the tasks list is empty; name at least one label column")
         _require_columns(frame, tasks, "task label column(s)" if len(tasks) > 1 else "task label column")
+        check_task_names(tasks, "rename the label column (pandas: df.rename(columns={...}))")
         layout = "multi-label"
         reserved = set(tasks) | ({time_column} if time_column else set())
         task_names = list(tasks)
@@ -536,6 +573,7 @@ def dataset_from_frame(
                     f"column {task_column!r}, whose tasks are: {_show(known_names, 60)}"
                 )
             task_names = list(tasks)
+        check_task_names(task_names, f"replace that value in column {task_column!r}")
         row_names = raw_tasks.map(lambda v: str(_python_scalar(v)))
         keep = row_names.isin(task_names).to_numpy()
         frame = frame.loc[keep]
@@ -568,7 +606,7 @@ def dataset_from_frame(
     task_kinds = dict(task_kinds or {})
     unknown_kinds = [t for t in task_kinds if t not in task_names]
     if unknown_kinds:
-        raise DataError(f"task_kinds names unknown task(s) {_show(unknown_kinds)}; the tasks are: {_show(task_names, 30)}")
+        raise DataError(f"task_kinds (--task-kinds) names unknown task(s) {_show(unknown_kinds)}; the tasks are: {_show(task_names, 30)}")
     for t, k in task_kinds.items():
         if k not in TASK_KINDS:
             raise DataError(f"task_kinds[{t!r}] = {k!r}; use one of {', '.join(TASK_KINDS)}")
@@ -626,6 +664,8 @@ def dataset_from_frame(
     non_numeric = [c for c in features if not _is_numeric(frame[c])]
     if non_numeric:
         examples = frame[non_numeric[0]].dropna()
+        not_numbers = examples[pd.to_numeric(examples, errors="coerce").isna()]
+        examples = not_numbers if len(not_numbers) else examples
         example = f" (e.g. {examples.iloc[0]!r} in {non_numeric[0]!r})" if len(examples) else ""
         raise DataError(
             f"non-numeric feature column(s) {_show(non_numeric)}{example}; features must be numbers: "

@@ -116,6 +116,10 @@ class MultiTaskDataset:
             raise ValueError(f"Y has {self.Y.shape[1]} columns but {len(self.tasks)} tasks are declared")
         if len(self.feature_names) != self.X.shape[1]:
             raise ValueError("feature_names must name every column of X")
+        for task in self.tasks:  # group names join task names with "+"; group files also split on ","
+            if "+" in task.name or "," in task.name:
+                raise ValueError(f"task name {task.name!r} contains '+' or ',', which separate task names in "
+                                 f"group names and group files; rename the task")
 
     # ------------------------------------------------------------------ basics
     @property

@@ -412,7 +412,8 @@ def report_markdown(result: CompareResult) -> str:
 def write_outputs(result: CompareResult, out: Path) -> tuple[Path, Path]:
     """Write ``out/results.csv`` and ``out/report.md``; return their paths."""
     import csv
-    import json
+
+    from negtransfer.report.jsonio import write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -423,5 +424,5 @@ def write_outputs(result: CompareResult, out: Path) -> tuple[Path, Path]:
         writer.writerows(result.rows)
     md_path = out / "report.md"
     md_path.write_text(report_markdown(result))
-    (out / "compare.json").write_text(json.dumps(result.info, indent=2, default=str))
+    write_json(out / "compare.json", result.info, default=str)
     return csv_path, md_path

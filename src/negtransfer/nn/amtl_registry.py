@@ -163,7 +163,8 @@ def fit_evaluate(name: str, dataset: Any, seed: int, options: Any) -> dict[str, 
     from negtransfer.jobs.compare import config_from_options
     from negtransfer.train.temporal import TemporalTrainConfig
 
-    config = config_from_options(TemporalTrainConfig, options, "time-series")
+    family = "time-series" if CLINICAL_MODELS[name].temporal else f"{name!r} (multi-task table model)"
+    config = config_from_options(TemporalTrainConfig, options, family)
     if options and options.get("iterations"):
         config = replace(config, max_epochs=int(options["iterations"]))
     return {"auroc": train_and_score(name, dataset, seed, config)}

@@ -62,23 +62,36 @@ class ProcessPoolExecutor:
     """Trains chunks in parallel in a pool of local worker processes.
 
     Each worker trains one chunk at a time, single-threaded (as every stack is
-    trained), so ``workers`` processes occupy ``workers`` cores.
+    trained), so ``workers`` processes occupy ``workers`` cores. Workers end
+    with the calling process, even when it is killed with SIGKILL
+    (:func:`negtransfer.runs.lifeline.die_with_parent`), and multiprocessing's
+    resource tracker then ends too: no process is left behind.
 
     Parameters
     ----------
     workers : int, optional
         Number of processes (default: the number of CPU cores).
+
+    Raises
+    ------
+    ValueError
+        ``workers`` below 1.
     """
 
     def __init__(self, workers: int | None = None):
-        self.workers = workers or os.cpu_count() or 1
+        if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+            raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
+        self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         import concurrent.futures as cf
         import multiprocessing as mp
 
+        from negtransfer.runs.lifeline import die_with_parent
+
         ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=die_with_parent,
+                                    initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_train_chunk, dataset, list(c), config, seed) for c in chunks]
             try:
                 for fut in cf.as_completed(futures):

@@ -14,7 +14,7 @@ Group = tuple[int, ...]
 def parse_sizes(text: str | None, n_tasks: int) -> tuple[int, int]:
     """``"2-5"`` -> (2, 5); ``"3"`` -> (3, 3); None -> (2, n_tasks)."""
     if text is None:
-        return 2, n_tasks
+        return 2, max(n_tasks, 2)
     try:
         if "-" in text:
             lo, hi = (int(v) for v in text.split("-", 1))
@@ -36,7 +36,12 @@ def random_groups(n_tasks: int, count: int, sizes: tuple[int, int], seed: int) -
 
     available = sum(comb(n_tasks, s) for s in range(lo, hi + 1))
     if count > available:
-        raise ValueError(f"asked for {count} random groups but only {available} exist with sizes {lo}-{hi}")
+        if available == 0:
+            raise ValueError(f"no group of {lo}-{hi} tasks exists among {n_tasks} task(s); name more tasks with --tasks")
+        raise ValueError(
+            f"asked for {count} random groups but only {available} exist with sizes {lo}-{hi} of {n_tasks} tasks; "
+            f"ask for at most {available} (--groups random:{available}) or train them all (--groups all)"
+        )
     rng = np.random.default_rng(seed)
     out: dict[Group, None] = {}
     while len(out) < count:
@@ -120,7 +125,18 @@ def read_group_file(path: str | Path, task_names: Sequence[str]) -> list[Group]:
     """One group per line, task names separated by ``+`` or ``,``; ``#`` starts a comment."""
     lookup = {name: i for i, name in enumerate(task_names)}
     groups: list[Group] = []
-    for lineno, raw in enumerate(Path(path).read_text().splitlines(), 1):
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--groups {str(path)!r} is a folder; give a text file with one group per line "
+                         f"(task names joined by '+'), or 'all' or 'random:N'")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"--groups file {str(path)!r} is not UTF-8 text; write one group per line, "
+                         f"task names joined by '+'") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read --groups file {str(path)!r}: {exc.strerror or exc}") from None
+    for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

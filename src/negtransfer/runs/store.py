@@ -5,11 +5,18 @@ command re-run with the same inputs finds its finished runs and trains only what
 is missing. Each write is one SQLite transaction: a process killed at any moment
 (even with SIGKILL) loses at most the runs it had not written yet, and the file
 stays consistent (SQLite's rollback journal guarantees it).
+
+Opening a store checks it first (:class:`StoreError` if the path is a folder,
+not writable, not a SQLite file, damaged, or another program's database), so a
+command fails before any training rather than after it. negtransfer never
+deletes a store or overwrites a stored row: a result written once stays as it is
+(a second writer of the same key, which computed the same numbers, is ignored).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import asdict
@@ -40,6 +47,65 @@ CREATE TABLE IF NOT EXISTS configs (
 """
 
 
+#: Columns of the ``runs`` table; a database whose ``runs`` table differs is not a run store.
+_RUN_COLUMNS = ("dataset", "grp", "seed", "config", "result", "created")
+
+#: How to salvage rows from a damaged store (also in docs/errors.md).
+RECOVER_COMMAND = "negtransfer recover-store {path} {path}.recovered"
+
+
+class StoreError(Exception):
+    """A run store that cannot be used; the message names the file and the fix."""
+
+
+def _damaged(path: Path, reason: str) -> StoreError:
+    moved = f"{path}.damaged"
+    what = "is not a SQLite database or its header is damaged" if "not a database" in reason else "is damaged"
+    return StoreError(
+        f"run store {str(path)!r} {what} ({reason}); move it aside (mv {path} {moved}) and run again: "
+        f"its runs are then trained anew. To keep the readable runs instead: "
+        f"{RECOVER_COMMAND.format(path=moved)}, then pass --store {moved}.recovered (docs/errors.md)"
+    )
+
+
+def check_store_path(path: str | Path) -> Path:
+    """Check that a run store can be created or written at ``path``, without creating it.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    StoreError
+        The path is a folder, lies under a file, or its folder or file is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"run store {str(path)!r} is a folder; give a file path, e.g. {path / 'runs.sqlite'}")
+    folder = path.parent
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(f"run store {str(path)!r} cannot be created: {str(parent)!r} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise StoreError(
+                    f"run store {str(path)!r} cannot be written: no write permission in folder {str(parent)!r}; "
+                    f"choose another --store or --out, or change the folder's permissions"
+                )
+            break
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"run store {str(path)!r} is not readable and writable; change its permissions (chmod u+rw {path}) "
+            f"or choose another --store"
+        )
+    return path
+
+
 def _encode(result: ModelResult) -> str:
     body = asdict(result)
     for key in ("val_loss", "test_loss", "test_metric", "val_metric"):
@@ -65,6 +131,13 @@ class RunStore:
     path : str or Path
         The database file; created (with its folder) if absent.
 
+    Raises
+    ------
+    StoreError
+        The path is a folder or not writable, or the file is not a SQLite
+        database, is damaged (failed ``PRAGMA quick_check``), or holds another
+        program's tables. Nothing in the file is changed in that case.
+
     Examples
     --------
     >>> store = RunStore(tmp_path / "runs.sqlite")              # doctest: +SKIP
@@ -72,10 +145,39 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
+        self.path = check_store_path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of run store {str(self.path)!r}: {exc.strerror or exc}") from None
+        self._open_checked()
+
+    def _open_checked(self) -> None:
+        """Create the tables if absent, after checking that an existing file is a healthy run store."""
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            con = self._connect()
+            try:
+                if existed:
+                    problems = [str(row[0]) for row in con.execute("PRAGMA quick_check")]
+                    if problems != ["ok"]:
+                        lines = [ln for p in problems for ln in p.splitlines() if not ln.startswith("***")]
+                        raise _damaged(self.path, lines[0] if lines else "quick_check failed")
+                    columns = tuple(row[1] for row in con.execute("PRAGMA table_info(runs)"))
+                    if columns and columns != _RUN_COLUMNS:
+                        raise StoreError(
+                            f"{str(self.path)!r} is a SQLite database but not a negtransfer run store (its 'runs' "
+                            f"table has columns {', '.join(columns)}); give another --store path and leave this "
+                            f"file as it is"
+                        )
+                con.executescript(_SCHEMA)
+            finally:
+                con.close()
+        except sqlite3.OperationalError as exc:  # locked, cannot open, read-only, I/O
+            raise StoreError(f"cannot use run store {str(self.path)!r}: {exc}; check the path, its permissions "
+                             f"and free disk space, or choose another --store") from None
+        except sqlite3.DatabaseError as exc:  # not a database, malformed
+            raise _damaged(self.path, str(exc)) from None
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -85,14 +187,14 @@ class RunStore:
     def put_many(
         self, dataset: str, seed: int, config_hash: str, results: Iterable[ModelResult], config: dict | None = None
     ) -> None:
-        """Write results in one atomic transaction (all or none)."""
+        """Write results in one atomic transaction (all or none); rows already stored are kept as they are."""
         rows = [
             (dataset, group_text(r.group), int(seed), config_hash, _encode(r), time.time()) for r in results
         ]
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)", rows)
+            con.executemany("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)", rows)
             if config is not None:
                 con.execute(
                     "INSERT OR IGNORE INTO configs VALUES (?, ?)", (config_hash, json.dumps(config, sort_keys=True))
@@ -134,10 +236,10 @@ class RunStore:
         return out
 
     def put_artifact(self, key: str, value) -> None:
-        """Store a JSON-serialisable result that is not a run (e.g. an affinity matrix)."""
+        """Store a JSON-serialisable result that is not a run (e.g. an affinity matrix); an existing key is kept."""
         con = self._connect()
         try:
-            con.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+            con.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
         finally:
             con.close()
 
@@ -156,3 +258,110 @@ class RunStore:
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
         finally:
             con.close()
+
+
+def _readable_rows(con: sqlite3.Connection, table: str, max_gap: int = 10_000) -> list[tuple]:
+    """Every row of ``table`` that can still be read, skipping damaged pages.
+
+    A forward and a backward scan by rowid stop at the first damaged page;
+    the rowids between where they stopped are then probed one by one.
+    """
+    rows: dict[int, tuple] = {}
+
+    def scan(order: str) -> int | None:
+        last = None
+        try:
+            for row in con.execute(f"SELECT rowid, * FROM {table} ORDER BY rowid {order}"):
+                rows[row[0]] = row[1:]
+                last = row[0]
+        except sqlite3.DatabaseError:
+            return last if last is not None else (0 if order == "ASC" else None)
+        return None  # the scan went through
+
+    low = scan("ASC")
+    if low is None:
+        return list(rows.values())
+    high = scan("DESC")
+    if high is None:
+        try:
+            high = int(con.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0) + 1
+        except sqlite3.DatabaseError:
+            high = low + max_gap
+    misses = 0
+    for rowid in range(low + 1, min(high, low + 1 + 100 * max_gap)):
+        try:
+            row = con.execute(f"SELECT rowid, * FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.DatabaseError:
+            row = None
+        if row is None:
+            misses += 1
+            if misses > max_gap:
+                break
+            continue
+        misses = 0
+        rows[row[0]] = row[1:]
+    return list(rows.values())
+
+
+def recover_store(damaged: str | Path, recovered: str | Path) -> dict[str, int]:
+    """Copy every readable, well-formed row of a damaged run store into a new store.
+
+    Parameters
+    ----------
+    damaged : str or Path
+        The damaged store (only read).
+    recovered : str or Path
+        A new store file; it must not exist yet.
+
+    Returns
+    -------
+    dict
+        ``{"runs": copied, "artifacts": copied, "skipped": unreadable or malformed rows}``.
+
+    Raises
+    ------
+    StoreError
+        ``damaged`` is missing or ``recovered`` already exists.
+    """
+    damaged, recovered = Path(damaged), Path(recovered)
+    if not damaged.is_file():
+        raise StoreError(f"{str(damaged)!r} is not a file; give the path of the damaged run store")
+    if recovered.exists():
+        raise StoreError(f"{str(recovered)!r} already exists; give a new file name for the recovered store")
+    try:
+        src = sqlite3.connect(f"file:{damaged.resolve()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {str(damaged)!r}: {exc}") from None
+    src.execute("PRAGMA writable_schema=ON")  # read past a damaged schema, as sqlite3's .dump does (nothing is written)
+    kept: dict[str, list[tuple]] = {"runs": [], "artifacts": [], "configs": []}
+    skipped = 0
+    try:
+        for table, width in (("runs", 6), ("artifacts", 3), ("configs", 2)):
+            try:
+                rows = _readable_rows(src, table)
+            except sqlite3.DatabaseError:  # the table itself is unreadable (damaged schema)
+                rows = []
+            for row in rows:
+                ok = len(row) == width and all(v is not None for v in row)
+                if ok and table == "runs":
+                    try:
+                        _decode(row[4])
+                    except Exception:
+                        ok = False
+                if ok:
+                    kept[table].append(row)
+                else:
+                    skipped += 1
+    finally:
+        src.close()
+    store = RunStore(recovered)
+    con = store._connect()
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)", kept["runs"])
+        con.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)", kept["artifacts"])
+        con.executemany("INSERT OR IGNORE INTO configs VALUES (?, ?)", kept["configs"])
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return {"runs": len(kept["runs"]), "artifacts": len(kept["artifacts"]), "skipped": skipped}
