@@ -33,12 +33,23 @@ def test_gains_on_a_new_csv(user_csv, tmp_path):
     out = tmp_path / "out"
     res = runner.invoke(app, ["gains", "--data", str(user_csv), "--tasks", "sick,worse,stay",
                               "--features", "age,dose,bmi,noise", "--groups", "all", "--epochs", "10",
-                              "--out", str(out), "-q"])
+                              "--repeats", "1", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     g = pd.read_csv(out / "gains.csv")
-    assert set(g.columns) >= {"group", "task", "test_loss", "stl_test_loss", "gain", "metric", "test_metric"}
+    assert set(g.columns) >= {"group", "task", "test_loss", "stl_test_loss", "gain", "gain_se", "repeats", "metric",
+                              "test_metric"}
     assert set(g["group"]) == {"sick+worse", "sick+stay", "worse+stay", "sick+worse+stay"}
     np.testing.assert_allclose(g["gain"], (g["stl_test_loss"] - g["test_loss"]) / g["stl_test_loss"])
+    assert g["gain_se"].isna().all() and (g["repeats"] == 1).all()  # one run: no standard error
+    # three repeats (the default): the gain is the mean of the paired per-repeat gains, with its s.e.;
+    # repeat 0 is the run above (reused from the store)
+    res = runner.invoke(app, ["gains", "--data", str(user_csv), "--tasks", "sick,worse,stay",
+                              "--features", "age,dose,bmi,noise", "--groups", "all", "--epochs", "10",
+                              "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    g3 = pd.read_csv(out / "gains.csv")
+    assert (g3["repeats"] == 3).all() and (g3["gain_se"] > 0).all()
+    assert not np.allclose(g3["gain"], g["gain"])
     assert dict(zip(g["task"], g["metric"]))["stay"] == "mse"
     payload = json.loads((out / "gains.json").read_text())
     assert len(payload["gains"]) == len(g) and payload["tasks"] == ["sick", "worse", "stay"]
@@ -216,9 +227,10 @@ def test_help_shows_defaults_flags_and_version():
         for option, default in (("--epochs", cfg.max_epochs), ("--batch-size", cfg.batch_size), ("--lr", cfg.lr),
                                 ("--optimizer", cfg.optimizer), ("--patience", cfg.patience)):
             line = text[text.index(option + " "):].split("\n")[0] + text[text.index(option + " "):].split("\n")[1]
-            assert f"[default: {default}]" in line, (command, option, line)
+            assert f"{default}, or the preset's" in line, (command, option, line)
         for option in ("--data", "--dataset", "--tasks", "--features", "--task-column", "--label", "--task-kinds",
-                       "--impute", "--seed", "--out", "--store", "--executor", "--workers", "--chunk-size", "--quiet"):
+                       "--impute", "--seed", "--out", "--store", "--executor", "--workers", "--chunk-size", "--quiet",
+                       "--repeats", "--preset", "--batching"):
             assert option in text, (command, option)
         assert "<bool>" not in text
     assert "<bool>" not in runner.invoke(app, ["--help"], env=wide).output

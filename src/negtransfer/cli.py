@@ -156,18 +156,42 @@ WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --execut
                           show_default="CPU cores", rich_help_panel=RUNS)
 ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
                             rich_help_panel=RUNS)
-EpochsOpt = typer.Option(_TRAIN.max_epochs, "--epochs", min=1, help="Maximum epochs per model.",
+EpochsOpt = typer.Option(None, "--epochs", min=1, help="Maximum epochs per model.",
+                         show_default=f"{_TRAIN.max_epochs}, or the preset's", rich_help_panel=TRAINING)
+BatchSizeOpt = typer.Option(None, "--batch-size", min=1,
+                            help="Training rows per step (per task with per-task batches).",
+                            show_default=f"{_TRAIN.batch_size}, or the preset's", rich_help_panel=TRAINING)
+LrOpt = typer.Option(None, "--lr", help="Learning rate (> 0).", show_default=f"{_TRAIN.lr}, or the preset's",
+                     rich_help_panel=TRAINING)
+OptimizerOpt = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.",
+                            show_default=f"{_TRAIN.optimizer}, or the preset's", rich_help_panel=TRAINING)
+PatienceOpt = typer.Option(None, "--patience", min=1,
+                           help="Early stopping: epochs without a better validation loss.",
+                           show_default=f"{_TRAIN.patience}, or the preset's", rich_help_panel=TRAINING)
+PresetOpt = typer.Option("default", "--preset",
+                         help="Named training setup: 'default', or 'etap-chemical' (the ETAP public code's Chemical "
+                              "setup: lr 0.001, 264 rows per task and step, oversampling, patience 20, up to 1000 "
+                              "epochs, lr halved every 75 epochs after epoch 100). Options given explicitly win.",
                          rich_help_panel=TRAINING)
-BatchSizeOpt = typer.Option(_TRAIN.batch_size, "--batch-size", min=1, help="Training rows per step.",
-                            rich_help_panel=TRAINING)
-LrOpt = typer.Option(_TRAIN.lr, "--lr", help="Learning rate (> 0).", rich_help_panel=TRAINING)
-OptimizerOpt = typer.Option(_TRAIN.optimizer, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.",
-                            rich_help_panel=TRAINING)
-PatienceOpt = typer.Option(_TRAIN.patience, "--patience", min=1,
-                           help="Early stopping: epochs without a better validation loss.", rich_help_panel=TRAINING)
+BatchingOpt = typer.Option(None, "--batching",
+                           help="Per-task-rows data: 'per-task' (each step takes --batch-size rows of every task of "
+                                "the group) or 'pooled' (--batch-size rows of the group's pooled rows); 'auto' is "
+                                "per-task for per-task-rows data, pooled for multi-label data.",
+                           show_default=f"{_TRAIN.batching}, or the preset's", rich_help_panel=TRAINING)
+OversampleOpt = typer.Option(None, "--oversample/--no-oversample",
+                             help="With per-task batches: top a group's smaller tasks up to its largest task's "
+                                  "training rows (drawn with replacement, equally per class).",
+                             show_default="off, or the preset's", rich_help_panel=TRAINING)
+RepeatsOpt = typer.Option(3, "--repeats", min=1,
+                          help="Runs per model (common random numbers: repeat r of every group and of STL uses the "
+                               "same seed); gains are means over repeats with standard errors. 3 was chosen by "
+                               "benchmarks/gain_noise.py (docs/methods/grouping.md).",
+                          rich_help_panel=RUNS)
 
 Executor = Literal["local", "process"]
 Optimizer = Literal["sgd", "adam"]
+Preset = Literal["default", "etap-chemical"]
+Batching = Literal["auto", "per-task", "pooled"]
 Impute = Literal["mean", "median"]
 
 
@@ -306,11 +330,14 @@ def load_dataset_from_options(
         _fail(str(exc))
 
 
-def _train_config(epochs, batch_size, lr, optimizer, patience):
-    if not (math.isfinite(lr) and lr > 0):
+def _train_config(epochs, batch_size, lr, optimizer, patience, preset="default", batching=None, oversample=None):
+    """The training configuration: the preset, with every option given on the command line on top."""
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
         _fail(f"--lr must be a positive number, e.g. {_TRAIN.lr}, got {lr}")
+    given = {"max_epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+             "patience": patience, "batching": batching, "oversample": oversample}
     try:
-        return TrainConfig(max_epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience)
+        return TrainConfig.preset(preset, **{k: v for k, v in given.items() if v is not None})
     except ValueError as exc:
         _fail(str(exc))
 
@@ -400,11 +427,15 @@ def gains(
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     chunk_size: int = ChunkSizeOpt,
-    epochs: int = EpochsOpt,
-    batch_size: int = BatchSizeOpt,
-    lr: float = LrOpt,
-    optimizer: Optimizer = OptimizerOpt,
-    patience: int = PatienceOpt,
+    repeats: int = RepeatsOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -427,7 +458,7 @@ def gains(
     from negtransfer.runs.runner import ensure_runs
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample)
     _check_out(out)
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
@@ -448,10 +479,11 @@ def gains(
               f"gains.csv has its header only", notes)
     _make_out(out)
     run_store = _open_store(store_path)
-    stage = f"training {len(stl)} STL + {len(mtl)} group models"
+    stage = f"training {len(stl)} STL + {len(mtl)} group models" + (f" x {repeats} repeats" if repeats > 1 else "")
     with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         update = (lambda done, total: progress(stage, done, total)) if progress else None
-        results = ensure_runs(ds, stl + mtl, config, seed, run_store, executor=runner, chunk_size=chunk_size, on_progress=update)
+        results = ensure_runs(ds, stl + mtl, config, seed, run_store, repeats=repeats, executor=runner,
+                              chunk_size=chunk_size, on_progress=update)
     frame = gains_frame(mtl, results, ds.task_names, [t.metric_name for t in ds.tasks])
     if frame.empty:  # keep the header: the columns of a one-row table
         frame = gains_frame(stl[:1], results, ds.task_names, [t.metric_name for t in ds.tasks]).iloc[0:0]
@@ -459,6 +491,7 @@ def gains(
         "dataset": ds.name,
         "fingerprint": ds.fingerprint(),
         "seed": seed,
+        "repeats": repeats,
         "config": config.to_dict(),
         "tasks": list(ds.task_names),
         "task_kinds": kinds,
@@ -483,7 +516,16 @@ def gains(
 @app.command(cls=_Command)
 def group(
     budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
-    train_groups: int = typer.Option(20, "--train-groups", min=1, help="Sampled groups (sizes 2..n-1) whose gains are measured to fit the predictor."),
+    train_groups: int = typer.Option(20, "--train-groups", min=1, help="Training groups (sizes 2..n-1) whose gains are measured before the first fit of the predictor."),
+    design: Literal["random", "stratified", "pairs"] = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="The paper's one-shot protocol: the same as --rounds 1."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of runs (groups x repeats, STL and all-task included) for the recommendation.", show_default="3x the one-shot protocol's runs"),
+    per_round: Optional[int] = typer.Option(None, "--per-round", min=1, help="Groups measured per refinement round.", show_default="2 x budget, at least 4"),
+    kappa: float = typer.Option(1.0, "--kappa", min=0.0, help="Optimism of the refinement: an unmeasured group counts with its predicted gain plus kappa x the predictor's cross-validated error."),
+    objective: Literal["total-loss", "mean-gain", "metric"] = typer.Option("total-loss", "--objective", help="What the selection maximises: the decrease of the summed validation loss (ETAP Table 4's criterion), the sum of gains (ETAP eq. 1), or the summed relative change of the task metric."),
+    affinity_momentum: bool = typer.Option(True, "--affinity-momentum/--no-affinity-momentum", help="Include the momentum term of ETAP eq. 4 in the affinity (the public code leaves it out for Chemical and CelebA)."),
+    affinity_epochs: Literal["all", "until-best"] = typer.Option("all", "--affinity-epochs", help="Average the affinity over every epoch of the all-task runs, or only up to their best epoch."),
     evaluate: int = typer.Option(0, "--evaluate", min=0, help="Also measure M random held-out groups and report Pearson and R^2."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
     gain_split: Literal["validation", "test"] = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
@@ -495,11 +537,15 @@ def group(
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     chunk_size: int = ChunkSizeOpt,
-    epochs: int = EpochsOpt,
-    batch_size: int = BatchSizeOpt,
-    lr: float = LrOpt,
-    optimizer: Optimizer = OptimizerOpt,
-    patience: int = PatienceOpt,
+    repeats: int = RepeatsOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -521,16 +567,19 @@ def group(
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample)
     _check_out(out)
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
     kinds = _kinds_summary(ds, data, notes)
     if ds.n_tasks < 2:
         _fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
-    options = GroupingOptions(budget=budget, n_train_groups=train_groups, evaluate=evaluate, exhaustive=exhaustive,
-                              gain_split=gain_split, affinity_every=affinity_every, chunk_size=chunk_size,
-                              use_measured=not predicted_only, trace_pairs=trace)
+    options = GroupingOptions(budget=budget, n_train_groups=train_groups, design=design, repeats=repeats,
+                              rounds=1 if no_refine else rounds, per_round=per_round, max_runs=max_runs, kappa=kappa,
+                              objective=objective, evaluate=evaluate, exhaustive=exhaustive,
+                              gain_split=gain_split, affinity_every=affinity_every,
+                              affinity_momentum=affinity_momentum, affinity_epochs=affinity_epochs,
+                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace)
     try:
         options.check(ds.n_tasks)
     except ValueError as exc:
@@ -600,11 +649,15 @@ def sources(
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     chunk_size: int = ChunkSizeOpt,
-    epochs: int = EpochsOpt,
-    batch_size: int = BatchSizeOpt,
-    lr: float = LrOpt,
-    optimizer: Optimizer = OptimizerOpt,
-    patience: int = PatienceOpt,
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Runs per model (common random numbers); f(S), f(STL) and every loss are means over the repeats.", rich_help_panel=RUNS),
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -627,7 +680,9 @@ def sources(
     from negtransfer.report.sources import write_sources_report
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience)
+    # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset,
+                           batching or ("pooled" if preset == "default" else None), oversample)
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     if not math.isfinite(ridge):
@@ -641,7 +696,7 @@ def sources(
                             data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
                             group_attribute=group_attribute, common_init=common_init,
                             exhaustive_pairs=exhaustive_pairs, max_pair_runs=max_pair_runs,
-                            threshold_by=threshold_by, stl_repeats=stl_repeats)
+                            threshold_by=threshold_by, stl_repeats=stl_repeats, repeats=repeats)
     try:
         options.check(ds)
     except ValueError as exc:
@@ -785,6 +840,9 @@ def _print_group_summary(report: dict, json_path: Path, md_path: Path) -> None:
 
     console = Console()
     totals = report["totals"]
+    noise = report.get("noise") or {}
+    if noise.get("verdict"):
+        console.print(f"[bold]Noise[/bold]: {noise['verdict']}", soft_wrap=True)
     console.print("[bold]Chosen groups[/bold] (budget %d):" % report["budget"])
     for g in report["selected_groups"]:
         console.print("  " + " + ".join(g))
@@ -792,8 +850,15 @@ def _print_group_summary(report: dict, json_path: Path, md_path: Path) -> None:
             f"({(totals['selected'] / totals['stl'] - 1):+.1%}) | all-task {totals['all_tasks']:.4f} "
             f"({(totals['selected'] / totals['all_tasks'] - 1):+.1%})")
     if "optimal" in totals:
-        line += f" | optimal {totals['optimal']:.4f} (gap {report['optimal']['gap']:+.1%})"
+        line += f" | test oracle {totals['optimal']:.4f} (gap {report['optimal']['gap']:+.1%})"
     console.print(line)
+    ref = report.get("refinement") or {}
+    if ref:
+        console.print(f"rounds: {ref['rounds_run']} ({ref['stopped']}); {ref['runs_used']} runs, "
+                      f"{ref['runs_vs_one_shot']:.2f}x the one-shot protocol", soft_wrap=True)
+    alternatives = report.get("comparison") or {}
+    if alternatives and not alternatives.get("better_than_alternatives", True):
+        console.print(f"[bold red]warning[/bold red]: {alternatives['verdict']}", soft_wrap=True)
     pred = report["prediction"]
     if pred["pearson"] is not None:
         console.print(f"gain prediction on {pred['n_groups']} held-out groups: Pearson {pred['pearson']:.3f}, R^2 {pred['r2']:.3f}")

@@ -97,7 +97,7 @@ def test_report_contents_and_plots(tmp_path, optimal):
     assert "alpha + beta + gamma" in md and "gamma + delta" in md and "epsilon (alone" in md
     for key in ("stl", "all_tasks", "selected"):
         assert f"{report['totals'][key]:.4f}" in md
-    assert ("optimal groups (exhaustive)" in md) == optimal
+    assert ("test oracle (exhaustive" in md) == optimal
     assert ("alpha + gamma" in md) == optimal
     if optimal:
         assert f"{report['totals']['optimal']:.4f}" in md

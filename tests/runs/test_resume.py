@@ -24,7 +24,7 @@ def _write_csv(path, n_rows=400, seed=0):
 def _cmd(csv, out):
     return [sys.executable, "-m", "negtransfer", "gains", "--data", str(csv),
             "--tasks", "task0,task1,task2,task3,task4", "--groups", "all", "--chunk-size", "1",
-            "--epochs", "15", "--patience", "15", "--seed", "3", "--out", str(out), "-q"]
+            "--epochs", "15", "--patience", "15", "--seed", "3", "--repeats", "1", "--out", str(out), "-q"]
 
 
 def _stored(out):

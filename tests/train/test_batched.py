@@ -202,7 +202,7 @@ def test_task_batches_take_batch_size_rows_of_every_task():
     def hook(losses, model, opt):
         seen.append(None)
 
-    cfg = TrainConfig(max_epochs=1, batch_size=16, task_batches=True)
+    cfg = TrainConfig(max_epochs=1, batch_size=16, batching="per-task")
     train_group_models(ds, [(0, 3)], cfg, seed=0, step_hook=hook)
     n = [int(((ds.row_task == t) & (ds.split == 0)).sum()) for t in (0, 3)]
     assert len(seen) == -(-max(n) // 16)  # steps until the larger task is used up
@@ -217,7 +217,7 @@ def test_oversampling_draws_equally_from_each_class():
     from negtransfer.train.batched import _Batches
 
     ds = _per_task_rows_dataset()
-    cfg = TrainConfig(batch_size=8, task_batches=True, oversample=True)
+    cfg = TrainConfig(batch_size=8, batching="per-task", oversample=True)
     batches = _Batches(ds, [(0, 3)], [5], cfg)
     small, large = batches.rows[0]
     assert small.numel() == large.numel() == int(((ds.row_task == 3) & (ds.split == 0)).sum())
@@ -232,18 +232,23 @@ def test_oversampling_draws_equally_from_each_class():
 
 def test_task_batches_stacked_equal_alone():
     ds = _per_task_rows_dataset()
-    cfg = TrainConfig(max_epochs=5, patience=2, lr=0.05, batch_size=8, task_batches=True, oversample=True)
+    cfg = TrainConfig(max_epochs=5, patience=2, lr=0.05, batch_size=8, batching="per-task", oversample=True)
     groups = [(0,), (1, 2), (0, 3), (0, 1, 2, 3), (3,)]
     together = train_group_models(ds, groups, cfg, seed=1)
     for g, res in zip(groups, together):
         assert res.test_loss == train_group_models(ds, [g], cfg, seed=1)[0].test_loss
 
 
-def test_task_batches_need_per_task_rows(mixed_dataset):
+def test_per_task_batches_need_per_task_rows(mixed_dataset):
     with pytest.raises(ValueError, match="per-task-rows"):
-        train_group_models(mixed_dataset, [(0,)], TrainConfig(max_epochs=1, task_batches=True), seed=0)
-    with pytest.raises(ValueError, match="task_batches"):
-        TrainConfig(oversample=True)
+        train_group_models(mixed_dataset, [(0,)], TrainConfig(max_epochs=1, batching="per-task"), seed=0)
+    with pytest.raises(ValueError, match="per-task batches"):
+        TrainConfig(oversample=True, batching="pooled")
+    with pytest.raises(ValueError, match="batching"):
+        TrainConfig(batching="sideways")
+    # auto: per-task batches for per-task rows, pooled for multi-label data
+    assert TrainConfig().per_task_batches(True) and not TrainConfig().per_task_batches(False)
+    assert not TrainConfig(batching="pooled").per_task_batches(True)
 
 
 def test_learning_rate_schedule_and_presets():

@@ -18,6 +18,8 @@ the epochs after it), and average over repeats, without training again.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from negtransfer.affinity.tracker import AffinityTracker, per_task_and_summed_gradients
@@ -111,7 +113,7 @@ def _epoch_record(tracker: AffinityTracker) -> list:
     return [m.tolist() for m in tracker.epoch_affinity_matrices] if tracker.epoch_affinity_matrices.size else []
 
 
-def combine_affinity(records: list[dict], *, momentum: bool = True, epochs: str = "all") -> np.ndarray:
+def combine_affinity(records: list[dict], n_tasks: int, *, momentum: bool = True, epochs: str = "all") -> np.ndarray:
     """One affinity matrix from the tracked runs of several repeats.
 
     Parameters
@@ -119,6 +121,7 @@ def combine_affinity(records: list[dict], *, momentum: bool = True, epochs: str 
     records : list of dict
         One per repeat, as stored by :func:`measure_affinity` (per-epoch
         matrices with and without momentum, and the best epoch).
+    n_tasks : int
     momentum : bool
         Use the matrices with the momentum term (eq. 4) or without.
     epochs : {"all", "until-best"}
@@ -128,21 +131,26 @@ def combine_affinity(records: list[dict], *, momentum: bool = True, epochs: str 
     Returns
     -------
     ndarray (n, n)
-        Mean over repeats of each repeat's mean over its epochs (NaN-aware);
-        ``A[i, j]`` = affinity of source i onto target j.
+        Mean over repeats of each repeat's mean over its epochs (NaN-aware;
+        NaN where no step was tracked); ``A[i, j]`` = affinity of source i onto target j.
     """
     if epochs not in AFFINITY_EPOCHS:
         raise ValueError(f"epochs must be one of {AFFINITY_EPOCHS}, got {epochs!r}")
     per_repeat = []
     for rec in records:
-        mats = np.asarray(rec["momentum" if momentum else "plain"], dtype=float)
+        mats = np.asarray(rec["momentum" if momentum else "plain"], dtype=float).reshape(-1, n_tasks, n_tasks)
+        if mats.shape[0] == 0:  # no tracked step (e.g. a run that stopped in its first epoch without one)
+            per_repeat.append(np.full((n_tasks, n_tasks), np.nan))
+            continue
         epoch_of = np.asarray(rec["epochs"], dtype=int)
         if epochs == "until-best":
             keep = epoch_of <= int(rec["best_epoch"])
             mats = mats[keep] if keep.any() else mats[:1]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             per_repeat.append(np.nanmean(mats, axis=0))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries stay NaN
         return np.nanmean(np.stack(per_repeat), axis=0)
 
 
@@ -194,5 +202,5 @@ def measure_affinity(
         records.append(record)
         if on_repeat is not None:
             on_repeat(r + 1, repeats)
-    return combine_affinity(records, momentum=momentum, epochs=epochs)
+    return combine_affinity(records, dataset.n_tasks, momentum=momentum, epochs=epochs)
 

@@ -78,6 +78,11 @@ class SourceOptions:
         training-free cross-fitted surrogate criterion (two folds of the
         fitted subsets, so that each fold's own surrogate is as well
         determined as it can be).
+    repeats : int
+        Runs per model (common random numbers: repeat r of every subset, of
+        STL and of each final model trains with the same seed); f(S), f(STL)
+        and every reported loss are means over the repeats
+        (:func:`negtransfer.runs.runner.ensure_runs`).
     stl_repeats : int
         STL runs (seeds ``seed``, ``seed + 1``, ...) whose mean target
         validation loss is the reference f_STL for the surrogate's anchor and
@@ -115,6 +120,7 @@ class SourceOptions:
     max_pair_runs: int = 300
     threshold_by: str = "validation"
     stl_repeats: int = 1
+    repeats: int = 1
 
     def runs_exhaustive_pairs(self, n_sources: int) -> bool:
         """Whether the exhaustive up-to-two-sources baseline runs for ``n_sources`` sources."""
@@ -133,6 +139,8 @@ class SourceOptions:
             raise ValueError(f"--grid must be 'paper' or 'all', got {self.grid!r}")
         if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
             raise ValueError("--data-fraction and --steps-fraction must be in (0, 1]")
+        if self.repeats < 1:
+            raise ValueError(f"--repeats must be >= 1, got {self.repeats}")
         if self.stl_repeats < 1:
             raise ValueError(f"--stl-repeats must be >= 1, got {self.stl_repeats}")
         if self.stl_repeats > 1 and self.common_init:
@@ -203,7 +211,7 @@ def run_sources(
 
     def train(label: str, groups: list[Group], data=dataset, cfg=config, run_seed=seed) -> dict[Group, ModelResult]:
         cb = (lambda done, total: progress(label, done, total)) if progress else None
-        return ensure_runs(data, groups, cfg, run_seed, store, executor=executor,
+        return ensure_runs(data, groups, cfg, run_seed, store, repeats=options.repeats, executor=executor,
                            chunk_size=options.chunk_size, on_progress=cb)
 
     stl, everything = (t,), tuple(range(dataset.n_tasks))
@@ -280,7 +288,7 @@ def run_sources(
     if options.affinity_baseline:
         from negtransfer.affinity.training import measure_affinity
 
-        A = measure_affinity(dataset, config, seed, store=store)
+        A = measure_affinity(dataset, config, seed, store=store, repeats=options.repeats)
         affinity_scores = {names[s]: float(A[s, t]) for s in sources}
         top = np.argsort(-A[sources, t], kind="stable")[:m]
         methods["affinity_top_m"] = with_target(np.asarray(sources)[top])
@@ -293,6 +301,7 @@ def run_sources(
         up_to_two = pair_groups + combo_groups
         methods["exhaustive_pairs"] = min(up_to_two, key=lambda g: (target_loss(results[g], t, loss), len(g)))
         runs_used["exhaustive_pairs"] = len(up_to_two)
+    runs_used = {name: count * options.repeats for name, count in runs_used.items()}
     results.update(train("final models", list(dict.fromkeys(methods.values()))))
 
     def test_of(group: Group, name: str) -> float:

@@ -28,7 +28,8 @@ _LABELS = {
     "stl": "STL (one model per task)",
     "all_tasks": "all-task MTL (one model)",
     "selected": "**chosen groups**",
-    "optimal": "optimal groups (exhaustive)",
+    "optimal": "test oracle (exhaustive; chosen on test losses)",
+    "validation_oracle": "validation oracle (exhaustive; chosen on validation losses)",
 }
 
 
@@ -174,6 +175,11 @@ def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
 
     if report.get("affinity_trace"):
         add("affinity_trace", lambda p: _plots.plot_affinity_trace(report["affinity_trace"], p))
+    rounds = report.get("rounds") or []
+    if len(rounds) > 1:
+        val = (report.get("comparison") or {}).get("validation_loss") or {}
+        add("rounds", lambda p: _plots.plot_rounds(rounds, p, stl=val.get("STL (one model per task)"),
+                                                   all_tasks=val.get("all-task model")))
     return made, skipped
 
 
@@ -225,8 +231,19 @@ def _summary(report: dict) -> list[str]:
         bits.append(f"{report['n_train_groups']} training groups")
     if "seed" in report:
         bits.append(f"seed {report['seed']}")
+    if report.get("repeats"):
+        bits.append(f"{report['repeats']} repeat(s) per run")
     out.append("Dataset **%s**: %s." % (report.get("dataset", "?"), ", ".join(bits)))
     out.append("")
+    noise = report.get("noise") or {}
+    if noise.get("verdict"):
+        out.append(f"**Noise**: {noise['verdict']}")
+        out.append("")
+    alternatives = report.get("comparison") or {}
+    if alternatives.get("verdict"):
+        mark = "" if alternatives.get("better_than_alternatives", True) else "\u26a0 "
+        out.append(f"**Against simple alternatives**: {mark}{alternatives['verdict']}")
+        out.append("")
     groups = report.get("selected_groups") or []
     out.append(f"**Chosen groups** ({len(groups)}):")
     out.append("")
@@ -236,12 +253,22 @@ def _summary(report: dict) -> list[str]:
     optimal = report.get("optimal") or {}
     if optimal.get("groups"):
         out.append("")
-        out.append("Optimal groups (exhaustive search on measured test losses): "
+        out.append("Test oracle (exhaustive search on measured test losses, each task in its best chosen group): "
                    + "; ".join(f"{{{_group(g)}}}" for g in optimal["groups"]) + ".")
+        vo = (optimal.get("validation_oracle") or {}).get("groups")
+        if vo:
+            out.append("Validation oracle (the best a chooser that sees only validation losses could do with every "
+                       "group measured): " + "; ".join(f"{{{_group(g)}}}" for g in vo) + ".")
+    ref = report.get("refinement") or {}
+    if ref:
+        out.append("")
+        out.append(f"**Rounds**: {ref.get('rounds_run', 1)} ({ref.get('stopped', '')}); the recommendation used "
+                   f"{ref.get('runs_used', 'n/a')} runs, {_num(ref.get('runs_vs_one_shot')):.2f}x the one-shot "
+                   f"protocol's {ref.get('one_shot_runs', 'n/a')}.")
     out.append("")
 
     rows = []
-    for key in ("stl", "all_tasks", "selected", "optimal"):
+    for key in ("stl", "all_tasks", "selected", "optimal", "validation_oracle"):
         if key in totals:
             rows.append([_LABELS[key], fmt_loss(totals[key]),
                          "\u2014" if key == "stl" else fmt_pct(_rel(totals[key], totals.get("stl")))])
@@ -254,7 +281,9 @@ def _summary(report: dict) -> list[str]:
         cmp.append(f"{fmt_pct(_rel(sel, totals['all_tasks']))} vs all-task MTL")
     if "optimal" in totals:
         gap = optimal.get("gap", _rel(sel, totals["optimal"]))
-        cmp.append(f"{fmt_pct(gap)} vs the optimal grouping (the gap)")
+        cmp.append(f"{fmt_pct(gap)} vs the test oracle (the gap)")
+    if "validation_oracle" in totals:
+        cmp.append(f"{fmt_pct(_rel(sel, totals['validation_oracle']))} vs the validation oracle")
     out.append("Total test loss of the chosen groups: " + ", ".join(cmp) + "; negative = lower loss.")
     worse = _worse_tasks(report)
     if worse:
@@ -268,8 +297,11 @@ def _summary(report: dict) -> list[str]:
     n_groups = pred.get("n_groups") or 0
     n_points = len(pred.get("points") or [])
     if math.isfinite(_num(pred.get("pearson"))):
-        out.append(f"**Gain prediction** on {n_groups} held-out groups ({n_points} task points): "
-                   f"Pearson {fmt_stat(pred.get('pearson'))}, R\u00b2 {fmt_stat(pred.get('r2'))}.")
+        out.append(f"**Gain prediction** (the first, one-shot fit) on {n_groups} held-out groups ({n_points} task "
+                   f"points): Pearson {fmt_stat(pred.get('pearson'))}, R\u00b2 {fmt_stat(pred.get('r2'))}; "
+                   f"within-task Pearson {fmt_stat(pred.get('within_task_pearson'))} (which group is better for a "
+                   f"task); predicting each task's mean training gain alone gives Pearson "
+                   f"{fmt_stat(pred.get('per_task_mean_pearson'))}.")
     elif n_groups:
         out.append(f"**Gain prediction**: {n_groups} held-out groups were trained, but Pearson/R\u00b2 "
                    "could not be computed (fewer than 3 finite points, or constant gains).")
@@ -337,6 +369,9 @@ _CAPTIONS = {
                        "Per-step affinity of the strongest task pairs in the all-task run (faint) and its "
                        "running mean (bold), as in ETAP's Figure 7: single steps are noisy, the average is "
                        "stable."),
+    "rounds": ("Refinement rounds",
+               "Summed validation loss of each round's selection once its groups were measured; dashed lines: "
+               "the all-task model and (if the budget allows it) STL on the same validation rows."),
     "predicted_vs_actual": ("Predicted vs measured gains",
                             "One point per (held-out group, task). Points on the dashed y = x line "
                             "are predicted exactly."),
@@ -401,6 +436,8 @@ def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Ma
     names = ["groups", "task_losses", "affinity", "predicted_vs_actual"]
     if "affinity_trace" in plot_paths or report.get("affinity_trace"):
         names.append("affinity_trace")
+    if "rounds" in plot_paths:
+        names.insert(2, "rounds")
     for name in names:
         title, caption = _CAPTIONS[name]
         lines += [f"### {title}", ""]

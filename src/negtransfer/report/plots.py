@@ -11,7 +11,7 @@ PNG to ``path`` and returns ``path`` as a :class:`pathlib.Path`.
 
 Orientation of affinity matrices, as everywhere in negtransfer:
 ``affinity[i][j]`` is the affinity of SOURCE task ``i`` onto TARGET task ``j``
-(ETAP, Ozdemir et al., eq. 6); rows are sources, columns are targets.
+(ETAP: Ayman, Mukhopadhyay and Laszka, ICLR 2026, eq. 6); rows are sources, columns are targets.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "plot_predicted_vs_actual",
     "plot_selected_groups",
     "plot_task_losses",
+    "plot_rounds",
     "finite_points",
     "LOSS_SERIES",
 ]
@@ -35,7 +36,7 @@ __all__ = [
 LOSS_SERIES = (
     ("all_tasks", "all-task MTL (one model)", "#9e9e9e"),
     ("selected", "chosen groups", "#1f77b4"),
-    ("optimal", "optimal groups (exhaustive)", "#2ca02c"),
+    ("optimal", "test oracle (exhaustive)", "#2ca02c"),
 )
 
 _DPI = 110
@@ -395,4 +396,30 @@ def plot_affinity_trace(trace: Mapping, path) -> Path:
     ax.set_title("Per-step affinity (faint) and its running mean (bold)")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_rounds(rounds: Sequence[Mapping], path, *, stl: float | None = None, all_tasks: float | None = None) -> Path:
+    """The selection's summed validation loss by refinement round (report.json ``rounds``).
+
+    One point per round (its selection, once measured); dashed lines mark the
+    STL and all-task models' validation totals when given. A falling line means
+    the rounds found better groups than the first selection.
+    """
+    xs = [int(r["round"]) for r in rounds if math.isfinite(_float(r.get("selection_val_loss")))]
+    ys = [_float(r["selection_val_loss"]) for r in rounds if math.isfinite(_float(r.get("selection_val_loss")))]
+    fig = _new_figure(5.6, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(xs, ys, marker="o", color="#1f77b4", label="selection of the round")
+    for value, label, colour in ((stl, "STL", "#d62728"), (all_tasks, "all-task model", "#7f7f7f")):
+        if value is not None and math.isfinite(_float(value)):
+            ax.axhline(_float(value), linestyle="--", color=colour, linewidth=1, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round")
+    ax.set_ylabel("summed validation loss")
+    ax.set_title("Refinement: the selection's validation loss by round", fontsize=10)
+    ax.grid(color="#e5e5e5")
+    ax.legend(fontsize=8, frameon=False)
     return _save(fig, path)

@@ -231,8 +231,7 @@ def train_group_models(
         raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
     if len(set(zip(group_idx, reps))) != len(group_idx):
         raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
-    if config.task_batches and dataset.row_task is None:
-        raise ValueError("task_batches needs per-task-rows data (each row belongs to one task)")
+    per_task = config.per_task_batches(dataset.row_task is not None)
     if not group_idx:
         return []
     threads = torch.get_num_threads()
@@ -241,7 +240,7 @@ def train_group_models(
         # models whose batches differ in width train in separate stacks (see module doc)
         by_width: dict[int, list[int]] = {}
         for k, g in enumerate(group_idx):
-            by_width.setdefault(_batch_width(config, len(g)), []).append(k)
+            by_width.setdefault(_batch_width(config.batch_size, len(g) if per_task else 1), []).append(k)
         out: list[ModelResult | None] = [None] * len(group_idx)
         for members in by_width.values():
             results = _train(dataset, [group_idx[k] for k in members], [reps[k] for k in members], config, seed,
@@ -257,9 +256,9 @@ def _padded_width(rows: int) -> int:
     return -(-rows // ROW_BLOCK) * ROW_BLOCK
 
 
-def _batch_width(config: TrainConfig, group_size: int) -> int:
+def _batch_width(batch_size: int, tasks_per_step: int) -> int:
     """Rows of every mini-batch tensor of a model (labelled rows plus padding)."""
-    return _padded_width(config.batch_size * (group_size if config.task_batches else 1))
+    return _padded_width(batch_size * tasks_per_step)
 
 
 class _Batches:
@@ -276,7 +275,7 @@ class _Batches:
     * multi-label data: every model passes over all training rows in its order;
     * per-task rows: each model passes over the training rows of its group's
       tasks, shuffled together;
-    * per-task batches (``config.task_batches``): each step takes the next
+    * per-task batches (``config.batching``): each step takes the next
       ``batch_size`` rows of every task of the group (the ETAP public code's
       scheme); with ``config.oversample`` a group's smaller tasks are first
       topped up to its largest task's row count by rows drawn with replacement,
@@ -286,8 +285,8 @@ class _Batches:
     def __init__(self, dataset: MultiTaskDataset, groups: list[tuple[int, ...]], seeds: list[int],
                  config: TrainConfig):
         self.config = config
-        self.task_batches = config.task_batches
-        self.width = _batch_width(config, len(groups[0]))
+        self.task_batches = config.per_task_batches(dataset.row_task is not None)
+        self.width = _batch_width(config.batch_size, len(groups[0]) if self.task_batches else 1)
         train = dataset.split == TRAIN
         n, d = dataset.X.shape
         self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, d)])
@@ -305,7 +304,7 @@ class _Batches:
             self.rows = [[torch.from_numpy(np.flatnonzero(train & np.isin(dataset.row_task, g)))] for g in groups]
         else:
             self.rows = [[torch.from_numpy(np.flatnonzero(train & (dataset.row_task == t))) for t in g] for g in groups]
-            if config.oversample:
+            if config.oversample:  # (per-task batches only)
                 self.rows = [self._oversampled(dataset, g, parts, gen) if len(g) > 1 else parts
                              for g, parts, gen in zip(groups, self.rows, self.gens)]
 

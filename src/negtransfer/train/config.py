@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
+BATCHING = ("auto", "per-task", "pooled")
+
 # Bumped when stored run results gain or change fields, or training changes its
 # arithmetic, so old stores are not reused. 3: per-model batch tensors and repeats.
 RESULT_FORMAT = 3
@@ -47,13 +49,17 @@ class TrainConfig:
         one drawn from its group: common random numbers, so that differences
         between group models reflect their tasks rather than their random
         starts. (Models of one repeat always share their batch-order seed.)
-    task_batches : bool
-        Per-task-rows data only: each step takes ``batch_size`` rows of *every*
-        task of the group (a batch of ``batch_size x group size`` rows), as the
-        ETAP public code does, instead of ``batch_size`` rows of the group's
-        pooled, shuffled rows.
+    batching : {"auto", "per-task", "pooled"}
+        How a model of a group draws its mini-batches from per-task-rows data
+        (each row belongs to one task). ``"per-task"``: each step takes
+        ``batch_size`` rows of *every* task of the group (``batch_size x group
+        size`` rows), as the ETAP public code does; ``"pooled"``: ``batch_size``
+        rows of the group's pooled, shuffled rows. ``"auto"``: per-task for
+        per-task-rows data, pooled for multi-label data (where every row can
+        carry every task's label, so the two coincide). ``"per-task"`` on
+        multi-label data is an error.
     oversample : bool
-        With ``task_batches``: a group's smaller tasks are topped up to its
+        With per-task batches: a group's smaller tasks are topped up to its
         largest task's training-row count by rows drawn with replacement, in
         equal numbers from each class (ETAP public code). STL models are not
         oversampled.
@@ -77,7 +83,7 @@ class TrainConfig:
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
     shared_init: bool = False
-    task_batches: bool = False
+    batching: str = "auto"
     oversample: bool = False
     lr_decay_start: int = 0
     lr_decay_every: int = 75
@@ -98,10 +104,19 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("batch_size, max_epochs and patience must be >= 1")
-        if self.oversample and not self.task_batches:
-            raise ValueError("oversample needs task_batches (per-task batches of per-task-rows data)")
+        if self.batching not in BATCHING:
+            raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
+        if self.oversample and self.batching == "pooled":
+            raise ValueError("oversample needs per-task batches (batching 'per-task' or 'auto')")
         if self.lr_decay_start < 0 or self.lr_decay_every < 1 or not 0 < self.lr_decay_factor <= 1:
             raise ValueError("lr_decay_start must be >= 0, lr_decay_every >= 1 and lr_decay_factor in (0, 1]")
+
+    def per_task_batches(self, per_task_rows: bool) -> bool:
+        """Whether models draw per-task batches from a dataset of this layout (see ``batching``)."""
+        if self.batching == "per-task" and not per_task_rows:
+            raise ValueError("batching='per-task' needs per-task-rows data (each row belongs to one task); "
+                             "use 'auto' or 'pooled' for multi-label data")
+        return self.batching == "per-task" or (self.batching == "auto" and per_task_rows)
 
     def learning_rate_at(self, epoch: int) -> float:
         """The learning rate of 1-based ``epoch`` under the decay schedule."""
@@ -142,7 +157,7 @@ PRESETS: dict[str, dict] = {
         "batch_size": 264,
         "max_epochs": 1000,
         "patience": 20,
-        "task_batches": True,
+        "batching": "per-task",
         "oversample": True,
         "lr_decay_start": 100,
         "lr_decay_every": 75,

@@ -1,0 +1,76 @@
+"""Per-task or pooled mini-batches for per-task-rows data? The evidence behind ``batching="auto"``.
+
+For four per-task-rows datasets (10 tasks each: ETAP Chemical, the 8th-17th
+largest tv16 states, the 4th-13th largest adult occupations, the 10 largest
+exam schools) and two seeds: the 10 STL models, the all-task model and 30 random
+groups (sizes 2..9), trained with
+
+* ``pooled``: each step takes ``--batch-size`` rows of the group's pooled, shuffled rows;
+* ``per-task``: each step takes ``--batch-size`` rows of every task of the group
+  (the ETAP public code's scheme);
+* ``per-task+oversample``: the same, with a group's smaller tasks topped up to
+  its largest task's row count (drawn with replacement, equally per class).
+
+Printed per (dataset, scheme, seed): the summed test loss of STL and of the
+all-task model, the mean gain over the groups' (group, task) entries, the mean
+and best relative change of a group's summed test loss against its tasks' STL
+losses. STL models are the same under every scheme (one task).
+
+Run: ``python benchmarks/batching.py [--data-dir DIR] [--seeds 0 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import grouping_datasets
+from negtransfer.data.builtin import load_builtin
+from negtransfer.runs.group_specs import random_groups
+from negtransfer.train.batched import train_group_models
+from negtransfer.train.config import TrainConfig
+
+
+def _largest(ds, count, skip=0):
+    sizes = ds.summary()["labels_per_task"]
+    return ds.subset_tasks(sorted(sizes, key=lambda t: -sizes[t])[skip: skip + count])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = parser.parse_args()
+    loaders = {
+        "chemical": lambda seed: grouping_datasets.load("chemical", seed, args.data_dir),
+        "tv16": lambda seed: grouping_datasets.load("tv16", seed),
+        "adult-occupation": lambda seed: _largest(load_builtin("adult", group_column="occupation", seed=seed), 10, 3),
+        "exam": lambda seed: _largest(load_builtin("exam", seed=seed), 10),
+    }
+    schemes = {"pooled": TrainConfig(batching="pooled"), "per-task": TrainConfig(batching="per-task"),
+               "per-task+oversample": TrainConfig(batching="per-task", oversample=True)}
+    print("| dataset | scheme | seed | STL | all-task | all-task vs STL | mean gain | groups vs STL (mean) | best group | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, load in loaders.items():
+        for seed in args.seeds:
+            ds = load(seed)
+            if ds is None:
+                break
+            n = ds.n_tasks
+            groups = [(t,) for t in range(n)] + [tuple(range(n))] + random_groups(n, 30, (2, n - 1), seed)
+            for scheme, config in schemes.items():
+                start = time.perf_counter()
+                res = train_group_models(ds, groups, config, seed)
+                stl = np.array([res[t].test_loss[t] for t in range(n)])
+                all_task = sum(res[n].test_loss.values())
+                gains = [(stl[t] - r.test_loss[t]) / stl[t] for r in res[n + 1:] for t in r.group]
+                rel = [sum(r.test_loss.values()) / stl[list(r.group)].sum() - 1 for r in res[n + 1:]]
+                print(f"| {name} | {scheme} | {seed} | {stl.sum():.4f} | {all_task:.4f} | {all_task / stl.sum() - 1:+.1%} | "
+                      f"{np.mean(gains):+.2%} | {np.mean(rel):+.2%} | {min(rel):+.2%} | {time.perf_counter() - start:.0f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
