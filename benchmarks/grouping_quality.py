@@ -24,6 +24,7 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
 * ``refine-r1``: the default with ``--repeats 1``;
 * ``pairs`` / ``stratified`` / ``random``: the default with that ``--design``;
 * ``mean-gain``: the default with ``--objective mean-gain``;
+* ``kappa0`` / ``kappa2``: the default with ``--kappa 0`` (no optimism) or 2;
 * ``no-momentum`` / ``until-best`` / ``momentum-all``: affinity variants;
 * ``paper``: the paper's protocol exactly: one round, one repeat, every
   candidate scored by prediction, predictor fitted on TEST gains.
@@ -65,6 +66,8 @@ VARIANTS = {
     "momentum": {"affinity_momentum": True},
     "until-best": {"affinity_epochs": "until-best"},
     "all-epochs": {"affinity_epochs": "all"},
+    "kappa0": {"kappa": 0.0},
+    "kappa2": {"kappa": 2.0},
     "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
 }
 KEYS = ("vs_stl", "vs_all", "gap_test", "gap_val", "pearson", "within", "per_task_mean", "runs_ratio",
@@ -125,7 +128,8 @@ def main() -> None:
                 break
             store = RunStore(args.out / f"{name}-seed{seed}.sqlite")
             start = time.perf_counter()
-            run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1), config, seed, store)
+            run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1, chunk_size=256), config,
+                         seed, store)
             print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
             for variant in args.variants:

@@ -330,12 +330,13 @@ def load_dataset_from_options(
         _fail(str(exc))
 
 
-def _train_config(epochs, batch_size, lr, optimizer, patience, preset="default", batching=None, oversample=None):
-    """The training configuration: the preset, with every option given on the command line on top."""
+def _train_config(epochs, batch_size, lr, optimizer, patience, preset="default", batching=None, oversample=None,
+                  **fixed):
+    """The training configuration: the preset, with every option given on the command line (and ``fixed``) on top."""
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         _fail(f"--lr must be a positive number, e.g. {_TRAIN.lr}, got {lr}")
     given = {"max_epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-             "patience": patience, "batching": batching, "oversample": oversample}
+             "patience": patience, "batching": batching, "oversample": oversample, **fixed}
     try:
         return TrainConfig.preset(preset, **{k: v for k, v in given.items() if v is not None})
     except ValueError as exc:
@@ -680,9 +681,11 @@ def sources(
     from negtransfer.report.sources import write_sources_report
 
     notes: list[str] = []
-    # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches
+    # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches and
+    # an initialisation per subset model (--common-init shares one)
     config = _train_config(epochs, batch_size, lr, optimizer, patience, preset,
-                           batching or ("pooled" if preset == "default" else None), oversample)
+                           batching or ("pooled" if preset == "default" else None), oversample,
+                           shared_init=common_init)
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     if not math.isfinite(ridge):

@@ -147,7 +147,7 @@ def test_shared_init_starts_every_model_from_the_same_weights(mixed_dataset):
     frozen = TrainConfig(max_epochs=1, lr=1e-30, shared_init=True)
     a, b = train_group_models(mixed_dataset, [(0, 1), (0, 2, 3)], frozen, seed=0)
     assert a.test_loss[0] == b.test_loss[0]
-    own = TrainConfig(max_epochs=1, lr=1e-30)
+    own = TrainConfig(max_epochs=1, lr=1e-30, shared_init=False)
     a, b = train_group_models(mixed_dataset, [(0, 1), (0, 2, 3)], own, seed=0)
     assert a.test_loss[0] != b.test_loss[0]
 

@@ -1,4 +1,4 @@
-"""Group affinity scores (ETAP, Ozdemir et al., eq. 7).
+"""Group affinity scores (ETAP; Ayman, Mukhopadhyay and Laszka, ICLR 2026, eq. 7).
 
 Orientation used everywhere in negtransfer: ``affinity[i, j]`` is the affinity
 of SOURCE task ``i`` onto TARGET task ``j``, i.e. how much an update driven by
@@ -127,7 +127,7 @@ def group_affinity_scores(affinity, groups) -> np.ndarray:
         \bar z_{G \to t} = \frac{1}{|G| - 1} \sum_{j \in G \setminus \{t\}} \bar z_{j \to t},
 
     the mean affinity of the *other* members (sources) onto ``t`` (target);
-    Ozdemir et al., "ETAP: Ensemble Task Affinity Predictor", eq. 7.
+    Ayman, Mukhopadhyay and Laszka, "Ensemble Prediction of Task Affinity for Efficient Multi-Task Learning" (ICLR 2026), eq. 7.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Per-step task affinity that rides on a training run (ETAP, Ozdemir et al., section 3.1).
+r"""Per-step task affinity that rides on a training run (ETAP; Ayman, Mukhopadhyay and Laszka, ICLR 2026, section 3.1).
 
 Orientation
 -----------

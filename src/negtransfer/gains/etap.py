@@ -1,7 +1,7 @@
 """ETAP gain predictor: affinity-to-gain map plus residual correction.
 
-Implements the two-stage ensemble of Ozdemir et al., "ETAP: Ensemble Task
-Affinity Predictor" (section 3.2, appendices B.2, C, E):
+Implements the two-stage ensemble of Ayman, Mukhopadhyay and Laszka, "Ensemble
+Prediction of Task Affinity for Efficient Multi-Task Learning" (ICLR 2026) (section 3.2, appendices B.2, C, E):
 
 * stage 1 (eq. 8-9): a B-spline basis of the groupwise affinity score
   ``z_{G->t}`` (eq. 7) followed by ridge regression, mapping affinity to MTL gain;
@@ -238,8 +238,8 @@ class MemberRidge(BaseEstimator):
 class ETAPPredictor(BaseEstimator):
     r"""Predict per-task MTL gains of task groups from task affinities (ETAP).
 
-    Two-stage ensemble of Ozdemir et al., "ETAP: Ensemble Task Affinity
-    Predictor", section 3.2:
+    Two-stage ensemble of Ayman, Mukhopadhyay and Laszka, "Ensemble
+    Prediction of Task Affinity for Efficient Multi-Task Learning" (ICLR 2026), section 3.2:
 
     1. **Affinity-to-gain map** (eq. 8-9). For every training group ``G`` of
        two or more tasks and every member ``t``, the groupwise affinity score

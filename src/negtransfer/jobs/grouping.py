@@ -109,8 +109,8 @@ class GroupingOptions:
     budget: int = 3
     n_train_groups: int = 20
     design: str = "random"
-    repeats: int = 1
-    rounds: int = 1
+    repeats: int = 3
+    rounds: int = 5
     per_round: int | None = None
     max_runs: int | None = None
     kappa: float = 1.0

@@ -1,6 +1,6 @@
 """Exact selection of at most B task groups that cover every task.
 
-ETAP (Ozdemir et al.), section 3.2.3: given a score for every (candidate group,
+ETAP (Ayman, Mukhopadhyay and Laszka, ICLR 2026), section 3.2.3: given a score for every (candidate group,
 member task) pair, such as a predicted MTL gain or a negative test loss, choose
 at most ``B`` groups that together cover all ``n`` tasks so as to maximise
 
@@ -577,7 +577,7 @@ class _Search:
 def select_groups(groups, scores, budget, *, candidates=None) -> GroupSelection:
     """Choose at most ``budget`` groups covering every task, maximising the total score.
 
-    The group selection of ETAP (Ozdemir et al.), section 3.2.3, solved exactly
+    The group selection of ETAP (Ayman, Mukhopadhyay and Laszka, ICLR 2026), section 3.2.3, solved exactly
     by branch and bound in the spirit of Standley et al. (2020, HOA): maximise
     ``sum_t max_{g chosen, t in g} scores[g, t]`` subject to every task lying in
     some chosen group and at most ``budget`` groups. Groups may overlap.
@@ -629,7 +629,7 @@ def select_groups(groups, scores, budget, *, candidates=None) -> GroupSelection:
 
     References
     ----------
-    Ozdemir et al., "ETAP: Ensemble Task Affinity Predictor", section 3.2.3.
+    Ayman, Mukhopadhyay and Laszka, "Ensemble Prediction of Task Affinity for Efficient Multi-Task Learning" (ICLR 2026), section 3.2.3.
     Standley et al., "Which Tasks Should Be Learned Together in Multi-task
     Learning?", ICML 2020 (branch-and-bound group selection).
     """

@@ -49,6 +49,8 @@ class TrainConfig:
         one drawn from its group: common random numbers, so that differences
         between group models reflect their tasks rather than their random
         starts. (Models of one repeat always share their batch-order seed.)
+        Default True: measured gains reproduce better with it
+        (``benchmarks/gain_noise.py``, docs/methods/grouping.md).
     batching : {"auto", "per-task", "pooled"}
         How a model of a group draws its mini-batches from per-task-rows data
         (each row belongs to one task). ``"per-task"``: each step takes
@@ -82,7 +84,7 @@ class TrainConfig:
     min_delta: float = 0.0
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
-    shared_init: bool = False
+    shared_init: bool = True
     batching: str = "auto"
     oversample: bool = False
     lr_decay_start: int = 0
