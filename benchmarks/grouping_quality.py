@@ -25,6 +25,7 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
 * ``pairs`` / ``stratified`` / ``random``: the default with that ``--design``;
 * ``mean-gain``: the default with ``--objective mean-gain``;
 * ``kappa0`` / ``kappa2``: the default with ``--kappa 0`` (no optimism) or 2;
+* ``train5`` / ``train20``: the default with 5 or 20 training groups (whatever ``--train-groups`` says);
 * ``no-momentum`` / ``until-best`` / ``momentum-all``: affinity variants;
 * ``paper``: the paper's protocol exactly: one round, one repeat, every
   candidate scored by prediction, predictor fitted on TEST gains.
@@ -66,6 +67,8 @@ VARIANTS = {
     "momentum": {"affinity_momentum": True},
     "until-best": {"affinity_epochs": "until-best"},
     "all-epochs": {"affinity_epochs": "all"},
+    "train20": {"n_train_groups": 20},
+    "train5": {"n_train_groups": 5},
     "kappa0": {"kappa": 0.0},
     "kappa2": {"kappa": 2.0},
     "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
@@ -110,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(grouping_datasets.NAMES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--train-groups", type=int, nargs="+", default=[5, 10])
+    parser.add_argument("--train-groups", type=int, nargs="+", default=[10])
     parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--variants", nargs="+", default=["default", "one-shot", "one-shot-r1", "paper"])
     parser.add_argument("--repeats", type=int, default=max(3, DEFAULT.repeats),
@@ -135,7 +138,7 @@ def main() -> None:
             for variant in args.variants:
                 for n_train in args.train_groups:
                     for budget in args.budgets:
-                        opts = replace(DEFAULT, exhaustive=True, n_train_groups=n_train, budget=budget,
+                        opts = replace(replace(DEFAULT, exhaustive=True, n_train_groups=n_train, budget=budget),
                                        **VARIANTS[variant])
                         if opts.repeats > args.repeats:
                             continue

@@ -35,3 +35,21 @@ def make_mixed_dataset(n_rows=300, n_features=6, seed=0, missing=0.2):
 @pytest.fixture
 def mixed_dataset():
     return make_mixed_dataset()
+
+
+def write_task_splits_folder(path, tasks=("7", "12", "3"), rows=(60, 100, 40), d=5, seed=0, binary_x=True):
+    """A small folder in the ETAP public code's Task_Splits format (four .npy files per task)."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    for task, n in zip(tasks, rows):
+        for part, m in (("train", n), ("test", n // 2)):
+            X = (rng.random((m, d)) < 0.3).astype(float) if binary_x else rng.normal(size=(m, d))
+            y = np.tile([0.0, 1.0], m // 2 + 1)[:m]
+            np.save(path / f"{task}_X_{part}.npy", X)
+            np.save(path / f"{task}_y_{part}.npy", y if part == "train" else y.reshape(-1, 1))
+    return path
+
+
+@pytest.fixture
+def write_folder():
+    return write_task_splits_folder

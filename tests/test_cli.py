@@ -286,3 +286,21 @@ def test_group_defaults_match_the_python_api():
              "per_round": "per_round"}
     for cli_name, api_name in pairs.items():
         assert defaults[cli_name] == getattr(api, api_name), (cli_name, defaults[cli_name], getattr(api, api_name))
+
+
+def test_task_splits_folder_and_preset_from_the_cli(tmp_path, write_folder):
+    """`--data DIR` reads a Task_Splits folder; `--preset` sets the training, explicit options win."""
+    folder = write_folder(tmp_path / "chem", rows=(40, 60, 30))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["gains", "--data", str(folder), "--groups", "all", "--preset", "etap-chemical",
+                              "--epochs", "2", "--repeats", "2", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads((out / "gains.json").read_text())
+    cfg = payload["config"]
+    assert (cfg["lr"], cfg["batch_size"], cfg["batching"], cfg["oversample"], cfg["max_epochs"]) == (
+        0.001, 264, "per-task", True, 2)
+    assert payload["tasks"] == ["3", "7", "12"] and payload["repeats"] == 2
+    g = pd.read_csv(out / "gains.csv")
+    assert (g["repeats"] == 2).all() and len(g) == 3 * 2 + 3
+    res = runner.invoke(app, ["gains", "--data", str(folder), "--features", "f0", "--out", str(out), "-q"])
+    assert res.exit_code == 2 and "Task_Splits" in res.output

@@ -857,7 +857,8 @@ def _print_group_summary(report: dict, json_path: Path, md_path: Path) -> None:
     console.print(line)
     ref = report.get("refinement") or {}
     if ref:
-        console.print(f"rounds: {ref['rounds_run']} ({ref['stopped']}); {ref['runs_used']} runs, "
+        final = "; then a final selection among the measured groups" if ref.get("final_among_measured") else ""
+        console.print(f"rounds: {ref['rounds_run']} ({ref['stopped']}{final}); {ref['runs_used']} runs, "
                       f"{ref['runs_vs_one_shot']:.2f}x the one-shot protocol", soft_wrap=True)
     alternatives = report.get("comparison") or {}
     if alternatives and not alternatives.get("better_than_alternatives", True):

@@ -6,19 +6,7 @@ from negtransfer.data.dataset import TEST, TRAIN, VALIDATION
 from negtransfer.data.task_splits import is_task_splits_folder, load_task_splits
 
 
-def write_folder(path, tasks=("7", "12", "3"), rows=(60, 100, 40), d=5, seed=0, binary_x=True):
-    rng = np.random.default_rng(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    for task, n in zip(tasks, rows):
-        for part, m in (("train", n), ("test", n // 2)):
-            X = (rng.random((m, d)) < 0.3).astype(float) if binary_x else rng.normal(size=(m, d))
-            y = np.tile([0.0, 1.0], m // 2 + 1)[:m]
-            np.save(path / f"{task}_X_{part}.npy", X)
-            np.save(path / f"{task}_y_{part}.npy", y if part == "train" else y.reshape(-1, 1))
-    return path
-
-
-def test_loads_tasks_in_numeric_order_with_a_stratified_validation_share(tmp_path):
+def test_loads_tasks_in_numeric_order_with_a_stratified_validation_share(tmp_path, write_folder):
     folder = write_folder(tmp_path / "Task_Splits")
     ds = load_task_splits(folder, seed=1)
     assert ds.task_names == ("3", "7", "12") and ds.name == tmp_path.name
@@ -39,13 +27,13 @@ def test_loads_tasks_in_numeric_order_with_a_stratified_validation_share(tmp_pat
     assert is_task_splits_folder(folder) and not is_task_splits_folder(tmp_path / "nope")
 
 
-def test_real_valued_features_are_standardised(tmp_path):
+def test_real_valued_features_are_standardised(tmp_path, write_folder):
     ds = load_task_splits(write_folder(tmp_path / "d", binary_x=False))
     train = ds.split == TRAIN
     np.testing.assert_allclose(ds.X[train].mean(axis=0), 0, atol=1e-5)
 
 
-def test_errors_name_the_file_and_the_fix(tmp_path):
+def test_errors_name_the_file_and_the_fix(tmp_path, write_folder):
     folder = write_folder(tmp_path / "d")
     with pytest.raises(DataError, match="unknown task"):
         load_task_splits(folder, tasks=["99"])
@@ -67,7 +55,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
         load_task_splits(tmp_path / "missing")
 
 
-def test_dataset_from_file_accepts_a_task_splits_folder(tmp_path):
+def test_dataset_from_file_accepts_a_task_splits_folder(tmp_path, write_folder):
     from negtransfer.data.files import dataset_from_file
 
     folder = write_folder(tmp_path / "chem")
@@ -75,3 +63,19 @@ def test_dataset_from_file_accepts_a_task_splits_folder(tmp_path):
     assert ds.task_names == ("7", "3") and ds.row_task is not None
     with pytest.raises(DataError, match="--features"):
         dataset_from_file(folder, features=["x"])
+
+
+def test_the_etap_chemical_folder_when_present():
+    """The paper's own Chemical tasks (read from ../shared, never copied into the project)."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[3] / "shared" / "data" / "etap-chemical"
+    if not (folder / "55_X_train.npy").exists():
+        pytest.skip(f"no ETAP Chemical data at {folder} (it is not shipped; see docs/datasets.md)")
+    ds = load_task_splits(folder, seed=0)
+    assert ds.task_names == ("55", "76", "78", "80", "81", "83", "84", "85", "86", "87")
+    assert ds.n_features == 180 and all(t.kind == "binary" for t in ds.tasks)
+    # the README's row counts: train (before the validation share) and test
+    for name, train, test in (("55", 295, 127), ("83", 1657, 711)):
+        mine = ds.row_task == ds.task_names.index(name)
+        assert int((mine & (ds.split != TEST)).sum()) == train and int((mine & (ds.split == TEST)).sum()) == test

@@ -534,12 +534,15 @@ class ETAPPredictor(BaseEstimator):
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import SplineTransformer
 
-        if folds is None:
+        degrees = _grid(self.spline_degrees, DEFAULT_SPLINE_DEGREES, int)
+        n_knots = _grid(self.spline_n_knots, default_spline_n_knots(n_groups), int)
+        alphas = _grid(self.spline_alphas, DEFAULT_SPLINE_ALPHAS, float)
+        if len(degrees) * len(n_knots) * len(alphas) == 1:
+            # a single candidate: nothing to choose, so no cross-validation
+            params = {"degree": degrees[0], "n_knots": n_knots[0], "alpha": alphas[0]}
+        elif folds is None:
             params = dict(FALLBACK_SPLINE_PARAMS)
         else:
-            degrees = _grid(self.spline_degrees, DEFAULT_SPLINE_DEGREES, int)
-            n_knots = _grid(self.spline_n_knots, default_spline_n_knots(n_groups), int)
-            alphas = _grid(self.spline_alphas, DEFAULT_SPLINE_ALPHAS, float)
             results = _spline_ridge_cv_search(z, y, folds, degrees, n_knots, alphas)
             self.cv_results_ = results
             params = results["params"][results["best_index"]]

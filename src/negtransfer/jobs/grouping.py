@@ -501,7 +501,9 @@ def run_grouping(
         "selected_predicted_objective": float(objective),
         "task_group": {names[t]: [names[i] for i in g] for t, g in task_group.items()},
         "rounds": rounds,
-        "refinement": {"rounds_run": len(rounds), "stopped": stop_reason, "max_runs": max_runs,
+        "refinement": {"rounds_run": sum(1 for r in rounds if not r.get("final_among_measured")),
+                       "final_among_measured": any(r.get("final_among_measured") for r in rounds),
+                       "stopped": stop_reason, "max_runs": max_runs,
                        "one_shot_runs": one_shot, "runs_used": R * len(job.results),
                        "runs_vs_one_shot": R * len(job.results) / one_shot},
     }

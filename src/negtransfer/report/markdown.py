@@ -262,7 +262,8 @@ def _summary(report: dict) -> list[str]:
     ref = report.get("refinement") or {}
     if ref:
         out.append("")
-        out.append(f"**Rounds**: {ref.get('rounds_run', 1)} ({ref.get('stopped', '')}); the recommendation used "
+        final = "; then a final selection among the measured groups" if ref.get("final_among_measured") else ""
+        out.append(f"**Rounds**: {ref.get('rounds_run', 1)} ({ref.get('stopped', '')}{final}); the recommendation used "
                    f"{ref.get('runs_used', 'n/a')} runs, {_num(ref.get('runs_vs_one_shot')):.2f}x the one-shot "
                    f"protocol's {ref.get('one_shot_runs', 'n/a')}.")
     out.append("")

@@ -71,6 +71,7 @@ class RepeatedResult:
     def __post_init__(self) -> None:
         if not self.runs:
             raise ValueError(f"group {self.group} has no runs")
+        self._means: dict[str, dict[int, float]] = {}
 
     @property
     def repeats(self) -> int:
@@ -84,10 +85,14 @@ class RepeatedResult:
         return np.array([run.extra[attr][task] for run in self.runs], dtype=float)
 
     def _mean(self, attr: str) -> dict[int, float]:
+        """Per-task mean over the repeats (computed once: the runs of a result do not change)."""
+        if attr in self._means:
+            return self._means[attr]
         out = {}
         for t in self.group:
             vals = self.values(attr, t)
             out[t] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        self._means[attr] = out
         return out
 
     @property
