@@ -109,6 +109,35 @@ def _pct(values) -> str:
     return f"{v.mean():+.2%} ± {v.std(ddof=1) / np.sqrt(v.size):.2%}"
 
 
+def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) -> None:
+    """One Markdown table per dataset: means ± s.e. over seeds of every (variant, |G_train|, B)."""
+    print()
+    for name in datasets:
+        sel = [r for r in rows if r["dataset"] == name]
+        if not sel:
+            continue
+        seeds = sorted({r["seed"] for r in sel})
+        print(f"### {name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
+        print()
+        print("| variant | \\|G_train\\| | B | chosen vs STL | chosen vs all-task | gap to test oracle | "
+              "gap to val. oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for variant in variants:
+            for n_train in train_groups:
+                for budget in budgets:
+                    c = [r for r in sel if r["variant"] == variant and r["train_groups"] == n_train
+                         and r["budget"] == budget]
+                    if not c:
+                        continue
+                    print(f"| {variant} | {n_train} | {budget} | {_pct([r['vs_stl'] for r in c])} | "
+                          f"{_pct([r['vs_all'] for r in c])} | {_pct([r['gap_test'] for r in c])} | "
+                          f"{_pct([r['gap_val'] for r in c])} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
+                          f"{_ms([r['pearson'] for r in c])} | {_ms([r['within'] for r in c])} | "
+                          f"{_ms([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
+        print()
+
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(grouping_datasets.NAMES))
@@ -120,7 +149,15 @@ def main() -> None:
                         help="Repeats trained for every group (variants use the first ones they need).")
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_quality"))
+    parser.add_argument("--summarize", type=Path, nargs="+", default=None,
+                        help="Only print the tables of these quality.json files (no training).")
     args = parser.parse_args()
+    if args.summarize:
+        rows = [r for path in args.summarize for r in json.loads(path.read_text())]
+        datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+        variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
+        print_tables(rows, datasets, variants, args.train_groups, args.budgets)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig()
     rows = []
@@ -151,31 +188,7 @@ def main() -> None:
                               f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
                               f"runs x{r['runs_ratio']:.2f}", flush=True)
             (args.out / "quality.json").write_text(json.dumps(rows, indent=1))
-    print()
-    for name in args.datasets:
-        sel = [r for r in rows if r["dataset"] == name]
-        if not sel:
-            continue
-        seeds = sorted({r["seed"] for r in sel})
-        print(f"### {name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
-        print()
-        print("| variant | \\|G_train\\| | B | chosen vs STL | chosen vs all-task | gap to test oracle | "
-              "gap to val. oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for variant in args.variants:
-            for n_train in args.train_groups:
-                for budget in args.budgets:
-                    c = [r for r in sel if r["variant"] == variant and r["train_groups"] == n_train
-                         and r["budget"] == budget]
-                    if not c:
-                        continue
-                    print(f"| {variant} | {n_train} | {budget} | {_pct([r['vs_stl'] for r in c])} | "
-                          f"{_pct([r['vs_all'] for r in c])} | {_pct([r['gap_test'] for r in c])} | "
-                          f"{_pct([r['gap_val'] for r in c])} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
-                          f"{_ms([r['pearson'] for r in c])} | {_ms([r['within'] for r in c])} | "
-                          f"{_ms([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
-        print()
-
+    print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
 
 if __name__ == "__main__":
     main()
