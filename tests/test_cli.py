@@ -286,3 +286,15 @@ def test_group_defaults_match_the_python_api():
              "per_round": "per_round"}
     for cli_name, api_name in pairs.items():
         assert defaults[cli_name] == getattr(api, api_name), (cli_name, defaults[cli_name], getattr(api, api_name))
+
+
+def test_every_command_uses_the_one_dataset_registry(tmp_path):
+    res = runner.invoke(app, ["datasets"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0
+    listing = res.output.split("Licenses")[0]
+    assert all(len(line) <= 80 for line in listing.splitlines())
+    assert "pbcseq" in listing and "time-series" in listing and "domains" in listing
+    # gains knows pbcseq (no "unknown built-in dataset"), and says which command takes it
+    res = runner.invoke(app, ["gains", "--dataset", "pbcseq", "--out", str(tmp_path / "g"), "-q"])
+    line = _one_error_line(res, "'pbcseq' is time-series data", "negtransfer compare")
+    assert "unknown" not in line

@@ -20,9 +20,10 @@ def test_surrogate_selects_the_planted_cluster(planted_rows, tmp_path):
     ds = planted_rows
     clusters = np.array(ds.info["clusters"])
     target = 0
-    # pooled batches, as `negtransfer sources` uses by default (docs/methods/source-selection.md)
+    # pooled batches and an initialisation per subset model, as `negtransfer sources` uses by default
+    # (docs/methods/source-selection.md)
     rep = run_sources(ds, SourceOptions(target=ds.task_names[target], alpha=3, n_subsets=40, holdout=20),
-                      TrainConfig(batching="pooled"), 0, RunStore(tmp_path / "s.sqlite"))
+                      TrainConfig(batching="pooled", shared_init=False), 0, RunStore(tmp_path / "s.sqlite"))
     mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[target]) if i != target}
     assert set(rep["selected"]) == mates
     # relevance scores: planted helpers negative on average, the other cluster positive

@@ -128,13 +128,8 @@ class SourceOptions:
             return n_sources >= 2 and n_sources * (n_sources - 1) // 2 <= self.max_pair_runs
         return self.exhaustive_pairs == "on" and n_sources >= 2
 
-    def check(self, dataset: MultiTaskDataset) -> None:
-        dataset.task_index([self.target])
-        k = dataset.n_tasks - 1
-        if k < 1:
-            raise ValueError("source selection needs at least one source task besides the target")
-        if not 1 <= self.alpha <= k:
-            raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+    def _check_choices(self) -> None:
+        """The options that do not depend on the data."""
         if self.grid not in ("paper", "all"):
             raise ValueError(f"--grid must be 'paper' or 'all', got {self.grid!r}")
         if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
@@ -153,6 +148,15 @@ class SourceOptions:
             raise ValueError("--subsets must be >= 2 and --holdout >= 0")
         if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+
+    def check(self, dataset: MultiTaskDataset) -> None:
+        dataset.task_index([self.target])
+        k = dataset.n_tasks - 1
+        if k < 1:
+            raise ValueError("source selection needs at least one source task besides the target")
+        if not 1 <= self.alpha <= k:
+            raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+        self._check_choices()
         kind = dataset.tasks[dataset.task_index([self.target])[0]].kind
         if kind == "regression" and self.loss not in (None, "mse"):
             raise ValueError(f"target {self.target!r} is a regression task: use --loss mse")
@@ -364,9 +368,11 @@ def _fairness_by_method(dataset, t, methods, config, seed, attribute, results) -
 
     groups_of_rows = row_attribute(dataset, attribute)
     keys = list(methods)
-    retrained = train_group_models(dataset, [methods[k] for k in keys], config, seed, keep_test_predictions=True)
+    groups = list(dict.fromkeys(methods[k] for k in keys))  # two methods may choose the same group
+    trained = dict(zip(groups, train_group_models(dataset, groups, config, seed, keep_test_predictions=True)))
     out: dict = {"attribute": attribute}
-    for key, res in zip(keys, retrained):
+    for key in keys:
+        res = trained[methods[key]]
         if res.test_loss[t] != results[methods[key]].test_loss[t]:
             raise RuntimeError("a retrained model differs from its stored run; the run store may be stale")
         rows = np.asarray(res.extra["test_rows"][t])
