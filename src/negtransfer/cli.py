@@ -769,7 +769,7 @@ def sources(
     stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
     exhaustive_pairs: Literal["auto", "on", "off"] = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
     max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
-    out: Path = typer.Option(Path("runs/sources"), "--out", help=OutHelp, rich_help_panel=RUNS),
+    out: Path = _out_option("runs/sources"),
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
@@ -805,6 +805,8 @@ def sources(
     from negtransfer.report.sources import write_sources_report
 
     notes: list[str] = []
+    training = TrainingOptions(epochs, batch_size, lr, optimizer, patience)
+    training.check()
     # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches and
     # an initialisation per subset model (--common-init shares one)
     config = _train_config(epochs, batch_size, lr, optimizer, patience, preset,
@@ -814,9 +816,8 @@ def sources(
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     if not math.isfinite(ridge):
         _fail(f"--ridge must be a finite number >= 0, got {ridge}")
-    _check_out(out)
-    store_path = _store_path(store, out)
-    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
+    job = _Job(RunOptions(out, store, executor, workers, seed, quiet), notes)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = _kinds_summary(ds, data, notes)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
@@ -834,22 +835,18 @@ def sources(
     if subsets + holdout > distinct:
         _note(f"--subsets {subsets} + --holdout {holdout} is more than the {distinct} distinct subsets of {alpha} of "
               f"the {ds.n_tasks - 1} sources; subsets repeat", notes)
-    runner = _executor(executor, workers, notes)
-    _make_out(out)
-    run_store = _open_store(store_path)
-    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
-        report = run_sources(ds, options, config, seed, run_store, executor=runner, progress=progress)
-    report["task_kinds"] = kinds
-    report["notes"] = notes
-    with _writes_guarded(store_path, out):
-        write_json(out / "report.json", report)
+    job.start()
+    with job.training() as progress:
+        report = run_sources(ds, options, config, seed, job.store, executor=job.executor, progress=progress)
+    report.task_kinds, report.notes = kinds, notes
+    with job.writing():
+        write_json(out / "report.json", report.to_dict())
         md = write_sources_report(report, out)
     if not quiet:
-        tl = report["test_loss"]
-        typer.echo(f"target {report['target']}: selected {len(report['selected'])} of {report['n_sources']} sources "
-                   f"(threshold {report['threshold']:.3g}): {', '.join(report['selected']) or 'none'}")
-        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in tl.items()))
-        h = report["holdout"]
+        typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
+                   f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
+        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
+        h = report.holdout
         if h.get("n"):
             typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
         typer.echo(f"report: {md}")
