@@ -233,6 +233,12 @@ def test_help_shows_defaults_flags_and_version():
                        "--repeats", "--preset", "--batching"):
             assert option in text, (command, option)
         assert "<bool>" not in text
+    text = runner.invoke(app, ["compare", "--help"], env=wide).output
+    for option in ("--epochs", "--batch-size", "--lr", "--optimizer", "--patience"):
+        line = text[text.index(option + " "):].split("\n")[0] + text[text.index(option + " "):].split("\n")[1]
+        assert "the model family's" in line, (option, line)
+    for option in ("--data", "--dataset", "--tasks", "--store", "--executor", "--workers", "--iterations", "--set"):
+        assert option in text, option
     assert "<bool>" not in runner.invoke(app, ["--help"], env=wide).output
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip().startswith("negtransfer ")

@@ -871,8 +871,8 @@ def compare(
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per model (small models run fastest on one).", rich_help_panel=RUNS),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`): domains data for the VMTL family (heart-hospitals, digit-domains), time series for TP-AMTL (pbcseq, nafld), binary tables for P-AMTL (mnist-variation).", show_default="yeast", rich_help_panel=DATA),
-    data: Optional[Path] = typer.Option(None, "--data", help="Your own .csv, .csv.gz or .parquet file (per-task rows with --task-column and --label for the VMTL family), or a PhysioNet 2012 challenge folder (time series).", rich_help_panel=DATA),
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
     features: Optional[str] = FeaturesOpt,
     task_column: Optional[str] = TaskColumnOpt,
@@ -884,8 +884,12 @@ def compare(
 ) -> None:
     """Train each named model for R runs and write results.csv, report.md and report.json.
 
-    Runs go through the run store like every command: a rerun (also after a
-    kill) trains only what is missing and writes the same results.csv.
+    Data: domains (per-task rows over one label space: heart-hospitals,
+    digit-domains, or --data FILE --task-column --label) for the VMTL family;
+    time series (pbcseq, nafld, or --data with a PhysioNet 2012 folder) and
+    binary tables (mnist-variation) for the TP-AMTL family. Runs go through the
+    run store like every command: a rerun (also after a kill) trains only what
+    is missing and writes the same results.csv.
     results.csv has columns model, task, run, metric, value; report.md has one
     table per metric in the paper's layout (mean ± s.e. per task), with cells
     below the model's single-task counterpart marked.

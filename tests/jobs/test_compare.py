@@ -213,6 +213,7 @@ def test_clinical_models_through_the_store_resume_with_identical_results(tmp_pat
         run_compare(tiny_sequences, "tiny", CompareOptions(("p-amtl",), runs=1), 0, store)
 
 
+@pytest.mark.slow  # about 15-30 s (worker start-up); the process pool itself: tests/runs/test_store.py
 def test_the_process_executor_gives_the_same_results(tmp_path):
     from negtransfer.runs.executors import ProcessPoolExecutor
 

@@ -16,6 +16,7 @@ def planted_rows():
                                 n_samples=400, seed=0)
 
 
+@pytest.mark.slow  # about 20-40 s; the job end to end also runs in test_sources_cli_on_a_file_with_a_task_column
 def test_surrogate_selects_the_planted_cluster(planted_rows, tmp_path):
     ds = planted_rows
     clusters = np.array(ds.info["clusters"])
@@ -66,7 +67,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
                                    "--target", "task0", "--alpha", "3", "--subsets", "30", "--holdout", "10",
-                                   "--no-affinity", "--epochs", "20", "--out", str(out), "-q"])
+                                   "--no-affinity", "--epochs", "5", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     import json
 

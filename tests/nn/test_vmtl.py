@@ -265,3 +265,13 @@ def test_batches_balanced_per_class_or_uniform():
     model = make_model("vmtl", ds.n_features, 3, ds.n_tasks, hidden=8, latent=6)
     fit = fit_variational(model, ds, VariationalConfig(iterations=4, eval_every=2, balanced_batches=False), seed=0)
     assert np.isfinite(fit.history[-1]["loss"])
+
+
+def test_patience_stops_once_no_task_improves():
+    ds = tiny_domains(n=30)
+    torch.manual_seed(0)
+    model = make_model("bmtl", ds.n_features, 3, ds.n_tasks, hidden=8, latent=6)
+    config = VariationalConfig(iterations=400, eval_every=5, patience=2, hidden=8, latent=6)
+    fit = fit_variational(model, ds, config, seed=0)
+    assert fit.steps_run < 400 and fit.steps_run == 5 * fit.rounds_run  # stopped early, at an evaluation
+    assert max(fit.best_at) <= fit.steps_run - 2 * 5  # the last two evaluations improved no task

@@ -120,6 +120,8 @@ def package_file(package: str, relative: str, *, install: str) -> Path:
 # ------------------------------------------------------------------- yeast
 YEAST_FEATURES = tuple(f"Att{i}" for i in range(1, 104))
 YEAST_LABELS = tuple(f"Class{i}" for i in range(1, 15))
+#: river is optional: only this one file is read from it (the datasets extra installs it).
+YEAST_INSTALL = "pip install river (the 'datasets' extra: pip install 'negtransfer[datasets]')"
 YEAST_DESCRIPTION = "Yeast gene functions: expression + phylogenetic profiles -> 14 functional classes"
 YEAST_LICENSE = (
     "no license stated: Elisseeff & Weston (NIPS 2001) published it and MULAN distributes it without terms; "
@@ -146,11 +148,11 @@ def load_yeast(
     Raises
     ------
     MissingPackageError
-        river is not installed (``pip install river``).
+        river is not installed (``pip install river``, or the ``datasets`` extra).
     """
     import pandas as pd
 
-    path = package_file("river", "datasets/yeast.csv.gz", install="pip install river")
+    path = package_file("river", "datasets/yeast.csv.gz", install=YEAST_INSTALL)
     frame = pd.read_csv(path)
     names = list(tasks) if tasks is not None else list(YEAST_LABELS)
     unknown = [t for t in names if t not in YEAST_LABELS]
@@ -415,7 +417,7 @@ REGISTRY: dict[str, BuiltinDataset] = {
             features=103,
             task_kind="binary",
             source="river",
-            install="pip install river",
+            install=YEAST_INSTALL,
             license="unstated (see docs)",
             loader=load_yeast,
         ),

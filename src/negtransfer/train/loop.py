@@ -238,7 +238,7 @@ class Progress(Callback):
         self.on_step, self.total = on_step, total_steps
 
     def on_step_end(self, loop: "FitLoop") -> None:
-        self.on_step(loop.steps_done, self.total)
+        self.on_step(loop.steps, self.total)
 
 
 class FitLoop:
