@@ -350,7 +350,11 @@ class DataOptions:
             _fail(str(exc))
 
     def loader(self, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
-        """``load(seed) -> dataset`` (raising DataError etc.); a folder for ``--data`` is a PhysioNet 2012 folder."""
+        """``load(seed) -> dataset`` (raising DataError etc.).
+
+        ``--data`` is a table file, a Task_Splits folder (:func:`~negtransfer.data.files.dataset_from_file`), or a
+        PhysioNet 2012 challenge folder (one with an ``Outcomes*.txt`` file; time series).
+        """
         self.check()
         command = command or _command_name()
         task_list = _split_list(self.tasks)
@@ -359,7 +363,7 @@ class DataOptions:
 
             name = self.dataset or "yeast"
             return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
-        if self.data.is_dir():
+        if self.data.is_dir() and any(self.data.glob("Outcomes*.txt")):
             from negtransfer.data.builtin import PHYSIONET_PREFIX, load_builtin
 
             name = f"{PHYSIONET_PREFIX}{self.data}"

@@ -240,3 +240,40 @@ def test_out_and_bad_options_are_checked_before_any_training(tmp_path, monkeypat
                             (["--models", "tp-amtl", "--out", str(tmp_path / "o")], "time-series")):
         res = runner.invoke(app, base + extra)
         assert res.exit_code == 2 and fragment in res.output, (extra, res.output)
+
+
+def _physionet_folder(folder, n=40):
+    """A small PhysioNet 2012 challenge folder: record files and Outcomes-a.txt."""
+    folder.mkdir()
+    outcomes = ["RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death"]
+    for r in range(n):
+        rid = 140000 + r
+        lines = ["Time,Parameter,Value", f"00:00,RecordID,{rid}", f"00:00,Age,{40 + r}", f"00:00,ICUType,{r % 4 + 1}",
+                 f"00:30,HR,{80 + r % 7}", f"02:10,HR,{90 + r % 5}", f"03:00,Temp,{36 + (r % 3) / 2}"]
+        (folder / f"{rid}.txt").write_text("\n".join(lines) + "\n")
+        outcomes.append(f"{rid},10,5,{2 if r % 3 == 0 else 8},-1,{int(r % 5 == 0)}")
+    (folder / "Outcomes-a.txt").write_text("\n".join(outcomes) + "\n")
+    return folder
+
+
+def test_data_folders_route_by_what_they_hold(tmp_path):
+    folder = _physionet_folder(tmp_path / "set-a")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["compare", "--data", str(folder), "--tasks", "cardiac,recovery", "--models", "stl-lstm",
+                              "--runs", "1", "--epochs", "1", "--set", "mc_samples=1", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert '"data_kind": "time-series"' in (out / "report.json").read_text()
+    res = runner.invoke(app, ["gains", "--data", str(folder), "--out", str(tmp_path / "g"), "-q"])
+    assert res.exit_code == 2 and "time-series data" in res.output and "negtransfer compare" in res.output
+    # a Task_Splits folder is still a table of per-task rows for every command
+    from negtransfer.cli import DataOptions
+
+    splits = tmp_path / "Task_Splits"
+    splits.mkdir()
+    rng = np.random.default_rng(0)
+    for task in ("1", "2"):
+        for part, m in (("train", 40), ("test", 20)):
+            np.save(splits / f"{task}_X_{part}.npy", rng.normal(size=(m, 3)))
+            np.save(splits / f"{task}_y_{part}.npy", np.tile([0.0, 1.0], m // 2))
+    ds = DataOptions(data=splits).load(0)
+    assert ds.task_names == ("1", "2") and data_kind(ds) == "domains"

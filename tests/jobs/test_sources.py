@@ -89,7 +89,8 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
     assert (part.split == 1).sum() == (ds.split == 1).sum() and part.fingerprint() != ds.fingerprint()
     store = RunStore(tmp_path / "s.sqlite")
     rep = run_sources(ds, SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=10, data_fraction=0.4,
-                                        steps_fraction=0.2, affinity_baseline=False), TrainConfig(batching="pooled"), 0, store)
+                                        steps_fraction=0.2, affinity_baseline=False, exhaustive_pairs="off"),
+                      TrainConfig(batching="pooled"), 0, store)
     assert rep.speedup == {"data_fraction": 0.4, "steps_fraction": 0.2}
     assert rep.selected  # still finds helpful sources
     with pytest.raises(ValueError, match="fraction"):
@@ -141,8 +142,8 @@ def test_stl_repeats_average_the_reference(planted_rows, tmp_path):
     ds = planted_rows
     store = RunStore(tmp_path / "s.sqlite")
     base = dict(target="task0", alpha=3, n_subsets=30, holdout=10, affinity_baseline=False, exhaustive_pairs="off")
-    one = run_sources(ds, SourceOptions(**base), TrainConfig(max_epochs=20), 0, store)
-    three = run_sources(ds, SourceOptions(**base, stl_repeats=3), TrainConfig(max_epochs=20), 0, store)
+    one = run_sources(ds, SourceOptions(**base), TrainConfig(max_epochs=8), 0, store)
+    three = run_sources(ds, SourceOptions(**base, stl_repeats=3), TrainConfig(max_epochs=8), 0, store)
     refs = three.stl_val_losses
     assert len(refs) == 3 and refs[0] == one.stl_val_loss  # the first is the usual STL run
     assert len(set(refs)) == 3  # other seeds, other runs

@@ -48,11 +48,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from negtransfer.data.build import DataError, dataset_from_frame
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.packages import MissingPackageError, package_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,43 +78,6 @@ DEFAULT_DATASET = "yeast"
 DATA_KINDS = ("table", "per-task-rows", "domains", "time-series")
 #: The kinds held in a :class:`~negtransfer.data.dataset.MultiTaskDataset` (gains, group, sources).
 TABULAR_KINDS = ("table", "per-task-rows", "domains")
-
-
-class MissingPackageError(ImportError):
-    """A built-in dataset's package is not installed; the message says what to install."""
-
-
-def package_file(package: str, relative: str, *, install: str) -> Path:
-    """Path of a data file shipped inside an installed package, without importing it.
-
-    Parameters
-    ----------
-    package : str
-        Top-level package name (``"river"``).
-    relative : str
-        Path inside the package folder (``"datasets/yeast.csv.gz"``).
-    install : str
-        What to tell the user to install when the package is missing.
-
-    Raises
-    ------
-    MissingPackageError
-        The package is not installed, or the file is not in it.
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        raise MissingPackageError(f"this dataset ships in the {package!r} package, which is not installed: {install}")
-    roots = list(spec.submodule_search_locations or [])
-    if not roots and spec.origin:
-        roots = [str(Path(spec.origin).parent)]
-    for root in roots:
-        candidate = Path(root) / relative
-        if candidate.is_file():
-            return candidate
-    raise MissingPackageError(
-        f"the installed {package!r} package has no file {relative!r} (looked in {', '.join(roots) or 'nowhere'}); "
-        f"a different version may have moved it: {install}"
-    )
 
 
 # ------------------------------------------------------------------- yeast
@@ -642,7 +605,9 @@ def load_builtin(
     if entry is None:
         raise DataError(f"unknown built-in dataset {name!r}; the built-in datasets are: {', '.join(REGISTRY)}")
     _check_kind(name, entry.kind, kinds, command)
-    return entry.loader(seed=seed, tasks=tasks, **kwargs)
+    dataset = entry.loader(seed=seed, tasks=tasks, **kwargs)
+    dataset.info.setdefault("description", entry.description)
+    return dataset
 
 
 def _check_kind(name: str, kind: str, kinds: Sequence[str] | None, command: str) -> None:

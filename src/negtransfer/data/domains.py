@@ -46,7 +46,7 @@ from negtransfer.data.build import (
     _show,
     standardise_by_training_rows,
 )
-from negtransfer.data.builtin import package_file
+from negtransfer.data.packages import package_file
 from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset, TaskSpec
 
 if TYPE_CHECKING:

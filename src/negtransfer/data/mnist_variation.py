@@ -54,7 +54,7 @@ def load_mnist_variation(
     from scipy.ndimage import rotate
 
     from negtransfer.data.build import dataset_from_frame
-    from negtransfer.data.builtin import package_file
+    from negtransfer.data.packages import package_file
 
     names = list(tasks) if tasks is not None else list(MNIST_TASKS)
     unknown = [t for t in names if t not in MNIST_TASKS]
