@@ -203,11 +203,15 @@ def prepare_dataset(dataset: Any, train_fraction: float | None, seed: int) -> An
     raise ValueError(f"dataset {getattr(dataset, 'name', '?')!r} does not support --train-fraction")
 
 
-def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int, options: FitOptions) -> str:
-    """Run-store key of one (model, run) unit."""
+def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int, options: FitOptions,
+                threads: int = 1) -> str:
+    """Run-store key of one (model, run) unit: everything its numbers depend on.
+
+    torch's thread count is part of it: several threads may sum in another order.
+    """
     fgsm = ",".join(repr(float(e)) for e in options.fgsm_epsilons)
     return (f"compare:v{RESULT_FORMAT}:{fingerprint}:{spec.family}:{spec.name}:{config_digest}:{int(seed)}:"
-            f"fgsm={fgsm}")
+            f"fgsm={fgsm}:threads={int(threads)}")
 
 
 @dataclass(frozen=True)
@@ -294,7 +298,7 @@ def run_compare(
         for spec in specs:
             config, digest = configs[spec.family]
             units.append(_Unit(spec, ds, seed + r, config, options.fit, options.threads))
-            keys.append(compare_key(fingerprint, spec, digest, seed + r, options.fit))
+            keys.append(compare_key(fingerprint, spec, digest, seed + r, options.fit, options.threads))
     stored = [store.get_artifact(k) for k in keys]
     todo = [i for i, value in enumerate(stored) if value is None]
     done = len(units) - len(todo)
