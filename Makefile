@@ -1,4 +1,5 @@
 # Set-up and entry points. `make test` and `make demo` create .venv on a fresh machine.
+# `make test`: ruff, then the default test suite on 2 processes (slow tests left out); `make test-all`: every test.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ TORCH_PIN ?= torch==2.13.0
 # A local wheel directory is used when present (pip's config may already point there).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +23,15 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n 2
 
 test-all: $(VENV)/.installed
-	$(PY) -m pytest -q -m ""
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n 2 -m ""
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/negtransfer group --dataset yeast --budget 3 --train-groups 20 --evaluate 30 --seed 0 --out runs/demo

@@ -5,9 +5,12 @@ Usage::
     python benchmarks/clinical_comparison.py --dataset pbcseq --models stl-lstm,mtl-lstm,tp-amtl \
         --runs 5 --seed 0 --out runs/tp-amtl/pbcseq [--max-epochs 300 --patience 30]
 
-Writes ``OUT/results.csv`` (model, task, run, metric, value, seconds) and
-``OUT/table.md`` (mean ± standard error over runs; " ↓" marks a multi-task
-cell below its single-task counterpart). Single-threaded torch.
+The same code path as ``negtransfer compare`` (:func:`negtransfer.jobs.compare.run_compare`,
+through a run store at ``OUT/runs.sqlite``, so an interrupted run resumes).
+Writes ``OUT/results.csv`` (model, task, run, metric, value), ``OUT/report.json``
+(with each model's training seconds per run) and ``OUT/table.md`` (mean ±
+standard error over runs; " ↓" marks a multi-task cell below its single-task
+counterpart). Single-threaded torch.
 """
 
 from __future__ import annotations
@@ -32,19 +35,24 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from negtransfer.jobs.clinical import comparison_markdown, comparison_table, run_temporal_comparison
-    from negtransfer.train.temporal import TemporalTrainConfig
+    from negtransfer.data.builtin import load_builtin
+    from negtransfer.jobs.compare import CompareOptions, run_compare
+    from negtransfer.models.base import FitOptions
+    from negtransfer.report.compare import paper_table_markdown, write_compare_outputs
+    from negtransfer.runs.store import RunStore
 
-    config = TemporalTrainConfig(max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-                                 mc_samples=args.mc_samples)
+    fit = FitOptions(epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
+                     settings={"mc_samples": args.mc_samples})
+    options = CompareOptions(models=tuple(m.strip() for m in args.models.split(",") if m.strip()), runs=args.runs,
+                             fit=fit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = run_temporal_comparison(args.dataset, [m.strip() for m in args.models.split(",") if m.strip()],
-                                      runs=args.runs, seed=args.seed, config=config, progress=print)
-    results.to_csv(out / "results.csv", index=False)
-    table = comparison_table(results)
-    (out / "table.md").write_text(comparison_markdown(table) + "\n")
-    print(table.to_string())
+    report = run_compare(lambda seed: load_builtin(args.dataset, seed=seed), args.dataset, options, args.seed,
+                         RunStore(out / "runs.sqlite"), progress=lambda stage, done, total: print(f"{done}/{total}"))
+    write_compare_outputs(report, out)
+    table = paper_table_markdown(report, "auroc")
+    (out / "table.md").write_text(table + "\n")
+    print(table)
 
 
 if __name__ == "__main__":

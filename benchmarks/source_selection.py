@@ -62,12 +62,12 @@ def main() -> None:
                                         common_init=args.common_init, exhaustive_pairs=args.exhaustive_pairs,
                                         threshold_by=threshold_by, stl_repeats=args.stl_repeats)
                 rep = run_sources(dataset, options, TrainConfig(), seed, store)
-                h = rep["holdout"]
-                second = rep["test_accuracy"] or rep["test_metric"]  # accuracy, or MSE for regression
-                cells = [f"{rep['test_loss'][m]:.4f} / {second[m]:.3f}" if m in rep["test_loss"] else "-"
+                h = rep.holdout
+                second = rep.test_accuracy or rep.test_metric  # accuracy, or MSE for regression
+                cells = [f"{rep.test_loss[m]:.4f} / {second[m]:.3f}" if m in rep.test_loss else "-"
                          for m in METHODS]
                 print(f"| {target} ({rows}) | {seed} | {grid}, {threshold_by} | {h['f1']:.3f} | {h['spearman']:.3f} | "
-                      f"{len(rep['selected'])} | " + " | ".join(cells) + f" | {rep['runs']['selected']} |", flush=True)
+                      f"{len(rep.selected)} | " + " | ".join(cells) + f" | {rep.runs['selected']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from negtransfer.data.timeseries import load_timeseries
+    from negtransfer.data.builtin import load_builtin
     from negtransfer.nn.amtl import TPAMTL
     from negtransfer.report.transfer import plot_transfer_uncertainty, transfer_uncertainty_table
     from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, fit
 
-    ds = load_timeseries(args.dataset, seed=args.seed)
+    ds = load_builtin(args.dataset, seed=args.seed)
     torch.manual_seed(args.seed)
     trained = fit(TPAMTL(ds.n_features, ds.n_tasks), ds, config=TemporalTrainConfig(), seed=args.seed)
     print("test AUROC:", {k: round(v, 4) for k, v in evaluate_auroc(trained, ds, seed=args.seed).items()})

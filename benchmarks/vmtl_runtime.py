@@ -25,7 +25,7 @@ import torch
 
 from negtransfer.data.builtin import load_builtin
 from negtransfer.data.domains import with_domain_train_fraction
-from negtransfer.nn.vmtl import make_model
+from negtransfer.models.vmtl import make_model
 from negtransfer.train.variational import VariationalConfig, _balanced_batch, domain_tensors
 
 
@@ -79,7 +79,7 @@ def main() -> None:
     rows = []
     settings = [("bmtl", None)] + [("vmtl", int(s)) for s in args.samples.split(",")]
     for name, mc in settings:
-        extra = {} if mc is None else {"n_z_samples": mc, "n_w_samples": mc}
+        extra = {} if mc is None else {"n_samples": mc}
         model = make_model(name, ds.n_features, n_classes, ds.n_tasks, hidden=cfg.hidden, latent=cfg.latent, **extra)
         train_s = time_training(model, xs, ys, args.iterations, cfg.per_class)
         mean_s = time_inference(model, test_x, mc=False)

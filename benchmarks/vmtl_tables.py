@@ -28,7 +28,11 @@ from pathlib import Path
 
 import torch
 
-from negtransfer.jobs.compare import run_compare, summary_table, write_outputs
+from negtransfer.data.builtin import load_builtin
+from negtransfer.jobs.compare import CompareOptions, run_compare
+from negtransfer.models.base import FitOptions
+from negtransfer.report.compare import write_compare_outputs
+from negtransfer.runs.store import RunStore
 
 ABLATION = ("vmtl-mean-prior", "vmtl-learnable-prior", "vmtl", "vmtl-same-weights")
 
@@ -66,21 +70,25 @@ def main() -> None:
         results = {}
         for f in fractions:
             start = time.time()
-            res = run_compare(dataset, models, runs=args.runs, seed=args.seed, train_fraction=f,
-                              options={"iterations": args.iterations, "config": settings})
-            write_outputs(res, args.out / dataset / f"f{f:g}")
+            options = CompareOptions(models=tuple(models), runs=args.runs, train_fraction=f,
+                                     fit=FitOptions(iterations=args.iterations, settings=settings))
+            where = args.out / dataset / f"f{f:g}"
+            where.mkdir(parents=True, exist_ok=True)
+            res = run_compare(lambda seed, name=dataset: load_builtin(name, seed=seed), dataset, options, args.seed,
+                              RunStore(where / "runs.sqlite"))
+            write_compare_outputs(res, where)
             results[f] = res
             print(f"# {dataset} fraction {f:g}: {time.time() - start:.0f} s", flush=True)
         print(f"\n### {dataset}: average test accuracy (%) vs train fraction\n")
         print("| model | " + " | ".join(f"{f:.0%}" for f in fractions) + " |")
         print("|---|" + "---:|" * len(fractions))
-        tables = {f: summary_table(results[f], "accuracy") for f in fractions}
+        tables = {f: results[f].summary("accuracy") for f in fractions}
         for m in models:
             print(f"| {m} | " + " | ".join(cell(tables[f][m]["average"]) for f in fractions) + " |")
         print(f"\n### {dataset}: average entropy ratio vs train fraction\n")
         print("| model | " + " | ".join(f"{f:.0%}" for f in fractions) + " |")
         print("|---|" + "---:|" * len(fractions))
-        ent = {f: summary_table(results[f], "entropy_ratio") for f in fractions}
+        ent = {f: results[f].summary("entropy_ratio") for f in fractions}
         for m in models:
             print(f"| {m} | " + " | ".join(cell(ent[f][m]["average"], 1.0, 2) for f in fractions) + " |")
         if args.ablation:

@@ -233,6 +233,12 @@ def test_help_shows_defaults_flags_and_version():
                        "--repeats", "--preset", "--batching"):
             assert option in text, (command, option)
         assert "<bool>" not in text
+    text = runner.invoke(app, ["compare", "--help"], env=wide).output
+    for option in ("--epochs", "--batch-size", "--lr", "--optimizer", "--patience"):
+        line = text[text.index(option + " "):].split("\n")[0] + text[text.index(option + " "):].split("\n")[1]
+        assert "the model family's" in line, (option, line)
+    for option in ("--data", "--dataset", "--tasks", "--store", "--executor", "--workers", "--iterations", "--set"):
+        assert option in text, option
     assert "<bool>" not in runner.invoke(app, ["--help"], env=wide).output
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip().startswith("negtransfer ")
@@ -304,3 +310,15 @@ def test_task_splits_folder_and_preset_from_the_cli(tmp_path, write_folder):
     assert (g["repeats"] == 2).all() and len(g) == 3 * 2 + 3
     res = runner.invoke(app, ["gains", "--data", str(folder), "--features", "f0", "--out", str(out), "-q"])
     assert res.exit_code == 2 and "Task_Splits" in res.output
+
+
+def test_every_command_uses_the_one_dataset_registry(tmp_path):
+    res = runner.invoke(app, ["datasets"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0
+    listing = res.output.split("Licenses")[0]
+    assert all(len(line) <= 80 for line in listing.splitlines())
+    assert "pbcseq" in listing and "time-series" in listing and "domains" in listing
+    # gains knows pbcseq (no "unknown built-in dataset"), and says which command takes it
+    res = runner.invoke(app, ["gains", "--dataset", "pbcseq", "--out", str(tmp_path / "g"), "-q"])
+    line = _one_error_line(res, "'pbcseq' is time-series data", "negtransfer compare")
+    assert "unknown" not in line

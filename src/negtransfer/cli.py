@@ -13,12 +13,12 @@ in its JSON output. Options shared by commands are defined once below.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn, Optional
 
@@ -127,7 +127,10 @@ def _root(
 
 
 # --------------------------------------------------------------------- options
-# Shared by the commands: defined once, so names, defaults and help agree everywhere.
+# Option groups, each defined once: data (what to learn from), training (how every model is trained),
+# runs (where runs are stored and trained, where results go). Every command takes its groups' options by
+# these definitions, so names, defaults and help agree everywhere; the dataclasses further below
+# (DataOptions, TrainingOptions, RunOptions) bundle a command's values of each group.
 DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
 DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`).",
                           show_default="yeast", rich_help_panel=DATA)
@@ -156,18 +159,34 @@ WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --execut
                           show_default="CPU cores", rich_help_panel=RUNS)
 ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
                             rich_help_panel=RUNS)
-EpochsOpt = typer.Option(None, "--epochs", min=1, help="Maximum epochs per model.",
-                         show_default=f"{_TRAIN.max_epochs}, or the preset's", rich_help_panel=TRAINING)
-BatchSizeOpt = typer.Option(None, "--batch-size", min=1,
-                            help="Training rows per step (per task with per-task batches).",
-                            show_default=f"{_TRAIN.batch_size}, or the preset's", rich_help_panel=TRAINING)
-LrOpt = typer.Option(None, "--lr", help="Learning rate (> 0).", show_default=f"{_TRAIN.lr}, or the preset's",
-                     rich_help_panel=TRAINING)
-OptimizerOpt = typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.",
-                            show_default=f"{_TRAIN.optimizer}, or the preset's", rich_help_panel=TRAINING)
-PatienceOpt = typer.Option(None, "--patience", min=1,
-                           help="Early stopping: epochs without a better validation loss.",
-                           show_default=f"{_TRAIN.patience}, or the preset's", rich_help_panel=TRAINING)
+
+
+def _out_option(default: str):
+    return typer.Option(Path(default), "--out", help=OutHelp, rich_help_panel=RUNS)
+
+
+def _training_options(epochs: str, batch_size: str, lr: str, optimizer: str, patience: str) -> tuple:
+    """The training group (--epochs, --batch-size, --lr, --optimizer, --patience) with the defaults a command shows."""
+    return (
+        typer.Option(None, "--epochs", min=1, help="Maximum epochs per model.", show_default=epochs,
+                     rich_help_panel=TRAINING),
+        typer.Option(None, "--batch-size", min=1, help="Training rows per step (per task with per-task batches).",
+                     show_default=batch_size, rich_help_panel=TRAINING),
+        typer.Option(None, "--lr", help="Learning rate (> 0).", show_default=lr, rich_help_panel=TRAINING),
+        typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.", show_default=optimizer,
+                     rich_help_panel=TRAINING),
+        typer.Option(None, "--patience", min=1, help="Early stopping: epochs without a better validation loss.",
+                     show_default=patience, rich_help_panel=TRAINING),
+    )
+
+
+# the stacked trainer's (gains, group, sources): TrainConfig's defaults, or the preset's
+EpochsOpt, BatchSizeOpt, LrOpt, OptimizerOpt, PatienceOpt = _training_options(
+    *(f"{value}, or the preset's" for value in (_TRAIN.max_epochs, _TRAIN.batch_size, _TRAIN.lr, _TRAIN.optimizer,
+                                                _TRAIN.patience)))
+# compare's: each model family's defaults
+(CompareEpochsOpt, CompareBatchSizeOpt, CompareLrOpt, CompareOptimizerOpt,
+ ComparePatienceOpt) = _training_options(*(["the model family's"] * 5))
 PresetOpt = typer.Option("default", "--preset",
                          help="Named training setup: 'default', or 'etap-chemical' (the ETAP public code's Chemical "
                               "setup: lr 0.001, 264 rows per task and step, oversampling, patience 20, up to 1000 "
@@ -288,6 +307,141 @@ def _task_kinds(text: Optional[str]) -> Optional[dict[str, str]]:
     return kinds
 
 
+#: The data kinds of the commands that train hard-sharing models (gains, group, sources).
+TABULAR_KINDS = ("table", "per-task-rows", "domains")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The data group: ``--dataset`` or ``--data FILE`` with ``--tasks``, ``--features``, ``--task-column``,
+    ``--label``, ``--task-kinds``, ``--impute``."""
+
+    dataset: Optional[str] = None
+    data: Optional[Path] = None
+    tasks: Optional[str] = None
+    features: Optional[str] = None
+    task_column: Optional[str] = None
+    label: Optional[str] = None
+    impute: Optional[str] = None
+    task_kinds: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        """The dataset's name in reports: the built-in name or the file's path."""
+        return str(self.data) if self.data is not None else (self.dataset or "yeast")
+
+    def check(self) -> None:
+        """Fail on options that do not go together (before anything is read)."""
+        if self.dataset and self.data:
+            _fail("give either --dataset or --data, not both")
+        _task_kinds(self.task_kinds)
+        if self.data is None:
+            for option, value in (("--features", self.features), ("--task-column", self.task_column),
+                                  ("--label", self.label), ("--impute", self.impute),
+                                  ("--task-kinds", self.task_kinds)):
+                if value is not None:
+                    _fail(f"{option} applies to your own file (--data FILE) only; leave it out with --dataset")
+
+    def load(self, seed: int, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
+        """The dataset split with ``seed``, or a clean error (also for a kind of data the command does not take)."""
+        try:
+            return self.loader(kinds, command)(seed)
+        except (ValueError, FileNotFoundError, ImportError, KeyError) as exc:
+            _fail(str(exc))
+
+    def loader(self, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
+        """``load(seed) -> dataset`` (raising DataError etc.).
+
+        ``--data`` is a table file, a Task_Splits folder (:func:`~negtransfer.data.files.dataset_from_file`), or a
+        PhysioNet 2012 challenge folder (one with an ``Outcomes*.txt`` file; time series).
+        """
+        self.check()
+        command = command or _command_name()
+        task_list = _split_list(self.tasks)
+        if self.data is None:
+            from negtransfer.data.builtin import load_builtin
+
+            name = self.dataset or "yeast"
+            return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
+        if self.data.is_dir() and any(self.data.glob("Outcomes*.txt")):
+            from negtransfer.data.builtin import PHYSIONET_PREFIX, load_builtin
+
+            name = f"{PHYSIONET_PREFIX}{self.data}"
+            return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
+        from negtransfer.data.files import dataset_from_file
+
+        options = dict(tasks=task_list, features=_split_list(self.features), task_column=self.task_column,
+                       label_column=self.label, impute=self.impute, task_kinds=_task_kinds(self.task_kinds))
+        return lambda seed: dataset_from_file(self.data, seed=seed, **options)
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The training group: ``--epochs``, ``--batch-size``, ``--lr``, ``--optimizer``, ``--patience``."""
+
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    optimizer: Optional[str] = None
+    patience: Optional[int] = None
+
+    def check(self) -> None:
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            _fail(f"--lr must be a positive number, e.g. {_TRAIN.lr}, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The runs group: ``--out``, ``--store``, ``--executor``, ``--workers``, and ``--seed``, ``-q``."""
+
+    out: Path
+    store: Optional[Path] = None
+    executor: str = "local"
+    workers: Optional[int] = None
+    seed: int = 0
+    quiet: bool = False
+
+
+class _Job:
+    """The steps every command that trains through the run store takes, in order.
+
+    Creating it checks ``--out`` and ``--store`` (before any data is read or
+    model trained); :meth:`start` makes the executor, the output folder and the
+    run store; :meth:`training` shows the progress bars and turns a failing
+    write into one error line; :meth:`writing` guards the writing of outputs.
+    """
+
+    def __init__(self, run: RunOptions, notes: list):
+        self.run, self.notes = run, notes
+        _check_out(run.out)
+        self.store_path = _store_path(run.store, run.out)
+        self.executor = self.store = None
+
+    def start(self) -> "_Job":
+        self.executor = _executor(self.run.executor, self.run.workers, self.notes)
+        _make_out(self.run.out)
+        self.store = _open_store(self.store_path)
+        return self
+
+    @contextmanager
+    def training(self):
+        with _writes_guarded(self.store_path, self.run.out), _stage_progress(self.run.quiet) as progress:
+            yield progress
+
+    @contextmanager
+    def writing(self):
+        with _writes_guarded(self.store_path, self.run.out):
+            yield
+
+
+def _command_name() -> str:
+    """``negtransfer CMD`` of the running command (for messages)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return f"`negtransfer {ctx.info_name}`" if ctx is not None and ctx.info_name else "this command"
+
+
 def load_dataset_from_options(
     dataset: Optional[str],
     data: Optional[Path],
@@ -298,36 +452,11 @@ def load_dataset_from_options(
     impute: Optional[str],
     seed: int,
     task_kinds: Optional[str] = None,
+    *,
+    kinds: Optional[tuple] = TABULAR_KINDS,
 ):
-    """The dataset named by the common command-line options, or a clean error."""
-    if dataset and data:
-        _fail("give either --dataset or --data, not both")
-    task_list = _split_list(tasks)
-    kinds = _task_kinds(task_kinds)
-    if data is None:
-        for option, value in (("--features", features), ("--task-column", task_column), ("--label", label),
-                              ("--impute", impute), ("--task-kinds", task_kinds)):
-            if value is not None:
-                _fail(f"{option} applies to your own file (--data FILE) only; leave it out with --dataset")
-    try:
-        if data is not None:
-            from negtransfer.data.files import dataset_from_file
-
-            return dataset_from_file(
-                data,
-                tasks=task_list,
-                features=_split_list(features),
-                task_column=task_column,
-                label_column=label,
-                impute=impute,
-                task_kinds=kinds,
-                seed=seed,
-            )
-        from negtransfer.data.builtin import load_builtin
-
-        return load_builtin(dataset or "yeast", seed=seed, tasks=task_list)
-    except (ValueError, FileNotFoundError, ImportError, KeyError) as exc:
-        _fail(str(exc))
+    """The dataset named by the data group's options, or a clean error (:meth:`DataOptions.load`)."""
+    return DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, kinds)
 
 
 def _train_config(epochs, batch_size, lr, optimizer, patience, preset="default", batching=None, oversample=None,
@@ -384,29 +513,28 @@ def _executor(executor: str, workers: Optional[int], notes: list):
 # -------------------------------------------------------------------- commands
 @app.command(cls=_Command)
 def datasets() -> None:
-    """List the built-in datasets with their sizes and licenses."""
+    """List the built-in datasets with their kinds, sizes and licenses.
+
+    Kinds: table (one row per example, a label column per task), per-task-rows
+    (each row belongs to one task), domains (per-task rows over one label
+    space), time-series (records x timesteps; `negtransfer compare` only).
+    """
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from negtransfer.data.builtin import list_builtin
-    from negtransfer.data.timeseries import TIMESERIES_REGISTRY
 
     rows = list_builtin()
-    for entry in TIMESERIES_REGISTRY.values():  # sequences: `negtransfer compare` only
-        rows.append({"name": entry.name, "tasks": "", "kind": "series", "rows": "", "features": "",
-                     "source": entry.source, "license": entry.license,
-                     "available": "yes" if importlib.util.find_spec(entry.source) else f"no: {entry.install}",
-                     "default": ""})
     table = Table(title="Built-in datasets", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
-    columns = {"name": "name", "tasks": "tasks", "kind": "kind", "rows": "rows", "features": "feat.",
-               "source": "source", "available": "installed"}
-    for header in columns.values():
+    for header in ("name", "kind", "tasks", "rows", "feat.", "source", "installed"):
         table.add_column(header, no_wrap=True)
+    short = {"binary": "bin", "regression": "reg", "multiclass": "cls"}
     for row in rows:
         name = f"{row['name']} (default)" if row["default"] else row["name"]
         installed = "yes" if row["available"] == "yes" else "no"
-        table.add_row(name, *(str(row[c]) for c in ("tasks", "kind", "rows", "features", "source")), installed)
+        tasks = f"{row['tasks']} {short.get(row['task_kind'], row['task_kind'])}"
+        table.add_row(name, row["kind"], tasks, str(row["rows"]), str(row["features"]), row["source"], installed)
     console = Console()
     console.print(table)
     missing = [row for row in rows if row["available"] != "yes"]
@@ -645,7 +773,7 @@ def sources(
     stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
     exhaustive_pairs: Literal["auto", "on", "off"] = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
     max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
-    out: Path = typer.Option(Path("runs/sources"), "--out", help=OutHelp, rich_help_panel=RUNS),
+    out: Path = _out_option("runs/sources"),
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
@@ -681,6 +809,8 @@ def sources(
     from negtransfer.report.sources import write_sources_report
 
     notes: list[str] = []
+    training = TrainingOptions(epochs, batch_size, lr, optimizer, patience)
+    training.check()
     # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches and
     # an initialisation per subset model (--common-init shares one)
     config = _train_config(epochs, batch_size, lr, optimizer, patience, preset,
@@ -690,9 +820,8 @@ def sources(
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     if not math.isfinite(ridge):
         _fail(f"--ridge must be a finite number >= 0, got {ridge}")
-    _check_out(out)
-    store_path = _store_path(store, out)
-    ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
+    job = _Job(RunOptions(out, store, executor, workers, seed, quiet), notes)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = _kinds_summary(ds, data, notes)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
@@ -710,22 +839,18 @@ def sources(
     if subsets + holdout > distinct:
         _note(f"--subsets {subsets} + --holdout {holdout} is more than the {distinct} distinct subsets of {alpha} of "
               f"the {ds.n_tasks - 1} sources; subsets repeat", notes)
-    runner = _executor(executor, workers, notes)
-    _make_out(out)
-    run_store = _open_store(store_path)
-    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
-        report = run_sources(ds, options, config, seed, run_store, executor=runner, progress=progress)
-    report["task_kinds"] = kinds
-    report["notes"] = notes
-    with _writes_guarded(store_path, out):
-        write_json(out / "report.json", report)
+    job.start()
+    with job.training() as progress:
+        report = run_sources(ds, options, config, seed, job.store, executor=job.executor, progress=progress)
+    report.task_kinds, report.notes = kinds, notes
+    with job.writing():
+        write_json(out / "report.json", report.to_dict())
         md = write_sources_report(report, out)
     if not quiet:
-        tl = report["test_loss"]
-        typer.echo(f"target {report['target']}: selected {len(report['selected'])} of {report['n_sources']} sources "
-                   f"(threshold {report['threshold']:.3g}): {', '.join(report['selected']) or 'none'}")
-        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in tl.items()))
-        h = report["holdout"]
+        typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
+                   f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
+        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
+        h = report.holdout
         if h.get("n"):
             typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
         typer.echo(f"report: {md}")
@@ -733,70 +858,113 @@ def sources(
 
 @app.command(cls=_Command)
 def compare(
-    dataset: str = typer.Option(..., "--dataset", help="Dataset (built-in, e.g. heart-hospitals, digit-domains, pbcseq)."),
-    models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl."),
+    models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl (the models "
+                               "for the dataset's kind are listed when a name is wrong)."),
     runs: int = typer.Option(3, "--runs", min=1, help="Runs; run r uses seed + r for split, subsample and model."),
     train_fraction: Optional[float] = typer.Option(None, "--train-fraction", help="Share of each task's rows used for training (domains data: the VMTL paper's 0.05..0.6).", show_default="all training rows"),
-    iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Training iterations per model (epochs for the clinical models).", show_default="the model family's"),
-    fgsm: Optional[str] = typer.Option(None, "--fgsm", help="Comma-separated FGSM noise levels, e.g. 0.05,0.1 (adds fgsm_accuracy@eps)."),
-    settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4)."),
-    out: Path = typer.Option(Path("runs/compare"), "--out", help=OutHelp),
-    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads (small models run fastest on one)."),
+    fgsm: Optional[str] = typer.Option(None, "--fgsm", help="Comma-separated FGSM noise levels, e.g. 0.05,0.1 (adds fgsm_accuracy@eps; VMTL family)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Training iterations per model (VMTL family; for the TP-AMTL family the same as --epochs).", show_default="the model family's", rich_help_panel=TRAINING),
+    epochs: Optional[int] = CompareEpochsOpt,
+    batch_size: Optional[int] = CompareBatchSizeOpt,
+    lr: Optional[float] = CompareLrOpt,
+    optimizer: Optional[Optimizer] = CompareOptimizerOpt,
+    patience: Optional[int] = ComparePatienceOpt,
+    settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
+    out: Path = _out_option("runs/compare"),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per model (small models run fastest on one).", rich_help_panel=RUNS),
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Train each named model for R runs and write results.csv and report.md (mean ± s.e. per task).
+    """Train each named model for R runs and write results.csv, report.md and report.json.
 
+    Data: domains (per-task rows over one label space: heart-hospitals,
+    digit-domains, or --data FILE --task-column --label) for the VMTL family;
+    time series (pbcseq, nafld, or --data with a PhysioNet 2012 folder) and
+    binary tables (mnist-variation) for the TP-AMTL family. Runs go through the
+    run store like every command: a rerun (also after a kill) trains only what
+    is missing and writes the same results.csv.
     results.csv has columns model, task, run, metric, value; report.md has one
-    table per metric in the paper's layout, with cells below the model's
-    single-task counterpart marked.
+    table per metric in the paper's layout (mean ± s.e. per task), with cells
+    below the model's single-task counterpart marked.
     """
-    from negtransfer.jobs.compare import run_compare, write_outputs
+    from negtransfer.jobs.compare import CompareOptions, run_compare
+    from negtransfer.models.base import FitOptions
+    from negtransfer.report.compare import write_compare_outputs
 
-    names = _split_list(models) or []
-    if not names:
-        _fail("--models names no model; give comma-separated names, e.g. --models stl,bmtl")
-    epsilons: list[float] = []
-    for text in _split_list(fgsm) or []:
-        try:
-            eps = float(text)
-        except ValueError:
-            _fail(f"--fgsm takes numbers, got {text!r}")
-        if not (math.isfinite(eps) and eps >= 0):
-            _fail(f"--fgsm noise levels must be finite numbers >= 0, got {text!r}")
-        epsilons.append(eps)
-    if train_fraction is not None and not (math.isfinite(train_fraction) and 0 < train_fraction <= 1):
-        _fail(f"--train-fraction must be in (0, 1], got {train_fraction}")
-    config: dict = {}
-    for item in _split_list(settings) or []:
+    notes: list[str] = []
+    training = TrainingOptions(epochs, batch_size, lr, optimizer, patience)
+    training.check()
+    fit = FitOptions(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                     patience=patience, settings=_settings(settings), fgsm_epsilons=tuple(_fgsm_levels(fgsm)))
+    options = CompareOptions(models=tuple(_split_list(models) or ()), runs=runs, train_fraction=train_fraction,
+                             fit=fit, threads=threads)
+    try:
+        options.check()
+    except ValueError as exc:
+        _fail(str(exc))
+    job = _Job(RunOptions(out, store, executor, workers, seed, quiet), notes)
+    data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
+    load = data_options.loader(kinds=None)
+    import torch
+
+    torch.set_num_threads(threads)
+    job.start()
+    try:
+        with job.training() as progress:
+            report = run_compare(load, data_options.name, options, seed, job.store, executor=job.executor,
+                                 progress=progress)
+    except (ValueError, ImportError, KeyError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    report.notes = notes
+    with job.writing():
+        csv_path, md_path, json_path = write_compare_outputs(report, out)
+    if not quiet:
+        metrics = report.metrics()
+        metric = "accuracy" if "accuracy" in metrics else metrics[0]
+        for name, cells in report.summary(metric).items():
+            mean, se = cells.get("average", (float("nan"), float("nan")))
+            typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
+        if report.reused:
+            typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
+        typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")
+
+
+def _settings(text: Optional[str]) -> dict:
+    """``--set KEY=VALUE,...`` as a dict (values parsed as JSON where they are: numbers, true/false)."""
+    settings: dict = {}
+    for item in _split_list(text) or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             _fail(f"--set takes KEY=VALUE pairs, got {item!r}")
         try:
-            config[key.strip()] = json.loads(value)
+            settings[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
-            config[key.strip()] = value
-    options = {"iterations": iterations, "fgsm_epsilons": epsilons, "config": config}
-    _make_out(out)  # before any training: a bad --out must not cost the runs
-    import torch
+            settings[key.strip()] = value
+    return settings
 
-    torch.set_num_threads(threads)
-    try:
-        with _stage_progress(quiet) as progress:
-            result = run_compare(dataset, names, runs=runs, seed=seed, train_fraction=train_fraction,
-                                 options=options, progress=progress)
-    except (ValueError, ImportError, KeyError) as exc:
-        _fail(str(exc))
-    with _writes_guarded(None, out):
-        csv_path, md_path = write_outputs(result, out)
-    if not quiet:
-        from negtransfer.jobs.compare import summary_table
 
-        metric = "accuracy" if any(r["metric"] == "accuracy" for r in result.rows) else result.rows[0]["metric"]
-        for name, cells in summary_table(result, metric).items():
-            mean, se = cells.get("average", (float("nan"), float("nan")))
-            typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
-        typer.echo(f"wrote {csv_path} and {md_path}")
+def _fgsm_levels(text: Optional[str]) -> list[float]:
+    levels: list[float] = []
+    for item in _split_list(text) or []:
+        try:
+            eps = float(item)
+        except ValueError:
+            _fail(f"--fgsm takes numbers, got {item!r}")
+        if not (math.isfinite(eps) and eps >= 0):
+            _fail(f"--fgsm noise levels must be finite numbers >= 0, got {item!r}")
+        levels.append(eps)
+    return levels
 
 
 @app.command("recover-store", cls=_Command)

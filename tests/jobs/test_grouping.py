@@ -12,6 +12,7 @@ def planted():
     return make_synthetic_tasks(n_tasks=6, n_clusters=2, n_samples=1000, seed=0)
 
 
+@pytest.mark.slow  # about 20-40 s; the pipeline end to end is also run by test_exhaustive_report_and_resume
 def test_grouping_recovers_planted_clusters(planted, tmp_path):
     clusters = np.array(planted.info["clusters"])
     # Predictions alone (the paper's selection) recover the planted clusters.
@@ -152,6 +153,7 @@ def test_repeats_refinement_noise_and_comparison(tmp_path):
     assert again["runs"]["trained"] == 0 and again["selected_groups"] == rep["selected_groups"]
 
 
+@pytest.mark.slow  # about 30-60 s; refinement also runs in test_repeats_refinement_noise_and_comparison
 def test_refinement_improves_on_the_one_shot_protocol(planted, tmp_path):
     store = RunStore(tmp_path / "r.sqlite")
     one_shot = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=4, rounds=1), TrainConfig(), 0,

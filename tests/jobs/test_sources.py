@@ -16,26 +16,28 @@ def planted_rows():
                                 n_samples=400, seed=0)
 
 
+@pytest.mark.slow  # about 20-40 s; the job end to end also runs in test_sources_cli_on_a_file_with_a_task_column
 def test_surrogate_selects_the_planted_cluster(planted_rows, tmp_path):
     ds = planted_rows
     clusters = np.array(ds.info["clusters"])
     target = 0
-    # pooled batches, as `negtransfer sources` uses by default (docs/methods/source-selection.md)
+    # pooled batches and an initialisation per subset model, as `negtransfer sources` uses by default
+    # (docs/methods/source-selection.md)
     rep = run_sources(ds, SourceOptions(target=ds.task_names[target], alpha=3, n_subsets=40, holdout=20),
-                      TrainConfig(batching="pooled"), 0, RunStore(tmp_path / "s.sqlite"))
+                      TrainConfig(batching="pooled", shared_init=False), 0, RunStore(tmp_path / "s.sqlite"))
     mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[target]) if i != target}
-    assert set(rep["selected"]) == mates
+    assert set(rep.selected) == mates
     # relevance scores: planted helpers negative on average, the other cluster positive
-    rel = rep["relevance"]
+    rel = rep.relevance
     assert np.mean([rel[m] for m in mates]) < 0 < np.mean([v for k, v in rel.items() if k not in mates])
-    tl = rep["test_loss"]
+    tl = rep.test_loss
     assert tl["selected"] < tl["stl"] and tl["selected"] < tl["all_sources"]
-    assert rep["holdout"]["n"] == 20 and rep["holdout"]["spearman"] > 0.3
-    assert set(rep["methods"]) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
-    assert rep["runs"]["selected"] >= 61  # STL + 60 subsets + threshold candidates
+    assert rep.holdout["n"] == 20 and rep.holdout["spearman"] > 0.3
+    assert set(rep.methods) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
+    assert rep.runs["selected"] >= 61  # STL + 60 subsets + threshold candidates
     # the exhaustive baseline trains all 9 + 36 one- and two-source models and keeps one of them (the best by
     # the target's validation loss; on ~80 validation rows that choice is noisy, so which one is not asserted)
-    assert rep["runs"]["exhaustive_pairs"] == 45 and 1 <= len(rep["methods"]["exhaustive_pairs"]) <= 2
+    assert rep.runs["exhaustive_pairs"] == 45 and 1 <= len(rep.methods["exhaustive_pairs"]) <= 2
 
 
 def test_options_are_checked(planted_rows):
@@ -65,7 +67,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
                                    "--target", "task0", "--alpha", "3", "--subsets", "30", "--holdout", "10",
-                                   "--no-affinity", "--epochs", "20", "--out", str(out), "-q"])
+                                   "--no-affinity", "--epochs", "5", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     import json
 
@@ -87,9 +89,10 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
     assert (part.split == 1).sum() == (ds.split == 1).sum() and part.fingerprint() != ds.fingerprint()
     store = RunStore(tmp_path / "s.sqlite")
     rep = run_sources(ds, SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=10, data_fraction=0.4,
-                                        steps_fraction=0.2, affinity_baseline=False), TrainConfig(batching="pooled"), 0, store)
-    assert rep["speedup"] == {"data_fraction": 0.4, "steps_fraction": 0.2}
-    assert rep["selected"]  # still finds helpful sources
+                                        steps_fraction=0.2, affinity_baseline=False, exhaustive_pairs="off"),
+                      TrainConfig(batching="pooled"), 0, store)
+    assert rep.speedup == {"data_fraction": 0.4, "steps_fraction": 0.2}
+    assert rep.selected  # still finds helpful sources
     with pytest.raises(ValueError, match="fraction"):
         SourceOptions(target="task0", data_fraction=0).check(ds)
 
@@ -108,13 +111,13 @@ def test_fairness_metrics_per_method(tmp_path):
     opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=0, affinity_baseline=False,
                          group_attribute="sex")
     rep = run_sources(ds, opts, TrainConfig(max_epochs=15), 0, RunStore(tmp_path / "s.sqlite"))
-    fair = rep["fairness"]
+    fair = rep.fairness
     assert fair["attribute"] == "sex"
     for key in ("stl", "all_sources", "selected", "pairwise_top_m"):
         f = fair[key]
         assert f["worst_group_accuracy"] <= f["accuracy"] + 1e-12
         assert 0 <= f["demographic_parity_gap"] <= 1 and f["groups"] == 2
-        assert f["accuracy"] == pytest.approx(rep["test_accuracy"][key])
+        assert f["accuracy"] == pytest.approx(rep.test_accuracy[key])
     with pytest.raises(ValueError, match="race"):
         SourceOptions(target="task0", alpha=2, group_attribute="race").check(ds)
 
@@ -126,11 +129,11 @@ def test_threshold_by_surrogate_needs_no_candidate_runs(planted_rows, tmp_path):
     opts = SourceOptions(target="task0", alpha=3, n_subsets=40, holdout=20, affinity_baseline=False,
                          threshold_by="surrogate", exhaustive_pairs="off")
     rep = run_sources(ds, opts, TrainConfig(batching="pooled"), 0, RunStore(tmp_path / "s.sqlite"))
-    assert rep["threshold_by"] == "surrogate"
-    assert rep["runs"]["selected"] == 1 + 60 + 1  # STL + subsets + the one final model
-    assert rep["selected"] and set(rep["selected"]) <= mates  # conservative: only planted helpers
-    assert all("surrogate_criterion" in v for v in rep["threshold_grid"].values())
-    assert rep["test_loss"]["selected"] < rep["test_loss"]["all_sources"]
+    assert rep.threshold_by == "surrogate"
+    assert rep.runs["selected"] == 1 + 60 + 1  # STL + subsets + the one final model
+    assert rep.selected and set(rep.selected) <= mates  # conservative: only planted helpers
+    assert all("surrogate_criterion" in v for v in rep.threshold_grid.values())
+    assert rep.test_loss["selected"] < rep.test_loss["all_sources"]
     with pytest.raises(ValueError, match="--threshold-by"):
         SourceOptions(target="task0", threshold_by="test").check(ds)
 
@@ -139,15 +142,15 @@ def test_stl_repeats_average_the_reference(planted_rows, tmp_path):
     ds = planted_rows
     store = RunStore(tmp_path / "s.sqlite")
     base = dict(target="task0", alpha=3, n_subsets=30, holdout=10, affinity_baseline=False, exhaustive_pairs="off")
-    one = run_sources(ds, SourceOptions(**base), TrainConfig(max_epochs=20), 0, store)
-    three = run_sources(ds, SourceOptions(**base, stl_repeats=3), TrainConfig(max_epochs=20), 0, store)
-    refs = three["stl_val_losses"]
-    assert len(refs) == 3 and refs[0] == one["stl_val_loss"]  # the first is the usual STL run
+    one = run_sources(ds, SourceOptions(**base), TrainConfig(max_epochs=8), 0, store)
+    three = run_sources(ds, SourceOptions(**base, stl_repeats=3), TrainConfig(max_epochs=8), 0, store)
+    refs = three.stl_val_losses
+    assert len(refs) == 3 and refs[0] == one.stl_val_loss  # the first is the usual STL run
     assert len(set(refs)) == 3  # other seeds, other runs
-    assert three["stl_val_loss"] == pytest.approx(np.mean(refs))
+    assert three.stl_val_loss == pytest.approx(np.mean(refs))
     # the anchor moves the zero and unit of the scores, never their order (same fitted subsets)
-    names = sorted(one["relevance"])
-    assert sorted(names, key=one["relevance"].get) == sorted(names, key=three["relevance"].get)
+    names = sorted(one.relevance)
+    assert sorted(names, key=one.relevance.get) == sorted(names, key=three.relevance.get)
     with pytest.raises(ValueError, match="--stl-repeats"):
         SourceOptions(target="task0", stl_repeats=0).check(ds)
     with pytest.raises(ValueError, match="common-init"):

@@ -7,7 +7,7 @@ import torch
 from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
 from negtransfer.data.timeseries import timeseries_dataset
 from negtransfer.nn.amtl import PAMTL, TPAMTL, TRANSFER_MODES, UNCERTAINTY_MODES, mc_variance, transfer_mask
-from negtransfer.nn.amtl_registry import CLINICAL_MODELS, build_model
+from negtransfer.models.clinical import CLINICAL_MODELS, build_model, model_weighting
 from negtransfer.train.temporal import TemporalTrainConfig, fit, masked_bce
 
 torch.set_num_threads(1)
@@ -199,7 +199,8 @@ def test_every_model_trains_and_its_loss_decreases(name):
     torch.manual_seed(0)
     model = build_model(name, ds.X.shape[-1], len(tasks))
     config = TemporalTrainConfig(max_epochs=12, patience=12, batch_size=16, mc_samples=2, validation_mc_samples=1)
-    trained = fit(model, ds, task_indices=tasks, config=config, seed=0)
+    trained = fit(model, ds, task_indices=tasks, config=config, seed=0,
+                  weighting=model_weighting(name, model, len(tasks)))
     losses = [h["train_loss"] for h in trained.history]
     assert len(losses) == 12 and np.all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < np.mean(losses[:3])

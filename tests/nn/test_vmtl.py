@@ -10,13 +10,17 @@ import torch
 
 from negtransfer.data.dataset import TEST, TRAIN
 from negtransfer.data.domains import dataset_from_domains
+from negtransfer.models.vmtl import MODEL_PRESETS, make_model, make_weighting
 from negtransfer.nn.vmtl import (
-    MODEL_PRESETS,
     BayesianLinear,
+    GaussianClassifiers,
+    GaussianEncoder,
+    MixturePrior,
+    PointClassifiers,
+    PointEncoder,
     VariationalMultiTaskNet,
     gaussian_kl,
     gumbel_softmax_weights,
-    make_model,
 )
 from negtransfer.train.variational import (
     VariationalConfig,
@@ -70,8 +74,8 @@ def test_normal_prior_kl_terms_equal_the_closed_form_of_the_parameters():
     xs, ys = batch(ds)
     _, parts = model.loss(xs, ys, kl_z_weight=0.0, kl_w_weight=0.0)
     # w: KL[N(M_t, S_t) || N(0, 1)] summed over entries, averaged over tasks
-    var = torch.nn.functional.softplus(model.w_rho) ** 2 + 1e-8
-    kl_w = 0.5 * (var + model.w_mu**2 - 1 - torch.log(var)).sum() / ds.n_tasks
+    var = torch.nn.functional.softplus(model.classifiers.w_rho) ** 2 + 1e-8
+    kl_w = 0.5 * (var + model.classifiers.w_mu**2 - 1 - torch.log(var)).sum() / ds.n_tasks
     assert math.isclose(parts["kl_w"], float(kl_w.detach()), rel_tol=1e-4)
     # z: batch mean of KL[q(z|x) || N(0, I)] summed over z's dimensions (dropout off for a fixed q)
     model.encoders[0].dropout.p = 0.0
@@ -90,8 +94,8 @@ def test_mixture_prior_kl_uses_the_other_tasks_posteriors():
     model = make_model("vmtl-mean-prior", ds.n_features, 3, ds.n_tasks, hidden=8, latent=5)
     xs, ys = batch(ds)
     _, parts = model.loss(xs, ys)
-    mu = model.w_mu.detach()
-    var = torch.nn.functional.softplus(model.w_rho.detach()) ** 2 + 1e-8
+    mu = model.classifiers.w_mu.detach()
+    var = torch.nn.functional.softplus(model.classifiers.w_rho.detach()) ** 2 + 1e-8
     expected = 0.0
     for t in range(3):
         others = [i for i in range(3) if i != t]
@@ -166,7 +170,8 @@ def test_eval_mode_predicts_with_posterior_means(name):
     assert torch.equal(a, b)
     enc = model.encoders[0 if model.shared_encoder else 1]
     z_mean = enc.head(torch.nn.functional.elu(enc.trunk(x)))[0]
-    w_mean = model.classifier_net(model.prototypes[1])[0] if model.amortised_classifier else model.w_mu[1]
+    clf = model.classifiers
+    w_mean = clf.net(clf.prototypes[1])[0] if hasattr(clf, "prototypes") else clf.w_mu[1]
     assert torch.allclose(a, z_mean @ w_mean, atol=1e-5)
 
 
@@ -177,7 +182,8 @@ def test_every_model_trains_a_few_steps(name):
     torch.manual_seed(0)
     model = make_model(name, ds.n_features, 3, ds.n_tasks, hidden=8, latent=6)
     before = [p.detach().clone() for p in model.parameters()]
-    fit = fit_variational(model, ds, VariationalConfig(iterations=6, eval_every=3, hidden=8, latent=6), seed=0)
+    fit = fit_variational(model, ds, VariationalConfig(iterations=6, eval_every=3, hidden=8, latent=6), seed=0,
+                          weighting=make_weighting(name, ds.n_tasks))
     assert all(np.isfinite(h["loss"]) for h in fit.history)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert all(s is not None for s in fit.best_states)
@@ -201,12 +207,19 @@ def test_vmtl_learns_tiny_related_domains_and_is_seeded():
 def test_constructor_and_config_validation():
     with pytest.raises(ValueError, match="unknown model"):
         make_model("nope", 3, 2, 2)
-    with pytest.raises(ValueError, match="shared_encoder"):
-        VariationalMultiTaskNet(3, 2, 2, shared_encoder=False, prior="gumbel")
-    with pytest.raises(ValueError, match="bayes_w"):
-        VariationalMultiTaskNet(3, 2, 2, bayes_w=False, amortised_classifier=True)
-    with pytest.raises(ValueError, match="prior"):
-        VariationalMultiTaskNet(3, 2, 2, prior="uniform")
+    per_task = [GaussianEncoder(3, 4, 4) for _ in range(2)]
+    with pytest.raises(ValueError, match="one shared encoder"):
+        VariationalMultiTaskNet(per_task, GaussianClassifiers(2, 4, 2), prior=MixturePrior(2))
+    with pytest.raises(ValueError, match="point-estimate classifiers"):
+        from negtransfer.nn.vmtl import TaskCovariancePrior
+
+        VariationalMultiTaskNet(PointEncoder(3, 4, 4), GaussianClassifiers(2, 4, 2), output_prior=TaskCovariancePrior())
+    with pytest.raises(ValueError, match="mixture weights"):
+        MixturePrior(2, "uniform")
+    with pytest.raises(ValueError, match="at least two tasks"):
+        MixturePrior(1)
+    with pytest.raises(ValueError, match="one shared encoder or one per task"):
+        VariationalMultiTaskNet([PointEncoder(3, 4, 4)] * 3, PointClassifiers(2, 4, 2))
     with pytest.raises(ValueError):
         VariationalConfig(iterations=0)
     cfg = VariationalConfig(temperature_decay=0.01)
@@ -218,7 +231,10 @@ def test_constructor_and_config_validation():
 def test_entropy_ratio_on_known_predictions():
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.5, 0.5], [0.6, 0.4]])
     y = np.array([0, 0, 1, 1])  # the last two are wrong
-    h = lambda p: -(p * np.log(p)).sum()
+
+    def h(p):
+        return -(p * np.log(p)).sum()
+
     expected = np.mean([h(probs[2]), h(probs[3])]) / h(probs[0])
     assert math.isclose(entropy_ratio(probs, y), expected, rel_tol=1e-9)
     assert math.isnan(entropy_ratio(probs[:2], y[:2]))  # nothing misclassified
@@ -249,3 +265,13 @@ def test_batches_balanced_per_class_or_uniform():
     model = make_model("vmtl", ds.n_features, 3, ds.n_tasks, hidden=8, latent=6)
     fit = fit_variational(model, ds, VariationalConfig(iterations=4, eval_every=2, balanced_batches=False), seed=0)
     assert np.isfinite(fit.history[-1]["loss"])
+
+
+def test_patience_stops_once_no_task_improves():
+    ds = tiny_domains(n=30)
+    torch.manual_seed(0)
+    model = make_model("bmtl", ds.n_features, 3, ds.n_tasks, hidden=8, latent=6)
+    config = VariationalConfig(iterations=400, eval_every=5, patience=2, hidden=8, latent=6)
+    fit = fit_variational(model, ds, config, seed=0)
+    assert fit.steps_run < 400 and fit.steps_run == 5 * fit.rounds_run  # stopped early, at an evaluation
+    assert max(fit.best_at) <= fit.steps_run - 2 * 5  # the last two evaluations improved no task

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from negtransfer.nn.clinical_baselines import KendallRETAIN, LSTMClassifier
+from negtransfer.nn.clinical_baselines import LSTMClassifier
 from negtransfer.train.temporal import (
     TemporalTrainConfig,
-    _total_loss,
     evaluate_auroc,
     fit,
     masked_bce,
@@ -63,12 +62,18 @@ def test_predict_proba_averages_mc_passes_only_for_stochastic_models():
     assert np.array_equal(predict_proba(lstm, x, None, mc_samples=5), predict_proba(lstm, x, None, mc_samples=1))
 
 
-def test_kendall_weighting_replaces_the_plain_sum():
-    model = KendallRETAIN(3, 2)
-    with torch.no_grad():
-        model.log_variance[:] = torch.tensor([0.0, 2.0])
-    losses = torch.tensor([1.0, 1.0])
-    total = _total_loss(model, losses, torch.tensor([True, True]))  # what fit() minimises
-    assert total.item() == pytest.approx(1.0 + np.exp(-2.0) + 1.0)
-    assert _total_loss(model, losses, torch.tensor([True, False])).item() == pytest.approx(1.0)
-    assert _total_loss(LSTMClassifier(3, 2), losses, torch.tensor([True, False])).item() == pytest.approx(1.0)
+def test_fit_takes_its_loss_weighting_explicitly():
+    """The weighting is an argument of fit (Kendall weights are trained with the model), never found on the model."""
+    from negtransfer.data.timeseries import timeseries_dataset
+    from negtransfer.nn.clinical_baselines import RETAIN
+    from negtransfer.train.weighting import KendallWeighting
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(60, 3, 2))
+    labels = np.stack([(values[:, :, 0].mean(1) > 0), (values[:, :, 1].mean(1) > 0)], axis=1).astype(float)
+    ds = timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y"], seed=0)
+    torch.manual_seed(0)
+    weighting = KendallWeighting(2)
+    fit(RETAIN(2, 2), ds, config=TemporalTrainConfig(max_epochs=3, validation_mc_samples=1), seed=0,
+        weighting=weighting)
+    assert not torch.equal(weighting.log_variance.detach(), torch.zeros(2))  # trained with the model

@@ -78,15 +78,9 @@ except ImportError:  # pragma: no cover - depends on the environment
             "Without Lightning, use negtransfer.affinity.tracker.AffinityTracker.step in your own loop."
         ) from exc
 
-from negtransfer.affinity.tracker import (
-    AffinityTracker,
-    _accumulate_grad,
-    _as_loss_tensor,
-    _batched_vjp,
-    optimizer_task_updates,
-    per_task_gradients,
-    step_affinity_from_updates,
-)
+from negtransfer.affinity.gradients import _as_loss_tensor, _batched_vjp, per_task_gradients
+from negtransfer.affinity.tracker import AffinityTracker, _accumulate_grad, step_affinity_from_updates
+from negtransfer.affinity.updates import optimizer_task_updates
 
 __all__ = ["AffinityCallback"]
 

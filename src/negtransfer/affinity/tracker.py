@@ -71,16 +71,40 @@ All per-task gradients come from ONE batched backward pass
 (``torch.autograd.grad(..., is_grads_batched=True)`` over the rows of the
 identity), and their sum is the ordinary training gradient, so a tracked step
 needs no second backward. See ``benchmarks/affinity_step_cost.py``.
+
+Modules
+-------
+The pieces live in their own modules and are re-exported here:
+:mod:`~negtransfer.affinity.gradients` (per-task gradients),
+:mod:`~negtransfer.affinity.updates` (per-task update directions, with the
+optimiser arithmetic of :mod:`negtransfer.train.update_rules`),
+:mod:`~negtransfer.affinity.lookahead` (TAG's lookahead affinity); this module
+holds the per-step affinity (eq. 4-5) and :class:`AffinityTracker`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from negtransfer.affinity.gradients import (
+    _as_loss_tensor,
+    _flatten_vector,
+    _shapes,
+    flatten_task_gradients,
+    per_task_and_summed_gradients,
+    per_task_gradients,
+)
+from negtransfer.affinity.lookahead import tag_lookahead_affinity
+from negtransfer.affinity.updates import (
+    OPTIMIZER_KINDS,
+    adam_task_updates,
+    optimizer_task_updates,
+    sgd_task_updates,
+)
 
 __all__ = [
     "AffinityTracker",
@@ -95,184 +119,11 @@ __all__ = [
     "tag_lookahead_affinity",
 ]
 
-_OPTIMIZER_KINDS = ("auto", "sgd", "adam")
 _AVERAGES = ("steps", "epochs")
 
 
 # ----------------------------------------------------------------------------
-# Gradients: one batched backward pass
-# ----------------------------------------------------------------------------
-
-
-def _as_loss_tensor(task_losses) -> Tensor:
-    """Per-task losses as one tensor whose last axis indexes the tasks."""
-    if isinstance(task_losses, Tensor):
-        losses = task_losses
-    else:
-        items = list(task_losses)
-        if not items or not all(isinstance(t, Tensor) for t in items):
-            raise TypeError(
-                "task_losses must be a tensor of shape (..., n_tasks) or a non-empty sequence of "
-                f"scalar tensors; got {type(task_losses).__name__}"
-            )
-        losses = torch.stack([t.reshape(()) for t in items])
-    if losses.ndim == 0:
-        raise ValueError(
-            "task_losses must have a task axis (shape (n_tasks,) or (..., n_tasks)); got a scalar. "
-            "Pass the per-task losses, not their sum."
-        )
-    return losses
-
-
-def _batched_vjp(outputs: Tensor, basis: Tensor, inputs: Sequence[Tensor], retain_graph: bool) -> list:
-    """``autograd.grad`` with a batch of output cotangents, in one backward pass."""
-    return list(
-        torch.autograd.grad(
-            outputs,
-            list(inputs),
-            grad_outputs=basis,
-            is_grads_batched=True,
-            retain_graph=retain_graph,
-            allow_unused=True,
-        )
-    )
-
-
-def _task_basis(losses: Tensor) -> Tensor:
-    """Cotangents (T, *losses.shape): row t selects task t (last axis) in every leading slot."""
-    n = losses.shape[-1]
-    eye = torch.eye(n, dtype=losses.dtype, device=losses.device)
-    view = (n,) + (1,) * (losses.ndim - 1) + (n,)
-    return eye.reshape(view).expand((n,) + tuple(losses.shape)).contiguous()
-
-
-def per_task_gradients(task_losses, params: Sequence[Tensor], *, retain_graph: bool = False) -> list[Tensor]:
-    """Gradient of every task's loss w.r.t. ``params``, in ONE batched backward pass.
-
-    Uses ``torch.autograd.grad(task_losses, params, grad_outputs=I_T,
-    is_grads_batched=True)``: autograd vectorises the backward pass over the T
-    rows of the identity instead of running T separate passes (paper eq. 3).
-
-    Parameters
-    ----------
-    task_losses : Tensor of shape (T,) or (..., T), or sequence of T scalar tensors
-        Per-task losses with their graph. Leading axes (e.g. K models trained in
-        one stack, shape (K, T)) are allowed: row ``t`` of the result is then the
-        gradient of ``task_losses[..., t].sum()``, which for independent models
-        holds each model's own per-task gradient in its slice.
-    params : sequence of Tensor
-        Leaf tensors to differentiate (normally the shared encoder's parameters).
-    retain_graph : bool
-        Keep the graph for a later backward pass (e.g. for head parameters).
-
-    Returns
-    -------
-    list of Tensor
-        One tensor of shape ``(T, *p.shape)`` per parameter ``p``; zeros for a
-        parameter that no task's loss depends on.
-    """
-    losses = _as_loss_tensor(task_losses)
-    params = list(params)
-    grads = _batched_vjp(losses, _task_basis(losses), params, retain_graph)
-    n = losses.shape[-1]
-    return [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
-            for g, p in zip(grads, params)]
-
-
-def per_task_and_summed_gradients(
-    task_losses,
-    shared_params: Sequence[Tensor],
-    other_params: Sequence[Tensor] = (),
-    *,
-    retain_graph: bool = False,
-) -> tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]:
-    """Everything a tracked training step needs, from ONE batched backward pass.
-
-    The batched pass differentiates the T task losses w.r.t. the shared *and*
-    the other (task-head) parameters at once; the per-task head gradients are
-    summed over tasks and discarded. Summing the per-task gradients gives the
-    gradient of ``task_losses.sum()``, the ordinary training gradient, so no
-    second backward pass is needed. (Computing the head gradients per task
-    costs little: ``benchmarks/affinity_step_cost.py`` compares it with a second,
-    head-only backward pass.)
-
-    Parameters
-    ----------
-    task_losses : Tensor of shape (T,) or (..., T), or sequence of T scalar tensors
-    shared_params : sequence of Tensor
-        Parameters shared by the tasks (the encoder); their per-task gradients are returned.
-    other_params : sequence of Tensor
-        Every other trained parameter (task heads); only their summed gradient is returned.
-    retain_graph : bool
-        Keep the graph after the pass.
-
-    Returns
-    -------
-    per_task : list of Tensor
-        ``(T, *p.shape)`` per shared parameter (zeros where unused).
-    summed_shared, summed_other : list of Tensor or None
-        Gradient of ``task_losses.sum()`` per parameter; ``None`` for a parameter
-        the losses do not depend on (as ``backward`` would leave its ``.grad`` alone).
-    """
-    losses = _as_loss_tensor(task_losses)
-    shared, other = list(shared_params), list(other_params)
-    grads = _batched_vjp(losses, _task_basis(losses), shared + other, retain_graph)
-    n = losses.shape[-1]
-    per_task = [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
-                for g, p in zip(grads[: len(shared)], shared)]
-    summed_shared = [None if g is None else g.sum(0) for g in grads[: len(shared)]]
-    summed_other = [None if g is None else g.sum(0) for g in grads[len(shared):]]
-    return per_task, summed_shared, summed_other
-
-
-def flatten_task_gradients(grads) -> Tensor:
-    """Per-parameter per-task gradients ``[(T, *shape), ...]`` as one ``(T, P)`` matrix."""
-    if isinstance(grads, Tensor):
-        if grads.ndim != 2:
-            raise ValueError(f"task gradients as a tensor must have shape (T, P); got {tuple(grads.shape)}")
-        return grads
-    grads = list(grads)
-    if not grads:
-        raise ValueError("task gradients are empty: pass at least one shared parameter's gradients")
-    n = grads[0].shape[0]
-    for g in grads:
-        if g.ndim == 0 or g.shape[0] != n:
-            raise ValueError(
-                "every per-parameter gradient must have the task axis first with the same length; "
-                f"got shapes {[tuple(x.shape) for x in grads]}"
-            )
-    return torch.cat([g.reshape(n, -1) for g in grads], dim=1)
-
-
-def _flatten_vector(vec, shapes: Sequence[tuple], like: Tensor, name: str) -> Tensor | None:
-    """A per-parameter list (entries may be None = zeros) or a flat tensor, as a flat (P,) tensor."""
-    if vec is None:
-        return None
-    n_total = like.shape[1]
-    if isinstance(vec, Tensor):
-        flat = vec.reshape(-1)
-    else:
-        vec = list(vec)
-        if len(vec) != len(shapes):
-            raise ValueError(f"{name} has {len(vec)} entries but there are {len(shapes)} shared parameters")
-        parts = []
-        for v, shape in zip(vec, shapes):
-            size = math.prod(shape)
-            parts.append(torch.zeros(size, dtype=like.dtype, device=like.device) if v is None else v.reshape(-1))
-        flat = torch.cat(parts) if parts else like.new_zeros(0)
-    if flat.numel() != n_total:
-        raise ValueError(f"{name} has {flat.numel()} elements but the gradients have {n_total} per task")
-    return flat.to(dtype=like.dtype, device=like.device)
-
-
-def _shapes(grads) -> list[tuple]:
-    if isinstance(grads, Tensor):
-        return [tuple(grads.shape[1:])]
-    return [tuple(g.shape[1:]) for g in grads]
-
-
-# ----------------------------------------------------------------------------
-# Per-step affinity (eq. 4-5) and per-task update directions
+# Per-step affinity (eq. 4-5)
 # ----------------------------------------------------------------------------
 
 
@@ -391,312 +242,6 @@ def step_affinity_from_updates(grads, task_losses, updates) -> Tensor:
     return (U @ G.T) / L[None, :]
 
 
-def _sgd_rule(d: Tensor, buf: Tensor | None, theta: Tensor | None, *, momentum: float, dampening: float,
-              nesterov: bool, weight_decay: float, maximize: bool) -> Tensor:
-    """torch.optim.SGD's step per unit lr for a batch of gradients ``d`` (T, ...), state broadcast over T."""
-    if maximize:
-        d = -d
-    if weight_decay:
-        d = d + weight_decay * theta
-    if not momentum:
-        return d
-    b = d if buf is None else momentum * buf + (1.0 - dampening) * d
-    return d + momentum * b if nesterov else b
-
-
-def _adam_rule(g: Tensor, m: Tensor | None, v: Tensor | None, vmax: Tensor | None, theta: Tensor | None, *,
-               step: float, betas: tuple[float, float], eps: float, weight_decay: float,
-               decoupled: bool, amsgrad: bool, maximize: bool) -> Tensor:
-    """torch.optim.Adam(W)'s step per unit lr for a batch of gradients ``g`` (T, ...), state broadcast over T."""
-    b1, b2 = float(betas[0]), float(betas[1])
-    if maximize:
-        g = -g
-    if weight_decay and not decoupled:
-        g = g + weight_decay * theta
-    m_i = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
-    v_i = (1 - b2) * g * g if v is None else b2 * v + (1 - b2) * g * g
-    if amsgrad and vmax is not None:
-        v_i = torch.maximum(v_i, vmax)
-    t = float(step) + 1.0
-    u = (m_i / (1.0 - b1**t)) / (v_i.sqrt() / math.sqrt(1.0 - b2**t) + eps)
-    if weight_decay and decoupled:
-        u = u + weight_decay * theta
-    return u
-
-
-def _need_params(params, weight_decay: float):
-    if weight_decay and params is None:
-        raise ValueError("weight_decay needs the current shared parameters: pass params=")
-
-
-def sgd_task_updates(
-    grads,
-    *,
-    momentum: float = 0.0,
-    velocity=None,
-    dampening: float = 0.0,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-    params=None,
-    maximize: bool = False,
-) -> Tensor:
-    """Per-task update directions of ``torch.optim.SGD`` (per unit learning rate), ``(T, P)``.
-
-    Row ``i`` is what ``torch.optim.SGD`` would subtract (divided by ``lr``) if
-    this step used task ``i``'s gradient alone, with the optimizer's current
-    momentum buffer ``velocity`` (``None`` before the first step, when the
-    buffer becomes the gradient itself):
-    ``d_i = g_i + weight_decay * theta``, ``b_i = momentum * buf + (1 - dampening) * d_i``,
-    ``u_i = b_i`` (or ``d_i + momentum * b_i`` with Nesterov).
-    """
-    G = flatten_task_gradients(grads)
-    shapes = _shapes(grads)
-    _need_params(params, weight_decay)
-    return _sgd_rule(
-        G, _flatten_vector(velocity, shapes, G, "velocity"), _flatten_vector(params, shapes, G, "params"),
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize,
-    )
-
-
-def adam_task_updates(
-    grads,
-    *,
-    exp_avg=None,
-    exp_avg_sq=None,
-    step: int | float | Tensor = 0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    decoupled_weight_decay: bool = False,
-    params=None,
-    amsgrad: bool = False,
-    max_exp_avg_sq=None,
-    maximize: bool = False,
-) -> Tensor:
-    """Per-task update directions of Adam / AdamW (per unit learning rate), ``(T, P)``.
-
-    Row ``i`` is the step ``torch.optim.Adam`` would take (divided by ``lr``) if
-    this step used task ``i``'s gradient alone, given the current state
-    (``exp_avg`` m, ``exp_avg_sq`` v, ``step`` = steps taken so far; None and 0
-    before the first):
-
-    ``m_i = b1 m + (1 - b1) g_i``, ``v_i = b2 v + (1 - b2) g_i**2``,
-    ``u_i = (m_i / (1 - b1**(step+1))) / (sqrt(v_i) / sqrt(1 - b2**(step+1)) + eps)``
-
-    plus ``weight_decay * theta`` for AdamW (decoupled), or ``weight_decay *
-    theta`` added to ``g_i`` before the moments for Adam (coupled). With
-    ``amsgrad`` the denominator uses ``max(max_exp_avg_sq, v_i)``. Non-linear in
-    ``g_i``: the rows are not gradients plus a common drift, and the affinity
-    ``<u_i, g_j> / L_j`` weighs each coordinate by Adam's normalisation.
-    """
-    G = flatten_task_gradients(grads)
-    shapes = _shapes(grads)
-    _need_params(params, weight_decay)
-    return _adam_rule(
-        G,
-        _flatten_vector(exp_avg, shapes, G, "exp_avg"),
-        _flatten_vector(exp_avg_sq, shapes, G, "exp_avg_sq"),
-        _flatten_vector(max_exp_avg_sq, shapes, G, "max_exp_avg_sq") if amsgrad else None,
-        _flatten_vector(params, shapes, G, "params"),
-        step=float(step), betas=betas, eps=eps, weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay, amsgrad=amsgrad, maximize=maximize,
-    )
-
-
-def _optimizer_kind(optimizer: torch.optim.Optimizer, requested: str) -> str:
-    if requested not in _OPTIMIZER_KINDS:
-        raise ValueError(f"optimizer_kind must be one of {_OPTIMIZER_KINDS}; got {requested!r}")
-    is_sgd = isinstance(optimizer, torch.optim.SGD)
-    is_adam = isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW))
-    if requested == "auto":
-        if is_sgd:
-            return "sgd"
-        if is_adam:
-            return "adam"
-        raise ValueError(
-            f"cannot derive per-task updates for {type(optimizer).__name__}: optimizer_kind='auto' supports "
-            "torch.optim.SGD, Adam and AdamW. Use optimizer_kind='sgd' to score plain gradient steps "
-            "(eq. 4 without momentum) with this optimizer's learning rate."
-        )
-    if requested == "adam" and not is_adam:
-        raise ValueError(
-            f"optimizer_kind='adam' needs torch.optim.Adam or AdamW; got {type(optimizer).__name__}"
-        )
-    return requested
-
-
-def _lr(group: dict) -> float:
-    lr = group["lr"]
-    return float(lr.item()) if isinstance(lr, Tensor) else float(lr)
-
-
-def optimizer_task_updates(
-    optimizer: torch.optim.Optimizer,
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    *,
-    kind: str = "auto",
-) -> tuple[Tensor, float]:
-    """Per-task updates of ``params`` under a torch optimizer's current state.
-
-    Reads each parameter's group (``lr``, momentum, betas, ...) and state
-    (``momentum_buffer``; ``exp_avg``, ``exp_avg_sq``, ``step``) *before*
-    ``optimizer.step()`` and builds, for every task, the update the optimizer
-    would apply on that task's gradient alone.
-
-    Parameters
-    ----------
-    optimizer : torch.optim.Optimizer
-        Must optimise every tensor in ``params``.
-    params : sequence of Tensor
-        The shared parameters.
-    grads : sequence of Tensor
-        ``(T, *p.shape)`` per parameter (:func:`per_task_gradients`).
-    kind : {"auto", "sgd", "adam"}
-        ``"auto"``: exact rule of ``torch.optim.SGD`` (momentum, dampening,
-        Nesterov, weight decay) or ``Adam``/``AdamW``. ``"sgd"`` with a non-SGD
-        optimizer: plain gradient steps (eq. 4 without momentum) at the group's
-        learning rate.
-
-    Returns
-    -------
-    updates : Tensor (T, P)
-        Per-task update directions per unit of the reference learning rate.
-    lr : float
-        Reference learning rate: the ``lr`` of the group of ``params[0]``. A
-        parameter in a group with another ``lr`` has its update scaled by
-        ``lr_group / lr``, so ``theta' = theta - lr * updates[i]`` is the real step.
-    """
-    kind = _optimizer_kind(optimizer, kind)
-    params, grads = list(params), list(grads)
-    group_of = {}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            group_of[id(p)] = group
-    missing = [k for k, p in enumerate(params) if id(p) not in group_of]
-    if missing:
-        k = missing[0]
-        raise ValueError(
-            f"shared parameter #{k} (shape {tuple(params[k].shape)}) is not optimised by the given "
-            f"{type(optimizer).__name__}; pass only parameters the optimizer updates"
-        )
-    lr_ref = _lr(group_of[id(params[0])])
-    exact_sgd = kind == "sgd" and isinstance(optimizer, torch.optim.SGD)
-    rows = []
-    for p, g in zip(params, grads):
-        group = group_of[id(p)]
-        state = optimizer.state.get(p, {})
-        theta = p.detach()
-        if kind == "adam":
-            u = _adam_rule(
-                g, state.get("exp_avg"), state.get("exp_avg_sq"), state.get("max_exp_avg_sq"), theta,
-                step=float(state["step"]) if "step" in state else 0.0,
-                betas=tuple(float(b) for b in group["betas"]),
-                eps=float(group["eps"]),
-                weight_decay=float(group.get("weight_decay", 0.0)),
-                decoupled=bool(group.get("decoupled_weight_decay", isinstance(optimizer, torch.optim.AdamW))),
-                amsgrad=bool(group.get("amsgrad", False)),
-                maximize=bool(group.get("maximize", False)),
-            )
-        elif exact_sgd:
-            u = _sgd_rule(
-                g, state.get("momentum_buffer"), theta,
-                momentum=float(group.get("momentum", 0.0)),
-                dampening=float(group.get("dampening", 0.0)),
-                nesterov=bool(group.get("nesterov", False)),
-                weight_decay=float(group.get("weight_decay", 0.0)),
-                maximize=bool(group.get("maximize", False)),
-            )
-        else:
-            u = g
-        u = u.reshape(u.shape[0], -1)
-        scale = _lr(group) / lr_ref
-        rows.append(u if scale == 1.0 else u * scale)
-    return torch.cat(rows, dim=1), lr_ref
-
-
-# ----------------------------------------------------------------------------
-# TAG baseline: lookahead affinity
-# ----------------------------------------------------------------------------
-
-
-def tag_lookahead_affinity(
-    closure: Callable[[], Tensor],
-    shared_params: Sequence[Tensor],
-    lr: float | None = None,
-    *,
-    optimizer: torch.optim.Optimizer | None = None,
-    updates=None,
-    velocity=None,
-    momentum: float = 0.0,
-) -> Tensor:
-    """Lookahead inter-task affinity of TAG (Fifty et al.): one extra forward pass per source task.
-
-    For every source ``i`` the shared parameters are moved by the step task
-    ``i`` alone would cause, ``theta' = theta - lr * u_i``, the forward pass is
-    re-run on the same batch, and
-
-    ``Z[i, j] = (1 - L_j(theta') / L_j(theta)) / lr``.
-
-    The parameters are restored exactly afterwards. For a small ``lr`` this
-    tends to the first-order (ETAP) affinity ``<u_i, g_j> / L_j`` of
-    :func:`step_affinity_from_updates`; same orientation (rows are sources).
-
-    Parameters
-    ----------
-    closure : callable () -> Tensor (T,)
-        Recomputes the per-task losses on the current batch at the current
-        parameters, with its graph. Must be deterministic (no dropout noise).
-    shared_params : sequence of Tensor
-        Parameters moved by the lookahead step (the shared encoder).
-    lr : float, optional
-        Lookahead learning rate. Defaults to the optimizer's (reference) ``lr``.
-    optimizer : torch.optim.Optimizer, optional
-        If given (and ``updates`` is not), per-task updates follow its rule and
-        state (:func:`optimizer_task_updates`).
-    updates : Tensor (T, P), optional
-        Explicit per-task update directions per unit learning rate.
-    velocity, momentum :
-        SGD momentum buffer (PyTorch convention) and coefficient, used when
-        neither ``optimizer`` nor ``updates`` is given.
-
-    Returns
-    -------
-    Tensor (T, T)
-    """
-    params = list(shared_params)
-    with torch.enable_grad():
-        losses = _as_loss_tensor(closure()).reshape(-1)
-        grads = per_task_gradients(losses, params)
-    if updates is None:
-        if optimizer is not None:
-            updates, lr_opt = optimizer_task_updates(optimizer, params, grads)
-            lr = lr_opt if lr is None else lr
-        else:
-            updates = sgd_task_updates(grads, momentum=momentum, velocity=velocity)
-    U = flatten_task_gradients(updates)
-    if lr is None or not lr > 0:
-        raise ValueError("tag_lookahead_affinity needs a learning rate lr > 0 (or an optimizer to read it from)")
-    L0 = losses.detach()
-    sizes = [p.numel() for p in params]
-    saved = [p.detach().clone() for p in params]
-    rows = []
-    try:
-        with torch.no_grad():
-            for i in range(U.shape[0]):
-                for p, step in zip(params, torch.split(U[i], sizes)):
-                    p.sub_(lr * step.reshape(p.shape).to(p.dtype))
-                rows.append(_as_loss_tensor(closure()).detach().reshape(-1))
-                for p, s in zip(params, saved):
-                    p.copy_(s)
-    finally:
-        with torch.no_grad():
-            for p, s in zip(params, saved):
-                p.copy_(s)
-    L1 = torch.stack(rows)
-    return (1.0 - L1 / L0[None, :]) / lr
-
-
 # ----------------------------------------------------------------------------
 # The tracker
 # ----------------------------------------------------------------------------
@@ -779,8 +324,8 @@ class AffinityTracker:
             raise ValueError(f"n_tasks must be >= 1; got {n_tasks}")
         if int(every) < 1:
             raise ValueError(f"every must be a positive step interval; got {every}")
-        if optimizer_kind not in _OPTIMIZER_KINDS:
-            raise ValueError(f"optimizer_kind must be one of {_OPTIMIZER_KINDS}; got {optimizer_kind!r}")
+        if optimizer_kind not in OPTIMIZER_KINDS:
+            raise ValueError(f"optimizer_kind must be one of {OPTIMIZER_KINDS}; got {optimizer_kind!r}")
         if average not in _AVERAGES:
             raise ValueError(f"average must be one of {_AVERAGES}; got {average!r}")
         if task_names is not None and len(task_names) != int(n_tasks):

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -518,9 +519,67 @@ def dataset_from_frame(
     if frame.shape[0] == 0:
         raise DataError("the table has no rows below its header; add data rows")
 
-    # ---- layout: which rows, which label columns
+    # the stages, in the order their errors are reported
+    rows = _task_rows(frame, tasks, task_column, label_column, time_column)
+    features = _feature_columns(rows, features, tasks, task_column, label_column)
+    specs, Y, kinds_how = _encode_labels(rows, label_column, task_kinds)
+    rows, Y, dropped = _drop_unlabelled(rows, Y)
+    _check_row_counts(Y, rows.task_names, fr)
+    X, nan_cols = _feature_matrix(rows.frame, features, impute)
+    split, stratified_by, fallback = _split_rows(rows, Y, specs, fr, seed, time_column)
+    train = split == TRAIN
+    warnings = _check_split_labels(Y, specs, split, fr)
+    specs = _standardise_targets(Y, specs, train)
+    X, mean, std, imputed = _impute_and_scale(X, nan_cols, features, impute, train)
+
+    record = {
+        "layout": rows.layout,
+        "seed": seed,
+        "fractions": list(fr),
+        "split_rule": stratified_by,
+        "split_fallback_unstratified": fallback,
+        "task_kinds": kinds_how,
+        "impute": impute,
+        "imputed_values": imputed,
+        "dropped_unlabelled_rows": dropped,
+        "feature_scaling": "standardised with training-split mean and std (std 1 for constant features)",
+        "feature_mean": mean.tolist(),
+        "feature_std": std.tolist(),
+        "warnings": warnings,
+    }
+    if rows.layout == "per-task-rows":
+        record.update(task_column=task_column, label_column=label_column)
+    if time_column is not None:
+        record["time_column"] = time_column
+    return MultiTaskDataset(
+        name=name,
+        tasks=tuple(specs),
+        X=X,
+        Y=Y,
+        split=split,
+        feature_names=tuple(features),
+        row_task=rows.row_task,
+        info={**dict(info or {}), **record},
+    )
+
+
+# ---------------------------------------------------------------- stages of dataset_from_frame
+@dataclass
+class _TaskRows:
+    """The rows kept and the task of each: the layout stage's result."""
+
+    layout: str  # "multi-label" or "per-task-rows"
+    frame: "pd.DataFrame"
+    task_names: list
+    row_task: np.ndarray | None
+    reserved: set
+
+
+def _task_rows(frame, tasks, task_column, label_column, time_column) -> _TaskRows:
+    """Layout, task names and (per-task rows) each row's task; rows of other tasks are dropped."""
     if time_column is not None:
         _require_columns(frame, [time_column], "time column")
+    extra = {time_column} if time_column else set()
     if task_column is None:
         if label_column is not None:
             raise DataError(
@@ -533,76 +592,79 @@ def dataset_from_frame(
             raise DataError("the tasks list is empty; name at least one label column")
         _require_columns(frame, tasks, "task label column(s)" if len(tasks) > 1 else "task label column")
         check_task_names(tasks, "rename the label column (pandas: df.rename(columns={...}))")
-        layout = "multi-label"
-        reserved = set(tasks) | ({time_column} if time_column else set())
-        task_names = list(tasks)
-        row_task = None
-    else:
-        if label_column is None:
-            raise DataError(
-                f"task_column={task_column!r} needs label_column, the column that holds each row's label "
-                f"(on the command line: --label COL)"
-            )
-        _require_columns(frame, [task_column], "task column")
-        _require_columns(frame, [label_column], "label column")
-        if task_column == label_column:
-            raise DataError(f"task_column and label_column are both {task_column!r}; they must be different columns")
-        layout = "per-task-rows"
-        reserved = {task_column, label_column} | ({time_column} if time_column else set())
-        raw_tasks = frame[task_column]
-        if raw_tasks.isna().any():
-            bad_rows = np.flatnonzero(raw_tasks.isna().to_numpy())
-            raise DataError(
-                f"task column {task_column!r} is empty in {len(bad_rows)} row(s) (first rows: "
-                f"{_show(bad_rows[:5].tolist())}); every row needs a task: fill them in or drop those rows"
-            )
-        try:
-            known = sorted(raw_tasks.unique().tolist())
-        except TypeError:
-            known = sorted(raw_tasks.unique().tolist(), key=str)
-        known_names = [str(_python_scalar(v)) for v in known]
-        if tasks is None:
-            task_names = known_names
-        else:
-            if not tasks:
-                raise DataError(f"the tasks list is empty; name at least one value of {task_column!r}")
-            unknown = [t for t in tasks if t not in known_names]
-            if unknown:
-                raise DataError(
-                    f"unknown task(s) {_show(unknown)}{_suggest(unknown[0], known_names)}: not values of "
-                    f"column {task_column!r}, whose tasks are: {_show(known_names, 60)}"
-                )
-            task_names = list(tasks)
-        check_task_names(task_names, f"replace that value in column {task_column!r}")
-        row_names = raw_tasks.map(lambda v: str(_python_scalar(v)))
-        keep = row_names.isin(task_names).to_numpy()
-        frame = frame.loc[keep]
-        row_names = row_names[keep]
-        lookup = {t: i for i, t in enumerate(task_names)}
-        row_task = row_names.map(lookup).to_numpy(dtype=np.int64)
+        return _TaskRows("multi-label", frame, list(tasks), None, set(tasks) | extra)
+    if label_column is None:
+        raise DataError(
+            f"task_column={task_column!r} needs label_column, the column that holds each row's label "
+            f"(on the command line: --label COL)"
+        )
+    _require_columns(frame, [task_column], "task column")
+    _require_columns(frame, [label_column], "label column")
+    if task_column == label_column:
+        raise DataError(f"task_column and label_column are both {task_column!r}; they must be different columns")
+    raw_tasks = frame[task_column]
+    if raw_tasks.isna().any():
+        bad_rows = np.flatnonzero(raw_tasks.isna().to_numpy())
+        raise DataError(
+            f"task column {task_column!r} is empty in {len(bad_rows)} row(s) (first rows: "
+            f"{_show(bad_rows[:5].tolist())}); every row needs a task: fill them in or drop those rows"
+        )
+    task_names = _per_task_names(raw_tasks, tasks, task_column)
+    check_task_names(task_names, f"replace that value in column {task_column!r}")
+    row_names = raw_tasks.map(lambda v: str(_python_scalar(v)))
+    keep = row_names.isin(task_names).to_numpy()
+    lookup = {t: i for i, t in enumerate(task_names)}
+    row_task = row_names[keep].map(lookup).to_numpy(dtype=np.int64)
+    return _TaskRows("per-task-rows", frame.loc[keep], task_names, row_task, {task_column, label_column} | extra)
 
-    # ---- features
+
+def _per_task_names(raw_tasks, tasks, task_column: str) -> list:
+    """The task names of the per-task-rows layout: ``tasks``, checked, or every value of the task column, sorted."""
+    try:
+        known = sorted(raw_tasks.unique().tolist())
+    except TypeError:
+        known = sorted(raw_tasks.unique().tolist(), key=str)
+    known_names = [str(_python_scalar(v)) for v in known]
+    if tasks is None:
+        return known_names
+    if not tasks:
+        raise DataError(f"the tasks list is empty; name at least one value of {task_column!r}")
+    unknown = [t for t in tasks if t not in known_names]
+    if unknown:
+        raise DataError(
+            f"unknown task(s) {_show(unknown)}{_suggest(unknown[0], known_names)}: not values of "
+            f"column {task_column!r}, whose tasks are: {_show(known_names, 60)}"
+        )
+    return list(tasks)
+
+
+def _feature_columns(rows: _TaskRows, features, tasks, task_column, label_column) -> list:
+    """The feature columns: given (checked against the label and task columns) or every unreserved column."""
     if features is None:
-        features = [c for c in frame.columns if c not in reserved]
+        features = [c for c in rows.frame.columns if c not in rows.reserved]
         if not features:
             raise DataError("no feature columns are left once the task and label columns are set aside")
-    else:
-        if not features:
-            raise DataError("the features list is empty; name at least one feature column or leave it out")
-        _require_columns(frame, features, "feature column(s)" if len(features) > 1 else "feature column")
-        for role, cols in (
-            ("task column", [task_column] if task_column else []),
-            ("label column", [label_column] if label_column else []),
-            ("task (label column)", tasks if layout == "multi-label" else []),
-        ):
-            clash = [c for c in features if c in cols]
-            if clash:
-                raise DataError(
-                    f"{_show(clash)} is both a {role} and a feature; drop it from the features "
-                    f"(a model must not see its own label or task id as input)"
-                )
+        return features
+    if not features:
+        raise DataError("the features list is empty; name at least one feature column or leave it out")
+    _require_columns(rows.frame, features, "feature column(s)" if len(features) > 1 else "feature column")
+    for role, cols in (
+        ("task column", [task_column] if task_column else []),
+        ("label column", [label_column] if label_column else []),
+        ("task (label column)", tasks if rows.layout == "multi-label" else []),
+    ):
+        clash = [c for c in features if c in cols]
+        if clash:
+            raise DataError(
+                f"{_show(clash)} is both a {role} and a feature; drop it from the features "
+                f"(a model must not see its own label or task id as input)"
+            )
+    return features
 
-    # ---- labels
+
+def _encode_labels(rows: _TaskRows, label_column, task_kinds):
+    """Task specs, the encoded label matrix Y (NaN = no label) and how each kind was decided."""
+    task_names = rows.task_names
     task_kinds = dict(task_kinds or {})
     unknown_kinds = [t for t in task_kinds if t not in task_names]
     if unknown_kinds:
@@ -610,17 +672,16 @@ def dataset_from_frame(
     for t, k in task_kinds.items():
         if k not in TASK_KINDS:
             raise DataError(f"task_kinds[{t!r}] = {k!r}; use one of {', '.join(TASK_KINDS)}")
-
-    n_rows = len(frame)
-    Y = np.full((n_rows, len(task_names)), np.nan, dtype=np.float64)
+    frame = rows.frame
+    Y = np.full((len(frame), len(task_names)), np.nan, dtype=np.float64)
     specs: list[TaskSpec] = []
     kinds_how: dict[str, str] = {}
     for j, t in enumerate(task_names):
-        if layout == "multi-label":
+        if rows.layout == "multi-label":
             spec, encoded, how = _encode_task(t, frame[t], task_kinds.get(t))
             Y[:, j] = encoded
         else:
-            mine = row_task == j
+            mine = rows.row_task == j
             labels = frame[label_column][mine]
             if labels.notna().sum() == 0:
                 raise DataError(
@@ -631,18 +692,22 @@ def dataset_from_frame(
             Y[mine, j] = encoded
         specs.append(spec)
         kinds_how[t] = f"{spec.kind} ({how})"
+    return specs, Y, kinds_how
 
-    # Rows without any label carry nothing to learn from.
+
+def _drop_unlabelled(rows: _TaskRows, Y: np.ndarray):
+    """Rows without any label carry nothing to learn from: drop them (and count them)."""
     labelled = ~np.all(np.isnan(Y), axis=1)
     dropped = int((~labelled).sum())
-    if dropped:
-        frame = frame.loc[labelled]
-        Y = Y[labelled]
-        if row_task is not None:
-            row_task = row_task[labelled]
-        n_rows = len(frame)
+    if not dropped:
+        return rows, Y, 0
+    row_task = rows.row_task[labelled] if rows.row_task is not None else None
+    return replace(rows, frame=rows.frame.loc[labelled], row_task=row_task), Y[labelled], dropped
 
-    # ---- too few rows
+
+def _check_row_counts(Y: np.ndarray, task_names: Sequence[str], fr: tuple[float, float, float]) -> None:
+    """Enough labelled rows overall and per task for the split."""
+    n_rows = Y.shape[0]
     need = min_rows_for_split(fr)
     label_counts = (~np.isnan(Y)).sum(axis=0)
     short = [(t, int(c)) for t, c in zip(task_names, label_counts) if c < need]
@@ -660,7 +725,11 @@ def dataset_from_frame(
             f"or change the fractions"
         )
 
-    # ---- features: numeric, finite, NaN only with imputation
+
+def _feature_matrix(frame, features: list, impute):
+    """The features as a float64 matrix: numeric, finite, NaN only with imputation; and its NaN columns."""
+    import pandas as pd
+
     non_numeric = [c for c in features if not _is_numeric(frame[c])]
     if non_numeric:
         examples = frame[non_numeric[0]].dropna()
@@ -688,46 +757,56 @@ def dataset_from_frame(
             f"infinite values in feature column(s) {_show([features[i] for i in np.flatnonzero(inf_cols)])}; "
             f"replace them with finite numbers or NaN (and impute)"
         )
+    return X, nan_cols
 
-    # ---- split
-    if layout == "per-task-rows":
-        group_ids = row_task
-        strata = np.full(n_rows, -1, dtype=np.int64)
+
+def _strata(rows: _TaskRows, Y: np.ndarray, specs: list) -> tuple[np.ndarray, np.ndarray, str]:
+    """Split groups and strata per row, and the rule in words (see the module docstring)."""
+    n_rows = Y.shape[0]
+    strata = np.full(n_rows, -1, dtype=np.int64)
+    if rows.layout == "per-task-rows":
         for j, spec in enumerate(specs):
             if spec.kind != "regression":
-                mine = row_task == j
+                mine = rows.row_task == j
                 strata[mine] = Y[mine, j].astype(np.int64)
-        stratified_by = "task, and class within classification tasks"
-    else:
-        group_ids = np.zeros(n_rows, dtype=np.int64)
-        strata = np.full(n_rows, -1, dtype=np.int64)
-        stratified_by = "nothing (regression tasks only)"
-        rarest = None
-        for j, spec in enumerate(specs):
-            if spec.kind == "regression":
-                continue
-            col = Y[:, j]
-            counts = np.bincount(col[~np.isnan(col)].astype(np.int64), minlength=spec.n_classes)
-            smallest = int(counts.min())
-            if rarest is None or smallest < rarest[1]:
-                rarest = (j, smallest)
-        if rarest is not None:
-            col = Y[:, rarest[0]]
-            strata = np.where(np.isnan(col), -2, np.nan_to_num(col, nan=0)).astype(np.int64)
-            stratified_by = f"label of the rarest classification task {task_names[rarest[0]]!r}"
+        return rows.row_task, strata, "task, and class within classification tasks"
+    rarest = None
+    for j, spec in enumerate(specs):
+        if spec.kind == "regression":
+            continue
+        col = Y[:, j]
+        counts = np.bincount(col[~np.isnan(col)].astype(np.int64), minlength=spec.n_classes)
+        smallest = int(counts.min())
+        if rarest is None or smallest < rarest[1]:
+            rarest = (j, smallest)
+    group_ids = np.zeros(n_rows, dtype=np.int64)
+    if rarest is None:
+        return group_ids, strata, "nothing (regression tasks only)"
+    col = Y[:, rarest[0]]
+    strata = np.where(np.isnan(col), -2, np.nan_to_num(col, nan=0)).astype(np.int64)
+    return group_ids, strata, f"label of the rarest classification task {rows.task_names[rarest[0]]!r}"
+
+
+def _split_rows(rows: _TaskRows, Y, specs, fr, seed: int, time_column):
+    """Split codes per row, the rule in words, and the tasks (groups) that fell back to an unstratified split."""
+    group_ids, strata, stratified_by = _strata(rows, Y, specs)
     order = None
     if time_column is not None:
-        times = frame[time_column]
+        times = rows.frame[time_column]
         if times.isna().any():
             raise DataError(f"time column {time_column!r} has missing values; fill them or drop those rows")
         order = np.argsort(times.to_numpy(), kind="stable")
-        stratified_by = f"chronological by {time_column!r} (per task)" if layout == "per-task-rows" else (
+        stratified_by = f"chronological by {time_column!r} (per task)" if rows.layout == "per-task-rows" else (
             f"chronological by {time_column!r}"
         )
     split, fallback = _assign_splits(group_ids, strata, fr, seed, order)
     if fallback:
-        fallback = [task_names[g] for g in fallback] if layout == "per-task-rows" else ["all rows"]
+        fallback = [rows.task_names[g] for g in fallback] if rows.layout == "per-task-rows" else ["all rows"]
+    return split, stratified_by, fallback
 
+
+def _check_split_labels(Y: np.ndarray, specs: list, split: np.ndarray, fr) -> list[str]:
+    """Every task has labelled training rows with two classes (errors); gaps elsewhere are warnings."""
     train = split == TRAIN
     warnings: list[str] = []
     for j, spec in enumerate(specs):
@@ -754,8 +833,12 @@ def dataset_from_frame(
         if len(present) < spec.n_classes:
             missing = [spec.classes[i] for i in range(spec.n_classes) if i not in set(present.tolist())]
             warnings.append(f"task {spec.name!r}: class(es) {_show(missing)} never occur in the training split")
+    return warnings
 
-    # ---- regression targets: standardise with training statistics
+
+def _standardise_targets(Y: np.ndarray, specs: list, train: np.ndarray) -> list:
+    """Regression targets standardised in place with training statistics; the specs record them."""
+    specs = list(specs)
     for j, spec in enumerate(specs):
         if spec.kind != "regression":
             continue
@@ -767,8 +850,11 @@ def dataset_from_frame(
             std = 1.0
         Y[:, j] = (col - mean) / std
         specs[j] = TaskSpec(spec.name, "regression", (), mean, std)
+    return specs
 
-    # ---- features: impute and standardise with training statistics
+
+def _impute_and_scale(X: np.ndarray, nan_cols: np.ndarray, features: list, impute, train: np.ndarray):
+    """Fill missing features with the training rows' mean or median, then standardise with training statistics."""
     imputed: dict[str, int] = {}
     if impute is not None and nan_cols.any():
         Xtr = X[train]
@@ -784,33 +870,4 @@ def dataset_from_frame(
             imputed[features[i]] = int(miss.sum())
             X[miss, i] = fill
     X, mean, std = standardise_by_training_rows(X, train)
-
-    record = {
-        "layout": layout,
-        "seed": seed,
-        "fractions": list(fr),
-        "split_rule": stratified_by,
-        "split_fallback_unstratified": fallback,
-        "task_kinds": kinds_how,
-        "impute": impute,
-        "imputed_values": imputed,
-        "dropped_unlabelled_rows": dropped,
-        "feature_scaling": "standardised with training-split mean and std (std 1 for constant features)",
-        "feature_mean": mean.tolist(),
-        "feature_std": std.tolist(),
-        "warnings": warnings,
-    }
-    if layout == "per-task-rows":
-        record.update(task_column=task_column, label_column=label_column)
-    if time_column is not None:
-        record["time_column"] = time_column
-    return MultiTaskDataset(
-        name=name,
-        tasks=tuple(specs),
-        X=X,
-        Y=Y,
-        split=split,
-        feature_names=tuple(features),
-        row_task=row_task,
-        info={**dict(info or {}), **record},
-    )
+    return X, mean, std, imputed

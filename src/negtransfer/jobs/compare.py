@@ -1,253 +1,199 @@
-"""``negtransfer compare``: train named models for R runs and tabulate per-task metrics.
+"""``negtransfer compare``: train named models for R runs through the run store, and tabulate per-task metrics.
 
-One command compares models from several families (VMTL on domains-as-tasks
-data, TP-AMTL on clinical time series, ...). Each family registers its models
-from its own *provider module*; this module knows nothing model-specific.
+One job compares models of any family of :mod:`negtransfer.models` on one
+dataset (VMTL on domains-as-tasks data, TP-AMTL on clinical time series, ...).
+Run ``r`` uses seed ``seed + r`` for the split, the training subsample and the
+model, and every model of a run sees the same split and training rows (a paired
+comparison).
 
-Adding models
--------------
-1. Write a module (e.g. ``negtransfer/nn/amtl_registry.py``) that calls
-   :func:`register_model` at import time, once per model::
+Like every command, it goes through the run store and an executor:
 
-       from negtransfer.jobs.compare import ModelSpec, register_model
+* each (model, run) is one unit of work, keyed in the store by the prepared
+  dataset's fingerprint (split and subsample included), the model, its family's
+  training configuration, the run's seed and the metric options; finished units
+  are written as they complete (one transaction each);
+* a repeated call reuses the stored units and trains only the missing ones, so
+  a comparison killed at any moment (even with SIGKILL) resumes where it stopped
+  and writes a byte-identical ``results.csv``;
+* the units run in this process or in a pool of processes (``--executor``);
+  results never depend on where they ran.
 
-       def _fit_evaluate(dataset, seed, options):
-           ...                                  # train on dataset's train rows, choose on validation
-           return {"auroc": {"task a": 0.81, "task b": 0.77, "average": 0.79}}
-
-       register_model(ModelSpec(name="tp-amtl", data_kinds=("time-series",),
-                                fit_evaluate=_fit_evaluate, stl_counterpart="stl-retain",
-                                description="TP-AMTL (Nguyen et al. 2021)"))
-
-   ``fit_evaluate(dataset, seed, options) -> {metric: {task: value}}`` gets the
-   prepared dataset of one run, that run's seed and the command's options
-   (``iterations``, ``fgsm_epsilons``, ``train_fraction``; ignore the ones you
-   do not use). Return test-split metrics; include an ``"average"`` task if you
-   want one in the report (it is computed as the mean over tasks otherwise).
-2. Add the module's dotted name to :data:`PROVIDER_MODULES`. Providers are
-   imported lazily, the first time the registry is read.
-3. If the family has its own datasets that :func:`negtransfer.data.builtin.load_builtin`
-   does not know, call :func:`register_dataset` (name -> ``loader(seed)``), and
-   give their objects a ``data_kind`` attribute or ``info["data_kind"]``.
-
-Model names may repeat across data kinds (``stl`` for domains and for time
-series): the dataset's kind picks the entry.
-
-Outputs (:func:`run_compare`, :func:`write_outputs`)
-    ``results.csv`` with columns ``model, task, run, metric, value`` (one row per
-    run, task and metric; ``task = "average"`` for the mean over tasks) and
-    ``report.md``: one table per metric in the layout of the VMTL paper's
-    tables, rows = models, columns = tasks and the average, cells = mean ±
-    standard error over runs; a cell is marked ``↓`` when the model's mean is
-    below that of its STL counterpart (``stl_counterpart``) on that task.
+Outputs (written by :mod:`negtransfer.report.compare`): ``results.csv`` with
+columns ``model, task, run, metric, value`` (one row per run, task and metric;
+``task = "average"`` for the mean over tasks), ``report.md`` (one table per
+metric in the layout of the papers' tables) and ``report.json``
+(:meth:`CompareReport.to_dict`).
 """
 
 from __future__ import annotations
 
-import importlib
+import json
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
 
-import numpy as np
+from negtransfer.models.base import FitOptions, ModelCatalogue, ModelSpec, with_average
+from negtransfer.train.config import config_hash
 
 __all__ = [
-    "DATA_KINDS",
-    "ModelSpec",
-    "PROVIDER_MODULES",
-    "config_from_options",
-    "data_kind",
-    "model_names",
+    "CompareOptions",
+    "CompareReport",
+    "ModelEntry",
+    "compare_key",
     "prepare_dataset",
-    "register_dataset",
-    "register_model",
-    "report_markdown",
-    "resolve_models",
     "run_compare",
-    "write_outputs",
 ]
 
-#: Modules that register models with :func:`register_model` when imported.
-PROVIDER_MODULES: tuple[str, ...] = ("negtransfer.nn.vmtl_registry", "negtransfer.nn.amtl_registry")
-
-#: Data kinds: "domains" (per-task rows, one label space, see
-#: negtransfer.data.domains), "multi-task" (any other MultiTaskDataset),
-#: "time-series" (set by the dataset itself).
-DATA_KINDS = ("domains", "multi-task", "time-series")
+#: Bumped when a stored comparison result changes meaning, so old stores are not reused.
+RESULT_FORMAT = 1
 
 #: Metrics where lower is better (the STL marker flips for them).
 LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """One model the compare command can run.
+class CompareOptions:
+    """Choices of one comparison.
 
     Parameters
     ----------
-    name : str
-        What ``--models`` calls it.
-    data_kinds : tuple of str
-        Kinds of dataset it accepts (see :data:`DATA_KINDS`).
-    fit_evaluate : callable
-        ``fit_evaluate(dataset, seed, options) -> {metric: {task: value}}``.
-    stl_counterpart : str or None
-        The single-task model its cells are compared with in the report.
-    description : str
+    models : tuple of str
+        Model names (:class:`~negtransfer.models.base.ModelCatalogue`).
+    runs : int
+        Runs; run r uses seed + r.
+    train_fraction : float, optional
+        Share of each task's training rows used (domains data: per domain and
+        class, the VMTL paper's 0.05..0.6); None: all.
+    fit : FitOptions
+        Training options and ``--set`` settings read by the model families.
+    threads : int
+        torch CPU threads per unit of work (small models run fastest on one).
     """
+
+    models: tuple
+    runs: int = 3
+    train_fraction: float | None = None
+    fit: FitOptions = field(default_factory=FitOptions)
+    threads: int = 1
+
+    def check(self) -> None:
+        """Raise ValueError naming a bad option and its fix."""
+        if not self.models:
+            raise ValueError("--models names no model; give comma-separated names, e.g. --models stl,bmtl")
+        if isinstance(self.runs, bool) or not isinstance(self.runs, int) or self.runs < 1:
+            raise ValueError(f"--runs must be a positive integer, got {self.runs!r}")
+        f = self.train_fraction
+        if f is not None and not (math.isfinite(f) and 0 < f <= 1):
+            raise ValueError(f"--train-fraction must be in (0, 1], got {f}")
+        for eps in self.fit.fgsm_epsilons:
+            if not (math.isfinite(eps) and eps >= 0):
+                raise ValueError(f"--fgsm noise levels must be finite numbers >= 0, got {eps!r}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A compared model as the report shows it."""
 
     name: str
-    data_kinds: tuple[str, ...]
-    fit_evaluate: Callable[[Any, int, Mapping[str, Any]], dict[str, dict[str, float]]]
-    stl_counterpart: str | None = None
-    description: str = ""
+    family: str
+    stl_counterpart: str | None
+    description: str
 
 
-_MODELS: dict[str, list[ModelSpec]] = {}
-_DATASETS: dict[str, Callable[[int], Any]] = {}
-_LOADED = {"providers": False}
+@dataclass
+class CompareReport:
+    """What a comparison produced: the long results table and what the report needs.
 
-
-def register_model(spec: ModelSpec) -> None:
-    """Add a model (replacing an entry of the same name that accepts the same kinds)."""
-    entries = [s for s in _MODELS.get(spec.name, []) if not set(s.data_kinds) & set(spec.data_kinds)]
-    _MODELS[spec.name] = entries + [spec]
-
-
-def register_dataset(name: str, loader: Callable[[int], Any]) -> None:
-    """Make ``--dataset name`` load ``loader(seed)`` instead of a built-in dataset."""
-    _DATASETS[name] = loader
-
-
-def _load_providers() -> None:
-    if _LOADED["providers"]:
-        return
-    _LOADED["providers"] = True
-    for module in PROVIDER_MODULES:
-        importlib.import_module(module)
-
-
-def config_from_options(config_class: type, options: Mapping[str, Any] | None, family: str) -> Any:
-    """The training config of one model family from ``compare``'s ``--set KEY=VALUE`` settings.
-
-    Parameters
+    Attributes
     ----------
-    config_class : dataclass type
-        The family's training configuration (e.g. ``VariationalConfig``).
-    options : mapping, optional
-        ``compare``'s options; ``options["config"]`` holds the ``--set`` pairs.
-    family : str
-        Named in the error for an unknown setting.
-
-    Raises
-    ------
-    ValueError
-        A setting that is not a field of ``config_class``; the message lists the fields.
+    dataset : str
+    data_kind : str
+    runs, seed : int
+    train_fraction : float or None
+    models : list of ModelEntry
+        In command order.
+    tasks : list of str
+        In the order the models reported them, ``"average"`` last.
+    rows : list of dict
+        ``model, task, run, metric, value``: the rows of ``results.csv``.
+    configs : dict
+        Per model family, the training configuration used.
+    options : dict
+        The fit options (``--epochs`` ..., ``--set``, ``--fgsm``).
+    seconds : dict
+        ``"model/run"`` -> training seconds of that unit (as stored).
+    trained, reused : int
+        Units trained by this call, and units found in the run store.
+    notes : list of str
     """
-    settings = dict((options or {}).get("config") or {})
-    fields = config_class.__dataclass_fields__
-    unknown = sorted(set(settings) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown {family} training setting(s) {', '.join(unknown)}; "
-                         f"the settings are: {', '.join(sorted(fields))}")
-    defaults = config_class()
-    for key, value in settings.items():
-        settings[key] = _setting_value(key, value, getattr(defaults, key))
-    return config_class(**settings)
+
+    dataset: str
+    data_kind: str
+    runs: int
+    seed: int
+    train_fraction: float | None
+    models: list
+    tasks: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    configs: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    trained: int = 0
+    reused: int = 0
+    notes: list = field(default_factory=list)
+
+    def metrics(self) -> list[str]:
+        """The metrics, in the order the models reported them."""
+        return list(dict.fromkeys(r["metric"] for r in self.rows))
+
+    def summary(self, metric: str) -> dict[str, dict[str, tuple[float, float]]]:
+        """``{model: {task: (mean, standard error)}}`` over runs for one metric (s.e. NaN with one run)."""
+        out: dict[str, dict[str, tuple[float, float]]] = {}
+        for model in self.models:
+            out[model.name] = {}
+            for task in self.tasks:
+                vals = [r["value"] for r in self.rows
+                        if r["model"] == model.name and r["task"] == task and r["metric"] == metric]
+                if vals:
+                    out[model.name][task] = _mean_se(vals)
+        return out
+
+    def to_dict(self) -> dict:
+        """report.json: everything but the rows (those are results.csv)."""
+        return {
+            "dataset": self.dataset,
+            "data_kind": self.data_kind,
+            "runs": self.runs,
+            "seed": self.seed,
+            "train_fraction": self.train_fraction,
+            "models": [vars(m) for m in self.models],
+            "tasks": list(self.tasks),
+            "configs": self.configs,
+            "options": self.options,
+            "seconds": self.seconds,
+            "trained": self.trained,
+            "reused": self.reused,
+            "notes": list(self.notes),
+        }
 
 
-def _setting_value(key: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of the field's default (bool from true/false; int or float from numbers)."""
-    if isinstance(default, bool):
-        text = str(value).strip().lower()
-        if isinstance(value, bool) or text in ("true", "false", "1", "0"):
-            return value if isinstance(value, bool) else text in ("true", "1")
-        raise ValueError(f"setting {key} takes true or false, got {value!r}")
-    if isinstance(default, (int, float)) or default is None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if default is None and value is None:
-                return None
-            raise ValueError(f"setting {key} takes a number, got {value!r}")
-        if isinstance(default, int) and not float(value).is_integer():
-            raise ValueError(f"setting {key} takes a whole number, got {value!r}")
-        return int(value) if isinstance(default, int) else value
-    return value
+def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    import numpy as np
 
-
-def model_names(kind: str | None = None) -> list[str]:
-    """Registered model names (only those accepting ``kind`` if given), in registration order."""
-    _load_providers()
-    return [n for n, specs in _MODELS.items() if kind is None or any(kind in s.data_kinds for s in specs)]
-
-
-def data_kind(dataset: Any) -> str:
-    """The kind of a dataset: its ``data_kind`` attribute or ``info["data_kind"]``, else inferred.
-
-    A :class:`~negtransfer.data.dataset.MultiTaskDataset` with per-task rows and
-    classification tasks that share one class list is ``"domains"``; any other
-    one is ``"multi-task"``.
-    """
-    kind = getattr(dataset, "data_kind", None) or getattr(dataset, "info", {}).get("data_kind")
-    if kind:
-        return str(kind)
-    tasks = getattr(dataset, "tasks", ())
-    if (
-        getattr(dataset, "row_task", None) is not None
-        and tasks
-        and all(t.kind in ("multiclass", "binary") for t in tasks)
-        and len({t.classes for t in tasks}) == 1
-    ):
-        return "domains"
-    return "multi-task"
-
-
-def resolve_models(names: Sequence[str], kind: str) -> list[ModelSpec]:
-    """The specs for ``names`` on data of ``kind``.
-
-    Raises
-    ------
-    ValueError
-        Unknown names, or names with no entry for ``kind``; the message lists
-        the valid models for this kind of data.
-    """
-    _load_providers()
-    if not names:
-        raise ValueError("no models named; give --models a,b,c")
-    dups = sorted({n for n in names if list(names).count(n) > 1})
-    if dups:
-        raise ValueError(f"model(s) named more than once: {', '.join(dups)}")
-    valid = model_names(kind)
-    unknown = [n for n in names if n not in _MODELS]
-    if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; the models for {kind} data are: {', '.join(valid)}")
-    out = []
-    for n in names:
-        match = [s for s in _MODELS[n] if kind in s.data_kinds]
-        if not match:
-            accepts = sorted({k for s in _MODELS[n] for k in s.data_kinds})
-            raise ValueError(
-                f"model {n!r} does not accept {kind} data (it takes {', '.join(accepts)}); "
-                f"the models for {kind} data are: {', '.join(valid)}"
-            )
-        out.append(match[0])
-    return out
-
-
-def load_compare_dataset(name: str, seed: int) -> Any:
-    """A registered compare dataset or a built-in one (:func:`~negtransfer.data.builtin.load_builtin`)."""
-    _load_providers()
-    if name in _DATASETS:
-        return _DATASETS[name](seed)
-    from negtransfer.data.builtin import load_builtin
-
-    return load_builtin(name, seed=seed)
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return float(v.mean()), se
 
 
 def prepare_dataset(dataset: Any, train_fraction: float | None, seed: int) -> Any:
     """Apply ``--train-fraction``: per domain and class for domains data, else the dataset's own method."""
     if train_fraction is None:
         return dataset
+    from negtransfer.data.builtin import data_kind
+
     if data_kind(dataset) == "domains":
         from negtransfer.data.domains import with_domain_train_fraction
 
@@ -257,172 +203,156 @@ def prepare_dataset(dataset: Any, train_fraction: float | None, seed: int) -> An
     raise ValueError(f"dataset {getattr(dataset, 'name', '?')!r} does not support --train-fraction")
 
 
-@dataclass
-class CompareResult:
-    """Rows of ``results.csv`` plus what the report needs."""
+def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int, options: FitOptions,
+                threads: int = 1) -> str:
+    """Run-store key of one (model, run) unit: everything its numbers depend on.
 
-    rows: list = field(default_factory=list)  # dicts: model, task, run, metric, value
-    models: list = field(default_factory=list)  # ModelSpec, in command order
-    tasks: list = field(default_factory=list)
-    info: dict = field(default_factory=dict)
+    torch's thread count is part of it: several threads may sum in another order.
+    """
+    fgsm = ",".join(repr(float(e)) for e in options.fgsm_epsilons)
+    return (f"compare:v{RESULT_FORMAT}:{fingerprint}:{spec.family}:{spec.name}:{config_digest}:{int(seed)}:"
+            f"fgsm={fgsm}:threads={int(threads)}")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One model trained and scored for one run: what a worker needs (it pickles)."""
+
+    spec: ModelSpec
+    dataset: Any
+    seed: int
+    config: Any
+    options: FitOptions
+    threads: int
+
+
+def _fit_unit(unit: _Unit) -> dict:
+    """Train and score one unit; ``{"metrics": ..., "seconds": ...}`` (JSON-ready)."""
+    import torch
+
+    torch.set_num_threads(unit.threads)
+    start = time.perf_counter()
+    metrics = unit.spec.fit_evaluate(unit.spec.name, unit.dataset, unit.seed, unit.config, unit.options)
+    return {"metrics": with_average(metrics), "seconds": time.perf_counter() - start}
 
 
 def run_compare(
-    dataset_name: str,
-    models: Sequence[str],
+    load: Callable[[int], Any],
+    name: str,
+    options: CompareOptions,
+    seed: int,
+    store,
     *,
-    runs: int = 3,
-    seed: int = 0,
-    train_fraction: float | None = None,
-    options: Mapping[str, Any] | None = None,
+    catalogue: ModelCatalogue | None = None,
+    executor=None,
     progress: Callable[[str, int, int], None] | None = None,
-    dataset_loader: Callable[[int], Any] | None = None,
-) -> CompareResult:
-    """Run every model for ``runs`` runs; run r uses seed ``seed + r`` for split, subsample and model.
-
-    All models of one run see the same split and training rows (a paired
-    comparison).
+) -> CompareReport:
+    """Run every model for ``options.runs`` runs through the run store; run r uses seed ``seed + r``.
 
     Parameters
     ----------
-    dataset_name : str
-    models : sequence of str
-    runs : int
+    load : callable
+        ``load(seed) -> dataset``: the dataset split with that seed.
+    name : str
+        The dataset's name in the report.
+    options : CompareOptions
     seed : int
-    train_fraction : float, optional
-    options : mapping, optional
-        Passed to every ``fit_evaluate``.
+    store : RunStore
+        Finished units are read from and written to it.
+    catalogue : ModelCatalogue, optional
+        Default :func:`negtransfer.models.catalogue.default_catalogue`.
+    executor : Executor, optional
+        Default: in this process.
     progress : callable, optional
         ``progress(stage, done, total)``.
-    dataset_loader : callable, optional
-        ``loader(seed)``, instead of loading ``dataset_name`` (tests).
+
+    Returns
+    -------
+    CompareReport
 
     Raises
     ------
     ValueError
-        Bad run count, unknown or incompatible models, bad train fraction.
+        Bad options, unknown or incompatible models or data, before any training.
     """
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
-    load = dataset_loader or (lambda s: load_compare_dataset(dataset_name, s))
+    from negtransfer.data.builtin import data_kind
+    from negtransfer.runs.executors import InProcessExecutor
+
+    options.check()
+    if catalogue is None:
+        from negtransfer.models.catalogue import default_catalogue
+
+        catalogue = default_catalogue()
     first = load(seed)
     kind = data_kind(first)
-    specs = resolve_models(list(models), kind)
-    opts = {**dict(options or {}), "train_fraction": train_fraction}
-    result = CompareResult(models=specs, info={"dataset": dataset_name, "data_kind": kind, "runs": runs,
-                                               "seed": seed, "train_fraction": train_fraction,
-                                               "options": {k: v for k, v in opts.items()}})
-    total = runs * len(specs)
-    done = 0
-    for r in range(runs):
-        run_seed = seed + r
-        ds = prepare_dataset(first if r == 0 else load(run_seed), train_fraction, run_seed)
+    specs = catalogue.resolve(list(options.models), kind)
+    configs = _family_configs(specs, options.fit)
+    datasets = [prepare_dataset(first if r == 0 else load(seed + r), options.train_fraction, seed + r)
+                for r in range(options.runs)]
+    for spec in specs:
+        if spec.check_dataset is not None:
+            spec.check_dataset(spec.name, datasets[0])
+    units, keys = [], []
+    for r, ds in enumerate(datasets):
+        fingerprint = ds.fingerprint()
         for spec in specs:
-            metrics = spec.fit_evaluate(ds, run_seed, opts)
-            for metric, per_task in metrics.items():
-                values = dict(per_task)
-                if "average" not in values:
-                    finite = [v for v in values.values() if v is not None and not math.isnan(v)]
-                    values["average"] = float(np.mean(finite)) if finite else float("nan")
-                for task, value in values.items():
-                    if task not in result.tasks:
-                        result.tasks.append(task)
-                    result.rows.append({"model": spec.name, "task": task, "run": r, "metric": metric,
-                                        "value": float(value)})
-            done += 1
-            if progress is not None:
-                progress("models x runs", done, total)
-    if "average" in result.tasks:  # the average column last
-        result.tasks = [t for t in result.tasks if t != "average"] + ["average"]
-    return result
+            config, digest = configs[spec.family]
+            units.append(_Unit(spec, ds, seed + r, config, options.fit, options.threads))
+            keys.append(compare_key(fingerprint, spec, digest, seed + r, options.fit, options.threads))
+    stored = [store.get_artifact(k) for k in keys]
+    todo = [i for i, value in enumerate(stored) if value is None]
+    done = len(units) - len(todo)
+    if progress is not None:
+        progress("models x runs", done, len(units))
+
+    def on_result(position: int, value: dict) -> None:
+        nonlocal done
+        index = todo[position]
+        store.put_artifact(keys[index], value)
+        stored[index] = json.loads(json.dumps(value))  # exactly what a later call reads back
+        done += 1
+        if progress is not None:
+            progress("models x runs", done, len(units))
+
+    (executor or InProcessExecutor()).map(_fit_unit, [units[i] for i in todo], on_result)
+    report = CompareReport(
+        dataset=name, data_kind=kind, runs=options.runs, seed=seed, train_fraction=options.train_fraction,
+        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description) for s in specs],
+        configs={family: asdict(config) for family, (config, _) in configs.items()},
+        options={**options.fit.to_dict(), "threads": options.threads},
+        trained=len(todo), reused=len(units) - len(todo),
+    )
+    _fill_rows(report, units, stored)
+    return report
 
 
-def _mean_se(values: Sequence[float]) -> tuple[float, float]:
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return float(v.mean()), se
+def _family_configs(specs: Sequence[ModelSpec], fit: FitOptions) -> dict:
+    """Per family, its training config (built once, before any training) and the config's hash."""
+    configs: dict = {}
+    for spec in specs:
+        if spec.family in configs:
+            continue
+        try:
+            config = spec.make_config(fit)
+        except ValueError as exc:
+            names = ", ".join(repr(s.name) for s in specs if s.family == spec.family)
+            raise ValueError(f"{exc} (model family of {names})") from None
+        configs[spec.family] = (config, config_hash(config))
+    return configs
 
 
-def summary_table(result: CompareResult, metric: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """``{model: {task: (mean, standard error)}}`` over runs for one metric."""
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for spec in result.models:
-        out[spec.name] = {}
-        for task in result.tasks:
-            vals = [r["value"] for r in result.rows if r["model"] == spec.name and r["task"] == task and r["metric"] == metric]
-            if vals:
-                out[spec.name][task] = _mean_se(vals)
-    return out
-
-
-def report_markdown(result: CompareResult) -> str:
-    """The report: one table per metric, models x (tasks, average), mean ± s.e., ``↓`` below STL."""
-    info = result.info
-    metrics = list(dict.fromkeys(r["metric"] for r in result.rows))
-    scale = {m: 100.0 for m in metrics if "accuracy" in m or m == "auroc"}  # in %
-    lines = [
-        f"# Model comparison on {info['dataset']}",
-        "",
-        f"{info['runs']} run(s), seeds {info['seed']}..{info['seed'] + info['runs'] - 1} (run r: split, training "
-        f"subsample and model seeded with seed + r); train fraction: "
-        f"{info['train_fraction'] if info['train_fraction'] is not None else 'all training rows'}; "
-        f"data kind: {info['data_kind']}.",
-        "Cells: mean ± standard error over runs on the test split"
-        + (" (accuracies in %)" if scale else "")
-        + "; ↓ marks a mean below the model's single-task counterpart on that task.",
-        "",
-    ]
-    by_name = {s.name: s for s in result.models}
-    for metric in metrics:
-        table = summary_table(result, metric)
-        k = scale.get(metric, 1.0)
-        lower = any(metric.startswith(m) for m in LOWER_IS_BETTER)
-        lines += [f"## {metric}", "", "| model | " + " | ".join("Avg." if t == "average" else t for t in result.tasks) + " |",
-                  "|---|" + "---:|" * len(result.tasks)]
-        for name, cells in table.items():
-            ref_name = by_name[name].stl_counterpart
-            ref = table.get(ref_name) if ref_name and ref_name != name else None
-            row = []
-            for task in result.tasks:
-                if task not in cells:
-                    row.append("")
-                    continue
-                mean, se = cells[task]
-                text = f"{mean * k:.1f}" if k != 1.0 else f"{mean:.3f}"
-                if not math.isnan(se):
-                    text += f" ± {se * k:.1f}" if k != 1.0 else f" ± {se:.3f}"
-                if ref is not None and task in ref and not math.isnan(mean):
-                    worse = mean > ref[task][0] if lower else mean < ref[task][0]
-                    if worse:
-                        text += " ↓"
-                row.append(text)
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
-        lines.append("")
-    counterparts = [f"{s.name} vs {s.stl_counterpart}" for s in result.models if s.stl_counterpart and s.stl_counterpart in by_name]
-    if counterparts:
-        lines += ["Single-task counterparts: " + ", ".join(counterparts) + ".", ""]
-    missing = sorted({s.stl_counterpart for s in result.models if s.stl_counterpart and s.stl_counterpart not in by_name})
-    if missing:
-        lines += [f"Not run, so not marked against: {', '.join(missing)}.", ""]
-    return "\n".join(lines)
-
-
-def write_outputs(result: CompareResult, out: Path) -> tuple[Path, Path]:
-    """Write ``out/results.csv`` and ``out/report.md``; return their paths."""
-    import csv
-
-    from negtransfer.report.jsonio import write_json
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "results.csv"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["model", "task", "run", "metric", "value"])
-        writer.writeheader()
-        writer.writerows(result.rows)
-    md_path = out / "report.md"
-    md_path.write_text(report_markdown(result))
-    write_json(out / "compare.json", result.info, default=str)
-    return csv_path, md_path
+def _fill_rows(report: CompareReport, units: Sequence[_Unit], values: Sequence[dict]) -> None:
+    """The long table, in run, model, metric and task order; ``"average"`` the last task."""
+    tasks: list[str] = []
+    for i, (unit, value) in enumerate(zip(units, values)):
+        run = unit.seed - report.seed
+        report.seconds[f"{unit.spec.name}/{run}"] = value["seconds"]
+        for metric, per_task in value["metrics"].items():
+            for task, v in per_task.items():
+                if task not in tasks:
+                    tasks.append(task)
+                report.rows.append({"model": unit.spec.name, "task": task, "run": run, "metric": metric,
+                                    "value": float("nan") if v is None else float(v)})
+    if "average" in tasks:
+        tasks = [t for t in tasks if t != "average"] + ["average"]
+    report.tasks = tasks

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -128,13 +128,8 @@ class SourceOptions:
             return n_sources >= 2 and n_sources * (n_sources - 1) // 2 <= self.max_pair_runs
         return self.exhaustive_pairs == "on" and n_sources >= 2
 
-    def check(self, dataset: MultiTaskDataset) -> None:
-        dataset.task_index([self.target])
-        k = dataset.n_tasks - 1
-        if k < 1:
-            raise ValueError("source selection needs at least one source task besides the target")
-        if not 1 <= self.alpha <= k:
-            raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+    def _check_choices(self) -> None:
+        """The options that do not depend on the data."""
         if self.grid not in ("paper", "all"):
             raise ValueError(f"--grid must be 'paper' or 'all', got {self.grid!r}")
         if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
@@ -153,6 +148,15 @@ class SourceOptions:
             raise ValueError("--subsets must be >= 2 and --holdout >= 0")
         if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+
+    def check(self, dataset: MultiTaskDataset) -> None:
+        dataset.task_index([self.target])
+        k = dataset.n_tasks - 1
+        if k < 1:
+            raise ValueError("source selection needs at least one source task besides the target")
+        if not 1 <= self.alpha <= k:
+            raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+        self._check_choices()
         kind = dataset.tasks[dataset.task_index([self.target])[0]].kind
         if kind == "regression" and self.loss not in (None, "mse"):
             raise ValueError(f"target {self.target!r} is a regression task: use --loss mse")
@@ -164,6 +168,101 @@ class SourceOptions:
             from negtransfer.data.social import row_attribute
 
             row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
+
+
+@dataclass
+class SourcesReport:
+    """What a source-selection job found; :meth:`to_dict` is report.json.
+
+    Attributes
+    ----------
+    dataset, fingerprint : str
+    seed : int
+    target : str
+    loss : str
+        The f(S) loss ("margin", "cross_entropy", "zero_one" or "mse").
+    alpha, n_sources : int
+    relevance : dict
+        Source -> surrogate coefficient theta_i (relative change of the
+        target's validation loss vs STL; negative = helps).
+    relevance_scale : str
+    threshold : float
+        The chosen gamma; the selection is ``{i : theta_i < gamma}``.
+    grid, threshold_by : str
+    threshold_grid : dict
+        Gamma -> sources selected and the criterion that judged it.
+    selected : list of str
+    holdout : dict
+        Negative-transfer prediction on the held-out subsets (F1, Spearman,
+        error curve).
+    holdout_points : list of dict
+    stl_val_loss : float
+        The reference f(STL) (mean of ``stl_val_losses``).
+    stl_val_losses : list of float
+    speedup : dict
+        ``data_fraction``, ``steps_fraction`` of the subset models.
+    test_loss, test_metric : dict
+        Method -> the target's test loss and metric.
+    test_metric_name : str
+    test_accuracy : dict or None
+        Classification targets only.
+    methods : dict
+        Method -> the sources it trains with.
+    runs : dict
+        Method -> runs it needed.
+    pairwise_gain : dict
+    affinity_onto_target : dict or None
+    fairness : dict or None
+        With ``group_attribute``: worst-group accuracy and parity gaps per method.
+    config : dict
+        The training configuration.
+    seconds : float
+    task_kinds : dict, optional
+        Each task's kind (set by the command line).
+    notes : list of str, optional
+        The command's ``note:`` lines.
+    """
+
+    dataset: str
+    fingerprint: str
+    seed: int
+    target: str
+    loss: str
+    alpha: int
+    n_sources: int
+    relevance: dict
+    relevance_scale: str
+    threshold: float
+    grid: str
+    threshold_by: str
+    threshold_grid: dict
+    selected: list
+    holdout: dict
+    holdout_points: list
+    stl_val_loss: float
+    stl_val_losses: list
+    speedup: dict
+    test_loss: dict
+    test_metric_name: str
+    test_metric: dict
+    test_accuracy: dict | None
+    methods: dict
+    runs: dict
+    pairwise_gain: dict
+    affinity_onto_target: dict | None
+    fairness: dict | None
+    config: dict
+    seconds: float
+    task_kinds: dict | None = None
+    notes: list | None = None
+
+    def to_dict(self) -> dict:
+        """report.json (the command line's fields, task kinds and notes, last)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("task_kinds", "notes"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 def target_loss(result: ModelResult, task: int, loss: str, split: str = "val") -> float:
@@ -183,8 +282,8 @@ def run_sources(
     *,
     executor: Executor | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-) -> dict:
-    """Run the whole source-selection job and return its report (see module doc)."""
+) -> "SourcesReport":
+    """Run the whole source-selection job (see the module docstring) and return its :class:`SourcesReport`."""
     from negtransfer.gains.surrogate import LinearSurrogate
     from negtransfer.select.sources import (
         DEFAULT_GAMMA_GRID,
@@ -315,7 +414,7 @@ def run_sources(
     if options.group_attribute:
         fairness = _fairness_by_method(dataset, t, methods, config, seed, options.group_attribute, results)
 
-    report = {
+    return SourcesReport(**_plain({
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "seed": seed,
@@ -348,8 +447,7 @@ def run_sources(
         "fairness": fairness,
         "config": config.to_dict(),
         "seconds": time.perf_counter() - t0,
-    }
-    return _plain(report)
+    }))
 
 
 def _fairness_by_method(dataset, t, methods, config, seed, attribute, results) -> dict:
@@ -364,9 +462,11 @@ def _fairness_by_method(dataset, t, methods, config, seed, attribute, results) -
 
     groups_of_rows = row_attribute(dataset, attribute)
     keys = list(methods)
-    retrained = train_group_models(dataset, [methods[k] for k in keys], config, seed, keep_test_predictions=True)
+    groups = list(dict.fromkeys(methods[k] for k in keys))  # two methods may choose the same group
+    trained = dict(zip(groups, train_group_models(dataset, groups, config, seed, keep_test_predictions=True)))
     out: dict = {"attribute": attribute}
-    for key, res in zip(keys, retrained):
+    for key in keys:
+        res = trained[methods[key]]
         if res.test_loss[t] != results[methods[key]].test_loss[t]:
             raise RuntimeError("a retrained model differs from its stored run; the run store may be stale")
         rows = np.asarray(res.extra["test_rows"][t])

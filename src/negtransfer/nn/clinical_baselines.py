@@ -16,9 +16,6 @@ either. Implemented:
 * :class:`UncertaintyAwareRETAIN`: UA (Heo et al. 2018), RETAIN whose attention
   logits are Gaussian with learned, input-dependent variance, sampled in
   training (MC at test time);
-* :class:`KendallRETAIN`: MTL-RETAIN whose task losses are weighted by learned
-  homoscedastic uncertainty (Kendall, Gal & Cipolla 2018):
-  ``sum_d exp(-s_d) L_d + s_d / 2``;
 * :class:`AdaCare`: AdaCare (Ma et al. 2020), simplified: dilated causal
   convolutions at several scales, squeeze-and-excitation recalibration of the
   input features and the convolution outputs, a GRU, the last valid state;
@@ -29,6 +26,10 @@ either. Implemented:
   loss-based asymmetric graph, paper Figure 1a);
 * :class:`MLPClassifier`: the MNIST-variation STL/MTL base network;
 * AMTL-Loss (paper Table 1) is :class:`negtransfer.nn.amtl.LossBasedAMTL`.
+
+MTL-RETAIN with Kendall et al.'s uncertainty weights (``retain-kendall``) is
+:class:`RETAIN` trained with :class:`negtransfer.train.weighting.KendallWeighting`
+(the model catalogue, :mod:`negtransfer.models.clinical`, pairs them).
 """
 
 from __future__ import annotations
@@ -209,24 +210,6 @@ class UncertaintyAwareRETAIN(RETAIN):
             return mu
         scale = F.softplus(self.alpha_scale(g)).squeeze(-1)
         return mu + scale * torch.randn_like(scale)
-
-
-class KendallRETAIN(RETAIN):
-    """MTL-RETAIN with Kendall et al. (2018) uncertainty weighting of the task losses.
-
-    The training loop calls :meth:`combine_task_losses` on the per-task mean
-    losses: ``sum_d exp(-s_d) L_d + s_d / 2`` with learned ``s_d = log sigma_d^2``.
-    """
-
-    def __init__(self, n_features: int, n_outputs: int, hidden: int = 16, dropout: float = 0.3):
-        super().__init__(n_features, n_outputs, hidden, dropout)
-        self.log_variance = nn.Parameter(torch.zeros(n_outputs))
-
-    def combine_task_losses(self, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """Weighted sum of ``losses`` (D,) over the tasks with labels in the batch (``present`` (D,) bool)."""
-        s = self.log_variance
-        terms = torch.exp(-s) * losses + s / 2
-        return (terms * present.to(terms.dtype)).sum()
 
 
 class MLPClassifier(nn.Module):

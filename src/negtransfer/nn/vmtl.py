@@ -1,4 +1,4 @@
-"""Variational multi-task learning with Gumbel-Softmax priors (VMTL, VMTL-AC) and its baselines.
+"""Variational multi-task learning with Gumbel-Softmax priors (VMTL, VMTL-AC), composed from parts.
 
 Shen, Zhen, Worring and Shao, "Variational Multi-Task Learning with
 Gumbel-Softmax Priors", NeurIPS 2021 (supplement:
@@ -38,57 +38,60 @@ and variance of that class's weight vector.
 At test time every variational model predicts with posterior means (z = mu_z(x),
 w = M_t), so predictions are deterministic in eval mode.
 
-One configurable module, :class:`VariationalMultiTaskNet`, covers the models;
-:data:`MODEL_PRESETS` names them:
+Parts
+-----
+:class:`VariationalMultiTaskNet` is composed of
 
-=========  ==============  ==========  ==========  ==========================
-name       encoder         z           w           priors
-=========  ==============  ==========  ==========  ==========================
-stl        one per task    point       point       -
-vstl       one per task    Gaussian    Gaussian    N(0, I)
-bmtl       shared          point       point       -
-kendall    shared          point       point       - (uncertainty weighting)
-vbmtl      shared          Gaussian    Gaussian    N(0, I)
-vmtl       shared          Gaussian    Gaussian    Gumbel-Softmax mixtures
-vmtl-ac    shared          Gaussian    amortised   Gumbel-Softmax mixtures
-vib        shared          amortised   point       N(0, I) on z, beta 1e-3, Kendall weights
-bakker     shared          point       point       mixture of 2 Gaussians on W_t (clusters)
-mrn        shared          point       point       matrix-normal on W, task covariance
-=========  ==============  ==========  ==========  ==========================
+* encoders phi (one shared, or one per task): :class:`PointEncoder`
+  (deterministic z), :class:`GaussianEncoder` (Bayesian linear head, VMTL) or
+  :class:`AmortisedEncoder` (mean and variance heads: the variational
+  information bottleneck of Qian et al. 2020);
+* classifiers w_t: :class:`PointClassifiers`, :class:`GaussianClassifiers` or
+  :class:`AmortisedClassifiers` (VMTL-AC);
+* a prior over the Gaussian variables: :class:`NormalPrior` (N(0, I)) or
+  :class:`MixturePrior` (Gumbel-Softmax, learnable or uniform mixtures of the
+  other tasks' posteriors, with separate or shared logits for z and w);
+* optionally an empirical-Bayes prior over point classifiers:
+  :class:`ClusterPrior` (task clustering after Bakker and Heskes 2003) or
+  :class:`TaskCovariancePrior` (the task covariance of Long et al.'s
+  multilinear relationship networks, last layer only).
 
-``vib`` is Qian et al.'s (2020) multi-task variational information bottleneck
-(an amortised Gaussian z with a KL to N(0, I), plus Kendall weighting);
-``bakker`` and ``mrn`` are simplified versions of Bakker and Heskes (2003) task
-clustering (no gating: the tasks here have no task features) and of Long et
-al.'s (2017) multilinear relationship networks (the task covariance only, on
-the classifier layer, no feature or class covariances).
-
-Ablations are constructor switches: ``bayes_z`` / ``bayes_w`` (Bayesian z only,
-w only, both), ``prior`` ("gumbel", "learnable" = softmax of learnable logits
-without noise, "mean" = uniform 1/(T-1)), ``same_prior_weights`` (one set of
-logits for z and w), ``n_z_samples`` / ``n_w_samples`` (L and M).
+How task losses are weighted (Kendall et al.'s uncertainty weights for the
+``kendall`` and ``vib`` baselines) is the trainer's choice
+(:mod:`negtransfer.train.weighting`), passed to :meth:`VariationalMultiTaskNet.loss`.
+The named models of the paper's tables (vmtl, vmtl-ac, their baselines and
+ablations) are recipes of parts in :mod:`negtransfer.models.vmtl`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "AmortisedClassifiers",
+    "AmortisedEncoder",
     "BayesianLinear",
-    "MODEL_PRESETS",
-    "PRIOR_CHOICES",
+    "ClusterPrior",
+    "GaussianClassifiers",
+    "GaussianEncoder",
+    "MixturePrior",
+    "NormalPrior",
+    "PointClassifiers",
+    "PointEncoder",
+    "TaskCovariancePrior",
     "VariationalMultiTaskNet",
+    "class_means",
     "gaussian_kl",
     "gumbel_softmax_weights",
-    "make_model",
 ]
 
-PRIOR_CHOICES = ("gumbel", "learnable", "mean", "normal")
+#: How a mixture prior weighs the other tasks' posteriors.
+MIXTURE_WEIGHTS = ("gumbel", "learnable", "mean")
 
 
 # ====================================================================== pieces
@@ -185,38 +188,95 @@ class BayesianLinear(nn.Module):
         return mean, var
 
 
-class _Encoder(nn.Module):
-    """phi: input dropout -> FC + ELU -> (Bayesian) linear to z (Table B.3, scaled).
+# ====================================================================== encoders
+class PointEncoder(nn.Module):
+    """phi with a deterministic z: input dropout -> FC + ELU -> linear (Table B.3, scaled)."""
 
-    ``amortised=True`` (the VIB baseline) replaces the Bayesian linear layer by
-    two linear heads giving mu_z(x) and sigma_z(x) directly.
-    """
+    bayesian = False
 
-    def __init__(self, n_features: int, hidden: int, latent: int, bayesian: bool, dropout: float, init_std: float,
-                 amortised: bool = False):
+    def __init__(self, n_features: int, hidden: int, latent: int, dropout: float = 0.2):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.trunk = nn.Linear(n_features, hidden)
-        self.bayesian = bayesian
-        self.amortised = amortised and bayesian
-        if self.amortised:
-            self.head = nn.Linear(hidden, latent)
-            self.head_rho = nn.Linear(hidden, latent)
-            nn.init.zeros_(self.head_rho.weight)
-            nn.init.constant_(self.head_rho.bias, _softplus_inverse(init_std))
-        else:
-            self.head = BayesianLinear(hidden, latent, init_std=init_std) if bayesian else nn.Linear(hidden, latent)
+        self.head = self._head(hidden, latent)
+
+    def _head(self, hidden: int, latent: int) -> nn.Module:
+        return nn.Linear(hidden, latent)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(self.trunk(self.dropout(x)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = F.elu(self.trunk(self.dropout(x)))
-        if self.amortised:
-            return self.head(h), F.softplus(self.head_rho(h)) ** 2 + 1e-8
-        if self.bayesian:
-            return self.head(h)
-        return self.head(h), None
+        """Mean of z (B, latent) and its variance (None: a point estimate)."""
+        return self.head(self.features(x)), None
 
 
-class _AmortisedClassifier(nn.Module):
+class GaussianEncoder(PointEncoder):
+    """phi with a Gaussian q(z|x): the last layer is a :class:`BayesianLinear` (local reparameterisation)."""
+
+    bayesian = True
+
+    def __init__(self, n_features: int, hidden: int, latent: int, dropout: float = 0.2, init_std: float = 1e-2):
+        self.init_std = init_std
+        super().__init__(n_features, hidden, latent, dropout)
+
+    def _head(self, hidden: int, latent: int) -> nn.Module:
+        return BayesianLinear(hidden, latent, init_std=self.init_std)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.features(x))
+
+
+class AmortisedEncoder(PointEncoder):
+    """phi with q(z|x) = N(mu(x), sigma(x)^2) from two linear heads (the VIB of Qian et al. 2020)."""
+
+    bayesian = True
+
+    def __init__(self, n_features: int, hidden: int, latent: int, dropout: float = 0.2, init_std: float = 1e-2):
+        super().__init__(n_features, hidden, latent, dropout)
+        self.head_rho = nn.Linear(hidden, latent)
+        nn.init.zeros_(self.head_rho.weight)
+        nn.init.constant_(self.head_rho.bias, _softplus_inverse(init_std))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.head(h), F.softplus(self.head_rho(h)) ** 2 + 1e-8
+
+
+# ====================================================================== classifiers
+class PointClassifiers(nn.Module):
+    """One point-estimate weight matrix W_t (latent, C) per task, no bias."""
+
+    bayesian = False
+
+    def __init__(self, n_tasks: int, latent: int, n_classes: int):
+        super().__init__()
+        self.n_tasks, self.n_classes = n_tasks, n_classes
+        bound = 1.0 / math.sqrt(latent)
+        self.w_mu = nn.Parameter(torch.empty(n_tasks, latent, n_classes).uniform_(-bound, bound))
+
+    def forward(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
+        """Mean and variance (None for point weights) of task's classifier, each (latent, C)."""
+        return self.w_mu[task], None
+
+    def set_prototypes(self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> None:
+        """Nothing to store (see :class:`AmortisedClassifiers`)."""
+
+
+class GaussianClassifiers(PointClassifiers):
+    """q(W_t) = N(M_t, diag softplus(rho_t)^2) per task."""
+
+    bayesian = True
+
+    def __init__(self, n_tasks: int, latent: int, n_classes: int, init_std: float = 1e-2):
+        super().__init__(n_tasks, latent, n_classes)
+        self.w_rho = nn.Parameter(torch.full((n_tasks, latent, n_classes), _softplus_inverse(init_std)))
+
+    def forward(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
+        return self.w_mu[task], F.softplus(self.w_rho[task]) ** 2 + 1e-8
+
+
+class _AmortisedClassifierNet(nn.Module):
     """theta: class mean input -> mean and variance of that class's weights (Table B.2, scaled)."""
 
     def __init__(self, n_features: int, hidden: int, latent: int, dropout: float, init_std: float):
@@ -234,173 +294,233 @@ class _AmortisedClassifier(nn.Module):
         return self.mean(h).T, (F.softplus(self.rho(h)) ** 2).T + 1e-8
 
 
-# ====================================================================== the model
-class VariationalMultiTaskNet(nn.Module):
-    """VMTL and its baselines as one module (see the module docstring for the presets).
+class AmortisedClassifiers(nn.Module):
+    """VMTL-AC: each task's classifier posterior inferred from its class mean inputs by one shared network.
+
+    While training the class means come from the batch; at test time from the
+    prototypes stored by :meth:`set_prototypes` (all training rows).
+    """
+
+    bayesian = True
+
+    def __init__(self, n_tasks: int, n_features: int, n_classes: int, hidden: int, latent: int,
+                 dropout: float = 0.2, init_std: float = 1e-2):  # fmt: skip
+        super().__init__()
+        self.n_tasks, self.n_classes = n_tasks, n_classes
+        self.net = _AmortisedClassifierNet(n_features, hidden, latent, dropout, init_std)
+        self.register_buffer("prototypes", torch.zeros(n_tasks, n_classes, n_features))
+
+    def forward(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
+        protos = self.prototypes[task] if x is None else class_means(x, y, self.n_classes)
+        return self.net(protos)
+
+    @torch.no_grad()
+    def set_prototypes(self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> None:
+        """Store each task's class mean inputs over ``xs``/``ys`` (its training rows)."""
+        for t, (x, y) in enumerate(zip(xs, ys)):
+            self.prototypes[t] = class_means(x, y, self.n_classes)
+
+
+# ====================================================================== priors
+class NormalPrior(nn.Module):
+    """N(0, I) priors on the Gaussian variables (VSTL, VBMTL)."""
+
+    mixture = False
+
+
+class MixturePrior(nn.Module):
+    """Priors that mix the other tasks' (detached) posteriors with weights pi_t over the T-1 others.
 
     Parameters
     ----------
-    n_features : int
-        Input width d.
-    n_classes : int
-        Size C of the shared label space.
     n_tasks : int
-        Number of tasks T (domains).
-    hidden : int
-        Width of the FC + ELU layer of the encoder (and of the amortised classifier).
-    latent : int
-        Dimension of z (and of each class's weight vector).
-    shared_encoder : bool
-        One encoder phi for all tasks (MTL) or one per task (STL, VSTL).
-    bayes_z, bayes_w : bool
-        Gaussian posterior over z / over the classifiers (else point estimates).
-    prior : {"gumbel", "learnable", "mean", "normal"}
-        Priors of the Bayesian variables: Gumbel-Softmax mixtures of the other
-        tasks' posteriors (VMTL), softmax of learnable logits without noise,
-        uniform mixture, or N(0, I) (VBMTL, VSTL). Mixtures need a shared
-        encoder and T >= 2.
-    same_prior_weights : bool
-        Use the z logits for w too (ablation of Table C.15).
-    amortised_classifier : bool
-        VMTL-AC: classifier posteriors from an inference network over class
-        mean inputs (needs ``bayes_w``).
+        At least 2.
+    weights : {"gumbel", "learnable", "mean"}
+        pi_t = softmax((alpha_t + g) / tau) with Gumbel noise g while training
+        (VMTL); softmax(alpha_t) of learnable logits without noise or
+        temperature; or the uniform 1/(T-1).
+    shared_logits : bool
+        One set of logits alpha for z and w (ablation of Table C.15).
+    """
+
+    mixture = True
+
+    def __init__(self, n_tasks: int, weights: str = "gumbel", shared_logits: bool = False):
+        super().__init__()
+        if weights not in MIXTURE_WEIGHTS:
+            raise ValueError(f"mixture weights must be one of {', '.join(MIXTURE_WEIGHTS)}, got {weights!r}")
+        if n_tasks < 2:
+            raise ValueError("mixture priors over the other tasks' posteriors need at least two tasks (domains); "
+                             "with one, use NormalPrior (the vstl or vbmtl presets)")
+        self.n_tasks, self.kind = n_tasks, weights
+        self.alpha_z = self.alpha_w = None
+        if weights in ("gumbel", "learnable"):
+            self.alpha_z = nn.Parameter(torch.zeros(n_tasks, n_tasks - 1))
+            self.alpha_w = None if shared_logits else nn.Parameter(torch.zeros(n_tasks, n_tasks - 1))
+
+    def weights(self, task: int, variable: str, temperature: float) -> torch.Tensor:
+        """pi_t over the other T-1 tasks for ``variable`` "z" or "w"."""
+        k = self.n_tasks - 1
+        if self.kind == "mean":
+            return torch.full((k,), 1.0 / k)
+        alpha = self.alpha_z if (variable == "z" or self.alpha_w is None) else self.alpha_w
+        if self.kind == "learnable":  # softmax of learnable logits: no noise, no temperature
+            return torch.softmax(alpha[task], dim=-1)
+        return gumbel_softmax_weights(alpha[task], temperature, noise=self.training)
+
+
+class ClusterPrior(nn.Module):
+    """Task clustering (after Bakker and Heskes 2003): p(W_t) = sum_k q_k N(vec W_t; m_k, s_k^2 I).
+
+    m, s and q = softmax(logits) are learned jointly with the network (empirical
+    Bayes by gradient instead of Bakker and Heskes's EM).
+
+    Parameters
+    ----------
+    n_clusters : int
+    dim : int
+        Size of vec W_t (latent x classes).
+    scale : float
+        Initial cluster mean scale and standard deviation.
+    """
+
+    def __init__(self, n_clusters: int, dim: int, scale: float):
+        super().__init__()
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
+            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
+        self.cluster_means = nn.Parameter(torch.randn(n_clusters, dim) * scale)
+        self.cluster_log_std = nn.Parameter(torch.full((n_clusters,), math.log(scale)))
+        self.cluster_logits = nn.Parameter(torch.zeros(n_clusters))
+
+    def penalty(self, W: torch.Tensor) -> torch.Tensor:
+        """Mean over tasks of -log p(W_t) / dim for the stacked (T, dim) classifiers."""
+        dim = W.shape[1]
+        var = torch.exp(2 * self.cluster_log_std)  # (K,)
+        sq = ((W[:, None, :] - self.cluster_means[None]) ** 2).sum(-1)  # (T, K)
+        log_n = -0.5 * dim * torch.log(2 * math.pi * var)[None] - sq / (2 * var[None])
+        log_q = torch.log_softmax(self.cluster_logits, dim=0)[None]
+        return -(torch.logsumexp(log_q + log_n, dim=1)).mean() / dim
+
+
+class TaskCovariancePrior(nn.Module):
+    """A matrix-normal prior with a task covariance (Long et al.'s multilinear relationship networks, last layer).
+
+    Penalty tr(W^T Omega^{-1} W) / T for the stacked (T, D) classifiers, with
+    Omega = (W W^T)^{1/2} / tr((W W^T)^{1/2}) re-estimated in closed form
+    (detached) at every step.
+    """
+
+    def penalty(self, W: torch.Tensor) -> torch.Tensor:
+        n_tasks = W.shape[0]
+        with torch.no_grad():
+            gram = W @ W.T + 1e-6 * torch.eye(n_tasks)
+            evals, evecs = torch.linalg.eigh(gram)
+            root = evecs @ torch.diag(evals.clamp_min(1e-12).sqrt()) @ evecs.T
+            omega = root / torch.trace(root)
+            omega_inv = torch.linalg.inv(omega + 1e-6 * torch.eye(n_tasks))
+        return torch.trace(W.T @ omega_inv @ W) / n_tasks
+
+
+# ====================================================================== the model
+class VariationalMultiTaskNet(nn.Module):
+    """VMTL and its baselines: encoders, classifiers, a prior and an optional output prior.
+
+    Parameters
+    ----------
+    encoders : nn.Module or sequence of nn.Module
+        One encoder shared by all tasks (MTL), or one per task (STL, VSTL);
+        all of one kind (:class:`PointEncoder`, :class:`GaussianEncoder`,
+        :class:`AmortisedEncoder`).
+    classifiers : PointClassifiers, GaussianClassifiers or AmortisedClassifiers
+        The T task classifiers over the shared label space.
+    prior : NormalPrior or MixturePrior, optional
+        Prior of the Gaussian variables (default N(0, I)). A mixture over the
+        other tasks' posteriors needs one shared encoder.
+    output_prior : ClusterPrior or TaskCovariancePrior, optional
+        Empirical-Bayes prior over point classifiers.
+    output_prior_weight : float
+        Weight of the output prior's penalty (averaged over tasks).
     n_z_samples, n_w_samples : int
         L and M, the Monte Carlo samples of z and of the classifier outputs.
-    input_dropout : float
-        Dropout on the inputs (0.7 on 4096-d CNN features in the official code).
-    uncertainty_weighting : bool
-        Kendall et al. (2018): task losses weighted by learned homoscedastic
-        uncertainty, ``exp(-s_t) * CE_t + s_t / 2``.
-    init_std : float
-        Initial posterior standard deviation of Bayesian weights.
-    z_posterior : {"weights", "amortised"}
-        How q(z|x) is parameterised: a Bayesian linear layer with local
-        reparameterisation (VMTL), or mean and variance heads (the variational
-        information bottleneck of Qian et al. 2020).
     z_kl_weight : float, optional
         Overrides the trainer's z-KL weight for this model (the VIB's beta).
-    output_prior : {"none", "clusters", "task-covariance"}
-        An empirical-Bayes prior over the point-estimate classifiers W_t:
-        a mixture of ``n_clusters`` isotropic Gaussians with learned means,
-        scales and weights (task clustering, after Bakker and Heskes 2003), or a
-        matrix-normal prior with a task covariance Omega re-estimated in closed
-        form each step (the task-relationship part of Long et al.'s multilinear
-        relationship networks, on the last layer only).
-    n_clusters : int
-    output_prior_weight : float
-        Weight of the output prior's negative log density (averaged over tasks).
+
+    Raises
+    ------
+    ValueError
+        Parts that do not fit together (the message says which and the fix).
     """
 
     def __init__(
         self,
-        n_features: int,
-        n_classes: int,
-        n_tasks: int,
+        encoders: nn.Module | Sequence[nn.Module],
+        classifiers: nn.Module,
         *,
-        hidden: int = 64,
-        latent: int = 64,
-        shared_encoder: bool = True,
-        bayes_z: bool = True,
-        bayes_w: bool = True,
-        prior: str = "gumbel",
-        same_prior_weights: bool = False,
-        amortised_classifier: bool = False,
+        prior: nn.Module | None = None,
+        output_prior: nn.Module | None = None,
+        output_prior_weight: float = 1e-3,
         n_z_samples: int = 10,
         n_w_samples: int = 10,
-        input_dropout: float = 0.2,
-        uncertainty_weighting: bool = False,
-        init_std: float = 1e-2,
-        z_posterior: str = "weights",
         z_kl_weight: float | None = None,
-        output_prior: str = "none",
-        n_clusters: int = 2,
-        output_prior_weight: float = 1e-3,
     ) -> None:
         super().__init__()
-        for label, value in (("n_features", n_features), ("n_classes", n_classes), ("n_tasks", n_tasks),
-                             ("hidden", hidden), ("latent", latent), ("n_z_samples", n_z_samples),
-                             ("n_w_samples", n_w_samples)):
+        encoders = [encoders] if isinstance(encoders, nn.Module) else list(encoders)
+        n_tasks, n_classes = classifiers.n_tasks, classifiers.n_classes
+        for label, value in (("n_z_samples", n_z_samples), ("n_w_samples", n_w_samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if n_classes < 2:
             raise ValueError("n_classes must be at least 2")
-        if prior not in PRIOR_CHOICES:
-            raise ValueError(f"prior must be one of {', '.join(PRIOR_CHOICES)}, got {prior!r}")
-        if not 0 <= input_dropout < 1:
-            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
-        if prior != "normal" and (bayes_z or bayes_w):
-            if not shared_encoder:
-                raise ValueError("mixture priors over other tasks' posteriors need shared_encoder=True; use prior='normal'")
-            if n_tasks < 2:
-                raise ValueError("mixture priors over the other tasks' posteriors need at least two tasks (domains); "
-                                 "with one, use prior='normal' (the vstl or vbmtl presets)")
-        if amortised_classifier and not bayes_w:
-            raise ValueError("amortised_classifier needs bayes_w=True")
-        if z_posterior not in ("weights", "amortised"):
-            raise ValueError(f"z_posterior must be 'weights' or 'amortised', got {z_posterior!r}")
-        if output_prior not in ("none", "clusters", "task-covariance"):
-            raise ValueError(f"output_prior must be 'none', 'clusters' or 'task-covariance', got {output_prior!r}")
-        if output_prior != "none" and (bayes_w or amortised_classifier):
-            raise ValueError("output_prior applies to point-estimate classifiers: use bayes_w=False")
-        if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
+        if len(encoders) not in (1, n_tasks):
+            raise ValueError(f"give one shared encoder or one per task ({n_tasks}), got {len(encoders)}")
+        prior = prior if prior is not None else NormalPrior()
+        bayesian = encoders[0].bayesian or classifiers.bayesian
+        if prior.mixture and bayesian and len(encoders) != 1:
+            raise ValueError("mixture priors over other tasks' posteriors need one shared encoder; use NormalPrior "
+                             "with one encoder per task")
+        if output_prior is not None and classifiers.bayesian:
+            raise ValueError("output priors apply to point-estimate classifiers: use PointClassifiers")
         if output_prior_weight < 0 or (z_kl_weight is not None and z_kl_weight < 0):
             raise ValueError("output_prior_weight and z_kl_weight must be non-negative")
-        self.n_features, self.n_classes, self.n_tasks = n_features, n_classes, n_tasks
-        self.shared_encoder, self.bayes_z, self.bayes_w = shared_encoder, bayes_z, bayes_w
-        self.prior, self.same_prior_weights = prior, same_prior_weights
-        self.amortised_classifier = amortised_classifier
+        self.n_tasks, self.n_classes = n_tasks, n_classes
+        self.encoders = nn.ModuleList(encoders)
+        self.classifiers = classifiers
+        self.prior = prior
+        self.output_prior = output_prior
+        self.output_prior_weight = output_prior_weight
         self.n_z_samples, self.n_w_samples = n_z_samples, n_w_samples
-        self.uncertainty_weighting = uncertainty_weighting
-
-        n_enc = 1 if shared_encoder else n_tasks
-        self.encoders = nn.ModuleList(
-            _Encoder(n_features, hidden, latent, bayes_z, input_dropout, init_std, z_posterior == "amortised")
-            for _ in range(n_enc)
-        )
-        bound = 1.0 / math.sqrt(latent)
-        if amortised_classifier:
-            self.classifier_net = _AmortisedClassifier(n_features, hidden, latent, input_dropout, init_std)
-            self.register_buffer("prototypes", torch.zeros(n_tasks, n_classes, n_features))
-        else:
-            self.w_mu = nn.Parameter(torch.empty(n_tasks, latent, n_classes).uniform_(-bound, bound))
-            if bayes_w:
-                self.w_rho = nn.Parameter(torch.full((n_tasks, latent, n_classes), _softplus_inverse(init_std)))
-        if prior in ("gumbel", "learnable"):
-            self.alpha_z = nn.Parameter(torch.zeros(n_tasks, n_tasks - 1))
-            self.alpha_w = None if same_prior_weights else nn.Parameter(torch.zeros(n_tasks, n_tasks - 1))
-        if uncertainty_weighting:
-            self.log_vars = nn.Parameter(torch.zeros(n_tasks))
         self.z_kl_weight = z_kl_weight
-        self.output_prior, self.output_prior_weight = output_prior, output_prior_weight
-        if output_prior == "clusters":
-            dim = latent * n_classes
-            self.cluster_means = nn.Parameter(torch.randn(n_clusters, dim) * bound)
-            self.cluster_log_std = nn.Parameter(torch.full((n_clusters,), math.log(bound)))
-            self.cluster_logits = nn.Parameter(torch.zeros(n_clusters))
+
+    # ------------------------------------------------------------ what the parts are
+    @property
+    def shared_encoder(self) -> bool:
+        return len(self.encoders) == 1
+
+    @property
+    def bayes_z(self) -> bool:
+        return bool(self.encoders[0].bayesian)
+
+    @property
+    def bayes_w(self) -> bool:
+        return bool(self.classifiers.bayesian)
+
+    @property
+    def alpha_z(self) -> nn.Parameter | None:
+        return getattr(self.prior, "alpha_z", None)
+
+    @property
+    def alpha_w(self) -> nn.Parameter | None:
+        return getattr(self.prior, "alpha_w", None)
+
+    def mixture_weights(self, task: int, variable: str, temperature: float) -> torch.Tensor:
+        """pi_t over the other T-1 tasks for ``variable`` "z" or "w" (a mixture prior's weights)."""
+        if not self.prior.mixture:
+            raise ValueError("this model's prior is not a mixture over the other tasks")
+        return self.prior.weights(task, variable, temperature)
 
     # ------------------------------------------------------------ building blocks
     def _encode(self, x: torch.Tensor, task: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.encoders[0 if self.shared_encoder else task](x)
-
-    def _classifier(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
-        """Mean and variance (None for point weights) of task's classifier, (latent, C)."""
-        if self.amortised_classifier:
-            protos = self.prototypes[task] if x is None else class_means(x, y, self.n_classes)
-            return self.classifier_net(protos)
-        if self.bayes_w:
-            return self.w_mu[task], F.softplus(self.w_rho[task]) ** 2 + 1e-8
-        return self.w_mu[task], None
-
-    def mixture_weights(self, task: int, variable: str, temperature: float) -> torch.Tensor:
-        """pi_t over the other T-1 tasks for ``variable`` "z" or "w" (eq. of the Gumbel-Softmax prior)."""
-        k = self.n_tasks - 1
-        if self.prior == "mean":
-            return torch.full((k,), 1.0 / k)
-        alpha = self.alpha_z if (variable == "z" or self.alpha_w is None) else self.alpha_w
-        if self.prior == "learnable":  # softmax of learnable logits: no noise, no temperature
-            return torch.softmax(alpha[task], dim=-1)
-        return gumbel_softmax_weights(alpha[task], temperature, noise=self.training)
 
     def _others(self, task: int) -> list[int]:
         return [i for i in range(self.n_tasks) if i != task]
@@ -409,9 +529,7 @@ class VariationalMultiTaskNet(nn.Module):
     @torch.no_grad()
     def set_class_prototypes(self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> None:
         """VMTL-AC: store each task's class mean inputs over its training rows (used at test time)."""
-        if self.amortised_classifier:
-            for t, (x, y) in enumerate(zip(xs, ys)):
-                self.prototypes[t] = class_means(x, y, self.n_classes)
+        self.classifiers.set_prototypes(xs, ys)
 
     def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
         """Logits (B, C) for rows of one task from posterior means (z = mu_z(x), w = M_t).
@@ -419,7 +537,7 @@ class VariationalMultiTaskNet(nn.Module):
         Deterministic in eval mode (dropout off); this is the test-time predictor.
         """
         z_mean, _ = self._encode(x, task)
-        w_mean, _ = self._classifier(task)
+        w_mean, _ = self.classifiers(task)
         return z_mean @ w_mean
 
     # ------------------------------------------------------------ training objective
@@ -431,12 +549,14 @@ class VariationalMultiTaskNet(nn.Module):
         temperature: float = 1.0,
         kl_z_weight: float = 1e-7,
         kl_w_weight: float = 0.0,
+        weighting=None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The negative ELBO of eq. (4) on one batch (one tensor of rows per task).
 
-        ``(1/T) sum_t [ mean_n E_q E_q CE(y, z w_t) + kl_z_weight * mean_n KL_z
+        ``(1/T) sum_t [ w(mean_n E_q E_q CE(y, z w_t)) + kl_z_weight * mean_n KL_z
         + kl_w_weight * KL_w ]``, with L x M Monte Carlo samples, KL terms only
-        for Bayesian variables, and Kendall weighting of the CE if enabled.
+        for Gaussian variables, and ``w`` the loss weighting of each task's
+        cross-entropy.
 
         Parameters
         ----------
@@ -447,6 +567,10 @@ class VariationalMultiTaskNet(nn.Module):
         kl_z_weight, kl_w_weight : float
             Weights of the z-KL (batch mean) and of the w-KL (REFERENCES.md:
             1e-7 and a warmed-up beta).
+        weighting : LossWeighting, optional
+            ``weighting.task_term(t, nll)`` gives task t's weighted
+            cross-entropy (:mod:`negtransfer.train.weighting`); default: the
+            cross-entropy itself.
 
         Returns
         -------
@@ -456,90 +580,77 @@ class VariationalMultiTaskNet(nn.Module):
         """
         if len(xs) != self.n_tasks or len(ys) != self.n_tasks:
             raise ValueError(f"need one batch per task ({self.n_tasks}), got {len(xs)}")
-        mixture = self.prior != "normal"
         enc = [self._encode(x, t) for t, x in enumerate(xs)]
-        clf = [self._classifier(t, x, y) for t, (x, y) in enumerate(zip(xs, ys))]
+        clf = [self.classifiers(t, x, y) for t, (x, y) in enumerate(zip(xs, ys))]
         total = torch.zeros(())
         parts = {"nll": 0.0, "kl_z": 0.0, "kl_w": 0.0}
+        z_weight = kl_z_weight if self.z_kl_weight is None else self.z_kl_weight
         for t in range(self.n_tasks):
-            x, y = xs[t], ys[t]
-            z_mean, z_var = enc[t]
-            if self.bayes_z:
-                eps = torch.randn((self.n_z_samples, *z_mean.shape))
-                z = z_mean + z_var.sqrt() * eps  # (L, B, latent)
-            else:
-                z = z_mean.unsqueeze(0)
-            w_mean, w_var = clf[t]
-            logit_mean = z @ w_mean  # (L, B, C)
-            if w_var is not None:  # local reparameterisation of z w_t
-                logit_std = ((z**2) @ w_var).sqrt()
-                eps = torch.randn((self.n_w_samples, *logit_mean.shape))
-                logits = logit_mean + logit_std * eps  # (M, L, B, C)
-            else:
-                logits = logit_mean.unsqueeze(0)
-            target = y.expand(logits.shape[:-1]).reshape(-1)
-            nll = F.cross_entropy(logits.reshape(-1, self.n_classes), target)
-            if self.uncertainty_weighting:
-                task_loss = torch.exp(-self.log_vars[t]) * nll + 0.5 * self.log_vars[t]
-            else:
-                task_loss = nll
-            kl_z = torch.zeros(())
-            if self.bayes_z:
-                if mixture:
-                    prior_mean, prior_var = self._z_prior(t, xs, ys, temperature)
-                else:
-                    prior_mean, prior_var = torch.zeros_like(z_mean), torch.ones_like(z_var)
-                kl_z = gaussian_kl(z_mean, z_var, prior_mean, prior_var).sum(dim=-1).mean()
-            kl_w = torch.zeros(())
-            if w_var is not None:
-                if mixture:
-                    pi = self.mixture_weights(t, "w", temperature)
-                    others = self._others(t)
-                    mus = torch.stack([clf[i][0].detach() for i in others])
-                    vars_ = torch.stack([clf[i][1].detach() for i in others])
-                    prior_mean = (pi[:, None, None] * mus).sum(0)
-                    prior_var = (pi[:, None, None] ** 2 * vars_).sum(0) + 1e-8
-                else:
-                    prior_mean, prior_var = torch.zeros_like(w_mean), torch.ones_like(w_var)
-                kl_w = gaussian_kl(w_mean, w_var, prior_mean, prior_var).sum()
-            z_weight = kl_z_weight if self.z_kl_weight is None else self.z_kl_weight
+            nll = self._nll(ys[t], enc[t], clf[t])
+            task_loss = nll if weighting is None else weighting.task_term(t, nll)
+            kl_z = self._kl_z(t, xs, ys, enc[t], temperature)
+            kl_w = self._kl_w(t, clf, temperature)
             total = total + task_loss + z_weight * kl_z + kl_w_weight * kl_w
             parts["nll"] += float(nll.detach()) / self.n_tasks
             parts["kl_z"] += float(kl_z.detach()) / self.n_tasks
             parts["kl_w"] += float(kl_w.detach()) / self.n_tasks
-        if self.output_prior != "none":
+        if self.output_prior is not None:
             penalty = self.output_prior_penalty()
             total = total + self.output_prior_weight * penalty * self.n_tasks
             parts["output_prior"] = float(penalty.detach())
         return total / self.n_tasks, parts
 
-    def output_prior_penalty(self) -> torch.Tensor:
-        """Mean over tasks of -log p(W_t) under the output prior (0 for ``output_prior="none"``).
+    def _nll(self, y: torch.Tensor, encoded, classifier) -> torch.Tensor:
+        """Monte Carlo cross-entropy of one task's rows: L samples of z, M of the logits."""
+        z_mean, z_var = encoded
+        if self.bayes_z:
+            eps = torch.randn((self.n_z_samples, *z_mean.shape))
+            z = z_mean + z_var.sqrt() * eps  # (L, B, latent)
+        else:
+            z = z_mean.unsqueeze(0)
+        w_mean, w_var = classifier
+        logit_mean = z @ w_mean  # (L, B, C)
+        if w_var is not None:  # local reparameterisation of z w_t
+            logit_std = ((z**2) @ w_var).sqrt()
+            eps = torch.randn((self.n_w_samples, *logit_mean.shape))
+            logits = logit_mean + logit_std * eps  # (M, L, B, C)
+        else:
+            logits = logit_mean.unsqueeze(0)
+        target = y.expand(logits.shape[:-1]).reshape(-1)
+        return F.cross_entropy(logits.reshape(-1, self.n_classes), target)
 
-        * ``"clusters"``: p(W_t) = sum_k q_k N(vec W_t; m_k, s_k^2 I), with m, s and
-          q = softmax(logits) learned jointly with the network (empirical Bayes
-          by gradient instead of Bakker and Heskes's EM).
-        * ``"task-covariance"``: tr(W^T Omega^{-1} W) / T for the stacked (T, D)
-          classifiers, with Omega = (W W^T)^{1/2} / tr((W W^T)^{1/2}) (detached),
-          the closed-form task covariance of a matrix-normal prior.
-        """
-        if self.output_prior == "none":
+    def _kl_z(self, t: int, xs, ys, encoded, temperature: float) -> torch.Tensor:
+        """Batch-mean KL of q(z|x) from its prior (0 for a point z)."""
+        if not self.bayes_z:
             return torch.zeros(())
-        W = self.w_mu.reshape(self.n_tasks, -1)
-        if self.output_prior == "clusters":
-            dim = W.shape[1]
-            var = torch.exp(2 * self.cluster_log_std)  # (K,)
-            sq = ((W[:, None, :] - self.cluster_means[None]) ** 2).sum(-1)  # (T, K)
-            log_n = -0.5 * dim * torch.log(2 * math.pi * var)[None] - sq / (2 * var[None])
-            log_q = torch.log_softmax(self.cluster_logits, dim=0)[None]
-            return -(torch.logsumexp(log_q + log_n, dim=1)).mean() / dim
-        with torch.no_grad():
-            gram = W @ W.T + 1e-6 * torch.eye(self.n_tasks)
-            evals, evecs = torch.linalg.eigh(gram)
-            root = evecs @ torch.diag(evals.clamp_min(1e-12).sqrt()) @ evecs.T
-            omega = root / torch.trace(root)
-            omega_inv = torch.linalg.inv(omega + 1e-6 * torch.eye(self.n_tasks))
-        return torch.trace(W.T @ omega_inv @ W) / self.n_tasks
+        z_mean, z_var = encoded
+        if self.prior.mixture:
+            prior_mean, prior_var = self._z_prior(t, xs, ys, temperature)
+        else:
+            prior_mean, prior_var = torch.zeros_like(z_mean), torch.ones_like(z_var)
+        return gaussian_kl(z_mean, z_var, prior_mean, prior_var).sum(dim=-1).mean()
+
+    def _kl_w(self, t: int, clf, temperature: float) -> torch.Tensor:
+        """KL of q(w_t) from its prior (0 for point classifiers)."""
+        w_mean, w_var = clf[t]
+        if w_var is None:
+            return torch.zeros(())
+        if self.prior.mixture:
+            pi = self.mixture_weights(t, "w", temperature)
+            others = self._others(t)
+            mus = torch.stack([clf[i][0].detach() for i in others])
+            vars_ = torch.stack([clf[i][1].detach() for i in others])
+            prior_mean = (pi[:, None, None] * mus).sum(0)
+            prior_var = (pi[:, None, None] ** 2 * vars_).sum(0) + 1e-8
+        else:
+            prior_mean, prior_var = torch.zeros_like(w_mean), torch.ones_like(w_var)
+        return gaussian_kl(w_mean, w_var, prior_mean, prior_var).sum()
+
+    def output_prior_penalty(self) -> torch.Tensor:
+        """Mean over tasks of -log p(W_t) under the output prior (0 without one)."""
+        if self.output_prior is None:
+            return torch.zeros(())
+        return self.output_prior.penalty(self.classifiers.w_mu.reshape(self.n_tasks, -1))
 
     def _z_prior(self, t: int, xs, ys, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Prior of z for task t's rows: a pi-weighted mixture of q(z | related input of task i).
@@ -575,7 +686,7 @@ class VariationalMultiTaskNet(nn.Module):
             z = z_mean + z_var.sqrt() * torch.randn((self.n_z_samples, *z_mean.shape))
         else:
             z = z_mean.unsqueeze(0)
-        w_mean, w_var = self._classifier(task)
+        w_mean, w_var = self.classifiers(task)
         logits = z @ w_mean
         if w_var is not None:
             logits = logits + ((z**2) @ w_var).sqrt() * torch.randn((self.n_w_samples, *logits.shape))
@@ -589,52 +700,3 @@ def class_means(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tenso
     sums = onehot.T @ x
     overall = x.mean(0, keepdim=True).expand_as(sums)
     return torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], overall)
-
-
-# ====================================================================== presets
-#: Constructor switches of each named model (see the module docstring's table).
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "stl": dict(shared_encoder=False, bayes_z=False, bayes_w=False, prior="normal"),
-    "vstl": dict(shared_encoder=False, bayes_z=True, bayes_w=True, prior="normal"),
-    "bmtl": dict(shared_encoder=True, bayes_z=False, bayes_w=False, prior="normal"),
-    "kendall": dict(shared_encoder=True, bayes_z=False, bayes_w=False, prior="normal", uncertainty_weighting=True),
-    "vbmtl": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="normal"),
-    "vmtl": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="gumbel"),
-    "vmtl-ac": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="gumbel", amortised_classifier=True),
-    # ablations (Tables C.7-C.10, C.14, C.15)
-    "vmtl-z-only": dict(shared_encoder=True, bayes_z=True, bayes_w=False, prior="gumbel"),
-    "vmtl-w-only": dict(shared_encoder=True, bayes_z=False, bayes_w=True, prior="gumbel"),
-    "vmtl-mean-prior": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="mean"),
-    "vmtl-learnable-prior": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="learnable"),
-    "vmtl-same-weights": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="gumbel", same_prior_weights=True),
-    "vmtl-mc1": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="gumbel", n_z_samples=1, n_w_samples=1),
-    "vmtl-mc50": dict(shared_encoder=True, bayes_z=True, bayes_w=True, prior="gumbel", n_z_samples=50, n_w_samples=50),
-    # further baselines of Table C.13
-    "vib": dict(shared_encoder=True, bayes_z=True, bayes_w=False, prior="normal", z_posterior="amortised",
-                z_kl_weight=1e-3, uncertainty_weighting=True),
-    "bakker": dict(shared_encoder=True, bayes_z=False, bayes_w=False, prior="normal", output_prior="clusters",
-                   n_clusters=2),
-    "mrn": dict(shared_encoder=True, bayes_z=False, bayes_w=False, prior="normal", output_prior="task-covariance"),
-}
-
-
-def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, **overrides: Any) -> VariationalMultiTaskNet:
-    """A :class:`VariationalMultiTaskNet` configured as the named preset.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`MODEL_PRESETS`.
-    n_features, n_classes, n_tasks : int
-    **overrides
-        Constructor arguments that replace the preset's (e.g. ``hidden=32``).
-
-    Raises
-    ------
-    ValueError
-        Unknown name (the message lists the known ones).
-    """
-    if name not in MODEL_PRESETS:
-        raise ValueError(f"unknown model {name!r}; the models are: {', '.join(MODEL_PRESETS)}")
-    options = {**MODEL_PRESETS[name], **overrides}
-    return VariationalMultiTaskNet(n_features, n_classes, n_tasks, **options)

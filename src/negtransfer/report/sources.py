@@ -82,8 +82,12 @@ def _fmt(x) -> str:
     return f"{x:.4f}"
 
 
-def write_sources_report(report: dict, out_dir) -> Path:
-    """Write ``report.md`` (and ``plots/*.png``) for a ``negtransfer sources`` run."""
+def write_sources_report(report, out_dir) -> Path:
+    """Write ``report.md`` (and ``plots/*.png``) for a ``negtransfer sources`` run.
+
+    ``report`` is the job's :class:`~negtransfer.jobs.sources.SourcesReport` (or its ``to_dict()``).
+    """
+    report = report.to_dict() if hasattr(report, "to_dict") else report
     out_dir = Path(out_dir)
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)

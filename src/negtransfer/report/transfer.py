@@ -22,7 +22,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,17 +1,24 @@
-"""Executors: where chunks of group models are trained.
+"""Executors: where the expensive work of a command runs (in this process, or a pool of processes).
 
-An executor takes chunks (lists of runs: (group, repeat) pairs), trains each
-chunk as one vectorised stack, and hands every finished chunk's results to a callback in the calling
-process, which writes them to the run store. Callers only see this small
-interface, so a distributed engine (Ray, Dask) can be added as another class.
-Results never depend on the executor: each model's numbers are fixed by
-(dataset, group, seed, repeat, config) alone.
+Two kinds of work, one interface:
+
+* :meth:`Executor.run` takes chunks (lists of runs: (group, repeat) pairs),
+  trains each chunk as one vectorised stack of hard-sharing models, and hands
+  every finished chunk's results to a callback in the calling process, which
+  writes them to the run store (``gains``, ``group``, ``sources``);
+* :meth:`Executor.map` calls a function on each of a list of work items (one
+  comparison model trained for one run, in ``compare``) and hands each result
+  to a callback in the calling process, which stores it.
+
+Callers only see this small interface, so a distributed engine (Ray, Dask) can
+be added as another class. Results never depend on the executor: each model's
+numbers are fixed by its inputs alone.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.train.batched import ModelResult, train_group_models
@@ -20,6 +27,7 @@ from negtransfer.train.config import TrainConfig
 Group = tuple[int, ...]
 Run = tuple[Group, int]  # (group, repeat)
 ChunkDone = Callable[[list[ModelResult]], None]
+ItemDone = Callable[[int, Any], None]
 
 
 class Executor(Protocol):
@@ -33,6 +41,9 @@ class Executor(Protocol):
         seed: int,
         on_chunk: ChunkDone,
     ) -> None: ...
+
+    def map(self, work: Callable[[Any], Any], items: Sequence[Any], on_result: ItemDone) -> None:
+        """Call ``work(item)`` for every item; ``on_result(index, result)`` in this process as each finishes."""
 
 
 class InProcessExecutor:
@@ -50,6 +61,10 @@ class InProcessExecutor:
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         for chunk in chunks:
             on_chunk(_train_chunk(dataset, chunk, config, seed, on_epoch=self.on_epoch))
+
+    def map(self, work, items, on_result) -> None:
+        for index, item in enumerate(items):
+            on_result(index, work(item))
 
 
 def _train_chunk(dataset, chunk, config, seed, on_epoch=None):
@@ -84,18 +99,28 @@ class ProcessPoolExecutor:
         self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
+        self._each([(_train_chunk, (dataset, list(c), config, seed)) for c in chunks],
+                   lambda index, results: on_chunk(results))
+
+    def map(self, work, items, on_result) -> None:
+        """``work`` and the items must pickle (a module-level function, plain data)."""
+        self._each([(work, (item,)) for item in items], on_result)
+
+    def _each(self, calls, on_result) -> None:
         import concurrent.futures as cf
         import multiprocessing as mp
 
         from negtransfer.runs.lifeline import die_with_parent
 
+        if not calls:
+            return
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=die_with_parent,
                                     initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(_train_chunk, dataset, list(c), config, seed) for c in chunks]
+            futures = {pool.submit(fn, *args): index for index, (fn, args) in enumerate(calls)}
             try:
                 for fut in cf.as_completed(futures):
-                    on_chunk(fut.result())
+                    on_result(futures[fut], fut.result())
             except BaseException:
                 for fut in futures:
                     fut.cancel()

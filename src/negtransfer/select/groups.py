@@ -131,6 +131,30 @@ def all_groups(n_tasks: int, sizes=None) -> np.ndarray:
 # Input checks shared by both solvers
 
 
+def _candidate_rows(candidates, m: int) -> np.ndarray:
+    """Row indices of the candidate groups (all ``m`` rows when None), from indices or a boolean mask."""
+    if candidates is None:
+        rows = np.arange(m)
+    else:
+        cand = np.asarray(candidates)
+        if cand.dtype == bool:
+            if cand.shape != (m,):
+                raise ValueError(
+                    f"a boolean candidates mask must have shape ({m},) (one per group row), got {cand.shape}"
+                )
+            rows = np.flatnonzero(cand)
+        else:
+            cand = cand.reshape(-1) if cand.ndim == 0 else cand
+            if cand.ndim != 1 or (cand.size and not np.issubdtype(cand.dtype, np.integer)):
+                raise ValueError("candidates must be a 1-D sequence of row indices into groups (or a boolean mask)")
+            if cand.size and (cand.min() < 0 or cand.max() >= m):
+                raise ValueError(f"candidates must be row indices in 0..{m - 1}; got values outside that range")
+            rows = np.unique(cand.astype(np.int64))
+        if rows.size == 0:
+            raise ValueError("candidates is empty; give at least one row of groups to choose from")
+    return rows
+
+
 def _check_inputs(groups, scores, budget, candidates):
     """Validate and return (U bool (m, n), S float (m, n), budget int, rows int array)."""
     U = np.asarray(groups)
@@ -156,25 +180,7 @@ def _check_inputs(groups, scores, budget, candidates):
         raise ValueError(f"budget (the most groups to choose) must be an integer >= 1, got {budget!r}")
     budget = int(budget)
 
-    if candidates is None:
-        rows = np.arange(m)
-    else:
-        cand = np.asarray(candidates)
-        if cand.dtype == bool:
-            if cand.shape != (m,):
-                raise ValueError(
-                    f"a boolean candidates mask must have shape ({m},) (one per group row), got {cand.shape}"
-                )
-            rows = np.flatnonzero(cand)
-        else:
-            cand = cand.reshape(-1) if cand.ndim == 0 else cand
-            if cand.ndim != 1 or (cand.size and not np.issubdtype(cand.dtype, np.integer)):
-                raise ValueError("candidates must be a 1-D sequence of row indices into groups (or a boolean mask)")
-            if cand.size and (cand.min() < 0 or cand.max() >= m):
-                raise ValueError(f"candidates must be row indices in 0..{m - 1}; got values outside that range")
-            rows = np.unique(cand.astype(np.int64))
-        if rows.size == 0:
-            raise ValueError("candidates is empty; give at least one row of groups to choose from")
+    rows = _candidate_rows(candidates, m)
 
     # Empty groups can never help; drop them.
     rows = rows[U[rows].any(axis=1)]
@@ -476,38 +482,13 @@ class _Search:
             self._offer(chosen, float(v.sum()))
         if r == 0 or A.size == 0:
             return
-        if r == 1:  # the best single completion, evaluated directly
-            if u:  # it must contain every uncovered task
-                if self.codes is not None:
-                    ucode = np.int64(self.weights[unc].sum())
-                    A = A[(self.codes[A] & ucode) == ucode]
-                else:
-                    A = A[self.MT[unc][:, A].all(axis=0)]
-                if A.size == 0:
-                    return
-            total = np.maximum(self.VT[:, A], v[:, None]).sum(axis=0)
-            g = int(total.argmax())
-            if total[g] > self._threshold():
-                self._offer(chosen + [int(A[g])], float(total[g]))
+        if r == 1:
+            self._complete_with_one(A, v, chosen, unc, u)
             return
-        VA = self.VT[:, A]
-        v_cov = np.where(unc, np.inf, v)
-        imp = np.maximum(VA - v_cov[:, None], 0.0).sum(axis=0)
-        if u:
-            MU = self.MT[unc][:, A]
-            cov = MU.sum(axis=0)
-            keep = (imp > 0) | (cov > 0)
-        else:
-            keep = imp > 0
-        if not keep.all():
-            A, VA, imp = A[keep], VA[:, keep], imp[keep]
-            if u:
-                MU, cov = MU[:, keep], cov[keep]
-        if A.size == 0:
+        useful = self._useful_candidates(A, v, unc, u, r)
+        if useful is None:
             return
-        if u and (not MU.any(axis=1).all() or _top_sum(cov.astype(float), r) < u):
-            return  # the uncovered tasks cannot be covered with r more groups
-
+        A, VA, MU = useful
         # Upper bound: the per-task best, or the Lagrangian bound with floor w.
         per_task = np.maximum(v, VA.max(axis=1))
         if per_task.sum() <= self._threshold():
@@ -528,50 +509,95 @@ class _Search:
                     MU = MU[:, keep]
                     if not MU.any(axis=1).all():
                         return
-
         order = np.lexsort((A, -gain))  # by reduced gain, descending; ties by row
-        g_sorted = gain[order]
-        neg_sorted = -g_sorted
-        top_rest = _top_sum(gain, r - 2)  # bounds the gains of any r - 2 further groups
-
-        def partners(p):
-            """Sorted positions a partner of the candidate at position p may take:
-            with the candidate and r - 2 more, its gain must still beat `need`."""
-            lim = need - g_sorted[p] - top_rest
-            return int(np.searchsorted(neg_sorted, -lim, side="left")) if np.isfinite(lim) else order.size
-
         if u:
-            # Branch on the uncovered task with fewest candidates: every covering
-            # completion contains one of them; child i takes the i-th (in gain
-            # order) and may not use the earlier ones.
-            counts = MU.sum(axis=1)
-            tstar = int(np.flatnonzero(unc)[counts.argmin()])
-            has = self.MT[tstar, A[order]]
-            pos_t = np.flatnonzero(has)
-            others = g_sorted[~has][: r - 1]
-            allowed = np.ones(order.size, dtype=bool)  # by sorted position
-            for i, p in enumerate(pos_t):
-                nxt = g_sorted[pos_t[i + 1: i + r]]
-                rest = np.sort(np.concatenate([others, nxt]))[::-1][: r - 1].sum()
-                if g_sorted[p] + rest <= need:
-                    break  # gains are sorted, so no later child can do better
-                allowed[p] = False
-                c = int(A[order[p]])
-                lim = partners(p)
-                child = A[order[:lim][allowed[:lim]]]
-                self._visit(child, np.maximum(v, self.VT[:, c]), chosen + [c], r - 1, w, _NODE_ITERS)
-                need = self._threshold() - base
+            self._branch_on_uncovered(A, v, chosen, r, w, base, gain, order, MU, unc)
         else:
-            # All tasks covered: enumerate combinations in gain order; child i
-            # takes the i-th candidate and may only use later ones.
-            for i in range(order.size):
-                rest = g_sorted[i + 1: i + r].sum()
-                if g_sorted[i] + rest <= need:
-                    break
-                c = int(A[order[i]])
-                child = A[order[i + 1: max(partners(i), i + 1)]]
-                self._visit(child, np.maximum(v, self.VT[:, c]), chosen + [c], r - 1, w, _NODE_ITERS)
-                need = self._threshold() - base
+            self._enumerate_covered(A, v, chosen, r, w, base, gain, order)
+
+    def _complete_with_one(self, A, v, chosen, unc, u):
+        """r = 1: the best single completion, evaluated directly (it must contain every uncovered task)."""
+        if u:
+            if self.codes is not None:
+                ucode = np.int64(self.weights[unc].sum())
+                A = A[(self.codes[A] & ucode) == ucode]
+            else:
+                A = A[self.MT[unc][:, A].all(axis=0)]
+            if A.size == 0:
+                return
+        total = np.maximum(self.VT[:, A], v[:, None]).sum(axis=0)
+        g = int(total.argmax())
+        if total[g] > self._threshold():
+            self._offer(chosen + [int(A[g])], float(total[g]))
+
+    def _useful_candidates(self, A, v, unc, u, r):
+        """Candidates that improve a covered task or cover an uncovered one: (A, VA, MU), or None if the
+        uncovered tasks cannot be covered with r more groups (MU: membership of the uncovered tasks)."""
+        VA = self.VT[:, A]
+        v_cov = np.where(unc, np.inf, v)
+        imp = np.maximum(VA - v_cov[:, None], 0.0).sum(axis=0)
+        MU = cov = None
+        if u:
+            MU = self.MT[unc][:, A]
+            cov = MU.sum(axis=0)
+            keep = (imp > 0) | (cov > 0)
+        else:
+            keep = imp > 0
+        if not keep.all():
+            A, VA = A[keep], VA[:, keep]
+            if u:
+                MU, cov = MU[:, keep], cov[keep]
+        if A.size == 0:
+            return None
+        if u and (not MU.any(axis=1).all() or _top_sum(cov.astype(float), r) < u):
+            return None  # the uncovered tasks cannot be covered with r more groups
+        return A, VA, MU
+
+    @staticmethod
+    def _partners(p, need, g_sorted, top_rest):
+        """Sorted positions a partner of the candidate at position p may take:
+        with the candidate and r - 2 more, its gain must still beat `need`."""
+        lim = need - g_sorted[p] - top_rest
+        return int(np.searchsorted(-g_sorted, -lim, side="left")) if np.isfinite(lim) else g_sorted.size
+
+    def _branch_on_uncovered(self, A, v, chosen, r, w, base, gain, order, MU, unc):
+        """Branch on the uncovered task with fewest candidates: every covering completion contains one of
+        them; child i takes the i-th (in gain order) and may not use the earlier ones."""
+        g_sorted = gain[order]
+        top_rest = _top_sum(gain, r - 2)  # bounds the gains of any r - 2 further groups
+        need = self._threshold() - base
+        counts = MU.sum(axis=1)
+        tstar = int(np.flatnonzero(unc)[counts.argmin()])
+        has = self.MT[tstar, A[order]]
+        pos_t = np.flatnonzero(has)
+        others = g_sorted[~has][: r - 1]
+        allowed = np.ones(order.size, dtype=bool)  # by sorted position
+        for i, p in enumerate(pos_t):
+            nxt = g_sorted[pos_t[i + 1: i + r]]
+            rest = np.sort(np.concatenate([others, nxt]))[::-1][: r - 1].sum()
+            if g_sorted[p] + rest <= need:
+                break  # gains are sorted, so no later child can do better
+            allowed[p] = False
+            c = int(A[order[p]])
+            lim = self._partners(p, need, g_sorted, top_rest)
+            child = A[order[:lim][allowed[:lim]]]
+            self._visit(child, np.maximum(v, self.VT[:, c]), chosen + [c], r - 1, w, _NODE_ITERS)
+            need = self._threshold() - base
+
+    def _enumerate_covered(self, A, v, chosen, r, w, base, gain, order):
+        """All tasks covered: enumerate combinations in gain order; child i takes the i-th candidate and may
+        only use later ones."""
+        g_sorted = gain[order]
+        top_rest = _top_sum(gain, r - 2)
+        need = self._threshold() - base
+        for i in range(order.size):
+            rest = g_sorted[i + 1: i + r].sum()
+            if g_sorted[i] + rest <= need:
+                break
+            c = int(A[order[i]])
+            child = A[order[i + 1: max(self._partners(i, need, g_sorted, top_rest), i + 1)]]
+            self._visit(child, np.maximum(v, self.VT[:, c]), chosen + [c], r - 1, w, _NODE_ITERS)
+            need = self._threshold() - base
 
 
 def select_groups(groups, scores, budget, *, candidates=None) -> GroupSelection:

@@ -50,6 +50,7 @@ from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
 from negtransfer.train.results import ModelResult
+from negtransfer.train.update_rules import adam_bias_corrections, adam_direction, adam_moments, sgd_direction
 
 MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
@@ -105,10 +106,11 @@ def repeat_seed(seed: int, repeat: int) -> int:
 class _StackOptimizer:
     """SGD with momentum or Adam applied per model, with a mask of active models.
 
-    The update rules follow torch.optim.SGD (dampening 0, no Nesterov; the first
-    step's buffer is the gradient) and torch.optim.Adam, but a model whose mask
-    entry is False keeps its parameters *and* optimiser state unchanged. ``lr``
-    is the current learning rate (the trainer lowers it on the config's schedule).
+    The arithmetic is that of :mod:`negtransfer.train.update_rules` (torch.optim.SGD
+    with dampening 0 and no Nesterov, the first step's buffer being the gradient;
+    torch.optim.Adam), but a model whose mask entry is False keeps its parameters
+    *and* optimiser state unchanged. ``lr`` is the current learning rate (the
+    trainer lowers it on the config's schedule).
     """
 
     def __init__(self, params: list[torch.Tensor], config: TrainConfig):
@@ -135,36 +137,28 @@ class _StackOptimizer:
         mask = active.view(-1, 1, 1)
         if cfg.optimizer == "adam":
             self.steps = torch.where(mask, self.steps + 1, self.steps)
-            b1, b2 = cfg.adam_betas
-            bc1 = 1 - b1 ** self.steps.clamp(min=1)
-            bc2 = 1 - b2 ** self.steps.clamp(min=1)
+            bc1, bc2 = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
         for i, (p, g) in enumerate(zip(self.params, grads)):
-            if cfg.weight_decay:
-                g = g + p * cfg.weight_decay
             if cfg.optimizer == "sgd":
-                buf = self.state[i] * cfg.momentum + g if cfg.momentum else g
-                update = buf * self.lr
+                direction, buf = sgd_direction(g, self.state[i], p, momentum=cfg.momentum,
+                                               weight_decay=cfg.weight_decay)
                 if cfg.momentum:
                     self.state[i] = torch.where(mask, buf, self.state[i])
             else:
-                m = self.state[i] * b1 + g * (1 - b1)
-                v = self.state2[i] * b2 + (g * g) * (1 - b2)
+                m, v = adam_moments(g, self.state[i], self.state2[i], p, betas=cfg.adam_betas,
+                                    weight_decay=cfg.weight_decay)
                 self.state[i] = torch.where(mask, m, self.state[i])
                 self.state2[i] = torch.where(mask, v, self.state2[i])
-                update = (m / bc1) / ((v / bc2).sqrt() + cfg.adam_eps) * self.lr
-            p.copy_(torch.where(mask, p - update, p))
+                direction = adam_direction(m, v, bc1, bc2, eps=cfg.adam_eps)
+            p.copy_(torch.where(mask, p - direction * self.lr, p))
 
     def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
-        """The SGD step when every model is active: the same arithmetic, in place."""
+        """The SGD step when every model is active: the same arithmetic, buffers updated in place."""
         cfg = self.config
         for i, (p, g) in enumerate(zip(self.params, grads)):
-            if cfg.weight_decay:
-                g = g + p * cfg.weight_decay
-            if cfg.momentum:
-                buf = self.state[i].mul_(cfg.momentum).add_(g)
-            else:
-                buf = g
-            p.sub_(buf * self.lr)
+            direction, _ = sgd_direction(g, self.state[i], p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                         inplace=True)
+            p.sub_(direction * self.lr)
 
     def velocity(self, model: int = 0) -> list[torch.Tensor]:
         """SGD momentum buffers of one model (PyTorch convention), per parameter."""

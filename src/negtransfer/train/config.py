@@ -1,10 +1,40 @@
-"""Training configuration: one explicit, validated, hashable dataclass."""
+"""Training configuration: explicit, validated, hashable dataclasses.
+
+:class:`TrainConfig` configures the stacked trainer; the families trained by
+:mod:`negtransfer.train.loop` have their own dataclasses
+(:class:`~negtransfer.train.variational.VariationalConfig`,
+:class:`~negtransfer.train.temporal.TemporalTrainConfig`). All three validate
+their fields with the checks below and hash with :func:`config_hash`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+
+def check_positive_ints(config: Any, names: Iterable[str]) -> None:
+    """Raise ValueError naming the first of ``names`` that is not a positive integer (bools refused)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_non_negative(config: Any, names: Iterable[str]) -> None:
+    """Raise ValueError naming the first of ``names`` that is negative (or NaN)."""
+    for name in names:
+        value = getattr(config, name)
+        if not value >= 0:
+            raise ValueError(f"{name} must be non-negative, got {value!r}")
+
+
+def config_hash(config: Any, **extra: Any) -> str:
+    """Stable 16-hex-digit hash of a config dataclass's fields (and ``extra``)."""
+    blob = json.dumps({**asdict(config), **extra}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 BATCHING = ("auto", "per-task", "pooled")
@@ -139,8 +169,7 @@ class TrainConfig:
 
     def config_hash(self) -> str:
         """Stable hash of every field and of the result format: part of each stored run's key."""
-        blob = json.dumps({**self.to_dict(), "result_format": RESULT_FORMAT}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return config_hash(self, result_format=RESULT_FORMAT)
 
 
 #: Named training setups. ``default`` is :class:`TrainConfig`'s defaults;

@@ -11,23 +11,27 @@ mnist-variation). The settings follow the TP-AMTL official code
 * Adam, learning rate 1e-3, L2 penalty 2e-4 (``weight_decay``, coupled), batch 128;
 * masked binary cross-entropy, eq. (12): a (record, task) pair without a label
   contributes nothing; each task's loss is its mean over the labelled records
-  of the batch and the task losses are summed (or combined by the model's own
-  ``combine_task_losses``, e.g. Kendall weighting);
-* the weights of the epoch with the lowest summed validation loss are kept;
+  of the batch, and the task losses are combined by a loss weighting
+  (:mod:`negtransfer.train.weighting`: their plain sum by default, Kendall
+  weights for ``retain-kendall``, a model's own regulariser for the AMTL
+  baselines; the model catalogue chooses);
+* the weights of the epoch with the lowest summed validation loss are kept
+  (early stopping after ``patience`` epochs without a lower one);
 * models with ``mc_dropout = True`` stay stochastic at test time and their
   probabilities are averaged over ``mc_samples`` passes (20 in the paper);
   other models are evaluated in ``eval()`` mode;
 * metric: AUROC per task on the test split (:func:`negtransfer.train.metrics.auroc`).
 
 STL is the same loop with ``task_indices=[k]``: the model has one output and
-only task k's labels train it.
+only task k's labels train it. The loop is :class:`negtransfer.train.loop.FitLoop`
+(one round = one epoch) with :class:`~negtransfer.train.loop.KeepBest` and
+:class:`~negtransfer.train.loop.EarlyStopping` on the overall validation loss.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,9 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.train.config import check_positive_ints
+from negtransfer.train.loop import EarlyStopping, Evaluation, FitLoop, FitResult, KeepBest, RoundOutput
 from negtransfer.train.metrics import auroc
+from negtransfer.train.weighting import EqualWeighting, LossWeighting
 
 __all__ = ["TemporalTrainConfig", "TrainedModel", "evaluate_auroc", "fit", "masked_bce", "predict_proba"]
+
+#: The result of :func:`fit` (the one result type of :mod:`negtransfer.train.loop`).
+TrainedModel = FitResult
 
 
 @dataclass(frozen=True)
@@ -69,23 +79,9 @@ class TemporalTrainConfig:
     validation_mc_samples: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_epochs", "patience", "mc_samples", "validation_mc_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("batch_size", "max_epochs", "patience", "mc_samples", "validation_mc_samples"))
         if not self.lr > 0 or self.weight_decay < 0:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
-
-
-@dataclass
-class TrainedModel:
-    """A trained model with its training record."""
-
-    model: nn.Module
-    task_indices: tuple[int, ...]
-    best_epoch: int
-    epochs_run: int
-    history: list[dict] = field(default_factory=list)
 
 
 def _arrays(dataset) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -118,13 +114,6 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return per_entry.sum(0) / counts.clamp(min=1), counts > 0
 
 
-def _total_loss(model: nn.Module, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    combine = getattr(model, "combine_task_losses", None)
-    if combine is not None:
-        return combine(losses, present)
-    return (losses * present.to(losses.dtype)).sum()
-
-
 def predict_proba(model: nn.Module, x: torch.Tensor, step_mask: torch.Tensor | None, *,
                   mc_samples: int = 20, batch_size: int = 512) -> np.ndarray:  # fmt: skip
     """Predicted probabilities (N, outputs); MC-averaged for models with ``mc_dropout = True``.
@@ -154,7 +143,9 @@ def _validation_loss(model, x, m, y, samples: int) -> float:
 
 
 def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
-        config: TemporalTrainConfig = TemporalTrainConfig(), seed: int = 0) -> TrainedModel:  # fmt: skip
+        config: TemporalTrainConfig = TemporalTrainConfig(), seed: int = 0,
+        weighting: LossWeighting | Callable | None = None,
+        on_epoch: Callable[[int, int], None] | None = None) -> FitResult:  # fmt: skip
     """Train ``model`` on the training split; keep the epoch with the best summed validation loss.
 
     Parameters
@@ -168,15 +159,24 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
     config : TemporalTrainConfig
     seed : int
         Seeds the batch order and every random draw of the model (dropout, sampling).
+    weighting : LossWeighting or callable, optional
+        ``weighting(losses, present) -> loss``: how the per-task batch losses
+        are combined (default :class:`~negtransfer.train.weighting.EqualWeighting`,
+        their sum over the tasks labelled in the batch). Its parameters, if it
+        has any, are trained with the model's.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, max_epochs)`` after every epoch (progress).
 
     Returns
     -------
-    TrainedModel
-        The model (best weights loaded) and its history (train and validation loss per epoch).
+    FitResult
+        The model (best weights loaded), ``best_epoch``, ``epochs_run`` and the
+        history (train and validation loss per epoch).
     """
     tasks = tuple(range(dataset.Y.shape[1])) if task_indices is None else tuple(int(k) for k in task_indices)
     if not tasks or any(k < 0 or k >= dataset.Y.shape[1] for k in tasks):
         raise ValueError(f"task_indices must be a non-empty subset of 0..{dataset.Y.shape[1] - 1}, got {task_indices}")
+    weighting = weighting if weighting is not None else EqualWeighting()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     x, m, y = _arrays(dataset)
@@ -190,11 +190,10 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
         probe = model(x[train[:2]], None if m is None else m[train[:2]])
     if probe.shape[-1] != len(tasks):
         raise ValueError(f"the model has {probe.shape[-1]} outputs but {len(tasks)} tasks are trained; match them")
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best_loss, best_state, best_epoch, stale = float("inf"), copy.deepcopy(model.state_dict()), 0, 0
-    history = []
-    epoch = 0
-    for epoch in range(1, config.max_epochs + 1):
+    extra = list(weighting.parameters()) if isinstance(weighting, nn.Module) else []
+    optimiser = torch.optim.Adam(list(model.parameters()) + extra, lr=config.lr, weight_decay=config.weight_decay)
+
+    def train_round(loop: FitLoop, epoch: int) -> RoundOutput:
         model.train()
         order = train[torch.randperm(len(train), generator=gen)]
         total, batches = 0.0, 0
@@ -202,24 +201,30 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
             rows = order[start : start + config.batch_size]
             logits = model(x[rows], None if m is None else m[rows])
             losses, present = masked_bce(logits, y[rows])
-            loss = _total_loss(model, losses, present)
+            loss = weighting(losses, present)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             total, batches = total + loss.item(), batches + 1
+            loop.step_done()
+        return RoundOutput(batches, 0.0, {"train_loss": total / max(batches, 1)})
+
+    def evaluate(epoch: int, out: RoundOutput) -> Evaluation:
         if len(val):
-            val_loss = _validation_loss(model, x[val], None if m is None else m[val], y[val], config.validation_mc_samples)
+            val_loss = _validation_loss(model, x[val], None if m is None else m[val], y[val],
+                                        config.validation_mc_samples)
         else:
-            val_loss = total / max(batches, 1)
-        history.append({"epoch": epoch, "train_loss": total / max(batches, 1), "validation_loss": val_loss})
-        if val_loss < best_loss:
-            best_loss, best_state, best_epoch, stale = val_loss, copy.deepcopy(model.state_dict()), epoch, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    model.load_state_dict(best_state)
-    return TrainedModel(model, tasks, best_epoch, epoch, history)
+            val_loss = out.values["train_loss"]
+        record = {"epoch": epoch, "train_loss": out.values["train_loss"], "validation_loss": val_loss}
+        if on_epoch is not None:
+            on_epoch(epoch, config.max_epochs)
+        return Evaluation([val_loss] * len(tasks), val_loss, record)
+
+    keep = KeepBest("min", per_task=False, keep_initial=True)
+    loop = FitLoop(model, len(tasks), [keep, EarlyStopping(config.patience, "min")], unit="epoch")
+    result = loop.run(train_round, evaluate, config.max_epochs, task_indices=tasks)
+    model.load_state_dict(result.best_states[0])
+    return result
 
 
 def evaluate_auroc(trained: TrainedModel, dataset, split: str = "test", *, mc_samples: int = 20,

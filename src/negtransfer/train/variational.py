@@ -13,7 +13,16 @@ A readable loop for :class:`~negtransfer.nn.vmtl.VariationalMultiTaskNet`:
 * every ``eval_every`` iterations the validation accuracy of each task is
   measured with posterior means, and each task keeps the parameters of its best
   validation iteration (early stopping per task; test rows are never looked at
-  for any choice).
+  for any choice); with ``patience`` the fit also stops once no task has
+  improved for that many evaluations;
+* the task losses are combined by a loss weighting
+  (:mod:`negtransfer.train.weighting`; equal by default, Kendall for the
+  ``kendall`` and ``vib`` baselines).
+
+The loop is :class:`negtransfer.train.loop.FitLoop` (one round = ``eval_every``
+iterations) with :class:`~negtransfer.train.loop.KeepBest` per task,
+:class:`~negtransfer.train.loop.EarlyStopping` and
+:class:`~negtransfer.train.loop.Progress` callbacks.
 
 The paper trains 15,000 iterations at learning rate 1e-4 on 4096-d features;
 :class:`VariationalConfig`'s defaults are scaled down for seconds-long CPU runs
@@ -25,7 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -33,9 +42,12 @@ import torch
 import torch.nn.functional as F
 
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.train.config import check_non_negative, check_positive_ints
+from negtransfer.train.loop import EarlyStopping, Evaluation, FitLoop, FitResult, KeepBest, Progress, RoundOutput
+from negtransfer.train.weighting import EqualWeighting, LossWeighting
 
 __all__ = [
-    "FitResult",
+    "FitResult",  # from negtransfer.train.loop: the one result type
     "VariationalConfig",
     "domain_tensors",
     "entropy_ratio",
@@ -80,6 +92,9 @@ class VariationalConfig:
         tau_k = max(floor, start * exp(-decay * k)).
     eval_every : int
         Validation (and best-state bookkeeping) interval in iterations.
+    patience : int or None
+        Stop once no task's validation accuracy has improved for this many
+        evaluations (None: train every iteration).
     hidden, latent, input_dropout : int, int, float
         Network sizes and input dropout passed to the model.
     """
@@ -98,24 +113,22 @@ class VariationalConfig:
     temperature_floor: float = 0.5
     temperature_decay: float = 3e-3
     eval_every: int = 25
+    patience: int | None = None
     hidden: int = 64
     latent: int = 64
     input_dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "per_class", "eval_every", "kl_w_warmup_every", "hidden", "latent"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("iterations", "per_class", "eval_every", "kl_w_warmup_every", "hidden", "latent"))
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.lr_halve_every is not None and self.lr_halve_every < 1:
             raise ValueError("lr_halve_every must be positive or None")
+        if self.patience is not None:
+            check_positive_ints(self, ("patience",))
         if not 0 < self.temperature_floor <= self.temperature_start:
             raise ValueError("need 0 < temperature_floor <= temperature_start")
-        for name in ("weight_decay", "kl_z_weight", "kl_w_warmup_step", "kl_w_max", "temperature_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be non-negative")
+        check_non_negative(self, ("weight_decay", "kl_z_weight", "kl_w_warmup_step", "kl_w_max", "temperature_decay"))
 
     def temperature(self, iteration: int) -> float:
         return max(self.temperature_floor, self.temperature_start * math.exp(-self.temperature_decay * iteration))
@@ -125,32 +138,6 @@ class VariationalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit_variational` returns.
-
-    Attributes
-    ----------
-    model : VariationalMultiTaskNet
-        In eval mode, holding the last iteration's parameters.
-    best_states : list of dict
-        Per task, the state dict of its best validation iteration.
-    best_iteration : list of int
-    best_validation_accuracy : list of float
-    seconds_per_iteration : float
-        Mean wall time of a training step (batch draw, forward, backward, update).
-    history : list of dict
-        ``iteration, loss, nll, kl_z, kl_w, temperature, kl_w_weight, val_accuracy``.
-    """
-
-    model: Any
-    best_states: list
-    best_iteration: list
-    best_validation_accuracy: list
-    seconds_per_iteration: float
-    history: list = field(default_factory=list)
 
 
 def domain_tensors(ds: MultiTaskDataset, split: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -221,6 +208,7 @@ def fit_variational(
     config: VariationalConfig | None = None,
     *,
     seed: int = 0,
+    weighting: LossWeighting | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``ds``'s training rows; choose each task's state by validation accuracy.
@@ -234,60 +222,78 @@ def fit_variational(
     config : VariationalConfig, optional
     seed : int
         Seeds batch draws, Monte Carlo noise and Gumbel noise.
+    weighting : LossWeighting, optional
+        How the task losses are combined (default: equal); its parameters are
+        trained with the model's.
     on_step : callable, optional
         ``on_step(done, total)`` after every iteration (progress bars).
 
     Returns
     -------
     FitResult
+        ``model`` holds the last iteration's parameters (in eval mode);
+        ``best_states[t]`` the parameters of task t's best validation
+        iteration ``best_at[t]`` (accuracy ``best_scores[t]``); ``history`` one
+        record per evaluation (``iteration, loss, nll, kl_z, kl_w, temperature,
+        kl_w_weight, val_accuracy``).
     """
     config = config or VariationalConfig()
+    weighting = weighting or EqualWeighting()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     train_x, train_y = domain_tensors(ds, "train")
     val_x, val_y = domain_tensors(ds, "validation")
     if any(len(y) == 0 for y in train_y):
         raise ValueError("every task needs training rows")
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.Adam(list(model.parameters()) + list(weighting.parameters()), lr=config.lr,
+                                 weight_decay=config.weight_decay)
     halve = config.lr_halve_every or max(1, config.iterations // 5)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=halve, gamma=0.5)
-    n_tasks = ds.n_tasks
-    best_acc = [-1.0] * n_tasks
-    best_it = [0] * n_tasks
-    best_states: list = [None] * n_tasks
-    history = []
-    step_time = 0.0
-    for it in range(1, config.iterations + 1):
-        start = time.perf_counter()
-        model.train()
-        if config.balanced_batches:
-            bx, by = _balanced_batch(train_x, train_y, config.per_class, gen)
-        else:
-            bx, by = _uniform_batch(train_x, train_y, config.per_class * ds.tasks[0].n_classes, gen)
-        tau, beta = config.temperature(it), config.kl_w_weight(it)
-        loss, parts = model.loss(bx, by, temperature=tau, kl_z_weight=config.kl_z_weight, kl_w_weight=beta)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        scheduler.step()
-        step_time += time.perf_counter() - start
-        if it % config.eval_every == 0 or it == config.iterations:
-            model.eval()
-            model.set_class_prototypes(train_x, train_y)
-            accs = _accuracies(model, val_x, val_y)
-            state = None
-            for t, acc in enumerate(accs):
-                # A task without validation rows (NaN accuracy) keeps its latest parameters.
-                if math.isnan(acc) or acc > best_acc[t]:
-                    state = state or copy.deepcopy(model.state_dict())
-                    best_acc[t], best_it[t], best_states[t] = acc, it, state
-            history.append({"iteration": it, "loss": float(loss.detach()), **parts, "temperature": tau,
-                            "kl_w_weight": beta, "val_accuracy": accs})
-        if on_step is not None:
-            on_step(it, config.iterations)
+    per_task_rows = config.per_class * ds.tasks[0].n_classes
+
+    def train_round(loop: FitLoop, r: int) -> RoundOutput:
+        last = min(r * config.eval_every, config.iterations)
+        seconds = 0.0
+        loss = parts = None
+        for it in range((r - 1) * config.eval_every + 1, last + 1):
+            start = time.perf_counter()
+            model.train()
+            if config.balanced_batches:
+                bx, by = _balanced_batch(train_x, train_y, config.per_class, gen)
+            else:
+                bx, by = _uniform_batch(train_x, train_y, per_task_rows, gen)
+            tau, beta = config.temperature(it), config.kl_w_weight(it)
+            loss, parts = model.loss(bx, by, temperature=tau, kl_z_weight=config.kl_z_weight, kl_w_weight=beta,
+                                     weighting=weighting)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            seconds += time.perf_counter() - start
+            loop.step_done()
+        return RoundOutput(last - (r - 1) * config.eval_every, seconds,
+                           {"iteration": last, "loss": loss, "parts": parts, "temperature": tau, "beta": beta})
+
+    def evaluate(r: int, out: RoundOutput) -> Evaluation:
+        model.eval()
+        model.set_class_prototypes(train_x, train_y)
+        accs = _accuracies(model, val_x, val_y)
+        v = out.values
+        record = {"iteration": v["iteration"], "loss": float(v["loss"].detach()), **v["parts"],
+                  "temperature": v["temperature"], "kl_w_weight": v["beta"], "val_accuracy": accs}
+        finite = [a for a in accs if not math.isnan(a)]
+        return Evaluation(accs, float(np.mean(finite)) if finite else float("nan"), record)
+
+    callbacks = [KeepBest("max", per_task=True)]
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(config.patience, "max", per_task=True))
+    if on_step is not None:
+        callbacks.append(Progress(on_step, config.iterations))
+    loop = FitLoop(model, ds.n_tasks, callbacks, unit="iteration")
+    result = loop.run(train_round, evaluate, -(-config.iterations // config.eval_every))
     model.eval()
     model.set_class_prototypes(train_x, train_y)
-    return FitResult(model, best_states, best_it, best_acc, step_time / config.iterations, history)
+    return result
 
 
 # ====================================================================== metrics

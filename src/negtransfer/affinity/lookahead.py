@@ -1,0 +1,90 @@
+"""TAG's lookahead affinity (Fifty et al. 2021): one extra forward pass per source task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from negtransfer.affinity.gradients import _as_loss_tensor, flatten_task_gradients, per_task_gradients
+from negtransfer.affinity.updates import optimizer_task_updates, sgd_task_updates
+
+__all__ = ["tag_lookahead_affinity"]
+
+
+def tag_lookahead_affinity(
+    closure: Callable[[], Tensor],
+    shared_params: Sequence[Tensor],
+    lr: float | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    updates=None,
+    velocity=None,
+    momentum: float = 0.0,
+) -> Tensor:
+    """Lookahead inter-task affinity of TAG (Fifty et al.): one extra forward pass per source task.
+
+    For every source ``i`` the shared parameters are moved by the step task
+    ``i`` alone would cause, ``theta' = theta - lr * u_i``, the forward pass is
+    re-run on the same batch, and
+
+    ``Z[i, j] = (1 - L_j(theta') / L_j(theta)) / lr``.
+
+    The parameters are restored exactly afterwards. For a small ``lr`` this
+    tends to the first-order (ETAP) affinity ``<u_i, g_j> / L_j`` of
+    :func:`step_affinity_from_updates`; same orientation (rows are sources).
+
+    Parameters
+    ----------
+    closure : callable () -> Tensor (T,)
+        Recomputes the per-task losses on the current batch at the current
+        parameters, with its graph. Must be deterministic (no dropout noise).
+    shared_params : sequence of Tensor
+        Parameters moved by the lookahead step (the shared encoder).
+    lr : float, optional
+        Lookahead learning rate. Defaults to the optimizer's (reference) ``lr``.
+    optimizer : torch.optim.Optimizer, optional
+        If given (and ``updates`` is not), per-task updates follow its rule and
+        state (:func:`optimizer_task_updates`).
+    updates : Tensor (T, P), optional
+        Explicit per-task update directions per unit learning rate.
+    velocity, momentum :
+        SGD momentum buffer (PyTorch convention) and coefficient, used when
+        neither ``optimizer`` nor ``updates`` is given.
+
+    Returns
+    -------
+    Tensor (T, T)
+    """
+    params = list(shared_params)
+    with torch.enable_grad():
+        losses = _as_loss_tensor(closure()).reshape(-1)
+        grads = per_task_gradients(losses, params)
+    if updates is None:
+        if optimizer is not None:
+            updates, lr_opt = optimizer_task_updates(optimizer, params, grads)
+            lr = lr_opt if lr is None else lr
+        else:
+            updates = sgd_task_updates(grads, momentum=momentum, velocity=velocity)
+    U = flatten_task_gradients(updates)
+    if lr is None or not lr > 0:
+        raise ValueError("tag_lookahead_affinity needs a learning rate lr > 0 (or an optimizer to read it from)")
+    L0 = losses.detach()
+    sizes = [p.numel() for p in params]
+    saved = [p.detach().clone() for p in params]
+    rows = []
+    try:
+        with torch.no_grad():
+            for i in range(U.shape[0]):
+                for p, step in zip(params, torch.split(U[i], sizes)):
+                    p.sub_(lr * step.reshape(p.shape).to(p.dtype))
+                rows.append(_as_loss_tensor(closure()).detach().reshape(-1))
+                for p, s in zip(params, saved):
+                    p.copy_(s)
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+    L1 = torch.stack(rows)
+    return (1.0 - L1 / L0[None, :]) / lr

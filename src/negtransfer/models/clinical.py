@@ -1,0 +1,272 @@
+"""The TP-AMTL family (clinical time series, and binary tables): TP-AMTL, P-AMTL and their paper's baselines.
+
+Each entry of :data:`CLINICAL_MODELS` builds an ``nn.Module`` for a dataset and
+says whether it is an STL model (one model per task, one output each) or a
+multi-task model (one model, one output per task), and how its task losses are
+combined (:mod:`negtransfer.train.weighting`). Temporal models take (B, T, F)
+inputs with a step mask (:class:`~negtransfer.data.timeseries.TimeSeriesMultiTaskDataset`);
+the non-temporal ones take (B, F) rows (mnist-variation, or any
+:class:`~negtransfer.data.dataset.MultiTaskDataset` with binary tasks).
+
+Temporal (paper Table 2 and Table 4), data kind ``time-series``
+    ``stl-lstm``, ``mtl-lstm``, ``stl-transformer``, ``mtl-transformer``,
+    ``stl-retain``, ``mtl-retain``, ``stl-ua``, ``mtl-ua``, ``stl-sand``,
+    ``mtl-sand``, ``stl-adacare``, ``mtl-adacare``, ``amtl-lstm``,
+    ``retain-kendall``, ``tp-amtl`` and the ablations
+    ``amtl-notransfer``, ``amtl-intratask``, ``amtl-samestep``, ``td-amtl``,
+    ``tp-amtl-constrained`` (future-to-past), ``tp-amtl-epistemic``,
+    ``tp-amtl-aleatoric``.
+Non-temporal (paper Table 1), data kinds ``table`` and ``per-task-rows`` with binary tasks
+    ``stl``, ``mtl`` (hard-sharing MLP), ``amtl-loss``, ``p-amtl``.
+
+Every model is trained by :func:`~negtransfer.train.temporal.fit` and scored by
+test AUROC per task (:func:`train_and_score`). Options of ``negtransfer
+compare``: ``--epochs`` (or ``--iterations``: the maximum number of epochs),
+``--batch-size``, ``--lr``, ``--patience``, ``--set``
+(:class:`~negtransfer.train.temporal.TemporalTrainConfig` fields).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from negtransfer.models.base import FitOptions, Metrics, ModelSpec, config_from_options
+
+__all__ = [
+    "CLINICAL_MODELS",
+    "ClinicalModelSpec",
+    "STL_COUNTERPART",
+    "build_model",
+    "clinical_model_names",
+    "model_specs",
+    "model_weighting",
+    "train_and_score",
+]
+
+
+@dataclass(frozen=True)
+class ClinicalModelSpec:
+    """How to build one named model.
+
+    Parameters
+    ----------
+    name : str
+    builder : callable
+        ``builder(n_features, n_outputs, **options) -> nn.Module``.
+    single_task : bool
+        STL: one model per task (``n_outputs=1``).
+    temporal : bool
+        Takes (B, T, F) sequences; False: (B, F) rows.
+    options : dict
+        Keyword arguments for the builder.
+    weighting : {"equal", "kendall", "model"}
+        How the task losses are combined: their sum, Kendall et al.'s
+        uncertainty weights, or the model's own ``combine_task_losses`` (the
+        AMTL baselines, whose regulariser or running losses need the task losses).
+    description : str
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    single_task: bool
+    temporal: bool
+    options: dict = field(default_factory=dict)
+    weighting: str = "equal"
+    description: str = ""
+
+
+def _tp_amtl(n_features: int, n_outputs: int, **options: Any):
+    from negtransfer.nn.amtl import TPAMTL
+
+    return TPAMTL(n_features, n_outputs, **options)
+
+
+def _p_amtl(n_features: int, n_outputs: int, **options: Any):
+    from negtransfer.nn.amtl import PAMTL
+
+    return PAMTL(n_features, n_outputs, **options)
+
+
+def _amtl_loss(n_features: int, n_outputs: int, **options: Any):
+    from negtransfer.nn.amtl import LossBasedAMTL
+
+    return LossBasedAMTL(n_features, n_outputs, **options)
+
+
+def _baseline(class_name: str) -> Callable[..., Any]:
+    def build(n_features: int, n_outputs: int, **options: Any):
+        from negtransfer.nn import clinical_baselines
+
+        return getattr(clinical_baselines, class_name)(n_features, n_outputs, **options)
+
+    build.__name__ = f"build_{class_name}"
+    return build
+
+
+def _specs() -> dict[str, ClinicalModelSpec]:
+    out: dict[str, ClinicalModelSpec] = {}
+    for short, cls in (("lstm", "LSTMClassifier"), ("transformer", "TransformerClassifier"),
+                       ("retain", "RETAIN"), ("ua", "UncertaintyAwareRETAIN"), ("sand", "SAnDClassifier")):  # fmt: skip
+        out[f"stl-{short}"] = ClinicalModelSpec(f"stl-{short}", _baseline(cls), True, True, description=f"STL {cls}")
+        out[f"mtl-{short}"] = ClinicalModelSpec(f"mtl-{short}", _baseline(cls), False, True,
+                                                description=f"hard-sharing MTL {cls}")  # fmt: skip
+    out["mtl-adacare"] = ClinicalModelSpec("mtl-adacare", _baseline("AdaCare"), False, True,
+                                           description="hard-sharing MTL AdaCare (simplified)")  # fmt: skip
+    out["stl-adacare"] = ClinicalModelSpec("stl-adacare", _baseline("AdaCare"), True, True,
+                                           description="STL AdaCare (simplified)")  # fmt: skip
+    out["amtl-lstm"] = ClinicalModelSpec("amtl-lstm", _baseline("AMTLLSTM"), False, True, weighting="model",
+                                         description="AMTL (Lee et al. 2016) on a shared LSTM")  # fmt: skip
+    out["retain-kendall"] = ClinicalModelSpec("retain-kendall", _baseline("RETAIN"), False, True, weighting="kendall",
+                                              description="MTL RETAIN with Kendall uncertainty loss weights")  # fmt: skip
+    variants = {
+        "tp-amtl": {},
+        "amtl-notransfer": {"transfer": "none"},
+        "amtl-intratask": {"transfer": "intra-task"},
+        "amtl-samestep": {"transfer": "same-step"},
+        "td-amtl": {"uncertainty": "deterministic"},
+        "tp-amtl-constrained": {"transfer": "future-to-past"},
+        "tp-amtl-epistemic": {"uncertainty": "epistemic"},
+        "tp-amtl-aleatoric": {"uncertainty": "aleatoric"},
+    }
+    for name, options in variants.items():
+        out[name] = ClinicalModelSpec(name, _tp_amtl, False, True, options, description=f"TPAMTL({options or 'full'})")
+    out["stl"] = ClinicalModelSpec("stl", _baseline("MLPClassifier"), True, False, description="STL MLP")
+    out["mtl"] = ClinicalModelSpec("mtl", _baseline("MLPClassifier"), False, False, description="hard-sharing MLP")
+    out["p-amtl"] = ClinicalModelSpec("p-amtl", _p_amtl, False, False, description="P-AMTL (non-temporal)")
+    out["amtl-loss"] = ClinicalModelSpec("amtl-loss", _amtl_loss, False, False, weighting="model",
+                                         description="AMTL-Loss: loss-based transfer weights (Table 1)")  # fmt: skip
+    return out
+
+
+CLINICAL_MODELS: dict[str, ClinicalModelSpec] = _specs()
+
+#: The single-task model each multi-task model is compared with (TP-AMTL builds on an LSTM).
+STL_COUNTERPART = {
+    "mtl-lstm": "stl-lstm", "mtl-transformer": "stl-transformer", "mtl-retain": "stl-retain",
+    "mtl-ua": "stl-ua", "mtl-sand": "stl-sand", "retain-kendall": "stl-retain",
+    "tp-amtl": "stl-lstm", "amtl-notransfer": "stl-lstm", "amtl-intratask": "stl-lstm",
+    "amtl-samestep": "stl-lstm", "td-amtl": "stl-lstm", "tp-amtl-constrained": "stl-lstm",
+    "tp-amtl-epistemic": "stl-lstm", "tp-amtl-aleatoric": "stl-lstm", "mtl": "stl", "p-amtl": "stl",
+    "mtl-adacare": "stl-adacare", "amtl-lstm": "stl-lstm", "amtl-loss": "stl",
+}  # fmt: skip
+
+
+def clinical_model_names(temporal: bool | None = None) -> list[str]:
+    """Names of the catalogued models (only temporal or non-temporal ones if asked)."""
+    return [n for n, s in CLINICAL_MODELS.items() if temporal is None or s.temporal == temporal]
+
+
+def _spec(name: str) -> ClinicalModelSpec:
+    spec = CLINICAL_MODELS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown model {name!r}; the models are: {', '.join(CLINICAL_MODELS)}")
+    return spec
+
+
+def build_model(name: str, n_features: int, n_outputs: int, **overrides: Any):
+    """Build the named model; ``overrides`` replace its default options."""
+    spec = _spec(name)
+    return spec.builder(n_features, n_outputs, **{**spec.options, **overrides})
+
+
+class _ModelLoss:
+    """The combiner of a model whose loss needs the task losses (``model.combine_task_losses``)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, losses, present):
+        return self.model.combine_task_losses(losses, present)
+
+
+def model_weighting(name: str, model, n_outputs: int):
+    """How model ``name`` (built as ``model``) combines its ``n_outputs`` task losses."""
+    from negtransfer.train.weighting import EqualWeighting, KendallWeighting
+
+    kind = _spec(name).weighting
+    if kind == "model":
+        return _ModelLoss(model)
+    return KendallWeighting(n_outputs) if kind == "kendall" else EqualWeighting()
+
+
+def train_and_score(name: str, dataset, seed: int, config=None, options: dict | None = None) -> dict[str, float]:
+    """Train the named model on ``dataset`` (one model per task for STL) and return test AUROC per task.
+
+    ``torch.manual_seed(seed)`` precedes every model's construction and
+    :func:`~negtransfer.train.temporal.fit` uses ``seed``, so the scores are
+    reproducible.
+    """
+    import torch
+
+    from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, fit
+
+    spec = _spec(name)
+    config = config or TemporalTrainConfig()
+    check_dataset(name, dataset)
+    groups = [[k] for k in range(dataset.n_tasks)] if spec.single_task else [list(range(dataset.n_tasks))]
+    scores: dict[str, float] = {}
+    for group in groups:
+        torch.manual_seed(seed)
+        model = build_model(name, dataset.X.shape[-1], len(group), **(options or {}))
+        trained = fit(model, dataset, task_indices=group, config=config, seed=seed,
+                      weighting=model_weighting(name, model, len(group)))
+        scores.update(evaluate_auroc(trained, dataset, "test", mc_samples=config.mc_samples, seed=seed))
+    return {task: scores[task] for task in dataset.task_names if task in scores}
+
+
+# ---------------------------------------------------------------- negtransfer compare
+def make_config(options: FitOptions):
+    """:class:`~negtransfer.train.temporal.TemporalTrainConfig` from compare's options.
+
+    ``--epochs`` (or ``--iterations``, kept for earlier command lines) sets the
+    maximum number of epochs.
+
+    Raises
+    ------
+    ValueError
+        ``--optimizer sgd`` (these models train with Adam), both ``--epochs``
+        and ``--iterations``, or a bad ``--set``.
+    """
+    from negtransfer.train.temporal import TemporalTrainConfig
+
+    if options.optimizer not in (None, "adam"):
+        raise ValueError(f"the TP-AMTL family trains with Adam (the paper's optimiser); leave out --optimizer "
+                         f"{options.optimizer}")
+    if options.epochs is not None and options.iterations is not None and options.epochs != options.iterations:
+        raise ValueError("give --epochs or --iterations, not both (for the TP-AMTL family both set the maximum "
+                         "number of epochs)")
+    config = config_from_options(TemporalTrainConfig, options.settings, "TP-AMTL-family")
+    epochs = options.epochs if options.epochs is not None else options.iterations
+    given = {"max_epochs": epochs, "batch_size": options.batch_size, "lr": options.lr, "patience": options.patience}
+    return replace(config, **{k: v for k, v in given.items() if v is not None})
+
+
+def check_dataset(name: str, dataset: Any) -> None:
+    """Sequences for the temporal models, rows for the others; binary tasks only (AUROC)."""
+    spec = _spec(name)
+    temporal = dataset.X.ndim == 3
+    if spec.temporal != temporal:
+        kind = "sequences (B, T, F)" if spec.temporal else "rows (B, F)"
+        raise ValueError(f"model {name!r} takes {kind}, which dataset {dataset.name!r} does not have")
+    bad = [t.name for t in dataset.tasks if t.kind != "binary"]
+    if bad:
+        raise ValueError(f"dataset {dataset.name!r} has non-binary tasks ({', '.join(bad[:5])}); model {name!r} "
+                         f"is scored by AUROC and needs binary tasks: choose them with --tasks")
+
+
+def fit_evaluate(name: str, dataset: Any, seed: int, config: Any, options: FitOptions) -> Metrics:
+    """``negtransfer compare`` entry point: ``{"auroc": {task: test AUROC}}`` of the named model."""
+    return {"auroc": train_and_score(name, dataset, seed, config)}
+
+
+def model_specs() -> list[ModelSpec]:
+    """Every model of the family as a :class:`~negtransfer.models.base.ModelSpec`."""
+    return [
+        ModelSpec(name=name, family="clinical",
+                  data_kinds=("time-series",) if spec.temporal else ("table", "per-task-rows"),
+                  fit_evaluate=fit_evaluate, make_config=make_config, check_dataset=check_dataset,
+                  stl_counterpart=None if spec.single_task else STL_COUNTERPART.get(name),
+                  description=spec.description)
+        for name, spec in CLINICAL_MODELS.items()
+    ]

@@ -1,0 +1,145 @@
+"""The outputs of ``negtransfer compare``: results.csv, report.md (the papers' table layout) and report.json.
+
+One renderer serves every model family: :func:`metric_table` gives the cells of
+one metric's table (rows = models, columns = tasks and their average, cells =
+mean ± standard error over runs, ``↓`` where a model's mean is worse than its
+single-task counterpart's), in percent for accuracies and AUROC
+(``report.md``) or as plain numbers with more digits (``percent=False``, the
+TP-AMTL tables of docs/methods/tp-amtl.md).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from negtransfer.report.jsonio import write_json
+from negtransfer.report.markdown import render_table
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "metric_table",
+    "paper_table_markdown",
+    "report_markdown",
+    "write_compare_outputs",
+    "write_results_csv",
+]
+
+#: Columns of results.csv.
+RESULT_COLUMNS = ["model", "task", "run", "metric", "value"]
+
+#: Metrics where lower is better (the marker flips for them).
+LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
+
+
+def _percent(metric: str) -> bool:
+    return "accuracy" in metric or metric == "auroc"
+
+
+def metric_table(report: Any, metric: str, *, percent: bool | None = None, digits: int | None = None) -> list[list[str]]:
+    """Rows ``[model, cell per task..., average cell]`` of one metric's table.
+
+    Parameters
+    ----------
+    report : CompareReport
+    metric : str
+    percent : bool, optional
+        Scale by 100 (default: for accuracies and AUROC).
+    digits : int, optional
+        Decimals (default 1 in percent, else 3).
+
+    Notes
+    -----
+    A cell ends in ``" ↓"`` when the model's mean is below (for a
+    lower-is-better metric: above) that of its single-task counterpart on that
+    task, when the counterpart was run.
+    """
+    percent = _percent(metric) if percent is None else percent
+    digits = (1 if percent else 3) if digits is None else digits
+    k = 100.0 if percent else 1.0
+    table = report.summary(metric)
+    lower = any(metric.startswith(m) for m in LOWER_IS_BETTER)
+    by_name = {m.name: m for m in report.models}
+    rows = []
+    for name, cells in table.items():
+        ref_name = by_name[name].stl_counterpart
+        ref = table.get(ref_name) if ref_name and ref_name != name else None
+        row = [name]
+        for task in report.tasks:
+            if task not in cells:
+                row.append("")
+                continue
+            mean, se = cells[task]
+            text = f"{mean * k:.{digits}f}"
+            if not math.isnan(se):
+                text += f" ± {se * k:.{digits}f}"
+            if ref is not None and task in ref and not math.isnan(mean):
+                worse = mean > ref[task][0] if lower else mean < ref[task][0]
+                if worse:
+                    text += " ↓"
+            row.append(text)
+        rows.append(row)
+    return rows
+
+
+def report_markdown(report: Any) -> str:
+    """report.md: one table per metric, models x (tasks, average), mean ± s.e., ``↓`` below STL."""
+    metrics = report.metrics()
+    scaled = any(_percent(m) for m in metrics)
+    lines = [
+        f"# Model comparison on {report.dataset}",
+        "",
+        f"{report.runs} run(s), seeds {report.seed}..{report.seed + report.runs - 1} (run r: split, training "
+        f"subsample and model seeded with seed + r); train fraction: "
+        f"{report.train_fraction if report.train_fraction is not None else 'all training rows'}; "
+        f"data kind: {report.data_kind}.",
+        "Cells: mean ± standard error over runs on the test split"
+        + (" (accuracies in %)" if scaled else "")
+        + "; ↓ marks a mean below the model's single-task counterpart on that task.",
+        "",
+    ]
+    for metric in metrics:
+        lines += [f"## {metric}", "", "| model | " + " | ".join("Avg." if t == "average" else t for t in report.tasks)
+                  + " |", "|---|" + "---:|" * len(report.tasks)]
+        lines += [f"| {row[0]} | " + " | ".join(row[1:]) + " |" for row in metric_table(report, metric)]
+        lines.append("")
+    names = {m.name for m in report.models}
+    counterparts = [f"{m.name} vs {m.stl_counterpart}" for m in report.models
+                    if m.stl_counterpart and m.stl_counterpart in names]
+    if counterparts:
+        lines += ["Single-task counterparts: " + ", ".join(counterparts) + ".", ""]
+    missing = sorted({m.stl_counterpart for m in report.models if m.stl_counterpart and m.stl_counterpart not in names})
+    if missing:
+        lines += [f"Not run, so not marked against: {', '.join(missing)}.", ""]
+    return "\n".join(lines)
+
+
+def paper_table_markdown(report: Any, metric: str, *, digits: int = 4) -> str:
+    """One metric as a plain-number markdown table (``Model | task ... | Average``), as in docs/methods/tp-amtl.md."""
+    header = ["Model", *("Average" if t == "average" else t for t in report.tasks)]
+    return render_table(metric_table(report, metric, percent=False, digits=digits), header)
+
+
+def write_results_csv(report: Any, path: Path) -> Path:
+    """results.csv: one row per model, task, run and metric."""
+    import csv
+
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(report.rows)
+    return path
+
+
+def write_compare_outputs(report: Any, out: Path) -> tuple[Path, Path, Path]:
+    """Write ``out/results.csv``, ``out/report.md`` and ``out/report.json``; return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = write_results_csv(report, out / "results.csv")
+    md_path = out / "report.md"
+    md_path.write_text(report_markdown(report))
+    json_path = out / "report.json"
+    write_json(json_path, report.to_dict(), default=str)
+    return csv_path, md_path, json_path

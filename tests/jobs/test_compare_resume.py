@@ -1,0 +1,84 @@
+"""A `compare` run killed with SIGKILL and started again writes a byte-identical results.csv.
+
+The reference and the resumed run run in this process (CliRunner), only the
+killed one in a subprocess: the comparison also shows that results do not
+depend on the process that computed them.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from negtransfer.cli import app
+
+UNITS = 2 * 3  # models x runs
+
+
+def _write_domains(path, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, 5)) * 1.5
+    frames = []
+    for t in range(3):
+        y = np.arange(60) % 3
+        X = centres[y] + rng.normal(size=(60, 5)) + 0.3 * t
+        frames.append(pd.DataFrame(X, columns=[f"f{i}" for i in range(5)]).assign(site=f"site{t}", y=y))
+    pd.concat(frames).to_csv(path, index=False)
+
+
+def _args(csv, out):
+    return ["compare", "--data", str(csv), "--task-column", "site", "--label", "y", "--models", "stl,vmtl",
+            "--runs", "3", "--iterations", "40", "--seed", "2", "--out", str(out), "-q"]
+
+
+def _run_here(csv, out):
+    res = CliRunner().invoke(app, _args(csv, out))
+    assert res.exit_code == 0, res.output
+
+
+def _stored(out):
+    db = out / "runs.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=1)
+        try:
+            return con.execute("SELECT COUNT(*) FROM artifacts WHERE key LIKE 'compare:%'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path):
+    csv = tmp_path / "domains.csv"
+    _write_domains(csv)
+    reference = tmp_path / "reference"
+    _run_here(csv, reference)
+    assert _stored(reference) == UNITS
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "negtransfer", *_args(csv, killed)],
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    deadline = time.time() + 240
+    while _stored(killed) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.fail("the run finished before it could be killed; make the workload larger")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _stored(killed)
+    assert 2 <= partial < UNITS
+    assert not (killed / "results.csv").exists()
+
+    _run_here(csv, killed)
+    assert _stored(killed) == UNITS
+    assert (killed / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    assert (killed / "report.md").read_bytes() == (reference / "report.md").read_bytes()
