@@ -12,12 +12,17 @@ def planted():
     return make_synthetic_tasks(n_tasks=6, n_clusters=2, n_samples=1000, seed=0)
 
 
-@pytest.mark.slow  # about 20-40 s; the pipeline end to end is also run by test_exhaustive_report_and_resume
+@pytest.mark.slow  # 15-30 s; the pipeline end to end also runs in test_exhaustive_report_and_resume
 def test_grouping_recovers_planted_clusters(planted, tmp_path):
     clusters = np.array(planted.info["clusters"])
     # Predictions alone (the paper's selection) recover the planted clusters.
-    options = GroupingOptions(budget=2, n_train_groups=8, evaluate=10, use_measured=False)
-    rep = run_grouping(planted, options, TrainConfig(), 0, RunStore(tmp_path / "s.sqlite")).report
+    # the paper's protocol: one run per group, one round, every candidate scored by prediction, sum of gains
+    options = GroupingOptions(budget=2, n_train_groups=8, evaluate=10, use_measured=False, repeats=1, rounds=1,
+                              objective="mean-gain")
+    # independent initialisations: with common random numbers and a single repeat, this planted set is not
+    # recovered (one shared starting point favours some tasks in every group; docs/methods/grouping.md)
+    config = TrainConfig(shared_init=False)
+    rep = run_grouping(planted, options, config, 0, RunStore(tmp_path / "s.sqlite")).report
     A = np.array(rep["affinity"])
     same = np.equal.outer(clusters, clusters) & ~np.eye(6, dtype=bool)
     across = ~np.equal.outer(clusters, clusters)
@@ -30,7 +35,7 @@ def test_grouping_recovers_planted_clusters(planted, tmp_path):
     assert rep["prediction"]["n_groups"] == 10 and rep["prediction"]["pearson"] > 0.3
     # The default also scores the trained groups by their measured gains; here it
     # finds an overlapping grouping that beats the planted one on test loss.
-    default = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=8), TrainConfig(), 0,
+    default = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=8, repeats=1, rounds=1), config, 0,
                            RunStore(tmp_path / "s.sqlite")).report
     assert default["totals"]["selected"] < totals["selected"]
 
@@ -39,7 +44,7 @@ def test_exhaustive_report_and_resume(tmp_path):
     ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=400, seed=1)
     store = RunStore(tmp_path / "s.sqlite")
     cfg = TrainConfig(max_epochs=20)
-    opts = GroupingOptions(budget=2, n_train_groups=3, exhaustive=True)
+    opts = GroupingOptions(budget=2, n_train_groups=3, exhaustive=True, repeats=1, rounds=1)
     rep = run_grouping(ds, opts, cfg, 0, store).report
     for key in ("tasks", "affinity", "selected_groups", "test_loss", "prediction", "optimal", "totals"):
         assert key in rep
@@ -80,7 +85,7 @@ def test_trace_for_figure_7(tmp_path):
     from negtransfer.report.markdown import write_group_report
 
     ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=300, seed=2)
-    opts = GroupingOptions(budget=2, n_train_groups=2, trace_pairs=2, affinity_every=2)
+    opts = GroupingOptions(budget=2, n_train_groups=2, trace_pairs=2, affinity_every=2, repeats=1, rounds=1)
     rep = run_grouping(ds, opts, TrainConfig(max_epochs=5), 0, RunStore(tmp_path / "s.sqlite")).report
     trace = rep["affinity_trace"]
     assert len(trace["pairs"]) == 2 and trace["steps"] == sorted(trace["steps"])

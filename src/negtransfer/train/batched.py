@@ -19,7 +19,7 @@ Which models share a stack never changes any model's numbers: initialisation
 comes from each model's own seed, batch order from its training seed, and every
 operation acts on each model's slice independently. Models whose batches have
 different widths (per-task batches of groups of different sizes) are trained in
-separate sub-stacks. Three details keep this true bit for bit on MKL builds of
+separate sub-stacks. These details keep this true bit for bit on MKL builds of
 PyTorch (tests/train/test_batched.py checks it):
 
 * training runs single-threaded inside this function (the previous thread count
@@ -32,6 +32,7 @@ PyTorch (tests/train/test_batched.py checks it):
   ``ROW_BLOCK`` rows, and a final mini-batch of fewer than ``MIN_BATCH_ROWS``
   rows is merged into the previous one: MKL takes other kernel paths for some
   small products, depending on the stack size;
+* validation and test rows are padded the same way before every evaluation;
 * elementwise losses run on padded per-model blocks (``train/losses.py``).
 """
 
@@ -376,6 +377,21 @@ class _Batches:
             yield self._gather(index)
 
 
+def _padded_rows(X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation rows padded with unlabelled zero rows to a multiple of ROW_BLOCK.
+
+    Validation and test sets have any number of rows; without the padding a
+    batched product over them takes another MKL kernel path for other stack
+    sizes (e.g. 301 rows into 5 outputs), and a model's losses would depend on
+    its stack partners in the last bits.
+    """
+    pad = _padded_width(X.shape[0]) - X.shape[0]
+    if not pad:
+        return X, Y
+    return (torch.cat([X, X.new_zeros(pad, X.shape[1])]),
+            torch.cat([Y, Y.new_full((pad, Y.shape[1]), float("nan"))]))
+
+
 def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
     """Consecutive mini-batch slices; a tail under MIN_BATCH_ROWS joins the batch before it."""
     starts = list(range(0, n_rows, batch_size))
@@ -405,7 +421,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
     val_rows = torch.from_numpy(np.flatnonzero(dataset.split == VALIDATION))
-    X_val, Y_val = X[val_rows], Y[val_rows]
+    X_val, Y_val = _padded_rows(X[val_rows], Y[val_rows])
     batches = _Batches(dataset, group_idx, train_seeds, config)
 
     alive = torch.arange(K)  # original index of each stack position
@@ -477,7 +493,8 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     split = torch.from_numpy(dataset.split.astype(np.int64))
     val = torch.nonzero(split == VALIDATION).flatten()
     test = torch.nonzero(split == TEST).flatten()
-    val_out, test_out = model(X[val]), model(X[test])
+    val_out = model(_padded_rows(X[val], Y[val])[0])[:, : val.numel()]
+    test_out = model(_padded_rows(X[test], Y[test])[0])[:, : test.numel()]
     val_losses, _ = layout.task_losses(val_out, Y[val])
     test_losses, _ = layout.task_losses(test_out, Y[test])
     labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}

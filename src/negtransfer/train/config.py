@@ -40,8 +40,9 @@ def config_hash(config: Any, **extra: Any) -> str:
 BATCHING = ("auto", "per-task", "pooled")
 
 # Bumped when stored run results gain or change fields, or training changes its
-# arithmetic, so old stores are not reused. 3: per-model batch tensors and repeats.
-RESULT_FORMAT = 3
+# arithmetic, so old stores are not reused. 3: per-model batch tensors and repeats;
+# 4: evaluation rows padded (results no longer depend on the stack in the last bits).
+RESULT_FORMAT = 4
 
 
 @dataclass(frozen=True)
