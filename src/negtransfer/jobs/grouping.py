@@ -27,6 +27,7 @@ reported losses, the prediction quality and the test oracle use the test split
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from math import comb
 from typing import Callable
@@ -127,41 +128,32 @@ class GroupingOptions:
     trace_pairs: int = 0
 
     def check(self, n_tasks: int) -> None:
+        """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
         from negtransfer.affinity.training import AFFINITY_EPOCHS
 
-        if n_tasks < 2:
-            raise ValueError("grouping needs at least 2 tasks")
-        if self.budget < 1:
-            raise ValueError(f"--budget must be >= 1, got {self.budget}")
-        if self.n_train_groups < 1:
-            raise ValueError(f"--train-groups must be >= 1, got {self.n_train_groups}")
-        if self.design not in DESIGNS:
-            raise ValueError(f"--design must be one of {', '.join(DESIGNS)}, got {self.design!r}")
-        if self.repeats < 1:
-            raise ValueError(f"--repeats must be >= 1, got {self.repeats}")
-        if self.rounds < 1:
-            raise ValueError(f"--rounds must be >= 1, got {self.rounds}")
-        if self.per_round is not None and self.per_round < 1:
-            raise ValueError(f"--per-round must be >= 1, got {self.per_round}")
-        if not self.kappa >= 0:
-            raise ValueError(f"--kappa must be >= 0, got {self.kappa}")
-        if self.max_runs is not None and self.max_runs < 1:
-            raise ValueError(f"--max-runs must be >= 1, got {self.max_runs}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.gain_split not in ("validation", "test"):
-            raise ValueError("gain_split must be 'validation' or 'test'")
-        if self.affinity_every < 1:
-            raise ValueError("affinity_every must be >= 1")
-        if self.affinity_epochs not in AFFINITY_EPOCHS:
-            raise ValueError(f"affinity_epochs must be one of {AFFINITY_EPOCHS}")
-        if self.chunk_size < 1:
-            raise ValueError(f"--chunk-size must be >= 1, got {self.chunk_size}")
-        if n_tasks > self.max_candidates_tasks:
-            raise ValueError(
-                f"{n_tasks} tasks give 2^{n_tasks} - 1 candidate groups; select at most "
-                f"{self.max_candidates_tasks} tasks with --tasks"
-            )
+        problems = [
+            (n_tasks < 2, "grouping needs at least 2 tasks"),
+            (self.budget < 1, f"--budget must be >= 1, got {self.budget}"),
+            (self.n_train_groups < 1, f"--train-groups must be >= 1, got {self.n_train_groups}"),
+            (self.design not in DESIGNS, f"--design must be one of {', '.join(DESIGNS)}, got {self.design!r}"),
+            (self.repeats < 1, f"--repeats must be >= 1, got {self.repeats}"),
+            (self.rounds < 1, f"--rounds must be >= 1, got {self.rounds}"),
+            (self.per_round is not None and self.per_round < 1, f"--per-round must be >= 1, got {self.per_round}"),
+            (not self.kappa >= 0, f"--kappa must be >= 0, got {self.kappa}"),
+            (self.max_runs is not None and self.max_runs < 1, f"--max-runs must be >= 1, got {self.max_runs}"),
+            (self.objective not in OBJECTIVES,
+             f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"),
+            (self.gain_split not in ("validation", "test"), "gain_split must be 'validation' or 'test'"),
+            (self.affinity_every < 1, "affinity_every must be >= 1"),
+            (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
+            (self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
+            (n_tasks > self.max_candidates_tasks,
+             f"{n_tasks} tasks give 2^{n_tasks} - 1 candidate groups; select at most "
+             f"{self.max_candidates_tasks} tasks with --tasks"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
 
     def one_shot_runs(self, n_tasks: int) -> int:
         """Runs of the paper's one-shot protocol: STL, all-task, training groups, the chosen groups."""
@@ -251,6 +243,10 @@ class _Grouping:
         self.row_of = {g: r for r, g in enumerate(_rows_to_groups(self.candidates, range(len(self.candidates))))}
         self.measured: list[Group] = []  # multi-task groups measured for the recommendation, in order
         self.higher_better = [t.metric_name != "mse" for t in dataset.tasks]
+        self.one_shot = options.one_shot_runs(self.n)
+        self.max_runs = options.max_runs if options.max_runs is not None else 3 * self.one_shot
+        self.per_round = max(options.per_round if options.per_round is not None else max(2 * options.budget, 4),
+                             options.budget)
 
     # ---------------------------------------------------------------- runs
     def runs(self, label: str, groups: list[Group]) -> dict[Group, RepeatedResult]:
@@ -415,63 +411,8 @@ def run_grouping(
     job.measure("training groups", train)
 
     # 4.-6. Fit, select, train the chosen groups; refine for more rounds.
-    one_shot = options.one_shot_runs(n)
-    max_runs = options.max_runs if options.max_runs is not None else 3 * one_shot
-    per_round = max(options.per_round if options.per_round is not None else max(2 * options.budget, 4),
-                    options.budget)
-    initial_predictor = predictor = job.fit_predictor()
-    chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
-    rounds: list[dict] = []
-    previous: list[Group] | None = None
-    stop_reason = "one round: the paper's one-shot protocol (fit, select, train the chosen groups)"
-    for k in range(1, options.rounds + 1):
-        unmeasured = [g for g in chosen if g not in job.results]
-        record = {"round": k, "selected": job.group_names(chosen), "predicted_objective": objective,
-                  "unmeasured_selected": len(unmeasured), "runs_before": job.runs_used()}
-        rounds.append(record)
-        if previous is not None and not unmeasured and chosen == previous:
-            stop_reason = f"converged in round {k}: the selection is made of measured groups and did not change"
-            record["selection_val_loss"] = job.val_total(chosen)
-            break
-        last = k == options.rounds
-        budget_left = (max_runs - job.runs_used()) // R
-        acquire = unmeasured
-        if not last and budget_left > len(unmeasured):
-            acquire = job.acquire(chosen, predictor, min(per_round, budget_left), seed + k, record)
-        if acquire:
-            P_new = predictor.predict(job.candidates[[job.row_of[g] for g in acquire]])
-            job.measure("chosen groups" if k == 1 else "refinement", acquire)
-            _, G_new = job.gains(acquire)
-            with np.errstate(invalid="ignore"):
-                Y_new = G_new.mean(axis=2)
-            record["measured"] = [{"group": [names[t] for t in g], "task": names[t],
-                                   "predicted": float(P_new[i, t]), "measured": float(Y_new[i, t])}
-                                  for i, g in enumerate(acquire) for t in g]
-        record["selection_val_loss"] = job.val_total(chosen)
-        previous = chosen
-        if last:
-            if options.rounds > 1:
-                stop_reason = f"all {options.rounds} rounds used"
-            break
-        if not acquire:
-            stop_reason = f"converged in round {k}: nothing left worth measuring"
-            break
-        predictor = job.fit_predictor()
-        if job.runs_used() + R * options.budget > max_runs and any(
-                g not in job.results for g in job.select(job.scores(predictor.predict(job.candidates)))[0]):
-            stop_reason = f"run budget ({max_runs} runs) spent after round {k}"
-            break
-        chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
-    if options.rounds > 1 and not stop_reason.startswith("converged"):
-        # the recommendation is made of measured groups only: select once more among them
-        predictor = job.fit_predictor()
-        final, objective = job.select(job.scores(predictor.predict(job.candidates)), measured_only=True)
-        if final != chosen:
-            rounds.append({"round": len(rounds) + 1, "selected": job.group_names(final),
-                           "predicted_objective": objective, "unmeasured_selected": 0,
-                           "runs_before": job.runs_used(), "final_among_measured": True,
-                           "selection_val_loss": job.val_total(final)})
-        chosen = final
+    initial_predictor = job.fit_predictor()
+    chosen, objective, rounds, stop_reason = _refine(job, initial_predictor)
 
     # Make sure every chosen group is trained (the one-shot protocol trains them after selecting).
     missing = [g for g in chosen if g not in job.results]
@@ -503,9 +444,9 @@ def run_grouping(
         "rounds": rounds,
         "refinement": {"rounds_run": sum(1 for r in rounds if not r.get("final_among_measured")),
                        "final_among_measured": any(r.get("final_among_measured") for r in rounds),
-                       "stopped": stop_reason, "max_runs": max_runs,
-                       "one_shot_runs": one_shot, "runs_used": R * len(job.results),
-                       "runs_vs_one_shot": R * len(job.results) / one_shot},
+                       "stopped": stop_reason, "max_runs": job.max_runs,
+                       "one_shot_runs": job.one_shot, "runs_used": job.runs_used(),
+                       "runs_vs_one_shot": job.runs_used() / job.one_shot},
     }
     test_loss = {
         "stl": {names[t]: results[(t,)].test_loss[t] for t in range(n)},
@@ -525,42 +466,7 @@ def run_grouping(
     report["noise"] = noise
 
     # Prediction quality of the initial (one-shot) predictor on held-out groups.
-    measured_before = set(train)
-    held_out: list[Group] = []
-    available = sum(comb(n, s) for s in range(2, n))
-    if options.exhaustive:
-        held_out = [g for g in _rows_to_groups(job.candidates, range(len(job.candidates)))
-                    if len(g) > 1 and g not in measured_before]
-    elif options.evaluate > 0 and available:
-        pool = [g for g in random_groups(n, min(options.evaluate + len(train), available), (2, n - 1), seed + 1)
-                if g not in measured_before]
-        held_out = pool[: options.evaluate]
-    points = []
-    if held_out:
-        job.runs("held-out groups", held_out)
-        U_h, G_h = job.gains(held_out, split="test") if options.objective == "metric" else \
-            repeat_gains(held_out, results, n, split="test")
-        with np.errstate(invalid="ignore"):
-            Y_h = G_h.mean(axis=2)
-        P_h = initial_predictor.predict(U_h)
-        for row, g in enumerate(held_out):
-            for t in g:
-                points.append({"group": [names[i] for i in g], "task": names[t],
-                               "predicted": float(P_h[row, t]), "actual": float(Y_h[row, t])})
-    pred_a = np.array([p["predicted"] for p in points])
-    act_a = np.array([p["actual"] for p in points])
-    task_a = np.array([p["task"] for p in points])
-    pearson, r2 = _pearson_r2(pred_a, act_a)
-    U_tr, G_tr = job.gains([g for g in train if len(g) > 1])
-    with np.errstate(invalid="ignore"):
-        task_mean = np.nanmean(np.where(U_tr, G_tr.mean(axis=2), np.nan), axis=0)
-    baseline = np.array([task_mean[names.index(p["task"])] for p in points])
-    report["prediction"] = {
-        "pearson": pearson, "r2": r2, "n_groups": len(held_out),
-        "within_task_pearson": _within_task_pearson(pred_a, act_a, task_a) if points else None,
-        "per_task_mean_pearson": _pearson_r2(baseline, act_a)[0] if points else None,
-        "points": points,
-    }
+    report["prediction"] = _prediction_quality(job, train, initial_predictor)
 
     # With --exhaustive: the optimal groupings on measured losses, each scored by its own rule.
     totals = {k: float(sum(v.values())) for k, v in test_loss.items()}
@@ -575,9 +481,111 @@ def run_grouping(
     return GroupingResult(report=report, results=results)
 
 
+def _refine(job: _Grouping, predictor) -> tuple[list[Group], float, list[dict], str]:
+    """Select, train what the selection (and, with more rounds, the acquisition rule) asks for, refit, repeat.
+
+    Returns the final selection, its predicted objective, one record per round and why it stopped.
+    """
+    options, R, names = job.options, job.options.repeats, job.names
+    chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
+    rounds: list[dict] = []
+    previous: list[Group] | None = None
+    stop_reason = "one round: the paper's one-shot protocol (fit, select, train the chosen groups)"
+    for k in range(1, options.rounds + 1):
+        unmeasured = [g for g in chosen if g not in job.results]
+        record = {"round": k, "selected": job.group_names(chosen), "predicted_objective": objective,
+                  "unmeasured_selected": len(unmeasured), "runs_before": job.runs_used()}
+        rounds.append(record)
+        if previous is not None and not unmeasured and chosen == previous:
+            stop_reason = f"converged in round {k}: the selection is made of measured groups and did not change"
+            record["selection_val_loss"] = job.val_total(chosen)
+            break
+        last = k == options.rounds
+        budget_left = (job.max_runs - job.runs_used()) // R
+        acquire = unmeasured
+        if not last and budget_left > len(unmeasured):
+            acquire = job.acquire(chosen, predictor, min(job.per_round, budget_left), job.seed + k, record)
+        if acquire:
+            predicted = predictor.predict(job.candidates[[job.row_of[g] for g in acquire]])
+            job.measure("chosen groups" if k == 1 else "refinement", acquire)
+            _, G_new = job.gains(acquire)
+            with np.errstate(invalid="ignore"):
+                measured = G_new.mean(axis=2)
+            record["measured"] = [{"group": [names[t] for t in g], "task": names[t],
+                                   "predicted": float(predicted[i, t]), "measured": float(measured[i, t])}
+                                  for i, g in enumerate(acquire) for t in g]
+        record["selection_val_loss"] = job.val_total(chosen)
+        previous = chosen
+        if last:
+            if options.rounds > 1:
+                stop_reason = f"all {options.rounds} rounds used"
+            break
+        if not acquire:
+            stop_reason = f"converged in round {k}: nothing left worth measuring"
+            break
+        predictor = job.fit_predictor()
+        chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
+        if job.runs_used() + R * options.budget > job.max_runs and any(g not in job.results for g in chosen):
+            stop_reason = f"run budget ({job.max_runs} runs) spent after round {k}"
+            chosen = previous
+            break
+    if options.rounds > 1 and not stop_reason.startswith("converged"):
+        # the recommendation is made of measured groups only: select once more among them
+        final, objective = job.select(job.scores(job.fit_predictor().predict(job.candidates)), measured_only=True)
+        if final != chosen:
+            rounds.append({"round": len(rounds) + 1, "selected": job.group_names(final),
+                           "predicted_objective": objective, "unmeasured_selected": 0,
+                           "runs_before": job.runs_used(), "final_among_measured": True,
+                           "selection_val_loss": job.val_total(final)})
+        chosen = final
+    return chosen, objective, rounds, stop_reason
+
+
+def _prediction_quality(job: _Grouping, train: list[Group], predictor) -> dict:
+    """Pearson, R^2, within-task Pearson and the per-task-mean baseline of ``predictor`` on held-out groups.
+
+    Held-out: every group it was not fitted on (``--exhaustive``) or ``--evaluate M`` random ones; their
+    gains are measured on the test split (ETAP eq. 1), whatever split the job chose on.
+    """
+    options, n, names = job.options, job.n, job.names
+    fitted_on = set(train)
+    held_out: list[Group] = []
+    available = sum(comb(n, s) for s in range(2, n))
+    if options.exhaustive:
+        held_out = [g for g in job.row_of if len(g) > 1 and g not in fitted_on]
+    elif options.evaluate > 0 and available:
+        pool = [g for g in random_groups(n, min(options.evaluate + len(train), available), (2, n - 1), job.seed + 1)
+                if g not in fitted_on]
+        held_out = pool[: options.evaluate]
+    points = []
+    if held_out:
+        job.runs("held-out groups", held_out)
+        U_h, G_h = job.gains(held_out, split="test")
+        with np.errstate(invalid="ignore"):
+            Y_h = G_h.mean(axis=2)
+        P_h = predictor.predict(U_h)
+        points = [{"group": [names[i] for i in g], "task": names[t], "predicted": float(P_h[row, t]),
+                   "actual": float(Y_h[row, t])} for row, g in enumerate(held_out) for t in g]
+    predicted = np.array([p["predicted"] for p in points])
+    actual = np.array([p["actual"] for p in points])
+    tasks = np.array([p["task"] for p in points])
+    pearson, r2 = _pearson_r2(predicted, actual)
+    U_tr, G_tr = job.gains([g for g in train if len(g) > 1])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a task in no training group: NaN
+        task_mean = np.nanmean(np.where(U_tr, G_tr.mean(axis=2), np.nan), axis=0)
+    baseline = np.array([task_mean[names.index(p["task"])] for p in points])
+    return {
+        "pearson": pearson, "r2": r2, "n_groups": len(held_out),
+        "within_task_pearson": _within_task_pearson(predicted, actual, tasks) if points else None,
+        "per_task_mean_pearson": _pearson_r2(baseline, actual)[0] if points else None,
+        "points": points,
+    }
+
+
 def _compare_with_alternatives(job: _Grouping, chosen: list[Group], everything: Group) -> dict:
     """The chosen grouping's validation total against STL (if the budget allows it) and the all-task model."""
-    n, names = job.n, job.names
+    n = job.n
     chosen_val = job.val_total(chosen)
     alternatives = {"all-task model": job.val_total([everything])}
     if job.options.budget >= n:

@@ -223,93 +223,100 @@ def _worse_tasks(report: dict) -> list[str]:
 
 
 def _summary(report: dict) -> list[str]:
-    tasks = report.get("tasks") or []
-    totals = _totals(report)
-    out = []
-    bits = [f"{len(tasks)} tasks", f"budget {report.get('budget', 'n/a')} groups"]
+    """The one-screen summary at the top of report.md."""
+    return (_headline(report) + _chosen_groups(report) + _totals_table(report) + _prediction_line(report)
+            + _runs_line(report))
+
+
+def _headline(report: dict) -> list[str]:
+    """The dataset line, then the noise verdict and the comparison with simple alternatives."""
+    bits = [f"{len(report.get('tasks') or [])} tasks", f"budget {report.get('budget', 'n/a')} groups"]
     if "n_train_groups" in report:
         bits.append(f"{report['n_train_groups']} training groups")
     if "seed" in report:
         bits.append(f"seed {report['seed']}")
     if report.get("repeats"):
         bits.append(f"{report['repeats']} repeat(s) per run")
-    out.append("Dataset **%s**: %s." % (report.get("dataset", "?"), ", ".join(bits)))
-    out.append("")
+    out = ["Dataset **%s**: %s." % (report.get("dataset", "?"), ", ".join(bits)), ""]
     noise = report.get("noise") or {}
     if noise.get("verdict"):
-        out.append(f"**Noise**: {noise['verdict']}")
-        out.append("")
+        out += [f"**Noise**: {noise['verdict']}", ""]
     alternatives = report.get("comparison") or {}
     if alternatives.get("verdict"):
         mark = "" if alternatives.get("better_than_alternatives", True) else "\u26a0 "
-        out.append(f"**Against simple alternatives**: {mark}{alternatives['verdict']}")
-        out.append("")
+        out += [f"**Against simple alternatives**: {mark}{alternatives['verdict']}", ""]
+    return out
+
+
+def _chosen_groups(report: dict) -> list[str]:
+    """The chosen groups, the oracles' groups and the rounds."""
     groups = report.get("selected_groups") or []
-    out.append(f"**Chosen groups** ({len(groups)}):")
-    out.append("")
+    out = [f"**Chosen groups** ({len(groups)}):", ""]
     for k, g in enumerate(groups, 1):
         alone = " (alone, i.e. STL)" if len(g) == 1 else ""
         out.append(f"- **G{k}**: {_group(g) or '(empty group)'}{alone}")
     optimal = report.get("optimal") or {}
     if optimal.get("groups"):
-        out.append("")
-        out.append("Test oracle (exhaustive search on measured test losses, each task in its best chosen group): "
-                   + "; ".join(f"{{{_group(g)}}}" for g in optimal["groups"]) + ".")
+        out += ["", "Test oracle (exhaustive search on measured test losses, each task in its best chosen group): "
+                + "; ".join(f"{{{_group(g)}}}" for g in optimal["groups"]) + "."]
         vo = (optimal.get("validation_oracle") or {}).get("groups")
         if vo:
             out.append("Validation oracle (the best a chooser that sees only validation losses could do with every "
                        "group measured): " + "; ".join(f"{{{_group(g)}}}" for g in vo) + ".")
     ref = report.get("refinement") or {}
     if ref:
-        out.append("")
         final = "; then a final selection among the measured groups" if ref.get("final_among_measured") else ""
-        out.append(f"**Rounds**: {ref.get('rounds_run', 1)} ({ref.get('stopped', '')}{final}); the recommendation used "
-                   f"{ref.get('runs_used', 'n/a')} runs, {_num(ref.get('runs_vs_one_shot')):.2f}x the one-shot "
-                   f"protocol's {ref.get('one_shot_runs', 'n/a')}.")
-    out.append("")
+        out += ["", f"**Rounds**: {ref.get('rounds_run', 1)} ({ref.get('stopped', '')}{final}); the recommendation "
+                    f"used {ref.get('runs_used', 'n/a')} runs, {_num(ref.get('runs_vs_one_shot')):.2f}x the one-shot "
+                    f"protocol's {ref.get('one_shot_runs', 'n/a')}."]
+    return out + [""]
 
-    rows = []
-    for key in ("stl", "all_tasks", "selected", "optimal", "validation_oracle"):
-        if key in totals:
-            rows.append([_LABELS[key], fmt_loss(totals[key]),
-                         "\u2014" if key == "stl" else fmt_pct(_rel(totals[key], totals.get("stl")))])
-    out.append(render_table(rows, ["training", "total test loss", "vs STL"]))
-    out.append("")
 
+def _totals_table(report: dict) -> list[str]:
+    """Summed test losses of every training option, and the chosen groups against each."""
+    tasks = report.get("tasks") or []
+    totals = _totals(report)
+    rows = [[_LABELS[key], fmt_loss(totals[key]),
+             "\u2014" if key == "stl" else fmt_pct(_rel(totals[key], totals.get("stl")))]
+            for key in ("stl", "all_tasks", "selected", "optimal", "validation_oracle") if key in totals]
+    out = [render_table(rows, ["training", "total test loss", "vs STL"]), ""]
     sel = totals.get("selected")
-    cmp = [f"{fmt_pct(_rel(sel, totals.get('stl')))} vs STL"]
+    phrases = [f"{fmt_pct(_rel(sel, totals.get('stl')))} vs STL"]
     if "all_tasks" in totals:
-        cmp.append(f"{fmt_pct(_rel(sel, totals['all_tasks']))} vs all-task MTL")
+        phrases.append(f"{fmt_pct(_rel(sel, totals['all_tasks']))} vs all-task MTL")
     if "optimal" in totals:
-        gap = optimal.get("gap", _rel(sel, totals["optimal"]))
-        cmp.append(f"{fmt_pct(gap)} vs the test oracle (the gap)")
+        gap = (report.get("optimal") or {}).get("gap", _rel(sel, totals["optimal"]))
+        phrases.append(f"{fmt_pct(gap)} vs the test oracle (the gap)")
     if "validation_oracle" in totals:
-        cmp.append(f"{fmt_pct(_rel(sel, totals['validation_oracle']))} vs the validation oracle")
-    out.append("Total test loss of the chosen groups: " + ", ".join(cmp) + "; negative = lower loss.")
+        phrases.append(f"{fmt_pct(_rel(sel, totals['validation_oracle']))} vs the validation oracle")
+    out.append("Total test loss of the chosen groups: " + ", ".join(phrases) + "; negative = lower loss.")
     worse = _worse_tasks(report)
     if worse:
         out.append(f"Tasks with a higher test loss than STL under the chosen groups: "
                    f"{len(worse)} of {len(tasks)} ({', '.join(worse)}).")
     else:
         out.append("No task has a higher test loss than STL under the chosen groups.")
-    out.append("")
+    return out + [""]
 
+
+def _prediction_line(report: dict) -> list[str]:
     pred = report.get("prediction") or {}
     n_groups = pred.get("n_groups") or 0
     n_points = len(pred.get("points") or [])
     if math.isfinite(_num(pred.get("pearson"))):
-        out.append(f"**Gain prediction** (the first, one-shot fit) on {n_groups} held-out groups ({n_points} task "
-                   f"points): Pearson {fmt_stat(pred.get('pearson'))}, R\u00b2 {fmt_stat(pred.get('r2'))}; "
-                   f"within-task Pearson {fmt_stat(pred.get('within_task_pearson'))} (which group is better for a "
-                   f"task); predicting each task's mean training gain alone gives Pearson "
-                   f"{fmt_stat(pred.get('per_task_mean_pearson'))}.")
-    elif n_groups:
-        out.append(f"**Gain prediction**: {n_groups} held-out groups were trained, but Pearson/R\u00b2 "
-                   "could not be computed (fewer than 3 finite points, or constant gains).")
-    else:
-        out.append("**Gain prediction**: not checked; no held-out groups were trained "
-                   "(use `--evaluate M` or `--exhaustive`).")
+        return [f"**Gain prediction** (the first, one-shot fit) on {n_groups} held-out groups ({n_points} task "
+                f"points): Pearson {fmt_stat(pred.get('pearson'))}, R\u00b2 {fmt_stat(pred.get('r2'))}; "
+                f"within-task Pearson {fmt_stat(pred.get('within_task_pearson'))} (which group is better for a "
+                f"task); predicting each task's mean training gain alone gives Pearson "
+                f"{fmt_stat(pred.get('per_task_mean_pearson'))}."]
+    if n_groups:
+        return [f"**Gain prediction**: {n_groups} held-out groups were trained, but Pearson/R\u00b2 "
+                "could not be computed (fewer than 3 finite points, or constant gains)."]
+    return ["**Gain prediction**: not checked; no held-out groups were trained "
+            "(use `--evaluate M` or `--exhaustive`)."]
 
+
+def _runs_line(report: dict) -> list[str]:
     runs = report.get("runs") or {}
     seconds = report.get("seconds") or {}
     line = []
@@ -321,10 +328,7 @@ def _summary(report: dict) -> list[str]:
         line.append(f"{runs['stored_total']} in the run store")
     if math.isfinite(_num(seconds.get("total"))):
         line.append(f"{_num(seconds['total']):.1f} s in total")
-    if line:
-        out.append("")
-        out.append("**Runs**: " + ", ".join(line) + ".")
-    return out
+    return ["", "**Runs**: " + ", ".join(line) + "."] if line else []
 
 
 def _task_table(report: dict) -> list[str]:
