@@ -38,7 +38,7 @@ def loop_tracked_run(dataset, config, seed):
     n = dataset.n_tasks
     tracker = AffinityTracker(n, optimizer_kind="sgd")
 
-    def hook(losses, model, opt):
+    def hook(losses, model, opt, batch):
         shared, params = model.shared_parameters(), list(model.parameters())
         position = {id(p): i for i, p in enumerate(params)}
         task_losses = losses[0]

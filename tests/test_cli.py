@@ -69,7 +69,7 @@ def test_group_command_writes_reports(user_csv, tmp_path):
     out = tmp_path / "grp"
     res = runner.invoke(app, ["group", "--data", str(user_csv), "--tasks", "sick,worse,stay",
                               "--features", "age,dose,bmi,noise", "--budget", "2", "--train-groups", "2",
-                              "--exhaustive", "--epochs", "10", "--out", str(out), "-q"])
+                              "--exhaustive", "--epochs", "10", "--repeats", "1", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["tasks"] == ["sick", "worse", "stay"]

@@ -88,9 +88,9 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
     assert int((part.split == 0).sum()) == round(0.4 * n_train)
     assert (part.split == 1).sum() == (ds.split == 1).sum() and part.fingerprint() != ds.fingerprint()
     store = RunStore(tmp_path / "s.sqlite")
-    rep = run_sources(ds, SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=10, data_fraction=0.4,
+    rep = run_sources(ds, SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=0, data_fraction=0.4,
                                         steps_fraction=0.2, affinity_baseline=False, exhaustive_pairs="off"),
-                      TrainConfig(batching="pooled"), 0, store)
+                      TrainConfig(batching="pooled", max_epochs=50), 0, store)
     assert rep.speedup == {"data_fraction": 0.4, "steps_fraction": 0.2}
     assert rep.selected  # still finds helpful sources
     with pytest.raises(ValueError, match="fraction"):
@@ -126,11 +126,11 @@ def test_threshold_by_surrogate_needs_no_candidate_runs(planted_rows, tmp_path):
     ds = planted_rows
     clusters = np.array(ds.info["clusters"])
     mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[0]) if i != 0}
-    opts = SourceOptions(target="task0", alpha=3, n_subsets=40, holdout=20, affinity_baseline=False,
+    opts = SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=0, affinity_baseline=False,
                          threshold_by="surrogate", exhaustive_pairs="off")
-    rep = run_sources(ds, opts, TrainConfig(batching="pooled"), 0, RunStore(tmp_path / "s.sqlite"))
+    rep = run_sources(ds, opts, TrainConfig(batching="pooled", max_epochs=30), 0, RunStore(tmp_path / "s.sqlite"))
     assert rep.threshold_by == "surrogate"
-    assert rep.runs["selected"] == 1 + 60 + 1  # STL + subsets + the one final model
+    assert rep.runs["selected"] == 1 + 30 + 1  # STL + subsets + the one final model
     assert rep.selected and set(rep.selected) <= mates  # conservative: only planted helpers
     assert all("surrogate_criterion" in v for v in rep.threshold_grid.values())
     assert rep.test_loss["selected"] < rep.test_loss["all_sources"]

@@ -30,7 +30,7 @@ def _write_csv(path, n_rows=400, seed=0):
 
 def _args(csv, out):
     return ["gains", "--data", str(csv), "--tasks", "task0,task1,task2,task3", "--groups", "all", "--chunk-size", "1",
-            "--epochs", "15", "--patience", "15", "--seed", "3", "--repeats", "1", "--out", str(out), "-q"]
+            "--epochs", "8", "--patience", "8", "--seed", "3", "--repeats", "1", "--out", str(out), "-q"]
 
 
 def _run_here(csv, out):

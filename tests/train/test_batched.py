@@ -12,7 +12,7 @@ GROUPS = [(0,), (1,), (2,), (3,), (0, 1), (0, 2, 3), (1, 2), (0, 1, 2, 3), (2, 3
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("batch_size", [32, 7])
 def test_batched_equals_one_by_one_bit_for_bit(mixed_dataset, optimizer, batch_size):
-    cfg = TrainConfig(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.01, batch_size=batch_size, max_epochs=12, patience=3)
+    cfg = TrainConfig(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.01, batch_size=batch_size, max_epochs=6, patience=2)
     together = train_group_models(mixed_dataset, GROUPS, cfg, seed=3)
     for g, res in zip(GROUPS, together):
         alone = train_group_models(mixed_dataset, [g], cfg, seed=3)[0]
@@ -136,7 +136,7 @@ def test_per_task_rows_models_see_only_their_rows_and_match_alone():
 def test_per_task_rows_epoch_covers_only_the_groups_rows():
     ds = _per_task_rows_dataset()
     steps = []
-    hook = lambda losses, model, opt: steps.append(1)  # noqa: E731 - counts steps, keeps the default backward
+    hook = lambda losses, model, opt, batch: steps.append(1)  # noqa: E731 - counts steps, keeps the default backward
     cfg = TrainConfig(max_epochs=1, batch_size=16)
     train_group_models(ds, [(0,)], cfg, seed=0, step_hook=hook)
     n0 = int(((ds.row_task == 0) & (ds.split == 0)).sum())
@@ -199,7 +199,7 @@ def test_task_batches_take_batch_size_rows_of_every_task():
     ds = _per_task_rows_dataset()
     seen = []
 
-    def hook(losses, model, opt):
+    def hook(losses, model, opt, batch):
         seen.append(None)
 
     cfg = TrainConfig(max_epochs=1, batch_size=16, batching="per-task")

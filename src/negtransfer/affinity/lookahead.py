@@ -10,7 +10,7 @@ from torch import Tensor
 from negtransfer.affinity.gradients import _as_loss_tensor, flatten_task_gradients, per_task_gradients
 from negtransfer.affinity.updates import optimizer_task_updates, sgd_task_updates
 
-__all__ = ["tag_lookahead_affinity"]
+__all__ = ["stacked_lookahead_affinity", "tag_lookahead_affinity"]
 
 
 def tag_lookahead_affinity(
@@ -58,9 +58,9 @@ def tag_lookahead_affinity(
     Tensor (T, T)
     """
     params = list(shared_params)
-    with torch.enable_grad():
+    with torch.enable_grad() if updates is None else torch.no_grad():
         losses = _as_loss_tensor(closure()).reshape(-1)
-        grads = per_task_gradients(losses, params)
+        grads = per_task_gradients(losses, params) if updates is None else None
     if updates is None:
         if optimizer is not None:
             updates, lr_opt = optimizer_task_updates(optimizer, params, grads)
@@ -88,3 +88,59 @@ def tag_lookahead_affinity(
                 p.copy_(s)
     L1 = torch.stack(rows)
     return (1.0 - L1 / L0[None, :]) / lr
+
+
+def stacked_lookahead_affinity(
+    model,
+    x: Tensor,
+    y: Tensor,
+    layout,
+    updates: Sequence[Tensor],
+    lr: float,
+    losses: Tensor,
+) -> Tensor:
+    """TAG's lookahead affinity of a one-model stack, with the T lookahead passes as ONE batched pass.
+
+    The T hypothetical encoders ``theta - lr * u_i`` (one per source task i; the
+    heads unchanged) are stacked along the model axis of a
+    :class:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP` forward, so the T
+    extra forward passes of TAG (Fifty et al., 2021) cost one batched matrix
+    product per layer; ``Z[i, j] = (1 - L_j(theta - lr u_i) / L_j(theta)) / lr``
+    as in :func:`tag_lookahead_affinity` (rows are sources).
+
+    Parameters
+    ----------
+    model : StackedHardSharingMLP
+        A stack of one model (the all-task model), at its current parameters.
+    x, y : Tensor
+        The step's batch: rows x features (or 1 x rows x features) and the labels.
+    layout : TaskLossLayout
+        Per-task losses of the model's outputs.
+    updates : sequence of Tensor
+        Per shared parameter, the per-task update directions per unit learning
+        rate, shape (T, *p.shape[1:]) (the stack axis of size 1 dropped), in the
+        order of ``model.shared_parameters()``.
+    lr : float
+    losses : Tensor (T,)
+        The per-task losses at the current parameters (the denominators).
+
+    Returns
+    -------
+    Tensor (T, T)
+    """
+    if model.n_models != 1:
+        raise ValueError(f"stacked_lookahead_affinity needs a stack of one model, got {model.n_models}")
+    T = losses.numel()
+    with torch.no_grad():
+        shared = [p.detach() for p in model.shared_parameters()]
+        moved = [p - lr * u.reshape((T,) + tuple(p.shape[1:])) for p, u in zip(shared, updates)]
+        weights = moved[0::2] + [model.weights[-1].detach().expand(T, -1, -1)]
+        biases = moved[1::2] + [model.biases[-1].detach().expand(T, -1, -1)]
+        h = (x if x.dim() == 2 else x[0]).unsqueeze(0).expand(T, -1, -1)
+        last = len(weights) - 1
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if layer < last:
+                h = torch.relu(h)
+        after, _ = layout.task_losses(h, y if y.dim() == 2 else y[0])
+        return (1.0 - after / losses.detach().reshape(1, -1)) / lr

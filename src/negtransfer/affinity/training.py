@@ -22,18 +22,27 @@ import warnings
 
 import numpy as np
 
+from negtransfer.affinity.lookahead import stacked_lookahead_affinity
 from negtransfer.affinity.tracker import AffinityTracker, per_task_and_summed_gradients
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.train.batched import repeat_seed, train_group_models
 from negtransfer.train.config import TrainConfig
+from negtransfer.train.losses import TaskLossLayout
 
 #: How the per-epoch matrices of a run are averaged: every epoch, or epochs up to the best one.
 AFFINITY_EPOCHS = ("all", "until-best")
 
 
-def affinity_key(dataset: MultiTaskDataset, config: TrainConfig, seed: int, every: int, repeat: int = 0) -> str:
+#: The affinities a tracked all-task run can measure: ETAP's first-order score (eq. 4-5) or TAG's
+#: lookahead (Fifty et al., 2021: one extra forward pass per task, here as one batched pass).
+AFFINITY_KINDS = ("etap", "tag")
+
+
+def affinity_key(dataset: MultiTaskDataset, config: TrainConfig, seed: int, every: int, repeat: int = 0,
+                 kind: str = "etap") -> str:
     """Run-store artifact key of one repeat's tracked all-task run."""
-    return (f"affinity:v2:{dataset.fingerprint()}:{int(repeat_seed(seed, repeat))}:{config.config_hash()}:"
+    prefix = "affinity:v2" if kind == "etap" else f"affinity-{kind}:v1"
+    return (f"{prefix}:{dataset.fingerprint()}:{int(repeat_seed(seed, repeat))}:{config.config_hash()}:"
             f"every={int(every)}")
 
 
@@ -45,6 +54,7 @@ def train_with_affinity(
     repeat: int = 0,
     every: int = 1,
     keep_trace: bool = False,
+    kind: str = "etap",
 ) -> tuple[AffinityTracker, object, AffinityTracker]:
     """Train the all-task model of one repeat while tracking affinity.
 
@@ -58,6 +68,11 @@ def train_with_affinity(
         backward pass.
     keep_trace : bool
         Keep each tracked step's matrix (paper Figure 7), in the first tracker.
+    kind : {"etap", "tag"}
+        ``"etap"``: the first-order score ``<u_i, g_j> / L_j`` (ETAP eq. 4-5);
+        ``"tag"``: TAG's lookahead ``(1 - L_j(theta - lr u_i) / L_j(theta)) / lr``,
+        the T lookahead forward passes run as one batched pass
+        (:func:`~negtransfer.affinity.lookahead.stacked_lookahead_affinity`).
 
     Returns
     -------
@@ -77,13 +92,16 @@ def train_with_affinity(
     :class:`~negtransfer.affinity.tracker.AffinityTracker` ``optimizer_kind="adam"``
     option scores Adam's actual steps in a user's own loop.
     """
+    if kind not in AFFINITY_KINDS:
+        raise ValueError(f"kind must be one of {AFFINITY_KINDS}, got {kind!r}")
     n = dataset.n_tasks
+    layout = TaskLossLayout(dataset.tasks)
     tracker = AffinityTracker(n, every=every, optimizer_kind="sgd", keep_trace=keep_trace,
                               task_names=dataset.task_names, average="epochs")
     plain = AffinityTracker(n, every=every, optimizer_kind="sgd", task_names=dataset.task_names, average="epochs")
     momentum = config.momentum if config.optimizer == "sgd" else 0.0
 
-    def hook(losses, model, opt):
+    def hook(losses, model, opt, batch):
         if not tracker.is_due:
             tracker.skip()
             plain.skip()
@@ -94,9 +112,18 @@ def train_with_affinity(
         position = {id(p): i for i, p in enumerate(params)}
         velocity = [opt.state[position[id(p)]] for p in shared] if momentum else None
         detached = [p.detach() for p in shared]
-        tracker.update(per_task, losses[0].detach(), opt.lr, velocity=velocity, momentum=momentum,
-                       weight_decay=config.weight_decay, params=detached)
-        plain.update(per_task, losses[0].detach(), opt.lr, weight_decay=config.weight_decay, params=detached)
+        if kind == "etap":
+            tracker.update(per_task, losses[0].detach(), opt.lr, velocity=velocity, momentum=momentum,
+                           weight_decay=config.weight_decay, params=detached)
+            plain.update(per_task, losses[0].detach(), opt.lr, weight_decay=config.weight_decay, params=detached)
+        else:
+            steps = [g + config.weight_decay * p.unsqueeze(0) if config.weight_decay else g
+                     for g, p in zip(per_task, detached)]
+            with_momentum = ([d + momentum * v.unsqueeze(0) for d, v in zip(steps, velocity)]
+                             if velocity is not None else steps)
+            for track, directions in ((tracker, with_momentum), (plain, steps)):
+                Z = stacked_lookahead_affinity(model, *batch, layout, directions, opt.lr, losses[0])
+                track.record(Z, task_losses=losses[0].detach())
         summed = {id(p): g for p, g in zip(shared + heads, summed_shared + summed_heads)}
         return [summed[id(p)] if summed[id(p)] is not None else p.new_zeros(p.shape) for p in params]
 
@@ -165,6 +192,7 @@ def measure_affinity(
     momentum: bool = True,
     epochs: str = "all",
     on_repeat=None,
+    kind: str = "etap",
 ) -> np.ndarray:
     """The averaged affinity matrix (eq. 6) of the all-task runs of ``repeats`` repeats.
 
@@ -182,6 +210,8 @@ def measure_affinity(
         See :func:`combine_affinity`.
     on_repeat : callable(done, total), optional
         Progress after each repeat.
+    kind : {"etap", "tag"}
+        See :func:`train_with_affinity`.
 
     Returns
     -------
@@ -190,10 +220,10 @@ def measure_affinity(
     """
     records = []
     for r in range(repeats):
-        key = affinity_key(dataset, config, seed, every, r)
+        key = affinity_key(dataset, config, seed, every, r, kind)
         record = store.get_artifact(key) if store is not None else None
         if record is None:
-            tracker, result, plain = train_with_affinity(dataset, config, seed, repeat=r, every=every)
+            tracker, result, plain = train_with_affinity(dataset, config, seed, repeat=r, every=every, kind=kind)
             record = {"momentum": _epoch_record(tracker), "plain": _epoch_record(plain),
                       "epochs": tracker.tracked_epochs, "best_epoch": int(result.best_epoch),
                       "steps_tracked": tracker.n_steps_tracked}

@@ -166,7 +166,7 @@ class _StackOptimizer:
         return [s[model] for s in self.state]
 
 
-StepHook = Callable[[torch.Tensor, StackedHardSharingMLP, "_StackOptimizer"], "list[torch.Tensor] | None"]
+StepHook = Callable[[torch.Tensor, StackedHardSharingMLP, "_StackOptimizer", tuple], "list[torch.Tensor] | None"]
 
 
 def train_group_models(
@@ -200,11 +200,13 @@ def train_group_models(
         appear once per repeat.
     on_epoch : callable(epoch, models_still_training), optional
         Progress callback, called after each epoch (of each sub-stack).
-    step_hook : callable(task_losses, model, optimizer) -> grads or None, optional
-        Called every step with the per-task losses (K, n_tasks) of the batch; may
-        return the gradients of all stack parameters (e.g. from one batched
-        per-task backward pass) to be used instead of the default backward. Used
-        by the affinity tracker.
+    step_hook : callable(task_losses, model, optimizer, batch) -> grads or None, optional
+        Called every step with the per-task losses (K, n_tasks) of the batch, the
+        stacked model, the optimiser (``optimizer.lr``, ``optimizer.state``: the
+        momentum buffers) and the batch ``(x, y)`` itself; may return the
+        gradients of all stack parameters (e.g. from one batched per-task
+        backward pass) to be used instead of the default backward. Used by the
+        affinity trackers (ETAP's, and TAG's lookahead, which re-runs the batch).
     keep_test_predictions : bool
         Also put each task's test rows (dataset row indices) and predictions
         (probability of class 1, class probabilities, or standardised values)
@@ -440,7 +442,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
             has_label = (cur_mask * (counts > 0)).sum(1) > 0
             if not bool(has_label.any()):
                 continue
-            grads = step_hook(losses * cur_mask, model, opt) if step_hook is not None else None
+            grads = step_hook(losses * cur_mask, model, opt, (xb, yb)) if step_hook is not None else None
             if grads is None:
                 total = (losses * cur_mask).sum()
                 grads = torch.autograd.grad(total, params)
