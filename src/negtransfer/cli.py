@@ -645,6 +645,7 @@ def gains(
 @app.command(cls=_Command)
 def group(
     budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
+    method: Literal["etap", "tag", "hoa", "linear-surrogate", "mtgnet"] = typer.Option("etap", "--method", help="Gain predictor: 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022); docs/methods/grouping-methods.md."),
     train_groups: int = typer.Option(20, "--train-groups", min=1, help="Training groups (sizes 2..n-1) whose gains are measured before the first fit of the predictor."),
     design: Literal["random", "stratified", "pairs"] = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
@@ -703,7 +704,7 @@ def group(
     kinds = _kinds_summary(ds, data, notes)
     if ds.n_tasks < 2:
         _fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
-    options = GroupingOptions(budget=budget, n_train_groups=train_groups, design=design, repeats=repeats,
+    options = GroupingOptions(budget=budget, method=method, n_train_groups=train_groups, design=design, repeats=repeats,
                               rounds=1 if no_refine else rounds, per_round=per_round, max_runs=max_runs, kappa=kappa,
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every,

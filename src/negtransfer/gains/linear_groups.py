@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
-from negtransfer.gains.etap import DEFAULT_RESIDUAL_ALPHAS, MemberRidge
+from negtransfer.gains.etap import DEFAULT_RESIDUAL_ALPHAS, MemberRidge, _ridge_path_predict
 
 __all__ = ["LinearGroupSurrogate"]
 
@@ -63,9 +63,15 @@ class LinearGroupSurrogate(BaseEstimator):
             folds = KFold(n_splits=min(self.cv, u.shape[0]), shuffle=True, random_state=self.random_state)
             errors = np.zeros(alphas.size)
             for tr, te in folds.split(x):
-                for a, alpha in enumerate(alphas):
-                    pred = MemberRidge(alpha=alpha).fit(x[tr], np.nan_to_num(y[tr]), u[tr]).predict(x[te])
-                    errors[a] += np.nansum(np.where(u[te], (pred - y[te]) ** 2, 0.0))
+                for t in range(u.shape[1]):
+                    rows_tr, rows_te = tr[u[tr, t]], te[u[te, t]]
+                    if rows_te.size == 0:
+                        continue
+                    if rows_tr.size == 0:
+                        errors += np.sum(y[rows_te, t] ** 2)
+                        continue
+                    pred = _ridge_path_predict(x[rows_tr], y[rows_tr, t, None], x[rows_te], alphas)[:, :, 0]
+                    errors += ((pred - y[rows_te, t]) ** 2).sum(axis=1)
             self.alpha_ = float(alphas[int(np.argmin(errors))])
         else:
             self.alpha_ = float(alphas.max())

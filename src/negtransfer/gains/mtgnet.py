@@ -69,7 +69,7 @@ class MTGNetPredictor(BaseEstimator):
     n_tasks_ : int
     """
 
-    def __init__(self, d_model: int = 32, n_layers: int = 2, n_heads: int = 2, epochs: int = 300, lr: float = 0.01,
+    def __init__(self, d_model: int = 32, n_layers: int = 2, n_heads: int = 2, epochs: int = 150, lr: float = 0.01,
                  weight_decay: float = 1e-4, dropout: float = 0.0, ensemble: int = 2, random_state: int = 0):
         self.d_model = d_model
         self.n_layers = n_layers

@@ -58,6 +58,9 @@ class GroupingOptions:
     ----------
     budget : int
         At most this many groups are chosen; together they cover every task.
+    method : str
+        The gain predictor (:data:`negtransfer.gains.methods.METHODS`): ``etap``
+        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``.
     n_train_groups : int
         Training groups (sizes 2..n-1) whose gains are measured before the
         first fit; the all-task group is always added.
@@ -108,6 +111,7 @@ class GroupingOptions:
     """
 
     budget: int = 3
+    method: str = "etap"
     n_train_groups: int = 20
     design: str = "random"
     repeats: int = 3
@@ -130,8 +134,10 @@ class GroupingOptions:
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
         from negtransfer.affinity.training import AFFINITY_EPOCHS
+        from negtransfer.gains.methods import METHODS
 
         problems = [
+            (self.method not in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
             (n_tasks < 2, "grouping needs at least 2 tasks"),
             (self.budget < 1, f"--budget must be >= 1, got {self.budget}"),
             (self.n_train_groups < 1, f"--train-groups must be >= 1, got {self.n_train_groups}"),
@@ -156,9 +162,12 @@ class GroupingOptions:
                 raise ValueError(message)
 
     def one_shot_runs(self, n_tasks: int) -> int:
-        """Runs of the paper's one-shot protocol: STL, all-task, training groups, the chosen groups."""
+        """Runs of the one-shot protocol: STL, all-task, training groups (every pair for HOA), the chosen groups."""
+        from negtransfer.gains.methods import method
+
         available = sum(comb(n_tasks, s) for s in range(2, n_tasks))
-        return self.repeats * (n_tasks + 1 + min(self.n_train_groups, available) + self.budget)
+        training = n_tasks * (n_tasks - 1) // 2 if method(self.method).all_pairs else min(self.n_train_groups, available)
+        return self.repeats * (n_tasks + 1 + training + self.budget)
 
 
 @dataclass
@@ -282,23 +291,17 @@ class _Grouping:
         return np.array([getattr(self.results[(t,)], attr)[t] for t in range(self.n)])
 
     def fit_predictor(self, rows=None, fixed: dict | None = None):
-        """The ETAP predictor fitted on the measured groups (or the listed rows of them, repeats allowed).
+        """The method's gain predictor fitted on the measured groups (or the listed rows of them, repeats allowed).
 
-        ``fixed``: hyperparameters to use instead of searching them (bootstrap refits).
+        ``fixed``: hyperparameters to use instead of searching them (quick refits).
         """
-        from negtransfer.gains.etap import ETAPPredictor
+        from negtransfer.gains.methods import method
 
         groups = self.measured if rows is None else [self.measured[i] for i in rows]
         U, G = self.gains(groups)
         with np.errstate(invalid="ignore"):
             Y = G.mean(axis=2)
-        kwargs = {}
-        if fixed and "stage1__degree" in fixed:
-            kwargs = {"spline_degrees": (fixed["stage1__degree"],), "spline_n_knots": (fixed["stage1__n_knots"],),
-                      "spline_alphas": (fixed["stage1__alpha"],)}
-        if fixed and "stage2__alpha" in fixed:
-            kwargs["residual_alphas"] = (fixed["stage2__alpha"],)
-        return ETAPPredictor(self.affinity, random_state=self.seed, **kwargs).fit(U, Y)
+        return method(self.options.method).build(self.affinity, self.seed, fixed).fit(U, Y)
 
     def scores(self, predicted: np.ndarray) -> np.ndarray:
         """Selection scores of every candidate: measured groups by measured gains (if use_measured)."""
@@ -325,7 +328,7 @@ class _Grouping:
         """Unmeasured groups to train next (:mod:`negtransfer.select.acquisition`)."""
         from negtransfer.select.acquisition import cross_validated_error, optimistic_improvement, rank_acquisitions
 
-        fixed = dict(predictor.best_params_)
+        fixed = dict(getattr(predictor, "best_params_", {}))
         U_m, G_m = self.gains(self.measured)
         with np.errstate(invalid="ignore"):
             Y_m = G_m.mean(axis=2)
@@ -391,22 +394,31 @@ def run_grouping(
     # 1. STL and the all-task group (always a training group).
     job.measure("STL + all-task runs", stl + [everything])
 
-    # 2. Affinity from the tracked all-task runs, averaged over the repeats.
+    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), averaged over the repeats.
+    from negtransfer.gains.methods import method
+
+    kind = method(options.method).affinity
     start = time.perf_counter()
     trace = None
-    cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
-    job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
-                                    momentum=options.affinity_momentum, epochs=options.affinity_epochs,
-                                    on_repeat=cb)
-    if options.trace_pairs:
-        from negtransfer.affinity.training import train_with_affinity
+    job.affinity = None
+    if kind is not None:
+        cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
+        job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
+                                        momentum=options.affinity_momentum, epochs=options.affinity_epochs,
+                                        on_repeat=cb, kind=kind)
+        if options.trace_pairs:
+            from negtransfer.affinity.training import train_with_affinity
 
-        tracker, _, _ = train_with_affinity(dataset, config, seed, every=options.affinity_every, keep_trace=True)
-        trace = _trace_of_strongest_pairs(tracker, job.affinity, names, options.trace_pairs)
-    job.seconds["affinity runs"] = time.perf_counter() - start
+            tracker, _, _ = train_with_affinity(dataset, config, seed, every=options.affinity_every, keep_trace=True,
+                                                kind=kind)
+            trace = _trace_of_strongest_pairs(tracker, job.affinity, names, options.trace_pairs)
+        job.seconds["affinity runs"] = time.perf_counter() - start
 
-    # 3. Training groups (sizes 2..n-1, by the design), plus the all-task group.
-    train = design_groups(options.design, n, options.n_train_groups, seed) + [everything]
+    # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA), plus the all-task group.
+    if method(options.method).all_pairs:
+        train = design_groups("pairs", n, n * (n - 1) // 2, seed) + [everything]
+    else:
+        train = design_groups(options.design, n, options.n_train_groups, seed) + [everything]
     train = list(dict.fromkeys(train))
     job.measure("training groups", train)
 
@@ -422,7 +434,7 @@ def run_grouping(
     results = job.results
 
     report: dict = {
-        "method": "etap",
+        "method": options.method,
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "seed": seed,
@@ -435,7 +447,7 @@ def run_grouping(
         "options": asdict(options),
         "config": config.to_dict(),
         "tasks": list(names),
-        "affinity": job.affinity.tolist(),
+        "affinity": None if job.affinity is None else job.affinity.tolist(),
         **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
         "selected_groups": job.group_names(chosen),
