@@ -343,3 +343,20 @@ def test_group_methods_from_the_cli(user_csv, tmp_path):
         if METHODS[name].all_pairs:  # every pair, and the all-task group
             assert sorted(map(sorted, rep["train_groups"])) == [["sick", "stay"], ["sick", "stay", "worse"],
                                                                 ["sick", "worse"], ["stay", "worse"]]
+
+
+def test_compare_grouping_writes_one_table(user_csv, tmp_path):
+    out = tmp_path / "cmp"
+    res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--tasks", "sick,worse,stay",
+                              "--features", "age,dose,bmi,noise", "--methods", "etap,hoa,linear-surrogate",
+                              "--budgets", "1,2", "--seeds", "0,1", "--train-groups", "2", "--repeats", "1",
+                              "--rounds", "1", "--exhaustive", "--epochs", "5", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "comparison.csv")
+    assert len(table) == 3 * 2 * 2 and set(table["method"]) == {"etap", "hoa", "linear-surrogate"}
+    assert (table["gap"] >= -1e-12).all()  # nothing beats the test oracle
+    md = (out / "report.md").read_text()
+    assert "## Budget 2" in md and "Wilcoxon" in md and (out / "plots" / "loss_by_budget.png").exists()
+    res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--methods", "etap,nope",
+                              "--tasks", "sick,worse", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--methods" in res.output

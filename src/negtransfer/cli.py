@@ -756,6 +756,100 @@ def _grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhau
                                                 "the prediction quality is not reported"), notes)
 
 
+@app.command("compare-grouping", cls=_Command)
+def compare_grouping(
+    methods: str = typer.Option("etap,tag,hoa,linear-surrogate,mtgnet", "--methods", help="Comma-separated grouping methods (see `negtransfer group --help`)."),
+    budgets: str = typer.Option("2,3,4", "--budgets", help="Comma-separated budgets B."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (each one splits the data and seeds the runs)."),
+    train_groups: int = typer.Option(10, "--train-groups", min=1, help="Training groups before each method's first fit (HOA trains every pair instead)."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds of each job (1 = the one-shot protocol)."),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
+    evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
+    out: Path = _out_option("runs/compare-grouping"),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    chunk_size: int = ChunkSizeOpt,
+    repeats: int = RepeatsOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Compare grouping methods on the same data, seeds and runs; write comparison.csv and report.md.
+
+    Every method runs the grouping job at every budget and seed on one run store
+    (runs are shared between methods); the report has, per budget, each method's
+    summed test loss (mean ± s.e. over seeds) against STL, the all-task model
+    and the test oracle (with --exhaustive), its prediction quality, runs and
+    time, paired Wilcoxon tests of ETAP against each method, and a plot of the
+    loss by budget.
+    """
+    from negtransfer.gains.methods import METHODS
+    from negtransfer.jobs.grouping import GroupingOptions
+    from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
+    from negtransfer.report.grouping_comparison import write_comparison_report
+
+    names = _split_list(methods) or []
+    unknown = [m for m in names if m not in METHODS]
+    if not names or unknown:
+        _fail(f"--methods takes comma-separated methods from {', '.join(METHODS)}; got {methods!r}")
+    try:
+        budget_list = [int(b) for b in _split_list(budgets) or []]
+        seed_list = [int(x) for x in _split_list(seeds) or []]
+    except ValueError:
+        _fail(f"--budgets and --seeds take comma-separated whole numbers, got {budgets!r} and {seeds!r}")
+    if not budget_list or min(budget_list) < 1 or not seed_list or min(seed_list) < 0:
+        _fail("--budgets needs numbers >= 1 and --seeds numbers >= 0, at least one of each")
+    notes: list[str] = []
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample)
+    _check_out(out)
+    store_path = _store_path(store, out)
+    first = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed_list[0],
+                                      task_kinds)
+    options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
+                              evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size)
+    try:
+        options.check(first.n_tasks)
+    except ValueError as exc:
+        _fail(str(exc))
+    runner = _executor(executor, workers, notes)
+    _make_out(out)
+    run_store = _open_store(store_path)
+    cache = {seed_list[0]: first}
+
+    def load(seed):
+        if seed not in cache:
+            cache[seed] = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed,
+                                                    task_kinds)
+        return cache[seed]
+
+    with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
+        rows = compare_grouping_methods(load, names, budget_list, seed_list, options, config, lambda s: run_store,
+                                        executor=runner, progress=progress)
+        summary = summarise(rows, reference=names[0])
+        md = write_comparison_report(rows, summary, out, reference=names[0], dataset=first.name)
+    if not quiet:
+        for (method, budget), cell in summary["cells"].items():
+            mean, se, _ = cell["vs_stl"]
+            typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'][0]:.4f} ({mean:+.2%} vs STL"
+                       + (f" ± {se:.2%})" if se is not None else ")"))
+        typer.echo(f"wrote {out / 'comparison.csv'} and {md}")
+
+
 @app.command(cls=_Command)
 def sources(
     target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),

@@ -1,0 +1,171 @@
+"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate and MTG-Net on the same runs.
+
+For each dataset (``grouping_datasets.py``: 10 tasks) and seed, every group is
+trained ``--repeats`` times once (the run stores of ``grouping_quality.py`` are
+reused when they exist), then ``negtransfer group --exhaustive`` runs with each
+``--method`` in two protocols:
+
+* ``one-shot``: one repeat, one round, every candidate scored by prediction,
+  predictor fitted on test gains: the ETAP paper's protocol (its Tables 2-5);
+* ``cli``: the command-line defaults (validation gains, 3 repeats, refinement).
+
+Per (method, protocol, seed, B) it records the chosen groups' summed test loss
+against STL and the test oracle, the prediction Pearson of the first fit on the
+held-out groups, the Pearson of predicted vs measured *total* gain per group
+(ETAP Table 5), the pairwise affinity vs pairwise test gain correlation (ETAP
+Table 2; ``etap`` and ``tag``), the runs and the seconds the job took. Then,
+per dataset and protocol, the means ± s.e. over seeds, and a paired Wilcoxon
+signed-rank test of ETAP's summed test loss against each other method's over
+the (seed, B) cases (ETAP Tables 11-12).
+
+Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
+[--methods etap tag hoa linear-surrogate mtgnet] [--protocols one-shot cli] [--data-dir DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+import grouping_datasets
+from negtransfer.gains.table import gain_matrix
+from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.runs.runner import ensure_runs
+from negtransfer.runs.store import RunStore
+from negtransfer.train.config import TrainConfig
+
+PROTOCOLS = {
+    "one-shot": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
+    "cli": {},
+}
+
+
+def total_gain_pearson(report: dict) -> float | None:
+    by_group: dict[tuple, list] = {}
+    for p in report["prediction"]["points"]:
+        acc = by_group.setdefault(tuple(p["group"]), [0.0, 0.0])
+        acc[0] += p["predicted"]
+        acc[1] += p["actual"]
+    if len(by_group) < 3:
+        return None
+    pred, act = np.array(list(by_group.values())).T
+    return float(np.corrcoef(pred, act)[0, 1])
+
+
+def pairwise_correlation(report: dict, ds, config, seed, store) -> float | None:
+    """Pearson of affinity z(i -> j) with the test gain of j in {i, j}, over the 90 (pair, target) entries."""
+    if report["affinity"] is None:
+        return None
+    A = np.array(report["affinity"])
+    n = ds.n_tasks
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    results = ensure_runs(ds, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=report["repeats"])
+    _, Y = gain_matrix(pairs, results, n, split="test")
+    z = [A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs]
+    y = [Y[k, j] for k, (i, j) in enumerate(pairs)] + [Y[k, i] for k, (i, j) in enumerate(pairs)]
+    return float(np.corrcoef(z, y)[0, 1])
+
+
+def _ms(values, fmt="{:+.3f}") -> str:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return "n/a"
+    if v.size == 1:
+        return fmt.format(v[0])
+    return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1) / np.sqrt(v.size)).lstrip('+')}"
+
+
+def print_tables(rows: list[dict], datasets, methods, protocols, budgets) -> None:
+    from scipy.stats import wilcoxon
+
+    for name in datasets:
+        for protocol in protocols:
+            sel = [r for r in rows if r["dataset"] == name and r["protocol"] == protocol]
+            if not sel:
+                continue
+            seeds = sorted({r["seed"] for r in sel})
+            print(f"\n### {name}, {protocol} protocol (seeds {', '.join(map(str, seeds))}; mean ± s.e.)\n")
+            print("| method | B | chosen vs STL | gap to test oracle | Pearson (gains) | Pearson (total gains) | "
+                  "pairwise affinity vs gain | runs | seconds | Wilcoxon p (ETAP vs this) |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for method in methods:
+                mine = {(r["seed"], r["budget"]): r for r in sel if r["method"] == method}
+                etap = {(r["seed"], r["budget"]): r for r in sel if r["method"] == "etap"}
+                common = sorted(set(mine) & set(etap))
+                p_value = "n/a"
+                if method != "etap" and len(common) >= 6:
+                    diff = [etap[k]["selected"] - mine[k]["selected"] for k in common]
+                    if any(d != 0 for d in diff):
+                        p_value = f"{wilcoxon(diff).pvalue:.3f} ({sum(d < 0 for d in diff)}/{len(diff)} ETAP lower)"
+                for budget in budgets:
+                    c = [r for r in mine.values() if r["budget"] == budget]
+                    if not c:
+                        continue
+                    print(f"| {method} | {budget} | {_ms([r['vs_stl'] for r in c], '{:+.2%}')} | "
+                          f"{_ms([r['gap'] for r in c], '{:+.2%}')} | {_ms([r['pearson'] for r in c])} | "
+                          f"{_ms([r['total_pearson'] for r in c])} | {_ms([r['pairwise'] for r in c])} | "
+                          f"{np.mean([r['runs'] for r in c]):.0f} | {np.mean([r['seconds'] for r in c]):.0f} | "
+                          f"{p_value if budget == budgets[0] else ''} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["chemical", "yeast", "chicago"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet"])
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
+    parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--train-groups", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
+    parser.add_argument("--stores", type=Path, nargs="+", default=[Path("runs/grouping_quality"), Path("runs/gq_ct")],
+                        help="Folders searched for <dataset>-seed<s>.sqlite run stores (the first is written).")
+    parser.add_argument("--out", type=Path, default=Path("runs/grouping_methods.json"))
+    parser.add_argument("--summarize", action="store_true", help="Only print the tables of --out.")
+    args = parser.parse_args()
+    if args.summarize:
+        print_tables(json.loads(args.out.read_text()), args.datasets, args.methods, args.protocols, args.budgets)
+        return
+    config = TrainConfig()
+    rows = []
+    for name in args.datasets:
+        for seed in args.seeds:
+            ds = grouping_datasets.load(name, seed, args.data_dir)
+            if ds is None:
+                break
+            found = [d / f"{name}-seed{seed}.sqlite" for d in args.stores if (d / f"{name}-seed{seed}.sqlite").exists()]
+            path = found[0] if found else args.stores[0] / f"{name}-seed{seed}.sqlite"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store = RunStore(path)
+            base = GroupingOptions(exhaustive=True, n_train_groups=args.train_groups, repeats=args.repeats)
+            run_grouping(ds, replace(base, rounds=1, chunk_size=256), config, seed, store)  # every group, once
+            for protocol in args.protocols:
+                for method in args.methods:
+                    for budget in args.budgets:
+                        opts = replace(base, method=method, budget=budget, **PROTOCOLS[protocol])
+                        start = time.perf_counter()
+                        rep = run_grouping(ds, opts, config, seed, store).report
+                        t = rep["totals"]
+                        rows.append({
+                            "dataset": name, "seed": seed, "protocol": protocol, "method": method, "budget": budget,
+                            "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
+                            "gap": rep["optimal"]["test_oracle"]["gap"], "pearson": rep["prediction"]["pearson"],
+                            "total_pearson": total_gain_pearson(rep),
+                            "pairwise": pairwise_correlation(rep, ds, config, seed, store) if budget == args.budgets[0]
+                            else None,
+                            "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
+                        })
+                        r = rows[-1]
+                        print(f"{name} seed {seed} {protocol} {method} B={budget}: vs STL {r['vs_stl']:+.2%}, "
+                              f"gap {r['gap']:+.2%}, Pearson {r['pearson']}, {r['seconds']:.0f} s", flush=True)
+                    args.out.write_text(json.dumps(rows, indent=1))
+    print_tables(rows, args.datasets, args.methods, args.protocols, args.budgets)
+
+
+if __name__ == "__main__":
+    main()
