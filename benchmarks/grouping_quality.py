@@ -25,6 +25,7 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
 * ``pairs`` / ``stratified`` / ``random``: the default with that ``--design``;
 * ``mean-gain``: the default with ``--objective mean-gain``;
 * ``kappa0`` / ``kappa2``: the default with ``--kappa 0`` (no optimism) or 2;
+* ``rounds3`` / ``rounds10``: the default with ``--rounds 3`` or 10;
 * ``train5`` / ``train20``: the default with 5 or 20 training groups (whatever ``--train-groups`` says);
 * ``no-momentum`` / ``until-best`` / ``momentum-all``: affinity variants;
 * ``paper``: the paper's protocol exactly: one round, one repeat, every
@@ -69,6 +70,8 @@ VARIANTS = {
     "all-epochs": {"affinity_epochs": "all"},
     "train20": {"n_train_groups": 20},
     "train5": {"n_train_groups": 5},
+    "rounds3": {"rounds": 3},
+    "rounds10": {"rounds": 10},
     "kappa0": {"kappa": 0.0},
     "kappa2": {"kappa": 2.0},
     "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},

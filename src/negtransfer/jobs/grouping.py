@@ -508,10 +508,6 @@ def _refine(job: _Grouping, predictor) -> tuple[list[Group], float, list[dict], 
         record = {"round": k, "selected": job.group_names(chosen), "predicted_objective": objective,
                   "unmeasured_selected": len(unmeasured), "runs_before": job.runs_used()}
         rounds.append(record)
-        if previous is not None and not unmeasured and chosen == previous:
-            stop_reason = f"converged in round {k}: the selection is made of measured groups and did not change"
-            record["selection_val_loss"] = job.val_total(chosen)
-            break
         last = k == options.rounds
         budget_left = (job.max_runs - job.runs_used()) // R
         acquire = unmeasured
@@ -533,7 +529,8 @@ def _refine(job: _Grouping, predictor) -> tuple[list[Group], float, list[dict], 
                 stop_reason = f"all {options.rounds} rounds used"
             break
         if not acquire:
-            stop_reason = f"converged in round {k}: nothing left worth measuring"
+            stop_reason = (f"converged in round {k}: the selection is measured and no unmeasured group could "
+                           "improve it even optimistically")
             break
         predictor = job.fit_predictor()
         chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
