@@ -25,6 +25,23 @@ def _largest(ds, count: int, skip: int = 0):
     return ds.subset_tasks(names)
 
 
+def add_result_format_option(parser) -> None:
+    """``--result-format``: read the run stores written before result format 4."""
+    parser.add_argument("--result-format", type=int, default=None,
+                        help="Read and write the stores under this older result format (stores trained before "
+                             "format 4, commit 132a147, differ from format 4 only in the last bits of evaluation).")
+
+
+def use_result_format(result_format: int | None) -> None:
+    """Key stored runs under ``result_format`` (a benchmark re-reading stores of an older format), with a note."""
+    if result_format is None:
+        return
+    import negtransfer.train.config as config_module
+
+    print(f"note: stores read under result format {result_format}, not {config_module.RESULT_FORMAT}")
+    config_module.RESULT_FORMAT = result_format
+
+
 def chemical_dir(data_dir: str | Path | None = None) -> Path | None:
     """The Chemical Task_Splits folder, or None (with a printed note) when it is absent."""
     path = Path(data_dir) if data_dir else DEFAULT_CHEMICAL

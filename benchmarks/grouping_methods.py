@@ -126,11 +126,13 @@ def main() -> None:
     parser.add_argument("--stores", type=Path, nargs="+", default=[Path("runs/grouping_quality"), Path("runs/gq_ct")],
                         help="Folders searched for <dataset>-seed<s>.sqlite run stores (the first is written).")
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_methods.json"))
+    grouping_datasets.add_result_format_option(parser)
     parser.add_argument("--summarize", action="store_true", help="Only print the tables of --out.")
     args = parser.parse_args()
     if args.summarize:
         print_tables(json.loads(args.out.read_text()), args.datasets, args.methods, args.protocols, args.budgets)
         return
+    grouping_datasets.use_result_format(args.result_format)
     config = TrainConfig()
     rows = []
     for name in args.datasets:

@@ -152,9 +152,7 @@ def main() -> None:
                         help="Repeats trained for every group (variants use the first ones they need).")
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_quality"))
-    parser.add_argument("--result-format", type=int, default=None,
-                        help="Read and write the stores under this older result format (stores trained before "
-                             "format 4, commit 132a147, differ from format 4 only in the last bits of evaluation).")
+    grouping_datasets.add_result_format_option(parser)
     parser.add_argument("--store-only", action="store_true", help="Train the stores; run no variant.")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="Only print the tables of these quality.json files (no training).")
@@ -165,11 +163,7 @@ def main() -> None:
         variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
         return
-    if args.result_format is not None:
-        import negtransfer.train.config as config_module
-
-        print(f"note: stores read under result format {args.result_format}, not {config_module.RESULT_FORMAT}")
-        config_module.RESULT_FORMAT = args.result_format
+    grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig()
     rows = []
