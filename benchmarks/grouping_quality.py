@@ -11,7 +11,10 @@ split (the job itself chooses on validation data):
 * the gap to the test oracle (the best budget-B grouping chosen and scored on
   test losses, each task in its best chosen group) and to the validation oracle
   (the best grouping a validation-only chooser could reach with every group
-  measured);
+  measured), and the gap to that validation oracle measured on validation
+  losses (how close the search came to the best grouping it could see), and
+  the validation oracle's own gap to the test oracle (what choosing on
+  validation data costs even with every group measured);
 * Pearson, within-task Pearson and the per-task-mean baseline's Pearson of the
   one-shot predictor on every group it was not fitted on;
 * the runs the recommendation used, relative to the one-shot protocol's.
@@ -86,6 +89,8 @@ def case(report: dict) -> dict:
     return {
         "vs_stl": t["selected"] / t["stl"] - 1, "vs_all": t["selected"] / t["all_tasks"] - 1,
         "gap_test": report["optimal"]["test_oracle"]["gap"], "gap_val": report["optimal"]["validation_oracle"]["gap"],
+        "val_gap_on_val": report["optimal"]["validation_oracle"].get("val_gap"),
+        "val_oracle_gap": report["optimal"]["validation_oracle"]["total"] / report["optimal"]["test_oracle"]["total"] - 1,
         "oracle_vs_stl": t["test_oracle"] / t["stl"] - 1,
         "pearson": pred["pearson"], "within": pred["within_task_pearson"],
         "per_task_mean": pred["per_task_mean_pearson"],
@@ -106,7 +111,9 @@ def _ms(values) -> str:
 
 
 def _pct(values) -> str:
-    v = np.array(values, dtype=float)
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return "n/a"
     if v.size == 1:
         return f"{v[0]:+.2%}"
     return f"{v.mean():+.2%} ± {v.std(ddof=1) / np.sqrt(v.size):.2%}"
@@ -123,8 +130,8 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
         print(f"### {name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
         print()
         print("| variant | \\|G_train\\| | B | chosen vs STL | chosen vs all-task | gap to test oracle | "
-              "gap to val. oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "gap to val. oracle | same, on validation | val. oracle to test oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for variant in variants:
             for n_train in train_groups:
                 for budget in budgets:
@@ -134,7 +141,8 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
                         continue
                     print(f"| {variant} | {n_train} | {budget} | {_pct([r['vs_stl'] for r in c])} | "
                           f"{_pct([r['vs_all'] for r in c])} | {_pct([r['gap_test'] for r in c])} | "
-                          f"{_pct([r['gap_val'] for r in c])} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
+                          f"{_pct([r['gap_val'] for r in c])} | {_pct([r.get('val_gap_on_val') for r in c])} | "
+                          f"{_pct([r.get('val_oracle_gap') for r in c])} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
                           f"{_ms([r['pearson'] for r in c])} | {_ms([r['within'] for r in c])} | "
                           f"{_ms([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
         print()
@@ -190,7 +198,8 @@ def main() -> None:
                                      "budget": budget, **case(rep)})
                         r = rows[-1]
                         print(f"  {variant} |G|={n_train} B={budget}: vs STL {r['vs_stl']:+.2%}, vs all "
-                              f"{r['vs_all']:+.2%}, gap test {r['gap_test']:+.2%}, gap val {r['gap_val']:+.2%}, "
+                              f"{r['vs_all']:+.2%}, gap test {r['gap_test']:+.2%}, gap val {r['gap_val']:+.2%} "
+                              f"(on val. {r['val_gap_on_val']:+.2%}; val. oracle {r['val_oracle_gap']:+.2%}), "
                               f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
                               f"runs x{r['runs_ratio']:.2f}", flush=True)
             (args.out / "quality.json").write_text(json.dumps(rows, indent=1))

@@ -150,6 +150,9 @@ def test_repeats_refinement_noise_and_comparison(tmp_path):
     assert cmp["validation_loss"]["selected"] <= cmp["validation_loss"]["all-task model"] + 1e-12
     assert cmp["better_than_alternatives"] == (cmp["validation_loss"]["selected"] < cmp["validation_loss"]["all-task model"])
     assert rep["optimal"]["test_oracle"]["total"] <= rep["optimal"]["validation_oracle"]["total"] + 1e-12
+    # on validation losses nothing beats the validation oracle
+    assert rep["optimal"]["validation_oracle"]["val_gap"] >= -1e-12
+    assert rep["optimal"]["validation_oracle"]["val_total"] <= cmp["validation_loss"]["selected"] + 1e-12
     assert rep["totals"]["selected"] >= rep["optimal"]["test_oracle"]["total"] - 1e-12
     pred = rep["prediction"]
     assert {"within_task_pearson", "per_task_mean_pearson"} <= set(pred)

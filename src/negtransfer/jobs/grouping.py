@@ -483,7 +483,7 @@ def run_grouping(
     # With --exhaustive: the optimal groupings on measured losses, each scored by its own rule.
     totals = {k: float(sum(v.values())) for k, v in test_loss.items()}
     if options.exhaustive:
-        report["optimal"] = _optima(job, totals, test_loss)
+        report["optimal"] = _optima(job, totals, test_loss, chosen)
     report["test_loss"] = test_loss
     report["totals"] = totals
     used = R * len(set(job.measured) | set(stl) | {everything})
@@ -651,8 +651,14 @@ def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -
     return best, losses
 
 
-def _optima(job: _Grouping, totals: dict, test_loss: dict) -> dict:
-    """The test oracle and the validation oracle over every group (:func:`oracle_grouping`)."""
+def _optima(job: _Grouping, totals: dict, test_loss: dict, chosen: list[Group]) -> dict:
+    """The test oracle and the validation oracle over every group (:func:`oracle_grouping`).
+
+    The validation oracle also gets its summed validation loss and the chosen
+    grouping's gap to it *on validation data* (``val_gap``): how close the
+    search came to the best grouping it could see, apart from how well
+    validation losses foretell test losses.
+    """
     n, names = job.n, job.names
     every = {g: job.results[g] for g in _rows_to_groups(job.candidates, range(len(job.candidates)))}
     out = {}
@@ -662,6 +668,8 @@ def _optima(job: _Grouping, totals: dict, test_loss: dict) -> dict:
         out[key] = {"groups": [[names[t] for t in g] for g in best], "test_loss": {names[t]: losses[t] for t in range(n)},
                     "total": total, "gap": (totals["selected"] - total) / total}
         totals[key] = total
+    val_best, val_chosen = job.val_total(best), job.val_total(chosen)
+    out["validation_oracle"].update(val_total=val_best, val_gap=(val_chosen - val_best) / val_best)
     test_loss["optimal"] = out["test_oracle"]["test_loss"]
     totals["optimal"] = out["test_oracle"]["total"]
     return {"groups": out["test_oracle"]["groups"], "test_loss": out["test_oracle"]["test_loss"],

@@ -263,6 +263,11 @@ def _chosen_groups(report: dict) -> list[str]:
         if vo:
             out.append("Validation oracle (the best a chooser that sees only validation losses could do with every "
                        "group measured): " + "; ".join(f"{{{_group(g)}}}" for g in vo) + ".")
+            val_gap = optimal["validation_oracle"].get("val_gap")
+            if val_gap is not None:
+                out.append(f"On validation losses the chosen groups are {fmt_pct(val_gap)} from it (the search's own "
+                           "gap; the rest of the gap on test losses is how imperfectly validation losses foretell "
+                           "test losses).")
     ref = report.get("refinement") or {}
     if ref:
         final = "; then a final selection among the measured groups" if ref.get("final_among_measured") else ""
