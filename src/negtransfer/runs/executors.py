@@ -231,9 +231,9 @@ class RayExecutor:
 
     def _each(self, fn, calls, on_result) -> None:
         ray = self._ray()
-        task = ray.remote(fn).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
+        task = ray.remote(_call_with_writable_arrays).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
                                       max_retries=self.max_retries, retry_exceptions=False)
-        index_of = {task.remote(*args): index for index, args in enumerate(calls)}
+        index_of = {task.remote(fn, *args): index for index, args in enumerate(calls)}
         pending = list(index_of)
         try:
             while pending:
@@ -245,6 +245,21 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             raise
 
+    def start(self) -> None:
+        """Start the local Ray instance or connect to the cluster now, rather than at the first chunk.
+
+        Raises
+        ------
+        ValueError
+            The cluster at ``address`` cannot be reached, or it has fewer GPUs than a task declares.
+        """
+        ray = self._ray()
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus < self.gpus_per_task:
+            where = f"the Ray cluster at {self.address}" if self.address else "the local Ray instance"
+            raise ValueError(f"--device cuda: {where} has {gpus:g} GPUs, and each Ray task asks for "
+                             f"{self.gpus_per_task:g}; add GPU nodes (ray start --num-gpus N) or use --device cpu")
+
     def _ray(self):
         """The ``ray`` module, initialised (started here on first use unless it already was)."""
         ray = import_ray()
@@ -255,7 +270,12 @@ class RayExecutor:
                            logging_level=logging.ERROR if self.quiet else logging.WARNING)
             if self.address is None:
                 options["num_cpus"] = self.num_cpus or os.cpu_count() or 1
-            ray.init(address=self.address, **options)
+            try:
+                ray.init(address=self.address, **options)
+            except ConnectionError as exc:
+                raise ValueError(f"--ray-address {self.address}: cannot connect to a Ray cluster "
+                                 f"({' '.join(str(exc).split())[:200]}); start one with `ray start --head` and give "
+                                 f"the address it prints") from None
             self._started = True
         return ray
 
@@ -266,6 +286,17 @@ class RayExecutor:
 
             ray.shutdown()
             self._started = False
+
+
+def _call_with_writable_arrays(fn: Callable, *args):
+    """``fn(*args)`` in a Ray worker, on copies of the arguments.
+
+    Ray hands NumPy arrays over from its object store read-only (zero-copy);
+    the trainers expect their own arrays, as in the other executors.
+    """
+    import copy
+
+    return fn(*copy.deepcopy(args))
 
 
 def import_ray():
