@@ -158,8 +158,8 @@ ExecutorOpt = typer.Option("local", "--executor", help="'local': vectorised, in 
                            "docs/scaling.md).", rich_help_panel=RUNS)
 WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --executor process; CPUs of the local Ray "
                           "instance for --executor ray.", show_default="CPU cores", rich_help_panel=RUNS)
-RayAddressOpt = typer.Option(None, "--ray-address", help="With --executor ray: the Ray cluster to run on ('auto', "
-                             "HOST:6379 or ray://HOST:10001); the run store stays here, on the driver.",
+RayAddressOpt = typer.Option(None, "--ray-address", help="With --executor ray: the Ray cluster to run on ('auto' on "
+                             "one of its nodes, or HOST:6379); the run store stays here, on the driver.",
                              show_default="a local Ray instance that starts and stops with the command",
                              rich_help_panel=RUNS)
 DeviceOpt = typer.Option("cpu", "--device", help="Train the stacked models (and track affinity) on the CPU or on a "

@@ -78,6 +78,11 @@ def test_gains_command_with_ray_writes_the_same_table(tmp_path, local_ray):
                                   pd.read_csv(tmp_path / "ray" / "gains.csv"), check_exact=True)
 
 
+def test_a_gpu_task_on_a_cluster_without_gpus_is_refused_before_training(local_ray):
+    with pytest.raises(ValueError, match="the local Ray instance has 0 GPUs, and each Ray task asks for 1"):
+        RayExecutor(gpus_per_task=1).start()
+
+
 def test_compare_units_on_ray_give_the_same_results(tmp_path, local_ray):
     from negtransfer.data.domains import dataset_from_domains
     from negtransfer.jobs.compare import CompareOptions, run_compare
@@ -143,6 +148,7 @@ def test_a_driver_killed_with_sigkill_resumes_from_the_store(tmp_path, local_ray
             os.killpg(proc.pid, signal.SIGKILL)  # what is left of its local Ray instance
         except ProcessLookupError:
             pass
+    assert proc.stderr.read() == b""  # -q: not a line from Ray either
     partial = _count(killed / "runs.sqlite")
     assert 2 <= partial < total
     assert not (killed / "gains.csv").exists()

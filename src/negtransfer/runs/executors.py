@@ -170,9 +170,8 @@ class RayExecutor:
 
     Ray is started on first use and stopped by :meth:`close`: without
     ``address`` a local instance with ``num_cpus`` CPUs starts and stops with
-    the command; with ``address`` (``"auto"``, ``"HOST:6379"``,
-    ``"ray://HOST:10001"``) the executor connects to a running cluster and
-    leaves it running. When Ray is already initialised in this process (a
+    the command; with ``address`` (``"auto"``, ``"HOST:6379"``) the executor
+    connects to a running cluster and leaves it running. When Ray is already initialised in this process (a
     notebook, a test fixture), that instance is used and left running.
 
     Parameters
