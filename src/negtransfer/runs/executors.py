@@ -230,8 +230,9 @@ class RayExecutor:
 
     def _each(self, fn, calls, on_result) -> None:
         ray = self._ray()
-        task = ray.remote(_call_with_writable_arrays).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
-                                      max_retries=self.max_retries, retry_exceptions=False)
+        task = ray.remote(_call_with_writable_arrays).options(
+            num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=self.max_retries,
+            retry_exceptions=False)  # a worker that died is retried; an exception in the code is an error
         index_of = {task.remote(fn, *args): index for index, args in enumerate(calls)}
         pending = list(index_of)
         try:
@@ -269,6 +270,8 @@ class RayExecutor:
                            logging_level=logging.ERROR if self.quiet else logging.WARNING)
             if self.address is None:
                 options["num_cpus"] = self.num_cpus or os.cpu_count() or 1
+            else:
+                _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **options)
             except ConnectionError as exc:
@@ -285,6 +288,26 @@ class RayExecutor:
 
             ray.shutdown()
             self._started = False
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Raise ValueError unless something listens at a ``HOST:PORT`` Ray address (``"auto"`` is left to Ray).
+
+    Ray itself retries an unreachable address for minutes before it gives up.
+    """
+    if address == "auto":
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except ValueError:
+        raise ValueError(f"--ray-address {address!r}: give the head node's HOST:PORT (e.g. 10.0.0.5:6379), or "
+                         f"'auto' on a node of the cluster") from None
+    except OSError as exc:
+        raise ValueError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                         f"with `ray start --head` and give the address it prints") from None
 
 
 def _call_with_writable_arrays(fn: Callable, *args):
