@@ -1,5 +1,7 @@
 # Set-up and entry points. `make test` and `make demo` create .venv on a fresh machine.
 # `make test`: ruff, then the default test suite on 2 processes (slow tests left out); `make test-all`: every test.
+# `make test-ray`: installs the ray extra (a 79 MB wheel, not part of `make install`) and runs the Ray tests
+# (tests/runs/test_ray_executor.py, marked slow; skipped where Ray is not installed).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 # A local wheel directory is used when present (pip's config may already point there).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install test test-all lint demo bench clean
+.PHONY: install test test-all test-ray lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,10 @@ test: $(VENV)/.installed
 test-all: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 -m ""
+
+test-ray: $(VENV)/.installed
+	$(PY) -m pip install -q $(FIND_LINKS) -e ".[ray]"
+	$(PY) -m pytest -q -p no:xdist -m "" tests/runs/test_ray_executor.py
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

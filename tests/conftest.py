@@ -1,6 +1,9 @@
-"""Shared fixtures: small datasets built directly from arrays (no loader needed)."""
+"""Shared fixtures: small datasets built directly from arrays (no loader needed), and run-store probes."""
+
+import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
@@ -53,3 +56,38 @@ def write_task_splits_folder(path, tasks=("7", "12", "3"), rows=(60, 100, 40), d
 @pytest.fixture
 def write_folder():
     return write_task_splits_folder
+
+
+def write_binary_tasks_csv(path, n_rows=400, n_tasks=5, seed=0):
+    """A CSV of 5 normal features f0..f4 and binary tasks task0.. (noisy linear rules); returns ``path``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, 5))
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
+    for t in range(n_tasks):
+        frame[f"task{t}"] = (X @ rng.normal(size=5) + 0.3 * rng.normal(size=n_rows) > 0).astype(int)
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def binary_tasks_csv():
+    return write_binary_tasks_csv
+
+
+def count_stored(db, query="SELECT COUNT(*) FROM runs"):
+    """What ``query`` counts in the run store file ``db``; 0 while it is missing or locked by a writer."""
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=1)
+        try:
+            return con.execute(query).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.fixture
+def stored_count():
+    return count_stored

@@ -128,6 +128,20 @@ def test_bad_option_values_are_one_line_errors(user_csv, tmp_path):
     assert not (tmp_path / "o" / "runs.sqlite").exists()  # nothing was trained or stored
 
 
+def test_executor_and_device_options_are_checked_before_training(user_csv, tmp_path, monkeypatch):
+    import torch
+
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--ray-address", "auto"), "--ray-address",
+                    "--executor ray only")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--executor", "dask"), "--executor", "ray")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--device", "tpu"), "--device", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--device", "cuda"), "--device cuda", "--device cpu")
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--executor", "ray"), "needs Ray", "negtransfer[ray]")
+    assert not (tmp_path / "o" / "runs.sqlite").exists()
+
+
 def test_damaged_store_is_refused_before_training(user_csv, tmp_path):
     junk = tmp_path / "junk.sqlite"
     junk.write_text("not a database " * 100)

@@ -137,7 +137,7 @@ BAD_VALUES = {
     "--optimizer": ["bogus", "SGD", ""],
     "--chunk-size": ["0", "-3", "many"],
     "--workers": ["0", "-1", "two"],
-    "--executor": ["bogus", "ray"],
+    "--executor": ["bogus", "dask"],
     "--seed": ["-1", "abc", "1e3"],
     "--groups": ["random:0", "random:x", "random:-1", "random:", "nonexistent-file", "FOLDER", "", "all",
                  "GROUPFILE", "random:3"],

@@ -26,7 +26,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from negtransfer import __version__
-from negtransfer.train.config import TrainConfig  # a plain dataclass: cheap to import
+from negtransfer.train.config import TrainConfig, check_device_available  # plain dataclasses: cheap to import
 
 _TRAIN = TrainConfig()  # the training defaults shown in --help
 
@@ -154,9 +154,16 @@ OutHelp = "Output folder (created if missing)."
 StoreOpt = typer.Option(None, "--store", help="Run store (SQLite file); share one between commands to reuse runs.",
                         show_default="OUT/runs.sqlite", rich_help_panel=RUNS)
 ExecutorOpt = typer.Option("local", "--executor", help="'local': vectorised, in this process; 'process': a pool "
-                           "of local processes.", rich_help_panel=RUNS)
-WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --executor process.",
-                          show_default="CPU cores", rich_help_panel=RUNS)
+                           "of local processes; 'ray': Ray tasks on a local Ray instance or a cluster (--ray-address; "
+                           "docs/scaling.md).", rich_help_panel=RUNS)
+WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --executor process; CPUs of the local Ray "
+                          "instance for --executor ray.", show_default="CPU cores", rich_help_panel=RUNS)
+RayAddressOpt = typer.Option(None, "--ray-address", help="With --executor ray: the Ray cluster to run on ('auto' on "
+                             "one of its nodes, or HOST:6379); the run store stays here, on the driver.",
+                             show_default="a local Ray instance that starts and stops with the command",
+                             rich_help_panel=RUNS)
+DeviceOpt = typer.Option("cpu", "--device", help="Train the stacked models (and track affinity) on the CPU or on a "
+                         "CUDA GPU.", rich_help_panel=TRAINING)
 ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
                             rich_help_panel=RUNS)
 
@@ -207,7 +214,8 @@ RepeatsOpt = typer.Option(3, "--repeats", min=1,
                                "benchmarks/gain_noise.py (docs/methods/grouping.md).",
                           rich_help_panel=RUNS)
 
-Executor = Literal["local", "process"]
+Executor = Literal["local", "process", "ray"]
+Device = Literal["cpu", "cuda"]
 Optimizer = Literal["sgd", "adam"]
 Preset = Literal["default", "etap-chemical"]
 Batching = Literal["auto", "per-task", "pooled"]
@@ -392,7 +400,8 @@ class TrainingOptions:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The runs group: ``--out``, ``--store``, ``--executor``, ``--workers``, and ``--seed``, ``-q``."""
+    """The runs group: ``--out``, ``--store``, ``--executor``, ``--workers``, ``--ray-address``, and ``--seed``,
+    ``-q``; ``threads`` (torch threads per model) and ``device`` decide the resources a Ray task declares."""
 
     out: Path
     store: Optional[Path] = None
@@ -400,6 +409,9 @@ class RunOptions:
     workers: Optional[int] = None
     seed: int = 0
     quiet: bool = False
+    ray_address: Optional[str] = None
+    threads: int = 1
+    device: str = "cpu"
 
 
 class _Job:
@@ -418,7 +430,9 @@ class _Job:
         self.executor = self.store = None
 
     def start(self) -> "_Job":
-        self.executor = _executor(self.run.executor, self.run.workers, self.notes)
+        run = self.run
+        self.executor = _executor(run.executor, run.workers, self.notes, ray_address=run.ray_address, quiet=run.quiet,
+                                  device=run.device, cpus_per_task=run.threads)
         _make_out(self.run.out)
         self.store = _open_store(self.store_path)
         return self
@@ -467,9 +481,11 @@ def _train_config(epochs, batch_size, lr, optimizer, patience, preset="default",
     given = {"max_epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "patience": patience, "batching": batching, "oversample": oversample, **fixed}
     try:
-        return TrainConfig.preset(preset, **{k: v for k, v in given.items() if v is not None})
+        config = TrainConfig.preset(preset, **{k: v for k, v in given.items() if v is not None})
+        check_device_available(config.device)
     except ValueError as exc:
         _fail(str(exc))
+    return config
 
 
 def _kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
@@ -499,14 +515,38 @@ def _kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
     return kinds
 
 
-def _executor(executor: str, workers: Optional[int], notes: list):
+def _executor(executor: str, workers: Optional[int], notes: list, *, ray_address: Optional[str] = None,
+              quiet: bool = False, device: str = "cpu", cpus_per_task: int = 1):
+    """The command's executor, stopped (a local Ray instance) when the command ends; bad options fail here.
+
+    With ``--executor ray`` Ray starts (or connects to ``--ray-address``) now, so
+    a missing Ray, an unreachable cluster or a cluster without the GPUs that
+    ``--device cuda`` needs is one error line before anything is trained. Each
+    Ray task declares ``cpus_per_task`` CPUs and, on a GPU, one GPU.
+    """
     from negtransfer.runs.executors import make_executor
 
-    if workers is not None and executor != "process":
-        _note(f"--workers {workers} is ignored: it applies to --executor process only", notes)
+    if ray_address is not None and executor != "ray":
+        _fail(f"--ray-address applies to --executor ray only; add --executor ray or leave out --ray-address "
+              f"(got --executor {executor})")
+    if workers is not None and executor not in ("process", "ray"):
+        _note(f"--workers {workers} is ignored: it applies to --executor process or ray only", notes)
+    elif workers is not None and ray_address is not None:
+        _note(f"--workers {workers} is ignored with --ray-address: Ray tasks use the cluster's CPUs", notes)
+        workers = None
     try:
-        return make_executor(executor, workers)
-    except ValueError as exc:
+        if executor != "ray":
+            return make_executor(executor, workers)
+        runner = make_executor("ray", workers, address=ray_address, quiet=quiet, cpus_per_task=cpus_per_task,
+                               gpus_per_task=0 if device == "cpu" else 1)
+        from typer._click.globals import get_current_context
+
+        ctx = get_current_context(silent=True)
+        if ctx is not None:
+            ctx.call_on_close(runner.close)
+        runner.start()
+        return runner
+    except (ValueError, ImportError) as exc:
         _fail(str(exc))
 
 
@@ -555,6 +595,7 @@ def gains(
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
     epochs: Optional[int] = EpochsOpt,
@@ -565,6 +606,7 @@ def gains(
     preset: Preset = PresetOpt,
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
+    device: Device = DeviceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -587,7 +629,7 @@ def gains(
     from negtransfer.runs.runner import ensure_runs
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device)
     _check_out(out)
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
@@ -597,7 +639,7 @@ def gains(
         requested = parse_group_spec(groups, ds.task_names, size_range, seed)
     except ValueError as exc:
         _fail(str(exc))
-    runner = _executor(executor, workers, notes)
+    runner = _executor(executor, workers, notes, ray_address=ray_address, quiet=quiet, device=device)
     stl = [(t,) for t in range(ds.n_tasks)]
     mtl = [g for g in requested if len(g) > 1]
     if len(mtl) < len(requested):
@@ -666,6 +708,7 @@ def group(
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
     epochs: Optional[int] = EpochsOpt,
@@ -676,6 +719,7 @@ def group(
     preset: Preset = PresetOpt,
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
+    device: Device = DeviceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -697,7 +741,7 @@ def group(
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device)
     _check_out(out)
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
@@ -715,7 +759,7 @@ def group(
     except ValueError as exc:
         _fail(str(exc))
     _grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes)
-    runner = _executor(executor, workers, notes)
+    runner = _executor(executor, workers, notes, ray_address=ray_address, quiet=quiet, device=device)
     _make_out(out)
     run_store = _open_store(store_path)
     with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
@@ -769,6 +813,7 @@ def compare_grouping(
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
     epochs: Optional[int] = EpochsOpt,
@@ -779,6 +824,7 @@ def compare_grouping(
     preset: Preset = PresetOpt,
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
+    device: Device = DeviceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -815,7 +861,7 @@ def compare_grouping(
     if not budget_list or min(budget_list) < 1 or not seed_list or min(seed_list) < 0:
         _fail("--budgets needs numbers >= 1 and --seeds numbers >= 0, at least one of each")
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device)
     _check_out(out)
     store_path = _store_path(store, out)
     first = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed_list[0],
@@ -826,7 +872,7 @@ def compare_grouping(
         options.check(first.n_tasks)
     except ValueError as exc:
         _fail(str(exc))
-    runner = _executor(executor, workers, notes)
+    runner = _executor(executor, workers, notes, ray_address=ray_address, quiet=quiet, device=device)
     _make_out(out)
     run_store = _open_store(store_path)
     cache = {seed_list[0]: first}
@@ -872,6 +918,7 @@ def sources(
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = typer.Option(1, "--repeats", min=1, help="Runs per model (common random numbers); f(S), f(STL) and every loss are means over the repeats.", rich_help_panel=RUNS),
     epochs: Optional[int] = EpochsOpt,
@@ -882,6 +929,7 @@ def sources(
     preset: Preset = PresetOpt,
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
+    device: Device = DeviceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -910,12 +958,12 @@ def sources(
     # an initialisation per subset model (--common-init shares one)
     config = _train_config(epochs, batch_size, lr, optimizer, patience, preset,
                            batching or ("pooled" if preset == "default" else None), oversample,
-                           shared_init=common_init)
+                           shared_init=common_init, device=device)
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     if not math.isfinite(ridge):
         _fail(f"--ridge must be a finite number >= 0, got {ridge}")
-    job = _Job(RunOptions(out, store, executor, workers, seed, quiet), notes)
+    job = _Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = _kinds_summary(ds, data, notes)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
@@ -969,6 +1017,7 @@ def compare(
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per model (small models run fastest on one).", rich_help_panel=RUNS),
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
@@ -1008,7 +1057,7 @@ def compare(
         options.check()
     except ValueError as exc:
         _fail(str(exc))
-    job = _Job(RunOptions(out, store, executor, workers, seed, quiet), notes)
+    job = _Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, threads=threads), notes)
     data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
     load = data_options.loader(kinds=None)
     import torch

@@ -7,7 +7,6 @@ depend on the process that computed them.
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -43,21 +42,10 @@ def _run_here(csv, out):
     assert res.exit_code == 0, res.output
 
 
-def _stored(out):
-    db = out / "runs.sqlite"
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(db, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM artifacts WHERE key LIKE 'compare:%'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return 0
+def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path, stored_count):
+    def _stored(out):
+        return stored_count(out / "runs.sqlite", "SELECT COUNT(*) FROM artifacts WHERE key LIKE 'compare:%'")
 
-
-def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path):
     csv = tmp_path / "domains.csv"
     _write_domains(csv)
     reference = tmp_path / "reference"

@@ -6,7 +6,6 @@ killed one in a subprocess.
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,15 +18,6 @@ from typer.testing import CliRunner
 from negtransfer.cli import app
 
 
-def _write_csv(path, n_rows=400, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, 5))
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
-    for t in range(5):
-        frame[f"task{t}"] = (X @ rng.normal(size=5) + 0.3 * rng.normal(size=n_rows) > 0).astype(int)
-    frame.to_csv(path, index=False)
-
-
 def _args(csv, out):
     return ["gains", "--data", str(csv), "--tasks", "task0,task1,task2,task3", "--groups", "all", "--chunk-size", "1",
             "--epochs", "8", "--patience", "8", "--seed", "3", "--repeats", "1", "--out", str(out), "-q"]
@@ -38,23 +28,11 @@ def _run_here(csv, out):
     assert res.exit_code == 0, res.output
 
 
-def _stored(out):
-    db = out / "runs.sqlite"
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(db, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return 0
+def test_killed_run_resumes_with_identical_results(tmp_path, binary_tasks_csv, stored_count):
+    def _stored(out):
+        return stored_count(out / "runs.sqlite")
 
-
-def test_killed_run_resumes_with_identical_results(tmp_path):
-    csv = tmp_path / "data.csv"
-    _write_csv(csv)
+    csv = binary_tasks_csv(tmp_path / "data.csv")
     reference = tmp_path / "reference"
     _run_here(csv, reference)
     total = _stored(reference)

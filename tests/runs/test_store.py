@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 
@@ -69,8 +70,30 @@ def test_process_pool_gives_identical_numbers(tmp_path, mixed_dataset):
 
 def test_make_executor_rejects_unknown():
     assert isinstance(make_executor("local"), InProcessExecutor)
-    with pytest.raises(ValueError, match="unknown executor"):
+    with pytest.raises(ValueError, match="unknown executor 'dask'; use 'local', 'process' or 'ray'"):
+        make_executor("dask")
+
+
+def test_an_unreachable_ray_address_is_one_clear_error_at_once():
+    import socket
+
+    from negtransfer.runs.executors import _check_reachable
+
+    with socket.socket() as free:  # a port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(ValueError, match=f"--ray-address 127.0.0.1:{port}: no Ray cluster answers there"):
+        _check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match="give the head node's HOST:PORT"):
+        _check_reachable("head-node")
+    _check_reachable("auto")  # found by Ray itself
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    with pytest.raises(ImportError, match=r"pip install 'negtransfer\[ray\]'") as raised:
         make_executor("ray")
+    assert "\n" not in str(raised.value)
 
 
 def test_group_specs(tmp_path):

@@ -15,8 +15,9 @@ Like every command, it goes through the run store and an executor:
 * a repeated call reuses the stored units and trains only the missing ones, so
   a comparison killed at any moment (even with SIGKILL) resumes where it stopped
   and writes a byte-identical ``results.csv``;
-* the units run in this process or in a pool of processes (``--executor``);
-  results never depend on where they ran.
+* the units run in this process, in a pool of processes or as Ray tasks
+  (``--executor``; a Ray task declares ``--threads`` CPUs); results never
+  depend on where they ran.
 
 Outputs (written by :mod:`negtransfer.report.compare`): ``results.csv`` with
 columns ``model, task, run, metric, value`` (one row per run, task and metric;

@@ -10,9 +10,11 @@ Two kinds of work, one interface:
   comparison model trained for one run, in ``compare``) and hands each result
   to a callback in the calling process, which stores it.
 
-Callers only see this small interface, so a distributed engine (Ray, Dask) can
-be added as another class. Results never depend on the executor: each model's
-numbers are fixed by its inputs alone.
+Callers only see this small interface: :class:`RayExecutor` runs the same
+chunks and items as Ray tasks on one machine or a cluster (docs/scaling.md).
+Results never depend on the executor: each model's numbers are fixed by its
+inputs alone. An executor that holds resources (Ray) frees them in ``close()``;
+the others have a ``close()`` that does nothing, so a caller can always call it.
 """
 
 from __future__ import annotations
@@ -45,8 +47,18 @@ class Executor(Protocol):
     def map(self, work: Callable[[Any], Any], items: Sequence[Any], on_result: ItemDone) -> None:
         """Call ``work(item)`` for every item; ``on_result(index, result)`` in this process as each finishes."""
 
+    def close(self) -> None:
+        """Free what the executor holds (a Ray instance it started); it may be used again afterwards."""
 
-class InProcessExecutor:
+
+class _HoldsNothing:
+    """An executor with nothing to free after a command."""
+
+    def close(self) -> None:
+        """Nothing to free."""
+
+
+class InProcessExecutor(_HoldsNothing):
     """Trains the chunks one after another in this process (vectorised within a chunk).
 
     Parameters
@@ -60,20 +72,36 @@ class InProcessExecutor:
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         for chunk in chunks:
-            on_chunk(_train_chunk(dataset, chunk, config, seed, on_epoch=self.on_epoch))
+            on_chunk(train_chunk(dataset, chunk, config, seed, on_epoch=self.on_epoch))
 
     def map(self, work, items, on_result) -> None:
         for index, item in enumerate(items):
             on_result(index, work(item))
 
 
-def _train_chunk(dataset, chunk, config, seed, on_epoch=None):
-    """Train one chunk of (group, repeat) runs as one stack."""
+def train_chunk(dataset: MultiTaskDataset, chunk: Sequence[Run], config: TrainConfig, seed: int,
+                on_epoch: Callable[[int, int], None] | None = None) -> list[ModelResult]:
+    """Train one chunk of runs as one vectorised stack.
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset
+    chunk : sequence of (group, repeat)
+    config : TrainConfig
+    seed : int
+        The job's seed (repeat r trains with ``repeat_seed(seed, r)``).
+    on_epoch : callable(epoch, models_still_training), optional
+
+    Returns
+    -------
+    list of ModelResult
+        In the order of ``chunk``.
+    """
     return train_group_models(dataset, [g for g, _ in chunk], config, seed, repeats=[r for _, r in chunk],
                               on_epoch=on_epoch)
 
 
-class ProcessPoolExecutor:
+class ProcessPoolExecutor(_HoldsNothing):
     """Trains chunks in parallel in a pool of local worker processes.
 
     Each worker trains one chunk at a time, single-threaded (as every stack is
@@ -99,7 +127,7 @@ class ProcessPoolExecutor:
         self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
-        self._each([(_train_chunk, (dataset, list(c), config, seed)) for c in chunks],
+        self._each([(train_chunk, (dataset, list(c), config, seed)) for c in chunks],
                    lambda index, results: on_chunk(results))
 
     def map(self, work, items, on_result) -> None:
@@ -127,10 +155,212 @@ class ProcessPoolExecutor:
                 raise
 
 
-def make_executor(name: str, workers: int | None = None, on_epoch=None) -> Executor:
-    """``"local"`` (in-process, vectorised) or ``"process"`` (local process pool)."""
+class RayExecutor:
+    """Trains chunks as Ray tasks on a local Ray instance or a Ray cluster.
+
+    Each chunk (or work item of :meth:`map`) is one Ray task that declares the
+    resources it holds (``cpus_per_task`` CPUs, ``gpus_per_task`` GPUs). A
+    worker only computes and returns its results: this process (the driver)
+    is the only writer of the run store, and commits each finished chunk in one
+    transaction, as with the other executors. A task whose worker dies (killed,
+    out of memory, a lost node) is run again by Ray, up to ``max_retries``
+    times; its results are stored once, when an attempt finishes. Training is
+    single-threaded inside a chunk and each model's numbers depend on its inputs
+    alone, so results are bit-identical to :class:`InProcessExecutor`'s.
+
+    Ray is started on first use and stopped by :meth:`close`: without
+    ``address`` a local instance with ``num_cpus`` CPUs starts and stops with
+    the command; with ``address`` (``"auto"``, ``"HOST:6379"``) the executor
+    connects to a running cluster and leaves it running. When Ray is already initialised in this process (a
+    notebook, a test fixture), that instance is used and left running.
+
+    Parameters
+    ----------
+    address : str, optional
+        The Ray cluster to connect to; default: start a local instance.
+    num_cpus : int, optional
+        CPUs of a local instance (default: the number of CPU cores); not used
+        with ``address``.
+    cpus_per_task : float
+        CPUs each task declares (1: training is single-threaded; ``compare
+        --threads N`` declares N).
+    gpus_per_task : float
+        GPUs each task declares (0 on CPU; e.g. 1 or 0.25 with ``--device cuda``).
+    max_retries : int
+        Times Ray runs a task again after its worker died.
+    quiet : bool
+        Silence Ray's own log lines and its workers' output (``-q``).
+    chunk_trainer : callable, optional
+        ``chunk_trainer(dataset, chunk, config, seed) -> list[ModelResult]``,
+        run in the workers for :meth:`run`; default :func:`train_chunk`
+        (the stacked trainer). It must be importable or picklable by Ray.
+
+    Raises
+    ------
+    ValueError
+        A resource count below its minimum.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1,
+                 gpus_per_task: float = 0, max_retries: int = 3, quiet: bool = False,
+                 chunk_trainer: Callable | None = None):
+        if num_cpus is not None and (isinstance(num_cpus, bool) or int(num_cpus) != num_cpus or num_cpus < 1):
+            raise ValueError(f"--workers must be a whole number >= 1, got {num_cpus!r}")
+        if not cpus_per_task > 0 or not gpus_per_task >= 0 or max_retries < 0:
+            raise ValueError(f"a Ray task needs cpus_per_task > 0, gpus_per_task >= 0 and max_retries >= 0, got "
+                             f"{cpus_per_task}, {gpus_per_task} and {max_retries}")
+        self.address, self.num_cpus = address, num_cpus
+        self.cpus_per_task, self.gpus_per_task = cpus_per_task, gpus_per_task
+        self.max_retries, self.quiet = int(max_retries), quiet
+        self.chunk_trainer = chunk_trainer or train_chunk
+        self._started = False  # whether this executor called ray.init (and so calls ray.shutdown)
+
+    def run(self, dataset, chunks, config, seed, on_chunk) -> None:
+        if not chunks:
+            return
+        ray = self._ray()
+        shared = ray.put(dataset)  # sent to the object store once, not with every task
+        self._each(self.chunk_trainer, [(shared, list(c), config, seed) for c in chunks],
+                   lambda index, results: on_chunk(results))
+
+    def map(self, work, items, on_result) -> None:
+        """``work`` and the items must pickle (a module-level function, plain data)."""
+        if items:
+            self._each(work, [(item,) for item in items], on_result)
+
+    def _each(self, fn, calls, on_result) -> None:
+        ray = self._ray()
+        task = ray.remote(_call_with_writable_arrays).options(
+            num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=self.max_retries,
+            retry_exceptions=False)  # a worker that died is retried; an exception in the code is an error
+        index_of = {task.remote(fn, *args): index for index, args in enumerate(calls)}
+        pending = list(index_of)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                result = ray.get(ready[0])
+                on_result(index_of[ready[0]], result)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    def start(self) -> None:
+        """Start the local Ray instance or connect to the cluster now, rather than at the first chunk.
+
+        Raises
+        ------
+        ValueError
+            The cluster at ``address`` cannot be reached, or it has fewer GPUs than a task declares.
+        """
+        ray = self._ray()
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus < self.gpus_per_task:
+            where = f"the Ray cluster at {self.address}" if self.address else "the local Ray instance"
+            raise ValueError(f"--device cuda: {where} has {gpus:g} GPUs, and each Ray task asks for "
+                             f"{self.gpus_per_task:g}; add GPU nodes (ray start --num-gpus N) or use --device cpu")
+
+    def _ray(self):
+        """The ``ray`` module, initialised (started here on first use unless it already was)."""
+        ray = import_ray()
+        if not ray.is_initialized():
+            import logging
+
+            options = dict(include_dashboard=False, log_to_driver=not self.quiet,
+                           logging_level=logging.ERROR if self.quiet else logging.WARNING)
+            if self.address is None:
+                options["num_cpus"] = self.num_cpus or os.cpu_count() or 1
+            else:
+                _check_reachable(self.address)
+            try:
+                ray.init(address=self.address, **options)
+            except ConnectionError as exc:
+                raise ValueError(f"--ray-address {self.address}: cannot connect to a Ray cluster "
+                                 f"({' '.join(str(exc).split())[:200]}); start one with `ray start --head` and give "
+                                 f"the address it prints") from None
+            self._started = True
+        return ray
+
+    def close(self) -> None:
+        """Stop the local Ray instance (or disconnect from the cluster) if this executor started it."""
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Raise ValueError unless something listens at a ``HOST:PORT`` Ray address (``"auto"`` is left to Ray).
+
+    Ray itself retries an unreachable address for minutes before it gives up.
+    """
+    if address == "auto":
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except ValueError:
+        raise ValueError(f"--ray-address {address!r}: give the head node's HOST:PORT (e.g. 10.0.0.5:6379), or "
+                         f"'auto' on a node of the cluster") from None
+    except OSError as exc:
+        raise ValueError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                         f"with `ray start --head` and give the address it prints") from None
+
+
+def _call_with_writable_arrays(fn: Callable, *args):
+    """``fn(*args)`` in a Ray worker, on copies of the arguments.
+
+    Ray hands NumPy arrays over from its object store read-only (zero-copy);
+    the trainers expect their own arrays, as in the other executors.
+    """
+    import copy
+
+    return fn(*copy.deepcopy(args))
+
+
+def import_ray():
+    """The ``ray`` module, or an ImportError whose one-line message says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--executor ray needs Ray, which is not installed: pip install 'negtransfer[ray]' "
+                          "(or pip install ray==2.60.0)") from None
+    return ray
+
+
+def make_executor(name: str, workers: int | None = None, on_epoch=None, **ray_options) -> Executor:
+    """An executor by name.
+
+    Parameters
+    ----------
+    name : {"local", "process", "ray"}
+        In this process (vectorised), a pool of local processes, or Ray tasks.
+    workers : int, optional
+        Processes of the pool, or CPUs of a local Ray instance.
+    on_epoch : callable, optional
+        Progress from inside a chunk (``"local"`` only).
+    **ray_options
+        Passed to :class:`RayExecutor` (``address``, ``cpus_per_task``, ``gpus_per_task``, ``quiet``).
+
+    Returns
+    -------
+    Executor
+
+    Raises
+    ------
+    ValueError
+        An unknown name or a bad count.
+    ImportError
+        ``"ray"`` without Ray installed (one-line message saying how to install it).
+    """
     if name == "local":
         return InProcessExecutor(on_epoch=on_epoch)
     if name == "process":
         return ProcessPoolExecutor(workers)
-    raise ValueError(f"unknown executor {name!r}; use 'local' or 'process'")
+    if name == "ray":
+        import_ray()
+        return RayExecutor(num_cpus=workers, **ray_options)
+    raise ValueError(f"unknown executor {name!r}; use 'local', 'process' or 'ray'")

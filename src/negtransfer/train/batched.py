@@ -121,7 +121,7 @@ class _StackOptimizer:
         self.state = [torch.zeros_like(p) for p in params]
         if config.optimizer == "adam":
             self.state2 = [torch.zeros_like(p) for p in params]
-            self.steps = torch.zeros(params[0].shape[0], 1, 1)
+            self.steps = torch.zeros(params[0].shape[0], 1, 1, device=params[0].device)
 
     def keep(self, keep: torch.Tensor) -> None:
         self.state = [s.index_select(0, keep) for s in self.state]
@@ -286,8 +286,10 @@ class _Batches:
         self.width = _batch_width(config.batch_size, len(groups[0]) if self.task_batches else 1)
         train = dataset.split == TRAIN
         n, d = dataset.X.shape
-        self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, d)])
-        self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))])
+        # the rows live on the training device; batch orders are drawn on the CPU (the same on every device)
+        device = torch.device(config.device)
+        self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, d)]).to(device)
+        self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))]).to(device)
         self.pad = n
         self.seeds = [int(s) for s in seeds]
         self.lockstep = dataset.row_task is not None
@@ -307,7 +309,7 @@ class _Batches:
 
     def _gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``index`` (K, width) of X and Y as (K, width, d) and (K, width, n_tasks)."""
-        flat = index.reshape(-1)
+        flat = index.reshape(-1).to(self.X.device)
         K, width = index.shape
         return (self.X.index_select(0, flat).view(K, width, -1), self.Y.index_select(0, flat).view(K, width, -1))
 
@@ -412,25 +414,27 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     everything = tuple(range(n_tasks))
     init_seeds = [model_seed(s, everything if config.shared_init else g, n_tasks)
                   for s, g in zip(train_seeds, group_idx)]
-    model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds)
+    device = torch.device(config.device)  # weights are drawn on the CPU, then moved
+    model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds).to(device)
     params = list(model.parameters())
     opt = _StackOptimizer([p.data for p in params], config)
 
     group_mask = torch.zeros(K, n_tasks)
     for k, g in enumerate(group_idx):
         group_mask[k, list(g)] = 1.0
+    group_mask = group_mask.to(device)
 
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
     val_rows = torch.from_numpy(np.flatnonzero(dataset.split == VALIDATION))
-    X_val, Y_val = _padded_rows(X[val_rows], Y[val_rows])
+    X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
     batches = _Batches(dataset, group_idx, train_seeds, config)
 
-    alive = torch.arange(K)  # original index of each stack position
-    best_val = torch.full((K,), float("inf"))
-    best_epoch = torch.zeros(K, dtype=torch.long)
-    wait = torch.zeros(K, dtype=torch.long)
-    epochs_run = torch.zeros(K, dtype=torch.long)
+    alive = torch.arange(K, device=device)  # original index of each stack position
+    best_val = torch.full((K,), float("inf"), device=device)
+    best_epoch = torch.zeros(K, dtype=torch.long, device=device)
+    wait = torch.zeros(K, dtype=torch.long, device=device)
+    epochs_run = torch.zeros(K, dtype=torch.long, device=device)
     best_params = [p.detach().clone() for p in params]  # indexed by original model
     cur_mask = group_mask
 
@@ -458,7 +462,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
             for bp, p in zip(best_params, params):
                 bp[k] = p.detach()[pos]
         best_val[alive] = torch.where(improved, val_total, best_val[alive])
-        best_epoch[alive] = torch.where(improved, torch.tensor(epoch), best_epoch[alive])
+        best_epoch[alive] = torch.where(improved, torch.full_like(best_epoch[alive], epoch), best_epoch[alive])
         wait[alive] = torch.where(improved, torch.zeros_like(wait[alive]), wait[alive] + 1)
         still = wait[alive] < config.patience
         if on_epoch is not None:
@@ -476,7 +480,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
 
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.
-    final = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds)
+    final = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds).to(device)
     with torch.no_grad():
         for fp, bp in zip(final.parameters(), best_params):
             fp.copy_(bp)
@@ -495,8 +499,9 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     split = torch.from_numpy(dataset.split.astype(np.int64))
     val = torch.nonzero(split == VALIDATION).flatten()
     test = torch.nonzero(split == TEST).flatten()
-    val_out = model(_padded_rows(X[val], Y[val])[0])[:, : val.numel()]
-    test_out = model(_padded_rows(X[test], Y[test])[0])[:, : test.numel()]
+    device = next(model.parameters()).device  # outputs come back to the CPU for losses and metrics
+    val_out = model(_padded_rows(X[val], Y[val])[0].to(device))[:, : val.numel()].cpu()
+    test_out = model(_padded_rows(X[test], Y[test])[0].to(device))[:, : test.numel()].cpu()
     val_losses, _ = layout.task_losses(val_out, Y[val])
     test_losses, _ = layout.task_losses(test_out, Y[test])
     labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}

@@ -33,8 +33,43 @@ def check_non_negative(config: Any, names: Iterable[str]) -> None:
 
 def config_hash(config: Any, **extra: Any) -> str:
     """Stable 16-hex-digit hash of a config dataclass's fields (and ``extra``)."""
-    blob = json.dumps({**asdict(config), **extra}, sort_keys=True, default=str).encode()
+    return _fields_hash({**asdict(config), **extra})
+
+
+def _fields_hash(fields: dict) -> str:
+    blob = json.dumps(fields, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+#: Devices the stacked trainer runs on (``--device``); ``cuda:N`` names one GPU of several.
+DEVICES = ("cpu", "cuda")
+
+
+def check_device_available(device: str) -> None:
+    """Raise ValueError unless PyTorch can train on ``device`` in this process.
+
+    Parameters
+    ----------
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises
+    ------
+    ValueError
+        A CUDA device asked for where PyTorch sees none (no GPU, or a CPU-only build), or a GPU index out of range.
+    """
+    if device == "cpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only build of PyTorch" if torch.version.cuda is None else "no visible GPU"
+        raise ValueError(f"--device {device}: PyTorch sees no CUDA GPU here ({build}); use --device cpu, or run "
+                         f"on a machine with a GPU and a CUDA build of PyTorch")
+    index = device.partition(":")[2]
+    if index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible (cuda:0.."
+                         f"cuda:{torch.cuda.device_count() - 1})")
 
 
 BATCHING = ("auto", "per-task", "pooled")
@@ -102,6 +137,12 @@ class TrainConfig:
         multiplied by ``lr_decay_factor``. ``lr_decay_start = 0`` (default)
         means a constant rate. The ETAP public code halves the rate every 75
         epochs after epoch 100 (``100, 75, 0.5``).
+    device : str
+        Where the stacked trainer (and the affinity tracker riding on it)
+        runs: ``"cpu"`` (default) or ``"cuda"`` / ``"cuda:N"``. Initial weights
+        and batch orders are drawn on the CPU either way; a GPU's arithmetic
+        differs from the CPU's in the last bits, so the device is part of a
+        run's key (a CPU run keeps the key it had before this field existed).
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -121,6 +162,7 @@ class TrainConfig:
     lr_decay_start: int = 0
     lr_decay_every: int = 75
     lr_decay_factor: float = 0.5
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -143,6 +185,9 @@ class TrainConfig:
             raise ValueError("oversample needs per-task batches (batching 'per-task' or 'auto')")
         if self.lr_decay_start < 0 or self.lr_decay_every < 1 or not 0 < self.lr_decay_factor <= 1:
             raise ValueError("lr_decay_start must be >= 0, lr_decay_every >= 1 and lr_decay_factor in (0, 1]")
+        kind, _, index = str(self.device).partition(":")
+        if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
     def per_task_batches(self, per_task_rows: bool) -> bool:
         """Whether models draw per-task batches from a dataset of this layout (see ``batching``)."""
@@ -169,8 +214,14 @@ class TrainConfig:
         return asdict(self)
 
     def config_hash(self) -> str:
-        """Stable hash of every field and of the result format: part of each stored run's key."""
-        return config_hash(self, result_format=RESULT_FORMAT)
+        """Stable hash of every field and of the result format: part of each stored run's key.
+
+        ``device`` counts only when it is not ``"cpu"``, so CPU runs stored before the field existed are reused.
+        """
+        fields = {**asdict(self), "result_format": RESULT_FORMAT}
+        if fields["device"] == "cpu":
+            del fields["device"]
+        return _fields_hash(fields)
 
 
 #: Named training setups. ``default`` is :class:`TrainConfig`'s defaults;

@@ -87,11 +87,11 @@ class TaskLossLayout:
         K, B = outputs.shape[0], outputs.shape[1]
         sums = outputs.new_zeros(K, self.n_tasks)
         if self.binary:
-            logits = outputs.index_select(2, self._bin_out)
+            logits = outputs.index_select(2, self._bin_out.to(outputs.device))
             elem = _blocked_bce_with_logits(logits, safe[:, :, self.binary])
             sums[:, self.binary] = (elem * weight[:, :, self.binary]).sum(1)
         if self.regression:
-            pred = outputs.index_select(2, self._reg_out)
+            pred = outputs.index_select(2, self._reg_out.to(outputs.device))
             elem = (pred - safe[:, :, self.regression]) ** 2
             sums[:, self.regression] = (elem * weight[:, :, self.regression]).sum(1)
         for i in self.multiclass:
