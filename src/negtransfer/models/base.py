@@ -96,6 +96,10 @@ class ModelSpec:
     stl_counterpart : str or None
         The single-task model its cells are compared with in the report.
     description : str
+    version : int
+        Raised when the model's code changes its numbers (same name, same
+        configuration), so that ``compare``'s stored results of the old code
+        are not reused (part of the run-store key from 2 on).
     """
 
     name: str
@@ -106,6 +110,7 @@ class ModelSpec:
     check_dataset: Callable[[str, Any], None] | None = None
     stl_counterpart: str | None = None
     description: str = ""
+    version: int = 1
 
 
 class ModelCatalogue:
