@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/tp_amtl_interpret.py --dataset pbcseq --seeds 5 --task death --out runs/tp-amtl/interpret \
-        [--max-epochs 300 --patience 30 --noise dropout]
+        [--max-epochs 300 --patience 30 --noise dropout --validation-mc-samples 3]
 
 Seed s splits the data and trains the model with seed s (as run s of
 ``negtransfer compare --seed 0``). For the first seed it picks the first test
@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=30)
     parser.add_argument("--noise", default="dropout", choices=("dropout", "dropconnect"))
     parser.add_argument("--mc-samples", type=int, default=5, help="MC passes per test record for the correlations")
+    parser.add_argument("--validation-mc-samples", type=int, default=None,
+                        help="MC passes for the validation loss while training (default: 20, as at test time)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.seeds < 1:
@@ -59,7 +61,8 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = TemporalTrainConfig(max_epochs=args.max_epochs, patience=args.patience)
+    config = TemporalTrainConfig(max_epochs=args.max_epochs, patience=args.patience,
+                                 validation_mc_samples=args.validation_mc_samples)
     per_seed, pooled = {}, []
     for seed in range(args.seeds):
         ds = load_builtin(args.dataset, seed=seed)
