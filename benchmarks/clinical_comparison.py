@@ -2,15 +2,20 @@
 
 Usage::
 
-    python benchmarks/clinical_comparison.py --dataset pbcseq --models stl-lstm,mtl-lstm,tp-amtl \
-        --runs 5 --seed 0 --out runs/tp-amtl/pbcseq [--max-epochs 300 --patience 30]
+    python benchmarks/clinical_comparison.py --dataset pbcseq \
+        --models stl-lstm,mtl-lstm,stl-lstm-public,mtl-lstm-public,amtl-notransfer,tp-amtl \
+        --runs 5 --seed 0 --out runs/tp-amtl/pbcseq [--max-epochs 300 --patience 30] \
+        [--paired-vs stl-lstm,amtl-notransfer] [--set noise=...]
 
 The same code path as ``negtransfer compare`` (:func:`negtransfer.jobs.compare.run_compare`,
 through a run store at ``OUT/runs.sqlite``, so an interrupted run resumes).
 Writes ``OUT/results.csv`` (model, task, run, metric, value), ``OUT/report.json``
 (with each model's training seconds per run) and ``OUT/table.md`` (mean ±
 standard error over runs; " ↓" marks a multi-task cell below its single-task
-counterpart). Single-threaded torch.
+counterpart), and, for each ``--paired-vs`` model, the run-by-run differences
+of the average AUROC (mean ± s.e., runs better, Wilcoxon and paired t p-values;
+runs share splits and seeds), and the mean training seconds per run of each
+model (what a table costs). Single-threaded torch.
 """
 
 from __future__ import annotations
@@ -32,17 +37,22 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--mc-samples", type=int, default=20)
+    parser.add_argument("--validation-mc-samples", type=int, default=None,
+                        help="MC passes for the validation loss (default: --mc-samples)")
+    parser.add_argument("--paired-vs", default="", help="comma-separated reference models for paired differences")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     from negtransfer.data.builtin import load_builtin
     from negtransfer.jobs.compare import CompareOptions, run_compare
     from negtransfer.models.base import FitOptions
-    from negtransfer.report.compare import paper_table_markdown, write_compare_outputs
+    from negtransfer.report.compare import paired_markdown, paper_table_markdown, write_compare_outputs
     from negtransfer.runs.store import RunStore
 
-    fit = FitOptions(epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-                     settings={"mc_samples": args.mc_samples})
+    settings = {"mc_samples": args.mc_samples}
+    if args.validation_mc_samples is not None:
+        settings["validation_mc_samples"] = args.validation_mc_samples
+    fit = FitOptions(epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size, settings=settings)
     options = CompareOptions(models=tuple(m.strip() for m in args.models.split(",") if m.strip()), runs=args.runs,
                              fit=fit)
     out = Path(args.out)
@@ -50,7 +60,15 @@ def main() -> None:
     report = run_compare(lambda seed: load_builtin(args.dataset, seed=seed), args.dataset, options, args.seed,
                          RunStore(out / "runs.sqlite"), progress=lambda stage, done, total: print(f"{done}/{total}"))
     write_compare_outputs(report, out)
-    table = paper_table_markdown(report, "auroc")
+    parts = [paper_table_markdown(report, "auroc")]
+    for reference in filter(None, args.paired_vs.split(",")):
+        parts.append(paired_markdown(report, "auroc", reference))
+    seconds: dict[str, list[float]] = {}
+    for key, value in report.seconds.items():
+        seconds.setdefault(key.rsplit("/", 1)[0], []).append(float(value))
+    parts.append("Mean training seconds per run: " + ", ".join(f"{m} {sum(v) / len(v):.0f}"
+                                                               for m, v in seconds.items()))
+    table = "\n\n".join(parts)
     (out / "table.md").write_text(table + "\n")
     print(table)
 

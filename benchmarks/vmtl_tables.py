@@ -9,13 +9,17 @@ For each dataset and train fraction it runs ``negtransfer compare`` (through
 * the average entropy ratio vs train fraction (Table C.16).
 
 Every cell is mean ± standard error over ``--runs`` runs (run r: seed + r for
-the split, the training subsample and the model).
+the split, the training subsample and the model). With ``--paired-vs`` each
+fraction also gets the run-by-run differences of the average accuracy from
+those models (mean ± s.e., runs better, Wilcoxon and paired t p-values), and
+every fraction prints its wall time (what a table costs).
 
 Run::
 
     python benchmarks/vmtl_tables.py --datasets heart-hospitals,digit-domains \\
         --fractions 0.05,0.1,0.2,0.4 --runs 3 --models stl,vstl,bmtl,vbmtl,vmtl,vmtl-ac \\
-        [--ablation] [--iterations 600] [--set kl_w_warmup_step=1e-4] --out runs/vmtl-tables
+        [--ablation] [--iterations 600] [--set kl_w_warmup_step=1e-4] [--set preset=vmtl-public] \
+        [--paired-vs bmtl,vstl] --out runs/vmtl-tables
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 from negtransfer.data.builtin import load_builtin
 from negtransfer.jobs.compare import CompareOptions, run_compare
 from negtransfer.models.base import FitOptions
-from negtransfer.report.compare import write_compare_outputs
+from negtransfer.report.compare import paired_markdown, write_compare_outputs
 from negtransfer.runs.store import RunStore
 
 ABLATION = ("vmtl-mean-prior", "vmtl-learnable-prior", "vmtl", "vmtl-same-weights")
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--ablation", action="store_true", help="Also run the prior ablation models.")
     parser.add_argument("--set", default="", help="Comma-separated KEY=VALUE VariationalConfig settings.")
+    parser.add_argument("--paired-vs", default="", help="comma-separated reference models for paired differences")
     parser.add_argument("--out", type=Path, default=Path("runs/vmtl-tables"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -65,7 +70,10 @@ def main() -> None:
     settings = {}
     for item in filter(None, args.set.split(",")):
         key, _, value = item.partition("=")
-        settings[key] = json.loads(value)  # numbers, true / false
+        try:
+            settings[key] = json.loads(value)  # numbers, true / false
+        except json.JSONDecodeError:
+            settings[key] = value  # names (preset=vmtl-public)
     for dataset in args.datasets.split(","):
         results = {}
         for f in fractions:
@@ -99,6 +107,10 @@ def main() -> None:
                 print("|---|" + "---:|" * len(tasks))
                 for m in ABLATION:
                     print(f"| {m} | " + " | ".join(cell(tables[f][m][t]) for t in tasks) + " |")
+        for reference in filter(None, args.paired_vs.split(",")):
+            for f in fractions:
+                print(f"\n### {dataset}: paired differences at {f:.0%} (accuracy points)\n")
+                print(paired_markdown(results[f], "accuracy", reference, scale=100.0, digits=1))
         print(flush=True)
 
 

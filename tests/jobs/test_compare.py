@@ -277,3 +277,41 @@ def test_data_folders_route_by_what_they_hold(tmp_path):
             np.save(splits / f"{task}_y_{part}.npy", np.tile([0.0, 1.0], m // 2))
     ds = DataOptions(data=splits).load(0)
     assert ds.task_names == ("1", "2") and data_kind(ds) == "domains"
+
+
+def test_a_models_code_version_keys_its_stored_results():
+    from negtransfer.jobs.compare import compare_key
+
+    specs = {s.name: s for s in default_catalogue().specs()}
+    assert specs["tp-amtl"].version == 2 and specs["amtl-notransfer"].version == 2 and specs["p-amtl"].version == 2
+    assert specs["stl-lstm"].version == 1 and specs["vmtl"].version == 1 and specs["vmtl-ac"].version == 2
+    fit = FitOptions()
+    new = compare_key("fp", specs["tp-amtl"], "cfg", 0, fit)
+    assert ":tp-amtl@v2:" in new
+    old = compare_key("fp", ModelSpec("tp-amtl", "clinical", ("time-series",), specs["tp-amtl"].fit_evaluate,
+                                      specs["tp-amtl"].make_config), "cfg", 0, fit)  # fmt: skip
+    assert new != old and ":tp-amtl:" in old  # results of the version-1 code are not found under the new key
+    assert ":stl-lstm:" in compare_key("fp", specs["stl-lstm"], "cfg", 0, fit)  # unchanged models keep their keys
+
+
+def test_paired_differences_pair_runs_and_test_them():
+    from types import SimpleNamespace
+
+    from negtransfer.report.compare import paired_differences, paired_markdown
+
+    rows = []
+    for run, (a, b) in enumerate([(0.70, 0.72), (0.60, 0.65), (0.80, 0.79), (0.75, 0.80), (0.65, 0.70)]):
+        rows += [{"model": "base", "task": "average", "run": run, "metric": "auroc", "value": a},
+                 {"model": "new", "task": "average", "run": run, "metric": "auroc", "value": b}]  # fmt: skip
+    report = SimpleNamespace(rows=rows, models=[SimpleNamespace(name="base"), SimpleNamespace(name="new")])
+    d = paired_differences(report, "auroc", "base")["new"]
+    diffs = np.array([0.02, 0.05, -0.01, 0.05, 0.05])
+    assert d["mean"] == pytest.approx(diffs.mean()) and d["se"] == pytest.approx(diffs.std(ddof=1) / np.sqrt(5))
+    assert (d["better"], d["runs"]) == (4, 5)
+    from scipy.stats import ttest_rel, wilcoxon
+
+    assert d["wilcoxon_p"] == pytest.approx(wilcoxon(diffs).pvalue)
+    assert d["t_p"] == pytest.approx(ttest_rel([r["value"] for r in rows[1::2]], [r["value"] for r in rows[::2]]).pvalue)
+    assert "| new | +0.0320 ± 0.0120 | 4/5 | 0.125 |" in paired_markdown(report, "auroc", "base")
+    with pytest.raises(ValueError, match="reference model 'mtl'"):
+        paired_differences(report, "auroc", "mtl")

@@ -6,7 +6,15 @@ import torch
 
 from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
 from negtransfer.data.timeseries import timeseries_dataset
-from negtransfer.nn.amtl import PAMTL, TPAMTL, TRANSFER_MODES, UNCERTAINTY_MODES, mc_variance, transfer_mask
+from negtransfer.nn.amtl import (
+    PAMTL,
+    TPAMTL,
+    TRANSFER_MODES,
+    UNCERTAINTY_MODES,
+    ProbabilisticTaskFeatures,
+    mc_variance,
+    transfer_mask,
+)
 from negtransfer.models.clinical import CLINICAL_MODELS, build_model, model_weighting
 from negtransfer.train.temporal import TemporalTrainConfig, fit, masked_bce
 
@@ -231,3 +239,107 @@ def test_amtl_lstm_penalises_outgoing_transfer_of_high_loss_tasks():
     grad = model.transfer_logits.grad
     # the edge out of the high-loss task (row 1) is pushed down harder than the edge out of the low-loss task
     assert grad[1, 0] > grad[0, 1] > 0
+
+
+def _task_feature_grads(model, task):
+    """Gradients of task ``task``'s own feature and variance layers (every TaskLinear slice)."""
+    layers = [model.task_features.base, model.task_features.mean1, model.task_features.mean2,
+              model.task_features.scale1, model.task_features.scale2]
+    out = []
+    for layer in layers:
+        out += [layer.weight.grad[task], layer.bias.grad[task]]
+    return out
+
+
+@pytest.mark.parametrize("noise", ["dropout", "dropconnect"])
+def test_one_tasks_loss_leaves_other_tasks_features_untouched(noise):
+    """Official code: the transfer path is stop-gradient; task 0's loss cannot train tasks 1 and 2's own layers."""
+    torch.manual_seed(12)
+    model = TPAMTL(4, 3, noise=noise)
+    x = torch.randn(6, 5, 4)
+    model(x)[:, 0].sum().backward()
+    for task in (1, 2):
+        assert all(torch.all(g == 0) for g in _task_feature_grads(model, task)), task
+    assert any(g.abs().sum() > 0 for g in _task_feature_grads(model, 0))
+    assert model.transfer_net.w_target.grad[0].abs().sum() > 0  # F into task 0 is trained
+    assert torch.all(model.transfer_net.w_target.grad[1:] == 0)
+    assert model.transfer_net.g1.weight.grad[1].abs().sum() > 0  # G1 of a source still learns
+    # the earlier behaviour (only F's source inputs detached) leaks into the other tasks
+    torch.manual_seed(12)
+    leaky = TPAMTL(4, 3, noise=noise, stop_gradient=False)
+    leaky(x)[:, 0].sum().backward()
+    assert any(g.abs().sum() > 0 for g in _task_feature_grads(leaky, 1))
+
+
+def test_pamtl_stop_gradient_isolates_the_other_tasks():
+    torch.manual_seed(13)
+    model = PAMTL(10, 3, hidden=8)
+    model(torch.randn(5, 10))[:, 2].sum().backward()
+    for task in (0, 1):
+        assert all(torch.all(g == 0) for g in _task_feature_grads(model, task))
+
+
+def test_dropconnect_draws_one_weight_mask_per_pass():
+    torch.manual_seed(14)
+    feats = ProbabilisticTaskFeatures(2, 4, 4, dropout=0.5, sample_latent=False, dropconnect=True)
+    feats.train()
+    row = torch.randn(1, 4)
+    x = row.expand(6, 4)  # six identical rows: one mask per pass gives them identical outputs
+    _, mu, _ = feats(x)
+    assert torch.allclose(mu, mu[:1].expand_as(mu))
+    _, mu2, _ = feats(x)
+    assert not torch.allclose(mu, mu2)  # the next pass draws new masks
+    act = ProbabilisticTaskFeatures(2, 4, 4, dropout=0.5, sample_latent=False)
+    act.train()
+    _, mu3, _ = act(x)
+    assert not torch.allclose(mu3, mu3[:1].expand_as(mu3))  # activation dropout: a mask per row
+    feats.eval()
+    assert torch.equal(feats(x)[1], feats(x)[1])
+    with pytest.raises(ValueError, match="noise must be one of"):
+        TPAMTL(4, 2, noise="gaussian")
+
+
+def test_l2_covers_the_base_network_only():
+    from negtransfer.train.temporal import parameter_groups
+
+    model = TPAMTL(4, 2)
+    penalised = {id(p) for p in model.l2_parameters()}
+    assert id(model.embed.weight) in penalised and id(model.task_features.scale2.weight) in penalised
+    assert id(model.rnn.weight_hh_l0) in penalised and id(model.rnn.bias_hh_l0) not in penalised
+    assert id(model.transfer_net.w_target) not in penalised and id(model.output.weight) not in penalised
+    assert id(model.task_features.base.bias) not in penalised
+    groups = parameter_groups(model, [], 2e-4, "model")
+    assert [g["weight_decay"] for g in groups] == [2e-4, 0.0]
+    assert {id(p) for p in groups[0]["params"]} == penalised
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    (everything,) = parameter_groups(model, [], 2e-4, "all")
+    assert len(everything["params"]) == len(list(model.parameters()))
+    # one step on zero data-gradients: only the penalised weights move
+    opt = torch.optim.Adam(groups, lr=0.1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert "embed.weight" in moved and "output.weight" not in moved and "transfer_net.w2" not in moved
+
+
+def test_validation_uses_as_many_mc_passes_as_test_unless_told():
+    assert TemporalTrainConfig(mc_samples=7).validation_passes == 7
+    assert TemporalTrainConfig(mc_samples=7, validation_mc_samples=2).validation_passes == 2
+    with pytest.raises(ValueError, match="l2 must be one of"):
+        TemporalTrainConfig(l2="biases")
+
+
+def test_public_lstm_baseline_has_the_attention_head():
+    from negtransfer.nn.clinical_baselines import AttentionLSTM
+
+    torch.manual_seed(15)
+    model = AttentionLSTM(4, 3)
+    assert model.rnn.num_layers == 2 and model.rnn.hidden_size == 8
+    x = torch.randn(2, 6, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1] * 6], dtype=torch.bool)
+    noisy = x.clone()
+    noisy[~mask] = 50.0
+    assert torch.allclose(model(x, mask), model(noisy, mask), atol=1e-6)  # padding is ignored
+    assert all("weight" in n for n, p in model.named_parameters() if any(p is q for q in model.l2_parameters()))

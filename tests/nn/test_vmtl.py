@@ -171,8 +171,12 @@ def test_eval_mode_predicts_with_posterior_means(name):
     enc = model.encoders[0 if model.shared_encoder else 1]
     z_mean = enc.head(torch.nn.functional.elu(enc.trunk(x)))[0]
     clf = model.classifiers
-    w_mean = clf.net(clf.prototypes[1])[0] if hasattr(clf, "prototypes") else clf.w_mu[1]
-    assert torch.allclose(a, z_mean @ w_mean, atol=1e-5)
+    if clf.has_bias:  # VMTL-AC: weights and a bias row from the running class centres
+        w = clf.net(clf.centres[1])[0]
+        b = clf.bias_net(clf.centres[1])[0]
+        assert torch.allclose(a, z_mean @ w + b, atol=1e-5)
+    else:
+        assert torch.allclose(a, z_mean @ clf.w_mu[1], atol=1e-5)
 
 
 # ---------------------------------------------------------------- training
@@ -275,3 +279,66 @@ def test_patience_stops_once_no_task_improves():
     fit = fit_variational(model, ds, config, seed=0)
     assert fit.steps_run < 400 and fit.steps_run == 5 * fit.rounds_run  # stopped early, at an evaluation
     assert max(fit.best_at) <= fit.steps_run - 2 * 5  # the last two evaluations improved no task
+
+
+# ---------------------------------------------------------------- VMTL-AC (official-code behaviour)
+def test_amortised_classifiers_keep_running_class_centres_without_mixing_classes():
+    from negtransfer.nn.vmtl import AmortisedClassifiers
+
+    clf = AmortisedClassifiers(2, 3, 3, hidden=4, latent=5)
+    x1 = torch.tensor([[1.0, 0, 0], [3.0, 0, 0], [0, 2.0, 0]])
+    y1 = torch.tensor([0, 0, 1])
+    clf.observe(0, x1, y1)
+    assert torch.allclose(clf.centres[0, 0], torch.tensor([2.0, 0, 0]))
+    assert torch.allclose(clf.centres[0, 1], torch.tensor([0, 2.0, 0]))
+    assert torch.all(clf.centres[0, 2] == 0)  # never seen: the initial centre, not another class's rows
+    x2 = torch.tensor([[5.0, 0, 0], [0, 0, 7.0]])
+    clf.observe(0, x2, torch.tensor([0, 2]))  # class 1 absent from this batch
+    assert torch.allclose(clf.centres[0, 0], torch.tensor([3.0, 0, 0]))  # (1 + 3 + 5) / 3: every row seen
+    assert torch.allclose(clf.centres[0, 1], torch.tensor([0, 2.0, 0]))  # kept its running centre
+    assert torch.allclose(clf.centres[0, 2], torch.tensor([0, 0, 7.0]))
+    assert torch.all(clf.centres[1] == 0)  # another task's centres are its own
+
+
+def test_vmtl_ac_trains_and_tests_on_the_running_centres():
+    ds = tiny_domains()
+    torch.manual_seed(0)
+    model = make_model("vmtl-ac", ds.n_features, 3, ds.n_tasks, hidden=8, latent=5)
+    xs, ys = batch(ds)
+    half = [x[: len(x) // 2] for x in xs], [y[: len(y) // 2] for y in ys]
+    model.train()
+    model.loss(*half)
+    model.loss(xs, ys)  # second batch: the centres average both
+    clf = model.classifiers
+    expected = torch.stack([(half[0][1][half[1][1] == c].sum(0) + xs[1][ys[1] == c].sum(0))
+                            / ((half[1][1] == c).sum() + (ys[1] == c).sum()) for c in range(3)])  # fmt: skip
+    assert torch.allclose(clf.centres[1], expected, atol=1e-5)
+    model.eval()
+    before = clf.centres.clone()
+    model.loss(xs, ys)  # evaluation never moves the centres
+    assert torch.equal(clf.centres, before)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in clf.modules())  # no dropout on class centres
+    model.train()
+    w1, w2 = clf(0), clf(0)
+    assert torch.equal(w1[0], w2[0])
+
+
+def test_vmtl_ac_has_a_classifier_bias():
+    torch.manual_seed(1)
+    model = make_model("vmtl-ac", 6, 3, 2, hidden=8, latent=5)
+    mean, var = model.classifiers(0)
+    assert mean.shape == var.shape == (6, 3)  # latent + 1 rows: the last is the bias
+    assert model.classifiers.bias_net is not None
+    no_bias = make_model("vmtl-ac", 6, 3, 2, hidden=8, latent=5, classifier_bias=False)
+    assert no_bias.classifiers(0)[0].shape == (5, 3) and not no_bias.classifiers.has_bias
+    model.eval()
+    x = torch.randn(4, 6)
+    z = model.encoders[0](x)[0]
+    w, _ = model.classifiers(0)
+    assert torch.allclose(model(x, 0), z @ w[:-1] + w[-1], atol=1e-5)
+
+
+def test_logit_samples_m_is_an_option():
+    assert make_model("vmtl", 4, 3, 2, n_w_samples=1).n_w_samples == 1
+    assert make_model("vmtl", 4, 3, 2).n_w_samples == 10
+    assert make_model("vmtl", 4, 3, 2, n_w_samples=1).n_z_samples == 10

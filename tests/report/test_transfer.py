@@ -45,3 +45,43 @@ def test_transfer_table_follows_the_paper_normalisation(tmp_path):
     assert path.stat().st_size > 1000
     with pytest.raises(ValueError, match="transfer"):
         transfer_uncertainty_table(TPAMTL(3, 2, transfer="none"), ds, 0)
+
+
+def _cells(records, rule):
+    """A transfer table with two tasks, two steps; ``rule(record, task, step) -> (uncertainty, outgoing)``."""
+    import pandas as pd
+
+    rows = []
+    for r in range(records):
+        for step in (1, 2):
+            for source in ("a", "b"):
+                for target in ("a", "b"):
+                    unc_s, out_s = rule(r, source, step)
+                    unc_t, out_t = rule(r, target, step)
+                    rows.append({"record": r, "step": step, "source": source, "target": target,
+                                 "outgoing": out_s, "incoming": -unc_t, "source_uncertainty": unc_s,
+                                 "target_uncertainty": unc_t})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_within_cell_correlations_do_not_pool_tasks():
+    from negtransfer.report.transfer import correlation_summary, within_cell_correlations
+
+    # within every task, a more uncertain record sends *less*; but task b is both more uncertain
+    # and a larger sender on average, so the pooled correlation is positive
+    table = _cells(8, lambda r, task, step: (r + (100 if task == "b" else 0), -r + (500 if task == "b" else 0)))
+    from scipy.stats import spearmanr
+
+    other = table[table["source"] != table["target"]]
+    assert spearmanr(other["source_uncertainty"], other["outgoing"])[0] > 0.5  # the pooled number misleads
+    cells = within_cell_correlations(table)
+    out = cells[cells["kind"] == "outgoing"]
+    assert len(out) == 4 and np.allclose(out["rho"], -1.0)  # 2 tasks x 2 steps, each perfectly negative
+    inc = cells[cells["kind"] == "incoming"]
+    assert np.allclose(inc["rho"], -1.0)  # incoming = -uncertainty of the target
+    few = within_cell_correlations(table[table["record"] < 3])
+    assert few["rho"].isna().all()  # under min_records: no correlation
+    summary = correlation_summary({0: cells, 1: cells.assign(rho=cells["rho"] + 0.5)})
+    row = summary[(summary["kind"] == "outgoing") & (summary["task"] == "all")].iloc[0]
+    assert row["mean"] == pytest.approx(-0.75) and row["se"] == pytest.approx(0.25)
+    assert row["low"] < row["mean"] < row["high"] and row["seeds"] == 2 and row["positive_seeds"] == 0

@@ -209,9 +209,12 @@ def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int
     """Run-store key of one (model, run) unit: everything its numbers depend on.
 
     torch's thread count is part of it: several threads may sum in another order.
+    A model whose code changed its numbers has ``spec.version > 1``, which
+    follows its name (``tp-amtl@v2``); version-1 keys are unchanged.
     """
     fgsm = ",".join(repr(float(e)) for e in options.fgsm_epsilons)
-    return (f"compare:v{RESULT_FORMAT}:{fingerprint}:{spec.family}:{spec.name}:{config_digest}:{int(seed)}:"
+    name = spec.name if spec.version <= 1 else f"{spec.name}@v{int(spec.version)}"
+    return (f"compare:v{RESULT_FORMAT}:{fingerprint}:{spec.family}:{name}:{config_digest}:{int(seed)}:"
             f"fgsm={fgsm}:threads={int(threads)}")
 
 

@@ -14,7 +14,7 @@ processes (``--executor process``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -96,6 +96,10 @@ class ModelSpec:
     stl_counterpart : str or None
         The single-task model its cells are compared with in the report.
     description : str
+    version : int
+        Raised when the model's code changes its numbers (same name, same
+        configuration), so that ``compare``'s stored results of the old code
+        are not reused (part of the run-store key from 2 on).
     """
 
     name: str
@@ -106,6 +110,7 @@ class ModelSpec:
     check_dataset: Callable[[str, Any], None] | None = None
     stl_counterpart: str | None = None
     description: str = ""
+    version: int = 1
 
 
 class ModelCatalogue:
@@ -167,7 +172,8 @@ class ModelCatalogue:
         return out
 
 
-def config_from_options(config_class: type, settings: Mapping[str, Any] | None, family: str) -> Any:
+def config_from_options(config_class: type, settings: Mapping[str, Any] | None, family: str,
+                        base: Any = None) -> Any:  # fmt: skip
     """The training config of one model family from ``compare``'s ``--set KEY=VALUE`` settings.
 
     Parameters
@@ -178,6 +184,8 @@ def config_from_options(config_class: type, settings: Mapping[str, Any] | None, 
         The ``--set`` pairs (values as parsed from JSON, or strings).
     family : str
         Named in the error for an unknown setting.
+    base : config_class instance, optional
+        The settings go on top of it (a named preset); default: the class defaults.
 
     Raises
     ------
@@ -194,7 +202,7 @@ def config_from_options(config_class: type, settings: Mapping[str, Any] | None, 
     defaults = config_class()
     for key, value in settings.items():
         settings[key] = _setting_value(key, value, getattr(defaults, key))
-    return config_class(**settings)
+    return config_class(**settings) if base is None else replace(base, **settings)
 
 
 def _setting_value(key: str, value: Any, default: Any) -> Any:

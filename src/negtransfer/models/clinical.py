@@ -15,9 +15,11 @@ Temporal (paper Table 2 and Table 4), data kind ``time-series``
     ``retain-kendall``, ``tp-amtl`` and the ablations
     ``amtl-notransfer``, ``amtl-intratask``, ``amtl-samestep``, ``td-amtl``,
     ``tp-amtl-constrained`` (future-to-past), ``tp-amtl-epistemic``,
-    ``tp-amtl-aleatoric``.
+    ``tp-amtl-aleatoric``, ``tp-amtl-dropconnect`` (the official code's
+    DropConnect noise); ``stl-lstm-public``, ``mtl-lstm-public`` (the official
+    code's LSTM baselines: width 8, two layers, TP-AMTL's attention head).
 Non-temporal (paper Table 1), data kinds ``table`` and ``per-task-rows`` with binary tasks
-    ``stl``, ``mtl`` (hard-sharing MLP), ``amtl-loss``, ``p-amtl``.
+    ``stl``, ``mtl`` (hard-sharing MLP), ``amtl-loss``, ``p-amtl``, ``p-amtl-dropconnect``.
 
 Every model is trained by :func:`~negtransfer.train.temporal.fit` and scored by
 test AUROC per task (:func:`train_and_score`). Options of ``negtransfer
@@ -111,6 +113,12 @@ def _specs() -> dict[str, ClinicalModelSpec]:
         out[f"stl-{short}"] = ClinicalModelSpec(f"stl-{short}", _baseline(cls), True, True, description=f"STL {cls}")
         out[f"mtl-{short}"] = ClinicalModelSpec(f"mtl-{short}", _baseline(cls), False, True,
                                                 description=f"hard-sharing MTL {cls}")  # fmt: skip
+    out["stl-lstm-public"] = ClinicalModelSpec("stl-lstm-public", _baseline("AttentionLSTM"), True, True,
+                                               description="STL LSTM of the TP-AMTL code (width 8, 2 layers, "
+                                                           "attention head)")  # fmt: skip
+    out["mtl-lstm-public"] = ClinicalModelSpec("mtl-lstm-public", _baseline("AttentionLSTM"), False, True,
+                                               description="hard-sharing MTL LSTM of the TP-AMTL code (width 8, "
+                                                           "2 layers, attention head)")  # fmt: skip
     out["mtl-adacare"] = ClinicalModelSpec("mtl-adacare", _baseline("AdaCare"), False, True,
                                            description="hard-sharing MTL AdaCare (simplified)")  # fmt: skip
     out["stl-adacare"] = ClinicalModelSpec("stl-adacare", _baseline("AdaCare"), True, True,
@@ -128,12 +136,15 @@ def _specs() -> dict[str, ClinicalModelSpec]:
         "tp-amtl-constrained": {"transfer": "future-to-past"},
         "tp-amtl-epistemic": {"uncertainty": "epistemic"},
         "tp-amtl-aleatoric": {"uncertainty": "aleatoric"},
+        "tp-amtl-dropconnect": {"noise": "dropconnect"},
     }
     for name, options in variants.items():
         out[name] = ClinicalModelSpec(name, _tp_amtl, False, True, options, description=f"TPAMTL({options or 'full'})")
     out["stl"] = ClinicalModelSpec("stl", _baseline("MLPClassifier"), True, False, description="STL MLP")
     out["mtl"] = ClinicalModelSpec("mtl", _baseline("MLPClassifier"), False, False, description="hard-sharing MLP")
     out["p-amtl"] = ClinicalModelSpec("p-amtl", _p_amtl, False, False, description="P-AMTL (non-temporal)")
+    out["p-amtl-dropconnect"] = ClinicalModelSpec("p-amtl-dropconnect", _p_amtl, False, False, {"noise": "dropconnect"},
+                                                  description="P-AMTL with DropConnect task layers")  # fmt: skip
     out["amtl-loss"] = ClinicalModelSpec("amtl-loss", _amtl_loss, False, False, weighting="model",
                                          description="AMTL-Loss: loss-based transfer weights (Table 1)")  # fmt: skip
     return out
@@ -149,7 +160,13 @@ STL_COUNTERPART = {
     "amtl-samestep": "stl-lstm", "td-amtl": "stl-lstm", "tp-amtl-constrained": "stl-lstm",
     "tp-amtl-epistemic": "stl-lstm", "tp-amtl-aleatoric": "stl-lstm", "mtl": "stl", "p-amtl": "stl",
     "mtl-adacare": "stl-adacare", "amtl-lstm": "stl-lstm", "amtl-loss": "stl",
+    "tp-amtl-dropconnect": "stl-lstm", "p-amtl-dropconnect": "stl", "mtl-lstm-public": "stl-lstm-public",
 }  # fmt: skip
+
+
+#: Models whose code changed their numbers (issue 12: stop-gradients on the transfer path, L2 on the
+#: base network only, validation with as many MC passes as test); see ``ModelSpec.version``.
+MODEL_VERSIONS = {name: 2 for name, spec in CLINICAL_MODELS.items() if spec.builder in (_tp_amtl, _p_amtl)}
 
 
 def clinical_model_names(temporal: bool | None = None) -> list[str]:
@@ -267,6 +284,6 @@ def model_specs() -> list[ModelSpec]:
                   data_kinds=("time-series",) if spec.temporal else ("table", "per-task-rows"),
                   fit_evaluate=fit_evaluate, make_config=make_config, check_dataset=check_dataset,
                   stl_counterpart=None if spec.single_task else STL_COUNTERPART.get(name),
-                  description=spec.description)
+                  description=spec.description, version=MODEL_VERSIONS.get(name, 1))
         for name, spec in CLINICAL_MODELS.items()
     ]

@@ -69,7 +69,10 @@ class Preset:
     n_clusters : int
     weighting : {"equal", "kendall"}
     n_samples : int
-        L = M, Monte Carlo samples of z and of the logits.
+        L = M, Monte Carlo samples of z and of the logits (per z sample).
+    classifier_bias : bool
+        Amortised classifiers only: a per-class bias from its own amortised
+        network (the official VMTL-AC code's bias generator).
     z_kl_weight : float, optional
         A fixed z-KL weight (the VIB's beta) instead of the trainer's.
     description : str
@@ -84,6 +87,7 @@ class Preset:
     n_clusters: int = 2
     weighting: str = "equal"
     n_samples: int = 10
+    classifier_bias: bool = True
     z_kl_weight: float | None = None
     description: str = ""
 
@@ -127,7 +131,8 @@ STL_COUNTERPARTS = {"stl": None, "vstl": None, "bmtl": "stl", "kendall": "stl", 
 
 
 def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, *, hidden: int = 64, latent: int = 64,
-               input_dropout: float = 0.2, init_std: float = 1e-2, **overrides: Any):
+               input_dropout: float = 0.2, init_std: float = 1e-2, n_w_samples: int | None = None,
+               **overrides: Any):
     """The :class:`~negtransfer.nn.vmtl.VariationalMultiTaskNet` of the named model, built from its parts.
 
     Parameters
@@ -140,7 +145,11 @@ def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, *, hidd
     input_dropout : float
         Dropout on the inputs (0.7 on 4096-d CNN features in the official code).
     init_std : float
-        Initial posterior standard deviation of Gaussian weights.
+        Initial posterior standard deviation of Gaussian weights (the official
+        code: softplus(-3), about 0.049).
+    n_w_samples : int, optional
+        M, logit samples per z sample (default: the preset's ``n_samples``;
+        the official code draws 1).
     **overrides
         Fields of the :class:`Preset` to change (e.g. ``n_samples=3``).
 
@@ -172,7 +181,7 @@ def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, *, hidd
     classifiers = {"point": lambda: parts.PointClassifiers(n_tasks, latent, n_classes),
                    "gaussian": lambda: parts.GaussianClassifiers(n_tasks, latent, n_classes, init_std),
                    "amortised": lambda: parts.AmortisedClassifiers(n_tasks, n_features, n_classes, hidden, latent,
-                                                                    input_dropout, init_std)}[p.w]()
+                                                                    init_std, bias=p.classifier_bias)}[p.w]()
     prior = (parts.NormalPrior() if p.prior == "normal"
              else parts.MixturePrior(n_tasks, p.prior, shared_logits=p.shared_prior_logits))
     output_prior = None
@@ -181,7 +190,8 @@ def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, *, hidd
     elif p.output_prior == "task-covariance":
         output_prior = parts.TaskCovariancePrior()
     return parts.VariationalMultiTaskNet(encoders, classifiers, prior=prior, output_prior=output_prior,
-                                         n_z_samples=p.n_samples, n_w_samples=p.n_samples,
+                                         n_z_samples=p.n_samples,
+                                         n_w_samples=p.n_samples if n_w_samples is None else n_w_samples,
                                          z_kl_weight=p.z_kl_weight)
 
 
@@ -203,6 +213,10 @@ def make_config(options: FitOptions):
     ValueError
         ``--epochs``, ``--batch-size`` or ``--optimizer sgd``, which do not apply
         to this family (the message says what does), or a bad ``--set``.
+
+    ``--set preset=vmtl-public`` starts from that training preset
+    (:data:`~negtransfer.train.variational.TRAINING_PRESETS`); the other
+    ``--set`` pairs and ``--iterations``/``--lr``/``--patience`` go on top.
     """
     from negtransfer.train.variational import VariationalConfig
 
@@ -215,7 +229,9 @@ def make_config(options: FitOptions):
     if options.optimizer not in (None, "adam"):
         raise ValueError(f"the VMTL models train with Adam (the paper's optimiser); leave out --optimizer "
                          f"{options.optimizer}")
-    config = config_from_options(VariationalConfig, options.settings, "VMTL")
+    settings = dict(options.settings)
+    base = VariationalConfig.preset(str(settings.pop("preset", "default")))
+    config = config_from_options(VariationalConfig, settings, "VMTL", base=base)
     given = {"iterations": options.iterations, "lr": options.lr, "patience": options.patience}
     return replace(config, **{k: v for k, v in given.items() if v is not None})
 
@@ -241,7 +257,8 @@ def fit_evaluate(name: str, dataset: Any, seed: int, config: Any, options: FitOp
     check_dataset(name, dataset)
     torch.manual_seed(seed)
     model = make_model(name, dataset.n_features, dataset.tasks[0].n_classes, dataset.n_tasks,
-                       hidden=config.hidden, latent=config.latent, input_dropout=config.input_dropout)
+                       hidden=config.hidden, latent=config.latent, input_dropout=config.input_dropout,
+                       init_std=config.init_std, n_w_samples=config.n_w_samples)
     fit = fit_variational(model, dataset, config, seed=seed, weighting=make_weighting(name, dataset.n_tasks))
     metrics = evaluate_model(fit, dataset, "test", fgsm_epsilons=tuple(options.fgsm_epsilons))
     metrics["validation_accuracy"] = dict(zip(dataset.task_names, map(float, fit.best_validation_accuracy)))
@@ -253,6 +270,7 @@ def model_specs() -> list[ModelSpec]:
     return [
         ModelSpec(name=name, family="vmtl", data_kinds=("domains",), fit_evaluate=fit_evaluate,
                   make_config=make_config, check_dataset=check_dataset,
-                  stl_counterpart=STL_COUNTERPARTS.get(name, "vstl"), description=preset.description)
+                  stl_counterpart=STL_COUNTERPARTS.get(name, "vstl"), description=preset.description,
+                  version=2 if preset.w == "amortised" else 1)
         for name, preset in PRESETS.items()
     ]

@@ -23,6 +23,23 @@ Ablation switches (paper Table 4)
     ``"epistemic"`` (MC dropout, z = mu), ``"aleatoric"`` (learned variance, no
     dropout in the task networks), ``"deterministic"`` (TD-AMTL: no dropout,
     z = mu, the transfer network sees no variance).
+
+Public-code switches (``REFERENCES.md``, TP-AMTL)
+    ``stop_gradient`` (default True): as the official code, no gradient flows
+    into either input of the transfer network F (target and source features
+    and variances), nor into the transferred features ``G1_j(f_j)`` of another
+    task j != d; so task d's loss trains only its own features, the shared
+    layers, the transfer network and G1 / G2. False: the earlier behaviour
+    (only the source inputs to F detached).
+    ``noise``: ``"dropout"`` (default; dropout on activations, a new mask per
+    row and step, plus variational dropout on the LSTM's input and output) or
+    ``"dropconnect"`` (official code: one Bernoulli mask on each task-layer
+    *weight matrix* per forward pass, shared by every row and step, and
+    variational dropout on the LSTM output only). Either way every MC pass
+    draws new masks.
+    :meth:`TPAMTL.l2_parameters`: the parameters the official code's L2
+    penalty covers (the "base" network: embedding, LSTM and task-feature
+    weights, no biases, no transfer or output layers).
 """
 
 from __future__ import annotations
@@ -35,6 +52,7 @@ from torch import nn
 
 TRANSFER_MODES = ("full", "none", "intra-task", "same-step", "future-to-past", "all-steps")
 UNCERTAINTY_MODES = ("both", "epistemic", "aleatoric", "deterministic")
+NOISE_MODES = ("dropout", "dropconnect")
 
 
 def _check_choice(value: str, options: tuple[str, ...], name: str) -> str:
@@ -61,10 +79,11 @@ class TaskLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_tasks, in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n_tasks, out_features).uniform_(-bound, bound)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (..., D, in) -> (..., D, out); ``weight`` replaces ``self.weight`` (DropConnect)."""
         lead, (d, i) = x.shape[:-2], x.shape[-2:]
         flat = x.reshape(-1, d, i).transpose(0, 1)  # (D, N, in): one batched matmul per task
-        out = torch.bmm(flat, self.weight).transpose(0, 1).reshape(*lead, d, -1)
+        out = torch.bmm(flat, self.weight if weight is None else weight).transpose(0, 1).reshape(*lead, d, -1)
         return out + self.bias if self.bias is not None else out
 
 
@@ -86,33 +105,51 @@ class ProbabilisticTaskFeatures(nn.Module):
         Draw z from N(mu, sigma^2) (aleatoric); False: z = mu.
     use_dropout : bool
         MC dropout in these layers (epistemic); False: none.
+    dropconnect : bool
+        Drop weights instead of activations (official code): one mask per
+        weight matrix per forward pass, scaled by 1 / keep.
     """
 
     def __init__(self, n_tasks: int, in_features: int, hidden: int, dropout: float,
-                 sample_latent: bool = True, use_dropout: bool = True):  # fmt: skip
+                 sample_latent: bool = True, use_dropout: bool = True, dropconnect: bool = False):  # fmt: skip
         super().__init__()
         self.base = TaskLinear(n_tasks, in_features, hidden)
         self.mean1, self.mean2 = TaskLinear(n_tasks, hidden, hidden), TaskLinear(n_tasks, hidden, hidden)
         self.scale1, self.scale2 = TaskLinear(n_tasks, hidden, hidden), TaskLinear(n_tasks, hidden, hidden)
         self.dropout = float(dropout) if use_dropout else 0.0
+        self.dropconnect = dropconnect
         self.sample_latent = sample_latent
         self.n_tasks = n_tasks
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(x, self.dropout, training=self.training) if self.dropout > 0 else x
+        if self.dropconnect or self.dropout == 0:
+            return x
+        return F.dropout(x, self.dropout, training=self.training)
+
+    def _layer(self, layer: TaskLinear, x: torch.Tensor) -> torch.Tensor:
+        """``layer(x)``, with a fresh DropConnect mask on its weight when that noise is on."""
+        if not (self.dropconnect and self.dropout > 0 and self.training):
+            return layer(x)
+        keep = 1.0 - self.dropout
+        mask = torch.bernoulli(torch.full_like(layer.weight, keep))
+        return layer(x, layer.weight * mask / keep)
 
     def forward(self, shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``shared`` (..., in) -> z, mu, sigma, each (..., D, hidden)."""
         x = shared.unsqueeze(-2).expand(*shared.shape[:-1], self.n_tasks, shared.shape[-1])
-        h = F.leaky_relu(self.base(self._drop(x)))
-        mu = self.mean2(self._drop(F.leaky_relu(self.mean1(self._drop(h)))))
+        h = F.leaky_relu(self._layer(self.base, self._drop(x)))
+        mu = self._layer(self.mean2, self._drop(F.leaky_relu(self._layer(self.mean1, self._drop(h)))))
         mu = F.leaky_relu(mu)
-        sigma = F.softplus(self.scale2(self._drop(F.leaky_relu(self.scale1(self._drop(h))))))
+        sigma = F.softplus(self._layer(self.scale2, self._drop(F.leaky_relu(self._layer(self.scale1, self._drop(h))))))
         if self.sample_latent:
             z = mu + sigma * torch.randn_like(sigma)
         else:
             z = mu
         return z, mu, sigma
+
+    def l2_parameters(self) -> list[nn.Parameter]:
+        """The weight matrices (no biases): what the official code's L2 penalty covers."""
+        return [layer.weight for layer in (self.base, self.mean1, self.mean2, self.scale1, self.scale2)]
 
 
 def transfer_mask(n_steps: int, n_tasks: int, mode: str) -> torch.Tensor:
@@ -143,21 +180,28 @@ class UncertaintyTransfer(nn.Module):
     """Asymmetric transfer from reliable to uncertain features (Eqs. 1, 2 and 9).
 
     ``alpha[t, i, d, j] = F_{j,d}(f_d(t), sigma2_d(t), f_j(i), sigma2_j(i))``: a
-    per-(target, source) MLP, 4H -> H (relu) -> H (relu) -> 1 (softplus), with
-    the source inputs detached (official code). The first layer is split into a
-    target part and a source part, summed by broadcasting, so the T x T x D x D
-    pairs never materialise their 4H-wide inputs.
+    per-(target, source) MLP, 4H -> H (relu) -> H (relu) -> 1 (softplus). The
+    first layer is split into a target part and a source part, summed by
+    broadcasting, so the T x T x D x D pairs never materialise their 4H-wide inputs.
     ``C_d(t) = f_d(t) + G2_d(sum_j sum_i alpha[t,i,d,j] G1_j(f_j(i)))`` with
     ``G1_j``: linear + leaky ReLU + L2 normalisation and ``G2_d``: linear + leaky ReLU.
+
+    Gradients (``stop_gradient=True``, the official code): both inputs of F are
+    detached, and so is ``f_j`` inside ``G1_j(f_j)`` for every source j != d;
+    task d's own ``f_d`` (j = d, intra-task transfer) keeps its gradient. The
+    parameters of F, G1 and G2 are trained. ``stop_gradient=False``: only F's
+    source inputs are detached (this package's earlier behaviour).
 
     Parameters
     ----------
     n_tasks, hidden : int
     use_variance : bool
         Feed the variances to F (False for TD-AMTL: zeros are fed instead).
+    stop_gradient : bool
+        Stop gradients on the transfer path as the official code does.
     """
 
-    def __init__(self, n_tasks: int, hidden: int, use_variance: bool = True):
+    def __init__(self, n_tasks: int, hidden: int, use_variance: bool = True, stop_gradient: bool = True):
         super().__init__()
         d, h = n_tasks, hidden
         bound = 1.0 / math.sqrt(4 * h)
@@ -172,6 +216,7 @@ class UncertaintyTransfer(nn.Module):
         self.g1 = TaskLinear(d, h, h)
         self.g2 = TaskLinear(d, h, h)
         self.use_variance = use_variance
+        self.stop_gradient = stop_gradient
 
     def weights(self, features: torch.Tensor, variance: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """Transfer weights alpha, shape (B, T, T, D, D) = (batch, target step, source step, target, source).
@@ -181,8 +226,8 @@ class UncertaintyTransfer(nn.Module):
         """
         if not self.use_variance:
             variance = torch.zeros_like(variance)
-        target_in = torch.cat([features, variance], dim=-1)  # (B, T, D, 2H)
-        source_in = torch.cat([features, variance], dim=-1).detach()
+        source_in = torch.cat([features, variance], dim=-1).detach()  # (B, T, D, 2H)
+        target_in = source_in if self.stop_gradient else torch.cat([features, variance], dim=-1)
         # a[b,t,d,j,:] = target_in[b,t,d] @ w_target[d,j]; s[b,i,d,j,:] = source_in[b,i,j] @ w_source[d,j]
         a = torch.einsum("btdk,djkh->btdjh", target_in, self.w_target)
         s = torch.einsum("bijk,djkh->bidjh", source_in, self.w_source)
@@ -193,9 +238,17 @@ class UncertaintyTransfer(nn.Module):
 
     def combine(self, features: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Combined features C (B, T, D, H) from features (B, T, D, H) and alpha (B, T, T, D, D) (Eq. 9)."""
-        shared = F.normalize(F.leaky_relu(self.g1(features)), dim=-1)  # G1_j(f_j(i)): (B, T, D, H)
-        received = torch.einsum("btidj,bijh->btdh", alpha, shared)
+        shared = self._g1(features)  # G1_j(f_j(i)): (B, T, D, H)
+        if self.stop_gradient:  # other tasks' features arrive detached, the task's own keep their gradient
+            own = torch.eye(alpha.shape[-1], dtype=torch.bool, device=alpha.device)
+            received = (torch.einsum("btidj,bijh->btdh", alpha * ~own, self._g1(features.detach()))
+                        + torch.einsum("btidj,bijh->btdh", alpha * own, shared))  # fmt: skip
+        else:
+            received = torch.einsum("btidj,bijh->btdh", alpha, shared)
         return features + F.leaky_relu(self.g2(received))
+
+    def _g1(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(F.leaky_relu(self.g1(features)), dim=-1)
 
 
 def mc_variance(sample_fn, n_samples: int) -> torch.Tensor:
@@ -237,6 +290,11 @@ class TPAMTL(nn.Module):
         One of :data:`UNCERTAINTY_MODES`.
     n_variance_samples : int
         MC passes used to estimate the feature variances fed to the transfer network.
+    stop_gradient : bool
+        Stop gradients on the transfer path as the official code (see
+        :class:`UncertaintyTransfer`); False: the earlier, leakier behaviour.
+    noise : {"dropout", "dropconnect"}
+        Where the MC noise sits (see the module docstring).
 
     Attributes
     ----------
@@ -248,7 +306,8 @@ class TPAMTL(nn.Module):
     mc_dropout = True
 
     def __init__(self, n_features: int, n_tasks: int, hidden: int = 8, dropout: float = 0.3,
-                 transfer: str = "full", uncertainty: str = "both", n_variance_samples: int = 5):  # fmt: skip
+                 transfer: str = "full", uncertainty: str = "both", n_variance_samples: int = 5,
+                 stop_gradient: bool = True, noise: str = "dropout"):  # fmt: skip
         super().__init__()
         _check_positive_int(n_features, "n_features")
         _check_positive_int(n_tasks, "n_tasks")
@@ -258,14 +317,17 @@ class TPAMTL(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.transfer = _check_choice(transfer, TRANSFER_MODES, "transfer")
         self.uncertainty = _check_choice(uncertainty, UNCERTAINTY_MODES, "uncertainty")
+        self.noise = _check_choice(noise, NOISE_MODES, "noise")
         self.n_tasks, self.hidden, self.n_variance_samples = n_tasks, hidden, n_variance_samples
         epistemic = uncertainty in ("both", "epistemic")
         aleatoric = uncertainty in ("both", "aleatoric")
         self.dropout = dropout if epistemic else 0.0
         self.embed = nn.Linear(n_features, hidden, bias=False)
         self.rnn = nn.LSTM(hidden, hidden, batch_first=True)
-        self.task_features = ProbabilisticTaskFeatures(n_tasks, hidden, hidden, dropout, aleatoric, epistemic)
-        self.transfer_net = UncertaintyTransfer(n_tasks, hidden, use_variance=uncertainty != "deterministic")
+        self.task_features = ProbabilisticTaskFeatures(n_tasks, hidden, hidden, dropout, aleatoric, epistemic,
+                                                       dropconnect=noise == "dropconnect")  # fmt: skip
+        self.transfer_net = UncertaintyTransfer(n_tasks, hidden, use_variance=uncertainty != "deterministic",
+                                                stop_gradient=stop_gradient)  # fmt: skip
         self.attention = TaskLinear(n_tasks, hidden, hidden)
         self.output = TaskLinear(n_tasks, hidden, 1)
         self.last_details: dict = {}
@@ -277,10 +339,19 @@ class TPAMTL(nn.Module):
         return x * keep / (1 - self.dropout)
 
     def shared(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embedding v (Eq. 3) and dropped-out LSTM states r (Eq. 4), both (B, T, H)."""
+        """Embedding v (Eq. 3) and dropped-out LSTM states r (Eq. 4), both (B, T, H).
+
+        ``noise="dropconnect"`` drops the LSTM output only (the official
+        code's variational output dropout); ``"dropout"`` its input too.
+        """
         v = self.embed(x)
-        r, _ = self.rnn(self._sequence_dropout(v))
+        r, _ = self.rnn(v if self.noise == "dropconnect" else self._sequence_dropout(v))
         return v, self._sequence_dropout(r)
+
+    def l2_parameters(self) -> list[nn.Parameter]:
+        """What the official code's L2 penalty covers: the embedding, LSTM and task-feature weights (no biases)."""
+        lstm = [w for name, w in self.rnn.named_parameters() if name.startswith("weight")]
+        return [self.embed.weight, *lstm, *self.task_features.l2_parameters()]
 
     def forward(self, x: torch.Tensor, step_mask: torch.Tensor | None = None, return_details: bool = False) -> torch.Tensor:
         """Logits (B, D) for ``x`` (B, T, F); ``step_mask`` (B, T) bool, default all valid."""
@@ -330,12 +401,18 @@ class PAMTL(nn.Module):
     transfer : {"full", "none"}
         ``"none"`` drops the transfer (a probabilistic STL-like baseline with shared input layer).
     n_variance_samples : int
+    stop_gradient : bool
+        Stop gradients on the transfer path (see :class:`UncertaintyTransfer`).
+    noise : {"dropout", "dropconnect"}
+        Dropout on activations, or DropConnect on the task layers' weights
+        (one mask per pass; the shared layer keeps activation dropout).
     """
 
     mc_dropout = True
 
     def __init__(self, n_features: int, n_tasks: int, hidden: int = 64, dropout: float = 0.3,
-                 uncertainty: str = "both", transfer: str = "full", n_variance_samples: int = 5):  # fmt: skip
+                 uncertainty: str = "both", transfer: str = "full", n_variance_samples: int = 5,
+                 stop_gradient: bool = True, noise: str = "dropout"):  # fmt: skip
         super().__init__()
         _check_positive_int(n_features, "n_features")
         _check_positive_int(n_tasks, "n_tasks")
@@ -347,10 +424,17 @@ class PAMTL(nn.Module):
         self.dropout = dropout if epistemic else 0.0
         self.n_tasks, self.n_variance_samples = n_tasks, n_variance_samples
         self.shared_layer = nn.Linear(n_features, hidden)
-        self.task_features = ProbabilisticTaskFeatures(n_tasks, hidden, hidden, dropout, aleatoric, epistemic)
-        self.transfer_net = UncertaintyTransfer(n_tasks, hidden, use_variance=uncertainty != "deterministic")
+        dropconnect = _check_choice(noise, NOISE_MODES, "noise") == "dropconnect"
+        self.task_features = ProbabilisticTaskFeatures(n_tasks, hidden, hidden, dropout, aleatoric, epistemic,
+                                                       dropconnect=dropconnect)  # fmt: skip
+        self.transfer_net = UncertaintyTransfer(n_tasks, hidden, use_variance=uncertainty != "deterministic",
+                                                stop_gradient=stop_gradient)  # fmt: skip
         self.output = TaskLinear(n_tasks, hidden, 1)
         self.last_details: dict = {}
+
+    def l2_parameters(self) -> list[nn.Parameter]:
+        """The base network's weights (shared layer and task features, no biases), as for :class:`TPAMTL`."""
+        return [self.shared_layer.weight, *self.task_features.l2_parameters()]
 
     def _shared(self, x: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.shared_layer(x))

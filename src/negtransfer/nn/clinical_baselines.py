@@ -7,6 +7,9 @@ shared network, one output per task); :mod:`negtransfer.train.temporal` trains
 either. Implemented:
 
 * :class:`LSTMClassifier`: LSTM, last valid hidden state -> linear heads;
+* :class:`AttentionLSTM`: the TP-AMTL official code's LSTM baseline: a
+  two-layer LSTM of width 8 under TP-AMTL's attention output head (Eqs. 10-11
+  of the TP-AMTL paper with the LSTM states in place of the combined features);
 * :class:`TransformerClassifier`: Transformer encoder (Vaswani et al. 2017) with
   learned positions, masked mean pooling;
 * :class:`SAnDClassifier`: SAnD (Song et al. 2018): causal self-attention and
@@ -75,6 +78,46 @@ class LSTMClassifier(nn.Module):
         last = (valid.sum(1) - 1).clamp(min=0)
         final = states[torch.arange(x.shape[0], device=x.device), last]
         return self.head(self.drop(final))
+
+
+class AttentionLSTM(nn.Module):
+    """The TP-AMTL official code's (MTL- and STL-) LSTM baseline.
+
+    ``v = x W_emb`` (no bias), ``r = LSTM(v)`` with ``n_layers`` layers,
+    ``beta(t) = tanh(r(t) W_beta + b)`` and one logit per output from
+    ``mean_t(beta(t) * v(t))`` over the valid steps: the attention head of
+    TP-AMTL (Nam et al. 2021, Eqs. 10-11) on the shared LSTM states, shared by
+    all outputs. No dropout (the official baseline keeps every unit).
+    ``l2_parameters`` are the weight matrices (the official code's L2 covers
+    every kernel, no bias).
+
+    Parameters
+    ----------
+    n_features, n_outputs : int
+    hidden : int
+        8 in the official code.
+    n_layers : int
+        2 in the official code.
+    """
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: int = 8, n_layers: int = 2):
+        super().__init__()
+        self.embed = nn.Linear(n_features, hidden, bias=False)
+        self.rnn = nn.LSTM(hidden, hidden, num_layers=n_layers, batch_first=True)
+        self.attention = nn.Linear(hidden, hidden)
+        self.head = nn.Linear(hidden, n_outputs)
+
+    def forward(self, x: torch.Tensor, step_mask: torch.Tensor | None = None) -> torch.Tensor:
+        _check_3d(x, "AttentionLSTM")
+        weights = _valid(x, step_mask).to(x.dtype)[:, :, None]
+        v = self.embed(x)
+        states, _ = self.rnn(v)
+        beta = torch.tanh(self.attention(states))
+        context = (beta * v * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return self.head(context)
+
+    def l2_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if "weight" in name]
 
 
 class TransformerClassifier(nn.Module):

@@ -31,9 +31,11 @@ inputs": for each row of task t, an attention-weighted (scaled dot product)
 average of task i's batch rows of the same class.
 
 VMTL-AC replaces the free classifier posterior by an amortised one: an
-inference network theta (Table B.2) maps each class's mean input of the task
-(in the batch while training, over all training rows at test time) to the mean
-and variance of that class's weight vector.
+inference network theta (Table B.2) maps each class's centre (its running mean
+input over every training batch so far, in training and at test time, as the
+official code keeps it) to the mean and variance of that class's weight
+vector, and a second such network gives the class's bias (the official code's
+bias generator).
 
 At test time every variational model predicts with posterior means (z = mu_z(x),
 w = M_t), so predictions are deterministic in eval mode.
@@ -86,6 +88,7 @@ __all__ = [
     "TaskCovariancePrior",
     "VariationalMultiTaskNet",
     "class_means",
+    "class_sums",
     "gaussian_kl",
     "gumbel_softmax_weights",
 ]
@@ -255,12 +258,21 @@ class PointClassifiers(nn.Module):
         bound = 1.0 / math.sqrt(latent)
         self.w_mu = nn.Parameter(torch.empty(n_tasks, latent, n_classes).uniform_(-bound, bound))
 
-    def forward(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
+    has_bias = False
+
+    def forward(self, task: int):
         """Mean and variance (None for point weights) of task's classifier, each (latent, C)."""
         return self.w_mu[task], None
 
+    def observe(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Nothing to track (see :class:`AmortisedClassifiers`)."""
+
     def set_prototypes(self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> None:
         """Nothing to store (see :class:`AmortisedClassifiers`)."""
+
+    def task_rows(self) -> list[nn.Parameter]:
+        """Parameters whose first dimension indexes the tasks (each task owns its row)."""
+        return [self.w_mu]
 
 
 class GaussianClassifiers(PointClassifiers):
@@ -272,16 +284,22 @@ class GaussianClassifiers(PointClassifiers):
         super().__init__(n_tasks, latent, n_classes)
         self.w_rho = nn.Parameter(torch.full((n_tasks, latent, n_classes), _softplus_inverse(init_std)))
 
-    def forward(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
+    def forward(self, task: int):
         return self.w_mu[task], F.softplus(self.w_rho[task]) ** 2 + 1e-8
+
+    def task_rows(self) -> list[nn.Parameter]:
+        return [self.w_mu, self.w_rho]
 
 
 class _AmortisedClassifierNet(nn.Module):
-    """theta: class mean input -> mean and variance of that class's weights (Table B.2, scaled)."""
+    """theta: class centre -> mean and variance of that class's weights (Table B.2, scaled; no dropout).
 
-    def __init__(self, n_features: int, hidden: int, latent: int, dropout: float, init_std: float):
+    The official code applies no dropout to the class centres (its generator
+    drops inputs only when encoding z).
+    """
+
+    def __init__(self, n_features: int, hidden: int, latent: int, init_std: float):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
         self.trunk = nn.Sequential(nn.Linear(n_features, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU())
         self.mean = nn.Linear(hidden, latent)
         self.rho = nn.Linear(hidden, latent)
@@ -289,36 +307,72 @@ class _AmortisedClassifierNet(nn.Module):
         nn.init.constant_(self.rho.bias, _softplus_inverse(init_std))
 
     def forward(self, prototypes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(C, d) class means -> weight means and variances, both (latent, C)."""
-        h = self.trunk(self.dropout(prototypes))
+        """(C, d) class centres -> weight means and variances, both (latent, C)."""
+        h = self.trunk(prototypes)
         return self.mean(h).T, (F.softplus(self.rho(h)) ** 2).T + 1e-8
 
 
 class AmortisedClassifiers(nn.Module):
-    """VMTL-AC: each task's classifier posterior inferred from its class mean inputs by one shared network.
+    """VMTL-AC: each task's classifier posterior inferred from its class centres by one shared network.
 
-    While training the class means come from the batch; at test time from the
-    prototypes stored by :meth:`set_prototypes` (all training rows).
+    A class's centre is the running mean of its input rows over every training
+    batch seen so far (:meth:`observe`, called by the training loss), used both
+    in training and at test time, as in the official code (which averages the
+    batch class means; with class-balanced batches the two agree). A class
+    absent from a batch keeps its centre; a class never seen keeps the initial
+    zero vector. Centres are buffers, so a checkpoint carries them.
+
+    Parameters
+    ----------
+    n_tasks, n_features, n_classes, hidden, latent : int
+    init_std : float
+        Initial posterior standard deviation of the weights (and bias).
+    bias : bool
+        A per-class bias from a second amortised network (the official code's
+        bias generator); the classifier's "weights" then have ``latent + 1``
+        rows, the last one the bias (``has_bias``).
     """
 
     bayesian = True
 
     def __init__(self, n_tasks: int, n_features: int, n_classes: int, hidden: int, latent: int,
-                 dropout: float = 0.2, init_std: float = 1e-2):  # fmt: skip
+                 init_std: float = 1e-2, bias: bool = True):  # fmt: skip
         super().__init__()
         self.n_tasks, self.n_classes = n_tasks, n_classes
-        self.net = _AmortisedClassifierNet(n_features, hidden, latent, dropout, init_std)
-        self.register_buffer("prototypes", torch.zeros(n_tasks, n_classes, n_features))
+        self.net = _AmortisedClassifierNet(n_features, hidden, latent, init_std)
+        self.bias_net = _AmortisedClassifierNet(n_features, hidden, 1, init_std) if bias else None
+        self.has_bias = bias
+        self.register_buffer("centres", torch.zeros(n_tasks, n_classes, n_features))
+        self.register_buffer("centre_counts", torch.zeros(n_tasks, n_classes))
 
-    def forward(self, task: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
-        protos = self.prototypes[task] if x is None else class_means(x, y, self.n_classes)
-        return self.net(protos)
+    def forward(self, task: int):
+        centres = self.centres[task]
+        mean, var = self.net(centres)
+        if self.bias_net is None:
+            return mean, var
+        b_mean, b_var = self.bias_net(centres)
+        return torch.cat([mean, b_mean]), torch.cat([var, b_var])
+
+    @torch.no_grad()
+    def observe(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Fold a training batch of task ``task`` into its running class centres (absent classes unchanged)."""
+        sums, counts = class_sums(x, y, self.n_classes)
+        old = self.centre_counts[task]
+        total = old + counts
+        updated = (self.centres[task] * old[:, None] + sums) / total.clamp(min=1)[:, None]
+        self.centres[task] = torch.where(counts[:, None] > 0, updated, self.centres[task])
+        self.centre_counts[task] = total
 
     @torch.no_grad()
     def set_prototypes(self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> None:
-        """Store each task's class mean inputs over ``xs``/``ys`` (its training rows)."""
+        """Reset each task's centres to the class means of ``xs``/``ys`` (classes without rows: zero)."""
+        self.centres.zero_()
+        self.centre_counts.zero_()
         for t, (x, y) in enumerate(zip(xs, ys)):
-            self.prototypes[t] = class_means(x, y, self.n_classes)
+            self.observe(t, x, y)
+
+    def task_rows(self) -> list[nn.Parameter]:
+        return []
 
 
 # ====================================================================== priors
@@ -531,6 +585,12 @@ class VariationalMultiTaskNet(nn.Module):
         """VMTL-AC: store each task's class mean inputs over its training rows (used at test time)."""
         self.classifiers.set_prototypes(xs, ys)
 
+    def _inputs(self, z: torch.Tensor) -> torch.Tensor:
+        """z with a constant 1 appended when the classifiers carry a bias row (VMTL-AC)."""
+        if not self.classifiers.has_bias:
+            return z
+        return torch.cat([z, torch.ones_like(z[..., :1])], dim=-1)
+
     def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
         """Logits (B, C) for rows of one task from posterior means (z = mu_z(x), w = M_t).
 
@@ -538,7 +598,16 @@ class VariationalMultiTaskNet(nn.Module):
         """
         z_mean, _ = self._encode(x, task)
         w_mean, _ = self.classifiers(task)
-        return z_mean @ w_mean
+        return self._inputs(z_mean) @ w_mean
+
+    def task_rows(self) -> list[nn.Parameter]:
+        """Parameters whose first dimension indexes the tasks: task t owns row t (classifiers, prior logits)."""
+        rows = list(self.classifiers.task_rows())
+        return rows + [p for p in (self.alpha_z, self.alpha_w) if p is not None]
+
+    def task_modules(self, task: int) -> list[nn.Module]:
+        """Modules only task ``task`` uses (its encoder when each task has one)."""
+        return [] if self.shared_encoder else [self.encoders[task]]
 
     # ------------------------------------------------------------ training objective
     def loss(
@@ -550,6 +619,7 @@ class VariationalMultiTaskNet(nn.Module):
         kl_z_weight: float = 1e-7,
         kl_w_weight: float = 0.0,
         weighting=None,
+        tasks: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The negative ELBO of eq. (4) on one batch (one tensor of rows per task).
 
@@ -571,34 +641,45 @@ class VariationalMultiTaskNet(nn.Module):
             ``weighting.task_term(t, nll)`` gives task t's weighted
             cross-entropy (:mod:`negtransfer.train.weighting`); default: the
             cross-entropy itself.
+        tasks : sequence of int, optional
+            Whose terms to include (default all). ``[t]`` is the loss of one
+            per-task step (the official code's one optimiser per task); the
+            other tasks' batches still give task t's z prior its related inputs.
 
         Returns
         -------
         loss : Tensor (scalar)
+            Mean over ``tasks`` of their terms.
         parts : dict
-            ``nll``, ``kl_z``, ``kl_w`` (unweighted, averaged over tasks).
+            ``nll``, ``kl_z``, ``kl_w`` (unweighted, averaged over ``tasks``).
         """
         if len(xs) != self.n_tasks or len(ys) != self.n_tasks:
             raise ValueError(f"need one batch per task ({self.n_tasks}), got {len(xs)}")
-        enc = [self._encode(x, t) for t, x in enumerate(xs)]
-        clf = [self.classifiers(t, x, y) for t, (x, y) in enumerate(zip(xs, ys))]
+        tasks = list(range(self.n_tasks)) if tasks is None else [int(t) for t in tasks]
+        if not tasks or any(not 0 <= t < self.n_tasks for t in tasks):
+            raise ValueError(f"tasks must be a non-empty subset of 0..{self.n_tasks - 1}, got {tasks}")
+        enc = {t: self._encode(xs[t], t) for t in tasks}
+        if self.training:
+            for t in tasks:
+                self.classifiers.observe(t, xs[t], ys[t])
+        clf = [self.classifiers(t) for t in range(self.n_tasks)]
         total = torch.zeros(())
         parts = {"nll": 0.0, "kl_z": 0.0, "kl_w": 0.0}
         z_weight = kl_z_weight if self.z_kl_weight is None else self.z_kl_weight
-        for t in range(self.n_tasks):
+        for t in tasks:
             nll = self._nll(ys[t], enc[t], clf[t])
             task_loss = nll if weighting is None else weighting.task_term(t, nll)
             kl_z = self._kl_z(t, xs, ys, enc[t], temperature)
             kl_w = self._kl_w(t, clf, temperature)
             total = total + task_loss + z_weight * kl_z + kl_w_weight * kl_w
-            parts["nll"] += float(nll.detach()) / self.n_tasks
-            parts["kl_z"] += float(kl_z.detach()) / self.n_tasks
-            parts["kl_w"] += float(kl_w.detach()) / self.n_tasks
+            parts["nll"] += float(nll.detach()) / len(tasks)
+            parts["kl_z"] += float(kl_z.detach()) / len(tasks)
+            parts["kl_w"] += float(kl_w.detach()) / len(tasks)
         if self.output_prior is not None:
             penalty = self.output_prior_penalty()
-            total = total + self.output_prior_weight * penalty * self.n_tasks
+            total = total + self.output_prior_weight * penalty * len(tasks)
             parts["output_prior"] = float(penalty.detach())
-        return total / self.n_tasks, parts
+        return total / len(tasks), parts
 
     def _nll(self, y: torch.Tensor, encoded, classifier) -> torch.Tensor:
         """Monte Carlo cross-entropy of one task's rows: L samples of z, M of the logits."""
@@ -608,6 +689,7 @@ class VariationalMultiTaskNet(nn.Module):
             z = z_mean + z_var.sqrt() * eps  # (L, B, latent)
         else:
             z = z_mean.unsqueeze(0)
+        z = self._inputs(z)
         w_mean, w_var = classifier
         logit_mean = z @ w_mean  # (L, B, C)
         if w_var is not None:  # local reparameterisation of z w_t
@@ -686,6 +768,7 @@ class VariationalMultiTaskNet(nn.Module):
             z = z_mean + z_var.sqrt() * torch.randn((self.n_z_samples, *z_mean.shape))
         else:
             z = z_mean.unsqueeze(0)
+        z = self._inputs(z)
         w_mean, w_var = self.classifiers(task)
         logits = z @ w_mean
         if w_var is not None:
@@ -693,10 +776,13 @@ class VariationalMultiTaskNet(nn.Module):
         return torch.softmax(logits, dim=-1).reshape(-1, *logits.shape[-2:]).mean(0)
 
 
-def class_means(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """(C, d) mean input of each class; the overall mean for classes with no rows."""
+def class_sums(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, d) sum of each class's input rows and (C,) their counts."""
     onehot = F.one_hot(y, n_classes).to(x.dtype)  # (B, C)
-    counts = onehot.sum(0)
-    sums = onehot.T @ x
-    overall = x.mean(0, keepdim=True).expand_as(sums)
-    return torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], overall)
+    return onehot.T @ x, onehot.sum(0)
+
+
+def class_means(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(C, d) mean input of each class; zeros for a class with no rows (classes are never mixed)."""
+    sums, counts = class_sums(x, y, n_classes)
+    return sums / counts.clamp(min=1)[:, None]

@@ -20,6 +20,8 @@ from negtransfer.report.markdown import render_table
 __all__ = [
     "RESULT_COLUMNS",
     "metric_table",
+    "paired_differences",
+    "paired_markdown",
     "paper_table_markdown",
     "report_markdown",
     "write_compare_outputs",
@@ -113,6 +115,60 @@ def report_markdown(report: Any) -> str:
     if missing:
         lines += [f"Not run, so not marked against: {', '.join(missing)}.", ""]
     return "\n".join(lines)
+
+
+def paired_differences(report: Any, metric: str, reference: str, *, task: str = "average") -> dict[str, dict]:
+    """Per model, its run-by-run difference from ``reference`` on one task (runs share splits and seeds).
+
+    Returns
+    -------
+    dict
+        ``{model: {"mean", "se", "better", "runs", "wilcoxon_p", "t_p"}}``: the
+        mean and standard error of (model - reference) over the runs both
+        have, how many runs the model is better in (lower for lower-is-better
+        metrics), the two-sided Wilcoxon signed-rank p-value (None with fewer
+        than 5 runs or all differences 0; its smallest possible value with 5
+        runs is 0.0625) and the paired t-test's p-value (None under 2 runs).
+    """
+    from scipy.stats import ttest_rel, wilcoxon
+
+    values: dict[str, dict[int, float]] = {}
+    for r in report.rows:
+        if r["metric"] == metric and r["task"] == task and not math.isnan(r["value"]):
+            values.setdefault(r["model"], {})[int(r["run"])] = float(r["value"])
+    if reference not in values:
+        raise ValueError(f"reference model {reference!r} has no {metric!r} results for {task!r}; run it too")
+    lower = any(metric.startswith(m) for m in LOWER_IS_BETTER)
+    out = {}
+    for model in (m.name for m in report.models):
+        if model == reference or model not in values:
+            continue
+        runs = sorted(set(values[model]) & set(values[reference]))
+        diff = [values[model][r] - values[reference][r] for r in runs]
+        n = len(diff)
+        mean = sum(diff) / n if n else float("nan")
+        se = (math.sqrt(sum((d - mean) ** 2 for d in diff) / (n - 1)) / math.sqrt(n)) if n > 1 else float("nan")
+        wil = float(wilcoxon(diff).pvalue) if n >= 5 and any(diff) else None
+        t_p = float(ttest_rel([values[model][r] for r in runs], [values[reference][r] for r in runs]).pvalue) \
+            if n > 1 and any(diff) else None
+        better = sum((d < 0) if lower else (d > 0) for d in diff)
+        out[model] = {"mean": mean, "se": se, "better": better, "runs": n, "wilcoxon_p": wil, "t_p": t_p}
+    return out
+
+
+def paired_markdown(report: Any, metric: str, reference: str, *, task: str = "average", scale: float = 1.0,
+                    digits: int = 4) -> str:  # fmt: skip
+    """:func:`paired_differences` as a markdown table (``model | diff ± s.e. | runs better | p``)."""
+    rows = []
+    for model, d in paired_differences(report, metric, reference, task=task).items():
+        rows.append([model, f"{d['mean'] * scale:+.{digits}f} ± {d['se'] * scale:.{digits}f}",
+                     f"{d['better']}/{d['runs']}", _p_text(d["wilcoxon_p"]), _p_text(d["t_p"])])
+    header = [f"{metric} ({task}) minus {reference}", "mean ± s.e.", "runs better", "Wilcoxon p", "paired t p"]
+    return render_table(rows, header)
+
+
+def _p_text(p: float | None) -> str:
+    return "" if p is None or math.isnan(p) else f"{p:.3f}"
 
 
 def paper_table_markdown(report: Any, metric: str, *, digits: int = 4) -> str:

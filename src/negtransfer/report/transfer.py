@@ -15,6 +15,14 @@ target task d, source task j) and the feature variances. Following the paper:
 Only the record's valid steps are used (T = its length). :func:`plot_transfer_uncertainty`
 draws, per task, the uncertainty and the outgoing (summed over targets) and
 incoming (summed over sources) transfer against the timestep.
+
+:func:`within_cell_correlations` tests the paper's claim (Fig. 3: reliable
+sources send more, uncertain targets receive more) without pooling tasks or
+steps: per (task, step), the Spearman correlation *across records* between a
+task's uncertainty and its outgoing (or incoming) transfer, so that a task
+that is both uncertain and a large sender on average cannot make the
+correlation by itself. :func:`correlation_summary` averages the cells of
+each seed and gives the mean over seeds with a t confidence interval.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["plot_transfer_uncertainty", "transfer_uncertainty_table"]
+__all__ = ["correlation_summary", "plot_transfer_uncertainty", "transfer_uncertainty_table",
+           "within_cell_correlations"]
 
 
 def transfer_uncertainty_table(model, dataset, record: int, *, mc_samples: int = 20, seed: int = 0) -> "pd.DataFrame":
@@ -82,6 +91,77 @@ def transfer_uncertainty_table(model, dataset, record: int, *, mc_samples: int =
                              "outgoing": float(outgoing), "incoming": float(incoming),
                              "source_uncertainty": float(uncertainty[t, j]),
                              "target_uncertainty": float(uncertainty[t, d])})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def within_cell_correlations(table: "pd.DataFrame", *, min_records: int = 5) -> "pd.DataFrame":
+    """Spearman correlations of uncertainty with transfer within each (task, step), across records.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`transfer_uncertainty_table` rows of many records (one trained model).
+    min_records : int
+        Cells with fewer records (or a constant column) get no correlation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``kind`` (``"outgoing"``: a source's uncertainty vs its transfer
+        summed over the other tasks; ``"incoming"``: a target's uncertainty vs
+        the transfer it receives from the other tasks), ``task``, ``step``,
+        ``rho``, ``records``.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    other = table[table["source"] != table["target"]]
+    rows = []
+    for kind, who, unc in (("outgoing", "source", "source_uncertainty"), ("incoming", "target", "target_uncertainty")):
+        per_record = other.groupby([who, "step", "record"]).agg(transfer=(kind, "sum"), uncertainty=(unc, "first"))
+        for (task, step), cell in per_record.groupby(level=[0, 1]):
+            n = len(cell)
+            constant = cell["transfer"].nunique() < 2 or cell["uncertainty"].nunique() < 2
+            rho = np.nan if n < min_records or constant else float(spearmanr(cell["uncertainty"], cell["transfer"])[0])
+            rows.append({"kind": kind, "task": task, "step": int(step), "rho": rho, "records": n})
+    return pd.DataFrame(rows, columns=["kind", "task", "step", "rho", "records"])
+
+
+def correlation_summary(per_seed: "dict[int, pd.DataFrame]", *, level: float = 0.95) -> "pd.DataFrame":
+    """Mean within-cell correlation per seed, then over seeds: mean, standard error and a t interval.
+
+    Parameters
+    ----------
+    per_seed : dict
+        Seed -> :func:`within_cell_correlations` of that seed's model.
+    level : float
+        Confidence level of the interval (Student t over the seed means).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``kind`` and ``task`` (``task="all"``: every cell), with
+        ``mean``, ``se``, ``low``, ``high``, ``seeds`` and ``positive_seeds``
+        (seeds whose mean correlation is above 0).
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import t as student
+
+    frames = [df.assign(seed=seed) for seed, df in per_seed.items()]
+    cells = pd.concat(frames).dropna(subset=["rho"])
+    rows = []
+    for kind, part in cells.groupby("kind", sort=False):
+        groups = [("all", part)] + list(part.groupby("task"))
+        for task, sub in groups:
+            means = sub.groupby("seed")["rho"].mean().to_numpy()
+            n = len(means)
+            mean = float(means.mean()) if n else np.nan
+            se = float(means.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+            half = float(student.ppf(0.5 + level / 2, n - 1) * se) if n > 1 else np.nan
+            rows.append({"kind": kind, "task": task, "mean": mean, "se": se, "low": mean - half, "high": mean + half,
+                         "seeds": n, "positive_seeds": int((means > 0).sum())})
     return pd.DataFrame(rows)
 
 

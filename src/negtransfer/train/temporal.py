@@ -8,7 +8,11 @@ One readable loop for every model of :mod:`negtransfer.nn.amtl` and
 mnist-variation). The settings follow the TP-AMTL official code
 (``REFERENCES.md``):
 
-* Adam, learning rate 1e-3, L2 penalty 2e-4 (``weight_decay``, coupled), batch 128;
+* Adam, learning rate 1e-3, L2 penalty 2e-4 (``weight_decay``, coupled: added to
+  the gradient as the official code's ``l2_coeff * l2_loss`` is) on the
+  parameters the model names in ``l2_parameters()`` (TP-AMTL / P-AMTL: the
+  base network's weights, as the official code) or on every parameter of a
+  model without that method (``l2="all"``: every parameter of every model), batch 128;
 * masked binary cross-entropy, eq. (12): a (record, task) pair without a label
   contributes nothing; each task's loss is its mean over the labelled records
   of the batch, and the task losses are combined by a loss weighting
@@ -65,9 +69,17 @@ class TemporalTrainConfig:
     patience : int
         Epochs without a lower validation loss before stopping (best weights restored).
     mc_samples : int
-        Monte Carlo passes averaged at test time (stochastic models only).
-    validation_mc_samples : int
-        Passes used for the validation loss each epoch.
+        Monte Carlo passes averaged at test time (stochastic models only; 20
+        in the official code).
+    validation_mc_samples : int or None
+        Passes used for the validation loss each epoch; None (default): as
+        many as at test time, ``mc_samples``.
+    l2 : {"model", "all"}
+        Which parameters ``weight_decay`` applies to: ``"model"`` (the model's
+        ``l2_parameters()`` when it has that method, else all), or ``"all"``.
+
+    The official code trains 2000 epochs (``max_epochs=2000``) and keeps the
+    best validation epoch; here the default cap is 300 with patience 30.
     """
 
     lr: float = 1e-3
@@ -76,12 +88,43 @@ class TemporalTrainConfig:
     max_epochs: int = 300
     patience: int = 30
     mc_samples: int = 20
-    validation_mc_samples: int = 3
+    validation_mc_samples: int | None = None
+    l2: str = "model"
 
     def __post_init__(self) -> None:
-        check_positive_ints(self, ("batch_size", "max_epochs", "patience", "mc_samples", "validation_mc_samples"))
+        check_positive_ints(self, ("batch_size", "max_epochs", "patience", "mc_samples"))
+        if self.validation_mc_samples is not None:
+            check_positive_ints(self, ("validation_mc_samples",))
         if not self.lr > 0 or self.weight_decay < 0:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got lr={self.lr}, weight_decay={self.weight_decay}")
+        if self.l2 not in L2_PLACEMENTS:
+            raise ValueError(f"l2 must be one of {', '.join(L2_PLACEMENTS)}, got {self.l2!r}")
+
+    @property
+    def validation_passes(self) -> int:
+        """MC passes for the validation loss (``validation_mc_samples``, or ``mc_samples``)."""
+        return self.validation_mc_samples or self.mc_samples
+
+
+#: Where the L2 penalty applies (:attr:`TemporalTrainConfig.l2`).
+L2_PLACEMENTS = ("model", "all")
+
+
+def parameter_groups(model: nn.Module, extra: Sequence[nn.Parameter], weight_decay: float, l2: str) -> list[dict]:
+    """Adam parameter groups: L2 ``weight_decay`` on the penalised parameters, none on the others.
+
+    With ``l2="model"`` and a model that has ``l2_parameters()``, only those are
+    penalised (the official TP-AMTL code's "base" network); otherwise every
+    parameter of the model (``extra``, a loss weighting's, never is when the
+    model names its own).
+    """
+    chosen = getattr(model, "l2_parameters", None)
+    if l2 == "all" or chosen is None:
+        return [{"params": list(model.parameters()) + list(extra), "weight_decay": weight_decay}]
+    penalised = {id(p) for p in chosen()}
+    rest = [p for p in model.parameters() if id(p) not in penalised] + list(extra)
+    return [{"params": [p for p in model.parameters() if id(p) in penalised], "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0}]
 
 
 def _arrays(dataset) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -191,7 +234,7 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
     if probe.shape[-1] != len(tasks):
         raise ValueError(f"the model has {probe.shape[-1]} outputs but {len(tasks)} tasks are trained; match them")
     extra = list(weighting.parameters()) if isinstance(weighting, nn.Module) else []
-    optimiser = torch.optim.Adam(list(model.parameters()) + extra, lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.Adam(parameter_groups(model, extra, config.weight_decay, config.l2), lr=config.lr)
 
     def train_round(loop: FitLoop, epoch: int) -> RoundOutput:
         model.train()
@@ -212,7 +255,7 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
     def evaluate(epoch: int, out: RoundOutput) -> Evaluation:
         if len(val):
             val_loss = _validation_loss(model, x[val], None if m is None else m[val], y[val],
-                                        config.validation_mc_samples)
+                                        config.validation_passes)
         else:
             val_loss = out.values["train_loss"]
         record = {"epoch": epoch, "train_loss": out.values["train_loss"], "validation_loss": val_loss}
