@@ -40,7 +40,7 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/negtransfer group --dataset yeast --budget 3 --train-groups 20 --evaluate 30 --seed 0 --out runs/demo
+	$(VENV)/bin/negtransfer group --dataset yeast --budget 3 --train-groups 10 --evaluate 10 --seed 0 --out runs/demo
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/batched_training.py
