@@ -416,12 +416,13 @@ def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, targe
                    shared_init=True)
 
 
-def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int) -> dict:
+def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, later: int = 0) -> dict:
     """The cost of a job before it starts: per stage the runs it needs (groups x repeats) and those already
-    stored; ``to_train`` in all."""
+    stored, ``to_train`` in all, and ``later_at_most``: the runs whose groups are known only later (threshold
+    candidates, final models), at most ``later`` groups x repeats."""
     rows = {name: {"runs": n * repeats, "stored": min(stored.get(name, 0), n * repeats)} for name, n in stages.items()}
     return {"stages": rows, "runs": sum(r["runs"] for r in rows.values()),
-            "to_train": sum(r["runs"] - r["stored"] for r in rows.values())}
+            "to_train": sum(r["runs"] - r["stored"] for r in rows.values()), "later_at_most": later * repeats}
 
 
 def run_sources(
@@ -503,13 +504,13 @@ def run_sources(
                     "pairwise runs": (dataset, cfg, pair_groups), "exhaustive pairs": (dataset, cfg, combo_groups)}
     stored = {name: _stored_runs(store, d, c, gs, seed, R) for name, (d, c, gs) in stage_groups.items()}
     stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
-    stages["threshold candidates and final models (at most)"] = (k + 1 if options.threshold_by == "validation" else 0) + 4
-    plan = plan_runs(stages, stored, R)
+    plan = plan_runs(stages, stored, R, later=(k + 1 if options.threshold_by == "validation" else 0) + 4)
     if notify:
         notify(f"{plan['runs']} runs ({n_fit} + {options.holdout} subsets of {options.alpha} of {k} sources, "
                f"{R} repeat{'s' if R > 1 else ''}), {plan['runs'] - plan['to_train']} already stored, "
-               f"{plan['to_train']} to train: " + ", ".join(f"{name} {row['runs']}" for name, row in
-                                                          plan["stages"].items()))
+               f"{plan['to_train']} to train (" + ", ".join(f"{name} {row['runs']}" for name, row in
+                                                           plan["stages"].items())
+               + f"), then at most {plan['later_at_most']} threshold candidates and final models")
 
     results = train("STL, all sources", [stl, everything])
     subset_results = train("subset models", [stl] + subset_groups, sub_data, sub_config)
