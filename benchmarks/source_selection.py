@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--group-attribute", default=None, help="Fairness rows by this row attribute (tv16: race).")
     parser.add_argument("--planted-rows", type=int, default=1500, help="Rows per planted task.")
     parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--pairwise", action="store_true", help="Also the pairwise-gain baseline (k runs per repeat).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     planted = args.dataset == "planted"
@@ -119,7 +120,8 @@ def main() -> None:
             options = SourceOptions(target=target, alpha=min(args.alpha, ds.n_tasks - 1), n_subsets=args.subsets,
                                     holdout=args.holdout, repeats=args.repeats, training=args.training,
                                     grid=args.grid, loss=args.loss, exhaustive_pairs="off",
-                                    affinity_baseline=False, group_attribute=args.group_attribute,
+                                    affinity_baseline=False, pairwise_baseline=args.pairwise,
+                                    group_attribute=args.group_attribute,
                                     chunk_size=args.chunk_size)
             rep = run_sources(ds, options, config, seed, store)
             planted = ""

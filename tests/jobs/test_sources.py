@@ -227,8 +227,9 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     from negtransfer.report.sources import write_sources_report
 
     opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=8, affinity_baseline=False,
-                         exhaustive_pairs="off", repeats=2)
+                         exhaustive_pairs="off", repeats=2, pairwise_baseline=False)
     rep = run_sources(planted_rows, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
+    assert set(rep.methods) == {"stl", "all_sources", "selected"} and "pairwise runs" not in rep.plan["stages"]
     text = write_sources_report(rep, tmp_path / "out").read_text()
     h = rep.holdout
     assert f"class balance: {h['n_negative']} negative, {h['n_positive']} positive" in text

@@ -95,6 +95,9 @@ class SourceOptions:
         Ridge penalty of the surrogate (0 = least squares, eq. 3).
     affinity_baseline : bool
         Also rank sources by ETAP affinity onto the target (one extra run).
+    pairwise_baseline : bool
+        Also rank sources by their pairwise gain (HOA-style; k extra runs
+        per repeat, trained anyway for the exhaustive baseline).
     grid : {"all", "paper"}
         Thresholds tried: one per distinct selection ({i : theta_i < gamma}
         for every cut between sorted scores; default), or the paper's
@@ -152,6 +155,7 @@ class SourceOptions:
     threshold_by: str = "validation"
     stl_repeats: int = 1
     repeats: int = 1
+    pairwise_baseline: bool = True
     training: str = "parity"
     max_runs: int | None = None
 
@@ -490,9 +494,9 @@ def run_sources(
     stl, everything = (t,), tuple(range(dataset.n_tasks))
     S_all = sample_subsets(k, options.alpha, n_fit + options.holdout, seed)
     subset_groups = [with_target(np.asarray(sources)[row]) for row in S_all]
-    pair_groups = [with_target([s]) for s in sources]
     combo_groups = ([with_target(c) for c in itertools.combinations(sources, 2)]
                     if options.runs_exhaustive_pairs(k) else [])
+    pair_groups = [with_target([s]) for s in sources] if options.pairwise_baseline or combo_groups else []
     fast = options.data_fraction < 1 or options.steps_fraction < 1
     sub_data = dataset.with_train_fraction(options.data_fraction, seed)
     sub_config = replace(cfg, max_epochs=max(1, int(np.ceil(cfg.max_epochs * options.steps_fraction))),
@@ -551,13 +555,13 @@ def run_sources(
 
     # Baselines with as many sources as the selection (at least one).
     m = max(1, len(selected))
-    pair_gain = np.array([(f_stl - target_loss(results[with_target([s])], t, loss, split)) / abs(f_stl) for s in sources])
-    pairwise_group = with_target(np.asarray(sources)[top_m_by_pairwise_gain(pair_gain, m)])
-    methods: dict[str, Group] = {"stl": stl, "all_sources": everything, "selected": selected_group,
-                                 "pairwise_top_m": pairwise_group}
+    methods: dict[str, Group] = {"stl": stl, "all_sources": everything, "selected": selected_group}
     runs_used = {"stl": 1, "all_sources": 1,
-                 "selected": 1 + int(fast) + (options.stl_repeats - 1) + len(subset_groups) + max(len(candidates), 1),
-                 "pairwise_top_m": 1 + len(pair_groups) + 1}
+                 "selected": 1 + int(fast) + (options.stl_repeats - 1) + len(subset_groups) + max(len(candidates), 1)}
+    pair_gain = np.array([(f_stl - target_loss(results[g], t, loss, split)) / abs(f_stl) for g in pair_groups])
+    if options.pairwise_baseline:
+        methods["pairwise_top_m"] = with_target(np.asarray(sources)[top_m_by_pairwise_gain(pair_gain, m)])
+        runs_used["pairwise_top_m"] = 1 + len(pair_groups) + 1
     affinity_scores = None
     if options.affinity_baseline:
         from negtransfer.affinity.training import measure_affinity
