@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--group-attribute", default=None, help="Fairness rows by this row attribute (tv16: race).")
     parser.add_argument("--planted-rows", type=int, default=1500, help="Rows per planted task.")
     parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=None, help="Also write each case's report.json here.")
     parser.add_argument("--pairwise", action="store_true", help="Also the pairwise-gain baseline (k runs per repeat).")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -124,6 +125,11 @@ def main() -> None:
                                     group_attribute=args.group_attribute,
                                     chunk_size=args.chunk_size)
             rep = run_sources(ds, options, config, seed, store)
+            if args.out:
+                from negtransfer.report.jsonio import write_json
+
+                args.out.mkdir(parents=True, exist_ok=True)
+                write_json(args.out / f"{args.dataset}-{target}-{seed}.json", rep.to_dict())
             planted = ""
             if args.dataset == "planted":
                 clusters = np.asarray(ds.info["clusters"])
