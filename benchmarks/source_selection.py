@@ -1,17 +1,24 @@
-"""Source selection on the built-in per-task-rows datasets: the docs' results tables.
+"""Source selection on planted synthetic tasks and the built-in per-task-rows datasets: mean ± s.e. over seeds.
 
-For each target task: ``negtransfer sources`` with alpha = 5 (or fewer when there
-are fewer sources), ``--subsets`` fitted and ``--holdout`` holdout subsets,
-default training, for each threshold grid and seed. Prints one Markdown row per
-(target, seed, grid): the holdout F1 (minority class) and Spearman, and the
-target's test loss and accuracy (classification) or MSE (regression) under STL,
-all sources, the selection and the baselines, with the runs the selection needed.
-All runs share one store, so a second invocation only re-fits.
+For each (target, seed): ``negtransfer sources`` with alpha = 5 (or fewer when
+there are fewer sources), the default training scheme (``--training parity``),
+``--repeats`` runs per model and ``--subsets`` fitted subsets (default 8k) plus
+``--holdout`` holdout subsets. Prints one Markdown row per (target, seed): the
+holdout F1 (minority class) with the class balance, Spearman, the selection
+size, and the target's test loss under STL, all sources and the selection
+(± s.e. over the repeats). Then one row per target with the means ± s.e. over
+the seeds, and whether the selection's test loss is no worse than the better
+of STL and all-source MTL by more than one s.e. (over the seeds; with one seed,
+over the repeats). ``--dataset planted`` also checks that the planted cluster
+of the target is what was selected; ``--group-attribute race`` (tv16) adds the
+fairness rows. All runs share one store, so a second invocation only re-fits.
 
 Run:
-``python benchmarks/source_selection.py --dataset tv16 --targets Oklahoma Nevada Texas``
-``python benchmarks/source_selection.py --dataset adult --group-column occupation --targets Sales Tech-support``
-``python benchmarks/source_selection.py --dataset exam --targets 1 17``
+``python benchmarks/source_selection.py --dataset planted --seeds 0 1 2``
+``python benchmarks/source_selection.py --dataset tv16 --targets largest --seeds 0 1 2 --group-attribute race``
+``python benchmarks/source_selection.py --dataset tv16 --targets Oklahoma Nevada Vermont --seeds 0 1 2``
+``python benchmarks/source_selection.py --dataset adult --group-column occupation --targets Tech-support Protective-serv Farming-fishing``
+``python benchmarks/source_selection.py --dataset exam --targets school14 school17 school08``
 """
 
 from __future__ import annotations
@@ -19,55 +26,159 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from negtransfer.data.builtin import load_builtin
 from negtransfer.jobs.sources import SourceOptions, run_sources
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
-METHODS = ("stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m", "exhaustive_pairs")
+METHODS = ("stl", "all_sources", "selected")
+
+
+def load(dataset: str, seed: int, group_column: str | None, planted_rows: int):
+    """The dataset of one seed (the planted tasks are regenerated per seed: other clusters, other data)."""
+    if dataset == "planted":
+        from negtransfer.data.synthetic import make_synthetic_tasks
+
+        # 12 tasks in two planted clusters: 11 sources, C(11, 3) = 165 distinct subsets of 3, enough for
+        # 8k = 88 fitted and 50 holdout subsets without repeats
+        return make_synthetic_tasks(n_tasks=12, n_clusters=2, task_kind="binary", layout="per-task-rows",
+                                    n_samples=planted_rows, seed=seed)
+    from negtransfer.data.builtin import load_builtin
+
+    return load_builtin(dataset, seed=seed, **({"group_column": group_column} if group_column else {}))
+
+
+def resolve_targets(ds, targets: list[str]) -> list[str]:
+    """``largest`` stands for the five tasks with the most rows."""
+    if targets != ["largest"]:
+        return targets
+    counts = np.bincount(ds.row_task, minlength=ds.n_tasks)
+    return [ds.task_names[i] for i in np.argsort(-counts, kind="stable")[:5]]
+
+
+def mean_se(values) -> tuple[float, float]:
+    values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
+    return float(values.mean()), float(se)
+
+
+def fmt(mean: float, se: float, digits: int = 3) -> str:
+    return f"{mean:.{digits}f}" + (f" ± {se:.{digits}f}" if np.isfinite(se) else "")
+
+
+def no_worse(rows: list[dict]) -> tuple[bool, float, float]:
+    """Is the selection's test loss within one s.e. of the better of STL and all sources (better on average)?"""
+    best = min(("stl", "all_sources"), key=lambda m: np.mean([r["test"][m] for r in rows]))
+    diffs = [r["test"]["selected"] - r["test"][best] for r in rows]
+    mean, se = mean_se(diffs)
+    if len(rows) == 1:  # one seed: the s.e. over the repeats
+        se = rows[0]["test_se"]["selected"]
+    return bool(mean <= (se if np.isfinite(se) else 0.0)), mean, se
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="tv16", choices=["tv16", "adult", "exam"])
+    parser.add_argument("--dataset", default="tv16", choices=["planted", "tv16", "adult", "exam"])
     parser.add_argument("--group-column", default=None, help="adult: the column whose groups are the tasks.")
-    parser.add_argument("--targets", nargs="+", default=["Oklahoma", "Nevada", "Texas"])
-    parser.add_argument("--store", type=Path, default=None, help="Default runs/<dataset>.sqlite.")
-    parser.add_argument("--alpha", type=int, default=5)
-    parser.add_argument("--subsets", type=int, default=200)
-    parser.add_argument("--holdout", type=int, default=100)
-    parser.add_argument("--common-init", action="store_true", help="Subset models share one initialisation.")
-    parser.add_argument("--grids", nargs="+", default=["paper", "all"])
-    parser.add_argument("--threshold-by", nargs="+", default=["validation"], choices=["validation", "surrogate"])
-    parser.add_argument("--stl-repeats", type=int, default=1, help="STL runs averaged for the reference f(STL).")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="Split and training seeds.")
-    parser.add_argument("--exhaustive-pairs", default="auto", choices=["auto", "on", "off"],
-                        help="The best-of-all-pairs baseline (auto: when k(k-1)/2 <= 300; tv16 needs 1,225).")
+    parser.add_argument("--targets", nargs="+", default=["largest"], help="Task names, or 'largest' (five).")
+    parser.add_argument("--store", type=Path, default=None, help="Default runs/sources-<dataset>.sqlite.")
+    parser.add_argument("--alpha", type=int, default=None, help="Default 5 (3 for planted).")
+    parser.add_argument("--subsets", type=int, default=None, help="Fitted subsets (default 8k).")
+    parser.add_argument("--holdout", type=int, default=None, help="Default 100 (50 for planted).")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--training", default="parity", choices=["parity", "task-modeling", "legacy"])
+    parser.add_argument("--grid", default="all", choices=["all", "paper"])
+    parser.add_argument("--loss", default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="Maximum epochs per model (default TrainConfig's).")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="Split and training seeds.")
+    parser.add_argument("--group-attribute", default=None, help="Fairness rows by this row attribute (tv16: race).")
+    parser.add_argument("--planted-rows", type=int, default=1500, help="Rows per planted task.")
+    parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=None, help="Also write each case's report.json here.")
+    parser.add_argument("--pairwise", action="store_true", help="Also the pairwise-gain baseline (k runs per repeat).")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    kwargs = {"group_column": args.group_column} if args.group_column else {}
-    store = RunStore(args.store or Path(f"runs/{args.dataset}{'-' + args.group_column if args.group_column else ''}.sqlite"))
-    print("| target (rows) | seed | grid, gamma by | holdout F1 | Spearman | selected | " +
-          " | ".join(f"{m} loss / metric" for m in METHODS) + " | runs (selection) |")
+    planted = args.dataset == "planted"
+    args.alpha = args.alpha or (3 if planted else 5)
+    args.holdout = args.holdout if args.holdout is not None else (50 if planted else 100)
+    if planted and args.targets == ["largest"]:
+        args.targets = ["task00"]
+    store = RunStore(args.store or Path(f"runs/sources-{args.dataset}.sqlite"))
+    config = TrainConfig.preset("task-modeling" if args.training == "task-modeling" else "default",
+                                **({"max_epochs": args.epochs} if args.epochs else {}))
+    rows: list[dict] = []
+    print("| target (rows) | seed | holdout F1 (negative / positive) | Spearman | selected | planted cluster | "
+          + " | ".join(f"{m} test loss" for m in METHODS) + " | runs |")
     print("|" + "---|" * (6 + len(METHODS) + 1))
     for seed in args.seeds:
-        dataset = load_builtin(args.dataset, seed=seed, **kwargs)
-        for target in args.targets:
-            rows = int((dataset.row_task == dataset.task_index([target])[0]).sum())
-            for grid, threshold_by in [(g, b) for g in args.grids for b in args.threshold_by]:
-                options = SourceOptions(target=target, alpha=min(args.alpha, dataset.n_tasks - 1),
-                                        n_subsets=args.subsets, holdout=args.holdout, grid=grid,
-                                        common_init=args.common_init, exhaustive_pairs=args.exhaustive_pairs,
-                                        threshold_by=threshold_by, stl_repeats=args.stl_repeats)
-                rep = run_sources(dataset, options, TrainConfig(), seed, store)
-                h = rep.holdout
-                second = rep.test_accuracy or rep.test_metric  # accuracy, or MSE for regression
-                cells = [f"{rep.test_loss[m]:.4f} / {second[m]:.3f}" if m in rep.test_loss else "-"
-                         for m in METHODS]
-                print(f"| {target} ({rows}) | {seed} | {grid}, {threshold_by} | {h['f1']:.3f} | {h['spearman']:.3f} | "
-                      f"{len(rep.selected)} | " + " | ".join(cells) + f" | {rep.runs['selected']} |", flush=True)
+        ds = load(args.dataset, seed, args.group_column, args.planted_rows)
+        for target in resolve_targets(ds, args.targets):
+            t = ds.task_index([target])[0]
+            options = SourceOptions(target=target, alpha=min(args.alpha, ds.n_tasks - 1), n_subsets=args.subsets,
+                                    holdout=args.holdout, repeats=args.repeats, training=args.training,
+                                    grid=args.grid, loss=args.loss, exhaustive_pairs="off",
+                                    affinity_baseline=False, pairwise_baseline=args.pairwise,
+                                    group_attribute=args.group_attribute,
+                                    chunk_size=args.chunk_size)
+            rep = run_sources(ds, options, config, seed, store)
+            if args.out:
+                from negtransfer.report.jsonio import write_json
+
+                args.out.mkdir(parents=True, exist_ok=True)
+                write_json(args.out / f"{args.dataset}-{target}-{seed}.json", rep.to_dict())
+            planted = ""
+            if args.dataset == "planted":
+                clusters = np.asarray(ds.info["clusters"])
+                mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[t]) if i != t}
+                planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
+            h = rep.holdout
+            row = {"target": target, "seed": seed, "f1": h.get("f1", float("nan")),
+                   "spearman": h.get("spearman", float("nan")), "test": rep.test_loss, "test_se": rep.test_loss_se,
+                   "planted": planted, "fairness": rep.fairness, "selected": len(rep.selected)}
+            rows.append(row)
+            n_rows = int((ds.row_task == t).sum())
+            cells = [fmt(rep.test_loss[m], rep.test_loss_se[m], 4) for m in METHODS]
+            print(f"| {target} ({n_rows}) | {seed} | {h.get('f1', float('nan')):.3f} ({h.get('n_negative')} / "
+                  f"{h.get('n_positive')}) | {h.get('spearman', float('nan')):.3f} | {len(rep.selected)} | "
+                  f"{planted or '-'} | " + " | ".join(cells) + f" | {rep.runs['selected']} |", flush=True)
+    summarise(rows, args)
+
+
+def summarise(rows: list[dict], args) -> None:
+    """One row per target: means ± s.e. over the seeds, and the never-worse check."""
+    print()
+    print("| target | seeds | holdout F1 | Spearman | selected / STL test loss | all sources / STL | "
+          "selection - better of STL and all (± s.e.) | no worse | planted cluster selected |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    passed = 0
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    for target in targets:
+        mine = [r for r in rows if r["target"] == target]
+        ok, diff, se = no_worse(mine)
+        passed += ok
+        ratio = {m: mean_se([r["test"][m] / r["test"]["stl"] for r in mine]) for m in ("selected", "all_sources")}
+        planted = f"{sum(r['planted'] == 'yes' for r in mine)} of {len(mine)}" if args.dataset == "planted" else "-"
+        print(f"| {target} | {len(mine)} | {fmt(*mean_se([r['f1'] for r in mine]))} | "
+              f"{fmt(*mean_se([r['spearman'] for r in mine]))} | {fmt(*ratio['selected'])} | "
+              f"{fmt(*ratio['all_sources'])} | {fmt(diff, se, 4)} | {'yes' if ok else 'no'} | {planted} |")
+    f1 = mean_se([np.mean([r["f1"] for r in rows if r["target"] == t]) for t in targets])
+    rho = mean_se([np.mean([r["spearman"] for r in rows if r["target"] == t]) for t in targets])
+    print(f"\nall targets: holdout F1 {fmt(*f1)}, Spearman {fmt(*rho)} (means over targets of the per-target "
+          f"means); selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
+    if args.group_attribute:
+        print(f"\n| target | method | accuracy | worst-group accuracy | demographic-parity gap | "
+              f"equal-opportunity gap |  (by {args.group_attribute}, means over seeds)")
+        print("|---|---|---|---|---|---|")
+        for target in targets:
+            mine = [r["fairness"] for r in rows if r["target"] == target and r["fairness"]]
+            for method in METHODS:
+                cells = [fmt(*mean_se([f[method][name] for f in mine])) for name in
+                         ("accuracy", "worst_group_accuracy", "demographic_parity_gap", "equal_opportunity_gap")]
+                print(f"| {target} | {method} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

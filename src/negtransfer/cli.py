@@ -197,7 +197,9 @@ EpochsOpt, BatchSizeOpt, LrOpt, OptimizerOpt, PatienceOpt = _training_options(
 PresetOpt = typer.Option("default", "--preset",
                          help="Named training setup: 'default', or 'etap-chemical' (the ETAP public code's Chemical "
                               "setup: lr 0.001, 264 rows per task and step, oversampling, patience 20, up to 1000 "
-                              "epochs, lr halved every 75 epochs after epoch 100). Options given explicitly win.",
+                              "epochs, lr halved every 75 epochs after epoch 100), or 'task-modeling' (the surrogate "
+                              "paper's public code: pooled rows, mean loss over rows, 20 epochs, no early stopping). "
+                              "Options given explicitly win.",
                          rich_help_panel=TRAINING)
 BatchingOpt = typer.Option(None, "--batching",
                            help="Per-task-rows data: 'per-task' (each step takes --batch-size rows of every task of "
@@ -217,7 +219,7 @@ RepeatsOpt = typer.Option(3, "--repeats", min=1,
 Executor = Literal["local", "process", "ray"]
 Device = Literal["cpu", "cuda"]
 Optimizer = Literal["sgd", "adam"]
-Preset = Literal["default", "etap-chemical"]
+Preset = Literal["default", "etap-chemical", "task-modeling"]
 Batching = Literal["auto", "per-task", "pooled"]
 Impute = Literal["mean", "median"]
 
@@ -900,14 +902,16 @@ def compare_grouping(
 def sources(
     target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),
     alpha: int = typer.Option(5, "--alpha", min=1, help="Sources per sampled subset."),
-    subsets: int = typer.Option(200, "--subsets", min=2, help="Subsets the surrogate is fitted on."),
+    subsets: Optional[int] = typer.Option(None, "--subsets", min=2, help="Subsets the surrogate is fitted on.", show_default="8k for k sources (the paper's), capped by --max-runs"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of subset runs (subsets x repeats) for the default --subsets."),
     holdout: int = typer.Option(100, "--holdout", min=0, help="Further subsets for negative-transfer prediction."),
-    loss: Optional[Literal["margin", "cross_entropy", "zero_one", "mse"]] = typer.Option(None, "--loss", help="f(S): margin, cross_entropy or zero_one (classification), mse (regression).", show_default="margin; mse for regression"),
+    training_scheme: Optional[Literal["parity", "task-modeling", "legacy"]] = typer.Option(None, "--training", help="'parity': STL, subset and final models share one objective (mean loss over rows), one step budget and early stopping on half the target's validation rows, f(S) on the other half; 'task-modeling': the public code's fixed epochs; 'legacy': the trainer's defaults (figures before issue 11).", show_default="parity; task-modeling with --preset task-modeling"),
+    loss: Optional[Literal["cross_entropy", "mse", "margin", "logit_margin", "zero_one"]] = typer.Option(None, "--loss", help="f(S): cross_entropy, margin (probabilities), logit_margin or zero_one (classification), mse (regression).", show_default="the training loss (cross_entropy; mse for regression); logit_margin for task-modeling, margin for legacy"),
     ridge: float = typer.Option(0.0, "--ridge", min=0.0, help="Ridge penalty of the surrogate (0 = least squares)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
     group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
     common_init: bool = typer.Option(False, "--common-init", help="Subset models share one initialisation (common random numbers: less noise in f(S))."),
-    grid: Literal["paper", "all"] = typer.Option("paper", "--grid", help="Thresholds tried: 'paper' (-0.5..0.5 step 0.1) or 'all' (one per distinct selection)."),
+    grid: Optional[Literal["paper", "all"]] = typer.Option(None, "--grid", help="Thresholds tried: 'all' (one per distinct selection) or 'paper' (-0.5..0.5 step 0.1 on the raw scores of eq. 3; on relative scores with --training legacy).", show_default="all; paper with --preset task-modeling"),
     data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
     steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
     threshold_by: Literal["validation", "surrogate"] = typer.Option("validation", "--threshold-by", help="Choose gamma by the final models' target 'validation' loss (paper) or the training-free cross-fitted 'surrogate' criterion."),
@@ -920,7 +924,7 @@ def sources(
     workers: Optional[int] = WorkersOpt,
     ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Runs per model (common random numbers); f(S), f(STL) and every loss are means over the repeats.", rich_help_panel=RUNS),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Runs per model (common random numbers); f(S), f(STL) and every loss are means over the repeats, with standard errors in report.json.", show_default="3; 5 with --preset task-modeling (the authors average 3-5)", rich_help_panel=RUNS),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = LrOpt,
@@ -966,12 +970,17 @@ def sources(
     job = _Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = _kinds_summary(ds, data, notes)
+    public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
-                            data_fraction=data_fraction, steps_fraction=steps_fraction, grid=grid,
+                            data_fraction=data_fraction, steps_fraction=steps_fraction,
+                            grid=grid or ("paper" if public else "all"),
                             group_attribute=group_attribute, common_init=common_init,
                             exhaustive_pairs=exhaustive_pairs, max_pair_runs=max_pair_runs,
-                            threshold_by=threshold_by, stl_repeats=stl_repeats, repeats=repeats)
+                            threshold_by=threshold_by, stl_repeats=stl_repeats,
+                            repeats=repeats or (5 if public else 3),
+                            training=training_scheme or ("task-modeling" if public else "parity"),
+                            max_runs=max_runs)
     try:
         options.check(ds)
     except ValueError as exc:
@@ -979,12 +988,14 @@ def sources(
     from math import comb
 
     distinct = comb(ds.n_tasks - 1, alpha)
-    if subsets + holdout > distinct:
-        _note(f"--subsets {subsets} + --holdout {holdout} is more than the {distinct} distinct subsets of {alpha} of "
-              f"the {ds.n_tasks - 1} sources; subsets repeat", notes)
+    n_fit = options.subsets_for(ds.n_tasks - 1)
+    if n_fit + holdout > distinct:
+        _note(f"{n_fit} fitted + {holdout} holdout subsets are more than the {distinct} distinct subsets of {alpha} "
+              f"of the {ds.n_tasks - 1} sources; subsets repeat", notes)
     job.start()
     with job.training() as progress:
-        report = run_sources(ds, options, config, seed, job.store, executor=job.executor, progress=progress)
+        report = run_sources(ds, options, config, seed, job.store, executor=job.executor, progress=progress,
+                             notify=lambda message: _note(message, notes))
     report.task_kinds, report.notes = kinds, notes
     with job.writing():
         write_json(out / "report.json", report.to_dict())

@@ -16,23 +16,23 @@ def planted_rows():
                                 n_samples=400, seed=0)
 
 
-@pytest.mark.slow  # about 20-40 s; the job end to end also runs in test_sources_cli_on_a_file_with_a_task_column
-def test_surrogate_selects_the_planted_cluster(planted_rows, tmp_path):
-    ds = planted_rows
+@pytest.mark.slow  # about 2 min; the job end to end also runs in test_sources_cli_on_a_file_with_a_task_column
+def test_surrogate_selects_the_planted_cluster(tmp_path):
+    # 1500 rows per task: enough for STL to learn, so that the other cluster can hurt (planted negative transfer)
+    ds = make_synthetic_tasks(n_tasks=10, n_clusters=2, task_kind="binary", layout="per-task-rows",
+                              n_samples=1500, seed=0)
     clusters = np.array(ds.info["clusters"])
     target = 0
-    # pooled batches and an initialisation per subset model, as `negtransfer sources` uses by default
-    # (docs/methods/source-selection.md)
     rep = run_sources(ds, SourceOptions(target=ds.task_names[target], alpha=3, n_subsets=40, holdout=20),
-                      TrainConfig(batching="pooled", shared_init=False), 0, RunStore(tmp_path / "s.sqlite"))
+                      TrainConfig(), 0, RunStore(tmp_path / "s.sqlite"))
     mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[target]) if i != target}
-    assert set(rep.selected) == mates
-    # relevance scores: planted helpers negative on average, the other cluster positive
+    assert set(rep.selected) <= mates and len(rep.selected) >= 2
+    # relevance scores: the planted helpers score below every source of the other cluster
     rel = rep.relevance
-    assert np.mean([rel[m] for m in mates]) < 0 < np.mean([v for k, v in rel.items() if k not in mates])
+    assert max(rel[m] for m in mates) < min(v for name, v in rel.items() if name not in mates)
     tl = rep.test_loss
     assert tl["selected"] < tl["stl"] and tl["selected"] < tl["all_sources"]
-    assert rep.holdout["n"] == 20 and rep.holdout["spearman"] > 0.3
+    assert rep.holdout["n"] == 20 and rep.holdout["spearman"] > 0.6 and rep.holdout["f1"] > 0.6
     assert set(rep.methods) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
     assert rep.runs["selected"] >= 61  # STL + 60 subsets + threshold candidates
     # the exhaustive baseline trains all 9 + 36 one- and two-source models and keeps one of them (the best by
@@ -67,7 +67,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
                                    "--target", "task0", "--alpha", "3", "--subsets", "30", "--holdout", "10",
-                                   "--no-affinity", "--epochs", "5", "--out", str(out), "-q"])
+                                   "--no-affinity", "--epochs", "5", "--repeats", "1", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     import json
 
@@ -126,8 +126,9 @@ def test_threshold_by_surrogate_needs_no_candidate_runs(planted_rows, tmp_path):
     ds = planted_rows
     clusters = np.array(ds.info["clusters"])
     mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[0]) if i != 0}
+    # legacy training: on these small tasks STL barely learns under the parity scheme, so every source "helps"
     opts = SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=0, affinity_baseline=False,
-                         threshold_by="surrogate", exhaustive_pairs="off")
+                         threshold_by="surrogate", exhaustive_pairs="off", training="legacy")
     rep = run_sources(ds, opts, TrainConfig(batching="pooled", max_epochs=30), 0, RunStore(tmp_path / "s.sqlite"))
     assert rep.threshold_by == "surrogate"
     assert rep.runs["selected"] == 1 + 30 + 1  # STL + subsets + the one final model
@@ -155,3 +156,81 @@ def test_stl_repeats_average_the_reference(planted_rows, tmp_path):
         SourceOptions(target="task0", stl_repeats=0).check(ds)
     with pytest.raises(ValueError, match="common-init"):
         SourceOptions(target="task0", stl_repeats=2, common_init=True).check(ds)
+
+
+def test_parity_training_config_follows_the_target():
+    from negtransfer.jobs.sources import source_training_config
+
+    ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, task_kind="binary", layout="per-task-rows",
+                              n_samples=100, seed=0)
+    base = TrainConfig(batch_size=16, shared_init=False)
+    cfg = source_training_config(base, ds, 2, "parity")
+    n_train = int(((ds.row_task == 2) & (ds.split == 0)).sum())
+    assert cfg.steps_per_epoch == -(-n_train // 16)  # one pass over the target's rows, for every group
+    assert (cfg.stopping_task, cfg.stopping_rows, cfg.loss_weighting, cfg.batching) == (2, "half", "row-mean", "pooled")
+    assert cfg.shared_init and cfg.early_stopping
+    assert source_training_config(base, ds, 2, "legacy") is base
+    public = source_training_config(base, ds, 2, "task-modeling")
+    assert not public.early_stopping and public.stopping_task is None and public.loss_weighting == "row-mean"
+
+
+def test_default_subsets_follow_the_paper_within_the_budget(planted_rows):
+    assert SourceOptions(target="t").subsets_for(50) == 400  # n = 8k
+    assert SourceOptions(target="t", n_subsets=30).subsets_for(50) == 30
+    # 600 runs for 3 repeats: 200 subsets, 100 of them the holdout
+    assert SourceOptions(target="t", max_runs=600, repeats=3).subsets_for(50) == 100
+    assert SourceOptions(target="t", max_runs=10, repeats=3).subsets_for(50) == 50  # never fewer than k
+    for bad, match in (({"training": "fast"}, "--training"), ({"max_runs": 0}, "--max-runs")):
+        with pytest.raises(ValueError, match=match):
+            SourceOptions(target="task0", **bad).check(planted_rows)
+
+
+def test_repeats_give_means_standard_errors_and_a_resumable_plan(planted_rows, tmp_path):
+    from negtransfer.jobs.sources import source_training_config, target_values
+    from negtransfer.runs.runner import ensure_runs
+
+    ds = planted_rows
+    store = RunStore(tmp_path / "s.sqlite")
+    opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=6, repeats=2, affinity_baseline=False,
+                         exhaustive_pairs="off")
+    messages: list[str] = []
+    rep = run_sources(ds, opts, TrainConfig(max_epochs=6), 0, store, notify=messages.append)
+    assert messages[0].startswith(f"{rep.plan['runs']} runs") and "to train" in messages[0]
+    assert rep.plan["to_train"] == rep.plan["runs"] - sum(r["stored"] for r in rep.plan["stages"].values())
+    assert rep.repeats == 2 and rep.f_rows == "estimate half" and rep.loss == "cross_entropy"
+    # f(S) is the mean of the two repeats' target loss on the estimate half; its s.e. is |a - b| / 2
+    cfg = source_training_config(TrainConfig(max_epochs=6), ds, 0, "parity")
+    row = rep.subsets[0]
+    group = tuple(sorted([0] + [ds.task_names.index(n) for n in row["sources"]]))
+    values = target_values(ensure_runs(ds, [group], cfg, 0, store, repeats=2)[group], 0, "cross_entropy", "val_est")
+    assert row["f"] == pytest.approx(values.mean()) and row["se"] == pytest.approx(abs(values[0] - values[1]) / 2)
+    assert len(rep.subsets) == 18 and all(r["se"] >= 0 and np.isfinite(r["paired_se"]) for r in rep.subsets)
+    assert np.isfinite(rep.stl_val_se) and set(rep.test_loss_se) == set(rep.test_loss)
+    # a second call finds every run in the store and gives the same figures
+    again = run_sources(ds, opts, TrainConfig(max_epochs=6), 0, store)
+    assert again.plan["to_train"] == 0 and again.relevance == rep.relevance and again.test_loss == rep.test_loss
+
+
+def test_paper_grid_thresholds_the_raw_scores(planted_rows, tmp_path):
+    ds = planted_rows
+    opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=0, grid="paper", affinity_baseline=False,
+                         exhaustive_pairs="off", training="task-modeling")
+    rep = run_sources(ds, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
+    assert rep.threshold_scale == "raw" and rep.loss == "logit_margin" and rep.f_rows == "all"
+    assert rep.selected == [name for name, v in rep.raw_relevance.items() if v < rep.threshold]
+    # raw = |f_STL| * relative + f_STL / alpha (least squares, fixed-size subsets)
+    for name, v in rep.relevance.items():
+        assert rep.raw_relevance[name] == pytest.approx(abs(rep.stl_val_loss) * v + rep.stl_val_loss / 2, abs=1e-6)
+
+
+def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
+    from negtransfer.report.sources import write_sources_report
+
+    opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=8, affinity_baseline=False,
+                         exhaustive_pairs="off", repeats=2, pairwise_baseline=False)
+    rep = run_sources(planted_rows, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
+    assert set(rep.methods) == {"stl", "all_sources", "selected"} and "pairwise runs" not in rep.plan["stages"]
+    text = write_sources_report(rep, tmp_path / "out").read_text()
+    h = rep.holdout
+    assert f"class balance: {h['n_negative']} negative, {h['n_positive']} positive" in text
+    assert "± " in text and "training scheme `parity`" in text

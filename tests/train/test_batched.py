@@ -278,3 +278,99 @@ def test_odd_evaluation_sizes_do_not_depend_on_the_stack():
     for g, res in zip(groups, together):
         alone = train_group_models(ds, [g], cfg, 0)[0]
         assert res.test_loss == alone.test_loss and res.val_loss == alone.val_loss
+
+
+# --- options for training parity between STL and group models (issue 11) ---------------------------------
+
+
+def test_new_options_at_their_defaults_keep_every_stored_runs_key():
+    # the hash of the defaults (and of a preset) before these options existed: stores stay valid
+    assert TrainConfig().config_hash() == "1ba3887a3e95c105"
+    assert TrainConfig.preset("etap-chemical").config_hash() == "3997094816c24de0"
+    for change in ({"loss_weighting": "row-mean"}, {"steps_per_epoch": 3}, {"stopping_task": 0},
+                   {"stopping_rows": "half"}, {"early_stopping": False}):
+        assert TrainConfig(**change).config_hash() != TrainConfig().config_hash()
+
+
+def test_new_options_are_checked():
+    with pytest.raises(ValueError, match="loss_weighting"):
+        TrainConfig(loss_weighting="sum")
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        TrainConfig(steps_per_epoch=-1)
+    with pytest.raises(ValueError, match="steps_per_epoch needs pooled"):
+        TrainConfig(steps_per_epoch=2, batching="per-task")
+    with pytest.raises(ValueError, match="stopping_task"):
+        TrainConfig(stopping_task=-1)
+    with pytest.raises(ValueError, match="stopping_rows"):
+        TrainConfig(stopping_rows="third")
+
+
+def test_row_mean_is_task_mean_for_one_task_and_differs_for_groups():
+    ds = _per_task_rows_dataset()
+    base = TrainConfig(max_epochs=4, lr=0.05, batching="pooled")
+    rows = TrainConfig(max_epochs=4, lr=0.05, batching="pooled", loss_weighting="row-mean")
+    assert train_group_models(ds, [(0,)], base, 0)[0].test_loss == train_group_models(ds, [(0,)], rows, 0)[0].test_loss
+    assert train_group_models(ds, [(0, 1)], base, 0)[0].test_loss != train_group_models(ds, [(0, 1)], rows, 0)[0].test_loss
+
+
+def test_steps_per_epoch_gives_every_group_the_same_step_budget(mixed_dataset):
+    ds = _per_task_rows_dataset()
+    steps = []
+    hook = lambda losses, model, opt, batch: steps.append(batch[0].shape[1])  # noqa: E731
+    cfg = TrainConfig(max_epochs=3, batch_size=16, batching="pooled", steps_per_epoch=5, early_stopping=False)
+    for group in [(0,), (0, 1, 2, 3)]:
+        steps.clear()
+        res = train_group_models(ds, [group], cfg, seed=0, step_hook=hook)[0]
+        assert len(steps) == 15 and res.epochs == 3 and res.best_epoch == 3  # fixed budget, last weights kept
+    with pytest.raises(ValueError, match="per-task-rows"):
+        train_group_models(mixed_dataset, [(0,)], TrainConfig(steps_per_epoch=2), 0)
+
+
+def test_parity_options_stacked_equal_alone():
+    ds = _per_task_rows_dataset()
+    cfg = TrainConfig(max_epochs=6, patience=2, lr=0.05, batching="pooled", loss_weighting="row-mean",
+                      steps_per_epoch=4, stopping_task=0, stopping_rows="half")
+    groups = [(0,), (0, 1), (0, 2, 3), (0, 1, 2, 3)]
+    together = train_group_models(ds, groups, cfg, seed=1)
+    for g, res in zip(groups, together):
+        alone = train_group_models(ds, [g], cfg, seed=1)[0]
+        assert res.test_loss == alone.test_loss and res.extra["val_est_loss"] == alone.extra["val_est_loss"]
+    with pytest.raises(ValueError, match="stopping task 0"):
+        train_group_models(ds, [(1, 2)], cfg, seed=1)
+
+
+def test_validation_halves_split_each_tasks_rows_in_two():
+    from negtransfer.train.batched import validation_halves
+
+    ds = _per_task_rows_dataset()
+    stop, est = validation_halves(ds)
+    assert not set(stop) & set(est) and set(stop) | set(est) == set(np.flatnonzero(ds.split == 1))
+    for t in range(ds.n_tasks):
+        assert abs(int((ds.row_task[stop] == t).sum()) - int((ds.row_task[est] == t).sum())) <= 1
+    cfg = TrainConfig(max_epochs=5, lr=0.05, batching="pooled", stopping_task=0, stopping_rows="half")
+    res = train_group_models(ds, [(0, 1)], cfg, 0)[0]
+    assert set(res.extra["val_est_loss"]) == {0, 1} and res.extra["val_est_loss"][0] != res.val_loss[0]
+    assert {"val_est_margin_loss", "val_est_logit_margin", "val_est_zero_one"} <= set(res.extra)
+
+
+def test_stopping_on_the_target_alone_ignores_the_other_tasks_validation_rows():
+    ds = _per_task_rows_dataset()
+    X = ds.X.copy()
+    X[(ds.split == 1) & (ds.row_task == 0)] *= -1  # task 0's validation rows now disagree with training
+    moved = type(ds)(ds.name, ds.tasks, X, ds.Y, ds.split, ds.feature_names, row_task=ds.row_task)
+    summed = TrainConfig(max_epochs=40, patience=5, lr=0.01, batching="pooled")
+    target = TrainConfig(max_epochs=40, patience=5, lr=0.01, batching="pooled", stopping_task=3)
+    # the summed stopping loss moves with task 0's validation rows; stopping on task 3 alone does not
+    assert train_group_models(moved, [(0, 3)], summed, 0)[0].best_epoch != \
+        train_group_models(ds, [(0, 3)], summed, 0)[0].best_epoch
+    a, b = train_group_models(moved, [(0, 3)], target, 0)[0], train_group_models(ds, [(0, 3)], target, 0)[0]
+    assert a.best_epoch == b.best_epoch and a.test_loss[3] == b.test_loss[3]
+
+
+def test_logit_margin_of_a_binary_task_is_minus_the_signed_logit():
+    ds = _per_task_rows_dataset()
+    res = train_group_models(ds, [(0,)], TrainConfig(max_epochs=3, lr=0.05), 0, keep_test_predictions=True)[0]
+    p = np.asarray(res.extra["test_prediction"][0], dtype=float)
+    y = ds.Y[np.asarray(res.extra["test_rows"][0]), 0]
+    expected = np.mean((1 - 2 * y) * np.log(p / (1 - p)))
+    assert res.extra["test_logit_margin"][0] == pytest.approx(expected, rel=1e-4)

@@ -24,7 +24,8 @@ METHOD_LABELS = {
 }
 
 
-def plot_relevance(relevance: dict, threshold: float, selected, path) -> Path:
+def plot_relevance(relevance: dict, threshold: float, selected, path,
+                   xlabel: str = "relevance score theta (relative change of the target's loss; negative = helps)") -> Path:
     """Horizontal bars of theta per source, sorted, with the threshold line."""
     items = sorted(relevance.items(), key=lambda kv: kv[1])
     height = max(3.0, 0.22 * len(items) + 1.2)
@@ -36,7 +37,7 @@ def plot_relevance(relevance: dict, threshold: float, selected, path) -> Path:
     ax.set_yticks(range(len(items)), [name for name, _ in items], fontsize=7 if len(items) > 25 else 9)
     ax.axvline(threshold, color="#d7301f", linestyle="--", label=f"threshold gamma = {threshold:.3g}")
     ax.axvline(0.0, color="black", linewidth=0.6)
-    ax.set_xlabel("relevance score theta (relative change of the target's loss; negative = helps)")
+    ax.set_xlabel(xlabel)
     ax.set_title("Relevance of each source (blue: selected)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -92,7 +93,11 @@ def write_sources_report(report, out_dir) -> Path:
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
-    plot_relevance(report["relevance"], report["threshold"], report["selected"], plots / "relevance.png")
+    if report.get("threshold_scale") == "raw":  # the paper grid acts on eq. 3's raw scores
+        plot_relevance(report["raw_relevance"], report["threshold"], report["selected"], plots / "relevance.png",
+                       xlabel="relevance score theta on the raw scale of eq. 3 (lower = more useful)")
+    else:
+        plot_relevance(report["relevance"], report["threshold"], report["selected"], plots / "relevance.png")
     figures.append(("Relevance scores and threshold", "plots/relevance.png"))
     if report["holdout_points"]:
         plot_surrogate_fit(report["holdout_points"], report["stl_val_loss"], plots / "surrogate_fit.png")
@@ -103,11 +108,16 @@ def write_sources_report(report, out_dir) -> Path:
         figures.append(("Surrogate error vs number of subsets", "plots/error_curve.png"))
 
     hold = report["holdout"]
+    repeats = report.get("repeats", 1)
+    rows_note = (" on the half of its validation rows that did not choose the stopping epoch"
+                 if report.get("f_rows") == "estimate half" else "")
     lines = [
         f"# Source selection for target `{report['target']}` ({report['dataset']})",
         "",
         f"{report['n_sources']} candidate sources, subsets of {report['alpha']}, f(S) = target validation "
-        f"{report['loss']} loss, seed {report['seed']}.",
+        f"{report['loss']} loss{rows_note}, seed {report['seed']}, training scheme "
+        f"`{report.get('training', 'legacy')}`, {repeats} run{'s' if repeats > 1 else ''} per model "
+        f"(figures are means over them).",
         "",
         f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.3g}): "
         + (", ".join(report["selected"]) if report["selected"] else "none (the target alone is best)"),
@@ -116,19 +126,29 @@ def write_sources_report(report, out_dir) -> Path:
     if hold.get("n"):
         lines.append(
             f"**Negative-transfer prediction** on {hold['n']} holdout subsets: F1 of the minority class "
-            f"({hold.get('minority')}) {_fmt(hold.get('f1'))}, Spearman of g vs f {_fmt(hold.get('spearman'))}."
+            f"({hold.get('minority')}) {_fmt(hold.get('f1'))} (class balance: {hold.get('n_negative')} negative, "
+            f"{hold.get('n_positive')} positive transfers), Spearman of g vs f {_fmt(hold.get('spearman'))}."
         )
         lines.append("")
+    se = report.get("subset_se") or {}
+    if repeats > 1 and se:
+        lines += [f"Noise of f(S) over the {repeats} repeats: standard error {_fmt(se.get('mean'))} (mean over "
+                  f"subsets), {_fmt(se.get('paired_mean'))} for f(S) - f(STL) paired by repeat; f(STL) = "
+                  f"{_fmt(report['stl_val_loss'])} ± {_fmt(report.get('stl_val_se'))}. Per subset: "
+                  "`subsets` in report.json.", ""]
     metric = report["test_metric_name"]
     rows = []
+    test_se = report.get("test_loss_se") or {}
     for key, label in METHOD_LABELS.items():
         if key not in report["test_loss"]:
             continue
         acc = report["test_accuracy"][key] if report.get("test_accuracy") else None
-        rows.append([label, str(len(report["methods"][key])), _fmt(report["test_loss"][key]),
+        loss = _fmt(report["test_loss"][key]) + (f" ± {_fmt(test_se[key])}" if repeats > 1 and key in test_se else "")
+        rows.append([label, str(len(report["methods"][key])), loss,
                      _fmt(report["test_metric"][key]), _fmt(acc), str(report["runs"][key])])
     lines += ["## Target's test results", "",
-              render_table(rows, ["method", "sources", "test loss", f"test {metric}", "test accuracy", "runs needed"]),
+              render_table(rows, ["method", "sources", "test loss" + (" ± s.e." if repeats > 1 else ""),
+                                  f"test {metric}", "test accuracy", "runs needed"]),
               "", "Runs needed counts the trained models each method relies on (STL included where it is used).", ""]
     fairness = report.get("fairness")
     if fairness:

@@ -229,6 +229,13 @@ def train_group_models(
     if len(set(zip(group_idx, reps))) != len(group_idx):
         raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
     per_task = config.per_task_batches(dataset.row_task is not None)
+    if config.stopping_task is not None:
+        if config.stopping_task >= n_tasks:
+            raise ValueError(f"stopping_task {config.stopping_task} is not a task index 0..{n_tasks - 1}")
+        for g in group_idx:
+            if config.stopping_task not in g:
+                raise ValueError(f"group {g} lacks the stopping task {config.stopping_task}; "
+                                 "early stopping on one task needs it in every group")
     if not group_idx:
         return []
     threads = torch.get_num_threads()
@@ -292,13 +299,20 @@ class _Batches:
         self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))]).to(device)
         self.pad = n
         self.seeds = [int(s) for s in seeds]
+        self._streams: dict[int, list] = {}  # model -> [its current permutation, position] (steps_per_epoch)
         self.lockstep = dataset.row_task is not None
         if dataset.row_task is None:
+            if config.steps_per_epoch:
+                raise ValueError("steps_per_epoch needs per-task-rows data (on multi-label data every group "
+                                 "already passes over the same rows); leave it at 0")
             # multi-label: one generator per training seed (its models share the rows)
             self.shared_rows = torch.from_numpy(np.flatnonzero(train))
             self.seed_gens = {s: torch.Generator().manual_seed(s % (2**63)) for s in set(self.seeds)}
             return
         self.gens = [torch.Generator().manual_seed(s % (2**63)) for s in self.seeds]
+        self.steps = config.steps_per_epoch
+        if self.steps and self.task_batches:
+            raise ValueError("steps_per_epoch needs pooled batches; use batching='pooled'")
         if not self.task_batches:
             self.rows = [[torch.from_numpy(np.flatnonzero(train & np.isin(dataset.row_task, g)))] for g in groups]
         else:
@@ -306,6 +320,20 @@ class _Batches:
             if config.oversample:  # (per-task batches only)
                 self.rows = [self._oversampled(dataset, g, parts, gen) if len(g) > 1 else parts
                              for g, parts, gen in zip(groups, self.rows, self.gens)]
+
+    def _draw(self, k: int, n: int) -> torch.Tensor:
+        """The next ``n`` rows (at most the group's row count) of model ``k``'s endless reshuffled stream."""
+        rows = self.rows[k][0]
+        stream = self._streams.setdefault(k, [rows[:0], 0])
+        need, parts = min(n, rows.numel()), []
+        while need > 0:
+            if stream[1] >= stream[0].numel():
+                stream[0], stream[1] = rows[torch.randperm(rows.numel(), generator=self.gens[k])], 0
+            take = stream[0][stream[1]: stream[1] + need]
+            stream[1] += take.numel()
+            need -= take.numel()
+            parts.append(take)
+        return torch.cat(parts) if parts else rows[:0]
 
     def _gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``index`` (K, width) of X and Y as (K, width, d) and (K, width, n_tasks)."""
@@ -359,6 +387,15 @@ class _Batches:
                 x, y = self._gather(index)
                 yield (x[0], y[0]) if single else (x, y)
             return
+        if self.steps:
+            # a fixed number of steps per epoch (config.steps_per_epoch), rows from each model's stream
+            for step in range(self.steps):
+                index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
+                for pos, k in enumerate(models):
+                    take = self._draw(k, bs)
+                    index[pos, : take.numel()] = take
+                yield self._gather(index)
+            return
         orders = [[rows[torch.randperm(rows.numel(), generator=self.gens[k])] for rows in self.rows[k]]
                   for k in models]
         if self.task_batches:
@@ -405,6 +442,52 @@ def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(starts, ends)]
 
 
+def validation_halves(dataset: MultiTaskDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Validation row indices split in two: (rows that choose the stopping epoch, rows that estimate the loss).
+
+    Every other validation row of each task, in row order (per-task-rows data:
+    within each task's rows; multi-label data: over all validation rows). The
+    split itself is random (drawn by the dataset's seed), so alternation gives
+    two random halves of (almost) equal size that do not depend on the
+    training seed (``TrainConfig.stopping_rows = "half"``).
+    """
+    val = np.flatnonzero(dataset.split == VALIDATION)
+    if dataset.row_task is None:
+        position = np.arange(val.size)
+    else:
+        position = np.zeros(val.size, dtype=int)
+        tasks = dataset.row_task[val]
+        for t in np.unique(tasks):
+            members = tasks == t
+            position[members] = np.arange(int(members.sum()))
+    return val[position % 2 == 0], val[position % 2 == 1]
+
+
+def stopping_rows(dataset: MultiTaskDataset, config: TrainConfig) -> np.ndarray:
+    """Validation rows whose loss chooses the stopping epoch (all, or the first of :func:`validation_halves`)."""
+    if config.stopping_rows == "half":
+        return validation_halves(dataset)[0]
+    return np.flatnonzero(dataset.split == VALIDATION)
+
+
+def _training_loss(sums, counts, losses, mask, row_mean: bool) -> torch.Tensor:
+    """The stack's training objective on a batch: per model the sum of its tasks' mean losses, or (``row_mean``)
+    the mean loss over its labelled rows (TrainConfig ``loss_weighting``); summed over the models."""
+    if row_mean:
+        return ((sums * mask).sum(1) / (counts * mask).sum(1).clamp(min=1.0)).sum()
+    return (losses * mask).sum()
+
+
+def _stopping_loss(sums: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Per model, the validation loss early stopping watches (see TrainConfig ``stopping_task``, ``loss_weighting``)."""
+    if config.stopping_task is not None:
+        t = config.stopping_task
+        return sums[:, t] / counts[..., t].clamp(min=1.0)
+    if config.loss_weighting == "row-mean":
+        return (sums * mask).sum(1) / (counts * mask).sum(1).clamp(min=1.0)
+    return (sums / counts.clamp(min=1.0) * mask).sum(1)
+
+
 def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
     K = len(group_idx)
@@ -412,6 +495,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     layout = TaskLossLayout(dataset.tasks)
     train_seeds = [repeat_seed(seed, r) for r in reps]
     everything = tuple(range(n_tasks))
+    row_mean = config.loss_weighting == "row-mean"
     init_seeds = [model_seed(s, everything if config.shared_init else g, n_tasks)
                   for s, g in zip(train_seeds, group_idx)]
     device = torch.device(config.device)  # weights are drawn on the CPU, then moved
@@ -426,7 +510,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
 
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
-    val_rows = torch.from_numpy(np.flatnonzero(dataset.split == VALIDATION))
+    val_rows = torch.from_numpy(stopping_rows(dataset, config))
     X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
     batches = _Batches(dataset, group_idx, train_seeds, config)
 
@@ -442,21 +526,23 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
         opt.lr = config.learning_rate_at(epoch)
         for xb, yb in batches.epoch(alive.tolist()):
             outputs = model(xb)
-            losses, counts = layout.task_losses(outputs, yb)
+            sums, counts = layout.loss_sums(outputs, yb)
+            losses = sums / counts.clamp(min=1.0)
             has_label = (cur_mask * (counts > 0)).sum(1) > 0
             if not bool(has_label.any()):
                 continue
             grads = step_hook(losses * cur_mask, model, opt, (xb, yb)) if step_hook is not None else None
             if grads is None:
-                total = (losses * cur_mask).sum()
-                grads = torch.autograd.grad(total, params)
+                grads = torch.autograd.grad(_training_loss(sums, counts, losses, cur_mask, row_mean), params)
             opt.step(list(grads), has_label)
         epochs_run[alive] = epoch
 
         with torch.no_grad():
-            val_losses, _ = layout.task_losses(model(X_val), Y_val)
-            val_total = (val_losses * cur_mask).sum(1)
+            val_sums, val_counts = layout.loss_sums(model(X_val), Y_val)
+            val_total = _stopping_loss(val_sums, val_counts, cur_mask, config)
         improved = val_total < best_val[alive] - config.min_delta
+        if not config.early_stopping:  # a fixed budget: the last epoch's weights are kept
+            improved = torch.ones_like(improved)
         for pos in torch.nonzero(improved).flatten().tolist():
             k = int(alive[pos])
             for bp, p in zip(best_params, params):
@@ -485,9 +571,63 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
         for fp, bp in zip(final.parameters(), best_params):
             fp.copy_(bp)
     results = _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
+    if config.stopping_rows == "half":
+        _add_estimate_half(final, dataset, layout, group_idx, results)
     for res, r in zip(results, reps):
         res.repeat = r
     return results
+
+
+def logit_margin_rows(layout: TaskLossLayout, outputs: torch.Tensor, labels: torch.Tensor, task: int) -> torch.Tensor:
+    """Per model, the mean negative classification margin of ``task`` on the logits (K,).
+
+    Surrogate paper section 4.2's margin loss as the authors' public code
+    computes it: the highest other class's logit minus the correct class's
+    (a binary task's classes have logits 0 and z, so it is ``(1 - 2y) z``),
+    averaged over the labelled rows; lower is better, unbounded.
+    """
+    y = labels[:, task] if labels.dim() == 2 else labels
+    labelled = ~torch.isnan(y)
+    out = outputs[:, labelled][..., layout.output_slice(task)]
+    y = y[labelled].long()
+    if out.shape[1] == 0:
+        return torch.full((outputs.shape[0],), float("nan"))
+    if layout.tasks[task].kind == "binary":
+        elem = (1 - 2 * y).to(out.dtype) * out[..., 0]
+    else:
+        rows = torch.arange(y.numel())
+        correct = out[:, rows, y]
+        others = out.clone()
+        others[:, rows, y] = -torch.inf
+        elem = others.max(dim=2).values - correct
+    return torch.stack([row.mean() for row in elem])  # one model at a time: the same result in any stack
+
+
+@torch.no_grad()
+def _add_estimate_half(model, dataset, layout, group_idx, results: list[ModelResult]) -> None:
+    """``val_est_*`` figures (``loss``, ``margin_loss``, ``logit_margin``, ``zero_one``, ``accuracy``) on the
+    validation rows that did not choose the stopping epoch (:func:`validation_halves`)."""
+    rows = torch.from_numpy(validation_halves(dataset)[1])
+    X = torch.from_numpy(dataset.X)[rows]
+    Y = torch.from_numpy(dataset.Y)[rows]
+    device = next(model.parameters()).device
+    out = model(_padded_rows(X, Y)[0].to(device))[:, : rows.numel()].cpu()
+    losses, _ = layout.task_losses(out, Y)
+    for t, task in enumerate(dataset.tasks):
+        holders = [k for k, g in enumerate(group_idx) if t in g]
+        if not holders:
+            continue
+        index = torch.tensor(holders)
+        figures = {"loss": losses[index, t].tolist()}
+        if task.kind != "regression":
+            figures["logit_margin"] = logit_margin_rows(layout, out.index_select(0, index), Y, t).tolist()
+            labelled = ~np.isnan(Y[:, t].numpy())
+            pred = layout.predictions(out.index_select(0, index), t).numpy()[:, labelled]
+            for name, values in classification_losses_rows(task, Y[:, t].numpy()[labelled], pred).items():
+                figures[name] = list(values)
+        for name, values in figures.items():
+            for k, value in zip(holders, values):
+                results[k].extra.setdefault(f"val_est_{name}", {})[t] = float(value)
 
 
 @torch.no_grad()
@@ -523,7 +663,12 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
                     for pos, k in enumerate(holders):
                         extra[k].setdefault("test_rows", {})[t] = test.numpy()[labelled].tolist()
                         extra[k].setdefault("test_prediction", {})[t] = pred[pos].tolist()
-            for name, values in classification_losses_rows(task, y, pred).items():
+            figures = classification_losses_rows(task, y, pred)
+            if task.kind != "regression":
+                rows = val if part == "val" else test
+                figures["logit_margin"] = logit_margin_rows(layout, outputs[part].index_select(0, index),
+                                                            Y[rows], t).numpy()
+            for name, values in figures.items():
                 for k, value in zip(holders, values):
                     extra[k].setdefault(f"{part}_{name}", {})[t] = float(value)
     return [
