@@ -338,6 +338,7 @@ def test_every_command_uses_the_one_dataset_registry(tmp_path):
     assert "unknown" not in line
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_group_methods_from_the_cli(user_csv, tmp_path):
     """Every registered method runs end to end on a user's CSV, in the same pipeline and report format."""
     from negtransfer.gains.methods import METHODS

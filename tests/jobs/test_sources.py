@@ -81,6 +81,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
     ds = planted_rows
     part = ds.with_train_fraction(0.4, seed=0)
@@ -122,6 +123,7 @@ def test_fairness_metrics_per_method(tmp_path):
         SourceOptions(target="task0", alpha=2, group_attribute="race").check(ds)
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_threshold_by_surrogate_needs_no_candidate_runs(planted_rows, tmp_path):
     ds = planted_rows
     clusters = np.array(ds.info["clusters"])

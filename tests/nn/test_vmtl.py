@@ -196,6 +196,7 @@ def test_every_model_trains_a_few_steps(name):
     assert metrics["fgsm_accuracy@0"] == metrics["accuracy"]
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_vmtl_learns_tiny_related_domains_and_is_seeded():
     ds = tiny_domains(n=90)
     config = VariationalConfig(iterations=150, eval_every=25, hidden=16, latent=8)

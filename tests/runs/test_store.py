@@ -59,6 +59,7 @@ def test_more_repeats_reuse_the_repeats_already_run(tmp_path, mixed_dataset):
     assert store.count() == 6
 
 
+@pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_process_pool_gives_identical_numbers(tmp_path, mixed_dataset):
     groups = [(0,), (1, 2), (0, 1, 2, 3)]
     local = ensure_runs(mixed_dataset, groups, CFG, 0, RunStore(tmp_path / "a.sqlite"), chunk_size=2)
