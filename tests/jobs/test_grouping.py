@@ -131,12 +131,12 @@ def test_test_oracle_never_gets_worse_as_the_budget_grows():
 
 
 def test_repeats_refinement_noise_and_comparison(tmp_path):
-    ds = make_synthetic_tasks(n_tasks=5, n_clusters=2, n_samples=300, seed=3)
+    ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=200, seed=3)
     store = RunStore(tmp_path / "s.sqlite")
-    cfg = TrainConfig(max_epochs=8)
+    cfg = TrainConfig(max_epochs=6)
     opts = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=4, exhaustive=True)
     rep = run_grouping(ds, opts, cfg, 0, store).report
-    assert rep["repeats"] == 2 and store.count() == 2 * 31  # every group, two repeats
+    assert rep["repeats"] == 2 and store.count() == 2 * 15  # every group, two repeats
     noise = rep["noise"]
     assert noise["repeats"] == 2 and noise["split"] == "validation" and noise["verdict"]
     for key in ("split_half_pearson", "gain_se_median", "reliability"):
