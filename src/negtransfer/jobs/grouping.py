@@ -661,14 +661,15 @@ def _optima(job: _Grouping, totals: dict, test_loss: dict, chosen: list[Group]) 
     """
     n, names = job.n, job.names
     every = {g: job.results[g] for g in _rows_to_groups(job.candidates, range(len(job.candidates)))}
-    out = {}
+    out, best_of = {}, {}
     for key, attr in (("test_oracle", "test_loss"), ("validation_oracle", "val_loss")):
         best, losses = oracle_grouping(every, n, job.options.budget, by=attr)
+        best_of[key] = best
         total = float(sum(losses.values()))
         out[key] = {"groups": [[names[t] for t in g] for g in best], "test_loss": {names[t]: losses[t] for t in range(n)},
                     "total": total, "gap": (totals["selected"] - total) / total}
         totals[key] = total
-    val_best, val_chosen = job.val_total(best), job.val_total(chosen)
+    val_best, val_chosen = job.val_total(best_of["validation_oracle"]), job.val_total(chosen)
     out["validation_oracle"].update(val_total=val_best, val_gap=(val_chosen - val_best) / val_best)
     test_loss["optimal"] = out["test_oracle"]["test_loss"]
     totals["optimal"] = out["test_oracle"]["total"]
