@@ -39,8 +39,10 @@ from pathlib import Path
 import numpy as np
 
 import grouping_datasets
+from grouping_datasets import mean_se
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping_comparison import total_gain_pearson
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -51,28 +53,10 @@ PAPER = {
 }
 
 
-def _ms(values, fmt="{:.3f}") -> str:
-    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return "n/a"
-    if v.size == 1:
-        return fmt.format(v[0])
-    return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1) / np.sqrt(v.size))}"
 
-
-def total_gain_pearson(report: dict) -> float | None:
-    """Pearson of predicted vs measured summed gain per held-out group."""
-    by_group: dict[tuple, list] = {}
-    for p in report["prediction"]["points"]:
-        key = tuple(p["group"])
-        acc = by_group.setdefault(key, [0.0, 0.0])
-        acc[0] += p["predicted"]
-        acc[1] += p["actual"]
-    if len(by_group) < 3:
-        return None
-    pred, act = np.array(list(by_group.values())).T
-    return float(np.corrcoef(pred, act)[0, 1])
-
+def _ms(values, fmt: str = "{:.3f}") -> str:
+    """Unsigned ``mean ± s.e.`` (:func:`grouping_datasets.mean_se`)."""
+    return mean_se(values, fmt)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

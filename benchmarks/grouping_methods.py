@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 
 import grouping_datasets
+from grouping_datasets import mean_se
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping_comparison import total_gain_pearson
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -43,18 +45,6 @@ PROTOCOLS = {
     "one-shot": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
     "cli": {},
 }
-
-
-def total_gain_pearson(report: dict) -> float | None:
-    by_group: dict[tuple, list] = {}
-    for p in report["prediction"]["points"]:
-        acc = by_group.setdefault(tuple(p["group"]), [0.0, 0.0])
-        acc[0] += p["predicted"]
-        acc[1] += p["actual"]
-    if len(by_group) < 3:
-        return None
-    pred, act = np.array(list(by_group.values())).T
-    return float(np.corrcoef(pred, act)[0, 1])
 
 
 def pairwise_correlation(report: dict, ds, config, seed, store) -> float | None:
@@ -69,15 +59,6 @@ def pairwise_correlation(report: dict, ds, config, seed, store) -> float | None:
     z = [A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs]
     y = [Y[k, j] for k, (i, j) in enumerate(pairs)] + [Y[k, i] for k, (i, j) in enumerate(pairs)]
     return float(np.corrcoef(z, y)[0, 1])
-
-
-def _ms(values, fmt="{:+.3f}") -> str:
-    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return "n/a"
-    if v.size == 1:
-        return fmt.format(v[0])
-    return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1) / np.sqrt(v.size)).lstrip('+')}"
 
 
 def print_tables(rows: list[dict], datasets, methods, protocols, budgets) -> None:
@@ -106,9 +87,9 @@ def print_tables(rows: list[dict], datasets, methods, protocols, budgets) -> Non
                     c = [r for r in mine.values() if r["budget"] == budget]
                     if not c:
                         continue
-                    print(f"| {method} | {budget} | {_ms([r['vs_stl'] for r in c], '{:+.2%}')} | "
-                          f"{_ms([r['gap'] for r in c], '{:+.2%}')} | {_ms([r['pearson'] for r in c])} | "
-                          f"{_ms([r['total_pearson'] for r in c])} | {_ms([r['pairwise'] for r in c])} | "
+                    print(f"| {method} | {budget} | {mean_se([r['vs_stl'] for r in c], '{:+.2%}')} | "
+                          f"{mean_se([r['gap'] for r in c], '{:+.2%}')} | {mean_se([r['pearson'] for r in c])} | "
+                          f"{mean_se([r['total_pearson'] for r in c])} | {mean_se([r['pairwise'] for r in c])} | "
                           f"{np.mean([r['runs'] for r in c]):.0f} | {np.mean([r['seconds'] for r in c]):.0f} | "
                           f"{p_value if budget == budgets[0] else ''} |")
 

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 import grouping_datasets
+from grouping_datasets import mean_se
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -79,6 +80,7 @@ VARIANTS = {
     "kappa2": {"kappa": 2.0},
     "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
 }
+PCT = "{:+.2%}"
 KEYS = ("vs_stl", "vs_all", "gap_test", "gap_val", "pearson", "within", "per_task_mean", "runs_ratio",
         "reliability")
 
@@ -101,24 +103,6 @@ def case(report: dict) -> dict:
     }
 
 
-def _ms(values) -> str:
-    v = np.array([x for x in values if x is not None], dtype=float)
-    if v.size == 0:
-        return "n/a"
-    if v.size == 1:
-        return f"{v[0]:+.3f}"
-    return f"{v.mean():+.3f} ± {v.std(ddof=1) / np.sqrt(v.size):.3f}"
-
-
-def _pct(values) -> str:
-    v = np.array([x for x in values if x is not None], dtype=float)
-    if v.size == 0:
-        return "n/a"
-    if v.size == 1:
-        return f"{v[0]:+.2%}"
-    return f"{v.mean():+.2%} ± {v.std(ddof=1) / np.sqrt(v.size):.2%}"
-
-
 def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) -> None:
     """One Markdown table per dataset: means ± s.e. over seeds of every (variant, |G_train|, B)."""
     print()
@@ -139,12 +123,12 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
                          and r["budget"] == budget]
                     if not c:
                         continue
-                    print(f"| {variant} | {n_train} | {budget} | {_pct([r['vs_stl'] for r in c])} | "
-                          f"{_pct([r['vs_all'] for r in c])} | {_pct([r['gap_test'] for r in c])} | "
-                          f"{_pct([r['gap_val'] for r in c])} | {_pct([r.get('val_gap_on_val') for r in c])} | "
-                          f"{_pct([r.get('val_oracle_gap') for r in c])} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
-                          f"{_ms([r['pearson'] for r in c])} | {_ms([r['within'] for r in c])} | "
-                          f"{_ms([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
+                    print(f"| {variant} | {n_train} | {budget} | {mean_se([r['vs_stl'] for r in c], PCT)} | "
+                          f"{mean_se([r['vs_all'] for r in c], PCT)} | {mean_se([r['gap_test'] for r in c], PCT)} | "
+                          f"{mean_se([r['gap_val'] for r in c], PCT)} | {mean_se([r.get('val_gap_on_val') for r in c], PCT)} | "
+                          f"{mean_se([r.get('val_oracle_gap') for r in c], PCT)} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
+                          f"{mean_se([r['pearson'] for r in c])} | {mean_se([r['within'] for r in c])} | "
+                          f"{mean_se([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
         print()
 
 

@@ -57,7 +57,27 @@ class EqualWeighting(LossWeighting):
         return loss
 
 
-class KendallWeighting(LossWeighting):
+class _LogVarianceWeighting(LossWeighting):
+    """A learned log variance ``s_t`` per task (starting at 0) and a term ``_term(L_t, s_t)`` per task."""
+
+    def __init__(self, n_tasks: int):
+        super().__init__()
+        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
+            raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
+        self.log_variance = nn.Parameter(torch.zeros(n_tasks))
+
+    @staticmethod
+    def _term(loss: Tensor, s: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def terms(self, losses: Tensor) -> Tensor:
+        return self._term(losses, self.log_variance)
+
+    def task_term(self, task: int, loss: Tensor) -> Tensor:
+        return self._term(loss, self.log_variance[task])
+
+
+class KendallWeighting(_LogVarianceWeighting):
     """Kendall et al. (2018) uncertainty weights, classification form: ``exp(-s_t) L_t + s_t / 2``.
 
     Parameters
@@ -66,21 +86,12 @@ class KendallWeighting(LossWeighting):
         One learned log variance ``s_t`` per task, starting at 0 (weight 1).
     """
 
-    def __init__(self, n_tasks: int):
-        super().__init__()
-        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
-            raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
-        self.log_variance = nn.Parameter(torch.zeros(n_tasks))
-
-    def terms(self, losses: Tensor) -> Tensor:
-        s = self.log_variance
-        return torch.exp(-s) * losses + s / 2
-
-    def task_term(self, task: int, loss: Tensor) -> Tensor:
-        return torch.exp(-self.log_variance[task]) * loss + 0.5 * self.log_variance[task]
+    @staticmethod
+    def _term(loss: Tensor, s: Tensor) -> Tensor:
+        return torch.exp(-s) * loss + s / 2
 
 
-class UncertaintyWeighting(LossWeighting):
+class UncertaintyWeighting(_LogVarianceWeighting):
     """Uncertainty weights in the regression form of Kendall et al. eq. 7 (LibMTL's ``UW``):
     ``L_t / (2 exp(s_t)) + s_t / 2``.
 
@@ -89,18 +100,8 @@ class UncertaintyWeighting(LossWeighting):
     n_tasks : int
     """
 
-    def __init__(self, n_tasks: int):
-        super().__init__()
-        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
-            raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
-        self.log_variance = nn.Parameter(torch.zeros(n_tasks))
-
-    def terms(self, losses: Tensor) -> Tensor:
-        s = self.log_variance
-        return losses / (2 * torch.exp(s)) + s / 2
-
-    def task_term(self, task: int, loss: Tensor) -> Tensor:
-        s = self.log_variance[task]
+    @staticmethod
+    def _term(loss: Tensor, s: Tensor) -> Tensor:
         return loss / (2 * torch.exp(s)) + s / 2
 
 
