@@ -80,6 +80,22 @@ def test_per_task_gains_sum_to_the_predicted_total_and_keep_the_pairs():
     assert pairwise.predict(one)[0, 3] == 0.0 and pairwise.predict_total(one)[0] == 0.0
 
 
+def test_features_are_the_statistics_of_the_pairs_gains():
+    U, Y = _planted(n=5, seed=4)
+    distance = np.random.default_rng(0).random((5, 5))
+    model = TotalGainPredictor(pair_features=distance, task_features=np.arange(5.0)).fit(U, Y)
+    assert model.feature_names_ == ["pairwise_mean", "pairwise_variance", "pairwise_std", "n_tasks",
+                                    "task_feature_0", "pair_feature_0"]
+    group = np.array([[True, False, True, True, True]])
+    members = [0, 2, 3, 4]
+    pair_gain = [np.nanmean(Y[(U.sum(1) == 2) & U[:, i] & U[:, j]][0]) for i in members for j in members if i < j]
+    x = model._features(group)[0]
+    np.testing.assert_allclose(x[:4], [np.mean(pair_gain), np.var(pair_gain), np.std(pair_gain), 4], atol=1e-12)
+    np.testing.assert_allclose(x[4], np.mean(members))
+    pair = (distance + distance.T) / 2  # a pair's descriptor: the mean of both orientations
+    np.testing.assert_allclose(x[5], np.mean([pair[i, j] for i in members for j in members if i < j]))
+
+
 def test_needs_every_pair():
     U, Y = _planted(n=5)
     train, _ = _split(U, 6, seed=0)

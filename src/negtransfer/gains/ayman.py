@@ -85,7 +85,8 @@ class TotalGainPredictor(BaseEstimator):
         feature is the mean over its members.
     pair_features : array-like (n_tasks, n_tasks) or (n_tasks, n_tasks, k), optional
         Pairwise descriptors (task distance, weight similarity, ...); a
-        group's feature is the mean over its pairs.
+        pair's value is the mean of ``[i, j]`` and ``[j, i]``, a group's
+        feature the mean over its pairs.
     random_state : int
 
     Attributes
@@ -220,28 +221,27 @@ class TotalGainPredictor(BaseEstimator):
     def _features(self, u: np.ndarray) -> np.ndarray:
         """Group features (rows of ``u`` with two or more members): see the module doc."""
         q = (self.pair_gain_ + self.pair_gain_.T) / 2  # the pair's mean gain; NaN where not measured
-        tf = None if self.task_features is None else np.asarray(self.task_features, dtype=float)
-        if tf is not None and tf.ndim == 1:
-            tf = tf[:, None]
-        pf = None if self.pair_features is None else np.asarray(self.pair_features, dtype=float)
-        if pf is not None and pf.ndim == 2:
-            pf = pf[:, :, None]
-        out = np.full((u.shape[0], len(self.feature_names_)), np.nan)
-        for r, row in enumerate(u):
-            members = np.flatnonzero(row)
-            i, j = np.triu_indices(members.size, k=1)
-            values = q[members[i], members[j]]
-            measured = np.isfinite(values)
-            feats = [np.nan, np.nan, np.nan, float(members.size)]
-            if measured.any():
-                v = values[measured]
-                feats[:3] = [v.mean(), v.var(), v.std()]
-            if tf is not None:
-                feats += list(tf[members].mean(axis=0))
-            if pf is not None:
-                feats += list(pf[members[i], members[j]].mean(axis=0))
-            out[r] = feats
-        return out
+        measured = np.isfinite(q).astype(float)
+        q = np.nan_to_num(q)
+        x = u.astype(float)
+        size = x.sum(axis=1)
+        pairs = np.einsum("gi,ij,gj->g", x, measured, x) / 2  # measured pairs of each group
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.einsum("gi,ij,gj->g", x, q, x) / 2 / pairs
+            square = np.einsum("gi,ij,gj->g", x, q**2, x) / 2 / pairs
+        variance = np.maximum(square - mean**2, 0.0)
+        columns = [mean, variance, np.sqrt(variance), size]
+        if self.task_features is not None:
+            tf = np.asarray(self.task_features, dtype=float)
+            tf = tf[:, None] if tf.ndim == 1 else tf
+            columns += list((x @ tf / size[:, None]).T)
+        if self.pair_features is not None:
+            pf = np.asarray(self.pair_features, dtype=float)
+            pf = pf[:, :, None] if pf.ndim == 2 else pf
+            off = 1.0 - np.eye(u.shape[1])
+            n_pairs = size * (size - 1) / 2
+            columns += [np.einsum("gi,ij,gj->g", x, pf[:, :, k] * off, x) / 2 / n_pairs for k in range(pf.shape[2])]
+        return np.column_stack(columns)
 
     # -------------------------------------------------------------- predict
     def predict_total(self, U) -> np.ndarray:
@@ -284,18 +284,17 @@ class TotalGainPredictor(BaseEstimator):
         """
         u = validate_groups(U, n_tasks=getattr(self, "n_tasks_", None), name="U")
         totals = self.predict_total(u)
-        out = np.full(u.shape, np.nan)
-        for r, row in enumerate(u):
-            members = np.flatnonzero(row)
-            if members.size == 1:
-                out[r, members[0]] = 0.0
-            elif members.size == 2:
-                t, j = members
-                out[r, t], out[r, j] = self.pair_gain_[t, j], self.pair_gain_[j, t]
-            elif self.split == "equal":
-                out[r, members] = totals[r] / members.size
-            else:
-                out[r, members] = _share(self.pair_gain_[np.ix_(members, members)], totals[r])
+        x = u.astype(float)
+        size = x.sum(axis=1)
+        if self.split == "equal":
+            out = np.where(u, (totals / size)[:, None], np.nan)
+        else:
+            out = _share(x, self.pair_gain_, totals)
+        pairs = np.flatnonzero(size == 2)  # measured: their own gains
+        for r in pairs:
+            t, j = np.flatnonzero(u[r])
+            out[r, t], out[r, j] = self.pair_gain_[t, j], self.pair_gain_[j, t]
+        out[u & (size == 1)[:, None]] = 0.0
         return out
 
 
@@ -304,18 +303,24 @@ def _scale(std: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-12, std, 1.0)
 
 
-def _share(block: np.ndarray, total: float) -> np.ndarray:
-    """Split ``total`` among the members: their pairwise means shifted equally so that they sum to ``total``.
+def _share(x: np.ndarray, pair_gain: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Split each group's total among its members: pairwise means shifted equally to sum to the total.
 
-    ``block``: the members' pair gains (NaN diagonal). This is the Euclidean
-    projection of HOA's per-task estimate onto the vectors summing to ``total``.
-    A member with no measured pair takes the mean of the others' estimates.
+    ``x``: groups (m, n) as 0/1; ``pair_gain``: (n, n), NaN where not
+    measured. Member t's pairwise mean ``h_t`` is HOA's estimate; the result
+    ``h_t + (T - sum_s h_s) / |G|`` is the Euclidean projection of the vector
+    h onto the vectors summing to T. A member with no measured pair in the
+    group takes the mean of the other members' h (0 when none has one).
     """
-    k = block.shape[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        h = np.nanmean(block, axis=1)
-    if not np.isfinite(h).any():
-        h = np.zeros(k)
-    h = np.where(np.isfinite(h), h, np.nanmean(h))
-    return h + (total - h.sum()) / k
+    measured = np.isfinite(pair_gain).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = (x @ np.nan_to_num(pair_gain).T) / (x @ measured.T)
+    member = x > 0
+    known = member & np.isfinite(h)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fill = np.where(known, h, 0.0).sum(axis=1) / known.sum(axis=1)
+    fill = np.where(np.isfinite(fill), fill, 0.0)
+    h = np.where(known, h, fill[:, None])
+    size = x.sum(axis=1)
+    shift = (totals - np.where(member, h, 0.0).sum(axis=1)) / size
+    return np.where(member, h + shift[:, None], np.nan)
