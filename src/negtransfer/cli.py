@@ -698,7 +698,7 @@ def group(
     per_round: Optional[int] = typer.Option(None, "--per-round", min=1, help="Groups measured per refinement round.", show_default="2 x budget, at least 4"),
     kappa: float = typer.Option(1.0, "--kappa", min=0.0, help="Optimism of the refinement: an unmeasured group counts with its predicted gain plus kappa x the predictor's cross-validated error."),
     objective: Literal["total-loss", "mean-gain", "metric"] = typer.Option("total-loss", "--objective", help="What the selection maximises: the decrease of the summed validation loss (ETAP Table 4's criterion), the sum of gains (ETAP eq. 1), or the summed relative change of the task metric."),
-    affinity_momentum: bool = typer.Option(True, "--affinity-momentum/--no-affinity-momentum", help="Include the momentum term of ETAP eq. 4 in the affinity (the public code leaves it out for Chemical and CelebA)."),
+    affinity_momentum: Optional[bool] = typer.Option(None, "--affinity-momentum/--no-affinity-momentum", help="Include the momentum term of ETAP eq. 4 in the affinity.", show_default="the method's own: without for etap (as the public code for Chemical and CelebA; measured better), with for tag (its lookahead takes the full optimiser step)"),
     affinity_epochs: Literal["all", "until-best"] = typer.Option("all", "--affinity-epochs", help="Average the affinity over every epoch of the all-task runs, or only up to their best epoch."),
     evaluate: int = typer.Option(0, "--evaluate", min=0, help="Also measure M random held-out groups and report Pearson and R^2."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),

@@ -67,7 +67,7 @@ def train_with_affinity(
         Track every k-th step (1 = every step); untracked steps use the plain
         backward pass.
     keep_trace : bool
-        Keep each tracked step's matrix (paper Figure 7), in the first tracker.
+        Keep each tracked step's matrix (paper Figure 7), in both trackers.
     kind : {"etap", "tag"}
         ``"etap"``: the first-order score ``<u_i, g_j> / L_j`` (ETAP eq. 4-5);
         ``"tag"``: TAG's lookahead ``(1 - L_j(theta - lr u_i) / L_j(theta)) / lr``,
@@ -98,7 +98,8 @@ def train_with_affinity(
     layout = TaskLossLayout(dataset.tasks)
     tracker = AffinityTracker(n, every=every, optimizer_kind="sgd", keep_trace=keep_trace,
                               task_names=dataset.task_names, average="epochs")
-    plain = AffinityTracker(n, every=every, optimizer_kind="sgd", task_names=dataset.task_names, average="epochs")
+    plain = AffinityTracker(n, every=every, optimizer_kind="sgd", keep_trace=keep_trace,
+                            task_names=dataset.task_names, average="epochs")
     momentum = config.momentum if config.optimizer == "sgd" else 0.0
 
     def hook(losses, model, opt, batch):
@@ -189,7 +190,7 @@ def measure_affinity(
     every: int = 1,
     store=None,
     repeats: int = 1,
-    momentum: bool = True,
+    momentum: bool = False,
     epochs: str = "all",
     on_repeat=None,
     kind: str = "etap",
@@ -207,7 +208,10 @@ def measure_affinity(
     store : RunStore, optional
     repeats : int
     momentum, epochs :
-        See :func:`combine_affinity`.
+        See :func:`combine_affinity`. ``momentum`` defaults to False (plain
+        gradient steps, ``<g_i, g_j> / L_j``): what the public ETAP code fed its
+        Chemical and CelebA predictors, and measured to track pairwise gains
+        (docs/methods/affinity.md) where the momentum term does not.
     on_repeat : callable(done, total), optional
         Progress after each repeat.
     kind : {"etap", "tag"}

@@ -95,8 +95,12 @@ class GroupingOptions:
         that every choice uses).
     affinity_every : int
         Track affinity every k-th step of the all-task runs (1 = every step).
-    affinity_momentum : bool
-        Include the momentum term of ETAP eq. 4 in the affinity.
+    affinity_momentum : bool or None
+        Include the momentum term of ETAP eq. 4 in the affinity. None (the
+        default): the method's own choice (``GroupingMethod.affinity_momentum``:
+        without it for ETAP, as the public code fed its Chemical and CelebA
+        predictors and as measured in docs/methods/affinity.md; with it for TAG,
+        whose public lookahead takes the optimiser's full step).
     affinity_epochs : {"all", "until-best"}
         Average the affinity over every epoch of the all-task run, or only up
         to its best (early-stopping) epoch.
@@ -124,7 +128,7 @@ class GroupingOptions:
     exhaustive: bool = False
     gain_split: str = "validation"
     affinity_every: int = 8
-    affinity_momentum: bool = True
+    affinity_momentum: bool | None = None
     affinity_epochs: str = "all"
     max_candidates_tasks: int = 16
     chunk_size: int = 64
@@ -160,6 +164,12 @@ class GroupingOptions:
         for bad, message in problems:
             if bad:
                 raise ValueError(message)
+
+    def resolved_affinity_momentum(self) -> bool:
+        """``affinity_momentum``, or the method's own choice when it is None."""
+        from negtransfer.gains.methods import method
+
+        return method(self.method).affinity_momentum if self.affinity_momentum is None else bool(self.affinity_momentum)
 
     def one_shot_runs(self, n_tasks: int) -> int:
         """Runs of the one-shot protocol: STL, all-task, training groups (every pair for HOA), the chosen groups."""
@@ -407,14 +417,15 @@ def run_grouping(
     if kind is not None:
         cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
         job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
-                                        momentum=options.affinity_momentum, epochs=options.affinity_epochs,
+                                        momentum=options.resolved_affinity_momentum(), epochs=options.affinity_epochs,
                                         on_repeat=cb, kind=kind)
         if options.trace_pairs:
             from negtransfer.affinity.training import train_with_affinity
 
-            tracker, _, _ = train_with_affinity(dataset, config, seed, every=options.affinity_every, keep_trace=True,
-                                                kind=kind)
-            trace = _trace_of_strongest_pairs(tracker, job.affinity, names, options.trace_pairs)
+            tracker, _, plain = train_with_affinity(dataset, config, seed, every=options.affinity_every,
+                                                    keep_trace=True, kind=kind)
+            trace = _trace_of_strongest_pairs(tracker if options.resolved_affinity_momentum() else plain, job.affinity,
+                                              names, options.trace_pairs)
         job.seconds["affinity runs"] = time.perf_counter() - start
 
     # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA; every pair and
@@ -453,6 +464,7 @@ def run_grouping(
         "config": config.to_dict(),
         "tasks": list(names),
         "affinity": None if job.affinity is None else job.affinity.tolist(),
+        "affinity_momentum": None if job.affinity is None else options.resolved_affinity_momentum(),
         **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
         "selected_groups": job.group_names(chosen),
