@@ -496,6 +496,20 @@ def _stopping_loss(sums: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor,
     return (sums / counts.clamp(min=1.0) * mask).sum(1)
 
 
+def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses, mask, alive,
+                    row_mean: bool) -> list[torch.Tensor]:
+    """Gradients of the stack's parameters for one step: the step hook's, the aggregated per-task gradients
+    (``config.gradient_aggregation``; :mod:`negtransfer.train.aggregation`), or the training loss's."""
+    sums, counts, losses = batch_losses
+    grads = step_hook(losses * mask, model, opt, batch) if step_hook is not None else None
+    if grads is None and surgery is not None:
+        present = (mask * (counts > 0)) > 0
+        grads = surgery.gradients(task_terms(sums, counts, losses, mask, row_mean), model, present, alive.tolist())
+    if grads is None:
+        grads = torch.autograd.grad(_training_loss(sums, counts, losses, mask, row_mean), params)
+    return list(grads)
+
+
 def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
     K = len(group_idx)
@@ -541,14 +555,9 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
             has_label = (cur_mask * (counts > 0)).sum(1) > 0
             if not bool(has_label.any()):
                 continue
-            grads = step_hook(losses * cur_mask, model, opt, (xb, yb)) if step_hook is not None else None
-            if grads is None and surgery is not None:
-                present = (cur_mask * (counts > 0)) > 0
-                grads = surgery.gradients(task_terms(sums, counts, losses, cur_mask, row_mean), model, present,
-                                          alive.tolist())
-            if grads is None:
-                grads = torch.autograd.grad(_training_loss(sums, counts, losses, cur_mask, row_mean), params)
-            opt.step(list(grads), has_label)
+            grads = _step_gradients(step_hook, surgery, model, opt, params, (xb, yb), (sums, counts, losses),
+                                    cur_mask, alive, row_mean)
+            opt.step(grads, has_label)
         epochs_run[alive] = epoch
 
         with torch.no_grad():
