@@ -7,7 +7,7 @@ looks at the Jacobian ``J`` of the per-task terms with respect to the shared
 encoder, one row ``g_t = d L_t / d theta_shared`` per task, and combines the
 rows into one update direction (e.g. PCGrad removes the conflicting components
 first). This module builds ``J`` from ONE batched backward pass
-(:func:`negtransfer.affinity.gradients.per_task_and_summed_gradients`, the pass
+(:func:`negtransfer.train.gradients.per_task_and_summed_gradients`, the pass
 the affinity tracker uses) and aggregates it with an aggregator of the
 `torchjd <https://github.com/TorchJD/torchjd>`_ package (MIT license); the
 result becomes the shared parameters' gradient, which the optimiser (SGD with
@@ -48,7 +48,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from negtransfer.affinity.gradients import per_task_and_summed_gradients
+from negtransfer.train.gradients import per_task_and_summed_gradients
 from negtransfer.train.config import GRADIENT_AGGREGATIONS
 
 __all__ = ["GRADIENT_AGGREGATIONS", "SharedGradientAggregator", "check_aggregation", "make_aggregator"]
