@@ -1,4 +1,4 @@
-"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate and MTG-Net on the same runs.
+"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate, MTG-Net and Ayman et al. on the same runs.
 
 For each dataset (``grouping_datasets.py``: 10 tasks) and seed, every group is
 trained ``--repeats`` times once (the run stores of ``grouping_quality.py`` are
@@ -25,7 +25,8 @@ averaged), the same at every B, against STL and each B's test oracle, in the
 same Wilcoxon test against ETAP.
 
 Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
-[--methods etap tag hoa linear-surrogate mtgnet] [--surgery pcgrad] [--protocols one-shot cli] [--data-dir DIR]``.
+[--methods etap tag hoa linear-surrogate mtgnet ayman] [--surgery pcgrad] [--protocols one-shot cli]
+[--data-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["chemical", "yeast", "chicago"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet"])
+    parser.add_argument("--methods", nargs="+", default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman"])
     parser.add_argument("--surgery", nargs="*", default=["pcgrad"],
                         help="Gradient aggregators of the all-task model shown as rows (none: no such row).")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
