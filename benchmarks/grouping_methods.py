@@ -18,8 +18,15 @@ per dataset and protocol, the means ± s.e. over seeds, and a paired Wilcoxon
 signed-rank test of ETAP's summed test loss against each other method's over
 the (seed, B) cases (ETAP Tables 11-12).
 
+Beside the groupings, the all-task model trained with each ``--surgery``
+gradient aggregator (default PCGrad; ETAP Section D.3, Table 10) is a row
+"all tasks, one model, PCGrad": its summed test loss (the protocol's repeats,
+averaged), the same at every B, against STL and each B's test oracle, in the
+same Wilcoxon test against ETAP.
+
 Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
-[--methods etap tag hoa linear-surrogate mtgnet ayman] [--protocols one-shot cli] [--data-dir DIR]``.
+[--methods etap tag hoa linear-surrogate mtgnet ayman] [--surgery pcgrad] [--protocols one-shot cli]
+[--data-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import grouping_datasets
 from grouping_datasets import mean_se
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
-from negtransfer.jobs.grouping_comparison import total_gain_pearson
+from negtransfer.jobs.grouping_comparison import surgery_label, total_gain_pearson
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -99,6 +106,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["chemical", "yeast", "chicago"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman"])
+    parser.add_argument("--surgery", nargs="*", default=["pcgrad"],
+                        help="Gradient aggregators of the all-task model shown as rows (none: no such row).")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--train-groups", type=int, default=10)
@@ -110,8 +119,9 @@ def main() -> None:
     grouping_datasets.add_result_format_option(parser)
     parser.add_argument("--summarize", action="store_true", help="Only print the tables of --out.")
     args = parser.parse_args()
+    shown = args.methods + [surgery_label(name) for name in args.surgery]
     if args.summarize:
-        print_tables(json.loads(args.out.read_text()), args.datasets, args.methods, args.protocols, args.budgets)
+        print_tables(json.loads(args.out.read_text()), args.datasets, shown, args.protocols, args.budgets)
         return
     grouping_datasets.use_result_format(args.result_format)
     config = TrainConfig()
@@ -128,12 +138,14 @@ def main() -> None:
             base = GroupingOptions(exhaustive=True, n_train_groups=args.train_groups, repeats=args.repeats)
             run_grouping(ds, replace(base, rounds=1, chunk_size=256), config, seed, store)  # every group, once
             for protocol in args.protocols:
+                oracle = {}
                 for method in args.methods:
                     for budget in args.budgets:
                         opts = replace(base, method=method, budget=budget, **PROTOCOLS[protocol])
                         start = time.perf_counter()
                         rep = run_grouping(ds, opts, config, seed, store).report
                         t = rep["totals"]
+                        oracle[budget] = (t["stl"], rep["optimal"]["test_oracle"]["total"])
                         rows.append({
                             "dataset": name, "seed": seed, "protocol": protocol, "method": method, "budget": budget,
                             "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
@@ -147,7 +159,30 @@ def main() -> None:
                         print(f"{name} seed {seed} {protocol} {method} B={budget}: vs STL {r['vs_stl']:+.2%}, "
                               f"gap {r['gap']:+.2%}, Pearson {r['pearson']}, {r['seconds']:.0f} s", flush=True)
                     args.out.write_text(json.dumps(rows, indent=1))
-    print_tables(rows, args.datasets, args.methods, args.protocols, args.budgets)
+                rows += surgery_rows(ds, name, seed, protocol, args.surgery, oracle, replace(base, **PROTOCOLS[protocol]),
+                                     config, store)
+                args.out.write_text(json.dumps(rows, indent=1))
+    print_tables(rows, args.datasets, shown, args.protocols, args.budgets)
+
+
+def surgery_rows(ds, name, seed, protocol, surgery, oracle, options, config, store) -> list[dict]:
+    """Rows of the all-task model trained with each gradient aggregator, one per budget (ETAP Table 10)."""
+    out = []
+    everything = tuple(range(ds.n_tasks))
+    for aggregation in surgery:
+        start = time.perf_counter()
+        result = ensure_runs(ds, [everything], replace(config, gradient_aggregation=aggregation), seed, store,
+                             repeats=options.repeats, chunk_size=options.chunk_size)[everything]
+        total = float(sum(result.test_loss.values()))
+        seconds = time.perf_counter() - start
+        for budget, (stl, best) in oracle.items():
+            out.append({"dataset": name, "seed": seed, "protocol": protocol, "method": surgery_label(aggregation),
+                        "budget": budget, "selected": total, "vs_stl": total / stl - 1, "gap": total / best - 1,
+                        "pearson": None, "total_pearson": None, "pairwise": None, "runs": options.repeats,
+                        "seconds": seconds})
+        print(f"{name} seed {seed} {protocol} {surgery_label(aggregation)}: vs STL {out[-1]['vs_stl']:+.2%}, "
+              f"{seconds:.0f} s", flush=True)
+    return out
 
 
 if __name__ == "__main__":

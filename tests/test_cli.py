@@ -55,6 +55,26 @@ def test_gains_on_a_new_csv(user_csv, tmp_path):
     assert len(payload["gains"]) == len(g) and payload["tasks"] == ["sick", "worse", "stay"]
 
 
+def test_gradient_aggregation_option_end_to_end(user_csv, tmp_path):
+    common = ["--data", str(user_csv), "--tasks", "sick,worse,stay", "--features", "age,dose,bmi,noise",
+              "--epochs", "5", "--repeats", "1", "-q"]
+    tables = {}
+    for name in ("sum", "pcgrad"):
+        out = tmp_path / name
+        res = runner.invoke(app, ["gains", *common, "--groups", "all", "--gradient-aggregation", name,
+                                  "--out", str(out), "--store", str(tmp_path / "runs.sqlite")])
+        assert res.exit_code == 0, res.output
+        tables[name] = pd.read_csv(out / "gains.csv")
+        assert json.loads((out / "gains.json").read_text())["config"]["gradient_aggregation"] == name
+    # the group models differ; the STL references (one task: nothing to aggregate) are close
+    assert not np.allclose(tables["sum"]["test_loss"], tables["pcgrad"]["test_loss"])
+    np.testing.assert_allclose(tables["sum"]["stl_test_loss"], tables["pcgrad"]["stl_test_loss"], rtol=1e-4)
+    res = runner.invoke(app, ["gains", *common, "--gradient-aggregation", "cagrad", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "gradient_aggregation must be one of sum, pcgrad, mgda" in res.output
+    res = runner.invoke(app, ["group", *common, "--gradient-aggregation", "pcgrad", "--out", str(tmp_path / "g")])
+    assert res.exit_code == 2 and "--method etap measures affinity" in res.output and "--surgery pcgrad" in res.output
+
+
 def test_bad_input_gets_a_clear_error(user_csv, tmp_path):
     res = runner.invoke(app, ["gains", "--data", str(user_csv), "--tasks", "sick,nope", "--out", str(tmp_path)])
     assert res.exit_code == 2
@@ -368,10 +388,33 @@ def test_compare_grouping_writes_one_table(user_csv, tmp_path):
                               "--rounds", "1", "--exhaustive", "--epochs", "5", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out / "comparison.csv")
-    assert len(table) == 3 * 2 * 2 and set(table["method"]) == {"etap", "hoa", "linear-surrogate"}
-    assert (table["gap"] >= -1e-12).all()  # nothing beats the test oracle
+    pcgrad = "all tasks, one model, PCGrad"  # the default --surgery row (ETAP Section D.3)
+    assert len(table) == 4 * 2 * 2 and set(table["method"]) == {"etap", "hoa", "linear-surrogate", pcgrad}
+    groupings = table[table["kind"] == "grouping"]
+    assert (groupings["gap"] >= -1e-12).all()  # nothing beats the test oracle
+    row = table[table["method"] == pcgrad]
+    assert set(row["kind"]) == {"all-task model"} and (row["runs"] == 1).all()
+    for seed, per_seed in row.groupby("seed"):  # one value per seed, the same at every budget
+        assert per_seed["selected"].nunique() == 1
+        assert per_seed["selected"].iloc[0] != per_seed["all_tasks"].iloc[0]  # not the summed-gradient model
+        np.testing.assert_allclose(per_seed["vs_all"], per_seed["selected"] / per_seed["all_tasks"] - 1)
     md = (out / "report.md").read_text()
     assert "## Budget 2" in md and "Wilcoxon" in md and (out / "plots" / "loss_by_budget.png").exists()
+    assert md.count(f"| {pcgrad} |") == 3  # a row in both budgets' tables and in the Wilcoxon table
+    # the rows are reused from the store: asking for MGDA beside it trains only MGDA's all-task runs
+    res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--tasks", "sick,worse,stay",
+                              "--features", "age,dose,bmi,noise", "--methods", "etap", "--surgery", "pcgrad,mgda",
+                              "--budgets", "2", "--seeds", "0", "--train-groups", "2", "--repeats", "1",
+                              "--rounds", "1", "--exhaustive", "--epochs", "5", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    again = pd.read_csv(out / "comparison.csv")
+    assert set(again["method"]) == {"etap", pcgrad, "all tasks, one model, MGDA"}
+    first = row[(row["seed"] == 0) & (row["budget"] == 2)]["selected"].iloc[0]
+    assert again[again["method"] == pcgrad]["selected"].iloc[0] == first
+    for bad in ("nope", "pcgrad,cagrad", ""):
+        res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--surgery", bad,
+                                  "--tasks", "sick,worse", "--out", str(tmp_path / "y")])
+        assert res.exit_code == 2 and "--surgery takes comma-separated gradient aggregators from sum, pcgrad" in res.output
     res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--methods", "etap,nope",
                               "--tasks", "sick,worse", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "--methods" in res.output

@@ -210,6 +210,12 @@ OversampleOpt = typer.Option(None, "--oversample/--no-oversample",
                              help="With per-task batches: top a group's smaller tasks up to its largest task's "
                                   "training rows (drawn with replacement, equally per class).",
                              show_default="off, or the preset's", rich_help_panel=TRAINING)
+GradientAggregationOpt = typer.Option(
+    "sum", "--gradient-aggregation",
+    help="How a group model's per-task gradients of the shared encoder become its update: 'sum' (the ordinary "
+         "summed gradient) or a torchjd aggregator: 'pcgrad' (Yu et al. 2020), 'mgda', 'imtl-g', 'aligned-mtl', "
+         "'graddrop' (docs/training.md). Task heads keep their own gradient; STL models are unaffected.",
+    rich_help_panel=TRAINING)
 RepeatsOpt = typer.Option(3, "--repeats", min=1,
                           help="Runs per model (common random numbers: repeat r of every group and of STL uses the "
                                "same seed); gains are means over repeats with standard errors. 3 was chosen by "
@@ -608,6 +614,7 @@ def gains(
     preset: Preset = PresetOpt,
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
+    gradient_aggregation: str = GradientAggregationOpt,
     device: Device = DeviceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
@@ -631,7 +638,8 @@ def gains(
     from negtransfer.runs.runner import ensure_runs
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device,
+                           gradient_aggregation=gradient_aggregation)
     _check_out(out)
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
@@ -721,6 +729,7 @@ def group(
     preset: Preset = PresetOpt,
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
+    gradient_aggregation: str = GradientAggregationOpt,
     device: Device = DeviceOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
@@ -743,7 +752,8 @@ def group(
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
-    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device)
+    config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device,
+                           gradient_aggregation=gradient_aggregation)
     _check_out(out)
     store_path = _store_path(store, out)
     ds = load_dataset_from_options(dataset, data, tasks, features, task_column, label, impute, seed, task_kinds)
@@ -760,6 +770,13 @@ def group(
         options.check(ds.n_tasks)
     except ValueError as exc:
         _fail(str(exc))
+    from negtransfer.gains.methods import method as method_spec
+
+    if config.gradient_aggregation != "sum" and method_spec(method).affinity is not None:
+        _fail(f"--method {method} measures affinity on all-task runs trained with the summed gradient; "
+              f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
+              f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
+              f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
     _grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes)
     runner = _executor(executor, workers, notes, ray_address=ray_address, quiet=quiet, device=device)
     _make_out(out)
@@ -811,6 +828,7 @@ def compare_grouping(
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds of each job (1 = the one-shot protocol)."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
     evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
+    surgery: str = typer.Option("pcgrad", "--surgery", help="Comma-separated gradient aggregators: the all-task model trained with each is a row beside the groupings (ETAP Section D.3): 'pcgrad', 'mgda', 'imtl-g', 'aligned-mtl', 'graddrop', 'sum'; 'none' for no such row."),
     out: Path = _out_option("runs/compare-grouping"),
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
@@ -862,6 +880,7 @@ def compare_grouping(
         _fail(f"--budgets and --seeds take comma-separated whole numbers, got {budgets!r} and {seeds!r}")
     if not budget_list or min(budget_list) < 1 or not seed_list or min(seed_list) < 0:
         _fail("--budgets needs numbers >= 1 and --seeds numbers >= 0, at least one of each")
+    surgery_list = _surgery_list(surgery)
     notes: list[str] = []
     config = _train_config(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample, device=device)
     _check_out(out)
@@ -887,7 +906,7 @@ def compare_grouping(
 
     with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         rows = compare_grouping_methods(load, names, budget_list, seed_list, options, config, lambda s: run_store,
-                                        executor=runner, progress=progress)
+                                        executor=runner, progress=progress, surgery=surgery_list)
         summary = summarise(rows, reference=names[0])
         md = write_comparison_report(rows, summary, out, reference=names[0], dataset=first.name)
     if not quiet:
@@ -896,6 +915,20 @@ def compare_grouping(
             typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'][0]:.4f} ({mean:+.2%} vs STL"
                        + (f" ± {se:.2%})" if se is not None else ")"))
         typer.echo(f"wrote {out / 'comparison.csv'} and {md}")
+
+
+def _surgery_list(text: str) -> list[str]:
+    """The aggregations named by ``--surgery`` ('none': no row), or one error line listing the choices."""
+    from negtransfer.train.config import GRADIENT_AGGREGATIONS
+
+    names = _split_list(text) or []
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in GRADIENT_AGGREGATIONS]
+    if not names or unknown:
+        _fail(f"--surgery takes comma-separated gradient aggregators from {', '.join(GRADIENT_AGGREGATIONS)}, "
+              f"or 'none'; got {text!r}")
+    return list(dict.fromkeys(names))
 
 
 @app.command(cls=_Command)

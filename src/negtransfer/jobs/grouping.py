@@ -394,9 +394,16 @@ def run_grouping(
 ) -> GroupingResult:
     """Run the whole grouping job and return its report (see module doc and docs/methods/grouping.md)."""
     from negtransfer.affinity.training import measure_affinity
+    from negtransfer.gains.methods import method
 
     n = dataset.n_tasks
     options.check(n)
+    kind = method(options.method).affinity
+    if kind is not None and config.gradient_aggregation != "sum":
+        raise ValueError(f"--method {options.method} measures affinity on all-task runs trained with the summed "
+                         f"gradient; gradient_aggregation {config.gradient_aggregation!r} works with the methods "
+                         "that need no affinity (hoa, linear-surrogate, mtgnet), or compare it as a row with "
+                         "`negtransfer compare-grouping --surgery`")
     job = _Grouping(dataset, options, config, seed, store, executor, progress)
     names = job.names
     R = options.repeats
@@ -408,9 +415,6 @@ def run_grouping(
     job.measure("STL + all-task runs", stl + [everything])
 
     # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), averaged over the repeats.
-    from negtransfer.gains.methods import method
-
-    kind = method(options.method).affinity
     start = time.perf_counter()
     trace = None
     job.affinity = None

@@ -11,6 +11,15 @@ pairwise affinity correlation for the affinity methods (ETAP's Table 2), the
 runs used, and the seconds the job took. :func:`summarise` turns the rows
 into means ± s.e. over seeds and paired Wilcoxon signed-rank tests against a
 reference method over the (seed, budget) cases (ETAP's Tables 11-12).
+
+Beside the groupings, the all-task model trained with a gradient aggregator
+(``surgery``; PCGrad by default) is one more row, as in ETAP's Section D.3 and
+Table 10: one model of every task, its encoder updated by the aggregated
+per-task gradients (:mod:`negtransfer.train.aggregation`), its summed test
+loss compared with the groupings'. It needs no budget, so its row (the same
+value) stands in every budget's table, and its runs (the all-task group, with
+the job's repeats, under the config with ``gradient_aggregation`` set) go
+through the same run store.
 """
 
 from __future__ import annotations
@@ -23,7 +32,16 @@ import numpy as np
 
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 
-__all__ = ["compare_grouping_methods", "summarise"]
+__all__ = ["SURGERY_LABELS", "compare_grouping_methods", "surgery_label", "summarise"]
+
+#: Display names of the gradient aggregations (rows "all tasks, one model, NAME").
+SURGERY_LABELS = {"sum": "summed gradient", "pcgrad": "PCGrad", "mgda": "MGDA", "imtl-g": "IMTL-G",
+                  "aligned-mtl": "Aligned-MTL", "graddrop": "GradDrop"}
+
+
+def surgery_label(name: str) -> str:
+    """The row label of the all-task model trained with aggregation ``name``."""
+    return f"all tasks, one model, {SURGERY_LABELS.get(name, name)}"
 
 
 def total_gain_pearson(report: dict) -> float | None:
@@ -52,6 +70,7 @@ def compare_grouping_methods(
     *,
     executor=None,
     progress=None,
+    surgery: Sequence[str] = (),
 ) -> list[dict]:
     """Run the grouping job once per (seed, method, budget) and collect one row each.
 
@@ -68,13 +87,22 @@ def compare_grouping_methods(
     config : TrainConfig
     store_for : callable(seed) -> RunStore
         The run store of a seed (one store may serve every seed).
+    surgery : sequence of str
+        Gradient aggregations (``TrainConfig.gradient_aggregation`` values, e.g.
+        ``("pcgrad",)``): the all-task model trained with each is a row per
+        (seed, budget), labelled by :func:`surgery_label`.
 
     Returns
     -------
     list of dict
-        Keys ``method, seed, budget, selected, stl, all_tasks, vs_stl, vs_all, gap`` (None without an
-        exhaustive run), ``pearson, within_task_pearson, total_gain_pearson, runs, seconds, groups``.
+        Keys ``method, kind`` ("grouping" or "all-task model"), ``seed, budget, selected`` (summed test
+        loss), ``stl, all_tasks, vs_stl, vs_all, gap`` (None without an exhaustive run), ``pearson,
+        within_task_pearson, total_gain_pearson, runs, seconds, groups``.
     """
+    from negtransfer.train.aggregation import check_aggregation
+
+    for name in surgery:
+        check_aggregation(name)
     rows = []
     for seed in seeds:
         dataset = load(seed)
@@ -86,7 +114,7 @@ def compare_grouping_methods(
                                       executor=executor, progress=progress).report
                 t = report["totals"]
                 rows.append({
-                    "method": method, "seed": seed, "budget": budget, "selected": t["selected"], "stl": t["stl"],
+                    "method": method, "kind": "grouping", "seed": seed, "budget": budget, "selected": t["selected"], "stl": t["stl"],
                     "all_tasks": t["all_tasks"], "vs_stl": t["selected"] / t["stl"] - 1,
                     "vs_all": t["selected"] / t["all_tasks"] - 1,
                     "gap": (report.get("optimal") or {}).get("gap"),
@@ -96,6 +124,41 @@ def compare_grouping_methods(
                     "runs": report["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
                     "groups": " | ".join(" + ".join(g) for g in report["selected_groups"]),
                 })
+        rows += _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress)
+    return rows
+
+
+def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[dict]:
+    """One row per (aggregation, budget): the all-task model trained with the aggregation (ETAP Section D.3)."""
+    from negtransfer.runs.runner import ensure_runs
+
+    if not surgery:
+        return []
+    n = dataset.n_tasks
+    everything = tuple(range(n))
+    stl = [(t,) for t in range(n)]
+    plain = ensure_runs(dataset, stl + [everything], config, seed, store, repeats=options.repeats, executor=executor,
+                        chunk_size=options.chunk_size)  # stored by the grouping jobs: read, not trained
+    stl_total = float(sum(plain[(t,)].test_loss[t] for t in range(n)))
+    all_total = float(sum(plain[everything].test_loss.values()))
+    rows = []
+    for name in surgery:
+        label = surgery_label(name)
+        start = time.perf_counter()
+        cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
+        result = ensure_runs(dataset, [everything], replace(config, gradient_aggregation=name), seed, store,
+                             repeats=options.repeats, executor=executor, chunk_size=options.chunk_size,
+                             on_progress=cb)[everything]
+        total = float(sum(result.test_loss.values()))
+        seconds = time.perf_counter() - start
+        for budget in budgets:
+            rows.append({
+                "method": label, "kind": "all-task model", "seed": seed, "budget": budget, "selected": total,
+                "stl": stl_total, "all_tasks": all_total, "vs_stl": total / stl_total - 1,
+                "vs_all": total / all_total - 1, "gap": None, "pearson": None, "within_task_pearson": None,
+                "total_gain_pearson": None, "runs": options.repeats, "seconds": seconds,
+                "groups": " + ".join(dataset.task_names),
+            })
     return rows
 
 

@@ -20,8 +20,16 @@ def _cell(value, fmt) -> str:
     return text
 
 
+def _is_grouping(row: dict) -> bool:
+    return row.get("kind", "grouping") == "grouping"
+
+
 def plot_loss_by_budget(rows: list[dict], path) -> Path:
-    """Summed test loss of each method's chosen groups by budget (mean ± s.e. over seeds), STL and all-task dashed."""
+    """Summed test loss of each method's chosen groups by budget (mean ± s.e. over seeds), STL and all-task dashed.
+
+    Rows of the all-task model trained with a gradient aggregator (``kind`` "all-task model", e.g.
+    PCGrad) need no budget: each is a dotted horizontal line at its mean over seeds.
+    """
     import numpy as np
 
     from negtransfer.report.plots import _new_figure, _save
@@ -29,7 +37,7 @@ def plot_loss_by_budget(rows: list[dict], path) -> Path:
     fig = _new_figure(6.2, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     budgets = sorted({r["budget"] for r in rows})
-    for method in dict.fromkeys(r["method"] for r in rows):
+    for method in dict.fromkeys(r["method"] for r in rows if _is_grouping(r)):
         means, errs = [], []
         for b in budgets:
             v = np.array([r["selected"] for r in rows if r["method"] == method and r["budget"] == b])
@@ -40,6 +48,11 @@ def plot_loss_by_budget(rows: list[dict], path) -> Path:
     all_tasks = np.mean([r["all_tasks"] for r in rows])
     ax.axhline(stl, linestyle="--", color="#d62728", linewidth=1, label="STL")
     ax.axhline(all_tasks, linestyle="--", color="#7f7f7f", linewidth=1, label="all-task model")
+    colours = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#1f77b4")
+    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows if not _is_grouping(r))):
+        by_seed = {r["seed"]: r["selected"] for r in rows if r["method"] == method}
+        ax.axhline(float(np.mean(list(by_seed.values()))), linestyle=":", linewidth=1.5,
+                   color=colours[i % len(colours)], label=method)
     ax.set_xticks(budgets)
     ax.set_xlabel("budget B (groups)")
     ax.set_ylabel("summed test loss of the chosen groups")
@@ -88,6 +101,12 @@ def write_comparison_report(rows: list[dict], summary: dict, out_dir, *, referen
         lines += ["## Summed test loss by budget", "", "![loss by budget](plots/loss_by_budget.png)", ""]
     lines += ["Pearson: the method's first (one-shot) fit on the held-out groups; 'gap to test oracle' needs "
               "`--exhaustive`. Seconds include training only for runs the store did not hold yet.", ""]
+    if any(not _is_grouping(r) for r in rows):
+        lines += ["Rows 'all tasks, one model, NAME': one model of every task whose shared encoder is updated by "
+                  "the gradient aggregator NAME (PCGrad: Yu et al. 2020; ETAP Section D.3, Table 10) instead of "
+                  "the summed gradient; no grouping, so the same value stands in every budget's table and is "
+                  "paired with the reference at every (seed, budget) case. 'vs all-task' compares it with the "
+                  "all-task model trained with the summed gradient.", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

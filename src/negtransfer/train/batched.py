@@ -47,6 +47,7 @@ import torch
 
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
+from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
@@ -207,6 +208,10 @@ def train_group_models(
         gradients of all stack parameters (e.g. from one batched per-task
         backward pass) to be used instead of the default backward. Used by the
         affinity trackers (ETAP's, and TAG's lookahead, which re-runs the batch).
+        Needs ``config.gradient_aggregation == "sum"``; with another
+        aggregation every step's encoder gradient is the aggregate of the
+        per-task gradients (:mod:`negtransfer.train.aggregation`), computed in
+        one batched backward pass over the stack.
     keep_test_predictions : bool
         Also put each task's test rows (dataset row indices) and predictions
         (probability of class 1, class probabilities, or standardised values)
@@ -236,6 +241,9 @@ def train_group_models(
             if config.stopping_task not in g:
                 raise ValueError(f"group {g} lacks the stopping task {config.stopping_task}; "
                                  "early stopping on one task needs it in every group")
+    if step_hook is not None and config.gradient_aggregation != "sum":
+        raise ValueError(f"gradient_aggregation {config.gradient_aggregation!r} cannot be combined with a step hook "
+                         "(the affinity trackers train the all-task model with the summed gradient); use 'sum'")
     if not group_idx:
         return []
     threads = torch.get_num_threads()
@@ -488,6 +496,20 @@ def _stopping_loss(sums: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor,
     return (sums / counts.clamp(min=1.0) * mask).sum(1)
 
 
+def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses, mask, alive,
+                    row_mean: bool) -> list[torch.Tensor]:
+    """Gradients of the stack's parameters for one step: the step hook's, the aggregated per-task gradients
+    (``config.gradient_aggregation``; :mod:`negtransfer.train.aggregation`), or the training loss's."""
+    sums, counts, losses = batch_losses
+    grads = step_hook(losses * mask, model, opt, batch) if step_hook is not None else None
+    if grads is None and surgery is not None:
+        present = (mask * (counts > 0)) > 0
+        grads = surgery.gradients(task_terms(sums, counts, losses, mask, row_mean), model, present, alive.tolist())
+    if grads is None:
+        grads = torch.autograd.grad(_training_loss(sums, counts, losses, mask, row_mean), params)
+    return list(grads)
+
+
 def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
     K = len(group_idx)
@@ -521,6 +543,8 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     epochs_run = torch.zeros(K, dtype=torch.long, device=device)
     best_params = [p.detach().clone() for p in params]  # indexed by original model
     cur_mask = group_mask
+    surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
+               if config.gradient_aggregation != "sum" else None)
 
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
@@ -531,10 +555,9 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
             has_label = (cur_mask * (counts > 0)).sum(1) > 0
             if not bool(has_label.any()):
                 continue
-            grads = step_hook(losses * cur_mask, model, opt, (xb, yb)) if step_hook is not None else None
-            if grads is None:
-                grads = torch.autograd.grad(_training_loss(sums, counts, losses, cur_mask, row_mean), params)
-            opt.step(list(grads), has_label)
+            grads = _step_gradients(step_hook, surgery, model, opt, params, (xb, yb), (sums, counts, losses),
+                                    cur_mask, alive, row_mean)
+            opt.step(grads, has_label)
         epochs_run[alive] = epoch
 
         with torch.no_grad():

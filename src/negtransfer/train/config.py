@@ -76,6 +76,9 @@ def check_device_available(device: str) -> None:
 BATCHING = ("auto", "per-task", "pooled")
 LOSS_WEIGHTINGS = ("task-mean", "row-mean")
 STOPPING_ROWS = ("all", "half")
+#: How the per-task gradients of the shared encoder become one update (``TrainConfig.gradient_aggregation``;
+#: :mod:`negtransfer.train.aggregation` has the definitions).
+GRADIENT_AGGREGATIONS = ("sum", "pcgrad", "mgda", "imtl-g", "aligned-mtl", "graddrop")
 
 # Bumped when stored run results gain or change fields, or training changes its
 # arithmetic, so old stores are not reused. 3: per-model batch tensors and repeats;
@@ -178,6 +181,19 @@ class TrainConfig:
         False: train ``max_epochs`` epochs and keep the last weights (a fixed
         training budget, as the surrogate paper's public code trains each
         subset model); ``patience`` is then unused.
+    gradient_aggregation : {"sum", "pcgrad", "mgda", "imtl-g", "aligned-mtl", "graddrop"}
+        How a multi-task model's per-task gradients of the shared encoder are
+        combined into its update. ``"sum"`` (default): the gradient of the
+        training objective, i.e. the sum of the per-task gradients. The others
+        aggregate the Jacobian of the per-task terms of the objective (one row
+        per task) with the torchjd aggregator of that name: ``"pcgrad"``
+        (Yu et al., NeurIPS 2020, Algorithm 1: conflicting gradients projected
+        onto each other's normal planes, in a random order per step),
+        ``"mgda"`` (Desideri 2012; Sener and Koltun 2018), ``"imtl-g"`` (Liu et
+        al., ICLR 2021), ``"aligned-mtl"`` (Senushkin et al., CVPR 2023),
+        ``"graddrop"`` (Chen et al., NeurIPS 2020). Task heads always get their
+        own task's gradient; an STL model is unaffected.
+        See :mod:`negtransfer.train.aggregation`.
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -203,6 +219,7 @@ class TrainConfig:
     stopping_task: int | None = None
     stopping_rows: str = "all"
     early_stopping: bool = True
+    gradient_aggregation: str = "sum"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -245,6 +262,9 @@ class TrainConfig:
             raise ValueError(f"stopping_task must be a task index >= 0 or None, got {self.stopping_task!r}")
         if self.stopping_rows not in STOPPING_ROWS:
             raise ValueError(f"stopping_rows must be one of {', '.join(STOPPING_ROWS)}, got {self.stopping_rows!r}")
+        if self.gradient_aggregation not in GRADIENT_AGGREGATIONS:
+            raise ValueError(f"gradient_aggregation must be one of {', '.join(GRADIENT_AGGREGATIONS)}, "
+                             f"got {self.gradient_aggregation!r}")
 
     def per_task_batches(self, per_task_rows: bool) -> bool:
         """Whether models draw per-task batches from a dataset of this layout (see ``batching``)."""
@@ -286,7 +306,8 @@ class TrainConfig:
 
 #: Fields added after result format 4, with their defaults (left out of the hash when at them).
 _LATER_DEFAULTS: dict[str, Any] = {"device": "cpu", "loss_weighting": "task-mean", "steps_per_epoch": 0,
-                                   "stopping_task": None, "stopping_rows": "all", "early_stopping": True}
+                                   "stopping_task": None, "stopping_rows": "all", "early_stopping": True,
+                                   "gradient_aggregation": "sum"}
 
 
 #: Named training setups. ``default`` is :class:`TrainConfig`'s defaults;
