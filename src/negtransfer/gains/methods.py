@@ -17,10 +17,18 @@ estimator's module:
   al., ICML 2020): every pair is measured, a group's gains are its pairs' means;
 * ``linear-surrogate``: :class:`~negtransfer.gains.linear_groups.LinearGroupSurrogate`
   (Li et al., TMLR 2023);
-* ``mtgnet``: :class:`~negtransfer.gains.mtgnet.MTGNetPredictor` (Song et al., NeurIPS 2022).
+* ``mtgnet``: :class:`~negtransfer.gains.mtgnet.MTGNetPredictor` (Song et al., NeurIPS 2022);
+* ``grad-tae``: GRAD-TAE's pairwise affinity (Li et al., KDD 2024;
+  :mod:`negtransfer.gains.grad_tae`): each repeat's all-task model is the base
+  model, its per-example output gradients are projected to 200 dimensions, a
+  regularised logistic (least-squares for regression tasks) fit on the
+  projected gradients of a sampled task subset stands in for fine-tuning on it,
+  and a pair's affinity is the target's estimated relative gain averaged over
+  the sampled subsets holding both; mapped to the gain scale by a least-squares
+  line on the measured groups, exactly as for ``tag``.
 
-Not implemented yet: GRAD-TAE (Li et al., 2024) and the total-gain predictor of
-Ayman et al. (2023); see docs/methods/grouping-methods.md.
+Not implemented yet: the total-gain predictor of Ayman et al. (2023); see
+docs/methods/grouping-methods.md.
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ class GroupingMethod:
     Attributes
     ----------
     name : str
-    affinity : {"etap", "tag"} or None
-        The affinity the predictor needs from tracked all-task runs (none: no tracked run).
+    affinity : {"etap", "tag", "grad-tae"} or None
+        The affinity the predictor needs from the all-task runs (none: no extra all-task run).
     all_pairs : bool
         Whether every pair of tasks must be measured before the first fit (HOA).
     build : callable(affinity, seed, fixed) -> estimator
@@ -73,6 +81,12 @@ def _tag(affinity, seed, fixed):
     return ETAPPredictor(affinity, stage1="affine", residual=False, random_state=seed)
 
 
+def _grad_tae(affinity, seed, fixed):
+    from negtransfer.gains.etap import ETAPPredictor
+
+    return ETAPPredictor(affinity, stage1="affine", residual=False, random_state=seed)
+
+
 def _hoa(affinity, seed, fixed):
     from negtransfer.gains.hoa import PairwiseMeanPredictor
 
@@ -99,6 +113,7 @@ METHODS: dict[str, GroupingMethod] = {
         GroupingMethod("hoa", None, True, _hoa, "Standley et al., ICML 2020"),
         GroupingMethod("linear-surrogate", None, False, _linear, "Li et al., TMLR 2023"),
         GroupingMethod("mtgnet", None, False, _mtgnet, "Song et al., NeurIPS 2022"),
+        GroupingMethod("grad-tae", "grad-tae", False, _grad_tae, "Li et al., KDD 2024"),
     )
 }
 

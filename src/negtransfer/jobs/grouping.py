@@ -60,7 +60,7 @@ class GroupingOptions:
         At most this many groups are chosen; together they cover every task.
     method : str
         The gain predictor (:data:`negtransfer.gains.methods.METHODS`): ``etap``
-        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``.
+        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``grad-tae``.
     n_train_groups : int
         Training groups (sizes 2..n-1) whose gains are measured before the
         first fit; the all-task group is always added.
@@ -394,14 +394,23 @@ def run_grouping(
     # 1. STL and the all-task group (always a training group).
     job.measure("STL + all-task runs", stl + [everything])
 
-    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), averaged over the repeats.
+    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), or GRAD-TAE's from the projected gradients
+    #    of each repeat's all-task model, averaged over the repeats.
     from negtransfer.gains.methods import method
 
     kind = method(options.method).affinity
     start = time.perf_counter()
     trace = None
     job.affinity = None
-    if kind is not None:
+    method_cost = None
+    if kind == "grad-tae":
+        from negtransfer.gains.grad_tae import measure_grad_tae_affinity
+
+        cb = (lambda done, total: progress("GRAD-TAE base models", done, total)) if progress else None
+        job.affinity, method_cost = measure_grad_tae_affinity(dataset, config, seed, store=store, repeats=R,
+                                                              on_repeat=cb)
+        job.seconds["affinity runs"] = time.perf_counter() - start
+    elif kind is not None:
         cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
         job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
                                         momentum=options.affinity_momentum, epochs=options.affinity_epochs,
@@ -448,6 +457,7 @@ def run_grouping(
         "config": config.to_dict(),
         "tasks": list(names),
         "affinity": None if job.affinity is None else job.affinity.tolist(),
+        **({"method_cost": method_cost} if method_cost else {}),
         **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
         "selected_groups": job.group_names(chosen),

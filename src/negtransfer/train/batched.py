@@ -179,6 +179,7 @@ def train_group_models(
     on_epoch: Callable[[int, int], None] | None = None,
     step_hook: StepHook | None = None,
     keep_test_predictions: bool = False,
+    keep_parameters: bool = False,
 ) -> list[ModelResult]:
     """Train one hard-sharing model per (group, repeat), all in one vectorised stack.
 
@@ -212,6 +213,12 @@ def train_group_models(
         (probability of class 1, class probabilities, or standardised values)
         in ``extra["test_rows"]`` and ``extra["test_prediction"]``, e.g. for
         per-group fairness metrics. Not meant for the run store (large).
+    keep_parameters : bool
+        Also put each model's best-epoch weights in ``extra["parameters"]``: a
+        list ``[W1, b1, W2, b2, ...]`` of CPU tensors, weights shaped
+        (fan_in, fan_out) and biases (fan_out,) as in
+        :func:`~negtransfer.nn.hard_sharing.init_parameters` (e.g. for GRAD-TAE's
+        gradients at the trained point). Not meant for the run store.
 
     Returns
     -------
@@ -248,7 +255,7 @@ def train_group_models(
         out: list[ModelResult | None] = [None] * len(group_idx)
         for members in by_width.values():
             results = _train(dataset, [group_idx[k] for k in members], [reps[k] for k in members], config, seed,
-                             on_epoch, step_hook, keep_test_predictions)
+                             on_epoch, step_hook, keep_test_predictions, keep_parameters)
             for k, res in zip(members, results):
                 out[k] = res
         return out  # type: ignore[return-value]
@@ -488,7 +495,8 @@ def _stopping_loss(sums: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor,
     return (sums / counts.clamp(min=1.0) * mask).sum(1)
 
 
-def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
+def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False,
+           keep_parameters=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
     K = len(group_idx)
     t_start = time.perf_counter()
@@ -573,8 +581,12 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     results = _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
     if config.stopping_rows == "half":
         _add_estimate_half(final, dataset, layout, group_idx, results)
-    for res, r in zip(results, reps):
+    for k, (res, r) in enumerate(zip(results, reps)):
         res.repeat = r
+        if keep_parameters:  # the stack holds every layer's weights, then every layer's biases
+            weights, biases = best_params[: len(final.weights)], best_params[len(final.weights):]
+            res.extra["parameters"] = [t for w, b in zip(weights, biases)
+                                       for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
     return results
 
 
