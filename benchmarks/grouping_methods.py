@@ -1,4 +1,4 @@
-"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate and MTG-Net on the same runs.
+"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate, MTG-Net and GRAD-TAE on the same runs.
 
 For each dataset (``grouping_datasets.py``: 10 tasks) and seed, every group is
 trained ``--repeats`` times once (the run stores of ``grouping_quality.py`` are
@@ -13,13 +13,14 @@ Per (method, protocol, seed, B) it records the chosen groups' summed test loss
 against STL and the test oracle, the prediction Pearson of the first fit on the
 held-out groups, the Pearson of predicted vs measured *total* gain per group
 (ETAP Table 5), the pairwise affinity vs pairwise test gain correlation (ETAP
-Table 2; ``etap`` and ``tag``), the runs and the seconds the job took. Then,
+Table 2; ``etap``, ``tag`` and ``grad-tae``), the runs and the seconds the job took (for ``grad-tae`` also
+the seconds of its gradients and regressions, ``method_seconds``). Then,
 per dataset and protocol, the means ± s.e. over seeds, and a paired Wilcoxon
 signed-rank test of ETAP's summed test loss against each other method's over
 the (seed, B) cases (ETAP Tables 11-12).
 
 Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
-[--methods etap tag hoa linear-surrogate mtgnet] [--protocols one-shot cli] [--data-dir DIR]``.
+[--methods etap tag hoa linear-surrogate mtgnet grad-tae] [--protocols one-shot cli] [--data-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["chemical", "yeast", "chicago"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet"])
+    parser.add_argument("--methods", nargs="+",
+                        default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "grad-tae"])
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--train-groups", type=int, default=10)
@@ -142,6 +144,7 @@ def main() -> None:
                             "pairwise": pairwise_correlation(rep, ds, config, seed, store) if budget == args.budgets[0]
                             else None,
                             "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
+                            "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),
                         })
                         r = rows[-1]
                         print(f"{name} seed {seed} {protocol} {method} B={budget}: vs STL {r['vs_stl']:+.2%}, "

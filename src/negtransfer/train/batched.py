@@ -583,11 +583,16 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
         _add_estimate_half(final, dataset, layout, group_idx, results)
     for k, (res, r) in enumerate(zip(results, reps)):
         res.repeat = r
-        if keep_parameters:  # the stack holds every layer's weights, then every layer's biases
-            weights, biases = best_params[: len(final.weights)], best_params[len(final.weights):]
-            res.extra["parameters"] = [t for w, b in zip(weights, biases)
-                                       for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
+        if keep_parameters:
+            res.extra["parameters"] = _model_parameters(best_params, len(final.weights), k)
     return results
+
+
+def _model_parameters(stacked: list[torch.Tensor], n_layers: int, k: int) -> list[torch.Tensor]:
+    """Model ``k``'s weights ``[W1, b1, W2, b2, ...]`` on the CPU from a stack's parameters (every layer's
+    weights, then every layer's biases)."""
+    weights, biases = stacked[:n_layers], stacked[n_layers:]
+    return [t for w, b in zip(weights, biases) for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
 
 
 def logit_margin_rows(layout: TaskLossLayout, outputs: torch.Tensor, labels: torch.Tensor, task: int) -> torch.Tensor:
