@@ -581,18 +581,21 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     results = _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
     if config.stopping_rows == "half":
         _add_estimate_half(final, dataset, layout, group_idx, results)
-    for k, (res, r) in enumerate(zip(results, reps)):
+    for res, r in zip(results, reps):
         res.repeat = r
-        if keep_parameters:
-            res.extra["parameters"] = _model_parameters(best_params, len(final.weights), k)
+    _keep_parameters(results, best_params, len(final.weights), keep_parameters)
     return results
 
 
-def _model_parameters(stacked: list[torch.Tensor], n_layers: int, k: int) -> list[torch.Tensor]:
-    """Model ``k``'s weights ``[W1, b1, W2, b2, ...]`` on the CPU from a stack's parameters (every layer's
-    weights, then every layer's biases)."""
+def _keep_parameters(results: list[ModelResult], stacked: list[torch.Tensor], n_layers: int, keep: bool) -> None:
+    """With ``keep``: each model's weights ``[W1, b1, W2, b2, ...]`` (CPU) in ``extra["parameters"]``, taken from
+    a stack's parameters (every layer's weights, then every layer's biases)."""
+    if not keep:
+        return
     weights, biases = stacked[:n_layers], stacked[n_layers:]
-    return [t for w, b in zip(weights, biases) for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
+    for k, res in enumerate(results):
+        res.extra["parameters"] = [t for w, b in zip(weights, biases)
+                                   for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
 
 
 def logit_margin_rows(layout: TaskLossLayout, outputs: torch.Tensor, labels: torch.Tensor, task: int) -> torch.Tensor:
