@@ -215,20 +215,19 @@ class GradTAE(BaseEstimator):
         self.projection_ = P.numpy()
         rng = np.random.default_rng(int(self.random_state))
 
+        examples = {part: self._examples(dataset, code, rng) for part, code in (("train", TRAIN), ("val", VALIDATION))}
+        for part, split in (("train", "training"), ("val", "validation")):
+            missing = [dataset.task_names[t] for t in range(n) if not (examples[part][1] == t).any()]
+            if missing:
+                raise ValueError(f"task {missing[0]!r} has no labelled {split} row; GRAD-TAE fits on training rows "
+                                 "and reads losses on validation rows")
         start = time.perf_counter()
-        for part, code in (("train", TRAIN), ("val", VALIDATION)):
-            rows, tasks = self._examples(dataset, code, rng)
+        for part, (rows, tasks) in examples.items():
             feats, offset, label = self._project(params, trainable, P, layout, dataset, rows, tasks)
             setattr(self, f"{part}_features_", feats)
             setattr(self, f"{part}_offset_", offset)
             setattr(self, f"{part}_label_", label)
             setattr(self, f"{part}_task_", tasks)
-        for t in range(n):
-            for part in ("train", "val"):
-                if not (getattr(self, f"{part}_task_") == t).any():
-                    split = "training" if part == "train" else "validation"
-                    raise ValueError(f"task {dataset.task_names[t]!r} has no labelled {split} row; GRAD-TAE fits on "
-                                     "training rows and reads losses on validation rows")
         self.seconds_gradients_ = time.perf_counter() - start
         self.seconds_regressions_ = 0.0
         self.n_regressions_ = 0
