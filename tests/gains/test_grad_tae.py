@@ -94,7 +94,7 @@ def test_first_order_estimate_matches_fine_tuning_a_little():
                 for t in tasks]
 
     estimated, actual, base_loss = [], [], []
-    for subset in [(0,), (0, 1), (0, 2), (0, 3), (0, 1, 2, 3)]:
+    for subset in [(0,), (0, 1), (0, 3), (0, 1, 2, 3)]:
         w = torch.zeros(40, dtype=torch.float64, requires_grad=True)
         opt = torch.optim.LBFGS([w], max_iter=40, tolerance_grad=1e-10, tolerance_change=1e-12,
                                 line_search_fn="strong_wolfe")
