@@ -1,4 +1,5 @@
-"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate, MTG-Net and GRAD-TAE on the same runs.
+"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate, MTG-Net, Ayman et al. and GRAD-TAE on
+the same runs.
 
 For each dataset (``grouping_datasets.py``: 10 tasks) and seed, every group is
 trained ``--repeats`` times once (the run stores of ``grouping_quality.py`` are
@@ -20,7 +21,7 @@ signed-rank test of ETAP's summed test loss against each other method's over
 the (seed, B) cases (ETAP Tables 11-12).
 
 Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
-[--methods etap tag hoa linear-surrogate mtgnet grad-tae] [--protocols one-shot cli] [--data-dir DIR]``.
+[--methods etap tag hoa linear-surrogate mtgnet ayman grad-tae] [--protocols one-shot cli] [--data-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["chemical", "yeast", "chicago"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+",
-                        default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "grad-tae"])
+                        default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman", "grad-tae"])
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
     parser.add_argument("--budgets", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--train-groups", type=int, default=10)

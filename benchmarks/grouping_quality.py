@@ -32,7 +32,9 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
 * ``train5`` / ``train20``: the default with 5 or 20 training groups (whatever ``--train-groups`` says);
 * ``no-momentum`` / ``until-best`` / ``momentum-all``: affinity variants;
 * ``paper``: the paper's protocol exactly: one round, one repeat, every
-  candidate scored by prediction, predictor fitted on TEST gains.
+  candidate scored by prediction, predictor fitted on TEST gains;
+* ``A+B``: variants combined (``paper+no-momentum``: the paper's protocol
+  with the affinity scored without the momentum term).
 
 Prints one Markdown table of means ± s.e. over seeds per dataset, and writes
 every case to ``OUT/quality.json``.
@@ -81,6 +83,16 @@ VARIANTS = {
     "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
 }
 PCT = "{:+.2%}"
+
+
+def variant_options(name: str) -> dict:
+    """The job options of a variant; ``A+B`` merges A's and B's (B's win)."""
+    options = {}
+    for part in name.split("+"):
+        if part not in VARIANTS:
+            raise SystemExit(f"unknown variant {part!r}; the variants are: {', '.join(VARIANTS)} (combine with +)")
+        options.update(VARIANTS[part])
+    return options
 KEYS = ("vs_stl", "vs_all", "gap_test", "gap_val", "pearson", "within", "per_task_mean", "runs_ratio",
         "reliability")
 
@@ -149,6 +161,8 @@ def main() -> None:
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="Only print the tables of these quality.json files (no training).")
     args = parser.parse_args()
+    for variant in args.variants:
+        variant_options(variant)
     if args.summarize:
         rows = [r for path in args.summarize for r in json.loads(path.read_text())]
         datasets = list(dict.fromkeys(r["dataset"] for r in rows))
@@ -174,7 +188,7 @@ def main() -> None:
                 for n_train in args.train_groups:
                     for budget in args.budgets:
                         opts = replace(replace(DEFAULT, exhaustive=True, n_train_groups=n_train, budget=budget),
-                                       **VARIANTS[variant])
+                                       **variant_options(variant))
                         if opts.repeats > args.repeats:
                             continue
                         rep = run_grouping(ds, opts, config, seed, store).report

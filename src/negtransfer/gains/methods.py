@@ -18,6 +18,10 @@ estimator's module:
 * ``linear-surrogate``: :class:`~negtransfer.gains.linear_groups.LinearGroupSurrogate`
   (Li et al., TMLR 2023);
 * ``mtgnet``: :class:`~negtransfer.gains.mtgnet.MTGNetPredictor` (Song et al., NeurIPS 2022);
+* ``ayman``: :class:`~negtransfer.gains.ayman.TotalGainPredictor` (Ayman,
+  Mukhopadhyay and Laszka, arXiv 2023): every pair *and* the training groups
+  are measured; a network predicts a group's total gain from statistics of its
+  pairs' gains, shared among the members around their pairwise means;
 * ``grad-tae``: GRAD-TAE's pairwise affinity (Li et al., KDD 2024;
   :mod:`negtransfer.gains.grad_tae`): each repeat's all-task model is the base
   model, its per-example output gradients are projected to 200 dimensions, a
@@ -26,9 +30,6 @@ estimator's module:
   and a pair's affinity is the target's estimated relative gain averaged over
   the sampled subsets holding both; mapped to the gain scale by a least-squares
   line on the measured groups, exactly as for ``tag``.
-
-Not implemented yet: the total-gain predictor of Ayman et al. (2023); see
-docs/methods/grouping-methods.md.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class GroupingMethod:
         A new, unfitted predictor; ``fixed`` holds hyperparameters found by an
         earlier fit (``best_params_``) for quick refits, or None.
     reference : str
+    groups_with_pairs : bool
+        With ``all_pairs``: also measure ``--train-groups`` groups of three or
+        more tasks before the first fit (Ayman et al.: the pairs give the
+        features, the groups the labels). HOA needs only the pairs.
     """
 
     name: str
@@ -61,6 +66,7 @@ class GroupingMethod:
     all_pairs: bool
     build: Callable
     reference: str
+    groups_with_pairs: bool = False
 
 
 def _etap(affinity, seed, fixed):
@@ -105,6 +111,13 @@ def _mtgnet(affinity, seed, fixed):
     return MTGNetPredictor(random_state=seed)
 
 
+def _ayman(affinity, seed, fixed):
+    from negtransfer.gains.ayman import TotalGainPredictor
+
+    # "skip": the job's cross-validation folds hold out some measured pairs; the job measures every pair.
+    return TotalGainPredictor(missing="skip", random_state=seed)
+
+
 METHODS: dict[str, GroupingMethod] = {
     m.name: m
     for m in (
@@ -113,6 +126,8 @@ METHODS: dict[str, GroupingMethod] = {
         GroupingMethod("hoa", None, True, _hoa, "Standley et al., ICML 2020"),
         GroupingMethod("linear-surrogate", None, False, _linear, "Li et al., TMLR 2023"),
         GroupingMethod("mtgnet", None, False, _mtgnet, "Song et al., NeurIPS 2022"),
+        GroupingMethod("ayman", None, True, _ayman, "Ayman, Mukhopadhyay and Laszka, arXiv:2310.16241, 2023",
+                       groups_with_pairs=True),
         GroupingMethod("grad-tae", "grad-tae", False, _grad_tae, "Li et al., KDD 2024"),
     )
 }

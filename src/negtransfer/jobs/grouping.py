@@ -60,7 +60,7 @@ class GroupingOptions:
         At most this many groups are chosen; together they cover every task.
     method : str
         The gain predictor (:data:`negtransfer.gains.methods.METHODS`): ``etap``
-        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``grad-tae``.
+        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``ayman``, ``grad-tae``.
     n_train_groups : int
         Training groups (sizes 2..n-1) whose gains are measured before the
         first fit; the all-task group is always added.
@@ -165,8 +165,11 @@ class GroupingOptions:
         """Runs of the one-shot protocol: STL, all-task, training groups (every pair for HOA), the chosen groups."""
         from negtransfer.gains.methods import method
 
+        m = method(self.method)
         available = sum(comb(n_tasks, s) for s in range(2, n_tasks))
-        training = n_tasks * (n_tasks - 1) // 2 if method(self.method).all_pairs else min(self.n_train_groups, available)
+        training = n_tasks * (n_tasks - 1) // 2 if m.all_pairs else min(self.n_train_groups, available)
+        if m.all_pairs and m.groups_with_pairs:  # plus groups of 3..n-1 tasks
+            training += min(self.n_train_groups, sum(comb(n_tasks, s) for s in range(3, n_tasks)))
         return self.repeats * (n_tasks + 1 + training + self.budget)
 
 
@@ -423,9 +426,11 @@ def run_grouping(
             trace = _trace_of_strongest_pairs(tracker, job.affinity, names, options.trace_pairs)
         job.seconds["affinity runs"] = time.perf_counter() - start
 
-    # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA), plus the all-task group.
+    # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA; every pair and
+    #    --train-groups larger groups for Ayman et al.), plus the all-task group.
     if method(options.method).all_pairs:
-        train = design_groups("pairs", n, n * (n - 1) // 2, seed) + [everything]
+        extra = options.n_train_groups if method(options.method).groups_with_pairs else 0
+        train = design_groups("pairs", n, n * (n - 1) // 2 + extra, seed) + [everything]
     else:
         train = design_groups(options.design, n, options.n_train_groups, seed) + [everything]
     train = list(dict.fromkeys(train))
