@@ -1,4 +1,5 @@
-"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate, MTG-Net and Ayman et al. on the same runs.
+"""Which grouping method to trust? ETAP against TAG, HOA, the linear surrogate, MTG-Net, Ayman et al. and GRAD-TAE on
+the same runs.
 
 For each dataset (``grouping_datasets.py``: 10 tasks) and seed, every group is
 trained ``--repeats`` times once (the run stores of ``grouping_quality.py`` are
@@ -13,7 +14,8 @@ Per (method, protocol, seed, B) it records the chosen groups' summed test loss
 against STL and the test oracle, the prediction Pearson of the first fit on the
 held-out groups, the Pearson of predicted vs measured *total* gain per group
 (ETAP Table 5), the pairwise affinity vs pairwise test gain correlation (ETAP
-Table 2; ``etap`` and ``tag``), the runs and the seconds the job took. Then,
+Table 2; ``etap``, ``tag`` and ``grad-tae``), the runs and the seconds the job took (for ``grad-tae`` also
+the seconds of its gradients and regressions, ``method_seconds``). Then,
 per dataset and protocol, the means ± s.e. over seeds, and a paired Wilcoxon
 signed-rank test of ETAP's summed test loss against each other method's over
 the (seed, B) cases (ETAP Tables 11-12).
@@ -25,7 +27,7 @@ averaged), the same at every B, against STL and each B's test oracle, in the
 same Wilcoxon test against ETAP.
 
 Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
-[--methods etap tag hoa linear-surrogate mtgnet ayman] [--surgery pcgrad] [--protocols one-shot cli]
+[--methods etap tag hoa linear-surrogate mtgnet ayman grad-tae] [--surgery pcgrad] [--protocols one-shot cli]
 [--data-dir DIR]``.
 """
 
@@ -105,7 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["chemical", "yeast", "chicago"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman"])
+    parser.add_argument("--methods", nargs="+",
+                        default=["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman", "grad-tae"])
     parser.add_argument("--surgery", nargs="*", default=["pcgrad"],
                         help="Gradient aggregators of the all-task model shown as rows (none: no such row).")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS))
@@ -154,6 +157,7 @@ def main() -> None:
                             "pairwise": pairwise_correlation(rep, ds, config, seed, store) if budget == args.budgets[0]
                             else None,
                             "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
+                            "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),
                         })
                         r = rows[-1]
                         print(f"{name} seed {seed} {protocol} {method} B={budget}: vs STL {r['vs_stl']:+.2%}, "

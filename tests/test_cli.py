@@ -380,6 +380,25 @@ def test_group_methods_from_the_cli(user_csv, tmp_path):
                                                                 ["sick", "worse"], ["stay", "worse"]]
 
 
+def test_group_with_grad_tae_from_the_cli(user_csv, tmp_path):
+    """GRAD-TAE end to end on a user's CSV (binary and regression tasks, missing labels): its affinity, name and cost."""
+    out = tmp_path / "gt"
+    args = ["group", "--data", str(user_csv), "--tasks", "sick,worse,stay", "--features", "age,dose,bmi,noise",
+            "--budget", "2", "--train-groups", "1", "--method", "grad-tae", "--epochs", "2", "--repeats", "1",
+            "--rounds", "1", "--out", str(out), "-q"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["method"] == "grad-tae" and rep["selected_groups"]
+    A = np.array(rep["affinity"], dtype=float)
+    assert A.shape == (3, 3) and np.isnan(np.diag(A)).all() and np.isfinite(A[~np.eye(3, dtype=bool)]).all()
+    cost = rep["method_cost"]
+    assert cost["seconds_gradients_and_regressions"] > 0 and cost["projection_dim"] == 200
+    assert cost["train_examples"] > 0 and cost["reused_repeats"] == 0 and rep["seconds"]["affinity runs"] > 0
+    res = runner.invoke(app, args[:-3] + ["--method", "grad-tag", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "grad-tae" in res.output
+
+
 def test_compare_grouping_writes_one_table(user_csv, tmp_path):
     out = tmp_path / "cmp"
     res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--tasks", "sick,worse,stay",

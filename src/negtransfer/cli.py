@@ -697,7 +697,7 @@ def gains(
 @app.command(cls=_Command)
 def group(
     budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
-    method: Literal["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman"] = typer.Option("etap", "--method", help="Gain predictor: 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023); docs/methods/grouping-methods.md."),
+    method: Literal["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman", "grad-tae"] = typer.Option("etap", "--method", help="Gain predictor: 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023), 'grad-tae' (Li et al. 2024: affinity from the all-task model's projected gradients); docs/methods/grouping-methods.md."),
     train_groups: int = typer.Option(20, "--train-groups", min=1, help="Training groups (sizes 2..n-1) whose gains are measured before the first fit of the predictor."),
     design: Literal["random", "stratified", "pairs"] = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
@@ -821,7 +821,7 @@ def _grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhau
 
 @app.command("compare-grouping", cls=_Command)
 def compare_grouping(
-    methods: str = typer.Option("etap,tag,hoa,linear-surrogate,mtgnet,ayman", "--methods", help="Comma-separated grouping methods (see `negtransfer group --help`)."),
+    methods: str = typer.Option("etap,tag,hoa,linear-surrogate,mtgnet,ayman,grad-tae", "--methods", help="Comma-separated grouping methods (see `negtransfer group --help`)."),
     budgets: str = typer.Option("2,3,4", "--budgets", help="Comma-separated budgets B."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (each one splits the data and seeds the runs)."),
     train_groups: int = typer.Option(10, "--train-groups", min=1, help="Training groups before each method's first fit (HOA trains every pair instead; ayman every pair and these)."),

@@ -374,3 +374,30 @@ def test_logit_margin_of_a_binary_task_is_minus_the_signed_logit():
     y = ds.Y[np.asarray(res.extra["test_rows"][0]), 0]
     expected = np.mean((1 - 2 * y) * np.log(p / (1 - p)))
     assert res.extra["test_logit_margin"][0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_kept_parameters_are_each_models_best_weights(mixed_dataset):
+    """keep_parameters: [W1, b1, ...] of every model of a stack, whose outputs give the reported validation losses."""
+    from negtransfer.data.dataset import VALIDATION
+    from negtransfer.train.losses import TaskLossLayout
+
+    ds = mixed_dataset
+    cfg = TrainConfig(max_epochs=4, lr=0.05, hidden=(8, 4))
+    results = train_group_models(ds, [(0, 1), (0, 1, 2, 3)], cfg, seed=2, keep_parameters=True)
+    alone = train_group_models(ds, [(0, 1, 2, 3)], cfg, seed=2, keep_parameters=True)[0]
+    layout = TaskLossLayout(ds.tasks)
+    x, y = torch.from_numpy(ds.X[ds.split == VALIDATION]), torch.from_numpy(ds.Y[ds.split == VALIDATION])
+    for res in results:
+        params = res.extra["parameters"]
+        assert [tuple(p.shape) for p in params] == [(ds.n_features, 8), (8,), (8, 4), (4,), (4, layout.n_outputs),
+                                                    (layout.n_outputs,)]
+        h = x
+        for i in range(0, len(params), 2):
+            h = h @ params[i] + params[i + 1]
+            h = torch.relu(h) if i < len(params) - 2 else h
+        losses = layout.task_losses(h.unsqueeze(0), y)[0][0]
+        for t in res.group:
+            assert float(losses[t]) == pytest.approx(res.val_loss[t], rel=1e-5)
+    for a, b in zip(results[1].extra["parameters"], alone.extra["parameters"]):
+        assert torch.equal(a, b)
+    assert "parameters" not in train_group_models(ds, [(0,)], cfg, seed=2)[0].extra

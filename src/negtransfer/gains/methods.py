@@ -21,9 +21,15 @@ estimator's module:
 * ``ayman``: :class:`~negtransfer.gains.ayman.TotalGainPredictor` (Ayman,
   Mukhopadhyay and Laszka, arXiv 2023): every pair *and* the training groups
   are measured; a network predicts a group's total gain from statistics of its
-  pairs' gains, shared among the members around their pairwise means.
-
-Not implemented yet: GRAD-TAE (Li et al., 2024); see docs/methods/grouping-methods.md.
+  pairs' gains, shared among the members around their pairwise means;
+* ``grad-tae``: GRAD-TAE's pairwise affinity (Li et al., KDD 2024;
+  :mod:`negtransfer.gains.grad_tae`): each repeat's all-task model is the base
+  model, its per-example output gradients are projected to 200 dimensions, a
+  regularised logistic (least-squares for regression tasks) fit on the
+  projected gradients of a sampled task subset stands in for fine-tuning on it,
+  and a pair's affinity is the target's estimated relative gain averaged over
+  the sampled subsets holding both; mapped to the gain scale by a least-squares
+  line on the measured groups, exactly as for ``tag``.
 """
 
 from __future__ import annotations
@@ -41,8 +47,8 @@ class GroupingMethod:
     Attributes
     ----------
     name : str
-    affinity : {"etap", "tag"} or None
-        The affinity the predictor needs from tracked all-task runs (none: no tracked run).
+    affinity : {"etap", "tag", "grad-tae"} or None
+        The affinity the predictor needs from the all-task runs (none: no extra all-task run).
     all_pairs : bool
         Whether every pair of tasks must be measured before the first fit (HOA).
     build : callable(affinity, seed, fixed) -> estimator
@@ -88,6 +94,12 @@ def _tag(affinity, seed, fixed):
     return ETAPPredictor(affinity, stage1="affine", residual=False, random_state=seed)
 
 
+def _grad_tae(affinity, seed, fixed):
+    from negtransfer.gains.etap import ETAPPredictor
+
+    return ETAPPredictor(affinity, stage1="affine", residual=False, random_state=seed)
+
+
 def _hoa(affinity, seed, fixed):
     from negtransfer.gains.hoa import PairwiseMeanPredictor
 
@@ -123,6 +135,7 @@ METHODS: dict[str, GroupingMethod] = {
         GroupingMethod("mtgnet", None, False, _mtgnet, "Song et al., NeurIPS 2022"),
         GroupingMethod("ayman", None, True, _ayman, "Ayman, Mukhopadhyay and Laszka, arXiv:2310.16241, 2023",
                        groups_with_pairs=True),
+        GroupingMethod("grad-tae", "grad-tae", False, _grad_tae, "Li et al., KDD 2024"),
     )
 }
 

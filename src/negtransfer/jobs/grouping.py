@@ -60,7 +60,7 @@ class GroupingOptions:
         At most this many groups are chosen; together they cover every task.
     method : str
         The gain predictor (:data:`negtransfer.gains.methods.METHODS`): ``etap``
-        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``ayman``.
+        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``ayman``, ``grad-tae``.
     n_train_groups : int
         Training groups (sizes 2..n-1) whose gains are measured before the
         first fit; the all-task group is always added.
@@ -394,7 +394,7 @@ def run_grouping(
 ) -> GroupingResult:
     """Run the whole grouping job and return its report (see module doc and docs/methods/grouping.md)."""
     from negtransfer.affinity.training import measure_affinity
-    from negtransfer.gains.methods import method
+    from negtransfer.gains.methods import METHODS, method
 
     n = dataset.n_tasks
     options.check(n)
@@ -402,8 +402,8 @@ def run_grouping(
     if kind is not None and config.gradient_aggregation != "sum":
         raise ValueError(f"--method {options.method} measures affinity on all-task runs trained with the summed "
                          f"gradient; gradient_aggregation {config.gradient_aggregation!r} works with the methods "
-                         "that need no affinity (hoa, linear-surrogate, mtgnet), or compare it as a row with "
-                         "`negtransfer compare-grouping --surgery`")
+                         f"that need no affinity ({', '.join(m for m, g in METHODS.items() if g.affinity is None)}), "
+                         "or compare it as a row with `negtransfer compare-grouping --surgery`")
     job = _Grouping(dataset, options, config, seed, store, executor, progress)
     names = job.names
     R = options.repeats
@@ -414,11 +414,20 @@ def run_grouping(
     # 1. STL and the all-task group (always a training group).
     job.measure("STL + all-task runs", stl + [everything])
 
-    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), averaged over the repeats.
+    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), or GRAD-TAE's from the projected gradients
+    #    of each repeat's all-task model, averaged over the repeats.
     start = time.perf_counter()
     trace = None
     job.affinity = None
-    if kind is not None:
+    method_cost = None
+    if kind == "grad-tae":
+        from negtransfer.gains.grad_tae import measure_grad_tae_affinity
+
+        cb = (lambda done, total: progress("GRAD-TAE base models", done, total)) if progress else None
+        job.affinity, method_cost = measure_grad_tae_affinity(dataset, config, seed, store=store, repeats=R,
+                                                              on_repeat=cb)
+        job.seconds["affinity runs"] = time.perf_counter() - start
+    elif kind is not None:
         cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
         job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
                                         momentum=options.resolved_affinity_momentum(), epochs=options.affinity_epochs,
@@ -469,6 +478,7 @@ def run_grouping(
         "tasks": list(names),
         "affinity": None if job.affinity is None else job.affinity.tolist(),
         "affinity_momentum": None if job.affinity is None else options.resolved_affinity_momentum(),
+        **({"method_cost": method_cost} if method_cost else {}),
         **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
         "selected_groups": job.group_names(chosen),

@@ -180,6 +180,7 @@ def train_group_models(
     on_epoch: Callable[[int, int], None] | None = None,
     step_hook: StepHook | None = None,
     keep_test_predictions: bool = False,
+    keep_parameters: bool = False,
 ) -> list[ModelResult]:
     """Train one hard-sharing model per (group, repeat), all in one vectorised stack.
 
@@ -217,6 +218,12 @@ def train_group_models(
         (probability of class 1, class probabilities, or standardised values)
         in ``extra["test_rows"]`` and ``extra["test_prediction"]``, e.g. for
         per-group fairness metrics. Not meant for the run store (large).
+    keep_parameters : bool
+        Also put each model's best-epoch weights in ``extra["parameters"]``: a
+        list ``[W1, b1, W2, b2, ...]`` of CPU tensors, weights shaped
+        (fan_in, fan_out) and biases (fan_out,) as in
+        :func:`~negtransfer.nn.hard_sharing.init_parameters` (e.g. for GRAD-TAE's
+        gradients at the trained point). Not meant for the run store.
 
     Returns
     -------
@@ -256,7 +263,7 @@ def train_group_models(
         out: list[ModelResult | None] = [None] * len(group_idx)
         for members in by_width.values():
             results = _train(dataset, [group_idx[k] for k in members], [reps[k] for k in members], config, seed,
-                             on_epoch, step_hook, keep_test_predictions)
+                             on_epoch, step_hook, keep_test_predictions, keep_parameters)
             for k, res in zip(members, results):
                 out[k] = res
         return out  # type: ignore[return-value]
@@ -510,7 +517,8 @@ def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses,
     return list(grads)
 
 
-def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False) -> list[ModelResult]:
+def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False,
+           keep_parameters=False) -> list[ModelResult]:
     n_tasks = dataset.n_tasks
     K = len(group_idx)
     t_start = time.perf_counter()
@@ -598,7 +606,19 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
         _add_estimate_half(final, dataset, layout, group_idx, results)
     for res, r in zip(results, reps):
         res.repeat = r
+    _keep_parameters(results, best_params, len(final.weights), keep_parameters)
     return results
+
+
+def _keep_parameters(results: list[ModelResult], stacked: list[torch.Tensor], n_layers: int, keep: bool) -> None:
+    """With ``keep``: each model's weights ``[W1, b1, W2, b2, ...]`` (CPU) in ``extra["parameters"]``, taken from
+    a stack's parameters (every layer's weights, then every layer's biases)."""
+    if not keep:
+        return
+    weights, biases = stacked[:n_layers], stacked[n_layers:]
+    for k, res in enumerate(results):
+        res.extra["parameters"] = [t for w, b in zip(weights, biases)
+                                   for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
 
 
 def logit_margin_rows(layout: TaskLossLayout, outputs: torch.Tensor, labels: torch.Tensor, task: int) -> torch.Tensor:
