@@ -12,7 +12,7 @@ test gains (the ETAP paper's Table 2: 0.40 ± 0.03 on Chemical):
 * ``sym``: z(i -> j) + z(j -> i) against the pair's summed gain.
 
 Run: ``python benchmarks/affinity_momentum.py [--datasets chemical tv16 yeast] [--seeds 0 1 2]
-[--stores runs/gq_ct runs/gq_tv16 runs/grouping_quality] [--result-format 3]``.
+[--stores runs/gq_ct runs/gq_tv16 runs/grouping_quality] [--result-format 3] [--kind etap|tag]``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def main() -> None:
                         default=[Path("runs/gq_ct"), Path("runs/gq_tv16"), Path("runs/grouping_quality")],
                         help="Folders searched for <dataset>-seed<s>.sqlite run stores; a missing store is skipped.")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kind", choices=["etap", "tag"], default="etap",
+                        help="ETAP's first-order score or TAG's lookahead (tracked runs of that kind must be in "
+                             "the store or are trained).")
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     grouping_datasets.add_result_format_option(parser)
     args = parser.parse_args()
@@ -74,7 +77,8 @@ def main() -> None:
             results = ensure_runs(ds, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=args.repeats)
             _, Y = gain_matrix(pairs, results, n, split="test")
             for momentum in (True, False):
-                A = measure_affinity(ds, config, seed, every=every, store=store, repeats=args.repeats, momentum=momentum)
+                A = measure_affinity(ds, config, seed, every=every, store=store, repeats=args.repeats, momentum=momentum,
+                                     kind=args.kind)
                 c = correlations(A, Y, pairs)
                 table.setdefault((name, momentum), []).append(c)
                 print(f"{name} seed {seed} {'with' if momentum else 'without'} momentum: "
