@@ -40,6 +40,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
+from negtransfer.gains.table import check_gain_table
 
 __all__ = ["TotalGainPredictor", "FEATURES"]
 
@@ -140,10 +141,7 @@ class TotalGainPredictor(BaseEstimator):
             raise ValueError(f"split must be 'pairwise' or 'equal', got {self.split!r}")
         if self.missing not in ("error", "skip"):
             raise ValueError(f"missing must be 'error' or 'skip', got {self.missing!r}")
-        u = validate_groups(U, name="U")
-        y = np.asarray(Y, dtype=float)
-        if y.shape != u.shape:
-            raise ValueError(f"Y must have the shape of U, {u.shape}; got {y.shape}")
+        u, y = check_gain_table(U, Y)
         n = u.shape[1]
         self.n_tasks_ = self.n_features_in_ = n
         self._check_descriptors(n)

@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
+from negtransfer.gains.table import check_gain_table
 
 __all__ = ["PairwiseMeanPredictor"]
 
@@ -49,10 +50,7 @@ class PairwiseMeanPredictor(BaseEstimator):
         """Keep the gains of every pair (two-task rows) of the gain table (U, Y)."""
         if self.missing not in ("error", "skip"):
             raise ValueError(f"missing must be 'error' or 'skip', got {self.missing!r}")
-        u = validate_groups(U, name="U")
-        y = np.asarray(Y, dtype=float)
-        if y.shape != u.shape:
-            raise ValueError(f"Y must have the shape of U, {u.shape}; got {y.shape}")
+        u, y = check_gain_table(U, Y)
         n = u.shape[1]
         self.n_tasks_ = n
         self.n_features_in_ = n

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
+from negtransfer.gains.table import check_gain_table
 
 __all__ = ["MTGNetPredictor"]
 
@@ -85,10 +86,7 @@ class MTGNetPredictor(BaseEstimator):
         """Train on every member entry of the gain table (one-task groups count with gain 0)."""
         import torch
 
-        u = validate_groups(U, name="U")
-        y = np.asarray(Y, dtype=float)
-        if y.shape != u.shape:
-            raise ValueError(f"Y must have the shape of U, {u.shape}; got {y.shape}")
+        u, y = check_gain_table(U, Y)
         y = np.where(u & (u.sum(axis=1) == 1)[:, None], 0.0, y)
         if not np.isfinite(y[u]).all():
             raise ValueError("Y has missing or non-finite gains of member tasks")

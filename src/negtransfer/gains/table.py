@@ -22,6 +22,24 @@ _ATTRS = {("test", "loss"): "test_loss", ("validation", "loss"): "val_loss",
           ("test", "metric"): "test_metric", ("validation", "metric"): "val_metric"}
 
 
+def check_gain_table(U, Y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a gain table: ``U`` a multi-hot group matrix (G, n), ``Y`` its gains of the same shape.
+
+    Returns
+    -------
+    u : ndarray of bool (G, n)
+    y : ndarray of float (G, n)
+        A float copy or view of ``Y`` (NaN outside each group).
+    """
+    from negtransfer.affinity.scores import validate_groups
+
+    u = validate_groups(U, name="U")
+    y = np.asarray(Y, dtype=float)
+    if y.shape != u.shape:
+        raise ValueError(f"Y must have the shape of U, {u.shape}; got {y.shape}")
+    return u, y
+
+
 def mtl_gain(stl_loss, mtl_loss):
     """ETAP eq. 1: relative decrease of the loss from STL to MTL (scalars or arrays)."""
     return (stl_loss - mtl_loss) / stl_loss
