@@ -43,9 +43,8 @@ import numpy as np
 
 import grouping_datasets
 from grouping_datasets import mean_se
-from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
-from negtransfer.jobs.grouping_comparison import surgery_label, total_gain_pearson
+from negtransfer.jobs.grouping_comparison import pairwise_affinity_pearson, surgery_label, total_gain_pearson
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -54,20 +53,6 @@ PROTOCOLS = {
     "one-shot": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
     "cli": {},
 }
-
-
-def pairwise_correlation(report: dict, ds, config, seed, store) -> float | None:
-    """Pearson of affinity z(i -> j) with the test gain of j in {i, j}, over the 90 (pair, target) entries."""
-    if report["affinity"] is None:
-        return None
-    A = np.array(report["affinity"])
-    n = ds.n_tasks
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    results = ensure_runs(ds, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=report["repeats"])
-    _, Y = gain_matrix(pairs, results, n, split="test")
-    z = [A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs]
-    y = [Y[k, j] for k, (i, j) in enumerate(pairs)] + [Y[k, i] for k, (i, j) in enumerate(pairs)]
-    return float(np.corrcoef(z, y)[0, 1])
 
 
 def print_tables(rows: list[dict], datasets, methods, protocols, budgets) -> None:
@@ -154,7 +139,7 @@ def main() -> None:
                             "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
                             "gap": rep["optimal"]["test_oracle"]["gap"], "pearson": rep["prediction"]["pearson"],
                             "total_pearson": total_gain_pearson(rep),
-                            "pairwise": pairwise_correlation(rep, ds, config, seed, store) if budget == args.budgets[0]
+                            "pairwise": pairwise_affinity_pearson(rep, ds, config, seed, store) if budget == args.budgets[0]
                             else None,
                             "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
                             "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),

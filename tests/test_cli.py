@@ -411,6 +411,9 @@ def test_compare_grouping_writes_one_table(user_csv, tmp_path):
     assert len(table) == 4 * 2 * 2 and set(table["method"]) == {"etap", "hoa", "linear-surrogate", pcgrad}
     groupings = table[table["kind"] == "grouping"]
     assert (groupings["gap"] >= -1e-12).all()  # nothing beats the test oracle
+    # ETAP Table 2's pairwise column: for the methods with an affinity (with --exhaustive), in [-1, 1]
+    pairwise = groupings.set_index("method")["pairwise_affinity_pearson"]
+    assert pairwise.loc["etap"].between(-1, 1).all() and pairwise.loc[["hoa", "linear-surrogate"]].isna().all()
     row = table[table["method"] == pcgrad]
     assert set(row["kind"]) == {"all-task model"} and (row["runs"] == 1).all()
     for seed, per_seed in row.groupby("seed"):  # one value per seed, the same at every budget
@@ -419,6 +422,7 @@ def test_compare_grouping_writes_one_table(user_csv, tmp_path):
         np.testing.assert_allclose(per_seed["vs_all"], per_seed["selected"] / per_seed["all_tasks"] - 1)
     md = (out / "report.md").read_text()
     assert "## Budget 2" in md and "Wilcoxon" in md and (out / "plots" / "loss_by_budget.png").exists()
+    assert "pairwise affinity vs gain" in md
     assert md.count(f"| {pcgrad} |") == 3  # a row in both budgets' tables and in the Wilcoxon table
     # the rows are reused from the store: asking for MGDA beside it trains only MGDA's all-task runs
     res = runner.invoke(app, ["compare-grouping", "--data", str(user_csv), "--tasks", "sick,worse,stay",

@@ -59,6 +59,30 @@ def total_gain_pearson(report: dict) -> float | None:
     return float(np.corrcoef(pred, act)[0, 1])
 
 
+def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -> float | None:
+    """Pearson of the job's affinity z(i -> j) with the test gain of j in {i, j} (ETAP Table 2).
+
+    Over the n(n-1) ordered pairs; the pairs' gains are the means over the
+    report's repeats, read from ``store`` (pairs not in it are trained, so call
+    it after an exhaustive job). None for a method without an affinity.
+    """
+    from negtransfer.gains.table import gain_matrix
+    from negtransfer.runs.runner import ensure_runs
+
+    if report.get("affinity") is None:
+        return None
+    A = np.asarray(report["affinity"], dtype=float)
+    n = dataset.n_tasks
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    results = ensure_runs(dataset, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=report["repeats"])
+    _, Y = gain_matrix(pairs, results, n, split="test")
+    z = [A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs]
+    y = [Y[k, j] for k, (_, j) in enumerate(pairs)] + [Y[k, i] for k, (i, _) in enumerate(pairs)]
+    if np.std(z) == 0 or np.std(y) == 0:
+        return None
+    return float(np.corrcoef(z, y)[0, 1])
+
+
 def compare_grouping_methods(
     load: Callable[[int], object],
     methods: Sequence[str],
@@ -97,7 +121,8 @@ def compare_grouping_methods(
     list of dict
         Keys ``method, kind`` ("grouping" or "all-task model"), ``seed, budget, selected`` (summed test
         loss), ``stl, all_tasks, vs_stl, vs_all, gap`` (None without an exhaustive run), ``pearson,
-        within_task_pearson, total_gain_pearson, runs, seconds, groups``.
+        within_task_pearson, total_gain_pearson, pairwise_affinity_pearson`` (:func:`pairwise_affinity_pearson`;
+        only with ``options.exhaustive``, None otherwise), ``runs, seconds, groups``.
     """
     from negtransfer.train.aggregation import check_aggregation
 
@@ -122,6 +147,8 @@ def compare_grouping_methods(
                     "within_task_pearson": report["prediction"]["within_task_pearson"],
                     "total_gain_pearson": total_gain_pearson(report),
                     "runs": report["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
+                    "pairwise_affinity_pearson": (pairwise_affinity_pearson(report, dataset, config, seed, store)
+                                                  if options.exhaustive else None),
                     "groups": " | ".join(" + ".join(g) for g in report["selected_groups"]),
                 })
         rows += _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress)
@@ -156,7 +183,8 @@ def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, execu
                 "method": label, "kind": "all-task model", "seed": seed, "budget": budget, "selected": total,
                 "stl": stl_total, "all_tasks": all_total, "vs_stl": total / stl_total - 1,
                 "vs_all": total / all_total - 1, "gap": None, "pearson": None, "within_task_pearson": None,
-                "total_gain_pearson": None, "runs": options.repeats, "seconds": seconds,
+                "total_gain_pearson": None, "pairwise_affinity_pearson": None, "runs": options.repeats,
+                "seconds": seconds,
                 "groups": " + ".join(dataset.task_names),
             })
     return rows
@@ -175,7 +203,7 @@ def summarise(rows: list[dict], reference: str = "etap") -> dict:
     from scipy.stats import wilcoxon
 
     keys = ("selected", "vs_stl", "vs_all", "gap", "pearson", "within_task_pearson", "total_gain_pearson",
-            "runs", "seconds")
+            "pairwise_affinity_pearson", "runs", "seconds")
     cells: dict = {}
     for method in dict.fromkeys(r["method"] for r in rows):
         for budget in sorted({r["budget"] for r in rows}):

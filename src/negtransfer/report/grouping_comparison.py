@@ -83,11 +83,14 @@ def write_comparison_report(rows: list[dict], summary: dict, out_dir, *, referen
                 continue
             table.append([method, _cell(c["selected"], fmt_loss), _cell(c["vs_stl"], fmt_pct),
                           _cell(c["vs_all"], fmt_pct), _cell(c["gap"], fmt_pct), _cell(c["pearson"], fmt_stat),
-                          _cell(c["total_gain_pearson"], fmt_stat), _cell(c["runs"], lambda v: f"{v:.0f}"),
+                          _cell(c["total_gain_pearson"], fmt_stat),
+                          _cell(c.get("pairwise_affinity_pearson", (None, None, 0)), fmt_stat),
+                          _cell(c["runs"], lambda v: f"{v:.0f}"),
                           _cell(c["seconds"], lambda v: f"{v:.0f}")])
         lines += [f"## Budget {budget}", "",
                   render_table(table, ["method", "summed test loss", "vs STL", "vs all-task", "gap to test oracle",
-                                       "Pearson (gains)", "Pearson (total gains)", "runs", "seconds"]), ""]
+                                       "Pearson (gains)", "Pearson (total gains)", "pairwise affinity vs gain",
+                                       "runs", "seconds"]), ""]
     tests = summary["wilcoxon"]
     if tests:
         rows_w = [[m, "n/a" if t["p"] is None else f"{t['p']:.3f}", f"{t['reference_lower']} of {t['cases']}"]
@@ -100,6 +103,8 @@ def write_comparison_report(rows: list[dict], summary: dict, out_dir, *, referen
         plot_loss_by_budget(rows, out_dir / "plots" / "loss_by_budget.png")
         lines += ["## Summed test loss by budget", "", "![loss by budget](plots/loss_by_budget.png)", ""]
     lines += ["Pearson: the method's first (one-shot) fit on the held-out groups; 'gap to test oracle' needs "
+              "`--exhaustive`. 'pairwise affinity vs gain' (ETAP Table 2): Pearson of the method's affinity "
+              "z(i -> j) with the test gain of j in {i, j}, for the methods with an affinity and only with "
               "`--exhaustive`. Seconds include training only for runs the store did not hold yet.", ""]
     if any(not _is_grouping(r) for r in rows):
         lines += ["Rows 'all tasks, one model, NAME': one model of every task whose shared encoder is updated by "
