@@ -83,6 +83,9 @@ def test_options_validation():
         GroupingOptions(budget=0).check(4)
     with pytest.raises(ValueError, match="--tasks"):
         GroupingOptions().check(30)
+    with pytest.raises(ValueError, match="--trace"):  # no tracked run to trace
+        GroupingOptions(method="hoa", trace_pairs=2).check(4)
+    GroupingOptions(method="tag", trace_pairs=2).check(4)
 
 
 def test_affinity_momentum_defaults_to_the_methods_own():

@@ -157,6 +157,9 @@ class GroupingOptions:
             (self.affinity_every < 1, "affinity_every must be >= 1"),
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
+            (self.trace_pairs > 0 and self.method in METHODS and METHODS[self.method].affinity not in ("etap", "tag"),
+             f"--trace plots the per-step affinity of a tracked all-task run; --method {self.method} has none "
+             "(use etap or tag)"),
             (n_tasks > self.max_candidates_tasks,
              f"{n_tasks} tasks give 2^{n_tasks} - 1 candidate groups; select at most "
              f"{self.max_candidates_tasks} tasks with --tasks"),
