@@ -777,7 +777,7 @@ def group(
               f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
               f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
               f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
-    _grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes)
+    _grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method)
     runner = _executor(executor, workers, notes, ray_address=ray_address, quiet=quiet, device=device)
     _make_out(out)
     run_store = _open_store(store_path)
@@ -795,16 +795,23 @@ def group(
         _print_group_summary(report, out / "report.json", md)
 
 
-def _grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list) -> None:
+def _grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list,
+                    method: str = "etap") -> None:
     """Say so when the job will use less than was asked for (it never fails for it)."""
     from math import comb
 
+    from negtransfer.gains.methods import method as grouping_method
+
     available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
     trained = min(train_groups, available)
+    spec = grouping_method(method)
+    if spec.all_pairs:  # every pair, plus (Ayman et al.) --train-groups larger groups
+        pairs = n * (n - 1) // 2
+        trained = min(pairs + (train_groups if spec.groups_with_pairs else 0), available)
     if available == 0:
         _note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
               f"trained and --train-groups {train_groups} is not used", notes)
-    elif train_groups > available:
+    elif train_groups > available and not spec.all_pairs:
         _note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
               f"all {available} are trained (with the all-task group)", notes)
     if budget > n:
