@@ -480,7 +480,7 @@ def run_grouping(
         "config": config.to_dict(),
         "tasks": list(names),
         "affinity": None if job.affinity is None else job.affinity.tolist(),
-        "affinity_momentum": None if job.affinity is None else options.resolved_affinity_momentum(),
+        "affinity_momentum": options.resolved_affinity_momentum() if kind in ("etap", "tag") else None,
         **({"method_cost": method_cost} if method_cost else {}),
         **({"affinity_trace": trace} if trace else {}),
         "train_groups": [[names[t] for t in g] for g in train],
