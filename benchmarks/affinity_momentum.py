@@ -27,6 +27,7 @@ from grouping_datasets import mean_se
 from negtransfer.affinity.training import measure_affinity
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions
+from negtransfer.jobs.grouping_comparison import ordered_pair_values
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -34,17 +35,14 @@ from negtransfer.train.config import TrainConfig
 
 def correlations(A: np.ndarray, Y: np.ndarray, pairs) -> dict:
     """``in``, ``within`` and ``sym`` correlations of affinity ``A`` with the pair gains ``Y`` (rows: ``pairs``)."""
-    target = np.array([j for _, j in pairs] + [i for i, _ in pairs])
-    z = np.array([A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs])
-    y = np.array([Y[k, j] for k, (_, j) in enumerate(pairs)] + [Y[k, i] for k, (i, _) in enumerate(pairs)])
+    z, y, target = ordered_pair_values(A, Y, pairs)
 
     def demeaned(v):
         return v - np.array([v[target == t].mean() for t in target])
 
-    sym = [A[i, j] + A[j, i] for i, j in pairs]
-    total = [Y[k, i] + Y[k, j] for k, (i, j) in enumerate(pairs)]
+    half = len(pairs)  # (i -> j) entries first, then (j -> i): a pair's two entries are k and k + half
     return {"in": float(np.corrcoef(z, y)[0, 1]), "within": float(np.corrcoef(demeaned(z), demeaned(y))[0, 1]),
-            "sym": float(np.corrcoef(sym, total)[0, 1])}
+            "sym": float(np.corrcoef(z[:half] + z[half:], y[:half] + y[half:])[0, 1])}
 
 
 def main() -> None:

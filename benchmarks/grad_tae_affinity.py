@@ -20,6 +20,7 @@ import numpy as np
 import grouping_datasets
 from negtransfer.gains.grad_tae import measure_grad_tae_affinity
 from negtransfer.gains.table import gain_matrix
+from negtransfer.jobs.grouping_comparison import ordered_pair_values
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -43,9 +44,8 @@ def main() -> None:
     t = time.perf_counter()
     A, cost = measure_grad_tae_affinity(ds, config, seed, store=None if "--fresh" in sys.argv else store, repeats=3)
     wall = time.perf_counter() - t
-    z = [A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs]
-    y = [Y[k, j] for k, (i, j) in enumerate(pairs)] + [Y[k, i] for k, (i, j) in enumerate(pairs)]
-    yv = [Yv[k, j] for k, (i, j) in enumerate(pairs)] + [Yv[k, i] for k, (i, j) in enumerate(pairs)]
+    z, y, _ = ordered_pair_values(A, Y, pairs)
+    _, yv, _ = ordered_pair_values(A, Yv, pairs)
     print(json.dumps({"dataset": name, "seed": seed, "pearson_test": float(np.corrcoef(z, y)[0, 1]),
                       "pearson_val": float(np.corrcoef(z, yv)[0, 1]), "wall": wall, **cost}))
 

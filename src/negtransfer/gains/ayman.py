@@ -40,7 +40,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
-from negtransfer.gains.table import check_gain_table
+from negtransfer.gains.table import check_gain_table, pair_gains
 
 __all__ = ["TotalGainPredictor", "FEATURES"]
 
@@ -149,17 +149,7 @@ class TotalGainPredictor(BaseEstimator):
         if not np.isfinite(y[u & (sizes >= 2)[:, None]]).all():
             raise ValueError("Y has missing or non-finite gains of member tasks")
 
-        total = np.zeros((n, n))
-        count = np.zeros((n, n))
-        for row in np.flatnonzero(sizes == 2):  # a pair measured twice (repeated rows) counts once, averaged
-            t, j = np.flatnonzero(u[row])
-            total[t, j] += y[row, t]
-            total[j, t] += y[row, j]
-            count[t, j] += 1
-            count[j, t] += 1
-        with np.errstate(invalid="ignore"):
-            self.pair_gain_ = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        np.fill_diagonal(self.pair_gain_, np.nan)
+        self.pair_gain_, count = pair_gains(u, y)  # a pair measured twice (repeated rows) counts once, averaged
         missing = [(i, j) for i in range(n) for j in range(i + 1, n) if count[i, j] == 0]
         if len(missing) == n * (n - 1) // 2 and n >= 2:
             raise ValueError("the gain table has no pair of tasks; the total-gain predictor of Ayman et al. needs "

@@ -563,7 +563,7 @@ def measure_grad_tae_affinity(dataset, config, seed: int, *, store=None, repeats
     cost = {name: float(sum(rec[name] for rec in records))
             for name in ("seconds_base_model", "seconds_gradients", "seconds_regressions")}
     cost["seconds_gradients_and_regressions"] = cost["seconds_gradients"] + cost["seconds_regressions"]
-    cost.update({name: int(sum(rec[name] for rec in records)) for name in ("regressions",)})
+    cost["regressions"] = int(sum(rec["regressions"] for rec in records))
     cost.update({name: records[0][name] for name in ("subsets", "subset_size", "train_examples", "val_examples",
                                                      "parameters", "projection_dim")})
     cost["repeats"] = repeats

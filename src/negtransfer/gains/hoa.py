@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
-from negtransfer.gains.table import check_gain_table
+from negtransfer.gains.table import check_gain_table, pair_gains
 
 __all__ = ["PairwiseMeanPredictor"]
 
@@ -38,7 +38,7 @@ class PairwiseMeanPredictor(BaseEstimator):
     Attributes
     ----------
     pair_gain_ : ndarray (n_tasks, n_tasks)
-        ``pair_gain_[t, j]`` = measured gain of task t in the pair {t, j}
+        ``pair_gain_[t, j]`` = measured gain of task t in the pair {t, j} (mean over repeated rows)
         (NaN where the pair was not measured; the diagonal is NaN).
     n_tasks_ : int
     """
@@ -54,13 +54,9 @@ class PairwiseMeanPredictor(BaseEstimator):
         n = u.shape[1]
         self.n_tasks_ = n
         self.n_features_in_ = n
-        pairs = u.sum(axis=1) == 2
-        if not pairs.any():
+        if not (u.sum(axis=1) == 2).any():
             raise ValueError("the gain table has no pair of tasks; HOA needs the pairwise gains (train every pair)")
-        self.pair_gain_ = np.full((n, n), np.nan)
-        for row in np.flatnonzero(pairs):
-            t, j = np.flatnonzero(u[row])
-            self.pair_gain_[t, j], self.pair_gain_[j, t] = y[row, t], y[row, j]
+        self.pair_gain_, _ = pair_gains(u, y)
         return self
 
     def predict(self, U):

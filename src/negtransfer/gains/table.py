@@ -40,6 +40,37 @@ def check_gain_table(U, Y) -> tuple[np.ndarray, np.ndarray]:
     return u, y
 
 
+def pair_gains(u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The measured pairs of a gain table as a matrix.
+
+    Parameters
+    ----------
+    u, y : ndarray (G, n)
+        A checked gain table (:func:`check_gain_table`).
+
+    Returns
+    -------
+    gain : ndarray (n, n)
+        ``gain[t, j]`` = task t's gain in the pair {t, j} (mean over the rows
+        of that pair when it is repeated); NaN where the pair was not measured
+        and on the diagonal.
+    count : ndarray (n, n) of int
+        Rows of each pair.
+    """
+    n = u.shape[1]
+    total = np.zeros((n, n))
+    count = np.zeros((n, n), dtype=int)
+    for row in np.flatnonzero(u.sum(axis=1) == 2):
+        t, j = np.flatnonzero(u[row])
+        total[t, j] += y[row, t]
+        total[j, t] += y[row, j]
+        count[t, j] += 1
+        count[j, t] += 1
+    gain = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    np.fill_diagonal(gain, np.nan)
+    return gain, count
+
+
 def mtl_gain(stl_loss, mtl_loss):
     """ETAP eq. 1: relative decrease of the loss from STL to MTL (scalars or arrays)."""
     return (stl_loss - mtl_loss) / stl_loss

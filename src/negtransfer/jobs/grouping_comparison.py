@@ -59,6 +59,30 @@ def total_gain_pearson(report: dict) -> float | None:
     return float(np.corrcoef(pred, act)[0, 1])
 
 
+def ordered_pair_values(A, Y, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The n(n-1) ordered pairs' affinity, gain and target (ETAP Table 2's data).
+
+    Parameters
+    ----------
+    A : array (n, n)
+        Affinity, ``A[i, j]`` of source i onto target j.
+    Y : array (len(pairs), n)
+        The pairs' gain table (:func:`~negtransfer.gains.table.gain_matrix`), row k for ``pairs[k]``.
+    pairs : sequence of (i, j)
+
+    Returns
+    -------
+    z, y, target : ndarray
+        ``z`` = A[i, j], ``y`` = the gain of j in {i, j}, ``target`` = j, for
+        every ordered pair (i -> j), then (j -> i).
+    """
+    A = np.asarray(A, dtype=float)
+    z = np.array([A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs])
+    y = np.array([Y[k, j] for k, (_, j) in enumerate(pairs)] + [Y[k, i] for k, (i, _) in enumerate(pairs)])
+    target = np.array([j for _, j in pairs] + [i for i, _ in pairs])
+    return z, y, target
+
+
 def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -> float | None:
     """Pearson of the job's affinity z(i -> j) with the test gain of j in {i, j} (ETAP Table 2).
 
@@ -71,13 +95,11 @@ def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -
 
     if report.get("affinity") is None:
         return None
-    A = np.asarray(report["affinity"], dtype=float)
     n = dataset.n_tasks
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     results = ensure_runs(dataset, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=report["repeats"])
     _, Y = gain_matrix(pairs, results, n, split="test")
-    z = [A[i, j] for i, j in pairs] + [A[j, i] for i, j in pairs]
-    y = [Y[k, j] for k, (_, j) in enumerate(pairs)] + [Y[k, i] for k, (i, _) in enumerate(pairs)]
+    z, y, _ = ordered_pair_values(report["affinity"], Y, pairs)
     if np.std(z) == 0 or np.std(y) == 0:
         return None
     return float(np.corrcoef(z, y)[0, 1])
