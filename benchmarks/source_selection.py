@@ -4,7 +4,9 @@ For each (target, seed): ``negtransfer sources`` with alpha = 5 (or fewer when
 there are fewer sources), the default training scheme (``--training parity``),
 ``--repeats`` runs per model and ``--subsets`` fitted subsets (default 8k) plus
 ``--holdout`` holdout subsets. Prints one Markdown row per (target, seed): the
-holdout F1 (minority class) with the class balance, Spearman, the selection
+holdout F1 (minority class) with the class balance, Spearman, its noise
+ceiling (the most any predictor could reach against the holdout's measured
+f(S), given their s.e. over the repeats), the selection
 size, and the target's test loss under STL, all sources and the selection
 (± s.e. over the repeats). Then one row per target with the means ± s.e. over
 the seeds, and whether the selection's test loss is no worse than the better
@@ -111,9 +113,10 @@ def main() -> None:
     config = TrainConfig.preset("task-modeling" if args.training == "task-modeling" else "default",
                                 **({"max_epochs": args.epochs} if args.epochs else {}))
     rows: list[dict] = []
-    print("| target (rows) | seed | holdout F1 (negative / positive) | Spearman | selected | planted cluster | "
+    print("| target (rows) | seed | holdout F1 (negative / positive) | Spearman | noise ceiling | selected | "
+          "planted cluster | "
           + " | ".join(f"{m} test loss" for m in METHODS) + " | runs |")
-    print("|" + "---|" * (6 + len(METHODS) + 1))
+    print("|" + "---|" * (7 + len(METHODS) + 1))
     for seed in args.seeds:
         ds = load(args.dataset, seed, args.group_column, args.planted_rows)
         for target in resolve_targets(ds, args.targets):
@@ -137,13 +140,15 @@ def main() -> None:
                 planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
             h = rep.holdout
             row = {"target": target, "seed": seed, "f1": h.get("f1", float("nan")),
-                   "spearman": h.get("spearman", float("nan")), "test": rep.test_loss, "test_se": rep.test_loss_se,
+                   "spearman": h.get("spearman", float("nan")), "ceiling": h.get("noise_ceiling", float("nan")),
+                   "test": rep.test_loss, "test_se": rep.test_loss_se,
                    "planted": planted, "fairness": rep.fairness, "selected": len(rep.selected)}
             rows.append(row)
             n_rows = int((ds.row_task == t).sum())
             cells = [fmt(rep.test_loss[m], rep.test_loss_se[m], 4) for m in METHODS]
             print(f"| {target} ({n_rows}) | {seed} | {h.get('f1', float('nan')):.3f} ({h.get('n_negative')} / "
-                  f"{h.get('n_positive')}) | {h.get('spearman', float('nan')):.3f} | {len(rep.selected)} | "
+                  f"{h.get('n_positive')}) | {h.get('spearman', float('nan')):.3f} | "
+                  f"{h.get('noise_ceiling', float('nan')):.3f} | {len(rep.selected)} | "
                   f"{planted or '-'} | " + " | ".join(cells) + f" | {rep.runs['selected']} |", flush=True)
     summarise(rows, args)
 
@@ -151,9 +156,9 @@ def main() -> None:
 def summarise(rows: list[dict], args) -> None:
     """One row per target: means ± s.e. over the seeds, and the never-worse check."""
     print()
-    print("| target | seeds | holdout F1 | Spearman | selected / STL test loss | all sources / STL | "
+    print("| target | seeds | holdout F1 | Spearman | noise ceiling | selected / STL test loss | all sources / STL | "
           "selection - better of STL and all (± s.e.) | no worse | planted cluster selected |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     passed = 0
     targets = list(dict.fromkeys(r["target"] for r in rows))
     for target in targets:
@@ -163,11 +168,14 @@ def summarise(rows: list[dict], args) -> None:
         ratio = {m: mean_se([r["test"][m] / r["test"]["stl"] for r in mine]) for m in ("selected", "all_sources")}
         planted = f"{sum(r['planted'] == 'yes' for r in mine)} of {len(mine)}" if args.dataset == "planted" else "-"
         print(f"| {target} | {len(mine)} | {fmt(*mean_se([r['f1'] for r in mine]))} | "
-              f"{fmt(*mean_se([r['spearman'] for r in mine]))} | {fmt(*ratio['selected'])} | "
+              f"{fmt(*mean_se([r['spearman'] for r in mine]))} | {fmt(*mean_se([r['ceiling'] for r in mine]))} | "
+              f"{fmt(*ratio['selected'])} | "
               f"{fmt(*ratio['all_sources'])} | {fmt(diff, se, 4)} | {'yes' if ok else 'no'} | {planted} |")
     f1 = mean_se([np.mean([r["f1"] for r in rows if r["target"] == t]) for t in targets])
     rho = mean_se([np.mean([r["spearman"] for r in rows if r["target"] == t]) for t in targets])
-    print(f"\nall targets: holdout F1 {fmt(*f1)}, Spearman {fmt(*rho)} (means over targets of the per-target "
+    ceiling = mean_se([np.nanmean([r["ceiling"] for r in rows if r["target"] == t]) for t in targets])
+    print(f"\nall targets: holdout F1 {fmt(*f1)}, Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
+          f"means over targets of the per-target "
           f"means); selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
     if args.group_attribute:
         print(f"\n| target | method | accuracy | worst-group accuracy | demographic-parity gap | "

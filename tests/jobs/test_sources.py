@@ -33,6 +33,8 @@ def test_surrogate_selects_the_planted_cluster(tmp_path):
     tl = rep.test_loss
     assert tl["selected"] < tl["stl"] and tl["selected"] < tl["all_sources"]
     assert rep.holdout["n"] == 20 and rep.holdout["spearman"] > 0.6 and rep.holdout["f1"] > 0.6
+    # three repeats: the measured f(S) have standard errors, so the noise ceiling of the Spearman is known
+    assert 0 < rep.holdout["noise_ceiling"] <= 1
     assert set(rep.methods) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
     assert rep.runs["selected"] >= 61  # STL + 60 subsets + threshold candidates
     # the exhaustive baseline trains all 9 + 36 one- and two-source models and keeps one of them (the best by
@@ -79,6 +81,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     assert rep["runs"]["exhaustive_pairs"] == 9 + 36 and 1 <= len(rep["methods"]["exhaustive_pairs"]) <= 2
     assert {"f1", "spearman", "n_subsets"} <= set(rep["holdout"])
     assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
+    assert "noise ceiling" not in (out / "report.md").read_text()  # one repeat: no standard errors
 
 
 @pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
@@ -235,4 +238,11 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     text = write_sources_report(rep, tmp_path / "out").read_text()
     h = rep.holdout
     assert f"class balance: {h['n_negative']} negative, {h['n_positive']} positive" in text
+    # the noise ceiling of the holdout Spearman, from the holdout subsets' measured f and their s.e.
+    from negtransfer.select.sources import holdout_noise_ceiling
+
+    points = rep.holdout_points
+    assert h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling([p["actual"] for p in points],
+                                                                     [p["se"] for p in points]))
+    assert 0 <= h["noise_ceiling"] <= 1 and f"noise ceiling {h['noise_ceiling']:.4f}" in text
     assert "± " in text and "training scheme `parity`" in text

@@ -20,6 +20,7 @@ from negtransfer.select.sources import (
     DEFAULT_GAMMA_GRID,
     ThresholdChoice,
     choose_threshold,
+    holdout_noise_ceiling,
     negative_transfer_metrics,
     sample_subsets,
     select_sources,
@@ -334,3 +335,21 @@ def test_error_curve_holdout_forms_and_errors():
         surrogate_error_curve(S, f, [3], holdout=np.zeros(5, bool))
     ridge = surrogate_error_curve(S, f, [3, 30], holdout=rows, surrogate=LinearSurrogate(alpha=1.0, scale="raw"))
     assert np.isfinite(ridge.mse).all()
+
+
+def test_holdout_noise_ceiling_matches_the_correlation_a_perfect_predictor_reaches():
+    """Measured f = true f + noise of known s.e.: the ceiling is the true values' correlation with the measured."""
+    rng = np.random.default_rng(0)
+    true = rng.normal(0.3, 0.01, 20000)
+    se = np.full(true.size, 0.01)  # noise as large as the spread: reliability 1/2, ceiling sqrt(1/2)
+    measured = true + rng.normal(0, 0.01, true.size)
+    ceiling = holdout_noise_ceiling(measured, se)
+    assert ceiling == pytest.approx(np.corrcoef(true, measured)[0, 1], abs=0.02)
+    assert ceiling == pytest.approx(np.sqrt(0.5), abs=0.02)
+    # noise larger than the whole spread: nothing to predict
+    assert holdout_noise_ceiling(measured, np.full(true.size, 0.05)) == 0.0
+    # one repeat (no s.e.) or no spread: unknown
+    assert np.isnan(holdout_noise_ceiling(measured, np.full(true.size, np.nan)))
+    assert np.isnan(holdout_noise_ceiling(np.ones(5), np.full(5, 0.01)))
+    with pytest.raises(ValueError, match="one value per subset"):
+        holdout_noise_ceiling(measured[:5], se[:4])

@@ -662,9 +662,9 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
 
 def _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl, options, seed, source_names, ses) -> tuple[dict, list]:
     """Negative-transfer prediction on the holdout subsets (F1 of the minority class, Spearman, the class
-    balance), their points, and the error curve as the number of fitted subsets grows (paper Figure 6)."""
+    balance, the noise ceiling of a correlation with their measured f), their points, and the error curve as the number of fitted subsets grows (paper Figure 6)."""
     from negtransfer.gains.surrogate import LinearSurrogate
-    from negtransfer.select.sources import negative_transfer_metrics, surrogate_error_curve
+    from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics, surrogate_error_curve
 
     holdout: dict = {"n_subsets": int(options.holdout)}
     if not options.holdout:
@@ -673,6 +673,7 @@ def _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl, options, seed, so
     S_hold, f_hold = S_all[n_fit:], f_all[n_fit:]
     pred_hold = surrogate.predict(S_hold)
     holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
+    holdout["noise_ceiling"] = holdout_noise_ceiling(f_hold, ses[n_fit:n_fit + len(f_hold)])
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
                "se": ses[n_fit + i]} for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})

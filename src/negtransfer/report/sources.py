@@ -83,6 +83,10 @@ def _fmt(x) -> str:
     return f"{x:.4f}"
 
 
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
 def write_sources_report(report, out_dir) -> Path:
     """Write ``report.md`` (and ``plots/*.png``) for a ``negtransfer sources`` run.
 
@@ -127,7 +131,10 @@ def write_sources_report(report, out_dir) -> Path:
         lines.append(
             f"**Negative-transfer prediction** on {hold['n']} holdout subsets: F1 of the minority class "
             f"({hold.get('minority')}) {_fmt(hold.get('f1'))} (class balance: {hold.get('n_negative')} negative, "
-            f"{hold.get('n_positive')} positive transfers), Spearman of g vs f {_fmt(hold.get('spearman'))}."
+            f"{hold.get('n_positive')} positive transfers), Spearman of g vs f {_fmt(hold.get('spearman'))}"
+            + (f" (noise ceiling {_fmt(hold['noise_ceiling'])}: the most any predictor could reach against "
+               "these measured f(S), given their standard errors over the repeats)."
+               if _finite(hold.get("noise_ceiling")) else ".")
         )
         lines.append("")
     se = report.get("subset_se") or {}

@@ -15,6 +15,8 @@ need no training run:
   final model or with a cheap criterion computed from the surrogate alone;
 * :func:`negative_transfer_metrics` - F1 of the minority class between
   positive and negative transfer, and Spearman of g vs f (section 4.1-4.2);
+* :func:`holdout_noise_ceiling` - how high any predictor's correlation with
+  noisy measured losses can go;
 * :func:`surrogate_error_curve` - held-out error as the number of subsets
   grows (appendix A, Figure 6);
 * :func:`top_m_by_pairwise_gain` - the first-order baseline (HOA/TAG style,
@@ -324,6 +326,44 @@ def negative_transfer_metrics(predicted, actual, stl_loss: float) -> dict:
         "n_negative": n_neg,
         "n_positive": n_pos,
     }
+
+
+def holdout_noise_ceiling(actual, standard_errors) -> float:
+    """The correlation a perfect predictor could reach against noisy measured losses.
+
+    Each measured ``f(S)`` is a mean over repeats: the subset's true loss plus
+    noise with the given standard error. By classical test theory the
+    correlation of any predictor with the measured values is at most
+    ``sqrt(reliability)``, where ``reliability = 1 - mean(se^2) / var(f)`` is
+    the share of the spread of ``f`` over subsets that is not noise. It bounds
+    Pearson's correlation exactly and Spearman's approximately; a holdout
+    Spearman close to it means the surrogate is limited by the noise of the
+    measurements, not by its fit (more repeats raise the ceiling, more fitted
+    subsets do not).
+
+    Parameters
+    ----------
+    actual : array-like of shape (n,)
+        Measured losses of the holdout subsets (means over repeats).
+    standard_errors : array-like of shape (n,)
+        Standard error of each mean (NaN with one repeat).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 when the noise accounts for all of the spread, NaN when
+        the standard errors are unknown (one repeat) or fewer than two subsets.
+    """
+    act = _check_vector(actual, "actual")
+    se = np.asarray(standard_errors, dtype=float)
+    if se.shape != act.shape:
+        raise ValueError(f"standard_errors must have one value per subset ({act.size}); got shape {se.shape}")
+    if act.size < 2 or not np.isfinite(se).all():
+        return float("nan")
+    spread = float(np.var(act, ddof=1))
+    if spread <= 0:
+        return float("nan")
+    return float(np.sqrt(max(0.0, 1.0 - float(np.mean(se**2)) / spread)))
 
 
 # ---------------------------------------------------------------------------
