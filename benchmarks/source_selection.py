@@ -94,7 +94,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--training", default="parity", choices=["parity", "task-modeling", "legacy"])
     parser.add_argument("--grid", default="all", choices=["all", "paper"])
-    parser.add_argument("--loss", default=None)
+    parser.add_argument("--loss", default=None, help="f(S); default the judged loss (see negtransfer sources --loss).")
+    parser.add_argument("--threshold-by", default="validation", choices=["validation", "surrogate"],
+                        help="gamma by the candidates' target validation loss (paper) or the training-free criterion.")
     parser.add_argument("--epochs", type=int, default=None, help="Maximum epochs per model (default TrainConfig's).")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="Split and training seeds.")
     parser.add_argument("--group-attribute", default=None, help="Fairness rows by this row attribute (tv16: race).")
@@ -123,7 +125,8 @@ def main() -> None:
             t = ds.task_index([target])[0]
             options = SourceOptions(target=target, alpha=min(args.alpha, ds.n_tasks - 1), n_subsets=args.subsets,
                                     holdout=args.holdout, repeats=args.repeats, training=args.training,
-                                    grid=args.grid, loss=args.loss, exhaustive_pairs="off",
+                                    grid=args.grid, loss=args.loss, threshold_by=args.threshold_by,
+                                    exhaustive_pairs="off",
                                     affinity_baseline=False, pairwise_baseline=args.pairwise,
                                     group_attribute=args.group_attribute,
                                     chunk_size=args.chunk_size)

@@ -395,6 +395,8 @@ def test_group_with_grad_tae_from_the_cli(user_csv, tmp_path):
     cost = rep["method_cost"]
     assert cost["seconds_gradients_and_regressions"] > 0 and cost["projection_dim"] == 200
     assert cost["train_examples"] > 0 and cost["reused_repeats"] == 0 and rep["seconds"]["affinity runs"] > 0
+    text = (out / "report.md").read_text()
+    assert "Cost of the grad-tae method" in text and "| projection_dim | 200 |" in text.replace("  ", " ")
     res = runner.invoke(app, args[:-3] + ["--method", "grad-tag", "--out", str(tmp_path / "bad")])
     assert res.exit_code == 2 and "grad-tae" in res.output
 

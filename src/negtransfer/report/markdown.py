@@ -430,7 +430,18 @@ def _details(report: dict) -> list[str]:
         out += ["<details><summary>Time by stage</summary>", ""]
         out.append(render_table([[k, f"{_num(v):.1f}"] for k, v in seconds.items()], ["stage", "seconds"]))
         out += ["", "</details>", ""]
+    cost = report.get("method_cost") or {}
+    if cost:  # what the grouping method itself spent beyond training runs (GRAD-TAE: gradients, regressions)
+        out += [f"<details><summary>Cost of the {report.get('method', 'grouping')} method</summary>", ""]
+        out.append(render_table([[k, _cost_cell(v)] for k, v in cost.items()], ["item", "value"], "ll"))
+        out += ["", "</details>", ""]
     return out
+
+
+def _cost_cell(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"`{value}`"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Mapping[str, str] | None = None) -> str:
