@@ -1,9 +1,11 @@
 """Tests for negtransfer.affinity.scores (ETAP eq. 7)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from negtransfer.affinity.scores import group_affinity_scores
+from negtransfer.affinity.scores import group_affinity_scores, nan_mean_of_matrices
 
 # affinity[i, j] = affinity of source i onto target j; deliberately asymmetric
 A = np.array(
@@ -105,3 +107,12 @@ def test_does_not_modify_inputs():
 def test_bad_inputs_raise_clear_errors(affinity, groups, match):
     with pytest.raises(ValueError, match=match):
         group_affinity_scores(affinity, groups)
+
+
+def test_nan_mean_of_matrices_ignores_unmeasured_entries_without_warning():
+    first = np.array([[np.nan, 1.0], [2.0, np.nan]])
+    second = np.array([[np.nan, 3.0], [np.nan, np.nan]])  # (1, 0) not measured in this repeat
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean = nan_mean_of_matrices([first, second])
+    assert mean[0, 1] == 2.0 and mean[1, 0] == 2.0 and np.isnan(np.diag(mean)).all()

@@ -8,9 +8,22 @@ Rows are sources, columns are targets.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["group_affinity_scores", "validate_affinity_matrix", "validate_groups"]
+
+
+def nan_mean_of_matrices(stack) -> np.ndarray:
+    """Entry-wise mean of a stack of affinity matrices, ignoring NaN (an entry NaN everywhere stays NaN).
+
+    Used to average repeats (and epochs) whose matrices have NaN where nothing
+    was measured: the diagonal, or a pair never tracked in one repeat.
+    """
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN entries
+        return np.nanmean(np.asarray(stack, dtype=float), axis=0)
 
 
 def validate_affinity_matrix(affinity, name: str = "affinity") -> np.ndarray:

@@ -18,11 +18,11 @@ the epochs after it), and average over repeats, without training again.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
 from negtransfer.affinity.lookahead import stacked_lookahead_affinity
+from negtransfer.affinity.scores import nan_mean_of_matrices
 from negtransfer.affinity.tracker import AffinityTracker, per_task_and_summed_gradients
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.train.batched import repeat_seed, train_group_models
@@ -174,12 +174,8 @@ def combine_affinity(records: list[dict], n_tasks: int, *, momentum: bool = True
         if epochs == "until-best":
             keep = epoch_of <= int(rec["best_epoch"])
             mats = mats[keep] if keep.any() else mats[:1]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per_repeat.append(np.nanmean(mats, axis=0))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN entries stay NaN
-        return np.nanmean(np.stack(per_repeat), axis=0)
+        per_repeat.append(nan_mean_of_matrices(mats))
+    return nan_mean_of_matrices(np.stack(per_repeat))
 
 
 def measure_affinity(

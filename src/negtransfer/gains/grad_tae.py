@@ -41,13 +41,12 @@ by a line, as for TAG), not the paper's SDP clustering.
 from __future__ import annotations
 
 import time
-import warnings
 from math import comb
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from negtransfer.affinity.scores import validate_groups
+from negtransfer.affinity.scores import nan_mean_of_matrices, validate_groups
 
 __all__ = ["GradTAE", "grad_tae_key", "measure_grad_tae_affinity", "sample_subsets", "train_base_model"]
 
@@ -557,9 +556,7 @@ def measure_grad_tae_affinity(dataset, config, seed: int, *, store=None, repeats
         if on_repeat is not None:
             on_repeat(r + 1, repeats)
     stack = np.stack([np.array(rec["affinity"], dtype=float) for rec in records])
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the NaN diagonal
-        A = np.nanmean(stack, axis=0)
+    A = nan_mean_of_matrices(stack)  # the diagonal stays NaN
     cost = {name: float(sum(rec[name] for rec in records))
             for name in ("seconds_base_model", "seconds_gradients", "seconds_regressions")}
     cost["seconds_gradients_and_regressions"] = cost["seconds_gradients"] + cost["seconds_regressions"]
