@@ -947,7 +947,7 @@ def sources(
     holdout: int = typer.Option(100, "--holdout", min=0, help="Further subsets for negative-transfer prediction."),
     training_scheme: Optional[Literal["parity", "task-modeling", "legacy"]] = typer.Option(None, "--training", help="'parity': STL, subset and final models share one objective (mean loss over rows), one step budget and early stopping on half the target's validation rows, f(S) on the other half; 'task-modeling': the public code's fixed epochs; 'legacy': the trainer's defaults (figures before issue 11).", show_default="parity; task-modeling with --preset task-modeling"),
     loss: Optional[Literal["cross_entropy", "mse", "margin", "logit_margin", "zero_one"]] = typer.Option(None, "--loss", help="f(S): cross_entropy, margin (probabilities), logit_margin or zero_one (classification), mse (regression).", show_default="the training loss (cross_entropy; mse for regression); logit_margin for task-modeling, margin for legacy"),
-    ridge: float = typer.Option(0.0, "--ridge", min=0.0, help="Ridge penalty of the surrogate (0 = least squares)."),
+    ridge: Optional[str] = typer.Option(None, "--ridge", help="Ridge penalty of the surrogate: a number (0 = least squares, eq. 3) or 'auto' (the strength with the least leave-one-out error over the fitted subsets; least squares is a candidate).", show_default="auto; 0 with --training task-modeling or legacy"),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
     group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
     common_init: bool = typer.Option(False, "--common-init", help="Subset models share one initialisation (common random numbers: less noise in f(S))."),
@@ -1005,8 +1005,13 @@ def sources(
                            shared_init=common_init, device=device)
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
-    if not math.isfinite(ridge):
-        _fail(f"--ridge must be a finite number >= 0, got {ridge}")
+    if ridge is not None and ridge != "auto":
+        try:
+            ridge = float(ridge)
+        except ValueError:
+            _fail(f"--ridge must be 'auto' or a number >= 0, got {ridge!r}")
+        if not (math.isfinite(ridge) and ridge >= 0):
+            _fail(f"--ridge must be 'auto' or a finite number >= 0, got {ridge}")
     job = _Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = _kinds_summary(ds, data, notes)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, Ridge
 
-from negtransfer.gains.surrogate import LinearSurrogate, validate_subsets
+from negtransfer.gains.surrogate import LinearSurrogate, leave_one_out_alpha, validate_subsets
 from negtransfer.select.sources import sample_subsets, select_sources
 
 K = 20
@@ -273,3 +274,48 @@ def test_predict_errors():
 def test_validate_subsets_accepts_empty_rows():
     out = validate_subsets(np.array([[0, 0], [1, 0]]))
     assert out.dtype == bool and out.tolist() == [[False, False], [True, False]]
+
+
+# ---------------------------------------------------------------------------
+# alpha="auto": the ridge strength by leave-one-out error
+
+
+def test_leave_one_out_alpha_matches_refitting_without_each_subset():
+    S = sample_subsets(K, SIZE, 60, seed=3).astype(float)
+    t = additive_losses(S, planted_theta(), 0.5, 0.02, seed=4) - 0.5
+    alphas = (0.0, 0.5, 5.0)
+    _, errors = leave_one_out_alpha(S, t, alphas)
+    for alpha, error in zip(alphas, errors):
+        brute = []
+        for i in range(S.shape[0]):
+            keep = np.arange(S.shape[0]) != i
+            theta = LinearSurrogate(alpha=alpha, scale="raw").fit(S[keep], t[keep]).theta_
+            brute.append((t[i] - S[i] @ theta) ** 2)
+        assert error == pytest.approx(np.mean(brute), rel=1e-8)
+
+
+def test_auto_alpha_shrinks_when_subsets_are_few_and_not_when_they_are_many():
+    theta = planted_theta()
+    stl = 0.5
+    # n = k: least squares interpolates the noise (its leave-one-out error is undefined), ridge is chosen
+    few = sample_subsets(K, SIZE, K, seed=5)
+    auto = LinearSurrogate(alpha="auto").fit(few, additive_losses(few, theta, stl, 0.02, seed=6), stl_loss=stl)
+    assert auto.alpha_ > 0
+    # many noise-free subsets: nothing to shrink, least squares recovers theta exactly
+    many = sample_subsets(K, SIZE, 8 * K, seed=7)
+    exact = LinearSurrogate(alpha="auto").fit(many, additive_losses(many, theta, stl, 0.0, seed=8), stl_loss=stl)
+    assert exact.alpha_ == 0.0 and np.allclose(exact.theta_, theta)
+    # with noise, the chosen ridge ranks held-out subsets at least as well as least squares near n = k
+    hold = sample_subsets(K, SIZE, 400, seed=9)
+    f_hold = additive_losses(hold, theta, stl, 0.0, seed=10)
+    rho = {}
+    for alpha in (0.0, "auto"):
+        rhos = []
+        for seed in range(10):
+            S = sample_subsets(K, SIZE, int(1.5 * K), seed=100 + seed)
+            fit = LinearSurrogate(alpha=alpha).fit(S, additive_losses(S, theta, stl, 0.05, seed=200 + seed), stl_loss=stl)
+            rhos.append(spearmanr(fit.predict(hold), f_hold)[0])
+        rho[alpha] = np.mean(rhos)
+    assert rho["auto"] > rho[0.0] + 0.05
+    with pytest.raises(ValueError, match="'auto'"):
+        LinearSurrogate(alpha="Auto").fit(many, np.ones(len(many)), stl_loss=stl)

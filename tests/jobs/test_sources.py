@@ -82,6 +82,9 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     assert {"f1", "spearman", "n_subsets"} <= set(rep["holdout"])
     assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
     assert "noise ceiling" not in (out / "report.md").read_text()  # one repeat: no standard errors
+    bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
+                                   "--target", "task0", "--ridge", "lots", "--out", str(tmp_path / "bad"), "-q"])
+    assert bad.exit_code == 2 and "--ridge must be 'auto' or a number" in bad.output
 
 
 @pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
@@ -222,6 +225,7 @@ def test_paper_grid_thresholds_the_raw_scores(planted_rows, tmp_path):
                          exhaustive_pairs="off", training="task-modeling")
     rep = run_sources(ds, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
     assert rep.threshold_scale == "raw" and rep.loss == "logit_margin" and rep.f_rows == "all"
+    assert rep.ridge == {"option": 0.0, "alpha": 0.0}  # the paper's least squares under the public scheme
     assert rep.selected == [name for name, v in rep.raw_relevance.items() if v < rep.threshold]
     # raw = |f_STL| * relative + f_STL / alpha (least squares, fixed-size subsets)
     for name, v in rep.relevance.items():
@@ -245,4 +249,9 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     assert h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling([p["actual"] for p in points],
                                                                      [p["se"] for p in points]))
     assert 0 <= h["noise_ceiling"] <= 1 and f"noise ceiling {h['noise_ceiling']:.4f}" in text
+    # the parity default: the ridge strength by leave-one-out error, named in the report
+    assert rep.ridge["option"] == "auto" and rep.ridge["alpha"] >= 0 and "leave-one-out" in text
+    for bad in ("Auto", -1.0, float("nan")):
+        with pytest.raises(ValueError, match="--ridge"):
+            SourceOptions(target="task0", ridge=bad).check(planted_rows)
     assert "± " in text and "training scheme `parity`" in text

@@ -167,18 +167,72 @@ def _validate_stl(stl_loss, scale: str) -> float | None:
     return stl
 
 
+#: Ridge strengths ``alpha="auto"`` tries: least squares (when the subsets determine every score) and 21
+#: strengths from 0.01 to 100, log-spaced. The membership matrix is 0/1, so these are in units of "subsets".
+AUTO_ALPHAS = (0.0, *np.geomspace(0.01, 100.0, 21).tolist())
+
+
+def leave_one_out_alpha(X: np.ndarray, t: np.ndarray, alphas=AUTO_ALPHAS) -> tuple[float, np.ndarray]:
+    """The ridge strength with the least leave-one-out squared error, and the errors.
+
+    For ridge regression the leave-one-out residual has the closed form
+    ``(t_i - yhat_i) / (1 - H_ii)`` with ``H = X (X'X + alpha I)^-1 X'`` (the
+    PRESS statistic), computed here from one SVD of X. ``alpha = 0`` is tried
+    only when X has full column rank and more rows than columns (otherwise
+    least squares interpolates some row and its leave-one-out error is
+    undefined).
+
+    Parameters
+    ----------
+    X : ndarray (n, k)
+        Design matrix (centred when the caller fits an intercept).
+    t : ndarray (n,)
+        Targets.
+    alphas : sequence of float
+        Strengths to try.
+
+    Returns
+    -------
+    (alpha, errors)
+        The chosen strength (the smallest on a tie) and the mean squared
+        leave-one-out error of every strength (``inf`` where it is undefined).
+    """
+    n, k = X.shape
+    U, sv, _ = np.linalg.svd(X, full_matrices=False)
+    full_rank = n > k and sv.size == k and sv.min() > 1e-10 * max(sv.max(), 1.0)
+    Ut = U.T @ t
+    errors = np.full(len(alphas), np.inf)
+    for i, alpha in enumerate(alphas):
+        if alpha == 0.0 and not full_rank:
+            continue
+        shrink = sv**2 / (sv**2 + alpha) if alpha > 0 else (sv > 1e-10 * max(sv.max(), 1.0)).astype(float)
+        leverage = (U**2) @ shrink
+        if (1.0 - leverage).min() <= 1e-10:
+            continue
+        residual = (t - U @ (shrink * Ut)) / (1.0 - leverage)
+        errors[i] = float(np.mean(residual**2))
+    if not np.isfinite(errors).any():
+        return float(max(alphas)), errors
+    return float(alphas[int(np.argmin(errors))]), errors
+
+
 class LinearSurrogate(RegressorMixin, BaseEstimator):
     """Additive surrogate ``g(S) = sum_{i in S} theta_i`` of a target's loss (paper eq. 2-3).
 
     Parameters
     ----------
-    alpha : float, default 0.0
+    alpha : float or "auto", default 0.0
         Ridge strength: minimise ``||y - b - S theta||^2 + alpha * ||theta||^2``
         (sum over subsets, as :class:`sklearn.linear_model.Ridge`; the intercept
         is not penalised). ``0`` is least squares, the paper's eq. 3, and needs
         at least as many subsets as sources with every source sampled; use
         ``alpha > 0`` when there are fewer. Under ridge a source that was never
         sampled gets ``theta = 0`` (no evidence: the STL reference).
+        ``"auto"``: the strength among :data:`AUTO_ALPHAS` (least squares
+        included) with the least leave-one-out error over the fitted subsets
+        (:func:`leave_one_out_alpha`); stored in ``alpha_``. With few subsets
+        per source (n near k) least squares nearly interpolates the noise of f
+        and ranks unseen subsets poorly; see docs/methods/source-selection.md.
     scale : {"relative", "difference", "raw"}, default "relative"
         What ``theta`` is measured in (module docstring). ``"relative"`` and
         ``"difference"`` need ``stl_loss`` in :meth:`fit`.
@@ -198,6 +252,8 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
     ----------
     theta_ : ndarray of shape (k,)
         Relevance scores on the ``scale``; lower is more useful to the target.
+    alpha_ : float
+        The ridge strength used (``alpha``, or the one ``"auto"`` chose).
     coef_ : ndarray of shape (k,)
         Same array as ``theta_`` (scikit-learn name).
     intercept_ : float
@@ -229,9 +285,11 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (Real, np.floating, np.integer)):
-            raise ValueError(f"alpha must be a number >= 0 (ridge strength); got {self.alpha!r}")
-        if not (math.isfinite(float(self.alpha)) and float(self.alpha) >= 0):
+        if isinstance(self.alpha, str) and self.alpha == "auto":
+            pass
+        elif isinstance(self.alpha, bool) or not isinstance(self.alpha, (Real, np.floating, np.integer)):
+            raise ValueError(f"alpha must be a number >= 0 (ridge strength) or 'auto'; got {self.alpha!r}")
+        elif not (math.isfinite(float(self.alpha)) and float(self.alpha) >= 0):
             raise ValueError(f"alpha must be a finite number >= 0 (ridge strength); got {self.alpha!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}; got {self.scale!r}")
@@ -271,7 +329,6 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
         n, k = X.shape
         y = validate_losses(f, n)
         stl = _validate_stl(stl_loss, self.scale)
-        alpha = float(self.alpha)
         sizes = np.unique(X.sum(axis=1))
         if self.fit_intercept and sizes.size == 1:
             raise ValueError(
@@ -286,6 +343,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
             Xc, tc = Xf - x_mean, t - t_mean
         else:
             Xc, tc = Xf, t
+        alpha = leave_one_out_alpha(Xc, tc)[0] if self.alpha == "auto" else float(self.alpha)
         if alpha == 0.0:
             if self.underdetermined == "raise":
                 self._check_identifiable(X, Xc)
@@ -297,6 +355,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
         intercept = float(t_mean - x_mean @ theta) if self.fit_intercept else 0.0
 
         self.theta_ = theta
+        self.alpha_ = alpha
         self.coef_ = self.theta_
         self.intercept_ = intercept
         self.stl_loss_ = stl

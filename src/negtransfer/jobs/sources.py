@@ -43,6 +43,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, fields, replace
 from typing import Callable
@@ -91,8 +92,15 @@ class SourceOptions:
         negative margin on logits (the public code's) under
         ``"task-modeling"``; the negative margin on probabilities (the
         paper's best, section 4.2) under ``"legacy"``.
-    ridge : float
-        Ridge penalty of the surrogate (0 = least squares, eq. 3).
+    ridge : float, "auto" or None
+        Ridge penalty of the surrogate: ``0`` is least squares (eq. 3),
+        ``"auto"`` the strength with the least leave-one-out error over the
+        fitted subsets (``LinearSurrogate(alpha="auto")``; least squares is
+        among the candidates). None: ``"auto"`` under ``training="parity"``,
+        ``0`` under ``"task-modeling"`` and ``"legacy"`` (the paper's eq. 3).
+        With n near k subsets least squares nearly interpolates the noise of
+        f(S): on tv16 (k = 50) the holdout Spearman at n = k was 0.05 with least
+        squares and 0.47 with ``"auto"`` (docs/methods/source-selection.md).
     affinity_baseline : bool
         Also rank sources by ETAP affinity onto the target (one extra run).
     pairwise_baseline : bool
@@ -142,7 +150,7 @@ class SourceOptions:
     n_subsets: int | None = None
     holdout: int = 100
     loss: str | None = None
-    ridge: float = 0.0
+    ridge: float | str | None = None
     affinity_baseline: bool = True
     chunk_size: int = 64
     data_fraction: float = 1.0
@@ -167,6 +175,12 @@ class SourceOptions:
         if self.max_runs is not None:
             n = min(n, max(n_sources, 2, self.max_runs // self.repeats - self.holdout))
         return max(n, 2)
+
+    def resolved_ridge(self) -> float | str:
+        """The surrogate's ridge penalty (see ``ridge``)."""
+        if self.ridge is not None:
+            return self.ridge
+        return "auto" if self.training == "parity" else 0.0
 
     def default_loss(self, kind: str) -> str:
         """f(S) when ``loss`` is None (see ``loss``)."""
@@ -194,6 +208,9 @@ class SourceOptions:
             raise ValueError(f"--stl-repeats must be >= 1, got {self.stl_repeats}")
         if self.stl_repeats > 1 and self.common_init:
             raise ValueError("--stl-repeats draws new initialisations, which defeats --common-init: use one of them")
+        ridge = self.resolved_ridge()
+        if ridge != "auto" and (isinstance(ridge, (bool, str)) or not math.isfinite(float(ridge)) or ridge < 0):
+            raise ValueError(f"--ridge must be 'auto' or a finite number >= 0, got {ridge!r}")
         if self.threshold_by not in ("validation", "surrogate"):
             raise ValueError(f"--threshold-by must be 'validation' or 'surrogate', got {self.threshold_by!r}")
         if self.exhaustive_pairs not in ("auto", "on", "off"):
@@ -290,7 +307,11 @@ class SourcesReport:
         The scale gamma applies to: ``"relative"`` (like ``relevance``) or
         ``"raw"`` (eq. 3's unanchored scores, ``raw_relevance``).
     raw_relevance : dict
-        Source -> theta_i fitted to the raw f(S) (paper eq. 3 verbatim).
+        Source -> theta_i on the raw scale of eq. 3, ``|f_STL| theta_rel + f_STL / alpha``:
+        exactly eq. 3's least-squares fit to the raw f(S) when the ridge is 0.
+    ridge : dict
+        The surrogate's ridge penalty: ``option`` (a number or "auto") and the
+        ``alpha`` used (the one "auto" chose by leave-one-out error).
     stl_val_se : float
         Standard error of f(STL) over the repeats (NaN with one).
     subsets : list of dict
@@ -348,6 +369,7 @@ class SourcesReport:
     subset_se: dict | None = None
     test_loss_se: dict | None = None
     plan: dict | None = None
+    ridge: dict | None = None
 
     def to_dict(self) -> dict:
         """report.json (the command line's fields, task kinds and notes, last)."""
@@ -531,10 +553,12 @@ def run_sources(
     per_repeat = np.array([target_values(subset_results[g], t, loss, split) for g in subset_groups])  # (n, R)
     f_all = per_repeat.mean(axis=1)
     S_fit, f_fit = S_all[:n_fit], f_all[:n_fit]
-    surrogate = LinearSurrogate(alpha=options.ridge).fit(S_fit, f_fit, stl_loss=f_stl_subsets)
+    ridge = options.resolved_ridge()
+    surrogate = LinearSurrogate(alpha=ridge).fit(S_fit, f_fit, stl_loss=f_stl_subsets)
     theta = np.asarray(surrogate.theta_, dtype=float)
-    theta_raw = np.asarray(LinearSurrogate(alpha=options.ridge, scale="raw", underdetermined="min_norm")
-                           .fit(S_fit, f_fit).theta_, dtype=float)
+    # The raw scores of eq. 3: with fixed-size subsets and least squares exactly |f_STL| theta + f_STL / alpha
+    # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
+    theta_raw = abs(f_stl_subsets) * theta + f_stl_subsets / options.alpha
     subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
                     "f": float(f_all[i]), "se": _se(per_repeat[i]), "paired_se": _se(per_repeat[i] - stl_values)}
                    for i, g in enumerate(subset_groups)]
@@ -640,6 +664,7 @@ def run_sources(
                       "paired_median": _nanmedian(paired)},
         "test_loss_se": {key: _se(results[g].values("test_loss", t)) for key, g in methods.items()},
         "plan": {**plan, "estimated_seconds": timing.get("estimated")},
+        "ridge": {"option": ridge, "alpha": float(surrogate.alpha_)},
     }))
 
 
@@ -655,14 +680,15 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
     # On the raw scale, the same selections on the relative scale: gamma_rel = (gamma_raw - f_STL / a) / |f_STL|.
     rel_grid = (grid - f_stl / options.alpha) / abs(f_stl) if raw_grid else grid
     # Two folds: the held-out fold's own surrogate needs as many subsets as it can get (>= k ideally).
-    choice = choose_threshold(S_fit, f_fit, f_stl, rel_grid, cv=2, seed=seed, surrogate=LinearSurrogate(alpha=options.ridge))
+    choice = choose_threshold(S_fit, f_fit, f_stl, rel_grid, cv=2, seed=seed, surrogate=LinearSurrogate(alpha=options.resolved_ridge()))
     return float(grid[int(np.argmin(np.abs(rel_grid - choice.gamma)))]), {
         float(g): float(v) for g, v in zip(grid, choice.scores)}
 
 
 def _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl, options, seed, source_names, ses) -> tuple[dict, list]:
     """Negative-transfer prediction on the holdout subsets (F1 of the minority class, Spearman, the class
-    balance, the noise ceiling of a correlation with their measured f), their points, and the error curve as the number of fitted subsets grows (paper Figure 6)."""
+    balance, the noise ceiling of a correlation with their measured f), their points, and the error curve
+    as the number of fitted subsets grows (paper Figure 6)."""
     from negtransfer.gains.surrogate import LinearSurrogate
     from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics, surrogate_error_curve
 
@@ -678,7 +704,8 @@ def _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl, options, seed, so
                "se": ses[n_fit + i]} for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})
     curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=np.arange(n_fit, n_fit + options.holdout),
-                                  stl_loss=f_stl, surrogate=LinearSurrogate(alpha=options.ridge, underdetermined="min_norm"))
+                                  stl_loss=f_stl, surrogate=LinearSurrogate(alpha=options.resolved_ridge(),
+                                                            underdetermined="min_norm"))
     holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
     return holdout, points
 

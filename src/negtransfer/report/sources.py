@@ -83,6 +83,14 @@ def _fmt(x) -> str:
     return f"{x:.4f}"
 
 
+def _ridge_words(ridge) -> str:
+    if not ridge:
+        return "least squares (eq. 3)"
+    alpha = ridge.get("alpha", 0.0)
+    fitted = "least squares (eq. 3)" if alpha == 0 else f"ridge with alpha = {alpha:.3g}"
+    return fitted + (", chosen by leave-one-out error over the fitted subsets" if ridge.get("option") == "auto" else "")
+
+
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -121,7 +129,7 @@ def write_sources_report(report, out_dir) -> Path:
         f"{report['n_sources']} candidate sources, subsets of {report['alpha']}, f(S) = target validation "
         f"{report['loss']} loss{rows_note}, seed {report['seed']}, training scheme "
         f"`{report.get('training', 'legacy')}`, {repeats} run{'s' if repeats > 1 else ''} per model "
-        f"(figures are means over them).",
+        f"(figures are means over them). Surrogate: {_ridge_words(report.get('ridge'))}.",
         "",
         f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.3g}): "
         + (", ".join(report["selected"]) if report["selected"] else "none (the target alone is best)"),
