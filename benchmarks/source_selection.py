@@ -6,7 +6,9 @@ there are fewer sources), the default training scheme (``--training parity``),
 ``--holdout`` holdout subsets. Prints one Markdown row per (target, seed): the
 holdout F1 (minority class) with the class balance, Spearman, its noise
 ceiling (the most any predictor could reach against the holdout's measured
-f(S), given their s.e. over the repeats), the selection
+f(S), given their s.e. over the repeats), the same two figures for the paper's
+least-squares surrogate refitted on the same subsets (the job's default is the
+ridge chosen by leave-one-out error), the selection
 size, and the target's test loss under STL, all sources and the selection
 (± s.e. over the repeats). Then one row per target with the means ± s.e. over
 the seeds, and whether the selection's test loss is no worse than the better
@@ -58,6 +60,29 @@ def resolve_targets(ds, targets: list[str]) -> list[str]:
         return targets
     counts = np.bincount(ds.row_task, minlength=ds.n_tasks)
     return [ds.task_names[i] for i in np.argsort(-counts, kind="stable")[:5]]
+
+
+def least_squares_holdout(rep) -> tuple[float, float]:
+    """Holdout Spearman and F1 of the paper's least-squares surrogate (ridge 0) on the same measured subsets.
+
+    The job's surrogate uses ``--ridge`` (default ``auto``); refitting eq. 3 on its fitted subsets gives the
+    paired comparison of the two on every case, with no further training.
+    """
+    from negtransfer.gains.surrogate import LinearSurrogate
+    from negtransfer.select.sources import negative_transfer_metrics
+
+    names = sorted(rep.relevance)
+    column = {name: j for j, name in enumerate(names)}
+    S = np.zeros((len(rep.subsets), len(names)), dtype=bool)
+    for i, row in enumerate(rep.subsets):
+        S[i, [column[name] for name in row["sources"]]] = True
+    f = np.array([row["f"] for row in rep.subsets])
+    fit = np.array([row["part"] == "fit" for row in rep.subsets])
+    if fit.all():
+        return float("nan"), float("nan")
+    surrogate = LinearSurrogate(alpha=0.0, underdetermined="min_norm").fit(S[fit], f[fit], stl_loss=rep.stl_val_loss)
+    m = negative_transfer_metrics(surrogate.predict(S[~fit]), f[~fit], rep.stl_val_loss)
+    return float(m["spearman"]), float(m["f1"])
 
 
 def mean_se(values) -> tuple[float, float]:
@@ -115,10 +140,10 @@ def main() -> None:
     config = TrainConfig.preset("task-modeling" if args.training == "task-modeling" else "default",
                                 **({"max_epochs": args.epochs} if args.epochs else {}))
     rows: list[dict] = []
-    print("| target (rows) | seed | holdout F1 (negative / positive) | Spearman | noise ceiling | selected | "
-          "planted cluster | "
+    print("| target (rows) | seed | holdout F1 (negative / positive) | Spearman | noise ceiling | "
+          "least squares: Spearman, F1 | selected | planted cluster | "
           + " | ".join(f"{m} test loss" for m in METHODS) + " | runs |")
-    print("|" + "---|" * (7 + len(METHODS) + 1))
+    print("|" + "---|" * (8 + len(METHODS) + 1))
     for seed in args.seeds:
         ds = load(args.dataset, seed, args.group_column, args.planted_rows)
         for target in resolve_targets(ds, args.targets):
@@ -142,8 +167,10 @@ def main() -> None:
                 mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[t]) if i != t}
                 planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
             h = rep.holdout
+            ls_rho, ls_f1 = least_squares_holdout(rep)
             row = {"target": target, "seed": seed, "f1": h.get("f1", float("nan")),
                    "spearman": h.get("spearman", float("nan")), "ceiling": h.get("noise_ceiling", float("nan")),
+                   "ls_spearman": ls_rho, "ls_f1": ls_f1,
                    "test": rep.test_loss, "test_se": rep.test_loss_se,
                    "planted": planted, "fairness": rep.fairness, "selected": len(rep.selected)}
             rows.append(row)
@@ -151,7 +178,7 @@ def main() -> None:
             cells = [fmt(rep.test_loss[m], rep.test_loss_se[m], 4) for m in METHODS]
             print(f"| {target} ({n_rows}) | {seed} | {h.get('f1', float('nan')):.3f} ({h.get('n_negative')} / "
                   f"{h.get('n_positive')}) | {h.get('spearman', float('nan')):.3f} | "
-                  f"{h.get('noise_ceiling', float('nan')):.3f} | {len(rep.selected)} | "
+                  f"{h.get('noise_ceiling', float('nan')):.3f} | {ls_rho:.3f}, {ls_f1:.3f} | {len(rep.selected)} | "
                   f"{planted or '-'} | " + " | ".join(cells) + f" | {rep.runs['selected']} |", flush=True)
     summarise(rows, args)
 
@@ -177,9 +204,11 @@ def summarise(rows: list[dict], args) -> None:
     f1 = mean_se([np.mean([r["f1"] for r in rows if r["target"] == t]) for t in targets])
     rho = mean_se([np.mean([r["spearman"] for r in rows if r["target"] == t]) for t in targets])
     ceiling = mean_se([np.nanmean([r["ceiling"] for r in rows if r["target"] == t]) for t in targets])
+    paired = {key: [np.nanmean([r[key] - r[base] for r in rows if r["target"] == t]) for t in targets]
+              for key, base in (("spearman", "ls_spearman"), ("f1", "ls_f1"))}
     print(f"\nall targets: holdout F1 {fmt(*f1)}, Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
-          f"means over targets of the per-target "
-          f"means); selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
+          f"means over targets of the per-target means); minus the least-squares surrogate's, paired by case: "
+          f"Spearman {fmt(*mean_se(paired['spearman']))}, F1 {fmt(*mean_se(paired['f1']))}; selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
     if args.group_attribute:
         print(f"\n| target | method | accuracy | worst-group accuracy | demographic-parity gap | "
               f"equal-opportunity gap |  (by {args.group_attribute}, means over seeds)")
