@@ -1006,12 +1006,7 @@ def sources(
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         _fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     if ridge is not None and ridge != "auto":
-        try:
-            ridge = float(ridge)
-        except ValueError:
-            _fail(f"--ridge must be 'auto' or a number >= 0, got {ridge!r}")
-        if not (math.isfinite(ridge) and ridge >= 0):
-            _fail(f"--ridge must be 'auto' or a finite number >= 0, got {ridge}")
+        ridge = _nonnegative_number(ridge, "--ridge ('auto' or a number)")
     job = _Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = _kinds_summary(ds, data, notes)
@@ -1154,17 +1149,19 @@ def _settings(text: Optional[str]) -> dict:
     return settings
 
 
+def _nonnegative_number(text: str, option: str) -> float:
+    """``text`` as a finite number >= 0, or a clear usage error naming ``option``."""
+    try:
+        value = float(text)
+    except ValueError:
+        _fail(f"{option} takes numbers >= 0, got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        _fail(f"{option} takes finite numbers >= 0, got {text!r}")
+    return value
+
+
 def _fgsm_levels(text: Optional[str]) -> list[float]:
-    levels: list[float] = []
-    for item in _split_list(text) or []:
-        try:
-            eps = float(item)
-        except ValueError:
-            _fail(f"--fgsm takes numbers, got {item!r}")
-        if not (math.isfinite(eps) and eps >= 0):
-            _fail(f"--fgsm noise levels must be finite numbers >= 0, got {item!r}")
-        levels.append(eps)
-    return levels
+    return [_nonnegative_number(item, "--fgsm") for item in _split_list(text) or []]
 
 
 @app.command("recover-store", cls=_Command)

@@ -84,7 +84,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
     assert "noise ceiling" not in (out / "report.md").read_text()  # one repeat: no standard errors
     bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
                                    "--target", "task0", "--ridge", "lots", "--out", str(tmp_path / "bad"), "-q"])
-    assert bad.exit_code == 2 and "--ridge must be 'auto' or a number" in bad.output
+    assert bad.exit_code == 2 and "--ridge ('auto' or a number) takes numbers >= 0" in bad.output
 
 
 @pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
