@@ -245,9 +245,8 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     # the noise ceiling of the holdout Spearman, from the holdout subsets' measured f and their s.e.
     from negtransfer.select.sources import holdout_noise_ceiling
 
-    points = rep.holdout_points
-    assert h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling([p["actual"] for p in points],
-                                                                     [p["se"] for p in points]))
+    hold = [row["values"] for row in rep.subsets if row["part"] == "holdout"]
+    assert np.shape(hold) == (8, 2) and h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling(hold))
     assert 0 <= h["noise_ceiling"] <= 1 and f"noise ceiling {h['noise_ceiling']:.4f}" in text
     # the parity default: the ridge strength by leave-one-out error, named in the report
     assert rep.ridge["option"] == "auto" and rep.ridge["alpha"] >= 0 and "leave-one-out" in text

@@ -338,18 +338,20 @@ def test_error_curve_holdout_forms_and_errors():
 
 
 def test_holdout_noise_ceiling_matches_the_correlation_a_perfect_predictor_reaches():
-    """Measured f = true f + noise of known s.e.: the ceiling is the true values' correlation with the measured."""
+    """Measured f = true f + a shift per repeat (common random numbers) + noise: the ceiling is the true values'
+    correlation with the measured means; the shared shift, however large, changes no ranking."""
     rng = np.random.default_rng(0)
     true = rng.normal(0.3, 0.01, 20000)
-    se = np.full(true.size, 0.01)  # noise as large as the spread: reliability 1/2, ceiling sqrt(1/2)
-    measured = true + rng.normal(0, 0.01, true.size)
-    ceiling = holdout_noise_ceiling(measured, se)
-    assert ceiling == pytest.approx(np.corrcoef(true, measured)[0, 1], abs=0.02)
+    repeats = 2  # noise s.d. 0.01 * sqrt(2) per run: s.e. of a mean 0.01, as large as the spread -> sqrt(1/2)
+    shift = np.array([0.5, -0.5])
+    values = true[:, None] + shift[None, :] + rng.normal(0, 0.01 * np.sqrt(repeats), (true.size, repeats))
+    ceiling = holdout_noise_ceiling(values)
+    assert ceiling == pytest.approx(np.corrcoef(true, values.mean(axis=1))[0, 1], abs=0.02)
     assert ceiling == pytest.approx(np.sqrt(0.5), abs=0.02)
-    # noise larger than the whole spread: nothing to predict
-    assert holdout_noise_ceiling(measured, np.full(true.size, 0.05)) == 0.0
-    # one repeat (no s.e.) or no spread: unknown
-    assert np.isnan(holdout_noise_ceiling(measured, np.full(true.size, np.nan)))
-    assert np.isnan(holdout_noise_ceiling(np.ones(5), np.full(5, 0.01)))
-    with pytest.raises(ValueError, match="one value per subset"):
-        holdout_noise_ceiling(measured[:5], se[:4])
+    # noise far larger than the spread: nothing to predict (clipped at 0)
+    assert holdout_noise_ceiling(true[:, None] + rng.normal(0, 1.0, (true.size, 2))) == 0.0
+    # one repeat, or no spread: unknown
+    assert np.isnan(holdout_noise_ceiling(values[:, :1]))
+    assert np.isnan(holdout_noise_ceiling(np.ones((5, 3))))
+    with pytest.raises(ValueError, match="subsets x repeats"):
+        holdout_noise_ceiling(values[:, 0])

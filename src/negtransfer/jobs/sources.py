@@ -316,8 +316,9 @@ class SourcesReport:
         Standard error of f(STL) over the repeats (NaN with one).
     subsets : list of dict
         Every sampled subset: ``sources``, ``part`` ("fit" or "holdout"),
-        ``f`` (mean over repeats), ``se`` (its standard error) and
-        ``paired_se`` (standard error of f(S) - f(STL), paired by repeat).
+        ``f`` (mean over repeats), ``se`` (its standard error),
+        ``paired_se`` (standard error of f(S) - f(STL), paired by repeat) and
+        ``values`` (f(S) of each repeat).
     subset_se : dict
         Mean and median of ``se`` and ``paired_se`` over the subsets.
     test_loss_se : dict
@@ -560,10 +561,11 @@ def run_sources(
     # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
     theta_raw = abs(f_stl_subsets) * theta + f_stl_subsets / options.alpha
     subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
-                    "f": float(f_all[i]), "se": _se(per_repeat[i]), "paired_se": _se(per_repeat[i] - stl_values)}
+                    "f": float(f_all[i]), "se": _se(per_repeat[i]), "paired_se": _se(per_repeat[i] - stl_values),
+                    "values": per_repeat[i].tolist()}
                    for i, g in enumerate(subset_groups)]
 
-    holdout, points = _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl_subsets, options, seed,
+    holdout, points = _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl_subsets, options, seed,
                                           [names[s] for s in sources], [row["se"] for row in subset_rows])
 
     # Threshold: train every distinct selection over the grid at once, judge on validation.
@@ -685,7 +687,8 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
         float(g): float(v) for g, v in zip(grid, choice.scores)}
 
 
-def _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl, options, seed, source_names, ses) -> tuple[dict, list]:
+def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed, source_names,
+                        ses) -> tuple[dict, list]:
     """Negative-transfer prediction on the holdout subsets (F1 of the minority class, Spearman, the class
     balance, the noise ceiling of a correlation with their measured f), their points, and the error curve
     as the number of fitted subsets grows (paper Figure 6)."""
@@ -696,10 +699,11 @@ def _holdout_prediction(surrogate, S_all, f_all, n_fit, f_stl, options, seed, so
     if not options.holdout:
         return holdout, []
     k = S_all.shape[1]
+    f_all = per_repeat.mean(axis=1)
     S_hold, f_hold = S_all[n_fit:], f_all[n_fit:]
     pred_hold = surrogate.predict(S_hold)
     holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
-    holdout["noise_ceiling"] = holdout_noise_ceiling(f_hold, ses[n_fit:n_fit + len(f_hold)])
+    holdout["noise_ceiling"] = holdout_noise_ceiling(per_repeat[n_fit:])
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
                "se": ses[n_fit + i]} for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})

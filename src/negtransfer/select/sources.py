@@ -328,43 +328,50 @@ def negative_transfer_metrics(predicted, actual, stl_loss: float) -> dict:
     }
 
 
-def holdout_noise_ceiling(actual, standard_errors) -> float:
+def holdout_noise_ceiling(values) -> float:
     """The correlation a perfect predictor could reach against noisy measured losses.
 
-    Each measured ``f(S)`` is a mean over repeats: the subset's true loss plus
-    noise with the given standard error. By classical test theory the
-    correlation of any predictor with the measured values is at most
-    ``sqrt(reliability)``, where ``reliability = 1 - mean(se^2) / var(f)`` is
-    the share of the spread of ``f`` over subsets that is not noise. It bounds
-    Pearson's correlation exactly and Spearman's approximately; a holdout
-    Spearman close to it means the surrogate is limited by the noise of the
+    Each measured ``f(S)`` is a mean over R repeats: the subset's true loss
+    plus run-to-run noise. By classical test theory the correlation of any
+    predictor with the measured means is at most ``sqrt(reliability)``, where
+    ``reliability = 1 - mean(se^2) / var(f)`` is the share of the spread of
+    the means over subsets that is not noise (exact for Pearson, approximate
+    for Spearman). Repeat r of every subset shares its seed (common random
+    numbers), so part of the noise is a shift common to all subsets of that
+    repeat, which changes no ranking: it is removed first by centring each
+    repeat's values on their mean over the subsets, and ``se`` is the
+    standard error of each subset's centred values. A holdout Spearman close
+    to the ceiling means the surrogate is limited by the noise of the
     measurements, not by its fit (more repeats raise the ceiling, more fitted
     subsets do not).
 
     Parameters
     ----------
-    actual : array-like of shape (n,)
-        Measured losses of the holdout subsets (means over repeats).
-    standard_errors : array-like of shape (n,)
-        Standard error of each mean (NaN with one repeat).
+    values : array-like of shape (n_subsets, R)
+        The measured loss of every subset in every repeat.
 
     Returns
     -------
     float
-        In [0, 1]; 0 when the noise accounts for all of the spread, NaN when
-        the standard errors are unknown (one repeat) or fewer than two subsets.
+        In [0, 1]; 0 when the noise accounts for all of the spread (the
+        estimate is clipped there), NaN with fewer than two repeats or two
+        subsets, or no spread.
     """
-    act = _check_vector(actual, "actual")
-    se = np.asarray(standard_errors, dtype=float)
-    if se.shape != act.shape:
-        raise ValueError(f"standard_errors must have one value per subset ({act.size}); got shape {se.shape}")
-    if act.size < 2 or not np.isfinite(se).all():
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"values must be a 2-D array (subsets x repeats); got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("values must be finite")
+    n, repeats = v.shape
+    if n < 2 or repeats < 2:
         return float("nan")
-    spread = float(np.var(act, ddof=1))
+    centred = v - v.mean(axis=0, keepdims=True)
+    means = centred.mean(axis=1)
+    spread = float(np.var(means, ddof=1))
     if spread <= 0:
         return float("nan")
-    return float(np.sqrt(max(0.0, 1.0 - float(np.mean(se**2)) / spread)))
-
+    se2 = centred.var(axis=1, ddof=1) / repeats
+    return float(np.sqrt(max(0.0, 1.0 - float(np.mean(se2)) / spread)))
 
 # ---------------------------------------------------------------------------
 # threshold selection
