@@ -248,8 +248,12 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     hold = [row["values"] for row in rep.subsets if row["part"] == "holdout"]
     assert np.shape(hold) == (8, 2) and h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling(hold))
     assert 0 <= h["noise_ceiling"] <= 1 and f"noise ceiling {h['noise_ceiling']:.4f}" in text
-    # the parity default: the ridge strength by leave-one-out error, named in the report
+    # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
     assert rep.ridge["option"] == "auto" and rep.ridge["alpha"] >= 0 and "leave-one-out" in text
+    opts = SourceOptions(target="task0")
+    assert opts.resolved_ridge(74, 50) == "auto" and opts.resolved_ridge(75, 50) == 0.0  # least squares from 1.5k
+    assert SourceOptions(target="task0", training="task-modeling").resolved_ridge(50, 50) == 0.0
+    assert SourceOptions(target="task0", ridge=3.0).resolved_ridge(400, 50) == 3.0
     for bad in ("Auto", -1.0, float("nan")):
         with pytest.raises(ValueError, match="--ridge"):
             SourceOptions(target="task0", ridge=bad).check(planted_rows)
