@@ -97,12 +97,13 @@ class SourceOptions:
         ``"auto"`` the strength with the least leave-one-out error over the
         fitted subsets (``LinearSurrogate(alpha="auto")``; least squares is
         among the candidates). None: ``"auto"`` when fewer than 1.5 k subsets
-        are fitted under ``training="parity"``, else ``0``. Measured on tv16
-        (k = 50, docs/methods/source-selection.md): at n = k least squares
-        nearly interpolates the noise of f(S) (holdout Spearman 0.14 and 0.09
-        on two sets of targets, 0.48 and 0.26 with ``"auto"``, F1 unchanged);
-        from 1.5 k on, ``"auto"`` ranks no better and its shrunken predictions
-        cross f_STL less often, which lowers the holdout F1.
+        are fitted under ``training="parity"``, else ``0``. Measured
+        (docs/methods/source-selection.md): at n = k least squares nearly
+        interpolates the noise of f(S) (holdout Spearman 0.14, 0.07 and -0.05
+        on tv16's five largest states, three small ones and exam; 0.48, 0.30
+        and 0.28 with ``"auto"``, F1 unchanged); from 1.5 k on, ``"auto"``
+        ranks about as well and its shrunken predictions cross f_STL less
+        often, which lowers the holdout F1.
     affinity_baseline : bool
         Also rank sources by ETAP affinity onto the target (one extra run).
     pairwise_baseline : bool
