@@ -201,12 +201,15 @@ def summarise(rows: list[dict], args) -> None:
               f"{fmt(*mean_se([r['spearman'] for r in mine]))} | {fmt(*mean_se([r['ceiling'] for r in mine]))} | "
               f"{fmt(*ratio['selected'])} | "
               f"{fmt(*ratio['all_sources'])} | {fmt(diff, se, 4)} | {'yes' if ok else 'no'} | {planted} |")
-    f1 = mean_se([np.mean([r["f1"] for r in rows if r["target"] == t]) for t in targets])
-    rho = mean_se([np.mean([r["spearman"] for r in rows if r["target"] == t]) for t in targets])
-    ceiling = mean_se([np.nanmean([r["ceiling"] for r in rows if r["target"] == t]) for t in targets])
+    # the per-target means of the table above (NaN cases left out: F1 is undefined when every holdout
+    # subset falls in one class), then their mean over the targets
+    f1, rho, ceiling = (mean_se([mean_se([r[key] for r in rows if r["target"] == t])[0] for t in targets])
+                        for key in ("f1", "spearman", "ceiling"))
     paired = {key: [np.nanmean([r[key] - r[base] for r in rows if r["target"] == t]) for t in targets]
               for key, base in (("spearman", "ls_spearman"), ("f1", "ls_f1"))}
-    print(f"\nall targets: holdout F1 {fmt(*f1)}, Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
+    undefined = sum(not np.isfinite(r["f1"]) for r in rows)
+    print(f"\nall targets: holdout F1 {fmt(*f1)} (undefined in {undefined} of {len(rows)} cases: every holdout "
+          f"subset in one class), Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
           f"means over targets of the per-target means); minus the least-squares surrogate's, paired by case: "
           f"Spearman {fmt(*mean_se(paired['spearman']))}, F1 {fmt(*mean_se(paired['f1']))}; selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
     if args.group_attribute:
