@@ -205,7 +205,7 @@ def summarise(rows: list[dict], args) -> None:
     # subset falls in one class), then their mean over the targets
     f1, rho, ceiling = (mean_se([mean_se([r[key] for r in rows if r["target"] == t])[0] for t in targets])
                         for key in ("f1", "spearman", "ceiling"))
-    paired = {key: [np.nanmean([r[key] - r[base] for r in rows if r["target"] == t]) for t in targets]
+    paired = {key: [mean_se([r[key] - r[base] for r in rows if r["target"] == t])[0] for t in targets]
               for key, base in (("spearman", "ls_spearman"), ("f1", "ls_f1"))}
     undefined = sum(not np.isfinite(r["f1"]) for r in rows)
     print(f"\nall targets: holdout F1 {fmt(*f1)} (undefined in {undefined} of {len(rows)} cases: every holdout "
