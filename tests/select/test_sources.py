@@ -353,5 +353,6 @@ def test_holdout_noise_ceiling_matches_the_correlation_a_perfect_predictor_reach
     # one repeat, or no spread: unknown
     assert np.isnan(holdout_noise_ceiling(values[:, :1]))
     assert np.isnan(holdout_noise_ceiling(np.ones((5, 3))))
+    assert np.isnan(holdout_noise_ceiling(np.where(np.arange(8)[:, None] == 3, np.nan, values[:8])))  # diverged run
     with pytest.raises(ValueError, match="subsets x repeats"):
         holdout_noise_ceiling(values[:, 0])

@@ -354,16 +354,14 @@ def holdout_noise_ceiling(values) -> float:
     -------
     float
         In [0, 1]; 0 when the noise accounts for all of the spread (the
-        estimate is clipped there), NaN with fewer than two repeats or two
-        subsets, or no spread.
+        estimate is clipped there); NaN with fewer than two repeats or two
+        subsets, a non-finite value (a diverged run), or no spread.
     """
     v = np.asarray(values, dtype=float)
     if v.ndim != 2:
         raise ValueError(f"values must be a 2-D array (subsets x repeats); got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError("values must be finite")
     n, repeats = v.shape
-    if n < 2 or repeats < 2:
+    if n < 2 or repeats < 2 or not np.isfinite(v).all():
         return float("nan")
     centred = v - v.mean(axis=0, keepdims=True)
     means = centred.mean(axis=1)
@@ -372,6 +370,7 @@ def holdout_noise_ceiling(values) -> float:
         return float("nan")
     se2 = centred.var(axis=1, ddof=1) / repeats
     return float(np.sqrt(max(0.0, 1.0 - float(np.mean(se2)) / spread)))
+
 
 # ---------------------------------------------------------------------------
 # threshold selection
