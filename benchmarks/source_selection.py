@@ -7,8 +7,8 @@ there are fewer sources), the default training scheme (``--training parity``),
 holdout F1 (minority class) with the class balance, Spearman, its noise
 ceiling (the most any predictor could reach against the holdout's measured
 f(S), given their s.e. over the repeats), the same two figures for the paper's
-least-squares surrogate refitted on the same subsets (the job's default is the
-ridge chosen by leave-one-out error), the selection
+least-squares surrogate refitted on the same subsets (the same figures unless
+the job used a ridge: ``--ridge``, or ``auto`` below 1.5k fitted subsets), the selection
 size, and the target's test loss under STL, all sources and the selection
 (± s.e. over the repeats). Then one row per target with the means ± s.e. over
 the seeds, and whether the selection's test loss is no worse than the better
@@ -65,19 +65,14 @@ def resolve_targets(ds, targets: list[str]) -> list[str]:
 def least_squares_holdout(rep) -> tuple[float, float]:
     """Holdout Spearman and F1 of the paper's least-squares surrogate (ridge 0) on the same measured subsets.
 
-    The job's surrogate uses ``--ridge`` (default ``auto``); refitting eq. 3 on its fitted subsets gives the
-    paired comparison of the two on every case, with no further training.
+    The job's surrogate uses ``--ridge`` (``auto`` below 1.5k fitted subsets, else least squares, when not
+    given); refitting eq. 3 on its fitted subsets gives the paired comparison on every case, with no training.
     """
     from negtransfer.gains.surrogate import LinearSurrogate
+    from negtransfer.jobs.sources import measured_subsets
     from negtransfer.select.sources import negative_transfer_metrics
 
-    names = sorted(rep.relevance)
-    column = {name: j for j, name in enumerate(names)}
-    S = np.zeros((len(rep.subsets), len(names)), dtype=bool)
-    for i, row in enumerate(rep.subsets):
-        S[i, [column[name] for name in row["sources"]]] = True
-    f = np.array([row["f"] for row in rep.subsets])
-    fit = np.array([row["part"] == "fit" for row in rep.subsets])
+    _, S, f, fit = measured_subsets(rep)
     if fit.all():
         return float("nan"), float("nan")
     surrogate = LinearSurrogate(alpha=0.0, underdetermined="min_norm").fit(S[fit], f[fit], stl_loss=rep.stl_val_loss)

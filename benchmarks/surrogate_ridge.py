@@ -22,20 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from negtransfer.gains.surrogate import LinearSurrogate
+from negtransfer.jobs.sources import measured_subsets
 from negtransfer.select.sources import negative_transfer_metrics
 
 
 def load_case(path: Path) -> dict:
     """Membership matrix, measured f and the fit/holdout split of one report.json."""
     report = json.loads(path.read_text())
-    names = sorted(report["relevance"])
-    column = {name: j for j, name in enumerate(names)}
-    S = np.zeros((len(report["subsets"]), len(names)), dtype=bool)
-    for i, row in enumerate(report["subsets"]):
-        S[i, [column[name] for name in row["sources"]]] = True
-    return {"S": S, "f": np.array([row["f"] for row in report["subsets"]]),
-            "fit": np.array([row["part"] == "fit" for row in report["subsets"]]),
-            "stl": float(report["stl_val_loss"]), "k": len(names), "name": path.stem}
+    names, S, f, fit = measured_subsets(report)
+    return {"S": S, "f": f, "fit": fit, "stl": float(report["stl_val_loss"]), "k": len(names), "name": path.stem}
 
 
 def holdout_scores(case: dict, n: int, alpha) -> tuple[float, float, float]:

@@ -247,6 +247,13 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
 
     hold = [row["values"] for row in rep.subsets if row["part"] == "holdout"]
     assert np.shape(hold) == (8, 2) and h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling(hold))
+    # the measured subsets as a matrix, to refit without training (the benchmarks' use)
+    from negtransfer.jobs.sources import measured_subsets
+
+    names, S, f, fit = measured_subsets(rep.to_dict())
+    assert names == sorted(rep.relevance) and S.shape == (20, 9) and (S.sum(axis=1) == 2).all()
+    assert fit.sum() == 12 and np.allclose(f, [row["f"] for row in rep.subsets])
+    assert [names[j] for j in np.flatnonzero(S[0])] == sorted(rep.subsets[0]["sources"])
     assert 0 <= h["noise_ceiling"] <= 1 and f"noise ceiling {h['noise_ceiling']:.4f}" in text
     # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
     assert rep.ridge["option"] == "auto" and rep.ridge["alpha"] >= 0 and "leave-one-out" in text

@@ -205,7 +205,7 @@ def leave_one_out_alpha(X: np.ndarray, t: np.ndarray, alphas=AUTO_ALPHAS) -> tup
     for i, alpha in enumerate(alphas):
         if alpha == 0.0 and not full_rank:
             continue
-        shrink = sv**2 / (sv**2 + alpha) if alpha > 0 else (sv > 1e-10 * max(sv.max(), 1.0)).astype(float)
+        shrink = sv**2 / (sv**2 + alpha)  # all ones for least squares (tried only at full rank, so sv > 0)
         leverage = (U**2) @ shrink
         if (1.0 - leverage).min() <= 1e-10:
             continue

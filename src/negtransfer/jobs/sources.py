@@ -411,6 +411,35 @@ def target_loss(result: ModelResult | RepeatedResult, task: int, loss: str, spli
     return float(np.mean(target_values(result, task, loss, split)))
 
 
+def measured_subsets(report) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The measured subsets of a finished job, to refit or re-score a surrogate without training.
+
+    Parameters
+    ----------
+    report : SourcesReport or dict
+        The job's report (or its report.json).
+
+    Returns
+    -------
+    names : list of str
+        The sources, sorted (the columns of ``S``).
+    S : ndarray of bool (n_subsets, k)
+        Membership of every sampled subset, fitted ones first, in their sampled order.
+    f : ndarray (n_subsets,)
+        Measured f(S), means over the repeats.
+    fit : ndarray of bool (n_subsets,)
+        True for the fitted subsets, False for the holdout.
+    """
+    rows = report["subsets"] if isinstance(report, dict) else report.subsets
+    names = sorted(report["relevance"] if isinstance(report, dict) else report.relevance)
+    column = {name: j for j, name in enumerate(names)}
+    S = np.zeros((len(rows), len(names)), dtype=bool)
+    for i, row in enumerate(rows):
+        S[i, [column[name] for name in row["sources"]]] = True
+    return (names, S, np.array([row["f"] for row in rows], dtype=float),
+            np.array([row["part"] == "fit" for row in rows]))
+
+
 def _se(values: np.ndarray) -> float:
     """Standard error of the mean of ``values``; NaN with fewer than two."""
     values = np.asarray(values, dtype=float)
@@ -570,7 +599,7 @@ def run_sources(
                    for i, g in enumerate(subset_groups)]
 
     holdout, points = _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl_subsets, options, seed,
-                                          [names[s] for s in sources], [row["se"] for row in subset_rows])
+                                          [names[s] for s in sources])
 
     # Threshold: train every distinct selection over the grid at once, judge on validation.
     grid = np.asarray(DEFAULT_GAMMA_GRID if options.grid == "paper" else threshold_candidates(theta), dtype=float)
@@ -579,7 +608,7 @@ def run_sources(
     candidates = list(dict.fromkeys(selection_of.values())) if options.threshold_by == "validation" else []
     results.update(train("threshold candidates", candidates))
     gamma, grid_scores = _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split,
-                                       S_fit, f_fit, f_stl_subsets, seed)
+                                       S_fit, f_fit, f_stl_subsets, seed, surrogate)
     selected_group = selection_of[gamma]
     selected = [s for s in selected_group if s != t]
 
@@ -674,10 +703,13 @@ def run_sources(
     }))
 
 
-def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split, S_fit, f_fit, f_stl, seed):
+def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split, S_fit, f_fit, f_stl, seed,
+                  surrogate):
     """gamma and the criterion at every grid value: the candidate models' target validation loss (mean over
-    the repeats; the paper's), or the training-free cross-fitted surrogate criterion."""
-    from negtransfer.gains.surrogate import LinearSurrogate
+    the repeats; the paper's), or the training-free cross-fitted surrogate criterion (its folds fitted with
+    the parameters of the job's ``surrogate``)."""
+    from sklearn.base import clone
+
     from negtransfer.select.sources import choose_threshold
 
     if options.threshold_by == "validation":
@@ -686,18 +718,17 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
     # On the raw scale, the same selections on the relative scale: gamma_rel = (gamma_raw - f_STL / a) / |f_STL|.
     rel_grid = (grid - f_stl / options.alpha) / abs(f_stl) if raw_grid else grid
     # Two folds: the held-out fold's own surrogate needs as many subsets as it can get (>= k ideally).
-    ridge = options.resolved_ridge(len(f_fit), S_fit.shape[1])
-    choice = choose_threshold(S_fit, f_fit, f_stl, rel_grid, cv=2, seed=seed, surrogate=LinearSurrogate(alpha=ridge))
+    choice = choose_threshold(S_fit, f_fit, f_stl, rel_grid, cv=2, seed=seed, surrogate=clone(surrogate))
     return float(grid[int(np.argmin(np.abs(rel_grid - choice.gamma)))]), {
         float(g): float(v) for g, v in zip(grid, choice.scores)}
 
 
-def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed, source_names,
-                        ses) -> tuple[dict, list]:
+def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed, source_names) -> tuple[dict, list]:
     """Negative-transfer prediction on the holdout subsets (F1 of the minority class, Spearman, the class
     balance, the noise ceiling of a correlation with their measured f), their points, and the error curve
     as the number of fitted subsets grows (paper Figure 6)."""
-    from negtransfer.gains.surrogate import LinearSurrogate
+    from sklearn.base import clone
+
     from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics, surrogate_error_curve
 
     holdout: dict = {"n_subsets": int(options.holdout)}
@@ -710,11 +741,10 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
     holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
     holdout["noise_ceiling"] = holdout_noise_ceiling(per_repeat[n_fit:])
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
-               "se": ses[n_fit + i]} for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold))]
+               "se": _se(per_repeat[n_fit + i])} for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})
     curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=np.arange(n_fit, n_fit + options.holdout),
-                                  stl_loss=f_stl, surrogate=LinearSurrogate(alpha=options.resolved_ridge(n_fit, k),
-                                                            underdetermined="min_norm"))
+                                  stl_loss=f_stl, surrogate=clone(surrogate).set_params(underdetermined="min_norm"))
     holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
     return holdout, points
 
