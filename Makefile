@@ -1,5 +1,5 @@
 # Set-up and entry points. `make test` and `make demo` create .venv on a fresh machine.
-# `make test`: ruff, then the default test suite on 2 processes (slow tests left out); `make test-all`: every test.
+# `make test`: ruff and mypy, then the default test suite on 2 processes (slow tests left out); `make test-all`: every test.
 # `make test-ray`: installs the ray extra (a 79 MB wheel, not part of `make install`) and runs the Ray tests
 # (tests/runs/test_ray_executor.py, marked slow; skipped where Ray is not installed).
 PYTHON ?= python3
@@ -26,10 +26,12 @@ install: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2
 
 test-all: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2 -m ""
 
 test-ray: $(VENV)/.installed
@@ -38,6 +40,7 @@ test-ray: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/negtransfer group --dataset yeast --budget 3 --train-groups 10 --evaluate 10 --seed 0 --out runs/demo
@@ -46,4 +49,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/batched_training.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache

@@ -44,7 +44,7 @@ def write_task_splits_folder(path, tasks=("7", "12", "3"), rows=(60, 100, 40), d
     """A small folder in the ETAP public code's Task_Splits format (four .npy files per task)."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
-    for task, n in zip(tasks, rows):
+    for task, n in zip(tasks, rows, strict=True):
         for part, m in (("train", n), ("test", n // 2)):
             X = (rng.random((m, d)) < 0.3).astype(float) if binary_x else rng.normal(size=(m, d))
             y = np.tile([0.0, 1.0], m // 2 + 1)[:m]

@@ -135,7 +135,7 @@ def test_callback_matches_user_loop(opt_name, single_backward):
     np.testing.assert_allclose(np.stack(cb.trace), np.stack(tracker.trace), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(cb.affinity_matrix, tracker.affinity_matrix, rtol=1e-9, atol=1e-12)
     assert cb.tracker.epoch_affinity_matrices.shape == (2, N_TASKS, N_TASKS)
-    for a, b in zip(net_pl.parameters(), p_loop):
+    for a, b in zip(net_pl.parameters(), p_loop, strict=True):
         torch.testing.assert_close(a.detach(), b, rtol=1e-9, atol=1e-12)
     assert "backward" not in net_pl.__dict__  # the one-call override never outlives its batch
 
@@ -150,7 +150,7 @@ def test_callback_training_equals_plain_lightning_training():
     _fit(pl, plain, None)
     cb = AffinityCallback(N_TASKS)
     _fit(pl, tracked, cb)
-    for a, b in zip(plain.parameters(), tracked.parameters()):
+    for a, b in zip(plain.parameters(), tracked.parameters(), strict=True):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-9, atol=1e-12)
     # Callback state goes into Lightning checkpoints and comes back.
     restored = AffinityCallback(N_TASKS)

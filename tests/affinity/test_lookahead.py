@@ -20,7 +20,7 @@ def test_batched_lookahead_equals_the_per_task_loop(mixed_dataset):
     losses = closure()
     grads = per_task_gradients(losses, shared)
     velocity = [torch.randn_like(p) * 0.1 for p in shared]
-    updates = [g + 0.9 * v.unsqueeze(0) for g, v in zip(grads, velocity)]
+    updates = [g + 0.9 * v.unsqueeze(0) for g, v in zip(grads, velocity, strict=True)]
     lr = 0.05
     batched = stacked_lookahead_affinity(model, x, y, layout, updates, lr, losses)
     looped = tag_lookahead_affinity(closure, shared, lr, updates=flatten_task_gradients(updates))
@@ -30,7 +30,7 @@ def test_batched_lookahead_equals_the_per_task_loop(mixed_dataset):
     model, x, y = model.double(), x.double(), y.double()
     losses = layout.task_losses(model(x), y)[0][0]
     grads = per_task_gradients(losses, model.shared_parameters())
-    updates = [g + 0.9 * v.double().unsqueeze(0) for g, v in zip(grads, velocity)]
+    updates = [g + 0.9 * v.double().unsqueeze(0) for g, v in zip(grads, velocity, strict=True)]
     first = (flatten_task_gradients(updates) @ flatten_task_gradients(grads).T) / losses.detach()[None, :]
     np.testing.assert_allclose(stacked_lookahead_affinity(model, x, y, layout, updates, 1e-6, losses).numpy(),
                                first.numpy(), rtol=1e-3, atol=1e-5)
@@ -38,9 +38,8 @@ def test_batched_lookahead_equals_the_per_task_loop(mixed_dataset):
 
 def test_tag_kind_in_the_tracked_run(mixed_dataset, tmp_path):
     from negtransfer.affinity.training import measure_affinity
-    from negtransfer.train.config import TrainConfig
-
     from negtransfer.runs.store import RunStore
+    from negtransfer.train.config import TrainConfig
 
     # a small learning rate: the lookahead step is nearly first order, so TAG's matrix is close to ETAP's
     cfg = TrainConfig(max_epochs=2, lr=0.002)

@@ -161,14 +161,14 @@ def test_batched_gradients_equal_per_task_loop():
     batched = per_task_gradients(L, params, retain_graph=True)
     for t in range(N_TASKS):
         loop = torch.autograd.grad(L[t], params, retain_graph=True)
-        for b, one in zip(batched, loop):
+        for b, one in zip(batched, loop, strict=True):
             torch.testing.assert_close(b[t], one, rtol=1e-12, atol=1e-14)
     # Head rows of other tasks are exactly zero (task t's loss never touches head t').
     assert float(batched[-2][0, 1:].abs().max()) == 0.0
     # A list of scalar losses works the same.
     L2 = model.task_losses(x, y)
     listed = per_task_gradients([L2[t] for t in range(N_TASKS)], params)
-    for a, b in zip(listed, batched):
+    for a, b in zip(listed, batched, strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -199,10 +199,10 @@ def test_summed_gradients_equal_plain_backward():
     L = model.task_losses(x, y)
     plain = torch.autograd.grad(L.sum(), shared + heads, retain_graph=True)
     per_task, s_shared, s_other = per_task_and_summed_gradients(L, shared, heads + [unused])
-    for a, b in zip(s_shared + s_other[:-1], plain):
+    for a, b in zip(s_shared + s_other[:-1], plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert s_other[-1] is None  # unused parameter: left alone, like backward()
-    for g, s in zip(per_task, s_shared):
+    for g, s in zip(per_task, s_shared, strict=True):
         torch.testing.assert_close(g.sum(0), s)
 
 
@@ -257,7 +257,7 @@ def test_tag_lookahead_matches_etap_for_small_lr():
     before = [p.detach().clone() for p in shared]
     closure = lambda: model.task_losses(xb, yb)  # noqa: E731
     Z = tag_lookahead_affinity(closure, shared, lr=1e-7, optimizer=opt).numpy()
-    for p, b in zip(shared, before):  # parameters restored exactly
+    for p, b in zip(shared, before, strict=True):  # parameters restored exactly
         assert torch.equal(p.detach(), b)
     L = model.task_losses(xb, yb)
     G = per_task_gradients(L, shared)
@@ -351,7 +351,7 @@ def test_user_loop_step_trains_identically_to_plain_loop(every):
     p_plain = _train(m1, torch.optim.SGD(m1.parameters(), lr=0.2, momentum=0.9), x, y)
     tracker = AffinityTracker(N_TASKS, every=every)
     p_track = _train(m2, torch.optim.SGD(m2.parameters(), lr=0.2, momentum=0.9), x, y, tracker=tracker)
-    for a, b in zip(p_plain, p_track):
+    for a, b in zip(p_plain, p_track, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
     assert tracker.n_steps_seen == 6
     assert tracker.n_steps_tracked == (6 if every == 1 else 3)

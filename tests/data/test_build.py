@@ -37,7 +37,7 @@ def multi_label_frame(n=200, seed=0):
 def per_task_frame(sizes=(40, 60, 80), seed=0):
     rng = np.random.default_rng(seed)
     rows = []
-    for state, n in zip(("TX", "CA", "NY"), sizes):
+    for state, n in zip(("TX", "CA", "NY"), sizes, strict=True):
         x = rng.normal(size=(n, 2))
         for i in range(n):
             rows.append({"state": state, "a": x[i, 0], "b": x[i, 1], "vote": int(x[i, 0] + 0.3 * rng.normal() > 0)})

@@ -119,7 +119,7 @@ def test_tv16_features_missing_values_and_attributes(tv16):
     income = original(tv16, 0, "famincr")
     assert len(np.unique(np.round(income[flag > 0.5], 4))) == 1  # one fill value, the training median
     race = row_attribute(tv16, "race")
-    assert dict(zip(*np.unique(race, return_counts=True)))["Middle Eastern"] == 75
+    assert dict(zip(*np.unique(race, return_counts=True), strict=True))["Middle Eastern"] == 75
     black = original(tv16, 0, "race_Black") > 0.5
     assert (black == (race == "Black")).all()
     sex = row_attribute(tv16, "sex")
@@ -248,7 +248,7 @@ def test_adult_shape_tasks_and_labels(adult):
     assert adult.info["rows_with_missing_values_dropped"] == 3620
     assert not any(f.startswith("race_") for f in adult.feature_names)  # the task column is not a feature
     assert "fnlwgt" not in adult.feature_names and "education_num" in adult.feature_names
-    files = dict(zip(*np.unique(row_attribute(adult, "file"), return_counts=True)))
+    files = dict(zip(*np.unique(row_attribute(adult, "file"), return_counts=True), strict=True))
     assert files == {"adult.data": 30162, "adult.test": 15060}
     race = row_attribute(adult, "race")
     assert (race == np.asarray(adult.task_names, dtype=object)[adult.row_task]).all()

@@ -11,7 +11,7 @@ def test_loads_tasks_in_numeric_order_with_a_stratified_validation_share(tmp_pat
     ds = load_task_splits(folder, seed=1)
     assert ds.task_names == ("3", "7", "12") and ds.name == tmp_path.name
     assert ds.row_task is not None and ds.n_features == 5
-    for j, n in zip(range(3), (40, 60, 100)):
+    for j, n in zip(range(3), (40, 60, 100), strict=True):
         mine = ds.row_task == j
         assert int((mine & (ds.split == TEST)).sum()) == n // 2  # the given test split is kept
         val = mine & (ds.split == VALIDATION)

@@ -86,7 +86,7 @@ def test_first_order_estimate_matches_fine_tuning_a_little():
     def network_losses(w, tasks, split):
         update = P @ w
         cut = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
-        p = [b + update[cut[i]:cut[i + 1]].reshape(s) for i, (b, s) in enumerate(zip(base, shapes))]
+        p = [b + update[cut[i]:cut[i + 1]].reshape(s) for i, (b, s) in enumerate(zip(base, shapes, strict=True))]
         out = _forward(p, X[torch.from_numpy(ds.split == split)])
         y = Y[torch.from_numpy(ds.split == split)]
         return [torch.nn.functional.binary_cross_entropy_with_logits(out[:, t], y[:, t], reduction="sum"
@@ -99,7 +99,7 @@ def test_first_order_estimate_matches_fine_tuning_a_little():
         opt = torch.optim.LBFGS([w], max_iter=40, tolerance_grad=1e-10, tolerance_change=1e-12,
                                 line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure(opt=opt, w=w, subset=subset):
             opt.zero_grad()
             loss = sum(network_losses(w, subset, TRAIN)) + (w @ w) / (2 * C)
             loss.backward()
@@ -113,7 +113,7 @@ def test_first_order_estimate_matches_fine_tuning_a_little():
             fine_tuned = [float(v) for v in network_losses(w, subset, VALIDATION)]
             at_base = [float(v) for v in network_losses(torch.zeros(40, dtype=torch.float64), subset, VALIDATION)]
         linear = est.estimated_losses(subset)
-        for t, ft, b0 in zip(subset, fine_tuned, at_base):
+        for t, ft, b0 in zip(subset, fine_tuned, at_base, strict=True):
             estimated.append(linear[t])
             actual.append(ft)
             base_loss.append(b0)

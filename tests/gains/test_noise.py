@@ -45,7 +45,7 @@ def test_repeat_gains_pair_each_repeat_with_its_stl_run():
     from negtransfer.train.results import ModelResult, RepeatedResult
 
     def run(g, losses, r):
-        return ModelResult(group=g, val_loss=dict(zip(g, losses)), test_loss=dict(zip(g, losses)),
+        return ModelResult(group=g, val_loss=dict(zip(g, losses, strict=True)), test_loss=dict(zip(g, losses, strict=True)),
                            test_metric={t: 0.5 for t in g}, best_epoch=1, epochs=1, repeat=r,
                            val_metric={t: 0.5 for t in g})
 

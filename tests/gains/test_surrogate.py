@@ -113,7 +113,7 @@ def theorem_setting(seed, k=12, n_good=5, p=8, d=40, d_t=30, a=0.1, b=3.0, sigma
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     betas = beta_t + dirs * np.where(np.arange(k) < n_good, a, b)[:, None]
     Xs = [rng.normal(size=(d, p)) for _ in range(k)]
-    Ys = [X @ beta + sigma * rng.normal(size=d) for X, beta in zip(Xs, betas)]
+    Ys = [X @ beta + sigma * rng.normal(size=d) for X, beta in zip(Xs, betas, strict=True)]
     Xt = rng.normal(size=(d_t, p))
     Yt = Xt @ beta_t + sigma * rng.normal(size=d_t)
     Xv = rng.normal(size=(m, p))
@@ -285,7 +285,7 @@ def test_leave_one_out_alpha_matches_refitting_without_each_subset():
     t = additive_losses(S, planted_theta(), 0.5, 0.02, seed=4) - 0.5
     alphas = (0.0, 0.5, 5.0)
     _, errors = leave_one_out_alpha(S, t, alphas)
-    for alpha, error in zip(alphas, errors):
+    for alpha, error in zip(alphas, errors, strict=True):
         brute = []
         for i in range(S.shape[0]):
             keep = np.arange(S.shape[0]) != i

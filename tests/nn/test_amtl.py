@@ -6,6 +6,7 @@ import torch
 
 from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
 from negtransfer.data.timeseries import timeseries_dataset
+from negtransfer.models.clinical import CLINICAL_MODELS, build_model, model_weighting
 from negtransfer.nn.amtl import (
     PAMTL,
     TPAMTL,
@@ -15,7 +16,6 @@ from negtransfer.nn.amtl import (
     mc_variance,
     transfer_mask,
 )
-from negtransfer.models.clinical import CLINICAL_MODELS, build_model, model_weighting
 from negtransfer.train.temporal import TemporalTrainConfig, fit, masked_bce
 
 torch.set_num_threads(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -127,7 +128,7 @@ def test_gumbel_softmax_weights_sum_to_one_and_sharpen_as_temperature_falls():
         assert torch.allclose(pi.sum(-1), torch.ones(200), atol=1e-6)
         assert (pi >= 0).all()
         entropies.append(float(-(pi * pi.clamp_min(1e-12).log()).sum(-1).mean()))
-    assert all(a > b for a, b in zip(entropies, entropies[1:]))
+    assert all(a > b for a, b in itertools.pairwise(entropies))
     assert entropies[-1] < 0.2 * math.log(4)  # close to one-hot at tau = 0.1
     # without noise: softmax(alpha / tau)
     assert torch.allclose(gumbel_softmax_weights(logits[:1], 1.0, noise=False), torch.softmax(logits[:1], -1))
@@ -189,7 +190,7 @@ def test_every_model_trains_a_few_steps(name):
     fit = fit_variational(model, ds, VariationalConfig(iterations=6, eval_every=3, hidden=8, latent=6), seed=0,
                           weighting=make_weighting(name, ds.n_tasks))
     assert all(np.isfinite(h["loss"]) for h in fit.history)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert all(s is not None for s in fit.best_states)
     metrics = evaluate_model(fit, ds, fgsm_epsilons=(0.0, 0.5))
     assert set(metrics["accuracy"]) == {"dom0", "dom1", "dom2", "average"}

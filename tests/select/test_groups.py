@@ -21,7 +21,6 @@ from negtransfer.select.groups import (
     select_groups,
 )
 
-
 # ---------------------------------------------------------------------------
 # helpers
 

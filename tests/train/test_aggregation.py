@@ -101,7 +101,7 @@ def test_stacked_gradients_project_the_encoder_only():
     expected = _pcgrad_by_hand(torch.stack(g), [[1], [0]]).float()
     agg = SharedGradientAggregator("pcgrad", [0])
     grads = agg.gradients(task_losses(), model, torch.ones(1, 2, dtype=torch.bool), [0])
-    by_id = {id(p): gr for p, gr in zip(model.parameters(), grads)}
+    by_id = {id(p): gr for p, gr in zip(model.parameters(), grads, strict=True)}
     got = torch.cat([by_id[id(p)].reshape(-1) for p in shared])
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     for h, p in enumerate(heads):  # the heads: the summed gradient, each output column its own task's

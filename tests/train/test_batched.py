@@ -14,7 +14,7 @@ GROUPS = [(0,), (1,), (2,), (3,), (0, 1), (0, 2, 3), (1, 2), (0, 1, 2, 3), (2, 3
 def test_batched_equals_one_by_one_bit_for_bit(mixed_dataset, optimizer, batch_size):
     cfg = TrainConfig(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 0.01, batch_size=batch_size, max_epochs=6, patience=2)
     together = train_group_models(mixed_dataset, GROUPS, cfg, seed=3)
-    for g, res in zip(GROUPS, together):
+    for g, res in zip(GROUPS, together, strict=True):
         alone = train_group_models(mixed_dataset, [g], cfg, seed=3)[0]
         assert res.group == alone.group == g
         assert res.val_loss == alone.val_loss
@@ -122,7 +122,7 @@ def test_per_task_rows_models_see_only_their_rows_and_match_alone():
     cfg = TrainConfig(max_epochs=10, patience=3, lr=0.05)
     groups = [(0,), (1,), (3,), (0, 1), (2, 3), (0, 1, 2, 3)]
     together = train_group_models(ds, groups, cfg, seed=2)
-    for g, res in zip(groups, together):
+    for g, res in zip(groups, together, strict=True):
         alone = train_group_models(ds, [g], cfg, seed=2)[0]
         assert res.test_loss == alone.test_loss and res.epochs == alone.epochs
     # rows of other tasks cannot change a model: perturb task 3's features, task 0's STL model is unchanged
@@ -170,7 +170,7 @@ def test_repeats_stacked_equal_repeats_trained_alone(mixed_dataset, per_task_row
     groups = [(0,), (0, 1), (0,), (0, 1), (1, 2, 3)]
     repeats = [0, 0, 1, 1, 2]
     together = train_group_models(ds, groups, cfg, seed=4, repeats=repeats)
-    for g, r, res in zip(groups, repeats, together):
+    for g, r, res in zip(groups, repeats, together, strict=True):
         alone = train_group_models(ds, [g], cfg, seed=4, repeats=[r])[0]
         assert res.repeat == alone.repeat == r
         assert res.test_loss == alone.test_loss and res.epochs == alone.epochs
@@ -235,7 +235,7 @@ def test_task_batches_stacked_equal_alone():
     cfg = TrainConfig(max_epochs=5, patience=2, lr=0.05, batch_size=8, batching="per-task", oversample=True)
     groups = [(0,), (1, 2), (0, 3), (0, 1, 2, 3), (3,)]
     together = train_group_models(ds, groups, cfg, seed=1)
-    for g, res in zip(groups, together):
+    for g, res in zip(groups, together, strict=True):
         assert res.test_loss == train_group_models(ds, [g], cfg, seed=1)[0].test_loss
 
 
@@ -275,7 +275,7 @@ def test_odd_evaluation_sizes_do_not_depend_on_the_stack():
     cfg = TrainConfig(max_epochs=6)
     groups = [g for g in itertools.combinations(range(5), 3) if 0 in g]
     together = train_group_models(ds, groups, cfg, 0)
-    for g, res in zip(groups, together):
+    for g, res in zip(groups, together, strict=True):
         alone = train_group_models(ds, [g], cfg, 0)[0]
         assert res.test_loss == alone.test_loss and res.val_loss == alone.val_loss
 
@@ -332,7 +332,7 @@ def test_parity_options_stacked_equal_alone():
                       steps_per_epoch=4, stopping_task=0, stopping_rows="half")
     groups = [(0,), (0, 1), (0, 2, 3), (0, 1, 2, 3)]
     together = train_group_models(ds, groups, cfg, seed=1)
-    for g, res in zip(groups, together):
+    for g, res in zip(groups, together, strict=True):
         alone = train_group_models(ds, [g], cfg, seed=1)[0]
         assert res.test_loss == alone.test_loss and res.extra["val_est_loss"] == alone.extra["val_est_loss"]
     with pytest.raises(ValueError, match="stopping task 0"):
@@ -398,6 +398,6 @@ def test_kept_parameters_are_each_models_best_weights(mixed_dataset):
         losses = layout.task_losses(h.unsqueeze(0), y)[0][0]
         for t in res.group:
             assert float(losses[t]) == pytest.approx(res.val_loss[t], rel=1e-5)
-    for a, b in zip(results[1].extra["parameters"], alone.extra["parameters"]):
+    for a, b in zip(results[1].extra["parameters"], alone.extra["parameters"], strict=True):
         assert torch.equal(a, b)
     assert "parameters" not in train_group_models(ds, [(0,)], cfg, seed=2)[0].extra

@@ -33,7 +33,7 @@ def test_stacked_training_and_affinity_run_on_a_gpu(mixed_dataset):
     groups = [(0,), (1, 2), (0, 1, 2, 3)]
     cpu = train_group_models(mixed_dataset, groups, TrainConfig(max_epochs=5), seed=0)
     gpu = train_group_models(mixed_dataset, groups, TrainConfig(max_epochs=5, device="cuda"), seed=0)
-    for a, b in zip(cpu, gpu):  # the same start and batches; the arithmetic differs in the last bits only
+    for a, b in zip(cpu, gpu, strict=True):  # the same start and batches; the arithmetic differs in the last bits only
         np.testing.assert_allclose(list(a.test_loss.values()), list(b.test_loss.values()), rtol=1e-3)
     tracker, _, _ = train_with_affinity(mixed_dataset, TrainConfig(max_epochs=3, device="cuda"), seed=0)
     assert np.isfinite(tracker.affinity_matrix).any()

@@ -61,7 +61,7 @@ def _flatten_vector(vec, shapes: Sequence[tuple], like: Tensor, name: str) -> Te
         if len(vec) != len(shapes):
             raise ValueError(f"{name} has {len(vec)} entries but there are {len(shapes)} shared parameters")
         parts = []
-        for v, shape in zip(vec, shapes):
+        for v, shape in zip(vec, shapes, strict=True):
             size = math.prod(shape)
             parts.append(torch.zeros(size, dtype=like.dtype, device=like.device) if v is None else v.reshape(-1))
         flat = torch.cat(parts) if parts else like.new_zeros(0)

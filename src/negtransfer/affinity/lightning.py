@@ -70,7 +70,7 @@ try:  # the unified package first, then the standalone one
     import lightning.pytorch as _pl
 except ImportError:  # pragma: no cover - depends on the environment
     try:
-        import pytorch_lightning as _pl
+        import pytorch_lightning as _pl  # type: ignore[no-redef]  # the same API under its older name
     except ImportError as exc:
         raise ImportError(
             "negtransfer.affinity.lightning needs PyTorch Lightning, which is not installed. "
@@ -230,7 +230,7 @@ class AffinityCallback(_pl.Callback):
             grads = _batched_vjp(outputs, basis, params, retain_graph=False)
             per_task = [
                 torch.zeros((T,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g[:T]
-                for g, p in zip(grads[: len(shared)], shared)
+                for g, p in zip(grads[: len(shared)], shared, strict=True)
             ]
         else:
             per_task = per_task_gradients(losses, shared, retain_graph=True)
@@ -238,7 +238,7 @@ class AffinityCallback(_pl.Callback):
         A = step_affinity_from_updates(per_task, losses.detach(), updates)
         tracker.record(A, task_losses=losses)
         if single:
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=True):
                 _accumulate_grad(p, None if g is None else g[T])
 
             def _backward_done(*args, **kwargs) -> None:  # this batch's gradient is already in .grad

@@ -58,15 +58,18 @@ def tag_lookahead_affinity(
     Tensor (T, T)
     """
     params = list(shared_params)
-    with torch.enable_grad() if updates is None else torch.no_grad():
-        losses = _as_loss_tensor(closure()).reshape(-1)
-        grads = per_task_gradients(losses, params) if updates is None else None
     if updates is None:
+        with torch.enable_grad():
+            losses = _as_loss_tensor(closure()).reshape(-1)
+            grads = per_task_gradients(losses, params)
         if optimizer is not None:
             updates, lr_opt = optimizer_task_updates(optimizer, params, grads)
             lr = lr_opt if lr is None else lr
         else:
             updates = sgd_task_updates(grads, momentum=momentum, velocity=velocity)
+    else:
+        with torch.no_grad():
+            losses = _as_loss_tensor(closure()).reshape(-1)
     U = flatten_task_gradients(updates)
     if lr is None or not lr > 0:
         raise ValueError("tag_lookahead_affinity needs a learning rate lr > 0 (or an optimizer to read it from)")
@@ -77,14 +80,14 @@ def tag_lookahead_affinity(
     try:
         with torch.no_grad():
             for i in range(U.shape[0]):
-                for p, step in zip(params, torch.split(U[i], sizes)):
+                for p, step in zip(params, torch.split(U[i], sizes), strict=True):
                     p.sub_(lr * step.reshape(p.shape).to(p.dtype))
                 rows.append(_as_loss_tensor(closure()).detach().reshape(-1))
-                for p, s in zip(params, saved):
+                for p, s in zip(params, saved, strict=True):
                     p.copy_(s)
     finally:
         with torch.no_grad():
-            for p, s in zip(params, saved):
+            for p, s in zip(params, saved, strict=True):
                 p.copy_(s)
     L1 = torch.stack(rows)
     return (1.0 - L1 / L0[None, :]) / lr
@@ -133,12 +136,12 @@ def stacked_lookahead_affinity(
     T = losses.numel()
     with torch.no_grad():
         shared = [p.detach() for p in model.shared_parameters()]
-        moved = [p - lr * u.reshape((T,) + tuple(p.shape[1:])) for p, u in zip(shared, updates)]
+        moved = [p - lr * u.reshape((T,) + tuple(p.shape[1:])) for p, u in zip(shared, updates, strict=True)]
         weights = moved[0::2] + [model.weights[-1].detach().expand(T, -1, -1)]
         biases = moved[1::2] + [model.biases[-1].detach().expand(T, -1, -1)]
         h = (x if x.dim() == 2 else x[0]).unsqueeze(0).expand(T, -1, -1)
         last = len(weights) - 1
-        for layer, (w, b) in enumerate(zip(weights, biases)):
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
             h = torch.baddbmm(b, h, w)
             if layer < last:
                 h = torch.relu(h)

@@ -537,7 +537,7 @@ class AffinityTracker:
             other = [p for p in other_params if p.requires_grad]
         if not self.is_due:
             grads = torch.autograd.grad(losses.sum(), shared + other, retain_graph=retain_graph, allow_unused=True)
-            for p, g in zip(shared + other, grads):
+            for p, g in zip(shared + other, grads, strict=True):
                 _accumulate_grad(p, g)
             self.skip()
             return None
@@ -547,8 +547,8 @@ class AffinityTracker:
         updates, _ = optimizer_task_updates(optimizer, shared, per_task, kind=self.optimizer_kind)
         A = (updates @ flatten_task_gradients(per_task).T) / losses.detach()[None, :]
         self.record(A, task_losses=losses)
-        for p, g in zip(shared + other, sum_shared + sum_other):
-            _accumulate_grad(p, g)
+        for p, total in zip(shared + other, [*sum_shared, *sum_other], strict=True):
+            _accumulate_grad(p, total)
         return A
 
     # -- results -------------------------------------------------------------

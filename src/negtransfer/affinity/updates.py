@@ -200,7 +200,7 @@ def optimizer_task_updates(
     lr_ref = _lr(group_of[id(params[0])])
     exact_sgd = kind == "sgd" and isinstance(optimizer, torch.optim.SGD)
     rows = []
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         group = group_of[id(p)]
         state = optimizer.state.get(p, {})
         theta = p.detach()
@@ -208,7 +208,7 @@ def optimizer_task_updates(
             u = _adam_rule(
                 g, state.get("exp_avg"), state.get("exp_avg_sq"), state.get("max_exp_avg_sq"), theta,
                 step=float(state["step"]) if "step" in state else 0.0,
-                betas=tuple(float(b) for b in group["betas"]),
+                betas=(float(group["betas"][0]), float(group["betas"][1])),
                 eps=float(group["eps"]),
                 weight_decay=float(group.get("weight_decay", 0.0)),
                 decoupled=bool(group.get("decoupled_weight_decay", isinstance(optimizer, torch.optim.AdamW))),

@@ -174,7 +174,7 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
         )
     if fr[0] == 0:
         raise DataError("the training fraction must be positive, e.g. fractions=(0.6, 0.2, 0.2)")
-    return fr  # type: ignore[return-value]
+    return fr
 
 
 _PATTERN_CACHE: dict[tuple[float, float, float], np.ndarray] = {}
@@ -397,7 +397,7 @@ def _assign_splits(
             in_s = in_s[np.argsort(rank[in_s], kind="stable")]
             split[in_s] = _split_pattern(fractions, len(in_s))
         got = np.bincount(split[rows], minlength=3)
-        if len(np.unique(strata[rows])) > 1 and any(f > 0 and c == 0 for f, c in zip(fractions, got)):
+        if len(np.unique(strata[rows])) > 1 and any(f > 0 and c == 0 for f, c in zip(fractions, got, strict=True)):
             rows = rows[np.argsort(rank[rows], kind="stable")]
             split[rows] = _split_pattern(fractions, len(rows))
             fallback.append(int(g))
@@ -677,7 +677,7 @@ def _encode_labels(rows: _TaskRows, label_column, task_kinds):
     specs: list[TaskSpec] = []
     kinds_how: dict[str, str] = {}
     for j, t in enumerate(task_names):
-        if rows.layout == "multi-label":
+        if rows.row_task is None:  # the multi-label layout
             spec, encoded, how = _encode_task(t, frame[t], task_kinds.get(t))
             Y[:, j] = encoded
         else:
@@ -710,7 +710,7 @@ def _check_row_counts(Y: np.ndarray, task_names: Sequence[str], fr: tuple[float,
     n_rows = Y.shape[0]
     need = min_rows_for_split(fr)
     label_counts = (~np.isnan(Y)).sum(axis=0)
-    short = [(t, int(c)) for t, c in zip(task_names, label_counts) if c < need]
+    short = [(t, int(c)) for t, c in zip(task_names, label_counts, strict=True) if c < need]
     if n_rows < need:
         raise DataError(
             f"the data has {n_rows} labelled row(s); splitting with fractions {fr} needs at least {need} "
@@ -764,7 +764,7 @@ def _strata(rows: _TaskRows, Y: np.ndarray, specs: list) -> tuple[np.ndarray, np
     """Split groups and strata per row, and the rule in words (see the module docstring)."""
     n_rows = Y.shape[0]
     strata = np.full(n_rows, -1, dtype=np.int64)
-    if rows.layout == "per-task-rows":
+    if rows.row_task is not None:  # the per-task-rows layout
         for j, spec in enumerate(specs):
             if spec.kind != "regression":
                 mine = rows.row_task == j

@@ -46,8 +46,8 @@ from negtransfer.data.build import (
     _show,
     standardise_by_training_rows,
 )
-from negtransfer.data.packages import package_file
 from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset, TaskSpec
+from negtransfer.data.packages import package_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +113,7 @@ def _apply_given_splits(split: np.ndarray, row_task: np.ndarray, names: list, sp
 
 # ================================================================ the builder
 def dataset_from_domains(
-    domains: Mapping[str, tuple[np.ndarray, Sequence[Any]]],
+    domains: Mapping[str, tuple[np.ndarray, np.ndarray | Sequence[Any]]],
     *,
     seed: int = 0,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
@@ -266,9 +266,9 @@ def with_domain_train_fraction(ds: MultiTaskDataset, fraction: float, seed: int 
     nominal = float(ds.info.get("fractions", [0.6])[0])
     slack = [1.0 / max(1, int((ds.row_task == j).sum())) for j in range(ds.n_tasks)]
     shares = [float(np.mean(ds.split[ds.row_task == j] == TRAIN)) for j in range(ds.n_tasks)]
-    shares = [nominal if abs(sh - nominal) <= sl + 1e-9 else sh for sh, sl in zip(shares, slack)]
+    shares = [nominal if abs(sh - nominal) <= sl + 1e-9 else sh for sh, sl in zip(shares, slack, strict=True)]
     share = min(shares)
-    if not (0 < fraction and all(fraction <= sh + sl + 1e-9 for sh, sl in zip(shares, slack))):
+    if not (fraction > 0 and all(fraction <= sh + sl + 1e-9 for sh, sl in zip(shares, slack, strict=True))):
         tightest = ds.task_names[int(np.argmin(shares))]
         raise DataError(
             f"the train fraction must be in (0, {share:g}] (the share of each domain's rows in its training "
@@ -406,12 +406,12 @@ def load_domain_files(
     if isinstance(paths, (str, Path)):
         p = Path(paths)
         paths = sorted([*p.glob("*.npz"), *p.glob("*.parquet")]) if p.is_dir() else [p]
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise DataError("no domain files given (expected one .npz or .parquet per domain)")
     data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     feature_names = None
-    for path in paths:
+    for path in files:
         if not path.is_file():
             raise DataError(f"domain file {str(path)!r} does not exist")
         if path.stem in data:
@@ -437,7 +437,7 @@ def load_domain_files(
         else:
             raise DataError(f"unsupported domain file {str(path)!r}; use .npz (X, y) or .parquet")
     return dataset_from_domains(data, seed=seed, fractions=fractions, feature_names=feature_names, name=name,
-                                info={"source": f"domain files {', '.join(str(p) for p in paths)}"})
+                                info={"source": f"domain files {', '.join(str(p) for p in files)}"})
 
 
 # ================================================================ heart-hospitals

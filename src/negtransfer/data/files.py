@@ -57,7 +57,7 @@ def _kind_by_content(path: Path) -> tuple[str, str | None] | None:
 
 def _csv_header(path: Path, compressed: bool) -> list[str]:
     opener = gzip.open if compressed else open
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:  # type: ignore[operator]
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
         return next(csv.reader(handle), [])
 
 

@@ -68,7 +68,7 @@ def load_mnist_variation(
     rng = np.random.default_rng(seed)
     angles = rng.uniform(0, max_rotation, size=len(pixels))
     images = np.empty_like(pixels)
-    for i, (img, angle) in enumerate(zip(pixels, angles)):
+    for i, (img, angle) in enumerate(zip(pixels, angles, strict=True)):
         turned = np.clip(rotate(img.reshape(28, 28), angle, reshape=False, order=1), 0, 1).ravel()
         images[i] = np.where(turned < 0.1, rng.uniform(0, noise, size=784), turned)
     frame = pd.DataFrame(images, columns=[f"px{i}" for i in range(784)])

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from negtransfer.data.build import DataError, _python_scalar, _show, dataset_from_frame
-from negtransfer.data.packages import package_file
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.packages import package_file
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -38,7 +38,7 @@ one model per task             0.40 / 0.26 / 0.32   0.91 / 0.91 / 0.88   0.39 / 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -182,7 +182,7 @@ def make_synthetic_tasks(
         task_of = np.repeat(np.arange(n_tasks), n_samples)
         frame["task"] = [names[t] for t in task_of]
         frame["label"] = Y[np.arange(n_rows), task_of]
-        build = dict(task_column="task", label_column="label")
+        build: dict[str, Any] = dict(task_column="task", label_column="label")
     else:
         for t, name in enumerate(names):
             frame[name] = Y[:, t]

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -299,7 +300,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
             raise ValueError(f"underdetermined must be 'raise' or 'min_norm'; got {self.underdetermined!r}")
 
     def _targets(self, f: np.ndarray, stl: float | None) -> np.ndarray:
-        if self.scale == "raw":
+        if self.scale == "raw" or stl is None:  # stl is None on the raw scale only (_validate_stl)
             return f
         if self.scale == "difference":
             return f - stl
@@ -359,8 +360,9 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
         self.coef_ = self.theta_
         self.intercept_ = intercept
         self.stl_loss_ = stl
-        self.reference_ = 0.0 if self.scale == "raw" else float(stl)
-        self.unit_ = abs(stl) if self.scale == "relative" else 1.0
+        anchor = 0.0 if stl is None else stl  # stl is None on the raw scale only (_validate_stl)
+        self.reference_ = 0.0 if self.scale == "raw" else anchor
+        self.unit_ = abs(anchor) if self.scale == "relative" else 1.0
         self.n_features_in_ = k
         self.subset_sizes_ = sizes.astype(int)
         return self
@@ -447,10 +449,11 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this LinearSurrogate is not fitted yet; call fit first")
+        keys: Sequence[Any]
         if names is None:
             keys = range(self.n_features_in_)
         else:
             keys = list(names)
             if len(keys) != self.n_features_in_:
                 raise ValueError(f"names has {len(keys)} entries but there are {self.n_features_in_} sources")
-        return {key: float(v) for key, v in zip(keys, self.theta_)}
+        return {key: float(v) for key, v in zip(keys, self.theta_, strict=True)}

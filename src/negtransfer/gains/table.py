@@ -119,6 +119,7 @@ def repeat_gains(
     attr = _attr(split, measure)
     if measure == "metric" and higher_better is None:
         raise ValueError("measure='metric' needs higher_better (one flag per task)")
+    higher = list(higher_better) if higher_better is not None else []
     R = _repeated(results[groups[0]]).repeats if groups else 1
     U = np.zeros((len(groups), n_tasks), dtype=bool)
     G = np.full((len(groups), n_tasks, R), np.nan)
@@ -133,7 +134,7 @@ def repeat_gains(
             U[row, t] = True
             base, value = stl.values(attr, t), res.values(attr, t)
             if measure == "metric":
-                sign = 1.0 if higher_better[t] else -1.0
+                sign = 1.0 if higher[t] else -1.0
                 with np.errstate(divide="ignore", invalid="ignore"):
                     G[row, t] = sign * (value - base) / np.abs(base)
             else:

@@ -172,7 +172,7 @@ class ModelCatalogue:
         return out
 
 
-def config_from_options(config_class: type, settings: Mapping[str, Any] | None, family: str,
+def config_from_options(config_class: type[Any], settings: Mapping[str, Any] | None, family: str,
                         base: Any = None) -> Any:  # fmt: skip
     """The training config of one model family from ``compare``'s ``--set KEY=VALUE`` settings.
 

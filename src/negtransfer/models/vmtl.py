@@ -42,7 +42,7 @@ fields).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 from negtransfer.models.base import FitOptions, Metrics, ModelSpec, config_from_options
 
@@ -178,13 +178,16 @@ def make_model(name: str, n_features: int, n_classes: int, n_tasks: int, *, hidd
                "gaussian": lambda: parts.GaussianEncoder(n_features, hidden, latent, input_dropout, init_std),
                "amortised": lambda: parts.AmortisedEncoder(n_features, hidden, latent, input_dropout, init_std)}[p.z]
     encoders = [encoder() for _ in range(1 if p.shared_encoder else n_tasks)]
-    classifiers = {"point": lambda: parts.PointClassifiers(n_tasks, latent, n_classes),
-                   "gaussian": lambda: parts.GaussianClassifiers(n_tasks, latent, n_classes, init_std),
-                   "amortised": lambda: parts.AmortisedClassifiers(n_tasks, n_features, n_classes, hidden, latent,
-                                                                    init_std, bias=p.classifier_bias)}[p.w]()
+    build_classifiers: dict[str, Callable[[], parts.PointClassifiers | parts.AmortisedClassifiers]] = {
+        "point": lambda: parts.PointClassifiers(n_tasks, latent, n_classes),
+        "gaussian": lambda: parts.GaussianClassifiers(n_tasks, latent, n_classes, init_std),
+        "amortised": lambda: parts.AmortisedClassifiers(n_tasks, n_features, n_classes, hidden, latent, init_std,
+                                                        bias=p.classifier_bias),
+    }
+    classifiers = build_classifiers[p.w]()
     prior = (parts.NormalPrior() if p.prior == "normal"
              else parts.MixturePrior(n_tasks, p.prior, shared_logits=p.shared_prior_logits))
-    output_prior = None
+    output_prior: parts.ClusterPrior | parts.TaskCovariancePrior | None = None
     if p.output_prior == "clusters":
         output_prior = parts.ClusterPrior(p.n_clusters, latent * n_classes, 1.0 / math.sqrt(latent))
     elif p.output_prior == "task-covariance":
@@ -261,7 +264,7 @@ def fit_evaluate(name: str, dataset: Any, seed: int, config: Any, options: FitOp
                        init_std=config.init_std, n_w_samples=config.n_w_samples)
     fit = fit_variational(model, dataset, config, seed=seed, weighting=make_weighting(name, dataset.n_tasks))
     metrics = evaluate_model(fit, dataset, "test", fgsm_epsilons=tuple(options.fgsm_epsilons))
-    metrics["validation_accuracy"] = dict(zip(dataset.task_names, map(float, fit.best_validation_accuracy)))
+    metrics["validation_accuracy"] = dict(zip(dataset.task_names, map(float, fit.best_validation_accuracy), strict=True))
     return metrics
 
 

@@ -141,13 +141,10 @@ class ProbabilisticTaskFeatures(nn.Module):
         mu = self._layer(self.mean2, self._drop(F.leaky_relu(self._layer(self.mean1, self._drop(h)))))
         mu = F.leaky_relu(mu)
         sigma = F.softplus(self._layer(self.scale2, self._drop(F.leaky_relu(self._layer(self.scale1, self._drop(h))))))
-        if self.sample_latent:
-            z = mu + sigma * torch.randn_like(sigma)
-        else:
-            z = mu
+        z = mu + sigma * torch.randn_like(sigma) if self.sample_latent else mu
         return z, mu, sigma
 
-    def l2_parameters(self) -> list[nn.Parameter]:
+    def l2_parameters(self) -> list[torch.Tensor]:
         """The weight matrices (no biases): what the official code's L2 penalty covers."""
         return [layer.weight for layer in (self.base, self.mean1, self.mean2, self.scale1, self.scale2)]
 
@@ -348,7 +345,7 @@ class TPAMTL(nn.Module):
         r, _ = self.rnn(v if self.noise == "dropconnect" else self._sequence_dropout(v))
         return v, self._sequence_dropout(r)
 
-    def l2_parameters(self) -> list[nn.Parameter]:
+    def l2_parameters(self) -> list[torch.Tensor]:
         """What the official code's L2 penalty covers: the embedding, LSTM and task-feature weights (no biases)."""
         lstm = [w for name, w in self.rnn.named_parameters() if name.startswith("weight")]
         return [self.embed.weight, *lstm, *self.task_features.l2_parameters()]
@@ -432,7 +429,7 @@ class PAMTL(nn.Module):
         self.output = TaskLinear(n_tasks, hidden, 1)
         self.last_details: dict = {}
 
-    def l2_parameters(self) -> list[nn.Parameter]:
+    def l2_parameters(self) -> list[torch.Tensor]:
         """The base network's weights (shared layer and task features, no biases), as for :class:`TPAMTL`."""
         return [self.shared_layer.weight, *self.task_features.l2_parameters()]
 
@@ -477,6 +474,8 @@ class LossBasedAMTL(nn.Module):
     momentum : float
         Weight of the old value in the running loss average.
     """
+
+    average_loss: torch.Tensor  # a buffer (register_buffer)
 
     def __init__(self, n_features: int, n_tasks: int, hidden: int = 64, dropout: float = 0.3, momentum: float = 0.9):
         super().__init__()

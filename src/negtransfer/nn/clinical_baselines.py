@@ -322,7 +322,7 @@ class AdaCare(nn.Module):
         x = x * w
         x = x * self.input_excite((x * w).sum(1) / w.sum(1).clamp(min=1))[:, None, :]
         seq = x.transpose(1, 2)  # (B, F, T)
-        outs = [F.relu(conv(F.pad(seq, (d, 0)))) for conv, d in zip(self.convs, self.dilations)]  # causal
+        outs = [F.relu(conv(F.pad(seq, (d, 0)))) for conv, d in zip(self.convs, self.dilations, strict=True)]  # causal
         conv = torch.cat(outs, dim=1).transpose(1, 2)  # (B, T, C)
         conv = conv * self.conv_excite((conv * w).sum(1) / w.sum(1).clamp(min=1))[:, None, :]
         states, _ = self.rnn(torch.cat([conv, x], dim=-1))

@@ -15,6 +15,7 @@ outside its group. This keeps all models of a stack the same shape.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Sequence
 
@@ -24,7 +25,7 @@ from torch import nn
 
 def _layer_shapes(n_features: int, hidden: Sequence[int], n_outputs: int) -> list[tuple[int, int]]:
     widths = [n_features, *hidden, n_outputs]
-    return list(zip(widths[:-1], widths[1:]))
+    return list(itertools.pairwise(widths))
 
 
 def init_parameters(
@@ -86,7 +87,7 @@ class StackedHardSharingMLP(nn.Module):
     def shared_parameters(self) -> list[nn.Parameter]:
         """Encoder parameters (shared by the tasks of a model), heads excluded."""
         out = []
-        for w, b in zip(list(self.weights)[:-1], list(self.biases)[:-1]):
+        for w, b in zip(list(self.weights)[:-1], list(self.biases)[:-1], strict=True):
             out += [w, b]
         return out
 
@@ -101,7 +102,7 @@ class StackedHardSharingMLP(nn.Module):
         """
         h = x if x.dim() == 3 else x.unsqueeze(0).expand(self.n_models, *x.shape)
         last = len(self.weights) - 1
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(b, h, w)
             if layer < last:
                 h = torch.relu(h)

@@ -334,6 +334,8 @@ class AmortisedClassifiers(nn.Module):
     """
 
     bayesian = True
+    centres: torch.Tensor  # buffers (register_buffer)
+    centre_counts: torch.Tensor
 
     def __init__(self, n_tasks: int, n_features: int, n_classes: int, hidden: int, latent: int,
                  init_std: float = 1e-2, bias: bool = True):  # fmt: skip
@@ -368,7 +370,7 @@ class AmortisedClassifiers(nn.Module):
         """Reset each task's centres to the class means of ``xs``/``ys`` (classes without rows: zero)."""
         self.centres.zero_()
         self.centre_counts.zero_()
-        for t, (x, y) in enumerate(zip(xs, ys)):
+        for t, (x, y) in enumerate(zip(xs, ys, strict=True)):
             self.observe(t, x, y)
 
     def task_rows(self) -> list[nn.Parameter]:
@@ -407,7 +409,8 @@ class MixturePrior(nn.Module):
             raise ValueError("mixture priors over the other tasks' posteriors need at least two tasks (domains); "
                              "with one, use NormalPrior (the vstl or vbmtl presets)")
         self.n_tasks, self.kind = n_tasks, weights
-        self.alpha_z = self.alpha_w = None
+        self.alpha_z: nn.Parameter | None = None
+        self.alpha_w: nn.Parameter | None = None
         if weights in ("gumbel", "learnable"):
             self.alpha_z = nn.Parameter(torch.zeros(n_tasks, n_tasks - 1))
             self.alpha_w = None if shared_logits else nn.Parameter(torch.zeros(n_tasks, n_tasks - 1))
@@ -415,9 +418,9 @@ class MixturePrior(nn.Module):
     def weights(self, task: int, variable: str, temperature: float) -> torch.Tensor:
         """pi_t over the other T-1 tasks for ``variable`` "z" or "w"."""
         k = self.n_tasks - 1
-        if self.kind == "mean":
-            return torch.full((k,), 1.0 / k)
         alpha = self.alpha_z if (variable == "z" or self.alpha_w is None) else self.alpha_w
+        if alpha is None:  # weights "mean": no logits
+            return torch.full((k,), 1.0 / k)
         if self.kind == "learnable":  # softmax of learnable logits: no noise, no temperature
             return torch.softmax(alpha[task], dim=-1)
         return gumbel_softmax_weights(alpha[task], temperature, noise=self.training)
@@ -508,10 +511,10 @@ class VariationalMultiTaskNet(nn.Module):
     def __init__(
         self,
         encoders: nn.Module | Sequence[nn.Module],
-        classifiers: nn.Module,
+        classifiers: PointClassifiers | AmortisedClassifiers,
         *,
-        prior: nn.Module | None = None,
-        output_prior: nn.Module | None = None,
+        prior: NormalPrior | MixturePrior | None = None,
+        output_prior: ClusterPrior | TaskCovariancePrior | None = None,
         output_prior_weight: float = 1e-3,
         n_z_samples: int = 10,
         n_w_samples: int = 10,
@@ -568,7 +571,7 @@ class VariationalMultiTaskNet(nn.Module):
 
     def mixture_weights(self, task: int, variable: str, temperature: float) -> torch.Tensor:
         """pi_t over the other T-1 tasks for ``variable`` "z" or "w" (a mixture prior's weights)."""
-        if not self.prior.mixture:
+        if not isinstance(self.prior, MixturePrior):
             raise ValueError("this model's prior is not a mixture over the other tasks")
         return self.prior.weights(task, variable, temperature)
 
@@ -732,6 +735,8 @@ class VariationalMultiTaskNet(nn.Module):
         """Mean over tasks of -log p(W_t) under the output prior (0 without one)."""
         if self.output_prior is None:
             return torch.zeros(())
+        if not isinstance(self.classifiers, PointClassifiers):  # __init__ allows output priors on these only
+            raise TypeError("output priors apply to point-estimate classifiers: use PointClassifiers")
         return self.output_prior.penalty(self.classifiers.w_mu.reshape(self.n_tasks, -1))
 
     def _z_prior(self, t: int, xs, ys, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -755,8 +760,8 @@ class VariationalMultiTaskNet(nn.Module):
                 m, v = self._encode(related, i)
             means.append(m)
             variances.append(v)
-        mean = sum(p * m for p, m in zip(pi, means))
-        var = sum(p**2 * v for p, v in zip(pi, variances)) + 1e-8
+        mean = sum(p * m for p, m in zip(pi, means, strict=True))
+        var = sum(p**2 * v for p, v in zip(pi, variances, strict=True)) + 1e-8
         return mean, var
 
     # ------------------------------------------------------------ MC prediction (timing, uncertainty)
@@ -764,7 +769,7 @@ class VariationalMultiTaskNet(nn.Module):
     def predict_proba_mc(self, x: torch.Tensor, task: int) -> torch.Tensor:
         """Predictive probabilities averaged over L x M posterior samples (B, C)."""
         z_mean, z_var = self._encode(x, task)
-        if self.bayes_z:
+        if z_var is not None:  # a Bayesian encoder
             z = z_mean + z_var.sqrt() * torch.randn((self.n_z_samples, *z_mean.shape))
         else:
             z = z_mean.unsqueeze(0)

@@ -30,7 +30,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -182,7 +181,7 @@ def plot_transfer_uncertainty(table: "pd.DataFrame", path: str | Path) -> Path:
     tasks = list(dict.fromkeys(table["source"]))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
     for ax, (kind, who, unc) in zip(axes, (("outgoing", "source", "source_uncertainty"),
-                                            ("incoming", "target", "target_uncertainty"))):  # fmt: skip
+                                            ("incoming", "target", "target_uncertainty")), strict=True):  # fmt: skip
         twin = ax.twinx()
         for k, task in enumerate(tasks):
             part = other[other[who] == task].groupby("step")

@@ -394,7 +394,8 @@ class _Search:
         VT, B = self.VT, self.budget
         m = VT.shape[1]
         floor = np.where(np.isfinite(VT), VT, np.inf).min(axis=1) - 1.0  # covering always gains
-        sel, cur = [], floor
+        sel: list[int] = []
+        cur = floor
         covered = np.zeros(self.n, dtype=bool)
         for k in range(min(B, m), 0, -1):  # k picks left, this one included
             gain = np.maximum(VT - cur[:, None], 0.0).sum(axis=0)
@@ -468,10 +469,7 @@ class _Search:
         m = self.VT.shape[1]
         self.greedy_start()
         v = np.full(self.n, -np.inf)
-        if self.best is not None:
-            w0 = self.VT[:, list(self.best)].max(axis=1)
-        else:
-            w0 = self.VT.max(axis=1)
+        w0 = self.VT[:, list(self.best)].max(axis=1) if self.best is not None else self.VT.max(axis=1)
         self._visit(np.arange(m), v, [], self.budget, w0, _ROOT_ITERS)
 
     def _visit(self, A, v, chosen, r, w_hint, iters):
@@ -536,20 +534,19 @@ class _Search:
         VA = self.VT[:, A]
         v_cov = np.where(unc, np.inf, v)
         imp = np.maximum(VA - v_cov[:, None], 0.0).sum(axis=0)
-        MU = cov = None
-        if u:
-            MU = self.MT[unc][:, A]
-            cov = MU.sum(axis=0)
-            keep = (imp > 0) | (cov > 0)
-        else:
+        if not u:  # every task covered: only improvements count
             keep = imp > 0
+            if not keep.all():
+                A, VA = A[keep], VA[:, keep]
+            return (A, VA, None) if A.size else None
+        MU = self.MT[unc][:, A]
+        cov = MU.sum(axis=0)
+        keep = (imp > 0) | (cov > 0)
         if not keep.all():
-            A, VA = A[keep], VA[:, keep]
-            if u:
-                MU, cov = MU[:, keep], cov[keep]
+            A, VA, MU, cov = A[keep], VA[:, keep], MU[:, keep], cov[keep]
         if A.size == 0:
             return None
-        if u and (not MU.any(axis=1).all() or _top_sum(cov.astype(float), r) < u):
+        if not MU.any(axis=1).all() or _top_sum(cov.astype(float), r) < u:
             return None  # the uncovered tasks cannot be covered with r more groups
         return A, VA, MU
 

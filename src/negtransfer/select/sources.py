@@ -206,7 +206,7 @@ def select_sources(theta, gamma: float):
     if isinstance(theta, Mapping):
         keys = list(theta.keys())
         values = _check_vector([theta[key] for key in keys], "theta")
-        return [key for key, v in zip(keys, values) if v < gamma]
+        return [key for key, v in zip(keys, values, strict=True) if v < gamma]
     values = _check_vector(theta, "theta")
     return np.flatnonzero(values < gamma)
 

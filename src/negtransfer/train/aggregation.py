@@ -48,8 +48,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from negtransfer.train.gradients import per_task_and_summed_gradients
 from negtransfer.train.config import GRADIENT_AGGREGATIONS
+from negtransfer.train.gradients import per_task_and_summed_gradients
 
 __all__ = ["GRADIENT_AGGREGATIONS", "SharedGradientAggregator", "check_aggregation", "make_aggregator"]
 
@@ -168,7 +168,7 @@ class SharedGradientAggregator:
             size = p[0].numel()
             grads[id(p)] = direction[:, start:start + size].reshape(p.shape)
             start += size
-        for p, g in zip(heads, summed_heads):
+        for p, g in zip(heads, summed_heads, strict=True):
             grads[id(p)] = p.new_zeros(p.shape) if g is None else g
         return [grads[id(p)] for p in model.parameters()]
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
 
 
-def group_text(group: Sequence[int]) -> str:
+def group_text(group: Iterable[int]) -> str:
     """Canonical text of a group of task indices: sorted, joined by ``+`` (``"0+3+5"``).
 
     Used for model seeds and as the run store's group key.
@@ -140,11 +140,11 @@ class _StackOptimizer:
         if cfg.optimizer == "adam":
             self.steps = torch.where(mask, self.steps + 1, self.steps)
             bc1, bc2 = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
-        for i, (p, g) in enumerate(zip(self.params, grads)):
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
             if cfg.optimizer == "sgd":
                 direction, buf = sgd_direction(g, self.state[i], p, momentum=cfg.momentum,
                                                weight_decay=cfg.weight_decay)
-                if cfg.momentum:
+                if buf is not None:  # with momentum
                     self.state[i] = torch.where(mask, buf, self.state[i])
             else:
                 m, v = adam_moments(g, self.state[i], self.state2[i], p, betas=cfg.adam_betas,
@@ -157,7 +157,7 @@ class _StackOptimizer:
     def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
         """The SGD step when every model is active: the same arithmetic, buffers updated in place."""
         cfg = self.config
-        for i, (p, g) in enumerate(zip(self.params, grads)):
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
             direction, _ = sgd_direction(g, self.state[i], p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          inplace=True)
             p.sub_(direction * self.lr)
@@ -238,7 +238,7 @@ def train_group_models(
     reps = [0] * len(group_idx) if repeats is None else [int(r) for r in repeats]
     if len(reps) != len(group_idx):
         raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
-    if len(set(zip(group_idx, reps))) != len(group_idx):
+    if len(set(zip(group_idx, reps, strict=True))) != len(group_idx):
         raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
     per_task = config.per_task_batches(dataset.row_task is not None)
     if config.stopping_task is not None:
@@ -264,7 +264,7 @@ def train_group_models(
         for members in by_width.values():
             results = _train(dataset, [group_idx[k] for k in members], [reps[k] for k in members], config, seed,
                              on_epoch, step_hook, keep_test_predictions, keep_parameters)
-            for k, res in zip(members, results):
+            for k, res in zip(members, results, strict=True):
                 out[k] = res
         return out  # type: ignore[return-value]
     finally:
@@ -334,7 +334,7 @@ class _Batches:
             self.rows = [[torch.from_numpy(np.flatnonzero(train & (dataset.row_task == t))) for t in g] for g in groups]
             if config.oversample:  # (per-task batches only)
                 self.rows = [self._oversampled(dataset, g, parts, gen) if len(g) > 1 else parts
-                             for g, parts, gen in zip(groups, self.rows, self.gens)]
+                             for g, parts, gen in zip(groups, self.rows, self.gens, strict=True)]
 
     def _draw(self, k: int, n: int) -> torch.Tensor:
         """The next ``n`` rows (at most the group's row count) of model ``k``'s endless reshuffled stream."""
@@ -361,7 +361,7 @@ class _Batches:
         """Each task's rows topped up to the group's largest count, equally per class."""
         target = max(p.numel() for p in parts)
         out = []
-        for task, rows in zip(group, parts):
+        for task, rows in zip(group, parts, strict=True):
             need = target - rows.numel()
             if need <= 0:
                 out.append(rows)
@@ -372,7 +372,7 @@ class _Batches:
                 y = torch.from_numpy(dataset.Y[rows.numpy(), task])
                 pools = [rows[y == c] for c in torch.unique(y)]
             share = [need // len(pools) + (1 if i < need % len(pools) else 0) for i in range(len(pools))]
-            extra = [p[torch.randint(p.numel(), (m,), generator=gen)] for p, m in zip(pools, share) if m]
+            extra = [p[torch.randint(p.numel(), (m,), generator=gen)] for p, m in zip(pools, share, strict=True) if m]
             out.append(torch.cat([rows, *extra]))
         return out
 
@@ -404,7 +404,7 @@ class _Batches:
             return
         if self.steps:
             # a fixed number of steps per epoch (config.steps_per_epoch), rows from each model's stream
-            for step in range(self.steps):
+            for _ in range(self.steps):
                 index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
                 for pos, k in enumerate(models):
                     take = self._draw(k, bs)
@@ -454,7 +454,7 @@ def batch_slices(n_rows: int, batch_size: int) -> list[slice]:
     if len(starts) > 1 and n_rows - starts[-1] < MIN_BATCH_ROWS:
         starts.pop()
     ends = starts[1:] + [n_rows]
-    return [slice(a, b) for a, b in zip(starts, ends)]
+    return [slice(a, b) for a, b in zip(starts, ends, strict=True)]
 
 
 def validation_halves(dataset: MultiTaskDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -517,26 +517,69 @@ def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses,
     return list(grads)
 
 
+def _group_mask(group_idx: Sequence[Sequence[int]], n_tasks: int, device: torch.device) -> torch.Tensor:
+    """A (K, n_tasks) 0/1 mask of each model's tasks, on ``device``."""
+    mask = torch.zeros(len(group_idx), n_tasks)
+    for k, g in enumerate(group_idx):
+        mask[k, list(g)] = 1.0
+    return mask.to(device)
+
+
+class _EarlyStopping:
+    """Early-stopping book-keeping of one stack of K models.
+
+    ``alive`` maps each stack position to its model's original index; ``mask`` is the task mask of the models
+    still in the stack; ``best_params`` holds, per original model, the weights of its best epoch so far.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], group_mask: torch.Tensor, device: torch.device):
+        K = group_mask.shape[0]
+        self.alive = torch.arange(K, device=device)  # original index of each stack position
+        self.best_val = torch.full((K,), float("inf"), device=device)
+        self.best_epoch = torch.zeros(K, dtype=torch.long, device=device)
+        self.wait = torch.zeros(K, dtype=torch.long, device=device)
+        self.epochs_run = torch.zeros(K, dtype=torch.long, device=device)
+        self.best_params = [p.detach().clone() for p in params]  # indexed by original model
+        self.mask = group_mask
+
+    def update(self, epoch: int, val_total: torch.Tensor, params: Sequence[torch.Tensor],
+               config: TrainConfig) -> torch.Tensor:
+        """Record the epoch's validation losses (one per model in the stack) and keep the weights of the models
+        that improved. Returns a boolean per stack position: whether that model keeps training."""
+        alive = self.alive
+        improved = val_total < self.best_val[alive] - config.min_delta
+        if not config.early_stopping:  # a fixed budget: the last epoch's weights are kept
+            improved = torch.ones_like(improved)
+        for pos in torch.nonzero(improved).flatten().tolist():
+            k = int(alive[pos])
+            for bp, p in zip(self.best_params, params, strict=True):
+                bp[k] = p.detach()[pos]
+        self.best_val[alive] = torch.where(improved, val_total, self.best_val[alive])
+        self.best_epoch[alive] = torch.where(improved, torch.full_like(self.best_epoch[alive], epoch),
+                                             self.best_epoch[alive])
+        self.wait[alive] = torch.where(improved, torch.zeros_like(self.wait[alive]), self.wait[alive] + 1)
+        return self.wait[alive] < config.patience
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Drop every stack position not in ``keep`` (the models that stopped)."""
+        self.alive = self.alive[keep]
+        self.mask = self.mask[keep]
+
+
 def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False,
            keep_parameters=False) -> list[ModelResult]:
-    n_tasks = dataset.n_tasks
     K = len(group_idx)
     t_start = time.perf_counter()
     layout = TaskLossLayout(dataset.tasks)
     train_seeds = [repeat_seed(seed, r) for r in reps]
-    everything = tuple(range(n_tasks))
+    everything = tuple(range(dataset.n_tasks))
     row_mean = config.loss_weighting == "row-mean"
-    init_seeds = [model_seed(s, everything if config.shared_init else g, n_tasks)
-                  for s, g in zip(train_seeds, group_idx)]
+    init_seeds = [model_seed(s, everything if config.shared_init else g, dataset.n_tasks)
+                  for s, g in zip(train_seeds, group_idx, strict=True)]
     device = torch.device(config.device)  # weights are drawn on the CPU, then moved
     model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds).to(device)
     params = list(model.parameters())
     opt = _StackOptimizer([p.data for p in params], config)
-
-    group_mask = torch.zeros(K, n_tasks)
-    for k, g in enumerate(group_idx):
-        group_mask[k, list(g)] = 1.0
-    group_mask = group_mask.to(device)
 
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
@@ -544,44 +587,28 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
     batches = _Batches(dataset, group_idx, train_seeds, config)
 
-    alive = torch.arange(K, device=device)  # original index of each stack position
-    best_val = torch.full((K,), float("inf"), device=device)
-    best_epoch = torch.zeros(K, dtype=torch.long, device=device)
-    wait = torch.zeros(K, dtype=torch.long, device=device)
-    epochs_run = torch.zeros(K, dtype=torch.long, device=device)
-    best_params = [p.detach().clone() for p in params]  # indexed by original model
-    cur_mask = group_mask
+    state = _EarlyStopping(params, _group_mask(group_idx, dataset.n_tasks, device), device)
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
                if config.gradient_aggregation != "sum" else None)
 
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
-        for xb, yb in batches.epoch(alive.tolist()):
+        for xb, yb in batches.epoch(state.alive.tolist()):
             outputs = model(xb)
             sums, counts = layout.loss_sums(outputs, yb)
             losses = sums / counts.clamp(min=1.0)
-            has_label = (cur_mask * (counts > 0)).sum(1) > 0
+            has_label = (state.mask * (counts > 0)).sum(1) > 0
             if not bool(has_label.any()):
                 continue
             grads = _step_gradients(step_hook, surgery, model, opt, params, (xb, yb), (sums, counts, losses),
-                                    cur_mask, alive, row_mean)
+                                    state.mask, state.alive, row_mean)
             opt.step(grads, has_label)
-        epochs_run[alive] = epoch
+        state.epochs_run[state.alive] = epoch
 
         with torch.no_grad():
             val_sums, val_counts = layout.loss_sums(model(X_val), Y_val)
-            val_total = _stopping_loss(val_sums, val_counts, cur_mask, config)
-        improved = val_total < best_val[alive] - config.min_delta
-        if not config.early_stopping:  # a fixed budget: the last epoch's weights are kept
-            improved = torch.ones_like(improved)
-        for pos in torch.nonzero(improved).flatten().tolist():
-            k = int(alive[pos])
-            for bp, p in zip(best_params, params):
-                bp[k] = p.detach()[pos]
-        best_val[alive] = torch.where(improved, val_total, best_val[alive])
-        best_epoch[alive] = torch.where(improved, torch.full_like(best_epoch[alive], epoch), best_epoch[alive])
-        wait[alive] = torch.where(improved, torch.zeros_like(wait[alive]), wait[alive] + 1)
-        still = wait[alive] < config.patience
+            val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
+        still = state.update(epoch, val_total, params, config)
         if on_epoch is not None:
             on_epoch(epoch, int(still.sum()))
         if not bool(still.any()):
@@ -592,21 +619,21 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
             params = list(model.parameters())
             opt.params = [p.data for p in params]
             opt.keep(keep)
-            alive = alive[keep]
-            cur_mask = cur_mask[keep]
+            state.keep(keep)
 
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.
     final = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds).to(device)
     with torch.no_grad():
-        for fp, bp in zip(final.parameters(), best_params):
+        for fp, bp in zip(final.parameters(), state.best_params, strict=True):
             fp.copy_(bp)
-    results = _evaluate(final, dataset, layout, group_idx, best_epoch, epochs_run, seconds, keep_test_predictions)
+    results = _evaluate(final, dataset, layout, group_idx, state.best_epoch, state.epochs_run, seconds,
+                        keep_test_predictions)
     if config.stopping_rows == "half":
         _add_estimate_half(final, dataset, layout, group_idx, results)
-    for res, r in zip(results, reps):
+    for res, r in zip(results, reps, strict=True):
         res.repeat = r
-    _keep_parameters(results, best_params, len(final.weights), keep_parameters)
+    _keep_parameters(results, state.best_params, len(final.weights), keep_parameters)
     return results
 
 
@@ -617,7 +644,7 @@ def _keep_parameters(results: list[ModelResult], stacked: list[torch.Tensor], n_
         return
     weights, biases = stacked[:n_layers], stacked[n_layers:]
     for k, res in enumerate(results):
-        res.extra["parameters"] = [t for w, b in zip(weights, biases)
+        res.extra["parameters"] = [t for w, b in zip(weights, biases, strict=True)
                                    for t in (w[k].detach().cpu().clone(), b[k, 0].detach().cpu().clone())]
 
 
@@ -669,7 +696,7 @@ def _add_estimate_half(model, dataset, layout, group_idx, results: list[ModelRes
             for name, values in classification_losses_rows(task, Y[:, t].numpy()[labelled], pred).items():
                 figures[name] = list(values)
         for name, values in figures.items():
-            for k, value in zip(holders, values):
+            for k, value in zip(holders, values, strict=True):
                 results[k].extra.setdefault(f"val_est_{name}", {})[t] = float(value)
 
 
@@ -700,7 +727,7 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
             labelled = ~np.isnan(labels[part][:, t])
             y = labels[part][labelled, t]
             pred = layout.predictions(outputs[part].index_select(0, index), t).numpy()[:, labelled]
-            for k, value in zip(holders, task_metric_rows(task, y, pred)):
+            for k, value in zip(holders, task_metric_rows(task, y, pred), strict=True):
                 metrics[k][(part, t)] = float(value)
             if part == "test" and keep_predictions:
                     for pos, k in enumerate(holders):
@@ -712,7 +739,7 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
                 figures["logit_margin"] = logit_margin_rows(layout, outputs[part].index_select(0, index),
                                                             Y[rows], t).numpy()
             for name, values in figures.items():
-                for k, value in zip(holders, values):
+                for k, value in zip(holders, values, strict=True):
                     extra[k].setdefault(f"{part}_{name}", {})[t] = float(value)
     return [
         ModelResult(

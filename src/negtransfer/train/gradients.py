@@ -91,7 +91,7 @@ def per_task_gradients(task_losses, params: Sequence[Tensor], *, retain_graph: b
     grads = _batched_vjp(losses, _task_basis(losses), params, retain_graph)
     n = losses.shape[-1]
     return [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
-            for g, p in zip(grads, params)]
+            for g, p in zip(grads, params, strict=True)]
 
 
 def per_task_and_summed_gradients(
@@ -134,7 +134,7 @@ def per_task_and_summed_gradients(
     grads = _batched_vjp(losses, _task_basis(losses), shared + other, retain_graph)
     n = losses.shape[-1]
     per_task = [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
-                for g, p in zip(grads[: len(shared)], shared)]
+                for g, p in zip(grads[: len(shared)], shared, strict=True)]
     summed_shared = [None if g is None else g.sum(0) for g in grads[: len(shared)]]
     summed_other = [None if g is None else g.sum(0) for g in grads[len(shared):]]
     return per_task, summed_shared, summed_other

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from negtransfer.data.dataset import TaskSpec
 
-
 # Elementwise transcendental kernels (exp, log) round differently in their
 # vectorised body and their scalar tail. Padding each model's block to a multiple
 # of this many elements keeps every element in the vectorised body, so a model's

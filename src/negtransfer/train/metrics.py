@@ -111,10 +111,7 @@ def classification_losses(task: TaskSpec, y_true: np.ndarray, prediction: np.nda
     if task.kind == "regression" or y_true.size == 0:
         return {}
     y = y_true.astype(int)
-    if task.kind == "binary":
-        probs = np.stack([1 - prediction, prediction], axis=-1)
-    else:
-        probs = prediction
+    probs = np.stack([1 - prediction, prediction], axis=-1) if task.kind == "binary" else prediction
     rows = np.arange(y.size)
     correct = probs[rows, y]
     others = probs.copy()

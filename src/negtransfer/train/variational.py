@@ -52,7 +52,16 @@ import torch.nn.functional as F
 
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.train.config import check_non_negative, check_positive_ints
-from negtransfer.train.loop import EarlyStopping, Evaluation, FitLoop, FitResult, KeepBest, Progress, RoundOutput
+from negtransfer.train.loop import (
+    Callback,
+    EarlyStopping,
+    Evaluation,
+    FitLoop,
+    FitResult,
+    KeepBest,
+    Progress,
+    RoundOutput,
+)
 from negtransfer.train.weighting import EqualWeighting, LossWeighting
 
 __all__ = [
@@ -247,20 +256,20 @@ def check_domains_dataset(ds: MultiTaskDataset) -> None:
 
 def _balanced_batch(xs, ys, per_class: int, generator: torch.Generator):
     bx, by = [], []
-    for x, y in zip(xs, ys):
-        idx = []
+    for x, y in zip(xs, ys, strict=True):
+        picked = []
         for c in torch.unique(y):
             pool = torch.nonzero(y == c).reshape(-1)
-            idx.append(pool[torch.randint(len(pool), (per_class,), generator=generator)])
-        idx = torch.cat(idx)
-        bx.append(x[idx])
-        by.append(y[idx])
+            picked.append(pool[torch.randint(len(pool), (per_class,), generator=generator)])
+        rows = torch.cat(picked)
+        bx.append(x[rows])
+        by.append(y[rows])
     return bx, by
 
 
 def _uniform_batch(xs, ys, per_task: int, generator: torch.Generator):
     bx, by = [], []
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         idx = torch.randint(len(y), (per_task,), generator=generator)
         bx.append(x[idx])
         by.append(y[idx])
@@ -270,7 +279,7 @@ def _uniform_batch(xs, ys, per_task: int, generator: torch.Generator):
 @torch.no_grad()
 def _accuracies(model, xs, ys) -> list[float]:
     out = []
-    for t, (x, y) in enumerate(zip(xs, ys)):
+    for t, (x, y) in enumerate(zip(xs, ys, strict=True)):
         if len(y) == 0:
             out.append(float("nan"))
             continue
@@ -341,7 +350,7 @@ def fit_variational(
             else:
                 bx, by = _uniform_batch(train_x, train_y, per_task_rows, gen)
             tau, beta = config.temperature(it), config.kl_w_weight(it, ds.n_tasks)
-            for optimiser, tasks in zip(optimisers, steps):
+            for optimiser, tasks in zip(optimisers, steps, strict=True):
                 loss, parts = model.loss(bx, by, temperature=tau, kl_z_weight=config.kl_z_weight, kl_w_weight=beta,
                                          weighting=weighting, tasks=tasks)
                 optimiser.zero_grad()
@@ -366,7 +375,7 @@ def fit_variational(
         finite = [a for a in accs if not math.isnan(a)]
         return Evaluation(accs, float(np.mean(finite)) if finite else float("nan"), record)
 
-    callbacks = [KeepBest("max", per_task=True)]
+    callbacks: list[Callback] = [KeepBest("max", per_task=True)]
     if config.patience is not None:
         callbacks.append(EarlyStopping(config.patience, "max", per_task=True))
     if on_step is not None:

@@ -250,7 +250,7 @@ def timeseries_dataset(
     if ids is not None:  # one ID per input record: keep those of the labelled records, in row order
         if len(ids) != len(keep):
             raise ValueError(f"info['record_ids'] has {len(ids)} IDs for {len(keep)} records")
-        meta["record_ids"] = [i for i, k in zip(ids, keep) if k]
+        meta["record_ids"] = [i for i, k in zip(ids, keep, strict=True) if k]
     return TimeSeriesMultiTaskDataset(
         name=name,
         tasks=tasks,

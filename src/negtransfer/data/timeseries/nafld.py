@@ -82,7 +82,7 @@ def load_nafld(
     futime = base.loc[ids, "futime"].to_numpy(float)
     status = base.loc[ids, "status"].to_numpy(float)
     events = events[events["id"].isin(position)]
-    for j, (task, event) in enumerate(NAFLD_EVENTS.items()):
+    for j, event in enumerate(NAFLD_EVENTS.values()):
         first_day = events[events["event"] == event].groupby("id")["days"].min()
         day = np.full(n, np.inf)
         day[first_day.index.map(position).to_numpy()] = first_day.to_numpy(float)
