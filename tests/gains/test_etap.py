@@ -18,9 +18,9 @@ from negtransfer.gains.etap import (
     DEFAULT_SPLINE_ALPHAS,
     ETAPPredictor,
     MemberRidge,
-    _ridge_path_predict,
     _spline_ridge_cv_search,
     default_spline_n_knots,
+    ridge_path_predict,
 )
 
 N_TASKS = 8
@@ -122,7 +122,7 @@ def test_ridge_path_matches_sklearn_ridge():
     Yk = rng.normal(size=(30, 3))
     Xt = (rng.random((7, 6)) < 0.5).astype(float)
     alphas = np.array([1e-4, 0.3, 10.0])
-    path = _ridge_path_predict(X, Yk, Xt, alphas)
+    path = ridge_path_predict(X, Yk, Xt, alphas)
     for a, alpha in enumerate(alphas):
         np.testing.assert_allclose(path[a], Ridge(alpha=alpha).fit(X, Yk).predict(Xt), atol=1e-10)
 

@@ -19,13 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from negtransfer.train.gradients import (  # noqa: F401  (re-exported: the affinity modules' import path)
-    _as_loss_tensor,
-    _batched_vjp,
-    _task_basis,
-    per_task_and_summed_gradients,
-    per_task_gradients,
-)
+from negtransfer.train.gradients import per_task_and_summed_gradients, per_task_gradients
 
 __all__ = ["flatten_task_gradients", "per_task_and_summed_gradients", "per_task_gradients"]
 
@@ -49,7 +43,7 @@ def flatten_task_gradients(grads) -> Tensor:
     return torch.cat([g.reshape(n, -1) for g in grads], dim=1)
 
 
-def _flatten_vector(vec, shapes: Sequence[tuple], like: Tensor, name: str) -> Tensor | None:
+def flatten_parameter_vector(vec, shapes: Sequence[tuple], like: Tensor, name: str) -> Tensor | None:
     """A per-parameter list (entries may be None = zeros) or a flat tensor, as a flat (P,) tensor."""
     if vec is None:
         return None
@@ -70,7 +64,8 @@ def _flatten_vector(vec, shapes: Sequence[tuple], like: Tensor, name: str) -> Te
     return flat.to(dtype=like.dtype, device=like.device)
 
 
-def _shapes(grads) -> list[tuple]:
+def parameter_shapes(grads) -> list[tuple]:
+    """The parameter shapes of per-task gradients (a (T, *shape) tensor or a list of them): the task axis dropped."""
     if isinstance(grads, Tensor):
         return [tuple(grads.shape[1:])]
     return [tuple(g.shape[1:]) for g in grads]

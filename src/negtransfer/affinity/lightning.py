@@ -78,9 +78,10 @@ except ImportError:  # pragma: no cover - depends on the environment
             "Without Lightning, use negtransfer.affinity.tracker.AffinityTracker.step in your own loop."
         ) from exc
 
-from negtransfer.affinity.gradients import _as_loss_tensor, _batched_vjp, per_task_gradients
-from negtransfer.affinity.tracker import AffinityTracker, _accumulate_grad, step_affinity_from_updates
+from negtransfer.affinity.gradients import per_task_gradients
+from negtransfer.affinity.tracker import AffinityTracker, accumulate_grad, step_affinity_from_updates
 from negtransfer.affinity.updates import optimizer_task_updates
+from negtransfer.train.gradients import as_loss_tensor, batched_vjp
 
 __all__ = ["AffinityCallback"]
 
@@ -182,7 +183,7 @@ class AffinityCallback(_pl.Callback):
                 f"AffinityCallback: self.{self.task_losses_attr} was not updated in this training_step "
                 "(it still holds the previous batch's losses)"
             )
-        losses = _as_loss_tensor(losses).reshape(-1)
+        losses = as_loss_tensor(losses).reshape(-1)
         if losses.numel() != self.tracker.n_tasks:
             raise ValueError(
                 f"self.{self.task_losses_attr} has {losses.numel()} entries but the callback has "
@@ -227,7 +228,7 @@ class AffinityCallback(_pl.Callback):
             params = shared + others
             outputs = torch.cat([losses, loss.reshape(1).to(losses.dtype)])
             basis = torch.eye(T + 1, dtype=outputs.dtype, device=outputs.device)
-            grads = _batched_vjp(outputs, basis, params, retain_graph=False)
+            grads = batched_vjp(outputs, basis, params, retain_graph=False)
             per_task = [
                 torch.zeros((T,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g[:T]
                 for g, p in zip(grads[: len(shared)], shared, strict=True)
@@ -239,7 +240,7 @@ class AffinityCallback(_pl.Callback):
         tracker.record(A, task_losses=losses)
         if single:
             for p, g in zip(params, grads, strict=True):
-                _accumulate_grad(p, None if g is None else g[T])
+                accumulate_grad(p, None if g is None else g[T])
 
             def _backward_done(*args, **kwargs) -> None:  # this batch's gradient is already in .grad
                 AffinityCallback._restore_backward(pl_module)

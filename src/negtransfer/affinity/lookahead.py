@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from negtransfer.affinity.gradients import _as_loss_tensor, flatten_task_gradients, per_task_gradients
+from negtransfer.affinity.gradients import flatten_task_gradients, per_task_gradients
 from negtransfer.affinity.updates import optimizer_task_updates, sgd_task_updates
+from negtransfer.train.gradients import as_loss_tensor
 
 __all__ = ["stacked_lookahead_affinity", "tag_lookahead_affinity"]
 
@@ -60,7 +61,7 @@ def tag_lookahead_affinity(
     params = list(shared_params)
     if updates is None:
         with torch.enable_grad():
-            losses = _as_loss_tensor(closure()).reshape(-1)
+            losses = as_loss_tensor(closure()).reshape(-1)
             grads = per_task_gradients(losses, params)
         if optimizer is not None:
             updates, lr_opt = optimizer_task_updates(optimizer, params, grads)
@@ -69,7 +70,7 @@ def tag_lookahead_affinity(
             updates = sgd_task_updates(grads, momentum=momentum, velocity=velocity)
     else:
         with torch.no_grad():
-            losses = _as_loss_tensor(closure()).reshape(-1)
+            losses = as_loss_tensor(closure()).reshape(-1)
     U = flatten_task_gradients(updates)
     if lr is None or not lr > 0:
         raise ValueError("tag_lookahead_affinity needs a learning rate lr > 0 (or an optimizer to read it from)")
@@ -82,7 +83,7 @@ def tag_lookahead_affinity(
             for i in range(U.shape[0]):
                 for p, step in zip(params, torch.split(U[i], sizes), strict=True):
                     p.sub_(lr * step.reshape(p.shape).to(p.dtype))
-                rows.append(_as_loss_tensor(closure()).detach().reshape(-1))
+                rows.append(as_loss_tensor(closure()).detach().reshape(-1))
                 for p, s in zip(params, saved, strict=True):
                     p.copy_(s)
     finally:

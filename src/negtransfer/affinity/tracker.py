@@ -91,10 +91,9 @@ import torch
 from torch import Tensor
 
 from negtransfer.affinity.gradients import (
-    _as_loss_tensor,
-    _flatten_vector,
-    _shapes,
+    flatten_parameter_vector,
     flatten_task_gradients,
+    parameter_shapes,
     per_task_and_summed_gradients,
     per_task_gradients,
 )
@@ -105,6 +104,7 @@ from negtransfer.affinity.updates import (
     optimizer_task_updates,
     sgd_task_updates,
 )
+from negtransfer.train.gradients import as_loss_tensor
 
 __all__ = [
     "AffinityTracker",
@@ -184,12 +184,12 @@ def step_affinity(
     and call :func:`step_affinity_from_updates`.
     """
     G = flatten_task_gradients(grads)
-    shapes = _shapes(grads)
-    L = _as_loss_tensor(task_losses).detach().reshape(-1).to(G.dtype)
+    shapes = parameter_shapes(grads)
+    L = as_loss_tensor(task_losses).detach().reshape(-1).to(G.dtype)
     if L.numel() != G.shape[0]:
         raise ValueError(f"{L.numel()} task losses but gradients for {G.shape[0]} tasks")
     common = None
-    v = _flatten_vector(velocity, shapes, G, "velocity")
+    v = flatten_parameter_vector(velocity, shapes, G, "velocity")
     if v is not None and momentum:
         if convention == "torch":
             common = momentum * v
@@ -202,7 +202,7 @@ def step_affinity(
     elif convention not in ("torch", "keras"):
         raise ValueError(f"convention must be 'torch' or 'keras'; got {convention!r}")
     if weight_decay:
-        th = _flatten_vector(params, shapes, G, "params")
+        th = flatten_parameter_vector(params, shapes, G, "params")
         if th is None:
             raise ValueError("weight_decay needs the current shared parameters: pass params=")
         common = weight_decay * th if common is None else common + weight_decay * th
@@ -236,7 +236,7 @@ def step_affinity_from_updates(grads, task_losses, updates) -> Tensor:
     U = flatten_task_gradients(updates).to(G.dtype)
     if U.shape != G.shape:
         raise ValueError(f"updates have shape {tuple(U.shape)} but gradients {tuple(G.shape)}; they must match")
-    L = _as_loss_tensor(task_losses).detach().reshape(-1).to(G.dtype)
+    L = as_loss_tensor(task_losses).detach().reshape(-1).to(G.dtype)
     if L.numel() != G.shape[0]:
         raise ValueError(f"{L.numel()} task losses but gradients for {G.shape[0]} tasks")
     return (U @ G.T) / L[None, :]
@@ -247,7 +247,7 @@ def step_affinity_from_updates(grads, task_losses, updates) -> Tensor:
 # ----------------------------------------------------------------------------
 
 
-def _accumulate_grad(p: Tensor, g: Tensor | None) -> None:
+def accumulate_grad(p: Tensor, g: Tensor | None) -> None:
     """Add ``g`` into ``p.grad`` as ``backward`` would (None leaves ``.grad`` alone)."""
     if g is None:
         return
@@ -400,7 +400,7 @@ class AffinityTracker:
         if A.shape != (T, T):
             raise ValueError(f"step affinity must have shape ({T}, {T}); got {A.shape}")
         if present is None and task_losses is not None:
-            L = _as_loss_tensor(task_losses).detach().reshape(-1).to("cpu", torch.float64).numpy()
+            L = as_loss_tensor(task_losses).detach().reshape(-1).to("cpu", torch.float64).numpy()
             present = np.isfinite(L) & (L != 0)
         valid = np.isfinite(A)
         if present is not None:
@@ -524,7 +524,7 @@ class AffinityTracker:
         Tensor (T, T) or None
             The step's affinity, or None on an untracked step.
         """
-        losses = _as_loss_tensor(task_losses).reshape(-1)
+        losses = as_loss_tensor(task_losses).reshape(-1)
         if losses.numel() != self.n_tasks:
             raise ValueError(f"got {losses.numel()} task losses but the tracker has n_tasks={self.n_tasks}")
         shared = list(shared_params)
@@ -538,7 +538,7 @@ class AffinityTracker:
         if not self.is_due:
             grads = torch.autograd.grad(losses.sum(), shared + other, retain_graph=retain_graph, allow_unused=True)
             for p, g in zip(shared + other, grads, strict=True):
-                _accumulate_grad(p, g)
+                accumulate_grad(p, g)
             self.skip()
             return None
         per_task, sum_shared, sum_other = per_task_and_summed_gradients(
@@ -548,7 +548,7 @@ class AffinityTracker:
         A = (updates @ flatten_task_gradients(per_task).T) / losses.detach()[None, :]
         self.record(A, task_losses=losses)
         for p, total in zip(shared + other, [*sum_shared, *sum_other], strict=True):
-            _accumulate_grad(p, total)
+            accumulate_grad(p, total)
         return A
 
     # -- results -------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from negtransfer.affinity.gradients import _flatten_vector, _shapes, flatten_task_gradients
+from negtransfer.affinity.gradients import flatten_parameter_vector, flatten_task_gradients, parameter_shapes
 from negtransfer.train.update_rules import adam_bias_corrections, adam_direction, adam_moments, sgd_direction
 
 __all__ = ["adam_task_updates", "optimizer_task_updates", "sgd_task_updates"]
@@ -67,10 +67,10 @@ def sgd_task_updates(
     ``u_i = b_i`` (or ``d_i + momentum * b_i`` with Nesterov).
     """
     G = flatten_task_gradients(grads)
-    shapes = _shapes(grads)
+    shapes = parameter_shapes(grads)
     _need_params(params, weight_decay)
     return _sgd_rule(
-        G, _flatten_vector(velocity, shapes, G, "velocity"), _flatten_vector(params, shapes, G, "params"),
+        G, flatten_parameter_vector(velocity, shapes, G, "velocity"), flatten_parameter_vector(params, shapes, G, "params"),
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize,
     )
 
@@ -107,14 +107,14 @@ def adam_task_updates(
     ``<u_i, g_j> / L_j`` weighs each coordinate by Adam's normalisation.
     """
     G = flatten_task_gradients(grads)
-    shapes = _shapes(grads)
+    shapes = parameter_shapes(grads)
     _need_params(params, weight_decay)
     return _adam_rule(
         G,
-        _flatten_vector(exp_avg, shapes, G, "exp_avg"),
-        _flatten_vector(exp_avg_sq, shapes, G, "exp_avg_sq"),
-        _flatten_vector(max_exp_avg_sq, shapes, G, "max_exp_avg_sq") if amsgrad else None,
-        _flatten_vector(params, shapes, G, "params"),
+        flatten_parameter_vector(exp_avg, shapes, G, "exp_avg"),
+        flatten_parameter_vector(exp_avg_sq, shapes, G, "exp_avg_sq"),
+        flatten_parameter_vector(max_exp_avg_sq, shapes, G, "max_exp_avg_sq") if amsgrad else None,
+        flatten_parameter_vector(params, shapes, G, "params"),
         step=float(step), betas=betas, eps=eps, weight_decay=weight_decay,
         decoupled=decoupled_weight_decay, amsgrad=amsgrad, maximize=maximize,
     )

@@ -124,7 +124,7 @@ def check_task_names(names: Sequence[str], where: str = "") -> None:
 
 
 # ---------------------------------------------------------------- small helpers
-def _show(items: Iterable[Any], limit: int = 12) -> str:
+def quoted_list(items: Iterable[Any], limit: int = 12) -> str:
     """``'a', 'b', 'c'`` with an ellipsis and a count past ``limit`` items."""
     items = [str(i) for i in items]
     text = ", ".join(repr(i) for i in items[:limit])
@@ -138,7 +138,7 @@ def _suggest(name: str, known: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _python_scalar(value: Any) -> Any:
+def python_scalar(value: Any) -> Any:
     """Numpy scalars to Python ones; integer-valued floats to int (0.0 -> 0)."""
     if isinstance(value, np.generic):
         value = value.item()
@@ -147,7 +147,8 @@ def _python_scalar(value: Any) -> Any:
     return value
 
 
-def _round_half_up(x: float) -> int:
+def round_half_up(x: float) -> int:
+    """``x`` rounded to the nearest integer, halves upwards (``round`` rounds halves to even)."""
     return int(math.floor(x + 0.5))
 
 
@@ -162,7 +163,9 @@ def standardise_by_training_rows(X: np.ndarray, train: np.ndarray) -> tuple[np.n
     return (X - mean) / std, mean, std
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """The (train, validation, test) fractions as floats; a :class:`DataError` unless they are three finite
+    non-negative numbers summing to 1 with a positive training fraction."""
     try:
         fr = tuple(float(f) for f in fractions)
     except (TypeError, ValueError):
@@ -215,7 +218,7 @@ def split_counts(n_rows: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> t
     tuple of int
         ``(n_train, n_validation, n_test)``, summing to ``n_rows``.
     """
-    codes = _split_pattern(_check_fractions(fractions), n_rows)
+    codes = _split_pattern(check_fractions(fractions), n_rows)
     counts = np.bincount(codes, minlength=3)
     return int(counts[TRAIN]), int(counts[VALIDATION]), int(counts[TEST])
 
@@ -233,7 +236,7 @@ def min_rows_for_split(fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> int:
     int
         4 for the default (0.6, 0.2, 0.2).
     """
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     need = np.array([2, 1 if fr[1] > 0 else 0, 1 if fr[2] > 0 else 0])
     n = 1
     while True:
@@ -291,7 +294,7 @@ def _is_numeric(series: "pd.Series") -> bool:
 
 
 def _sorted_classes(values: "pd.Series") -> list:
-    uniques = [_python_scalar(v) for v in values.dropna().unique()]
+    uniques = [python_scalar(v) for v in values.dropna().unique()]
     if _is_numeric(values):
         return sorted(uniques, key=float)
     try:
@@ -300,7 +303,7 @@ def _sorted_classes(values: "pd.Series") -> list:
         return sorted(uniques, key=str)
 
 
-def _encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[TaskSpec, np.ndarray, str]:
+def encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[TaskSpec, np.ndarray, str]:
     """Spec and encoded float array (NaN = no label) for one task's label column.
 
     Regression standardisation happens later, once the split is known.
@@ -316,7 +319,7 @@ def _encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[Task
     n_unique = values.nunique()
     if kind is None:
         if n_unique < 2:
-            only = _python_scalar(values.iloc[0])
+            only = python_scalar(values.iloc[0])
             raise DataError(
                 f"task {name!r} has a single label value ({only!r}) in all {int(present.sum())} labelled rows; "
                 f"a task needs two classes or a varying target; drop the task or add rows with other labels"
@@ -324,7 +327,7 @@ def _encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[Task
         kind = infer_task_kind(values)
         if kind == "multiclass" and not _is_numeric(values) and n_unique > MAX_NONNUMERIC_CLASSES:
             raise DataError(
-                f"task {name!r} has {n_unique} distinct non-numeric labels (e.g. {_show(values.unique()[:5])}); "
+                f"task {name!r} has {n_unique} distinct non-numeric labels (e.g. {quoted_list(values.unique()[:5])}); "
                 f"is it an identifier column? Pick another label column, or pass task_kinds={{{name!r}: 'multiclass'}} "
                 f"if you really mean {n_unique} classes"
             )
@@ -336,12 +339,12 @@ def _encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[Task
         if not _is_numeric(values):
             bad = [v for v in values.unique() if pd.isna(pd.to_numeric(pd.Series([v]), errors="coerce")).all()]
             raise DataError(
-                f"task {name!r} is a regression task but has non-numeric labels ({_show(bad[:5])}); "
+                f"task {name!r} is a regression task but has non-numeric labels ({quoted_list(bad[:5])}); "
                 f"clean the column, or use task_kinds={{{name!r}: 'multiclass'}}"
             )
         if n_unique < 2:
             raise DataError(
-                f"regression task {name!r} has the same value ({_python_scalar(values.iloc[0])!r}) in every "
+                f"regression task {name!r} has the same value ({python_scalar(values.iloc[0])!r}) in every "
                 f"labelled row; there is nothing to predict; drop the task"
             )
         out[present] = pd.to_numeric(values).to_numpy(dtype=np.float64)
@@ -349,7 +352,7 @@ def _encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[Task
     classes = _sorted_classes(values)
     if kind == "binary" and len(classes) != 2:
         raise DataError(
-            f"task {name!r} is declared binary but has {len(classes)} distinct labels ({_show(classes)}); "
+            f"task {name!r} is declared binary but has {len(classes)} distinct labels ({quoted_list(classes)}); "
             f"binary needs exactly two; use task_kinds={{{name!r}: 'multiclass'}} or recode the labels"
         )
     if len(classes) < 2:
@@ -358,12 +361,12 @@ def _encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[Task
             f"a classification task needs at least two classes; drop the task or add rows with other labels"
         )
     lookup = {c: i for i, c in enumerate(classes)}
-    out[present] = [lookup[_python_scalar(v)] for v in values]
+    out[present] = [lookup[python_scalar(v)] for v in values]
     return TaskSpec(name, kind, tuple(classes)), out, how  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- splitting
-def _assign_splits(
+def assign_splits(
     group_ids: np.ndarray,
     strata: np.ndarray,
     fractions: tuple[float, float, float],
@@ -413,7 +416,7 @@ def _check_columns(frame: "pd.DataFrame") -> None:
     dups = [c for c, k in seen.items() if k > 1]
     if dups:
         raise DataError(
-            f"duplicate column name(s) {_show(dups)}; every column needs a unique name, rename or drop the copies"
+            f"duplicate column name(s) {quoted_list(dups)}; every column needs a unique name, rename or drop the copies"
         )
 
 
@@ -422,7 +425,7 @@ def _require_columns(frame: "pd.DataFrame", wanted: Sequence[str], what: str) ->
     if missing:
         hint = _suggest(missing[0], list(frame.columns))
         raise DataError(
-            f"{what} {_show(missing)} not found in the data{hint}; the columns are: {_show(frame.columns, 30)}"
+            f"{what} {quoted_list(missing)} not found in the data{hint}; the columns are: {quoted_list(frame.columns, 30)}"
         )
 
 
@@ -434,7 +437,7 @@ def _check_name_list(values: Sequence[str] | None, option: str) -> list[str] | N
     values = [str(v) for v in values]
     dups = sorted({v for v in values if values.count(v) > 1})
     if dups:
-        raise DataError(f"{option} lists {_show(dups)} more than once; give each name once")
+        raise DataError(f"{option} lists {quoted_list(dups)} more than once; give each name once")
     return values
 
 
@@ -508,7 +511,7 @@ def dataset_from_frame(
         raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
     _check_columns(frame)
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     if impute not in IMPUTE_CHOICES:
         raise DataError(f"impute must be 'mean', 'median' or None, got {impute!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -607,11 +610,11 @@ def _task_rows(frame, tasks, task_column, label_column, time_column) -> _TaskRow
         bad_rows = np.flatnonzero(raw_tasks.isna().to_numpy())
         raise DataError(
             f"task column {task_column!r} is empty in {len(bad_rows)} row(s) (first rows: "
-            f"{_show(bad_rows[:5].tolist())}); every row needs a task: fill them in or drop those rows"
+            f"{quoted_list(bad_rows[:5].tolist())}); every row needs a task: fill them in or drop those rows"
         )
     task_names = _per_task_names(raw_tasks, tasks, task_column)
     check_task_names(task_names, f"replace that value in column {task_column!r}")
-    row_names = raw_tasks.map(lambda v: str(_python_scalar(v)))
+    row_names = raw_tasks.map(lambda v: str(python_scalar(v)))
     keep = row_names.isin(task_names).to_numpy()
     lookup = {t: i for i, t in enumerate(task_names)}
     row_task = row_names[keep].map(lookup).to_numpy(dtype=np.int64)
@@ -624,7 +627,7 @@ def _per_task_names(raw_tasks, tasks, task_column: str) -> list:
         known = sorted(raw_tasks.unique().tolist())
     except TypeError:
         known = sorted(raw_tasks.unique().tolist(), key=str)
-    known_names = [str(_python_scalar(v)) for v in known]
+    known_names = [str(python_scalar(v)) for v in known]
     if tasks is None:
         return known_names
     if not tasks:
@@ -632,8 +635,8 @@ def _per_task_names(raw_tasks, tasks, task_column: str) -> list:
     unknown = [t for t in tasks if t not in known_names]
     if unknown:
         raise DataError(
-            f"unknown task(s) {_show(unknown)}{_suggest(unknown[0], known_names)}: not values of "
-            f"column {task_column!r}, whose tasks are: {_show(known_names, 60)}"
+            f"unknown task(s) {quoted_list(unknown)}{_suggest(unknown[0], known_names)}: not values of "
+            f"column {task_column!r}, whose tasks are: {quoted_list(known_names, 60)}"
         )
     return list(tasks)
 
@@ -656,7 +659,7 @@ def _feature_columns(rows: _TaskRows, features, tasks, task_column, label_column
         clash = [c for c in features if c in cols]
         if clash:
             raise DataError(
-                f"{_show(clash)} is both a {role} and a feature; drop it from the features "
+                f"{quoted_list(clash)} is both a {role} and a feature; drop it from the features "
                 f"(a model must not see its own label or task id as input)"
             )
     return features
@@ -668,7 +671,7 @@ def _encode_labels(rows: _TaskRows, label_column, task_kinds):
     task_kinds = dict(task_kinds or {})
     unknown_kinds = [t for t in task_kinds if t not in task_names]
     if unknown_kinds:
-        raise DataError(f"task_kinds (--task-kinds) names unknown task(s) {_show(unknown_kinds)}; the tasks are: {_show(task_names, 30)}")
+        raise DataError(f"task_kinds (--task-kinds) names unknown task(s) {quoted_list(unknown_kinds)}; the tasks are: {quoted_list(task_names, 30)}")
     for t, k in task_kinds.items():
         if k not in TASK_KINDS:
             raise DataError(f"task_kinds[{t!r}] = {k!r}; use one of {', '.join(TASK_KINDS)}")
@@ -678,7 +681,7 @@ def _encode_labels(rows: _TaskRows, label_column, task_kinds):
     kinds_how: dict[str, str] = {}
     for j, t in enumerate(task_names):
         if rows.row_task is None:  # the multi-label layout
-            spec, encoded, how = _encode_task(t, frame[t], task_kinds.get(t))
+            spec, encoded, how = encode_task(t, frame[t], task_kinds.get(t))
             Y[:, j] = encoded
         else:
             mine = rows.row_task == j
@@ -688,7 +691,7 @@ def _encode_labels(rows: _TaskRows, label_column, task_kinds):
                     f"task {t!r} has no labels: all {int(mine.sum())} of its rows have no value in "
                     f"{label_column!r}; drop the task or fill in its labels"
                 )
-            spec, encoded, how = _encode_task(t, labels, task_kinds.get(t))
+            spec, encoded, how = encode_task(t, labels, task_kinds.get(t))
             Y[mine, j] = encoded
         specs.append(spec)
         kinds_how[t] = f"{spec.kind} ({how})"
@@ -718,7 +721,7 @@ def _check_row_counts(Y: np.ndarray, task_names: Sequence[str], fr: tuple[float,
         )
     if short:
         t, c = short[0]
-        more = f" (also {_show([s for s, _ in short[1:]])})" if len(short) > 1 else ""
+        more = f" (also {quoted_list([s for s, _ in short[1:]])})" if len(short) > 1 else ""
         raise DataError(
             f"task {t!r} has only {c} labelled row(s){more}; splitting with fractions {fr} needs at least "
             f"{need} labelled rows per task ({_split_word_counts(fr, need)}); add rows, drop the task, "
@@ -737,7 +740,7 @@ def _feature_matrix(frame, features: list, impute):
         examples = not_numbers if len(not_numbers) else examples
         example = f" (e.g. {examples.iloc[0]!r} in {non_numeric[0]!r})" if len(examples) else ""
         raise DataError(
-            f"non-numeric feature column(s) {_show(non_numeric)}{example}; features must be numbers: "
+            f"non-numeric feature column(s) {quoted_list(non_numeric)}{example}; features must be numbers: "
             f"encode them (e.g. one-hot with pandas.get_dummies) or leave them out with features=[...] "
             f"(--features)"
         )
@@ -748,13 +751,13 @@ def _feature_matrix(frame, features: list, impute):
         counts = np.isnan(X).sum(axis=0)
         bad = [f"{features[i]} ({counts[i]} missing)" for i in np.flatnonzero(nan_cols)]
         raise DataError(
-            f"missing values in feature column(s) {_show(bad)}; fill them, drop those rows or columns, "
+            f"missing values in feature column(s) {quoted_list(bad)}; fill them, drop those rows or columns, "
             f"or impute from the training rows with impute='mean' or 'median' (--impute mean)"
         )
     inf_cols = np.isinf(X).any(axis=0)
     if inf_cols.any():
         raise DataError(
-            f"infinite values in feature column(s) {_show([features[i] for i in np.flatnonzero(inf_cols)])}; "
+            f"infinite values in feature column(s) {quoted_list([features[i] for i in np.flatnonzero(inf_cols)])}; "
             f"replace them with finite numbers or NaN (and impute)"
         )
     return X, nan_cols
@@ -799,7 +802,7 @@ def _split_rows(rows: _TaskRows, Y, specs, fr, seed: int, time_column):
         stratified_by = f"chronological by {time_column!r} (per task)" if rows.layout == "per-task-rows" else (
             f"chronological by {time_column!r}"
         )
-    split, fallback = _assign_splits(group_ids, strata, fr, seed, order)
+    split, fallback = assign_splits(group_ids, strata, fr, seed, order)
     if fallback:
         fallback = [rows.task_names[g] for g in fallback] if rows.layout == "per-task-rows" else ["all rows"]
     return split, stratified_by, fallback
@@ -832,7 +835,7 @@ def _check_split_labels(Y: np.ndarray, specs: list, split: np.ndarray, fr) -> li
             )
         if len(present) < spec.n_classes:
             missing = [spec.classes[i] for i in range(spec.n_classes) if i not in set(present.tolist())]
-            warnings.append(f"task {spec.name!r}: class(es) {_show(missing)} never occur in the training split")
+            warnings.append(f"task {spec.name!r}: class(es) {quoted_list(missing)} never occur in the training split")
     return warnings
 
 

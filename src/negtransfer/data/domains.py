@@ -40,10 +40,10 @@ import numpy as np
 
 from negtransfer.data.build import (
     DataError,
-    _assign_splits,
-    _check_fractions,
-    _round_half_up,
-    _show,
+    assign_splits,
+    check_fractions,
+    quoted_list,
+    round_half_up,
     standardise_by_training_rows,
 )
 from negtransfer.data.dataset import TEST, TRAIN, UNUSED, VALIDATION, MultiTaskDataset, TaskSpec
@@ -101,7 +101,7 @@ def _apply_given_splits(split: np.ndarray, row_task: np.ndarray, names: list, sp
     given = dict(splits or {})
     unknown = [k for k in given if k not in names]
     if unknown:
-        raise DataError(f"splits names unknown domain(s) {_show(unknown)}; the domains are: {_show(names)}")
+        raise DataError(f"splits names unknown domain(s) {quoted_list(unknown)}; the domains are: {quoted_list(names)}")
     for j, dom in enumerate(names):
         if dom in given:
             codes = np.asarray(given[dom]).astype(np.int64).reshape(-1)
@@ -159,7 +159,7 @@ def dataset_from_domains(
     """
     if not domains:
         raise DataError("no domains given; pass at least two {domain: (X, y)} entries")
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     if impute not in (None, "median"):
         raise DataError(f"impute must be None or 'median', got {impute!r}")
     names = [str(k) for k in domains]
@@ -178,7 +178,7 @@ def dataset_from_domains(
     if np.isnan(X).any() and impute is None:
         raise DataError("missing (NaN) feature values; fill them or pass impute='median'")
 
-    split, _ = _assign_splits(row_task, labels, fr, int(seed), None)
+    split, _ = assign_splits(row_task, labels, fr, int(seed), None)
     _apply_given_splits(split, row_task, names, splits)
     train = split == TRAIN
     for j, dom in enumerate(names):
@@ -201,7 +201,7 @@ def dataset_from_domains(
         present = set(np.unique(labels[train & (row_task == j)]).tolist())
         missing = [classes[c] for c in range(len(classes)) if c not in present]
         if missing:
-            warnings.append(f"domain {dom!r}: class(es) {_show(missing)} never occur in its training split")
+            warnings.append(f"domain {dom!r}: class(es) {quoted_list(missing)} never occur in its training split")
     if feature_names is None:
         feature_names = [f"f{i}" for i in range(X.shape[1])]
     tasks = tuple(TaskSpec(dom, "multiclass", tuple(classes)) for dom in names)
@@ -283,7 +283,7 @@ def with_domain_train_fraction(ds: MultiTaskDataset, fraction: float, seed: int 
             rows = np.flatnonzero((ds.row_task == j) & (labels == c) & (ds.split == TRAIN))
             if len(rows) == 0:
                 continue
-            n_keep = max(1, _round_half_up(len(rows) * keep_ratio))
+            n_keep = max(1, round_half_up(len(rows) * keep_ratio))
             drop = rng.permutation(rows)[n_keep:]
             split[drop] = UNUSED
     return MultiTaskDataset(ds.name, ds.tasks, ds.X, ds.Y, split, ds.feature_names,
@@ -341,7 +341,7 @@ def load_feature_folders(
         domains = available
     unknown = [d for d in domains if d not in available]
     if unknown:
-        raise DataError(f"unknown domain folder(s) {_show(unknown)} in {str(root)!r}; found: {_show(available)}")
+        raise DataError(f"unknown domain folder(s) {quoted_list(unknown)} in {str(root)!r}; found: {quoted_list(available)}")
     if not domains:
         raise DataError(f"no domain folders in {str(root)!r}; expected ROOT/<Domain>/<Class>/<image>.npy")
     data: dict[str, tuple[np.ndarray, list[str]]] = {}
@@ -358,7 +358,7 @@ def load_feature_folders(
                 raise DataError(f"{str(f)!r} holds an array of shape {v.shape}; expected one 1-D feature vector")
             vectors.append(v)
         if len({v.shape for v in vectors}) > 1:
-            raise DataError(f"domain {dom!r}: feature vectors of different lengths {_show(sorted({v.shape[0] for v in vectors}))}")
+            raise DataError(f"domain {dom!r}: feature vectors of different lengths {quoted_list(sorted({v.shape[0] for v in vectors}))}")
         data[dom] = (np.stack(vectors), [f.parent.name for f in files])
         lists = {word: root / f"{dom}_{word}.txt" for word in SPLIT_FILE_WORDS}
         lists = {w: p for w, p in lists.items() if p.is_file()}
@@ -427,12 +427,12 @@ def load_domain_files(
 
             frame = pd.read_parquet(path)
             if label_column not in frame.columns:
-                raise DataError(f"{str(path)!r} has no {label_column!r} column; its columns are {_show(frame.columns)}")
+                raise DataError(f"{str(path)!r} has no {label_column!r} column; its columns are {quoted_list(frame.columns)}")
             cols = [c for c in frame.columns if c != label_column]
             if feature_names is None:
                 feature_names = cols
             elif cols != feature_names:
-                raise DataError(f"{str(path)!r} has feature columns {_show(cols)} but the first file has {_show(feature_names)}")
+                raise DataError(f"{str(path)!r} has feature columns {quoted_list(cols)} but the first file has {quoted_list(feature_names)}")
             data[path.stem] = (frame[cols].to_numpy(dtype=np.float64), frame[label_column].to_numpy())
         else:
             raise DataError(f"unsupported domain file {str(path)!r}; use .npz (X, y) or .parquet")
@@ -545,7 +545,7 @@ def _pick(domains: dict, tasks: Sequence[str] | None, dataset: str) -> dict:
         return domains
     unknown = [t for t in tasks if t not in domains]
     if unknown:
-        raise DataError(f"unknown {dataset} task(s) {_show(unknown)}; the domains are: {_show(list(domains))}")
+        raise DataError(f"unknown {dataset} task(s) {quoted_list(unknown)}; the domains are: {quoted_list(list(domains))}")
     return {t: domains[t] for t in tasks}
 
 

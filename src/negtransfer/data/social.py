@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from negtransfer.data.build import DataError, _python_scalar, _show, dataset_from_frame
+from negtransfer.data.build import DataError, dataset_from_frame, python_scalar, quoted_list
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.packages import package_file
 
@@ -72,7 +72,7 @@ def _attribute_codes(values: "pd.Series", column: str) -> tuple[tuple[str, ...],
             f"attribute column {column!r} is empty in {int(missing.sum())} labelled row(s); give every row a "
             f"value (e.g. 'unknown') or drop those rows"
         )
-    text = values.map(lambda v: str(_python_scalar(v))).to_numpy(dtype=object)
+    text = values.map(lambda v: str(python_scalar(v))).to_numpy(dtype=object)
     categories, codes = np.unique(text.astype(str), return_inverse=True)
     return tuple(str(c) for c in categories), codes.reshape(-1).astype(np.int32)
 
@@ -109,7 +109,7 @@ def dataset_with_attributes(
         raise DataError("attributes is empty; name at least one column (e.g. attributes=['race'])")
     missing = [a for a in attributes if a not in frame.columns]
     if missing:
-        raise DataError(f"attribute column(s) {_show(missing)} not found; the columns are: {_show(frame.columns, 30)}")
+        raise DataError(f"attribute column(s) {quoted_list(missing)} not found; the columns are: {quoted_list(frame.columns, 30)}")
     task_column = options.get("task_column")
     label_column = options.get("label_column")
     tasks = options.get("tasks")
@@ -124,7 +124,7 @@ def dataset_with_attributes(
 
     # The rows dataset_from_frame keeps, in order: the selected tasks' rows that carry a label.
     if ds.info["layout"] == "per-task-rows":
-        names = frame[task_column].map(lambda v: str(_python_scalar(v)))
+        names = frame[task_column].map(lambda v: str(python_scalar(v)))
         keep = (names.isin(ds.task_names) & frame[label_column].notna()).to_numpy()
     else:
         keep = frame[list(ds.task_names)].notna().any(axis=1).to_numpy()
@@ -168,7 +168,7 @@ def row_attribute(ds: MultiTaskDataset, name: str) -> np.ndarray:
             f"negtransfer.data.social.dataset_with_attributes(frame, ['col'], ...) adds them to your own table"
         )
     if name not in stored:
-        raise DataError(f"dataset {ds.name!r} has no row attribute {name!r}; it has: {_show(list(stored))}")
+        raise DataError(f"dataset {ds.name!r} has no row attribute {name!r}; it has: {quoted_list(list(stored))}")
     entry = stored[name]
     codes = np.asarray(entry["codes"])
     original = tuple(ds.info.get("row_attribute_tasks", ()))
@@ -176,7 +176,7 @@ def row_attribute(ds: MultiTaskDataset, name: str) -> np.ndarray:
         lookup = {t: i for i, t in enumerate(original)}
         unknown = [t for t in ds.task_names if t not in lookup]
         if unknown:
-            raise DataError(f"the row attributes of {ds.name!r} do not cover task(s) {_show(unknown)}")
+            raise DataError(f"the row attributes of {ds.name!r} do not cover task(s) {quoted_list(unknown)}")
         labelled = np.asarray(ds.info["row_attribute_labelled"])
         codes = codes[labelled[:, [lookup[t] for t in ds.task_names]].any(axis=1)]
     if codes.shape[0] != ds.X.shape[0]:
@@ -212,7 +212,7 @@ def _require(table: "pd.DataFrame", columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise DataError(
-            f"the {what} table lacks column(s) {_show(missing)}; its columns are {_show(table.columns, 30)} "
+            f"the {what} table lacks column(s) {quoted_list(missing)}; its columns are {quoted_list(table.columns, 30)} "
             f"(a different package version may have changed it)"
         )
 
@@ -275,7 +275,7 @@ def tv16_table(raw: "pd.DataFrame") -> tuple["pd.DataFrame", list[str], int]:
     raw = raw.loc[labelled].reset_index(drop=True)
     bad = sorted(set(raw["votetrump"].unique().tolist()) - {0, 1})
     if bad:
-        raise DataError(f"votetrump must be 0 or 1, found {_show(bad)}")
+        raise DataError(f"votetrump must be 0 or 1, found {quoted_list(bad)}")
     cols: dict[str, Any] = {"state": raw["state"].astype(str).to_numpy(), "votetrump": raw["votetrump"].to_numpy()}
     for c in TV16_NUMERIC:
         cols[c] = pd.to_numeric(raw[c], errors="raise").to_numpy(dtype=float)
@@ -469,11 +469,11 @@ def adult_table(raw: "pd.DataFrame", group_column: str = "race") -> tuple["pd.Da
     raw = raw.loc[complete].reset_index(drop=True)
     labels = sorted(raw["income"].unique().tolist())
     if not set(labels) <= {"<=50K", ">50K"}:
-        raise DataError(f"adult income must be '<=50K' or '>50K' (a trailing '.' is allowed), found {_show(labels)}")
+        raise DataError(f"adult income must be '<=50K' or '>50K' (a trailing '.' is allowed), found {quoted_list(labels)}")
     unknown = sorted(set(raw["native_country"]) - set(ADULT_REGIONS))
     if unknown:
         raise DataError(
-            f"native_country value(s) {_show(unknown)} have no region; known: {_show(sorted(ADULT_REGIONS), 50)}"
+            f"native_country value(s) {quoted_list(unknown)} have no region; known: {quoted_list(sorted(ADULT_REGIONS), 50)}"
         )
     raw = raw.assign(native_region=raw["native_country"].map(ADULT_REGIONS))
     cols: dict[str, Any] = {
@@ -601,10 +601,10 @@ def exam_table(raw: "pd.DataFrame") -> tuple["pd.DataFrame", list[str]]:
     _require(raw, ("school", "normexam", "standLRT", "sex", "intake"), "Exam")
     unknown = sorted(set(raw["intake"].dropna().astype(str)) - set(EXAM_INTAKE))
     if unknown:
-        raise DataError(f"Exam intake values {_show(unknown)} are not one of {_show(list(EXAM_INTAKE))}")
+        raise DataError(f"Exam intake values {quoted_list(unknown)} are not one of {quoted_list(list(EXAM_INTAKE))}")
     sexes = sorted(set(raw["sex"].dropna().astype(str)) - {"F", "M"})
     if sexes:
-        raise DataError(f"Exam sex values {_show(sexes)} are not 'F' or 'M'")
+        raise DataError(f"Exam sex values {quoted_list(sexes)} are not 'F' or 'M'")
     try:
         school = pd.to_numeric(raw["school"], errors="raise").astype(int)
     except (TypeError, ValueError):

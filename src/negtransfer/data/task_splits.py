@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from negtransfer.data.build import DataError, _assign_splits, _encode_task, _show, standardise_by_training_rows
+from negtransfer.data.build import DataError, assign_splits, encode_task, quoted_list, standardise_by_training_rows
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset, TaskSpec
 
 __all__ = ["is_task_splits_folder", "load_task_splits", "task_splits_tasks"]
@@ -85,9 +85,9 @@ def _task_names(folder: Path, tasks, found: list) -> list:
     names = [str(t) for t in tasks]
     unknown = [t for t in names if t not in found]
     if unknown:
-        raise DataError(f"unknown task(s) {_show(unknown)} in {str(folder)!r}; its tasks are: {_show(found, 60)}")
+        raise DataError(f"unknown task(s) {quoted_list(unknown)} in {str(folder)!r}; its tasks are: {quoted_list(found, 60)}")
     if len(set(names)) != len(names):
-        raise DataError(f"tasks names a task twice: {_show(names)}")
+        raise DataError(f"tasks names a task twice: {quoted_list(names)}")
     return names
 
 
@@ -131,7 +131,7 @@ def _labels(names, labels, row_task, split, seed, validation_fraction):
             values = pd.Series(pd.to_numeric(pd.Series(labels[mine]), errors="raise"))
         except (TypeError, ValueError):
             values = pd.Series(labels[mine])
-        spec, encoded, _ = _encode_task(task, values, None)
+        spec, encoded, _ = encode_task(task, values, None)
         Y[mine, j] = encoded
         specs.append(spec)
 
@@ -140,7 +140,7 @@ def _labels(names, labels, row_task, split, seed, validation_fraction):
     own_label = Y[train_rows, row_task[train_rows]]
     classified = np.array([specs[t].kind != "regression" for t in row_task[train_rows]], dtype=bool)
     strata = np.where(classified, np.nan_to_num(own_label), -1).astype(np.int64)
-    codes, _ = _assign_splits(row_task[train_rows], strata,
+    codes, _ = assign_splits(row_task[train_rows], strata,
                               (1 - validation_fraction, validation_fraction, 0.0), int(seed), None)
     split[train_rows] = np.where(codes == VALIDATION, VALIDATION, TRAIN)
     train = split == TRAIN

@@ -88,7 +88,7 @@ def _grid(values, default, cast):
 # --------------------------------------------------------------------------- #
 # closed-form ridge used inside the cross-validation loops
 # --------------------------------------------------------------------------- #
-def _ridge_path_predict(x_train, y_train, x_test, alphas):
+def ridge_path_predict(x_train, y_train, x_test, alphas):
     """Predictions of ``Ridge(alpha, fit_intercept=True)`` for many alphas at once.
 
     Same estimator as :class:`sklearn.linear_model.Ridge` (unpenalised
@@ -145,7 +145,7 @@ def _spline_ridge_cv_search(z, y, folds, degrees, n_knots, alphas):
             for ki, knots in enumerate(n_knots):
                 basis = SplineTransformer(degree=degree, n_knots=knots, include_bias=True)
                 x_tr = basis.fit_transform(z_tr)
-                pred = _ridge_path_predict(x_tr, y_tr, basis.transform(z_te), alphas_arr)
+                pred = ridge_path_predict(x_tr, y_tr, basis.transform(z_te), alphas_arr)
                 scores[f, :, di, ki] = -np.mean((pred[:, :, 0] - y_te) ** 2, axis=1)
     flat = scores.reshape(len(folds), -1)
     mean = flat.mean(axis=0)
@@ -598,7 +598,7 @@ class ETAPPredictor(BaseEstimator):
             return None
         sse = np.zeros(alphas.size)
         if self.outside_label == "zero":
-            pred = _ridge_path_predict(x[tr], np.where(u[tr], resid[tr], 0.0), x[te], alphas)
+            pred = ridge_path_predict(x[tr], np.where(u[tr], resid[tr], 0.0), x[te], alphas)
             err = (pred - resid[te][None]) ** 2  # (a, n_te, n_tasks)
             sse = err[:, members_te].sum(axis=1)
         else:
@@ -610,7 +610,7 @@ class ETAPPredictor(BaseEstimator):
                 if rows_tr.size == 0:
                     pred = np.zeros((alphas.size, rows_te.size))
                 else:
-                    pred = _ridge_path_predict(
+                    pred = ridge_path_predict(
                         x[rows_tr], resid[rows_tr, t, None], x[rows_te], alphas
                     )[:, :, 0]
                 sse += ((pred - resid[rows_te, t]) ** 2).sum(axis=1)

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import validate_groups
-from negtransfer.gains.etap import DEFAULT_RESIDUAL_ALPHAS, MemberRidge, _ridge_path_predict
+from negtransfer.gains.etap import DEFAULT_RESIDUAL_ALPHAS, MemberRidge, ridge_path_predict
 
 __all__ = ["LinearGroupSurrogate"]
 
@@ -70,7 +70,7 @@ class LinearGroupSurrogate(BaseEstimator):
                     if rows_tr.size == 0:
                         errors += np.sum(y[rows_te, t] ** 2)
                         continue
-                    pred = _ridge_path_predict(x[rows_tr], y[rows_tr, t, None], x[rows_te], alphas)[:, :, 0]
+                    pred = ridge_path_predict(x[rows_tr], y[rows_tr, t, None], x[rows_te], alphas)[:, :, 0]
                     errors += ((pred - y[rows_te, t]) ** 2).sum(axis=1)
             self.alpha_ = float(alphas[int(np.argmin(errors))])
         else:

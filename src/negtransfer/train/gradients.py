@@ -19,7 +19,7 @@ from torch import Tensor
 __all__ = ["per_task_and_summed_gradients", "per_task_gradients"]
 
 
-def _as_loss_tensor(task_losses) -> Tensor:
+def as_loss_tensor(task_losses) -> Tensor:
     """Per-task losses as one tensor whose last axis indexes the tasks."""
     if isinstance(task_losses, Tensor):
         losses = task_losses
@@ -39,7 +39,7 @@ def _as_loss_tensor(task_losses) -> Tensor:
     return losses
 
 
-def _batched_vjp(outputs: Tensor, basis: Tensor, inputs: Sequence[Tensor], retain_graph: bool) -> list:
+def batched_vjp(outputs: Tensor, basis: Tensor, inputs: Sequence[Tensor], retain_graph: bool) -> list:
     """``autograd.grad`` with a batch of output cotangents, in one backward pass."""
     return list(
         torch.autograd.grad(
@@ -53,7 +53,7 @@ def _batched_vjp(outputs: Tensor, basis: Tensor, inputs: Sequence[Tensor], retai
     )
 
 
-def _task_basis(losses: Tensor) -> Tensor:
+def task_basis(losses: Tensor) -> Tensor:
     """Cotangents (T, *losses.shape): row t selects task t (last axis) in every leading slot."""
     n = losses.shape[-1]
     eye = torch.eye(n, dtype=losses.dtype, device=losses.device)
@@ -86,9 +86,9 @@ def per_task_gradients(task_losses, params: Sequence[Tensor], *, retain_graph: b
         One tensor of shape ``(T, *p.shape)`` per parameter ``p``; zeros for a
         parameter that no task's loss depends on.
     """
-    losses = _as_loss_tensor(task_losses)
+    losses = as_loss_tensor(task_losses)
     params = list(params)
-    grads = _batched_vjp(losses, _task_basis(losses), params, retain_graph)
+    grads = batched_vjp(losses, task_basis(losses), params, retain_graph)
     n = losses.shape[-1]
     return [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
             for g, p in zip(grads, params, strict=True)]
@@ -129,9 +129,9 @@ def per_task_and_summed_gradients(
         Gradient of ``task_losses.sum()`` per parameter; ``None`` for a parameter
         the losses do not depend on (as ``backward`` would leave its ``.grad`` alone).
     """
-    losses = _as_loss_tensor(task_losses)
+    losses = as_loss_tensor(task_losses)
     shared, other = list(shared_params), list(other_params)
-    grads = _batched_vjp(losses, _task_basis(losses), shared + other, retain_graph)
+    grads = batched_vjp(losses, task_basis(losses), shared + other, retain_graph)
     n = losses.shape[-1]
     per_task = [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
                 for g, p in zip(grads[: len(shared)], shared, strict=True)]

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from negtransfer.data.build import DataError, _assign_splits, _check_fractions
+from negtransfer.data.build import DataError, assign_splits, check_fractions
 from negtransfer.data.dataset import SPLIT_NAMES, TEST, TRAIN, UNUSED, VALIDATION, TaskSpec
 
 __all__ = ["IMPUTE_CHOICES", "TimeSeriesMultiTaskDataset", "select_tasks", "timeseries_dataset"]
@@ -232,7 +232,7 @@ def timeseries_dataset(
     valid = np.arange(t)[None, :] < lengths[:, None]
     observed &= valid[:, :, None]
 
-    split, _ = _assign_splits(np.zeros(n, dtype=np.int64), _rarest_task_strata(labels), fr, int(seed), None)
+    split, _ = assign_splits(np.zeros(n, dtype=np.int64), _rarest_task_strata(labels), fr, int(seed), None)
     _check_training_classes(labels, split, task_names)
     scaled, means, stds = _scale_and_impute(values, observed, valid, split == TRAIN, impute)
 
@@ -282,7 +282,7 @@ def _checked_arrays(values, labels, task_names, feature_names, impute, seed, fra
         raise DataError(f"impute must be one of {IMPUTE_CHOICES}, got {impute!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
-    fr = _check_fractions(fractions)
+    fr = check_fractions(fractions)
     bad = ~np.isnan(labels) & (labels != 0) & (labels != 1)
     if bad.any():
         j = int(np.argwhere(bad)[0][1])
