@@ -1,9 +1,9 @@
 """Several grouping methods on the same data, seeds and runs (``negtransfer compare-grouping``).
 
-Every method of :data:`negtransfer.gains.methods.METHODS` goes through the same
+Every method named (:func:`negtransfer.jobs.grouping_methods.method_names`) goes through the same
 grouping job (:func:`negtransfer.jobs.grouping.run_grouping`) on the same run
 store, so the runs one method measures are reused by the others, and its
-report is read into one row per (method, seed, budget): the chosen groups'
+typed report (:class:`~negtransfer.jobs.grouping_report.GroupingReport`) is read into one row per (method, seed, budget): the chosen groups'
 summed test loss (against STL, the all-task model and, with ``exhaustive``, the
 test oracle), the prediction quality of the method's first fit (Pearson of
 per-task gains, and of per-group total gains as in ETAP's Table 5), the
@@ -30,7 +30,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from negtransfer.data.task_sets import TaskSet
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping_report import GroupingReport
 
 __all__ = ["SURGERY_LABELS", "compare_grouping_methods", "surgery_label", "summarise"]
 
@@ -44,13 +46,13 @@ def surgery_label(name: str) -> str:
     return f"all tasks, one model, {SURGERY_LABELS.get(name, name)}"
 
 
-def total_gain_pearson(report: dict) -> float | None:
+def total_gain_pearson(report: GroupingReport) -> float | None:
     """Pearson of predicted vs measured summed gain per held-out group (ETAP Table 5)."""
     by_group: dict[tuple, list] = {}
-    for p in report["prediction"]["points"]:
-        acc = by_group.setdefault(tuple(p["group"]), [0.0, 0.0])
-        acc[0] += p["predicted"]
-        acc[1] += p["actual"]
+    for p in report.prediction.points:
+        acc = by_group.setdefault(tuple(p.group), [0.0, 0.0])
+        acc[0] += p.predicted
+        acc[1] += p.actual
     if len(by_group) < 3:
         return None
     pred, act = np.array(list(by_group.values())).T
@@ -83,7 +85,7 @@ def ordered_pair_values(A, Y, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return z, y, target
 
 
-def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -> float | None:
+def pairwise_affinity_pearson(report: GroupingReport, dataset, config, seed: int, store) -> float | None:
     """Pearson of the job's affinity z(i -> j) with the test gain of j in {i, j} (ETAP Table 2).
 
     Over the n(n-1) ordered pairs; the pairs' gains are the means over the
@@ -93,13 +95,13 @@ def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -
     from negtransfer.gains.table import gain_matrix
     from negtransfer.runs.runner import ensure_runs
 
-    if report.get("affinity") is None:
+    if report.affinity is None:
         return None
     n = dataset.n_tasks
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    results = ensure_runs(dataset, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=report["repeats"])
+    pairs = [TaskSet((i, j)) for i in range(n) for j in range(i + 1, n)]
+    results = ensure_runs(dataset, TaskSet.singletons(n) + pairs, config, seed, store, repeats=report.repeats)
     _, Y = gain_matrix(pairs, results, n, split="test")
-    z, y, _ = ordered_pair_values(report["affinity"], Y, pairs)
+    z, y, _ = ordered_pair_values(report.affinity, Y, pairs)
     if np.std(z) == 0 or np.std(y) == 0:
         return None
     return float(np.corrcoef(z, y)[0, 1])
@@ -159,22 +161,25 @@ def compare_grouping_methods(
                 start = time.perf_counter()
                 report = run_grouping(dataset, replace(options, method=method, budget=budget), config, seed, store,
                                       executor=executor, progress=progress).report
-                t = report["totals"]
-                rows.append({
-                    "method": method, "kind": "grouping", "seed": seed, "budget": budget, "selected": t["selected"], "stl": t["stl"],
-                    "all_tasks": t["all_tasks"], "vs_stl": t["selected"] / t["stl"] - 1,
-                    "vs_all": t["selected"] / t["all_tasks"] - 1,
-                    "gap": (report.get("optimal") or {}).get("gap"),
-                    "pearson": report["prediction"]["pearson"],
-                    "within_task_pearson": report["prediction"]["within_task_pearson"],
-                    "total_gain_pearson": total_gain_pearson(report),
-                    "runs": report["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
-                    "pairwise_affinity_pearson": (pairwise_affinity_pearson(report, dataset, config, seed, store)
-                                                  if options.exhaustive else None),
-                    "groups": " | ".join(" + ".join(g) for g in report["selected_groups"]),
-                })
+                rows.append(_grouping_row(report, time.perf_counter() - start, (
+                    pairwise_affinity_pearson(report, dataset, config, seed, store) if options.exhaustive else None)))
         rows += _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress)
     return rows
+
+
+def _grouping_row(report: GroupingReport, seconds: float, pairwise: float | None) -> dict:
+    """The comparison row of one grouping job's report."""
+    t = report.totals
+    return {
+        "method": report.method, "kind": "grouping", "seed": report.seed, "budget": report.budget,
+        "selected": t["selected"], "stl": t["stl"], "all_tasks": t["all_tasks"],
+        "vs_stl": t["selected"] / t["stl"] - 1, "vs_all": t["selected"] / t["all_tasks"] - 1,
+        "gap": None if report.optima is None else report.optima.gap,
+        "pearson": report.prediction.pearson, "within_task_pearson": report.prediction.within_task_pearson,
+        "total_gain_pearson": total_gain_pearson(report), "runs": report.refinement.runs_used, "seconds": seconds,
+        "pairwise_affinity_pearson": pairwise,
+        "groups": " | ".join(" + ".join(g) for g in report.selected_groups),
+    }
 
 
 def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[dict]:
@@ -184,8 +189,8 @@ def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, execu
     if not surgery:
         return []
     n = dataset.n_tasks
-    everything = tuple(range(n))
-    stl = [(t,) for t in range(n)]
+    everything = TaskSet.all_tasks(n)
+    stl = TaskSet.singletons(n)
     plain = ensure_runs(dataset, stl + [everything], config, seed, store, repeats=options.repeats, executor=executor,
                         chunk_size=options.chunk_size)  # stored by the grouping jobs: read, not trained
     stl_total = float(sum(plain[(t,)].test_loss[t] for t in range(n)))
