@@ -273,8 +273,10 @@ def _total_se(results, where: dict[int, Group]) -> float:
 class GroupingState:
     """The state the grouping stages (:data:`GROUPING_STAGES`) read and fill, in stage order.
 
-    The first block is the job's input and what every stage uses (the runs,
-    the candidates, the predictor's fit); the second what the stages found.
+    The first block is the job's input and what every stage adds to (the
+    runs, their seconds, the measured groups); the second what the stages
+    found; the third is derived from the input once (the method, the
+    candidate groups as boolean rows, the run budget).
     """
 
     dataset: MultiTaskDataset
@@ -301,6 +303,18 @@ class GroupingState:
     noise: NoiseReport | None = None
     prediction: PredictionQuality | None = None
     optima: Optima | None = None
+    # derived from the input by __post_init__
+    method: GroupingMethod = field(init=False)
+    n: int = field(init=False)
+    names: tuple[str, ...] = field(init=False)
+    everything: Group = field(init=False)
+    stl: list[Group] = field(init=False)
+    candidates: np.ndarray = field(init=False)
+    row_of: dict[Group, int] = field(init=False)
+    higher_better: list[bool] = field(init=False)
+    one_shot: int = field(init=False)
+    max_runs: int = field(init=False)
+    per_round: int = field(init=False)
 
     def __post_init__(self) -> None:
         from negtransfer.select.groups import all_groups
