@@ -433,7 +433,7 @@ class GroupingState:
         rows = rank_acquisitions([self.row_of[g] for g in chosen], improvement, measured, limit)
         groups = _rows_to_groups(self.candidates, rows)
         cv_rmse = {self.names[t]: float(error[t]) for t in range(self.n)}
-        gains = {"+".join(g.names(self.names)): float(improvement[self.row_of[g]]) for g in groups}
+        gains = {g.label(self.names, sep="+"): float(improvement[self.row_of[g]]) for g in groups}
         return groups, cv_rmse, gains
 
     def runs_used(self) -> int:
