@@ -8,8 +8,8 @@ summed test loss (against STL, the all-task model and, with ``exhaustive``, the
 test oracle), the prediction quality of the method's first fit (Pearson of
 per-task gains, and of per-group total gains as in ETAP's Table 5), the
 pairwise affinity correlation for the affinity methods (ETAP's Table 2), the
-runs used, and the seconds the job took. :func:`summarise` turns the rows
-into means ± s.e. over seeds and paired Wilcoxon signed-rank tests against a
+runs used, and the seconds the job took (a :class:`ComparisonRow`).
+:func:`summarise` turns the rows into a :class:`ComparisonSummary`: means ± s.e. over seeds and paired Wilcoxon signed-rank tests against a
 reference method over the (seed, budget) cases (ETAP's Tables 11-12).
 
 Beside the groupings, the all-task model trained with a gradient aggregator
@@ -25,8 +25,8 @@ through the same run store.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -34,11 +34,101 @@ from negtransfer.data.task_sets import TaskSet
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 from negtransfer.jobs.grouping_report import GroupingReport
 
-__all__ = ["SURGERY_LABELS", "compare_grouping_methods", "surgery_label", "summarise"]
+__all__ = ["SURGERY_LABELS", "ComparisonRow", "ComparisonSummary", "MeanSE", "WilcoxonTest",
+           "compare_grouping_methods", "surgery_label", "summarise"]
 
 #: Display names of the gradient aggregations (rows "all tasks, one model, NAME").
 SURGERY_LABELS = {"sum": "summed gradient", "pcgrad": "PCGrad", "mgda": "MGDA", "imtl-g": "IMTL-G",
                   "aligned-mtl": "Aligned-MTL", "graddrop": "GradDrop"}
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One (method, seed, budget) of a comparison: a row of ``comparison.csv`` (:meth:`to_dict`).
+
+    Attributes
+    ----------
+    method : str
+        The grouping method, or :func:`surgery_label` of an all-task model trained with a gradient aggregator.
+    kind : {"grouping", "all-task model"}
+    seed, budget : int
+    selected : float
+        Summed test loss of the chosen groups (of the all-task model for ``kind`` "all-task model").
+    stl, all_tasks : float
+        Summed test loss of STL and of the all-task model (summed gradient).
+    vs_stl, vs_all : float
+        ``selected`` relative to them (negative = lower loss).
+    gap : float or None
+        Gap to the test oracle (``--exhaustive`` only).
+    pearson, within_task_pearson, total_gain_pearson : float or None
+        Prediction quality of the method's first fit on held-out groups.
+    runs : int
+        Runs the recommendation used.
+    seconds : float
+    pairwise_affinity_pearson : float or None
+        ETAP Table 2's column (:func:`pairwise_affinity_pearson`; ``--exhaustive`` and an affinity only).
+    groups : str
+        The chosen groups, "a + b | c".
+    """
+
+    method: str
+    kind: str
+    seed: int
+    budget: int
+    selected: float
+    stl: float
+    all_tasks: float
+    vs_stl: float
+    vs_all: float
+    gap: float | None
+    pearson: float | None
+    within_task_pearson: float | None
+    total_gain_pearson: float | None
+    runs: int
+    seconds: float
+    pairwise_affinity_pearson: float | None
+    groups: str
+
+    @property
+    def is_grouping(self) -> bool:
+        return self.kind == "grouping"
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class MeanSE(NamedTuple):
+    """A mean over seeds, its standard error (None with one value) and the number of values."""
+
+    mean: float | None
+    se: float | None
+    n: int
+
+
+class WilcoxonTest(NamedTuple):
+    """A paired Wilcoxon signed-rank test of the reference method against one method."""
+
+    p: float | None
+    reference_lower: int
+    cases: int
+
+
+@dataclass(frozen=True)
+class ComparisonSummary:
+    """Means ± s.e. over seeds per (method, budget), and Wilcoxon tests against the reference method.
+
+    Attributes
+    ----------
+    cells : dict
+        (method, budget) -> {numeric row field: MeanSE}.
+    wilcoxon : dict
+        Method -> WilcoxonTest over the (seed, budget) cases both it and the reference ran.
+    reference : str
+    """
+
+    cells: dict
+    wilcoxon: dict
+    reference: str
 
 
 def surgery_label(name: str) -> str:
@@ -119,7 +209,7 @@ def compare_grouping_methods(
     executor=None,
     progress=None,
     surgery: Sequence[str] = (),
-) -> list[dict]:
+) -> list[ComparisonRow]:
     """Run the grouping job once per (seed, method, budget) and collect one row each.
 
     Parameters
@@ -142,11 +232,8 @@ def compare_grouping_methods(
 
     Returns
     -------
-    list of dict
-        Keys ``method, kind`` ("grouping" or "all-task model"), ``seed, budget, selected`` (summed test
-        loss), ``stl, all_tasks, vs_stl, vs_all, gap`` (None without an exhaustive run), ``pearson,
-        within_task_pearson, total_gain_pearson, pairwise_affinity_pearson`` (:func:`pairwise_affinity_pearson`;
-        only with ``options.exhaustive``, None otherwise), ``runs, seconds, groups``.
+    list of ComparisonRow
+        The groupings' rows, then (per seed) the aggregators' rows.
     """
     from negtransfer.train.aggregation import check_aggregation
 
@@ -167,22 +254,22 @@ def compare_grouping_methods(
     return rows
 
 
-def _grouping_row(report: GroupingReport, seconds: float, pairwise: float | None) -> dict:
+def _grouping_row(report: GroupingReport, seconds: float, pairwise: float | None) -> ComparisonRow:
     """The comparison row of one grouping job's report."""
     t = report.totals
-    return {
-        "method": report.method, "kind": "grouping", "seed": report.seed, "budget": report.budget,
-        "selected": t["selected"], "stl": t["stl"], "all_tasks": t["all_tasks"],
-        "vs_stl": t["selected"] / t["stl"] - 1, "vs_all": t["selected"] / t["all_tasks"] - 1,
-        "gap": None if report.optima is None else report.optima.gap,
-        "pearson": report.prediction.pearson, "within_task_pearson": report.prediction.within_task_pearson,
-        "total_gain_pearson": total_gain_pearson(report), "runs": report.refinement.runs_used, "seconds": seconds,
-        "pairwise_affinity_pearson": pairwise,
-        "groups": " | ".join(" + ".join(g) for g in report.selected_groups),
-    }
+    return ComparisonRow(
+        method=report.method, kind="grouping", seed=report.seed, budget=report.budget,
+        selected=t["selected"], stl=t["stl"], all_tasks=t["all_tasks"],
+        vs_stl=t["selected"] / t["stl"] - 1, vs_all=t["selected"] / t["all_tasks"] - 1,
+        gap=None if report.optima is None else report.optima.gap,
+        pearson=report.prediction.pearson, within_task_pearson=report.prediction.within_task_pearson,
+        total_gain_pearson=total_gain_pearson(report), runs=report.refinement.runs_used, seconds=seconds,
+        pairwise_affinity_pearson=pairwise,
+        groups=" | ".join(" + ".join(g) for g in report.selected_groups),
+    )
 
 
-def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[dict]:
+def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[ComparisonRow]:
     """One row per (aggregation, budget): the all-task model trained with the aggregation (ETAP Section D.3)."""
     from negtransfer.runs.runner import ensure_runs
 
@@ -206,51 +293,53 @@ def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, execu
         total = float(sum(result.test_loss.values()))
         seconds = time.perf_counter() - start
         for budget in budgets:
-            rows.append({
-                "method": label, "kind": "all-task model", "seed": seed, "budget": budget, "selected": total,
-                "stl": stl_total, "all_tasks": all_total, "vs_stl": total / stl_total - 1,
-                "vs_all": total / all_total - 1, "gap": None, "pearson": None, "within_task_pearson": None,
-                "total_gain_pearson": None, "pairwise_affinity_pearson": None, "runs": options.repeats,
-                "seconds": seconds,
-                "groups": " + ".join(dataset.task_names),
-            })
+            rows.append(ComparisonRow(
+                method=label, kind="all-task model", seed=seed, budget=budget, selected=total,
+                stl=stl_total, all_tasks=all_total, vs_stl=total / stl_total - 1,
+                vs_all=total / all_total - 1, gap=None, pearson=None, within_task_pearson=None,
+                total_gain_pearson=None, pairwise_affinity_pearson=None, runs=options.repeats,
+                seconds=seconds, groups=" + ".join(dataset.task_names),
+            ))
     return rows
 
 
-def summarise(rows: list[dict], reference: str = "etap") -> dict:
+#: The numeric fields of a row that :func:`summarise` averages.
+SUMMARY_FIELDS = ("selected", "vs_stl", "vs_all", "gap", "pearson", "within_task_pearson", "total_gain_pearson",
+                  "pairwise_affinity_pearson", "runs", "seconds")
+
+
+def _mean_se(values) -> MeanSE:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+    return MeanSE(float(v.mean()) if v.size else None, se, int(v.size))
+
+
+def summarise(rows: Sequence[ComparisonRow], reference: str = "etap") -> ComparisonSummary:
     """Means ± s.e. over seeds per (method, budget), and Wilcoxon tests of ``reference`` against each method.
 
     Returns
     -------
-    dict
-        ``cells``: {(method, budget): {key: (mean, se, n)}} for the numeric keys of the rows;
-        ``wilcoxon``: {method: {"p": p-value or None, "reference_lower": k, "cases": m}} over the
-        (seed, budget) cases both methods ran (p None when fewer than 6 cases or all equal).
+    ComparisonSummary
+        ``cells``: {(method, budget): {field: MeanSE}} for :data:`SUMMARY_FIELDS`;
+        ``wilcoxon``: {method: WilcoxonTest} over the (seed, budget) cases both methods ran (p None when
+        fewer than 6 cases or all equal).
     """
     from scipy.stats import wilcoxon
 
-    keys = ("selected", "vs_stl", "vs_all", "gap", "pearson", "within_task_pearson", "total_gain_pearson",
-            "pairwise_affinity_pearson", "runs", "seconds")
     cells: dict = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        for budget in sorted({r["budget"] for r in rows}):
-            sel = [r for r in rows if r["method"] == method and r["budget"] == budget]
-            if not sel:
-                continue
-            cell = {}
-            for key in keys:
-                v = np.array([r[key] for r in sel if r[key] is not None and np.isfinite(r[key])], dtype=float)
-                se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
-                cell[key] = (float(v.mean()) if v.size else None, se, int(v.size))
-            cells[(method, budget)] = cell
+    for method in dict.fromkeys(r.method for r in rows):
+        for budget in sorted({r.budget for r in rows}):
+            sel = [r for r in rows if r.method == method and r.budget == budget]
+            if sel:
+                cells[(method, budget)] = {key: _mean_se(getattr(r, key) for r in sel) for key in SUMMARY_FIELDS}
     tests = {}
-    ref = {(r["seed"], r["budget"]): r["selected"] for r in rows if r["method"] == reference}
-    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != reference):
-        mine = {(r["seed"], r["budget"]): r["selected"] for r in rows if r["method"] == method}
+    ref = {(r.seed, r.budget): r.selected for r in rows if r.method == reference}
+    for method in dict.fromkeys(r.method for r in rows if r.method != reference):
+        mine = {(r.seed, r.budget): r.selected for r in rows if r.method == method}
         common = sorted(set(mine) & set(ref))
         diff = [ref[k] - mine[k] for k in common]
         p = None
         if len(diff) >= 6 and any(d != 0 for d in diff):
             p = float(wilcoxon(diff).pvalue)
-        tests[method] = {"p": p, "reference_lower": int(sum(d < 0 for d in diff)), "cases": len(diff)}
-    return {"cells": cells, "wilcoxon": tests}
+        tests[method] = WilcoxonTest(p, int(sum(d < 0 for d in diff)), len(diff))
+    return ComparisonSummary(cells, tests, reference)
