@@ -81,7 +81,7 @@ def main() -> None:
         run_grouping(ds, replace(default, exhaustive=True, repeats=args.repeats, rounds=1), config, seed, store)
         n = ds.n_tasks
         # Table 2: pairwise affinity vs pairwise test gain (repeat 0, the paper's single run)
-        base = run_grouping(ds, replace(paper, n_train_groups=10), config, seed, store).report
+        base = run_grouping(ds, replace(paper, n_train_groups=10), config, seed, store).report.to_dict()
         A = np.array(base["affinity"])
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         results = ensure_runs(ds, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=1)
@@ -93,16 +93,16 @@ def main() -> None:
         for n_train in (5, 10, 20):
             rp = run_grouping(ds, replace(paper, n_train_groups=n_train), config, seed, store).report
             ro = run_grouping(ds, replace(ours_one_shot, n_train_groups=n_train), config, seed, store).report
-            t3.append({"seed": seed, "n": n_train, "paper": rp["prediction"]["pearson"],
-                       "paper_within": rp["prediction"]["within_task_pearson"],
-                       "paper_per_task_mean": rp["prediction"]["per_task_mean_pearson"],
-                       "ours": ro["prediction"]["pearson"], "ours_within": ro["prediction"]["within_task_pearson"]})
+            t3.append({"seed": seed, "n": n_train, "paper": rp.prediction.pearson,
+                       "paper_within": rp.prediction.within_task_pearson,
+                       "paper_per_task_mean": rp.prediction.per_task_mean_pearson,
+                       "ours": ro.prediction.pearson, "ours_within": ro.prediction.within_task_pearson})
             t5.append({"seed": seed, "n": n_train, "paper": total_gain_pearson(rp), "ours": total_gain_pearson(ro)})
         # Table 4: chosen groups
         for budget in (2, 3, 4):
             for name, opts in (("paper protocol", paper), ("one-shot, our defaults", ours_one_shot),
                                ("CLI defaults", ours)):
-                rep = run_grouping(ds, replace(opts, n_train_groups=10, budget=budget), config, seed, store).report
+                rep = run_grouping(ds, replace(opts, n_train_groups=10, budget=budget), config, seed, store).report.to_dict()
                 t = rep["totals"]
                 t4.append({"seed": seed, "budget": budget, "method": name, "selected": t["selected"], "stl": t["stl"],
                            "all": t["all_tasks"], "oracle": t["test_oracle"], "val_oracle": t["validation_oracle"]})

@@ -131,15 +131,16 @@ def main() -> None:
                     for budget in args.budgets:
                         opts = replace(base, method=method, budget=budget, **PROTOCOLS[protocol])
                         start = time.perf_counter()
-                        rep = run_grouping(ds, opts, config, seed, store).report
+                        report = run_grouping(ds, opts, config, seed, store).report
+                        rep = report.to_dict()
                         t = rep["totals"]
                         oracle[budget] = (t["stl"], rep["optimal"]["test_oracle"]["total"])
                         rows.append({
                             "dataset": name, "seed": seed, "protocol": protocol, "method": method, "budget": budget,
                             "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
                             "gap": rep["optimal"]["test_oracle"]["gap"], "pearson": rep["prediction"]["pearson"],
-                            "total_pearson": total_gain_pearson(rep),
-                            "pairwise": pairwise_affinity_pearson(rep, ds, config, seed, store) if budget == args.budgets[0]
+                            "total_pearson": total_gain_pearson(report),
+                            "pairwise": pairwise_affinity_pearson(report, ds, config, seed, store) if budget == args.budgets[0]
                             else None,
                             "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
                             "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),

@@ -191,7 +191,7 @@ def main() -> None:
                                        **variant_options(variant))
                         if opts.repeats > args.repeats:
                             continue
-                        rep = run_grouping(ds, opts, config, seed, store).report
+                        rep = run_grouping(ds, opts, config, seed, store).report.to_dict()
                         rows.append({"dataset": name, "seed": seed, "variant": variant, "train_groups": n_train,
                                      "budget": budget, **case(rep)})
                         r = rows[-1]

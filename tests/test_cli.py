@@ -361,9 +361,9 @@ def test_every_command_uses_the_one_dataset_registry(tmp_path):
 @pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
 def test_group_methods_from_the_cli(user_csv, tmp_path):
     """Every registered method runs end to end on a user's CSV, in the same pipeline and report format."""
-    from negtransfer.gains.methods import METHODS
+    from negtransfer.jobs.grouping_methods import BUILTIN_METHODS, get_method
 
-    for name in METHODS:
+    for name in (m.name for m in BUILTIN_METHODS):
         if name == "mtgnet":
             continue  # its transformer training takes a minute here; tests/gains/test_baselines.py covers it
         out = tmp_path / name
@@ -374,8 +374,8 @@ def test_group_methods_from_the_cli(user_csv, tmp_path):
         assert res.exit_code == 0, (name, res.output)
         rep = json.loads((out / "report.json").read_text())
         assert rep["method"] == name and rep["selected_groups"]
-        assert (rep["affinity"] is None) == (METHODS[name].affinity is None)
-        if METHODS[name].all_pairs:  # every pair, and the all-task group
+        assert (rep["affinity"] is None) == (not get_method(name).measures_affinity)
+        if not get_method(name).draws_training_groups:  # every pair (HOA, Ayman et al.), and the all-task group
             assert sorted(map(sorted, rep["train_groups"])) == [["sick", "stay"], ["sick", "stay", "worse"],
                                                                 ["sick", "worse"], ["stay", "worse"]]
 

@@ -694,10 +694,19 @@ def gains(
         )
 
 
+def _grouping_method_name(text: str) -> str:
+    """``--method``: a registered grouping method's name (the registry is read when the command runs)."""
+    from negtransfer.jobs.grouping_methods import method_names
+
+    if text not in method_names():
+        raise typer.BadParameter(f"{text!r} is not a grouping method; the methods are: {', '.join(method_names())}")
+    return text
+
+
 @app.command(cls=_Command)
 def group(
     budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
-    method: Literal["etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman", "grad-tae"] = typer.Option("etap", "--method", help="Gain predictor: 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023), 'grad-tae' (Li et al. 2024: affinity from the all-task model's projected gradients); docs/methods/grouping-methods.md."),
+    method: str = typer.Option("etap", "--method", parser=_grouping_method_name, metavar="METHOD", help="Grouping method (the registered ones: negtransfer.jobs.grouping_methods.register adds more): 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023), 'grad-tae' (Li et al. 2024: affinity from the all-task model's projected gradients); docs/methods/grouping-methods.md."),
     train_groups: int = typer.Option(20, "--train-groups", min=1, help="Training groups (sizes 2..n-1) whose gains are measured before the first fit of the predictor."),
     design: Literal["random", "stratified", "pairs"] = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
@@ -770,9 +779,9 @@ def group(
         options.check(ds.n_tasks)
     except ValueError as exc:
         _fail(str(exc))
-    from negtransfer.gains.methods import method as method_spec
+    from negtransfer.jobs.grouping_methods import get_method
 
-    if config.gradient_aggregation != "sum" and method_spec(method).affinity is not None:
+    if config.gradient_aggregation != "sum" and get_method(method).measures_affinity:
         _fail(f"--method {method} measures affinity on all-task runs trained with the summed gradient; "
               f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
               f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
@@ -783,13 +792,11 @@ def group(
     run_store = _open_store(store_path)
     with _writes_guarded(store_path, out), _stage_progress(quiet) as progress:
         result = run_grouping(ds, options, config, seed, run_store, executor=runner, progress=progress)
-    report = result.report
-    report["task_kinds"] = kinds
-    report["notes"] = notes
+    report = result.report.with_command_line(kinds, notes)
     from negtransfer.report.markdown import write_group_report
 
     with _writes_guarded(store_path, out):
-        write_json(out / "report.json", report)
+        write_json(out / "report.json", report.to_dict())
         md = write_group_report(report, out)
     if not quiet:
         _print_group_summary(report, out / "report.json", md)
@@ -800,18 +807,15 @@ def _grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhau
     """Say so when the job will use less than was asked for (it never fails for it)."""
     from math import comb
 
-    from negtransfer.gains.methods import method as grouping_method
+    from negtransfer.jobs.grouping_methods import get_method
 
     available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
-    trained = min(train_groups, available)
-    spec = grouping_method(method)
-    if spec.all_pairs:  # every pair, plus (Ayman et al.) --train-groups larger groups
-        pairs = n * (n - 1) // 2
-        trained = min(pairs + (train_groups if spec.groups_with_pairs else 0), available)
+    spec = get_method(method)
+    trained = min(spec.n_training_groups(n, train_groups), available)  # HOA: every pair; Ayman et al.: and more
     if available == 0:
         _note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
               f"trained and --train-groups {train_groups} is not used", notes)
-    elif train_groups > available and not spec.all_pairs:
+    elif train_groups > available and spec.draws_training_groups:
         _note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
               f"all {available} are trained (with the all-task group)", notes)
     if budget > n:
@@ -871,15 +875,15 @@ def compare_grouping(
     time, paired Wilcoxon tests of ETAP against each method, and a plot of the
     loss by budget.
     """
-    from negtransfer.gains.methods import METHODS
     from negtransfer.jobs.grouping import GroupingOptions
     from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
+    from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.report.grouping_comparison import write_comparison_report
 
     names = _split_list(methods) or []
-    unknown = [m for m in names if m not in METHODS]
+    unknown = [m for m in names if m not in method_names()]
     if not names or unknown:
-        _fail(f"--methods takes comma-separated methods from {', '.join(METHODS)}; got {methods!r}")
+        _fail(f"--methods takes comma-separated methods from {', '.join(method_names())}; got {methods!r}")
     try:
         budget_list = [int(b) for b in _split_list(budgets) or []]
         seed_list = [int(x) for x in _split_list(seeds) or []]
@@ -917,9 +921,9 @@ def compare_grouping(
         summary = summarise(rows, reference=names[0])
         md = write_comparison_report(rows, summary, out, reference=names[0], dataset=first.name)
     if not quiet:
-        for (method, budget), cell in summary["cells"].items():
+        for (method, budget), cell in summary.cells.items():
             mean, se, _ = cell["vs_stl"]
-            typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'][0]:.4f} ({mean:+.2%} vs STL"
+            typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'].mean:.4f} ({mean:+.2%} vs STL"
                        + (f" ± {se:.2%})" if se is not None else ")"))
         typer.echo(f"wrote {out / 'comparison.csv'} and {md}")
 
@@ -1203,34 +1207,32 @@ def _stage_progress(quiet: bool):
         yield progress
 
 
-def _print_group_summary(report: dict, json_path: Path, md_path: Path) -> None:
+def _print_group_summary(report, json_path: Path, md_path: Path) -> None:
+    """The console summary of a grouping job from its typed report (:class:`~negtransfer.jobs.grouping_report.GroupingReport`)."""
     from rich.console import Console
 
     console = Console()
-    totals = report["totals"]
-    noise = report.get("noise") or {}
-    if noise.get("verdict"):
-        console.print(f"[bold]Noise[/bold]: {noise['verdict']}", soft_wrap=True)
-    console.print("[bold]Chosen groups[/bold] (budget %d):" % report["budget"])
-    for g in report["selected_groups"]:
+    totals = report.totals
+    if report.noise.verdict:
+        console.print(f"[bold]Noise[/bold]: {report.noise.verdict}", soft_wrap=True)
+    console.print("[bold]Chosen groups[/bold] (budget %d):" % report.budget)
+    for g in report.selected_groups:
         console.print("  " + " + ".join(g))
     line = (f"total test loss: chosen {totals['selected']:.4f} | STL {totals['stl']:.4f} "
             f"({(totals['selected'] / totals['stl'] - 1):+.1%}) | all-task {totals['all_tasks']:.4f} "
             f"({(totals['selected'] / totals['all_tasks'] - 1):+.1%})")
-    if "optimal" in totals:
-        line += f" | test oracle {totals['optimal']:.4f} (gap {report['optimal']['gap']:+.1%})"
+    if report.optima is not None:
+        line += f" | test oracle {totals['optimal']:.4f} (gap {report.optima.gap:+.1%})"
     console.print(line)
-    ref = report.get("refinement") or {}
-    if ref:
-        final = "; then a final selection among the measured groups" if ref.get("final_among_measured") else ""
-        console.print(f"rounds: {ref['rounds_run']} ({ref['stopped']}{final}); {ref['runs_used']} runs, "
-                      f"{ref['runs_vs_one_shot']:.2f}x the one-shot protocol", soft_wrap=True)
-    alternatives = report.get("comparison") or {}
-    if alternatives and not alternatives.get("better_than_alternatives", True):
-        console.print(f"[bold red]warning[/bold red]: {alternatives['verdict']}", soft_wrap=True)
-    pred = report["prediction"]
-    if pred["pearson"] is not None:
-        console.print(f"gain prediction on {pred['n_groups']} held-out groups: Pearson {pred['pearson']:.3f}, R^2 {pred['r2']:.3f}")
+    ref = report.refinement
+    final = "; then a final selection among the measured groups" if ref.final_among_measured else ""
+    console.print(f"rounds: {ref.rounds_run} ({ref.stopped}{final}); {ref.runs_used} runs, "
+                  f"{ref.runs_vs_one_shot:.2f}x the one-shot protocol", soft_wrap=True)
+    if not report.comparison.better_than_alternatives:
+        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict}", soft_wrap=True)
+    pred = report.prediction
+    if pred.pearson is not None:
+        console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")
     console.print(f"report: {md_path}  data: {json_path}")
 
 

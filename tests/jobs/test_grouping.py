@@ -23,7 +23,7 @@ def test_grouping_recovers_planted_clusters(planted, tmp_path):
     # recovered (one shared starting point favours some tasks in every group; docs/methods/grouping.md)
     config = TrainConfig(shared_init=False)
     rep = run_grouping(planted, options, config, 0, RunStore(tmp_path / "s.sqlite")).report
-    A = np.array(rep["affinity"])
+    A = np.array(rep.affinity)
     same = np.equal.outer(clusters, clusters) & ~np.eye(6, dtype=bool)
     across = ~np.equal.outer(clusters, clusters)
     # planted positive / negative transfer: higher affinity within clusters (without the momentum term the
@@ -31,16 +31,16 @@ def test_grouping_recovers_planted_clusters(planted, tmp_path):
     assert A[same].mean() > A[across].mean() + 0.05
     names = planted.task_names
     planted_groups = sorted(sorted(names[t] for t in np.flatnonzero(clusters == c)) for c in set(clusters))
-    assert sorted(sorted(g) for g in rep["selected_groups"]) == planted_groups
-    totals = rep["totals"]
+    assert sorted(sorted(g) for g in rep.selected_groups) == planted_groups
+    totals = rep.totals
     assert totals["selected"] < totals["stl"] and totals["selected"] < totals["all_tasks"]
-    assert rep["prediction"]["n_groups"] == 10 and rep["prediction"]["pearson"] > 0.3
+    assert rep.prediction.n_groups == 10 and rep.prediction.pearson > 0.3
     # The default also scores the trained groups by their measured gains and never knowingly picks a grouping
     # worse on validation than the simple alternatives the budget allows (here: the all-task model).
     default = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=8, repeats=1, rounds=1), config, 0,
                            RunStore(tmp_path / "s.sqlite")).report
-    validation = default["comparison"]["validation_loss"]
-    assert default["comparison"]["better_than_alternatives"]
+    validation = default.comparison.validation_loss
+    assert default.comparison.better_than_alternatives
     assert validation["selected"] < validation["all-task model"]
 
 
@@ -49,11 +49,13 @@ def test_exhaustive_report_and_resume(tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
     cfg = TrainConfig(max_epochs=20)
     opts = GroupingOptions(budget=2, n_train_groups=3, exhaustive=True, repeats=1, rounds=1)
-    rep = run_grouping(ds, opts, cfg, 0, store).report
+    report = run_grouping(ds, opts, cfg, 0, store).report
+    rep = report.to_dict()
     for key in ("tasks", "affinity", "selected_groups", "test_loss", "prediction", "optimal", "totals"):
         assert key in rep
     assert set(rep["test_loss"]) >= {"stl", "all_tasks", "selected"}
     assert np.array(rep["affinity"]).shape == (4, 4) and rep["affinity_momentum"] is False
+    assert report.optima is not None and report.optima.gap == rep["optimal"]["gap"]
     # every group of 4 tasks was trained: 15 runs; 4 training groups -> 10 held-out size>=2 groups
     assert store.count() == 15
     assert rep["prediction"]["n_groups"] == 11 - len(rep["train_groups"])
@@ -63,7 +65,7 @@ def test_exhaustive_report_and_resume(tmp_path):
     covered = {t for g in rep["selected_groups"] for t in g}
     assert covered == set(rep["tasks"]) and len(rep["selected_groups"]) <= 2
     again = run_grouping(ds, opts, cfg, 0, store).report
-    assert again["runs"]["trained"] == 0 and again["totals"] == rep["totals"]
+    assert again.runs.trained == 0 and again.totals == rep["totals"]
 
 
 def test_best_group_losses_uses_validation_loss():
@@ -101,7 +103,8 @@ def test_trace_for_figure_7(tmp_path):
 
     ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=300, seed=2)
     opts = GroupingOptions(budget=2, n_train_groups=2, trace_pairs=2, affinity_every=2, repeats=1, rounds=1)
-    rep = run_grouping(ds, opts, TrainConfig(max_epochs=5), 0, RunStore(tmp_path / "s.sqlite")).report
+    report = run_grouping(ds, opts, TrainConfig(max_epochs=5), 0, RunStore(tmp_path / "s.sqlite")).report
+    rep = report.to_dict()
     trace = rep["affinity_trace"]
     assert len(trace["pairs"]) == 2 and trace["steps"] == sorted(trace["steps"])
     assert all(len(p["values"]) == len(trace["steps"]) for p in trace["pairs"])
@@ -110,7 +113,7 @@ def test_trace_for_figure_7(tmp_path):
     p = trace["pairs"][0]
     i, j = rep["tasks"].index(p["source"]), rep["tasks"].index(p["target"])
     assert np.nanmean(np.array(p["values"], dtype=float)) == pytest.approx(rep["affinity"][i][j])
-    md = write_group_report(rep, tmp_path / "out").read_text()
+    md = write_group_report(report, tmp_path / "out").read_text()
     assert "plots/affinity_trace.png" in md and (tmp_path / "out" / "plots" / "affinity_trace.png").exists()
 
 
@@ -150,7 +153,7 @@ def test_repeats_refinement_noise_and_comparison(tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
     cfg = TrainConfig(max_epochs=6)
     opts = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=4, exhaustive=True)
-    rep = run_grouping(ds, opts, cfg, 0, store).report
+    rep = run_grouping(ds, opts, cfg, 0, store).report.to_dict()
     assert rep["repeats"] == 2 and store.count() == 2 * 15  # every group, two repeats
     noise = rep["noise"]
     assert noise["repeats"] == 2 and noise["split"] == "validation" and noise["verdict"]
@@ -173,16 +176,16 @@ def test_repeats_refinement_noise_and_comparison(tmp_path):
     assert {"within_task_pearson", "per_task_mean_pearson"} <= set(pred)
     # one more job with the same store trains nothing
     again = run_grouping(ds, opts, cfg, 0, store).report
-    assert again["runs"]["trained"] == 0 and again["selected_groups"] == rep["selected_groups"]
+    assert again.runs.trained == 0 and [list(g) for g in again.selected_groups] == rep["selected_groups"]
 
 
 @pytest.mark.slow  # about 30-60 s; refinement also runs in test_repeats_refinement_noise_and_comparison
 def test_refinement_improves_on_the_one_shot_protocol(planted, tmp_path):
     store = RunStore(tmp_path / "r.sqlite")
     one_shot = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=4, rounds=1), TrainConfig(), 0,
-                            store).report
+                            store).report.to_dict()
     refined = run_grouping(planted, GroupingOptions(budget=2, n_train_groups=4, rounds=5), TrainConfig(), 0,
-                           store).report
+                           store).report.to_dict()
     t = refined["totals"]
     assert t["selected"] < t["stl"] and t["selected"] < t["all_tasks"]
     assert t["selected"] < one_shot["totals"]["selected"]  # measured what the first selection could not see

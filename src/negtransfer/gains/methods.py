@@ -1,9 +1,12 @@
-"""The gain predictors a grouping job can use, by name (``negtransfer group --method``).
+"""The gain predictors of the built-in grouping methods (``negtransfer group --method``).
 
-Every method is a scikit-learn-style estimator with ``fit(U, Y)`` and
-``predict(U)`` on gain tables (DESIGN.md); this registry says how each is
-built and what it needs, so that adding a method is one entry here plus its
-estimator's module:
+Every predictor is a scikit-learn-style estimator with ``fit(U, Y)`` and
+``predict(U)`` on gain tables (DESIGN.md); each function here builds a new,
+unfitted one as ``builder(affinity, seed, fixed)`` (``fixed``: hyperparameters
+found by an earlier fit, ``best_params_``, for quick refits, or None). What a
+method trains and measures before the fit, and the registry of methods, are in
+:mod:`negtransfer.jobs.grouping_methods` (the run store lives above this layer).
+The methods:
 
 * ``etap``: :class:`~negtransfer.gains.etap.ETAPPredictor` on ETAP's affinity
   (Ayman, Mukhopadhyay and Laszka, ICLR 2026);
@@ -34,49 +37,12 @@ estimator's module:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-__all__ = ["GroupingMethod", "METHODS", "method"]
+__all__ = ["affine_affinity_predictor", "etap_predictor", "linear_surrogate_predictor", "mtgnet_predictor",
+           "pairwise_mean_predictor", "total_gain_predictor"]
 
 
-@dataclass(frozen=True)
-class GroupingMethod:
-    """How a grouping method predicts gains.
-
-    Attributes
-    ----------
-    name : str
-    affinity : {"etap", "tag", "grad-tae"} or None
-        The affinity the predictor needs from the all-task runs (none: no extra all-task run).
-    all_pairs : bool
-        Whether every pair of tasks must be measured before the first fit (HOA).
-    build : callable(affinity, seed, fixed) -> estimator
-        A new, unfitted predictor; ``fixed`` holds hyperparameters found by an
-        earlier fit (``best_params_``) for quick refits, or None.
-    reference : str
-    affinity_momentum : bool
-        Whether the method's affinity includes the optimiser's momentum term
-        by default (``--affinity-momentum`` overrides it): False for ETAP (the
-        public code's Chemical and CelebA predictors, and measured better here:
-        docs/methods/affinity.md), True for TAG (its lookahead is the
-        optimiser's full step, momentum included).
-    groups_with_pairs : bool
-        With ``all_pairs``: also measure ``--train-groups`` groups of three or
-        more tasks before the first fit (Ayman et al.: the pairs give the
-        features, the groups the labels). HOA needs only the pairs.
-    """
-
-    name: str
-    affinity: str | None
-    all_pairs: bool
-    build: Callable
-    reference: str
-    groups_with_pairs: bool = False
-    affinity_momentum: bool = False
-
-
-def _etap(affinity, seed, fixed):
+def etap_predictor(affinity, seed, fixed=None):
+    """ETAP's predictor on ``affinity``: spline map plus residual (:class:`~negtransfer.gains.etap.ETAPPredictor`)."""
     from negtransfer.gains.etap import ETAPPredictor
 
     kwargs = {}
@@ -88,60 +54,37 @@ def _etap(affinity, seed, fixed):
     return ETAPPredictor(affinity, random_state=seed, **kwargs)
 
 
-def _tag(affinity, seed, fixed):
+def affine_affinity_predictor(affinity, seed, fixed=None):
+    """A group's score the mean of its pairwise affinities, mapped to gains by a least-squares line (TAG, GRAD-TAE)."""
     from negtransfer.gains.etap import ETAPPredictor
 
     return ETAPPredictor(affinity, stage1="affine", residual=False, random_state=seed)
 
 
-def _grad_tae(affinity, seed, fixed):
-    from negtransfer.gains.etap import ETAPPredictor
-
-    return ETAPPredictor(affinity, stage1="affine", residual=False, random_state=seed)
-
-
-def _hoa(affinity, seed, fixed):
+def pairwise_mean_predictor(affinity, seed, fixed=None):
+    """HOA: a group's gains are its measured pairs' means (:class:`~negtransfer.gains.hoa.PairwiseMeanPredictor`)."""
     from negtransfer.gains.hoa import PairwiseMeanPredictor
 
     return PairwiseMeanPredictor()
 
 
-def _linear(affinity, seed, fixed):
+def linear_surrogate_predictor(affinity, seed, fixed=None):
+    """Li et al.'s linear surrogate (:class:`~negtransfer.gains.linear_groups.LinearGroupSurrogate`)."""
     from negtransfer.gains.linear_groups import LinearGroupSurrogate
 
     return LinearGroupSurrogate(random_state=seed)
 
 
-def _mtgnet(affinity, seed, fixed):
+def mtgnet_predictor(affinity, seed, fixed=None):
+    """MTG-Net (:class:`~negtransfer.gains.mtgnet.MTGNetPredictor`)."""
     from negtransfer.gains.mtgnet import MTGNetPredictor
 
     return MTGNetPredictor(random_state=seed)
 
 
-def _ayman(affinity, seed, fixed):
+def total_gain_predictor(affinity, seed, fixed=None):
+    """Ayman et al.'s total-gain network (:class:`~negtransfer.gains.ayman.TotalGainPredictor`)."""
     from negtransfer.gains.ayman import TotalGainPredictor
 
     # "skip": the job's cross-validation folds hold out some measured pairs; the job measures every pair.
     return TotalGainPredictor(missing="skip", random_state=seed)
-
-
-METHODS: dict[str, GroupingMethod] = {
-    m.name: m
-    for m in (
-        GroupingMethod("etap", "etap", False, _etap, "Ayman, Mukhopadhyay and Laszka, ICLR 2026"),
-        GroupingMethod("tag", "tag", False, _tag, "Fifty et al., NeurIPS 2021", affinity_momentum=True),
-        GroupingMethod("hoa", None, True, _hoa, "Standley et al., ICML 2020"),
-        GroupingMethod("linear-surrogate", None, False, _linear, "Li et al., TMLR 2023"),
-        GroupingMethod("mtgnet", None, False, _mtgnet, "Song et al., NeurIPS 2022"),
-        GroupingMethod("ayman", None, True, _ayman, "Ayman, Mukhopadhyay and Laszka, arXiv:2310.16241, 2023",
-                       groups_with_pairs=True),
-        GroupingMethod("grad-tae", "grad-tae", False, _grad_tae, "Li et al., KDD 2024"),
-    )
-}
-
-
-def method(name: str) -> GroupingMethod:
-    """The registered method ``name``, or a ValueError listing the methods."""
-    if name not in METHODS:
-        raise ValueError(f"unknown grouping method {name!r}; the methods are: {', '.join(METHODS)}")
-    return METHODS[name]

@@ -17,6 +17,12 @@ Repeats: every run is repeated R times (``repeats``) with common random numbers
 is the mean of the R paired gains, and the report states the noise floor
 (:mod:`negtransfer.gains.noise`).
 
+The job is a sequence of named stages (:data:`GROUPING_STAGES`) over one
+typed state (:class:`GroupingState`); what a grouping method trains first,
+measures and predicts with is the method's behaviour
+(:mod:`negtransfer.jobs.grouping_methods`), and the job returns a typed
+:class:`~negtransfer.jobs.grouping_report.GroupingReport`.
+
 Where test data is touched: every choice (predictor fit, selection, refinement,
 the per-task assignment of an overlapping grouping, the comparison with simple
 alternatives) uses *validation* losses by default (``gain_split="validation"``);
@@ -30,21 +36,38 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from math import comb
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.noise import noise_floor
 from negtransfer.gains.table import repeat_gains
+from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
+from negtransfer.jobs.grouping_report import (
+    Comparison,
+    GroupingReport,
+    Losses,
+    MethodMeasurement,
+    NoiseReport,
+    Optima,
+    Oracle,
+    PredictionPoint,
+    PredictionQuality,
+    Refinement,
+    RoundRecord,
+    RunCounts,
+    Selection,
+)
 from negtransfer.runs.executors import Executor
-from negtransfer.runs.group_specs import DESIGNS, design_groups, random_groups
+from negtransfer.runs.group_specs import DESIGNS, random_groups
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
 
-Group = tuple[int, ...]
+Group = TaskSet
 Progress = Callable[[str, int, int], None]
 
 OBJECTIVES = ("total-loss", "mean-gain", "metric")
@@ -59,8 +82,9 @@ class GroupingOptions:
     budget : int
         At most this many groups are chosen; together they cover every task.
     method : str
-        The gain predictor (:data:`negtransfer.gains.methods.METHODS`): ``etap``
-        (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``ayman``, ``grad-tae``.
+        The grouping method, a name in the registry (:func:`negtransfer.jobs.grouping_methods.method_names`):
+        ``etap`` (default), ``tag``, ``hoa``, ``linear-surrogate``, ``mtgnet``, ``ayman``, ``grad-tae``, or
+        one added with :func:`~negtransfer.jobs.grouping_methods.register`.
     n_train_groups : int
         Training groups (sizes 2..n-1) whose gains are measured before the
         first fit; the all-task group is always added.
@@ -138,10 +162,11 @@ class GroupingOptions:
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
         from negtransfer.affinity.training import AFFINITY_EPOCHS
-        from negtransfer.gains.methods import METHODS
 
+        names = method_names()
+        traceable = [m for m in names if get_method(m).traceable]
         problems = [
-            (self.method not in METHODS, f"--method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (self.method not in names, f"--method must be one of {', '.join(names)}, got {self.method!r}"),
             (n_tasks < 2, "grouping needs at least 2 tasks"),
             (self.budget < 1, f"--budget must be >= 1, got {self.budget}"),
             (self.n_train_groups < 1, f"--train-groups must be >= 1, got {self.n_train_groups}"),
@@ -157,9 +182,9 @@ class GroupingOptions:
             (self.affinity_every < 1, "affinity_every must be >= 1"),
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
-            (self.trace_pairs > 0 and self.method in METHODS and METHODS[self.method].affinity not in ("etap", "tag"),
+            (self.trace_pairs > 0 and self.method in names and self.method not in traceable,
              f"--trace plots the per-step affinity of a tracked all-task run; --method {self.method} has none "
-             "(use etap or tag)"),
+             f"(use {' or '.join(traceable)})"),
             (n_tasks > self.max_candidates_tasks,
              f"{n_tasks} tasks give 2^{n_tasks} - 1 candidate groups; select at most "
              f"{self.max_candidates_tasks} tasks with --tasks"),
@@ -168,27 +193,26 @@ class GroupingOptions:
             if bad:
                 raise ValueError(message)
 
+    def grouping_method(self) -> GroupingMethod:
+        """The registered method named by ``method``."""
+        return get_method(self.method)
+
     def resolved_affinity_momentum(self) -> bool:
         """``affinity_momentum``, or the method's own choice when it is None."""
-        from negtransfer.gains.methods import method
-
-        return method(self.method).affinity_momentum if self.affinity_momentum is None else bool(self.affinity_momentum)
+        if self.affinity_momentum is None:
+            return self.grouping_method().affinity_momentum
+        return bool(self.affinity_momentum)
 
     def one_shot_runs(self, n_tasks: int) -> int:
         """Runs of the one-shot protocol: STL, all-task, training groups (every pair for HOA), the chosen groups."""
-        from negtransfer.gains.methods import method
-
-        m = method(self.method)
-        available = sum(comb(n_tasks, s) for s in range(2, n_tasks))
-        training = n_tasks * (n_tasks - 1) // 2 if m.all_pairs else min(self.n_train_groups, available)
-        if m.all_pairs and m.groups_with_pairs:  # plus groups of 3..n-1 tasks
-            training += min(self.n_train_groups, sum(comb(n_tasks, s) for s in range(3, n_tasks)))
-        return self.repeats * (n_tasks + 1 + training + self.budget)
+        return self.grouping_method().one_shot_runs(n_tasks, self)
 
 
 @dataclass
 class GroupingResult:
-    report: dict
+    """The job's typed report and every result it read or trained (group -> repeats)."""
+
+    report: GroupingReport
     results: dict[Group, RepeatedResult] = field(default_factory=dict)
 
 
@@ -233,45 +257,86 @@ def best_group_losses(groups, results, n_tasks, by: str = "val_loss") -> tuple[d
     return {t: results[g].test_loss[t] for t, g in where.items()}, where
 
 
-def _trace_of_strongest_pairs(tracker, affinity: np.ndarray, names, count: int) -> dict:
-    """Per-step values of the ``count`` off-diagonal pairs with the largest |average affinity|."""
-    off = np.abs(np.where(np.eye(len(names), dtype=bool), 0.0, np.nan_to_num(affinity)))
-    order = np.argsort(-off, axis=None, kind="stable")[:count]
-    pairs = [np.unravel_index(i, off.shape) for i in order]
-    steps = [np.asarray(m) for m in tracker.trace]
-    return {
-        "steps": [int(s) for s in tracker.trace_steps],
-        "pairs": [{"source": names[i], "target": names[j],
-                   "values": [None if not np.isfinite(m[i, j]) else float(m[i, j]) for m in steps]}
-                  for i, j in pairs],
-    }
+def _rows_to_groups(candidates: np.ndarray, rows) -> list[TaskSet]:
+    return [TaskSet.from_mask(candidates[r]) for r in rows]
 
 
-def _rows_to_groups(candidates: np.ndarray, rows) -> list[Group]:
-    return [tuple(int(i) for i in np.flatnonzero(candidates[r])) for r in rows]
+def _total_se(results, where: dict[int, Group]) -> float:
+    """Standard error over the repeats of the summed test loss, each task read from ``where[task]``."""
+    per_repeat = sum(results[g].values("test_loss", t) for t, g in where.items())
+    if np.size(per_repeat) < 2:
+        return float("nan")
+    return float(np.std(per_repeat, ddof=1) / np.sqrt(np.size(per_repeat)))
 
 
-class _Grouping:
-    """State of one grouping job: what is measured, the predictor, the scores."""
+@dataclass
+class GroupingState:
+    """The state the grouping stages (:data:`GROUPING_STAGES`) read and fill, in stage order.
 
-    def __init__(self, dataset, options, config, seed, store, executor, progress):
+    The first block is the job's input and what every stage adds to (the
+    runs, their seconds, the measured groups); the second what the stages
+    found; the third is derived from the input once (the method, the
+    candidate groups as boolean rows, the run budget).
+    """
+
+    dataset: MultiTaskDataset
+    options: GroupingOptions
+    config: TrainConfig
+    seed: int
+    store: RunStore
+    executor: Executor | None = None
+    progress: Progress | None = None
+    results: dict[Group, RepeatedResult] = field(default_factory=dict)
+    trained: list = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
+    # what the stages found
+    measurement: MethodMeasurement | None = None
+    train: list[Group] = field(default_factory=list)
+    initial_predictor: Any = None
+    chosen: list[Group] = field(default_factory=list)
+    objective: float = float("nan")
+    rounds: list[RoundRecord] = field(default_factory=list)
+    stop_reason: str = ""
+    runs_used_by_recommendation: int = 0
+    comparison: Comparison | None = None
+    noise: NoiseReport | None = None
+    prediction: PredictionQuality | None = None
+    optima: Optima | None = None
+    # derived from the input by __post_init__
+    method: GroupingMethod = field(init=False)
+    n: int = field(init=False)
+    names: tuple[str, ...] = field(init=False)
+    everything: Group = field(init=False)
+    stl: list[Group] = field(init=False)
+    candidates: np.ndarray = field(init=False)
+    row_of: dict[Group, int] = field(init=False)
+    higher_better: list[bool] = field(init=False)
+    one_shot: int = field(init=False)
+    max_runs: int = field(init=False)
+    per_round: int = field(init=False)
+
+    def __post_init__(self) -> None:
         from negtransfer.select.groups import all_groups
 
-        self.dataset, self.options, self.config, self.seed = dataset, options, config, seed
-        self.store, self.executor, self.progress = store, executor, progress
-        self.n = dataset.n_tasks
-        self.names = dataset.task_names
-        self.results: dict[Group, RepeatedResult] = {}
-        self.trained: list = []
-        self.seconds: dict[str, float] = {}
+        self.method = self.options.grouping_method()
+        self.n = self.dataset.n_tasks
+        self.names = self.dataset.task_names
+        self.everything = TaskSet.all_tasks(self.n)
+        self.stl = TaskSet.singletons(self.n)
         self.candidates = all_groups(self.n)
         self.row_of = {g: r for r, g in enumerate(_rows_to_groups(self.candidates, range(len(self.candidates))))}
-        self.measured: list[Group] = []  # multi-task groups measured for the recommendation, in order
-        self.higher_better = [t.metric_name != "mse" for t in dataset.tasks]
-        self.one_shot = options.one_shot_runs(self.n)
-        self.max_runs = options.max_runs if options.max_runs is not None else 3 * self.one_shot
-        self.per_round = max(options.per_round if options.per_round is not None else max(2 * options.budget, 4),
-                             options.budget)
+        self.higher_better = [t.metric_name != "mse" for t in self.dataset.tasks]
+        self.one_shot = self.options.one_shot_runs(self.n)
+        self.max_runs = self.options.max_runs if self.options.max_runs is not None else 3 * self.one_shot
+        per_round = self.options.per_round
+        self.per_round = max(per_round if per_round is not None else max(2 * self.options.budget, 4),
+                             self.options.budget)
+
+    @property
+    def affinity(self):
+        """The method's affinity (None without one)."""
+        return None if self.measurement is None else self.measurement.affinity_array
 
     # ---------------------------------------------------------------- runs
     def runs(self, label: str, groups: list[Group]) -> dict[Group, RepeatedResult]:
@@ -295,9 +360,14 @@ class _Grouping:
         split = split or self.options.gain_split
         if self.options.objective != "metric":
             return repeat_gains(groups, self.results, self.n, split=split)
-        U, G = repeat_gains(groups, self.results, self.n, split=split, measure="metric",
+        return repeat_gains(groups, self.results, self.n, split=split, measure="metric",
                             higher_better=self.higher_better)
-        return U, G
+
+    def mean_gains(self, groups: list[Group], split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(U, Y): membership and mean gains over the repeats (NaN outside a group)."""
+        U, G = self.gains(groups, split)
+        with np.errstate(invalid="ignore"):
+            return U, G.mean(axis=2)
 
     def weights(self) -> np.ndarray:
         """Per-task weight turning a gain into a selection score (STL validation loss for total-loss)."""
@@ -311,21 +381,15 @@ class _Grouping:
 
         ``fixed``: hyperparameters to use instead of searching them (quick refits).
         """
-        from negtransfer.gains.methods import method
-
         groups = self.measured if rows is None else [self.measured[i] for i in rows]
-        U, G = self.gains(groups)
-        with np.errstate(invalid="ignore"):
-            Y = G.mean(axis=2)
-        return method(self.options.method).build(self.affinity, self.seed, fixed).fit(U, Y)
+        U, Y = self.mean_gains(groups)
+        return self.method.build(self.affinity, self.seed, fixed).fit(U, Y)
 
     def scores(self, predicted: np.ndarray) -> np.ndarray:
         """Selection scores of every candidate: measured groups by measured gains (if use_measured)."""
         S = predicted.copy()
         if self.options.use_measured and self.measured:
-            U, G = self.gains(self.measured)
-            with np.errstate(invalid="ignore"):
-                Y = G.mean(axis=2)
+            _, Y = self.mean_gains(self.measured)
             for g, gains in zip(self.measured, Y):
                 S[self.row_of[g]] = gains
         return S * self.weights()[None, :]
@@ -340,22 +404,24 @@ class _Grouping:
         selection = select_groups(self.candidates, scores, self.options.budget, candidates=rows)
         return _rows_to_groups(self.candidates, selection.groups), float(selection.objective)
 
-    def acquire(self, chosen: list[Group], predictor, limit: int, seed: int, record: dict) -> list[Group]:
-        """Unmeasured groups to train next (:mod:`negtransfer.select.acquisition`)."""
+    def acquire(self, chosen: list[Group], predictor, limit: int, seed: int
+                ) -> tuple[list[Group], dict[str, float], dict[str, float]]:
+        """Unmeasured groups to train next (:mod:`negtransfer.select.acquisition`).
+
+        Returns the groups, the predictor's cross-validated error per task and each group's optimistic
+        improvement (keyed ``"a+b"``).
+        """
         from negtransfer.select.acquisition import cross_validated_error, optimistic_improvement, rank_acquisitions
 
         fixed = dict(getattr(predictor, "best_params_", {}))
-        U_m, G_m = self.gains(self.measured)
-        with np.errstate(invalid="ignore"):
-            Y_m = G_m.mean(axis=2)
+        U_m, Y_m = self.mean_gains(self.measured)
 
         def fit_predict(train_rows, test_rows):
             return self.fit_predictor(train_rows, fixed=fixed).predict(U_m[test_rows])
 
         error = cross_validated_error(fit_predict, U_m, Y_m, seed=seed)
         error = np.where(np.isfinite(error), error, 0.0)
-        predicted = predictor.predict(self.candidates)
-        scores = self.scores(predicted)
+        scores = self.scores(predictor.predict(self.candidates))
         weights = self.weights()
         measured = np.array([g in self.results for g in self.row_of])
         optimistic = np.where(measured[:, None], scores, scores + self.options.kappa * error[None, :] * weights[None, :])
@@ -366,23 +432,102 @@ class _Grouping:
         improvement = optimistic_improvement(self.candidates, optimistic, incumbent)
         rows = rank_acquisitions([self.row_of[g] for g in chosen], improvement, measured, limit)
         groups = _rows_to_groups(self.candidates, rows)
-        record["predictor_cv_rmse"] = {self.names[t]: float(error[t]) for t in range(self.n)}
-        record["optimistic_improvement"] = {"+".join(self.names[t] for t in g): float(improvement[self.row_of[g]])
-                                            for g in groups}
-        return groups
+        cv_rmse = {self.names[t]: float(error[t]) for t in range(self.n)}
+        gains = {g.label(self.names, sep="+"): float(improvement[self.row_of[g]]) for g in groups}
+        return groups, cv_rmse, gains
 
     def runs_used(self) -> int:
         """Runs the recommendation has used so far (repeats included, stored ones too)."""
         return self.options.repeats * len(self.results)
 
-    def group_names(self, groups: list[Group]) -> list[list[str]]:
-        return [[self.names[t] for t in g] for g in groups]
+    def group_names(self, groups: list[Group]) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(g.names(self.names)) for g in groups)
 
     # ------------------------------------------------------------- totals
     def val_total(self, groups: list[Group]) -> float:
         """Summed validation loss of a grouping (each task in its best group by validation)."""
         where = assign_tasks(groups, self.results, self.n, "val_loss")
         return float(sum(self.results[g].val_loss[t] for t, g in where.items()))
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def train_references(state: GroupingState) -> None:
+    """Stage 1: STL runs and the all-task group (always a training group)."""
+    state.measure("STL + all-task runs", state.stl + [state.everything])
+
+
+def measure_method(state: GroupingState) -> None:
+    """Stage 2: what the method measures before its first fit (ETAP's or TAG's affinity from the tracked
+    all-task runs, GRAD-TAE's from projected gradients; nothing for the others): one call to the method."""
+    start = time.perf_counter()
+    context = MeasureContext(state.dataset, state.config, state.seed, state.store, state.executor, state.options,
+                             state.progress)
+    state.measurement = state.method.measure(context)
+    if state.measurement is not None:
+        state.seconds["affinity runs"] = time.perf_counter() - start
+
+
+def train_training_groups(state: GroupingState) -> None:
+    """Stage 3: the method's first groups (by ``--design``; every pair for HOA and Ayman et al.) and the all-task group."""
+    options = state.options
+    train = state.method.training_groups(state.n, options, state.seed) + [state.everything]
+    state.train = list(dict.fromkeys(train))
+    state.measure("training groups", state.train)
+
+
+def select_and_refine(state: GroupingState) -> None:
+    """Stage 4: fit, select, train the chosen groups; refine for more rounds (:func:`_refine`)."""
+    state.initial_predictor = state.fit_predictor()
+    state.chosen, state.objective, state.rounds, state.stop_reason = _refine(state, state.initial_predictor)
+
+
+def train_chosen_groups(state: GroupingState) -> None:
+    """Stage 5: make sure every chosen group is trained (the one-shot protocol trains them after selecting)."""
+    missing = [g for g in state.chosen if g not in state.results]
+    if missing:
+        state.measure("chosen groups", missing)
+    state.runs_used_by_recommendation = state.runs_used()
+
+
+def compare_with_alternatives(state: GroupingState) -> None:
+    """Stage 6: never knowingly worse: the recommendation against simple alternatives, on validation data."""
+    state.comparison = _compare_with_alternatives(state, state.chosen, state.everything)
+
+
+def measure_noise(state: GroupingState) -> None:
+    """Stage 7: the noise floor of the measured gains (the choice split, and test)."""
+    U_m, G_m = state.gains(state.measured)
+    floor = noise_floor(U_m, G_m)
+    U_t, G_t = repeat_gains(state.measured, state.results, state.n, split="test")
+    test = {k: v for k, v in noise_floor(U_t, G_t).items() if k != "verdict"}
+    state.noise = NoiseReport(floor, test, state.options.gain_split)
+
+
+def assess_prediction(state: GroupingState) -> None:
+    """Stage 8: prediction quality of the initial (one-shot) predictor on held-out groups."""
+    state.prediction = _prediction_quality(state, state.train, state.initial_predictor)
+
+
+def find_optima(state: GroupingState) -> None:
+    """Stage 9 (``--exhaustive``): the optimal groupings on measured losses, each scored by its own rule."""
+    if state.options.exhaustive:
+        state.optima = _optima(state)
+
+
+#: The grouping job, stage by stage (each a function of the :class:`GroupingState`).
+GROUPING_STAGES: tuple[Callable[[GroupingState], None], ...] = (
+    train_references,
+    measure_method,
+    train_training_groups,
+    select_and_refine,
+    train_chosen_groups,
+    compare_with_alternatives,
+    measure_noise,
+    assess_prediction,
+    find_optima,
+)
 
 
 def run_grouping(
@@ -395,174 +540,98 @@ def run_grouping(
     executor: Executor | None = None,
     progress: Progress | None = None,
 ) -> GroupingResult:
-    """Run the whole grouping job and return its report (see module doc and docs/methods/grouping.md)."""
-    from negtransfer.affinity.training import measure_affinity
-    from negtransfer.gains.methods import METHODS, method
+    """Run the whole grouping job (:data:`GROUPING_STAGES`) and return its typed report.
 
-    n = dataset.n_tasks
-    options.check(n)
-    kind = method(options.method).affinity
-    if kind is not None and config.gradient_aggregation != "sum":
+    See the module doc and docs/methods/grouping.md.
+
+    Returns
+    -------
+    GroupingResult
+        ``report`` (:class:`~negtransfer.jobs.grouping_report.GroupingReport`; ``report.to_dict()`` is
+        report.json) and ``results`` (every group's repeated result the job read or trained).
+    """
+    options.check(dataset.n_tasks)
+    method = options.grouping_method()
+    if method.measures_affinity and config.gradient_aggregation != "sum":
+        plain = ", ".join(m for m in method_names() if not get_method(m).measures_affinity)
         raise ValueError(f"--method {options.method} measures affinity on all-task runs trained with the summed "
                          f"gradient; gradient_aggregation {config.gradient_aggregation!r} works with the methods "
-                         f"that need no affinity ({', '.join(m for m, g in METHODS.items() if g.affinity is None)}), "
+                         f"that need no affinity ({plain}), "
                          "or compare it as a row with `negtransfer compare-grouping --surgery`")
-    job = _Grouping(dataset, options, config, seed, store, executor, progress)
-    names = job.names
-    R = options.repeats
+    state = GroupingState(dataset, options, config, seed, store, executor, progress)
     t0 = time.perf_counter()
-    everything: Group = tuple(range(n))
-    stl = [(t,) for t in range(n)]
+    for stage in GROUPING_STAGES:
+        stage(state)
+    return GroupingResult(report=_report(state, time.perf_counter() - t0), results=state.results)
 
-    # 1. STL and the all-task group (always a training group).
-    job.measure("STL + all-task runs", stl + [everything])
 
-    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), or GRAD-TAE's from the projected gradients
-    #    of each repeat's all-task model, averaged over the repeats.
-    start = time.perf_counter()
-    trace = None
-    job.affinity = None
-    method_cost = None
-    if kind == "grad-tae":
-        from negtransfer.gains.grad_tae import measure_grad_tae_affinity
-
-        cb = (lambda done, total: progress("GRAD-TAE base models", done, total)) if progress else None
-        job.affinity, method_cost = measure_grad_tae_affinity(dataset, config, seed, store=store, repeats=R,
-                                                              on_repeat=cb)
-        job.seconds["affinity runs"] = time.perf_counter() - start
-    elif kind is not None:
-        cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
-        job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
-                                        momentum=options.resolved_affinity_momentum(), epochs=options.affinity_epochs,
-                                        on_repeat=cb, kind=kind)
-        if options.trace_pairs:
-            from negtransfer.affinity.training import train_with_affinity
-
-            tracker, _, plain = train_with_affinity(dataset, config, seed, every=options.affinity_every,
-                                                    keep_trace=True, kind=kind)
-            trace = _trace_of_strongest_pairs(tracker if options.resolved_affinity_momentum() else plain, job.affinity,
-                                              names, options.trace_pairs)
-        job.seconds["affinity runs"] = time.perf_counter() - start
-
-    # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA; every pair and
-    #    --train-groups larger groups for Ayman et al.), plus the all-task group.
-    if method(options.method).all_pairs:
-        extra = options.n_train_groups if method(options.method).groups_with_pairs else 0
-        train = design_groups("pairs", n, n * (n - 1) // 2 + extra, seed) + [everything]
-    else:
-        train = design_groups(options.design, n, options.n_train_groups, seed) + [everything]
-    train = list(dict.fromkeys(train))
-    job.measure("training groups", train)
-
-    # 4.-6. Fit, select, train the chosen groups; refine for more rounds.
-    initial_predictor = job.fit_predictor()
-    chosen, objective, rounds, stop_reason = _refine(job, initial_predictor)
-
-    # Make sure every chosen group is trained (the one-shot protocol trains them after selecting).
-    missing = [g for g in chosen if g not in job.results]
-    if missing:
-        job.measure("chosen groups", missing)
-    selected_loss, task_group = best_group_losses(chosen, job.results, n)
-    results = job.results
-
-    report: dict = {
-        "method": options.method,
-        "dataset": dataset.name,
-        "fingerprint": dataset.fingerprint(),
-        "seed": seed,
-        "budget": options.budget,
-        "repeats": R,
-        "objective": options.objective,
-        "n_train_groups": len(train),
-        "design": options.design,
-        "gain_split": options.gain_split,
-        "options": asdict(options),
-        "config": config.to_dict(),
-        "tasks": list(names),
-        "affinity": None if job.affinity is None else job.affinity.tolist(),
-        "affinity_momentum": options.resolved_affinity_momentum() if kind in ("etap", "tag") else None,
-        **({"method_cost": method_cost} if method_cost else {}),
-        **({"affinity_trace": trace} if trace else {}),
-        "train_groups": [[names[t] for t in g] for g in train],
-        "selected_groups": job.group_names(chosen),
-        "selected_predicted_objective": float(objective),
-        "task_group": {names[t]: [names[i] for i in g] for t, g in task_group.items()},
-        "rounds": rounds,
-        "refinement": {"rounds_run": sum(1 for r in rounds if not r.get("final_among_measured")),
-                       "final_among_measured": any(r.get("final_among_measured") for r in rounds),
-                       "stopped": stop_reason, "max_runs": job.max_runs,
-                       "one_shot_runs": job.one_shot, "runs_used": job.runs_used(),
-                       "runs_vs_one_shot": job.runs_used() / job.one_shot},
-    }
+def _losses(state: GroupingState) -> Losses:
+    """Per-task test losses of STL, the all-task model, the chosen groups (and the test oracle), with totals."""
+    n, names, results = state.n, state.names, state.results
+    selected_loss, where = best_group_losses(state.chosen, results, n)
     test_loss = {
         "stl": {names[t]: results[(t,)].test_loss[t] for t in range(n)},
-        "all_tasks": {names[t]: results[everything].test_loss[t] for t in range(n)},
+        "all_tasks": {names[t]: results[state.everything].test_loss[t] for t in range(n)},
         "selected": {names[t]: selected_loss[t] for t in range(n)},
     }
-
-    # Never knowingly worse: the recommendation against simple alternatives, on validation data.
-    report["comparison"] = _compare_with_alternatives(job, chosen, everything)
-
-    # Noise floor of the measured gains (the choice split, and test).
-    U_m, G_m = job.gains(job.measured)
-    noise = noise_floor(U_m, G_m)
-    U_t, G_t = repeat_gains(job.measured, results, n, split="test")
-    noise["test"] = {k: v for k, v in noise_floor(U_t, G_t).items() if k != "verdict"}
-    noise["split"] = options.gain_split
-    report["noise"] = noise
-
-    # Prediction quality of the initial (one-shot) predictor on held-out groups.
-    report["prediction"] = _prediction_quality(job, train, initial_predictor)
-
-    # With --exhaustive: the optimal groupings on measured losses, each scored by its own rule.
     totals = {k: float(sum(v.values())) for k, v in test_loss.items()}
-    if options.exhaustive:
-        report["optimal"] = _optima(job, totals, test_loss, chosen)
-    report["test_loss"] = test_loss
-    report["totals"] = totals
-    used = R * len(set(job.measured) | set(stl) | {everything})
-    report["runs"] = {"trained": len(job.trained), "recommendation": used, "stored_total": store.count()}
-    job.seconds["total"] = time.perf_counter() - t0
-    report["seconds"] = job.seconds
-    return GroupingResult(report=report, results=results)
+    totals_se = {"stl": _total_se(results, {t: g for t, g in enumerate(state.stl)}),
+                 "all_tasks": _total_se(results, {t: state.everything for t in range(n)}),
+                 "selected": _total_se(results, where)}
+    if state.optima is not None:
+        totals["test_oracle"] = state.optima.test_oracle.total
+        totals["validation_oracle"] = state.optima.validation_oracle.total
+        test_loss["optimal"] = dict(state.optima.test_oracle.test_loss)
+        totals["optimal"] = state.optima.test_oracle.total
+    return Losses(test_loss, totals, totals_se)
 
 
-def _refine(job: _Grouping, predictor) -> tuple[list[Group], float, list[dict], str]:
+def _report(state: GroupingState, seconds: float) -> GroupingReport:
+    """The typed report of a finished job."""
+    options, names = state.options, state.names
+    _, task_group = best_group_losses(state.chosen, state.results, state.n)
+    measurement = state.measurement or MethodMeasurement()
+    used = options.repeats * len(set(state.measured) | set(state.stl) | {state.everything})
+    state.seconds["total"] = seconds
+    return GroupingReport(
+        method=options.method, dataset=state.dataset.name, fingerprint=state.dataset.fingerprint(), seed=state.seed,
+        budget=options.budget, repeats=options.repeats, objective=options.objective, design=options.design,
+        gain_split=options.gain_split, options=asdict(options), config=state.config.to_dict(), tasks=tuple(names),
+        measurement=measurement, train_groups=state.group_names(state.train),
+        selection=Selection(state.group_names(state.chosen), float(state.objective),
+                            {names[t]: tuple(g.names(names)) for t, g in task_group.items()}),
+        refinement=Refinement(tuple(state.rounds), state.stop_reason, state.max_runs, state.one_shot,
+                              state.runs_used_by_recommendation),
+        comparison=state.comparison, noise=state.noise, prediction=state.prediction, optima=state.optima,
+        losses=_losses(state),
+        runs=RunCounts(len(state.trained), used, state.store.count()),
+        seconds=state.seconds,
+    )
+
+
+# --------------------------------------------------------------------------- refinement
+
+_ONE_SHOT = "one round: the paper's one-shot protocol (fit, select, train the chosen groups)"
+
+
+def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[RoundRecord], str]:
     """Select, train what the selection (and, with more rounds, the acquisition rule) asks for, refit, repeat.
 
     Returns the final selection, its predicted objective, one record per round and why it stopped.
     """
-    options, R, names = job.options, job.options.repeats, job.names
+    options, R = job.options, job.options.repeats
     chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
-    rounds: list[dict] = []
-    previous: list[Group] | None = None
-    stop_reason = "one round: the paper's one-shot protocol (fit, select, train the chosen groups)"
+    rounds: list[RoundRecord] = []
+    stop_reason = _ONE_SHOT
     for k in range(1, options.rounds + 1):
-        unmeasured = [g for g in chosen if g not in job.results]
-        record = {"round": k, "selected": job.group_names(chosen), "predicted_objective": objective,
-                  "unmeasured_selected": len(unmeasured), "runs_before": job.runs_used()}
+        record, acquired = _play_round(job, k, chosen, objective, predictor)
         rounds.append(record)
-        last = k == options.rounds
-        budget_left = (job.max_runs - job.runs_used()) // R
-        acquire = unmeasured
-        if not last and budget_left > len(unmeasured):
-            acquire = job.acquire(chosen, predictor, min(job.per_round, budget_left), job.seed + k, record)
-        if acquire:
-            predicted = predictor.predict(job.candidates[[job.row_of[g] for g in acquire]])
-            job.measure("chosen groups" if k == 1 else "refinement", acquire)
-            _, G_new = job.gains(acquire)
-            with np.errstate(invalid="ignore"):
-                measured = G_new.mean(axis=2)
-            record["measured"] = [{"group": [names[t] for t in g], "task": names[t],
-                                   "predicted": float(predicted[i, t]), "measured": float(measured[i, t])}
-                                  for i, g in enumerate(acquire) for t in g]
-        record["selection_val_loss"] = job.val_total(chosen)
         previous = chosen
-        if last:
+        if k == options.rounds:
             if options.rounds > 1:
                 stop_reason = f"all {options.rounds} rounds used"
             break
-        if not acquire:
+        if not acquired:
             stop_reason = (f"converged in round {k}: the selection is measured and no unmeasured group could "
                            "improve it even optimistically")
             break
@@ -576,57 +645,82 @@ def _refine(job: _Grouping, predictor) -> tuple[list[Group], float, list[dict], 
         # the recommendation is made of measured groups only: select once more among them
         final, objective = job.select(job.scores(job.fit_predictor().predict(job.candidates)), measured_only=True)
         if final != chosen:
-            rounds.append({"round": len(rounds) + 1, "selected": job.group_names(final),
-                           "predicted_objective": objective, "unmeasured_selected": 0,
-                           "runs_before": job.runs_used(), "final_among_measured": True,
-                           "selection_val_loss": job.val_total(final)})
+            rounds.append(RoundRecord(len(rounds) + 1, job.group_names(final), objective, 0, job.runs_used(),
+                                      final_among_measured=True, selection_val_loss=job.val_total(final)))
         chosen = final
     return chosen, objective, rounds, stop_reason
 
 
-def _prediction_quality(job: _Grouping, train: list[Group], predictor) -> dict:
+def _play_round(job: GroupingState, k: int, chosen: list[Group], objective: float, predictor
+                ) -> tuple[RoundRecord, list[Group]]:
+    """Round ``k``: train the selection's unmeasured groups (and, before the last round, what the acquisition
+    rule ranks best within the run budget); returns the round's record and the groups it trained."""
+    options, R, names = job.options, job.options.repeats, job.names
+    unmeasured = [g for g in chosen if g not in job.results]
+    runs_before = job.runs_used()
+    budget_left = (job.max_runs - job.runs_used()) // R
+    acquire, cv_rmse, improvement, measured = unmeasured, None, None, None
+    if k != options.rounds and budget_left > len(unmeasured):
+        acquire, cv_rmse, improvement = job.acquire(chosen, predictor, min(job.per_round, budget_left), job.seed + k)
+    if acquire:
+        predicted = predictor.predict(job.candidates[[job.row_of[g] for g in acquire]])
+        job.measure("chosen groups" if k == 1 else "refinement", acquire)
+        _, values = job.mean_gains(acquire)
+        measured = tuple({"group": g.names(names), "task": names[t], "predicted": float(predicted[i, t]),
+                          "measured": float(values[i, t])} for i, g in enumerate(acquire) for t in g)
+    record = RoundRecord(k, job.group_names(chosen), objective, len(unmeasured), runs_before,
+                         predictor_cv_rmse=cv_rmse, optimistic_improvement=improvement, measured=measured,
+                         selection_val_loss=job.val_total(chosen))
+    return record, acquire
+
+
+# --------------------------------------------------------------------------- assessment
+
+
+def _held_out_groups(job: GroupingState, train: list[Group]) -> list[Group]:
+    """Every group the first predictor was not fitted on (``--exhaustive``) or ``--evaluate M`` random ones."""
+    options, n = job.options, job.n
+    fitted_on = set(train)
+    available = sum(comb(n, s) for s in range(2, n))
+    if options.exhaustive:
+        return [g for g in job.row_of if len(g) > 1 and g not in fitted_on]
+    if options.evaluate > 0 and available:
+        pool = [TaskSet(g) for g in random_groups(n, min(options.evaluate + len(train), available), (2, n - 1),
+                                                  job.seed + 1)]
+        return [g for g in pool if g not in fitted_on][: options.evaluate]
+    return []
+
+
+def _prediction_quality(job: GroupingState, train: list[Group], predictor) -> PredictionQuality:
     """Pearson, R^2, within-task Pearson and the per-task-mean baseline of ``predictor`` on held-out groups.
 
     Held-out: every group it was not fitted on (``--exhaustive``) or ``--evaluate M`` random ones; their
     gains are measured on the test split (ETAP eq. 1), whatever split the job chose on.
     """
-    options, n, names = job.options, job.n, job.names
-    fitted_on = set(train)
-    held_out: list[Group] = []
-    available = sum(comb(n, s) for s in range(2, n))
-    if options.exhaustive:
-        held_out = [g for g in job.row_of if len(g) > 1 and g not in fitted_on]
-    elif options.evaluate > 0 and available:
-        pool = [g for g in random_groups(n, min(options.evaluate + len(train), available), (2, n - 1), job.seed + 1)
-                if g not in fitted_on]
-        held_out = pool[: options.evaluate]
-    points = []
+    names = job.names
+    held_out = _held_out_groups(job, train)
+    points: list[PredictionPoint] = []
     if held_out:
         job.runs("held-out groups", held_out)
-        U_h, G_h = job.gains(held_out, split="test")
-        with np.errstate(invalid="ignore"):
-            Y_h = G_h.mean(axis=2)
+        U_h, Y_h = job.mean_gains(held_out, split="test")
         P_h = predictor.predict(U_h)
-        points = [{"group": [names[i] for i in g], "task": names[t], "predicted": float(P_h[row, t]),
-                   "actual": float(Y_h[row, t])} for row, g in enumerate(held_out) for t in g]
-    predicted = np.array([p["predicted"] for p in points])
-    actual = np.array([p["actual"] for p in points])
-    tasks = np.array([p["task"] for p in points])
+        points = [PredictionPoint(tuple(g.names(names)), names[t], float(P_h[row, t]), float(Y_h[row, t]))
+                  for row, g in enumerate(held_out) for t in g]
+    predicted = np.array([p.predicted for p in points])
+    actual = np.array([p.actual for p in points])
+    tasks = np.array([p.task for p in points])
     pearson, r2 = _pearson_r2(predicted, actual)
-    U_tr, G_tr = job.gains([g for g in train if len(g) > 1])
+    U_tr, Y_tr = job.mean_gains([g for g in train if len(g) > 1])
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a task in no training group: NaN
-        task_mean = np.nanmean(np.where(U_tr, G_tr.mean(axis=2), np.nan), axis=0)
-    baseline = np.array([task_mean[names.index(p["task"])] for p in points])
-    return {
-        "pearson": pearson, "r2": r2, "n_groups": len(held_out),
-        "within_task_pearson": _within_task_pearson(predicted, actual, tasks) if points else None,
-        "per_task_mean_pearson": _pearson_r2(baseline, actual)[0] if points else None,
-        "points": points,
-    }
+        task_mean = np.nanmean(np.where(U_tr, Y_tr, np.nan), axis=0)
+    baseline = np.array([task_mean[names.index(p.task)] for p in points])
+    return PredictionQuality(pearson, r2, len(held_out),
+                             _within_task_pearson(predicted, actual, tasks) if points else None,
+                             _pearson_r2(baseline, actual)[0] if points else None, tuple(points))
 
 
-def _compare_with_alternatives(job: _Grouping, chosen: list[Group], everything: Group) -> dict:
+def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everything: Group) -> Comparison:
     """The chosen grouping's validation total against STL (if the budget allows it) and the all-task model."""
     n = job.n
     chosen_val = job.val_total(chosen)
@@ -644,8 +738,7 @@ def _compare_with_alternatives(job: _Grouping, chosen: list[Group], everything: 
                    f"{best_name} ({best:.4f}); prefer the {best_name} unless the test figures below say otherwise.")
     if job.options.budget < n:
         verdict += f" STL needs {n} groups, more than the budget of {job.options.budget}."
-    return {"validation_loss": {"selected": chosen_val, **alternatives}, "better_than_alternatives": bool(better),
-            "best_alternative": best_name, "verdict": verdict}
+    return Comparison({"selected": chosen_val, **alternatives}, bool(better), best_name, verdict)
 
 
 def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:
@@ -668,12 +761,12 @@ def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -
 
     Returns
     -------
-    groups : list of tuple
+    groups : list of TaskSet
     test_losses : dict task -> test loss under that assignment
     """
     from negtransfer.select.groups import select_groups
 
-    groups = list(results)
+    groups = [TaskSet(g) for g in results]
     U = np.zeros((len(groups), n_tasks), dtype=bool)
     S = np.full((len(groups), n_tasks), np.nan)
     for row, g in enumerate(groups):
@@ -685,7 +778,7 @@ def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -
     return best, losses
 
 
-def _optima(job: _Grouping, totals: dict, test_loss: dict, chosen: list[Group]) -> dict:
+def _optima(job: GroupingState) -> Optima:
     """The test oracle and the validation oracle over every group (:func:`oracle_grouping`).
 
     The validation oracle also gets its summed validation loss and the chosen
@@ -693,19 +786,18 @@ def _optima(job: _Grouping, totals: dict, test_loss: dict, chosen: list[Group]) 
     search came to the best grouping it could see, apart from how well
     validation losses foretell test losses.
     """
-    n, names = job.n, job.names
+    n, names, chosen = job.n, job.names, job.chosen
     every = {g: job.results[g] for g in _rows_to_groups(job.candidates, range(len(job.candidates)))}
-    out, best_of = {}, {}
+    selected_loss, _ = best_group_losses(chosen, job.results, n)
+    selected_total = float(sum(selected_loss[t] for t in range(n)))
+    oracles = {}
     for key, attr in (("test_oracle", "test_loss"), ("validation_oracle", "val_loss")):
         best, losses = oracle_grouping(every, n, job.options.budget, by=attr)
-        best_of[key] = best
         total = float(sum(losses.values()))
-        out[key] = {"groups": [[names[t] for t in g] for g in best], "test_loss": {names[t]: losses[t] for t in range(n)},
-                    "total": total, "gap": (totals["selected"] - total) / total}
-        totals[key] = total
-    val_best, val_chosen = job.val_total(best_of["validation_oracle"]), job.val_total(chosen)
-    out["validation_oracle"].update(val_total=val_best, val_gap=(val_chosen - val_best) / val_best)
-    test_loss["optimal"] = out["test_oracle"]["test_loss"]
-    totals["optimal"] = out["test_oracle"]["total"]
-    return {"groups": out["test_oracle"]["groups"], "test_loss": out["test_oracle"]["test_loss"],
-            "gap": out["test_oracle"]["gap"], **out}
+        oracles[key] = (best, Oracle(job.group_names(best), {names[t]: losses[t] for t in range(n)}, total,
+                                     (selected_total - total) / total))
+    best, validation = oracles["validation_oracle"]
+    val_best, val_chosen = job.val_total(best), job.val_total(chosen)
+    validation = Oracle(validation.groups, validation.test_loss, validation.total, validation.gap,
+                        val_total=val_best, val_gap=(val_chosen - val_best) / val_best)
+    return Optima(oracles["test_oracle"][1], validation)

@@ -1,15 +1,15 @@
 """Several grouping methods on the same data, seeds and runs (``negtransfer compare-grouping``).
 
-Every method of :data:`negtransfer.gains.methods.METHODS` goes through the same
+Every method named (:func:`negtransfer.jobs.grouping_methods.method_names`) goes through the same
 grouping job (:func:`negtransfer.jobs.grouping.run_grouping`) on the same run
 store, so the runs one method measures are reused by the others, and its
-report is read into one row per (method, seed, budget): the chosen groups'
+typed report (:class:`~negtransfer.jobs.grouping_report.GroupingReport`) is read into one row per (method, seed, budget): the chosen groups'
 summed test loss (against STL, the all-task model and, with ``exhaustive``, the
 test oracle), the prediction quality of the method's first fit (Pearson of
 per-task gains, and of per-group total gains as in ETAP's Table 5), the
 pairwise affinity correlation for the affinity methods (ETAP's Table 2), the
-runs used, and the seconds the job took. :func:`summarise` turns the rows
-into means ± s.e. over seeds and paired Wilcoxon signed-rank tests against a
+runs used, and the seconds the job took (a :class:`ComparisonRow`).
+:func:`summarise` turns the rows into a :class:`ComparisonSummary`: means ± s.e. over seeds and paired Wilcoxon signed-rank tests against a
 reference method over the (seed, budget) cases (ETAP's Tables 11-12).
 
 Beside the groupings, the all-task model trained with a gradient aggregator
@@ -25,18 +25,110 @@ through the same run store.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from negtransfer.data.task_sets import TaskSet
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping_report import GroupingReport
 
-__all__ = ["SURGERY_LABELS", "compare_grouping_methods", "surgery_label", "summarise"]
+__all__ = ["SURGERY_LABELS", "ComparisonRow", "ComparisonSummary", "MeanSE", "WilcoxonTest",
+           "compare_grouping_methods", "surgery_label", "summarise"]
 
 #: Display names of the gradient aggregations (rows "all tasks, one model, NAME").
 SURGERY_LABELS = {"sum": "summed gradient", "pcgrad": "PCGrad", "mgda": "MGDA", "imtl-g": "IMTL-G",
                   "aligned-mtl": "Aligned-MTL", "graddrop": "GradDrop"}
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One (method, seed, budget) of a comparison: a row of ``comparison.csv`` (:meth:`to_dict`).
+
+    Attributes
+    ----------
+    method : str
+        The grouping method, or :func:`surgery_label` of an all-task model trained with a gradient aggregator.
+    kind : {"grouping", "all-task model"}
+    seed, budget : int
+    selected : float
+        Summed test loss of the chosen groups (of the all-task model for ``kind`` "all-task model").
+    stl, all_tasks : float
+        Summed test loss of STL and of the all-task model (summed gradient).
+    vs_stl, vs_all : float
+        ``selected`` relative to them (negative = lower loss).
+    gap : float or None
+        Gap to the test oracle (``--exhaustive`` only).
+    pearson, within_task_pearson, total_gain_pearson : float or None
+        Prediction quality of the method's first fit on held-out groups.
+    runs : int
+        Runs the recommendation used.
+    seconds : float
+    pairwise_affinity_pearson : float or None
+        ETAP Table 2's column (:func:`pairwise_affinity_pearson`; ``--exhaustive`` and an affinity only).
+    groups : str
+        The chosen groups, "a + b | c".
+    """
+
+    method: str
+    kind: str
+    seed: int
+    budget: int
+    selected: float
+    stl: float
+    all_tasks: float
+    vs_stl: float
+    vs_all: float
+    gap: float | None
+    pearson: float | None
+    within_task_pearson: float | None
+    total_gain_pearson: float | None
+    runs: int
+    seconds: float
+    pairwise_affinity_pearson: float | None
+    groups: str
+
+    @property
+    def is_grouping(self) -> bool:
+        return self.kind == "grouping"
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class MeanSE(NamedTuple):
+    """A mean over seeds, its standard error (None with one value) and the number of values."""
+
+    mean: float | None
+    se: float | None
+    n: int
+
+
+class WilcoxonTest(NamedTuple):
+    """A paired Wilcoxon signed-rank test of the reference method against one method."""
+
+    p: float | None
+    reference_lower: int
+    cases: int
+
+
+@dataclass(frozen=True)
+class ComparisonSummary:
+    """Means ± s.e. over seeds per (method, budget), and Wilcoxon tests against the reference method.
+
+    Attributes
+    ----------
+    cells : dict
+        (method, budget) -> {numeric row field: MeanSE}.
+    wilcoxon : dict
+        Method -> WilcoxonTest over the (seed, budget) cases both it and the reference ran.
+    reference : str
+    """
+
+    cells: dict
+    wilcoxon: dict
+    reference: str
 
 
 def surgery_label(name: str) -> str:
@@ -44,13 +136,13 @@ def surgery_label(name: str) -> str:
     return f"all tasks, one model, {SURGERY_LABELS.get(name, name)}"
 
 
-def total_gain_pearson(report: dict) -> float | None:
+def total_gain_pearson(report: GroupingReport) -> float | None:
     """Pearson of predicted vs measured summed gain per held-out group (ETAP Table 5)."""
     by_group: dict[tuple, list] = {}
-    for p in report["prediction"]["points"]:
-        acc = by_group.setdefault(tuple(p["group"]), [0.0, 0.0])
-        acc[0] += p["predicted"]
-        acc[1] += p["actual"]
+    for p in report.prediction.points:
+        acc = by_group.setdefault(tuple(p.group), [0.0, 0.0])
+        acc[0] += p.predicted
+        acc[1] += p.actual
     if len(by_group) < 3:
         return None
     pred, act = np.array(list(by_group.values())).T
@@ -83,7 +175,7 @@ def ordered_pair_values(A, Y, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return z, y, target
 
 
-def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -> float | None:
+def pairwise_affinity_pearson(report: GroupingReport, dataset, config, seed: int, store) -> float | None:
     """Pearson of the job's affinity z(i -> j) with the test gain of j in {i, j} (ETAP Table 2).
 
     Over the n(n-1) ordered pairs; the pairs' gains are the means over the
@@ -93,13 +185,13 @@ def pairwise_affinity_pearson(report: dict, dataset, config, seed: int, store) -
     from negtransfer.gains.table import gain_matrix
     from negtransfer.runs.runner import ensure_runs
 
-    if report.get("affinity") is None:
+    if report.affinity is None:
         return None
     n = dataset.n_tasks
-    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    results = ensure_runs(dataset, [(t,) for t in range(n)] + pairs, config, seed, store, repeats=report["repeats"])
+    pairs = [TaskSet((i, j)) for i in range(n) for j in range(i + 1, n)]
+    results = ensure_runs(dataset, TaskSet.singletons(n) + pairs, config, seed, store, repeats=report.repeats)
     _, Y = gain_matrix(pairs, results, n, split="test")
-    z, y, _ = ordered_pair_values(report["affinity"], Y, pairs)
+    z, y, _ = ordered_pair_values(report.affinity, Y, pairs)
     if np.std(z) == 0 or np.std(y) == 0:
         return None
     return float(np.corrcoef(z, y)[0, 1])
@@ -117,7 +209,7 @@ def compare_grouping_methods(
     executor=None,
     progress=None,
     surgery: Sequence[str] = (),
-) -> list[dict]:
+) -> list[ComparisonRow]:
     """Run the grouping job once per (seed, method, budget) and collect one row each.
 
     Parameters
@@ -140,11 +232,8 @@ def compare_grouping_methods(
 
     Returns
     -------
-    list of dict
-        Keys ``method, kind`` ("grouping" or "all-task model"), ``seed, budget, selected`` (summed test
-        loss), ``stl, all_tasks, vs_stl, vs_all, gap`` (None without an exhaustive run), ``pearson,
-        within_task_pearson, total_gain_pearson, pairwise_affinity_pearson`` (:func:`pairwise_affinity_pearson`;
-        only with ``options.exhaustive``, None otherwise), ``runs, seconds, groups``.
+    list of ComparisonRow
+        The groupings' rows, then (per seed) the aggregators' rows.
     """
     from negtransfer.train.aggregation import check_aggregation
 
@@ -159,33 +248,36 @@ def compare_grouping_methods(
                 start = time.perf_counter()
                 report = run_grouping(dataset, replace(options, method=method, budget=budget), config, seed, store,
                                       executor=executor, progress=progress).report
-                t = report["totals"]
-                rows.append({
-                    "method": method, "kind": "grouping", "seed": seed, "budget": budget, "selected": t["selected"], "stl": t["stl"],
-                    "all_tasks": t["all_tasks"], "vs_stl": t["selected"] / t["stl"] - 1,
-                    "vs_all": t["selected"] / t["all_tasks"] - 1,
-                    "gap": (report.get("optimal") or {}).get("gap"),
-                    "pearson": report["prediction"]["pearson"],
-                    "within_task_pearson": report["prediction"]["within_task_pearson"],
-                    "total_gain_pearson": total_gain_pearson(report),
-                    "runs": report["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
-                    "pairwise_affinity_pearson": (pairwise_affinity_pearson(report, dataset, config, seed, store)
-                                                  if options.exhaustive else None),
-                    "groups": " | ".join(" + ".join(g) for g in report["selected_groups"]),
-                })
+                rows.append(_grouping_row(report, time.perf_counter() - start, (
+                    pairwise_affinity_pearson(report, dataset, config, seed, store) if options.exhaustive else None)))
         rows += _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress)
     return rows
 
 
-def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[dict]:
+def _grouping_row(report: GroupingReport, seconds: float, pairwise: float | None) -> ComparisonRow:
+    """The comparison row of one grouping job's report."""
+    t = report.totals
+    return ComparisonRow(
+        method=report.method, kind="grouping", seed=report.seed, budget=report.budget,
+        selected=t["selected"], stl=t["stl"], all_tasks=t["all_tasks"],
+        vs_stl=t["selected"] / t["stl"] - 1, vs_all=t["selected"] / t["all_tasks"] - 1,
+        gap=None if report.optima is None else report.optima.gap,
+        pearson=report.prediction.pearson, within_task_pearson=report.prediction.within_task_pearson,
+        total_gain_pearson=total_gain_pearson(report), runs=report.refinement.runs_used, seconds=seconds,
+        pairwise_affinity_pearson=pairwise,
+        groups=" | ".join(" + ".join(g) for g in report.selected_groups),
+    )
+
+
+def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[ComparisonRow]:
     """One row per (aggregation, budget): the all-task model trained with the aggregation (ETAP Section D.3)."""
     from negtransfer.runs.runner import ensure_runs
 
     if not surgery:
         return []
     n = dataset.n_tasks
-    everything = tuple(range(n))
-    stl = [(t,) for t in range(n)]
+    everything = TaskSet.all_tasks(n)
+    stl = TaskSet.singletons(n)
     plain = ensure_runs(dataset, stl + [everything], config, seed, store, repeats=options.repeats, executor=executor,
                         chunk_size=options.chunk_size)  # stored by the grouping jobs: read, not trained
     stl_total = float(sum(plain[(t,)].test_loss[t] for t in range(n)))
@@ -201,51 +293,53 @@ def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, execu
         total = float(sum(result.test_loss.values()))
         seconds = time.perf_counter() - start
         for budget in budgets:
-            rows.append({
-                "method": label, "kind": "all-task model", "seed": seed, "budget": budget, "selected": total,
-                "stl": stl_total, "all_tasks": all_total, "vs_stl": total / stl_total - 1,
-                "vs_all": total / all_total - 1, "gap": None, "pearson": None, "within_task_pearson": None,
-                "total_gain_pearson": None, "pairwise_affinity_pearson": None, "runs": options.repeats,
-                "seconds": seconds,
-                "groups": " + ".join(dataset.task_names),
-            })
+            rows.append(ComparisonRow(
+                method=label, kind="all-task model", seed=seed, budget=budget, selected=total,
+                stl=stl_total, all_tasks=all_total, vs_stl=total / stl_total - 1,
+                vs_all=total / all_total - 1, gap=None, pearson=None, within_task_pearson=None,
+                total_gain_pearson=None, pairwise_affinity_pearson=None, runs=options.repeats,
+                seconds=seconds, groups=" + ".join(dataset.task_names),
+            ))
     return rows
 
 
-def summarise(rows: list[dict], reference: str = "etap") -> dict:
+#: The numeric fields of a row that :func:`summarise` averages.
+SUMMARY_FIELDS = ("selected", "vs_stl", "vs_all", "gap", "pearson", "within_task_pearson", "total_gain_pearson",
+                  "pairwise_affinity_pearson", "runs", "seconds")
+
+
+def _mean_se(values) -> MeanSE:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+    return MeanSE(float(v.mean()) if v.size else None, se, int(v.size))
+
+
+def summarise(rows: Sequence[ComparisonRow], reference: str = "etap") -> ComparisonSummary:
     """Means ± s.e. over seeds per (method, budget), and Wilcoxon tests of ``reference`` against each method.
 
     Returns
     -------
-    dict
-        ``cells``: {(method, budget): {key: (mean, se, n)}} for the numeric keys of the rows;
-        ``wilcoxon``: {method: {"p": p-value or None, "reference_lower": k, "cases": m}} over the
-        (seed, budget) cases both methods ran (p None when fewer than 6 cases or all equal).
+    ComparisonSummary
+        ``cells``: {(method, budget): {field: MeanSE}} for :data:`SUMMARY_FIELDS`;
+        ``wilcoxon``: {method: WilcoxonTest} over the (seed, budget) cases both methods ran (p None when
+        fewer than 6 cases or all equal).
     """
     from scipy.stats import wilcoxon
 
-    keys = ("selected", "vs_stl", "vs_all", "gap", "pearson", "within_task_pearson", "total_gain_pearson",
-            "pairwise_affinity_pearson", "runs", "seconds")
     cells: dict = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        for budget in sorted({r["budget"] for r in rows}):
-            sel = [r for r in rows if r["method"] == method and r["budget"] == budget]
-            if not sel:
-                continue
-            cell = {}
-            for key in keys:
-                v = np.array([r[key] for r in sel if r[key] is not None and np.isfinite(r[key])], dtype=float)
-                se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
-                cell[key] = (float(v.mean()) if v.size else None, se, int(v.size))
-            cells[(method, budget)] = cell
+    for method in dict.fromkeys(r.method for r in rows):
+        for budget in sorted({r.budget for r in rows}):
+            sel = [r for r in rows if r.method == method and r.budget == budget]
+            if sel:
+                cells[(method, budget)] = {key: _mean_se(getattr(r, key) for r in sel) for key in SUMMARY_FIELDS}
     tests = {}
-    ref = {(r["seed"], r["budget"]): r["selected"] for r in rows if r["method"] == reference}
-    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != reference):
-        mine = {(r["seed"], r["budget"]): r["selected"] for r in rows if r["method"] == method}
+    ref = {(r.seed, r.budget): r.selected for r in rows if r.method == reference}
+    for method in dict.fromkeys(r.method for r in rows if r.method != reference):
+        mine = {(r.seed, r.budget): r.selected for r in rows if r.method == method}
         common = sorted(set(mine) & set(ref))
         diff = [ref[k] - mine[k] for k in common]
         p = None
         if len(diff) >= 6 and any(d != 0 for d in diff):
             p = float(wilcoxon(diff).pvalue)
-        tests[method] = {"p": p, "reference_lower": int(sum(d < 0 for d in diff)), "cases": len(diff)}
-    return {"cells": cells, "wilcoxon": tests}
+        tests[method] = WilcoxonTest(p, int(sum(d < 0 for d in diff)), len(diff))
+    return ComparisonSummary(cells, tests, reference)

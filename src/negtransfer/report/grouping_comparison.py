@@ -5,26 +5,24 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from typing import Sequence
+
+from negtransfer.jobs.grouping_comparison import ComparisonRow, ComparisonSummary, MeanSE
 from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_stat, render_table
 
 __all__ = ["write_comparison_report", "plot_loss_by_budget"]
 
 
-def _cell(value, fmt) -> str:
-    mean, se, n = value
-    if mean is None:
+def _cell(value: MeanSE, fmt) -> str:
+    if value.mean is None:
         return "n/a"
-    text = fmt(mean)
-    if se is not None and math.isfinite(se):
-        text += " ± " + fmt(se).lstrip("+\u2212")
+    text = fmt(value.mean)
+    if value.se is not None and math.isfinite(value.se):
+        text += " ± " + fmt(value.se).lstrip("+\u2212")
     return text
 
 
-def _is_grouping(row: dict) -> bool:
-    return row.get("kind", "grouping") == "grouping"
-
-
-def plot_loss_by_budget(rows: list[dict], path) -> Path:
+def plot_loss_by_budget(rows: Sequence[ComparisonRow], path) -> Path:
     """Summed test loss of each method's chosen groups by budget (mean ± s.e. over seeds), STL and all-task dashed.
 
     Rows of the all-task model trained with a gradient aggregator (``kind`` "all-task model", e.g.
@@ -36,21 +34,21 @@ def plot_loss_by_budget(rows: list[dict], path) -> Path:
 
     fig = _new_figure(6.2, 3.8)
     ax = fig.add_subplot(1, 1, 1)
-    budgets = sorted({r["budget"] for r in rows})
-    for method in dict.fromkeys(r["method"] for r in rows if _is_grouping(r)):
+    budgets = sorted({r.budget for r in rows})
+    for method in dict.fromkeys(r.method for r in rows if r.is_grouping):
         means, errs = [], []
         for b in budgets:
-            v = np.array([r["selected"] for r in rows if r["method"] == method and r["budget"] == b])
+            v = np.array([r.selected for r in rows if r.method == method and r.budget == b])
             means.append(v.mean() if v.size else np.nan)
             errs.append(v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0)
         ax.errorbar(budgets, means, yerr=errs, marker="o", capsize=3, label=method)
-    stl = np.mean([r["stl"] for r in rows])
-    all_tasks = np.mean([r["all_tasks"] for r in rows])
+    stl = np.mean([r.stl for r in rows])
+    all_tasks = np.mean([r.all_tasks for r in rows])
     ax.axhline(stl, linestyle="--", color="#d62728", linewidth=1, label="STL")
     ax.axhline(all_tasks, linestyle="--", color="#7f7f7f", linewidth=1, label="all-task model")
     colours = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#1f77b4")
-    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows if not _is_grouping(r))):
-        by_seed = {r["seed"]: r["selected"] for r in rows if r["method"] == method}
+    for i, method in enumerate(dict.fromkeys(r.method for r in rows if not r.is_grouping)):
+        by_seed = {r.seed: r.selected for r in rows if r.method == method}
         ax.axhline(float(np.mean(list(by_seed.values()))), linestyle=":", linewidth=1.5,
                    color=colours[i % len(colours)], label=method)
     ax.set_xticks(budgets)
@@ -62,38 +60,38 @@ def plot_loss_by_budget(rows: list[dict], path) -> Path:
     return _save(fig, path)
 
 
-def write_comparison_report(rows: list[dict], summary: dict, out_dir, *, reference: str = "etap",
-                            dataset: str = "?", plots: bool = True) -> Path:
+def write_comparison_report(rows: Sequence[ComparisonRow], summary: ComparisonSummary, out_dir, *,
+                            reference: str = "etap", dataset: str = "?", plots: bool = True) -> Path:
     """Write ``comparison.csv`` (one row per method, seed and budget) and ``report.md``; return the latter."""
     import pandas as pd
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out_dir / "comparison.csv", index=False)
-    seeds = sorted({r["seed"] for r in rows})
+    pd.DataFrame([r.to_dict() for r in rows]).to_csv(out_dir / "comparison.csv", index=False)
+    seeds = sorted({r.seed for r in rows})
     lines = [f"# Grouping methods compared: {dataset}", "",
              f"Seeds {', '.join(map(str, seeds))}; every method through the same job and run store. Cells are "
              "means ± s.e. over seeds; a difference within about two s.e. is not a result.", ""]
-    cells = summary["cells"]
-    for budget in sorted({r["budget"] for r in rows}):
+    cells = summary.cells
+    for budget in sorted({r.budget for r in rows}):
         table = []
-        for method in dict.fromkeys(r["method"] for r in rows):
+        for method in dict.fromkeys(r.method for r in rows):
             c = cells.get((method, budget))
             if c is None:
                 continue
             table.append([method, _cell(c["selected"], fmt_loss), _cell(c["vs_stl"], fmt_pct),
                           _cell(c["vs_all"], fmt_pct), _cell(c["gap"], fmt_pct), _cell(c["pearson"], fmt_stat),
                           _cell(c["total_gain_pearson"], fmt_stat),
-                          _cell(c.get("pairwise_affinity_pearson", (None, None, 0)), fmt_stat),
+                          _cell(c["pairwise_affinity_pearson"], fmt_stat),
                           _cell(c["runs"], lambda v: f"{v:.0f}"),
                           _cell(c["seconds"], lambda v: f"{v:.0f}")])
         lines += [f"## Budget {budget}", "",
                   render_table(table, ["method", "summed test loss", "vs STL", "vs all-task", "gap to test oracle",
                                        "Pearson (gains)", "Pearson (total gains)", "pairwise affinity vs gain",
                                        "runs", "seconds"]), ""]
-    tests = summary["wilcoxon"]
+    tests = summary.wilcoxon
     if tests:
-        rows_w = [[m, "n/a" if t["p"] is None else f"{t['p']:.3f}", f"{t['reference_lower']} of {t['cases']}"]
+        rows_w = [[m, "n/a" if t.p is None else f"{t.p:.3f}", f"{t.reference_lower} of {t.cases}"]
                   for m, t in tests.items()]
         lines += ["## Paired Wilcoxon signed-rank tests", "",
                   f"{reference} against each method over the (seed, budget) cases: p-value of the summed test loss "
@@ -106,7 +104,7 @@ def write_comparison_report(rows: list[dict], summary: dict, out_dir, *, referen
               "`--exhaustive`. 'pairwise affinity vs gain' (ETAP Table 2): Pearson of the method's affinity "
               "z(i -> j) with the test gain of j in {i, j}, for the methods with an affinity and only with "
               "`--exhaustive`. Seconds include training only for runs the store did not hold yet.", ""]
-    if any(not _is_grouping(r) for r in rows):
+    if any(not r.is_grouping for r in rows):
         lines += ["Rows 'all tasks, one model, NAME': one model of every task whose shared encoder is updated by "
                   "the gradient aggregator NAME (PCGrad: Yu et al. 2020; ETAP Section D.3, Table 10) instead of "
                   "the summed gradient; no grouping, so the same value stands in every budget's table and is "

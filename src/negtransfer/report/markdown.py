@@ -1,7 +1,8 @@
 """Markdown report of a grouping job (``negtransfer group`` -> ``OUT/report.md``).
 
-:func:`write_group_report` turns the job's report dict (the content of
-``report.json``) into ``report.md`` with PNG plots in ``OUT/plots/``: a
+:func:`write_group_report` turns the job's typed report
+(:class:`~negtransfer.jobs.grouping_report.GroupingReport`, whose ``to_dict()``
+is ``report.json``) into ``report.md`` with PNG plots in ``OUT/plots/``: a
 one-screen summary, a per-task table, the plots, and notes on reading them.
 
 matplotlib is only imported when the plots are drawn (inside
@@ -15,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from negtransfer.jobs.grouping_report import GroupingReport
 from negtransfer.report import plots as _plots
 
 __all__ = ["write_group_report", "render_group_report", "render_table", "WORSE_MARKER", "PLOTS_DIR"]
@@ -131,8 +133,8 @@ def _draw(name: str, draw: Callable[[Path], object], out_dir: Path, notes: dict[
     return rel
 
 
-def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
-    tasks = list(report.get("tasks") or [])
+def _make_plots(report: GroupingReport, out_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    tasks = list(report.tasks)
     made: dict[str, str] = {}
     skipped: dict[str, str] = {}
 
@@ -141,16 +143,15 @@ def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
         if rel:
             made[name] = rel
 
-    if report.get("affinity") is not None and tasks:
-        add("affinity", lambda p: _plots.plot_affinity_heatmap(report["affinity"], tasks, p))
+    if report.affinity is not None and tasks:
+        add("affinity", lambda p: _plots.plot_affinity_heatmap(report.affinity, tasks, p))
     else:
         skipped["affinity"] = "no affinity matrix in the report"
 
-    pred = report.get("prediction") or {}
-    points = pred.get("points") or []
+    pred = report.prediction
+    points = pred.points
     if _plots.finite_points(points):
-        add("predicted_vs_actual",
-            lambda p: _plots.plot_predicted_vs_actual(points, p, pred.get("pearson"), pred.get("r2")))
+        add("predicted_vs_actual", lambda p: _plots.plot_predicted_vs_actual(points, p, pred.pearson, pred.r2))
     elif points:
         skipped["predicted_vs_actual"] = "every held-out point has a missing (NaN) predicted or measured gain"
     else:
@@ -159,25 +160,25 @@ def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
             "(run `negtransfer group` with `--evaluate M` or `--exhaustive`)"
         )
 
-    groups = report.get("selected_groups") or []
+    groups = report.selected_groups
     if groups and tasks:
-        optimal = (report.get("optimal") or {}).get("groups")
+        optimal = None if report.optima is None else report.optima.groups
         add("groups", lambda p: _plots.plot_selected_groups(tasks, groups, p, optimal=optimal,
-                                                            task_group=report.get("task_group")))
+                                                            task_group=report.selection.task_group))
     else:
         skipped["groups"] = "no chosen groups in the report"
 
-    test_loss = report.get("test_loss") or {}
+    test_loss = report.test_loss
     if test_loss.get("stl") and tasks:
         add("task_losses", lambda p: _plots.plot_task_losses(test_loss, tasks, p))
     else:
         skipped["task_losses"] = "no STL test losses in the report"
 
-    if report.get("affinity_trace"):
-        add("affinity_trace", lambda p: _plots.plot_affinity_trace(report["affinity_trace"], p))
-    rounds = report.get("rounds") or []
+    if report.measurement.trace:
+        add("affinity_trace", lambda p: _plots.plot_affinity_trace(report.measurement.trace, p))
+    rounds = report.refinement.rounds
     if len(rounds) > 1:
-        val = (report.get("comparison") or {}).get("validation_loss") or {}
+        val = report.comparison.validation_loss
         add("rounds", lambda p: _plots.plot_rounds(rounds, p, stl=val.get("STL (one model per task)"),
                                                    all_tasks=val.get("all-task model")))
     return made, skipped
@@ -186,9 +187,9 @@ def _make_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
 # --------------------------------------------------------------------------- sections
 
 
-def _best_group(report: dict, task: str) -> str:
+def _best_group(report: GroupingReport, task: str) -> str:
     """The chosen group whose loss counts for ``task``, as "G<k> (size)" like the summary and plot."""
-    groups = [list(g) for g in report.get("selected_groups") or []]
+    groups = [list(g) for g in report.selected_groups]
 
     def label(g) -> str:
         g = list(g)
@@ -197,7 +198,7 @@ def _best_group(report: dict, task: str) -> str:
             return f"G{k} (alone)" if len(g) == 1 else f"G{k} ({len(g)} tasks)"
         return _group(g)
 
-    tg = report.get("task_group") or {}
+    tg = report.selection.task_group
     if task in tg:
         return label(tg[task])
     holding = [g for g in groups if task in g]
@@ -208,78 +209,78 @@ def _best_group(report: dict, task: str) -> str:
     return "one of " + ", ".join(label(g) for g in holding)
 
 
-def _totals(report: dict) -> dict[str, float]:
-    totals = dict(report.get("totals") or {})
-    for key, losses in (report.get("test_loss") or {}).items():
+def _totals(report: GroupingReport) -> dict[str, float]:
+    totals = dict(report.totals)
+    for key, losses in report.test_loss.items():
         if key not in totals and losses:
             totals[key] = sum(_num(v) for v in losses.values())
     return totals
 
 
-def _worse_tasks(report: dict) -> list[str]:
-    tl = report.get("test_loss") or {}
-    stl, sel = tl.get("stl") or {}, tl.get("selected") or {}
-    return [t for t in report.get("tasks") or [] if _rel(sel.get(t), stl.get(t)) > 0]
+def _worse_tasks(report: GroupingReport) -> list[str]:
+    stl, sel = report.test_loss.get("stl") or {}, report.test_loss.get("selected") or {}
+    return [t for t in report.tasks if _rel(sel.get(t), stl.get(t)) > 0]
 
 
-def _summary(report: dict) -> list[str]:
+def _summary(report: GroupingReport) -> list[str]:
     """The one-screen summary at the top of report.md."""
     return (_headline(report) + _chosen_groups(report) + _totals_table(report) + _prediction_line(report)
             + _runs_line(report))
 
 
-def _headline(report: dict) -> list[str]:
+def _headline(report: GroupingReport) -> list[str]:
     """The dataset line, then the noise verdict and the comparison with simple alternatives."""
-    bits = [f"{len(report.get('tasks') or [])} tasks", f"budget {report.get('budget', 'n/a')} groups"]
-    if "n_train_groups" in report:
-        bits.append(f"{report['n_train_groups']} training groups")
-    if "seed" in report:
-        bits.append(f"seed {report['seed']}")
-    if report.get("repeats"):
-        bits.append(f"{report['repeats']} repeat(s) per run")
-    out = ["Dataset **%s**: %s." % (report.get("dataset", "?"), ", ".join(bits)), ""]
-    noise = report.get("noise") or {}
-    if noise.get("verdict"):
-        out += [f"**Noise**: {noise['verdict']}", ""]
-    alternatives = report.get("comparison") or {}
-    if alternatives.get("verdict"):
-        mark = "" if alternatives.get("better_than_alternatives", True) else "\u26a0 "
-        out += [f"**Against simple alternatives**: {mark}{alternatives['verdict']}", ""]
+    bits = [f"{len(report.tasks)} tasks", f"budget {report.budget} groups",
+            f"{len(report.train_groups)} training groups", f"seed {report.seed}"]
+    if report.repeats:
+        bits.append(f"{report.repeats} repeat(s) per run")
+    out = ["Dataset **%s**: %s." % (report.dataset, ", ".join(bits)), ""]
+    if report.noise.verdict:
+        out += [f"**Noise**: {report.noise.verdict}", ""]
+    alternatives = report.comparison
+    if alternatives.verdict:
+        mark = "" if alternatives.better_than_alternatives else "\u26a0 "
+        out += [f"**Against simple alternatives**: {mark}{alternatives.verdict}", ""]
     return out
 
 
-def _chosen_groups(report: dict) -> list[str]:
+def _oracle_lines(report: GroupingReport) -> list[str]:
+    """The test and validation oracles' groups, and the search's own gap (``--exhaustive``)."""
+    optima = report.optima
+    if optima is None or not optima.groups:
+        return []
+    out = ["", "Test oracle (exhaustive search on measured test losses, each task in its best chosen group): "
+           + "; ".join(f"{{{_group(g)}}}" for g in optima.groups) + "."]
+    validation = optima.validation_oracle
+    if validation.groups:
+        out.append("Validation oracle (the best a chooser that sees only validation losses could do with every "
+                   "group measured): " + "; ".join(f"{{{_group(g)}}}" for g in validation.groups) + ".")
+        if validation.val_gap is not None:
+            out.append(f"On validation losses the chosen groups are {fmt_pct(validation.val_gap)} from it (the "
+                       "search's own gap; the rest of the gap on test losses is how imperfectly validation losses "
+                       "foretell test losses).")
+    return out
+
+
+def _chosen_groups(report: GroupingReport) -> list[str]:
     """The chosen groups, the oracles' groups and the rounds."""
-    groups = report.get("selected_groups") or []
+    groups = report.selected_groups
     out = [f"**Chosen groups** ({len(groups)}):", ""]
     for k, g in enumerate(groups, 1):
         alone = " (alone, i.e. STL)" if len(g) == 1 else ""
         out.append(f"- **G{k}**: {_group(g) or '(empty group)'}{alone}")
-    optimal = report.get("optimal") or {}
-    if optimal.get("groups"):
-        out += ["", "Test oracle (exhaustive search on measured test losses, each task in its best chosen group): "
-                + "; ".join(f"{{{_group(g)}}}" for g in optimal["groups"]) + "."]
-        vo = (optimal.get("validation_oracle") or {}).get("groups")
-        if vo:
-            out.append("Validation oracle (the best a chooser that sees only validation losses could do with every "
-                       "group measured): " + "; ".join(f"{{{_group(g)}}}" for g in vo) + ".")
-            val_gap = optimal["validation_oracle"].get("val_gap")
-            if val_gap is not None:
-                out.append(f"On validation losses the chosen groups are {fmt_pct(val_gap)} from it (the search's own "
-                           "gap; the rest of the gap on test losses is how imperfectly validation losses foretell "
-                           "test losses).")
-    ref = report.get("refinement") or {}
-    if ref:
-        final = "; then a final selection among the measured groups" if ref.get("final_among_measured") else ""
-        out += ["", f"**Rounds**: {ref.get('rounds_run', 1)} ({ref.get('stopped', '')}{final}); the recommendation "
-                    f"used {ref.get('runs_used', 'n/a')} runs, {_num(ref.get('runs_vs_one_shot')):.2f}x the one-shot "
-                    f"protocol's {ref.get('one_shot_runs', 'n/a')}."]
+    out += _oracle_lines(report)
+    ref = report.refinement
+    final = "; then a final selection among the measured groups" if ref.final_among_measured else ""
+    out += ["", f"**Rounds**: {ref.rounds_run} ({ref.stopped}{final}); the recommendation "
+                f"used {ref.runs_used} runs, {_num(ref.runs_vs_one_shot):.2f}x the one-shot "
+                f"protocol's {ref.one_shot_runs}."]
     return out + [""]
 
 
-def _totals_table(report: dict) -> list[str]:
+def _totals_table(report: GroupingReport) -> list[str]:
     """Summed test losses of every training option, and the chosen groups against each."""
-    tasks = report.get("tasks") or []
+    tasks = report.tasks
     totals = _totals(report)
     rows = [[_LABELS[key], fmt_loss(totals[key]),
              "\u2014" if key == "stl" else fmt_pct(_rel(totals[key], totals.get("stl")))]
@@ -290,7 +291,7 @@ def _totals_table(report: dict) -> list[str]:
     if "all_tasks" in totals:
         phrases.append(f"{fmt_pct(_rel(sel, totals['all_tasks']))} vs all-task MTL")
     if "optimal" in totals:
-        gap = (report.get("optimal") or {}).get("gap", _rel(sel, totals["optimal"]))
+        gap = report.optima.gap if report.optima is not None else _rel(sel, totals["optimal"])
         phrases.append(f"{fmt_pct(gap)} vs the test oracle (the gap)")
     if "validation_oracle" in totals:
         phrases.append(f"{fmt_pct(_rel(sel, totals['validation_oracle']))} vs the validation oracle")
@@ -304,16 +305,16 @@ def _totals_table(report: dict) -> list[str]:
     return out + [""]
 
 
-def _prediction_line(report: dict) -> list[str]:
-    pred = report.get("prediction") or {}
-    n_groups = pred.get("n_groups") or 0
-    n_points = len(pred.get("points") or [])
-    if math.isfinite(_num(pred.get("pearson"))):
+def _prediction_line(report: GroupingReport) -> list[str]:
+    pred = report.prediction
+    n_groups = pred.n_groups or 0
+    n_points = len(pred.points)
+    if math.isfinite(_num(pred.pearson)):
         return [f"**Gain prediction** (the first, one-shot fit) on {n_groups} held-out groups ({n_points} task "
-                f"points): Pearson {fmt_stat(pred.get('pearson'))}, R\u00b2 {fmt_stat(pred.get('r2'))}; "
-                f"within-task Pearson {fmt_stat(pred.get('within_task_pearson'))} (which group is better for a "
+                f"points): Pearson {fmt_stat(pred.pearson)}, R\u00b2 {fmt_stat(pred.r2)}; "
+                f"within-task Pearson {fmt_stat(pred.within_task_pearson)} (which group is better for a "
                 f"task); predicting each task's mean training gain alone gives Pearson "
-                f"{fmt_stat(pred.get('per_task_mean_pearson'))}."]
+                f"{fmt_stat(pred.per_task_mean_pearson)}."]
     if n_groups:
         return [f"**Gain prediction**: {n_groups} held-out groups were trained, but Pearson/R\u00b2 "
                 "could not be computed (fewer than 3 finite points, or constant gains)."]
@@ -321,26 +322,19 @@ def _prediction_line(report: dict) -> list[str]:
             "(use `--evaluate M` or `--exhaustive`)."]
 
 
-def _runs_line(report: dict) -> list[str]:
-    runs = report.get("runs") or {}
-    seconds = report.get("seconds") or {}
-    line = []
-    if "trained" in runs:
-        line.append(f"{runs['trained']} runs trained by this job")
-    if "reused" in runs:
-        line.append(f"{runs['reused']} reused from the run store")
-    if "stored_total" in runs:
-        line.append(f"{runs['stored_total']} in the run store")
-    if math.isfinite(_num(seconds.get("total"))):
-        line.append(f"{_num(seconds['total']):.1f} s in total")
-    return ["", "**Runs**: " + ", ".join(line) + "."] if line else []
+def _runs_line(report: GroupingReport) -> list[str]:
+    line = [f"{report.runs.trained} runs trained by this job", f"{report.runs.stored_total} in the run store"]
+    total = _num(report.seconds.get("total"))
+    if math.isfinite(total):
+        line.append(f"{total:.1f} s in total")
+    return ["", "**Runs**: " + ", ".join(line) + "."]
 
 
-def _task_table(report: dict) -> list[str]:
-    tasks = report.get("tasks") or []
-    tl = report.get("test_loss") or {}
+def _task_table(report: GroupingReport) -> list[str]:
+    tasks = report.tasks
+    tl = report.test_loss
     stl, allt, sel = tl.get("stl") or {}, tl.get("all_tasks") or {}, tl.get("selected") or {}
-    opt = tl.get("optimal") or (report.get("optimal") or {}).get("test_loss") or {}
+    opt = tl.get("optimal") or (report.optima.test_oracle.test_loss if report.optima is not None else {})
     headers = ["task", "STL", "all-task", "chosen", "gain vs STL", "group used"]
     if opt:
         headers.insert(4, "optimal")
@@ -388,8 +382,8 @@ _CAPTIONS = {
 }
 
 
-def _notes(report: dict) -> list[str]:
-    gs = report.get("gain_split")
+def _notes(report: GroupingReport) -> list[str]:
+    gs = report.gain_split
     fitted = f" (the predictor was fitted on {gs}-split gains)" if gs else ""
     return [
         "- **Affinity orientation.** `affinity[i][j]` is the affinity of SOURCE task *i* onto TARGET "
@@ -413,26 +407,26 @@ def _notes(report: dict) -> list[str]:
     ]
 
 
-def _details(report: dict) -> list[str]:
+def _details(report: GroupingReport) -> list[str]:
     out = []
-    train = report.get("train_groups") or []
+    train = report.train_groups
     if train:
         out += ["<details><summary>Training groups (%d)</summary>" % len(train), ""]
         out += [f"- {_group(g)}" for g in train]
         out += ["", "</details>", ""]
-    config = report.get("config") or {}
+    config = report.config
     if config:
         out += ["<details><summary>Training configuration</summary>", ""]
         out.append(render_table([[k, f"`{v}`"] for k, v in config.items()], ["setting", "value"], "ll"))
         out += ["", "</details>", ""]
-    seconds = report.get("seconds") or {}
+    seconds = report.seconds
     if seconds:
         out += ["<details><summary>Time by stage</summary>", ""]
         out.append(render_table([[k, f"{_num(v):.1f}"] for k, v in seconds.items()], ["stage", "seconds"]))
         out += ["", "</details>", ""]
-    cost = report.get("method_cost") or {}
+    cost = report.measurement.cost or {}
     if cost:  # what the grouping method itself spent beyond training runs (GRAD-TAE: gradients, regressions)
-        out += [f"<details><summary>Cost of the {report.get('method', 'grouping')} method</summary>", ""]
+        out += [f"<details><summary>Cost of the {report.method} method</summary>", ""]
         out.append(render_table([[k, _cost_cell(v)] for k, v in cost.items()], ["item", "value"], "ll"))
         out += ["", "</details>", ""]
     return out
@@ -444,10 +438,11 @@ def _cost_cell(value) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
-def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Mapping[str, str] | None = None) -> str:
+def render_group_report(report: GroupingReport, plot_paths: Mapping[str, str],
+                        skipped: Mapping[str, str] | None = None) -> str:
     """The text of report.md for ``report``, embedding ``plot_paths`` ({name: relative path})."""
     skipped = skipped or {}
-    lines = [f"# Task grouping report: {report.get('dataset', '?')}", ""]
+    lines = [f"# Task grouping report: {report.dataset}", ""]
     lines += _summary(report)
     lines += ["", "## Per-task test loss", ""]
     lines += _task_table(report)
@@ -455,7 +450,7 @@ def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Ma
                   "\"Group used\" is the chosen group (numbered as above) whose model gives the task's "
                   "loss.", "", "## Plots", ""]
     names = ["groups", "task_losses", "affinity", "predicted_vs_actual"]
-    if "affinity_trace" in plot_paths or report.get("affinity_trace"):
+    if "affinity_trace" in plot_paths or report.measurement.trace:
         names.append("affinity_trace")
     if "rounds" in plot_paths:
         names.insert(2, "rounds")
@@ -473,15 +468,15 @@ def render_group_report(report: dict, plot_paths: Mapping[str, str], skipped: Ma
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_group_report(report: dict, out_dir, *, plots: bool = True) -> Path:
+def write_group_report(report: GroupingReport, out_dir, *, plots: bool = True) -> Path:
     """Write ``out_dir/report.md`` (and PNG plots under ``out_dir/plots/``).
 
     Parameters
     ----------
-    report : dict
-        The grouping job's report (the content of ``report.json``, see
-        :func:`negtransfer.jobs.grouping.run_grouping`). Missing or NaN values
-        are shown as "n/a"; a plot without data is skipped and the report
+    report : GroupingReport
+        The grouping job's typed report (:func:`negtransfer.jobs.grouping.run_grouping`;
+        :meth:`GroupingReport.from_dict` reads a report.json back). Missing or NaN
+        values are shown as "n/a"; a plot without data is skipped and the report
         says why.
     out_dir : folder to write into (created if needed)
     plots : draw the PNG plots (set False for a text-only report)

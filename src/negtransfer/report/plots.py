@@ -5,8 +5,10 @@ importing :mod:`negtransfer.report` stays cheap. Figures are built with
 ``matplotlib.figure.Figure`` on an Agg canvas: no pyplot, no global backend
 switch, nothing left open in a notebook that happens to call these.
 
-Every function takes plain Python/NumPy data (as found in ``report.json``),
-tolerates NaN / ``None`` values (drawn as missing, never as zero), writes one
+Every function takes plain Python/NumPy data (matrices, task names, losses by
+task) or the parts of the typed grouping report
+(:class:`~negtransfer.jobs.grouping_report.PredictionPoint`,
+:class:`~negtransfer.jobs.grouping_report.RoundRecord`), tolerates NaN / ``None`` values (drawn as missing, never as zero), writes one
 PNG to ``path`` and returns ``path`` as a :class:`pathlib.Path`.
 
 Orientation of affinity matrices, as everywhere in negtransfer:
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from negtransfer.jobs.grouping_report import PredictionPoint, RoundRecord
 
 __all__ = [
     "plot_affinity_heatmap",
@@ -153,22 +157,22 @@ def plot_affinity_heatmap(affinity, tasks: Sequence[str], path, *, annotate: boo
 # --------------------------------------------------------------------------- prediction
 
 
-def finite_points(points) -> list[dict]:
+def finite_points(points: Sequence[PredictionPoint]) -> list[PredictionPoint]:
     """The prediction points whose predicted and actual gains are both finite."""
     out = []
     for p in points or ():
-        pr, ac = _float(p.get("predicted")), _float(p.get("actual"))
+        pr, ac = _float(p.predicted), _float(p.actual)
         if math.isfinite(pr) and math.isfinite(ac):
             out.append(p)
     return out
 
 
-def plot_predicted_vs_actual(points, path, pearson=None, r2=None) -> Path:
+def plot_predicted_vs_actual(points: Sequence[PredictionPoint], path, pearson=None, r2=None) -> Path:
     """Scatter of predicted vs measured MTL gain, one point per (held-out group, task).
 
     Parameters
     ----------
-    points : list of dicts with ``group`` (task names), ``task``,
+    points : PredictionPoint sequence, with ``group`` (task names), ``task``,
         ``predicted`` and ``actual`` (gains, ETAP eq. 1: relative loss decrease
         vs STL; positive = the task does better in the group than alone).
     pearson, r2 : shown in the title ("n/a" for None / NaN).
@@ -186,9 +190,9 @@ def plot_predicted_vs_actual(points, path, pearson=None, r2=None) -> Path:
     if not good:
         raise ValueError("no prediction point with finite predicted and actual gain; nothing to plot")
     dropped = len(points) - len(good)
-    pred = np.array([_float(p["predicted"]) for p in good])
-    act = np.array([_float(p["actual"]) for p in good])
-    sizes = np.array([len(p.get("group") or ()) for p in good])
+    pred = np.array([_float(p.predicted) for p in good])
+    act = np.array([_float(p.actual) for p in good])
+    sizes = np.array([len(p.group or ()) for p in good])
 
     fig = _new_figure(5.8, 5.2)
     ax = fig.add_subplot(1, 1, 1)
@@ -214,7 +218,7 @@ def plot_predicted_vs_actual(points, path, pearson=None, r2=None) -> Path:
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("predicted gain (ETAP)")
     ax.set_ylabel("measured gain on test split")
-    n_groups = len({tuple(p.get("group") or ()) for p in good})
+    n_groups = len({tuple(p.group or ()) for p in good})
     ax.set_title(f"Predicted vs measured MTL gain\nPearson {_fmt_stat(pearson)}, R\u00b2 {_fmt_stat(r2)}"
                  f"  ({len(good)} points, {n_groups} held-out groups)", fontsize=10)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
@@ -399,15 +403,16 @@ def plot_affinity_trace(trace: Mapping, path) -> Path:
     return _save(fig, path)
 
 
-def plot_rounds(rounds: Sequence[Mapping], path, *, stl: float | None = None, all_tasks: float | None = None) -> Path:
-    """The selection's summed validation loss by refinement round (report.json ``rounds``).
+def plot_rounds(rounds: Sequence[RoundRecord], path, *, stl: float | None = None,
+                all_tasks: float | None = None) -> Path:
+    """The selection's summed validation loss by refinement round (the report's ``refinement.rounds``).
 
     One point per round (its selection, once measured); dashed lines mark the
     STL and all-task models' validation totals when given. A falling line means
     the rounds found better groups than the first selection.
     """
-    xs = [int(r["round"]) for r in rounds if math.isfinite(_float(r.get("selection_val_loss")))]
-    ys = [_float(r["selection_val_loss"]) for r in rounds if math.isfinite(_float(r.get("selection_val_loss")))]
+    xs = [int(r.round) for r in rounds if math.isfinite(_float(r.selection_val_loss))]
+    ys = [_float(r.selection_val_loss) for r in rounds if math.isfinite(_float(r.selection_val_loss))]
     fig = _new_figure(5.6, 3.4)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(xs, ys, marker="o", color="#1f77b4", label="selection of the round")

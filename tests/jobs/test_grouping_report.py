@@ -1,0 +1,70 @@
+"""report.json of the typed grouping report against the one the job wrote before it was typed.
+
+``data/grouping_report_golden.json`` holds the report.json (without ``seconds``
+and ``runs.stored_total``, which vary) of two small grouping runs, written by
+the job before :class:`~negtransfer.jobs.grouping_report.GroupingReport`
+existed (commit 55799bd). The typed report must give the same keys, in the same
+order, and the same values; ``totals_se`` is its only new key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from negtransfer.data.synthetic import make_synthetic_tasks
+from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping_report import GroupingReport
+from negtransfer.report.jsonio import strict
+from negtransfer.runs.store import RunStore
+from negtransfer.train.config import TrainConfig
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "grouping_report_golden.json").read_text())
+NEW_KEYS = {"totals_se"}
+
+CASES = {
+    "etap-exhaustive-trace": (dict(n_tasks=4, n_clusters=2, n_samples=200, seed=3),
+                              dict(budget=2, n_train_groups=3, repeats=2, rounds=3, exhaustive=True, trace_pairs=2,
+                                   affinity_every=2)),
+    "hoa-evaluate-metric": (dict(n_tasks=4, n_clusters=2, n_samples=200, seed=4),
+                            dict(method="hoa", budget=2, n_train_groups=3, repeats=2, rounds=3, evaluate=3,
+                                 objective="metric")),
+}
+
+
+def assert_same(old, new, path="report"):
+    """Same keys in the same order, same strings and structure, numbers equal to float rounding."""
+    assert type(old) is type(new) or {type(old), type(new)} <= {int, float}, (path, old, new)
+    if isinstance(old, dict):
+        assert list(old) == list(new), (path, list(old), list(new))
+        for key in old:
+            assert_same(old[key], new[key], f"{path}.{key}")
+    elif isinstance(old, list):
+        assert len(old) == len(new), path
+        for i, (a, b) in enumerate(zip(old, new)):
+            assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(old, float) and math.isnan(old):
+        assert math.isnan(new), path
+    elif isinstance(old, float):
+        assert new == pytest.approx(old, rel=1e-9, abs=1e-12), path
+    else:
+        assert old == new, (path, old, new)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_report_json_keeps_its_keys_and_values(case, tmp_path):
+    data, options = CASES[case]
+    report = run_grouping(make_synthetic_tasks(**data), GroupingOptions(**options), TrainConfig(max_epochs=6), 0,
+                          RunStore(tmp_path / "s.sqlite")).report
+    new = strict(report.to_dict())
+    assert set(new) - set(GOLDEN[case]) == NEW_KEYS | {"seconds"}
+    assert set(new["totals_se"]) == {"stl", "all_tasks", "selected"}
+    assert all(v is None or v >= 0 for v in new["totals_se"].values())
+    new.pop("seconds")
+    new["runs"].pop("stored_total")
+    assert_same(GOLDEN[case], {k: v for k, v in new.items() if k not in NEW_KEYS})
+    # the typed report reads its report.json back unchanged
+    assert strict(GroupingReport.from_dict(report.to_dict()).to_dict()) == strict(report.to_dict())
