@@ -37,6 +37,7 @@ import numpy as np
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.gains.noise import noise_floor
 from negtransfer.gains.table import repeat_gains
+from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.group_specs import DESIGNS, design_groups, random_groups
 from negtransfer.runs.runner import ensure_runs
@@ -47,7 +48,6 @@ from negtransfer.train.results import RepeatedResult
 Group = tuple[int, ...]
 Progress = Callable[[str, int, int], None]
 
-OBJECTIVES = ("total-loss", "mean-gain", "metric")
 
 
 @dataclass
@@ -153,7 +153,7 @@ class GroupingOptions:
             (self.max_runs is not None and self.max_runs < 1, f"--max-runs must be >= 1, got {self.max_runs}"),
             (self.objective not in OBJECTIVES,
              f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"),
-            (self.gain_split not in ("validation", "test"), "gain_split must be 'validation' or 'test'"),
+            (self.gain_split not in GAIN_SPLITS, "gain_split must be 'validation' or 'test'"),
             (self.affinity_every < 1, "affinity_every must be >= 1"),
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
