@@ -299,11 +299,11 @@ def test_a_full_disk_mid_run_is_one_error_line(tmp_path, capsys):
 
     import typer
 
-    from negtransfer.cli import _writes_guarded
+    from negtransfer.cli import writes_guarded
 
     for exc in (sqlite3.OperationalError("database or disk is full"), OSError(28, "No space left on device", "x.csv")):
         with pytest.raises(typer.Exit) as info:
-            with _writes_guarded(tmp_path / "runs.sqlite", tmp_path):
+            with writes_guarded(tmp_path / "runs.sqlite", tmp_path):
                 raise exc
         assert info.value.exit_code == 2
         err = capsys.readouterr().err
