@@ -41,6 +41,9 @@ def test_the_docs_show_every_script_as_it_is():
         "compare.py", "gains.py", "group.py", "sources.py"]
     for name, code in shown:
         assert code == (ROOT / "docs" / "examples" / name).read_text(), name
+    readme = re.findall(r"<!-- docs/examples/(\w+\.py) -->\n```python\n(.*?)```", (ROOT / "README.md").read_text(),
+                        flags=re.S)
+    assert readme and all(code == (ROOT / "docs" / "examples" / name).read_text() for name, code in readme)
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
