@@ -289,7 +289,7 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
         raise TypeError(f"compare() got unknown option(s) {', '.join(unknown)}; its options are the fields of "
                         f"CompareOptions ({', '.join(sorted(compare_fields))}) and of FitOptions "
                         f"({', '.join(sorted(fit_fields))})")
-    fit = {k: (tuple(v) if k == "fgsm_epsilons" else v) for k, v in options.items() if k in fit_fields}
+    fit: dict[str, Any] = {k: (tuple(v) if k == "fgsm_epsilons" else v) for k, v in options.items() if k in fit_fields}
     names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
     compare_options = CompareOptions(models=tuple(m for m in names if m), fit=FitOptions(**fit),
                                      **{k: v for k, v in options.items() if k in compare_fields})

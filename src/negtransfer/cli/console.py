@@ -112,7 +112,7 @@ def stage_progress(quiet: bool):
 
     with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn()) as bar:
-        stages: dict[str, int] = {}
+        stages: dict = {}  # stage -> the bar's task id
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in stages:

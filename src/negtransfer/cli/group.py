@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
 
 import typer
 
@@ -20,10 +20,16 @@ from negtransfer.gains.methods import METHODS
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.runs.group_specs import DESIGNS
 
-MethodName = Literal[tuple(METHODS)]
-Design = Literal[DESIGNS]
-Objective = Literal[OBJECTIVES]
-GainSplit = Literal[GAIN_SPLITS]
+if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
+    MethodName: TypeAlias = str
+    Design: TypeAlias = str
+    Objective: TypeAlias = str
+    GainSplit: TypeAlias = str
+else:
+    MethodName = Literal[tuple(METHODS)]
+    Design = Literal[DESIGNS]
+    Objective = Literal[OBJECTIVES]
+    GainSplit = Literal[GAIN_SPLITS]
 #: ``--affinity-epochs``: :data:`negtransfer.affinity.training.AFFINITY_EPOCHS` (checked by the tests; that module
 #: imports PyTorch, which ``--help`` must not).
 AffinityEpochs = Literal["all", "until-best"]

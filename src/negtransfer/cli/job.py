@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from negtransfer.cli.console import fail, note, stage_progress
 from negtransfer.cli.options import RunOptions
@@ -97,7 +97,7 @@ def make_executor(executor: str, workers: Optional[int], notes: list, *, ray_add
     try:
         if executor != "ray":
             return executor_by_name(executor, workers)
-        runner = executor_by_name("ray", workers, address=ray_address, quiet=quiet, cpus_per_task=cpus_per_task,
+        runner: Any = executor_by_name("ray", workers, address=ray_address, quiet=quiet, cpus_per_task=cpus_per_task,
                                   gpus_per_task=0 if device == "cpu" else 1)
         from typer._click.globals import get_current_context
 
@@ -130,7 +130,8 @@ class Job:
         self.run, self.notes = run, notes
         check_out(run.out)
         self.store_path = store_path(run.store, run.out)
-        self.executor = self.store = None
+        self.executor: Any = None  # set by start()
+        self.store: Any = None
 
     def start(self) -> "Job":
         """Start the executor, create ``--out`` and open the run store."""

@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias
 
 import typer
 
@@ -35,10 +35,16 @@ TRAIN_DEFAULTS = TrainConfig()  # the training defaults shown in --help
 Executor = Literal["local", "process", "ray"]
 #: ``--optimizer``: what :class:`~negtransfer.train.config.TrainConfig` accepts (checked by the tests).
 Optimizer = Literal["sgd", "adam"]
-Device = Literal[DEVICES]
-Preset = Literal[tuple(PRESETS)]
-Batching = Literal[BATCHING]
-Impute = Literal[tuple(choice for choice in IMPUTE_CHOICES if choice is not None)]
+if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
+    Device: TypeAlias = str
+    Preset: TypeAlias = str
+    Batching: TypeAlias = str
+    Impute: TypeAlias = str
+else:
+    Device = Literal[DEVICES]
+    Preset = Literal[tuple(PRESETS)]
+    Batching = Literal[BATCHING]
+    Impute = Literal[tuple(choice for choice in IMPUTE_CHOICES if choice is not None)]
 
 # ------------------------------------------------------------------ options
 DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
@@ -250,7 +256,7 @@ class DataOptions:
             return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
         from negtransfer.data.files import dataset_from_file
 
-        options = dict(tasks=task_list, features=split_list(self.features), task_column=self.task_column,
+        options: dict[str, Any] = dict(tasks=task_list, features=split_list(self.features), task_column=self.task_column,
                        label_column=self.label, impute=self.impute, task_kinds=parse_task_kinds(self.task_kinds))
         return lambda seed: dataset_from_file(self.data, seed=seed, **options)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
 
 import typer
 
@@ -18,11 +18,18 @@ from negtransfer.cli.options import (
 )
 from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
 
-SourceTraining = Literal[SOURCE_TRAININGS]
-SourceLoss = Literal[SOURCE_LOSSES]
-ThresholdGrid = Literal[THRESHOLD_GRIDS]
-ThresholdBy = Literal[THRESHOLD_BY]
-ExhaustivePairs = Literal[EXHAUSTIVE_PAIRS]
+if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
+    SourceTraining: TypeAlias = str
+    SourceLoss: TypeAlias = str
+    ThresholdGrid: TypeAlias = str
+    ThresholdBy: TypeAlias = str
+    ExhaustivePairs: TypeAlias = str
+else:
+    SourceTraining = Literal[SOURCE_TRAININGS]
+    SourceLoss = Literal[SOURCE_LOSSES]
+    ThresholdGrid = Literal[THRESHOLD_GRIDS]
+    ThresholdBy = Literal[THRESHOLD_BY]
+    ExhaustivePairs = Literal[EXHAUSTIVE_PAIRS]
 
 
 def sources(
@@ -89,14 +96,15 @@ def sources(
     config = training.config(shared_init=common_init, device=device)
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
+    penalty: float | str | None = ridge
     if ridge is not None and ridge != "auto":
-        ridge = nonnegative_number(ridge, "--ridge ('auto' or a number)")
+        penalty = nonnegative_number(ridge, "--ridge ('auto' or a number)")
     job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
     kinds = kinds_summary(ds, data, notes)
     public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
-                            ridge=ridge, affinity_baseline=not no_affinity, chunk_size=chunk_size,
+                            ridge=penalty, affinity_baseline=not no_affinity, chunk_size=chunk_size,
                             data_fraction=data_fraction, steps_fraction=steps_fraction,
                             grid=grid or ("paper" if public else "all"),
                             group_attribute=group_attribute, common_init=common_init,

@@ -197,7 +197,7 @@ def run_gains(
             notify(message)
 
     n, repeats = dataset.n_tasks, options.repeats
-    stl = [(t,) for t in range(n)]
+    stl: list[Group] = [(t,) for t in range(n)]
     mtl = [g for g in requested if len(g) > 1]
     if len(mtl) < len(requested):
         say(f"{len(requested) - len(mtl)} requested group(s) of a single task are trained as STL references "
