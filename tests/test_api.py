@@ -117,3 +117,19 @@ def test_import_stays_light_and_gains_is_both_package_and_function():
 def test_the_package_ships_its_type_hints():
     assert (ROOT / "src" / "negtransfer" / "py.typed").exists()
     assert 'negtransfer = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_an_in_memory_run_store_keeps_what_it_is_given():
+    """RunStore(":memory:") used to accept the path and fail on first use with `no such table: runs`."""
+    from negtransfer.runs.store import RunStore
+    from negtransfer.train.batched import ModelResult
+
+    store = RunStore(":memory:")
+    store.put_many("fp", 0, "cfg", [ModelResult(group=(i,), val_loss={i: 0.5}, test_loss={i: 0.4},
+                                                test_metric={i: 0.9}, best_epoch=1, epochs=1, seconds=0.1)
+                                    for i in range(3)])
+    store.put_artifact("key", {"a": [1, 2]})
+    assert store.count() == 3 and store.missing("fp", [(0,), (7,)], 0, "cfg") == [(7,)]
+    assert store.get_many("fp", [(1,)], 0, "cfg")["1"].test_loss == {1: 0.4}
+    assert store.get_artifact("key") == {"a": [1, 2]} and store.in_memory
+    assert RunStore(":memory:").count() == 0  # each in-memory store is its own
