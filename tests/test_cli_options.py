@@ -124,6 +124,13 @@ def test_the_unchecked_choices_are_what_the_domain_accepts():
         TrainConfig(optimizer="rmsprop")
 
 
+def test_task_kinds_are_the_datas():
+    from negtransfer.cli.options import TASK_KINDS
+    from negtransfer.data.build import TASK_KINDS as DATA_TASK_KINDS
+
+    assert TASK_KINDS == DATA_TASK_KINDS
+
+
 def test_every_command_is_registered_once():
     from negtransfer.cli.app import COMMANDS
 

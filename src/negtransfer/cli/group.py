@@ -18,21 +18,20 @@ from negtransfer.cli.options import (
 )
 from negtransfer.gains.methods import METHODS
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
-from negtransfer.runs.group_specs import DESIGNS
 
 if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
     MethodName: TypeAlias = str
-    Design: TypeAlias = str
     Objective: TypeAlias = str
     GainSplit: TypeAlias = str
 else:
     MethodName = Literal[tuple(METHODS)]
-    Design = Literal[DESIGNS]
     Objective = Literal[OBJECTIVES]
     GainSplit = Literal[GAIN_SPLITS]
 #: ``--affinity-epochs``: :data:`negtransfer.affinity.training.AFFINITY_EPOCHS` (checked by the tests; that module
 #: imports PyTorch, which ``--help`` must not).
 AffinityEpochs = Literal["all", "until-best"]
+#: ``--design``: :data:`negtransfer.runs.group_specs.DESIGNS` (checked by the tests; that module imports NumPy).
+Design = Literal["random", "stratified", "pairs"]
 
 
 def group(

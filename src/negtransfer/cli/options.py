@@ -6,11 +6,13 @@ takes its groups' options by these definitions, so names, defaults and help
 agree everywhere; :class:`DataOptions`, :class:`TrainingOptions` and
 :class:`RunOptions` bundle a command's values of each group.
 
-Choices come from the domain tuples (``negtransfer.train.config``,
-``negtransfer.jobs.choices``, ``negtransfer.data.build``,
-``negtransfer.gains.methods``, ``negtransfer.runs.group_specs``), which are
-cheap to import; ``tests/test_cli_options.py`` checks every command's defaults
-against the options dataclasses of its job.
+Choices come from the domain tuples where those are cheap to import
+(``negtransfer.train.config``, ``negtransfer.jobs.choices``,
+``negtransfer.gains.methods``); the few whose modules import NumPy or PyTorch
+(``--executor``, ``--optimizer``, ``--impute``, ``--design``,
+``--affinity-epochs``) are Literals that ``tests/test_cli_options.py`` checks
+against their domain tuples, as it checks every command's defaults against the
+options dataclasses of its job.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias
 import typer
 
 from negtransfer.cli.console import command_name, fail, note
-from negtransfer.data.build import IMPUTE_CHOICES, TASK_KINDS
 from negtransfer.train.config import BATCHING, DEVICES, PRESETS, TrainConfig, check_device_available
 
 TRAIN_DEFAULTS = TrainConfig()  # the training defaults shown in --help
@@ -35,16 +36,19 @@ TRAIN_DEFAULTS = TrainConfig()  # the training defaults shown in --help
 Executor = Literal["local", "process", "ray"]
 #: ``--optimizer``: what :class:`~negtransfer.train.config.TrainConfig` accepts (checked by the tests).
 Optimizer = Literal["sgd", "adam"]
+#: ``--impute``: :data:`negtransfer.data.build.IMPUTE_CHOICES` but None, and the kinds of ``--task-kinds``:
+#: :data:`negtransfer.data.build.TASK_KINDS` (checked by the tests; the data package imports NumPy, which
+#: ``--help`` need not wait for).
+Impute = Literal["mean", "median"]
+TASK_KINDS = ("binary", "multiclass", "regression")
 if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
     Device: TypeAlias = str
     Preset: TypeAlias = str
     Batching: TypeAlias = str
-    Impute: TypeAlias = str
 else:
     Device = Literal[DEVICES]
     Preset = Literal[tuple(PRESETS)]
     Batching = Literal[BATCHING]
-    Impute = Literal[tuple(choice for choice in IMPUTE_CHOICES if choice is not None)]
 
 # ------------------------------------------------------------------ options
 DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
