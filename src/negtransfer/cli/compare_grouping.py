@@ -121,6 +121,6 @@ def parse_surgery(text: str) -> list[str]:
     unknown = [n for n in names if n not in GRADIENT_AGGREGATIONS]
     if not names or unknown:
         fail(f"--surgery takes comma-separated gradient aggregators from {', '.join(GRADIENT_AGGREGATIONS)}, "
-              f"or 'none'; got {text!r}")
+             f"or 'none'; got {text!r}")
     return list(dict.fromkeys(names))
 

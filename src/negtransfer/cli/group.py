@@ -112,9 +112,9 @@ def group(
 
     if config.gradient_aggregation != "sum" and method_spec(method).affinity is not None:
         fail(f"--method {method} measures affinity on all-task runs trained with the summed gradient; "
-              f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
-              f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
-              f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
+             f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
+             f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
+             f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
     grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method)
     job.start()
     with job.training() as progress:
@@ -146,19 +146,19 @@ def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaus
         trained = min(pairs + (train_groups if spec.groups_with_pairs else 0), available)
     if available == 0:
         note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
-              f"trained and --train-groups {train_groups} is not used", notes)
+             f"trained and --train-groups {train_groups} is not used", notes)
     elif train_groups > available and not spec.all_pairs:
         note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
-              f"all {available} are trained (with the all-task group)", notes)
+             f"all {available} are trained (with the all-task group)", notes)
     if budget > n:
         note(f"--budget {budget} is more than the {n} tasks; a grouping never needs more groups than tasks, "
-              f"so at most {n} are chosen", notes)
+             f"so at most {n} are chosen", notes)
     if exhaustive and evaluate:
         note(f"--evaluate {evaluate} is ignored with --exhaustive, which measures every group", notes)
     elif evaluate > available - trained and available:
         left = available - trained
         note(f"--evaluate {evaluate}: only {left} held-out group(s) of 2..{n - 1} tasks are left besides the "
-              f"{trained} training groups; " + ("all of them are measured" if left else
+             f"{trained} training groups; " + ("all of them are measured" if left else
                                                 "the prediction quality is not reported"), notes)
 
 

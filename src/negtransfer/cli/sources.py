@@ -123,7 +123,7 @@ def sources(
     n_fit = options.subsets_for(ds.n_tasks - 1)
     if n_fit + holdout > distinct:
         note(f"{n_fit} fitted + {holdout} holdout subsets are more than the {distinct} distinct subsets of {alpha} "
-              f"of the {ds.n_tasks - 1} sources; subsets repeat", notes)
+             f"of the {ds.n_tasks - 1} sources; subsets repeat", notes)
     job.start()
     with job.training() as progress:
         report = run_sources(ds, options, config, seed, job.store, executor=job.executor, progress=progress,
