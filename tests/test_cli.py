@@ -299,33 +299,15 @@ def test_a_full_disk_mid_run_is_one_error_line(tmp_path, capsys):
 
     import typer
 
-    from negtransfer.cli import _writes_guarded
+    from negtransfer.cli import writes_guarded
 
     for exc in (sqlite3.OperationalError("database or disk is full"), OSError(28, "No space left on device", "x.csv")):
         with pytest.raises(typer.Exit) as info:
-            with _writes_guarded(tmp_path / "runs.sqlite", tmp_path):
+            with writes_guarded(tmp_path / "runs.sqlite", tmp_path):
                 raise exc
         assert info.value.exit_code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and "run the same command again" in err
-
-
-def test_group_defaults_match_the_python_api():
-    """The CLI's defaults for `group` and GroupingOptions' (the Python API) are the same choices."""
-    import inspect
-
-    from negtransfer.cli import group
-    from negtransfer.jobs.grouping import GroupingOptions
-
-    defaults = {name: p.default.default for name, p in inspect.signature(group).parameters.items()}
-    api = GroupingOptions()
-    pairs = {"budget": "budget", "method": "method", "train_groups": "n_train_groups", "design": "design", "repeats": "repeats",
-             "rounds": "rounds", "kappa": "kappa", "objective": "objective", "gain_split": "gain_split",
-             "affinity_every": "affinity_every", "affinity_momentum": "affinity_momentum",
-             "affinity_epochs": "affinity_epochs", "chunk_size": "chunk_size", "max_runs": "max_runs",
-             "per_round": "per_round"}
-    for cli_name, api_name in pairs.items():
-        assert defaults[cli_name] == getattr(api, api_name), (cli_name, defaults[cli_name], getattr(api, api_name))
 
 
 def test_task_splits_folder_and_preset_from_the_cli(tmp_path, write_folder):

@@ -160,6 +160,13 @@ class CompareReport:
                     out[model.name][task] = _mean_se(vals)
         return out
 
+    def to_frame(self):
+        """The long results table (results.csv): columns ``model, task, run, metric, value``, one row per model,
+        task (``"average"`` for the mean over tasks), run and metric."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["model", "task", "run", "metric", "value"])
+
     def to_dict(self) -> dict:
         """report.json: everything but the rows (those are results.csv)."""
         return {

@@ -44,6 +44,7 @@ from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.noise import noise_floor
 from negtransfer.gains.table import repeat_gains
+from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
 from negtransfer.jobs.grouping_report import (
     Comparison,
@@ -70,7 +71,6 @@ from negtransfer.train.results import RepeatedResult
 Group = TaskSet
 Progress = Callable[[str, int, int], None]
 
-OBJECTIVES = ("total-loss", "mean-gain", "metric")
 
 
 @dataclass
@@ -178,7 +178,7 @@ class GroupingOptions:
             (self.max_runs is not None and self.max_runs < 1, f"--max-runs must be >= 1, got {self.max_runs}"),
             (self.objective not in OBJECTIVES,
              f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"),
-            (self.gain_split not in ("validation", "test"), "gain_split must be 'validation' or 'test'"),
+            (self.gain_split not in GAIN_SPLITS, "gain_split must be 'validation' or 'test'"),
             (self.affinity_every < 1, "affinity_every must be >= 1"),
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),

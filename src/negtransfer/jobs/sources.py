@@ -51,6 +51,7 @@ from typing import Callable
 import numpy as np
 
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
@@ -60,8 +61,7 @@ from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
 
 Group = tuple[int, ...]
-LOSSES = ("margin", "logit_margin", "cross_entropy", "zero_one", "mse")
-TRAININGS = ("parity", "task-modeling", "legacy")
+LOSSES, TRAININGS = SOURCE_LOSSES, SOURCE_TRAININGS  # written once, in jobs/choices.py
 
 
 @dataclass
@@ -202,7 +202,7 @@ class SourceOptions:
 
     def _check_choices(self) -> None:
         """The options that do not depend on the data."""
-        if self.grid not in ("paper", "all"):
+        if self.grid not in THRESHOLD_GRIDS:
             raise ValueError(f"--grid must be 'paper' or 'all', got {self.grid!r}")
         if not (0 < self.data_fraction <= 1 and 0 < self.steps_fraction <= 1):
             raise ValueError("--data-fraction and --steps-fraction must be in (0, 1]")
@@ -215,9 +215,9 @@ class SourceOptions:
         ridge = self.resolved_ridge()
         if ridge != "auto" and (isinstance(ridge, (bool, str)) or not math.isfinite(float(ridge)) or ridge < 0):
             raise ValueError(f"--ridge must be 'auto' or a finite number >= 0, got {ridge!r}")
-        if self.threshold_by not in ("validation", "surrogate"):
+        if self.threshold_by not in THRESHOLD_BY:
             raise ValueError(f"--threshold-by must be 'validation' or 'surrogate', got {self.threshold_by!r}")
-        if self.exhaustive_pairs not in ("auto", "on", "off"):
+        if self.exhaustive_pairs not in EXHAUSTIVE_PAIRS:
             raise ValueError(f"--exhaustive-pairs must be 'auto', 'on' or 'off', got {self.exhaustive_pairs!r}")
         if (self.n_subsets is not None and self.n_subsets < 2) or self.holdout < 0:
             raise ValueError("--subsets must be >= 2 and --holdout >= 0")
@@ -375,6 +375,17 @@ class SourcesReport:
     test_loss_se: dict | None = None
     plan: dict | None = None
     ridge: dict | None = None
+
+    def to_frame(self):
+        """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,
+        ``selected``, ``pairwise_gain`` and ``affinity_onto_target`` (NaN where not measured), by relevance."""
+        import pandas as pd
+
+        raw, pairwise, affinity = self.raw_relevance or {}, self.pairwise_gain or {}, self.affinity_onto_target or {}
+        rows = [{"source": name, "relevance": theta, "raw_relevance": raw.get(name, float("nan")),
+                 "selected": name in self.selected, "pairwise_gain": pairwise.get(name, float("nan")),
+                 "affinity_onto_target": affinity.get(name, float("nan"))} for name, theta in self.relevance.items()]
+        return pd.DataFrame(rows).sort_values("relevance", kind="stable").reset_index(drop=True)
 
     def to_dict(self) -> dict:
         """report.json (the command line's fields, task kinds and notes, last)."""

@@ -54,6 +54,17 @@ _RUN_COLUMNS = ("dataset", "grp", "seed", "config", "result", "created")
 RECOVER_COMMAND = "negtransfer recover-store {path} {path}.recovered"
 
 
+#: The path of a run store kept in memory (:class:`RunStore`).
+MEMORY = ":memory:"
+
+
+class _KeptOpen(sqlite3.Connection):
+    """The one connection of an in-memory store: ``close()`` keeps it open (closing would drop its runs)."""
+
+    def close(self) -> None:
+        pass
+
+
 class StoreError(Exception):
     """A run store that cannot be used; the message names the file and the fix."""
 
@@ -129,7 +140,9 @@ class RunStore:
     Parameters
     ----------
     path : str or Path
-        The database file; created (with its folder) if absent.
+        The database file; created (with its folder) if absent. ``":memory:"``
+        (:data:`MEMORY`) keeps the runs in this process only, for one session
+        (the Python API's default): nothing is written to disk.
 
     Raises
     ------
@@ -145,6 +158,13 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path):
+        self._memory: sqlite3.Connection | None = None
+        if str(path) == MEMORY:
+            self.path = Path(MEMORY)
+            self._memory = sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False,
+                                           factory=_KeptOpen)
+            self._memory.executescript(_SCHEMA)
+            return
         self.path = check_store_path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +199,14 @@ class RunStore:
         except sqlite3.DatabaseError as exc:  # not a database, malformed
             raise _damaged(self.path, str(exc)) from None
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the runs live in this process only (``RunStore(":memory:")``)."""
+        return self._memory is not None
+
     def _connect(self) -> sqlite3.Connection:
+        if self._memory is not None:  # one connection for the store's life: each new one would be an empty database
+            return self._memory
         con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         con.execute("PRAGMA synchronous=FULL")
         return con

@@ -1,0 +1,302 @@
+"""The Python API: one function per question, each taking a table and keyword options and returning a typed report.
+
+>>> import negtransfer
+>>> report = negtransfer.gains(frame, tasks=["sick", "worse", "stay"], groups="all")   # doctest: +SKIP
+>>> report.to_frame()                                                                  # doctest: +SKIP
+
+Every function takes the data as a pandas DataFrame (built into a
+:class:`~negtransfer.data.dataset.MultiTaskDataset` by
+:func:`~negtransfer.data.build.dataset_from_frame`, the code path of
+``--data FILE``), a built-in dataset's name (``"yeast"``), a path to a
+``.csv``/``.parquet`` file, or a ``MultiTaskDataset``. The data options
+(``tasks``, ``features``, ``task_column``, ``label``, ``task_kinds``,
+``impute``) apply to tables; the job's options are the fields of its options
+dataclass (:class:`~negtransfer.jobs.gains.GainsOptions`,
+:class:`~negtransfer.jobs.grouping.GroupingOptions`,
+:class:`~negtransfer.jobs.sources.SourceOptions`,
+:class:`~negtransfer.jobs.compare.CompareOptions` with
+:class:`~negtransfer.models.base.FitOptions`), and the training options the
+fields of :class:`~negtransfer.train.config.TrainConfig` (``max_epochs``,
+``lr``, ...) on top of ``preset``; their defaults are those of the command
+line. Runs go to ``store`` (a path, or a :class:`~negtransfer.runs.store.RunStore`);
+without one they are kept in memory for the call. An unknown option or a bad
+value raises ``TypeError`` or ``ValueError`` naming it before anything is trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from negtransfer.data.dataset import MultiTaskDataset
+    from negtransfer.jobs.compare import CompareReport
+    from negtransfer.jobs.gains import GainsReport
+    from negtransfer.jobs.sources import SourcesReport
+    from negtransfer.runs.store import RunStore
+
+__all__ = ["compare", "gains", "group", "sources"]
+
+Progress = Callable[[str, int, int], None]
+#: The kinds of data the hard-sharing jobs (gains, group, sources) take.
+TABULAR_KINDS = ("table", "per-task-rows", "domains")
+
+
+# ------------------------------------------------------------------ data, store, executor
+def _dataset_loader(data: Any, *, tasks=None, features=None, task_column=None, label=None, task_kinds=None,
+                    impute=None, kinds: Sequence[str] | None = TABULAR_KINDS, command: str = "this function"):
+    """``load(seed) -> MultiTaskDataset`` for ``data``, and the dataset's name; bad data raises before reading."""
+    import pandas as pd
+
+    from negtransfer.data.dataset import MultiTaskDataset
+
+    table_options = {"features": features, "task_column": task_column, "label_column": label,
+                     "task_kinds": dict(task_kinds) if task_kinds is not None else None, "impute": impute}
+    task_list = [tasks] if isinstance(tasks, str) else (list(tasks) if tasks is not None else None)
+    if isinstance(data, pd.DataFrame):
+        from negtransfer.data.build import dataset_from_frame
+
+        return (lambda seed: dataset_from_frame(data, seed=seed, tasks=task_list, name="data", **table_options)), \
+            "data"
+    given = sorted(k for k, v in table_options.items() if v is not None)
+    if isinstance(data, MultiTaskDataset):
+        if given:
+            raise TypeError(f"{', '.join(given)} apply to a DataFrame or a table file, not to a MultiTaskDataset")
+        chosen = data.subset_tasks(task_list) if task_list is not None else data
+        return (lambda seed: chosen), data.name
+    if isinstance(data, (str, Path)):
+        from negtransfer.data.builtin import REGISTRY, load_builtin
+
+        if isinstance(data, str) and data in REGISTRY:
+            if given:
+                raise TypeError(f"{', '.join(given)} apply to a DataFrame or a table file; leave them out with the "
+                                f"built-in dataset {data!r}")
+            return (lambda seed: load_builtin(data, seed=seed, tasks=task_list, kinds=kinds, command=command)), data
+        path = Path(data)
+        if path.exists():
+            from negtransfer.data.files import dataset_from_file
+
+            return (lambda seed: dataset_from_file(path, seed=seed, tasks=task_list, **table_options)), str(path)
+        raise ValueError(f"data {str(data)!r} is neither a built-in dataset ({', '.join(REGISTRY)}) nor an existing "
+                         f"file; pass a pandas DataFrame, a dataset name, a .csv/.parquet path or a MultiTaskDataset")
+    raise TypeError(f"data must be a pandas DataFrame, a built-in dataset name, a .csv/.parquet path or a "
+                    f"MultiTaskDataset, got {type(data).__name__}")
+
+
+def _run_store(store: Any) -> "RunStore":
+    """``store`` as a RunStore: None keeps the runs in memory for the call."""
+    from negtransfer.runs.store import MEMORY, RunStore
+
+    if store is None:
+        return RunStore(MEMORY)
+    if isinstance(store, RunStore):
+        return store
+    if isinstance(store, (str, Path)):
+        return RunStore(store)
+    raise TypeError(f"store must be a path, a RunStore or None (in memory), got {type(store).__name__}")
+
+
+def _executor(executor: Any, workers: int | None):
+    """``executor`` by name ("local", "process"; "ray" starts a local Ray instance) or as given."""
+    from negtransfer.runs.executors import make_executor
+
+    if isinstance(executor, str):
+        return make_executor(executor, workers)
+    return executor
+
+
+def _split_options(options: Mapping[str, Any], job_class: type, job_fields: set[str], what: str) -> tuple[dict, dict]:
+    """Split keyword options into the job's (fields of ``job_class``) and the training configuration's."""
+    from negtransfer.train.config import TrainConfig
+
+    training_fields = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - job_fields - training_fields)
+    if unknown:
+        raise TypeError(f"{what}() got unknown option(s) {', '.join(unknown)}; its options are the fields of "
+                        f"{job_class.__name__} ({', '.join(sorted(job_fields))}) and of TrainConfig "
+                        f"({', '.join(sorted(training_fields))})")
+    job = {k: v for k, v in options.items() if k in job_fields}
+    training = {k: v for k, v in options.items() if k in training_fields}
+    return job, training
+
+
+def _config(preset: str, training: dict):
+    from negtransfer.train.config import TrainConfig, check_device_available
+
+    config = TrainConfig.preset(preset, **training)
+    check_device_available(config.device)
+    return config
+
+
+# ------------------------------------------------------------------ the questions
+def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequence[str] | None = None, features: Sequence[str] | None = None,
+          task_column: str | None = None, label: str | None = None, task_kinds: Mapping[str, str] | None = None,
+          impute: str | None = None, seed: int = 0, store: Any = None, executor: Any = "local",
+          workers: int | None = None, preset: str = "default", progress: Progress | None = None,
+          **options: Any) -> "GainsReport":
+    """Which tasks help or hurt each other: the gain of every task in each group against its STL model.
+
+    Parameters
+    ----------
+    data : DataFrame, str, Path or MultiTaskDataset
+        The tasks (module docstring); ``tasks``, ``features``, ``task_column``, ``label``, ``task_kinds`` and
+        ``impute`` describe a table.
+    seed : int
+        Fixes the split, initialisation and batch order.
+    store : path, RunStore or None
+        Where runs are kept; None: in memory, for this call.
+    executor : {"local", "process", "ray"} or Executor
+    preset : str
+        The named training setup (:data:`negtransfer.train.config.PRESETS`).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    **options
+        Fields of :class:`~negtransfer.jobs.gains.GainsOptions` (``groups``: ``"all"``, ``"random:N"``, or groups
+        of task names; ``sizes``, ``repeats``, ``chunk_size``) and of :class:`~negtransfer.train.config.TrainConfig`.
+
+    Returns
+    -------
+    GainsReport
+        ``to_frame()``: one row per (group, task) with ``gain`` (negative = negative transfer); ``to_dict()``:
+        what ``negtransfer gains`` writes as gains.json.
+    """
+    from negtransfer.jobs.gains import GainsOptions, run_gains
+
+    job, training = _split_options(options, GainsOptions, {f.name for f in fields(GainsOptions)}, "gains")
+    gains_options = GainsOptions(**job)
+    config = _config(preset, training)
+    load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
+                              task_kinds=task_kinds, impute=impute, command="negtransfer.gains()")
+    dataset = load(seed)
+    gains_options.requested_groups(dataset.task_names, seed)
+    return run_gains(dataset, gains_options, config, seed, _run_store(store), executor=_executor(executor, workers),
+                     progress=progress)
+
+
+def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequence[str] | None = None, features: Sequence[str] | None = None,
+          task_column: str | None = None, label: str | None = None, task_kinds: Mapping[str, str] | None = None,
+          impute: str | None = None, seed: int = 0, store: Any = None, executor: Any = "local",
+          workers: int | None = None, preset: str = "default", progress: Progress | None = None,
+          **options: Any):
+    """How to group the tasks: at most ``budget`` groups that together cover every task (``negtransfer group``).
+
+    Parameters
+    ----------
+    data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, preset, progress
+        As for :func:`gains`.
+    **options
+        Fields of :class:`~negtransfer.jobs.grouping.GroupingOptions` (``budget``, ``method``,
+        ``n_train_groups``, ``repeats``, ``rounds``, ...) and of :class:`~negtransfer.train.config.TrainConfig`.
+
+    Returns
+    -------
+    GroupingReport
+        The grouping job's typed report (:class:`negtransfer.jobs.grouping_report.GroupingReport`):
+        ``to_dict()`` is what ``negtransfer group`` writes as report.json, ``to_frame()`` one row per task,
+        ``affinity_frame()`` the affinity matrix labelled by task.
+    """
+    from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+
+    job, training = _split_options(options, GroupingOptions, {f.name for f in fields(GroupingOptions)}, "group")
+    grouping_options = GroupingOptions(**job)
+    config = _config(preset, training)
+    load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
+                              task_kinds=task_kinds, impute=impute, command="negtransfer.group()")
+    dataset = load(seed)
+    grouping_options.check(dataset.n_tasks)
+    result = run_grouping(dataset, grouping_options, config, seed, _run_store(store),
+                          executor=_executor(executor, workers), progress=progress)
+    return result.report
+
+
+def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *, tasks: Sequence[str] | None = None, features: Sequence[str] | None = None,
+            task_column: str | None = None, label: str | None = None, task_kinds: Mapping[str, str] | None = None,
+            impute: str | None = None, seed: int = 0, store: Any = None, executor: Any = "local",
+            workers: int | None = None, preset: str = "default", progress: Progress | None = None,
+            **options: Any) -> "SourcesReport":
+    """Which source tasks to train ``target`` with: a surrogate of its loss over source subsets
+    (``negtransfer sources``).
+
+    Parameters
+    ----------
+    data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, preset, progress
+        As for :func:`gains`.
+    target : str
+        The target task.
+    **options
+        Fields of :class:`~negtransfer.jobs.sources.SourceOptions` (``alpha``, ``n_subsets``, ``holdout``,
+        ``repeats``, ...) and of :class:`~negtransfer.train.config.TrainConfig`. The defaults are the command
+        line's: pooled batches with the default preset, 3 repeats (5, the ``"paper"`` grid and the
+        ``"task-modeling"`` training with ``preset="task-modeling"``).
+
+    Returns
+    -------
+    SourcesReport
+        ``selected``: the chosen sources; ``to_frame()``: one row per source with its relevance.
+    """
+    from negtransfer.jobs.sources import SourceOptions, run_sources
+
+    names = {f.name for f in fields(SourceOptions)} - {"target"}
+    job, training = _split_options(options, SourceOptions, names, "sources")
+    public = preset == "task-modeling"  # the command line's defaults for the surrogate paper's public setting
+    job.setdefault("repeats", 5 if public else 3)
+    job.setdefault("grid", "paper" if public else "all")
+    job.setdefault("training", "task-modeling" if public else "parity")
+    if preset == "default":
+        training.setdefault("batching", "pooled")
+    training.setdefault("shared_init", bool(job.get("common_init", False)))
+    source_options = SourceOptions(target=target, **job)
+    config = _config(preset, training)
+    load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
+                              task_kinds=task_kinds, impute=impute, command="negtransfer.sources()")
+    dataset = load(seed)
+    source_options.check(dataset)
+    return run_sources(dataset, source_options, config, seed, _run_store(store),
+                       executor=_executor(executor, workers), progress=progress)
+
+
+def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequence[str] | str, *, tasks: Sequence[str] | None = None,
+            features: Sequence[str] | None = None, task_column: str | None = None, label: str | None = None,
+            task_kinds: Mapping[str, str] | None = None, impute: str | None = None, seed: int = 0,
+            store: Any = None, executor: Any = "local", workers: int | None = None,
+            progress: Progress | None = None, **options: Any) -> "CompareReport":
+    """How named models do on the tasks, run ``runs`` times (``negtransfer compare``).
+
+    Parameters
+    ----------
+    data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, progress
+        As for :func:`gains`; run r splits a table with seed ``seed + r`` (a MultiTaskDataset keeps its split).
+    models : sequence of str or str
+        Model names, e.g. ``["stl", "bmtl", "vmtl"]`` (or ``"stl,bmtl,vmtl"``).
+    **options
+        Fields of :class:`~negtransfer.jobs.compare.CompareOptions` (``runs``, ``train_fraction``, ``threads``)
+        and of :class:`~negtransfer.models.base.FitOptions` (``epochs``, ``iterations``, ``batch_size``, ``lr``,
+        ``optimizer``, ``patience``, ``settings``, ``fgsm_epsilons``).
+
+    Returns
+    -------
+    CompareReport
+        ``to_frame()``: the long table of results.csv (``model, task, run, metric, value``); ``summary(metric)``.
+    """
+    from negtransfer.jobs.compare import CompareOptions, run_compare
+    from negtransfer.models.base import FitOptions
+
+    compare_fields = {f.name for f in fields(CompareOptions)} - {"models", "fit"}
+    fit_fields = {f.name for f in fields(FitOptions)}
+    unknown = sorted(set(options) - compare_fields - fit_fields)
+    if unknown:
+        raise TypeError(f"compare() got unknown option(s) {', '.join(unknown)}; its options are the fields of "
+                        f"CompareOptions ({', '.join(sorted(compare_fields))}) and of FitOptions "
+                        f"({', '.join(sorted(fit_fields))})")
+    fit: dict[str, Any] = {k: (tuple(v) if k == "fgsm_epsilons" else v) for k, v in options.items() if k in fit_fields}
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
+    compare_options = CompareOptions(models=tuple(m for m in names if m), fit=FitOptions(**fit),
+                                     **{k: v for k, v in options.items() if k in compare_fields})
+    compare_options.check()
+    load, name = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
+                                 task_kinds=task_kinds, impute=impute, kinds=None, command="negtransfer.compare()")
+    return run_compare(load, name, compare_options, seed, _run_store(store), executor=_executor(executor, workers),
+                       progress=progress)

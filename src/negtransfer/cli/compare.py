@@ -1,0 +1,100 @@
+"""``negtransfer compare``: train named models for R runs and tabulate their metrics (:mod:`negtransfer.jobs.compare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from negtransfer.cli.console import fail
+from negtransfer.cli.job import Job
+from negtransfer.cli.options import (
+    RUNS, TRAINING, CompareBatchSizeOpt, CompareEpochsOpt, CompareLrOpt, CompareOptimizerOpt, ComparePatienceOpt,
+    DataOpt, DataOptions, DatasetOpt, Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, Optimizer,
+    QuietOpt, RayAddressOpt, RunOptions, SeedOpt, StoreOpt, TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions,
+    WorkersOpt, fgsm_levels, out_option, parse_settings, split_list,
+)
+
+
+def compare(
+    models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl (the models "
+                               "for the dataset's kind are listed when a name is wrong)."),
+    runs: int = typer.Option(3, "--runs", min=1, help="Runs; run r uses seed + r for split, subsample and model."),
+    train_fraction: Optional[float] = typer.Option(None, "--train-fraction", help="Share of each task's rows used for training (domains data: the VMTL paper's 0.05..0.6).", show_default="all training rows"),
+    fgsm: Optional[str] = typer.Option(None, "--fgsm", help="Comma-separated FGSM noise levels, e.g. 0.05,0.1 (adds fgsm_accuracy@eps; VMTL family)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Training iterations per model (VMTL family; for the TP-AMTL family the same as --epochs).", show_default="the model family's", rich_help_panel=TRAINING),
+    epochs: Optional[int] = CompareEpochsOpt,
+    batch_size: Optional[int] = CompareBatchSizeOpt,
+    lr: Optional[float] = CompareLrOpt,
+    optimizer: Optional[Optimizer] = CompareOptimizerOpt,
+    patience: Optional[int] = ComparePatienceOpt,
+    settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
+    out: Path = out_option("runs/compare"),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per model (small models run fastest on one).", rich_help_panel=RUNS),
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train each named model for R runs and write results.csv, report.md and report.json.
+
+    Data: domains (per-task rows over one label space: heart-hospitals,
+    digit-domains, or --data FILE --task-column --label) for the VMTL family;
+    time series (pbcseq, nafld, or --data with a PhysioNet 2012 folder) and
+    binary tables (mnist-variation) for the TP-AMTL family. Runs go through the
+    run store like every command: a rerun (also after a kill) trains only what
+    is missing and writes the same results.csv.
+    results.csv has columns model, task, run, metric, value; report.md has one
+    table per metric in the paper's layout (mean ± s.e. per task), with cells
+    below the model's single-task counterpart marked.
+    """
+    from negtransfer.jobs.compare import CompareOptions, run_compare
+    from negtransfer.models.base import FitOptions
+    from negtransfer.report.compare import write_compare_outputs
+
+    notes: list[str] = []
+    TrainingOptions(epochs, batch_size, lr, optimizer, patience).check()
+    fit = FitOptions(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                     patience=patience, settings=parse_settings(settings), fgsm_epsilons=tuple(fgsm_levels(fgsm)))
+    options = CompareOptions(models=tuple(split_list(models) or ()), runs=runs, train_fraction=train_fraction,
+                             fit=fit, threads=threads)
+    try:
+        options.check()
+    except ValueError as exc:
+        fail(str(exc))
+    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, threads=threads), notes)
+    data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
+    load = data_options.loader(kinds=None)
+    import torch
+
+    torch.set_num_threads(threads)
+    job.start()
+    try:
+        with job.training() as progress:
+            report = run_compare(load, data_options.name, options, seed, job.store, executor=job.executor,
+                                 progress=progress)
+    except (ValueError, ImportError, KeyError, FileNotFoundError) as exc:
+        fail(str(exc))
+    report.notes = notes
+    with job.writing():
+        csv_path, md_path, json_path = write_compare_outputs(report, out)
+    if not quiet:
+        metrics = report.metrics()
+        metric = "accuracy" if "accuracy" in metrics else metrics[0]
+        for name, cells in report.summary(metric).items():
+            mean, se = cells.get("average", (float("nan"), float("nan")))
+            typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
+        if report.reused:
+            typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
+        typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")

@@ -1,0 +1,126 @@
+"""``negtransfer compare-grouping``: grouping methods side by side (:mod:`negtransfer.jobs.grouping_comparison`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from negtransfer.cli.console import fail
+from negtransfer.cli.job import Job
+from negtransfer.cli.options import (
+    BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt, EpochsOpt,
+    Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, LrOpt, Optimizer, OptimizerOpt, OversampleOpt,
+    PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt, RepeatsOpt, RunOptions, StoreOpt, TaskColumnOpt,
+    TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt, out_option, split_list,
+)
+
+
+def compare_grouping(
+    methods: str = typer.Option("etap,tag,hoa,linear-surrogate,mtgnet,ayman,grad-tae", "--methods", help="Comma-separated grouping methods (see `negtransfer group --help`)."),
+    budgets: str = typer.Option("2,3,4", "--budgets", help="Comma-separated budgets B."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds (each one splits the data and seeds the runs)."),
+    train_groups: int = typer.Option(10, "--train-groups", min=1, help="Training groups before each method's first fit (HOA trains every pair instead; ayman every pair and these)."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds of each job (1 = the one-shot protocol)."),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
+    evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
+    surgery: str = typer.Option("pcgrad", "--surgery", help="Comma-separated gradient aggregators: the all-task model trained with each is a row beside the groupings (ETAP Section D.3): 'pcgrad', 'mgda', 'imtl-g', 'aligned-mtl', 'graddrop', 'sum'; 'none' for no such row."),
+    out: Path = out_option("runs/compare-grouping"),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    chunk_size: int = ChunkSizeOpt,
+    repeats: int = RepeatsOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
+    device: Device = DeviceOpt,
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Compare grouping methods on the same data, seeds and runs; write comparison.csv and report.md.
+
+    Every method runs the grouping job at every budget and seed on one run store
+    (runs are shared between methods); the report has, per budget, each method's
+    summed test loss (mean ± s.e. over seeds) against STL, the all-task model
+    and the test oracle (with --exhaustive), its prediction quality, runs and
+    time, paired Wilcoxon tests of ETAP against each method, and a plot of the
+    loss by budget.
+    """
+    from negtransfer.jobs.grouping_methods import method_names
+    from negtransfer.jobs.grouping import GroupingOptions
+    from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
+    from negtransfer.report.grouping_comparison import write_comparison_report
+
+    names = split_list(methods) or []
+    unknown = [m for m in names if m not in method_names()]
+    if not names or unknown:
+        fail(f"--methods takes comma-separated methods from {', '.join(method_names())}; got {methods!r}")
+    try:
+        budget_list = [int(b) for b in split_list(budgets) or []]
+        seed_list = [int(x) for x in split_list(seeds) or []]
+    except ValueError:
+        fail(f"--budgets and --seeds take comma-separated whole numbers, got {budgets!r} and {seeds!r}")
+    if not budget_list or min(budget_list) < 1 or not seed_list or min(seed_list) < 0:
+        fail("--budgets needs numbers >= 1 and --seeds numbers >= 0, at least one of each")
+    aggregators = parse_surgery(surgery)
+    notes: list[str] = []
+    config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
+        device=device)
+    job = Job(RunOptions(out, store, executor, workers, seed_list[0], quiet, ray_address, device=device), notes)
+    data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
+    first = data_options.load(seed_list[0])
+    options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
+                              evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size)
+    try:
+        options.check(first.n_tasks)
+    except ValueError as exc:
+        fail(str(exc))
+    job.start()
+    cache = {seed_list[0]: first}
+
+    def load(seed):
+        if seed not in cache:
+            cache[seed] = data_options.load(seed)
+        return cache[seed]
+
+    with job.training() as progress:
+        rows = compare_grouping_methods(load, names, budget_list, seed_list, options, config, lambda s: job.store,
+                                        executor=job.executor, progress=progress, surgery=aggregators)
+        summary = summarise(rows, reference=names[0])
+        md = write_comparison_report(rows, summary, out, reference=names[0], dataset=first.name)
+    if not quiet:
+        for (method, budget), cell in summary.cells.items():
+            mean, se, _ = cell["vs_stl"]
+            typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'].mean:.4f} ({mean:+.2%} vs STL"
+                       + (f" ± {se:.2%})" if se is not None else ")"))
+        typer.echo(f"wrote {out / 'comparison.csv'} and {md}")
+
+
+def parse_surgery(text: str) -> list[str]:
+    """The aggregations named by ``--surgery`` ('none': no row), or one error line listing the choices."""
+    from negtransfer.train.config import GRADIENT_AGGREGATIONS
+
+    names = split_list(text) or []
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in GRADIENT_AGGREGATIONS]
+    if not names or unknown:
+        fail(f"--surgery takes comma-separated gradient aggregators from {', '.join(GRADIENT_AGGREGATIONS)}, "
+             f"or 'none'; got {text!r}")
+    return list(dict.fromkeys(names))
+

@@ -1,0 +1,122 @@
+"""How the command line talks: one ``error:`` line and exit code 2 for a bad input, ``note:`` and ``warning:``
+lines on stderr, flags shown without a value type, one progress bar per stage of a job.
+
+docs/errors.md lists the messages. Everything here is cheap to import (typer only).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from contextlib import contextmanager
+from typing import NoReturn, Optional
+
+import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space."""
+    return " ".join(str(text).split())
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` as one line and exit with code 2."""
+    typer.secho(f"error: {one_line(message)}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def note(message: str, notes: Optional[list] = None) -> None:
+    """Print ``note: message`` on stderr (also with -q) and keep it for the report."""
+    typer.echo(f"note: {one_line(message)}", err=True)
+    if notes is not None:
+        notes.append(one_line(message))
+
+
+def _flags_without_value_type(params: list) -> list:
+    """Show flags as ``--exhaustive``, not ``--exhaustive <bool>``: they take no value."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one ``warning:`` line, without the source file and line."""
+    typer.echo(f"warning: {one_line(str(message))}", err=True)
+
+
+class Command(TyperCommand):
+    """A command whose help shows flags without a value type."""
+
+    def get_params(self, ctx):
+        return _flags_without_value_type(super().get_params(ctx))
+
+
+class Commands(TyperGroup):
+    """The command group: flags without a value type, and usage errors as one ``error:`` line.
+
+    Typer prints a bad option value (``--epochs abc``, an unknown option, a
+    missing required option) as a boxed, multi-line panel; here it is one line
+    ``error: ... (see `negtransfer CMD --help`)`` with exit code 2, like every
+    other input error of negtransfer.
+    """
+
+    def get_params(self, ctx):
+        return _flags_without_value_type(super().get_params(ctx))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer._click import exceptions as click_errors
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            help_text = exc.ctx.get_help()  # the rich formatter prints it and returns ""
+            if help_text:
+                typer.echo(help_text)
+            sys.exit(2)
+        except click_errors.UsageError as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            message = one_line(exc.format_message()).replace("Value error, ", "")
+            typer.secho(f"error: {message}{where}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
+        except click_errors.ClickException as exc:
+            typer.secho(f"error: {one_line(exc.format_message())}", fg=typer.colors.RED, err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def command_name() -> str:
+    """``negtransfer CMD`` of the running command (for messages)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return f"`negtransfer {ctx.info_name}`" if ctx is not None and ctx.info_name else "this command"
+
+
+@contextmanager
+def stage_progress(quiet: bool):
+    """One progress bar per stage of a job: ``progress(stage, done, total)``."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn()) as bar:
+        stages: dict = {}  # stage -> the bar's task id
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = bar.add_task(stage, total=total)
+            bar.update(stages[stage], completed=done, total=total)
+
+        yield progress

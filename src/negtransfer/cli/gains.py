@@ -1,0 +1,87 @@
+"""``negtransfer gains``: the gain of every task in each requested group (:mod:`negtransfer.jobs.gains`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from negtransfer.cli.console import fail, note
+from negtransfer.cli.job import Job
+from negtransfer.cli.options import (
+    RUNS, BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt,
+    EpochsOpt, Executor, ExecutorOpt, FeaturesOpt, GradientAggregationOpt, Impute, ImputeOpt, LabelOpt, LrOpt,
+    Optimizer, OptimizerOpt, OutHelp, OversampleOpt, PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt,
+    RepeatsOpt, RunOptions, SeedOpt, StoreOpt, TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt,
+    kinds_summary,
+)
+
+
+def gains(
+    groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+')."),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all' and 'random:N', e.g. 2-5 or 3.", show_default="2 to all tasks"),
+    out: Path = typer.Option(Path("runs/gains"), "--out", help=OutHelp, rich_help_panel=RUNS),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    chunk_size: int = ChunkSizeOpt,
+    repeats: int = RepeatsOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
+    gradient_aggregation: str = GradientAggregationOpt,
+    device: Device = DeviceOpt,
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train STL for every task and MTL for each requested group; write gains.csv and gains.json.
+
+    gain = (stl_test_loss - test_loss) / stl_test_loss (ETAP eq. 1): positive means
+    the task does better in the group than alone, negative is negative transfer.
+    """
+    from dataclasses import replace
+
+    from negtransfer.jobs.gains import GainsOptions, run_gains
+    from negtransfer.report.jsonio import write_json
+
+    notes: list[str] = []
+    config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
+        device=device, gradient_aggregation=gradient_aggregation)
+    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
+    kinds = kinds_summary(ds, data, notes)
+    options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size)
+    try:
+        options.requested_groups(ds.task_names, seed)
+    except ValueError as exc:
+        fail(str(exc))
+    job.start()
+    with job.training() as progress:
+        report = run_gains(ds, options, config, seed, job.store, executor=job.executor, progress=progress,
+                           notify=lambda message: note(message, notes))
+    report = replace(report, task_kinds=kinds, notes=tuple(notes))
+    frame = report.to_frame()
+    with job.writing():
+        frame.to_csv(out / "gains.csv", index=False)
+        write_json(out / "gains.json", report.to_dict())
+    if not quiet:
+        negative = int((frame["gain"] < 0).sum()) if len(frame) else 0
+        typer.echo(
+            f"wrote {out / 'gains.csv'} ({len(frame)} rows: {len(report.groups)} groups; "
+            f"{negative} task-in-group gains negative = negative transfer)"
+        )

@@ -1,0 +1,195 @@
+"""``negtransfer group``: choose task groups (:mod:`negtransfer.jobs.grouping`), and its console summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
+
+import typer
+
+from negtransfer.cli.console import fail, note
+from negtransfer.cli.job import Job
+from negtransfer.cli.options import (
+    RUNS, BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt,
+    EpochsOpt, Executor, ExecutorOpt, FeaturesOpt, GradientAggregationOpt, Impute, ImputeOpt, LabelOpt, LrOpt,
+    Optimizer, OptimizerOpt, OutHelp, OversampleOpt, PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt,
+    RepeatsOpt, RunOptions, SeedOpt, StoreOpt, TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt,
+    kinds_summary,
+)
+from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
+
+if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
+    from negtransfer.jobs.grouping_report import GroupingReport
+
+    Objective: TypeAlias = str
+    GainSplit: TypeAlias = str
+else:
+    Objective = Literal[OBJECTIVES]
+    GainSplit = Literal[GAIN_SPLITS]
+#: ``--affinity-epochs``: :data:`negtransfer.affinity.training.AFFINITY_EPOCHS` (checked by the tests; that module
+#: imports PyTorch, which ``--help`` must not).
+AffinityEpochs = Literal["all", "until-best"]
+#: ``--design``: :data:`negtransfer.runs.group_specs.DESIGNS` (checked by the tests; that module imports NumPy).
+Design = Literal["random", "stratified", "pairs"]
+
+
+def grouping_method_name(text: str) -> str:
+    """``--method``: a registered grouping method's name (the registry is read when the command runs)."""
+    from negtransfer.jobs.grouping_methods import method_names
+
+    if text not in method_names():
+        raise typer.BadParameter(f"{text!r} is not a grouping method; the methods are: {', '.join(method_names())}")
+    return text
+
+
+def group(
+    budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
+    method: str = typer.Option("etap", "--method", parser=grouping_method_name, metavar="METHOD", help="Grouping method (the registered ones: negtransfer.jobs.grouping_methods.register adds more): 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023), 'grad-tae' (Li et al. 2024: affinity from the all-task model's projected gradients); docs/methods/grouping-methods.md."),
+    train_groups: int = typer.Option(20, "--train-groups", min=1, help="Training groups (sizes 2..n-1) whose gains are measured before the first fit of the predictor."),
+    design: Design = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="The paper's one-shot protocol: the same as --rounds 1."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of runs (groups x repeats, STL and all-task included) for the recommendation.", show_default="3x the one-shot protocol's runs"),
+    per_round: Optional[int] = typer.Option(None, "--per-round", min=1, help="Groups measured per refinement round.", show_default="2 x budget, at least 4"),
+    kappa: float = typer.Option(1.0, "--kappa", min=0.0, help="Optimism of the refinement: an unmeasured group counts with its predicted gain plus kappa x the predictor's cross-validated error."),
+    objective: Objective = typer.Option("total-loss", "--objective", help="What the selection maximises: the decrease of the summed validation loss (ETAP Table 4's criterion), the sum of gains (ETAP eq. 1), or the summed relative change of the task metric."),
+    affinity_momentum: Optional[bool] = typer.Option(None, "--affinity-momentum/--no-affinity-momentum", help="Include the momentum term of ETAP eq. 4 in the affinity.", show_default="the method's own: without for etap (as the public code for Chemical and CelebA; measured better), with for tag (its lookahead takes the full optimiser step)"),
+    affinity_epochs: AffinityEpochs = typer.Option("all", "--affinity-epochs", help="Average the affinity over every epoch of the all-task runs, or only up to their best epoch."),
+    evaluate: int = typer.Option(0, "--evaluate", min=0, help="Also measure M random held-out groups and report Pearson and R^2."),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group; report the optimal grouping and the gap."),
+    gain_split: GainSplit = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
+    predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
+    trace: int = typer.Option(0, "--trace", min=0, help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
+    affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
+    out: Path = typer.Option(Path("runs/group"), "--out", help=OutHelp, rich_help_panel=RUNS),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    chunk_size: int = ChunkSizeOpt,
+    repeats: int = RepeatsOpt,
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
+    gradient_aggregation: str = GradientAggregationOpt,
+    device: Device = DeviceOpt,
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Find the best task groups with ETAP and write report.json and report.md.
+
+    STL runs, one all-task run with affinity tracking, N sampled training groups,
+    the ETAP gain predictor, exact selection of at most B groups, training of the
+    chosen groups, and a report.
+    """
+    from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+    from negtransfer.report.jsonio import write_json
+
+    notes: list[str] = []
+    config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
+        device=device, gradient_aggregation=gradient_aggregation)
+    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
+    kinds = kinds_summary(ds, data, notes)
+    if ds.n_tasks < 2:
+        fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
+    options = GroupingOptions(budget=budget, method=method, n_train_groups=train_groups, design=design, repeats=repeats,
+                              rounds=1 if no_refine else rounds, per_round=per_round, max_runs=max_runs, kappa=kappa,
+                              objective=objective, evaluate=evaluate, exhaustive=exhaustive,
+                              gain_split=gain_split, affinity_every=affinity_every,
+                              affinity_momentum=affinity_momentum, affinity_epochs=affinity_epochs,
+                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace)
+    try:
+        options.check(ds.n_tasks)
+    except ValueError as exc:
+        fail(str(exc))
+    from negtransfer.jobs.grouping_methods import get_method
+
+    if config.gradient_aggregation != "sum" and get_method(method).measures_affinity:
+        fail(f"--method {method} measures affinity on all-task runs trained with the summed gradient; "
+             f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
+             f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
+             f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
+    grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method)
+    job.start()
+    with job.training() as progress:
+        result = run_grouping(ds, options, config, seed, job.store, executor=job.executor, progress=progress)
+    report = result.report.with_command_line(kinds, notes)
+    from negtransfer.report.markdown import write_group_report
+
+    with job.writing():
+        write_json(out / "report.json", report.to_dict())
+        md = write_group_report(report, out)
+    if not quiet:
+        print_group_summary(report, out / "report.json", md)
+
+
+def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list,
+                    method: str = "etap") -> None:
+    """Say so when the job will use less than was asked for (it never fails for it)."""
+    from math import comb
+
+    from negtransfer.jobs.grouping_methods import get_method
+
+    available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
+    spec = get_method(method)
+    trained = min(spec.n_training_groups(n, train_groups), available)  # HOA: every pair; Ayman et al.: and more
+    if available == 0:
+        note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
+             f"trained and --train-groups {train_groups} is not used", notes)
+    elif train_groups > available and spec.draws_training_groups:
+        note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
+             f"all {available} are trained (with the all-task group)", notes)
+    if budget > n:
+        note(f"--budget {budget} is more than the {n} tasks; a grouping never needs more groups than tasks, "
+             f"so at most {n} are chosen", notes)
+    if exhaustive and evaluate:
+        note(f"--evaluate {evaluate} is ignored with --exhaustive, which measures every group", notes)
+    elif evaluate > available - trained and available:
+        left = available - trained
+        note(f"--evaluate {evaluate}: only {left} held-out group(s) of 2..{n - 1} tasks are left besides the "
+             f"{trained} training groups; " + ("all of them are measured" if left else
+                                                "the prediction quality is not reported"), notes)
+
+
+
+def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) -> None:
+    """The console summary of a grouping job from its typed report."""
+    from rich.console import Console
+
+    console = Console()
+    totals = report.totals
+    if report.noise.verdict:
+        console.print(f"[bold]Noise[/bold]: {report.noise.verdict}", soft_wrap=True)
+    console.print("[bold]Chosen groups[/bold] (budget %d):" % report.budget)
+    for g in report.selected_groups:
+        console.print("  " + " + ".join(g))
+    line = (f"total test loss: chosen {totals['selected']:.4f} | STL {totals['stl']:.4f} "
+            f"({(totals['selected'] / totals['stl'] - 1):+.1%}) | all-task {totals['all_tasks']:.4f} "
+            f"({(totals['selected'] / totals['all_tasks'] - 1):+.1%})")
+    if report.optima is not None:
+        line += f" | test oracle {totals['optimal']:.4f} (gap {report.optima.gap:+.1%})"
+    console.print(line)
+    ref = report.refinement
+    final = "; then a final selection among the measured groups" if ref.final_among_measured else ""
+    console.print(f"rounds: {ref.rounds_run} ({ref.stopped}{final}); {ref.runs_used} runs, "
+                  f"{ref.runs_vs_one_shot:.2f}x the one-shot protocol", soft_wrap=True)
+    if not report.comparison.better_than_alternatives:
+        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict}", soft_wrap=True)
+    pred = report.prediction
+    if pred.pearson is not None:
+        console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")
+    console.print(f"report: {md_path}  data: {json_path}")

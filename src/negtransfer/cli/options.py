@@ -1,0 +1,342 @@
+"""The option groups shared by the commands, each option defined once, and the values they bundle.
+
+Groups: data (what to learn from), training (how every model is trained),
+runs (where runs are stored and trained, where results go). Every command
+takes its groups' options by these definitions, so names, defaults and help
+agree everywhere; :class:`DataOptions`, :class:`TrainingOptions` and
+:class:`RunOptions` bundle a command's values of each group.
+
+Choices come from the domain tuples where those are cheap to import
+(``negtransfer.train.config``, ``negtransfer.jobs.choices``,
+``negtransfer.gains.methods``); the few whose modules import NumPy or PyTorch
+(``--executor``, ``--optimizer``, ``--impute``, ``--design``,
+``--affinity-epochs``) are Literals that ``tests/test_cli_options.py`` checks
+against their domain tuples, as it checks every command's defaults against the
+options dataclasses of its job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias
+
+import typer
+
+from negtransfer.cli.console import command_name, fail, note
+from negtransfer.train.config import BATCHING, DEVICES, PRESETS, TrainConfig, check_device_available
+
+TRAIN_DEFAULTS = TrainConfig()  # the training defaults shown in --help
+
+# ------------------------------------------------------------------ choices
+#: ``--executor``: the names :func:`negtransfer.runs.executors.make_executor` takes (checked by the tests; the
+#: executors module imports PyTorch, which ``--help`` must not).
+Executor = Literal["local", "process", "ray"]
+#: ``--optimizer``: what :class:`~negtransfer.train.config.TrainConfig` accepts (checked by the tests).
+Optimizer = Literal["sgd", "adam"]
+#: ``--impute``: :data:`negtransfer.data.build.IMPUTE_CHOICES` but None, and the kinds of ``--task-kinds``:
+#: :data:`negtransfer.data.build.TASK_KINDS` (checked by the tests; the data package imports NumPy, which
+#: ``--help`` need not wait for).
+Impute = Literal["mean", "median"]
+TASK_KINDS = ("binary", "multiclass", "regression")
+if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
+    Device: TypeAlias = str
+    Preset: TypeAlias = str
+    Batching: TypeAlias = str
+else:
+    Device = Literal[DEVICES]
+    Preset = Literal[tuple(PRESETS)]
+    Batching = Literal[BATCHING]
+
+# ------------------------------------------------------------------ options
+DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
+DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`).",
+                          show_default="yeast", rich_help_panel=DATA)
+DataOpt = typer.Option(None, "--data", help="Your own .csv, .csv.gz or .parquet file (instead of --dataset).",
+                       rich_help_panel=DATA)
+TasksOpt = typer.Option(None, "--tasks", help="Comma-separated task names (label columns, or task-column values).",
+                        show_default="all tasks of --dataset", rich_help_panel=DATA)
+FeaturesOpt = typer.Option(None, "--features", help="Comma-separated feature columns.",
+                           show_default="every other column", rich_help_panel=DATA)
+TaskColumnOpt = typer.Option(None, "--task-column", help="Column saying which task each row belongs to.",
+                             rich_help_panel=DATA)
+LabelOpt = typer.Option(None, "--label", help="Label column, with --task-column.", rich_help_panel=DATA)
+TaskKindsOpt = typer.Option(None, "--task-kinds",
+                            help="Comma-separated TASK=KIND (binary, multiclass or regression) overriding the kinds "
+                                 "inferred from the labels.", show_default="inferred", rich_help_panel=DATA)
+ImputeOpt = typer.Option(None, "--impute", help="Fill NaN features with the training rows' mean or median.",
+                         show_default="no filling: NaN is an error", rich_help_panel=DATA)
+SeedOpt = typer.Option(0, "--seed", min=0, help="Fixes splits, initialisation and batch order.")
+QuietOpt = typer.Option(False, "-q", "--quiet", help="No progress bars.")
+OutHelp = "Output folder (created if missing)."
+StoreOpt = typer.Option(None, "--store", help="Run store (SQLite file); share one between commands to reuse runs.",
+                        show_default="OUT/runs.sqlite", rich_help_panel=RUNS)
+ExecutorOpt = typer.Option("local", "--executor", help="'local': vectorised, in this process; 'process': a pool "
+                           "of local processes; 'ray': Ray tasks on a local Ray instance or a cluster (--ray-address; "
+                           "docs/scaling.md).", rich_help_panel=RUNS)
+WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --executor process; CPUs of the local Ray "
+                          "instance for --executor ray.", show_default="CPU cores", rich_help_panel=RUNS)
+RayAddressOpt = typer.Option(None, "--ray-address", help="With --executor ray: the Ray cluster to run on ('auto' on "
+                             "one of its nodes, or HOST:6379); the run store stays here, on the driver.",
+                             show_default="a local Ray instance that starts and stops with the command",
+                             rich_help_panel=RUNS)
+DeviceOpt = typer.Option(TRAIN_DEFAULTS.device, "--device", help="Train the stacked models (and track affinity) on "
+                         "the CPU or on a CUDA GPU.", rich_help_panel=TRAINING)
+ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
+                            rich_help_panel=RUNS)
+
+
+def out_option(default: str):
+    """``--out`` with the command's default folder."""
+    return typer.Option(Path(default), "--out", help=OutHelp, rich_help_panel=RUNS)
+
+
+def _training_options(epochs: str, batch_size: str, lr: str, optimizer: str, patience: str) -> tuple:
+    """The training group (--epochs, --batch-size, --lr, --optimizer, --patience) with the defaults a command shows."""
+    return (
+        typer.Option(None, "--epochs", min=1, help="Maximum epochs per model.", show_default=epochs,
+                     rich_help_panel=TRAINING),
+        typer.Option(None, "--batch-size", min=1, help="Training rows per step (per task with per-task batches).",
+                     show_default=batch_size, rich_help_panel=TRAINING),
+        typer.Option(None, "--lr", help="Learning rate (> 0).", show_default=lr, rich_help_panel=TRAINING),
+        typer.Option(None, "--optimizer", help="'sgd' (momentum 0.9) or 'adam'.", show_default=optimizer,
+                     rich_help_panel=TRAINING),
+        typer.Option(None, "--patience", min=1, help="Early stopping: epochs without a better validation loss.",
+                     show_default=patience, rich_help_panel=TRAINING),
+    )
+
+
+# the stacked trainer's (gains, group, sources): TrainConfig's defaults, or the preset's
+EpochsOpt, BatchSizeOpt, LrOpt, OptimizerOpt, PatienceOpt = _training_options(
+    *(f"{value}, or the preset's" for value in (TRAIN_DEFAULTS.max_epochs, TRAIN_DEFAULTS.batch_size,
+                                                TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.optimizer, TRAIN_DEFAULTS.patience)))
+# compare's: each model family's defaults
+(CompareEpochsOpt, CompareBatchSizeOpt, CompareLrOpt, CompareOptimizerOpt,
+ ComparePatienceOpt) = _training_options(*(["the model family's"] * 5))
+PresetOpt = typer.Option("default", "--preset",
+                         help="Named training setup: 'default', or 'etap-chemical' (the ETAP public code's Chemical "
+                              "setup: lr 0.001, 264 rows per task and step, oversampling, patience 20, up to 1000 "
+                              "epochs, lr halved every 75 epochs after epoch 100), or 'task-modeling' (the surrogate "
+                              "paper's public code: pooled rows, mean loss over rows, 20 epochs, no early stopping). "
+                              "Options given explicitly win.",
+                         rich_help_panel=TRAINING)
+BatchingOpt = typer.Option(None, "--batching",
+                           help="Per-task-rows data: 'per-task' (each step takes --batch-size rows of every task of "
+                                "the group) or 'pooled' (--batch-size rows of the group's pooled rows); 'auto' is "
+                                "per-task for per-task-rows data, pooled for multi-label data.",
+                           show_default=f"{TRAIN_DEFAULTS.batching}, or the preset's", rich_help_panel=TRAINING)
+OversampleOpt = typer.Option(None, "--oversample/--no-oversample",
+                             help="With per-task batches: top a group's smaller tasks up to its largest task's "
+                                  "training rows (drawn with replacement, equally per class).",
+                             show_default="off, or the preset's", rich_help_panel=TRAINING)
+GradientAggregationOpt = typer.Option(
+    TRAIN_DEFAULTS.gradient_aggregation, "--gradient-aggregation",
+    help="How a group model's per-task gradients of the shared encoder become its update: 'sum' (the ordinary "
+         "summed gradient) or a torchjd aggregator: 'pcgrad' (Yu et al. 2020), 'mgda', 'imtl-g', 'aligned-mtl', "
+         "'graddrop' (docs/training.md). Task heads keep their own gradient; STL models are unaffected.",
+    rich_help_panel=TRAINING)
+RepeatsOpt = typer.Option(3, "--repeats", min=1,
+                          help="Runs per model (common random numbers: repeat r of every group and of STL uses the "
+                               "same seed); gains are means over repeats with standard errors. 3 was chosen by "
+                               "benchmarks/gain_noise.py (docs/methods/grouping.md).",
+                          rich_help_panel=RUNS)
+
+
+# ------------------------------------------------------------------ parsing
+def split_list(text: Optional[str]) -> Optional[list[str]]:
+    """``"a, b,c"`` as ``["a", "b", "c"]``; None for None or a text without items."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def parse_task_kinds(text: Optional[str]) -> Optional[dict[str, str]]:
+    """``--task-kinds TASK=KIND,...`` as a dict, or one error line."""
+    if text is None:
+        return None
+    kinds = {}
+    for item in split_list(text) or []:
+        name, sep, kind = item.partition("=")
+        if not sep or not name.strip() or kind.strip() not in TASK_KINDS:
+            fail(f"--task-kinds takes TASK=KIND pairs with KIND binary, multiclass or regression, got {item!r}")
+        kinds[name.strip()] = kind.strip()
+    return kinds
+
+
+def parse_settings(text: Optional[str]) -> dict:
+    """``--set KEY=VALUE,...`` as a dict (values parsed as JSON where they are: numbers, true/false)."""
+    settings: dict = {}
+    for item in split_list(text) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set takes KEY=VALUE pairs, got {item!r}")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key.strip()] = value
+    return settings
+
+
+def nonnegative_number(text: str, option: str) -> float:
+    """``text`` as a finite number >= 0, or a clear usage error naming ``option``."""
+    try:
+        value = float(text)
+    except ValueError:
+        fail(f"{option} takes numbers >= 0, got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        fail(f"{option} takes finite numbers >= 0, got {text!r}")
+    return value
+
+
+def fgsm_levels(text: Optional[str]) -> list[float]:
+    """``--fgsm 0.05,0.1`` as numbers >= 0."""
+    return [nonnegative_number(item, "--fgsm") for item in split_list(text) or []]
+
+
+# ------------------------------------------------------------------ option groups
+#: The data kinds of the commands that train hard-sharing models (gains, group, sources).
+TABULAR_KINDS = ("table", "per-task-rows", "domains")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The data group: ``--dataset`` or ``--data FILE`` with ``--tasks``, ``--features``, ``--task-column``,
+    ``--label``, ``--task-kinds``, ``--impute``."""
+
+    dataset: Optional[str] = None
+    data: Optional[Path] = None
+    tasks: Optional[str] = None
+    features: Optional[str] = None
+    task_column: Optional[str] = None
+    label: Optional[str] = None
+    impute: Optional[str] = None
+    task_kinds: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        """The dataset's name in reports: the built-in name or the file's path."""
+        return str(self.data) if self.data is not None else (self.dataset or "yeast")
+
+    def check(self) -> None:
+        """Fail on options that do not go together (before anything is read)."""
+        if self.dataset and self.data:
+            fail("give either --dataset or --data, not both")
+        parse_task_kinds(self.task_kinds)
+        if self.data is None:
+            for option, value in (("--features", self.features), ("--task-column", self.task_column),
+                                  ("--label", self.label), ("--impute", self.impute),
+                                  ("--task-kinds", self.task_kinds)):
+                if value is not None:
+                    fail(f"{option} applies to your own file (--data FILE) only; leave it out with --dataset")
+
+    def load(self, seed: int, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
+        """The dataset split with ``seed``, or a clean error (also for a kind of data the command does not take)."""
+        try:
+            return self.loader(kinds, command)(seed)
+        except (ValueError, FileNotFoundError, ImportError, KeyError) as exc:
+            fail(str(exc))
+
+    def loader(self, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
+        """``load(seed) -> dataset`` (raising DataError etc.).
+
+        ``--data`` is a table file, a Task_Splits folder (:func:`~negtransfer.data.files.dataset_from_file`), or a
+        PhysioNet 2012 challenge folder (one with an ``Outcomes*.txt`` file; time series).
+        """
+        self.check()
+        command = command or command_name()
+        task_list = split_list(self.tasks)
+        if self.data is None:
+            from negtransfer.data.builtin import load_builtin
+
+            name = self.dataset or "yeast"
+            return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
+        if self.data.is_dir() and any(self.data.glob("Outcomes*.txt")):
+            from negtransfer.data.builtin import PHYSIONET_PREFIX, load_builtin
+
+            name = f"{PHYSIONET_PREFIX}{self.data}"
+            return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
+        from negtransfer.data.files import dataset_from_file
+
+        options: dict[str, Any] = dict(tasks=task_list, features=split_list(self.features), task_column=self.task_column,
+                       label_column=self.label, impute=self.impute, task_kinds=parse_task_kinds(self.task_kinds))
+        return lambda seed: dataset_from_file(self.data, seed=seed, **options)
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The training group: ``--epochs``, ``--batch-size``, ``--lr``, ``--optimizer``, ``--patience``, with
+    ``--preset``, ``--batching``, ``--oversample``; None means the preset's value."""
+
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    optimizer: Optional[str] = None
+    patience: Optional[int] = None
+    preset: str = "default"
+    batching: Optional[str] = None
+    oversample: Optional[bool] = None
+
+    def check(self) -> None:
+        """Fail on a learning rate that is not a positive number."""
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            fail(f"--lr must be a positive number, e.g. {TRAIN_DEFAULTS.lr}, got {self.lr}")
+
+    def config(self, **fixed) -> TrainConfig:
+        """The training configuration: the preset, with every option given (and ``fixed``) on top; checked, also
+        that ``--device`` is available here."""
+        self.check()
+        given = {"max_epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                 "optimizer": self.optimizer, "patience": self.patience, "batching": self.batching,
+                 "oversample": self.oversample, **fixed}
+        try:
+            config = TrainConfig.preset(self.preset, **{k: v for k, v in given.items() if v is not None})
+            check_device_available(config.device)
+        except ValueError as exc:
+            fail(str(exc))
+        return config
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The runs group: ``--out``, ``--store``, ``--executor``, ``--workers``, ``--ray-address``, and ``--seed``,
+    ``-q``; ``threads`` (torch threads per model) and ``device`` decide the resources a Ray task declares."""
+
+    out: Path
+    store: Optional[Path] = None
+    executor: str = "local"
+    workers: Optional[int] = None
+    seed: int = 0
+    quiet: bool = False
+    ray_address: Optional[str] = None
+    threads: int = 1
+    device: str = "cpu"
+
+
+def kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
+    """Each task's kind; for a user file, print those inferred from the labels, with their classes."""
+    kinds = {t.name: t.kind for t in ds.tasks}
+    how = ds.info.get("task_kinds", {})
+    if data is None:
+        return kinds
+    described: dict[str, list[str]] = {}
+    for t in ds.tasks:
+        if "inferred" not in str(how.get(t.name, "")):
+            continue
+        if t.kind == "binary":
+            text = f"binary {t.classes[0]}/{t.classes[1]}"
+            if [str(c) for c in t.classes] not in (["0", "1"], ["False", "True"]):
+                text += f" (positive class {t.classes[1]!r})"
+        elif t.kind == "multiclass":
+            shown = ", ".join(str(c) for c in t.classes[:6]) + (", ..." if len(t.classes) > 6 else "")
+            text = f"multiclass with {len(t.classes)} classes ({shown})"
+        else:
+            text = "regression"
+        described.setdefault(text, []).append(t.name)
+    if described:
+        parts = [f"{', '.join(names)}: {text}" for text, names in described.items()]
+        note("task kinds inferred from the labels: " + "; ".join(parts)
+             + " (override with --task-kinds TASK=KIND)", notes)
+    return kinds

@@ -1,0 +1,142 @@
+"""``negtransfer sources``: choose source tasks for a target (:mod:`negtransfer.jobs.sources`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
+
+import typer
+
+from negtransfer.cli.console import fail, note
+from negtransfer.cli.job import Job
+from negtransfer.cli.options import (
+    RUNS, BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt,
+    EpochsOpt, Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, LrOpt, Optimizer, OptimizerOpt,
+    OversampleOpt, PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt, RunOptions, SeedOpt, StoreOpt,
+    TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt, kinds_summary, nonnegative_number, out_option,
+)
+from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
+
+if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
+    SourceTraining: TypeAlias = str
+    SourceLoss: TypeAlias = str
+    ThresholdGrid: TypeAlias = str
+    ThresholdBy: TypeAlias = str
+    ExhaustivePairs: TypeAlias = str
+else:
+    SourceTraining = Literal[SOURCE_TRAININGS]
+    SourceLoss = Literal[SOURCE_LOSSES]
+    ThresholdGrid = Literal[THRESHOLD_GRIDS]
+    ThresholdBy = Literal[THRESHOLD_BY]
+    ExhaustivePairs = Literal[EXHAUSTIVE_PAIRS]
+
+
+def sources(
+    target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),
+    alpha: int = typer.Option(5, "--alpha", min=1, help="Sources per sampled subset."),
+    subsets: Optional[int] = typer.Option(None, "--subsets", min=2, help="Subsets the surrogate is fitted on.", show_default="8k for k sources (the paper's), capped by --max-runs"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of subset runs (subsets x repeats) for the default --subsets."),
+    holdout: int = typer.Option(100, "--holdout", min=0, help="Further subsets for negative-transfer prediction."),
+    training_scheme: Optional[SourceTraining] = typer.Option(None, "--training", help="'parity': STL, subset and final models share one objective (mean loss over rows), one step budget and early stopping on half the target's validation rows, f(S) on the other half; 'task-modeling': the public code's fixed epochs; 'legacy': the trainer's defaults (figures before issue 11).", show_default="parity; task-modeling with --preset task-modeling"),
+    loss: Optional[SourceLoss] = typer.Option(None, "--loss", help="f(S): cross_entropy, margin (probabilities), logit_margin or zero_one (classification), mse (regression).", show_default="the training loss (cross_entropy; mse for regression); logit_margin for task-modeling, margin for legacy"),
+    ridge: Optional[str] = typer.Option(None, "--ridge", help="Ridge penalty of the surrogate: a number (0 = least squares, eq. 3) or 'auto' (the strength with the least leave-one-out error over the fitted subsets; least squares is a candidate).", show_default="0; auto when fewer than 1.5k subsets are fitted under --training parity"),
+    no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
+    group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
+    common_init: bool = typer.Option(False, "--common-init", help="Subset models share one initialisation (common random numbers: less noise in f(S))."),
+    grid: Optional[ThresholdGrid] = typer.Option(None, "--grid", help="Thresholds tried: 'all' (one per distinct selection) or 'paper' (-0.5..0.5 step 0.1 on the raw scores of eq. 3; on relative scores with --training legacy).", show_default="all; paper with --preset task-modeling"),
+    data_fraction: float = typer.Option(1.0, "--data-fraction", help="Subset models train on this fraction of the training rows (paper's speed-up: 0.4)."),
+    steps_fraction: float = typer.Option(1.0, "--steps-fraction", help="Subset models get this fraction of the epoch budget (paper's speed-up: 0.2)."),
+    threshold_by: ThresholdBy = typer.Option("validation", "--threshold-by", help="Choose gamma by the final models' target 'validation' loss (paper) or the training-free cross-fitted 'surrogate' criterion."),
+    stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
+    exhaustive_pairs: ExhaustivePairs = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
+    max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
+    out: Path = out_option("runs/sources"),
+    store: Optional[Path] = StoreOpt,
+    executor: Executor = ExecutorOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    chunk_size: int = ChunkSizeOpt,
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Runs per model (common random numbers); f(S), f(STL) and every loss are means over the repeats, with standard errors in report.json.", show_default="3; 5 with --preset task-modeling (the authors average 3-5)", rich_help_panel=RUNS),
+    epochs: Optional[int] = EpochsOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    lr: Optional[float] = LrOpt,
+    optimizer: Optional[Optimizer] = OptimizerOpt,
+    patience: Optional[int] = PatienceOpt,
+    preset: Preset = PresetOpt,
+    batching: Optional[Batching] = BatchingOpt,
+    oversample: Optional[bool] = OversampleOpt,
+    device: Device = DeviceOpt,
+    dataset: Optional[str] = DatasetOpt,
+    data: Optional[Path] = DataOpt,
+    tasks: Optional[str] = TasksOpt,
+    features: Optional[str] = FeaturesOpt,
+    task_column: Optional[str] = TaskColumnOpt,
+    label: Optional[str] = LabelOpt,
+    task_kinds: Optional[str] = TaskKindsOpt,
+    impute: Optional[Impute] = ImputeOpt,
+    seed: int = SeedOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Choose source tasks for a target with a surrogate model of its loss over source subsets.
+
+    Writes report.json (relevance scores, threshold, selection, holdout F1 and
+    Spearman, the target's test loss and metric under STL, all sources, the
+    selection and the baselines) and report.md with plots.
+    """
+    from negtransfer.jobs.sources import SourceOptions, run_sources
+    from negtransfer.report.jsonio import write_json
+    from negtransfer.report.sources import write_sources_report
+
+    notes: list[str] = []
+    # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches and
+    # an initialisation per subset model (--common-init shares one)
+    training = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset,
+                               batching or ("pooled" if preset == "default" else None), oversample)
+    config = training.config(shared_init=common_init, device=device)
+    if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
+        fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
+    penalty: float | str | None = ridge
+    if ridge is not None and ridge != "auto":
+        penalty = nonnegative_number(ridge, "--ridge ('auto' or a number)")
+    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
+    kinds = kinds_summary(ds, data, notes)
+    public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
+    options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
+                            ridge=penalty, affinity_baseline=not no_affinity, chunk_size=chunk_size,
+                            data_fraction=data_fraction, steps_fraction=steps_fraction,
+                            grid=grid or ("paper" if public else "all"),
+                            group_attribute=group_attribute, common_init=common_init,
+                            exhaustive_pairs=exhaustive_pairs, max_pair_runs=max_pair_runs,
+                            threshold_by=threshold_by, stl_repeats=stl_repeats,
+                            repeats=repeats or (5 if public else 3),
+                            training=training_scheme or ("task-modeling" if public else "parity"),
+                            max_runs=max_runs)
+    try:
+        options.check(ds)
+    except ValueError as exc:
+        fail(str(exc))
+    from math import comb
+
+    distinct = comb(ds.n_tasks - 1, alpha)
+    n_fit = options.subsets_for(ds.n_tasks - 1)
+    if n_fit + holdout > distinct:
+        note(f"{n_fit} fitted + {holdout} holdout subsets are more than the {distinct} distinct subsets of {alpha} "
+             f"of the {ds.n_tasks - 1} sources; subsets repeat", notes)
+    job.start()
+    with job.training() as progress:
+        report = run_sources(ds, options, config, seed, job.store, executor=job.executor, progress=progress,
+                             notify=lambda message: note(message, notes))
+    report.task_kinds, report.notes = kinds, notes
+    with job.writing():
+        write_json(out / "report.json", report.to_dict())
+        md = write_sources_report(report, out)
+    if not quiet:
+        typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
+                   f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
+        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
+        h = report.holdout
+        if h.get("n"):
+            typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
+        typer.echo(f"report: {md}")

@@ -1,0 +1,135 @@
+"""The Python API: negtransfer.gains/group/sources/compare on a DataFrame, the docs' scripts, an in-memory store."""
+
+import json
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import negtransfer
+from negtransfer.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
+
+
+@pytest.fixture
+def patients(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    frame = pd.DataFrame(X, columns=["age", "dose", "bmi", "noise"])
+    frame["sick"] = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame["worse"] = (X[:, 0] - X[:, 2] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    frame["stay"] = X[:, 1] * 2 + rng.normal(size=300)
+    frame.loc[::7, "worse"] = np.nan
+    path = tmp_path / "patients.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_the_docs_show_every_script_as_it_is():
+    """docs/api.md shows each docs/examples/*.py verbatim (the test below runs those files)."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    shown = re.findall(r"<!-- docs/examples/(\w+\.py) -->\n```python\n(.*?)```", text, flags=re.S)
+    assert sorted(name for name, _ in shown) == sorted(p.name for p in EXAMPLES) == [
+        "compare.py", "gains.py", "group.py", "sources.py"]
+    for name, code in shown:
+        assert code == (ROOT / "docs" / "examples" / name).read_text(), name
+    readme = re.findall(r"<!-- docs/examples/(\w+\.py) -->\n```python\n(.*?)```", (ROOT / "README.md").read_text(),
+                        flags=re.S)
+    assert readme and all(code == (ROOT / "docs" / "examples" / name).read_text() for name, code in readme)
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_docs_examples_run(script, capsys):
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    first = {"gains.py": "negative transfer:", "group.py": "chosen groups:", "sources.py": "selected sources:",
+             "compare.py": "accuracy"}[script.name]
+    assert first in out
+
+
+def test_gains_from_python_equals_the_command_line(patients, tmp_path):
+    """The same table, seed and options give the same numbers from Python as from `negtransfer gains`."""
+    common = dict(tasks=["sick", "worse", "stay"], groups="all", repeats=2, max_epochs=3)
+    report = negtransfer.gains(pd.read_csv(patients), features=["age", "dose", "bmi", "noise"], **common)
+    res = CliRunner().invoke(app, ["gains", "--data", str(patients), "--tasks", "sick,worse,stay", "--features",
+                                   "age,dose,bmi,noise", "--groups", "all", "--repeats", "2", "--epochs", "3",
+                                   "--out", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    cli = pd.read_csv(tmp_path / "out" / "gains.csv")
+    mine = report.to_frame()
+    assert list(mine.columns) == list(cli.columns) and len(mine) == len(cli) == 9
+    np.testing.assert_array_equal(mine["gain"].to_numpy(), cli["gain"].to_numpy())
+    payload = json.loads((tmp_path / "out" / "gains.json").read_text())
+    assert report.to_dict().keys() == payload.keys()
+    assert report.to_dict()["stl"] == payload["stl"] and report.groups[-1] == ("sick", "worse", "stay")
+
+
+def test_a_store_keeps_runs_between_calls(patients, tmp_path):
+    from negtransfer.runs.store import RunStore
+
+    store = RunStore(":memory:")
+    options = dict(tasks=["sick", "worse"], groups=[("sick", "worse")], repeats=1, max_epochs=2, store=store)
+    first = negtransfer.gains(patients, **options)
+    assert store.in_memory and store.count() == 3  # two STL models and one group
+    again = negtransfer.gains(patients, **options)
+    assert store.count() == 3 and first.to_frame().equals(again.to_frame())
+    assert not list(tmp_path.glob(":memory:*")) and not Path(":memory:").exists()
+
+
+def test_bad_input_is_named_before_training(patients):
+    frame = pd.read_csv(patients)
+    with pytest.raises(ValueError, match="'nope' not found in the data"):
+        negtransfer.gains(frame, tasks=["sick", "nope"])
+    with pytest.raises(TypeError, match="unknown option.*budgett.*GroupingOptions"):
+        negtransfer.group(frame, tasks=["sick", "worse"], budgett=2)
+    with pytest.raises(TypeError, match="data must be a pandas DataFrame"):
+        negtransfer.gains(frame.to_numpy())
+    with pytest.raises(ValueError, match="neither a built-in dataset"):
+        negtransfer.gains("no-such-dataset")
+    with pytest.raises(TypeError, match="leave them out with the built-in dataset"):
+        negtransfer.gains("yeast", features=["a"])
+    with pytest.raises(ValueError, match="unknown tasks"):
+        negtransfer.gains(frame, tasks=["sick", "worse"], groups=[("sick", "stay")])
+    with pytest.raises(TypeError, match="unknown option.*max_epoch\\b"):
+        negtransfer.compare(frame, ["stl"], max_epoch=3)
+
+
+def test_import_stays_light_and_gains_is_both_package_and_function():
+    code = ("import sys, negtransfer; names = dir(negtransfer); "
+            "print(any(m in sys.modules for m in ('torch', 'pandas', 'sklearn', 'matplotlib')), "
+            "all(n in names for n in ('gains', 'group', 'sources', 'compare')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    import negtransfer.gains.table  # the subpackage of gain tables and predictors stays importable
+
+    assert callable(negtransfer.gains) and negtransfer.gains.table.gains_frame is not None
+    assert negtransfer.group.__module__ == "negtransfer.api"
+
+
+def test_the_package_ships_its_type_hints():
+    assert (ROOT / "src" / "negtransfer" / "py.typed").exists()
+    assert 'negtransfer = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_an_in_memory_run_store_keeps_what_it_is_given():
+    """RunStore(":memory:") used to accept the path and fail on first use with `no such table: runs`."""
+    from negtransfer.runs.store import RunStore
+    from negtransfer.train.batched import ModelResult
+
+    store = RunStore(":memory:")
+    store.put_many("fp", 0, "cfg", [ModelResult(group=(i,), val_loss={i: 0.5}, test_loss={i: 0.4},
+                                                test_metric={i: 0.9}, best_epoch=1, epochs=1, seconds=0.1)
+                                    for i in range(3)])
+    store.put_artifact("key", {"a": [1, 2]})
+    assert store.count() == 3 and store.missing("fp", [(0,), (7,)], 0, "cfg") == [(7,)]
+    assert store.get_many("fp", [(1,)], 0, "cfg")["1"].test_loss == {1: 0.4}
+    assert store.get_artifact("key") == {"a": [1, 2]} and store.in_memory
+    assert RunStore(":memory:").count() == 0  # each in-memory store is its own
