@@ -39,7 +39,9 @@ from negtransfer.gains.noise import noise_floor
 from negtransfer.gains.table import repeat_gains
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.group_specs import DESIGNS, design_groups, random_groups
-from negtransfer.runs.runner import ensure_runs
+from negtransfer.runs.runner import ensure, repeated_results
+from negtransfer.runs.specs import group_specs
+from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
@@ -233,14 +235,16 @@ def best_group_losses(groups, results, n_tasks, by: str = "val_loss") -> tuple[d
     return {t: results[g].test_loss[t] for t, g in where.items()}, where
 
 
-def _trace_of_strongest_pairs(tracker, affinity: np.ndarray, names, count: int) -> dict:
-    """Per-step values of the ``count`` off-diagonal pairs with the largest |average affinity|."""
+def _trace_of_strongest_pairs(trace_steps: list[int], trace: list[np.ndarray], affinity: np.ndarray, names,
+                              count: int) -> dict:
+    """Per-step values (``trace[k]`` at step ``trace_steps[k]``) of the ``count`` off-diagonal pairs with the
+    largest |average affinity|."""
     off = np.abs(np.where(np.eye(len(names), dtype=bool), 0.0, np.nan_to_num(affinity)))
     order = np.argsort(-off, axis=None, kind="stable")[:count]
     pairs = [np.unravel_index(i, off.shape) for i in order]
-    steps = [np.asarray(m) for m in tracker.trace]
+    steps = [np.asarray(m) for m in trace]
     return {
-        "steps": [int(s) for s in tracker.trace_steps],
+        "steps": [int(s) for s in trace_steps],
         "pairs": [{"source": names[i], "target": names[j],
                    "values": [None if not np.isfinite(m[i, j]) else float(m[i, j]) for m in steps]}
                   for i, j in pairs],
@@ -262,7 +266,8 @@ class _Grouping:
         self.n = dataset.n_tasks
         self.names = dataset.task_names
         self.results: dict[Group, RepeatedResult] = {}
-        self.trained: list = []
+        self.trained: list = []  # the run specifications this job trained (one per model)
+        self.affinity_runs: AffinityRuns | None = None
         self.seconds: dict[str, float] = {}
         self.candidates = all_groups(self.n)
         self.row_of = {g: r for r, g in enumerate(_rows_to_groups(self.candidates, range(len(self.candidates))))}
@@ -274,19 +279,31 @@ class _Grouping:
                              options.budget)
 
     # ---------------------------------------------------------------- runs
-    def runs(self, label: str, groups: list[Group]) -> dict[Group, RepeatedResult]:
+    def runs(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None
+             ) -> dict[Group, RepeatedResult]:
+        """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure`).
+
+        ``affinity``: also the all-task runs that measure it, in the same call, so each repeat's all-task
+        model is trained once (the tracked run stands for the group run); kept in ``self.affinity_runs``.
+        """
         start = time.perf_counter()
         cb = (lambda done, total: self.progress(label, done, total)) if self.progress else None
-        out = ensure_runs(self.dataset, groups, self.config, self.seed, self.store, repeats=self.options.repeats,
-                          executor=self.executor, chunk_size=self.options.chunk_size, on_progress=cb,
-                          trained=self.trained)
+        specs = group_specs(groups, self.config, self.options.repeats)
+        extra = [] if affinity is None else affinity.specs(self.n, self.config, self.options.repeats)
+        trained: list = []
+        outputs = ensure(self.dataset, specs + extra, self.seed, self.store, executor=self.executor,
+                         chunk_size=self.options.chunk_size, on_progress=cb, trained=trained)
+        self.trained += trained
+        if extra:
+            self.affinity_runs = AffinityRuns.from_outputs(extra, outputs[len(specs):], trained)
+        out = repeated_results(specs, outputs[: len(specs)])
         self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
         self.results.update(out)
         return out
 
-    def measure(self, label: str, groups: list[Group]) -> None:
+    def measure(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None) -> None:
         new = [g for g in groups if g not in self.measured and len(g) > 1]
-        self.runs(label, groups)
+        self.runs(label, groups, affinity)
         self.measured += new
 
     # ---------------------------------------------------------------- gains
@@ -396,7 +413,6 @@ def run_grouping(
     progress: Progress | None = None,
 ) -> GroupingResult:
     """Run the whole grouping job and return its report (see module doc and docs/methods/grouping.md)."""
-    from negtransfer.affinity.training import measure_affinity
     from negtransfer.gains.methods import METHODS, method
 
     n = dataset.n_tasks
@@ -414,35 +430,25 @@ def run_grouping(
     everything: Group = tuple(range(n))
     stl = [(t,) for t in range(n)]
 
-    # 1. STL and the all-task group (always a training group).
-    job.measure("STL + all-task runs", stl + [everything])
-
-    # 2. Affinity from the tracked all-task runs (ETAP's or TAG's), or GRAD-TAE's from the projected gradients
-    #    of each repeat's all-task model, averaged over the repeats.
+    # 1.-2. STL and the all-task group (always a training group), with the affinity (ETAP's or TAG's tracker, or
+    #    GRAD-TAE's projected gradients) measured on each repeat's all-task run, averaged over the repeats. One
+    #    pass through the run store: the all-task model of a repeat is trained once, as the tracked run.
+    request = (AffinityRequest(kind, every=options.affinity_every, trace=bool(options.trace_pairs))
+               if kind is not None else None)
+    job.measure("STL + all-task runs", stl + [everything], affinity=request)
     start = time.perf_counter()
     trace = None
     job.affinity = None
     method_cost = None
     if kind == "grad-tae":
-        from negtransfer.gains.grad_tae import measure_grad_tae_affinity
-
-        cb = (lambda done, total: progress("GRAD-TAE base models", done, total)) if progress else None
-        job.affinity, method_cost = measure_grad_tae_affinity(dataset, config, seed, store=store, repeats=R,
-                                                              on_repeat=cb)
-        job.seconds["affinity runs"] = time.perf_counter() - start
+        job.affinity, method_cost = job.affinity_runs.grad_tae()
     elif kind is not None:
-        cb = (lambda done, total: progress("affinity runs", done, total)) if progress else None
-        job.affinity = measure_affinity(dataset, config, seed, every=options.affinity_every, store=store, repeats=R,
-                                        momentum=options.resolved_affinity_momentum(), epochs=options.affinity_epochs,
-                                        on_repeat=cb, kind=kind)
+        momentum = options.resolved_affinity_momentum()
+        job.affinity = job.affinity_runs.matrix(n, momentum=momentum, epochs=options.affinity_epochs)
         if options.trace_pairs:
-            from negtransfer.affinity.training import train_with_affinity
-
-            tracker, _, plain = train_with_affinity(dataset, config, seed, every=options.affinity_every,
-                                                    keep_trace=True, kind=kind)
-            trace = _trace_of_strongest_pairs(tracker if options.resolved_affinity_momentum() else plain, job.affinity,
-                                              names, options.trace_pairs)
-        job.seconds["affinity runs"] = time.perf_counter() - start
+            steps, matrices = job.affinity_runs.trace_steps(momentum)
+            trace = _trace_of_strongest_pairs(steps, matrices, job.affinity, names, options.trace_pairs)
+    job.seconds["affinity runs"] = time.perf_counter() - start
 
     # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA; every pair and
     #    --train-groups larger groups for Ayman et al.), plus the all-task group.
