@@ -146,10 +146,12 @@ class _Ensure:
         missing = [i for i in distinct if not have.holds(self.keys[i])]
         self.total, self.done = len(distinct), len(distinct) - len(missing)
         owner = _coverers(missing, entries)
-        self.pieces = {i: [] for i in missing if owner[i] == i}
+        pieces: dict[int, list[int]] = {i: [] for i in missing if owner[i] == i}
         for i in missing:
             if owner[i] != i:
-                self.pieces[owner[i]].append(i)
+                pieces[owner[i]].append(i)
+        # in the order of the first spec each piece makes
+        self.pieces = dict(sorted(pieces.items(), key=lambda item: min([item[0], *item[1]])))
         self._progress()
 
     def stacked_chunks(self, chunk_size: int) -> list[tuple[Any, Any, str, list[list[Run]]]]:
