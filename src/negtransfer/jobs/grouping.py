@@ -41,8 +41,8 @@ from negtransfer.runs.executors import Executor
 from negtransfer.runs.group_specs import DESIGNS, design_groups, random_groups
 from negtransfer.runs.runner import ensure, repeated_results
 from negtransfer.runs.specs import group_specs
-from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 from negtransfer.runs.store import RunStore
+from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
 
@@ -448,7 +448,8 @@ def run_grouping(
         if options.trace_pairs:
             steps, matrices = job.affinity_runs.trace_steps(momentum)
             trace = _trace_of_strongest_pairs(steps, matrices, job.affinity, names, options.trace_pairs)
-    job.seconds["affinity runs"] = time.perf_counter() - start
+    if kind is not None:
+        job.seconds["affinity runs"] = time.perf_counter() - start
 
     # 3. Training groups (sizes 2..n-1, by the design; every pair for HOA; every pair and
     #    --train-groups larger groups for Ayman et al.), plus the all-task group.

@@ -17,7 +17,15 @@ from typing import Any, Callable, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.runs.executors import Executor, InProcessExecutor
-from negtransfer.runs.specs import RunOutput, RunSpec, StoreKeys, config_record, group_specs, store_keys
+from negtransfer.runs.specs import (
+    RunOutput,
+    RunSpec,
+    StoreKeys,
+    config_digest,
+    config_record,
+    group_specs,
+    store_keys,
+)
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import ModelResult, RepeatedResult
@@ -136,7 +144,11 @@ class _Ensure:
     # ---------------------------------------------------------------- planning
     def plan(self) -> None:
         """Keys of every spec; the missing ones grouped into pieces (a run and the runs it covers)."""
-        self.keys = [store_keys(s, self.fingerprint(s), self.seed) for s in self.specs]
+        digests: dict[int, str] = {}  # a configuration's hash, once per configuration object
+        for s in self.specs:
+            if id(s.config) not in digests:
+                digests[id(s.config)] = config_digest(s.config)
+        self.keys = [store_keys(s, self.fingerprint(s), self.seed, digests[id(s.config)]) for s in self.specs]
         have = _Stored.read(self.store, self.keys)
         entries = [k.entries() for k in self.keys]
         first_of: dict[frozenset, int] = {}
@@ -190,8 +202,7 @@ class _Ensure:
                 rows.setdefault((fp, seed), []).append(res)
             for (fp, seed), results_of_seed in rows.items():  # one transaction per repeat
                 self.store.put_many(fp, seed, digest, results_of_seed, config=config_record(self.specs[done[0]].config))
-            for i in done:
-                self._finished(i)
+            self._finished(done)
 
         return on_chunk
 
@@ -208,12 +219,14 @@ class _Ensure:
                 raise ValueError(f"a {spec.kind.name!r} run returned no {name!r} (it returned "
                                  f"{', '.join(output.records) or 'nothing'})")
             self.store.put_artifact(key, output.records[name])
-        self._finished(i)
+        self._finished([i])
 
-    def _finished(self, i: int) -> None:
-        if self.trained is not None:
-            self.trained.append(self.specs[i])
-        self.done += 1 + len(self.pieces.get(i, ()))
+    def _finished(self, pieces: list[int]) -> None:
+        """Count finished pieces (each with the runs it covers) and report progress once."""
+        for i in pieces:
+            if self.trained is not None:
+                self.trained.append(self.specs[i])
+            self.done += 1 + len(self.pieces.get(i, ()))
         self._progress()
 
     def _progress(self) -> None:

@@ -193,7 +193,7 @@ def config_record(config: Any) -> dict:
     return own() if callable(own) else asdict(config)
 
 
-def store_keys(spec: RunSpec, fingerprint: str, seed: int) -> StoreKeys:
+def store_keys(spec: RunSpec, fingerprint: str, seed: int, digest: str | None = None) -> StoreKeys:
     """The key rule: where ``spec``'s output is stored, for data of ``fingerprint`` and job seed ``seed``.
 
     Parameters
@@ -203,6 +203,8 @@ def store_keys(spec: RunSpec, fingerprint: str, seed: int) -> StoreKeys:
         The dataset's fingerprint (``dataset.fingerprint()``).
     seed : int
         The job's seed.
+    digest : str, optional
+        ``config_digest(spec.config)`` when the caller has it already.
 
     Returns
     -------
@@ -215,7 +217,7 @@ def store_keys(spec: RunSpec, fingerprint: str, seed: int) -> StoreKeys:
     """
     kind = spec.kind
     training_seed = int(kind.training_seed(seed, spec.repeat))
-    digest = config_digest(spec.config)
+    digest = config_digest(spec.config) if digest is None else digest
     extras = dict(spec.extras)
     fields = {**extras, "fingerprint": fingerprint, "seed": training_seed, "config": digest,
               "group": group_text(spec.group)}
