@@ -75,7 +75,7 @@ def ensure(
         Called with the runs finished so far (stored ones count as done).
     trained : list, optional
         When given, the specifications this call trained are appended (one per
-        model trained).
+        model trained), each before the progress call that counts it.
 
     Returns
     -------
@@ -354,9 +354,16 @@ def ensure_runs(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     specs = group_specs(groups, config, repeats)
-    done: list[RunSpec] = []
     outputs = ensure(dataset, specs, seed, store, executor=executor, chunk_size=chunk_size,
-                     on_progress=on_progress, trained=done)
-    if trained is not None:
-        trained.extend((s.group, s.repeat) for s in done)
+                     on_progress=on_progress, trained=None if trained is None else _AsRuns(trained))
     return repeated_results(specs, outputs)
+
+
+@dataclass
+class _AsRuns:
+    """Appends a trained specification to a list of (group, repeat) as it finishes (before progress is reported)."""
+
+    runs: list
+
+    def append(self, spec: RunSpec) -> None:
+        self.runs.append((spec.group, spec.repeat))
