@@ -38,10 +38,10 @@ from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec
 from negtransfer.train.config import config_hash
 
 __all__ = [
+    "COMPARE",
     "CompareOptions",
     "CompareReport",
     "ModelEntry",
-    "COMPARE",
     "compare_key",
     "compare_spec",
     "prepare_dataset",
@@ -311,7 +311,6 @@ def run_compare(
         Bad options, unknown or incompatible models or data, before any training.
     """
     from negtransfer.data.builtin import data_kind
-    from negtransfer.runs.executors import InProcessExecutor
     from negtransfer.runs.runner import ensure
 
     options.check()
@@ -321,27 +320,26 @@ def run_compare(
         catalogue = default_catalogue()
     first = load(seed)
     kind = data_kind(first)
-    specs_models = catalogue.resolve(list(options.models), kind)
-    configs = _family_configs(specs_models, options.fit)
+    model_specs = catalogue.resolve(list(options.models), kind)
+    configs = _family_configs(model_specs, options.fit)
     datasets = [prepare_dataset(first if r == 0 else load(seed + r), options.train_fraction, seed + r)
                 for r in range(options.runs)]
-    for spec in specs_models:
+    for spec in model_specs:
         if spec.check_dataset is not None:
             spec.check_dataset(spec.name, datasets[0])
     units, specs = [], []
     for r, ds in enumerate(datasets):
-        for spec in specs_models:
+        for spec in model_specs:
             config, _ = configs[spec.family]
             units.append(_Unit(spec, ds, seed + r, config, options.fit, options.threads))
             specs.append(compare_spec(spec, r, config, options.fit, options.threads))
     cb = (lambda done, total: progress("models x runs", done, total)) if progress is not None else None
     trained: list = []
-    outputs = ensure(datasets, specs, seed, store, executor=executor or InProcessExecutor(), on_progress=cb,
-                     trained=trained)
+    outputs = ensure(datasets, specs, seed, store, executor=executor, on_progress=cb, trained=trained)
     stored = [out.records["compare"] for out in outputs]
     report = CompareReport(
         dataset=name, data_kind=kind, runs=options.runs, seed=seed, train_fraction=options.train_fraction,
-        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description) for s in specs_models],
+        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description) for s in model_specs],
         configs={family: asdict(config) for family, (config, _) in configs.items()},
         options={**options.fit.to_dict(), "threads": options.threads},
         trained=len(trained), reused=len(units) - len(trained),
