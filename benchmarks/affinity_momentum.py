@@ -24,7 +24,7 @@ import numpy as np
 
 import grouping_datasets
 from grouping_datasets import mean_se
-from negtransfer.affinity.training import measure_affinity
+from negtransfer.runs.tracked import measure_affinity
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions
 from negtransfer.jobs.grouping_comparison import ordered_pair_values

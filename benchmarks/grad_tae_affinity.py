@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import grouping_datasets
-from negtransfer.gains.grad_tae import measure_grad_tae_affinity
+from negtransfer.runs.tracked import measure_grad_tae_affinity
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping_comparison import ordered_pair_values
 from negtransfer.runs.runner import ensure_runs

@@ -37,8 +37,8 @@ def test_batched_lookahead_equals_the_per_task_loop(mixed_dataset):
 
 
 def test_tag_kind_in_the_tracked_run(mixed_dataset, tmp_path):
-    from negtransfer.affinity.training import measure_affinity
     from negtransfer.runs.store import RunStore
+    from negtransfer.runs.tracked import measure_affinity
     from negtransfer.train.config import TrainConfig
 
     # a small learning rate: the lookahead step is nearly first order, so TAG's matrix is close to ETAP's

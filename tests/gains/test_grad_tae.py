@@ -6,7 +6,8 @@ import torch
 
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset, TaskSpec
 from negtransfer.data.synthetic import make_synthetic_tasks
-from negtransfer.gains.grad_tae import GradTAE, measure_grad_tae_affinity, sample_subsets, train_base_model
+from negtransfer.gains.grad_tae import GradTAE, sample_subsets, train_base_model
+from negtransfer.runs.tracked import measure_grad_tae_affinity
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
 

@@ -5,6 +5,14 @@ and ``runs.stored_total``, which vary) of two small grouping runs, written by
 the job before :class:`~negtransfer.jobs.grouping_report.GroupingReport`
 existed (commit 55799bd). The typed report must give the same keys, in the same
 order, and the same values; ``totals_se`` is its only new key.
+
+One documented change since: the tracked all-task run now trains with the
+trainer's own backward pass (it is the all-task group run, trained once per
+repeat) where it used the sum of the per-task gradients, so the affinity and
+what is computed from it (predictions, their Pearson, the acquisition scores)
+move in the last bits (the averaged affinity about 1e-7 relative, single steps
+of the trace up to about 1e-4 as the two trajectories part); losses, selections and every other
+value are unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from negtransfer.train.config import TrainConfig
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "grouping_report_golden.json").read_text())
 NEW_KEYS = {"totals_se"}
+#: Values computed from the affinity (see the module doc): equal to 1e-3 relative or 1e-6 absolute.
+FROM_AFFINITY = ("affinity", "predict", "optimistic", "pearson", ".r2")
 
 CASES = {
     "etap-exhaustive-trace": (dict(n_tasks=4, n_clusters=2, n_samples=200, seed=3),
@@ -48,6 +58,8 @@ def assert_same(old, new, path="report"):
             assert_same(a, b, f"{path}[{i}]")
     elif isinstance(old, float) and math.isnan(old):
         assert math.isnan(new), path
+    elif isinstance(old, float) and any(part in path for part in FROM_AFFINITY):
+        assert new == pytest.approx(old, rel=1e-3, abs=1e-6), path
     elif isinstance(old, float):
         assert new == pytest.approx(old, rel=1e-9, abs=1e-12), path
     else:

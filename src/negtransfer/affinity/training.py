@@ -1,10 +1,13 @@
 """Affinity from all-task training runs of negtransfer's own trainer.
 
 The all-task model is trained exactly as any group model (same seed, batches,
-early stopping); at each tracked step the trainer's backward pass is replaced
-by ONE batched backward that yields every task's gradient of the shared encoder
-(and the summed head gradients), the affinity of that step is recorded (ETAP
-eq. 4-5), and the sum of the per-task gradients is the training gradient.
+early stopping, and the trainer's own backward pass at every step, so its
+result is bit-identical to the stacked trainer's all-task run); at each tracked
+step ONE extra batched backward pass yields every task's gradient of the shared
+encoder, and the affinity of that step is recorded (ETAP eq. 4-5). The run store
+keeps the model result and the affinity record of a repeat as one run
+(:mod:`negtransfer.runs.tracked`), so the all-task model of a repeat is trained
+once for both.
 
 Each tracked step is scored twice: with the momentum term of eq. 4 (the update
 a step on task i alone would make, momentum included) and without it (plain
@@ -23,10 +26,11 @@ import numpy as np
 
 from negtransfer.affinity.lookahead import stacked_lookahead_affinity
 from negtransfer.affinity.scores import nan_mean_of_matrices
-from negtransfer.affinity.tracker import AffinityTracker, per_task_and_summed_gradients
+from negtransfer.affinity.tracker import AffinityTracker
 from negtransfer.data.dataset import MultiTaskDataset
-from negtransfer.train.batched import repeat_seed, train_group_models
+from negtransfer.train.batched import train_group_models
 from negtransfer.train.config import TrainConfig
+from negtransfer.train.gradients import per_task_gradients
 from negtransfer.train.losses import TaskLossLayout
 
 #: How the per-epoch matrices of a run are averaged: every epoch, or epochs up to the best one.
@@ -36,14 +40,6 @@ AFFINITY_EPOCHS = ("all", "until-best")
 #: The affinities a tracked all-task run can measure: ETAP's first-order score (eq. 4-5) or TAG's
 #: lookahead (Fifty et al., 2021: one extra forward pass per task, here as one batched pass).
 AFFINITY_KINDS = ("etap", "tag")
-
-
-def affinity_key(dataset: MultiTaskDataset, config: TrainConfig, seed: int, every: int, repeat: int = 0,
-                 kind: str = "etap") -> str:
-    """Run-store artifact key of one repeat's tracked all-task run."""
-    prefix = "affinity:v2" if kind == "etap" else f"affinity-{kind}:v1"
-    return (f"{prefix}:{dataset.fingerprint()}:{int(repeat_seed(seed, repeat))}:{config.config_hash()}:"
-            f"every={int(every)}")
 
 
 def train_with_affinity(
@@ -64,8 +60,9 @@ def train_with_affinity(
         Repeat number: the run is the all-task run of that repeat (training
         seed :func:`~negtransfer.train.batched.repeat_seed` (seed, repeat)).
     every : int
-        Track every k-th step (1 = every step); untracked steps use the plain
-        backward pass.
+        Track every k-th step (1 = every step). Every step, tracked or not,
+        trains with the trainer's own backward pass; a tracked step adds one
+        batched backward pass for the per-task gradients of the shared encoder.
     keep_trace : bool
         Keep each tracked step's matrix (paper Figure 7), in both trackers.
     kind : {"etap", "tag"}
@@ -80,7 +77,8 @@ def train_with_affinity(
         With the momentum term (eq. 4-5); ``tracker.affinity_matrix[i, j]`` =
         affinity of source task i onto target j.
     result : ModelResult
-        The all-task model's result.
+        The all-task model's result: bit-identical to the stacked trainer's
+        all-task run of that repeat (``train_group_models``).
     plain : AffinityTracker
         The same steps scored without the momentum term.
 
@@ -107,8 +105,10 @@ def train_with_affinity(
             tracker.skip()
             plain.skip()
             return None
-        shared, heads = model.shared_parameters(), model.head_parameters()
-        per_task, summed_shared, summed_heads = per_task_and_summed_gradients(losses[0], shared, heads)
+        shared = model.shared_parameters()
+        # the per-task gradients are for the affinity only: the step itself uses the trainer's own backward
+        # pass (the hook returns None), so the run is the stacked trainer's all-task run, bit for bit
+        per_task = per_task_gradients(losses[0], shared, retain_graph=True)
         params = list(model.parameters())
         position = {id(p): i for i, p in enumerate(params)}
         velocity = [opt.state[position[id(p)]] for p in shared] if momentum else None
@@ -125,8 +125,7 @@ def train_with_affinity(
             for track, directions in ((tracker, with_momentum), (plain, steps)):
                 Z = stacked_lookahead_affinity(model, *batch, layout, directions, opt.lr, losses[0])
                 track.record(Z, task_losses=losses[0].detach())
-        summed = {id(p): g for p, g in zip(shared + heads, summed_shared + summed_heads)}
-        return [summed[id(p)] if summed[id(p)] is not None else p.new_zeros(p.shape) for p in params]
+        return None
 
     def end_epoch(epoch, alive):
         tracker.end_epoch()
@@ -141,13 +140,42 @@ def _epoch_record(tracker: AffinityTracker) -> list:
     return [m.tolist() for m in tracker.epoch_affinity_matrices] if tracker.epoch_affinity_matrices.size else []
 
 
+def affinity_record(tracker: AffinityTracker, result, plain: AffinityTracker) -> dict:
+    """The JSON record of one tracked run (:func:`train_with_affinity`'s output) that :func:`combine_affinity` reads.
+
+    Returns
+    -------
+    dict
+        ``momentum`` and ``plain``: per-epoch matrices (epochs x n x n, nested
+        lists) with and without the momentum term; ``epochs``: the epoch of each;
+        ``best_epoch``: the run's early-stopping epoch; ``steps_tracked``.
+    """
+    return {"momentum": _epoch_record(tracker), "plain": _epoch_record(plain),
+            "epochs": tracker.tracked_epochs, "best_epoch": int(result.best_epoch),
+            "steps_tracked": tracker.n_steps_tracked}
+
+
+def trace_record(tracker: AffinityTracker, plain: AffinityTracker) -> dict:
+    """The per-step matrices of a run tracked with ``keep_trace=True`` (paper Figure 7), JSON-ready.
+
+    Returns
+    -------
+    dict
+        ``steps``: the tracked steps; ``momentum`` and ``plain``: one n x n
+        matrix (nested lists, NaN where undefined) per tracked step.
+    """
+    return {"steps": [int(s) for s in tracker.trace_steps],
+            "momentum": [np.asarray(m).tolist() for m in tracker.trace],
+            "plain": [np.asarray(m).tolist() for m in plain.trace]}
+
+
 def combine_affinity(records: list[dict], n_tasks: int, *, momentum: bool = True, epochs: str = "all") -> np.ndarray:
     """One affinity matrix from the tracked runs of several repeats.
 
     Parameters
     ----------
     records : list of dict
-        One per repeat, as stored by :func:`measure_affinity` (per-epoch
+        One per repeat, as made by :func:`affinity_record` (per-epoch
         matrices with and without momentum, and the best epoch).
     n_tasks : int
     momentum : bool
@@ -176,61 +204,3 @@ def combine_affinity(records: list[dict], n_tasks: int, *, momentum: bool = True
             mats = mats[keep] if keep.any() else mats[:1]
         per_repeat.append(nan_mean_of_matrices(mats))
     return nan_mean_of_matrices(np.stack(per_repeat))
-
-
-def measure_affinity(
-    dataset: MultiTaskDataset,
-    config: TrainConfig,
-    seed: int,
-    *,
-    every: int = 1,
-    store=None,
-    repeats: int = 1,
-    momentum: bool = False,
-    epochs: str = "all",
-    on_repeat=None,
-    kind: str = "etap",
-) -> np.ndarray:
-    """The averaged affinity matrix (eq. 6) of the all-task runs of ``repeats`` repeats.
-
-    Each repeat's tracked run is cached in ``store`` (per-epoch matrices with and
-    without momentum), so a later call with more repeats, or another
-    ``momentum``/``epochs`` choice, trains only what is new.
-
-    Parameters
-    ----------
-    every : int
-        Track every k-th step.
-    store : RunStore, optional
-    repeats : int
-    momentum, epochs :
-        See :func:`combine_affinity`. ``momentum`` defaults to False (plain
-        gradient steps, ``<g_i, g_j> / L_j``): what the public ETAP code fed its
-        Chemical and CelebA predictors, and measured to track pairwise gains
-        (docs/methods/affinity.md) where the momentum term does not.
-    on_repeat : callable(done, total), optional
-        Progress after each repeat.
-    kind : {"etap", "tag"}
-        See :func:`train_with_affinity`.
-
-    Returns
-    -------
-    ndarray (n, n)
-        ``A[i, j]`` = affinity of source task i onto target task j.
-    """
-    records = []
-    for r in range(repeats):
-        key = affinity_key(dataset, config, seed, every, r, kind)
-        record = store.get_artifact(key) if store is not None else None
-        if record is None:
-            tracker, result, plain = train_with_affinity(dataset, config, seed, repeat=r, every=every, kind=kind)
-            record = {"momentum": _epoch_record(tracker), "plain": _epoch_record(plain),
-                      "epochs": tracker.tracked_epochs, "best_epoch": int(result.best_epoch),
-                      "steps_tracked": tracker.n_steps_tracked}
-            if store is not None:
-                store.put_artifact(key, record)
-        records.append(record)
-        if on_repeat is not None:
-            on_repeat(r + 1, repeats)
-    return combine_affinity(records, dataset.n_tasks, momentum=momentum, epochs=epochs)
-

@@ -48,7 +48,7 @@ from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import nan_mean_of_matrices, validate_groups
 
-__all__ = ["GradTAE", "grad_tae_key", "measure_grad_tae_affinity", "sample_subsets", "train_base_model"]
+__all__ = ["KEYED_PARAMS", "GradTAE", "combine_grad_tae", "grad_tae_run", "sample_subsets", "train_base_model"]
 
 #: Which weights the gradients are taken of: every weight, or the shared encoder's only (task heads excluded,
 #: as the public code's image script does).
@@ -483,15 +483,8 @@ def _newton(X: np.ndarray, offset: np.ndarray, y: np.ndarray, squared: np.ndarra
 
 
 # ------------------------------------------------------------------ the job's side
-def grad_tae_key(dataset, config, seed: int, repeat: int, estimator: GradTAE) -> str:
-    """Run-store artifact key of one repeat's GRAD-TAE affinity (every choice that changes it)."""
-    from negtransfer.train.batched import repeat_seed
-
-    p = estimator.get_params()
-    choices = ":".join(f"{k}={p[k]}" for k in ("projection_dim", "C", "subset_size", "n_subsets", "parameters",
-                                                "max_rows_per_task"))
-    return (f"grad-tae:v1:{dataset.fingerprint()}:{int(repeat_seed(seed, repeat))}:{config.config_hash()}:"
-            f"{choices}")
+#: The estimator's choices that change its affinity (part of the run store's key, :mod:`negtransfer.runs.tracked`).
+KEYED_PARAMS = ("projection_dim", "C", "subset_size", "n_subsets", "parameters", "max_rows_per_task")
 
 
 def train_base_model(dataset, config, seed: int, repeat: int = 0):
@@ -501,6 +494,7 @@ def train_base_model(dataset, config, seed: int, repeat: int = 0):
     -------
     parameters : list of Tensor
     result : ModelResult
+        Bit-identical to the stacked trainer's all-task run of that repeat.
     """
     from negtransfer.train.batched import train_group_models
 
@@ -509,52 +503,62 @@ def train_base_model(dataset, config, seed: int, repeat: int = 0):
     return result.extra.pop("parameters"), result
 
 
-def measure_grad_tae_affinity(dataset, config, seed: int, *, store=None, repeats: int = 1,
-                              estimator: GradTAE | None = None, on_repeat=None) -> tuple[np.ndarray, dict]:
-    """GRAD-TAE's pairwise affinity of each repeat's all-task base model, averaged over repeats.
+def grad_tae_run(dataset, config, seed: int, repeat: int, estimator: GradTAE | None = None):
+    """One repeat of GRAD-TAE: train the base model (the all-task run), fit a clone of ``estimator``, take its affinity.
 
-    Each repeat trains its base model (the all-task run of that repeat), fits a
-    clone of ``estimator`` with ``random_state`` = the repeat's training seed
-    (its own projection and subsets), and keeps the matrix and its costs in
-    ``store``, so a rerun trains and regresses nothing again.
+    The clone's ``random_state`` is the repeat's training seed
+    (:func:`~negtransfer.train.batched.repeat_seed`): each repeat has its own
+    projection and subsets.
 
     Returns
     -------
-    affinity : ndarray (n, n)
-        ``A[i, j]`` = affinity of source i onto target j (NaN-aware mean over repeats).
-    cost : dict
-        Seconds for base training, gradients and regressions (summed over the
-        repeats, as first computed; ``reused_repeats`` says how many came from
-        the store), regressions run, subsets, examples, parameters and d.
+    result : ModelResult
+        The base model's result (the all-task run of that repeat).
+    record : dict
+        JSON-ready: ``affinity`` (n x n nested lists, None on the diagonal),
+        the seconds of base training, gradients and regressions, and the sizes
+        :func:`combine_grad_tae` reports.
     """
     from sklearn.base import clone
 
     from negtransfer.train.batched import repeat_seed
 
     estimator = estimator if estimator is not None else GradTAE()
-    records, reused = [], 0
-    for r in range(repeats):
-        key = grad_tae_key(dataset, config, seed, r, estimator)
-        record = store.get_artifact(key) if store is not None else None
-        reused += record is not None
-        if record is None:
-            start = time.perf_counter()
-            parameters, _ = train_base_model(dataset, config, seed, r)
-            trained = time.perf_counter() - start
-            model = clone(estimator).set_params(random_state=int(repeat_seed(seed, r)))
-            model.fit(parameters, dataset)
-            A = model.affinity()
-            record = {"affinity": np.where(np.isnan(A), None, A).tolist(),
-                      "seconds_base_model": trained, "seconds_gradients": model.seconds_gradients_,
-                      "seconds_regressions": model.seconds_regressions_, "regressions": model.n_regressions_,
-                      "subsets": len(model.subsets_), "subset_size": len(model.subsets_[0]),
-                      "train_examples": int(model.train_task_.size), "val_examples": int(model.val_task_.size),
-                      "parameters": model.n_parameters_, "projection_dim": int(model.projection_dim)}
-            if store is not None:
-                store.put_artifact(key, record)
-        records.append(record)
-        if on_repeat is not None:
-            on_repeat(r + 1, repeats)
+    start = time.perf_counter()
+    parameters, result = train_base_model(dataset, config, seed, repeat)
+    trained = time.perf_counter() - start
+    model = clone(estimator).set_params(random_state=int(repeat_seed(seed, repeat)))
+    model.fit(parameters, dataset)
+    A = model.affinity()
+    record = {"affinity": np.where(np.isnan(A), None, A).tolist(),
+              "seconds_base_model": trained, "seconds_gradients": model.seconds_gradients_,
+              "seconds_regressions": model.seconds_regressions_, "regressions": model.n_regressions_,
+              "subsets": len(model.subsets_), "subset_size": len(model.subsets_[0]),
+              "train_examples": int(model.train_task_.size), "val_examples": int(model.val_task_.size),
+              "parameters": model.n_parameters_, "projection_dim": int(model.projection_dim)}
+    return result, record
+
+
+def combine_grad_tae(records: list[dict], C: float, reused: int = 0) -> tuple[np.ndarray, dict]:
+    """GRAD-TAE's affinity averaged over repeats, and its costs, from the records of :func:`grad_tae_run`.
+
+    Parameters
+    ----------
+    records : list of dict
+        One per repeat.
+    C : float
+        The estimator's ``C`` (reported).
+    reused : int
+        How many records came from the run store (their seconds are those of the run that computed them).
+
+    Returns
+    -------
+    affinity : ndarray (n, n)
+        ``A[i, j]`` = affinity of source i onto target j (NaN-aware mean over repeats; NaN diagonal).
+    cost : dict
+        Seconds for base training, gradients and regressions (summed over the
+        repeats), regressions run, subsets, examples, parameters and d.
+    """
     stack = np.stack([np.array(rec["affinity"], dtype=float) for rec in records])
     A = nan_mean_of_matrices(stack)  # the diagonal stays NaN
     cost = {name: float(sum(rec[name] for rec in records))
@@ -563,7 +567,7 @@ def measure_grad_tae_affinity(dataset, config, seed: int, *, store=None, repeats
     cost["regressions"] = int(sum(rec["regressions"] for rec in records))
     cost.update({name: records[0][name] for name in ("subsets", "subset_size", "train_examples", "val_examples",
                                                      "parameters", "projection_dim")})
-    cost["repeats"] = repeats
-    cost["reused_repeats"] = reused  # read from the store: their seconds are those of the run that computed them
-    cost["C"] = float(estimator.C)
+    cost["repeats"] = len(records)
+    cost["reused_repeats"] = int(reused)
+    cost["C"] = float(C)
     return A, cost

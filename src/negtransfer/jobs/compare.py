@@ -28,20 +28,22 @@ metric in the layout of the papers' tables) and ``report.json``
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 from negtransfer.models.base import FitOptions, ModelCatalogue, ModelSpec, with_average
+from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec
 from negtransfer.train.config import config_hash
 
 __all__ = [
+    "COMPARE",
     "CompareOptions",
     "CompareReport",
     "ModelEntry",
     "compare_key",
+    "compare_spec",
     "prepare_dataset",
     "run_compare",
 ]
@@ -211,18 +213,47 @@ def prepare_dataset(dataset: Any, train_fraction: float | None, seed: int) -> An
     raise ValueError(f"dataset {getattr(dataset, 'name', '?')!r} does not support --train-fraction")
 
 
-def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int, options: FitOptions,
-                threads: int = 1) -> str:
-    """Run-store key of one (model, run) unit: everything its numbers depend on.
+def _offset_seed(seed: int, run: int) -> int:
+    """Run r of a comparison uses seed + r (split, subsample and model)."""
+    return int(seed) + int(run)
 
-    torch's thread count is part of it: several threads may sum in another order.
+
+def _fit_spec(dataset: Any, spec: RunSpec, seed: int) -> RunOutput:
+    """Train and score the (model, run) of a comparison's run specification (a worker's function)."""
+    unit = _Unit(spec.extra("model_spec"), dataset, _offset_seed(seed, spec.repeat), spec.config, spec.extra("fit"),
+                 int(spec.extra("threads")))
+    return RunOutput(records={"compare": _fit_unit(unit)})
+
+
+#: One model of a comparison trained and scored for one run (run r: seed + r, the run's own split). Its store key
+#: is that of RESULT_FORMAT 1, unchanged.
+COMPARE = RunKind("compare", stores_model=False, artifacts=(ArtifactSlot(
+    "compare", f"compare:v{RESULT_FORMAT}:{{fingerprint}}:{{family}}:{{model}}:{{config}}:{{seed}}:fgsm={{fgsm}}:"
+               "threads={threads}"),), train=_fit_spec, training_seed=_offset_seed)
+
+
+def compare_spec(spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1) -> RunSpec:
+    """The run specification of one (model, run) unit: run ``run``'s model ``spec`` trained with ``config``.
+
     A model whose code changed its numbers has ``spec.version > 1``, which
-    follows its name (``tp-amtl@v2``); version-1 keys are unchanged.
+    follows its name in the key (``tp-amtl@v2``); version-1 keys are unchanged.
+    torch's thread count is part of the key: several threads may sum in another order.
     """
     fgsm = ",".join(repr(float(e)) for e in options.fgsm_epsilons)
     name = spec.name if spec.version <= 1 else f"{spec.name}@v{int(spec.version)}"
-    return (f"compare:v{RESULT_FORMAT}:{fingerprint}:{spec.family}:{name}:{config_digest}:{int(seed)}:"
-            f"fgsm={fgsm}:threads={int(threads)}")
+    return RunSpec(COMPARE, (), run, config, {"family": spec.family, "model": name, "fgsm": fgsm,
+                                              "threads": int(threads), "model_spec": spec, "fit": options})
+
+
+def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int, options: FitOptions,
+                threads: int = 1) -> str:
+    """Run-store key of one (model, run) unit with run seed ``seed``: everything its numbers depend on.
+
+    The key rule of every run (:func:`negtransfer.runs.specs.store_keys`) applied to :func:`compare_spec`.
+    """
+    run = compare_spec(spec, 0, None, options, threads)
+    fields = {**dict(run.extras), "fingerprint": fingerprint, "config": config_digest, "seed": int(seed)}
+    return COMPARE.artifacts[0].template.format(**fields)
 
 
 @dataclass(frozen=True)
@@ -287,7 +318,7 @@ def run_compare(
         Bad options, unknown or incompatible models or data, before any training.
     """
     from negtransfer.data.builtin import data_kind
-    from negtransfer.runs.executors import InProcessExecutor
+    from negtransfer.runs.runner import ensure
 
     options.check()
     if catalogue is None:
@@ -296,42 +327,29 @@ def run_compare(
         catalogue = default_catalogue()
     first = load(seed)
     kind = data_kind(first)
-    specs = catalogue.resolve(list(options.models), kind)
-    configs = _family_configs(specs, options.fit)
+    model_specs = catalogue.resolve(list(options.models), kind)
+    configs = _family_configs(model_specs, options.fit)
     datasets = [prepare_dataset(first if r == 0 else load(seed + r), options.train_fraction, seed + r)
                 for r in range(options.runs)]
-    for spec in specs:
+    for spec in model_specs:
         if spec.check_dataset is not None:
             spec.check_dataset(spec.name, datasets[0])
-    units, keys = [], []
+    units, specs = [], []
     for r, ds in enumerate(datasets):
-        fingerprint = ds.fingerprint()
-        for spec in specs:
-            config, digest = configs[spec.family]
+        for spec in model_specs:
+            config, _ = configs[spec.family]
             units.append(_Unit(spec, ds, seed + r, config, options.fit, options.threads))
-            keys.append(compare_key(fingerprint, spec, digest, seed + r, options.fit, options.threads))
-    stored = [store.get_artifact(k) for k in keys]
-    todo = [i for i, value in enumerate(stored) if value is None]
-    done = len(units) - len(todo)
-    if progress is not None:
-        progress("models x runs", done, len(units))
-
-    def on_result(position: int, value: dict) -> None:
-        nonlocal done
-        index = todo[position]
-        store.put_artifact(keys[index], value)
-        stored[index] = json.loads(json.dumps(value))  # exactly what a later call reads back
-        done += 1
-        if progress is not None:
-            progress("models x runs", done, len(units))
-
-    (executor or InProcessExecutor()).map(_fit_unit, [units[i] for i in todo], on_result)
+            specs.append(compare_spec(spec, r, config, options.fit, options.threads))
+    cb = (lambda done, total: progress("models x runs", done, total)) if progress is not None else None
+    trained: list = []
+    outputs = ensure(datasets, specs, seed, store, executor=executor, on_progress=cb, trained=trained)
+    stored = [out.records["compare"] for out in outputs]
     report = CompareReport(
         dataset=name, data_kind=kind, runs=options.runs, seed=seed, train_fraction=options.train_fraction,
-        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description) for s in specs],
+        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description) for s in model_specs],
         configs={family: asdict(config) for family, (config, _) in configs.items()},
         options={**options.fit.to_dict(), "threads": options.threads},
-        trained=len(todo), reused=len(units) - len(todo),
+        trained=len(trained), reused=len(units) - len(trained),
     )
     _fill_rows(report, units, stored)
     return report

@@ -63,8 +63,10 @@ from negtransfer.jobs.grouping_report import (
 )
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.group_specs import DESIGNS, random_groups
-from negtransfer.runs.runner import ensure_runs
+from negtransfer.runs.runner import ensure, repeated_results
+from negtransfer.runs.specs import group_specs
 from negtransfer.runs.store import RunStore
+from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
 
@@ -287,10 +289,11 @@ class GroupingState:
     executor: Executor | None = None
     progress: Progress | None = None
     results: dict[Group, RepeatedResult] = field(default_factory=dict)
-    trained: list = field(default_factory=list)
+    trained: list = field(default_factory=list)  # the run specifications this job trained (one per model)
     seconds: dict[str, float] = field(default_factory=dict)
     measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
     # what the stages found
+    affinity_runs: AffinityRuns | None = None  # what the all-task runs measured for the method
     measurement: MethodMeasurement | None = None
     train: list[Group] = field(default_factory=list)
     initial_predictor: Any = None
@@ -339,19 +342,31 @@ class GroupingState:
         return None if self.measurement is None else self.measurement.affinity_array
 
     # ---------------------------------------------------------------- runs
-    def runs(self, label: str, groups: list[Group]) -> dict[Group, RepeatedResult]:
+    def runs(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None
+             ) -> dict[Group, RepeatedResult]:
+        """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure`).
+
+        ``affinity``: also the all-task runs that measure it, in the same call, so each repeat's all-task
+        model is trained once (the tracked run stands for the group run); kept in ``self.affinity_runs``.
+        """
         start = time.perf_counter()
         cb = (lambda done, total: self.progress(label, done, total)) if self.progress else None
-        out = ensure_runs(self.dataset, groups, self.config, self.seed, self.store, repeats=self.options.repeats,
-                          executor=self.executor, chunk_size=self.options.chunk_size, on_progress=cb,
-                          trained=self.trained)
+        specs = group_specs(groups, self.config, self.options.repeats)
+        extra = [] if affinity is None else affinity.specs(self.n, self.config, self.options.repeats)
+        trained: list = []
+        outputs = ensure(self.dataset, specs + extra, self.seed, self.store, executor=self.executor,
+                         chunk_size=self.options.chunk_size, on_progress=cb, trained=trained)
+        self.trained += trained
+        if extra:
+            self.affinity_runs = AffinityRuns.from_outputs(extra, outputs[len(specs):], trained)
+        out = repeated_results(specs, outputs[: len(specs)])
         self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
         self.results.update(out)
         return out
 
-    def measure(self, label: str, groups: list[Group]) -> None:
+    def measure(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None) -> None:
         new = [g for g in groups if g not in self.measured and len(g) > 1]
-        self.runs(label, groups)
+        self.runs(label, groups, affinity)
         self.measured += new
 
     # ---------------------------------------------------------------- gains
@@ -454,8 +469,11 @@ class GroupingState:
 
 
 def train_references(state: GroupingState) -> None:
-    """Stage 1: STL runs and the all-task group (always a training group)."""
-    state.measure("STL + all-task runs", state.stl + [state.everything])
+    """Stage 1: STL runs and the all-task group (always a training group), with what the method measures on
+    the all-task runs (:meth:`~negtransfer.jobs.grouping_methods.GroupingMethod.reference_runs`), in one pass
+    through the run store: each repeat's all-task model is trained once."""
+    state.measure("STL + all-task runs", state.stl + [state.everything],
+                  affinity=state.method.reference_runs(state.options))
 
 
 def measure_method(state: GroupingState) -> None:
@@ -463,7 +481,7 @@ def measure_method(state: GroupingState) -> None:
     all-task runs, GRAD-TAE's from projected gradients; nothing for the others): one call to the method."""
     start = time.perf_counter()
     context = MeasureContext(state.dataset, state.config, state.seed, state.store, state.executor, state.options,
-                             state.progress)
+                             state.progress, state.affinity_runs)
     state.measurement = state.method.measure(context)
     if state.measurement is not None:
         state.seconds["affinity runs"] = time.perf_counter() - start

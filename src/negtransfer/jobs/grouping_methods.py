@@ -4,9 +4,13 @@ A grouping method says, through behaviour rather than flags, what the grouping
 job (:func:`negtransfer.jobs.grouping.run_grouping`) does for it:
 
 * :meth:`GroupingMethod.training_groups`: which groups to train before the first fit;
-* :meth:`GroupingMethod.measure`: what to measure besides the runs (an affinity
-  from the all-task runs, or nothing), given the job's data, store and options
-  (a :class:`MeasureContext`);
+* :meth:`GroupingMethod.reference_runs`: what the all-task runs must also
+  measure (an affinity tracker, GRAD-TAE's projected gradients, or nothing);
+  they are trained with the STL runs in one pass through the run store, so each
+  repeat's all-task model is trained once;
+* :meth:`GroupingMethod.measure`: what the method takes from those runs before
+  the first fit (an affinity matrix, or nothing), given the job's data, store,
+  options and the runs' records (a :class:`MeasureContext`);
 * :meth:`GroupingMethod.build`: a new, unfitted gain predictor (scikit-learn
   style, ``fit(U, Y)`` / ``predict(U)`` on gain tables);
 * :meth:`GroupingMethod.one_shot_runs`: the runs of the paper's one-shot protocol.
@@ -35,6 +39,7 @@ import numpy as np
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains import methods as predictors
 from negtransfer.jobs.grouping_report import MethodMeasurement
+from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 
 __all__ = [
     "BUILTIN_METHODS",
@@ -67,6 +72,8 @@ class MeasureContext:
     executor : Executor or None
     options : GroupingOptions
     progress : callable(stage, done, total) or None
+    affinity_runs : AffinityRuns or None
+        What the all-task runs measured for :meth:`GroupingMethod.reference_runs` (None when it asked nothing).
     """
 
     dataset: Any
@@ -76,6 +83,7 @@ class MeasureContext:
     executor: Any
     options: Any
     progress: Callable[[str, int, int], None] | None = None
+    affinity_runs: AffinityRuns | None = None
 
     def on_progress(self, stage: str) -> Callable[[int, int], None] | None:
         """A ``(done, total)`` callback reporting under ``stage``, or None without progress."""
@@ -133,6 +141,14 @@ class GroupingMethod:
         training = self.n_training_groups(n_tasks, options.n_train_groups)
         return options.repeats * (n_tasks + 1 + training + options.budget)
 
+    def reference_runs(self, options) -> AffinityRequest | None:
+        """What the all-task runs of every repeat must also measure; None: nothing (the default).
+
+        The job trains these runs with the STL runs, and the tracked run of a
+        repeat stands for that repeat's all-task group run (one training).
+        """
+        return None
+
     def measure(self, context: MeasureContext) -> MethodMeasurement | None:
         """What the method measures before the first fit; None: nothing (the default)."""
         return None
@@ -157,37 +173,39 @@ class TrackedAffinityMethod(GroupingMethod):
     measures_affinity = True
     traceable = True
 
-    def measure(self, context: MeasureContext) -> MethodMeasurement:
-        from negtransfer.affinity.training import measure_affinity
+    def reference_runs(self, options) -> AffinityRequest:
+        """The tracked all-task runs (repeat 0 keeps its per-step matrices with ``--trace``)."""
+        return AffinityRequest(self.affinity_kind, every=options.affinity_every, trace=bool(options.trace_pairs))
 
-        options = context.options
+    def measure(self, context: MeasureContext) -> MethodMeasurement:
+        options, runs = context.options, _affinity_runs(context, self.name)
         momentum = options.resolved_affinity_momentum()
-        affinity = measure_affinity(context.dataset, context.config, context.seed, every=options.affinity_every,
-                                    store=context.store, repeats=options.repeats, momentum=momentum,
-                                    epochs=options.affinity_epochs, on_repeat=context.on_progress("affinity runs"),
-                                    kind=self.affinity_kind)
-        trace = _trace(context, affinity, momentum, self.affinity_kind) if options.trace_pairs else None
+        affinity = runs.matrix(context.dataset.n_tasks, momentum=momentum, epochs=options.affinity_epochs)
+        trace = None
+        if options.trace_pairs:  # ETAP's Figure 7: repeat 0's per-step affinity of the strongest pairs
+            steps, matrices = runs.trace_steps(momentum)
+            trace = trace_of_strongest_pairs(steps, matrices, affinity, context.dataset.task_names,
+                                             options.trace_pairs)
         return MethodMeasurement.of(affinity, momentum=momentum, trace=trace)
 
 
-def _trace(context: MeasureContext, affinity: np.ndarray, momentum: bool, kind: str) -> dict:
-    """The per-step affinity of ``--trace`` strongest pairs of repeat 0 (ETAP's Figure 7)."""
-    from negtransfer.affinity.training import train_with_affinity
-
-    tracker, _, plain = train_with_affinity(context.dataset, context.config, context.seed,
-                                            every=context.options.affinity_every, keep_trace=True, kind=kind)
-    return trace_of_strongest_pairs(tracker if momentum else plain, affinity, context.dataset.task_names,
-                                    context.options.trace_pairs)
+def _affinity_runs(context: MeasureContext, method: str) -> AffinityRuns:
+    if context.affinity_runs is None:
+        raise ValueError(f"--method {method} measures on the all-task runs, but the job trained none for it "
+                         "(reference_runs was not asked)")
+    return context.affinity_runs
 
 
-def trace_of_strongest_pairs(tracker, affinity: np.ndarray, names, count: int) -> dict:
-    """Per-step values of the ``count`` off-diagonal pairs with the largest |average affinity|."""
+def trace_of_strongest_pairs(trace_steps: list[int], trace: list[np.ndarray], affinity: np.ndarray, names,
+                             count: int) -> dict:
+    """Per-step values (``trace[k]`` at step ``trace_steps[k]``) of the ``count`` off-diagonal pairs with the
+    largest |average affinity|."""
     off = np.abs(np.where(np.eye(len(names), dtype=bool), 0.0, np.nan_to_num(affinity)))
     order = np.argsort(-off, axis=None, kind="stable")[:count]
     pairs = [np.unravel_index(i, off.shape) for i in order]
-    steps = [np.asarray(m) for m in tracker.trace]
+    steps = [np.asarray(m) for m in trace]
     return {
-        "steps": [int(s) for s in tracker.trace_steps],
+        "steps": [int(s) for s in trace_steps],
         "pairs": [{"source": names[i], "target": names[j],
                    "values": [None if not np.isfinite(m[i, j]) else float(m[i, j]) for m in steps]}
                   for i, j in pairs],
@@ -200,12 +218,12 @@ class GradTAEMethod(GroupingMethod):
 
     measures_affinity = True
 
-    def measure(self, context: MeasureContext) -> MethodMeasurement:
-        from negtransfer.gains.grad_tae import measure_grad_tae_affinity
+    def reference_runs(self, options) -> AffinityRequest:
+        """Each repeat's all-task model with its projected gradients and sampled-subset fits."""
+        return AffinityRequest("grad-tae")
 
-        affinity, cost = measure_grad_tae_affinity(context.dataset, context.config, context.seed,
-                                                   store=context.store, repeats=context.options.repeats,
-                                                   on_repeat=context.on_progress("GRAD-TAE base models"))
+    def measure(self, context: MeasureContext) -> MethodMeasurement:
+        affinity, cost = _affinity_runs(context, self.name).grad_tae()
         return MethodMeasurement.of(affinity, cost=cost)
 
 

@@ -634,11 +634,11 @@ def run_sources(
         runs_used["pairwise_top_m"] = 1 + len(pair_groups) + 1
     affinity_scores = None
     if options.affinity_baseline:
-        from negtransfer.affinity.training import measure_affinity
+        from negtransfer.runs.tracked import measure_affinity
 
         # one all-task run with the ETAP tracker, trained with the configuration as given (the tracker's
         # per-task gradients are those of the summed per-task objective)
-        A = measure_affinity(dataset, config, seed, store=store, repeats=R)
+        A = measure_affinity(dataset, config, seed, store=store, repeats=R, executor=executor)
         affinity_scores = {names[s]: float(A[s, t]) for s in sources}
         top = np.argsort(-A[sources, t], kind="stable")[:m]
         methods["affinity_top_m"] = with_target(np.asarray(sources)[top])

@@ -1,18 +1,311 @@
-"""Make sure a set of runs exists: reuse stored results, train the rest."""
+"""Make sure a set of runs exists: reuse stored results, train the rest (the one run path of every command).
+
+:func:`ensure` is the only code that reads the run store before training: it
+takes run specifications of any kind (:mod:`negtransfer.runs.specs`), finds
+which the store holds (:func:`~negtransfer.runs.specs.store_keys`), sends the
+rest to the executor (in this process, a pool of processes, or Ray), and writes
+each finished piece as it arrives, so a killed job resumes where it stopped with
+identical numbers. :func:`ensure_runs` is its form for group runs.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.runs.executors import Executor, InProcessExecutor
-from negtransfer.runs.store import RunStore, group_text
-from negtransfer.train.batched import repeat_seed
+from negtransfer.runs.specs import (
+    RunOutput,
+    RunSpec,
+    StoreKeys,
+    config_digest,
+    config_record,
+    group_specs,
+    store_keys,
+)
+from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import ModelResult, RepeatedResult
 
+__all__ = ["ensure", "ensure_runs", "repeated_results"]
+
 Group = tuple[int, ...]
 Run = tuple[Group, int]  # (group, repeat)
+
+
+def ensure(
+    data: Any,
+    specs: Sequence[RunSpec],
+    seed: int,
+    store: RunStore | None,
+    *,
+    executor: Executor | None = None,
+    chunk_size: int = 64,
+    on_progress: Callable[[int, int], None] | None = None,
+    trained: list | None = None,
+) -> list[RunOutput]:
+    """The outputs of every run specification, training only those the store does not hold.
+
+    Stacked (group) runs are trained in vectorised chunks of ``chunk_size``
+    models (a group's repeats side by side) by ``executor.run``; every other
+    kind one run per work item by ``executor.map``. Each finished chunk or item
+    is written to the store when it arrives. A specification whose store
+    entries are all among those of another missing one (the all-task group run
+    and the tracked all-task run of the same repeat) is not trained on its own:
+    the larger run writes its entries too.
+
+    Parameters
+    ----------
+    data : dataset, or sequence of datasets
+        The data every run trains on, or one dataset per repeat (``data[r]``
+        for the runs of repeat r; ``compare``'s runs each have their own split).
+    specs : sequence of RunSpec
+    seed : int
+        The job's seed (each kind derives its runs' training seeds from it).
+    store : RunStore or None
+        None: a temporary store, removed on return (nothing is kept).
+    executor : Executor, optional
+        Default: in this process.
+    chunk_size : int
+        Models per vectorised stack.
+    on_progress : callable(done, total), optional
+        Called with the runs finished so far (stored ones count as done).
+    trained : list, optional
+        When given, the specifications this call trained are appended (one per
+        model trained), each before the progress call that counts it.
+
+    Returns
+    -------
+    list of RunOutput
+        One per specification, in order, as read back from the store (so a
+        first call and a later one return the same numbers).
+
+    Raises
+    ------
+    ValueError
+        ``chunk_size`` below 1, or a repeat with no dataset in ``data``.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    if store is None:
+        with tempfile.TemporaryDirectory(prefix="negtransfer-runs-") as folder:
+            return ensure(data, specs, seed, RunStore(Path(folder) / "runs.sqlite"), executor=executor,
+                          chunk_size=chunk_size, on_progress=on_progress, trained=trained)
+    job = _Ensure(data, list(specs), int(seed), store, trained, on_progress)
+    job.plan()
+    executor = executor or InProcessExecutor()
+    for dataset, config, digest, chunks in job.stacked_chunks(chunk_size):
+        executor.run(dataset, chunks, config, job.seed, job.chunk_writer(digest))
+    singles = job.single_pieces()
+    if singles:
+        executor.map(train_one, [(job.specs[i], job.dataset_of(job.specs[i]), job.seed) for i in singles],
+                     lambda position, output: job.on_single(singles[position], output))
+    return job.read_outputs()
+
+
+def train_one(item: tuple[RunSpec, Any, int]) -> RunOutput:
+    """Train one non-stacked run in a worker: ``item = (spec, dataset, seed)`` (module-level, so it pickles)."""
+    spec, dataset, seed = item
+    return spec.kind.train(dataset, spec, seed)
+
+
+@dataclass
+class _Ensure:
+    """The bookkeeping of one :func:`ensure` call: keys, what is missing, which run covers which, progress."""
+
+    data: Any
+    specs: list[RunSpec]
+    seed: int
+    store: RunStore
+    trained: list | None
+    on_progress: Callable[[int, int], None] | None
+    keys: list[StoreKeys] = field(default_factory=list)
+    pieces: dict[int, list[int]] = field(default_factory=dict)  # trained spec -> the missing specs it also makes
+    done: int = 0
+    total: int = 0
+    _fingerprints: dict[int, str] = field(default_factory=dict)
+
+    def dataset_of(self, spec: RunSpec) -> Any:
+        if isinstance(self.data, (list, tuple)):
+            if spec.repeat >= len(self.data):
+                raise ValueError(f"a run of repeat {spec.repeat} has no dataset: {len(self.data)} given, one per repeat")
+            return self.data[spec.repeat]
+        return self.data
+
+    def fingerprint(self, spec: RunSpec) -> str:
+        dataset = self.dataset_of(spec)
+        if id(dataset) not in self._fingerprints:
+            self._fingerprints[id(dataset)] = dataset.fingerprint()
+        return self._fingerprints[id(dataset)]
+
+    # ---------------------------------------------------------------- planning
+    def plan(self) -> None:
+        """Keys of every spec; the missing ones grouped into pieces (a run and the runs it covers)."""
+        digests: dict[int, str] = {}  # a configuration's hash, once per configuration object
+        for s in self.specs:
+            if id(s.config) not in digests:
+                digests[id(s.config)] = config_digest(s.config)
+        self.keys = [store_keys(s, self.fingerprint(s), self.seed, digests[id(s.config)]) for s in self.specs]
+        have = _Stored.read(self.store, self.keys)
+        entries = [k.entries() for k in self.keys]
+        first_of: dict[frozenset, int] = {}
+        for i, e in enumerate(entries):
+            first_of.setdefault(e, i)
+        distinct = list(first_of.values())
+        missing = [i for i in distinct if not have.holds(self.keys[i])]
+        self.total, self.done = len(distinct), len(distinct) - len(missing)
+        owner = _coverers(missing, entries)
+        pieces: dict[int, list[int]] = {i: [] for i in missing if owner[i] == i}
+        for i in missing:
+            if owner[i] != i:
+                pieces[owner[i]].append(i)
+        # in the order of the first spec each piece makes
+        self.pieces = dict(sorted(pieces.items(), key=lambda item: min([item[0], *item[1]])))
+        self._progress()
+
+    def stacked_chunks(self, chunk_size: int) -> list[tuple[Any, Any, str, list[list[Run]]]]:
+        """Per (dataset, configuration): the missing stacked runs in chunks, a group's repeats side by side."""
+        position: dict[Group, int] = {}
+        for s in self.specs:
+            if s.kind.stacked:
+                position.setdefault(s.group, len(position))
+        parts: dict[tuple[int, str], list[int]] = {}
+        for i in self.pieces:
+            if self.specs[i].kind.stacked:
+                parts.setdefault((id(self.dataset_of(self.specs[i])), self.keys[i].run[3]), []).append(i)
+        out = []
+        for members in parts.values():
+            members.sort(key=lambda i: (position[self.specs[i].group], self.specs[i].repeat))
+            runs = [(self.specs[i].group, self.specs[i].repeat) for i in members]
+            first = self.specs[members[0]]
+            out.append((self.dataset_of(first), first.config, self.keys[members[0]].run[3],
+                        [runs[a: a + chunk_size] for a in range(0, len(runs), chunk_size)]))
+        return out
+
+    def single_pieces(self) -> list[int]:
+        return [i for i in self.pieces if not self.specs[i].kind.stacked]
+
+    # ---------------------------------------------------------------- writing
+    def chunk_writer(self, digest: str) -> Callable[[list[ModelResult]], None]:
+        """The callback that stores each finished chunk of the stacked runs of one configuration."""
+        index = {(self.specs[i].group, self.specs[i].repeat): i for i in self.pieces
+                 if self.specs[i].kind.stacked and self.keys[i].run[3] == digest}
+
+        def on_chunk(results: list[ModelResult]) -> None:
+            done = [index[(tuple(res.group), res.repeat)] for res in results]
+            rows: dict[tuple[str, int], list[ModelResult]] = {}
+            for i, res in zip(done, results):
+                fp, _, seed, _ = self.keys[i].run
+                rows.setdefault((fp, seed), []).append(res)
+            for (fp, seed), results_of_seed in rows.items():  # one transaction per repeat
+                self.store.put_many(fp, seed, digest, results_of_seed, config=config_record(self.specs[done[0]].config))
+            self._finished(done)
+
+        return on_chunk
+
+    def on_single(self, i: int, output: RunOutput) -> None:
+        """Store one finished non-stacked run: its model row, then its artifacts."""
+        spec, keys = self.specs[i], self.keys[i]
+        if keys.run is not None:
+            if output.result is None:
+                raise ValueError(f"a {spec.kind.name!r} run returned no model result")
+            fp, _, seed, digest = keys.run
+            self.store.put_many(fp, seed, digest, [output.result], config=config_record(spec.config))
+        for name, key in keys.artifacts:
+            if name not in output.records:
+                raise ValueError(f"a {spec.kind.name!r} run returned no {name!r} (it returned "
+                                 f"{', '.join(output.records) or 'nothing'})")
+            self.store.put_artifact(key, output.records[name])
+        self._finished([i])
+
+    def _finished(self, pieces: list[int]) -> None:
+        """Count finished pieces (each with the runs it covers) and report progress once."""
+        for i in pieces:
+            if self.trained is not None:
+                self.trained.append(self.specs[i])
+            self.done += 1 + len(self.pieces.get(i, ()))
+        self._progress()
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+    # ---------------------------------------------------------------- reading
+    def read_outputs(self) -> list[RunOutput]:
+        have = _Stored.read(self.store, self.keys)
+        out = []
+        for spec, keys in zip(self.specs, self.keys):
+            result = None
+            if keys.run is not None:
+                result = have.rows.get(keys.run)
+                if result is None:
+                    raise RuntimeError(f"the {spec.kind.name!r} run of group {spec.group}, repeat {spec.repeat} is "
+                                       "not in the run store after training; was the store changed meanwhile?")
+                result.repeat = spec.repeat
+            records = {name: have.artifacts[key] for name, key in keys.artifacts}
+            out.append(RunOutput(result, records))
+        return out
+
+
+def _coverers(missing: list[int], entries: list[frozenset]) -> dict[int, int]:
+    """Per missing spec, the missing spec that trains it: itself, or one whose store entries include all of its own.
+
+    Among several such runs the one with the most entries is taken (ties: the first).
+    """
+    holders: dict[Any, list[int]] = {}
+    for i in missing:
+        if len(entries[i]) > 1:
+            for e in entries[i]:
+                holders.setdefault(e, []).append(i)
+    owner = {}
+    for i in missing:
+        some = next(iter(entries[i]))
+        larger = [j for j in holders.get(some, ()) if j != i and entries[i] < entries[j]]
+        owner[i] = max(larger, key=lambda j: (len(entries[j]), -j)) if larger else i
+    for i in missing:  # follow the chain to a run covered by none
+        while owner[owner[i]] != owner[i]:
+            owner[i] = owner[owner[i]]
+    return owner
+
+
+@dataclass
+class _Stored:
+    """What the store holds of a list of keys."""
+
+    rows: dict[tuple, ModelResult]
+    artifacts: dict[str, Any]
+
+    @classmethod
+    def read(cls, store: RunStore, keys: Sequence[StoreKeys]) -> "_Stored":
+        wanted: dict[tuple[str, int, str], set[str]] = {}
+        for k in keys:
+            if k.run is not None:
+                fp, grp, seed, digest = k.run
+                wanted.setdefault((fp, seed, digest), set()).add(grp)
+        rows = {}
+        for (fp, seed, digest), groups in wanted.items():
+            found = store.get_many(fp, [tuple(int(t) for t in g.split("+")) for g in groups], seed, digest)
+            rows.update({(fp, grp, seed, digest): res for grp, res in found.items()})
+        artifacts = {}
+        for key in dict.fromkeys(key for k in keys for _, key in k.artifacts):
+            value = store.get_artifact(key)
+            if value is not None:
+                artifacts[key] = value
+        return cls(rows, artifacts)
+
+    def holds(self, keys: StoreKeys) -> bool:
+        return (keys.run is None or keys.run in self.rows) and all(key in self.artifacts for _, key in keys.artifacts)
+
+
+def repeated_results(specs: Sequence[RunSpec], outputs: Sequence[RunOutput]) -> dict[Group, RepeatedResult]:
+    """Group runs' outputs as group -> :class:`RepeatedResult` (its repeats in repeat order)."""
+    runs: dict[Group, dict[int, ModelResult]] = {}
+    for spec, output in zip(specs, outputs):
+        runs.setdefault(spec.group, {})[spec.repeat] = output.result
+    return {g: RepeatedResult(g, [by_repeat[r] for r in sorted(by_repeat)]) for g, by_repeat in runs.items()}
 
 
 def ensure_runs(
@@ -28,7 +321,7 @@ def ensure_runs(
     on_progress: Callable[[int, int], None] | None = None,
     trained: list[Run] | None = None,
 ) -> dict[Group, RepeatedResult]:
-    """Results of ``repeats`` runs of every group, training only those the store does not hold.
+    """Results of ``repeats`` runs of every group, training only those the store does not hold (:func:`ensure`).
 
     Repeat ``r`` of a group is keyed in the store by the training seed
     :func:`~negtransfer.train.batched.repeat_seed` (seed, r), so raising
@@ -60,38 +353,17 @@ def ensure_runs(
         raise ValueError("chunk_size must be >= 1")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    executor = executor or InProcessExecutor()
-    fingerprint, config_hash = dataset.fingerprint(), config.config_hash()
-    wanted = list(dict.fromkeys(tuple(sorted(int(i) for i in g)) for g in groups))
-    seeds = [repeat_seed(seed, r) for r in range(repeats)]
-    todo: list[Run] = []
-    for r, s in enumerate(seeds):
-        todo += [(g, r) for g in store.missing(fingerprint, wanted, s, config_hash)]
-    position = {g: i for i, g in enumerate(wanted)}
-    todo.sort(key=lambda run: (position[run[0]], run[1]))  # a group's repeats side by side
-    total = len(wanted) * repeats
-    done = total - len(todo)
-    if on_progress is not None:
-        on_progress(done, total)
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    specs = group_specs(groups, config, repeats)
+    outputs = ensure(dataset, specs, seed, store, executor=executor, chunk_size=chunk_size,
+                     on_progress=on_progress, trained=None if trained is None else _AsRuns(trained))
+    return repeated_results(specs, outputs)
 
-    def on_chunk(results: list[ModelResult]) -> None:
-        nonlocal done
-        for r in sorted({res.repeat for res in results}):
-            store.put_many(fingerprint, seeds[r], config_hash, [res for res in results if res.repeat == r],
-                           config=config.to_dict())
-        if trained is not None:
-            trained.extend((res.group, res.repeat) for res in results)
-        done += len(results)
-        if on_progress is not None:
-            on_progress(done, total)
 
-    if chunks:
-        executor.run(dataset, chunks, config, seed, on_chunk)
-    per_repeat = []
-    for r, s in enumerate(seeds):
-        stored = store.get_many(fingerprint, wanted, s, config_hash)
-        for res in stored.values():
-            res.repeat = r
-        per_repeat.append(stored)
-    return {g: RepeatedResult(g, [stored[group_text(g)] for stored in per_repeat]) for g in wanted}
+@dataclass
+class _AsRuns:
+    """Appends a trained specification to a list of (group, repeat) as it finishes (before progress is reported)."""
+
+    runs: list
+
+    def append(self, spec: RunSpec) -> None:
+        self.runs.append((spec.group, spec.repeat))
