@@ -56,15 +56,15 @@ def main() -> None:
         "adult-occupation": lambda seed: _largest(load_builtin("adult", group_column="occupation", seed=seed), 10, 3),
         "exam": lambda seed: _largest(load_builtin("exam", seed=seed), 10),
     }
+    unknown = set(args.datasets) - set(loaders)
+    if unknown:
+        parser.error(f"unknown --datasets {sorted(unknown)}; use some of {', '.join(loaders)}")
     # measured with an initialisation per model (shared_init=False), as docs/training.md states
     schemes = {"pooled": TrainConfig(batching="pooled", shared_init=False, **epochs),
                "per-task": TrainConfig(batching="per-task", shared_init=False, **epochs),
                "per-task+oversample": TrainConfig(batching="per-task", oversample=True, shared_init=False, **epochs)}
     print("| dataset | scheme | seed | STL | all-task | all-task vs STL | mean gain | groups vs STL (mean) | best group | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    unknown = set(args.datasets) - set(loaders)
-    if unknown:
-        parser.error(f"unknown --datasets {sorted(unknown)}; use some of {', '.join(loaders)}")
     for name in args.datasets:
         for seed in args.seeds:
             ds = loaders[name](seed)

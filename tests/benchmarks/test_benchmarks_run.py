@@ -53,7 +53,7 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
                         [("source_selection", ["--smoke", "--out", "{tmp}/sources"])]),
     "tag_step_cost": (["--smoke"], [rf"^tag_lookahead_speedup: {NUMBER}$"], []),
     "tp_amtl_interpret": (["--smoke", "--out", "{tmp}/interpret"],
-                          [rf"^\| outgoing \| average \| {NUMBER} \|", r"^Pooled over tasks and steps"], []),
+                          [rf"^\| outgoing \| all \| {NUMBER} \|", r"^Pooled over tasks and steps"], []),
     "vmtl_runtime": (["--smoke"], [rf"^vmtl_L1_train_time_ratio: {NUMBER}$", rf"^vmtl_L2_train_time_ratio: {NUMBER}$"],
                      []),
     "vmtl_tables": (["--smoke", "--out", "{tmp}/vmtl"],
