@@ -13,6 +13,8 @@ test gains (the ETAP paper's Table 2: 0.40 ± 0.03 on Chemical):
 
 Run: ``python benchmarks/affinity_momentum.py [--datasets chemical tv16 yeast] [--seeds 0 1 2]
 [--stores runs/gq_ct runs/gq_tv16 runs/grouping_quality] [--result-format 3] [--kind etap|tag]``.
+``--smoke``: yeast's first 4 tasks, seed 0, 1 repeat of 2 epochs, trained into a fresh store in the first of
+``--stores`` (a check that the script runs).
 """
 
 from __future__ import annotations
@@ -58,14 +60,22 @@ def main() -> None:
                              "the store or are trained).")
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     grouping_datasets.add_result_format_option(parser)
+    grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
     grouping_datasets.use_result_format(args.result_format)
     config, every = TrainConfig(), GroupingOptions().affinity_every
+    n_tasks = None
+    if args.smoke:
+        args.datasets, args.seeds, args.repeats = ["yeast"], [0], 1
+        config, n_tasks = TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS), grouping_datasets.SMOKE_TASKS
+        args.stores[0].mkdir(parents=True, exist_ok=True)
     table: dict = {}
     for name in args.datasets:
         for seed in args.seeds:
             found = [d / f"{name}-seed{seed}.sqlite" for d in args.stores if (d / f"{name}-seed{seed}.sqlite").exists()]
-            ds = grouping_datasets.load(name, seed, args.data_dir) if found else None
+            if args.smoke:
+                found = [args.stores[0] / f"smoke-{name}-seed{seed}.sqlite"]
+            ds = grouping_datasets.load(name, seed, args.data_dir, n_tasks) if found else None
             if ds is None:
                 print(f"{name} seed {seed}: no run store (or no data); skipped")
                 continue

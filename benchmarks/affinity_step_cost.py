@@ -20,7 +20,8 @@ loop of T backward    T separate backward passes (what public ETAP/TAG code does
 tracked every=10      AffinityTracker(every=10).step, amortised over 10 steps
 TAG lookahead         batched grads + T extra forward passes (tag_lookahead_affinity)
 
-Usage: python benchmarks/affinity_step_cost.py [--threads 1] [--hidden 32,16] [--tasks 14]
+Usage: python benchmarks/affinity_step_cost.py [--threads 1] [--hidden 32,16] [--tasks 14] [--smoke]
+(``--smoke``: 4 tasks, 1 repeat of 5 steps; a check that it runs.)
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=300, help="steps per timed repeat")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.tasks, args.steps, args.repeats = 4, 5, 1
     torch.set_num_threads(args.threads)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     T = args.tasks

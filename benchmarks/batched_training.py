@@ -16,7 +16,8 @@ groups, common random numbers) against 1 repeat, end to end at batch size 32;
 the two are timed alternately, 5 times each, and the ratio of the medians is
 printed as ``repeat_cost_ratio: X`` (the issue's goal: X <= 2.0).
 
-Run: ``python benchmarks/batched_training.py [--groups 64] [--quick]``.
+Run: ``python benchmarks/batched_training.py [--groups 64] [--quick]`` (``--smoke``: ``--quick`` with 4
+groups, one timing round; a check that it runs).
 Batch sizes: the default (32), 256 (arithmetic-bound) and 32. The last two
 lines are ``repeat_cost_ratio: X`` and ``batched_vs_sequential_speedup: X``
 (batch size 32).
@@ -107,7 +108,10 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="Fewer epochs, for a smoke run.")
     parser.add_argument("--repeats-only", action="store_true", help="Only the repeat_cost_ratio measurement.")
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.groups, args.quick = 4, True
     dataset = load_builtin("yeast", seed=0)
     groups = random_groups(dataset.n_tasks, args.groups, (2, dataset.n_tasks - 1), seed=0)
     default = TrainConfig()
@@ -125,7 +129,7 @@ def main() -> None:
         print(f"{bs:>6} {r['sequential_s']:>13.1f} {r['batched_s']:>10.1f} {r['speedup']:>8.1f} {r['bare_step_limit']:>16.1f} "
               f"{r['speedup'] / r['bare_step_limit']:>9.0%} {r['epochs_mean']:>7.1f} {str(r['identical']):>9}")
     one, three, ratio = repeat_cost_ratio(dataset, groups, TrainConfig(**{**default.to_dict(), **extra}),
-                                          rounds=2 if args.quick else 5)
+                                          rounds=1 if args.smoke else 2 if args.quick else 5)
     print(f"{len(groups)} groups x 1 repeat: {one:.1f} s; x 3 repeats ({3 * len(groups)} runs in one stack): {three:.1f} s")
     print(f"repeat_cost_ratio: {ratio:.2f}")
     if rows:

@@ -16,7 +16,8 @@ all-task model, the mean gain over the groups' (group, task) entries, the mean
 and best relative change of a group's summed test loss against its tasks' STL
 losses. STL models are the same under every scheme (one task).
 
-Run: ``python benchmarks/batching.py [--data-dir DIR] [--seeds 0 1]``.
+Run: ``python benchmarks/batching.py [--data-dir DIR] [--seeds 0 1] [--datasets chemical tv16 ...]``
+(``--smoke``: exam's first 4 tasks, seed 0, 3 groups, 2 epochs; a check that it runs).
 """
 
 from __future__ import annotations
@@ -42,26 +43,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--datasets", nargs="+", default=["chemical", "tv16", "adult-occupation", "exam"])
+    grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
+    n_groups, epochs = 30, {}
+    if args.smoke:
+        args.datasets, args.seeds, n_groups = ["exam"], [0], 3
+        epochs = {"max_epochs": grouping_datasets.SMOKE_EPOCHS}
     loaders = {
         "chemical": lambda seed: grouping_datasets.load("chemical", seed, args.data_dir),
         "tv16": lambda seed: grouping_datasets.load("tv16", seed),
         "adult-occupation": lambda seed: _largest(load_builtin("adult", group_column="occupation", seed=seed), 10, 3),
         "exam": lambda seed: _largest(load_builtin("exam", seed=seed), 10),
     }
+    unknown = set(args.datasets) - set(loaders)
+    if unknown:
+        parser.error(f"unknown --datasets {sorted(unknown)}; use some of {', '.join(loaders)}")
     # measured with an initialisation per model (shared_init=False), as docs/training.md states
-    schemes = {"pooled": TrainConfig(batching="pooled", shared_init=False),
-               "per-task": TrainConfig(batching="per-task", shared_init=False),
-               "per-task+oversample": TrainConfig(batching="per-task", oversample=True, shared_init=False)}
+    schemes = {"pooled": TrainConfig(batching="pooled", shared_init=False, **epochs),
+               "per-task": TrainConfig(batching="per-task", shared_init=False, **epochs),
+               "per-task+oversample": TrainConfig(batching="per-task", oversample=True, shared_init=False, **epochs)}
     print("| dataset | scheme | seed | STL | all-task | all-task vs STL | mean gain | groups vs STL (mean) | best group | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, load in loaders.items():
+    for name in args.datasets:
         for seed in args.seeds:
-            ds = load(seed)
+            ds = loaders[name](seed)
             if ds is None:
                 break
+            if args.smoke:
+                ds = ds.subset_tasks(list(ds.task_names[: grouping_datasets.SMOKE_TASKS]))
             n = ds.n_tasks
-            groups = [(t,) for t in range(n)] + [tuple(range(n))] + random_groups(n, 30, (2, n - 1), seed)
+            groups = [(t,) for t in range(n)] + [tuple(range(n))] + random_groups(n, n_groups, (2, n - 1), seed)
             for scheme, config in schemes.items():
                 start = time.perf_counter()
                 res = train_group_models(ds, groups, config, seed)

@@ -6,6 +6,7 @@ Usage::
         --models stl-lstm,mtl-lstm,stl-lstm-public,mtl-lstm-public,amtl-notransfer,tp-amtl \
         --runs 5 --seed 0 --out runs/tp-amtl/pbcseq [--max-epochs 300 --patience 30] \
         [--paired-vs stl-lstm,amtl-notransfer] [--set noise=...]
+    python benchmarks/clinical_comparison.py --smoke --out DIR   # pbcseq, stl-lstm and tp-amtl, 1 run, 2 epochs
 
 The same code path as ``negtransfer compare`` (:func:`negtransfer.jobs.compare.run_compare`,
 through a run store at ``OUT/runs.sqlite``, so an interrupted run resumes).
@@ -28,8 +29,8 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--models", required=True, help="comma-separated model names")
+    parser.add_argument("--dataset", default=None, help="required unless --smoke")
+    parser.add_argument("--models", default=None, help="comma-separated model names (required unless --smoke)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
@@ -40,7 +41,16 @@ def main() -> None:
     parser.add_argument("--validation-mc-samples", type=int, default=None,
                         help="MC passes for the validation loss (default: --mc-samples)")
     parser.add_argument("--paired-vs", default="", help="comma-separated reference models for paired differences")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Smallest settings (pbcseq, stl-lstm and tp-amtl, 1 run of 2 epochs, 2 MC samples): "
+                             "checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.dataset, args.models = args.dataset or "pbcseq", args.models or "stl-lstm,tp-amtl"
+        args.runs, args.max_epochs, args.patience, args.mc_samples = 1, 2, 1, 2
+        args.paired_vs = args.paired_vs or "stl-lstm"
+    if not args.dataset or not args.models:
+        parser.error("--dataset and --models are required (or give --smoke)")
     torch.set_num_threads(1)
 
     from negtransfer.data.builtin import load_builtin

@@ -26,7 +26,8 @@ trained ``--repeats`` times (one run store per seed, shared with
 
 All figures are means ± s.e. over ``--seeds``.
 
-Run: ``python benchmarks/etap_chemical.py [--data-dir DIR] [--seeds 0 1 2] [--repeats 3]``.
+Run: ``python benchmarks/etap_chemical.py [--data-dir DIR] [--seeds 0 1 2] [--repeats 3]`` (``--smoke``: the
+first 4 tasks, seed 0, 1 repeat of 2 epochs, into ``--out``; a check that it runs).
 """
 
 from __future__ import annotations
@@ -65,19 +66,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_quality"))
     parser.add_argument("--skip-preset", action="store_true", help="Leave out the public-code training setup.")
+    grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
     if grouping_datasets.chemical_dir(args.data_dir) is None:
         sys.exit(0)
     args.out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig()
     default = GroupingOptions()
+    n_tasks, epochs = None, {}
+    if args.smoke:
+        args.seeds, args.repeats = [0], 1
+        n_tasks, epochs = grouping_datasets.SMOKE_TASKS, {"max_epochs": grouping_datasets.SMOKE_EPOCHS}
+        config, default = TrainConfig(**epochs), replace(default, repeats=1)
     paper = replace(default, rounds=1, repeats=1, use_measured=False, gain_split="test", exhaustive=True)
     ours_one_shot = replace(default, rounds=1, exhaustive=True)
     ours = replace(default, exhaustive=True)
     t2, t3, t4, t5, setups = [], [], [], [], []
     for seed in args.seeds:
-        ds = grouping_datasets.load("chemical", seed, args.data_dir)
-        store = RunStore(args.out / f"chemical-seed{seed}.sqlite")
+        ds = grouping_datasets.load("chemical", seed, args.data_dir, n_tasks)
+        store = RunStore(args.out / f"chemical-seed{seed}{'-smoke' if args.smoke else ''}.sqlite")
         run_grouping(ds, replace(default, exhaustive=True, repeats=args.repeats, rounds=1), config, seed, store)
         n = ds.n_tasks
         # Table 2: pairwise affinity vs pairwise test gain (repeat 0, the paper's single run)
@@ -108,9 +115,10 @@ def main() -> None:
                            "all": t["all_tasks"], "oracle": t["test_oracle"], "val_oracle": t["validation_oracle"]})
         # training setups: STL and all-task totals
         if not args.skip_preset:
-            for name, cfg in (("default", config), ("etap-chemical preset", TrainConfig.preset("etap-chemical"))):
+            for name, cfg in (("default", config), ("etap-chemical preset", TrainConfig.preset("etap-chemical", **epochs))):
                 res = ensure_runs(ds, [(t,) for t in range(n)] + [tuple(range(n))], cfg, seed,
-                                  RunStore(args.out / f"chemical-setups-seed{seed}.sqlite"), repeats=1)
+                                  RunStore(args.out / f"chemical-setups-seed{seed}{'-smoke' if args.smoke else ''}.sqlite"),
+                                  repeats=1)
                 setups.append({"seed": seed, "setup": name,
                                "stl": sum(res[(t,)].test_loss[t] for t in range(n)),
                                "all": sum(res[tuple(range(n))].test_loss.values()),

@@ -14,9 +14,11 @@ over each chunk's models). It holds scheduling, moving data and results, and
 idle CPUs at the end of the job; for Ray it is given with and without the
 start-up and shut-down of the local instance.
 
-Run: ``python benchmarks/executors.py [--groups 1023] [--epochs 100] [--chunk-size 64] [--cpus 2]``.
+Run: ``python benchmarks/executors.py [--groups 1023] [--epochs 100] [--chunk-size 64] [--cpus 2]``
+(``--smoke``: 20 groups of 2 epochs in chunks of 8; a check that it runs).
 The last line is ``ray_vs_inprocess: X`` (Ray's wall time over the in-process
-one; below 1 is faster). The figures depend heavily on the machine's load:
+one; below 1 is faster); without Ray installed (``pip install -e ".[ray]"``)
+Ray is skipped with a note and the last line is ``process_vs_inprocess: X``. The figures depend heavily on the machine's load:
 state it with them (the script prints the load average before and after).
 """
 
@@ -66,7 +68,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="maximum epochs per model (early stopping stays on)")
     parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the process pool and of the local Ray instance")
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.groups, args.epochs, args.chunk_size = 20, 2, 8
 
     yeast = load_builtin("yeast", seed=0)
     dataset = yeast.subset_tasks(yeast.task_names[:10])
@@ -87,23 +92,37 @@ def main() -> None:
         print(f"process pool: {wall_pool:8.1f} s  overhead per chunk "
               f"{(wall_pool * args.cpus - train_pool) / chunks:.2f} CPU s")
 
-        import ray
+        try:
+            import ray
+        except ImportError:
+            ray = None
+            print("ray: not installed (pip install -e \".[ray]\"); skipped")
+        executors = [pooled]
+        if ray is not None:
+            total_ray, remote = time_ray(ray, dataset, groups, config, args, chunks, folder)
+            executors.append(remote)
+    same = all(numbers(other) == numbers(here) for other in executors)
+    print(f"bit-identical results on all {len(executors) + 1}: {same}; load average after: "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"process_vs_inprocess: {wall_pool / wall_here:.2f}")
+    if ray is not None:
+        print(f"ray_vs_inprocess: {total_ray / wall_here:.2f}")
 
-        start = time.perf_counter()
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        started = time.perf_counter() - start
-        wall_ray, train_ray, remote = timed_job(dataset, groups, config, RayExecutor(), args.chunk_size, folder, "ray")
-        start = time.perf_counter()
-        ray.shutdown()
-        stopped = time.perf_counter() - start
-        total_ray = started + wall_ray + stopped
-        print(f"ray (local):  {total_ray:8.1f} s  (start {started:.1f} s, job {wall_ray:.1f} s, stop {stopped:.1f} s)"
-              f"  overhead per chunk {(wall_ray * args.cpus - train_ray) / chunks:.2f} CPU s, with start and stop "
-              f"{(total_ray * args.cpus - train_ray) / chunks:.2f} CPU s")
 
-    same = numbers(here) == numbers(pooled) == numbers(remote)
-    print(f"bit-identical results on all three: {same}; load average after: {os.getloadavg()[0]:.1f}")
-    print(f"ray_vs_inprocess: {total_ray / wall_here:.2f}")
+def time_ray(ray, dataset, groups, config, args, chunks: int, folder: Path) -> tuple[float, dict]:
+    """(wall seconds with the local instance's start and stop, results) of the job on local Ray."""
+    start = time.perf_counter()
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    started = time.perf_counter() - start
+    wall_ray, train_ray, remote = timed_job(dataset, groups, config, RayExecutor(), args.chunk_size, folder, "ray")
+    start = time.perf_counter()
+    ray.shutdown()
+    stopped = time.perf_counter() - start
+    total_ray = started + wall_ray + stopped
+    print(f"ray (local):  {total_ray:8.1f} s  (start {started:.1f} s, job {wall_ray:.1f} s, stop {stopped:.1f} s)"
+          f"  overhead per chunk {(wall_ray * args.cpus - train_ray) / chunks:.2f} CPU s, with start and stop "
+          f"{(total_ray * args.cpus - train_ray) / chunks:.2f} CPU s")
+    return total_ray, remote
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ well *which group is better for a task* reproduces, not the per-task offsets.
 All runs go through one run store per dataset (``runs/gain_noise/``), so a
 second invocation only re-reads.
 
-Run: ``python benchmarks/gain_noise.py [--datasets yeast chicago chemical tv16] [--seed 0] [--data-dir DIR]``.
+Run: ``python benchmarks/gain_noise.py [--datasets yeast chicago chemical tv16] [--seed 0] [--data-dir DIR]``
+(``--smoke``: yeast's first 4 tasks, 3 groups, 2 epochs, into ``--out``; a check that it runs).
 """
 
 from __future__ import annotations
@@ -56,19 +57,24 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=40)
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     parser.add_argument("--out", type=Path, default=Path("runs/gain_noise"))
+    grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
+    n_tasks, epochs, prefix = None, {}, ""
+    if args.smoke:
+        args.datasets, args.groups, prefix = ["yeast"], 3, "smoke-"
+        n_tasks, epochs = grouping_datasets.SMOKE_TASKS, {"max_epochs": grouping_datasets.SMOKE_EPOCHS}
     args.out.mkdir(parents=True, exist_ok=True)
     print("| dataset | init | R | val~val | test~test | val~test | s.e. (val) | sd between groups | train s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.datasets:
-        ds = grouping_datasets.load(name, args.seed, args.data_dir)
+        ds = grouping_datasets.load(name, args.seed, args.data_dir, n_tasks)
         if ds is None:
             continue
         n = ds.n_tasks
         groups = [(t,) for t in range(n)] + [tuple(range(n))] + random_groups(n, args.groups, (2, n - 1), args.seed)
-        store = RunStore(args.out / f"{name}.sqlite")
+        store = RunStore(args.out / f"{prefix}{name}.sqlite")
         for init, shared in (("independent", False), ("common", True)):
-            config = TrainConfig(shared_init=shared)
+            config = TrainConfig(shared_init=shared, **epochs)
             start = time.perf_counter()
             results = ensure_runs(ds, groups, config, args.seed, store, repeats=REPEATS, chunk_size=128)
             seconds = sum(results[g].seconds for g in groups)

@@ -8,10 +8,11 @@ affinity z(i -> j) with the gain of j in {i, j} (test and validation) is
 printed as one JSON line with the costs.
 
 Run: ``python benchmarks/grad_tae_affinity.py DATASET SEED [--fresh] [--store-dir DIR]``
-(the store is DIR/DATASET-seedSEED.sqlite, default runs/grad_tae).
+(the store is DIR/DATASET-seedSEED.sqlite, default runs/grad_tae; ``--smoke``: yeast's first 4 tasks, seed 0,
+2 epochs, into DIR/smoke-yeast-seed0.sqlite; a check that it runs).
 """
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,12 +28,26 @@ from negtransfer.train.config import TrainConfig
 
 
 def main() -> None:
-    name, seed = sys.argv[1], int(sys.argv[2])
-    ds = grouping_datasets.load(name, seed)
-    folder = Path(sys.argv[sys.argv.index("--store-dir") + 1]) if "--store-dir" in sys.argv else Path("runs/grad_tae")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", nargs="?", help=f"one of {', '.join(grouping_datasets.NAMES)} (required unless --smoke)")
+    parser.add_argument("seed", nargs="?", type=int, default=0)
+    parser.add_argument("--fresh", action="store_true", help="Compute the affinity anew (not read from the store).")
+    parser.add_argument("--store-dir", type=Path, default=Path("runs/grad_tae"))
+    parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
+    grouping_datasets.add_smoke_option(parser)
+    args = parser.parse_args()
+    name, seed, n_tasks, config, prefix = args.dataset, args.seed, None, TrainConfig(), ""
+    if args.smoke:
+        name, n_tasks, prefix = name or "yeast", grouping_datasets.SMOKE_TASKS, "smoke-"
+        config = TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
+    if name is None:
+        parser.error("give DATASET (and SEED), or --smoke")
+    ds = grouping_datasets.load(name, seed, args.data_dir, n_tasks)
+    if ds is None:
+        return
+    folder = args.store_dir
     folder.mkdir(parents=True, exist_ok=True)
-    store = RunStore(folder / f"{name}-seed{seed}.sqlite")
-    config = TrainConfig()
+    store = RunStore(folder / f"{prefix}{name}-seed{seed}.sqlite")
     n = ds.n_tasks
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     before = store.count()
@@ -42,7 +57,7 @@ def main() -> None:
     _, Y = gain_matrix(pairs, results, n, split="test")
     _, Yv = gain_matrix(pairs, results, n, split="validation")
     t = time.perf_counter()
-    A, cost = measure_grad_tae_affinity(ds, config, seed, store=None if "--fresh" in sys.argv else store, repeats=3)
+    A, cost = measure_grad_tae_affinity(ds, config, seed, store=None if args.fresh else store, repeats=3)
     wall = time.perf_counter() - t
     z, y, _ = ordered_pair_values(A, Y, pairs)
     _, yv, _ = ordered_pair_values(A, Yv, pairs)

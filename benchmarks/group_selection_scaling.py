@@ -20,7 +20,8 @@ For scale, the "combinations" column is sum_{k<=B} C(2^n - 1, k), the number of
 selections an unbounded enumeration (the public ETAP code) would evaluate.
 
 Run: ``python benchmarks/group_selection_scaling.py [--seeds 5] [--sizes 10,12,14,16]
-[--budgets 2,3,4] [--families planted,noise,coverage]``.
+[--budgets 2,3,4] [--families planted,noise,coverage]`` (``--smoke``: one seed, n = 8 and 14, B = 2 and 4,
+the planted family; a check that it runs).
 The last line is ``selection_n14_b4_seconds: X``: the slowest family's median
 time for n = 14, B = 4.
 """
@@ -68,7 +69,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,12,14,16")
     parser.add_argument("--budgets", default="2,3,4")
     parser.add_argument("--families", default="planted,noise,coverage")
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.sizes, args.budgets, args.families = 1, "8,14", "2,4", "planted"
     sizes = [int(x) for x in args.sizes.split(",")]
     budgets = [int(x) for x in args.budgets.split(",")]
     families = args.families.split(",")

@@ -13,10 +13,14 @@ Imported by the benchmark scripts, not by the package.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 DEFAULT_CHEMICAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "etap-chemical"
 NAMES = ("yeast", "chicago", "chemical", "tv16")
+# ``--smoke``: the smallest settings of a benchmark (a check that it runs end to end, not a measurement)
+SMOKE_TASKS = 4
+SMOKE_EPOCHS = 2
 
 
 def _largest(ds, count: int, skip: int = 0):
@@ -54,17 +58,38 @@ def use_result_format(result_format: int | None) -> None:
     config_module.RESULT_FORMAT = result_format
 
 
+def add_smoke_option(parser) -> None:
+    """``--smoke``: run with the smallest settings (a few tasks, epochs, seeds), to check the script runs."""
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"Smallest settings ({SMOKE_TASKS} tasks, {SMOKE_EPOCHS} epochs, one seed): checks that "
+                             "the script runs end to end; its figures mean nothing.")
+
+
 def chemical_dir(data_dir: str | Path | None = None) -> Path | None:
-    """The Chemical Task_Splits folder, or None (with a printed note) when it is absent."""
-    path = Path(data_dir) if data_dir else DEFAULT_CHEMICAL
+    """The Chemical Task_Splits folder, or None (with a printed note) when it is absent.
+
+    ``data_dir``, else the environment variable ``NEGTRANSFER_CHEMICAL_DIR``, else ``../shared/data/etap-chemical``
+    beside the repository.
+    """
+    path = Path(data_dir or os.environ.get("NEGTRANSFER_CHEMICAL_DIR") or DEFAULT_CHEMICAL)
     if not (path / "55_X_train.npy").exists():
         print(f"note: no ETAP Chemical data in {path}; skipping it (give --data-dir)")
         return None
     return path
 
 
-def load(name: str, seed: int, data_dir: str | Path | None = None):
-    """The named benchmark dataset split with ``seed``, or None when unavailable."""
+def load(name: str, seed: int, data_dir: str | Path | None = None, n_tasks: int | None = None):
+    """The named benchmark dataset split with ``seed``, or None when unavailable.
+
+    ``n_tasks`` keeps only the first that many of its tasks (``--smoke``).
+    """
+    ds = _load(name, seed, data_dir)
+    if ds is None or n_tasks is None or n_tasks >= ds.n_tasks:
+        return ds
+    return ds.subset_tasks(list(ds.task_names[:n_tasks]))
+
+
+def _load(name: str, seed: int, data_dir: str | Path | None = None):
     from negtransfer.data.builtin import load_builtin
 
     if name == "yeast":

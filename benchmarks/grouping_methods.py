@@ -28,7 +28,8 @@ same Wilcoxon test against ETAP.
 
 Run: ``python benchmarks/grouping_methods.py [--datasets chemical yeast chicago] [--seeds 0 1 2]
 [--methods etap tag hoa linear-surrogate mtgnet ayman grad-tae] [--surgery pcgrad] [--protocols one-shot cli]
-[--data-dir DIR]``.
+[--data-dir DIR]``. ``--smoke``: yeast's first 4 tasks, seed 0, every method, the one-shot protocol, B = 2, 3 training
+groups, 1 repeat of 2 epochs, stores under the first of ``--stores`` named smoke-*, rows to ``--out`` (a check that it runs).
 """
 
 from __future__ import annotations
@@ -106,21 +107,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_methods.json"))
     grouping_datasets.add_result_format_option(parser)
     parser.add_argument("--summarize", action="store_true", help="Only print the tables of --out.")
+    grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
+    n_tasks, config, prefix = None, TrainConfig(), ""
+    if args.smoke:
+        args.datasets, args.seeds, args.budgets, args.train_groups, args.repeats = ["yeast"], [0], [2], 3, 1
+        args.protocols = ["one-shot"]
+        args.stores, prefix = args.stores[:1], "smoke-"
+        n_tasks, config = grouping_datasets.SMOKE_TASKS, TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
     shown = args.methods + [surgery_label(name) for name in args.surgery]
     if args.summarize:
         print_tables(json.loads(args.out.read_text()), args.datasets, shown, args.protocols, args.budgets)
         return
     grouping_datasets.use_result_format(args.result_format)
-    config = TrainConfig()
     rows = []
     for name in args.datasets:
         for seed in args.seeds:
-            ds = grouping_datasets.load(name, seed, args.data_dir)
+            ds = grouping_datasets.load(name, seed, args.data_dir, n_tasks)
             if ds is None:
                 break
-            found = [d / f"{name}-seed{seed}.sqlite" for d in args.stores if (d / f"{name}-seed{seed}.sqlite").exists()]
-            path = found[0] if found else args.stores[0] / f"{name}-seed{seed}.sqlite"
+            file = f"{prefix}{name}-seed{seed}.sqlite"
+            found = [d / file for d in args.stores if (d / file).exists()]
+            path = found[0] if found else args.stores[0] / file
             path.parent.mkdir(parents=True, exist_ok=True)
             store = RunStore(path)
             base = GroupingOptions(exhaustive=True, n_train_groups=args.train_groups, repeats=args.repeats)

@@ -41,6 +41,8 @@ every case to ``OUT/quality.json``.
 
 Run: ``python benchmarks/grouping_quality.py [--datasets yeast chicago chemical tv16] [--seeds 0 1 2]
 [--train-groups 5 10] [--budgets 2 3 4] [--variants default one-shot ...] [--data-dir DIR] [--repeats 3]``.
+``--smoke``: yeast's first 4 tasks, seed 0, B = 2, 3 training groups, the default and paper variants, 2 epochs,
+stores named smoke-* in ``--out`` (a check that it runs).
 """
 
 from __future__ import annotations
@@ -160,7 +162,13 @@ def main() -> None:
     parser.add_argument("--store-only", action="store_true", help="Train the stores; run no variant.")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="Only print the tables of these quality.json files (no training).")
+    grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
+    n_tasks, config, prefix = None, TrainConfig(), ""
+    if args.smoke:
+        args.datasets, args.seeds, args.budgets, args.train_groups = ["yeast"], [0], [2], [3]
+        args.variants, prefix = ["default", "paper"], "smoke-"
+        n_tasks, config = grouping_datasets.SMOKE_TASKS, TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
     for variant in args.variants:
         variant_options(variant)
     if args.summarize:
@@ -171,14 +179,13 @@ def main() -> None:
         return
     grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig()
     rows = []
     for name in args.datasets:
         for seed in args.seeds:
-            ds = grouping_datasets.load(name, seed, args.data_dir)
+            ds = grouping_datasets.load(name, seed, args.data_dir, n_tasks)
             if ds is None:
                 break
-            store = RunStore(args.out / f"{name}-seed{seed}.sqlite")
+            store = RunStore(args.out / f"{prefix}{name}-seed{seed}.sqlite")
             start = time.perf_counter()
             run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1, chunk_size=256), config,
                          seed, store)
@@ -200,7 +207,7 @@ def main() -> None:
                               f"(on val. {r['val_gap_on_val']:+.2%}; val. oracle {r['val_oracle_gap']:+.2%}), "
                               f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
                               f"runs x{r['runs_ratio']:.2f}", flush=True)
-            (args.out / "quality.json").write_text(json.dumps(rows, indent=1))
+            (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ Run:
 ``python benchmarks/source_selection.py --dataset tv16 --targets Oklahoma Nevada Vermont --seeds 0 1 2``
 ``python benchmarks/source_selection.py --dataset adult --group-column occupation --targets Tech-support Protective-serv Farming-fishing``
 ``python benchmarks/source_selection.py --dataset exam --targets school14 school17 school08``
+``python benchmarks/source_selection.py --smoke [--out DIR]`` (planted tasks of 200 rows, seed 0, 12 + 6 subsets,
+1 repeat of 2 epochs, a fresh store in a temporary folder unless ``--store``; a check that it runs)
 """
 
 from __future__ import annotations
@@ -124,8 +126,16 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None, help="Also write each case's report.json here.")
     parser.add_argument("--pairwise", action="store_true", help="Also the pairwise-gain baseline (k runs per repeat).")
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.smoke:
+        args.dataset, args.planted_rows, args.seeds, args.repeats, args.epochs = "planted", 200, [0], 1, 2
+        args.subsets, args.holdout = 12, 6
+        if args.store is None:
+            import tempfile
+
+            args.store = Path(tempfile.mkdtemp(prefix="source-selection-smoke-")) / "runs.sqlite"
     planted = args.dataset == "planted"
     args.alpha = args.alpha or (3 if planted else 5)
     args.holdout = args.holdout if args.holdout is not None else (50 if planted else 100)

@@ -11,6 +11,8 @@ below one s.e.). Both surrogates see only the fitted subsets; the holdout is nev
 Run:
 ``python benchmarks/surrogate_ridge.py runs/sources-largest-4k/*.json``
 ``python benchmarks/surrogate_ridge.py runs/sources-small/*.json runs/sources-adult/*.json --multiples 1 1.5 2``
+Smallest: ``python benchmarks/source_selection.py --smoke --out DIR`` then
+``python benchmarks/surrogate_ridge.py DIR/*.json --multiples 1`` (a check that it runs).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ each, and the medians compared. Prints the per-step times and, last,
 ``tag_lookahead_speedup: X`` (loop time / batched time; the issue's goal: X >= 2
 at n = 10).
 
-Run: ``python benchmarks/tag_step_cost.py [--tasks 10] [--repeats 7]``.
+Run: ``python benchmarks/tag_step_cost.py [--tasks 10] [--repeats 7]`` (``--smoke``: 4 tasks, 1 block of 5
+steps; a check that it runs).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.tasks, args.repeats, args.steps = 4, 1, 5
     torch.set_num_threads(1)
     full = load_builtin("yeast", seed=0)
     ds = full.subset_tasks(list(full.task_names[: args.tasks]))

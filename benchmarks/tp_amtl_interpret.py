@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/tp_amtl_interpret.py --dataset pbcseq --seeds 5 --task death --out runs/tp-amtl/interpret \
         [--max-epochs 300 --patience 30 --noise dropout --validation-mc-samples 3]
+    python benchmarks/tp_amtl_interpret.py --smoke --out DIR   # 2 seeds of 2 epochs, 1 MC sample
 
 Seed s splits the data and trains the model with seed s (as run s of
 ``negtransfer compare --seed 0``). For the first seed it picks the first test
@@ -41,7 +42,10 @@ def main() -> None:
     parser.add_argument("--validation-mc-samples", type=int, default=None,
                         help="MC passes for the validation loss while training (default: 20, as at test time)")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.max_epochs, args.patience, args.mc_samples, args.validation_mc_samples = 2, 2, 1, 1, 1
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     torch.set_num_threads(1)

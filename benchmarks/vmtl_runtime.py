@@ -12,7 +12,8 @@ For BMTL and for VMTL with L = M in {1, 10, 50, 100} it measures
 and prints each as a ratio to BMTL. Timings are machine-dependent: read the
 ratios, not the absolute numbers; nothing here is asserted by a test.
 
-Run: ``python benchmarks/vmtl_runtime.py [--dataset digit-domains] [--iterations 60]``.
+Run: ``python benchmarks/vmtl_runtime.py [--dataset digit-domains] [--iterations 60]`` (``--smoke``: 3
+iterations, L = M in {1, 2}; a check that it runs).
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def main() -> None:
     parser.add_argument("--train-fraction", type=float, default=0.05)
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--samples", default="1,10,50,100")
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.iterations, args.samples = 3, "1,2"
     torch.set_num_threads(1)
     torch.manual_seed(0)
     ds = with_domain_train_fraction(load_builtin(args.dataset, seed=0), args.train_fraction, seed=0)

@@ -20,6 +20,7 @@ Run::
         --fractions 0.05,0.1,0.2,0.4 --runs 3 --models stl,vstl,bmtl,vbmtl,vmtl,vmtl-ac \\
         [--ablation] [--iterations 600] [--set kl_w_warmup_step=1e-4] [--set preset=vmtl-public] \
         [--paired-vs bmtl,vstl] --out runs/vmtl-tables
+    python benchmarks/vmtl_tables.py --smoke --out DIR   # heart-hospitals, 10%, stl and vmtl, 2 runs of 5 iterations
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ def main() -> None:
     parser.add_argument("--set", default="", help="Comma-separated KEY=VALUE VariationalConfig settings.")
     parser.add_argument("--paired-vs", default="", help="comma-separated reference models for paired differences")
     parser.add_argument("--out", type=Path, default=Path("runs/vmtl-tables"))
+    parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
+    if args.smoke:
+        args.datasets, args.fractions, args.models, args.runs, args.iterations = "heart-hospitals", "0.1", "stl,vmtl", 2, 5
+        args.paired_vs = args.paired_vs or "stl"
     torch.set_num_threads(1)
     models = args.models.split(",")
     if args.ablation:
