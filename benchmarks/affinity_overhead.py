@@ -4,9 +4,11 @@ Trains the 14-task yeast model (default config, seed 0) four ways, with data
 batches, validation, early stopping and evaluation included:
 
 * plain (no tracking);
-* tracking every step with ONE batched backward pass (negtransfer's method);
-* tracking every step with a loop of per-task backward passes (the public ETAP
-  and TAG implementations' method);
+* tracking every step with ONE batched backward pass for the per-task gradients
+  of the shared encoder, beside the trainer's own backward pass that takes the
+  step (negtransfer's method, :func:`~negtransfer.affinity.training.train_with_affinity`);
+* tracking every step with a loop of per-task backward passes whose sum takes
+  the step (the public ETAP and TAG implementations' method);
 * tracking on negtransfer's default schedule (``--affinity-every`` default).
 
 Prints the every-step overheads of both methods, the Pearson correlation between
@@ -65,8 +67,8 @@ def loop_tracked_run(dataset, config, seed):
 
 def tracked_run(dataset, config, every: int):
     """(tracker, result) of the all-task run of seed 0 tracked every ``every`` steps, as the grouping job does."""
-    out = train_with_affinity(dataset, config, 0, every=every)  # (tracker, result[, tracker without momentum])
-    return out[0], out[1]
+    tracker, result, _without_momentum = train_with_affinity(dataset, config, 0, every=every)
+    return tracker, result
 
 
 def timed(fn, repeats):
