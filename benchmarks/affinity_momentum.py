@@ -22,16 +22,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 import grouping_datasets
+import numpy as np
 from grouping_datasets import mean_se
-from negtransfer.runs.tracked import measure_affinity
+
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions
 from negtransfer.jobs.grouping_comparison import ordered_pair_values
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
+from negtransfer.runs.tracked import measure_affinity
 from negtransfer.train.config import TrainConfig
 
 

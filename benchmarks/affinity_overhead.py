@@ -4,9 +4,11 @@ Trains the 14-task yeast model (default config, seed 0) four ways, with data
 batches, validation, early stopping and evaluation included:
 
 * plain (no tracking);
-* tracking every step with ONE batched backward pass (negtransfer's method);
-* tracking every step with a loop of per-task backward passes (the public ETAP
-  and TAG implementations' method);
+* tracking every step with ONE batched backward pass for the per-task gradients
+  of the shared encoder, beside the trainer's own backward pass that takes the
+  step (negtransfer's method, :func:`~negtransfer.affinity.training.train_with_affinity`);
+* tracking every step with a loop of per-task backward passes whose sum takes
+  the step (the public ETAP and TAG implementations' method);
 * tracking on negtransfer's default schedule (``--affinity-every`` default).
 
 Prints the every-step overheads of both methods, the Pearson correlation between
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -64,8 +67,8 @@ def loop_tracked_run(dataset, config, seed):
 
 def tracked_run(dataset, config, every: int):
     """(tracker, result) of the all-task run of seed 0 tracked every ``every`` steps, as the grouping job does."""
-    out = train_with_affinity(dataset, config, 0, every=every)  # (tracker, result[, tracker without momentum])
-    return out[0], out[1]
+    tracker, result, _without_momentum = train_with_affinity(dataset, config, 0, every=every)
+    return tracker, result
 
 
 def timed(fn, repeats):
@@ -109,7 +112,7 @@ def main() -> None:
     print(f"batched method vs loop: {t_loop / t_batched:.2f}x faster")
     print(f"default schedule (every {every_default}) {t_default:7.2f} s; Pearson with every-step matrix {corr:.4f}")
     for k in (2,) if args.smoke else (2, 4, 8, 16):
-        t_k, (tr_k, _) = timed(lambda: tracked_run(dataset, config, every=k), 1)
+        t_k, (tr_k, _) = timed(partial(tracked_run, dataset, config, every=k), 1)
         c_k = float(np.corrcoef(tr_k.affinity_matrix.ravel(), A_all.ravel())[0, 1])
         print(f"  every {k}: overhead {t_k / t_plain:5.2f}x, Pearson with every-step matrix {c_k:.4f}")
     print(f"affinity_run_overhead: {t_default / t_plain:.2f}")

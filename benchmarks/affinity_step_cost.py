@@ -99,7 +99,7 @@ def main(argv=None):
         per_task, g_shared, g_heads = per_task_and_summed_gradients(L, shared, head_params)
         U, _ = optimizer_task_updates(opt, shared, per_task)
         step_affinity_from_updates(per_task, L.detach(), U)
-        for p, gr in zip(shared + head_params, g_shared + g_heads):
+        for p, gr in zip(shared + head_params, g_shared + g_heads, strict=True):
             p.grad = gr
         opt.step()
 
@@ -110,9 +110,9 @@ def main(argv=None):
         head_grads = torch.autograd.grad(L.sum(), head_params)
         U, _ = optimizer_task_updates(opt, shared, per_task)
         step_affinity_from_updates(per_task, L.detach(), U)
-        for p, gr in zip(shared, per_task):
+        for p, gr in zip(shared, per_task, strict=True):
             p.grad = gr.sum(0)
-        for p, gr in zip(head_params, head_grads):
+        for p, gr in zip(head_params, head_grads, strict=True):
             p.grad = gr
         opt.step()
 

@@ -59,7 +59,7 @@ def bare_step_seconds(dataset, groups, config, repeats: int) -> float:
         losses, _ = layout.task_losses(model(x), y)
         grads = torch.autograd.grad((losses * mask).sum(), params)
         with torch.no_grad():
-            for p, b, g in zip(params, bufs, grads):
+            for p, b, g in zip(params, bufs, grads, strict=True):
                 b.mul_(config.momentum).add_(g)
                 p.sub_(b * config.lr)
         times.append(time.perf_counter() - t0)
@@ -74,7 +74,7 @@ def measure(dataset, groups, config) -> dict:
     t0 = time.perf_counter()
     sequential = [train_group_models(dataset, [g], config, seed=0)[0] for g in groups]
     t_seq = time.perf_counter() - t0
-    identical = all(a.test_loss == b.test_loss for a, b in zip(batched, sequential))
+    identical = all(a.test_loss == b.test_loss for a, b in zip(batched, sequential, strict=True))
     step_stack = bare_step_seconds(dataset, groups, config, repeats=50)
     step_single = np.mean([bare_step_seconds(dataset, [g], config, repeats=50) for g in groups[:8]])
     return {

@@ -25,9 +25,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import grouping_datasets
 import numpy as np
 
-import grouping_datasets
 from negtransfer.data.builtin import load_builtin
 from negtransfer.runs.group_specs import random_groups
 from negtransfer.train.batched import train_group_models

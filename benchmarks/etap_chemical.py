@@ -37,10 +37,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 import grouping_datasets
+import numpy as np
 from grouping_datasets import mean_se
+
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 from negtransfer.jobs.grouping_comparison import total_gain_pearson

@@ -32,9 +32,9 @@ import argparse
 import time
 from pathlib import Path
 
+import grouping_datasets
 import numpy as np
 
-import grouping_datasets
 from negtransfer.gains.noise import _within_task
 from negtransfer.gains.table import repeat_gains
 from negtransfer.runs.group_specs import random_groups

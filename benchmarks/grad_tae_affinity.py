@@ -16,14 +16,14 @@ import json
 import time
 from pathlib import Path
 
+import grouping_datasets
 import numpy as np
 
-import grouping_datasets
-from negtransfer.runs.tracked import measure_grad_tae_affinity
 from negtransfer.gains.table import gain_matrix
 from negtransfer.jobs.grouping_comparison import ordered_pair_values
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
+from negtransfer.runs.tracked import measure_grad_tae_affinity
 from negtransfer.train.config import TrainConfig
 
 

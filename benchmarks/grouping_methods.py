@@ -40,10 +40,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 import grouping_datasets
+import numpy as np
 from grouping_datasets import mean_se
+
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 from negtransfer.jobs.grouping_comparison import pairwise_affinity_pearson, surgery_label, total_gain_pearson
 from negtransfer.runs.runner import ensure_runs

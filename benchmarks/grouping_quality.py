@@ -53,10 +53,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 import grouping_datasets
+import numpy as np
 from grouping_datasets import mean_se
+
 from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig

@@ -70,10 +70,10 @@ def main() -> None:
         rows = []
         with torch.no_grad():
             for i in range(flat.shape[0]):
-                for p, step in zip(shared, torch.split(flat[i], sizes)):
+                for p, step in zip(shared, torch.split(flat[i], sizes), strict=True):
                     p.sub_(lr * step.reshape(p.shape))
                 rows.append(closure())
-                for p, s in zip(shared, saved):
+                for p, s in zip(shared, saved, strict=True):
                     p.copy_(s)
         return (1.0 - torch.stack(rows) / losses.detach()[None, :]) / lr
 

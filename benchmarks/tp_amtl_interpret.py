@@ -84,7 +84,7 @@ def main() -> None:
             table = transfer_uncertainty_table(trained.model, ds, record, mc_samples=20, seed=seed)
             table.to_csv(out / "transfer.csv", index=False)
             plot_transfer_uncertainty(table, out / "transfer.png")
-            labels = {t: (None if np.isnan(v) else int(v)) for t, v in zip(ds.task_names, ds.Y[record])}
+            labels = {t: (None if np.isnan(v) else int(v)) for t, v in zip(ds.task_names, ds.Y[record], strict=True)}
             print(f"record {record} (id {ds.info['record_ids'][record]}), labels {labels}")
         tables = pd.concat([transfer_uncertainty_table(trained.model, ds, int(r), mc_samples=args.mc_samples,
                                                        seed=seed) for r in ds.indices("test")])  # fmt: skip
