@@ -302,9 +302,8 @@ def test_a_full_disk_mid_run_is_one_error_line(tmp_path, capsys):
     from negtransfer.cli import writes_guarded
 
     for exc in (sqlite3.OperationalError("database or disk is full"), OSError(28, "No space left on device", "x.csv")):
-        with pytest.raises(typer.Exit) as info:
-            with writes_guarded(tmp_path / "runs.sqlite", tmp_path):
-                raise exc
+        with pytest.raises(typer.Exit) as info, writes_guarded(tmp_path / "runs.sqlite", tmp_path):
+            raise exc
         assert info.value.exit_code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and "run the same command again" in err

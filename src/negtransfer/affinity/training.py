@@ -21,7 +21,6 @@ the epochs after it), and average over repeats, without training again.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from negtransfer.affinity.lookahead import stacked_lookahead_affinity
@@ -104,7 +103,7 @@ def train_with_affinity(
         if not tracker.is_due:
             tracker.skip()
             plain.skip()
-            return None
+            return
         shared = model.shared_parameters()
         # the per-task gradients are for the affinity only: the step itself uses the trainer's own backward
         # pass (the hook returns None), so the run is the stacked trainer's all-task run, bit for bit
@@ -125,7 +124,7 @@ def train_with_affinity(
             for track, directions in ((tracker, with_momentum), (plain, steps)):
                 Z = stacked_lookahead_affinity(model, *batch, layout, directions, opt.lr, losses[0])
                 track.record(Z, task_losses=losses[0].detach())
-        return None
+        return
 
     def end_epoch(epoch, alive):
         tracker.end_epoch()

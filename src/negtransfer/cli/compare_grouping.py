@@ -10,10 +10,41 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt, EpochsOpt,
-    Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, LrOpt, Optimizer, OptimizerOpt, OversampleOpt,
-    PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt, RepeatsOpt, RunOptions, StoreOpt, TaskColumnOpt,
-    TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt, out_option, split_list,
+    Batching,
+    BatchingOpt,
+    BatchSizeOpt,
+    ChunkSizeOpt,
+    DataOpt,
+    DataOptions,
+    DatasetOpt,
+    Device,
+    DeviceOpt,
+    EpochsOpt,
+    Executor,
+    ExecutorOpt,
+    FeaturesOpt,
+    Impute,
+    ImputeOpt,
+    LabelOpt,
+    LrOpt,
+    Optimizer,
+    OptimizerOpt,
+    OversampleOpt,
+    PatienceOpt,
+    Preset,
+    PresetOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RepeatsOpt,
+    RunOptions,
+    StoreOpt,
+    TaskColumnOpt,
+    TaskKindsOpt,
+    TasksOpt,
+    TrainingOptions,
+    WorkersOpt,
+    out_option,
+    split_list,
 )
 
 
@@ -61,9 +92,9 @@ def compare_grouping(
     time, paired Wilcoxon tests of ETAP against each method, and a plot of the
     loss by budget.
     """
-    from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.jobs.grouping import GroupingOptions
     from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
+    from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.report.grouping_comparison import write_comparison_report
 
     names = split_list(methods) or []

@@ -50,12 +50,11 @@ from typing import Callable
 
 import numpy as np
 
-from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.dataset import TRAIN, MultiTaskDataset
 from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
-from negtransfer.data.dataset import TRAIN
 from negtransfer.train.batched import ModelResult, repeat_seed
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-
 from typing import Sequence
 
 from negtransfer.jobs.grouping_comparison import ComparisonRow, ComparisonSummary, MeanSE
