@@ -118,8 +118,8 @@ def train_with_affinity(
             plain.update(per_task, losses[0].detach(), opt.lr, weight_decay=config.weight_decay, params=detached)
         else:
             steps = [g + config.weight_decay * p.unsqueeze(0) if config.weight_decay else g
-                     for g, p in zip(per_task, detached)]
-            with_momentum = ([d + momentum * v.unsqueeze(0) for d, v in zip(steps, velocity)]
+                     for g, p in zip(per_task, detached, strict=True)]
+            with_momentum = ([d + momentum * v.unsqueeze(0) for d, v in zip(steps, velocity, strict=True)]
                              if velocity is not None else steps)
             for track, directions in ((tracker, with_momentum), (plain, steps)):
                 Z = stacked_lookahead_affinity(model, *batch, layout, directions, opt.lr, losses[0])

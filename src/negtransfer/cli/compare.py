@@ -43,6 +43,8 @@ from negtransfer.cli.options import (
     split_list,
 )
 
+OutOpt = out_option("runs/compare")  # built once at import, like the shared options
+
 
 def compare(
     models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl (the models "
@@ -57,7 +59,7 @@ def compare(
     optimizer: Optional[Optimizer] = CompareOptimizerOpt,
     patience: Optional[int] = ComparePatienceOpt,
     settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
-    out: Path = out_option("runs/compare"),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

@@ -47,6 +47,8 @@ from negtransfer.cli.options import (
     split_list,
 )
 
+OutOpt = out_option("runs/compare-grouping")  # built once at import, like the shared options
+
 
 def compare_grouping(
     methods: str = typer.Option("etap,tag,hoa,linear-surrogate,mtgnet,ayman,grad-tae", "--methods", help="Comma-separated grouping methods (see `negtransfer group --help`)."),
@@ -57,7 +59,7 @@ def compare_grouping(
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
     evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
     surgery: str = typer.Option("pcgrad", "--surgery", help="Comma-separated gradient aggregators: the all-task model trained with each is a row beside the groupings (ETAP Section D.3): 'pcgrad', 'mgda', 'imtl-g', 'aligned-mtl', 'graddrop', 'sum'; 'none' for no such row."),
-    out: Path = out_option("runs/compare-grouping"),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

@@ -10,7 +10,6 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    RUNS,
     Batching,
     BatchingOpt,
     BatchSizeOpt,
@@ -31,7 +30,6 @@ from negtransfer.cli.options import (
     LrOpt,
     Optimizer,
     OptimizerOpt,
-    OutHelp,
     OversampleOpt,
     PatienceOpt,
     Preset,
@@ -48,13 +46,16 @@ from negtransfer.cli.options import (
     TrainingOptions,
     WorkersOpt,
     kinds_summary,
+    out_option,
 )
+
+OutOpt = out_option("runs/gains")  # built once at import, like the shared options
 
 
 def gains(
     groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+')."),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all' and 'random:N', e.g. 2-5 or 3.", show_default="2 to all tasks"),
-    out: Path = typer.Option(Path("runs/gains"), "--out", help=OutHelp, rich_help_panel=RUNS),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

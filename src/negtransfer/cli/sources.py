@@ -65,6 +65,9 @@ else:
     ExhaustivePairs = Literal[EXHAUSTIVE_PAIRS]
 
 
+OutOpt = out_option("runs/sources")  # built once at import, like the shared options
+
+
 def sources(
     target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),
     alpha: int = typer.Option(5, "--alpha", min=1, help="Sources per sampled subset."),
@@ -84,7 +87,7 @@ def sources(
     stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
     exhaustive_pairs: ExhaustivePairs = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
     max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
-    out: Path = out_option("runs/sources"),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

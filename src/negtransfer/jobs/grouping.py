@@ -405,7 +405,7 @@ class GroupingState:
         S = predicted.copy()
         if self.options.use_measured and self.measured:
             _, Y = self.mean_gains(self.measured)
-            for g, gains in zip(self.measured, Y):
+            for g, gains in zip(self.measured, Y, strict=True):
                 S[self.row_of[g]] = gains
         return S * self.weights()[None, :]
 

@@ -352,7 +352,7 @@ def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequen
         ok = np.isfinite(v)
         bars = ax.barh(y[ok], v[ok], height=height * 0.92, color=colour, label=label, zorder=2)
         if key == "selected":
-            for bar, val in zip(bars, v[ok]):
+            for bar, val in zip(bars, v[ok], strict=True):
                 if val > 0:
                     bar.set_hatch("///")
                     bar.set_edgecolor("#b22222")

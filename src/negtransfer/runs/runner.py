@@ -197,7 +197,7 @@ class _Ensure:
         def on_chunk(results: list[ModelResult]) -> None:
             done = [index[(tuple(res.group), res.repeat)] for res in results]
             rows: dict[tuple[str, int], list[ModelResult]] = {}
-            for i, res in zip(done, results):
+            for i, res in zip(done, results, strict=True):
                 fp, _, seed, _ = self.keys[i].run
                 rows.setdefault((fp, seed), []).append(res)
             for (fp, seed), results_of_seed in rows.items():  # one transaction per repeat
@@ -237,7 +237,7 @@ class _Ensure:
     def read_outputs(self) -> list[RunOutput]:
         have = _Stored.read(self.store, self.keys)
         out = []
-        for spec, keys in zip(self.specs, self.keys):
+        for spec, keys in zip(self.specs, self.keys, strict=True):
             result = None
             if keys.run is not None:
                 result = have.rows.get(keys.run)
@@ -303,7 +303,7 @@ class _Stored:
 def repeated_results(specs: Sequence[RunSpec], outputs: Sequence[RunOutput]) -> dict[Group, RepeatedResult]:
     """Group runs' outputs as group -> :class:`RepeatedResult` (its repeats in repeat order)."""
     runs: dict[Group, dict[int, ModelResult]] = {}
-    for spec, output in zip(specs, outputs):
+    for spec, output in zip(specs, outputs, strict=True):
         runs.setdefault(spec.group, {})[spec.repeat] = output.result
     return {g: RepeatedResult(g, [by_repeat[r] for r in sorted(by_repeat)]) for g, by_repeat in runs.items()}
 
