@@ -311,12 +311,12 @@ def plot_selected_groups(tasks: Sequence[str], groups, path, *, optimal=None,
 # --------------------------------------------------------------------------- losses
 
 
-def relative_change(loss: float, stl: float) -> float:
-    """(loss - stl) / stl; NaN when either is missing or stl is 0."""
-    loss, stl = _float(loss), _float(stl)
-    if not (math.isfinite(loss) and math.isfinite(stl)) or stl == 0:
+def relative_change(loss: float | None, stl: float | None) -> float:
+    """(loss - stl) / stl; NaN when either is missing (None or NaN) or stl is 0."""
+    x, ref = _float(loss), _float(stl)
+    if not (math.isfinite(x) and math.isfinite(ref)) or ref == 0:
         return math.nan
-    return (loss - stl) / abs(stl)
+    return (x - ref) / abs(ref)
 
 
 def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequence[str], path) -> Path:
