@@ -38,6 +38,11 @@
    enough, or asked for) the paper's exhaustive search over every combination
    of up to two sources (k + k(k-1)/2 runs; the best by the target's
    validation loss; paper section 4.2, Table 3).
+
+The job is a sequence of named stages (:data:`SOURCES_STAGES`: the plan, the
+references, the subset models, the pairwise runs, the surrogate, the holdout,
+the threshold, the three baselines, the final models, fairness) over one typed
+state (:class:`SourcesState`), and returns a :class:`SourcesReport`.
 """
 
 from __future__ import annotations
@@ -520,7 +525,7 @@ class SourcesState:
     progress: Progress | None = None
     notify: Callable[[str], None] | None = None
     results: dict[Group, RepeatedResult] = field(default_factory=dict)  # full-data runs (not the subset models)
-    trained: list = field(default_factory=list)  # every run this job trained, for the time estimate
+    trained: list[tuple[Group, int]] = field(default_factory=list)  # every (group, repeat) trained, for the estimate
     timing: dict[str, float] = field(default_factory=dict)
     # derived from the input by __post_init__
     target: int = field(init=False)
