@@ -50,7 +50,7 @@ def test_gains_on_a_new_csv(user_csv, tmp_path):
     g3 = pd.read_csv(out / "gains.csv")
     assert (g3["repeats"] == 3).all() and (g3["gain_se"] > 0).all()
     assert not np.allclose(g3["gain"], g["gain"])
-    assert dict(zip(g["task"], g["metric"]))["stay"] == "mse"
+    assert dict(zip(g["task"], g["metric"], strict=True))["stay"] == "mse"
     payload = json.loads((out / "gains.json").read_text())
     assert len(payload["gains"]) == len(g) and payload["tasks"] == ["sick", "worse", "stay"]
 
@@ -302,9 +302,8 @@ def test_a_full_disk_mid_run_is_one_error_line(tmp_path, capsys):
     from negtransfer.cli import writes_guarded
 
     for exc in (sqlite3.OperationalError("database or disk is full"), OSError(28, "No space left on device", "x.csv")):
-        with pytest.raises(typer.Exit) as info:
-            with writes_guarded(tmp_path / "runs.sqlite", tmp_path):
-                raise exc
+        with pytest.raises(typer.Exit) as info, writes_guarded(tmp_path / "runs.sqlite", tmp_path):
+            raise exc
         assert info.value.exit_code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and "run the same command again" in err
@@ -400,7 +399,7 @@ def test_compare_grouping_writes_one_table(user_csv, tmp_path):
     assert pairwise.loc["etap"].between(-1, 1).all() and pairwise.loc[["hoa", "linear-surrogate"]].isna().all()
     row = table[table["method"] == pcgrad]
     assert set(row["kind"]) == {"all-task model"} and (row["runs"] == 1).all()
-    for seed, per_seed in row.groupby("seed"):  # one value per seed, the same at every budget
+    for _, per_seed in row.groupby("seed"):  # one value per seed, the same at every budget
         assert per_seed["selected"].nunique() == 1
         assert per_seed["selected"].iloc[0] != per_seed["all_tasks"].iloc[0]  # not the summed-gradient model
         np.testing.assert_allclose(per_seed["vs_all"], per_seed["selected"] / per_seed["all_tasks"] - 1)

@@ -90,7 +90,13 @@ def test_choices_are_the_domain_tuples():
     from negtransfer.affinity.training import AFFINITY_EPOCHS
     from negtransfer.data.build import IMPUTE_CHOICES
     from negtransfer.jobs.choices import (
-        EXHAUSTIVE_PAIRS, GAIN_SPLITS, OBJECTIVES, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS,
+        EXHAUSTIVE_PAIRS,
+        GAIN_SPLITS,
+        OBJECTIVES,
+        SOURCE_LOSSES,
+        SOURCE_TRAININGS,
+        THRESHOLD_BY,
+        THRESHOLD_GRIDS,
     )
     from negtransfer.runs.group_specs import DESIGNS
     from negtransfer.train.config import BATCHING, DEVICES, PRESETS

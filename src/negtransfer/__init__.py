@@ -21,9 +21,9 @@ _API = ("compare", "gains", "group", "sources")
 
 def __getattr__(name: str):
     if name == "gains":  # the subpackage, callable as the API's gains() (importing it sets the attribute anyway)
-        import negtransfer.gains  # noqa: F401
-
         import sys
+
+        import negtransfer.gains  # noqa: F401
 
         return sys.modules["negtransfer.gains"]
     if name in _API:

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -72,7 +74,7 @@ def test_best_group_losses_uses_validation_loss():
     from negtransfer.train.batched import ModelResult
 
     def res(g, val, test):
-        return ModelResult(group=g, val_loss=dict(zip(g, val)), test_loss=dict(zip(g, test)),
+        return ModelResult(group=g, val_loss=dict(zip(g, val, strict=True)), test_loss=dict(zip(g, test, strict=True)),
                            test_metric={t: 0.0 for t in g}, best_epoch=1, epochs=1)
 
     results = {(0, 1): res((0, 1), [0.5, 0.2], [0.1, 0.9]), (0,): res((0,), [0.4], [0.3]), (1,): res((1,), [0.3], [0.1])}
@@ -138,7 +140,7 @@ def test_test_oracle_never_gets_worse_as_the_budget_grows():
     for seed in range(3):
         results = _fake_results(6, seed)
         totals = [sum(oracle_grouping(results, 6, b, by="test_loss")[1].values()) for b in range(1, 7)]
-        assert all(a >= b - 1e-12 for a, b in zip(totals, totals[1:]))
+        assert all(a >= b - 1e-12 for a, b in pairwise(totals))
         # chosen and scored by one rule: each task's loss is its lowest test loss among the chosen groups
         groups, losses = oracle_grouping(results, 6, 3, by="test_loss")
         for t, loss in losses.items():

@@ -54,7 +54,7 @@ def assert_same(old, new, path="report"):
             assert_same(old[key], new[key], f"{path}.{key}")
     elif isinstance(old, list):
         assert len(old) == len(new), path
-        for i, (a, b) in enumerate(zip(old, new)):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
             assert_same(a, b, f"{path}[{i}]")
     elif isinstance(old, float) and math.isnan(old):
         assert math.isnan(new), path

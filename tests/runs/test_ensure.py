@@ -104,7 +104,7 @@ def test_the_tracked_run_is_the_all_task_run(tmp_path, mixed_dataset):
     executor, trained = Recording(), []
     again = ensure(mixed_dataset, groups + tracked, 0, store, executor=executor, trained=trained)
     assert executor.models == [] and trained == []
-    assert all(_same(a.result, b.result) for a, b in zip(outputs, again))
+    assert all(_same(a.result, b.result) for a, b in zip(outputs, again, strict=True))
     assert AffinityRuns.from_outputs(tracked, again[len(groups):], trained).reused == 2
     np.testing.assert_array_equal(AffinityRuns.from_outputs(tracked, again[len(groups):]).matrix(4), A)
 
@@ -119,7 +119,7 @@ def test_a_stored_all_task_run_without_its_affinity_trains_the_tracked_run_alone
     assert progress == [(0, 2), (1, 2), (2, 2)]
     assert store.count() == 2  # the rows the group runs wrote are kept (the tracked runs computed the same)
     again = ensure_runs(mixed_dataset, [EVERYTHING], CFG, 0, store, repeats=2)
-    assert all(_same(a, b) for a, b in zip(first[EVERYTHING].runs, again[EVERYTHING].runs))
+    assert all(_same(a, b) for a, b in zip(first[EVERYTHING].runs, again[EVERYTHING].runs, strict=True))
     # without a store nothing is kept, and the numbers are the same
     np.testing.assert_array_equal(measure_affinity(mixed_dataset, CFG, 0, every=2, repeats=2), A)
 
@@ -182,4 +182,4 @@ def test_the_tracked_run_in_a_process_pool_gives_identical_numbers(tmp_path, mix
     here = ensure(mixed_dataset, specs, 0, RunStore(tmp_path / "a.sqlite"))
     pooled = ensure(mixed_dataset, specs, 0, RunStore(tmp_path / "b.sqlite"), executor=ProcessPoolExecutor(2))
     assert all(_same(a.result, b.result) and json.dumps(a.records) == json.dumps(b.records)
-               for a, b in zip(here, pooled))
+               for a, b in zip(here, pooled, strict=True))

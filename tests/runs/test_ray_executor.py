@@ -5,6 +5,7 @@ One local Ray instance (2 CPUs) serves the whole module; starting it takes
 it). Without Ray installed the module is skipped.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -110,6 +111,7 @@ def test_a_worker_killed_mid_chunk_is_retried_and_nothing_is_lost_or_doubled(tmp
         except FileExistsError:
             return train_chunk(dataset, chunk, config, seed)
         os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-chunk
+        raise RuntimeError("SIGKILL did not end the worker")  # not reached
 
     reference = ensure_runs(mixed_dataset, GROUPS, CFG, 0, RunStore(tmp_path / "a.sqlite"))
     store = RunStore(tmp_path / "b.sqlite")
@@ -144,10 +146,8 @@ def test_a_driver_killed_with_sigkill_resumes_from_the_store(tmp_path, local_ray
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # what is left of its local Ray instance
-        except ProcessLookupError:
-            pass
     lines = proc.stderr.read().decode().splitlines()
     assert [ln for ln in lines if not ln.startswith("note: ")] == []  # -q: not a line from Ray either
     partial = stored_count(killed / "runs.sqlite")

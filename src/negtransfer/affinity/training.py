@@ -21,7 +21,6 @@ the epochs after it), and average over repeats, without training again.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from negtransfer.affinity.lookahead import stacked_lookahead_affinity
@@ -32,6 +31,7 @@ from negtransfer.train.batched import train_group_models
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.gradients import per_task_gradients
 from negtransfer.train.losses import TaskLossLayout
+from negtransfer.train.results import ModelResult
 
 #: How the per-epoch matrices of a run are averaged: every epoch, or epochs up to the best one.
 AFFINITY_EPOCHS = ("all", "until-best")
@@ -51,7 +51,7 @@ def train_with_affinity(
     every: int = 1,
     keep_trace: bool = False,
     kind: str = "etap",
-) -> tuple[AffinityTracker, object, AffinityTracker]:
+) -> tuple[AffinityTracker, ModelResult, AffinityTracker]:
     """Train the all-task model of one repeat while tracking affinity.
 
     Parameters
@@ -104,7 +104,7 @@ def train_with_affinity(
         if not tracker.is_due:
             tracker.skip()
             plain.skip()
-            return None
+            return
         shared = model.shared_parameters()
         # the per-task gradients are for the affinity only: the step itself uses the trainer's own backward
         # pass (the hook returns None), so the run is the stacked trainer's all-task run, bit for bit
@@ -119,13 +119,13 @@ def train_with_affinity(
             plain.update(per_task, losses[0].detach(), opt.lr, weight_decay=config.weight_decay, params=detached)
         else:
             steps = [g + config.weight_decay * p.unsqueeze(0) if config.weight_decay else g
-                     for g, p in zip(per_task, detached)]
-            with_momentum = ([d + momentum * v.unsqueeze(0) for d, v in zip(steps, velocity)]
+                     for g, p in zip(per_task, detached, strict=True)]
+            with_momentum = ([d + momentum * v.unsqueeze(0) for d, v in zip(steps, velocity, strict=True)]
                              if velocity is not None else steps)
+            x, y = batch  # the step's (features, labels)
             for track, directions in ((tracker, with_momentum), (plain, steps)):
-                Z = stacked_lookahead_affinity(model, *batch, layout, directions, opt.lr, losses[0])
+                Z = stacked_lookahead_affinity(model, x, y, layout, directions, opt.lr, losses[0])
                 track.record(Z, task_losses=losses[0].detach())
-        return None
 
     def end_epoch(epoch, alive):
         tracker.end_epoch()

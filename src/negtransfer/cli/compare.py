@@ -10,11 +10,40 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    RUNS, TRAINING, CompareBatchSizeOpt, CompareEpochsOpt, CompareLrOpt, CompareOptimizerOpt, ComparePatienceOpt,
-    DataOpt, DataOptions, DatasetOpt, Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, Optimizer,
-    QuietOpt, RayAddressOpt, RunOptions, SeedOpt, StoreOpt, TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions,
-    WorkersOpt, fgsm_levels, out_option, parse_settings, split_list,
+    RUNS,
+    TRAINING,
+    CompareBatchSizeOpt,
+    CompareEpochsOpt,
+    CompareLrOpt,
+    CompareOptimizerOpt,
+    ComparePatienceOpt,
+    DataOpt,
+    DataOptions,
+    DatasetOpt,
+    Executor,
+    ExecutorOpt,
+    FeaturesOpt,
+    Impute,
+    ImputeOpt,
+    LabelOpt,
+    Optimizer,
+    QuietOpt,
+    RayAddressOpt,
+    RunOptions,
+    SeedOpt,
+    StoreOpt,
+    TaskColumnOpt,
+    TaskKindsOpt,
+    TasksOpt,
+    TrainingOptions,
+    WorkersOpt,
+    fgsm_levels,
+    out_option,
+    parse_settings,
+    split_list,
 )
+
+OutOpt = out_option("runs/compare")  # built once at import, like the shared options
 
 
 def compare(
@@ -30,7 +59,7 @@ def compare(
     optimizer: Optional[Optimizer] = CompareOptimizerOpt,
     patience: Optional[int] = ComparePatienceOpt,
     settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
-    out: Path = out_option("runs/compare"),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

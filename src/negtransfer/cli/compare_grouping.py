@@ -10,11 +10,44 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt, EpochsOpt,
-    Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, LrOpt, Optimizer, OptimizerOpt, OversampleOpt,
-    PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt, RepeatsOpt, RunOptions, StoreOpt, TaskColumnOpt,
-    TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt, out_option, split_list,
+    Batching,
+    BatchingOpt,
+    BatchSizeOpt,
+    ChunkSizeOpt,
+    DataOpt,
+    DataOptions,
+    DatasetOpt,
+    Device,
+    DeviceOpt,
+    EpochsOpt,
+    Executor,
+    ExecutorOpt,
+    FeaturesOpt,
+    Impute,
+    ImputeOpt,
+    LabelOpt,
+    LrOpt,
+    Optimizer,
+    OptimizerOpt,
+    OversampleOpt,
+    PatienceOpt,
+    Preset,
+    PresetOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RepeatsOpt,
+    RunOptions,
+    StoreOpt,
+    TaskColumnOpt,
+    TaskKindsOpt,
+    TasksOpt,
+    TrainingOptions,
+    WorkersOpt,
+    out_option,
+    split_list,
 )
+
+OutOpt = out_option("runs/compare-grouping")  # built once at import, like the shared options
 
 
 def compare_grouping(
@@ -26,7 +59,7 @@ def compare_grouping(
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
     evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
     surgery: str = typer.Option("pcgrad", "--surgery", help="Comma-separated gradient aggregators: the all-task model trained with each is a row beside the groupings (ETAP Section D.3): 'pcgrad', 'mgda', 'imtl-g', 'aligned-mtl', 'graddrop', 'sum'; 'none' for no such row."),
-    out: Path = out_option("runs/compare-grouping"),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,
@@ -61,9 +94,9 @@ def compare_grouping(
     time, paired Wilcoxon tests of ETAP against each method, and a plot of the
     loss by budget.
     """
-    from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.jobs.grouping import GroupingOptions
     from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
+    from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.report.grouping_comparison import write_comparison_report
 
     names = split_list(methods) or []

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
@@ -65,15 +66,19 @@ class Commands(TyperGroup):
     def get_params(self, ctx):
         return _flags_without_value_type(super().get_params(ctx))
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
+             complete_var: Optional[str] = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         from typer._click import exceptions as click_errors
 
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
-                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+                code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                   windows_expand_args=windows_expand_args, **extra)
         except click_errors.NoArgsIsHelpError as exc:
             help_text = exc.ctx.get_help()  # the rich formatter prints it and returns ""
             if help_text:
@@ -108,7 +113,14 @@ def stage_progress(quiet: bool):
     if quiet:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn()) as bar:

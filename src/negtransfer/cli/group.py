@@ -10,11 +10,43 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    RUNS, BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt,
-    EpochsOpt, Executor, ExecutorOpt, FeaturesOpt, GradientAggregationOpt, Impute, ImputeOpt, LabelOpt, LrOpt,
-    Optimizer, OptimizerOpt, OutHelp, OversampleOpt, PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt,
-    RepeatsOpt, RunOptions, SeedOpt, StoreOpt, TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt,
+    Batching,
+    BatchingOpt,
+    BatchSizeOpt,
+    ChunkSizeOpt,
+    DataOpt,
+    DataOptions,
+    DatasetOpt,
+    Device,
+    DeviceOpt,
+    EpochsOpt,
+    Executor,
+    ExecutorOpt,
+    FeaturesOpt,
+    GradientAggregationOpt,
+    Impute,
+    ImputeOpt,
+    LabelOpt,
+    LrOpt,
+    Optimizer,
+    OptimizerOpt,
+    OversampleOpt,
+    PatienceOpt,
+    Preset,
+    PresetOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RepeatsOpt,
+    RunOptions,
+    SeedOpt,
+    StoreOpt,
+    TaskColumnOpt,
+    TaskKindsOpt,
+    TasksOpt,
+    TrainingOptions,
+    WorkersOpt,
     kinds_summary,
+    out_option,
 )
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 
@@ -42,6 +74,9 @@ def grouping_method_name(text: str) -> str:
     return text
 
 
+OutOpt = out_option("runs/group")  # built once at import, like the shared options
+
+
 def group(
     budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
     method: str = typer.Option("etap", "--method", parser=grouping_method_name, metavar="METHOD", help="Grouping method (the registered ones: negtransfer.jobs.grouping_methods.register adds more): 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023), 'grad-tae' (Li et al. 2024: affinity from the all-task model's projected gradients); docs/methods/grouping-methods.md."),
@@ -61,7 +96,7 @@ def group(
     predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
     trace: int = typer.Option(0, "--trace", min=0, help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
     affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
-    out: Path = typer.Option(Path("runs/group"), "--out", help=OutHelp, rich_help_panel=RUNS),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

@@ -11,10 +11,43 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    RUNS, BatchSizeOpt, Batching, BatchingOpt, ChunkSizeOpt, DataOpt, DataOptions, DatasetOpt, Device, DeviceOpt,
-    EpochsOpt, Executor, ExecutorOpt, FeaturesOpt, Impute, ImputeOpt, LabelOpt, LrOpt, Optimizer, OptimizerOpt,
-    OversampleOpt, PatienceOpt, Preset, PresetOpt, QuietOpt, RayAddressOpt, RunOptions, SeedOpt, StoreOpt,
-    TaskColumnOpt, TaskKindsOpt, TasksOpt, TrainingOptions, WorkersOpt, kinds_summary, nonnegative_number, out_option,
+    RUNS,
+    Batching,
+    BatchingOpt,
+    BatchSizeOpt,
+    ChunkSizeOpt,
+    DataOpt,
+    DataOptions,
+    DatasetOpt,
+    Device,
+    DeviceOpt,
+    EpochsOpt,
+    Executor,
+    ExecutorOpt,
+    FeaturesOpt,
+    Impute,
+    ImputeOpt,
+    LabelOpt,
+    LrOpt,
+    Optimizer,
+    OptimizerOpt,
+    OversampleOpt,
+    PatienceOpt,
+    Preset,
+    PresetOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RunOptions,
+    SeedOpt,
+    StoreOpt,
+    TaskColumnOpt,
+    TaskKindsOpt,
+    TasksOpt,
+    TrainingOptions,
+    WorkersOpt,
+    kinds_summary,
+    nonnegative_number,
+    out_option,
 )
 from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
 
@@ -30,6 +63,9 @@ else:
     ThresholdGrid = Literal[THRESHOLD_GRIDS]
     ThresholdBy = Literal[THRESHOLD_BY]
     ExhaustivePairs = Literal[EXHAUSTIVE_PAIRS]
+
+
+OutOpt = out_option("runs/sources")  # built once at import, like the shared options
 
 
 def sources(
@@ -51,7 +87,7 @@ def sources(
     stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
     exhaustive_pairs: ExhaustivePairs = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
     max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
-    out: Path = out_option("runs/sources"),
+    out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
     executor: Executor = ExecutorOpt,
     workers: Optional[int] = WorkersOpt,

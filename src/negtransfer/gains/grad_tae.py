@@ -41,7 +41,7 @@ by a line, as for TAG), not the paper's SDP clustering.
 from __future__ import annotations
 
 import time
-from math import comb
+from math import comb, isnan
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -409,9 +409,9 @@ class GradTAE(BaseEstimator):
         count_ij = np.zeros((n, n))
         for r in range(len(subsets)):
             members = np.flatnonzero(U[r])
-            for i in members:  # target
-                total[members, i] += G[r, i]
-                count_ij[members, i] += 1
+            for target in members:
+                total[members, target] += G[r, target]
+                count_ij[members, target] += 1
         with np.errstate(invalid="ignore", divide="ignore"):
             A = total / count_ij
         for j in range(n):
@@ -530,7 +530,7 @@ def grad_tae_run(dataset, config, seed: int, repeat: int, estimator: GradTAE | N
     model = clone(estimator).set_params(random_state=int(repeat_seed(seed, repeat)))
     model.fit(parameters, dataset)
     A = model.affinity()
-    record = {"affinity": np.where(np.isnan(A), None, A).tolist(),
+    record = {"affinity": [[None if isnan(v) else v for v in row] for row in A.tolist()],
               "seconds_base_model": trained, "seconds_gradients": model.seconds_gradients_,
               "seconds_regressions": model.seconds_regressions_, "regressions": model.n_regressions_,
               "subsets": len(model.subsets_), "subset_size": len(model.subsets_[0]),

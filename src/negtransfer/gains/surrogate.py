@@ -274,7 +274,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        alpha: float = 0.0,
+        alpha: float | str = 0.0,
         scale: str = "relative",
         fit_intercept: bool = False,
         underdetermined: str = "raise",

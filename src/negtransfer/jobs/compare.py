@@ -373,7 +373,7 @@ def _family_configs(specs: Sequence[ModelSpec], fit: FitOptions) -> dict:
 def _fill_rows(report: CompareReport, units: Sequence[_Unit], values: Sequence[dict]) -> None:
     """The long table, in run, model, metric and task order; ``"average"`` the last task."""
     tasks: list[str] = []
-    for i, (unit, value) in enumerate(zip(units, values)):
+    for unit, value in zip(units, values, strict=True):
         run = unit.seed - report.seed
         report.seconds[f"{unit.spec.name}/{run}"] = value["seconds"]
         for metric, per_task in value["metrics"].items():

@@ -36,7 +36,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from math import comb
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -72,6 +72,7 @@ from negtransfer.train.results import RepeatedResult
 
 Group = TaskSet
 Progress = Callable[[str, int, int], None]
+Found = TypeVar("Found")
 
 
 
@@ -215,7 +216,7 @@ class GroupingResult:
     """The job's typed report and every result it read or trained (group -> repeats)."""
 
     report: GroupingReport
-    results: dict[Group, RepeatedResult] = field(default_factory=dict)
+    results: dict[tuple[int, ...], RepeatedResult] = field(default_factory=dict)  # keyed like the run store
 
 
 def _pearson_r2(predicted: np.ndarray, actual: np.ndarray) -> tuple[float | None, float | None]:
@@ -288,7 +289,7 @@ class GroupingState:
     store: RunStore
     executor: Executor | None = None
     progress: Progress | None = None
-    results: dict[Group, RepeatedResult] = field(default_factory=dict)
+    results: dict[tuple[int, ...], RepeatedResult] = field(default_factory=dict)  # keyed like the run store
     trained: list = field(default_factory=list)  # the run specifications this job trained (one per model)
     seconds: dict[str, float] = field(default_factory=dict)
     measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
@@ -343,14 +344,15 @@ class GroupingState:
 
     # ---------------------------------------------------------------- runs
     def runs(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None
-             ) -> dict[Group, RepeatedResult]:
+             ) -> dict[tuple[int, ...], RepeatedResult]:
         """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure`).
 
         ``affinity``: also the all-task runs that measure it, in the same call, so each repeat's all-task
         model is trained once (the tracked run stands for the group run); kept in ``self.affinity_runs``.
         """
         start = time.perf_counter()
-        cb = (lambda done, total: self.progress(label, done, total)) if self.progress else None
+        progress = self.progress
+        cb = (lambda done, total: progress(label, done, total)) if progress is not None else None
         specs = group_specs(groups, self.config, self.options.repeats)
         extra = [] if affinity is None else affinity.specs(self.n, self.config, self.options.repeats)
         trained: list = []
@@ -405,7 +407,7 @@ class GroupingState:
         S = predicted.copy()
         if self.options.use_measured and self.measured:
             _, Y = self.mean_gains(self.measured)
-            for g, gains in zip(self.measured, Y):
+            for g, gains in zip(self.measured, Y, strict=True):
                 S[self.row_of[g]] = gains
         return S * self.weights()[None, :]
 
@@ -604,6 +606,13 @@ def _losses(state: GroupingState) -> Losses:
     return Losses(test_loss, totals, totals_se)
 
 
+def _found(value: Found | None, stage: str) -> Found:
+    """What ``stage`` found, for the report (it runs before the report is made)."""
+    if value is None:
+        raise RuntimeError(f"the grouping report needs what stage {stage} found: run every GROUPING_STAGES first")
+    return value
+
+
 def _report(state: GroupingState, seconds: float) -> GroupingReport:
     """The typed report of a finished job."""
     options, names = state.options, state.names
@@ -620,7 +629,8 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
                             {names[t]: tuple(g.names(names)) for t, g in task_group.items()}),
         refinement=Refinement(tuple(state.rounds), state.stop_reason, state.max_runs, state.one_shot,
                               state.runs_used_by_recommendation),
-        comparison=state.comparison, noise=state.noise, prediction=state.prediction, optima=state.optima,
+        comparison=_found(state.comparison, "compare_with_alternatives"), noise=_found(state.noise, "measure_noise"),
+        prediction=_found(state.prediction, "assess_prediction"), optima=state.optima,
         losses=_losses(state),
         runs=RunCounts(len(state.trained), used, state.store.count()),
         seconds=state.seconds,
@@ -744,8 +754,8 @@ def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everythi
     chosen_val = job.val_total(chosen)
     alternatives = {"all-task model": job.val_total([everything])}
     if job.options.budget >= n:
-        alternatives["STL (one model per task)"] = job.val_total([(t,) for t in range(n)])
-    best_name = min(alternatives, key=alternatives.get)
+        alternatives["STL (one model per task)"] = job.val_total(job.stl)
+    best_name = min(alternatives, key=alternatives.__getitem__)
     best = alternatives[best_name]
     better = chosen_val < best
     if better:

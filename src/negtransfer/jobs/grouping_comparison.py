@@ -30,9 +30,13 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.task_sets import TaskSet
-from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping import GroupingOptions, Progress, run_grouping
 from negtransfer.jobs.grouping_report import GroupingReport
+from negtransfer.runs.executors import Executor
+from negtransfer.runs.store import RunStore
+from negtransfer.train.config import TrainConfig
 
 __all__ = ["SURGERY_LABELS", "ComparisonRow", "ComparisonSummary", "MeanSE", "WilcoxonTest",
            "compare_grouping_methods", "surgery_label", "summarise"]
@@ -198,16 +202,16 @@ def pairwise_affinity_pearson(report: GroupingReport, dataset, config, seed: int
 
 
 def compare_grouping_methods(
-    load: Callable[[int], object],
+    load: Callable[[int], MultiTaskDataset],
     methods: Sequence[str],
     budgets: Sequence[int],
     seeds: Sequence[int],
     options: GroupingOptions,
-    config,
-    store_for: Callable[[int], object],
+    config: TrainConfig,
+    store_for: Callable[[int], RunStore],
     *,
-    executor=None,
-    progress=None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
     surgery: Sequence[str] = (),
 ) -> list[ComparisonRow]:
     """Run the grouping job once per (seed, method, budget) and collect one row each.

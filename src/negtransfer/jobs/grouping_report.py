@@ -517,7 +517,8 @@ class GroupingReport:
         rows = []
         for task in self.tasks:
             group = self.selection.task_group.get(task)
-            row = {"task": task, "group": None if group is None else " + ".join(group)}
+            row: dict[str, str | float | None] = {"task": task,
+                                                  "group": None if group is None else " + ".join(group)}
             row.update({option: losses.get(task, math.nan) for option, losses in self.losses.test_loss.items()})
             rows.append(row)
         return pd.DataFrame(rows).set_index("task")

@@ -38,6 +38,11 @@
    enough, or asked for) the paper's exhaustive search over every combination
    of up to two sources (k + k(k-1)/2 runs; the best by the target's
    validation loss; paper section 4.2, Table 3).
+
+The job is a sequence of named stages (:data:`SOURCES_STAGES`: the plan, the
+references, the subset models, the pairwise runs, the surrogate, the holdout,
+the threshold, the three baselines, the final models, fairness) over one typed
+state (:class:`SourcesState`), and returns a :class:`SourcesReport`.
 """
 
 from __future__ import annotations
@@ -45,20 +50,22 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, fields, replace
-from typing import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.dataset import TRAIN, MultiTaskDataset
 from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
-from negtransfer.data.dataset import TRAIN
 from negtransfer.train.batched import ModelResult, repeat_seed
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
+
+if TYPE_CHECKING:
+    from negtransfer.gains.surrogate import LinearSurrogate
 
 Group = tuple[int, ...]
 LOSSES, TRAININGS = SOURCE_LOSSES, SOURCE_TRAININGS  # written once, in jobs/choices.py
@@ -476,15 +483,14 @@ def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, targe
     """
     if training == "legacy":
         return config
-    common = {"batching": "pooled", "oversample": False, "loss_weighting": "row-mean"}
     if training == "task-modeling":
-        return replace(config, **common, early_stopping=False)
+        return replace(config, batching="pooled", oversample=False, loss_weighting="row-mean", early_stopping=False)
     steps = 0
     if dataset.row_task is not None:
         n_rows = int(((dataset.row_task == target) & (dataset.split == TRAIN)).sum())
         steps = max(1, -(-n_rows // config.batch_size))
-    return replace(config, **common, steps_per_epoch=steps, stopping_task=int(target), stopping_rows="half",
-                   shared_init=True)
+    return replace(config, batching="pooled", oversample=False, loss_weighting="row-mean", steps_per_epoch=steps,
+                   stopping_task=int(target), stopping_rows="half", shared_init=True)
 
 
 def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, later: int = 0) -> dict:
@@ -496,6 +502,328 @@ def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, late
             "to_train": sum(r["runs"] - r["stored"] for r in rows.values()), "later_at_most": later * repeats}
 
 
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SourcesState:
+    """The state the source-selection stages (:data:`SOURCES_STAGES`) read and fill, in stage order.
+
+    The first block is the job's input and what the stages add to (the
+    full-data runs, the runs this job trained, the time estimate); the second
+    is derived from the input once (the target and its sources, the training
+    configurations, the sampled subsets and the groups each stage trains); the
+    third is what the stages found.
+    """
+
+    dataset: MultiTaskDataset
+    options: SourceOptions
+    config: TrainConfig
+    seed: int
+    store: RunStore
+    executor: Executor | None = None
+    progress: Progress | None = None
+    notify: Callable[[str], None] | None = None
+    results: dict[Group, RepeatedResult] = field(default_factory=dict)  # full-data runs (not the subset models)
+    trained: list[tuple[Group, int]] = field(default_factory=list)  # every (group, repeat) trained, for the estimate
+    timing: dict[str, float] = field(default_factory=dict)
+    # derived from the input by __post_init__
+    target: int = field(init=False)
+    names: tuple[str, ...] = field(init=False)
+    kind: str = field(init=False)
+    loss: str = field(init=False)
+    sources: list[int] = field(init=False)
+    repeats: int = field(init=False)
+    train_config: TrainConfig = field(init=False)  # the job's training scheme (:func:`source_training_config`)
+    split: str = field(init=False)  # the validation rows f(S) is read from
+    raw_grid: bool = field(init=False)  # gamma applies to the raw scores of eq. 3
+    stl: Group = field(init=False)
+    everything: Group = field(init=False)
+    n_fit: int = field(init=False)
+    subsets: np.ndarray = field(init=False)  # membership (n_fit + holdout, k): fitted subsets first
+    subset_groups: list[Group] = field(init=False)
+    pair_groups: list[Group] = field(init=False)
+    combo_groups: list[Group] = field(init=False)
+    subset_data: MultiTaskDataset = field(init=False)  # the subset models' training rows (data_fraction)
+    subset_config: TrainConfig = field(init=False)  # and their epoch budget (steps_fraction)
+    # what the stages found
+    plan: dict = field(default_factory=dict)
+    subset_results: dict[Group, RepeatedResult] = field(default_factory=dict)
+    stl_values: np.ndarray = field(default_factory=lambda: np.empty(0))  # f(STL) of each repeat (subset models' STL)
+    stl_refs: list[float] = field(default_factory=list)  # f(STL) of each --stl-repeats run
+    per_repeat: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # f(S) of every subset, each repeat
+    ridge: float | str = 0.0  # the surrogate's ridge option, resolved (:meth:`SourceOptions.resolved_ridge`)
+    surrogate: LinearSurrogate | None = None
+    theta: np.ndarray = field(default_factory=lambda: np.empty(0))
+    theta_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
+    subset_rows: list[dict] = field(default_factory=list)
+    holdout: dict = field(default_factory=dict)
+    holdout_points: list[dict] = field(default_factory=list)
+    grid: np.ndarray = field(default_factory=lambda: np.empty(0))
+    selection_of: dict[float, Group] = field(default_factory=dict)  # gamma -> the target and its selection
+    candidates: list[Group] = field(default_factory=list)  # threshold candidates trained
+    gamma: float = float("nan")
+    grid_scores: dict[float, float] = field(default_factory=dict)
+    methods: dict[str, Group] = field(default_factory=dict)  # method -> the group it trains the target with
+    runs_used: dict[str, int] = field(default_factory=dict)  # method -> models it needed (one repeat)
+    pair_gain: np.ndarray = field(default_factory=lambda: np.empty(0))
+    affinity_scores: dict[str, float] | None = None
+    fairness: dict | None = None
+
+    def __post_init__(self) -> None:
+        from negtransfer.select.sources import sample_subsets
+
+        options, dataset = self.options, self.dataset
+        self.target = t = dataset.task_index([options.target])[0]
+        self.names = tuple(dataset.task_names)
+        self.kind = dataset.tasks[t].kind
+        self.loss = options.default_loss(self.kind)
+        self.sources = [i for i in range(dataset.n_tasks) if i != t]
+        k = len(self.sources)
+        self.n_fit = options.subsets_for(k)
+        self.repeats = options.repeats
+        self.train_config = cfg = source_training_config(self.config, dataset, t, options.training)
+        self.split = "val_est" if cfg.stopping_rows == "half" else "val"
+        self.raw_grid = options.grid == "paper" and options.training != "legacy"
+        self.stl, self.everything = (t,), tuple(range(dataset.n_tasks))
+        self.subsets = sample_subsets(k, options.alpha, self.n_fit + options.holdout, self.seed)
+        self.subset_groups = [self.with_target(np.asarray(self.sources)[row]) for row in self.subsets]
+        self.combo_groups = ([self.with_target(c) for c in itertools.combinations(self.sources, 2)]
+                             if options.runs_exhaustive_pairs(k) else [])
+        self.pair_groups = ([self.with_target([s]) for s in self.sources]
+                            if options.pairwise_baseline or self.combo_groups else [])
+        self.subset_data = dataset.with_train_fraction(options.data_fraction, self.seed)
+        self.subset_config = replace(cfg, max_epochs=max(1, int(np.ceil(cfg.max_epochs * options.steps_fraction))),
+                                     shared_init=cfg.shared_init or options.common_init)
+
+    @property
+    def k(self) -> int:
+        """The number of source tasks."""
+        return len(self.sources)
+
+    @property
+    def fast(self) -> bool:
+        """Whether the subset models train on less data or fewer steps (their STL run is then extra)."""
+        return self.options.data_fraction < 1 or self.options.steps_fraction < 1
+
+    @property
+    def f_all(self) -> np.ndarray:
+        """f(S) of every sampled subset, the mean over the repeats (fitted subsets first)."""
+        return self.per_repeat.mean(axis=1)
+
+    @property
+    def f_stl_subsets(self) -> float:
+        """The reference f(STL) of the surrogate (the mean of the ``--stl-repeats`` runs)."""
+        return float(np.mean(self.stl_refs))
+
+    def with_target(self, chosen) -> Group:
+        """The group of the target and the ``chosen`` sources."""
+        return tuple(sorted({self.target, *(int(s) for s in chosen)}))
+
+    def target_loss(self, group: Group) -> float:
+        """The target's f on the job's validation rows, the mean over the repeats of a full-data run."""
+        return target_loss(self.results[group], self.target, self.loss, self.split)
+
+    def train(self, label: str, groups: list[Group], data: MultiTaskDataset | None = None,
+              config: TrainConfig | None = None, seed: int | None = None) -> dict[Group, RepeatedResult]:
+        """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure_runs`);
+        the full data and the job's configuration unless told otherwise."""
+        start, before = time.perf_counter(), len(self.trained)
+
+        def on_progress(done: int, total: int) -> None:
+            if self.progress:
+                self.progress(label, done, total)
+            first_estimate = label == "subset models" and "estimated" not in self.timing
+            if self.notify and first_estimate and len(self.trained) > before:
+                per_run = (time.perf_counter() - start) / (len(self.trained) - before)
+                left = max(self.plan["to_train"] - len(self.trained), 0)
+                self.timing["estimated"] = per_run * left
+                self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size}): the other "
+                            f"{left} runs to train take about {self.timing['estimated'] / 60:.1f} min")
+
+        return ensure_runs(self.dataset if data is None else data, groups,
+                           self.train_config if config is None else config, self.seed if seed is None else seed,
+                           self.store, repeats=self.repeats, executor=self.executor,
+                           chunk_size=self.options.chunk_size, on_progress=on_progress, trained=self.trained)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def plan_training(state: SourcesState) -> None:
+    """Stage 1: the cost, before anything is trained: runs per stage and those the store already holds
+    (:func:`plan_runs`), sent to ``notify``."""
+    options, dataset, cfg, R = state.options, state.dataset, state.train_config, state.repeats
+    stage_groups = {"STL, all sources": (dataset, cfg, [state.stl, state.everything]),
+                    "subset models": (state.subset_data, state.subset_config,
+                                      list(dict.fromkeys([state.stl] + state.subset_groups))),
+                    "pairwise runs": (dataset, cfg, state.pair_groups),
+                    "exhaustive pairs": (dataset, cfg, state.combo_groups)}
+    stored = {name: _stored_runs(state.store, d, c, gs, state.seed, R) for name, (d, c, gs) in stage_groups.items()}
+    stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
+    state.plan = plan = plan_runs(stages, stored, R,
+                                  later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4)
+    if state.notify:
+        state.notify(f"{plan['runs']} runs ({state.n_fit} + {options.holdout} subsets of {options.alpha} of {state.k} "
+                     f"sources, {R} repeat{'s' if R > 1 else ''}), {plan['runs'] - plan['to_train']} already stored, "
+                     f"{plan['to_train']} to train ("
+                     + ", ".join(f"{name} {row['runs']}" for name, row in plan["stages"].items())
+                     + f"), then at most {plan['later_at_most']} threshold candidates and final models")
+
+
+def train_references(state: SourcesState) -> None:
+    """Stage 2: STL for the target, and the target trained with all sources."""
+    state.results.update(state.train("STL, all sources", [state.stl, state.everything]))
+
+
+def train_subset_models(state: SourcesState) -> None:
+    """Stage 3: the sampled subsets (and STL) with the subset models' data and budget, and the reference f(STL).
+
+    The reference every subset is judged against: with ``--stl-repeats``, the mean of several STL runs (seeds
+    seed + 1, ...), so that one lucky or unlucky STL run does not shift all of them.
+    """
+    t, loss, split, stl = state.target, state.loss, state.split, state.stl
+    data, config = state.subset_data, state.subset_config
+    state.subset_results = state.train("subset models", [stl] + state.subset_groups, data, config)
+    state.stl_values = target_values(state.subset_results[stl], t, loss, split)
+    state.stl_refs = [float(np.mean(state.stl_values))]
+    for r in range(1, state.options.stl_repeats):
+        again = state.train("STL repeats", [stl], data, config, state.seed + r)
+        state.stl_refs.append(target_loss(again[stl], t, loss, split))
+
+
+def train_pairwise_runs(state: SourcesState) -> None:
+    """Stage 4: the target with each single source (the pairwise baseline; part of the exhaustive one)."""
+    state.results.update(state.train("pairwise runs", state.pair_groups))
+
+
+def fit_surrogate(state: SourcesState) -> None:
+    """Stage 5: the linear surrogate on the fitted subsets, its scores on both scales, and every subset's row."""
+    from negtransfer.gains.surrogate import LinearSurrogate
+
+    t, n_fit, names, f_stl = state.target, state.n_fit, state.names, state.f_stl_subsets
+    state.per_repeat = np.array([target_values(state.subset_results[g], t, state.loss, state.split)
+                                 for g in state.subset_groups])  # (n, R)
+    f_all = state.f_all
+    state.ridge = state.options.resolved_ridge(n_fit, state.k)
+    state.surrogate = LinearSurrogate(alpha=state.ridge).fit(state.subsets[:n_fit], f_all[:n_fit], stl_loss=f_stl)
+    state.theta = np.asarray(state.surrogate.theta_, dtype=float)
+    # The raw scores of eq. 3: with fixed-size subsets and least squares exactly |f_STL| theta + f_STL / alpha
+    # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
+    state.theta_raw = abs(f_stl) * state.theta + f_stl / state.options.alpha
+    state.subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
+                          "f": float(f_all[i]), "se": _se(state.per_repeat[i]),
+                          "paired_se": _se(state.per_repeat[i] - state.stl_values),
+                          "values": state.per_repeat[i].tolist()}
+                         for i, g in enumerate(state.subset_groups)]
+
+
+def predict_holdout(state: SourcesState) -> None:
+    """Stage 6: negative-transfer prediction on the holdout subsets (:func:`_holdout_prediction`)."""
+    state.holdout, state.holdout_points = _holdout_prediction(
+        state.surrogate, state.subsets, state.per_repeat, state.n_fit, state.f_stl_subsets, state.options,
+        state.seed, [state.names[s] for s in state.sources])
+
+
+def select_by_threshold(state: SourcesState) -> None:
+    """Stage 7: gamma. Every distinct selection over the grid is trained at once (``threshold_by="validation"``)
+    and judged on validation, or the training-free surrogate criterion judges them (:func:`_choose_gamma`)."""
+    from negtransfer.select.sources import DEFAULT_GAMMA_GRID, select_sources, threshold_candidates
+
+    options = state.options
+    state.grid = np.asarray(DEFAULT_GAMMA_GRID if options.grid == "paper" else threshold_candidates(state.theta),
+                            dtype=float)
+    scores = state.theta_raw if state.raw_grid else state.theta
+    state.selection_of = {float(g): state.with_target(np.asarray(state.sources)[select_sources(scores, g)])
+                          for g in state.grid}
+    state.candidates = (list(dict.fromkeys(state.selection_of.values())) if options.threshold_by == "validation"
+                        else [])
+    state.results.update(state.train("threshold candidates", state.candidates))
+    f_stl = state.f_stl_subsets
+    n_fit = state.n_fit
+    state.gamma, state.grid_scores = _choose_gamma(
+        options, state.grid, state.raw_grid, state.selection_of, state.results, state.target, state.loss,
+        state.split, state.subsets[:n_fit], state.f_all[:n_fit], f_stl, state.seed, state.surrogate)
+    state.methods = {"stl": state.stl, "all_sources": state.everything, "selected": state.selection_of[state.gamma]}
+    state.runs_used = {"stl": 1, "all_sources": 1,
+                       "selected": (1 + int(state.fast) + (options.stl_repeats - 1) + len(state.subset_groups)
+                                    + max(len(state.candidates), 1))}
+
+
+def _baseline_size(state: SourcesState) -> int:
+    """m: the baselines choose as many sources as the selection (at least one)."""
+    return max(1, len(state.methods["selected"]) - 1)
+
+
+def rank_by_pairwise_gain(state: SourcesState) -> None:
+    """Stage 8: each source's pairwise gain (relative to STL) and the top-m baseline (HOA-style, first order)."""
+    from negtransfer.select.sources import top_m_by_pairwise_gain
+
+    f_stl = state.target_loss(state.stl)
+    state.pair_gain = np.array([(f_stl - state.target_loss(g)) / abs(f_stl) for g in state.pair_groups])
+    if state.options.pairwise_baseline:
+        top = top_m_by_pairwise_gain(state.pair_gain, _baseline_size(state))
+        state.methods["pairwise_top_m"] = state.with_target(np.asarray(state.sources)[top])
+        state.runs_used["pairwise_top_m"] = 1 + len(state.pair_groups) + 1
+
+
+def rank_by_affinity(state: SourcesState) -> None:
+    """Stage 9 (``affinity_baseline``): the top-m sources by ETAP affinity onto the target, from one all-task
+    run with the ETAP tracker, trained with the configuration as given (the tracker's per-task gradients are
+    those of the summed per-task objective)."""
+    if not state.options.affinity_baseline:
+        return
+    from negtransfer.runs.tracked import measure_affinity
+
+    t, sources = state.target, state.sources
+    A = measure_affinity(state.dataset, state.config, state.seed, store=state.store, repeats=state.repeats,
+                         executor=state.executor)
+    state.affinity_scores = {state.names[s]: float(A[s, t]) for s in sources}
+    top = np.argsort(-A[sources, t], kind="stable")[:_baseline_size(state)]
+    state.methods["affinity_top_m"] = state.with_target(np.asarray(sources)[top])
+    state.runs_used["affinity_top_m"] = 1 + 1 + 1
+
+
+def search_exhaustive_pairs(state: SourcesState) -> None:
+    """Stage 10 (when k is small enough, or asked for): every combination of one or two sources, the best by
+    the target's validation loss (ties: fewer sources, then the first in order)."""
+    if not state.combo_groups:
+        return
+    state.results.update(state.train("exhaustive pairs", state.combo_groups))
+    up_to_two = state.pair_groups + state.combo_groups
+    state.methods["exhaustive_pairs"] = min(up_to_two, key=lambda g: (state.target_loss(g), len(g)))
+    state.runs_used["exhaustive_pairs"] = len(up_to_two)
+
+
+def train_final_models(state: SourcesState) -> None:
+    """Stage 11: every method's final model (most are trained already)."""
+    state.results.update(state.train("final models", list(dict.fromkeys(state.methods.values()))))
+
+
+def measure_fairness(state: SourcesState) -> None:
+    """Stage 12 (``group_attribute``): per-group fairness of each method's final model (:func:`_fairness_by_method`)."""
+    if state.options.group_attribute:
+        state.fairness = _fairness_by_method(state.dataset, state.target, state.methods, state.train_config,
+                                             state.seed, state.options.group_attribute, state.results, state.repeats)
+
+
+#: The source-selection job, stage by stage (each a function of the :class:`SourcesState`).
+SOURCES_STAGES: tuple[Callable[[SourcesState], None], ...] = (
+    plan_training,
+    train_references,
+    train_subset_models,
+    train_pairwise_runs,
+    fit_surrogate,
+    predict_holdout,
+    select_by_threshold,
+    rank_by_pairwise_gain,
+    rank_by_affinity,
+    search_exhaustive_pairs,
+    train_final_models,
+    measure_fairness,
+)
+
+
 def run_sources(
     dataset: MultiTaskDataset,
     options: SourceOptions,
@@ -504,213 +832,92 @@ def run_sources(
     store: RunStore,
     *,
     executor: Executor | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     notify: Callable[[str], None] | None = None,
-) -> "SourcesReport":
-    """Run the whole source-selection job (see the module docstring) and return its :class:`SourcesReport`.
+) -> SourcesReport:
+    """Run the whole source-selection job (see the module docstring; :data:`SOURCES_STAGES`) and return its
+    :class:`SourcesReport`.
 
     ``notify(message)`` receives the cost before training starts (runs per
     stage, runs already stored) and, after the first stack of subset models,
     the estimated time of the rest.
     """
-    from negtransfer.gains.surrogate import LinearSurrogate
-    from negtransfer.select.sources import (
-        DEFAULT_GAMMA_GRID,
-        sample_subsets,
-        select_sources,
-        threshold_candidates,
-        top_m_by_pairwise_gain,
-    )
-
     options.check(dataset)
     t0 = time.perf_counter()
-    names = dataset.task_names
-    t = dataset.task_index([options.target])[0]
-    kind = dataset.tasks[t].kind
-    loss = options.default_loss(kind)
-    sources = [i for i in range(dataset.n_tasks) if i != t]
-    k = len(sources)
-    n_fit = options.subsets_for(k)
-    R = options.repeats
-    cfg = source_training_config(config, dataset, t, options.training)
-    split = "val_est" if cfg.stopping_rows == "half" else "val"
-    raw_grid = options.grid == "paper" and options.training != "legacy"
+    state = SourcesState(dataset, options, config, seed, store, executor, progress, notify)
+    for stage in SOURCES_STAGES:
+        stage(state)
+    return _report(state, time.perf_counter() - t0)
 
-    def with_target(chosen) -> Group:
-        return tuple(sorted({t, *(int(s) for s in chosen)}))
 
-    timing: dict = {}
-    trained: list = []  # every run trained by this call, for the time estimate
+def _test_figure(state: SourcesState, group: Group, name: str) -> float:
+    """The target's test ``name`` ("loss", "metric" or an extra such as "accuracy") of a full-data run."""
+    result, t = state.results[group], state.target
+    if name == "loss":
+        return result.test_loss[t]
+    if name == "metric":
+        return result.test_metric[t]
+    return result.extra.get(f"test_{name}", {}).get(t, float("nan"))
 
-    def train(label: str, groups: list[Group], data=dataset, c=None, run_seed=seed) -> dict[Group, RepeatedResult]:
-        start = (time.perf_counter(), len(trained))
 
-        def on_progress(done: int, total: int) -> None:
-            if progress:
-                progress(label, done, total)
-            if notify and label == "subset models" and len(trained) > start[1] and "estimated" not in timing:
-                per_run = (time.perf_counter() - start[0]) / (len(trained) - start[1])
-                left = max(plan["to_train"] - len(trained), 0)
-                timing["estimated"] = per_run * left
-                notify(f"about {per_run:.2f} s per run (in stacks of {options.chunk_size}): the other {left} runs "
-                       f"to train take about {timing['estimated'] / 60:.1f} min")
+def _report(state: SourcesState, seconds: float) -> SourcesReport:
+    """The report of a finished job."""
+    options, names, t, methods = state.options, state.names, state.target, state.methods
+    surrogate = state.surrogate
+    if surrogate is None:
+        raise RuntimeError("the report of a source-selection job needs its surrogate: run every SOURCES_STAGES first")
+    criterion = "val_loss" if options.threshold_by == "validation" else "surrogate_criterion"
+    ses = [row["se"] for row in state.subset_rows]
+    paired = [row["paired_se"] for row in state.subset_rows]
 
-        return ensure_runs(data, groups, c or cfg, run_seed, store, repeats=R, executor=executor,
-                           chunk_size=options.chunk_size, on_progress=on_progress, trained=trained)
-
-    stl, everything = (t,), tuple(range(dataset.n_tasks))
-    S_all = sample_subsets(k, options.alpha, n_fit + options.holdout, seed)
-    subset_groups = [with_target(np.asarray(sources)[row]) for row in S_all]
-    combo_groups = ([with_target(c) for c in itertools.combinations(sources, 2)]
-                    if options.runs_exhaustive_pairs(k) else [])
-    pair_groups = [with_target([s]) for s in sources] if options.pairwise_baseline or combo_groups else []
-    fast = options.data_fraction < 1 or options.steps_fraction < 1
-    sub_data = dataset.with_train_fraction(options.data_fraction, seed)
-    sub_config = replace(cfg, max_epochs=max(1, int(np.ceil(cfg.max_epochs * options.steps_fraction))),
-                         shared_init=cfg.shared_init or options.common_init)
-
-    # The cost, before anything is trained.
-    stage_groups = {"STL, all sources": (dataset, cfg, [stl, everything]),
-                    "subset models": (sub_data, sub_config, list(dict.fromkeys([stl] + subset_groups))),
-                    "pairwise runs": (dataset, cfg, pair_groups), "exhaustive pairs": (dataset, cfg, combo_groups)}
-    stored = {name: _stored_runs(store, d, c, gs, seed, R) for name, (d, c, gs) in stage_groups.items()}
-    stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
-    plan = plan_runs(stages, stored, R, later=(k + 1 if options.threshold_by == "validation" else 0) + 4)
-    if notify:
-        notify(f"{plan['runs']} runs ({n_fit} + {options.holdout} subsets of {options.alpha} of {k} sources, "
-               f"{R} repeat{'s' if R > 1 else ''}), {plan['runs'] - plan['to_train']} already stored, "
-               f"{plan['to_train']} to train (" + ", ".join(f"{name} {row['runs']}" for name, row in
-                                                           plan["stages"].items())
-               + f"), then at most {plan['later_at_most']} threshold candidates and final models")
-
-    results = train("STL, all sources", [stl, everything])
-    subset_results = train("subset models", [stl] + subset_groups, sub_data, sub_config)
-    # The reference every subset is judged against: with --stl-repeats, the mean of several STL runs
-    # (seeds seed + 1, ...), so that one lucky or unlucky STL run does not shift all of them.
-    stl_values = target_values(subset_results[stl], t, loss, split)
-    stl_refs = [float(np.mean(stl_values))]
-    for r in range(1, options.stl_repeats):
-        stl_refs.append(target_loss(train("STL repeats", [stl], sub_data, sub_config, seed + r)[stl], t, loss, split))
-    results.update(train("pairwise runs", pair_groups))
-
-    f_stl = target_loss(results[stl], t, loss, split)
-    f_stl_subsets = float(np.mean(stl_refs))
-    per_repeat = np.array([target_values(subset_results[g], t, loss, split) for g in subset_groups])  # (n, R)
-    f_all = per_repeat.mean(axis=1)
-    S_fit, f_fit = S_all[:n_fit], f_all[:n_fit]
-    ridge = options.resolved_ridge(n_fit, k)
-    surrogate = LinearSurrogate(alpha=ridge).fit(S_fit, f_fit, stl_loss=f_stl_subsets)
-    theta = np.asarray(surrogate.theta_, dtype=float)
-    # The raw scores of eq. 3: with fixed-size subsets and least squares exactly |f_STL| theta + f_STL / alpha
-    # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
-    theta_raw = abs(f_stl_subsets) * theta + f_stl_subsets / options.alpha
-    subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
-                    "f": float(f_all[i]), "se": _se(per_repeat[i]), "paired_se": _se(per_repeat[i] - stl_values),
-                    "values": per_repeat[i].tolist()}
-                   for i, g in enumerate(subset_groups)]
-
-    holdout, points = _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl_subsets, options, seed,
-                                          [names[s] for s in sources])
-
-    # Threshold: train every distinct selection over the grid at once, judge on validation.
-    grid = np.asarray(DEFAULT_GAMMA_GRID if options.grid == "paper" else threshold_candidates(theta), dtype=float)
-    selection_of = {float(g): with_target(np.asarray(sources)[select_sources(theta_raw if raw_grid else theta, g)])
-                    for g in grid}
-    candidates = list(dict.fromkeys(selection_of.values())) if options.threshold_by == "validation" else []
-    results.update(train("threshold candidates", candidates))
-    gamma, grid_scores = _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split,
-                                       S_fit, f_fit, f_stl_subsets, seed, surrogate)
-    selected_group = selection_of[gamma]
-    selected = [s for s in selected_group if s != t]
-
-    # Baselines with as many sources as the selection (at least one).
-    m = max(1, len(selected))
-    methods: dict[str, Group] = {"stl": stl, "all_sources": everything, "selected": selected_group}
-    runs_used = {"stl": 1, "all_sources": 1,
-                 "selected": 1 + int(fast) + (options.stl_repeats - 1) + len(subset_groups) + max(len(candidates), 1)}
-    pair_gain = np.array([(f_stl - target_loss(results[g], t, loss, split)) / abs(f_stl) for g in pair_groups])
-    if options.pairwise_baseline:
-        methods["pairwise_top_m"] = with_target(np.asarray(sources)[top_m_by_pairwise_gain(pair_gain, m)])
-        runs_used["pairwise_top_m"] = 1 + len(pair_groups) + 1
-    affinity_scores = None
-    if options.affinity_baseline:
-        from negtransfer.runs.tracked import measure_affinity
-
-        # one all-task run with the ETAP tracker, trained with the configuration as given (the tracker's
-        # per-task gradients are those of the summed per-task objective)
-        A = measure_affinity(dataset, config, seed, store=store, repeats=R, executor=executor)
-        affinity_scores = {names[s]: float(A[s, t]) for s in sources}
-        top = np.argsort(-A[sources, t], kind="stable")[:m]
-        methods["affinity_top_m"] = with_target(np.asarray(sources)[top])
-        runs_used["affinity_top_m"] = 1 + 1 + 1
-    if combo_groups:
-        # Every combination of one or two sources, the best by the target's validation loss
-        # (ties: fewer sources, then the first in order).
-        results.update(train("exhaustive pairs", combo_groups))
-        up_to_two = pair_groups + combo_groups
-        methods["exhaustive_pairs"] = min(up_to_two, key=lambda g: (target_loss(results[g], t, loss, split), len(g)))
-        runs_used["exhaustive_pairs"] = len(up_to_two)
-    runs_used = {name: count * R for name, count in runs_used.items()}
-    results.update(train("final models", list(dict.fromkeys(methods.values()))))
-
-    def test_of(group: Group, name: str) -> float:
-        if name == "loss":
-            return results[group].test_loss[t]
-        if name == "metric":
-            return results[group].test_metric[t]
-        return results[group].extra.get(f"test_{name}", {}).get(t, float("nan"))
-
-    fairness = None
-    if options.group_attribute:
-        fairness = _fairness_by_method(dataset, t, methods, cfg, seed, options.group_attribute, results, R)
-    ses = [row["se"] for row in subset_rows]
-    paired = [row["paired_se"] for row in subset_rows]
+    def per_method(name: str) -> dict[str, float]:
+        return {key: _test_figure(state, g, name) for key, g in methods.items()}
 
     return SourcesReport(**_plain({
-        "dataset": dataset.name,
-        "fingerprint": dataset.fingerprint(),
-        "seed": seed,
+        "dataset": state.dataset.name,
+        "fingerprint": state.dataset.fingerprint(),
+        "seed": state.seed,
         "target": names[t],
-        "loss": loss,
+        "loss": state.loss,
         "alpha": options.alpha,
-        "n_sources": k,
-        "relevance": {names[s]: float(v) for s, v in zip(sources, theta)},
+        "n_sources": state.k,
+        "relevance": {names[s]: float(v) for s, v in zip(state.sources, state.theta, strict=True)},
         "relevance_scale": "relative change of the target's validation loss vs STL per source (negative = helps)",
-        "threshold": gamma,
+        "threshold": state.gamma,
         "grid": options.grid,
         "threshold_by": options.threshold_by,
-        "threshold_grid": {f"{g:.4g}": {"sources": len(selection_of[float(g)]) - 1,
-                                         ("val_loss" if options.threshold_by == "validation"
-                                          else "surrogate_criterion"): grid_scores[float(g)]} for g in grid},
-        "selected": [names[s] for s in selected],
-        "holdout": holdout,
-        "holdout_points": points,
-        "stl_val_loss": f_stl_subsets,
-        "stl_val_losses": stl_refs,
+        "threshold_grid": {f"{g:.4g}": {"sources": len(state.selection_of[float(g)]) - 1,
+                                         criterion: state.grid_scores[float(g)]} for g in state.grid},
+        "selected": [names[s] for s in methods["selected"] if s != t],
+        "holdout": state.holdout,
+        "holdout_points": state.holdout_points,
+        "stl_val_loss": state.f_stl_subsets,
+        "stl_val_losses": state.stl_refs,
         "speedup": {"data_fraction": options.data_fraction, "steps_fraction": options.steps_fraction},
-        "test_loss": {key: test_of(g, "loss") for key, g in methods.items()},
-        "test_metric_name": dataset.tasks[t].metric_name,
-        "test_metric": {key: test_of(g, "metric") for key, g in methods.items()},
-        "test_accuracy": {key: test_of(g, "accuracy") for key, g in methods.items()} if kind != "regression" else None,
+        "test_loss": per_method("loss"),
+        "test_metric_name": state.dataset.tasks[t].metric_name,
+        "test_metric": per_method("metric"),
+        "test_accuracy": per_method("accuracy") if state.kind != "regression" else None,
         "methods": {key: [names[s] for s in g if s != t] for key, g in methods.items()},
-        "runs": runs_used,
-        "pairwise_gain": {names[s]: float(g) for s, g in zip(sources, pair_gain)},
-        "affinity_onto_target": affinity_scores,
-        "fairness": fairness,
-        "config": cfg.to_dict(),
-        "seconds": time.perf_counter() - t0,
+        "runs": {name: count * state.repeats for name, count in state.runs_used.items()},
+        # no pairwise runs (no pairwise or exhaustive baseline): no gains, so the shorter pair_gain ends it
+        "pairwise_gain": {names[s]: float(g) for s, g in zip(state.sources, state.pair_gain, strict=False)},
+        "affinity_onto_target": state.affinity_scores,
+        "fairness": state.fairness,
+        "config": state.train_config.to_dict(),
+        "seconds": seconds,
         "training": options.training,
-        "repeats": R,
-        "f_rows": "estimate half" if split == "val_est" else "all",
-        "threshold_scale": "raw" if raw_grid else "relative",
-        "raw_relevance": {names[s]: float(v) for s, v in zip(sources, theta_raw)},
-        "stl_val_se": _se(stl_values),
-        "subsets": subset_rows,
+        "repeats": state.repeats,
+        "f_rows": "estimate half" if state.split == "val_est" else "all",
+        "threshold_scale": "raw" if state.raw_grid else "relative",
+        "raw_relevance": {names[s]: float(v) for s, v in zip(state.sources, state.theta_raw, strict=True)},
+        "stl_val_se": _se(state.stl_values),
+        "subsets": state.subset_rows,
         "subset_se": {"mean": _nanmean(ses), "median": _nanmedian(ses), "paired_mean": _nanmean(paired),
                       "paired_median": _nanmedian(paired)},
-        "test_loss_se": {key: _se(results[g].values("test_loss", t)) for key, g in methods.items()},
-        "plan": {**plan, "estimated_seconds": timing.get("estimated")},
-        "ridge": {"option": ridge, "alpha": float(surrogate.alpha_)},
+        "test_loss_se": {key: _se(state.results[g].values("test_loss", t)) for key, g in methods.items()},
+        "plan": {**state.plan, "estimated_seconds": state.timing.get("estimated")},
+        "ridge": {"option": state.ridge, "alpha": float(surrogate.alpha_)},
     }))
 
 
@@ -731,7 +938,7 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
     # Two folds: the held-out fold's own surrogate needs as many subsets as it can get (>= k ideally).
     choice = choose_threshold(S_fit, f_fit, f_stl, rel_grid, cv=2, seed=seed, surrogate=clone(surrogate))
     return float(grid[int(np.argmin(np.abs(rel_grid - choice.gamma)))]), {
-        float(g): float(v) for g, v in zip(grid, choice.scores)}
+        float(g): float(v) for g, v in zip(grid, choice.scores, strict=True)}
 
 
 def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed, source_names) -> tuple[dict, list]:
@@ -752,8 +959,10 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
     holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
     holdout["noise_ceiling"] = holdout_noise_ceiling(per_repeat[n_fit:])
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
-               "se": _se(per_repeat[n_fit + i])} for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold))]
-    sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit} | {min(n_fit, max(k, 2))})
+               "se": _se(per_repeat[n_fit + i])}
+              for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold, strict=True))]
+    sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit}
+                   | {min(n_fit, max(k, 2))})
     curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=np.arange(n_fit, n_fit + options.holdout),
                                   stl_loss=f_stl, surrogate=clone(surrogate).set_params(underdetermined="min_norm"))
     holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
@@ -797,7 +1006,8 @@ def _fairness_by_method(dataset, t, methods, config, seed, attribute, results, r
     groups = list(dict.fromkeys(methods[k] for k in keys))  # two methods may choose the same group
     runs = [(g, r) for g in groups for r in range(repeats)]
     trained = dict(zip(runs, train_group_models(dataset, [g for g, _ in runs], config, seed,
-                                                repeats=[r for _, r in runs], keep_test_predictions=True)))
+                                                repeats=[r for _, r in runs], keep_test_predictions=True),
+                       strict=True))
     out: dict = {"attribute": attribute}
     for key in keys:
         summaries = []

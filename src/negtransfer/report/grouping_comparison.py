@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-
 from typing import Sequence
 
 from negtransfer.jobs.grouping_comparison import ComparisonRow, ComparisonSummary, MeanSE
@@ -30,9 +29,9 @@ def plot_loss_by_budget(rows: Sequence[ComparisonRow], path) -> Path:
     """
     import numpy as np
 
-    from negtransfer.report.plots import _new_figure, _save
+    from negtransfer.report.plots import new_figure, save_figure
 
-    fig = _new_figure(6.2, 3.8)
+    fig = new_figure(6.2, 3.8)
     ax = fig.add_subplot(1, 1, 1)
     budgets = sorted({r.budget for r in rows})
     for method in dict.fromkeys(r.method for r in rows if r.is_grouping):
@@ -57,7 +56,7 @@ def plot_loss_by_budget(rows: Sequence[ComparisonRow], path) -> Path:
     ax.set_title("Grouping methods by budget (mean ± s.e. over seeds)", fontsize=10)
     ax.grid(color="#e5e5e5")
     ax.legend(fontsize=8, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_comparison_report(rows: Sequence[ComparisonRow], summary: ComparisonSummary, out_dir, *,

@@ -33,6 +33,8 @@ __all__ = [
     "plot_task_losses",
     "plot_rounds",
     "finite_points",
+    "new_figure",
+    "save_figure",
     "LOSS_SERIES",
 ]
 
@@ -46,7 +48,9 @@ LOSS_SERIES = (
 _DPI = 110
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A matplotlib Figure of ``width`` x ``height`` inches at the reports' resolution, on the Agg canvas (no
+    display, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -55,7 +59,9 @@ def _new_figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` as a PNG to ``path`` (folders created; no software tag, so equal figures give equal files)
+    and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", bbox_inches="tight", pad_inches=0.15, metadata={"Software": None})
@@ -117,7 +123,7 @@ def plot_affinity_heatmap(affinity, tasks: Sequence[str], path, *, annotate: boo
     cell = 0.55 if n <= 10 else 0.42
     side = max(4.0, n * cell)
     label_room = 0.09 * longest + 0.6  # inches taken by tick labels
-    fig = _new_figure(side + label_room + 1.4, side + label_room + 0.6)
+    fig = new_figure(side + label_room + 1.4, side + label_room + 0.6)
     ax = fig.add_subplot(1, 1, 1)
 
     import matplotlib as mpl
@@ -151,7 +157,7 @@ def plot_affinity_heatmap(affinity, tasks: Sequence[str], path, *, annotate: boo
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     unit = f" [$\\times 10^{{{scale_exp}}}$]" if scale_exp else ""
     cbar.set_label(f"affinity{unit}\n\u2190 hurts target   helps target \u2192")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -194,7 +200,7 @@ def plot_predicted_vs_actual(points: Sequence[PredictionPoint], path, pearson=No
     act = np.array([_float(p.actual) for p in good])
     sizes = np.array([len(p.group or ()) for p in good])
 
-    fig = _new_figure(5.8, 5.2)
+    fig = new_figure(5.8, 5.2)
     ax = fig.add_subplot(1, 1, 1)
     lo = float(min(pred.min(), act.min()))
     hi = float(max(pred.max(), act.max()))
@@ -226,7 +232,7 @@ def plot_predicted_vs_actual(points: Sequence[PredictionPoint], path, pearson=No
     if dropped:
         note += f"\n{dropped} point(s) with NaN values not shown"
     ax.text(0.5, -0.13, note, transform=ax.transAxes, ha="center", va="top", fontsize=7.5, color="#555555")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- groups
@@ -285,7 +291,7 @@ def plot_selected_groups(tasks: Sequence[str], groups, path, *, optimal=None,
     widths = [max(len(p[0]), 1) for p in panels]
     longest = max((len(t) for t in tasks), default=1)
     height = max(2.6, 0.32 * n + 1.4)
-    fig = _new_figure(0.08 * longest + 0.6 + sum(0.7 * w + 0.8 for w in widths), height)
+    fig = new_figure(0.08 * longest + 0.6 + sum(0.7 * w + 0.8 for w in widths), height)
     gs = fig.add_gridspec(1, len(panels), width_ratios=[w + 0.6 for w in widths], wspace=0.15)
     first = None
     for k, (gs_groups, title, tg, colour) in enumerate(panels):
@@ -305,18 +311,18 @@ def plot_selected_groups(tasks: Sequence[str], groups, path, *, optimal=None,
         notes.append("not covered by the chosen groups: " + ", ".join(uncovered))
     if notes:
         fig.text(0.5, -0.12 / height, "\n".join(notes), ha="center", va="top", fontsize=8, color="#555555")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- losses
 
 
-def relative_change(loss: float, stl: float) -> float:
-    """(loss - stl) / stl; NaN when either is missing or stl is 0."""
-    loss, stl = _float(loss), _float(stl)
-    if not (math.isfinite(loss) and math.isfinite(stl)) or stl == 0:
+def relative_change(loss: float | None, stl: float | None) -> float:
+    """(loss - stl) / stl; NaN when either is missing (None or NaN) or stl is 0."""
+    x, ref = _float(loss), _float(stl)
+    if not (math.isfinite(x) and math.isfinite(ref)) or ref == 0:
         return math.nan
-    return (loss - stl) / abs(stl)
+    return (x - ref) / abs(ref)
 
 
 def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequence[str], path) -> Path:
@@ -340,7 +346,7 @@ def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequen
     values = np.array([[relative_change(test_loss[key].get(t), stl.get(t)) * 100 for t in tasks]
                        for key, _, _ in series]).reshape(len(series), n)
     longest = max((len(t) for t in tasks), default=1)
-    fig = _new_figure(7.0 + 0.07 * longest, max(2.8, n * (0.11 * k + 0.14) + 1.6))
+    fig = new_figure(7.0 + 0.07 * longest, max(2.8, n * (0.11 * k + 0.14) + 1.6))
     ax = fig.add_subplot(1, 1, 1)
     height = 0.8 / k
     finite = values[np.isfinite(values)]
@@ -352,7 +358,7 @@ def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequen
         ok = np.isfinite(v)
         bars = ax.barh(y[ok], v[ok], height=height * 0.92, color=colour, label=label, zorder=2)
         if key == "selected":
-            for bar, val in zip(bars, v[ok]):
+            for bar, val in zip(bars, v[ok], strict=True):
                 if val > 0:
                     bar.set_hatch("///")
                     bar.set_edgecolor("#b22222")
@@ -373,7 +379,7 @@ def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequen
     ax.set_title("Per-task test loss relative to single-task training (STL)", fontsize=10, pad=26)
     if series:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), fontsize=8, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_affinity_trace(trace: Mapping, path) -> Path:
@@ -383,7 +389,7 @@ def plot_affinity_trace(trace: Mapping, path) -> Path:
     ``{"source", "target", "values"}``. Each pair is drawn faintly step by step,
     with its running mean (what eq. 6 averages) on top.
     """
-    fig = _new_figure(7.5, 4.2)
+    fig = new_figure(7.5, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     steps = np.asarray(trace["steps"], dtype=float)
     colours = ["#2b8cbe", "#d7301f", "#31a354", "#756bb1", "#636363", "#e6550d"]
@@ -400,7 +406,7 @@ def plot_affinity_trace(trace: Mapping, path) -> Path:
     ax.set_title("Per-step affinity (faint) and its running mean (bold)")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rounds(rounds: Sequence[RoundRecord], path, *, stl: float | None = None,
@@ -413,7 +419,7 @@ def plot_rounds(rounds: Sequence[RoundRecord], path, *, stl: float | None = None
     """
     xs = [int(r.round) for r in rounds if math.isfinite(_float(r.selection_val_loss))]
     ys = [_float(r.selection_val_loss) for r in rounds if math.isfinite(_float(r.selection_val_loss))]
-    fig = _new_figure(5.6, 3.4)
+    fig = new_figure(5.6, 3.4)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(xs, ys, marker="o", color="#1f77b4", label="selection of the round")
     for value, label, colour in ((stl, "STL", "#d62728"), (all_tasks, "all-task model", "#7f7f7f")):
@@ -427,4 +433,4 @@ def plot_rounds(rounds: Sequence[RoundRecord], path, *, stl: float | None = None
     ax.set_title("Refinement: the selection's validation loss by round", fontsize=10)
     ax.grid(color="#e5e5e5")
     ax.legend(fontsize=8, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)

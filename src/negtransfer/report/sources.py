@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from negtransfer.report.markdown import render_table
-from negtransfer.report.plots import _new_figure, _save
+from negtransfer.report.plots import new_figure, save_figure
 
 METHOD_LABELS = {
     "stl": "STL (target alone)",
@@ -29,7 +29,7 @@ def plot_relevance(relevance: dict, threshold: float, selected, path,
     """Horizontal bars of theta per source, sorted, with the threshold line."""
     items = sorted(relevance.items(), key=lambda kv: kv[1])
     height = max(3.0, 0.22 * len(items) + 1.2)
-    fig = _new_figure(7.0, height)
+    fig = new_figure(7.0, height)
     ax = fig.add_subplot(1, 1, 1)
     chosen = set(selected)
     colours = ["#2b8cbe" if name in chosen else "#bdbdbd" for name, _ in items]
@@ -41,12 +41,12 @@ def plot_relevance(relevance: dict, threshold: float, selected, path,
     ax.set_title("Relevance of each source (blue: selected)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_surrogate_fit(points, stl_loss: float, path) -> Path:
     """Predicted g(S) vs measured f(S) on holdout subsets, with the STL line."""
-    fig = _new_figure(5.5, 5.0)
+    fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     pred = [p["predicted"] for p in points]
     act = [p["actual"] for p in points]
@@ -60,12 +60,12 @@ def plot_surrogate_fit(points, stl_loss: float, path) -> Path:
     ax.set_title("Holdout subsets: above the red line = negative transfer")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_error_curve(curve: dict, path) -> Path:
     """Held-out MSE of the surrogate against the number of fitted subsets."""
-    fig = _new_figure(5.5, 4.0)
+    fig = new_figure(5.5, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     sizes = curve.get("n_subsets") or []
     mse = curve.get("mse") or []
@@ -74,7 +74,7 @@ def plot_error_curve(curve: dict, path) -> Path:
     ax.set_ylabel("holdout mean squared error")
     ax.set_title("Surrogate error vs n (paper Figure 6)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt(x) -> str:

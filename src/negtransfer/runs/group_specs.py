@@ -108,7 +108,7 @@ def design_groups(design: str, n_tasks: int, count: int, seed: int) -> list[Grou
         return random_groups(n_tasks, count, (2, hi), seed)
     if design == "stratified":
         return stratified_groups(n_tasks, count, (2, hi), seed)
-    pairs = list(itertools.combinations(range(n_tasks), 2)) if n_tasks > 2 else []
+    pairs: list[Group] = list(itertools.combinations(range(n_tasks), 2)) if n_tasks > 2 else []
     rest = count - len(pairs)
     if rest > 0 and hi >= 3:
         pairs += stratified_groups(n_tasks, min(rest, available - len(pairs)), (3, hi), seed)

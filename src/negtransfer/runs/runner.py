@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.runs.executors import Executor, InProcessExecutor
@@ -36,6 +36,12 @@ Group = tuple[int, ...]
 Run = tuple[Group, int]  # (group, repeat)
 
 
+class TrainedSink(Protocol):
+    """Where :func:`ensure` appends each specification it trained: a list, or anything with ``append``."""
+
+    def append(self, spec: RunSpec, /) -> None: ...
+
+
 def ensure(
     data: Any,
     specs: Sequence[RunSpec],
@@ -45,7 +51,7 @@ def ensure(
     executor: Executor | None = None,
     chunk_size: int = 64,
     on_progress: Callable[[int, int], None] | None = None,
-    trained: list | None = None,
+    trained: TrainedSink | None = None,
 ) -> list[RunOutput]:
     """The outputs of every run specification, training only those the store does not hold.
 
@@ -73,7 +79,7 @@ def ensure(
         Models per vectorised stack.
     on_progress : callable(done, total), optional
         Called with the runs finished so far (stored ones count as done).
-    trained : list, optional
+    trained : list (or any TrainedSink), optional
         When given, the specifications this call trained are appended (one per
         model trained), each before the progress call that counts it.
 
@@ -109,6 +115,8 @@ def ensure(
 def train_one(item: tuple[RunSpec, Any, int]) -> RunOutput:
     """Train one non-stacked run in a worker: ``item = (spec, dataset, seed)`` (module-level, so it pickles)."""
     spec, dataset, seed = item
+    if spec.kind.train is None:
+        raise ValueError(f"{spec.kind.name!r} runs are trained in vectorised chunks (Executor.run), not one by one")
     return spec.kind.train(dataset, spec, seed)
 
 
@@ -120,7 +128,7 @@ class _Ensure:
     specs: list[RunSpec]
     seed: int
     store: RunStore
-    trained: list | None
+    trained: TrainedSink | None
     on_progress: Callable[[int, int], None] | None
     keys: list[StoreKeys] = field(default_factory=list)
     pieces: dict[int, list[int]] = field(default_factory=dict)  # trained spec -> the missing specs it also makes
@@ -175,13 +183,13 @@ class _Ensure:
         parts: dict[tuple[int, str], list[int]] = {}
         for i in self.pieces:
             if self.specs[i].kind.stacked:
-                parts.setdefault((id(self.dataset_of(self.specs[i])), self.keys[i].run[3]), []).append(i)
+                parts.setdefault((id(self.dataset_of(self.specs[i])), self.keys[i].model_row()[3]), []).append(i)
         out = []
         for members in parts.values():
             members.sort(key=lambda i: (position[self.specs[i].group], self.specs[i].repeat))
             runs = [(self.specs[i].group, self.specs[i].repeat) for i in members]
             first = self.specs[members[0]]
-            out.append((self.dataset_of(first), first.config, self.keys[members[0]].run[3],
+            out.append((self.dataset_of(first), first.config, self.keys[members[0]].model_row()[3],
                         [runs[a: a + chunk_size] for a in range(0, len(runs), chunk_size)]))
         return out
 
@@ -192,13 +200,13 @@ class _Ensure:
     def chunk_writer(self, digest: str) -> Callable[[list[ModelResult]], None]:
         """The callback that stores each finished chunk of the stacked runs of one configuration."""
         index = {(self.specs[i].group, self.specs[i].repeat): i for i in self.pieces
-                 if self.specs[i].kind.stacked and self.keys[i].run[3] == digest}
+                 if self.specs[i].kind.stacked and self.keys[i].model_row()[3] == digest}
 
         def on_chunk(results: list[ModelResult]) -> None:
             done = [index[(tuple(res.group), res.repeat)] for res in results]
             rows: dict[tuple[str, int], list[ModelResult]] = {}
-            for i, res in zip(done, results):
-                fp, _, seed, _ = self.keys[i].run
+            for i, res in zip(done, results, strict=True):
+                fp, _, seed, _ = self.keys[i].model_row()
                 rows.setdefault((fp, seed), []).append(res)
             for (fp, seed), results_of_seed in rows.items():  # one transaction per repeat
                 self.store.put_many(fp, seed, digest, results_of_seed, config=config_record(self.specs[done[0]].config))
@@ -237,7 +245,7 @@ class _Ensure:
     def read_outputs(self) -> list[RunOutput]:
         have = _Stored.read(self.store, self.keys)
         out = []
-        for spec, keys in zip(self.specs, self.keys):
+        for spec, keys in zip(self.specs, self.keys, strict=True):
             result = None
             if keys.run is not None:
                 result = have.rows.get(keys.run)
@@ -303,7 +311,9 @@ class _Stored:
 def repeated_results(specs: Sequence[RunSpec], outputs: Sequence[RunOutput]) -> dict[Group, RepeatedResult]:
     """Group runs' outputs as group -> :class:`RepeatedResult` (its repeats in repeat order)."""
     runs: dict[Group, dict[int, ModelResult]] = {}
-    for spec, output in zip(specs, outputs):
+    for spec, output in zip(specs, outputs, strict=True):
+        if output.result is None:
+            raise ValueError(f"the {spec.kind.name!r} run of group {spec.group} has no model result: not a group run")
         runs.setdefault(spec.group, {})[spec.repeat] = output.result
     return {g: RepeatedResult(g, [by_repeat[r] for r in sorted(by_repeat)]) for g, by_repeat in runs.items()}
 

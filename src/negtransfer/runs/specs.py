@@ -128,7 +128,7 @@ class RunSpec:
     group: Group
     repeat: int
     config: Any
-    extras: tuple[tuple[str, Any], ...] = field(default=())
+    extras: Mapping[str, Any] | tuple[tuple[str, Any], ...] = field(default=())  # a sorted tuple once made
 
     def __post_init__(self) -> None:
         group = tuple(sorted({int(t) for t in self.group}))
@@ -179,6 +179,18 @@ class StoreKeys:
     def entries(self) -> frozenset:
         """Every store entry, as a set (two specifications with equal sets are the same run)."""
         return frozenset(([("run", *self.run)] if self.run else []) + [("artifact", k) for _, k in self.artifacts])
+
+    def model_row(self) -> tuple[str, str, int, str]:
+        """``run``, for a kind that stores a model result (every stacked kind does).
+
+        Raises
+        ------
+        ValueError
+            The kind stores no model result (its keys are artifacts only).
+        """
+        if self.run is None:
+            raise ValueError("this run stores no model result, only artifacts: it has no runs row")
+        return self.run
 
 
 def config_digest(config: Any) -> str:

@@ -213,6 +213,8 @@ class AffinityRuns:
         """GRAD-TAE's affinity and costs (:func:`~negtransfer.gains.grad_tae.combine_grad_tae`)."""
         if self.method != "grad-tae":
             raise ValueError(f"these are {self.method} runs, not GRAD-TAE's")
+        if self.C is None:
+            raise ValueError("GRAD-TAE runs need the estimator's C: collect them with AffinityRuns.from_outputs")
         from negtransfer.gains.grad_tae import combine_grad_tae
 
         return combine_grad_tae(self.records, self.C, self.reused)
