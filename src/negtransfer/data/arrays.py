@@ -166,7 +166,7 @@ def _check_split(split: Any, n_rows: int) -> np.ndarray:
     codes = codes.astype(np.int64)
     bad = sorted(set(np.unique(codes).tolist()) - {TRAIN, VALIDATION, TEST})
     if bad:
-        raise DataError(f"split holds code(s) {quoted_list(bad)}; use 0 (train), 1 (validation), 2 (test)")
+        raise DataError(f"split holds code(s) {', '.join(map(str, bad))}; use 0 (train), 1 (validation), 2 (test)")
     missing = [word for code, word in ((TRAIN, "train (0)"), (VALIDATION, "validation (1)"), (TEST, "test (2)"))
                if not (codes == code).any()]
     if missing:
