@@ -53,6 +53,23 @@ def test_a_table_from_arrays_equals_the_same_table_from_a_frame():
     assert builtin.data_kind(arrays) == "table"
 
 
+def test_per_task_rows_from_arrays_equal_the_same_rows_from_a_frame():
+    from negtransfer.data.build import dataset_from_frame
+
+    rng = np.random.default_rng(5)
+    n = 120
+    X = rng.normal(size=(n, 2))
+    school = np.array(["b", "a", "c"])[rng.integers(0, 3, n)]
+    y = rng.integers(0, 2, n).astype(float)
+    frame = pd.DataFrame({"f0": X[:, 0], "f1": X[:, 1], "school": school, "passed": y})
+    table = dataset_from_frame(frame, task_column="school", label_column="passed", seed=2, name="t")
+    arrays = dataset_from_arrays(X, y, row_task=school, seed=2, name="t")
+    assert arrays.task_names == table.task_names == ("a", "b", "c")
+    assert arrays.fingerprint() == table.fingerprint()
+    np.testing.assert_array_equal(arrays.row_task, table.row_task)
+    assert builtin.data_kind(arrays) == builtin.data_kind(table) == "domains"
+
+
 # ------------------------------------------------------------------ images and sequences
 def test_images_from_an_npz_file(tmp_path):
     X, Y = _images()
