@@ -85,7 +85,7 @@ def test_images_from_an_npz_file(tmp_path):
     train = ds.X[ds.split == TRAIN]
     np.testing.assert_allclose(train.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(train.std(axis=(0, 2, 3)), 1, atol=1e-4)
-    np.testing.assert_allclose(ds.info["feature_mean"], X[ds.split == TRAIN].mean(axis=(0, 2, 3)), rtol=1e-9)
+    np.testing.assert_allclose(ds.info["feature_mean"], X[ds.split == TRAIN].mean(axis=(0, 2, 3)), rtol=1e-6)
     assert ds.summary()["input_shape"] == [2, 4, 5]
     # regression targets standardised as in tables; the spec undoes it
     spec = ds.tasks[1]
@@ -143,7 +143,7 @@ def test_a_given_split_is_kept_exactly(tmp_path):
     assert load_npz(tmp_path / "d.npz", seed=6).fingerprint() == ds.fingerprint()  # the seed does not touch it
     assert ds.info["split_rule"].startswith("given") and ds.task_names == ("task0", "task1", "task2")
     # training statistics are those of the given training rows
-    np.testing.assert_allclose(ds.info["feature_mean"], X[split == TRAIN].mean(axis=(0, 2, 3)), rtol=1e-9)
+    np.testing.assert_allclose(ds.info["feature_mean"], X[split == TRAIN].mean(axis=(0, 2, 3)), rtol=1e-6)
 
 
 def test_per_task_rows_with_names_and_one_label_per_row(tmp_path):
@@ -242,3 +242,13 @@ def test_npz_file_errors(tmp_path):
     with pytest.raises(DataError, match=r"unknown task\(s\) 'task7'.*the tasks are: 'task0'"):
         dataset_from_file(tmp_path / "ok.npz", tasks=["task7"])
     assert set(NPZ_ARRAYS) >= {"X", "Y", "tasks", "split", "row_task"}
+
+
+def test_a_loaded_file_of_another_kind_is_refused_like_a_built_in_one(tmp_path):
+    X, Y = _images(n=40)
+    np.savez(tmp_path / "faces.npz", X=X, Y=Y)
+    ds = dataset_from_file(tmp_path / "faces.npz")
+    builtin.check_data_kind(ds, ("images", "table"), "`negtransfer group`")  # accepted
+    builtin.check_data_kind(ds, None)
+    with pytest.raises(DataError, match="dataset 'faces' is images data .* `negtransfer group` takes table"):
+        builtin.check_data_kind(ds, ("table", "per-task-rows", "domains"), "`negtransfer group`")

@@ -76,10 +76,10 @@ def arrays_kind(ndim: int) -> str | None:
 
 
 # ------------------------------------------------------------------ checks
-def _numeric(array: np.ndarray, what: str, fix: str) -> np.ndarray:
+def _numeric(array: np.ndarray, what: str, fix: str, dtype: type = np.float64) -> np.ndarray:
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise DataError(f"{what} holds {array.dtype} values, not numbers; {fix}")
-    return array.astype(np.float64)
+    return array.astype(dtype, copy=False)
 
 
 def _check_X(X: Any) -> np.ndarray:
@@ -89,7 +89,9 @@ def _check_X(X: Any) -> np.ndarray:
                         f"(N, T, F) sequences or (N, C, H, W) images (one feature per row: X[:, None])")
     if X.shape[0] == 0 or X[0].size == 0:
         raise DataError(f"X has shape {X.shape}: no rows or no values per row; give at least one value per example")
-    X = _numeric(X, "X", "encode the inputs as numbers")
+    # images and sequences are held in float32 (as the dataset stores them; half the memory), tables in float64
+    # (as tables from a frame are, so that both give the same numbers)
+    X = _numeric(X, "X", "encode the inputs as numbers", np.float64 if X.ndim == 2 else np.float32)
     bad = ~np.isfinite(X)
     if bad.any():
         rows = np.flatnonzero(bad.reshape(len(X), -1).any(axis=1))

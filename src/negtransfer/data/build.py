@@ -186,18 +186,20 @@ def standardise_features(X: np.ndarray, train: np.ndarray, feature_axis: int = 1
     Returns
     -------
     tuple of ndarray
-        The scaled array (float64), and the mean and std per feature.
+        The scaled array (float64 for a table, ``X``'s float type otherwise), and
+        the mean and std per feature (float64, computed in float64).
     """
     if X.ndim == 2:
         return standardise_by_training_rows(X, train)
     moved = np.moveaxis(X[train], feature_axis, -1)
-    flat = moved.reshape(-1, moved.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
+    flat = moved.reshape(-1, moved.shape[-1])
+    mean = flat.mean(axis=0, dtype=np.float64)
+    std = flat.std(axis=0, dtype=np.float64)
     std = np.where(std > 0, std, 1.0)
     shape = [1] * X.ndim
     shape[feature_axis] = -1
-    return (X - mean.reshape(shape)) / std.reshape(shape), mean, std
+    scaled = (X - mean.reshape(shape).astype(X.dtype)) / std.reshape(shape).astype(X.dtype)
+    return scaled, mean, std
 
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

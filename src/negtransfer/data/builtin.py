@@ -73,6 +73,7 @@ __all__ = [
     "CHICAGO_STATIONS",
     "DATA_KINDS",
     "DEFAULT_DATASET",
+    "check_data_kind",
     "MissingPackageError",
     "REGISTRY",
     "data_kind",
@@ -702,6 +703,29 @@ def load_builtin(
     dataset = entry.loader(seed=seed, tasks=tasks, **kwargs)
     dataset.info.setdefault("description", entry.description)
     return dataset
+
+
+def check_data_kind(dataset: Any, kinds: Sequence[str] | None, command: str = "this command") -> None:
+    """Refuse a loaded dataset (e.g. a ``--data`` file) whose kind is not in ``kinds``.
+
+    The same check and message as :func:`load_builtin` gives a built-in dataset
+    before reading it; a file's kind is known only once it is read
+    (:func:`data_kind`: a ``.npz`` file of images is ``"images"``).
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset or TimeSeriesMultiTaskDataset
+    kinds : sequence of str, optional
+        The kinds the caller accepts; None accepts every kind.
+    command : str
+        Named in the error.
+
+    Raises
+    ------
+    DataError
+        The dataset's kind is not in ``kinds``.
+    """
+    _check_kind(str(getattr(dataset, "name", "data")), data_kind(dataset), kinds, command)
 
 
 def _check_kind(name: str, kind: str, kinds: Sequence[str] | None, command: str) -> None:

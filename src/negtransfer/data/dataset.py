@@ -245,7 +245,8 @@ class MultiTaskDataset:
         """A content hash of the arrays, splits and task specs (hex, 16 chars).
 
         Two datasets with equal fingerprints give equal training runs, so the run
-        store keys stored results by it.
+        store keys stored results by it. The hash covers each array's shape, so
+        images and the same values flattened into a table differ.
         """
         h = hashlib.sha256()
         for arr in (self.X, self.Y, self.split):
