@@ -119,6 +119,12 @@ def test_any_shape_dataset_subsets_and_train_fraction():
     part = ds.subset_tasks(["hair", "age"])
     assert part.X.shape[1:] == (2, 4, 5) and part.task_names == ("hair", "age")
     np.testing.assert_array_equal(part.X, ds.X)  # every row has a hair label: none dropped
+    rows = ds.subset_rows(ds.split == TEST)
+    assert rows.X.shape == ((ds.split == TEST).sum(), 2, 4, 5) and (rows.split == TEST).all()
+    np.testing.assert_array_equal(ds.subset_rows([3, 1]).X, ds.X[[3, 1]])
+    assert ds.subset_rows([3, 1]).tasks == ds.tasks
+    with pytest.raises(ValueError, match="row indices must be integers in 0 .. 119"):
+        ds.subset_rows([120])
     small = ds.with_train_fraction(0.5, seed=1)
     assert small.X.shape == ds.X.shape and (small.split == TRAIN).sum() == round((ds.split == TRAIN).sum() / 2)
 

@@ -222,6 +222,24 @@ class MultiTaskDataset:
             info={**self.info, "task_subset": list(names)},
         )
 
+    def subset_rows(self, rows: np.ndarray | Sequence[int]) -> "MultiTaskDataset":
+        """The given rows (indices or a boolean mask over the rows), with every task, split and spec unchanged.
+
+        Works for examples of any shape: only the row axis is indexed. Task
+        specs (and so regression scaling) stay those of the full dataset.
+        """
+        index = np.asarray(rows)
+        if index.dtype == bool:
+            if index.shape != (self.X.shape[0],):
+                raise ValueError(f"a row mask needs one value per row ({self.X.shape[0]}), got shape {index.shape}")
+            index = np.flatnonzero(index)
+        elif index.size and (not np.issubdtype(index.dtype, np.integer) or index.min() < -self.X.shape[0]
+                             or index.max() >= self.X.shape[0]):
+            raise ValueError(f"row indices must be integers in 0 .. {self.X.shape[0] - 1}")
+        return MultiTaskDataset(self.name, self.tasks, self.X[index], self.Y[index], self.split[index],
+                                self.feature_names, row_task=None if self.row_task is None else self.row_task[index],
+                                info={**self.info, "row_subset": int(index.size)})
+
     def with_train_fraction(self, fraction: float, seed: int = 0) -> "MultiTaskDataset":
         """A copy training on a seeded random ``fraction`` of the training rows.
 
