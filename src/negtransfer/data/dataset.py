@@ -1,4 +1,11 @@
-"""The multi-task dataset: one feature table, one label column per task.
+"""The multi-task dataset: examples of any shape, one label column per task.
+
+``X`` holds one example per row of its first axis: a feature vector (N x d, a
+table), a sequence (N x T x F) or an image (N x C x H x W, channels first; more
+spatial axes are allowed). The *feature axis* (:attr:`MultiTaskDataset.feature_axis`)
+is the one whose entries ``feature_names`` name and that scaling treats as
+separate features: the columns of a table, the last axis (F) of a sequence, the
+channel axis (C) of an image.
 
 Everything downstream (training, gains, grouping) sees a :class:`MultiTaskDataset`
 whose arrays are already split, scaled and encoded; constructors and loaders in
@@ -9,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -19,6 +27,23 @@ TaskKind = Literal["binary", "multiclass", "regression"]
 TRAIN, VALIDATION, TEST = 0, 1, 2
 UNUSED = 3  # rows left out of every split (e.g. by with_train_fraction)
 SPLIT_NAMES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
+
+
+def feature_axis_of(ndim: int) -> int:
+    """The feature axis of an ``ndim``-dimensional ``X`` (see the module docstring).
+
+    Parameters
+    ----------
+    ndim : int
+        ``X.ndim``, at least 2.
+
+    Returns
+    -------
+    int
+        1 for a table (N x d) and for images (N x C x H x W, ...); 2 for
+        sequences (N x T x F).
+    """
+    return 2 if ndim == 3 else 1
 
 
 @dataclass(frozen=True)
@@ -76,14 +101,18 @@ class MultiTaskDataset:
         Dataset name (built-in name or file stem).
     tasks : tuple of TaskSpec
         One spec per label column of ``Y``.
-    X : ndarray of float32, shape (N, d)
-        Features, scaled with training-split statistics only.
+    X : ndarray of float32, shape (N, *input_shape)
+        Examples: (N, d) features of a table, (N, T, F) sequences or
+        (N, C, H, W) images; scaled with training-split statistics only, per
+        entry of the feature axis (see the module docstring).
     Y : ndarray of float32, shape (N, n)
         Labels: 0/1 for binary, class index for multiclass, standardised value for
         regression. NaN means "no label" and is masked out of every loss.
     split : ndarray of int8, shape (N,)
         0 = train, 1 = validation, 2 = test (3 = unused). Fixed by the seed at construction.
     feature_names : tuple of str
+        One name per entry of the feature axis: the columns of a table, the F
+        features of a sequence, the C channels of an image.
     row_task : ndarray of int, shape (N,), optional
         Task index of each row for the per-task-rows layout; None for multi-label.
     info : dict
@@ -106,16 +135,23 @@ class MultiTaskDataset:
         self.tasks = tuple(self.tasks)
         self.feature_names = tuple(self.feature_names)
         n_rows = self.X.shape[0]
-        if self.X.ndim != 2 or self.Y.ndim != 2:
-            raise ValueError("X and Y must be 2-D arrays (rows x features, rows x tasks)")
+        if self.X.ndim < 2 or self.Y.ndim != 2:
+            raise ValueError(
+                f"X must have a row axis and at least one more (rows x features, rows x steps x features, rows x "
+                f"channels x height x width) and Y must be 2-D (rows x tasks); got X {self.X.shape}, Y {self.Y.shape}"
+            )
         if self.Y.shape[0] != n_rows or self.split.shape != (n_rows,):
             raise ValueError(
                 f"X has {n_rows} rows but Y has {self.Y.shape[0]} and split {self.split.shape[0]}"
             )
         if self.Y.shape[1] != len(self.tasks):
             raise ValueError(f"Y has {self.Y.shape[1]} columns but {len(self.tasks)} tasks are declared")
-        if len(self.feature_names) != self.X.shape[1]:
-            raise ValueError("feature_names must name every column of X")
+        if len(self.feature_names) != self.X.shape[self.feature_axis]:
+            what = {1: "column", 2: "feature (last axis)"}[self.feature_axis] if self.X.ndim <= 3 else "channel (axis 1)"
+            raise ValueError(
+                f"feature_names must name every {what} of X: X has shape {self.X.shape}, "
+                f"{len(self.feature_names)} names given"
+            )
         for task in self.tasks:  # group names join task names with "+"; group files also split on ","
             if "+" in task.name or "," in task.name:
                 raise ValueError(f"task name {task.name!r} contains '+' or ',', which separate task names in "
@@ -127,8 +163,21 @@ class MultiTaskDataset:
         return len(self.tasks)
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: ``(d,)``, ``(T, F)`` or ``(C, H, W)``."""
+        return tuple(int(k) for k in self.X.shape[1:])
+
+    @property
+    def feature_axis(self) -> int:
+        """The axis of ``X`` that ``feature_names`` names (1 for tables and images, 2 for sequences)."""
+        return feature_axis_of(self.X.ndim)
+
+    @property
     def n_features(self) -> int:
-        return self.X.shape[1]
+        """Input values per example: the columns of a table; ``prod(input_shape)`` for sequences and images."""
+        if self.X.ndim == 2:
+            return self.X.shape[1]
+        return math.prod(self.input_shape)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -173,6 +222,24 @@ class MultiTaskDataset:
             info={**self.info, "task_subset": list(names)},
         )
 
+    def subset_rows(self, rows: np.ndarray | Sequence[int]) -> "MultiTaskDataset":
+        """The given rows (indices or a boolean mask over the rows), with every task, split and spec unchanged.
+
+        Works for examples of any shape: only the row axis is indexed. Task
+        specs (and so regression scaling) stay those of the full dataset.
+        """
+        index = np.asarray(rows)
+        if index.dtype == bool:
+            if index.shape != (self.X.shape[0],):
+                raise ValueError(f"a row mask needs one value per row ({self.X.shape[0]}), got shape {index.shape}")
+            index = np.flatnonzero(index)
+        elif index.size and (not np.issubdtype(index.dtype, np.integer) or index.min() < -self.X.shape[0]
+                             or index.max() >= self.X.shape[0]):
+            raise ValueError(f"row indices must be integers in 0 .. {self.X.shape[0] - 1}")
+        return MultiTaskDataset(self.name, self.tasks, self.X[index], self.Y[index], self.split[index],
+                                self.feature_names, row_task=None if self.row_task is None else self.row_task[index],
+                                info={**self.info, "row_subset": int(index.size)})
+
     def with_train_fraction(self, fraction: float, seed: int = 0) -> "MultiTaskDataset":
         """A copy training on a seeded random ``fraction`` of the training rows.
 
@@ -196,7 +263,8 @@ class MultiTaskDataset:
         """A content hash of the arrays, splits and task specs (hex, 16 chars).
 
         Two datasets with equal fingerprints give equal training runs, so the run
-        store keys stored results by it.
+        store keys stored results by it. The hash covers each array's shape, so
+        images and the same values flattened into a table differ.
         """
         h = hashlib.sha256()
         for arr in (self.X, self.Y, self.split):
@@ -217,6 +285,8 @@ class MultiTaskDataset:
             "validation": int((self.split == VALIDATION).sum()),
             "test": int((self.split == TEST).sum()),
         }
+        if self.X.ndim > 2:  # tables keep their summary as it was
+            out["input_shape"] = list(self.input_shape)
         out["labels_per_task"] = {
             t.name: int((~np.isnan(self.Y[:, i])).sum()) for i, t in enumerate(self.tasks)
         }

@@ -1,7 +1,8 @@
-"""User files: CSV and Parquet tables turned into a :class:`MultiTaskDataset`.
+"""User files: CSV and Parquet tables, and ``.npz`` arrays, turned into a :class:`MultiTaskDataset`.
 
 The command line's ``--data FILE --tasks a,b,c [--features ...] [--task-column COL
---label COL] [--impute mean]`` lands in :func:`dataset_from_file`.
+--label COL] [--impute mean]`` lands in :func:`dataset_from_file`. A ``.npz``
+file holds arrays of any shape (images, sequences; :mod:`negtransfer.data.arrays`).
 """
 
 from __future__ import annotations
@@ -201,7 +202,9 @@ def dataset_from_file(path: str | Path, *, name: str | None = None, **kwargs: An
     Parameters
     ----------
     path : str or Path
-        A ``.csv``, ``.csv.gz`` or ``.parquet`` file, or a folder in the ETAP
+        A ``.csv``, ``.csv.gz`` or ``.parquet`` file; a ``.npz`` file of arrays
+        (:func:`negtransfer.data.arrays.load_npz`; then ``tasks``, ``task_kinds``,
+        ``seed``, ``fractions`` and ``info`` apply); or a folder in the ETAP
         public code's ``Task_Splits`` format (:mod:`negtransfer.data.task_splits`;
         then only ``tasks`` and ``seed`` apply).
     name : str, optional
@@ -217,6 +220,8 @@ def dataset_from_file(path: str | Path, *, name: str | None = None, **kwargs: An
         ``info["source"]`` is the resolved file path.
     """
     path = Path(path)
+    if path.name.lower().endswith(".npz") and not path.is_dir():
+        return _dataset_from_npz(path, name, kwargs)
     if path.is_dir():
         from negtransfer.data.task_splits import is_task_splits_folder, load_task_splits
 
@@ -233,3 +238,20 @@ def dataset_from_file(path: str | Path, *, name: str | None = None, **kwargs: An
     stem = path.name[: -len(suffix)] if suffix and path.name.lower().endswith(suffix) else path.stem
     info = {"source": str(path.resolve()), "license": "user data (your own terms)", **dict(kwargs.pop("info", None) or {})}
     return dataset_from_frame(frame, name=name or stem, info=info, **kwargs)
+
+
+#: Options of :func:`dataset_from_file` that a ``.npz`` file of arrays takes.
+_NPZ_OPTIONS = ("tasks", "task_kinds", "seed", "fractions", "info")
+_TABLE_FLAGS = {"features": "--features", "task_column": "--task-column", "label_column": "--label",
+                "impute": "--impute", "time_column": "time_column"}
+
+
+def _dataset_from_npz(path: Path, name: str | None, kwargs: dict) -> MultiTaskDataset:
+    from negtransfer.data.arrays import load_npz
+
+    table_only = sorted(k for k, v in kwargs.items() if k not in _NPZ_OPTIONS and v is not None)
+    if table_only:
+        flags = ", ".join(_TABLE_FLAGS.get(k, k) for k in table_only)
+        raise DataError(f"{str(path)!r} is a .npz file of arrays (X, Y, ...); {flags} only apply to tables: leave "
+                        f"them out (the file's own arrays say the tasks' rows: row_task, split)")
+    return load_npz(path, name=name, **{k: v for k, v in kwargs.items() if v is not None})
