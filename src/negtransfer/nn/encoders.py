@@ -22,7 +22,7 @@ vectorised stack (:class:`~negtransfer.nn.stacked.StackedModel`).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -62,8 +62,9 @@ class MatmulConv2d(nn.Module):
 
     ``torch.func.vmap`` turns ``nn.Conv2d`` over stacked weights into one grouped
     convolution, whose kernels (and rounding) change with the number of groups,
-    i.e. with the stack; unfolding the patches and multiplying by the weight
-    matrix keeps every model's arithmetic the same in a stack of any size.
+    i.e. with the stack; gathering the patches of the whole batch into one matrix
+    and multiplying it by the weight matrix (one product per model) keeps every
+    model's arithmetic the same in a stack of any size.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
@@ -76,12 +77,15 @@ class MatmulConv2d(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = x.shape
-        cols = torch.nn.functional.unfold(x, self.kernel_size, padding=self.padding)  # (B, C k k, L)
-        out = self.weight.flatten(1) @ cols + self.bias[:, None]
-        h = H + 2 * self.padding - self.kernel_size + 1
-        w = W + 2 * self.padding - self.kernel_size + 1
-        return out.reshape(B, -1, h, w)
+        B, C, H, W = x.shape
+        k, pad = self.kernel_size, self.padding
+        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad)) if pad else x
+        h, w = H + 2 * pad - k + 1, W + 2 * pad - k + 1
+        # every patch of every example as one column: (C k k, B h w), so one matrix product serves the batch
+        shifted = torch.stack([padded[:, :, i:i + h, j:j + w] for i in range(k) for j in range(k)])
+        columns = shifted.permute(2, 0, 1, 3, 4).reshape(C * k * k, B * h * w)
+        out = (self.weight.flatten(1) @ columns).reshape(-1, B, h, w).transpose(0, 1)
+        return out + self.bias[:, None, None]
 
 
 def cnn(input_shape: Sequence[int], outputs: Sequence[int], *, channels: Sequence[int] = (8, 16),
@@ -133,8 +137,8 @@ class LSTMEncoder(nn.Module):
         projected = self.input(x)  # (B, T, 4 hidden): the input's share of every gate, all steps at once
         h = projected.new_zeros(projected.shape[0], self.hidden)
         c = torch.zeros_like(h)
-        for step in range(projected.shape[1]):
-            gates = projected[:, step] + self.recurrent(h)
+        for step_input in projected.unbind(1):  # (unbind's backward is one stack, not a zero-filled copy per step)
+            gates = step_input + self.recurrent(h)
             i, f, g, o = gates.chunk(4, dim=-1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
@@ -217,5 +221,5 @@ def transformer(input_shape: Sequence[int], outputs: Sequence[int], *, width: in
 
 
 #: The built-in factories by name (``--encoder``).
-BUILTIN_ENCODERS = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "transformer": transformer}
+BUILTIN_ENCODERS: dict[str, Callable[..., Any]] = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "transformer": transformer}
 

@@ -269,15 +269,7 @@ def train_group_models(
     :class:`~negtransfer.nn.stacked.UnstackableModelWarning` saying why.
     """
     n_tasks = dataset.n_tasks
-    group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
-    for g in group_idx:
-        if not g or min(g) < 0 or max(g) >= n_tasks:
-            raise ValueError(f"group {g} is empty or names a task outside 0..{n_tasks - 1}")
-    reps = [0] * len(group_idx) if repeats is None else [int(r) for r in repeats]
-    if len(reps) != len(group_idx):
-        raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
-    if len(set(zip(group_idx, reps, strict=True))) != len(group_idx):
-        raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
+    group_idx, reps = _checked_runs(groups, repeats, n_tasks)
     per_task = config.per_task_batches(dataset.row_task is not None)
     if config.stopping_task is not None:
         if config.stopping_task >= n_tasks:
@@ -347,6 +339,20 @@ def build_stack(dataset: MultiTaskDataset, config: TrainConfig, seeds: Sequence[
 def stack_state(model: Stack) -> list[torch.Tensor]:
     """Everything that makes up a stack's models: its parameters, then its buffers (if any)."""
     return list(model.parameters()) + list(model.buffers())
+
+
+def _checked_runs(groups, repeats, n_tasks: int) -> tuple[list[tuple[int, ...]], list[int]]:
+    """The groups as sorted index tuples and each run's repeat; ValueError for a bad group or a run named twice."""
+    group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
+    for g in group_idx:
+        if not g or min(g) < 0 or max(g) >= n_tasks:
+            raise ValueError(f"group {g} is empty or names a task outside 0..{n_tasks - 1}")
+    reps = [0] * len(group_idx) if repeats is None else [int(r) for r in repeats]
+    if len(reps) != len(group_idx):
+        raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
+    if len(set(zip(group_idx, reps, strict=True))) != len(group_idx):
+        raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
+    return group_idx, reps
 
 
 def _padded_width(rows: int) -> int:

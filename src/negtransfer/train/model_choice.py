@@ -199,11 +199,9 @@ class ModelChoice:
 
         from negtransfer.nn.encoders import BUILTIN_ENCODERS
 
-        make = getattr(self, "_callable", None)
-        if make is None and self.factory is None:
-            make = BUILTIN_ENCODERS[self.encoder]
-        elif make is None:
-            make = self._import_factory()
+        make: Callable | None = getattr(self, "_callable", None)
+        if make is None:
+            make = BUILTIN_ENCODERS[self.encoder] if self.factory is None else self._import_factory()
         return functools.partial(make, **dict(self.arguments)) if self.arguments else make
 
     def _source_file(self, target: str) -> Path:
