@@ -135,3 +135,33 @@ def test_bad_model_choices_are_refused_with_the_fix(tmp_path):
         ModelChoice(factory=f"{path}:make").factory_function()
     with pytest.raises(ValueError, match="module-level function"):
         ModelChoice.from_callable(lambda s, o: None)
+
+
+def test_pcgrad_and_per_task_rows_work_with_a_factory_model_stacked_as_alone(shaped_data, example_shapes):
+    data = shaped_data(example_shapes["lstm"])
+    cfg = TrainConfig(model="lstm", gradient_aggregation="pcgrad", max_epochs=3, lr=0.05)
+    together = train_group_models(data, GROUPS[2:], cfg, seed=1)
+    for g, res in zip(GROUPS[2:], together, strict=True):
+        _same(res, train_group_models(data, [g], cfg, seed=1)[0])
+    rows = shaped_data(example_shapes["cnn"], n_rows=120)
+    rows.Y[:] = np.nan
+    rows.row_task = np.arange(120) % 3
+    full = shaped_data(example_shapes["cnn"], n_rows=120).Y
+    rows.Y[np.arange(120), rows.row_task] = np.nan_to_num(full[np.arange(120), rows.row_task])
+    cfg = TrainConfig(model="cnn", max_epochs=2, lr=0.05)
+    together = train_group_models(rows, GROUPS[2:], cfg, seed=1)
+    for g, res in zip(GROUPS[2:], together, strict=True):
+        _same(res, train_group_models(rows, [g], cfg, seed=1)[0])
+
+
+def test_tag_lookahead_runs_on_a_model_that_cannot_stack_without_touching_its_buffers(shaped_data):
+    from negtransfer.affinity.training import train_with_affinity
+
+    data = shaped_data((2, 3))
+    cfg = TrainConfig(model=ModelChoice.from_callable(batch_norm_model), max_epochs=2, lr=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnstackableModelWarning)
+        tracker, result, _ = train_with_affinity(data, cfg, seed=0, kind="tag")
+        plain = train_group_models(data, [(0, 1, 2)], cfg, seed=0)[0]
+    assert np.isfinite(tracker.affinity_matrix).all()
+    _same(result, plain)  # the lookahead passes leave the batch-norm statistics alone

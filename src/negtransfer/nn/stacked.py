@@ -135,13 +135,16 @@ class StackedModel(nn.Module):
         *input_shape), one batch per model. Without gradients, the rows are
         run :data:`EVALUATION_ROWS` at a time.
         """
-        return self.forward_with(list(self.stack), x)
+        return self.forward_with(list(self.stack), x, update_buffers=True)
 
-    def forward_with(self, parameters: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def forward_with(self, parameters: Sequence[torch.Tensor], x: torch.Tensor, *,
+                     update_buffers: bool = False) -> torch.Tensor:
         """:meth:`forward` with other stacked parameters (one tensor per parameter, in ``parameters()`` order).
 
         Their leading size is the number of models evaluated (e.g. TAG's
-        lookahead: one moved encoder per source task).
+        lookahead: one moved encoder per source task). A model with buffers
+        (one that cannot be stacked) runs each of them with model 0's buffers,
+        left unchanged unless ``update_buffers``.
         """
         K = parameters[0].shape[0]
         if x.dim() == len(self.input_shape) + 1:
@@ -151,17 +154,19 @@ class StackedModel(nn.Module):
                              f"got {tuple(x.shape)}")
         rows = x.shape[1]
         if not torch.is_grad_enabled() and rows > EVALUATION_ROWS:
-            return torch.cat([self._run(parameters, x[:, start:start + EVALUATION_ROWS])
+            return torch.cat([self._run(parameters, x[:, start:start + EVALUATION_ROWS], update_buffers)
                               for start in range(0, rows, EVALUATION_ROWS)], dim=1)
-        return self._run(parameters, x)
+        return self._run(parameters, x, update_buffers)
 
-    def _run(self, parameters: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def _run(self, parameters: Sequence[torch.Tensor], x: torch.Tensor, update_buffers: bool) -> torch.Tensor:
         params = dict(zip(self.parameter_names, parameters, strict=True))
         buffers = dict(zip(self.buffer_names, self.stacked_buffers(), strict=True))
-        if not self.stackable:
-            one = functional_call(self.base, ({n: p[0] for n, p in params.items()},
-                                              {n: b[0] for n, b in buffers.items()}), (x[0],))
-            return one.unsqueeze(0)
+        if not self.stackable:  # one model after another, through the model's own forward pass
+            outs = []
+            for k in range(x.shape[0]):
+                own = {n: b[0] if update_buffers and x.shape[0] == 1 else b[0].clone() for n, b in buffers.items()}
+                outs.append(functional_call(self.base, ({n: p[k] for n, p in params.items()}, own), (x[k],)))
+            return torch.stack(outs)
         x = x.contiguous()  # a shared batch is materialised per model: the same kernels for any stack
         single = self.pair_single and x.shape[0] == 1
         if single:  # an unused copy: the stack's kernels, and a zero cotangent for the copy's parameters
