@@ -165,3 +165,19 @@ def test_tag_lookahead_runs_on_a_model_that_cannot_stack_without_touching_its_bu
         plain = train_group_models(data, [(0, 1, 2)], cfg, seed=0)[0]
     assert np.isfinite(tracker.affinity_matrix).all()
     _same(result, plain)  # the lookahead passes leave the batch-norm statistics alone
+
+
+def wrong_width(input_shape, outputs):
+    return nn.Flatten(), [nn.Linear(6, 2) for _ in outputs]
+
+
+def test_check_model_refuses_a_bad_factory_before_training_and_notes_one_that_cannot_stack(shaped_data):
+    from negtransfer.train.batched import check_model
+
+    data = shaped_data((2, 3))
+    with pytest.raises(ValueError, match="head 0 .* must return \\(2, 1\\)"):
+        check_model(data, TrainConfig(model=wrong_width))
+    with pytest.raises(ValueError, match="head 0"):
+        train_group_models(data, [(0,)], TrainConfig(model=wrong_width), seed=0)
+    assert check_model(data, TrainConfig(model=dropout_model)).note
+    assert check_model(data, TrainConfig(model="mlp")).stackable

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.nn.contract import check_factory
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
@@ -190,8 +191,33 @@ def model_stacking_plan(config: TrainConfig, input_shape: Sequence[int], outputs
         return StackingPlan(True)
     key = (config.model, tuple(input_shape), tuple(outputs), int(rows))
     if key not in _PLANS:
-        _PLANS[key] = stacking_plan(config.model.factory_function(), input_shape, outputs, rows=rows)
+        make = config.model.factory_function()
+        check_factory(make, input_shape, outputs)
+        _PLANS[key] = stacking_plan(make, input_shape, outputs, rows=rows)
     return _PLANS[key]
+
+
+def check_model(dataset: MultiTaskDataset, config: TrainConfig) -> StackingPlan:
+    """Check ``config.model`` on ``dataset`` before any training; how its models will train.
+
+    Resolves the factory, builds one model and runs it on a dummy batch
+    (:func:`~negtransfer.nn.contract.check_factory`), then decides whether its
+    models stack (:func:`~negtransfer.nn.stacked.stacking_plan`). A job calls
+    this at its boundary: a bad factory (missing file or function, wrong
+    return, head count or output width, a model that raises) ends in one
+    ValueError, and ``plan.note`` (not None) is the ``note:`` line of a model
+    trained one at a time.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and its fix.
+    """
+    outputs = [task.output_dim for task in dataset.tasks]
+    shape = dataset.X.shape[1:]
+    if config.model.is_default:
+        return StackingPlan(True)
+    return model_stacking_plan(config, shape, outputs, _batch_width(config.batch_size, 1))
 
 
 

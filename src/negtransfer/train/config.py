@@ -201,7 +201,8 @@ class TrainConfig:
         ``mlp`` with widths ``hidden`` (default; the hand-fused stacked MLP),
         another built-in encoder (``cnn``, ``lstm``, ``transformer``) or a
         user factory. A string is read as a built-in encoder's name or a
-        factory reference ``"FILE.py:FUNCTION"`` / ``"package.module:FUNCTION"``.
+        factory reference ``"FILE.py:FUNCTION"`` / ``"package.module:FUNCTION"``;
+        a function as :meth:`ModelChoice.from_callable`.
         Part of the run key unless it is the default.
     """
 
@@ -235,6 +236,8 @@ class TrainConfig:
         if isinstance(self.model, str):
             choice = ModelChoice(factory=self.model) if ":" in self.model else ModelChoice(encoder=self.model)
             object.__setattr__(self, "model", choice)
+        elif callable(self.model):  # the API path: a factory function given directly
+            object.__setattr__(self, "model", ModelChoice.from_callable(self.model))
         if not isinstance(self.model, ModelChoice):
             raise ValueError(f"model must be a ModelChoice or an encoder name, got {type(self.model).__name__}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
