@@ -10,8 +10,8 @@ vectorised stack (:class:`~negtransfer.nn.stacked.StackedModel`).
   :class:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP` with widths
   ``TrainConfig.hidden``; this factory is the same architecture in the
   contract's form, with PyTorch's default initialisation.)
-* ``cnn``: images ``(C, H, W)``: 3 x 3 convolutions with ReLU and 2 x 2 max
-  pooling, then one ReLU layer; linear heads.
+* ``cnn``: images ``(C, H, W)``: 3 x 3 convolutions of stride 2 with ReLU,
+  then one ReLU layer; linear heads.
 * ``lstm``: sequences ``(T, F)``: a one-layer LSTM (written out, so it
   vectorises over stacked models), its last hidden state; feed-forward heads
   (one ReLU layer), the ETAP Ridership setting.
@@ -58,7 +58,7 @@ def mlp(input_shape: Sequence[int], outputs: Sequence[int], *, hidden: Sequence[
 
 
 class MatmulConv2d(nn.Module):
-    """A 2-D convolution (stride 1, zero padding) as unfold then matrix product; ``nn.Conv2d``'s initialisation.
+    """A 2-D convolution (zero padding) as one matrix product over gathered patches; ``nn.Conv2d``'s initialisation.
 
     ``torch.func.vmap`` turns ``nn.Conv2d`` over stacked weights into one grouped
     convolution, whose kernels (and rounding) change with the number of groups,
@@ -67,9 +67,9 @@ class MatmulConv2d(nn.Module):
     model's arithmetic the same in a stack of any size.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1, stride: int = 1):
         super().__init__()
-        self.kernel_size, self.padding = int(kernel_size), int(padding)
+        self.kernel_size, self.padding, self.stride = int(kernel_size), int(padding), int(stride)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -78,11 +78,12 @@ class MatmulConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        k, pad = self.kernel_size, self.padding
+        k, pad, s = self.kernel_size, self.padding, self.stride
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad)) if pad else x
-        h, w = H + 2 * pad - k + 1, W + 2 * pad - k + 1
+        h, w = (H + 2 * pad - k) // s + 1, (W + 2 * pad - k) // s + 1
         # every patch of every example as one column: (C k k, B h w), so one matrix product serves the batch
-        shifted = torch.stack([padded[:, :, i:i + h, j:j + w] for i in range(k) for j in range(k)])
+        shifted = torch.stack([padded[:, :, i:i + s * (h - 1) + 1:s, j:j + s * (w - 1) + 1:s]
+                               for i in range(k) for j in range(k)])
         columns = shifted.permute(2, 0, 1, 3, 4).reshape(C * k * k, B * h * w)
         out = (self.weight.flatten(1) @ columns).reshape(-1, B, h, w).transpose(0, 1)
         return out + self.bias[:, None, None]
@@ -98,19 +99,20 @@ def cnn(input_shape: Sequence[int], outputs: Sequence[int], *, channels: Sequenc
     Parameters
     ----------
     channels : sequence of int
-        Output channels of each block (3 x 3 convolution, padding 1, ReLU, then
-        2 x 2 max pooling while the image is at least 2 x 2).
+        Output channels of each block: a 3 x 3 convolution (padding 1) with
+        stride 2 while the image is at least 2 x 2 (it halves the image, in
+        place of pooling: the all-convolutional form, cheaper than a
+        convolution and a max pooling), then ReLU.
     hidden : int
         Width of the ReLU layer on the flattened feature maps (the features).
     """
     c, h, w = _check_shape("cnn", input_shape, 3, "(channels, height, width)")
     layers: list[nn.Module] = []
     for out in channels:
-        layers += [MatmulConv2d(c, int(out)), nn.ReLU()]
+        stride = 2 if h >= 2 and w >= 2 else 1
+        layers += [MatmulConv2d(c, int(out), stride=stride), nn.ReLU()]
         c = int(out)
-        if h >= 2 and w >= 2:
-            layers.append(nn.MaxPool2d(2))
-            h, w = h // 2, w // 2
+        h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
     layers += [nn.Flatten(), nn.Linear(c * h * w, int(hidden)), nn.ReLU()]
     return nn.Sequential(*layers), _linear_heads(int(hidden), outputs)
 
