@@ -38,9 +38,9 @@ def test_a_model_trained_in_a_stack_equals_it_trained_alone_bit_for_bit(encoder,
 
 
 def test_training_a_factory_model_lowers_the_loss_and_keeps_its_best_weights(shaped_data, example_shapes):
-    data = shaped_data(example_shapes["cnn"], n_rows=160)
-    short = TrainConfig(model="cnn", max_epochs=1, lr=0.05)
-    longer = TrainConfig(model="cnn", max_epochs=12, patience=3, lr=0.05)
+    data = shaped_data(example_shapes["cnn"], n_rows=300)
+    short = TrainConfig(model="cnn", max_epochs=1, lr=0.1)
+    longer = TrainConfig(model="cnn", max_epochs=12, patience=3, lr=0.1)
     r1 = train_group_models(data, [(0, 1, 2)], short, seed=0)[0]
     r2 = train_group_models(data, [(0, 1, 2)], longer, seed=0, keep_parameters=True)[0]
     assert sum(r2.val_loss.values()) < sum(r1.val_loss.values())
