@@ -215,10 +215,12 @@ class StackingPlan:
     stackable : bool
         Models of the factory share one vectorised stack.
     pair_single : bool
-        A stack of one model runs as a pair (the model and an unused copy): for
-        some shapes a batched product over one model takes another kernel (and
-        rounding) than over two or more (e.g. a head of output width 1), so a
-        model alone would differ from the same model in a stack.
+        A stack of one model runs as a pair (the model and an unused copy),
+        always for a stacked model: for some shapes a batched product over one
+        model takes another kernel (and rounding) than over two or more (e.g. a
+        head of output width 1, or any shape the probe did not try), so a model
+        alone, or the last model of a stack whose partners stopped, would
+        differ from the same model in a larger stack.
     note : str or None
         Why the models are trained one at a time (for a ``note:``), else None.
     """
@@ -237,9 +239,9 @@ def stacking_plan(make: Callable, input_shape: Sequence[int], outputs: Sequence[
     operations refused), as a stack of two and of one, and each model alone.
     The models stack when ``vmap`` runs them, each slice matches the model run
     alone (to rounding) and a model's slice is bit for bit the same in stacks
-    of two and three models (and in a forward pass of :data:`EVALUATION_ROWS`
-    rows without gradients). A stack of one runs as a pair when its numbers
-    differ from the larger stacks' (:attr:`StackingPlan.pair_single`).
+    of two and three models and in a stack of one run as a pair (and in a
+    forward pass of :data:`EVALUATION_ROWS` rows without gradients); a stack
+    of one always runs as a pair (:attr:`StackingPlan.pair_single`).
 
     Returns
     -------
@@ -275,9 +277,6 @@ def stacking_plan(make: Callable, input_shape: Sequence[int], outputs: Sequence[
         return StackingPlan(False, note="the model's numbers would depend on its stack partners in the last bits "
                                         "(e.g. nn.Conv2d becomes a grouped convolution whose kernel depends on "
                                         "the stack), so models are trained one at a time")
-    one = _probe_run(make, shape, outputs, 1, x, x_eval, pair_single=False)
-    if all(torch.equal(a, b[:1]) for a, b in zip(one, three, strict=True)):
-        return StackingPlan(True)
     paired = _probe_run(make, shape, outputs, 1, x, x_eval, pair_single=True)
     if all(torch.equal(a, b[:1]) for a, b in zip(paired, three, strict=True)):
         return StackingPlan(True, pair_single=True)

@@ -351,12 +351,12 @@ def build_stack(dataset: MultiTaskDataset, config: TrainConfig, seeds: Sequence[
 
     The built-in MLP is the hand-fused :class:`StackedHardSharingMLP`; any
     other model a :class:`StackedModel` of its factory, run as ``plan`` says
-    (default: stackable, no pairing).
+    (default: stacked, a stack of one run as a pair).
     """
     layout = TaskLossLayout(dataset.tasks)
     if config.model.is_default:
         return StackedHardSharingMLP(int(np.prod(dataset.X.shape[1:])), config.hidden, layout.n_outputs, seeds)
-    plan = plan or StackingPlan(True)
+    plan = plan or StackingPlan(True, pair_single=True)
     return StackedModel(config.model.factory_function(), dataset.X.shape[1:],
                         [task.output_dim for task in dataset.tasks], seeds, stackable=plan.stackable,
                         pair_single=plan.pair_single)
