@@ -91,3 +91,40 @@ def count_stored(db, query="SELECT COUNT(*) FROM runs"):
 @pytest.fixture
 def stored_count():
     return count_stored
+
+
+# --- examples of any shape (issue 24: images and sequences for the any-model tests) -----------------------
+
+#: A small example shape per built-in encoder.
+EXAMPLE_SHAPES = {"cnn": (1, 6, 6), "lstm": (5, 2), "transformer": (5, 2), "mlp": (2, 3)}
+
+
+def shaped_dataset(shape, n_rows=96, seed=0):
+    """Binary, multiclass and regression tasks on examples of ``shape`` (X of N x shape), some labels missing."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, *shape)).astype(np.float32)
+    flat = X.reshape(n_rows, -1)
+    z = flat @ rng.normal(size=(flat.shape[1], 3)) / np.sqrt(flat.shape[1])
+    Y = np.stack([(z[:, 0] > 0).astype(float), np.digitize(z[:, 1], [-0.5, 0.5]).astype(float), z[:, 2]], axis=1)
+    Y[rng.random(Y.shape) < 0.15] = np.nan
+    split = rng.choice([0, 0, 0, 1, 2], size=n_rows).astype(np.int8)
+    tasks = (TaskSpec("a", "binary", (0, 1)), TaskSpec("b", "multiclass", ("lo", "mid", "hi")),
+             TaskSpec("c", "regression"))
+    try:
+        return MultiTaskDataset("shaped", tasks, X, Y, split, tuple(f"x{i}" for i in range(flat.shape[1])))
+    except ValueError:  # a dataset class that holds only tables: build it flat, then give it the examples' shape
+        data = MultiTaskDataset("shaped", tasks, flat, Y, split, tuple(f"x{i}" for i in range(flat.shape[1])))
+        data.X = X
+        return data
+
+
+@pytest.fixture
+def shaped_data():
+    """``shaped_dataset(shape, n_rows=96, seed=0)``: a small dataset whose examples have ``shape``."""
+    return shaped_dataset
+
+
+@pytest.fixture
+def example_shapes():
+    """A small example shape per built-in encoder."""
+    return EXAMPLE_SHAPES

@@ -114,10 +114,11 @@ def stacked_lookahead_affinity(
 
     Parameters
     ----------
-    model : StackedHardSharingMLP
-        A stack of one model (the all-task model), at its current parameters.
+    model : StackedHardSharingMLP or StackedModel
+        A stack of one model (the all-task model), at its current parameters;
+        the built-in MLP's or any factory's (:class:`~negtransfer.nn.stacked.StackedModel`).
     x, y : Tensor
-        The step's batch: rows x features (or 1 x rows x features) and the labels.
+        The step's batch: rows x example shape (or 1 x rows x example shape) and the labels.
     layout : TaskLossLayout
         Per-task losses of the model's outputs.
     updates : sequence of Tensor
@@ -138,6 +139,11 @@ def stacked_lookahead_affinity(
     with torch.no_grad():
         shared = [p.detach() for p in model.shared_parameters()]
         moved = [p - lr * u.reshape((T,) + tuple(p.shape[1:])) for p, u in zip(shared, updates, strict=True)]
+        if hasattr(model, "forward_with"):  # any factory's StackedModel: the T moved encoders as a stack of T
+            heads = [h.detach().expand(T, *h.shape[1:]) for h in model.head_parameters()]
+            single = x if x.dim() == len(model.input_shape) + 1 else x[0]
+            after, _ = layout.task_losses(model.forward_with(moved + heads, single), y if y.dim() == 2 else y[0])
+            return (1.0 - after / losses.detach().reshape(1, -1)) / lr
         weights = moved[0::2] + [model.weights[-1].detach().expand(T, -1, -1)]
         biases = moved[1::2] + [model.biases[-1].detach().expand(T, -1, -1)]
         h = (x if x.dim() == 2 else x[0]).unsqueeze(0).expand(T, -1, -1)

@@ -38,15 +38,19 @@ PyTorch (tests/train/test_batched.py checks it):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
-from typing import Callable, Iterable, Sequence
+import warnings
+from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 import torch
 
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.nn.contract import check_factory
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
+from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.losses import TaskLossLayout
@@ -122,7 +126,7 @@ class _StackOptimizer:
         self.state = [torch.zeros_like(p) for p in params]
         if config.optimizer == "adam":
             self.state2 = [torch.zeros_like(p) for p in params]
-            self.steps = torch.zeros(params[0].shape[0], 1, 1, device=params[0].device)
+            self.steps = torch.zeros(params[0].shape[0], device=params[0].device)
 
     def keep(self, keep: torch.Tensor) -> None:
         self.state = [s.index_select(0, keep) for s in self.state]
@@ -136,11 +140,12 @@ class _StackOptimizer:
         if cfg.optimizer == "sgd" and bool(active.all()):
             self._sgd_step_all(grads)
             return
-        mask = active.view(-1, 1, 1)
         if cfg.optimizer == "adam":
-            self.steps = torch.where(mask, self.steps + 1, self.steps)
-            bc1, bc2 = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
+            self.steps = torch.where(active, self.steps + 1, self.steps)
+            corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            shape = (-1,) + (1,) * (p.dim() - 1)  # one entry per model, broadcast over the parameter's own axes
+            mask = active.view(shape)
             if cfg.optimizer == "sgd":
                 direction, buf = sgd_direction(g, self.state[i], p, momentum=cfg.momentum,
                                                weight_decay=cfg.weight_decay)
@@ -151,7 +156,8 @@ class _StackOptimizer:
                                     weight_decay=cfg.weight_decay)
                 self.state[i] = torch.where(mask, m, self.state[i])
                 self.state2[i] = torch.where(mask, v, self.state2[i])
-                direction = adam_direction(m, v, bc1, bc2, eps=cfg.adam_eps)
+                direction = adam_direction(m, v, corrections[0].view(shape), corrections[1].view(shape),
+                                           eps=cfg.adam_eps)
             p.copy_(torch.where(mask, p - direction * self.lr, p))
 
     def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
@@ -167,7 +173,52 @@ class _StackOptimizer:
         return [s[model] for s in self.state]
 
 
-StepHook = Callable[[torch.Tensor, StackedHardSharingMLP, "_StackOptimizer", tuple], "list[torch.Tensor] | None"]
+#: A stack of models: the hand-fused built-in MLP or any factory's :class:`~negtransfer.nn.stacked.StackedModel`.
+Stack = Union[StackedHardSharingMLP, StackedModel]
+StepHook = Callable[[torch.Tensor, Stack, "_StackOptimizer", tuple], "list[torch.Tensor] | None"]
+
+_PLANS: dict[tuple, StackingPlan] = {}
+
+
+def model_stacking_plan(config: TrainConfig, input_shape: Sequence[int], outputs: Sequence[int],
+                        rows: int) -> StackingPlan:
+    """How ``config.model`` trains on examples of ``input_shape`` (:func:`~negtransfer.nn.stacked.stacking_plan`).
+
+    The built-in MLP always stacks (its hand-fused form); another model is
+    probed once per process for each shape, output layout and batch width.
+    """
+    if config.model.is_default:
+        return StackingPlan(True)
+    key = (config.model, tuple(input_shape), tuple(outputs), int(rows))
+    if key not in _PLANS:
+        make = config.model.factory_function()
+        check_factory(make, input_shape, outputs)
+        _PLANS[key] = stacking_plan(make, input_shape, outputs, rows=rows)
+    return _PLANS[key]
+
+
+def check_model(dataset: MultiTaskDataset, config: TrainConfig) -> StackingPlan:
+    """Check ``config.model`` on ``dataset`` before any training; how its models will train.
+
+    Resolves the factory, builds one model and runs it on a dummy batch
+    (:func:`~negtransfer.nn.contract.check_factory`), then decides whether its
+    models stack (:func:`~negtransfer.nn.stacked.stacking_plan`). A job calls
+    this at its boundary: a bad factory (missing file or function, wrong
+    return, head count or output width, a model that raises) ends in one
+    ValueError, and ``plan.note`` (not None) is the ``note:`` line of a model
+    trained one at a time.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and its fix.
+    """
+    outputs = [task.output_dim for task in dataset.tasks]
+    shape = dataset.X.shape[1:]
+    if config.model.is_default:
+        return StackingPlan(True)
+    return model_stacking_plan(config, shape, outputs, _batch_width(config.batch_size, 1))
+
 
 
 def train_group_models(
@@ -223,23 +274,28 @@ def train_group_models(
         list ``[W1, b1, W2, b2, ...]`` of CPU tensors, weights shaped
         (fan_in, fan_out) and biases (fan_out,) as in
         :func:`~negtransfer.nn.hard_sharing.init_parameters` (e.g. for GRAD-TAE's
-        gradients at the trained point). Not meant for the run store.
+        gradients at the trained point); for a model of another factory its
+        state dict (name to CPU tensor). Not meant for the run store.
 
     Returns
     -------
     list of ModelResult
         In the order of ``groups``.
+
+    Notes
+    -----
+    ``config.model`` chooses the network. The default, the built-in MLP, runs
+    as the hand-fused :class:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP`;
+    any other model as a :class:`~negtransfer.nn.stacked.StackedModel` of its
+    factory (``vmap`` over stacked parameters), when
+    :func:`~negtransfer.nn.stacked.stacking_plan` finds that it stacks without
+    changing any model's numbers. Otherwise every model is trained alone (a
+    stack of one, the model's own forward pass, torch's global generator
+    seeded by its training seed for dropout), with an
+    :class:`~negtransfer.nn.stacked.UnstackableModelWarning` saying why.
     """
     n_tasks = dataset.n_tasks
-    group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
-    for g in group_idx:
-        if not g or min(g) < 0 or max(g) >= n_tasks:
-            raise ValueError(f"group {g} is empty or names a task outside 0..{n_tasks - 1}")
-    reps = [0] * len(group_idx) if repeats is None else [int(r) for r in repeats]
-    if len(reps) != len(group_idx):
-        raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
-    if len(set(zip(group_idx, reps, strict=True))) != len(group_idx):
-        raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
+    group_idx, reps = _checked_runs(groups, repeats, n_tasks)
     per_task = config.per_task_batches(dataset.row_task is not None)
     if config.stopping_task is not None:
         if config.stopping_task >= n_tasks:
@@ -253,6 +309,10 @@ def train_group_models(
                          "(the affinity trackers train the all-task model with the summed gradient); use 'sum'")
     if not group_idx:
         return []
+    if config.model.is_default and dataset.X.ndim > 2:  # the built-in MLP reads every example flattened
+        dataset = copy.copy(dataset)
+        dataset.X = dataset.X.reshape(dataset.X.shape[0], -1)
+    outputs = [task.output_dim for task in dataset.tasks]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -261,14 +321,64 @@ def train_group_models(
         for k, g in enumerate(group_idx):
             by_width.setdefault(_batch_width(config.batch_size, len(g) if per_task else 1), []).append(k)
         out: list[ModelResult | None] = [None] * len(group_idx)
-        for members in by_width.values():
-            results = _train(dataset, [group_idx[k] for k in members], [reps[k] for k in members], config, seed,
-                             on_epoch, step_hook, keep_test_predictions, keep_parameters)
-            for k, res in zip(members, results, strict=True):
-                out[k] = res
+        for width, members in by_width.items():
+            plan = model_stacking_plan(config, dataset.X.shape[1:], outputs, width)
+            if not plan.stackable:
+                warnings.warn(f"{config.model.name}: {plan.note}", UnstackableModelWarning, stacklevel=2)
+            for stack in ([members] if plan.stackable else [[k] for k in members]):
+                results = _train_stack(dataset, [group_idx[k] for k in stack], [reps[k] for k in stack], config,
+                                       seed, plan, on_epoch, step_hook, keep_test_predictions, keep_parameters)
+                for k, res in zip(stack, results, strict=True):
+                    out[k] = res
         return out  # type: ignore[return-value]
     finally:
         torch.set_num_threads(threads)
+
+
+def _train_stack(dataset, group_idx, reps, config, seed, plan: StackingPlan, *args) -> list[ModelResult]:
+    """:func:`_train` one stack; a model that cannot be stacked (one at a time) draws any random operation
+    (dropout) from torch's global generator seeded by its training seed."""
+    if plan.stackable:
+        return _train(dataset, group_idx, reps, config, seed, plan, *args)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(repeat_seed(seed, reps[0]) % (2**63))
+        return _train(dataset, group_idx, reps, config, seed, plan, *args)
+
+
+def build_stack(dataset: MultiTaskDataset, config: TrainConfig, seeds: Sequence[int],
+                plan: StackingPlan | None = None) -> Stack:
+    """The stack of ``len(seeds)`` models of ``config.model`` for ``dataset`` (on the CPU), model k from seeds[k].
+
+    The built-in MLP is the hand-fused :class:`StackedHardSharingMLP`; any
+    other model a :class:`StackedModel` of its factory, run as ``plan`` says
+    (default: stacked, a stack of one run as a pair).
+    """
+    layout = TaskLossLayout(dataset.tasks)
+    if config.model.is_default:
+        return StackedHardSharingMLP(int(np.prod(dataset.X.shape[1:])), config.hidden, layout.n_outputs, seeds)
+    plan = plan or StackingPlan(True, pair_single=True)
+    return StackedModel(config.model.factory_function(), dataset.X.shape[1:],
+                        [task.output_dim for task in dataset.tasks], seeds, stackable=plan.stackable,
+                        pair_single=plan.pair_single)
+
+
+def stack_state(model: Stack) -> list[torch.Tensor]:
+    """Everything that makes up a stack's models: its parameters, then its buffers (if any)."""
+    return list(model.parameters()) + list(model.buffers())
+
+
+def _checked_runs(groups, repeats, n_tasks: int) -> tuple[list[tuple[int, ...]], list[int]]:
+    """The groups as sorted index tuples and each run's repeat; ValueError for a bad group or a run named twice."""
+    group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
+    for g in group_idx:
+        if not g or min(g) < 0 or max(g) >= n_tasks:
+            raise ValueError(f"group {g} is empty or names a task outside 0..{n_tasks - 1}")
+    reps = [0] * len(group_idx) if repeats is None else [int(r) for r in repeats]
+    if len(reps) != len(group_idx):
+        raise ValueError(f"repeats has {len(reps)} entries for {len(group_idx)} groups")
+    if len(set(zip(group_idx, reps, strict=True))) != len(group_idx):
+        raise ValueError("a (group, repeat) pair appears twice; each run is trained once")
+    return group_idx, reps
 
 
 def _padded_width(rows: int) -> int:
@@ -307,10 +417,10 @@ class _Batches:
         self.task_batches = config.per_task_batches(dataset.row_task is not None)
         self.width = _batch_width(config.batch_size, len(groups[0]) if self.task_batches else 1)
         train = dataset.split == TRAIN
-        n, d = dataset.X.shape
+        n = dataset.X.shape[0]
         # the rows live on the training device; batch orders are drawn on the CPU (the same on every device)
         device = torch.device(config.device)
-        self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, d)]).to(device)
+        self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, *dataset.X.shape[1:])]).to(device)
         self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))]).to(device)
         self.pad = n
         self.seeds = [int(s) for s in seeds]
@@ -351,10 +461,11 @@ class _Batches:
         return torch.cat(parts) if parts else rows[:0]
 
     def _gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows ``index`` (K, width) of X and Y as (K, width, d) and (K, width, n_tasks)."""
+        """Rows ``index`` (K, width) of X and Y as (K, width, *example shape) and (K, width, n_tasks)."""
         flat = index.reshape(-1).to(self.X.device)
         K, width = index.shape
-        return (self.X.index_select(0, flat).view(K, width, -1), self.Y.index_select(0, flat).view(K, width, -1))
+        return (self.X.index_select(0, flat).view(K, width, *self.X.shape[1:]),
+                self.Y.index_select(0, flat).view(K, width, -1))
 
     @staticmethod
     def _oversampled(dataset, group, parts: list[torch.Tensor], gen: torch.Generator) -> list[torch.Tensor]:
@@ -444,7 +555,7 @@ def _padded_rows(X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.
     pad = _padded_width(X.shape[0]) - X.shape[0]
     if not pad:
         return X, Y
-    return (torch.cat([X, X.new_zeros(pad, X.shape[1])]),
+    return (torch.cat([X, X.new_zeros(pad, *X.shape[1:])]),
             torch.cat([Y, Y.new_full((pad, Y.shape[1]), float("nan"))]))
 
 
@@ -566,7 +677,7 @@ class _EarlyStopping:
         self.mask = self.mask[keep]
 
 
-def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_test_predictions=False,
+def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, keep_test_predictions=False,
            keep_parameters=False) -> list[ModelResult]:
     K = len(group_idx)
     t_start = time.perf_counter()
@@ -577,7 +688,7 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     init_seeds = [model_seed(s, everything if config.shared_init else g, dataset.n_tasks)
                   for s, g in zip(train_seeds, group_idx, strict=True)]
     device = torch.device(config.device)  # weights are drawn on the CPU, then moved
-    model = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds).to(device)
+    model = build_stack(dataset, config, init_seeds, plan).to(device)
     params = list(model.parameters())
     opt = _StackOptimizer([p.data for p in params], config)
 
@@ -587,12 +698,13 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
     X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
     batches = _Batches(dataset, group_idx, train_seeds, config)
 
-    state = _EarlyStopping(params, _group_mask(group_idx, dataset.n_tasks, device), device)
+    state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
                if config.gradient_aggregation != "sum" else None)
 
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
+        model.train()
         for xb, yb in batches.epoch(state.alive.tolist()):
             outputs = model(xb)
             sums, counts = layout.loss_sums(outputs, yb)
@@ -605,10 +717,11 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
             opt.step(grads, has_label)
         state.epochs_run[state.alive] = epoch
 
+        model.eval()
         with torch.no_grad():
             val_sums, val_counts = layout.loss_sums(model(X_val), Y_val)
             val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
-        still = state.update(epoch, val_total, params, config)
+        still = state.update(epoch, val_total, stack_state(model), config)
         if on_epoch is not None:
             on_epoch(epoch, int(still.sum()))
         if not bool(still.any()):
@@ -623,9 +736,9 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
 
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.
-    final = StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, init_seeds).to(device)
+    final = build_stack(dataset, config, init_seeds, plan).to(device).eval()
     with torch.no_grad():
-        for fp, bp in zip(final.parameters(), state.best_params, strict=True):
+        for fp, bp in zip(stack_state(final), state.best_params, strict=True):
             fp.copy_(bp)
     results = _evaluate(final, dataset, layout, group_idx, state.best_epoch, state.epochs_run, seconds,
                         keep_test_predictions)
@@ -633,13 +746,19 @@ def _train(dataset, group_idx, reps, config, seed, on_epoch, step_hook, keep_tes
         _add_estimate_half(final, dataset, layout, group_idx, results)
     for res, r in zip(results, reps, strict=True):
         res.repeat = r
-    _keep_parameters(results, state.best_params, len(final.weights), keep_parameters)
+    if isinstance(final, StackedModel):
+        if keep_parameters:
+            for k, res in enumerate(results):
+                res.extra["parameters"] = final.model_state(k)
+    else:
+        _keep_parameters(results, state.best_params, len(final.weights), keep_parameters)
     return results
 
 
 def _keep_parameters(results: list[ModelResult], stacked: list[torch.Tensor], n_layers: int, keep: bool) -> None:
     """With ``keep``: each model's weights ``[W1, b1, W2, b2, ...]`` (CPU) in ``extra["parameters"]``, taken from
-    a stack's parameters (every layer's weights, then every layer's biases)."""
+    a stack's parameters (every layer's weights, then every layer's biases) of the built-in MLP. (A factory's
+    model keeps its state dict, name to tensor: :meth:`StackedModel.model_state`.)"""
     if not keep:
         return
     weights, biases = stacked[:n_layers], stacked[n_layers:]

@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from negtransfer.train.model_choice import ModelChoice
+
 
 def check_positive_ints(config: Any, names: Iterable[str]) -> None:
     """Raise ValueError naming the first of ``names`` that is not a positive integer (bools refused)."""
@@ -194,6 +196,14 @@ class TrainConfig:
         ``"graddrop"`` (Chen et al., NeurIPS 2020). Task heads always get their
         own task's gradient; an STL model is unaffected.
         See :mod:`negtransfer.train.aggregation`.
+    model : ModelChoice
+        The network (:mod:`negtransfer.train.model_choice`): the built-in
+        ``mlp`` with widths ``hidden`` (default; the hand-fused stacked MLP),
+        another built-in encoder (``cnn``, ``lstm``, ``transformer``) or a
+        user factory. A string is read as a built-in encoder's name or a
+        factory reference ``"FILE.py:FUNCTION"`` / ``"package.module:FUNCTION"``;
+        a function as :meth:`ModelChoice.from_callable`.
+        Part of the run key unless it is the default.
     """
 
     hidden: tuple[int, ...] = (32, 16)
@@ -220,8 +230,16 @@ class TrainConfig:
     stopping_rows: str = "all"
     early_stopping: bool = True
     gradient_aggregation: str = "sum"
+    model: ModelChoice = ModelChoice()
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, str):
+            choice = ModelChoice(factory=self.model) if ":" in self.model else ModelChoice(encoder=self.model)
+            object.__setattr__(self, "model", choice)
+        elif callable(self.model):  # the API path: a factory function given directly
+            object.__setattr__(self, "model", ModelChoice.from_callable(self.model))
+        if not isinstance(self.model, ModelChoice):
+            raise ValueError(f"model must be a ModelChoice or an encoder name, got {type(self.model).__name__}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
         if not self.hidden or any(h < 1 for h in self.hidden):
@@ -288,16 +306,24 @@ class TrainConfig:
         return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as plain data; the model as :meth:`ModelChoice.to_dict`, left out when it is the default."""
+        data = {k: v for k, v in asdict(self).items() if k != "model"}
+        return data if self.model.is_default else {**data, "model": self.model.to_dict()}
 
     def hash_fields(self) -> dict:
         """The fields that key stored runs.
 
         Fields added after result format 4 enter only when they differ from
         their defaults, so runs stored with the defaults keep their keys (and
-        the grouping job its stored runs); any other value gives new keys.
+        the grouping job its stored runs); any other value gives new keys. The
+        model enters as :meth:`ModelChoice.key_fields` (name, version or source
+        hash, arguments) unless it is the default MLP.
         """
-        return {k: v for k, v in asdict(self).items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
+        fields = {k: v for k, v in asdict(self).items() if k != "model"}
+        data = {k: v for k, v in fields.items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
+        if not self.model.is_default:
+            data["model"] = self.model.key_fields()
+        return data
 
     def config_hash(self) -> str:
         """Stable hash of the fields (:meth:`hash_fields`) and of the result format: part of each stored run's key."""
