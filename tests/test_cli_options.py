@@ -83,6 +83,10 @@ def test_training_defaults_are_train_configs(command):
     assert cli["device"] == config.device and cli["preset"] == "default" and cli["chunk_size"] == 64
     if "gradient_aggregation" in cli:
         assert cli["gradient_aggregation"] == config.gradient_aggregation
+    if "encoder" in cli:  # None: TrainConfig's model, the built-in mlp, shown as the default in --help
+        option = inspect.signature(command).parameters["encoder"].default
+        assert cli["encoder"] is None and option.show_default == config.model.encoder == "mlp"
+        assert config.model.is_default and cli["model"] is None and cli["model_version"] is None
 
 
 def test_choices_are_the_domain_tuples():
@@ -100,13 +104,14 @@ def test_choices_are_the_domain_tuples():
     )
     from negtransfer.runs.group_specs import DESIGNS
     from negtransfer.train.config import BATCHING, DEVICES, PRESETS
+    from negtransfer.train.model_choice import BUILTIN_ENCODER_NAMES
 
     expected = {"design": DESIGNS, "objective": OBJECTIVES, "gain_split": GAIN_SPLITS,
                 "affinity_epochs": AFFINITY_EPOCHS, "loss": SOURCE_LOSSES, "training_scheme": SOURCE_TRAININGS,
                 "grid": THRESHOLD_GRIDS, "threshold_by": THRESHOLD_BY, "exhaustive_pairs": EXHAUSTIVE_PAIRS,
                 "device": DEVICES, "preset": tuple(PRESETS), "batching": BATCHING,
                 "impute": tuple(c for c in IMPUTE_CHOICES if c is not None), "executor": ("local", "process", "ray"),
-                "optimizer": ("sgd", "adam")}
+                "optimizer": ("sgd", "adam"), "encoder": BUILTIN_ENCODER_NAMES}
     seen = set()
     for command in (gains, group, compare_grouping, sources, compare):
         for name, choices in _choices(command).items():

@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["compare", "gains", "group", "sources"]
 
 Progress = Callable[[str, int, int], None]
-#: The kinds of data the hard-sharing jobs (gains, group, sources) take.
-TABULAR_KINDS = ("table", "per-task-rows", "domains")
+#: The kinds of data the hard-sharing jobs (gains, group, sources) take: tables, and images and sequences (the
+#: built-in mlp flattens them; ``model="cnn"``, ``"lstm"``, ``"transformer"`` or your factory reads them as they are).
+TABULAR_KINDS = ("table", "per-task-rows", "domains", "images", "sequences")
 
 
 # ------------------------------------------------------------------ data, store, executor
@@ -79,7 +80,14 @@ def _dataset_loader(data: Any, *, tasks=None, features=None, task_column=None, l
         if path.exists():
             from negtransfer.data.files import dataset_from_file
 
-            return (lambda seed: dataset_from_file(path, seed=seed, tasks=task_list, **table_options)), str(path)
+            def load_file(seed: int):
+                from negtransfer.data.builtin import check_data_kind
+
+                dataset = dataset_from_file(path, seed=seed, tasks=task_list, **table_options)
+                check_data_kind(dataset, kinds, command)
+                return dataset
+
+            return load_file, str(path)
         raise ValueError(f"data {str(data)!r} is neither a built-in dataset ({', '.join(REGISTRY)}) nor an existing "
                          f"file; pass a pandas DataFrame, a dataset name, a .csv/.parquet path or a MultiTaskDataset")
     raise TypeError(f"data must be a pandas DataFrame, a built-in dataset name, a .csv/.parquet path or a "
@@ -123,12 +131,44 @@ def _split_options(options: Mapping[str, Any], job_class: type, job_fields: set[
     return job, training
 
 
-def _config(preset: str, training: dict):
+def _config(preset: str, training: dict, model_arguments: Mapping[str, Any] | None = None,
+            model_version: str | None = None):
+    """The training configuration; ``model`` (an encoder name, ``"FILE.py:FUNCTION"``, ``"package.module:FUNCTION"``,
+    a module-level function or a ModelChoice) with ``model_arguments`` and ``model_version`` as a ModelChoice."""
     from negtransfer.train.config import TrainConfig, check_device_available
 
+    if model_arguments is not None or model_version is not None:
+        training = {**training, "model": _model_choice(training.get("model", "mlp"), model_arguments, model_version)}
     config = TrainConfig.preset(preset, **training)
     check_device_available(config.device)
     return config
+
+
+def _model_choice(model: Any, arguments: Mapping[str, Any] | None, version: str | None):
+    """``model`` with the factory's keyword ``arguments`` and ``version`` (which keys a factory's runs)."""
+    from negtransfer.train.model_choice import ModelChoice
+
+    arguments = dict(arguments or {})
+    if isinstance(model, ModelChoice):
+        raise TypeError("give model_arguments and model_version inside the ModelChoice, not beside it")
+    if isinstance(model, str):
+        if ":" in model:
+            return ModelChoice(factory=model, arguments=tuple(arguments.items()), version=version)
+        if version is not None:
+            raise ValueError(f"model_version keys the runs of your own factory; the built-in encoder {model!r} "
+                             "has its own version")
+        return ModelChoice(encoder=model, arguments=tuple(arguments.items()))
+    if callable(model):
+        return ModelChoice.from_callable(model, version=version, **arguments)
+    raise TypeError(f"model must be an encoder name, 'FILE.py:FUNCTION', a function or a ModelChoice, "
+                    f"got {type(model).__name__}")
+
+
+def _checked(dataset, config) -> None:
+    """Check the configuration's model on the dataset before any training (a bad factory raises ValueError)."""
+    from negtransfer.train.batched import check_model
+
+    check_model(dataset, config)
 
 
 # ------------------------------------------------------------------ the questions
@@ -136,7 +176,7 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
           task_column: str | None = None, label: str | None = None, task_kinds: Mapping[str, str] | None = None,
           impute: str | None = None, seed: int = 0, store: Any = None, executor: Any = "local",
           workers: int | None = None, preset: str = "default", progress: Progress | None = None,
-          **options: Any) -> "GainsReport":
+          model_arguments: Mapping[str, Any] | None = None, model_version: str | None = None, **options: Any) -> "GainsReport":
     """Which tasks help or hurt each other: the gain of every task in each group against its STL model.
 
     Parameters
@@ -151,6 +191,13 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     executor : {"local", "process", "ray"} or Executor
     preset : str
         The named training setup (:data:`negtransfer.train.config.PRESETS`).
+    model_arguments : mapping, optional
+        Keyword arguments of the factory of ``model`` (a TrainConfig field: an encoder name ``"mlp"`` (default),
+        ``"cnn"``, ``"lstm"``, ``"transformer"``; ``"FILE.py:FUNCTION"`` or ``"package.module:FUNCTION"``; a
+        module-level function; or a :class:`~negtransfer.train.model_choice.ModelChoice`; docs/your-network.md).
+        The model is checked on the data before any training: a bad factory raises ValueError.
+    model_version : str, optional
+        Keys the runs of a factory instead of its source's hash (keep it to reuse stored runs, change it to rerun).
     progress : callable, optional
         ``progress(stage, done, total)``.
     **options
@@ -167,11 +214,12 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
 
     job, training = _split_options(options, GainsOptions, {f.name for f in fields(GainsOptions)}, "gains")
     gains_options = GainsOptions(**job)
-    config = _config(preset, training)
+    config = _config(preset, training, model_arguments, model_version)
     load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                               task_kinds=task_kinds, impute=impute, command="negtransfer.gains()")
     dataset = load(seed)
     gains_options.requested_groups(dataset.task_names, seed)
+    _checked(dataset, config)
     return run_gains(dataset, gains_options, config, seed, _run_store(store), executor=_executor(executor, workers),
                      progress=progress)
 
@@ -180,7 +228,7 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
           task_column: str | None = None, label: str | None = None, task_kinds: Mapping[str, str] | None = None,
           impute: str | None = None, seed: int = 0, store: Any = None, executor: Any = "local",
           workers: int | None = None, preset: str = "default", progress: Progress | None = None,
-          **options: Any):
+          model_arguments: Mapping[str, Any] | None = None, model_version: str | None = None, **options: Any):
     """How to group the tasks: at most ``budget`` groups that together cover every task (``negtransfer group``).
 
     Parameters
@@ -202,11 +250,12 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
 
     job, training = _split_options(options, GroupingOptions, {f.name for f in fields(GroupingOptions)}, "group")
     grouping_options = GroupingOptions(**job)
-    config = _config(preset, training)
+    config = _config(preset, training, model_arguments, model_version)
     load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                               task_kinds=task_kinds, impute=impute, command="negtransfer.group()")
     dataset = load(seed)
     grouping_options.check(dataset.n_tasks)
+    _checked(dataset, config)
     result = run_grouping(dataset, grouping_options, config, seed, _run_store(store),
                           executor=_executor(executor, workers), progress=progress)
     return result.report
@@ -216,6 +265,7 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
             task_column: str | None = None, label: str | None = None, task_kinds: Mapping[str, str] | None = None,
             impute: str | None = None, seed: int = 0, store: Any = None, executor: Any = "local",
             workers: int | None = None, preset: str = "default", progress: Progress | None = None,
+            model_arguments: Mapping[str, Any] | None = None, model_version: str | None = None,
             **options: Any) -> "SourcesReport":
     """Which source tasks to train ``target`` with: a surrogate of its loss over source subsets
     (``negtransfer sources``).
@@ -249,11 +299,12 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
         training.setdefault("batching", "pooled")
     training.setdefault("shared_init", bool(job.get("common_init", False)))
     source_options = SourceOptions(target=target, **job)
-    config = _config(preset, training)
+    config = _config(preset, training, model_arguments, model_version)
     load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                               task_kinds=task_kinds, impute=impute, command="negtransfer.sources()")
     dataset = load(seed)
     source_options.check(dataset)
+    _checked(dataset, config)
     return run_sources(dataset, source_options, config, seed, _run_store(store),
                        executor=_executor(executor, workers), progress=progress)
 

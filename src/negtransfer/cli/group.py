@@ -10,6 +10,7 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
+    MODEL_KINDS,
     Batching,
     BatchingOpt,
     BatchSizeOpt,
@@ -19,6 +20,8 @@ from negtransfer.cli.options import (
     DatasetOpt,
     Device,
     DeviceOpt,
+    Encoder,
+    EncoderOpt,
     EpochsOpt,
     Executor,
     ExecutorOpt,
@@ -28,6 +31,10 @@ from negtransfer.cli.options import (
     ImputeOpt,
     LabelOpt,
     LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    ModelOptions,
+    ModelVersionOpt,
     Optimizer,
     OptimizerOpt,
     OversampleOpt,
@@ -45,6 +52,7 @@ from negtransfer.cli.options import (
     TasksOpt,
     TrainingOptions,
     WorkersOpt,
+    check_model_on,
     kinds_summary,
     out_option,
 )
@@ -113,6 +121,10 @@ def group(
     oversample: Optional[bool] = OversampleOpt,
     gradient_aggregation: str = GradientAggregationOpt,
     device: Device = DeviceOpt,
+    encoder: Optional[Encoder] = EncoderOpt,
+    model: Optional[str] = ModelOpt,
+    model_version: Optional[str] = ModelVersionOpt,
+    model_arg: Optional[list[str]] = ModelArgOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -135,9 +147,11 @@ def group(
 
     notes: list[str] = []
     config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
-        device=device, gradient_aggregation=gradient_aggregation)
+        device=device, gradient_aggregation=gradient_aggregation,
+        model=ModelOptions(encoder, model, model_version, model_arg).choice())
     job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
-    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
+    check_model_on(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")

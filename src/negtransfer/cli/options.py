@@ -27,6 +27,7 @@ import typer
 
 from negtransfer.cli.console import command_name, fail, note
 from negtransfer.train.config import BATCHING, DEVICES, PRESETS, TrainConfig, check_device_available
+from negtransfer.train.model_choice import BUILTIN_ENCODER_NAMES, ModelChoice
 
 TRAIN_DEFAULTS = TrainConfig()  # the training defaults shown in --help
 
@@ -45,10 +46,12 @@ if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals
     Device: TypeAlias = str
     Preset: TypeAlias = str
     Batching: TypeAlias = str
+    Encoder: TypeAlias = str
 else:
     Device = Literal[DEVICES]
     Preset = Literal[tuple(PRESETS)]
     Batching = Literal[BATCHING]
+    Encoder = Literal[BUILTIN_ENCODER_NAMES]
 
 # ------------------------------------------------------------------ options
 DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
@@ -137,6 +140,23 @@ GradientAggregationOpt = typer.Option(
          "summed gradient) or a torchjd aggregator: 'pcgrad' (Yu et al. 2020), 'mgda', 'imtl-g', 'aligned-mtl', "
          "'graddrop' (docs/training.md). Task heads keep their own gradient; STL models are unaffected.",
     rich_help_panel=TRAINING)
+EncoderOpt = typer.Option(None, "--encoder",
+                          help="Built-in network: a shared encoder with one head per task. 'mlp' (tables; images "
+                               "and sequences flattened), 'cnn' (images N x C x H x W), 'lstm' or 'transformer' "
+                               "(sequences N x T x F); docs/your-network.md.",
+                          show_default=TRAIN_DEFAULTS.model.encoder, rich_help_panel=TRAINING)
+ModelOpt = typer.Option(None, "--model", metavar="FILE.py:FUNCTION",
+                        help="Your own network: a factory make(input_shape, outputs) -> (encoder, heads) given as "
+                             "FILE.py:FUNCTION or package.module:FUNCTION (instead of --encoder; "
+                             "docs/your-network.md).", rich_help_panel=TRAINING)
+ModelVersionOpt = typer.Option(None, "--model-version", metavar="TEXT",
+                               help="Key the runs of --model by this version instead of its file's hash: keep it to "
+                                    "reuse stored runs, change it to train again.",
+                               show_default="the file's hash", rich_help_panel=TRAINING)
+ModelArgOpt = typer.Option(None, "--model-arg", metavar="NAME=VALUE",
+                           help="A keyword argument of the factory of --model or --encoder (repeat it; values are "
+                                "read as JSON where they parse, e.g. 32, true, [8, 16], else as text).",
+                           rich_help_panel=TRAINING)
 RepeatsOpt = typer.Option(3, "--repeats", min=1,
                           help="Runs per model (common random numbers: repeat r of every group and of STL uses the "
                                "same seed); gains are means over repeats with standard errors. 3 was chosen by "
@@ -196,9 +216,26 @@ def fgsm_levels(text: Optional[str]) -> list[float]:
     return [nonnegative_number(item, "--fgsm") for item in split_list(text) or []]
 
 
+def parse_model_arguments(items: Optional[list[str]]) -> dict[str, Any]:
+    """``--model-arg NAME=VALUE`` (repeated) as keyword arguments; values parsed as JSON where they parse."""
+    arguments: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            fail(f"--model-arg takes NAME=VALUE with NAME a keyword argument of the factory, got {item!r}")
+        try:
+            arguments[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[name.strip()] = value
+    return arguments
+
+
 # ------------------------------------------------------------------ option groups
-#: The data kinds of the commands that train hard-sharing models (gains, group, sources).
+#: The data kinds of the commands that train hard-sharing models (gains, group, sources): tables, and examples of
+#: any shape (the built-in mlp flattens images and sequences; cnn, lstm, transformer and a user's factory read them
+#: as they are).
 TABULAR_KINDS = ("table", "per-task-rows", "domains")
+MODEL_KINDS = (*TABULAR_KINDS, "images", "sequences")
 
 
 @dataclass(frozen=True)
@@ -235,7 +272,12 @@ class DataOptions:
     def load(self, seed: int, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
         """The dataset split with ``seed``, or a clean error (also for a kind of data the command does not take)."""
         try:
-            return self.loader(kinds, command)(seed)
+            dataset = self.loader(kinds, command)(seed)
+            if self.data is not None:  # a file's kind is known once it is read (a .npz file of images)
+                from negtransfer.data.builtin import check_data_kind
+
+                check_data_kind(dataset, kinds, command or command_name())
+            return dataset
         except (ValueError, FileNotFoundError, ImportError, KeyError) as exc:
             fail(str(exc))
 
@@ -297,6 +339,53 @@ class TrainingOptions:
         except ValueError as exc:
             fail(str(exc))
         return config
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The network: ``--encoder`` or ``--model`` with ``--model-version`` and ``--model-arg``; all None means the
+    built-in mlp (``TrainConfig``'s default, with its numbers and run keys)."""
+
+    encoder: Optional[str] = None
+    model: Optional[str] = None
+    model_version: Optional[str] = None
+    model_args: Optional[list[str]] = None
+
+    def choice(self) -> ModelChoice:
+        """The :class:`~negtransfer.train.model_choice.ModelChoice`, or one error line."""
+        if self.encoder is not None and self.model is not None:
+            fail("give either --encoder or --model, not both")
+        if self.model_version is not None and self.model is None:
+            fail("--model-version keys the runs of your own --model FILE.py:FUNCTION; leave it out with --encoder")
+        arguments = parse_model_arguments(self.model_args)
+        try:
+            if self.model is not None:
+                return ModelChoice(factory=self.model, arguments=tuple(arguments.items()), version=self.model_version)
+            return ModelChoice(encoder=self.encoder or TRAIN_DEFAULTS.model.encoder, arguments=tuple(arguments.items()))
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
+
+    @property
+    def given(self) -> bool:
+        """Whether any model option was given."""
+        return any(v is not None for v in (self.encoder, self.model, self.model_version, self.model_args))
+
+
+def check_model_on(dataset, config: TrainConfig, notes: list) -> None:
+    """Check ``config.model`` on ``dataset`` before any training: one error line for a bad factory, a note for a
+    model that trains one at a time; later warnings that it cannot stack stay off the console (the note says it)."""
+    import warnings
+
+    from negtransfer.train.batched import UnstackableModelWarning, check_model
+
+    try:
+        plan = check_model(dataset, config)
+    except Exception as exc:  # a user's model may raise anything; check_model names it
+        fail(str(exc) if isinstance(exc, ValueError) else f"the model {config.model.name} raised "
+             f"{type(exc).__name__}: {exc}")
+    if plan.note:
+        note(f"{config.model.name}: {plan.note}", notes)
+    warnings.filterwarnings("ignore", category=UnstackableModelWarning)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
+    MODEL_KINDS,
     RUNS,
     Batching,
     BatchingOpt,
@@ -21,6 +22,8 @@ from negtransfer.cli.options import (
     DatasetOpt,
     Device,
     DeviceOpt,
+    Encoder,
+    EncoderOpt,
     EpochsOpt,
     Executor,
     ExecutorOpt,
@@ -29,6 +32,10 @@ from negtransfer.cli.options import (
     ImputeOpt,
     LabelOpt,
     LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    ModelOptions,
+    ModelVersionOpt,
     Optimizer,
     OptimizerOpt,
     OversampleOpt,
@@ -45,6 +52,7 @@ from negtransfer.cli.options import (
     TasksOpt,
     TrainingOptions,
     WorkersOpt,
+    check_model_on,
     kinds_summary,
     nonnegative_number,
     out_option,
@@ -103,6 +111,10 @@ def sources(
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
     device: Device = DeviceOpt,
+    encoder: Optional[Encoder] = EncoderOpt,
+    model: Optional[str] = ModelOpt,
+    model_version: Optional[str] = ModelVersionOpt,
+    model_arg: Optional[list[str]] = ModelArgOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -129,14 +141,16 @@ def sources(
     # an initialisation per subset model (--common-init shares one)
     training = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset,
                                batching or ("pooled" if preset == "default" else None), oversample)
-    config = training.config(shared_init=common_init, device=device)
+    config = training.config(shared_init=common_init, device=device,
+                             model=ModelOptions(encoder, model, model_version, model_arg).choice())
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     penalty: float | str | None = ridge
     if ridge is not None and ridge != "auto":
         penalty = nonnegative_number(ridge, "--ridge ('auto' or a number)")
     job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
-    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed)
+    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
+    check_model_on(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
     public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,

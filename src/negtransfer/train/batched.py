@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 import time
 import warnings
 from typing import Callable, Iterable, Sequence, Union
@@ -217,7 +218,11 @@ def check_model(dataset: MultiTaskDataset, config: TrainConfig) -> StackingPlan:
     shape = dataset.X.shape[1:]
     if config.model.is_default:
         return StackingPlan(True)
-    return model_stacking_plan(config, shape, outputs, _batch_width(config.batch_size, 1))
+    try:
+        return model_stacking_plan(config, shape, outputs, _batch_width(config.batch_size, 1))
+    except ValueError as exc:  # name a file's factory by its reference, not by the module it was imported as
+        message = re.sub(r"negtransfer_user_model_[0-9a-f]+:[\w.]+", config.model.name, str(exc))
+        raise ValueError(message) from exc.__cause__
 
 
 
