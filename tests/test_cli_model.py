@@ -254,3 +254,31 @@ def test_the_python_api_takes_any_model(images, sequences, tmp_path):
     with pytest.raises(ValueError, match="returned 1 head"):
         (tmp_path / "bad.py").write_text(BAD_MODELS)
         negtransfer.sources(str(sequences), "sum", model=f"{tmp_path / 'bad.py'}:one_head", alpha=1, max_epochs=1)
+
+
+def test_the_api_warns_once_for_a_model_that_cannot_stack(sequences, tmp_path):
+    import warnings
+
+    from negtransfer.train.batched import UnstackableModelWarning
+
+    (tmp_path / "bad.py").write_text(BAD_MODELS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        negtransfer.gains(str(sequences), model=f"{tmp_path / 'bad.py'}:batch_norm", groups="all", max_epochs=1,
+                          repeats=1)
+    said = [w for w in caught if issubclass(w.category, UnstackableModelWarning)]
+    assert len(said) == 1 and "buffers" in str(said[0].message)
+
+
+@pytest.mark.slow  # a process pool starts PyTorch in every worker
+def test_process_workers_do_not_repeat_the_note(sequences, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.py").write_text(BAD_MODELS)
+    # a subprocess: the workers' stderr is the command's stderr, which CliRunner would not see
+    res = subprocess.run([sys.executable, "-m", "negtransfer", "gains", "--data", str(sequences), "--groups", "all",
+                          "--model", f"{tmp_path / 'bad.py'}:batch_norm", *FAST, "--executor", "process",
+                          "--workers", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("one at a time") == 1 and "Warning" not in res.stderr, res.stderr

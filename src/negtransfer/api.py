@@ -25,6 +25,7 @@ value raises ``TypeError`` or ``ValueError`` naming it before anything is traine
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -165,10 +166,27 @@ def _model_choice(model: Any, arguments: Mapping[str, Any] | None, version: str 
 
 
 def _checked(dataset, config) -> None:
-    """Check the configuration's model on the dataset before any training (a bad factory raises ValueError)."""
-    from negtransfer.train.batched import check_model
+    """Check the configuration's model on the dataset before any training (a bad factory raises ValueError); a
+    model that trains one at a time is said once, as an UnstackableModelWarning."""
+    import warnings
 
-    check_model(dataset, config)
+    from negtransfer.train.batched import UnstackableModelWarning, check_model
+
+    plan = check_model(dataset, config)
+    if plan.note:
+        warnings.warn(f"{config.model.name}: {plan.note}", UnstackableModelWarning, stacklevel=3)
+
+
+@contextmanager
+def _said_once():
+    """Training without repeating the UnstackableModelWarning that :func:`_checked` gave."""
+    import warnings
+
+    from negtransfer.train.batched import UnstackableModelWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UnstackableModelWarning)
+        yield
 
 
 # ------------------------------------------------------------------ the questions
@@ -220,8 +238,9 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     dataset = load(seed)
     gains_options.requested_groups(dataset.task_names, seed)
     _checked(dataset, config)
-    return run_gains(dataset, gains_options, config, seed, _run_store(store), executor=_executor(executor, workers),
-                     progress=progress)
+    with _said_once():
+        return run_gains(dataset, gains_options, config, seed, _run_store(store),
+                         executor=_executor(executor, workers), progress=progress)
 
 
 def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequence[str] | None = None, features: Sequence[str] | None = None,
@@ -256,8 +275,9 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     dataset = load(seed)
     grouping_options.check(dataset.n_tasks)
     _checked(dataset, config)
-    result = run_grouping(dataset, grouping_options, config, seed, _run_store(store),
-                          executor=_executor(executor, workers), progress=progress)
+    with _said_once():
+        result = run_grouping(dataset, grouping_options, config, seed, _run_store(store),
+                              executor=_executor(executor, workers), progress=progress)
     return result.report
 
 
@@ -305,8 +325,9 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
     dataset = load(seed)
     source_options.check(dataset)
     _checked(dataset, config)
-    return run_sources(dataset, source_options, config, seed, _run_store(store),
-                       executor=_executor(executor, workers), progress=progress)
+    with _said_once():
+        return run_sources(dataset, source_options, config, seed, _run_store(store),
+                           executor=_executor(executor, workers), progress=progress)
 
 
 def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequence[str] | str, *, tasks: Sequence[str] | None = None,

@@ -101,6 +101,18 @@ def train_chunk(dataset: MultiTaskDataset, chunk: Sequence[Run], config: TrainCo
                               on_epoch=on_epoch)
 
 
+def _start_worker(parent: int) -> None:
+    """A process-pool worker: it ends with ``parent``; a model that cannot stack is not warned about again in every
+    worker (the job's process said so once: a ``note:`` line, or the Python API's warning)."""
+    import warnings
+
+    from negtransfer.runs.lifeline import die_with_parent
+    from negtransfer.train.batched import UnstackableModelWarning
+
+    die_with_parent(parent)
+    warnings.filterwarnings("ignore", category=UnstackableModelWarning)
+
+
 class ProcessPoolExecutor(_HoldsNothing):
     """Trains chunks in parallel in a pool of local worker processes.
 
@@ -138,12 +150,10 @@ class ProcessPoolExecutor(_HoldsNothing):
         import concurrent.futures as cf
         import multiprocessing as mp
 
-        from negtransfer.runs.lifeline import die_with_parent
-
         if not calls:
             return
         ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=die_with_parent,
+        with cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_start_worker,
                                     initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(fn, *args): index for index, (fn, args) in enumerate(calls)}
             try:
