@@ -282,3 +282,13 @@ def test_process_workers_do_not_repeat_the_note(sequences, tmp_path):
                           "--workers", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("one at a time") == 1 and "Warning" not in res.stderr, res.stderr
+
+
+def test_compare_grouping_takes_the_encoder(images, tmp_path):
+    out = tmp_path / "out"
+    _ok(["compare-grouping", "--data", images, "--methods", "etap", "--budgets", "2", "--seeds", "0",
+         "--surgery", "none", "--train-groups", "2", "--rounds", "1", "--encoder", "cnn", *FAST, "--out", out])
+    assert (out / "comparison.csv").exists()
+    bad = runner.invoke(app, ["compare-grouping", "--data", str(images), "--methods", "etap", "--encoder", "lstm",
+                              "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "lstm" in bad.output, bad.output

@@ -10,6 +10,7 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
+    MODEL_KINDS,
     Batching,
     BatchingOpt,
     BatchSizeOpt,
@@ -19,6 +20,8 @@ from negtransfer.cli.options import (
     DatasetOpt,
     Device,
     DeviceOpt,
+    Encoder,
+    EncoderOpt,
     EpochsOpt,
     Executor,
     ExecutorOpt,
@@ -27,6 +30,10 @@ from negtransfer.cli.options import (
     ImputeOpt,
     LabelOpt,
     LrOpt,
+    ModelArgOpt,
+    ModelOpt,
+    ModelOptions,
+    ModelVersionOpt,
     Optimizer,
     OptimizerOpt,
     OversampleOpt,
@@ -43,6 +50,7 @@ from negtransfer.cli.options import (
     TasksOpt,
     TrainingOptions,
     WorkersOpt,
+    check_model_on,
     out_option,
     split_list,
 )
@@ -75,6 +83,10 @@ def compare_grouping(
     batching: Optional[Batching] = BatchingOpt,
     oversample: Optional[bool] = OversampleOpt,
     device: Device = DeviceOpt,
+    encoder: Optional[Encoder] = EncoderOpt,
+    model: Optional[str] = ModelOpt,
+    model_version: Optional[str] = ModelVersionOpt,
+    model_arg: Optional[list[str]] = ModelArgOpt,
     dataset: Optional[str] = DatasetOpt,
     data: Optional[Path] = DataOpt,
     tasks: Optional[str] = TasksOpt,
@@ -113,10 +125,11 @@ def compare_grouping(
     aggregators = parse_surgery(surgery)
     notes: list[str] = []
     config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
-        device=device)
+        device=device, model=ModelOptions(encoder, model, model_version, model_arg).choice())
     job = Job(RunOptions(out, store, executor, workers, seed_list[0], quiet, ray_address, device=device), notes)
     data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
-    first = data_options.load(seed_list[0])
+    first = data_options.load(seed_list[0], MODEL_KINDS)
+    check_model_on(first, config, notes)
     options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
                               evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size)
     try:
@@ -128,7 +141,7 @@ def compare_grouping(
 
     def load(seed):
         if seed not in cache:
-            cache[seed] = data_options.load(seed)
+            cache[seed] = data_options.load(seed, MODEL_KINDS)
         return cache[seed]
 
     with job.training() as progress:
