@@ -38,6 +38,9 @@ def test_model_k_of_a_stack_is_the_model_built_alone_from_its_seed(name):
     assert stack.n_models == 2
     torch.testing.assert_close(stack(x[[2, 0]])[0], out[2])
     assert len(stack.shared_parameters()) + len(stack.head_parameters()) == len(list(stack.parameters()))
+    alone = build_model(make, SHAPES[name], [1, 3, 2], 11)  # the encoder's parameters are the shared ones
+    assert [p.shape[1:] for p in stack.shared_parameters()] == [p.shape for p in alone.encoder.parameters()]
+    assert [p.shape[1:] for p in stack.head_parameters()] == [p.shape for p in alone.heads.parameters()]
     assert all(p.shape[0] == 2 for p in stack.parameters())
 
 

@@ -37,7 +37,6 @@ arrays need pickle, which negtransfer does not load.
 
 from __future__ import annotations
 
-import difflib
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -46,16 +45,17 @@ import numpy as np
 
 from negtransfer.data.build import (
     DataError,
-    _check_row_counts,
-    _check_split_labels,
-    _standardise_targets,
     assign_splits,
     check_fractions,
+    check_row_counts,
+    check_split_labels,
     check_task_names,
     encode_task,
     quoted_list,
     split_strata,
     standardise_features,
+    standardise_targets,
+    suggest_name,
 )
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset, feature_axis_of
 
@@ -201,9 +201,8 @@ def _select(Y: np.ndarray, names: list[str], row_task: np.ndarray | None, wanted
     wanted = [str(t) for t in ([wanted] if isinstance(wanted, str) else wanted)]
     unknown = [t for t in wanted if t not in names]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], names, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"unknown task(s) {quoted_list(unknown)}{hint}; the tasks are: {quoted_list(names, 60)}")
+        raise DataError(f"unknown task(s) {quoted_list(unknown)}{suggest_name(unknown[0], names)}; the tasks are: "
+                        f"{quoted_list(names, 60)}")
     if not wanted:
         raise DataError("the tasks list is empty; name at least one task")
     if len(set(wanted)) != len(wanted):
@@ -351,7 +350,7 @@ def dataset_from_arrays(
         given_split = given_split[labelled] if given_split is not None else None
     if given_split is None:
         fr = check_fractions(fractions)
-        _check_row_counts(encoded, names, fr)
+        check_row_counts(encoded, names, fr)
         group_ids, strata, rule = split_strata(row_index, names, encoded, specs)
         split_codes, fallback = assign_splits(group_ids, strata, fr, int(seed), None)
         split_rule: Any = rule
@@ -359,9 +358,9 @@ def dataset_from_arrays(
         split_codes, fallback = given_split, []
         fr = (1.0, 1.0, 1.0)  # _check_split guarantees rows of every code
         split_rule = "given (the file's split array)"
-    warnings = _check_split_labels(encoded, specs, split_codes, fr)
+    warnings = check_split_labels(encoded, specs, split_codes, fr)
     train = split_codes == TRAIN
-    specs = _standardise_targets(encoded, specs, train)
+    specs = standardise_targets(encoded, specs, train)
     record: dict[str, Any] = {
         "layout": layout,
         "input_shape": list(X.shape[1:]),

@@ -135,7 +135,7 @@ def quoted_list(items: Iterable[Any], limit: int = 12) -> str:
     return text
 
 
-def _suggest(name: str, known: Sequence[str]) -> str:
+def suggest_name(name: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -462,7 +462,7 @@ def _check_columns(frame: "pd.DataFrame") -> None:
 def _require_columns(frame: "pd.DataFrame", wanted: Sequence[str], what: str) -> None:
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        hint = _suggest(missing[0], list(frame.columns))
+        hint = suggest_name(missing[0], list(frame.columns))
         raise DataError(
             f"{what} {quoted_list(missing)} not found in the data{hint}; the columns are: {quoted_list(frame.columns, 30)}"
         )
@@ -566,12 +566,12 @@ def dataset_from_frame(
     features = _feature_columns(rows, features, tasks, task_column, label_column)
     specs, Y, kinds_how = _encode_labels(rows, label_column, task_kinds)
     rows, Y, dropped = _drop_unlabelled(rows, Y)
-    _check_row_counts(Y, rows.task_names, fr)
+    check_row_counts(Y, rows.task_names, fr)
     X, nan_cols = _feature_matrix(rows.frame, features, impute)
     split, stratified_by, fallback = _split_rows(rows, Y, specs, fr, seed, time_column)
     train = split == TRAIN
-    warnings = _check_split_labels(Y, specs, split, fr)
-    specs = _standardise_targets(Y, specs, train)
+    warnings = check_split_labels(Y, specs, split, fr)
+    specs = standardise_targets(Y, specs, train)
     X, mean, std, imputed = _impute_and_scale(X, nan_cols, features, impute, train)
 
     record = {
@@ -674,7 +674,7 @@ def _per_task_names(raw_tasks, tasks, task_column: str) -> list:
     unknown = [t for t in tasks if t not in known_names]
     if unknown:
         raise DataError(
-            f"unknown task(s) {quoted_list(unknown)}{_suggest(unknown[0], known_names)}: not values of "
+            f"unknown task(s) {quoted_list(unknown)}{suggest_name(unknown[0], known_names)}: not values of "
             f"column {task_column!r}, whose tasks are: {quoted_list(known_names, 60)}"
         )
     return list(tasks)
@@ -747,7 +747,7 @@ def _drop_unlabelled(rows: _TaskRows, Y: np.ndarray):
     return replace(rows, frame=rows.frame.loc[labelled], row_task=row_task), Y[labelled], dropped
 
 
-def _check_row_counts(Y: np.ndarray, task_names: Sequence[str], fr: tuple[float, float, float]) -> None:
+def check_row_counts(Y: np.ndarray, task_names: Sequence[str], fr: tuple[float, float, float]) -> None:
     """Enough labelled rows overall and per task for the split."""
     n_rows = Y.shape[0]
     need = min_rows_for_split(fr)
@@ -863,7 +863,7 @@ def _split_rows(rows: _TaskRows, Y, specs, fr, seed: int, time_column):
     return split, stratified_by, fallback
 
 
-def _check_split_labels(Y: np.ndarray, specs: list, split: np.ndarray, fr) -> list[str]:
+def check_split_labels(Y: np.ndarray, specs: list, split: np.ndarray, fr) -> list[str]:
     """Every task has labelled training rows with two classes (errors); gaps elsewhere are warnings."""
     train = split == TRAIN
     warnings: list[str] = []
@@ -894,7 +894,7 @@ def _check_split_labels(Y: np.ndarray, specs: list, split: np.ndarray, fr) -> li
     return warnings
 
 
-def _standardise_targets(Y: np.ndarray, specs: list, train: np.ndarray) -> list:
+def standardise_targets(Y: np.ndarray, specs: list, train: np.ndarray) -> list:
     """Regression targets standardised in place with training statistics; the specs record them."""
     specs = list(specs)
     for j, spec in enumerate(specs):

@@ -214,10 +214,10 @@ def check_model(dataset: MultiTaskDataset, config: TrainConfig) -> StackingPlan:
     ValueError
         Naming the problem and its fix.
     """
-    outputs = [task.output_dim for task in dataset.tasks]
-    shape = dataset.X.shape[1:]
     if config.model.is_default:
         return StackingPlan(True)
+    outputs = [task.output_dim for task in dataset.tasks]
+    shape = dataset.X.shape[1:]
     try:
         return model_stacking_plan(config, shape, outputs, _batch_width(config.batch_size, 1))
     except ValueError as exc:  # name a file's factory by its reference, not by the module it was imported as
