@@ -10,9 +10,7 @@ from negtransfer.runs.runner import ensure, ensure_runs, repeated_results
 from negtransfer.runs.specs import GROUP, RunSpec, group_specs, store_keys
 from negtransfer.runs.store import RunStore
 from negtransfer.runs.tracked import (
-    GRAD_TAE,
     TRACKED_ETAP,
-    TRACKED_TAG,
     AffinityRuns,
     affinity_specs,
     measure_affinity,
@@ -171,7 +169,6 @@ def test_ensure_checks_its_inputs(tmp_path, mixed_dataset):
         affinity_specs("hoa", 4, CFG, 1)
     with pytest.raises(ValueError, match="every k-th step with k >= 1"):
         affinity_specs("etap", 4, CFG, 1, every=0)
-    assert TRACKED_TAG.name == "tracked-tag" and GRAD_TAE.stores_model
 
 
 @pytest.mark.slow  # a spawned process pool: over 5 s

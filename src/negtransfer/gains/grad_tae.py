@@ -48,7 +48,7 @@ from sklearn.base import BaseEstimator
 
 from negtransfer.affinity.scores import nan_mean_of_matrices, validate_groups
 
-__all__ = ["KEYED_PARAMS", "GradTAE", "combine_grad_tae", "grad_tae_run", "sample_subsets", "train_base_model"]
+__all__ = ["GradTAE", "combine_grad_tae", "grad_tae_run", "sample_subsets", "train_base_model"]
 
 #: Which weights the gradients are taken of: every weight, or the shared encoder's only (task heads excluded,
 #: as the public code's image script does).
@@ -483,10 +483,6 @@ def _newton(X: np.ndarray, offset: np.ndarray, y: np.ndarray, squared: np.ndarra
 
 
 # ------------------------------------------------------------------ the job's side
-#: The estimator's choices that change its affinity (part of the run store's key, :mod:`negtransfer.runs.tracked`).
-KEYED_PARAMS = ("projection_dim", "C", "subset_size", "n_subsets", "parameters", "max_rows_per_task")
-
-
 def train_base_model(dataset, config, seed: int, repeat: int = 0):
     """The all-task model of one repeat (the job's all-task run, same seeds) and its best-epoch weights.
 

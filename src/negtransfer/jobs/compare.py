@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 from negtransfer.models.base import FitOptions, ModelCatalogue, ModelSpec, with_average
-from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec
+from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec, store_keys
 from negtransfer.train.config import config_hash
 
 __all__ = [
@@ -251,9 +251,7 @@ def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int
 
     The key rule of every run (:func:`negtransfer.runs.specs.store_keys`) applied to :func:`compare_spec`.
     """
-    run = compare_spec(spec, 0, None, options, threads)
-    fields = {**dict(run.extras), "fingerprint": fingerprint, "config": config_digest, "seed": int(seed)}
-    return COMPARE.artifacts[0].template.format(**fields)
+    return store_keys(compare_spec(spec, 0, None, options, threads), fingerprint, seed, config_digest).artifacts[0][1]
 
 
 @dataclass(frozen=True)

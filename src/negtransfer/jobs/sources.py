@@ -58,9 +58,10 @@ import numpy as np
 from negtransfer.data.dataset import TRAIN, MultiTaskDataset
 from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
 from negtransfer.runs.executors import Executor
-from negtransfer.runs.runner import ensure_runs
+from negtransfer.runs.runner import ensure_runs, stored_count
+from negtransfer.runs.specs import group_specs
 from negtransfer.runs.store import RunStore
-from negtransfer.train.batched import ModelResult, repeat_seed
+from negtransfer.train.batched import ModelResult
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
 
@@ -971,12 +972,8 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
 
 def _stored_runs(store: RunStore, data: MultiTaskDataset, config: TrainConfig, groups: list, seed: int,
                  repeats: int) -> int:
-    """How many of the (group, repeat) runs the store already holds."""
-    if not groups:
-        return 0
-    fingerprint, key = data.fingerprint(), config.config_hash()
-    wanted = list(dict.fromkeys(groups))
-    return sum(len(wanted) - len(store.missing(fingerprint, wanted, repeat_seed(seed, r), key)) for r in range(repeats))
+    """How many of the (group, repeat) runs the store already holds (:func:`negtransfer.runs.runner.stored_count`)."""
+    return stored_count(data, group_specs(groups, config, repeats), seed, store)
 
 
 def _nanmean(values) -> float:

@@ -10,9 +10,7 @@ identical numbers. :func:`ensure_runs` is its form for group runs.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
@@ -26,7 +24,7 @@ from negtransfer.runs.specs import (
     group_specs,
     store_keys,
 )
-from negtransfer.runs.store import RunStore
+from negtransfer.runs.store import MEMORY, RunStore
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import ModelResult, RepeatedResult
 
@@ -72,7 +70,7 @@ def ensure(
     seed : int
         The job's seed (each kind derives its runs' training seeds from it).
     store : RunStore or None
-        None: a temporary store, removed on return (nothing is kept).
+        None: an in-memory store, gone on return (nothing is kept).
     executor : Executor, optional
         Default: in this process.
     chunk_size : int
@@ -96,11 +94,7 @@ def ensure(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
-    if store is None:
-        with tempfile.TemporaryDirectory(prefix="negtransfer-runs-") as folder:
-            return ensure(data, specs, seed, RunStore(Path(folder) / "runs.sqlite"), executor=executor,
-                          chunk_size=chunk_size, on_progress=on_progress, trained=trained)
-    job = _Ensure(data, list(specs), int(seed), store, trained, on_progress)
+    job = _Ensure(data, list(specs), int(seed), RunStore(MEMORY) if store is None else store, trained, on_progress)
     job.plan()
     executor = executor or InProcessExecutor()
     for dataset, config, digest, chunks in job.stacked_chunks(chunk_size):
@@ -110,6 +104,15 @@ def ensure(
         executor.map(train_one, [(job.specs[i], job.dataset_of(job.specs[i]), job.seed) for i in singles],
                      lambda position, output: job.on_single(singles[position], output))
     return job.read_outputs()
+
+
+def stored_count(data: Any, specs: Sequence[RunSpec], seed: int, store: RunStore) -> int:
+    """How many of the (distinct) runs of ``specs`` the store already holds: :func:`ensure`'s planning, no training."""
+    if not specs:
+        return 0
+    job = _Ensure(data, list(specs), int(seed), store, None, None)
+    job.plan()
+    return job.done
 
 
 def train_one(item: tuple[RunSpec, Any, int]) -> RunOutput:
