@@ -30,6 +30,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from negtransfer.jobs.choices import MODEL_KINDS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -42,14 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["compare", "gains", "group", "sources"]
 
 Progress = Callable[[str, int, int], None]
-#: The kinds of data the hard-sharing jobs (gains, group, sources) take: tables, and images and sequences (the
-#: built-in mlp flattens them; ``model="cnn"``, ``"lstm"``, ``"transformer"`` or your factory reads them as they are).
-TABULAR_KINDS = ("table", "per-task-rows", "domains", "images", "sequences")
 
 
 # ------------------------------------------------------------------ data, store, executor
 def _dataset_loader(data: Any, *, tasks=None, features=None, task_column=None, label=None, task_kinds=None,
-                    impute=None, kinds: Sequence[str] | None = TABULAR_KINDS, command: str = "this function"):
+                    impute=None, kinds: Sequence[str] | None = MODEL_KINDS, command: str = "this function"):
     """``load(seed) -> MultiTaskDataset`` for ``data``, and the dataset's name; bad data raises before reading."""
     import pandas as pd
 

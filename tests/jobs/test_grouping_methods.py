@@ -138,7 +138,7 @@ def test_builtin_methods_behaviour():
     # one-shot runs: repeats x (STL + all-task + training groups + budget)
     assert hoa.one_shot_runs(4, options) == 2 * (4 + 1 + 6 + 2)
     assert ayman.one_shot_runs(4, options) == 2 * (4 + 1 + 6 + 3 + 2)
-    assert etap.one_shot_runs(4, options) == GroupingOptions(n_train_groups=3, repeats=2, budget=2).one_shot_runs(4)
+    assert etap.one_shot_runs(4, options) == 2 * (4 + 1 + 3 + 2)
     assert etap.measures_affinity and etap.traceable and get_method("grad-tae").measures_affinity
     assert not get_method("grad-tae").traceable and not hoa.measures_affinity
     assert get_method("tag").affinity_momentum and not etap.affinity_momentum

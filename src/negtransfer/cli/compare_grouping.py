@@ -10,7 +10,6 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    MODEL_KINDS,
     Batching,
     BatchingOpt,
     BatchSizeOpt,
@@ -54,6 +53,7 @@ from negtransfer.cli.options import (
     out_option,
     split_list,
 )
+from negtransfer.jobs.choices import MODEL_KINDS
 
 OutOpt = out_option("runs/compare-grouping")  # built once at import, like the shared options
 

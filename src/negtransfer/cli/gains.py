@@ -10,7 +10,6 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    MODEL_KINDS,
     Batching,
     BatchingOpt,
     BatchSizeOpt,
@@ -56,6 +55,7 @@ from negtransfer.cli.options import (
     kinds_summary,
     out_option,
 )
+from negtransfer.jobs.choices import MODEL_KINDS
 
 OutOpt = out_option("runs/gains")  # built once at import, like the shared options
 

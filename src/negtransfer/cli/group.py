@@ -10,7 +10,6 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    MODEL_KINDS,
     Batching,
     BatchingOpt,
     BatchSizeOpt,
@@ -56,7 +55,7 @@ from negtransfer.cli.options import (
     kinds_summary,
     out_option,
 )
-from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
+from negtransfer.jobs.choices import GAIN_SPLITS, MODEL_KINDS, OBJECTIVES
 
 if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
     from negtransfer.jobs.grouping_report import GroupingReport

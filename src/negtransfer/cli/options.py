@@ -231,11 +231,8 @@ def parse_model_arguments(items: Optional[list[str]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ option groups
-#: The data kinds of the commands that train hard-sharing models (gains, group, sources): tables, and examples of
-#: any shape (the built-in mlp flattens images and sequences; cnn, lstm, transformer and a user's factory read them
-#: as they are).
+#: The data kinds of the commands that train tables only (the default of :meth:`DataOptions.load`).
 TABULAR_KINDS = ("table", "per-task-rows", "domains")
-MODEL_KINDS = (*TABULAR_KINDS, "images", "sequences")
 
 
 @dataclass(frozen=True)

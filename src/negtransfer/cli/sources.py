@@ -11,7 +11,6 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    MODEL_KINDS,
     RUNS,
     Batching,
     BatchingOpt,
@@ -57,7 +56,14 @@ from negtransfer.cli.options import (
     nonnegative_number,
     out_option,
 )
-from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
+from negtransfer.jobs.choices import (
+    EXHAUSTIVE_PAIRS,
+    MODEL_KINDS,
+    SOURCE_LOSSES,
+    SOURCE_TRAININGS,
+    THRESHOLD_BY,
+    THRESHOLD_GRIDS,
+)
 
 if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals built from the domain tuples
     SourceTraining: TypeAlias = str

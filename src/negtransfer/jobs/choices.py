@@ -19,3 +19,8 @@ THRESHOLD_GRIDS = ("paper", "all")
 THRESHOLD_BY = ("validation", "surrogate")
 #: The exhaustive up-to-two-sources baseline (``SourceOptions.exhaustive_pairs``, ``--exhaustive-pairs``).
 EXHAUSTIVE_PAIRS = ("auto", "on", "off")
+
+#: The data kinds of the jobs that train hard-sharing models (gains, group, sources, compare-grouping): tables, and
+#: examples of any shape (the built-in mlp flattens images and sequences; cnn, lstm, transformer and a user's
+#: factory read them as they are).
+MODEL_KINDS = ("table", "per-task-rows", "domains", "images", "sequences")
