@@ -651,6 +651,7 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
     chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
     rounds: list[RoundRecord] = []
     stop_reason = _ONE_SHOT
+    fitted_on = len(job.measured)  # the measured groups the predictor was fitted on (a refit on them is the same)
     for k in range(1, options.rounds + 1):
         record, acquired = _play_round(job, k, chosen, objective, predictor)
         rounds.append(record)
@@ -663,7 +664,7 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
             stop_reason = (f"converged in round {k}: the selection is measured and no unmeasured group could "
                            "improve it even optimistically")
             break
-        predictor = job.fit_predictor()
+        predictor, fitted_on = job.fit_predictor(), len(job.measured)
         chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
         if job.runs_used() + R * options.budget > job.max_runs and any(g not in job.results for g in chosen):
             stop_reason = f"run budget ({job.max_runs} runs) spent after round {k}"
@@ -671,7 +672,9 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
             break
     if options.rounds > 1 and not stop_reason.startswith("converged"):
         # the recommendation is made of measured groups only: select once more among them
-        final, objective = job.select(job.scores(job.fit_predictor().predict(job.candidates)), measured_only=True)
+        if len(job.measured) != fitted_on:
+            predictor = job.fit_predictor()
+        final, objective = job.select(job.scores(predictor.predict(job.candidates)), measured_only=True)
         if final != chosen:
             rounds.append(RoundRecord(len(rounds) + 1, job.group_names(final), objective, 0, job.runs_used(),
                                       final_among_measured=True, selection_val_loss=job.val_total(final)))
