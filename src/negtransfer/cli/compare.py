@@ -118,12 +118,11 @@ def compare(
     report.notes = notes
     with job.writing():
         csv_path, md_path, json_path = write_compare_outputs(report, out)
-    if not quiet:
-        metrics = report.metrics()
-        metric = "accuracy" if "accuracy" in metrics else metrics[0]
-        for name, cells in report.summary(metric).items():
-            mean, se = cells.get("average", (float("nan"), float("nan")))
-            typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
-        if report.reused:
-            typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
-        typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")
+    metrics = report.metrics()
+    metric = "accuracy" if "accuracy" in metrics else metrics[0]
+    for name, cells in report.summary(metric).items():
+        mean, se = cells.get("average", (float("nan"), float("nan")))
+        typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
+    if report.reused:
+        typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
+    typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")

@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NoReturn, Optional
 
 import typer
@@ -34,6 +35,23 @@ def note(message: str, notes: Optional[list] = None) -> None:
         notes.append(one_line(message))
 
 
+def _click_error(name: str) -> type[Exception]:
+    """The command-line library's exception class ``name`` (``UsageError``, ``ClickException``), read from the
+    ancestry of the public ``typer.BadParameter``: typer >= 0.17 ships its own copy of click, older typer uses click,
+    and neither has a public module for the classes."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
+
+
+#: The context of the command that runs now (set by :meth:`Command.invoke`): its name for messages, and a place to
+#: register clean-ups (``call_on_close``) without the library's private ``get_current_context``.
+_RUNNING_CONTEXT: ContextVar[Any] = ContextVar("negtransfer_running_context", default=None)
+
+
+def running_context() -> Any:
+    """The context of the running ``negtransfer`` command, or None outside one (a job called from Python)."""
+    return _RUNNING_CONTEXT.get()
+
+
 def _flags_without_value_type(params: list) -> list:
     """Show flags as ``--exhaustive``, not ``--exhaustive <bool>``: they take no value."""
     for param in params:
@@ -48,10 +66,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 class Command(TyperCommand):
-    """A command whose help shows flags without a value type."""
+    """A command whose help shows flags without a value type, and whose context :func:`running_context` returns
+    while it runs."""
 
     def get_params(self, ctx):
         return _flags_without_value_type(super().get_params(ctx))
+
+    def invoke(self, ctx):
+        token = _RUNNING_CONTEXT.set(ctx)
+        try:
+            return super().invoke(ctx)
+        finally:
+            _RUNNING_CONTEXT.reset(token)
 
 
 class Commands(TyperGroup):
@@ -69,8 +95,7 @@ class Commands(TyperGroup):
     def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
              complete_var: Optional[str] = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
-        from typer._click import exceptions as click_errors
-
+        usage_error, click_exception = _click_error("UsageError"), _click_error("ClickException")
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False,
                                 windows_expand_args=windows_expand_args, **extra)
@@ -79,18 +104,18 @@ class Commands(TyperGroup):
                 warnings.showwarning = _show_warning
                 code = super().main(args, prog_name, complete_var, standalone_mode=False,
                                    windows_expand_args=windows_expand_args, **extra)
-        except click_errors.NoArgsIsHelpError as exc:
-            help_text = exc.ctx.get_help()  # the rich formatter prints it and returns ""
-            if help_text:
-                typer.echo(help_text)
-            sys.exit(2)
-        except click_errors.UsageError as exc:
+        except usage_error as exc:
             ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `negtransfer` alone: the help (once), exit code 2
+                help_text = exc.format_message()  # the rich formatter printed it when the error was made
+                if help_text:
+                    typer.echo(help_text)
+                sys.exit(2)
             where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             message = one_line(exc.format_message()).replace("Value error, ", "")
             typer.secho(f"error: {message}{where}", fg=typer.colors.RED, err=True)
             sys.exit(2)
-        except click_errors.ClickException as exc:
+        except click_exception as exc:
             typer.secho(f"error: {one_line(exc.format_message())}", fg=typer.colors.RED, err=True)
             sys.exit(exc.exit_code)
         except typer.Abort:
@@ -101,9 +126,7 @@ class Commands(TyperGroup):
 
 def command_name() -> str:
     """``negtransfer CMD`` of the running command (for messages)."""
-    from typer._click.globals import get_current_context
-
-    ctx = get_current_context(silent=True)
+    ctx = running_context()
     return f"`negtransfer {ctx.info_name}`" if ctx is not None and ctx.info_name else "this command"
 
 

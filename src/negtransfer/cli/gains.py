@@ -127,9 +127,8 @@ def gains(
     with job.writing():
         frame.to_csv(out / "gains.csv", index=False)
         write_json(out / "gains.json", report.to_dict())
-    if not quiet:
-        negative = int((frame["gain"] < 0).sum()) if len(frame) else 0
-        typer.echo(
-            f"wrote {out / 'gains.csv'} ({len(frame)} rows: {len(report.groups)} groups; "
-            f"{negative} task-in-group gains negative = negative transfer)"
-        )
+    negative = int((frame["gain"] < 0).sum()) if len(frame) else 0
+    typer.echo(
+        f"wrote {out / 'gains.csv'} ({len(frame)} rows: {len(report.groups)} groups; "
+        f"{negative} task-in-group gains negative = negative transfer)"
+    )

@@ -181,8 +181,7 @@ def group(
     with job.writing():
         write_json(out / "report.json", report.to_dict())
         md = write_group_report(report, out)
-    if not quiet:
-        print_group_summary(report, out / "report.json", md)
+    print_group_summary(report, out / "report.json", md)
 
 
 def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list,

@@ -99,9 +99,9 @@ def make_executor(executor: str, workers: Optional[int], notes: list, *, ray_add
             return executor_by_name(executor, workers)
         runner: Any = executor_by_name("ray", workers, address=ray_address, quiet=quiet, cpus_per_task=cpus_per_task,
                                   gpus_per_task=0 if device == "cpu" else 1)
-        from typer._click.globals import get_current_context
+        from negtransfer.cli.console import running_context
 
-        ctx = get_current_context(silent=True)
+        ctx = running_context()
         if ctx is not None:
             ctx.call_on_close(runner.close)
         runner.start()

@@ -71,8 +71,12 @@ TaskKindsOpt = typer.Option(None, "--task-kinds",
                                  "inferred from the labels.", show_default="inferred", rich_help_panel=DATA)
 ImputeOpt = typer.Option(None, "--impute", help="Fill NaN features with the training rows' mean or median.",
                          show_default="no filling: NaN is an error", rich_help_panel=DATA)
-SeedOpt = typer.Option(0, "--seed", min=0, help="Fixes splits, initialisation and batch order.")
-QuietOpt = typer.Option(False, "-q", "--quiet", help="No progress bars.")
+#: The largest ``--seed``: scikit-learn's random_state (the predictors' and the folds') takes 0 .. 2**32 - 1; larger
+#: seeds once failed in the run store (SQLite's integers end at 2**63 - 1) after the data was read.
+MAX_SEED = 2**32 - 1
+SeedOpt = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Fixes splits, initialisation and batch order.")
+QuietOpt = typer.Option(False, "-q", "--quiet", help="No progress bars (notes and the result summary are still "
+                                                     "printed).")
 OutHelp = "Output folder (created if missing)."
 StoreOpt = typer.Option(None, "--store", help="Run store (SQLite file); share one between commands to reuse runs.",
                         show_default="OUT/runs.sqlite", rich_help_panel=RUNS)
@@ -173,6 +177,18 @@ def split_list(text: Optional[str]) -> Optional[list[str]]:
     return items or None
 
 
+def check_names(text: Optional[str], option: str) -> None:
+    """Fail on an empty name in a comma-separated list of names (``--tasks action,,drama``): it was dropped
+    without a word before, so a typo chose fewer tasks than meant."""
+    if text is None:
+        return
+    items = [t.strip() for t in text.split(",")]
+    if any(not item for item in items):
+        named = ",".join(item for item in items if item)
+        fail(f"{option} {text!r} has an empty name (two commas in a row, or one at an end); give comma-separated "
+             f"names" + (f", e.g. {option} {named}" if named else ""))
+
+
 def parse_task_kinds(text: Optional[str]) -> Optional[dict[str, str]]:
     """``--task-kinds TASK=KIND,...`` as a dict, or one error line."""
     if text is None:
@@ -258,6 +274,8 @@ class DataOptions:
         """Fail on options that do not go together (before anything is read)."""
         if self.dataset and self.data:
             fail("give either --dataset or --data, not both")
+        check_names(self.tasks, "--tasks")
+        check_names(self.features, "--features")
         parse_task_kinds(self.task_kinds)
         if self.data is None:
             for option, value in (("--features", self.features), ("--task-column", self.task_column),
@@ -268,15 +286,20 @@ class DataOptions:
 
     def load(self, seed: int, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
         """The dataset split with ``seed``, or a clean error (also for a kind of data the command does not take)."""
+        import warnings
+
         try:
-            dataset = self.loader(kinds, command)(seed)
+            with warnings.catch_warnings():  # a value beyond float32 is one error line below, not a warning too
+                warnings.filterwarnings("ignore", message="overflow encountered in cast", category=RuntimeWarning)
+                dataset = self.loader(kinds, command)(seed)
             if self.data is not None:  # a file's kind is known once it is read (a .npz file of images)
                 from negtransfer.data.builtin import check_data_kind
 
                 check_data_kind(dataset, kinds, command or command_name())
-            return dataset
         except (ValueError, FileNotFoundError, ImportError, KeyError) as exc:
             fail(str(exc))
+        check_features_finite(dataset, self.name)
+        return dataset
 
     def loader(self, kinds: Optional[tuple] = TABULAR_KINDS, command: Optional[str] = None):
         """``load(seed) -> dataset`` (raising DataError etc.).
@@ -302,6 +325,25 @@ class DataOptions:
         options: dict[str, Any] = dict(tasks=task_list, features=split_list(self.features), task_column=self.task_column,
                        label_column=self.label, impute=self.impute, task_kinds=parse_task_kinds(self.task_kinds))
         return lambda seed: dataset_from_file(self.data, seed=seed, **options)
+
+
+def check_features_finite(dataset, source: str) -> None:
+    """Fail on a feature value that training would see as infinite: a number such as 1e39 is finite in the file
+    (float64) but beyond float32's range (about 3.4e38), which the models compute in; it once trained every model on
+    inf and left every gain 0.0 or NaN."""
+    import numpy as np
+
+    finite = np.isfinite(dataset.X)
+    if finite.all():
+        return
+    axis = dataset.feature_axis
+    other_axes = tuple(a for a in range(dataset.X.ndim) if a != axis)
+    bad = np.flatnonzero(~finite.all(axis=other_axes))
+    names = [dataset.feature_names[i] for i in bad]
+    shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    fail(f"{source}: feature {shown} has {int((~finite).sum())} value(s) beyond float32's range (about 3.4e38), "
+         f"which the models compute in; rescale the column (e.g. divide it by 1e30 or take its logarithm) or leave "
+         f"it out with --features")
 
 
 @dataclass(frozen=True)

@@ -188,11 +188,10 @@ def sources(
     with job.writing():
         write_json(out / "report.json", report.to_dict())
         md = write_sources_report(report, out)
-    if not quiet:
-        typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
-                   f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
-        typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
-        h = report.holdout
-        if h.get("n"):
-            typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
-        typer.echo(f"report: {md}")
+    typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
+               f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
+    typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
+    h = report.holdout
+    if h.get("n"):
+        typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
+    typer.echo(f"report: {md}")
