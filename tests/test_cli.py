@@ -164,12 +164,45 @@ def test_executor_and_device_options_are_checked_before_training(user_csv, tmp_p
 
 def test_damaged_store_is_refused_before_training(user_csv, tmp_path):
     junk = tmp_path / "junk.sqlite"
-    junk.write_text("not a database " * 100)
+    junk.write_bytes(b"not a database\x00\xff" * 100)  # binary without SQLite's header: a store damaged there
     line = _one_error_line(_gains(user_csv, tmp_path / "o", "--store", str(junk)), "junk.sqlite", "mv ",
                            "recover-store")
     assert "not a SQLite database" in line
-    assert junk.read_text().startswith("not a database")  # left as it was
+    assert junk.read_bytes().startswith(b"not a database")  # left as it was
     assert not (tmp_path / "o" / "gains.csv").exists()
+
+
+def test_data_file_as_store_is_not_called_damaged(user_csv, tmp_path):
+    """``--store data.csv`` (issue 28): not a run store, and no advice to move the user's data file aside."""
+    before = user_csv.read_bytes()
+    line = _one_error_line(_gains(user_csv, tmp_path / "o", "--store", str(user_csv)), "not a run store", "--data")
+    assert "mv " not in line and "damaged" not in line
+    assert user_csv.read_bytes() == before
+    text = tmp_path / "notes"  # any text file, whatever its name
+    text.write_text("my notes\n")
+    _one_error_line(_gains(user_csv, tmp_path / "o", "--store", str(text)), "a text file", "not a run store")
+
+
+@pytest.mark.parametrize("content", [b"", b"a,b\n1,2\n"])
+def test_recover_store_refuses_a_file_that_is_no_store(tmp_path, content):
+    """``recover-store`` on a CSV or a 0-byte file says so instead of "recovered 0 runs" (issue 28)."""
+    source = tmp_path / "data.csv"
+    source.write_bytes(content)
+    res = runner.invoke(app, ["recover-store", str(source), str(tmp_path / "new.sqlite")])
+    _one_error_line(res, "not a run store", "nothing to recover")
+    assert not (tmp_path / "new.sqlite").exists()
+
+
+def test_recover_store_refuses_another_programs_database(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE people (name TEXT)")
+    con.commit()
+    con.close()
+    res = runner.invoke(app, ["recover-store", str(other), str(tmp_path / "new.sqlite")])
+    _one_error_line(res, "not a run store", "people")
 
 
 def test_bad_files_named_in_the_error(user_csv, tmp_path):

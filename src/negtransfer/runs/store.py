@@ -79,6 +79,34 @@ def _damaged(path: Path, reason: str) -> StoreError:
     )
 
 
+#: The first bytes of every SQLite database file (the SQLite file format, section 1.3).
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: File name endings of data files, never of a run store (``--store data.csv`` is a slip for ``--data``).
+DATA_SUFFIXES = (".csv", ".gz", ".parquet", ".pq", ".npz", ".npy", ".txt", ".tsv", ".json", ".xlsx")
+
+
+def foreign_file(path: Path) -> str | None:
+    """Why the existing, non-empty file ``path`` is not a run store at all, or None where it may be one.
+
+    A file without SQLite's header is some other file when its name ends like a data file or its first 4 KB are
+    text; a binary file without the header may be a run store whose header was damaged (None: the caller says
+    "damaged").
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(SQLITE_HEADER):
+        return None
+    if path.name.lower().endswith(DATA_SUFFIXES):
+        return f"a data file ({path.suffix}), not a SQLite database"
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return "a text file, not a SQLite database"
+    return None
+
+
 def check_store_path(path: str | Path) -> Path:
     """Check that a run store can be created or written at ``path``, without creating it.
 
@@ -93,7 +121,8 @@ def check_store_path(path: str | Path) -> Path:
     Raises
     ------
     StoreError
-        The path is a folder, lies under a file, or its folder or file is not writable.
+        The path is a folder, lies under a file, its folder or file is not writable, or it is a data or text file
+        (:func:`foreign_file`).
     """
     path = Path(path)
     if path.is_dir():
@@ -113,6 +142,13 @@ def check_store_path(path: str | Path) -> Path:
         raise StoreError(
             f"run store {str(path)!r} is not readable and writable; change its permissions (chmod u+rw {path}) "
             f"or choose another --store"
+        )
+    foreign = foreign_file(path) if path.is_file() and path.stat().st_size > 0 else None
+    if foreign:
+        raise StoreError(
+            f"--store {str(path)!r} is {foreign}: not a run store (your data goes to --data); give a new file for "
+            f"the run store, e.g. --store runs.sqlite, or leave out --store (OUT/runs.sqlite); this file is left as "
+            f"it is"
         )
     return path
 
@@ -330,6 +366,26 @@ def _readable_rows(con: sqlite3.Connection, table: str, max_gap: int = 10_000) -
     return list(rows.values())
 
 
+def _check_recoverable(damaged: Path) -> None:
+    """Refuse a file that is no run store (empty, a data or text file) instead of "recovering" 0 runs from it."""
+    what = "empty (0 bytes)" if damaged.stat().st_size == 0 else foreign_file(damaged)
+    if what:
+        raise StoreError(f"{str(damaged)!r} is {what}: not a run store, nothing to recover; give the damaged "
+                         f"--store file (OUT/runs.sqlite by default)")
+
+
+def _check_store_tables(con: sqlite3.Connection, damaged: Path) -> None:
+    """Refuse a readable SQLite database that has none of a run store's tables (another program's database)."""
+    try:
+        tables = {str(row[0]) for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:  # a damaged schema: recover what can be read
+        return
+    if tables and not tables & {"runs", "artifacts", "configs"}:
+        con.close()
+        raise StoreError(f"{str(damaged)!r} is a SQLite database but not a run store (its tables: "
+                         f"{', '.join(sorted(tables))}); nothing to recover; give the damaged --store file")
+
+
 def recover_store(damaged: str | Path, recovered: str | Path) -> dict[str, int]:
     """Copy every readable, well-formed row of a damaged run store into a new store.
 
@@ -355,11 +411,13 @@ def recover_store(damaged: str | Path, recovered: str | Path) -> dict[str, int]:
         raise StoreError(f"{str(damaged)!r} is not a file; give the path of the damaged run store")
     if recovered.exists():
         raise StoreError(f"{str(recovered)!r} already exists; give a new file name for the recovered store")
+    _check_recoverable(damaged)
     try:
         src = sqlite3.connect(f"file:{damaged.resolve()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {str(damaged)!r}: {exc}") from None
     src.execute("PRAGMA writable_schema=ON")  # read past a damaged schema, as sqlite3's .dump does (nothing is written)
+    _check_store_tables(src, damaged)
     kept: dict[str, list[tuple]] = {"runs": [], "artifacts": [], "configs": []}
     skipped = 0
     try:
