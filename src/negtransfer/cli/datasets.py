@@ -13,6 +13,7 @@ def datasets() -> None:
     """
     from rich import box
     from rich.console import Console
+    from rich.markup import escape  # install hints hold brackets: pip install "negtransfer[datasets]"
     from rich.table import Table
 
     from negtransfer.data.builtin import list_builtin
@@ -28,14 +29,15 @@ def datasets() -> None:
         tasks = f"{row['tasks']} {short.get(row['task_kind'], row['task_kind'])}"
         shape = row.get("input_shape") or [row["features"]]
         features = "x".join(map(str, shape)) if len(shape) > 1 else str(row["features"])  # images, sequences: a shape
-        table.add_row(name, row["kind"], tasks, str(row["rows"]), features, row["source"], installed)
+        table.add_row(*(escape(cell) for cell in (name, row["kind"], tasks, str(row["rows"]), features, row["source"],
+                                                   installed)))
     console = Console()
     console.print(table)
     missing = [row for row in rows if row["available"] != "yes"]
     if missing:
         console.print("To install:")
         for row in missing:
-            console.print(f"  {row['name']}: {row['available'][len('no: '):]}", soft_wrap=True)
+            console.print(escape(f"  {row['name']}: {row['available'][len('no: '):]}"), soft_wrap=True)
     console.print("Licenses (details: docs/datasets.md):")
     for row in rows:
-        console.print(f"  {row['name']}: {row['license']}", soft_wrap=True)
+        console.print(escape(f"  {row['name']}: {row['license']}"), soft_wrap=True)

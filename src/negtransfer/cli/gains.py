@@ -128,7 +128,10 @@ def gains(
         frame.to_csv(out / "gains.csv", index=False)
         write_json(out / "gains.json", report.to_dict())
     negative = int((frame["gain"] < 0).sum()) if len(frame) else 0
+    left_out = int(frame["gain"].isna().sum()) if len(frame) else 0
+    diverged = (f"; {len(report.diverged)} model(s) diverged, {left_out} gain(s) left out (see the note)"
+                if report.diverged else "")
     typer.echo(
         f"wrote {out / 'gains.csv'} ({len(frame)} rows: {len(report.groups)} groups; "
-        f"{negative} task-in-group gains negative = negative transfer)"
+        f"{negative} task-in-group gains negative = negative transfer{diverged})"
     )

@@ -173,8 +173,13 @@ def group(
              f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
     grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method)
     job.start()
+    from negtransfer.gains.divergence import DivergedError
+
     with job.training() as progress:
-        result = run_grouping(ds, options, config, seed, job.store, executor=job.executor, progress=progress)
+        try:
+            result = run_grouping(ds, options, config, seed, job.store, executor=job.executor, progress=progress)
+        except DivergedError as exc:
+            fail(str(exc))
     report = result.report.with_command_line(kinds, notes)
     from negtransfer.report.markdown import write_group_report
 
@@ -217,19 +222,31 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     """The console summary of a grouping job from its typed report."""
     from rich.console import Console
 
+    from rich.markup import escape
+
+    from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm
+
     console = Console()
-    totals = report.totals
+    totals, se, gain_se = report.totals, report.losses.totals_se, report.losses.total_gain_se
+    if report.diverged:
+        console.print(f"[bold red]Diverged[/bold red]: left out of the gains and the selection: "
+                      f"{escape(report.diverged)}", soft_wrap=True)
     if report.noise.verdict:
         console.print(f"[bold]Noise[/bold]: {report.noise.verdict}", soft_wrap=True)
     console.print("[bold]Chosen groups[/bold] (budget %d):" % report.budget)
     for g in report.selected_groups:
-        console.print("  " + " + ".join(g))
-    line = (f"total test loss: chosen {totals['selected']:.4f} | STL {totals['stl']:.4f} "
-            f"({(totals['selected'] / totals['stl'] - 1):+.1%}) | all-task {totals['all_tasks']:.4f} "
-            f"({(totals['selected'] / totals['all_tasks'] - 1):+.1%})")
+        console.print("  " + escape(" + ".join(g)))
+
+    def gain(reference: str, key: str) -> str:  # ETAP eq. 1's sign: positive = the chosen groups' loss is lower
+        return fmt_pm(fmt_pct(1 - totals["selected"] / totals[reference]), gain_se.get(key), fmt_pct)
+
+    line = (f"total test loss \u00b1 s.e.: chosen {fmt_pm(fmt_loss(totals['selected']), se.get('selected'))} | "
+            f"STL {fmt_pm(fmt_loss(totals['stl']), se.get('stl'))} (gain {gain('stl', 'selected')}) | "
+            f"all-task {fmt_pm(fmt_loss(totals['all_tasks']), se.get('all_tasks'))} "
+            f"(gain {gain('all_tasks', 'selected_vs_all_tasks')})")
     if report.optima is not None:
-        line += f" | test oracle {totals['optimal']:.4f} (gap {report.optima.gap:+.1%})"
-    console.print(line)
+        line += f" | test oracle {fmt_loss(totals['optimal'])} (gain {fmt_pct(-report.optima.gap)})"
+    console.print(line, soft_wrap=True)
     ref = report.refinement
     final = "; then a final selection among the measured groups" if ref.final_among_measured else ""
     console.print(f"rounds: {ref.rounds_run} ({ref.stopped}{final}); {ref.runs_used} runs, "

@@ -182,18 +182,24 @@ def gains_frame(groups: Sequence[Group], results: Mapping[Group, Result], task_n
     Columns: ``group`` (task names joined by ``+``), ``task``, ``test_loss``,
     ``stl_test_loss``, ``gain``, ``gain_se`` (standard error over repeats,
     empty with one repeat), ``repeats``, ``metric`` (its name),
-    ``test_metric``, ``stl_test_metric``, ``val_loss``, ``group_size``. Losses
-    and metrics are means over the repeats; ``gain`` is the mean of the
-    per-repeat paired gains (not the gain of the mean losses).
+    ``test_metric``, ``stl_test_metric``, ``val_loss``, ``group_size``,
+    ``diverged_repeats``. Losses and metrics are means over the repeats;
+    ``gain`` is the mean of the per-repeat paired gains (not the gain of the
+    mean losses) over the repeats whose group and STL runs both trained
+    (:mod:`negtransfer.gains.divergence`): ``diverged_repeats`` counts those
+    left out, and the gain is empty when none is left.
     """
     import pandas as pd
 
+    from negtransfer.gains.divergence import diverged_mask, repeat_mean_se
+
     columns = ["group", "task", "test_loss", "stl_test_loss", "gain", "gain_se", "repeats", "metric",
-               "test_metric", "stl_test_metric", "val_loss", "group_size"]
+               "test_metric", "stl_test_metric", "val_loss", "group_size", "diverged_repeats"]
     rows = []
     if groups:
         U, G = repeat_gains(groups, results, len(task_names), split="test")
-        Y, SE = G.mean(axis=2), standard_errors(G)
+        diverged = diverged_mask(groups, results, len(task_names))
+        Y, SE = repeat_mean_se(G, diverged)
     for row, g in enumerate(groups):
         res, name = results[g], "+".join(task_names[t] for t in g)
         for t in g:
@@ -212,6 +218,7 @@ def gains_frame(groups: Sequence[Group], results: Mapping[Group, Result], task_n
                     "stl_test_metric": stl.test_metric[t],
                     "val_loss": res.val_loss[t],
                     "group_size": len(g),
+                    "diverged_repeats": int(diverged[row, t].sum()),
                 }
             )
     return pd.DataFrame(rows, columns=columns)

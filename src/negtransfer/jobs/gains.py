@@ -99,6 +99,9 @@ class GainsReport:
         Task -> kind.
     notes : tuple of str
         The ``note:`` lines (the job's and, from the command line, the command's).
+    diverged : tuple of dict
+        One ``{"group", "repeats", "reasons"}`` per model with a diverged repeat
+        (:mod:`negtransfer.gains.divergence`); its gains are left out.
     stl : dict
         Task -> ``{"test_loss", "test_metric"}`` of its STL model (means over repeats).
     groups : tuple of tuple of str
@@ -121,10 +124,12 @@ class GainsReport:
     columns: tuple
     rows: tuple = ()
     notes: tuple = field(default_factory=tuple)
+    diverged: tuple = ()
 
     def to_frame(self) -> "pd.DataFrame":
         """The gains table (gains.csv): columns ``group, task, test_loss, stl_test_loss, gain, gain_se, repeats,
-        metric, test_metric, stl_test_metric, val_loss, group_size``; a negative ``gain`` is negative transfer."""
+        metric, test_metric, stl_test_metric, val_loss, group_size, diverged_repeats``; a negative ``gain`` is
+        negative transfer, an empty one rests on diverged runs only."""
         import pandas as pd
 
         return pd.DataFrame(list(self.rows), columns=list(self.columns))
@@ -144,6 +149,7 @@ class GainsReport:
             "notes": list(self.notes),
             "stl": self.stl,
             "gains": json.loads(self.to_frame().to_json(orient="records")),
+            "diverged": list(self.diverged),
         }
 
 
@@ -185,6 +191,7 @@ def run_gains(
     ValueError
         Bad options (before any training).
     """
+    from negtransfer.gains.divergence import describe_diverged, diverged_runs
     from negtransfer.gains.table import gains_frame
     from negtransfer.runs.runner import ensure_runs
 
@@ -209,6 +216,11 @@ def run_gains(
     update = (lambda done, total: progress(stage, done, total)) if progress else None
     results = ensure_runs(dataset, stl + mtl, config, seed, store, repeats=repeats, executor=executor,
                           chunk_size=options.chunk_size, on_progress=update)
+    found = diverged_runs(results)
+    if found:
+        say(f"{len(found)} of {len(results)} models diverged and their gains are left out (empty gains): "
+            f"{describe_diverged(found, dataset.task_names, repeats)}; lower --lr (now {config.lr:g}) or check the "
+            f"features' scale")
     metrics = [t.metric_name for t in dataset.tasks]
     frame = gains_frame(mtl, results, dataset.task_names, metrics)
     if frame.empty:  # keep the header: the columns of a one-row table
@@ -228,4 +240,6 @@ def run_gains(
         columns=tuple(frame.columns),
         rows=tuple(frame.to_dict(orient="records")),
         notes=tuple(notes),
+        diverged=tuple({"group": "+".join(names[t] for t in g), "repeats": [r for r, _ in items],
+                        "reasons": sorted({reason for _, reason in items})} for g, items in found.items()),
     )

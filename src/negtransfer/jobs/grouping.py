@@ -43,7 +43,8 @@ import numpy as np
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.noise import noise_floor
-from negtransfer.gains.table import repeat_gains
+from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
+from negtransfer.gains.table import mtl_gain, repeat_gains
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
 from negtransfer.jobs.grouping_report import (
@@ -73,6 +74,9 @@ from negtransfer.train.results import RepeatedResult
 Group = TaskSet
 Progress = Callable[[str, int, int], None]
 Found = TypeVar("Found")
+#: The selection score of each member task of a group whose model diverged (after weighting): far below any
+#: measured or predicted score, so the selection never takes the group.
+DIVERGED_SCORE = -1e9
 
 
 
@@ -272,6 +276,22 @@ def _total_se(results, where: dict[int, Group]) -> float:
     return float(np.std(per_repeat, ddof=1) / np.sqrt(np.size(per_repeat)))
 
 
+def _paired_gain_se(results, where: dict[int, Group], stl: list[Group]) -> tuple[dict[int, float], float]:
+    """Standard errors over the repeats of the paired gains (ETAP eq. 1) against STL: per task (each read from
+    ``where[task]``), and of the summed test loss.
+
+    Repeat r pairs the option's run r with the STL run r (common random numbers), as the gains of the gain table.
+    """
+    def se(values: np.ndarray) -> float:
+        return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
+
+    per_task = {t: mtl_gain(results[stl[t]].values("test_loss", t), results[g].values("test_loss", t))
+                for t, g in where.items()}
+    total_stl = sum(results[stl[t]].values("test_loss", t) for t in where)
+    total = sum(results[g].values("test_loss", t) for t, g in where.items())
+    return {t: se(np.atleast_1d(v)) for t, v in per_task.items()}, se(np.atleast_1d(mtl_gain(total_stl, total)))
+
+
 @dataclass
 class GroupingState:
     """The state the grouping stages (:data:`GROUPING_STAGES`) read and fill, in stage order.
@@ -293,6 +313,7 @@ class GroupingState:
     trained: list = field(default_factory=list)  # the run specifications this job trained (one per model)
     seconds: dict[str, float] = field(default_factory=dict)
     measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
+    diverged: dict[Group, list] = field(default_factory=dict)  # models with a diverged repeat (gains.divergence)
     # what the stages found
     affinity_runs: AffinityRuns | None = None  # what the all-task runs measured for the method
     measurement: MethodMeasurement | None = None
@@ -368,8 +389,8 @@ class GroupingState:
 
     def measure(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None) -> None:
         new = [g for g in groups if g not in self.measured and len(g) > 1]
-        self.runs(label, groups, affinity)
-        self.measured += new
+        self.diverged.update(diverged_runs(self.runs(label, groups, affinity)))
+        self.measured += [g for g in new if g not in self.diverged]  # a diverged group's gains say nothing
 
     # ---------------------------------------------------------------- gains
     def gains(self, groups: list[Group], split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -409,7 +430,11 @@ class GroupingState:
             _, Y = self.mean_gains(self.measured)
             for g, gains in zip(self.measured, Y, strict=True):
                 S[self.row_of[g]] = gains
-        return S * self.weights()[None, :]
+        S = S * self.weights()[None, :]
+        for g in self.diverged:  # never choose a group whose model diverged
+            if len(g) > 1:
+                S[self.row_of[g], list(g)] = DIVERGED_SCORE
+        return S
 
     def select(self, scores: np.ndarray, measured_only: bool = False) -> tuple[list[Group], float]:
         """At most B groups maximising the summed score (only measured groups and singletons if asked)."""
@@ -478,6 +503,17 @@ def train_references(state: GroupingState) -> None:
                   affinity=state.method.reference_runs(state.options))
 
 
+def check_references(state: GroupingState) -> None:
+    """Stage 1b: stop when an STL or all-task model diverged (:mod:`negtransfer.gains.divergence`): every gain and
+    total rests on them (the runs stay in the store)."""
+    found = {g: items for g, items in state.diverged.items() if len(g) == 1 or g == state.everything}
+    if found:
+        raise DivergedError(
+            f"{len(found)} of {state.n + 1} reference models diverged, so no gain can be measured: "
+            f"{describe_diverged(found, state.names, state.options.repeats)}; lower --lr (now {state.config.lr:g}) "
+            f"or check the features' scale (the runs are kept in the run store)")
+
+
 def measure_method(state: GroupingState) -> None:
     """Stage 2: what the method measures before its first fit (ETAP's or TAG's affinity from the tracked
     all-task runs, GRAD-TAE's from projected gradients; nothing for the others): one call to the method."""
@@ -539,6 +575,7 @@ def find_optima(state: GroupingState) -> None:
 #: The grouping job, stage by stage (each a function of the :class:`GroupingState`).
 GROUPING_STAGES: tuple[Callable[[GroupingState], None], ...] = (
     train_references,
+    check_references,
     measure_method,
     train_training_groups,
     select_and_refine,
@@ -598,12 +635,17 @@ def _losses(state: GroupingState) -> Losses:
     totals_se = {"stl": _total_se(results, {t: g for t, g in enumerate(state.stl)}),
                  "all_tasks": _total_se(results, {t: state.everything for t in range(n)}),
                  "selected": _total_se(results, where)}
+    gain_se, total_gain_se = {}, {}
+    for option, source in (("all_tasks", {t: state.everything for t in range(n)}), ("selected", where)):
+        per_task, total_gain_se[option] = _paired_gain_se(results, source, state.stl)
+        gain_se[option] = {names[t]: v for t, v in per_task.items()}
+    _, total_gain_se["selected_vs_all_tasks"] = _paired_gain_se(results, where, [state.everything] * n)
     if state.optima is not None:
         totals["test_oracle"] = state.optima.test_oracle.total
         totals["validation_oracle"] = state.optima.validation_oracle.total
         test_loss["optimal"] = dict(state.optima.test_oracle.test_loss)
         totals["optimal"] = state.optima.test_oracle.total
-    return Losses(test_loss, totals, totals_se)
+    return Losses(test_loss, totals, totals_se, gain_se, total_gain_se)
 
 
 def _found(value: Found | None, stage: str) -> Found:
@@ -634,6 +676,7 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
         losses=_losses(state),
         runs=RunCounts(len(state.trained), used, state.store.count()),
         seconds=state.seconds,
+        diverged=describe_diverged(state.diverged, names, options.repeats, limit=len(state.diverged)),
     )
 
 

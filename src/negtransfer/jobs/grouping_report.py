@@ -403,11 +403,20 @@ class Losses:
     totals_se : dict
         Option -> standard error over the repeats of the summed test loss (``stl``, ``all_tasks``,
         ``selected``; NaN with one repeat). New in report.json with the typed report.
+    gain_se : dict
+        Option (``all_tasks``, ``selected``) -> task -> standard error over the repeats of the task's paired gain
+        against STL (ETAP eq. 1, repeat r against STL run r; NaN with one repeat).
+    total_gain_se : dict
+        Option (``all_tasks``, ``selected``) -> standard error over the repeats of the paired gain of the summed
+        test loss against STL's (positive gain: a lower total loss); ``selected_vs_all_tasks``: of the chosen
+        groups' gain against the all-task model.
     """
 
     test_loss: Mapping[str, Mapping[str, float]]
     totals: Mapping[str, float]
     totals_se: Mapping[str, float] = field(default_factory=dict)
+    gain_se: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    total_gain_se: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -453,6 +462,9 @@ class GroupingReport:
         Each task's kind (set by the command line with :func:`dataclasses.replace`).
     notes : tuple of str or None
         The command's ``note:`` lines (set by the command line).
+    diverged : str
+        The groups whose models diverged and were kept out of the gains and the selection
+        (:func:`~negtransfer.gains.divergence.describe_diverged`); empty when every model trained.
     """
 
     method: str
@@ -480,6 +492,7 @@ class GroupingReport:
     seconds: Mapping[str, float]
     task_kinds: Mapping[str, str] | None = None
     notes: tuple[str, ...] | None = None
+    diverged: str = ""
 
     # ------------------------------------------------------------- shortcuts
     @property
@@ -570,6 +583,8 @@ class GroupingReport:
             "test_loss": {k: dict(v) for k, v in self.losses.test_loss.items()},
             "totals": dict(self.losses.totals),
             "totals_se": dict(self.losses.totals_se),
+            "gain_se": {k: dict(v) for k, v in self.losses.gain_se.items()},
+            "total_gain_se": dict(self.losses.total_gain_se),
             "runs": self.runs.to_dict(),
             "seconds": dict(self.seconds),
         })
@@ -577,6 +592,8 @@ class GroupingReport:
             out["task_kinds"] = dict(self.task_kinds)
         if self.notes is not None:
             out["notes"] = list(self.notes)
+        if self.diverged:
+            out["diverged"] = self.diverged
         return out
 
     @staticmethod
@@ -599,10 +616,13 @@ class GroupingReport:
             prediction=PredictionQuality.from_dict(d["prediction"]),
             optima=Optima.from_dict(d["optimal"]) if "optimal" in d else None,
             losses=Losses({k: dict(v) for k, v in d["test_loss"].items()}, dict(d["totals"]),
-                          dict(d.get("totals_se") or {})),
+                          dict(d.get("totals_se") or {}),
+                          {k: dict(v) for k, v in (d.get("gain_se") or {}).items()},
+                          dict(d.get("total_gain_se") or {})),
             runs=RunCounts(**d["runs"]),
             seconds=dict(d["seconds"]),
             task_kinds=d.get("task_kinds"),
             notes=None if d.get("notes") is None else tuple(d["notes"]),
+            diverged=d.get("diverged", ""),
         )
 

@@ -64,6 +64,18 @@ def fmt_pct(x, signed: bool = True) -> str:
     return s.replace("-", "\u2212")
 
 
+def fmt_pm(value: str, se, formatter: Callable[..., str] = fmt_loss) -> str:
+    """``value`` followed by ``± se`` (formatted like the value, unsigned) where the standard error is a number."""
+    se = _num(se)
+    if not math.isfinite(se) or value == "n/a":
+        return value
+    if formatter is fmt_pct:  # two significant digits below 0.1%, so a small error is not shown as 0.0%
+        spread = f"{se * 100:.1f}%" if se * 100 >= 0.095 else f"{se * 100:.2g}%"
+    else:
+        spread = formatter(se)
+    return f"{value} \u00b1 {spread}"
+
+
 def fmt_stat(x) -> str:
     x = _num(x)
     return "n/a" if not math.isfinite(x) else f"{x:.3f}"
@@ -170,7 +182,7 @@ def _make_plots(report: GroupingReport, out_dir: Path) -> tuple[dict[str, str], 
 
     test_loss = report.test_loss
     if test_loss.get("stl") and tasks:
-        add("task_losses", lambda p: _plots.plot_task_losses(test_loss, tasks, p))
+        add("task_losses", lambda p: _plots.plot_task_losses(test_loss, tasks, p, report.losses.gain_se))
     else:
         skipped["task_losses"] = "no STL test losses in the report"
 
@@ -230,11 +242,16 @@ def _summary(report: GroupingReport) -> list[str]:
 
 def _headline(report: GroupingReport) -> list[str]:
     """The dataset line, then the noise verdict and the comparison with simple alternatives."""
+    drawn = [g for g in report.train_groups if len(g) < len(report.tasks)]  # the all-task group is always added
     bits = [f"{len(report.tasks)} tasks", f"budget {report.budget} groups",
-            f"{len(report.train_groups)} training groups", f"seed {report.seed}"]
+            f"{len(drawn)} training groups (and the all-task group)", f"seed {report.seed}"]
     if report.repeats:
         bits.append(f"{report.repeats} repeat(s) per run")
     out = ["Dataset **%s**: %s." % (report.dataset, ", ".join(bits)), ""]
+    if report.diverged:
+        out += [f"**Diverged** \u26a0: these models never trained (non-finite losses, or never better than their "
+                f"initial weights) and are left out of the gains and the selection: {report.diverged}. Lower "
+                f"`--lr` or check the features' scale.", ""]
     if report.noise.verdict:
         out += [f"**Noise**: {report.noise.verdict}", ""]
     alternatives = report.comparison
@@ -282,20 +299,25 @@ def _totals_table(report: GroupingReport) -> list[str]:
     """Summed test losses of every training option, and the chosen groups against each."""
     tasks = report.tasks
     totals = _totals(report)
-    rows = [[_LABELS[key], fmt_loss(totals[key]),
-             "\u2014" if key == "stl" else fmt_pct(_rel(totals[key], totals.get("stl")))]
+    totals_se, gain_se = report.losses.totals_se, report.losses.total_gain_se
+    rows = [[_LABELS[key], fmt_pm(fmt_loss(totals[key]), totals_se.get(key)),
+             "\u2014" if key == "stl" else fmt_pm(fmt_pct(-_rel(totals[key], totals.get("stl"))), gain_se.get(key),
+                                                  fmt_pct)]
             for key in ("stl", "all_tasks", "selected", "optimal", "validation_oracle") if key in totals]
-    out = [render_table(rows, ["training", "total test loss", "vs STL"]), ""]
+    out = [render_table(rows, ["training", "total test loss \u00b1 s.e.", "gain vs STL \u00b1 s.e."]), ""]
     sel = totals.get("selected")
-    phrases = [f"{fmt_pct(_rel(sel, totals.get('stl')))} vs STL"]
+    phrases = [f"{fmt_pm(fmt_pct(-_rel(sel, totals.get('stl'))), gain_se.get('selected'), fmt_pct)} vs STL"]
     if "all_tasks" in totals:
-        phrases.append(f"{fmt_pct(_rel(sel, totals['all_tasks']))} vs all-task MTL")
+        phrases.append(f"{fmt_pm(fmt_pct(-_rel(sel, totals['all_tasks'])), gain_se.get('selected_vs_all_tasks'), fmt_pct)}"
+                       f" vs all-task MTL")
     if "optimal" in totals:
         gap = report.optima.gap if report.optima is not None else _rel(sel, totals["optimal"])
-        phrases.append(f"{fmt_pct(gap)} vs the test oracle (the gap)")
+        phrases.append(f"{fmt_pct(-gap)} vs the test oracle (the gap)")
     if "validation_oracle" in totals:
-        phrases.append(f"{fmt_pct(_rel(sel, totals['validation_oracle']))} vs the validation oracle")
-    out.append("Total test loss of the chosen groups: " + ", ".join(phrases) + "; negative = lower loss.")
+        phrases.append(f"{fmt_pct(-_rel(sel, totals['validation_oracle']))} vs the validation oracle")
+    out.append("Gain of the chosen groups' total test loss (ETAP eq. 1's sign, as every gain here: positive = "
+               "lower loss): " + ", ".join(phrases) + "; \u00b1 one standard error over the repeats (paired: "
+               "repeat r against repeat r); a gain within about two standard errors of 0 is within the noise.")
     worse = _worse_tasks(report)
     if worse:
         out.append(f"Tasks with a higher test loss than STL under the chosen groups: "
@@ -335,24 +357,28 @@ def _task_table(report: GroupingReport) -> list[str]:
     tl = report.test_loss
     stl, allt, sel = tl.get("stl") or {}, tl.get("all_tasks") or {}, tl.get("selected") or {}
     opt = tl.get("optimal") or (report.optima.test_oracle.test_loss if report.optima is not None else {})
-    headers = ["task", "STL", "all-task", "chosen", "gain vs STL", "group used"]
+    headers = ["task", "STL", "all-task", "chosen", "gain vs STL \u00b1 s.e.", "group used"]
     if opt:
         headers.insert(4, "optimal")
     headers.append("")
     rows = []
+    task_se = report.losses.gain_se.get("selected") or {}
     for t in tasks:
         gain = -_rel(sel.get(t), stl.get(t))  # ETAP eq. 1 sign: > 0 = lower loss than STL
         row = [t, fmt_loss(stl.get(t)), fmt_loss(allt.get(t)), fmt_loss(sel.get(t))]
         if opt:
             row.append(fmt_loss(opt.get(t)))
-        row += [fmt_pct(gain), _best_group(report, t), WORSE_MARKER if gain < 0 else ""]
+        row += [fmt_pm(fmt_pct(gain), task_se.get(t), fmt_pct), _best_group(report, t),
+                WORSE_MARKER if gain < 0 else ""]
         rows.append(row)
-    totals = _totals(report)
-    total_row = ["**total**", fmt_loss(totals.get("stl")), fmt_loss(totals.get("all_tasks")),
-                 fmt_loss(totals.get("selected"))]
+    totals, se = _totals(report), report.losses.totals_se
+    total_row = ["**total**", fmt_pm(fmt_loss(totals.get("stl")), se.get("stl")),
+                 fmt_pm(fmt_loss(totals.get("all_tasks")), se.get("all_tasks")),
+                 fmt_pm(fmt_loss(totals.get("selected")), se.get("selected"))]
     if opt:
         total_row.append(fmt_loss(totals.get("optimal")))
-    total_row += [fmt_pct(-_rel(totals.get("selected"), totals.get("stl"))), "", ""]
+    total_row += [fmt_pm(fmt_pct(-_rel(totals.get("selected"), totals.get("stl"))),
+                         report.losses.total_gain_se.get("selected"), fmt_pct), "", ""]
     rows.append(total_row)
     align = "l" + "r" * (len(headers) - 3) + "ll"
     return [render_table(rows, headers, align)]
@@ -365,17 +391,20 @@ _CAPTIONS = {
                  "source lowered the target's loss (helps); red: raised it (hurts)."),
     "groups": ("Chosen grouping",
                "One column per chosen group, one row per task; a dot marks membership."),
-    "task_losses": ("Per-task test loss vs STL",
-                    "Change of each task's test loss relative to training it alone (STL = 0). "
-                    "Left of the line is better than STL; hatched blue bars are tasks the chosen "
-                    "groups made worse."),
+    "task_losses": ("Per-task gain vs STL",
+                    "Each task's gain against training it alone (ETAP eq. 1; STL = 0), with error bars of "
+                    "\u00b1 one standard error over the repeats. Right of the line is better than STL; hatched "
+                    "blue bars are tasks the chosen groups made worse; a bar whose error bar crosses 0 is within "
+                    "the noise."),
     "affinity_trace": ("Affinity during training",
                        "Per-step affinity of the strongest task pairs in the all-task run (faint) and its "
                        "running mean (bold), as in ETAP's Figure 7: single steps are noisy, the average is "
                        "stable."),
     "rounds": ("Refinement rounds",
-               "Summed validation loss of each round's selection once its groups were measured; dashed lines: "
-               "the all-task model and (if the budget allows it) STL on the same validation rows."),
+               "Summed validation loss of each round's selection once its groups were measured (one point per "
+               "round played; a star marked \"final\" for the final selection among the measured groups, which "
+               "is not a round of its own; the last point carries its value); dashed lines: the all-task model "
+               "and (if the budget allows it) STL on the same validation rows."),
     "predicted_vs_actual": ("Predicted vs measured gains",
                             "One point per (held-out group, task). Points on the dashed y = x line "
                             "are predicted exactly."),
@@ -461,6 +490,10 @@ def render_group_report(report: GroupingReport, plot_paths: Mapping[str, str],
             lines += [f"![{title}]({plot_paths[name]})", "", caption, ""]
         else:
             lines += [f"*Not drawn: {skipped.get(name, 'not available')}.*", ""]
+    _, renamed = _plots.axis_labels(report.tasks)
+    if renamed:
+        lines += ["Task names shortened on the plots' axes (too long, or characters the plot font cannot draw): "
+                  + "; ".join(f"{label} = {full}" for label, full in renamed.items()) + ".", ""]
     lines += ["## How to read this report", ""]
     lines += _notes(report)
     lines.append("")

@@ -33,6 +33,7 @@ __all__ = [
     "plot_task_losses",
     "plot_rounds",
     "finite_points",
+    "axis_labels",
     "new_figure",
     "save_figure",
     "LOSS_SERIES",
@@ -81,6 +82,43 @@ def _fmt_stat(x) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.3f}"
 
 
+# --------------------------------------------------------------------------- task names on axes
+
+#: Longest task name drawn on an axis; longer names are cut with an ellipsis (report.md lists them in full).
+LABEL_CHARS = 24
+
+
+def _drawable(text: str) -> bool:
+    """Whether matplotlib's default font has a glyph for every character of ``text`` (else it draws boxes)."""
+    if text.isascii():
+        return True
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(font_manager.findfont(font_manager.FontProperties()))
+    return all(font.get_char_index(ord(c)) != 0 for c in text if not c.isspace())
+
+
+def axis_labels(tasks: Sequence[str], limit: int = LABEL_CHARS) -> tuple[list[str], dict[str, str]]:
+    """The labels the plots draw for ``tasks`` and the renamed ones (label -> full name).
+
+    A name whose characters the default font cannot draw (e.g. Chinese or Japanese, drawn as empty boxes before)
+    is drawn as ``T<k>`` (its position, 1-based); a name longer than ``limit`` characters is cut with an ellipsis
+    (a long name once made a 5358 x 4394 px affinity plot). report.md lists the renamed ones under the plots.
+    """
+    labels, renamed = [], {}
+    for k, name in enumerate(map(str, tasks), 1):
+        label = name if _drawable(name) else f"T{k}"
+        if len(label) > limit:
+            label = label[: limit - 1] + "\u2026"
+        if label in renamed or (label != name and label in tasks):
+            label = f"T{k}"
+        if label != name:
+            renamed[label] = name
+        labels.append(label)
+    return labels, renamed
+
+
 # --------------------------------------------------------------------------- affinity
 
 
@@ -119,6 +157,7 @@ def plot_affinity_heatmap(affinity, tasks: Sequence[str], path, *, annotate: boo
 
     if annotate is None:
         annotate = n <= 10
+    tasks, _ = axis_labels(tasks)
     longest = max((len(t) for t in tasks), default=1)
     cell = 0.55 if n <= 10 else 0.42
     side = max(4.0, n * cell)
@@ -222,6 +261,11 @@ def plot_predicted_vs_actual(points: Sequence[PredictionPoint], path, pearson=No
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal", adjustable="box")
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # at most 6 short ticks: long fractions once overlapped on the x axis
+        axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+        axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
     ax.set_xlabel("predicted gain (ETAP)")
     ax.set_ylabel("measured gain on test split")
     n_groups = len({tuple(p.group or ()) for p in good})
@@ -283,7 +327,13 @@ def plot_selected_groups(tasks: Sequence[str], groups, path, *, optimal=None,
         hold it). With it, a hollow dot marks membership in a group whose loss
         is not the one counted for that task; without it, all dots are filled.
     """
-    groups = [list(g) for g in groups]
+    labels, _ = axis_labels(tasks)
+    short = dict(zip(map(str, tasks), labels, strict=True))
+    groups = [[short.get(t, t) for t in g] for g in groups]
+    optimal = None if not optimal else [[short.get(t, t) for t in g] for g in optimal]
+    if task_group is not None:
+        task_group = {short.get(t, t): [short.get(m, m) for m in g] for t, g in task_group.items()}
+    tasks = labels
     panels = [(groups, f"chosen groups ({len(groups)})", task_group, "#1f77b4")]
     if optimal:
         panels.append(([list(g) for g in optimal], f"optimal groups ({len(optimal)})", None, "#2ca02c"))
@@ -325,41 +375,53 @@ def relative_change(loss: float | None, stl: float | None) -> float:
     return (x - ref) / abs(ref)
 
 
-def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequence[str], path) -> Path:
-    """Per-task test loss relative to STL, grouped horizontal bars.
+def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequence[str], path,
+                     gain_se: Mapping[str, Mapping[str, float]] | None = None) -> Path:
+    """Per-task gain against STL (ETAP eq. 1), grouped horizontal bars with error bars.
 
     Parameters
     ----------
     test_loss : ``{"stl": {task: loss}, "all_tasks": {...}, "selected": {...},
         optionally "optimal": {...}}``
     tasks : task names (rows)
+    gain_se : ``{"all_tasks": {task: se}, "selected": {...}}``, optional
+        Standard errors of the gains over the repeats (the report's ``losses.gain_se``): drawn as error bars of
+        +- one standard error.
 
-    Each bar is ``(loss - STL loss) / STL loss`` in percent, so tasks with
-    different loss scales are comparable: STL is the 0 line, bars to the left
-    are better than training the task alone, bars to the right (hatched for the
-    chosen groups) are negative transfer. Missing / NaN losses get no bar
-    and an "n/a" mark.
+    Each bar is the gain ``(STL loss - loss) / STL loss`` in percent, the sign
+    of every gain in the reports, so tasks with different loss scales are
+    comparable: STL is the 0 line, bars to the right are better than training
+    the task alone, bars to the left (hatched for the chosen groups) are
+    negative transfer. Missing / NaN losses get no bar and an "n/a" mark.
     """
     stl = test_loss.get("stl", {})
     series = [(key, label, colour) for key, label, colour in LOSS_SERIES if test_loss.get(key)]
     n, k = len(tasks), max(len(series), 1)
-    values = np.array([[relative_change(test_loss[key].get(t), stl.get(t)) * 100 for t in tasks]
+    values = np.array([[-relative_change(test_loss[key].get(t), stl.get(t)) * 100 for t in tasks]
                        for key, _, _ in series]).reshape(len(series), n)
+    errors = np.array([[_float((gain_se or {}).get(key, {}).get(t)) * 100 for t in tasks]
+                       for key, _, _ in series]).reshape(len(series), n)
+    tasks, _ = axis_labels(tasks)
     longest = max((len(t) for t in tasks), default=1)
     fig = new_figure(7.0 + 0.07 * longest, max(2.8, n * (0.11 * k + 0.14) + 1.6))
     ax = fig.add_subplot(1, 1, 1)
     height = 0.8 / k
-    finite = values[np.isfinite(values)]
-    span = float(np.max(np.abs(finite))) if finite.size else 1.0
+    reach = np.abs(values) + np.where(np.isfinite(errors), errors, 0.0)
+    finite = reach[np.isfinite(reach)]
+    span = float(np.max(finite)) if finite.size else 1.0
     span = span if span > 0 else 1.0
     for s, (key, label, colour) in enumerate(series):
         y = np.arange(n) - 0.4 + height * (s + 0.5)
         v = values[s]
         ok = np.isfinite(v)
         bars = ax.barh(y[ok], v[ok], height=height * 0.92, color=colour, label=label, zorder=2)
+        bar_error = errors[s][ok]
+        if np.isfinite(bar_error).any():
+            ax.errorbar(v[ok], y[ok], xerr=np.where(np.isfinite(bar_error), bar_error, 0.0), fmt="none",
+                        ecolor="#333333", elinewidth=0.9, capsize=2, zorder=4)
         if key == "selected":
             for bar, val in zip(bars, v[ok], strict=True):
-                if val > 0:
+                if val < 0:
                     bar.set_hatch("///")
                     bar.set_edgecolor("#b22222")
         for yy in y[~ok]:
@@ -375,8 +437,9 @@ def plot_task_losses(test_loss: Mapping[str, Mapping[str, float]], tasks: Sequen
     # Steps 1/2/5 only, so that short tick labels are exact (no -2.5 shown as -2%).
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{round(v, 9) + 0.0:.4g}%".replace("-", "\u2212")))
-    ax.set_xlabel("test loss change vs STL (STL = 0)\n\u2190 lower loss than alone      higher loss than alone \u2192")
-    ax.set_title("Per-task test loss relative to single-task training (STL)", fontsize=10, pad=26)
+    ax.set_xlabel("gain vs STL = (STL loss \u2212 loss) / STL loss (STL = 0; bars: \u00b1 1 s.e. over repeats)\n"
+                  "\u2190 higher loss than alone      lower loss than alone \u2192")
+    ax.set_title("Per-task gain against single-task training (STL)", fontsize=10, pad=26)
     if series:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), fontsize=8, frameon=False)
     return save_figure(fig, path)
@@ -413,22 +476,38 @@ def plot_rounds(rounds: Sequence[RoundRecord], path, *, stl: float | None = None
                 all_tasks: float | None = None) -> Path:
     """The selection's summed validation loss by refinement round (the report's ``refinement.rounds``).
 
-    One point per round (its selection, once measured); dashed lines mark the
-    STL and all-task models' validation totals when given. A falling line means
-    the rounds found better groups than the first selection.
+    One point per round played (its selection, once measured), and a star for
+    the final selection among the measured groups where the job made one (it
+    is not a round: x tick "final"); the last point is labelled with its value.
+    Dashed lines mark the STL and all-task models' validation totals when
+    given. A falling line means the rounds found better groups than the first
+    selection.
     """
-    xs = [int(r.round) for r in rounds if math.isfinite(_float(r.selection_val_loss))]
-    ys = [_float(r.selection_val_loss) for r in rounds if math.isfinite(_float(r.selection_val_loss))]
+    drawn = [r for r in rounds if math.isfinite(_float(r.selection_val_loss))]
+    played = [r for r in drawn if not r.final_among_measured]
+    final = [r for r in drawn if r.final_among_measured]
     fig = new_figure(5.6, 3.4)
     ax = fig.add_subplot(1, 1, 1)
+    xs = list(range(len(played)))
+    ys = [_float(r.selection_val_loss) for r in played]
     ax.plot(xs, ys, marker="o", color="#1f77b4", label="selection of the round")
+    ticks = [str(int(r.round)) for r in played]
+    if final:  # not a round of its own: the last selection redone among the measured groups only
+        x_final, y_final = len(played), _float(final[-1].selection_val_loss)
+        ax.plot([x_final], [y_final], marker="*", markersize=12, linestyle="none", color="#ff7f0e",
+                label="final selection among measured groups")
+        ticks.append("final")
+    last_x = len(ticks) - 1
+    last_y = y_final if final else (ys[-1] if ys else math.nan)
+    if math.isfinite(last_y):
+        ax.annotate(f"{last_y:.4g}", (last_x, last_y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     for value, label, colour in ((stl, "STL", "#d62728"), (all_tasks, "all-task model", "#7f7f7f")):
         if value is not None and math.isfinite(_float(value)):
             ax.axhline(_float(value), linestyle="--", color=colour, linewidth=1, label=label)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("round")
+    ax.set_xticks(range(len(ticks)))
+    ax.set_xticklabels(ticks)
+    ax.set_xlim(-0.5, max(len(ticks) - 0.5, 0.5))
+    ax.set_xlabel(f"round ({len(played)} played" + (", then the final selection)" if final else ")"))
     ax.set_ylabel("summed validation loss")
     ax.set_title("Refinement: the selection's validation loss by round", fontsize=10)
     ax.grid(color="#e5e5e5")
