@@ -31,7 +31,7 @@ from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "grouping_report_golden.json").read_text())
-NEW_KEYS = {"totals_se"}
+NEW_KEYS = {"totals_se", "gain_se", "total_gain_se"}  # totals_se: the typed report; the gains' s.e.: issue 28
 #: Values computed from the affinity (see the module doc): equal to 1e-3 relative or 1e-6 absolute.
 FROM_AFFINITY = ("affinity", "predict", "optimistic", "pearson", ".r2")
 

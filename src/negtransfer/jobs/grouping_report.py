@@ -583,8 +583,11 @@ class GroupingReport:
             "test_loss": {k: dict(v) for k, v in self.losses.test_loss.items()},
             "totals": dict(self.losses.totals),
             "totals_se": dict(self.losses.totals_se),
-            "gain_se": {k: dict(v) for k, v in self.losses.gain_se.items()},
-            "total_gain_se": dict(self.losses.total_gain_se),
+        })
+        if self.losses.gain_se or self.losses.total_gain_se:  # reports of jobs before issue 28 have neither
+            out["gain_se"] = {k: dict(v) for k, v in self.losses.gain_se.items()}
+            out["total_gain_se"] = dict(self.losses.total_gain_se)
+        out.update({
             "runs": self.runs.to_dict(),
             "seconds": dict(self.seconds),
         })
