@@ -82,11 +82,11 @@ def _make_classes(pl):
     return Net
 
 
-def _fit(pl, module, callback, epochs=2):
+def _fit(pl, module, callback, epochs=2, logger=False):
     x, y = _data()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8, shuffle=False)
     trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback] if callback else [],
     )
     with warnings.catch_warnings():
@@ -173,3 +173,64 @@ def test_callback_contract_errors():
 
     with pytest.raises(AttributeError, match="self.task_losses"):
         _fit(pl, Forgetful(OPTIMIZERS["sgd-momentum"]), AffinityCallback(N_TASKS), epochs=1)
+
+
+@pytest.mark.parametrize("momentum", [False, True])
+def test_callback_momentum_switch_matches_user_loop(momentum):
+    """Issue 28: the callback takes the tracker's momentum switch (default off, the grouping job's ETAP default)."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from negtransfer.affinity.lightning import AffinityCallback
+
+    Net = _make_classes(pl)
+    make_opt = OPTIMIZERS["sgd-momentum"]
+    cb = AffinityCallback(N_TASKS, momentum=momentum)
+    _fit(pl, Net(make_opt), cb)
+    tracker = AffinityTracker(N_TASKS, momentum=momentum)
+    _user_loop(Net(make_opt), make_opt, tracker)
+    assert cb.tracker.momentum is momentum
+    np.testing.assert_allclose(cb.affinity_matrix, tracker.affinity_matrix, rtol=1e-9, atol=1e-12)
+
+
+def test_callback_logs_the_affinity_to_lightnings_loggers():
+    """Issue 28: at every epoch end the affinity so far goes to each of the trainer's loggers (a real Lightning
+    Logger subclass here), one metric per ordered task pair."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.loggers import Logger
+
+    from negtransfer.affinity.lightning import AffinityCallback
+
+    class Recording(Logger):
+        def __init__(self):
+            super().__init__()
+            self.logged: list[tuple[int, dict]] = []
+
+        @property
+        def name(self):
+            return "recording"
+
+        @property
+        def version(self):
+            return 0
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+        def log_metrics(self, metrics, step=None):
+            self.logged.append((step, dict(metrics)))
+
+    Net = _make_classes(pl)
+    names = ["a", "b", "c"]
+    cb = AffinityCallback(N_TASKS, task_names=names)
+    logger = Recording()
+    _fit(pl, Net(OPTIMIZERS["sgd-momentum"]), cb, epochs=2, logger=logger)
+    logged = [(step, m) for step, m in logger.logged if any(k.startswith("affinity/") for k in m)]
+    assert [step for step, _ in logged] == [4, 8]  # 4 batches per epoch, after each epoch
+    last = logged[-1][1]
+    expected = {f"affinity/{names[i]}->{names[j]}" for i in range(3) for j in range(3) if i != j}
+    assert set(last) == expected
+    A = cb.affinity_matrix
+    assert last["affinity/a->b"] == pytest.approx(A[0, 1]) and last["affinity/c->a"] == pytest.approx(A[2, 0])
+    quiet = AffinityCallback(N_TASKS, send_to_loggers=False)
+    logger = Recording()
+    _fit(pl, Net(OPTIMIZERS["sgd-momentum"]), quiet, epochs=1, logger=logger)
+    assert not any(k.startswith("affinity/") for _, m in logger.logged for k in m), logger.logged

@@ -96,7 +96,7 @@ def test_orientation_on_asymmetric_example():
 
     opt = torch.optim.SGD([theta], lr=0.1, momentum=0.5)
     opt.state[theta]["momentum_buffer"] = torch.tensor([-4.0, 2.0], dtype=DT)
-    tracker = AffinityTracker(2)
+    tracker = AffinityTracker(2, momentum=True)
     A = tracker.step(losses(), [theta], opt).numpy()
     # Full matrix: A[i, j] = <g_i + c, g_j> / 5 with g_0 + c = (-1, 1), g_1 + c = (-2, 2).
     np.testing.assert_allclose(A, [[-0.2, 0.2], [-0.4, 0.4]], rtol=1e-12)
@@ -238,7 +238,7 @@ def test_first_order_affinity_matches_actual_lookahead(make_opt):
     opt = make_opt(model.parameters())
     _warm_up(model, opt, x, y)
     xb, yb = _batches(x, y)[0]
-    tracker = AffinityTracker(N_TASKS)
+    tracker = AffinityTracker(N_TASKS, momentum=True)  # the optimiser's full step, momentum included
     lr_small = 1e-7
     expected = np.stack([_lookahead_sgd(model, opt, xb, yb, i, lr_small).numpy() for i in range(N_TASKS)])
     opt.zero_grad()
@@ -364,7 +364,7 @@ def test_update_api_matches_user_loop_step():
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     _warm_up(model, opt, x, y)
     shared = list(model.encoder.parameters())
-    t_step, t_update = AffinityTracker(N_TASKS), AffinityTracker(N_TASKS)
+    t_step, t_update = AffinityTracker(N_TASKS, momentum=True), AffinityTracker(N_TASKS)
     L = model.task_losses(x, y)
     G = per_task_gradients(L, shared, retain_graph=True)
     bufs = [opt.state[p]["momentum_buffer"] for p in shared]
@@ -492,3 +492,23 @@ def test_errors_name_the_bad_input():
     G = per_task_gradients(L, list(model.encoder.parameters()), retain_graph=True)
     A = tr.step(L, model.encoder.parameters(), opt)
     torch.testing.assert_close(A, step_affinity(G, L))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_user_loop_default_leaves_momentum_out_like_the_job(weight_decay):
+    """Issue 28: the tracker in a user's own loop scores plain gradient steps by default (the grouping job's ETAP
+    default, --no-affinity-momentum); ``momentum=True`` adds the buffer term of eq. 4, and the two differ."""
+    x, y = _data()
+    model = TinyMTL()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
+    _warm_up(model, opt, x, y)
+    shared = list(model.encoder.parameters())
+    L = model.task_losses(x, y)
+    G = per_task_gradients(L, shared, retain_graph=True)
+    # the job's "plain" tracker (negtransfer.affinity.training): no velocity, the weight decay kept
+    plain = AffinityTracker(N_TASKS).update(G, L, 0.1, weight_decay=weight_decay, params=[p.detach() for p in shared])
+    default = AffinityTracker(N_TASKS).step(L, shared, opt, retain_graph=True)
+    torch.testing.assert_close(default, plain)
+    opt.zero_grad()
+    with_momentum = AffinityTracker(N_TASKS, momentum=True).step(L, shared, opt)
+    assert not torch.allclose(with_momentum, default)

@@ -61,6 +61,7 @@ the same training.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -93,9 +94,16 @@ class AffinityCallback(_pl.Callback):
     ----------
     n_tasks : int
         Number of tasks T (length of the module's ``task_losses``).
-    every, optimizer_kind, keep_trace, task_names, average :
+    every, optimizer_kind, keep_trace, task_names, average, momentum :
         As for :class:`~negtransfer.affinity.tracker.AffinityTracker`
-        (``every`` counts training batches; epochs end at ``on_train_epoch_end``).
+        (``every`` counts training batches; epochs end at ``on_train_epoch_end``;
+        ``momentum=False``, the grouping job's default for ETAP, leaves SGD's
+        momentum term out of eq. 4).
+    send_to_loggers : bool
+        At the end of every training epoch, send the affinity averaged so far to
+        the trainer's loggers (``trainer.loggers``: TensorBoard, CSV, W&B, ...),
+        one metric per ordered pair named ``affinity/SOURCE->TARGET`` (task names,
+        or indices without ``task_names``), at the trainer's global step.
     shared_parameters : str or callable
         Name of the module method returning the shared parameters, or a callable
         ``module -> iterable of parameters``.
@@ -119,15 +127,18 @@ class AffinityCallback(_pl.Callback):
         keep_trace: bool = False,
         task_names=None,
         average: str = "steps",
+        momentum: bool = False,
         shared_parameters: str | Callable[[Any], Iterable[torch.Tensor]] = "shared_parameters",
         task_losses_attr: str = "task_losses",
         single_backward: bool = True,
+        send_to_loggers: bool = True,
     ):
         super().__init__()
         self.tracker = AffinityTracker(
             n_tasks, every=every, optimizer_kind=optimizer_kind, keep_trace=keep_trace,
-            task_names=task_names, average=average,
+            task_names=task_names, average=average, momentum=momentum,
         )
+        self.send_to_loggers = bool(send_to_loggers)  # not `log`: Lightning sets a callback's `log` to the module's
         self.shared_parameters = shared_parameters
         self.task_losses_attr = task_losses_attr
         self.single_backward = bool(single_backward)
@@ -235,7 +246,8 @@ class AffinityCallback(_pl.Callback):
             ]
         else:
             per_task = per_task_gradients(losses, shared, retain_graph=True)
-        updates, _ = optimizer_task_updates(optimizer, shared, per_task, kind=tracker.optimizer_kind)
+        updates, _ = optimizer_task_updates(optimizer, shared, per_task, kind=tracker.optimizer_kind,
+                                            include_momentum=tracker.momentum)
         A = step_affinity_from_updates(per_task, losses.detach(), updates)
         tracker.record(A, task_losses=losses)
         if single:
@@ -255,6 +267,25 @@ class AffinityCallback(_pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.tracker.end_epoch()
+        if self.send_to_loggers:
+            self.log_affinity(trainer)
+
+    def affinity_metrics(self) -> dict[str, float]:
+        """The affinity averaged so far as ``{"affinity/SOURCE->TARGET": value}`` (off-diagonal, finite entries)."""
+        if self.tracker.n_steps_tracked == 0:
+            return {}
+        A = self.tracker.affinity_matrix
+        names = self.tracker.task_names or [str(k) for k in range(self.tracker.n_tasks)]
+        return {f"affinity/{names[i]}->{names[j]}": float(A[i, j])
+                for i in range(len(names)) for j in range(len(names)) if i != j and math.isfinite(float(A[i, j]))}
+
+    def log_affinity(self, trainer) -> None:
+        """Send :meth:`affinity_metrics` to every logger of ``trainer`` (at its global step)."""
+        metrics = self.affinity_metrics()
+        if not metrics:
+            return
+        for logger in getattr(trainer, "loggers", None) or []:
+            logger.log_metrics(metrics, step=int(getattr(trainer, "global_step", 0)))
 
     # -- checkpointing -------------------------------------------------------
 

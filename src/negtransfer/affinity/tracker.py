@@ -300,6 +300,15 @@ class AffinityTracker:
         within each epoch, then over epochs (the public ETAP code); epochs are
         delimited by :meth:`end_epoch`. Both are always recorded;
         this only chooses what :attr:`affinity_matrix` returns.
+    momentum : bool
+        With an SGD optimizer, :meth:`step` includes the momentum term of eq. 4
+        (the momentum buffer before the step) in each task's update. Default
+        False, the grouping job's default for ETAP (``negtransfer group
+        --no-affinity-momentum``, as the public ETAP code for Chemical and CelebA;
+        docs/methods/affinity.md), so a tracker in your own loop measures what the
+        job measures; True for TAG's full optimiser step (the job's default for
+        ``--method tag``). Adam's rule (``optimizer_kind="adam"`` or ``"auto"``
+        with Adam) is not affected.
 
     Notes
     -----
@@ -319,6 +328,7 @@ class AffinityTracker:
         keep_trace: bool = False,
         task_names: Sequence[str] | None = None,
         average: str = "steps",
+        momentum: bool = False,
     ):
         if int(n_tasks) < 1:
             raise ValueError(f"n_tasks must be >= 1; got {n_tasks}")
@@ -336,6 +346,7 @@ class AffinityTracker:
         self.keep_trace = bool(keep_trace)
         self.task_names = None if task_names is None else [str(t) for t in task_names]
         self.average = average
+        self.momentum = bool(momentum)
         self.reset()
 
     # -- bookkeeping ---------------------------------------------------------
@@ -544,7 +555,8 @@ class AffinityTracker:
         per_task, sum_shared, sum_other = per_task_and_summed_gradients(
             losses, shared, other, retain_graph=retain_graph
         )
-        updates, _ = optimizer_task_updates(optimizer, shared, per_task, kind=self.optimizer_kind)
+        updates, _ = optimizer_task_updates(optimizer, shared, per_task, kind=self.optimizer_kind,
+                                            include_momentum=self.momentum)
         A = (updates @ flatten_task_gradients(per_task).T) / losses.detach()[None, :]
         self.record(A, task_losses=losses)
         for p, total in zip(shared + other, [*sum_shared, *sum_other], strict=True):

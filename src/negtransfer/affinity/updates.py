@@ -153,6 +153,7 @@ def optimizer_task_updates(
     grads: Sequence[Tensor],
     *,
     kind: str = "auto",
+    include_momentum: bool = True,
 ) -> tuple[Tensor, float]:
     """Per-task updates of ``params`` under a torch optimizer's current state.
 
@@ -174,6 +175,11 @@ def optimizer_task_updates(
         Nesterov, weight decay) or ``Adam``/``AdamW``. ``"sgd"`` with a non-SGD
         optimizer: plain gradient steps (eq. 4 without momentum) at the group's
         learning rate.
+    include_momentum : bool
+        With SGD: include the momentum term of ETAP eq. 4 (the momentum buffer
+        before the step); False scores each task's plain gradient step (with
+        weight decay), as the grouping job does for ETAP (its
+        ``--no-affinity-momentum`` default). Adam's rule is not affected.
 
     Returns
     -------
@@ -217,8 +223,8 @@ def optimizer_task_updates(
             )
         elif exact_sgd:
             u = _sgd_rule(
-                g, state.get("momentum_buffer"), theta,
-                momentum=float(group.get("momentum", 0.0)),
+                g, state.get("momentum_buffer") if include_momentum else None, theta,
+                momentum=float(group.get("momentum", 0.0)) if include_momentum else 0.0,
                 dampening=float(group.get("dampening", 0.0)),
                 nesterov=bool(group.get("nesterov", False)),
                 weight_decay=float(group.get("weight_decay", 0.0)),
