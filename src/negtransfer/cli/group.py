@@ -52,6 +52,7 @@ from negtransfer.cli.options import (
     TrainingOptions,
     WorkersOpt,
     check_model_on,
+    fit_batch_size,
     kinds_summary,
     out_option,
 )
@@ -151,6 +152,7 @@ def group(
     job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
+    config = fit_batch_size(ds, config, batch_size, notes)
     kinds = kinds_summary(ds, data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")

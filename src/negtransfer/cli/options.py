@@ -427,6 +427,34 @@ def check_model_on(dataset, config: TrainConfig, notes: list) -> None:
     warnings.filterwarnings("ignore", category=UnstackableModelWarning)
 
 
+def fit_batch_size(dataset, config: TrainConfig, given: Optional[int], notes: list) -> TrainConfig:
+    """``config`` with a ``--batch-size`` larger than the training rows cut down to them, with a note.
+
+    A batch holds at most every training row (per-task batches: the largest task's training rows), so a larger
+    ``--batch-size`` trains the same full batch, except that per-task batches drew rows again and the stacked
+    trainer allocated tensors of the size asked for: ``--batch-size 1000000000`` once failed after 55 s on an
+    allocation error. Only a value given on the command line is cut (a preset's is left as it is, with its run keys).
+    """
+    import numpy as np
+
+    if given is None:
+        return config
+    train = dataset.indices("train")
+    per_task = dataset.row_task is not None and config.per_task_batches(True)
+    if per_task:
+        rows = int(np.bincount(dataset.row_task[train], minlength=dataset.n_tasks).max()) if train.size else 0
+        what = "training rows of the largest task"
+    else:
+        rows, what = int(train.size), "training rows"
+    if rows < 1 or given <= rows:
+        return config
+    note(f"--batch-size {given} is more than the {rows} {what}; using --batch-size {rows} (one batch is the whole "
+         f"training split)", notes)
+    from dataclasses import replace
+
+    return replace(config, batch_size=rows)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The runs group: ``--out``, ``--store``, ``--executor``, ``--workers``, ``--ray-address``, and ``--seed``,

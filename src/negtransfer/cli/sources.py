@@ -52,6 +52,7 @@ from negtransfer.cli.options import (
     TrainingOptions,
     WorkersOpt,
     check_model_on,
+    fit_batch_size,
     kinds_summary,
     nonnegative_number,
     out_option,
@@ -157,6 +158,7 @@ def sources(
     job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
+    config = fit_batch_size(ds, config, batch_size, notes)
     kinds = kinds_summary(ds, data, notes)
     public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
