@@ -37,8 +37,8 @@ def note(message: str, notes: Optional[list] = None) -> None:
 
 def _click_error(name: str) -> type[Exception]:
     """The command-line library's exception class ``name`` (``UsageError``, ``ClickException``), read from the
-    ancestry of the public ``typer.BadParameter``: typer >= 0.17 ships its own copy of click, older typer uses click,
-    and neither has a public module for the classes."""
+    ancestry of the public ``typer.BadParameter``: typer 0.27 ships its own copy of click (a private module), typer
+    0.25 and earlier use the click package, and typer exports neither class."""
     return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)
 
 

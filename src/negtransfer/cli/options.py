@@ -333,15 +333,21 @@ def check_features_finite(dataset, source: str) -> None:
     inf and left every gain 0.0 or NaN."""
     import numpy as np
 
-    finite = np.isfinite(dataset.X)
-    if finite.all():
-        return
     axis = dataset.feature_axis
     other_axes = tuple(a for a in range(dataset.X.ndim) if a != axis)
-    bad = np.flatnonzero(~finite.all(axis=other_axes))
+    beyond = ~np.isfinite(dataset.X)
+    mean, std = dataset.info.get("feature_mean"), dataset.info.get("feature_std")
+    if dataset.X.ndim == 2 and mean is not None and std is not None and len(mean) == dataset.X.shape[1]:
+        # a huge value among the training rows is scaled down with them: the file's values are mean + std * x
+        with np.errstate(over="ignore", invalid="ignore"):
+            raw = dataset.X.astype(np.float64) * np.asarray(std, dtype=np.float64) + np.asarray(mean, dtype=np.float64)
+        beyond |= np.abs(raw) > np.finfo(np.float32).max
+    if not beyond.any():
+        return
+    bad = np.flatnonzero(beyond.any(axis=other_axes))
     names = [dataset.feature_names[i] for i in bad]
     shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    fail(f"{source}: feature {shown} has {int((~finite).sum())} value(s) beyond float32's range (about 3.4e38), "
+    fail(f"{source}: feature {shown} has {int(beyond.sum())} value(s) beyond float32's range (about 3.4e38), "
          f"which the models compute in; rescale the column (e.g. divide it by 1e30 or take its logarithm) or leave "
          f"it out with --features")
 
