@@ -35,7 +35,7 @@ def note(message: str, notes: Optional[list] = None) -> None:
         notes.append(one_line(message))
 
 
-def _click_error(name: str) -> type[Exception]:
+def _click_error(name: str) -> Any:
     """The command-line library's exception class ``name`` (``UsageError``, ``ClickException``), read from the
     ancestry of the public ``typer.BadParameter``: typer 0.27 ships its own copy of click (a private module), typer
     0.25 and earlier use the click package, and typer exports neither class."""

@@ -223,7 +223,6 @@ def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaus
 def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) -> None:
     """The console summary of a grouping job from its typed report."""
     from rich.console import Console
-
     from rich.markup import escape
 
     from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm

@@ -42,8 +42,8 @@ import numpy as np
 
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.task_sets import TaskSet
-from negtransfer.gains.noise import noise_floor
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
+from negtransfer.gains.noise import noise_floor
 from negtransfer.gains.table import mtl_gain, repeat_gains
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
@@ -313,7 +313,7 @@ class GroupingState:
     trained: list = field(default_factory=list)  # the run specifications this job trained (one per model)
     seconds: dict[str, float] = field(default_factory=dict)
     measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
-    diverged: dict[Group, list] = field(default_factory=dict)  # models with a diverged repeat (gains.divergence)
+    diverged: dict[tuple[int, ...], list] = field(default_factory=dict)  # models with a diverged repeat
     # what the stages found
     affinity_runs: AffinityRuns | None = None  # what the all-task runs measured for the method
     measurement: MethodMeasurement | None = None
@@ -431,9 +431,9 @@ class GroupingState:
             for g, gains in zip(self.measured, Y, strict=True):
                 S[self.row_of[g]] = gains
         S = S * self.weights()[None, :]
-        for g in self.diverged:  # never choose a group whose model diverged
-            if len(g) > 1:
-                S[self.row_of[g], list(g)] = DIVERGED_SCORE
+        for members in self.diverged:  # never choose a group whose model diverged (gains.divergence)
+            if len(members) > 1:
+                S[self.row_of[TaskSet(members)], list(members)] = DIVERGED_SCORE
         return S
 
     def select(self, scores: np.ndarray, measured_only: bool = False) -> tuple[list[Group], float]:
@@ -506,7 +506,8 @@ def train_references(state: GroupingState) -> None:
 def check_references(state: GroupingState) -> None:
     """Stage 1b: stop when an STL or all-task model diverged (:mod:`negtransfer.gains.divergence`): every gain and
     total rests on them (the runs stay in the store)."""
-    found = {g: items for g, items in state.diverged.items() if len(g) == 1 or g == state.everything}
+    found: dict[tuple[int, ...], list] = {g: items for g, items in state.diverged.items()
+                                          if len(g) == 1 or g == state.everything}
     if found:
         raise DivergedError(
             f"{len(found)} of {state.n + 1} reference models diverged, so no gain can be measured: "
