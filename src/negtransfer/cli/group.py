@@ -241,7 +241,8 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     def gain(reference: str, key: str) -> str:  # ETAP eq. 1's sign: positive = the chosen groups' loss is lower
         return fmt_pm(fmt_pct(1 - totals["selected"] / totals[reference]), gain_se.get(key), fmt_pct)
 
-    line = (f"total test loss \u00b1 s.e.: chosen {fmt_pm(fmt_loss(totals['selected']), se.get('selected'))} | "
+    spread = " \u00b1 s.e." if any(v == v for v in se.values()) else ""  # NaN (one repeat): no s.e.
+    line = (f"total test loss{spread}: chosen {fmt_pm(fmt_loss(totals['selected']), se.get('selected'))} | "
             f"STL {fmt_pm(fmt_loss(totals['stl']), se.get('stl'))} (gain {gain('stl', 'selected')}) | "
             f"all-task {fmt_pm(fmt_loss(totals['all_tasks']), se.get('all_tasks'))} "
             f"(gain {gain('all_tasks', 'selected_vs_all_tasks')})")
