@@ -264,3 +264,61 @@ def test_edge_fuzz(tmp_path, table, block):
             assert res.exit_code == 0 and f"note: {expected[len('note:'):]}" in res.stderr, where
         else:  # diverged: named (gains) or one error line (group, whose references diverged)
             assert "diverged" in (res.stderr + res.stdout), where
+
+
+# ------------------------------------------------------------------ plots
+def test_long_and_undrawable_task_names_are_shortened(tmp_path):
+    from PIL import Image
+
+    from negtransfer.report import plots
+
+    names = ["a" * 80, "動作", "drama", "日本語のタスク名"]
+    labels, renamed = plots.axis_labels(names)
+    assert labels[0] == "a" * (plots.LABEL_CHARS - 1) + "\u2026" and labels[2] == "drama"
+    assert labels[1] == "T2" and labels[3] == "T4"  # the default font has no glyphs for them
+    assert renamed == {labels[0]: names[0], "T2": "動作", "T4": "日本語のタスク名"}
+    path = plots.plot_affinity_heatmap(np.eye(4) + 0.1, names, tmp_path / "a.png")
+    width, height = Image.open(path).size
+    assert width < 1400 and height < 1200  # an 80-character name once made it 5358 x 4394 px
+
+
+def test_rounds_plot_marks_the_final_selection(tmp_path, monkeypatch):
+    from negtransfer.jobs.grouping_report import RoundRecord
+    from negtransfer.report import plots
+
+    rounds = [RoundRecord(k, (("a", "b"),), 0.1, 0, 0, selection_val_loss=3.0 - 0.1 * k) for k in (1, 2, 3)]
+    rounds.append(RoundRecord(4, (("a", "b"),), 0.1, 0, 0, final_among_measured=True, selection_val_loss=2.65))
+    seen = {}
+    save = plots.save_figure
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        seen["ticks"] = [t.get_text() for t in ax.get_xticklabels()]
+        seen["texts"] = [t.get_text() for t in ax.texts]
+        seen["xlabel"] = ax.get_xlabel()
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    plots.plot_rounds(rounds, tmp_path / "r.png", stl=3.2)
+    assert seen["ticks"] == ["1", "2", "3", "final"]  # 3 rounds, not 4
+    assert seen["texts"] == ["2.65"] and "3 played" in seen["xlabel"]
+
+
+def test_task_gain_plot_draws_error_bars(tmp_path, monkeypatch):
+    from negtransfer.report import plots
+
+    test_loss = {"stl": {"a": 1.0, "b": 2.0}, "all_tasks": {"a": 0.9, "b": 2.2}, "selected": {"a": 0.8, "b": 2.1}}
+    gain_se = {"all_tasks": {"a": 0.01, "b": 0.02}, "selected": {"a": 0.03, "b": 0.04}}
+    seen = {}
+    save = plots.save_figure
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        seen["bars"] = sorted(round(p.get_width(), 6) for p in ax.patches)
+        seen["errorbars"] = len(ax.containers) - 2  # two bar containers, then the error bars
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    plots.plot_task_losses(test_loss, ["a", "b"], tmp_path / "t.png", gain_se)
+    assert seen["bars"] == [-10.0, -5.0, 10.0, 20.0]  # gains in %, positive = lower loss than STL
+    assert seen["errorbars"] == 2
