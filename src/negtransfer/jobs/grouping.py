@@ -295,6 +295,8 @@ class GroupingState:
     seconds: dict[str, float] = field(default_factory=dict)
     clock: dict[str, float] = field(default_factory=dict)  # seconds of the trainer, the predictor, the selection
     predictor_fits: int = 0
+    # (predictor, its predictions of every candidate): the last predictor's, see predict()
+    _candidate_predictions: tuple[Any, np.ndarray] | None = field(default=None, init=False, repr=False)
     measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
     # what the stages found
     affinity_runs: AffinityRuns | None = None  # what the all-task runs measured for the method
@@ -411,9 +413,19 @@ class GroupingState:
         return predictor
 
     def predict(self, predictor, U: np.ndarray) -> np.ndarray:
-        """``predictor.predict(U)``, its time counted as the predictor's."""
+        """``predictor.predict(U)``, its time counted as the predictor's.
+
+        The predictions of every candidate (``U`` is ``self.candidates``) are kept for the last predictor
+        asked: a round selects from them and then ranks the acquisitions by them, one computation.
+        """
         start = time.perf_counter()
-        predicted = predictor.predict(U)
+        if U is not self.candidates:
+            predicted = predictor.predict(U)
+        else:
+            kept = self._candidate_predictions
+            if kept is None or kept[0] is not predictor:
+                kept = self._candidate_predictions = (predictor, predictor.predict(U))
+            predicted = kept[1].copy()
         self._clocked("predictor", start)
         return predicted
 
