@@ -6,7 +6,9 @@ wall-clock from start to exit; the variants run interleaved (one of each per rou
 the medians are printed, each also as a ratio to the bare interpreter's median of the same run. Each variant
 also reports which heavy packages it imported: the command line's common path (``--help``, a command's
 ``--help``) imports none of numpy, scipy.stats, torch, pandas, scikit-learn or matplotlib; training
-(AUROC included) no scipy.stats; the ETAP gain predictor scikit-learn, and through it scipy.stats.
+(AUROC included) no scipy.stats (the row "numpy + scipy.stats" is what AUROC's ``scipy.stats.rankdata``
+cost every training process before); the ETAP gain predictor scikit-learn, and through it scipy.stats
+and pandas.
 
 Run: ``python benchmarks/startup.py [--rounds 15]`` (``--smoke``: 2 rounds; a check that it runs).
 The last line is ``help_vs_bare_python: X`` (``negtransfer --help`` over ``python -c pass``). The figures
@@ -35,6 +37,7 @@ VARIANTS: dict[str, tuple[str | None, list[str]]] = {
     "negtransfer group --help": (None, ["group", "--help"]),
     "training metrics (AUROC)": ("import numpy as np; from negtransfer.train.metrics import auroc_rows; "
                                  "auroc_rows(np.array([0, 1, 1]), np.array([[0.2, 0.5, 0.9]])); " + REPORT, []),
+    "numpy + scipy.stats (AUROC before)": ("import numpy, scipy.stats; " + REPORT, []),
     "ETAP predictor ready": ("import negtransfer.gains.etap, sklearn.model_selection, sklearn.linear_model, "
                              "sklearn.pipeline; " + REPORT, []),
 }
