@@ -17,7 +17,7 @@ point of the feature is built once per (minimum, maximum, degree, knot count)
 are row selections of it. :func:`spline_knots` and :func:`spline_basis` repeat
 ``SplineTransformer``'s arithmetic step by step (same numpy and scipy calls on
 arrays of the same shapes), so the matrices are the same numbers to the last
-bit; ``tests/test_gains_splines.py`` checks that against scikit-learn.
+bit; ``tests/gains/test_splines.py`` checks that against scikit-learn.
 """
 
 from __future__ import annotations
