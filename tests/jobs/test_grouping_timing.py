@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_shares_and_seconds_per_run():
     timing = JobTiming(job_seconds=20.0, trainer_seconds=15.0, predictor_seconds=1.0, selection_seconds=0.5,
-                       trained_runs=60, predictor_fits=7)
+                       trained_runs=60, predictor_fits=7, predictor_setup_seconds=0.6)
     assert (timing.trainer_share, timing.predictor_share, timing.selection_share) == (0.75, 0.05, 0.025)
     assert timing.seconds_per_trained_run == 0.25
     assert timing.summary() == ("training 75% of the job's 20.0 s (0.250 s per trained run, 60 runs), "
-                                "gain predictor 5% (7 fits), selection 2%")
+                                "gain predictor 5% (7 fits; 3% its imports), selection 2%")
     assert JobTiming.from_dict(json.loads(json.dumps(timing.to_dict()))) == timing
     stored = JobTiming(2.0, 0.1, 1.0, 0.1, trained_runs=0, predictor_fits=1)
     assert stored.seconds_per_trained_run is None and "every run was in the run store" in stored.summary()
@@ -50,6 +50,7 @@ def test_the_job_reports_its_time_shares(jobs):
     assert timing is not None and timing.trained_runs == first.runs.trained > 0
     assert timing.job_seconds == first.seconds["total"]
     assert timing.trainer_seconds > 0 and timing.predictor_seconds > 0 and timing.predictor_fits >= 2
+    assert 0 < timing.predictor_setup_seconds < timing.predictor_seconds
     # three disjoint parts of the job
     assert timing.trainer_seconds + timing.predictor_seconds + timing.selection_seconds <= timing.job_seconds
     assert timing.seconds_per_trained_run == pytest.approx(timing.trainer_seconds / first.runs.trained)
@@ -72,7 +73,7 @@ def test_same_numbers_ignores_the_time_shares(jobs, tmp_path):
     from negtransfer.report.markdown import write_group_report
 
     first, _ = jobs
-    slower = JobTiming(first.timing.job_seconds * 2, 1.0, 2.0, 0.0, first.timing.trained_runs, 3)
+    slower = JobTiming(first.timing.job_seconds * 2, 1.0, 2.0, 0.0, first.timing.trained_runs, 3, 1.5)
     before, after = tmp_path / "before" / "job", tmp_path / "after" / "job"
     for folder, report in ((before, replace(first, timing=None)), (after, replace(first, timing=slower))):
         write_group_report(report, folder, plots=False)

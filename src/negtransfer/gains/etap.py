@@ -26,6 +26,14 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator
 
+# what every fit and prediction of the default (spline) predictor uses, imported with the module: building the
+# first predictor pays the imports, not its fit (the grouping job times the two apart)
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import SplineTransformer
+from sklearn.utils.validation import check_is_fitted
+
 from negtransfer.affinity.scores import (
     group_affinity_scores,
     validate_affinity_matrix,
@@ -209,8 +217,6 @@ class MemberRidge(BaseEstimator):
 
     def fit(self, U, E, mask):
         """Fit on multi-hot ``U`` (m x n), residuals ``E`` (m x n), member ``mask`` (m x n)."""
-        from sklearn.linear_model import Ridge
-
         x = np.asarray(U, dtype=float)
         e = np.asarray(E, dtype=float)
         mask = np.asarray(mask, dtype=bool)
@@ -470,8 +476,6 @@ class ETAPPredictor(BaseEstimator):
         return y
 
     def _fit_stage1(self, z, y, group_ids, n_groups):
-        from sklearn.model_selection import GroupKFold
-
         folds = None
         if n_groups >= 2:
             n_splits = min(int(self.cv), n_groups)
@@ -494,7 +498,6 @@ class ETAPPredictor(BaseEstimator):
             return {}
         if kind == "knn":
             from sklearn.neighbors import KNeighborsRegressor
-            from sklearn.pipeline import Pipeline
             from sklearn.preprocessing import StandardScaler
 
             model = Pipeline([("scale", StandardScaler()), ("knn", KNeighborsRegressor())])
@@ -530,10 +533,6 @@ class ETAPPredictor(BaseEstimator):
         return {k[len(prefix):]: v for k, v in params.items()}
 
     def _fit_spline(self, z, y, folds, n_groups):
-        from sklearn.linear_model import Ridge
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import SplineTransformer
-
         degrees = _grid(self.spline_degrees, DEFAULT_SPLINE_DEGREES, int)
         n_knots = _grid(self.spline_n_knots, default_spline_n_knots(n_groups), int)
         alphas = _grid(self.spline_alphas, DEFAULT_SPLINE_ALPHAS, float)
@@ -560,9 +559,6 @@ class ETAPPredictor(BaseEstimator):
         return dict(params)
 
     def _fit_stage2(self, u, resid):
-        from sklearn.linear_model import Ridge
-        from sklearn.model_selection import KFold
-
         alphas = np.asarray(_grid(self.residual_alphas, DEFAULT_RESIDUAL_ALPHAS, float))
         x = u.astype(float)
         n_groups = u.shape[0]
@@ -633,8 +629,6 @@ class ETAPPredictor(BaseEstimator):
             members of groups of two or more tasks; 0 for the task of a one-task
             group; NaN for tasks outside the group.
         """
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self, "stage1_")
         u = validate_groups(U, n_tasks=self.n_tasks_, name="U")
         out = np.full(u.shape, np.nan)

@@ -23,6 +23,7 @@ bit; ``tests/gains/test_splines.py`` checks that against scikit-learn.
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import BSpline
 
 __all__ = ["SplineBasisCache", "spline_basis", "spline_knots"]
 
@@ -82,8 +83,6 @@ def spline_basis(x: np.ndarray, knots: np.ndarray, degree: int) -> np.ndarray:
     -------
     ndarray of shape (n, n_knots + degree - 1), C order
     """
-    from scipy.interpolate import BSpline
-
     n_splines = knots.size - degree - 1
     spline = BSpline.construct_fast(knots, np.eye(n_splines, dtype=np.float64), degree, extrapolate=False)
     x_min, x_max = knots[degree], knots[-degree - 1]

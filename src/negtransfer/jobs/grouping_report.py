@@ -436,14 +436,18 @@ class JobTiming:
     trainer_seconds : float
         Training runs through the run store (stored runs read back included), every stage together.
     predictor_seconds : float
-        The gain predictor: its fits (hyperparameter searches and the acquisition rule's cross-validation
-        refits included) and its predictions.
+        The gain predictor: building it (the first build imports its libraries: scikit-learn, and through it
+        scipy.stats and pandas, for ETAP), its fits (hyperparameter searches and the acquisition rule's
+        cross-validation refits included) and its predictions.
     selection_seconds : float
         The exact selection of at most B groups, every time it ran.
     trained_runs : int
         Runs (groups x repeats) this job trained.
     predictor_fits : int
         Gain-predictor fits.
+    predictor_setup_seconds : float
+        Of ``predictor_seconds``, building the predictors: in effect the imports of the first (a fixed cost of
+        the process; a second job in the same Python process does not pay it).
     """
 
     job_seconds: float
@@ -452,6 +456,7 @@ class JobTiming:
     selection_seconds: float
     trained_runs: int
     predictor_fits: int
+    predictor_setup_seconds: float = 0.0
 
     def share(self, seconds: float) -> float:
         """``seconds`` as a fraction of the job's wall time (NaN for a job of no measurable time)."""
@@ -480,20 +485,21 @@ class JobTiming:
         runs = (f"{per_run:.3f} s per trained run, {self.trained_runs} runs" if per_run is not None
                 else "no run trained: every run was in the run store")
         return (f"training {self.trainer_share:.0%} of the job's {self.job_seconds:.1f} s ({runs}), "
-                f"gain predictor {self.predictor_share:.0%} ({self.predictor_fits} fits), "
-                f"selection {self.selection_share:.0%}")
+                f"gain predictor {self.predictor_share:.0%} ({self.predictor_fits} fits; "
+                f"{self.share(self.predictor_setup_seconds):.0%} its imports), selection {self.selection_share:.0%}")
 
     def to_dict(self) -> dict:
         return {"job_seconds": self.job_seconds, "trainer_seconds": self.trainer_seconds,
                 "predictor_seconds": self.predictor_seconds, "selection_seconds": self.selection_seconds,
                 "trainer_share": self.trainer_share, "predictor_share": self.predictor_share,
                 "selection_share": self.selection_share, "trained_runs": self.trained_runs,
-                "seconds_per_trained_run": self.seconds_per_trained_run, "predictor_fits": self.predictor_fits}
+                "seconds_per_trained_run": self.seconds_per_trained_run, "predictor_fits": self.predictor_fits,
+                "predictor_setup_seconds": self.predictor_setup_seconds}
 
     @staticmethod
     def from_dict(d: Mapping) -> JobTiming:
         return JobTiming(d["job_seconds"], d["trainer_seconds"], d["predictor_seconds"], d["selection_seconds"],
-                         d["trained_runs"], d["predictor_fits"])
+                         d["trained_runs"], d["predictor_fits"], d.get("predictor_setup_seconds", 0.0))
 
 
 @dataclass(frozen=True)
