@@ -293,7 +293,7 @@ class GroupingState:
     results: dict[tuple[int, ...], RepeatedResult] = field(default_factory=dict)  # keyed like the run store
     trained: list = field(default_factory=list)  # the run specifications this job trained (one per model)
     seconds: dict[str, float] = field(default_factory=dict)
-    clock: dict[str, float] = field(default_factory=dict)  # seconds of the trainer, the predictor, the selection
+    clock: dict[str, float] = field(default_factory=dict)  # seconds: trainer, predictor (set-up), selection
     predictor_fits: int = 0
     # (predictor, its predictions of every candidate): the last predictor's, see predict()
     _candidate_predictions: tuple[Any, np.ndarray] | None = field(default=None, init=False, repr=False)
