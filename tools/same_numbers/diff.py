@@ -8,9 +8,10 @@ recursively: numbers must be exactly equal (the largest relative difference is r
 that are not), strings equal, lists of the same length; keys added or removed are listed. CSV files
 are compared cell by cell (numbers as numbers), with added or removed columns listed. report.md and
 console.txt are compared as text (unified diff). Ignored everywhere: timing keys and columns (any
-key or column header containing 'second', 'time' or 'wall', also in Markdown tables), run-store counts
-that legitimately differ ('stored_total'), timings inside text ("4.7 s", "0.3 min") and the two trees'
-own paths.
+key or column header containing 'second', 'time', 'timing' or 'wall', also in Markdown tables), run-store
+counts that legitimately differ ('stored_total'), timings inside text ("4.7 s", "0.3 min"), the lines that
+give the shares of a job's time ("**Time**: ..." in report.md, "time: ..." on the console) and the two
+trees' own paths.
 
 Exit status: 0 when every value is identical (added keys are allowed: they are listed, not
 counted as differences), 1 otherwise, 2 on bad arguments.
@@ -27,7 +28,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_IGNORED = ("stored_total",)
-TIMING_KEY = re.compile(r"second|time|wall", re.IGNORECASE)
+TIMING_KEY = re.compile(r"second|time|timing|wall", re.IGNORECASE)
+# a whole line of time shares: report.md's "**Time**: training 62% of the job's ..." and the console's "time: ..."
+TIMING_LINE = re.compile(r"^(\*\*Time\*\*|time): ")
 # "4.7 s", "0.32 s per run", "0.3 min", "12 ms", "1.5 h" inside free text
 TIMING_TEXT = re.compile(r"\b\d+(?:\.\d+)?(?:e[-+]?\d+)?\s?(?:s|ms|min|h)\b")
 SKIPPED_NAMES = {"times.txt", "runs.sqlite"}
@@ -173,10 +176,22 @@ def compare_csv(file: str, pa: Path, pb: Path, found: Findings, ignored: set[str
                 found.value(file, f"row {i} {col}", x, y)
 
 
+def _without_timing_lines(lines: list[str]) -> list[str]:
+    """The lines less those of time shares (TIMING_LINE), each with the blank line that sets it apart."""
+    out: list[str] = []
+    for line in lines:
+        if TIMING_LINE.match(line):
+            if out and not out[-1].strip():
+                out.pop()
+            continue
+        out.append(line)
+    return out
+
+
 def compare_text(file: str, pa: Path, pb: Path, found: Findings, roots) -> None:
     """Unified diff of two text files after masking timings and the trees' paths."""
-    la = _mask_tables(_mask(pa.read_text(errors="replace"), roots).splitlines())
-    lb = _mask_tables(_mask(pb.read_text(errors="replace"), roots).splitlines())
+    la = _mask_tables(_without_timing_lines(_mask(pa.read_text(errors="replace"), roots).splitlines()))
+    lb = _mask_tables(_without_timing_lines(_mask(pb.read_text(errors="replace"), roots).splitlines()))
     if la != lb:
         found.text_diffs[file] = "\n".join(difflib.unified_diff(la, lb, "before/" + file, "after/" + file,
                                                                 lineterm="", n=1))

@@ -258,4 +258,6 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     pred = report.prediction
     if pred.pearson is not None:
         console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")
+    if report.timing is not None:
+        console.print(f"time: {report.timing.summary()}", soft_wrap=True)
     console.print(f"report: {md_path}  data: {json_path}")

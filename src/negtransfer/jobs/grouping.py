@@ -50,6 +50,7 @@ from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, ge
 from negtransfer.jobs.grouping_report import (
     Comparison,
     GroupingReport,
+    JobTiming,
     Losses,
     MethodMeasurement,
     NoiseReport,
@@ -312,6 +313,10 @@ class GroupingState:
     results: dict[tuple[int, ...], RepeatedResult] = field(default_factory=dict)  # keyed like the run store
     trained: list = field(default_factory=list)  # the run specifications this job trained (one per model)
     seconds: dict[str, float] = field(default_factory=dict)
+    clock: dict[str, float] = field(default_factory=dict)  # seconds: trainer, predictor (set-up), selection
+    predictor_fits: int = 0
+    # (predictor, its predictions of every candidate): the last predictor's, see predict()
+    _candidate_predictions: tuple[Any, np.ndarray] | None = field(default=None, init=False, repr=False)
     measured: list[Group] = field(default_factory=list)  # multi-task groups measured for the recommendation
     diverged: dict[tuple[int, ...], list] = field(default_factory=dict)  # models with a diverged repeat
     # what the stages found
@@ -384,6 +389,7 @@ class GroupingState:
             self.affinity_runs = AffinityRuns.from_outputs(extra, outputs[len(specs):], trained)
         out = repeated_results(specs, outputs[: len(specs)])
         self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+        self._clocked("trainer", start)
         self.results.update(out)
         return out
 
@@ -421,7 +427,42 @@ class GroupingState:
         """
         groups = self.measured if rows is None else [self.measured[i] for i in rows]
         U, Y = self.mean_gains(groups)
-        return self.method.build(self.affinity, self.seed, fixed).fit(U, Y)
+        start = time.perf_counter()
+        unfitted = self.method.build(self.affinity, self.seed, fixed)  # the first build imports its libraries
+        self._clocked("predictor set-up", start)
+        start = time.perf_counter()
+        predictor = unfitted.fit(U, Y)
+        self._clocked("predictor", start)
+        self.predictor_fits += 1
+        return predictor
+
+    def predict(self, predictor, U: np.ndarray) -> np.ndarray:
+        """``predictor.predict(U)``, its time counted as the predictor's.
+
+        The predictions of every candidate (``U`` is ``self.candidates``) are kept for the last predictor
+        asked: a round selects from them and then ranks the acquisitions by them, one computation.
+        """
+        start = time.perf_counter()
+        if U is not self.candidates:
+            predicted = predictor.predict(U)
+        else:
+            kept = self._candidate_predictions
+            if kept is None or kept[0] is not predictor:
+                kept = self._candidate_predictions = (predictor, predictor.predict(U))
+            predicted = kept[1].copy()
+        self._clocked("predictor", start)
+        return predicted
+
+    def _clocked(self, what: str, start: float) -> None:
+        """Add the wall time since ``start`` to ``what`` (trainer, predictor, selection) for :class:`JobTiming`."""
+        self.clock[what] = self.clock.get(what, 0.0) + time.perf_counter() - start
+
+    def timing(self, job_seconds: float) -> JobTiming:
+        """The shares of the job's ``job_seconds`` spent training, in the predictor and in the selection."""
+        clock = self.clock
+        set_up = clock.get("predictor set-up", 0.0)
+        return JobTiming(job_seconds, clock.get("trainer", 0.0), clock.get("predictor", 0.0) + set_up,
+                         clock.get("selection", 0.0), len(self.trained), self.predictor_fits, set_up)
 
     def scores(self, predicted: np.ndarray) -> np.ndarray:
         """Selection scores of every candidate: measured groups by measured gains (if use_measured)."""
@@ -440,10 +481,12 @@ class GroupingState:
         """At most B groups maximising the summed score (only measured groups and singletons if asked)."""
         from negtransfer.select.groups import select_groups
 
+        start = time.perf_counter()
         rows = None
         if measured_only:
             rows = [r for g, r in self.row_of.items() if g in self.results]
         selection = select_groups(self.candidates, scores, self.options.budget, candidates=rows)
+        self._clocked("selection", start)
         return _rows_to_groups(self.candidates, selection.groups), float(selection.objective)
 
     def acquire(self, chosen: list[Group], predictor, limit: int, seed: int
@@ -459,11 +502,11 @@ class GroupingState:
         U_m, Y_m = self.mean_gains(self.measured)
 
         def fit_predict(train_rows, test_rows):
-            return self.fit_predictor(train_rows, fixed=fixed).predict(U_m[test_rows])
+            return self.predict(self.fit_predictor(train_rows, fixed=fixed), U_m[test_rows])
 
         error = cross_validated_error(fit_predict, U_m, Y_m, seed=seed)
         error = np.where(np.isfinite(error), error, 0.0)
-        scores = self.scores(predictor.predict(self.candidates))
+        scores = self.scores(self.predict(predictor, self.candidates))
         weights = self.weights()
         measured = np.array([g in self.results for g in self.row_of])
         optimistic = np.where(measured[:, None], scores, scores + self.options.kappa * error[None, :] * weights[None, :])
@@ -676,7 +719,7 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
         prediction=_found(state.prediction, "assess_prediction"), optima=state.optima,
         losses=_losses(state),
         runs=RunCounts(len(state.trained), used, state.store.count()),
-        seconds=state.seconds,
+        seconds=state.seconds, timing=state.timing(seconds),
         diverged=describe_diverged(state.diverged, names, options.repeats, limit=len(state.diverged)),
     )
 
@@ -692,7 +735,7 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
     Returns the final selection, its predicted objective, one record per round and why it stopped.
     """
     options, R = job.options, job.options.repeats
-    chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
+    chosen, objective = job.select(job.scores(job.predict(predictor, job.candidates)))
     rounds: list[RoundRecord] = []
     stop_reason = _ONE_SHOT
     fitted_on = len(job.measured)  # the measured groups the predictor was fitted on (a refit on them is the same)
@@ -709,7 +752,7 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
                            "improve it even optimistically")
             break
         predictor, fitted_on = job.fit_predictor(), len(job.measured)
-        chosen, objective = job.select(job.scores(predictor.predict(job.candidates)))
+        chosen, objective = job.select(job.scores(job.predict(predictor, job.candidates)))
         if job.runs_used() + R * options.budget > job.max_runs and any(g not in job.results for g in chosen):
             stop_reason = f"run budget ({job.max_runs} runs) spent after round {k}"
             chosen = previous
@@ -718,7 +761,7 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
         # the recommendation is made of measured groups only: select once more among them
         if len(job.measured) != fitted_on:
             predictor = job.fit_predictor()
-        final, objective = job.select(job.scores(predictor.predict(job.candidates)), measured_only=True)
+        final, objective = job.select(job.scores(job.predict(predictor, job.candidates)), measured_only=True)
         if final != chosen:
             rounds.append(RoundRecord(len(rounds) + 1, job.group_names(final), objective, 0, job.runs_used(),
                                       final_among_measured=True, selection_val_loss=job.val_total(final)))
@@ -738,7 +781,7 @@ def _play_round(job: GroupingState, k: int, chosen: list[Group], objective: floa
     if k != options.rounds and budget_left > len(unmeasured):
         acquire, cv_rmse, improvement = job.acquire(chosen, predictor, min(job.per_round, budget_left), job.seed + k)
     if acquire:
-        predicted = predictor.predict(job.candidates[[job.row_of[g] for g in acquire]])
+        predicted = job.predict(predictor, job.candidates[[job.row_of[g] for g in acquire]])
         job.measure("chosen groups" if k == 1 else "refinement", acquire)
         _, values = job.mean_gains(acquire)
         measured = tuple({"group": g.names(names), "task": names[t], "predicted": float(predicted[i, t]),
@@ -778,7 +821,7 @@ def _prediction_quality(job: GroupingState, train: list[Group], predictor) -> Pr
     if held_out:
         job.runs("held-out groups", held_out)
         U_h, Y_h = job.mean_gains(held_out, split="test")
-        P_h = predictor.predict(U_h)
+        P_h = job.predict(predictor, U_h)
         points = [PredictionPoint(tuple(g.names(names)), names[t], float(P_h[row, t]), float(Y_h[row, t]))
                   for row, g in enumerate(held_out) for t in g]
     predicted = np.array([p.predicted for p in points])

@@ -20,7 +20,9 @@ The parts, each a frozen dataclass with ``to_dict()``:
 * :class:`Optima`: the test and validation oracles (:class:`Oracle`; ``--exhaustive`` only);
 * :class:`Losses`: per-task test losses of every training option, their totals
   and the totals' standard errors over the repeats;
-* :class:`RunCounts`: runs trained, used and stored.
+* :class:`RunCounts`: runs trained, used and stored;
+* :class:`JobTiming`: the shares of the job's wall time spent training runs, in the gain
+  predictor and in the selection, and the seconds per trained run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, Mapping, Sequence
 __all__ = [
     "Comparison",
     "GroupingReport",
+    "JobTiming",
     "Losses",
     "MethodMeasurement",
     "NoiseReport",
@@ -432,6 +435,83 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class JobTiming:
+    """Where the job's wall time went (report.json ``timing``; every figure is a wall-clock measurement).
+
+    Attributes
+    ----------
+    job_seconds : float
+        The job from its first stage to its last (start-up, data loading and report writing not included).
+    trainer_seconds : float
+        Training runs through the run store (stored runs read back included), every stage together.
+    predictor_seconds : float
+        The gain predictor: building it (the first build imports its libraries: scikit-learn, and through it
+        scipy.stats and pandas, for ETAP), its fits (hyperparameter searches and the acquisition rule's
+        cross-validation refits included) and its predictions.
+    selection_seconds : float
+        The exact selection of at most B groups, every time it ran.
+    trained_runs : int
+        Runs (groups x repeats) this job trained.
+    predictor_fits : int
+        Gain-predictor fits.
+    predictor_setup_seconds : float
+        Of ``predictor_seconds``, building the predictors: in effect the imports of the first (a fixed cost of
+        the process; a second job in the same Python process does not pay it).
+    """
+
+    job_seconds: float
+    trainer_seconds: float
+    predictor_seconds: float
+    selection_seconds: float
+    trained_runs: int
+    predictor_fits: int
+    predictor_setup_seconds: float = 0.0
+
+    def share(self, seconds: float) -> float:
+        """``seconds`` as a fraction of the job's wall time (NaN for a job of no measurable time)."""
+        return seconds / self.job_seconds if self.job_seconds > 0 else math.nan
+
+    @property
+    def trainer_share(self) -> float:
+        return self.share(self.trainer_seconds)
+
+    @property
+    def predictor_share(self) -> float:
+        return self.share(self.predictor_seconds)
+
+    @property
+    def selection_share(self) -> float:
+        return self.share(self.selection_seconds)
+
+    @property
+    def seconds_per_trained_run(self) -> float | None:
+        """Training seconds per trained run; None when the job trained nothing (every run was stored)."""
+        return self.trainer_seconds / self.trained_runs if self.trained_runs else None
+
+    def summary(self) -> str:
+        """One line: the shares of the job's time and the seconds per trained run (console and report.md)."""
+        per_run = self.seconds_per_trained_run
+        runs = (f"{per_run:.3f} s per trained run, {self.trained_runs} runs" if per_run is not None
+                else "no run trained: every run was in the run store")
+        return (f"training {self.trainer_share:.0%} of the job's {self.job_seconds:.1f} s ({runs}), "
+                f"gain predictor {self.predictor_share:.0%} ({self.predictor_fits} fits; "
+                f"{self.share(self.predictor_setup_seconds):.0%} its imports), selection {self.selection_share:.0%}")
+
+    def to_dict(self) -> dict:
+        return {"job_seconds": self.job_seconds, "trainer_seconds": self.trainer_seconds,
+                "predictor_seconds": self.predictor_seconds, "selection_seconds": self.selection_seconds,
+                "trainer_share": self.trainer_share, "predictor_share": self.predictor_share,
+                "selection_share": self.selection_share, "trained_runs": self.trained_runs,
+                "seconds_per_trained_run": self.seconds_per_trained_run, "predictor_fits": self.predictor_fits,
+                "predictor_setup_seconds": self.predictor_setup_seconds}
+
+    @staticmethod
+    def from_dict(d: Mapping) -> JobTiming:
+        return JobTiming(d["job_seconds"], d["trainer_seconds"], d["predictor_seconds"], d["selection_seconds"],
+                         d["trained_runs"], d["predictor_fits"], d.get("predictor_setup_seconds", 0.0))
+
+
+@dataclass(frozen=True)
 class GroupingReport:
     """What a grouping job found; :meth:`to_dict` is report.json.
 
@@ -465,6 +545,8 @@ class GroupingReport:
     diverged : str
         The groups whose models diverged and were kept out of the gains and the selection
         (:func:`~negtransfer.gains.divergence.describe_diverged`); empty when every model trained.
+    timing : JobTiming or None
+        The shares of the job's wall time (report.json ``timing``; None in a report written before it existed).
     """
 
     method: str
@@ -493,6 +575,7 @@ class GroupingReport:
     task_kinds: Mapping[str, str] | None = None
     notes: tuple[str, ...] | None = None
     diverged: str = ""
+    timing: JobTiming | None = None
 
     # ------------------------------------------------------------- shortcuts
     @property
@@ -552,7 +635,8 @@ class GroupingReport:
 
     # ------------------------------------------------------------- report.json
     def to_dict(self) -> dict:
-        """report.json: the keys (and their order) of the report before it was typed, plus ``totals_se``."""
+        """report.json: the keys (and their order) of the report before it was typed, plus ``totals_se`` and
+        ``timing``."""
         m = self.measurement
         out: dict = {
             "method": self.method, "dataset": self.dataset, "fingerprint": self.fingerprint, "seed": self.seed,
@@ -591,6 +675,8 @@ class GroupingReport:
             "runs": self.runs.to_dict(),
             "seconds": dict(self.seconds),
         })
+        if self.timing is not None:
+            out["timing"] = self.timing.to_dict()
         if self.task_kinds is not None:
             out["task_kinds"] = dict(self.task_kinds)
         if self.notes is not None:
@@ -627,5 +713,6 @@ class GroupingReport:
             task_kinds=d.get("task_kinds"),
             notes=None if d.get("notes") is None else tuple(d["notes"]),
             diverged=d.get("diverged", ""),
+            timing=JobTiming.from_dict(d["timing"]) if d.get("timing") else None,
         )
 

@@ -349,7 +349,10 @@ def _runs_line(report: GroupingReport) -> list[str]:
     total = _num(report.seconds.get("total"))
     if math.isfinite(total):
         line.append(f"{total:.1f} s in total")
-    return ["", "**Runs**: " + ", ".join(line) + "."]
+    out = ["", "**Runs**: " + ", ".join(line) + "."]
+    if report.timing is not None:
+        out += ["", f"**Time**: {report.timing.summary()}."]
+    return out
 
 
 def _task_table(report: GroupingReport) -> list[str]:

@@ -102,14 +102,19 @@ def _check_vector(values, name: str, length: int | None = None) -> np.ndarray:
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation; NaN when undefined (n < 2 or a constant input)."""
+    """Spearman rank correlation; NaN when undefined (n < 2 or a constant input).
+
+    Pearson's correlation of the average ranks, as ``scipy.stats.spearmanr``
+    computes it (the same number), without importing scipy.stats.
+    """
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    from scipy.stats import spearmanr
+    from negtransfer.train.metrics import average_ranks
 
+    ranked = average_ranks(np.column_stack((a, b)), axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rho = spearmanr(a, b).statistic
+        rho = np.corrcoef(ranked, rowvar=False)[1, 0]
     return float(rho)
 
 

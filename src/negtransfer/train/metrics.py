@@ -7,6 +7,43 @@ import numpy as np
 from negtransfer.data.dataset import TaskSpec
 
 
+def average_ranks(values, axis: int = -1) -> np.ndarray:
+    """Ranks 1..n along ``axis``, tied values sharing the mean of their ranks.
+
+    The ``"average"`` ranks of ``scipy.stats.rankdata`` (the same float64
+    numbers: every rank is an integer or a half-integer, exact in floating
+    point), computed with numpy so that training processes need not import
+    scipy.stats. A slice holding a NaN gets NaN ranks throughout, as
+    ``rankdata``'s default ``nan_policy="propagate"``.
+
+    Parameters
+    ----------
+    values : array-like
+    axis : int
+        The axis ranked along (each slice along it is ranked on its own).
+
+    Returns
+    -------
+    ndarray of float64, the shape of ``values``
+    """
+    a = np.moveaxis(np.asarray(values), axis, -1)
+    n = a.shape[-1]
+    order = np.argsort(a, axis=-1, kind="stable")
+    ordered = np.take_along_axis(a, order, axis=-1)
+    positions = np.broadcast_to(np.arange(n), a.shape)
+    starts_run = np.ones(a.shape, dtype=bool)  # the first of a run of equal values (in sorted order)
+    starts_run[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    ends_run = np.ones(a.shape, dtype=bool)
+    ends_run[..., :-1] = starts_run[..., 1:]
+    first = np.maximum.accumulate(np.where(starts_run, positions, 0), axis=-1)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends_run, positions, n - 1), axis=-1), axis=-1), axis=-1)
+    ranks = np.empty(a.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=-1)
+    if a.dtype.kind in "fc":
+        ranks[np.isnan(a).any(axis=-1)] = np.nan
+    return np.moveaxis(ranks, -1, axis)
+
+
 def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve via the Mann-Whitney U statistic (ties get half).
 
@@ -17,9 +54,7 @@ def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
     n_neg = y_true.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(score)
+    ranks = average_ranks(score)
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -30,9 +65,7 @@ def auroc_rows(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     n_neg = y_true.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return np.full(scores.shape[0], np.nan)
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores, axis=1)
+    ranks = average_ranks(scores, axis=1)
     return (ranks[:, y_true].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
