@@ -19,7 +19,8 @@ Two parts (``--part``):
 
 Run: ``python benchmarks/etap_preset.py --part preset [--seeds 0 1 2] [--inits torch glorot] [--lr-decay-start 0]`` and
 ``python benchmarks/etap_preset.py --part balance [--datasets chemical tv16] [--seeds 0 1 2] [--jobs 6]``
-(``--smoke``: 4 tasks, seed 0, 2 epochs; a check that it runs).
+(``--part both`` runs the two; ``--smoke``: 4 Chemical tasks, seed 0, 2 epochs, 3 groups; a check that it
+runs).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def balance_part(args, epochs: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("preset", "balance"), required=True)
+    parser.add_argument("--part", choices=("preset", "balance", "both"), required=True)
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--inits", nargs="+", default=["torch", "glorot"], help="--part preset: init schemes.")
@@ -139,11 +140,11 @@ def main() -> None:
     args = parser.parse_args()
     args.tasks, epochs = None, {}
     if args.smoke:
-        args.seeds, args.groups, args.tasks = [0], 3, grouping_datasets.SMOKE_TASKS
+        args.seeds, args.groups, args.tasks, args.datasets = [0], 3, grouping_datasets.SMOKE_TASKS, ["chemical"]
         epochs = {"max_epochs": grouping_datasets.SMOKE_EPOCHS}
-    if args.part == "preset":
+    if args.part in ("preset", "both"):
         preset_part(args, epochs)
-    else:
+    if args.part in ("balance", "both"):
         balance_part(args, epochs)
 
 
