@@ -65,3 +65,11 @@ def test_init_in_the_config_keys_runs_only_when_not_the_default():
         TrainConfig(init="he")
     with pytest.raises(ValueError, match="initialises itself"):
         TrainConfig(init="glorot", model="cnn")
+
+
+def test_a_presets_init_leaves_another_network_to_initialise_itself():
+    assert TrainConfig.preset("etap-chemical").init == "glorot"
+    assert TrainConfig.preset("etap-chemical", model="lstm").init == "torch"
+    assert TrainConfig.preset("etap-chemical", model="mlp").init == "glorot"
+    with pytest.raises(ValueError, match="initialises itself"):
+        TrainConfig.preset("etap-chemical", model="lstm", init="glorot")

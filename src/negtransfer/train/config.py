@@ -315,10 +315,19 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "TrainConfig":
-        """A named training setup (see :data:`PRESETS`), with optional field overrides."""
+        """A named training setup (see :data:`PRESETS`), with optional field overrides.
+
+        A preset's ``init`` describes the built-in MLP: with another ``model``
+        among the overrides (and no ``init``), the model initialises itself.
+        """
         if name not in PRESETS:
             raise ValueError(f"unknown training preset {name!r}; the presets are: {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        settings = {**PRESETS[name], **overrides}
+        if "init" in PRESETS[name] and "init" not in overrides and "model" in overrides:
+            own_init = cls(**{**settings, "init": "torch"})
+            if not own_init.model.is_default:
+                return own_init
+        return cls(**settings)
 
     def to_dict(self) -> dict:
         """The fields as plain data; the model as :meth:`ModelChoice.to_dict`, left out when it is the default."""
