@@ -73,3 +73,9 @@ def test_a_presets_init_leaves_another_network_to_initialise_itself():
     assert TrainConfig.preset("etap-chemical", model="mlp").init == "glorot"
     with pytest.raises(ValueError, match="initialises itself"):
         TrainConfig.preset("etap-chemical", model="lstm", init="glorot")
+
+
+def test_init_is_written_out_only_when_not_the_default():
+    assert "init" not in TrainConfig().to_dict()
+    assert TrainConfig(init="glorot").to_dict()["init"] == "glorot"
+    assert TrainConfig(**TrainConfig(init="glorot").to_dict()) == TrainConfig(init="glorot")

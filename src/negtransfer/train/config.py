@@ -332,8 +332,9 @@ class TrainConfig:
         return cls(**settings)
 
     def to_dict(self) -> dict:
-        """The fields as plain data; the model as :meth:`ModelChoice.to_dict`, left out when it is the default."""
-        data = {k: v for k, v in asdict(self).items() if k != "model"}
+        """The fields as plain data; the model as :meth:`ModelChoice.to_dict`, left out when it is the default, and
+        ``init`` left out at its default (so reports of default runs read as before the field existed)."""
+        data = {k: v for k, v in asdict(self).items() if k != "model" and not (k == "init" and v == "torch")}
         return data if self.model.is_default else {**data, "model": self.model.to_dict()}
 
     def hash_fields(self) -> dict:
