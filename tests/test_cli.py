@@ -351,13 +351,25 @@ def test_task_splits_folder_and_preset_from_the_cli(tmp_path, write_folder):
     assert res.exit_code == 0, res.output
     payload = json.loads((out / "gains.json").read_text())
     cfg = payload["config"]
-    assert (cfg["lr"], cfg["batch_size"], cfg["batching"], cfg["oversample"], cfg["max_epochs"]) == (
-        0.001, 264, "per-task", True, 2)
+    assert (cfg["lr"], cfg["batch_size"], cfg["batching"], cfg["oversample"], cfg["max_epochs"], cfg["init"]) == (
+        0.001, 264, "per-task", True, 2, "glorot")
     assert payload["tasks"] == ["3", "7", "12"] and payload["repeats"] == 2
     g = pd.read_csv(out / "gains.csv")
     assert (g["repeats"] == 2).all() and len(g) == 3 * 2 + 3
     res = runner.invoke(app, ["gains", "--data", str(folder), "--features", "f0", "--out", str(out), "-q"])
     assert res.exit_code == 2 and "Task_Splits" in res.output
+
+
+def test_balance_option_and_its_alias(tmp_path, write_folder):
+    """`--balance` (alias `--oversample`) sets oversampling; `--no-balance` overrides the preset's."""
+    folder = write_folder(tmp_path / "chem", rows=(40, 60, 30))
+    for flags, expected in ((["--balance"], True), (["--oversample"], True), ([], False),
+                            (["--preset", "etap-chemical", "--no-balance"], False)):
+        out = tmp_path / f"out{len(flags)}{expected}"
+        res = runner.invoke(app, ["gains", "--data", str(folder), "--groups", "all", "--epochs", "1",
+                                  "--repeats", "1", "--out", str(out), "-q", *flags])
+        assert res.exit_code == 0, res.output
+        assert json.loads((out / "gains.json").read_text())["config"]["oversample"] is expected, flags
 
 
 def test_every_command_uses_the_one_dataset_registry(tmp_path):

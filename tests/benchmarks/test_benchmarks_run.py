@@ -37,6 +37,9 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "etap_chemical": (["--smoke", "--data-dir", str(CHEMICAL), "--out", "{tmp}/chemical"],
                       [rf"^Table 2, pairwise affinity vs pairwise test gain \(Pearson\): {NUMBER}",
                        rf"^\| 2 \| CLI defaults \| {NUMBER} \|"], []),
+    "etap_preset": (["--smoke", "--part", "both", "--data-dir", str(CHEMICAL)],
+                    [rf"^\| glorot \| {NUMBER} \| {NUMBER} \|", rf"^\| chemical \| 0 \| True \| {NUMBER}%",
+                     rf"^\| chemical \| {NUMBER}% \| {NUMBER}% \|"], []),
     "executors": (["--smoke"], [r"^bit-identical results on all [23]: True", rf"^process_vs_inprocess: {NUMBER}$"], []),
     "gain_noise": (["--smoke"], [rf"^\| yeast \| common \| 3 \| {NUMBER} \|"], []),
     "grad_tae_affinity": (["--smoke"], [rf'^\{{"dataset": "yeast", "seed": 0, "pearson_test": {NUMBER}, '], []),
@@ -61,7 +64,7 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "vmtl_tables": (["--smoke", "--out", "{tmp}/vmtl"],
                     [r"^### heart-hospitals: average test accuracy", rf"^\| vmtl \| {NUMBER} ± {NUMBER} \|"], []),
 }
-NEEDS_CHEMICAL = {"etap_chemical"}
+NEEDS_CHEMICAL = {"etap_chemical", "etap_preset"}
 
 
 def _scripts() -> set[str]:

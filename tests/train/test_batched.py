@@ -254,6 +254,7 @@ def test_per_task_batches_need_per_task_rows(mixed_dataset):
 def test_learning_rate_schedule_and_presets():
     cfg = TrainConfig.preset("etap-chemical")
     assert (cfg.lr, cfg.batch_size, cfg.patience, cfg.max_epochs) == (0.001, 264, 20, 1000)
+    assert (cfg.init, cfg.oversample, cfg.batching) == ("glorot", True, "per-task")
     assert cfg.learning_rate_at(1) == cfg.learning_rate_at(149) == 0.001
     assert cfg.learning_rate_at(150) == 0.0005 and cfg.learning_rate_at(225) == 0.00025
     assert TrainConfig().learning_rate_at(500) == TrainConfig().lr
@@ -286,7 +287,9 @@ def test_odd_evaluation_sizes_do_not_depend_on_the_stack():
 def test_new_options_at_their_defaults_keep_every_stored_runs_key():
     # the hash of the defaults (and of a preset) before these options existed: stores stay valid
     assert TrainConfig().config_hash() == "1ba3887a3e95c105"
-    assert TrainConfig.preset("etap-chemical").config_hash() == "3997094816c24de0"
+    # the preset before it initialised as Keras does keeps its key; with Glorot it keys new runs (issue 25)
+    assert TrainConfig.preset("etap-chemical", init="torch").config_hash() == "3997094816c24de0"
+    assert TrainConfig.preset("etap-chemical").config_hash() not in ("3997094816c24de0", "1ba3887a3e95c105")
     for change in ({"loss_weighting": "row-mean"}, {"steps_per_epoch": 3}, {"stopping_task": 0},
                    {"stopping_rows": "half"}, {"early_stopping": False}):
         assert TrainConfig(**change).config_hash() != TrainConfig().config_hash()

@@ -124,8 +124,9 @@ EpochsOpt, BatchSizeOpt, LrOpt, OptimizerOpt, PatienceOpt = _training_options(
  ComparePatienceOpt) = _training_options(*(["the model family's"] * 5))
 PresetOpt = typer.Option("default", "--preset",
                          help="Named training setup: 'default', or 'etap-chemical' (the ETAP public code's Chemical "
-                              "setup: lr 0.001, 264 rows per task and step, oversampling, patience 20, up to 1000 "
-                              "epochs, lr halved every 75 epochs after epoch 100), or 'task-modeling' (the surrogate "
+                              "setup: Glorot-uniform initialisation, lr 0.001, 264 rows per task and step, "
+                              "--balance, patience 20, up to 1000 epochs, lr halved every 75 epochs after epoch "
+                              "100), or 'task-modeling' (the surrogate "
                               "paper's public code: pooled rows, mean loss over rows, 20 epochs, no early stopping). "
                               "Options given explicitly win.",
                          rich_help_panel=TRAINING)
@@ -134,9 +135,11 @@ BatchingOpt = typer.Option(None, "--batching",
                                 "the group) or 'pooled' (--batch-size rows of the group's pooled rows); 'auto' is "
                                 "per-task for per-task-rows data, pooled for multi-label data.",
                            show_default=f"{TRAIN_DEFAULTS.batching}, or the preset's", rich_help_panel=TRAINING)
-OversampleOpt = typer.Option(None, "--oversample/--no-oversample",
-                             help="With per-task batches: top a group's smaller tasks up to its largest task's "
-                                  "training rows (drawn with replacement, equally per class).",
+OversampleOpt = typer.Option(None, "--balance/--no-balance", "--oversample/--no-oversample",
+                             help="Per-task-rows data with per-task batches: top a group's smaller tasks up to its "
+                                  "largest task's training rows (drawn with replacement, half from each class), as "
+                                  "the ETAP public code does; STL models are never topped up. --oversample is the "
+                                  "same option.",
                              show_default="off, or the preset's", rich_help_panel=TRAINING)
 GradientAggregationOpt = typer.Option(
     TRAIN_DEFAULTS.gradient_aggregation, "--gradient-aggregation",
@@ -355,7 +358,7 @@ def check_features_finite(dataset, source: str) -> None:
 @dataclass(frozen=True)
 class TrainingOptions:
     """The training group: ``--epochs``, ``--batch-size``, ``--lr``, ``--optimizer``, ``--patience``, with
-    ``--preset``, ``--batching``, ``--oversample``; None means the preset's value."""
+    ``--preset``, ``--batching``, ``--balance`` (``oversample``); None means the preset's value."""
 
     epochs: Optional[int] = None
     batch_size: Optional[int] = None

@@ -16,11 +16,12 @@ outside its group. This keeps all models of a stack the same shape.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Sequence
 
 import torch
 from torch import nn
+
+from negtransfer.nn.initialisation import dense_parameters
 
 
 def _layer_shapes(n_features: int, hidden: Sequence[int], n_outputs: int) -> list[tuple[int, int]]:
@@ -29,27 +30,22 @@ def _layer_shapes(n_features: int, hidden: Sequence[int], n_outputs: int) -> lis
 
 
 def init_parameters(
-    seed: int, n_features: int, hidden: Sequence[int], n_outputs: int
+    seed: int, n_features: int, hidden: Sequence[int], n_outputs: int, scheme: str = "torch"
 ) -> list[torch.Tensor]:
     """Initial weights and biases of one model, drawn from its own generator.
 
-    Uses PyTorch's ``nn.Linear`` default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-    weights and biases, so the initialisation of a model depends only on ``seed``
-    and never on which other models share its vectorised batch.
+    ``scheme`` ``"torch"`` (default) is PyTorch's ``nn.Linear`` default,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases; ``"glorot"`` is
+    Keras' (:func:`negtransfer.nn.initialisation.dense_parameters`). The
+    initialisation of a model depends only on ``seed`` and never on which
+    other models share its vectorised batch.
 
     Returns
     -------
     list of Tensor
         ``[W1, b1, W2, b2, ...]`` with weights shaped (fan_in, fan_out).
     """
-    gen = torch.Generator().manual_seed(int(seed) % (2**63))
-    params = []
-    for fan_in, fan_out in _layer_shapes(n_features, hidden, n_outputs):
-        bound = 1.0 / math.sqrt(fan_in)
-        w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
-        b = (torch.rand(fan_out, generator=gen) * 2 - 1) * bound
-        params += [w, b]
-    return params
+    return dense_parameters(seed, _layer_shapes(n_features, hidden, n_outputs), scheme)
 
 
 class StackedHardSharingMLP(nn.Module):
@@ -66,14 +62,17 @@ class StackedHardSharingMLP(nn.Module):
     seeds : sequence of int
         One initialisation seed per model; K = len(seeds). The hidden layers
         form the shared encoder; the last layer holds the task heads.
+    init : {"torch", "glorot"}
+        Initialisation scheme (:func:`init_parameters`).
     """
 
-    def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seeds: Sequence[int]):
+    def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seeds: Sequence[int],
+                 init: str = "torch"):
         super().__init__()
         if len(seeds) == 0:
             raise ValueError("a stack needs at least one model seed")
         self.n_features, self.hidden, self.n_outputs = n_features, tuple(hidden), n_outputs
-        per_model = [init_parameters(s, n_features, hidden, n_outputs) for s in seeds]
+        per_model = [init_parameters(s, n_features, hidden, n_outputs, init) for s in seeds]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for layer in range(len(self.hidden) + 1):

@@ -360,7 +360,8 @@ def build_stack(dataset: MultiTaskDataset, config: TrainConfig, seeds: Sequence[
     """
     layout = TaskLossLayout(dataset.tasks)
     if config.model.is_default:
-        return StackedHardSharingMLP(int(np.prod(dataset.X.shape[1:])), config.hidden, layout.n_outputs, seeds)
+        return StackedHardSharingMLP(int(np.prod(dataset.X.shape[1:])), config.hidden, layout.n_outputs, seeds,
+                                     config.init)
     plan = plan or StackingPlan(True, pair_single=True)
     return StackedModel(config.model.factory_function(), dataset.X.shape[1:],
                         [task.output_dim for task in dataset.tasks], seeds, stackable=plan.stackable,
