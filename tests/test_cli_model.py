@@ -1,6 +1,7 @@
 """Any network from the command line and the Python API: --encoder, --model FILE.py:FUNCTION, --model-version,
 --model-arg on group, gains and sources; images and sequences; a bad factory as one error line before training."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -292,3 +293,17 @@ def test_compare_grouping_takes_the_encoder(images, tmp_path):
     bad = runner.invoke(app, ["compare-grouping", "--data", str(images), "--methods", "etap", "--encoder", "lstm",
                               "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "lstm" in bad.output, bad.output
+
+
+HAS_MOLECULES = all(importlib.util.find_spec(p) is not None for p in ("qm9pack", "rdkit"))
+
+
+@pytest.mark.skipif(not HAS_MOLECULES, reason="the molecules extra (qm9pack, rdkit) is not installed")
+def test_group_on_qm9_fingerprints_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    _ok(["group", "--dataset", "qm9", "--tasks", "mu,gap,cv", "--epochs", "1", "--batch-size", "256", "--repeats", "1",
+         "--budget", "2", "--train-groups", "1", "--rounds", "1", "-q", "--out", out])
+    report = _report(out)
+    assert report["dataset"] == "qm9" and "model" not in report["config"]  # the default mlp on the fingerprint bits
+    assert sorted({t for g in report["selected_groups"] for t in g}) == ["cv", "gap", "mu"]
+    assert all(np.isfinite(report["totals"][option]) for option in ("stl", "all_tasks", "selected"))
