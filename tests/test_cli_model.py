@@ -307,3 +307,17 @@ def test_group_on_qm9_fingerprints_end_to_end(tmp_path):
     assert report["dataset"] == "qm9" and "model" not in report["config"]  # the default mlp on the fingerprint bits
     assert sorted({t for g in report["selected_groups"] for t in g}) == ["cv", "gap", "mu"]
     assert all(np.isfinite(report["totals"][option]) for option in ("stl", "all_tasks", "selected"))
+
+
+@pytest.mark.parametrize("data, model", [("images", ["--encoder", "cnn"]), ("sequences", ["--encoder", "lstm"]),
+                                         ("sequences", "user file")])
+def test_grad_tae_groups_with_any_network(data, model, request, tmp_path):
+    if model == "user file":
+        (tmp_path / "net.py").write_text(USER_MODEL)
+        model = ["--model", f"{tmp_path / 'net.py'}:make"]
+    out = tmp_path / "out"
+    _ok([*GROUP, "--method", "grad-tae", "--data", request.getfixturevalue(data), *model, "--out", out])
+    report = _report(out)
+    affinity = np.array(report["affinity"], dtype=float)
+    assert report["method"] == "grad-tae" and affinity.shape == (3, 3)
+    assert np.isfinite(affinity[~np.eye(3, dtype=bool)]).all()
