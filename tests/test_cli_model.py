@@ -289,7 +289,7 @@ def test_compare_grouping_takes_the_encoder(images, tmp_path):
     out = tmp_path / "out"
     _ok(["compare-grouping", "--data", images, "--methods", "etap", "--budgets", "2", "--seeds", "0",
          "--surgery", "none", "--train-groups", "2", "--rounds", "1", "--encoder", "cnn", *FAST, "--out", out])
-    assert (out / "comparison.csv").exists()
+    assert (out / "comparison.csv").exists() and "## Notes" not in (out / "report.md").read_text()
     bad = runner.invoke(app, ["compare-grouping", "--data", str(images), "--methods", "etap", "--encoder", "lstm",
                               "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "lstm" in bad.output, bad.output
@@ -321,3 +321,14 @@ def test_grad_tae_groups_with_any_network(data, model, request, tmp_path):
     affinity = np.array(report["affinity"], dtype=float)
     assert report["method"] == "grad-tae" and affinity.shape == (3, 3)
     assert np.isfinite(affinity[~np.eye(3, dtype=bool)]).all()
+
+
+def test_compare_grouping_records_a_model_trained_one_at_a_time(sequences, tmp_path):
+    (tmp_path / "bad.py").write_text(BAD_MODELS)
+    out = tmp_path / "out"
+    output = _ok(["compare-grouping", "--data", sequences, "--methods", "etap", "--budgets", "2", "--seeds", "0",
+                  "--surgery", "none", "--train-groups", "2", "--rounds", "1", "--model",
+                  f"{tmp_path / 'bad.py'}:batch_norm", *FAST, "--out", out])
+    assert sum("one at a time" in line for line in output.splitlines() if line.startswith("note:")) == 1, output
+    notes = (out / "report.md").read_text().split("## Notes")[1]
+    assert "batch_norm" in notes and "one at a time" in notes
