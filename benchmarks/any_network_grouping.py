@@ -28,10 +28,11 @@ standard error.
 Run: ``python benchmarks/any_network_grouping.py [--seeds 0 1 2] [--out DIR]``;
 ``--smoke``: 4 tasks, 2 epochs, 3 training groups, one seed, B = 2 (a check
 that it runs end to end, not a measurement). Prints a Markdown table and
-writes ``any_network_grouping-DATASET.json`` in ``--out`` (the records of
-that dataset and the settings); ``--report`` prints the table of every such
-file in ``--out`` without training (datasets measured by separate commands,
-e.g. with different ``--epochs``).
+writes ``any_network_grouping-DATASET-seedSEED.json`` in ``--out`` (the
+records of that dataset and seed, and the settings); ``--report`` prints the
+table of every such file in ``--out`` without training (datasets or seeds
+measured by separate commands, e.g. with different ``--epochs`` or side by
+side).
 """
 
 from __future__ import annotations
@@ -154,21 +155,22 @@ def main(argv: list[str] | None = None) -> None:
         if not _available(name):
             continue
         for seed in args.seeds:
-            records.extend(measure(name, seed, args))
-            done = [r for r in records if r["dataset"] == name]
-            (args.out / f"any_network_grouping-{name}.json").write_text(
+            done = measure(name, seed, args)
+            records.extend(done)
+            (args.out / f"any_network_grouping-{name}-seed{seed}.json").write_text(
                 json.dumps({"settings": settings, "records": done}, indent=1))
     print(table(records) if records else "no dataset measured")
 
 
 def report(out: Path) -> None:
-    """Print the table of every dataset measured into ``out`` (each dataset's settings first)."""
-    records = []
+    """Print the table of every dataset and seed measured into ``out`` (each file's settings first); a (dataset,
+    seed, budget) measured twice counts once."""
+    records: dict[tuple, dict] = {}
     for path in sorted(out.glob("any_network_grouping-*.json")):
         saved = json.loads(path.read_text())
         print(f"{path.name}: {saved['settings']}")
-        records.extend(saved["records"])
-    print(table(records) if records else f"no any_network_grouping-*.json in {out}")
+        records.update({(r["dataset"], r["seed"], r["budget"]): r for r in saved["records"]})
+    print(table(list(records.values())) if records else f"no any_network_grouping-*.json in {out}")
 
 
 if __name__ == "__main__":
