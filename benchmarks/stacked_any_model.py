@@ -18,14 +18,19 @@ so both ways do the same work. Each of ``--rounds`` one-at-a-time timings sits
 between two stacked timings and is divided by their mean; the median of these
 ratios is printed as ``stacked_speedup_cnn: X`` and ``stacked_speedup_lstm: X``
 (the range over rounds follows). Training is single-threaded inside the
-trainer (for bit-identity), so these are one-core figures; a second core runs a
-second stack through the process-pool executor.
+trainer (for bit-identity), so with the default ``--threads 1`` these are
+one-core figures. ``--threads N`` measures N cores the way negtransfer uses
+them (its process-pool executor): N worker processes of one thread each; the
+K groups are dealt out to the N workers, which train their share at the same
+time, stacked (one stack of about K/N models each) or one at a time; each
+timing is the wall time until the last worker is done. The workers are started
+and warmed up (the stacking probe, first-call costs) before any timing.
 
 Peak memory of the stack: the rise of a fresh process's peak resident set
 (``VmHWM``, reset through ``/proc/self/clear_refs`` on Linux) over its
 resident set before one stacked training (after a warm-up of two models).
 
-Run: ``python benchmarks/stacked_any_model.py [--groups 32] [--rounds 5]``;
+Run: ``python benchmarks/stacked_any_model.py [--groups 32] [--rounds 5] [--threads 2]``;
 ``--smoke``: 4 groups, 1 epoch, 1 round (a check that it runs).
 """
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import platform
 import statistics
 import time
@@ -120,6 +126,63 @@ def fresh_process_peak_memory(encoder: str, k: int, epochs: int, n_rows: int) ->
     return result
 
 
+_WORKER: dict = {}  # a worker process's dataset and configuration (set by _start_worker)
+
+
+def _start_worker(encoder: str, epochs: int, n_rows: int) -> None:
+    """A worker's data and configuration, warmed up by one stacked training of two groups (the probe, first calls)."""
+    data = synthetic_dataset(SHAPES[encoder], n_rows)
+    config = TrainConfig(model=ModelChoice(encoder), max_epochs=epochs, early_stopping=False, lr=0.05)
+    train_group_models(data, groups_of(2), config, seed=0)
+    _WORKER.update(data=data, config=config, encoder=encoder)
+
+
+def _train_share(groups: list[tuple[int, ...]], stacked: bool) -> float:
+    """In a worker: train ``groups`` as one stack, or one at a time (stacks of one, unpaired); seconds."""
+    data, config, encoder = _WORKER["data"], _WORKER["config"], _WORKER["encoder"]
+    outputs = [1] * N_TASKS
+    width = batched._batch_width(config.batch_size, 1)
+    plan = batched.model_stacking_plan(config, SHAPES[encoder], outputs, width)
+    key = (config.model, SHAPES[encoder], tuple(outputs), width)
+    t0 = time.perf_counter()
+    if stacked:
+        train_group_models(data, groups, config, seed=0)
+        return time.perf_counter() - t0
+    batched._PLANS[key] = StackingPlan(True, pair_single=False)
+    try:
+        for g in groups:
+            train_group_models(data, [g], config, seed=0)
+        return time.perf_counter() - t0
+    finally:
+        batched._PLANS[key] = plan
+
+
+def time_encoder_on_cores(encoder: str, k: int, rounds: int, epochs: int, n_rows: int, cores: int) -> dict:
+    """:func:`time_encoder` with ``cores`` worker processes of one thread each (module doc)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    groups = groups_of(k)
+    shares = [groups[w::cores] for w in range(cores)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(cores, mp_context=context, initializer=_start_worker,
+                             initargs=(encoder, epochs, n_rows)) as pool:
+        def run(stacked: bool) -> float:
+            t0 = time.perf_counter()
+            list(pool.map(_train_share, shares, [stacked] * cores))
+            return time.perf_counter() - t0
+
+        run(True)  # starts every worker (its warm-up) and the first stacked calls
+        together, one_by_one, ratios = [run(True)], [], []
+        for _ in range(rounds):
+            one_by_one.append(run(False))
+            together.append(run(True))
+            ratios.append(one_by_one[-1] / ((together[-2] + together[-1]) / 2))
+    return {"stacked": statistics.median(together), "alone": statistics.median(one_by_one),
+            "ratio": statistics.median(ratios), "ratio_spread": (min(ratios), max(ratios)),
+            "spread": (min(together), max(together), min(one_by_one), max(one_by_one))}
+
+
 def time_encoder(encoder: str, k: int, rounds: int, epochs: int, n_rows: int) -> dict:
     data = synthetic_dataset(SHAPES[encoder], n_rows)
     groups = groups_of(k)
@@ -166,14 +229,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timings of each way, alternated")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=640, help="examples (60%% training rows)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="cores: this many worker processes of one thread each (the process executor's way)")
     parser.add_argument("--smoke", action="store_true", help="4 groups, 1 epoch, 1 round: a check that it runs")
     args = parser.parse_args()
     if args.smoke:
         args.groups, args.rounds, args.epochs, args.rows = 4, 1, 1, 160
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads available; training runs on one thread")
-    print(f"K = {args.groups} models per stack, {args.epochs} epochs, {args.rows} examples, 6 binary tasks, "
-          f"{args.rounds} alternated rounds (medians)")
+          f"{torch.get_num_threads()} threads available; training runs on one thread per process")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"K = {args.groups} models, {args.epochs} epochs, {args.rows} examples, 6 binary tasks, "
+          f"{args.rounds} alternated rounds (medians), {args.threads} core(s)")
+    if args.threads > 1:
+        for encoder in ("cnn", "lstm"):
+            res = time_encoder_on_cores(encoder, args.groups, args.rounds, args.epochs, args.rows, args.threads)
+            lo_s, hi_s, lo_a, hi_a = res["spread"]
+            lo, hi = res["ratio_spread"]
+            print(f"{encoder} {SHAPES[encoder]} on {args.threads} workers: stacked {res['stacked']:.2f} s "
+                  f"[{lo_s:.2f}-{hi_s:.2f}], one at a time {res['alone']:.2f} s [{lo_a:.2f}-{hi_a:.2f}]")
+            print(f"stacked_speedup_{encoder}: {res['ratio']:.2f} (rounds {lo:.2f}-{hi:.2f})")
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return
     for encoder in ("cnn", "lstm"):
         res = time_encoder(encoder, args.groups, args.rounds, args.epochs, args.rows)
         lo_s, hi_s, lo_a, hi_a = res["spread"]
@@ -184,6 +262,7 @@ def main() -> None:
         lo, hi = res["ratio_spread"]
         print(f"{encoder}_stacked_speedup_vs_trainer_alone: {res['trainer_alone'] / res['stacked']:.2f}")
         print(f"stacked_speedup_{encoder}: {res['ratio']:.2f} (rounds {lo:.2f}-{hi:.2f})")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Any network from the command line and the Python API: --encoder, --model FILE.py:FUNCTION, --model-version,
 --model-arg on group, gains and sources; images and sequences; a bad factory as one error line before training."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -288,7 +289,46 @@ def test_compare_grouping_takes_the_encoder(images, tmp_path):
     out = tmp_path / "out"
     _ok(["compare-grouping", "--data", images, "--methods", "etap", "--budgets", "2", "--seeds", "0",
          "--surgery", "none", "--train-groups", "2", "--rounds", "1", "--encoder", "cnn", *FAST, "--out", out])
-    assert (out / "comparison.csv").exists()
+    assert (out / "comparison.csv").exists() and "## Notes" not in (out / "report.md").read_text()
     bad = runner.invoke(app, ["compare-grouping", "--data", str(images), "--methods", "etap", "--encoder", "lstm",
                               "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "lstm" in bad.output, bad.output
+
+
+HAS_MOLECULES = all(importlib.util.find_spec(p) is not None for p in ("qm9pack", "rdkit"))
+
+
+@pytest.mark.skipif(not HAS_MOLECULES, reason="the molecules extra (qm9pack, rdkit) is not installed")
+def test_group_on_qm9_fingerprints_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    _ok(["group", "--dataset", "qm9", "--tasks", "mu,gap,cv", "--epochs", "1", "--batch-size", "256", "--repeats", "1",
+         "--budget", "2", "--train-groups", "1", "--rounds", "1", "-q", "--out", out])
+    report = _report(out)
+    assert report["dataset"] == "qm9" and "model" not in report["config"]  # the default mlp on the fingerprint bits
+    assert sorted({t for g in report["selected_groups"] for t in g}) == ["cv", "gap", "mu"]
+    assert all(np.isfinite(report["totals"][option]) for option in ("stl", "all_tasks", "selected"))
+
+
+@pytest.mark.parametrize("data, model", [("images", ["--encoder", "cnn"]), ("sequences", ["--encoder", "lstm"]),
+                                         ("sequences", "user file")])
+def test_grad_tae_groups_with_any_network(data, model, request, tmp_path):
+    if model == "user file":
+        (tmp_path / "net.py").write_text(USER_MODEL)
+        model = ["--model", f"{tmp_path / 'net.py'}:make"]
+    out = tmp_path / "out"
+    _ok([*GROUP, "--method", "grad-tae", "--data", request.getfixturevalue(data), *model, "--out", out])
+    report = _report(out)
+    affinity = np.array(report["affinity"], dtype=float)
+    assert report["method"] == "grad-tae" and affinity.shape == (3, 3)
+    assert np.isfinite(affinity[~np.eye(3, dtype=bool)]).all()
+
+
+def test_compare_grouping_records_a_model_trained_one_at_a_time(sequences, tmp_path):
+    (tmp_path / "bad.py").write_text(BAD_MODELS)
+    out = tmp_path / "out"
+    output = _ok(["compare-grouping", "--data", sequences, "--methods", "etap", "--budgets", "2", "--seeds", "0",
+                  "--surgery", "none", "--train-groups", "2", "--rounds", "1", "--model",
+                  f"{tmp_path / 'bad.py'}:batch_norm", *FAST, "--out", out])
+    assert sum("one at a time" in line for line in output.splitlines() if line.startswith("note:")) == 1, output
+    notes = (out / "report.md").read_text().split("## Notes")[1]
+    assert "batch_norm" in notes and "one at a time" in notes

@@ -26,6 +26,8 @@ NUMBER = r"[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan)"
 # script: (arguments, patterns of the headline lines that must be printed, scripts run first with their arguments)
 # "{tmp}" in an argument is the test's temporary directory (also the working directory).
 CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
+    "any_network_grouping": (["--smoke", "--datasets", "digit-images", "--out", "{tmp}/anynet"],
+                             [rf"^\| digit-images \(cnn\) \| 2 \| 1 \| {NUMBER} \| {NUMBER} \| {NUMBER} \|"], []),
     "affinity_momentum": (["--smoke"], [rf"^\| yeast \| with \| 1 \| {NUMBER} \|"], []),
     "affinity_overhead": (["--smoke"], [rf"^affinity_run_overhead: {NUMBER}$"], []),
     "affinity_step_cost": (["--smoke"], [rf"^loop / batched = {NUMBER}$"], []),

@@ -149,11 +149,20 @@ def compare_grouping(
                                         executor=job.executor, progress=progress, surgery=aggregators)
         summary = summarise(rows, reference=names[0])
         md = write_comparison_report(rows, summary, out, reference=names[0], dataset=first.name)
+        record_notes(md, notes)
     for (method, budget), cell in summary.cells.items():
         mean, se, _ = cell["vs_stl"]
         typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'].mean:.4f} ({mean:+.2%} vs STL"
                    + (f" ± {se:.2%})" if se is not None else ")"))
     typer.echo(f"wrote {out / 'comparison.csv'} and {md}")
+
+
+def record_notes(report: Path, notes: list[str]) -> None:
+    """Append the command's ``note:`` lines (e.g. a model trained one at a time) to ``report`` as a Notes section,
+    as the group job keeps them in its report."""
+    if notes:
+        with report.open("a") as handle:
+            handle.write("\n## Notes\n\n" + "".join(f"- {line}\n" for line in notes))
 
 
 def parse_surgery(text: str) -> list[str]:

@@ -41,6 +41,7 @@ by a line, as for TAG), not the paper's SDP clustering.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from math import comb, isnan
 
 import numpy as np
@@ -79,16 +80,62 @@ def sample_subsets(n_tasks: int, size: int, count: int, seed: int) -> list[tuple
 
 
 def _mlp(params, x):
-    """The hard-sharing MLP of :mod:`negtransfer.nn.hard_sharing` on one input row: [W1, b1, W2, b2, ...]."""
+    """The hard-sharing MLP of :mod:`negtransfer.nn.hard_sharing` on one example (flattened): [W1, b1, W2, b2, ...]."""
     import torch
 
-    h = x
+    h = x.reshape(-1)
     last = len(params) // 2 - 1
     for layer in range(last + 1):
         h = h @ params[2 * layer] + params[2 * layer + 1]
         if layer < last:
             h = torch.relu(h)
     return h
+
+
+def _mlp_network(parameters, which: str, dataset, layout):
+    """The built-in MLP's weights as tensors, the indices to differentiate and its one-row forward pass."""
+    import torch
+
+    params = [torch.as_tensor(p, dtype=torch.float32).detach().cpu() for p in parameters]
+    if len(params) < 2 or len(params) % 2:
+        raise ValueError(f"parameters must be [W1, b1, ..., W_L, b_L]; got {len(params)} tensors")
+    inputs = int(np.prod(dataset.X.shape[1:]))  # an image or a sequence enters the MLP flattened
+    if params[0].shape[0] != inputs or params[-1].shape[-1] != layout.n_outputs:
+        raise ValueError(f"the parameters map {params[0].shape[0]} inputs to {params[-1].shape[-1]} outputs; the "
+                         f"dataset has {inputs} features per example and {layout.n_outputs} task outputs")
+    trainable = list(range(len(params))) if which == "all" else list(range(len(params) - 2))
+    if not trainable:
+        raise ValueError("parameters='shared' needs a model with at least one hidden layer")
+    return params, trainable, _mlp
+
+
+def _factory_network(state: Mapping, network, which: str, dataset, layout):
+    """A factory model's state as tensors (its ``state_dict`` order), the parameters to differentiate (all, or
+    the encoder's with ``which="shared"``) and its one-example forward pass through ``torch.func.functional_call``."""
+    import torch
+    from torch.func import functional_call
+
+    if network is None:
+        raise ValueError("a state dict of parameters needs network=, a model of the factory that trained them")
+    names = list(network.state_dict())
+    if sorted(names) != sorted(state):
+        raise ValueError(f"the parameters name {sorted(state)[:3]}...; the network's state has {sorted(names)[:3]}...")
+    parameter_names = {name for name, _ in network.named_parameters()}
+    params = [torch.as_tensor(state[name]).detach().cpu() for name in names]
+    trainable = [i for i, name in enumerate(names)
+                 if name in parameter_names and (which == "all" or name.startswith("encoder."))]
+    if not trainable:
+        raise ValueError(f"parameters={which!r}: the network has no such parameters to differentiate")
+    network = network.eval()
+
+    def forward(tensors, x):
+        return functional_call(network, dict(zip(names, tensors, strict=True)), (x.unsqueeze(0),))[0]
+
+    with torch.no_grad():
+        width = forward(params, torch.from_numpy(dataset.X[:1])[0]).shape[-1]
+    if width != layout.n_outputs:
+        raise ValueError(f"the network gives {width} outputs; the dataset has {layout.n_outputs} task outputs")
+    return params, trainable, forward
 
 
 class GradTAE(BaseEstimator):
@@ -166,21 +213,31 @@ class GradTAE(BaseEstimator):
                 raise ValueError(message)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, parameters, dataset) -> "GradTAE":
+    def fit(self, parameters, dataset, network=None) -> "GradTAE":
         """Project every example's output gradient at the trained weights ``parameters``.
 
         Parameters
         ----------
-        parameters : list of Tensor
-            The base model's weights ``[W1, b1, ..., W_L, b_L]`` (weights shaped
-            (fan_in, fan_out)) of a hard-sharing model with one output block per
-            task of ``dataset`` (:func:`train_base_model`,
-            ``train_group_models(..., keep_parameters=True)``).
+        parameters : list of Tensor, or dict of str to Tensor
+            The base model's weights (:func:`train_base_model`,
+            ``train_group_models(..., keep_parameters=True)``): for the built-in
+            hard-sharing MLP the list ``[W1, b1, ..., W_L, b_L]`` (weights shaped
+            (fan_in, fan_out)) with one output block per task of ``dataset``; for
+            a model of any other factory its state dict (parameters and buffers by
+            name), with ``network``.
         dataset : MultiTaskDataset
             Either layout: shared rows (a row carries the labels of several
             tasks; one example per labelled (row, task)) or per-task rows.
             Training-split examples fit the regressions, validation-split ones
             are where the losses are read.
+        network : torch.nn.Module, optional
+            With a state dict: a model of the same factory
+            (:class:`~negtransfer.nn.contract.MultiHeadModel`, encoder then one
+            head per task), whose forward pass is run with ``parameters`` in its
+            place (``torch.func.functional_call``, evaluation mode: batch-norm
+            running statistics as trained, no dropout). ``parameters="shared"``
+            then means the encoder's parameters (``encoder.*``); buffers are
+            never differentiated.
 
         Returns
         -------
@@ -192,20 +249,15 @@ class GradTAE(BaseEstimator):
         from negtransfer.train.losses import TaskLossLayout
 
         self._check_params()
-        params = [torch.as_tensor(p, dtype=torch.float32).detach().cpu() for p in parameters]
-        if len(params) < 2 or len(params) % 2:
-            raise ValueError(f"parameters must be [W1, b1, ..., W_L, b_L]; got {len(params)} tensors")
         layout = TaskLossLayout(dataset.tasks)
-        if params[0].shape[0] != dataset.n_features or params[-1].shape[-1] != layout.n_outputs:
-            raise ValueError(f"the parameters map {params[0].shape[0]} inputs to {params[-1].shape[-1]} outputs; the "
-                             f"dataset has {dataset.n_features} features and {layout.n_outputs} task outputs")
+        if isinstance(parameters, Mapping):
+            params, trainable, forward = _factory_network(parameters, network, self.parameters, dataset, layout)
+        else:
+            params, trainable, forward = _mlp_network(parameters, self.parameters, dataset, layout)
         n = dataset.n_tasks
         self.n_tasks_ = n
         self.task_names_ = tuple(dataset.task_names)
         self.regression_ = np.array([t.kind == "regression" for t in dataset.tasks])
-        trainable = list(range(len(params))) if self.parameters == "all" else list(range(len(params) - 2))
-        if not trainable:
-            raise ValueError("parameters='shared' needs a model with at least one hidden layer")
         n_parameters = sum(params[i].numel() for i in trainable)
         self.n_parameters_ = int(n_parameters)
         gen = torch.Generator().manual_seed(int(self.random_state) % (2**63))
@@ -222,7 +274,7 @@ class GradTAE(BaseEstimator):
                                  "and reads losses on validation rows")
         start = time.perf_counter()
         for part, (rows, tasks) in examples.items():
-            feats, offset, label = self._project(params, trainable, P, layout, dataset, rows, tasks)
+            feats, offset, label = self._project((params, trainable, forward), P, layout, dataset, rows, tasks)
             setattr(self, f"{part}_features_", feats)
             setattr(self, f"{part}_offset_", offset)
             setattr(self, f"{part}_label_", label)
@@ -251,8 +303,10 @@ class GradTAE(BaseEstimator):
             tasks_out.append(np.full(rows.size, t))
         return np.concatenate(rows_out).astype(np.int64), np.concatenate(tasks_out).astype(np.int64)
 
-    def _project(self, params, trainable, P, layout, dataset, rows, tasks):
-        """Projected output gradients, base outputs and labels of the examples (one vmap per chunk)."""
+    def _project(self, network, P, layout, dataset, rows, tasks):
+        """Projected output gradients, base outputs and labels of the examples (one vmap per chunk).
+
+        ``network``: ``(params, trainable, forward)`` as :func:`_mlp_network` returns them."""
         import torch
         from torch.func import grad_and_value, vmap
 
@@ -277,12 +331,13 @@ class GradTAE(BaseEstimator):
                 target[mine] = 1.0  # the log-odds of the correct class should be high
             else:
                 pick[mine, off] = 1.0
+        params, trainable, forward = network
         fixed = {i: params[i] for i in range(len(params)) if i not in trainable}
 
         def output(train_params, x, pick_e, others_e, mc_e):
             full = list(train_params) if not fixed else [fixed[i] if i in fixed else train_params[trainable.index(i)]
                                                          for i in range(len(params))]
-            out = _mlp(full, x)
+            out = forward(full, x)
             lse = torch.logsumexp(torch.where(others_e, out, torch.full_like(out, _EXCLUDED)), dim=0)
             return (out * pick_e).sum() - mc_e * lse
 
@@ -488,7 +543,8 @@ def train_base_model(dataset, config, seed: int, repeat: int = 0):
 
     Returns
     -------
-    parameters : list of Tensor
+    parameters : list of Tensor, or dict of str to Tensor
+        The built-in MLP's ``[W1, b1, ...]``; a model of another factory's state dict (:meth:`GradTAE.fit`).
     result : ModelResult
         Bit-identical to the stacked trainer's all-task run of that repeat.
     """
@@ -524,7 +580,13 @@ def grad_tae_run(dataset, config, seed: int, repeat: int, estimator: GradTAE | N
     parameters, result = train_base_model(dataset, config, seed, repeat)
     trained = time.perf_counter() - start
     model = clone(estimator).set_params(random_state=int(repeat_seed(seed, repeat)))
-    model.fit(parameters, dataset)
+    network = None
+    if isinstance(parameters, Mapping):  # a model of another factory: its state dict and a model to run it in
+        from negtransfer.nn.contract import build_model
+
+        network = build_model(config.model.factory_function(), dataset.X.shape[1:],
+                              [task.output_dim for task in dataset.tasks], seed=0)
+    model.fit(parameters, dataset, network=network)
     A = model.affinity()
     record = {"affinity": [[None if isnan(v) else v for v in row] for row in A.tolist()],
               "seconds_base_model": trained, "seconds_gradients": model.seconds_gradients_,

@@ -418,7 +418,7 @@ class _Batches:
     """
 
     def __init__(self, dataset: MultiTaskDataset, groups: list[tuple[int, ...]], seeds: list[int],
-                 config: TrainConfig):
+                 config: TrainConfig, unpadded: bool = False):
         self.config = config
         self.task_batches = config.per_task_batches(dataset.row_task is not None)
         self.width = _batch_width(config.batch_size, len(groups[0]) if self.task_batches else 1)
@@ -429,6 +429,7 @@ class _Batches:
         self.X = torch.cat([torch.from_numpy(dataset.X), torch.zeros(1, *dataset.X.shape[1:])]).to(device)
         self.Y = torch.cat([torch.from_numpy(dataset.Y), torch.full((1, dataset.Y.shape[1]), float("nan"))]).to(device)
         self.pad = n
+        self.unpadded = unpadded  # a model trained alone gets its real rows only (no zero rows in batch norms)
         self.seeds = [int(s) for s in seeds]
         self._streams: dict[int, list] = {}  # model -> [its current permutation, position] (steps_per_epoch)
         self.lockstep = dataset.row_task is not None
@@ -468,6 +469,8 @@ class _Batches:
 
     def _gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``index`` (K, width) of X and Y as (K, width, *example shape) and (K, width, n_tasks)."""
+        if self.unpadded:  # (a stack of one)
+            index = index[:, index[0] != self.pad]
         flat = index.reshape(-1).to(self.X.device)
         K, width = index.shape
         return (self.X.index_select(0, flat).view(K, width, *self.X.shape[1:]),
@@ -702,7 +705,8 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     Y = torch.from_numpy(dataset.Y)
     val_rows = torch.from_numpy(stopping_rows(dataset, config))
     X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
-    batches = _Batches(dataset, group_idx, train_seeds, config)
+    batches = _Batches(dataset, group_idx, train_seeds, config,
+                       unpadded=isinstance(model, StackedModel) and not model.stackable and bool(model.buffer_names))
 
     state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
@@ -712,6 +716,8 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
         opt.lr = config.learning_rate_at(epoch)
         model.train()
         for xb, yb in batches.epoch(state.alive.tolist()):
+            if yb.shape[-2] < 2 and batches.unpadded:  # a batch norm cannot train on fewer than two rows
+                continue
             outputs = model(xb)
             sums, counts = layout.loss_sums(outputs, yb)
             losses = sums / counts.clamp(min=1.0)
