@@ -54,6 +54,7 @@ from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
 from negtransfer.train.config import TrainConfig
+from negtransfer.train.fused_step import mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
 from negtransfer.train.results import ModelResult
@@ -118,28 +119,57 @@ class _StackOptimizer:
     torch.optim.Adam), but a model whose mask entry is False keeps its parameters
     *and* optimiser state unchanged. ``lr`` is the current learning rate (the
     trainer lowers it on the config's schedule).
+
+    With ``views`` the parameters are views of one flat buffer ``flat``
+    (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.flatten`) and
+    ``views(buffer)`` gives the same views of any buffer of its layout: the
+    optimiser state is kept in flat buffers too, and an SGD step of the whole
+    stack is three vector operations over them. With ``host_checks`` False
+    (a GPU) no step reads a tensor on the host: every step takes the masked form.
     """
 
-    def __init__(self, params: list[torch.Tensor], config: TrainConfig):
+    def __init__(self, params: list[torch.Tensor], config: TrainConfig, *, host_checks: bool = True,
+                 views: Callable[[torch.Tensor], list[torch.Tensor]] | None = None,
+                 flat: torch.Tensor | None = None):
         self.params = params
         self.config = config
         self.lr = config.lr
-        self.state = [torch.zeros_like(p) for p in params]
+        self.host_checks = host_checks
+        self.views, self.flat = views, flat
+        self.state, self.state_flat = self._zeros()
         if config.optimizer == "adam":
-            self.state2 = [torch.zeros_like(p) for p in params]
+            self.state2, self.state2_flat = self._zeros()
             self.steps = torch.zeros(params[0].shape[0], device=params[0].device)
 
-    def keep(self, keep: torch.Tensor) -> None:
-        self.state = [s.index_select(0, keep) for s in self.state]
+    def _zeros(self) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        if self.views is None or self.flat is None:
+            return [torch.zeros_like(p) for p in self.params], None
+        buffer = torch.zeros_like(self.flat)
+        return self.views(buffer), buffer
+
+    def keep(self, keep: torch.Tensor, params: list[torch.Tensor], flat: torch.Tensor | None = None) -> None:
+        """Keep the state of the models in ``keep``; ``params`` (and ``flat``) are the kept models' parameters."""
+        self.params, self.flat = params, flat
+        self.state, self.state_flat = self._kept(self.state, keep)
         if self.config.optimizer == "adam":
-            self.state2 = [s.index_select(0, keep) for s in self.state2]
+            self.state2, self.state2_flat = self._kept(self.state2, keep)
             self.steps = self.steps.index_select(0, keep)
 
+    def _kept(self, state: list[torch.Tensor], keep: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        kept = [s.index_select(0, keep) for s in state]
+        if self.views is None or self.flat is None:
+            return kept, None
+        buffer = torch.cat([s.reshape(-1) for s in kept])
+        return self.views(buffer), buffer
+
     @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
+    def step(self, grads: list[torch.Tensor], active: torch.Tensor, flat_grad: torch.Tensor | None = None) -> None:
         cfg = self.config
-        if cfg.optimizer == "sgd" and bool(active.all()):
-            self._sgd_step_all(grads)
+        if cfg.optimizer == "sgd" and self.host_checks and bool(active.all()):
+            if flat_grad is not None and self.flat is not None and self.state_flat is not None:
+                self._sgd_step_all([self.flat], [flat_grad], [self.state_flat])
+            else:
+                self._sgd_step_all(self.params, grads, self.state)
             return
         if cfg.optimizer == "adam":
             self.steps = torch.where(active, self.steps + 1, self.steps)
@@ -151,21 +181,21 @@ class _StackOptimizer:
                 direction, buf = sgd_direction(g, self.state[i], p, momentum=cfg.momentum,
                                                weight_decay=cfg.weight_decay)
                 if buf is not None:  # with momentum
-                    self.state[i] = torch.where(mask, buf, self.state[i])
+                    self.state[i].copy_(torch.where(mask, buf, self.state[i]))
             else:
                 m, v = adam_moments(g, self.state[i], self.state2[i], p, betas=cfg.adam_betas,
                                     weight_decay=cfg.weight_decay)
-                self.state[i] = torch.where(mask, m, self.state[i])
-                self.state2[i] = torch.where(mask, v, self.state2[i])
+                self.state[i].copy_(torch.where(mask, m, self.state[i]))
+                self.state2[i].copy_(torch.where(mask, v, self.state2[i]))
                 direction = adam_direction(m, v, corrections[0].view(shape), corrections[1].view(shape),
                                            eps=cfg.adam_eps)
             p.copy_(torch.where(mask, p - direction * self.lr, p))
 
-    def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
+    def _sgd_step_all(self, params, grads, state) -> None:
         """The SGD step when every model is active: the same arithmetic, buffers updated in place."""
         cfg = self.config
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            direction, _ = sgd_direction(g, self.state[i], p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        for p, g, buf in zip(params, grads, state, strict=True):
+            direction, _ = sgd_direction(g, buf, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          inplace=True)
             p.sub_(direction * self.lr)
 
@@ -601,14 +631,6 @@ def stopping_rows(dataset: MultiTaskDataset, config: TrainConfig) -> np.ndarray:
     return np.flatnonzero(dataset.split == VALIDATION)
 
 
-def _training_loss(sums, counts, losses, mask, row_mean: bool) -> torch.Tensor:
-    """The stack's training objective on a batch: per model the sum of its tasks' mean losses, or (``row_mean``)
-    the mean loss over its labelled rows (TrainConfig ``loss_weighting``); summed over the models."""
-    if row_mean:
-        return ((sums * mask).sum(1) / (counts * mask).sum(1).clamp(min=1.0)).sum()
-    return (losses * mask).sum()
-
-
 def _stopping_loss(sums: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """Per model, the validation loss early stopping watches (see TrainConfig ``stopping_task``, ``loss_weighting``)."""
     if config.stopping_task is not None:
@@ -629,7 +651,7 @@ def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses,
         present = (mask * (counts > 0)) > 0
         grads = surgery.gradients(task_terms(sums, counts, losses, mask, row_mean), model, present, alive.tolist())
     if grads is None:
-        grads = torch.autograd.grad(_training_loss(sums, counts, losses, mask, row_mean), params)
+        grads = torch.autograd.grad(training_loss(sums, counts, losses, mask, row_mean), params)
     return list(grads)
 
 
@@ -682,6 +704,39 @@ class _EarlyStopping:
         self.mask = self.mask[keep]
 
 
+class _FusedStep:
+    """The fused step of the built-in MLP (:mod:`negtransfer.train.fused_step`): parameters and gradients in
+    flat (K, P) buffers. Used when nothing needs autograd's graph of the stack (no step hook, summed gradients)."""
+
+    def __init__(self, model: StackedHardSharingMLP):
+        self.model = model
+        self.flat = model.flatten()
+        self._buffers()
+
+    @classmethod
+    def applies(cls, model: Stack, step_hook, surgery) -> "_FusedStep | None":
+        """The fused step of ``model``, or None where the autograd step is needed."""
+        if isinstance(model, StackedHardSharingMLP) and step_hook is None and surgery is None:
+            return cls(model)
+        return None
+
+    def _buffers(self) -> None:
+        self.grad_flat = torch.zeros_like(self.flat)
+        self.views = self.model.parameter_views(self.grad_flat)
+
+    def gradients(self, x, y, layout: TaskLossLayout, mask: torch.Tensor, row_mean: bool) -> torch.Tensor:
+        """Fill the gradient buffer for a batch; which models step (:func:`mlp_gradients`)."""
+        return mlp_gradients(self.model, x, y, layout, mask, row_mean, self.views)
+
+    def keep(self) -> torch.Tensor:
+        """After the model dropped models: the new parameter buffer."""
+        flat = self.model.flat_parameters
+        assert flat is not None, "keep_models keeps the flat storage"
+        self.flat = flat
+        self._buffers()
+        return flat
+
+
 def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, keep_test_predictions=False,
            keep_parameters=False) -> list[ModelResult]:
     K = len(group_idx)
@@ -694,8 +749,12 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
                   for s, g in zip(train_seeds, group_idx, strict=True)]
     device = torch.device(config.device)  # weights are drawn on the CPU, then moved
     model = build_stack(dataset, config, init_seeds, plan).to(device)
+    surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
+               if config.gradient_aggregation != "sum" else None)
+    fused = _FusedStep.applies(model, step_hook, surgery)
     params = list(model.parameters())
-    opt = _StackOptimizer([p.data for p in params], config)
+    opt = _StackOptimizer([p.data for p in params], config, host_checks=device.type == "cpu",
+                          views=fused.model.parameter_views if fused else None, flat=fused.flat if fused else None)
 
     X = torch.from_numpy(dataset.X)
     Y = torch.from_numpy(dataset.Y)
@@ -704,13 +763,14 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     batches = _Batches(dataset, group_idx, train_seeds, config)
 
     state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
-    surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
-               if config.gradient_aggregation != "sum" else None)
 
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
         model.train()
         for xb, yb in batches.epoch(state.alive.tolist()):
+            if fused:
+                opt.step(fused.views, fused.gradients(xb, yb, layout, state.mask, row_mean), fused.grad_flat)
+                continue
             outputs = model(xb)
             sums, counts = layout.loss_sums(outputs, yb)
             losses = sums / counts.clamp(min=1.0)
@@ -735,8 +795,7 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
             keep = torch.nonzero(still).flatten()
             model.keep_models(keep)
             params = list(model.parameters())
-            opt.params = [p.data for p in params]
-            opt.keep(keep)
+            opt.keep(keep, [p.data for p in params], fused.keep() if fused else None)
             state.keep(keep)
 
     seconds = (time.perf_counter() - t_start) / K
