@@ -24,6 +24,7 @@ shared: the load average before and after is printed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import time
@@ -66,7 +67,7 @@ def matrix_flops(dataset, config: TrainConfig, epochs: list[int]) -> float:
     the same batches), their per-epoch validation and the final evaluation."""
     layout = TaskLossLayout(dataset.tasks)
     widths = [dataset.n_features, *config.hidden, layout.n_outputs]
-    products = [a * b for a, b in zip(widths[:-1], widths[1:])]
+    products = [a * b for a, b in itertools.pairwise(widths)]
     per_row_forward = 2 * sum(products)
     per_row_step = per_row_forward + 2 * sum(products) + 2 * sum(products[1:])  # forward, dW, dX (not layer 1)
     n_train = int((dataset.split == TRAIN).sum())

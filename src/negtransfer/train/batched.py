@@ -540,6 +540,7 @@ class _Batches:
             single = len(perms) == 1
             order = next(iter(perms.values())).unsqueeze(0) if single else torch.stack(
                 [perms[self.seeds[k]] for k in models])
+            order = order.to(self.X.device)  # once per epoch: no copy to the device inside the epoch
             for batch in batch_slices(n_rows, bs):
                 index = order[:, batch]
                 pad = _padded_width(index.shape[1]) - index.shape[1]
@@ -655,6 +656,40 @@ def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses,
     return list(grads)
 
 
+@torch.no_grad()
+def _validate(model: Stack, layout: TaskLossLayout, validation: tuple[torch.Tensor, torch.Tensor],
+              state: "_EarlyStopping", epoch: int, config: TrainConfig) -> torch.Tensor:
+    """The epoch's validation: early stopping's record updated; per stack position, whether its model trains on."""
+    model.eval()
+    val_sums, val_counts = layout.loss_sums(model(validation[0]), validation[1])
+    val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
+    return state.update(epoch, val_total, stack_state(model), config)
+
+
+class _AutogradStep:
+    """A training step through autograd's graph of the stack: any network, step hooks, aggregated gradients."""
+
+    def __init__(self, model: Stack, step_hook, surgery):
+        self.model, self.step_hook, self.surgery = model, step_hook, surgery
+
+    def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: "_EarlyStopping",
+             config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """The step on a batch (x, y) with this optimiser, loss layout and early-stopping state."""
+        row_mean = config.loss_weighting == "row-mean"
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+            sums, counts = layout.loss_sums(self.model(xb), yb)
+            losses = sums / counts.clamp(min=1.0)
+            has_label = ((state.mask * (counts > 0)).sum(1) > 0) & state.running
+            if not bool(has_label.any()):
+                return
+            grads = _step_gradients(self.step_hook, self.surgery, self.model, opt, list(self.model.parameters()),
+                                    (xb, yb), (sums, counts, losses), state.mask, state.alive, row_mean)
+            opt.step(grads, has_label)
+
+        return step
+
+
 def _group_mask(group_idx: Sequence[Sequence[int]], n_tasks: int, device: torch.device) -> torch.Tensor:
     """A (K, n_tasks) 0/1 mask of each model's tasks, on ``device``."""
     mask = torch.zeros(len(group_idx), n_tasks)
@@ -667,18 +702,25 @@ class _EarlyStopping:
     """Early-stopping book-keeping of one stack of K models.
 
     ``alive`` maps each stack position to its model's original index; ``mask`` is the task mask of the models
-    still in the stack; ``best_params`` holds, per original model, the weights of its best epoch so far.
+    in the stack; ``running`` says which of them still train (all of them where stopped models are dropped; on
+    a GPU stopped models stay in the stack, masked, so that every step has the same shapes); ``best_params``
+    holds, per original model, the weights of its best epoch so far.
     """
 
     def __init__(self, params: Sequence[torch.Tensor], group_mask: torch.Tensor, device: torch.device):
         K = group_mask.shape[0]
         self.alive = torch.arange(K, device=device)  # original index of each stack position
+        self.running = torch.ones(K, dtype=torch.bool, device=device)
         self.best_val = torch.full((K,), float("inf"), device=device)
         self.best_epoch = torch.zeros(K, dtype=torch.long, device=device)
         self.wait = torch.zeros(K, dtype=torch.long, device=device)
         self.epochs_run = torch.zeros(K, dtype=torch.long, device=device)
         self.best_params = [p.detach().clone() for p in params]  # indexed by original model
         self.mask = group_mask
+
+    def ran(self, epoch: int) -> None:
+        """The models still running finished ``epoch``."""
+        self.epochs_run[self.alive] = torch.where(self.running, epoch, self.epochs_run[self.alive])
 
     def update(self, epoch: int, val_total: torch.Tensor, params: Sequence[torch.Tensor],
                config: TrainConfig) -> torch.Tensor:
@@ -688,20 +730,22 @@ class _EarlyStopping:
         improved = val_total < self.best_val[alive] - config.min_delta
         if not config.early_stopping:  # a fixed budget: the last epoch's weights are kept
             improved = torch.ones_like(improved)
-        for pos in torch.nonzero(improved).flatten().tolist():
-            k = int(alive[pos])
-            for bp, p in zip(self.best_params, params, strict=True):
-                bp[k] = p.detach()[pos]
+        improved &= self.running
+        positions = torch.nonzero(improved).flatten()
+        for bp, p in zip(self.best_params, params, strict=True):
+            bp.index_copy_(0, alive[positions], p.detach().index_select(0, positions))
         self.best_val[alive] = torch.where(improved, val_total, self.best_val[alive])
         self.best_epoch[alive] = torch.where(improved, torch.full_like(self.best_epoch[alive], epoch),
                                              self.best_epoch[alive])
-        self.wait[alive] = torch.where(improved, torch.zeros_like(self.wait[alive]), self.wait[alive] + 1)
-        return self.wait[alive] < config.patience
+        waited = torch.where(self.running, self.wait[alive] + 1, self.wait[alive])
+        self.wait[alive] = torch.where(improved, torch.zeros_like(self.wait[alive]), waited)
+        return (self.wait[alive] < config.patience) & self.running
 
     def keep(self, keep: torch.Tensor) -> None:
         """Drop every stack position not in ``keep`` (the models that stopped)."""
         self.alive = self.alive[keep]
         self.mask = self.mask[keep]
+        self.running = self.running[keep]
 
 
 class _FusedStep:
@@ -724,9 +768,16 @@ class _FusedStep:
         self.grad_flat = torch.zeros_like(self.flat)
         self.views = self.model.parameter_views(self.grad_flat)
 
-    def gradients(self, x, y, layout: TaskLossLayout, mask: torch.Tensor, row_mean: bool) -> torch.Tensor:
-        """Fill the gradient buffer for a batch; which models step (:func:`mlp_gradients`)."""
-        return mlp_gradients(self.model, x, y, layout, mask, row_mean, self.views)
+    def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: _EarlyStopping,
+             config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """The step on a batch (x, y): the gradients (:func:`mlp_gradients`), then the masked optimiser step."""
+        row_mean = config.loss_weighting == "row-mean"
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+            has_label = mlp_gradients(self.model, xb, yb, layout, state.mask, row_mean, self.views)
+            opt.step(self.views, has_label & state.running, self.grad_flat)
+
+        return step
 
     def keep(self) -> torch.Tensor:
         """After the model dropped models: the new parameter buffer."""
@@ -737,6 +788,19 @@ class _FusedStep:
         return flat
 
 
+def masks_stopped_models(device: torch.device) -> bool:
+    """Whether stopped models stay in their stack, masked (fixed shapes: a GPU), rather than being dropped.
+
+    Either way every model's numbers are the same (tests/train/test_fused_step.py);
+    :data:`MASK_STOPPED_MODELS` forces the masked form on the CPU too.
+    """
+    return MASK_STOPPED_MODELS or device.type != "cpu"
+
+
+#: Keep stopped models in the stack (masked) on the CPU too; the default on a GPU.
+MASK_STOPPED_MODELS = False
+
+
 def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, keep_test_predictions=False,
            keep_parameters=False) -> list[ModelResult]:
     K = len(group_idx)
@@ -744,7 +808,6 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     layout = TaskLossLayout(dataset.tasks)
     train_seeds = [repeat_seed(seed, r) for r in reps]
     everything = tuple(range(dataset.n_tasks))
-    row_mean = config.loss_weighting == "row-mean"
     init_seeds = [model_seed(s, everything if config.shared_init else g, dataset.n_tasks)
                   for s, g in zip(train_seeds, group_idx, strict=True)]
     device = torch.device(config.device)  # weights are drawn on the CPU, then moved
@@ -752,52 +815,34 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
                if config.gradient_aggregation != "sum" else None)
     fused = _FusedStep.applies(model, step_hook, surgery)
-    params = list(model.parameters())
-    opt = _StackOptimizer([p.data for p in params], config, host_checks=device.type == "cpu",
+    opt = _StackOptimizer([p.data for p in model.parameters()], config, host_checks=device.type == "cpu",
                           views=fused.model.parameter_views if fused else None, flat=fused.flat if fused else None)
-
-    X = torch.from_numpy(dataset.X)
-    Y = torch.from_numpy(dataset.Y)
+    X, Y = torch.from_numpy(dataset.X), torch.from_numpy(dataset.Y)
     val_rows = torch.from_numpy(stopping_rows(dataset, config))
-    X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
+    X_val, Y_val = _padded_rows(X[val_rows], Y[val_rows])
+    validation = (X_val.to(device), Y_val.to(device))
     batches = _Batches(dataset, group_idx, train_seeds, config)
-
     state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
-
+    masked = masks_stopped_models(device)
+    step = (fused or _AutogradStep(model, step_hook, surgery)).bind(opt, layout, state, config)
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
         model.train()
         for xb, yb in batches.epoch(state.alive.tolist()):
-            if fused:
-                opt.step(fused.views, fused.gradients(xb, yb, layout, state.mask, row_mean), fused.grad_flat)
-                continue
-            outputs = model(xb)
-            sums, counts = layout.loss_sums(outputs, yb)
-            losses = sums / counts.clamp(min=1.0)
-            has_label = (state.mask * (counts > 0)).sum(1) > 0
-            if not bool(has_label.any()):
-                continue
-            grads = _step_gradients(step_hook, surgery, model, opt, params, (xb, yb), (sums, counts, losses),
-                                    state.mask, state.alive, row_mean)
-            opt.step(grads, has_label)
-        state.epochs_run[state.alive] = epoch
-
-        model.eval()
-        with torch.no_grad():
-            val_sums, val_counts = layout.loss_sums(model(X_val), Y_val)
-            val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
-        still = state.update(epoch, val_total, stack_state(model), config)
+            step(xb, yb)
+        state.ran(epoch)
+        still = _validate(model, layout, validation, state, epoch, config)
         if on_epoch is not None:
             on_epoch(epoch, int(still.sum()))
         if not bool(still.any()):
             break
-        if not bool(still.all()):
+        if masked:
+            state.running = still
+        elif not bool(still.all()):
             keep = torch.nonzero(still).flatten()
             model.keep_models(keep)
-            params = list(model.parameters())
-            opt.keep(keep, [p.data for p in params], fused.keep() if fused else None)
+            opt.keep(keep, [p.data for p in model.parameters()], fused.keep() if fused else None)
             state.keep(keep)
-
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.
     final = build_stack(dataset, config, init_seeds, plan).to(device).eval()
