@@ -402,6 +402,28 @@ def stack_state(model: Stack) -> list[torch.Tensor]:
     return list(model.parameters()) + list(model.buffers())
 
 
+#: Memory one stack may use for its parameters, optimiser state, batches and activations (bytes; an estimate,
+#: :func:`stack_bytes`): the runner splits a job's runs into more stacks beyond it.
+STACK_MEMORY = 2**30
+
+
+def stack_bytes(dataset: MultiTaskDataset, config: TrainConfig, group: Sequence[int]) -> int:
+    """Estimated bytes one model of ``group`` adds to a stack of the built-in MLP (float32).
+
+    Its parameters five times (weights, gradient, two optimiser buffers, best
+    weights), its mini-batch (the rows it multiplies and the activations and
+    gradients of every layer) and the activations of the evaluation rows. For
+    a factory's network the same figure stands as a rough guide.
+    """
+    n_features = int(np.prod(dataset.X.shape[1:]))
+    widths = [n_features, *config.hidden, sum(task.output_dim for task in dataset.tasks)]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    per_task = config.per_task_batches(dataset.row_task is not None)
+    rows = _batch_width(config.batch_size, len(group) if per_task else 1)
+    evaluation = int((dataset.split != TRAIN).sum()) + ROW_BLOCK
+    return 4 * (5 * params + rows * (widths[0] + 3 * sum(widths[1:])) + evaluation * sum(widths[1:]))
+
+
 def _checked_runs(groups, repeats, n_tasks: int) -> tuple[list[tuple[int, ...]], list[int]]:
     """The groups as sorted index tuples and each run's repeat; ValueError for a bad group or a run named twice."""
     group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
