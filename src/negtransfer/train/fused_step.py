@@ -8,10 +8,11 @@ with the arithmetic written out:
 
 * the forward pass keeps each layer's input (one ``baddbmm`` and one ``relu``
   per layer, as the module's own forward pass);
-* the loss and its gradient with respect to the stack's outputs come from
-  autograd on the (small) output tensor alone, so every loss of
-  :class:`~negtransfer.train.losses.TaskLossLayout` and both objectives keep
-  their exact arithmetic;
+* the gradient of the loss with respect to the stack's outputs is written
+  out when every task is binary (:func:`binary_output_gradient`, the
+  arithmetic of autograd's backward pass through the loss); otherwise it
+  comes from autograd on the (small) output tensor alone, so every loss of
+  :class:`~negtransfer.train.losses.TaskLossLayout` keeps its exact arithmetic;
 * the backward pass through the layers is the one autograd runs for
   ``baddbmm`` and ``relu`` (``dW = h^T g``, ``db = sum_rows g``,
   ``g <- threshold_backward(g W^T, h, 0)``), written straight into the views
@@ -33,11 +34,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
-from negtransfer.train.losses import TaskLossLayout
+from negtransfer.train.losses import VECTOR_BLOCK, TaskLossLayout
 
-__all__ = ["mlp_gradients", "training_loss"]
+__all__ = ["binary_output_gradient", "mlp_gradients", "training_loss"]
 
 
 def training_loss(sums: torch.Tensor, counts: torch.Tensor, losses: torch.Tensor, mask: torch.Tensor,
@@ -51,6 +53,49 @@ def training_loss(sums: torch.Tensor, counts: torch.Tensor, losses: torch.Tensor
     if row_mean:
         return ((sums * mask).sum(1) / (counts * mask).sum(1).clamp(min=1.0)).sum()
     return (losses * mask).sum()
+
+
+@torch.no_grad()
+def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                           row_mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the training loss with respect to the stack's outputs when every task is binary; label counts.
+
+    The arithmetic of autograd's backward pass through
+    :meth:`~negtransfer.train.losses.TaskLossLayout.loss_sums` and
+    :func:`training_loss`, operation for operation: per model and task the
+    weight ``g = mask / max(count, 1)`` (task-mean; row-mean: ``mask / max(sum
+    of the model's counts, 1)``), then ``(sigmoid(z) - y) * g`` on labelled
+    rows (BCE with logits; the sigmoid on the same padded blocks as the loss,
+    ``train/losses.py``), 0 elsewhere.
+
+    Returns
+    -------
+    gradient : Tensor
+        (K, B, n_outputs).
+    counts : Tensor
+        Labelled rows per task, (n_tasks,) for shared labels else (K, n_tasks).
+    """
+    shared = y.dim() == 2
+    labels = y.unsqueeze(0) if shared else y
+    labelled = ~torch.isnan(labels)
+    counts = labelled.sum(1).to(out.dtype)
+    safe = torch.where(labelled, labels, torch.zeros_like(labels))
+    weight = labelled.to(out.dtype)
+    K, B = out.shape[0], out.shape[1]
+    if row_mean:
+        per_task = (1.0 / (counts * mask).sum(1).clamp(min=1.0)).unsqueeze(1) * mask
+    else:
+        per_task = mask / counts.clamp(min=1.0)
+    binary = layout.binary
+    index = layout.binary_outputs(out.device)
+    logits = out.index_select(2, index)
+    m = logits.shape[2]
+    size = B * m
+    padded = -(-size // VECTOR_BLOCK) * VECTOR_BLOCK
+    probability = torch.sigmoid(F.pad(logits.reshape(K, size), (0, padded - size)))[:, :size].reshape(K, B, m)
+    elem = (probability - safe[:, :, binary]) * (per_task[:, binary].unsqueeze(1) * weight[:, :, binary])
+    gradient = out.new_zeros(K, B, out.shape[2]).index_add_(2, index, elem)
+    return gradient, (counts[0] if shared else counts)
 
 
 def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor, layout: TaskLossLayout,
@@ -90,11 +135,14 @@ def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor
             h = torch.baddbmm(b, h, w)
             if layer < n_layers - 1:
                 h = torch.relu(h)
-    out = h.requires_grad_()
-    with torch.enable_grad():
-        sums, counts = layout.loss_sums(out, y)
-        losses = sums / counts.clamp(min=1.0)
-        (g,) = torch.autograd.grad(training_loss(sums, counts, losses, mask, row_mean), out)
+    if layout.binary and not layout.regression and not layout.multiclass:
+        g, counts = binary_output_gradient(layout, h, y, mask, row_mean)
+    else:
+        out = h.requires_grad_()
+        with torch.enable_grad():
+            sums, counts = layout.loss_sums(out, y)
+            losses = sums / counts.clamp(min=1.0)
+            (g,) = torch.autograd.grad(training_loss(sums, counts, losses, mask, row_mean), out)
     with torch.no_grad():
         for layer in range(n_layers - 1, -1, -1):
             torch.bmm(inputs[layer].transpose(1, 2), g, out=grads[layer])
