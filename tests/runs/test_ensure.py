@@ -159,8 +159,8 @@ def test_every_kind_honours_the_executor(tmp_path, mixed_dataset):
 
 def test_ensure_checks_its_inputs(tmp_path, mixed_dataset):
     store = RunStore(tmp_path / "s.sqlite")
-    with pytest.raises(ValueError, match="chunk_size must be >= 0"):
-        ensure(mixed_dataset, [], 0, store, chunk_size=-1)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        ensure(mixed_dataset, [], 0, store, chunk_size=0)
     with pytest.raises(ValueError, match="a run of repeat 1 has no dataset: 1 given, one per repeat"):
         ensure([mixed_dataset], group_specs([(0,)], CFG, 2), 0, store)
     with pytest.raises(ValueError, match="needs the extra 'every'"):

@@ -87,7 +87,8 @@ RayAddressOpt = typer.Option(None, "--ray-address", help="With --executor ray: t
                              rich_help_panel=RUNS)
 DeviceOpt = typer.Option(TRAIN_DEFAULTS.device, "--device", help="Train the stacked models (and track affinity) on "
                          "the CPU or on a CUDA GPU.", rich_help_panel=TRAINING)
-ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
+ChunkSizeOpt = typer.Option(None, "--chunk-size", min=1, help="Models trained at once in one vectorised stack "
+                            "(default: one stack per core, split only where memory runs short).",
                             rich_help_panel=RUNS)
 
 

@@ -34,7 +34,7 @@ Group = tuple[int, ...]
 Run = tuple[Group, int]  # (group, repeat)
 
 #: ``chunk_size`` of :func:`ensure`: one stack per worker of the executor, where memory allows.
-AUTO_STACKS = 0
+AUTO_STACKS = None
 
 
 
@@ -51,14 +51,14 @@ def ensure(
     store: RunStore | None,
     *,
     executor: Executor | None = None,
-    chunk_size: int = AUTO_STACKS,
+    chunk_size: int | None = AUTO_STACKS,
     on_progress: Callable[[int, int], None] | None = None,
     trained: TrainedSink | None = None,
 ) -> list[RunOutput]:
     """The outputs of every run specification, training only those the store does not hold.
 
     Stacked (group) runs are trained in vectorised stacks by
-    ``executor.run``: with ``chunk_size`` 0 (the default, :data:`AUTO_STACKS`)
+    ``executor.run``: with ``chunk_size`` None (the default, :data:`AUTO_STACKS`)
     all pending runs of one dataset and configuration form one stack per
     worker of the executor (:func:`stack_count`), split further only where a
     stack would exceed :data:`~negtransfer.train.batched.STACK_MEMORY`; a
@@ -83,7 +83,7 @@ def ensure(
     executor : Executor, optional
         Default: in this process.
     chunk_size : int
-        Models per vectorised stack; 0: automatic (see above).
+        Models per vectorised stack; None: automatic (see above).
     on_progress : callable(done, total), optional
         Called with the runs finished so far (stored ones count as done).
     trained : list (or any TrainedSink), optional
@@ -99,10 +99,10 @@ def ensure(
     Raises
     ------
     ValueError
-        ``chunk_size`` below 0, or a repeat with no dataset in ``data``.
+        ``chunk_size`` below 1, or a repeat with no dataset in ``data``.
     """
-    if chunk_size < 0:
-        raise ValueError("chunk_size must be >= 0 (0: one stack per worker where memory allows)")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1 (or None: one stack per worker where memory allows)")
     job = _Ensure(data, list(specs), int(seed), RunStore(MEMORY) if store is None else store, trained, on_progress)
     job.plan()
     executor = executor or InProcessExecutor()
@@ -216,9 +216,9 @@ class _Ensure:
         self.pieces = dict(sorted(pieces.items(), key=lambda item: min([item[0], *item[1]])))
         self._progress()
 
-    def stacked_chunks(self, chunk_size: int, workers: int = 1) -> list[tuple[Any, Any, str, list[list[Run]]]]:
+    def stacked_chunks(self, chunk_size: int | None, workers: int = 1) -> list[tuple[Any, Any, str, list[list[Run]]]]:
         """Per (dataset, configuration): the missing stacked runs in chunks, a group's repeats side by side
-        (``chunk_size`` 0: :func:`stack_count` stacks, every one a share of every part of the run list)."""
+        (``chunk_size`` None: :func:`stack_count` stacks, every one a share of every part of the run list)."""
         position: dict[Group, int] = {}
         for s in self.specs:
             if s.kind.stacked:
@@ -375,7 +375,7 @@ def ensure_runs(
     *,
     repeats: int = 1,
     executor: Executor | None = None,
-    chunk_size: int = AUTO_STACKS,
+    chunk_size: int | None = AUTO_STACKS,
     on_progress: Callable[[int, int], None] | None = None,
     trained: list[Run] | None = None,
 ) -> dict[Group, RepeatedResult]:
@@ -385,7 +385,7 @@ def ensure_runs(
     :func:`~negtransfer.train.batched.repeat_seed` (seed, r), so raising
     ``repeats`` later trains only the new repeats, and repeat 0 is the run of a
     job without repeats. Runs are trained in vectorised stacks of
-    ``chunk_size`` models (0: one per worker of the executor, :func:`ensure`); repeats of a group are stacked like other groups.
+    ``chunk_size`` models (None: one per worker of the executor, :func:`ensure`); repeats of a group are stacked like other groups.
     Finished chunks are written to the store as they arrive, each in one
     transaction, so an interrupted call loses at most the chunks in flight and a
     repeated call resumes where it stopped, with identical numbers.
@@ -407,8 +407,8 @@ def ensure_runs(
     dict
         Sorted task-index tuple -> :class:`RepeatedResult` (``repeats`` runs), for every requested group.
     """
-    if chunk_size < 0:
-        raise ValueError("chunk_size must be >= 0 (0: one stack per worker where memory allows)")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1 (or None: one stack per worker where memory allows)")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     specs = group_specs(groups, config, repeats)
