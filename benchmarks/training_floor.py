@@ -35,6 +35,7 @@ import torch
 from negtransfer.data.builtin import load_builtin
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION
 from negtransfer.jobs.gains import GainsOptions
+from negtransfer.runs.executors import InProcessExecutor
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import MEMORY, RunStore
 from negtransfer.train.batched import ROW_BLOCK, batch_slices, stopping_rows
@@ -79,12 +80,20 @@ def matrix_flops(dataset, config: TrainConfig, epochs: list[int]) -> float:
                  + len(epochs) * final_rows * per_row_forward)
 
 
+def one_core_executor():
+    """The in-process executor on one core (an older checkout's executor, which always used one, as it is)."""
+    try:
+        return InProcessExecutor(workers=1)
+    except TypeError:
+        return InProcessExecutor()
+
+
 def train_workload(dataset, runs, config: TrainConfig, chunk_size: int | None) -> tuple[float, list[int]]:
     """Seconds to train ``runs`` through the runner (one thread; its default stacks unless ``chunk_size``), and
     each run's epochs."""
     chunk = {} if chunk_size is None else {"chunk_size": chunk_size}
     t0 = time.perf_counter()
-    results = ensure_runs(dataset, runs, config, 0, RunStore(MEMORY), **chunk)
+    results = ensure_runs(dataset, runs, config, 0, RunStore(MEMORY), executor=one_core_executor(), **chunk)
     seconds = time.perf_counter() - t0
     return seconds, [res.runs[0].epochs for res in results.values()]
 
@@ -106,7 +115,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}; torch {torch.__version__}, 1 thread")
     print(f"workload: yeast, {len(runs)} runs ({dataset.n_tasks} STL + {len(runs) - dataset.n_tasks} groups), "
           f"1 repeat, batch {config.batch_size}, up to {config.max_epochs} epochs")
-    ensure_runs(dataset, runs[:2], TrainConfig(max_epochs=1), 0, RunStore(MEMORY))  # warm-up
+    ensure_runs(dataset, runs[:2], TrainConfig(max_epochs=1), 0, RunStore(MEMORY), executor=one_core_executor())
     train_s, peaks, flops = [], [], []
     for r in range(rounds):
         peaks.append(peak_flops())

@@ -102,9 +102,10 @@ class InProcessExecutor(_HoldsNothing):
 def _in_threads(threads: int, calls: list[tuple], on_chunk: ChunkDone) -> None:
     """:func:`train_chunk` of every argument tuple in ``threads`` threads; ``on_chunk`` here as each finishes.
 
-    PyTorch's intra-op thread count is one setting of the process: it is set to
-    1 for the whole pool (every stack trains single-threaded), and restored
-    afterwards.
+    PyTorch's intra-op thread count is set to 1 here and in every thread of the
+    pool (OpenMP keeps it per thread, MKL per process), so every stack trains
+    single-threaded and no thread restores another count while the others
+    train; this thread's count is restored afterwards.
     """
     import concurrent.futures as cf
 
@@ -113,7 +114,8 @@ def _in_threads(threads: int, calls: list[tuple], on_chunk: ChunkDone) -> None:
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="negtransfer-stack") as pool:
+        with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="negtransfer-stack",
+                                   initializer=torch.set_num_threads, initargs=(1,)) as pool:
             futures = [pool.submit(train_chunk, *args) for args in calls]
             try:
                 for fut in cf.as_completed(futures):
