@@ -87,13 +87,16 @@ def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.T
     else:
         per_task = mask / counts.clamp(min=1.0)
     binary = layout.binary
+    every_output = len(binary) == out.shape[2]  # the outputs are the binary tasks' logits, in order
     index = layout.binary_outputs(out.device)
-    logits = out.index_select(2, index)
+    logits = out if every_output else out.index_select(2, index)
     m = logits.shape[2]
     size = B * m
     padded = -(-size // VECTOR_BLOCK) * VECTOR_BLOCK
     probability = torch.sigmoid(F.pad(logits.reshape(K, size), (0, padded - size)))[:, :size].reshape(K, B, m)
     elem = (probability - safe[:, :, binary]) * (per_task[:, binary].unsqueeze(1) * weight[:, :, binary])
+    if every_output:  # 0 + elem, as autograd's index_select backward adds into zeros (a -0 becomes +0)
+        return elem.add_(0.0), (counts[0] if shared else counts)
     gradient = out.new_zeros(K, B, out.shape[2]).index_add_(2, index, elem)
     return gradient, (counts[0] if shared else counts)
 
