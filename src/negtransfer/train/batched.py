@@ -582,24 +582,30 @@ class _Batches:
             return
         orders = [[rows[torch.randperm(rows.numel(), generator=self.gens[k])] for rows in self.rows[k]]
                   for k in models]
-        if self.task_batches:
-            n_steps = max(-(-max(p.numel() for p in parts) // bs) for parts in orders)
-            for step in range(n_steps):
-                index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
-                for pos, parts in enumerate(orders):
-                    take = torch.cat([p[step * bs:(step + 1) * bs] for p in parts])
-                    index[pos, : take.numel()] = take
-                yield self._gather(index)
-            return
-        # per-task rows: lockstep; a model whose (shorter) epoch is over gets
-        # empty, unlabelled batches until the longest one ends
-        n_steps = max(-(-parts[0].numel() // bs) for parts in orders)
+        # per-task batches: each step takes the next batch_size rows of every task of the group; per-task rows
+        # (pooled): the next batch_size rows of the group's rows. Lockstep: a model whose (shorter) epoch is over
+        # gets empty, unlabelled batches until the longest one ends.
+        n_steps = max(-(-max(p.numel() for p in parts) // bs) for parts in orders)
+        index = torch.stack([_step_rows(parts, bs, n_steps, self.width, self.pad) for parts in orders])
+        index = index.to(self.X.device)  # every step's rows of the epoch, sent once
         for step in range(n_steps):
-            index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
-            for pos, parts in enumerate(orders):
-                take = parts[0][step * bs:(step + 1) * bs]
-                index[pos, : take.numel()] = take
-            yield self._gather(index)
+            yield self._gather(index[:, step])
+
+
+def _step_rows(parts: list[torch.Tensor], batch_size: int, n_steps: int, width: int, pad: int) -> torch.Tensor:
+    """One model's rows of every step of an epoch, (n_steps, width): at step s the rows
+    ``[s * batch_size, (s + 1) * batch_size)`` of each part (a task's rows in their epoch order), the parts' rows
+    one after another, then ``pad`` (the unlabelled zero row) to the width."""
+    blocks = []
+    for rows in parts:
+        block = torch.full((n_steps * batch_size,), pad, dtype=torch.long)
+        block[: rows.numel()] = rows
+        blocks.append(block.view(n_steps, batch_size))
+    steps = torch.cat(blocks, dim=1)
+    if len(parts) > 1:  # a part that ran out leaves no gap: the next part's rows follow, in order
+        steps = steps.gather(1, torch.sort((steps == pad).to(torch.int8), dim=1, stable=True).indices)
+    filler = torch.full((n_steps, width - steps.shape[1]), pad, dtype=torch.long)
+    return torch.cat([steps, filler], dim=1)
 
 
 def _padded_rows(X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
