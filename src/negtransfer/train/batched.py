@@ -5,7 +5,11 @@ its own mini-batch of the same width, and one forward/backward pass over the
 stack trains all of them. Optimisers are applied per model with a mask, so a
 model that has stopped early (or whose tasks have no label in a batch) is left
 untouched, exactly as if it were trained alone. Early-stopped models are dropped
-from the stack to save work.
+from the stack to save work (on a GPU they stay, masked, so that every step has
+the same shapes: :func:`masks_stopped_models`). The built-in MLP trains with a
+fused step (:mod:`negtransfer.train.fused_step`: flat parameter, gradient and
+optimiser buffers, the backward pass written out) whenever nothing needs
+autograd's graph of the stack (no step hook, summed gradients).
 
 Repeats. A model is a *run*: a group of tasks and a repeat number ``r``. Repeat
 ``r`` of a job with seed ``s`` trains with the seed :func:`repeat_seed` (s, r)
@@ -25,8 +29,9 @@ PyTorch (tests/train/test_batched.py checks it):
 * training runs single-threaded inside this function (the previous thread count
   is restored afterwards): with several intra-op threads, a batched matrix
   product splits its work differently depending on the number of models, and
-  rounding then depends on the stack. Use the process-pool executor to occupy
-  several cores;
+  rounding then depends on the stack. Several cores train several stacks at
+  once (the in-process executor's threads, :mod:`negtransfer.runs.executors`,
+  or its process pool);
 * every model's mini-batch is gathered into its own slice of a (K, rows,
   features) tensor, padded with unlabelled zero rows to a multiple of
   ``ROW_BLOCK`` rows, and a final mini-batch of fewer than ``MIN_BATCH_ROWS``
