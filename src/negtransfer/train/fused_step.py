@@ -94,7 +94,9 @@ def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.T
     size = B * m
     padded = -(-size // VECTOR_BLOCK) * VECTOR_BLOCK
     probability = torch.sigmoid(F.pad(logits.reshape(K, size), (0, padded - size)))[:, :size].reshape(K, B, m)
-    elem = (probability - safe[:, :, binary]) * (per_task[:, binary].unsqueeze(1) * weight[:, :, binary])
+    if not every_output:
+        safe, per_task, weight = safe[:, :, binary], per_task[:, binary], weight[:, :, binary]
+    elem = (probability - safe) * (per_task.unsqueeze(1) * weight)
     if every_output:  # 0 + elem, as autograd's index_select backward adds into zeros (a -0 becomes +0)
         return elem.add_(0.0), (counts[0] if shared else counts)
     gradient = out.new_zeros(K, B, out.shape[2]).index_add_(2, index, elem)
