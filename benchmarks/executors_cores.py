@@ -9,7 +9,10 @@ training of ``negtransfer group --data DIR --preset etap-chemical --exhaustive
 cores (one thread per core, each stack single-threaded) and on one, alternately
 ``--rounds`` times; the script checks that both give the same numbers and prints
 the median wall times and ``cores_speedup: X`` (one core's median over the
-cores' median; issue 26's goal on 2 cores: X >= 1.7).
+cores' median; issue 26's goal on 2 cores: X >= 1.7). As a control, each round
+also times ``--cores`` threads of plain matrix products against one
+(``available_speedup:``): what the machine gives this process's threads at
+that moment, the ceiling of ``cores_speedup``.
 
 The full job trains for hours on 2 cores: ``--epochs`` caps every run's epochs
 (the measurement then covers the same stacks for fewer epochs) and ``--groups``
@@ -61,6 +64,35 @@ def timed(dataset, groups, config, repeats: int, workers: int):
     return seconds, numbers
 
 
+def gemm_speedup(cores: int, repeats: int = 20) -> float:
+    """What the machine gives ``cores`` threads now: the speedup of ``cores`` threads of 1024-square products
+    (each single-threaded, the interpreter lock released) over one thread doing the same work per thread.
+
+    A control for :func:`timed`: on a machine busy with other sessions (with
+    Linux's autogroup scheduling, every session gets one share of the CPUs
+    whatever its thread count) it stays near 1, and no executor can do better.
+    """
+    import threading
+
+    a = torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))
+
+    def work() -> None:
+        torch.set_num_threads(1)
+        for _ in range(repeats):
+            torch.mm(a, a)
+
+    def wall(threads: int) -> float:
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        t0 = time.perf_counter()
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return time.perf_counter() - t0
+
+    return cores * wall(1) / wall(cores)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
@@ -85,18 +117,21 @@ def main() -> None:
           f"{args.cores} cores against 1, {args.rounds} alternating rounds")
     timed(dataset, groups[:4], TrainConfig.preset("etap-chemical", max_epochs=1) if dataset.row_task is not None
           else TrainConfig(max_epochs=1), 1, args.cores)  # warm-up
-    one, many = [], []
+    one, many, control = [], [], []
     same = True
     for r in range(args.rounds):
         t1, numbers1 = timed(dataset, groups, config, args.repeats, 1)
         tn, numbers_n = timed(dataset, groups, config, args.repeats, args.cores)
         one.append(t1)
         many.append(tn)
+        control.append(gemm_speedup(args.cores))
         same = same and numbers1 == numbers_n
-        print(f"round {r + 1}: 1 core {t1:.1f} s, {args.cores} cores {tn:.1f} s")
+        print(f"round {r + 1}: 1 core {t1:.1f} s, {args.cores} cores {tn:.1f} s; {args.cores} threads of matrix "
+              f"products: {control[-1]:.2f}x one")
     print(f"identical numbers on 1 and {args.cores} cores: {same}")
     print(f"median: 1 core {np.median(one):.1f} s, {args.cores} cores {np.median(many):.1f} s; "
           f"load average now {os.getloadavg()[0]:.2f}")
+    print(f"available_speedup: {np.median(control):.2f} (what {args.cores} threads of plain matrix products got)")
     print(f"cores_speedup: {np.median(one) / np.median(many):.2f}")
 
 
