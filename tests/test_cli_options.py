@@ -80,7 +80,7 @@ def test_training_defaults_are_train_configs(command):
     from negtransfer.train.config import TrainConfig
 
     cli, config = _defaults(command), TrainConfig()
-    assert cli["device"] == config.device and cli["preset"] == "default" and cli["chunk_size"] == 64
+    assert cli["device"] == config.device and cli["preset"] == "default" and cli["chunk_size"] is None
     if "gradient_aggregation" in cli:
         assert cli["gradient_aggregation"] == config.gradient_aggregation
     if "encoder" in cli:  # None: TrainConfig's model, the built-in mlp, shown as the default in --help

@@ -180,3 +180,38 @@ def test_the_tracked_run_in_a_process_pool_gives_identical_numbers(tmp_path, mix
     pooled = ensure(mixed_dataset, specs, 0, RunStore(tmp_path / "b.sqlite"), executor=ProcessPoolExecutor(2))
     assert all(_same(a.result, b.result) and json.dumps(a.records) == json.dumps(b.records)
                for a, b in zip(here, pooled, strict=True))
+
+
+def test_all_cores_give_the_numbers_of_one(tmp_path, mixed_dataset):
+    """The default in-process executor trains one stack per core, in threads: the numbers of one thread."""
+    import itertools
+
+    import torch
+
+    from negtransfer.runs.executors import InProcessExecutor
+    from negtransfer.runs.runner import stack_count
+
+    groups = [g for size in (1, 2, 3) for g in itertools.combinations(range(4), size)]  # 14 groups
+    specs = group_specs(groups, CFG, 2)  # 28 runs
+    threads = torch.get_num_threads()
+    one = ensure(mixed_dataset, specs, 0, RunStore(tmp_path / "a.sqlite"), executor=InProcessExecutor(workers=1))
+    trained: list = []
+    three = ensure(mixed_dataset, specs, 0, RunStore(tmp_path / "b.sqlite"), executor=InProcessExecutor(workers=3),
+                   trained=trained)
+    assert torch.get_num_threads() == threads  # restored after the threads
+    assert len(trained) == len(specs)
+    assert all(_same(a.result, b.result) for a, b in zip(one, three, strict=True))
+    assert stack_count(mixed_dataset, CFG, groups * 2, 3) == 3
+    assert stack_count(mixed_dataset, CFG, groups[:10], 3) == 1  # under 8 runs per worker: fewer stacks
+    assert stack_count(mixed_dataset, CFG, groups, 1) == 1  # one stack for the whole job
+
+
+def test_stacks_split_where_memory_runs_out(mixed_dataset, monkeypatch):
+    import negtransfer.train.batched as batched
+    from negtransfer.runs.runner import stack_count
+
+    groups = [(0,), (1,), (2,), (0, 1), (1, 2, 3)]
+    one_model = batched.stack_bytes(mixed_dataset, CFG, (0,))
+    assert one_model > 0 and batched.stack_bytes(mixed_dataset, CFG, (1, 2, 3)) >= one_model
+    monkeypatch.setattr(batched, "STACK_MEMORY", 2 * one_model)
+    assert stack_count(mixed_dataset, CFG, groups, 1) == 3

@@ -89,9 +89,7 @@ def make_executor(executor: str, workers: Optional[int], notes: list, *, ray_add
     if ray_address is not None and executor != "ray":
         fail(f"--ray-address applies to --executor ray only; add --executor ray or leave out --ray-address "
              f"(got --executor {executor})")
-    if workers is not None and executor not in ("process", "ray"):
-        note(f"--workers {workers} is ignored: it applies to --executor process or ray only", notes)
-    elif workers is not None and ray_address is not None:
+    if workers is not None and ray_address is not None:
         note(f"--workers {workers} is ignored with --ray-address: Ray tasks use the cluster's CPUs", notes)
         workers = None
     try:

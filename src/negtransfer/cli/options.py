@@ -83,15 +83,16 @@ StoreOpt = typer.Option(None, "--store", help="Run store (SQLite file); share on
 ExecutorOpt = typer.Option("local", "--executor", help="'local': vectorised, in this process; 'process': a pool "
                            "of local processes; 'ray': Ray tasks on a local Ray instance or a cluster (--ray-address; "
                            "docs/scaling.md).", rich_help_panel=RUNS)
-WorkersOpt = typer.Option(None, "--workers", min=1, help="Processes for --executor process; CPUs of the local Ray "
-                          "instance for --executor ray.", show_default="CPU cores", rich_help_panel=RUNS)
+WorkersOpt = typer.Option(None, "--workers", min=1, help="Threads (one stack each) for --executor local; processes "
+                          "for --executor process; CPUs of the local Ray instance for --executor ray.", show_default="CPU cores", rich_help_panel=RUNS)
 RayAddressOpt = typer.Option(None, "--ray-address", help="With --executor ray: the Ray cluster to run on ('auto' on "
                              "one of its nodes, or HOST:6379); the run store stays here, on the driver.",
                              show_default="a local Ray instance that starts and stops with the command",
                              rich_help_panel=RUNS)
 DeviceOpt = typer.Option(TRAIN_DEFAULTS.device, "--device", help="Train the stacked models (and track affinity) on "
                          "the CPU or on a CUDA GPU.", rich_help_panel=TRAINING)
-ChunkSizeOpt = typer.Option(64, "--chunk-size", min=1, help="Models trained at once in one vectorised stack.",
+ChunkSizeOpt = typer.Option(None, "--chunk-size", min=1, help="Models trained at once in one vectorised stack "
+                            "(default: one stack per core, split only where memory runs short).",
                             rich_help_panel=RUNS)
 
 

@@ -45,14 +45,15 @@ class GainsOptions:
         default 2 to all tasks.
     repeats : int
         Runs per model (common random numbers); gains are means over repeats.
-    chunk_size : int
-        Models trained at once in one vectorised stack.
+    chunk_size : int or None
+        Models trained at once in one vectorised stack (None: one stack per
+        worker, :func:`negtransfer.runs.runner.ensure`).
     """
 
     groups: Any = "random:16"
     sizes: str | None = None
     repeats: int = 3
-    chunk_size: int = 64
+    chunk_size: int | None = None
 
     def requested_groups(self, task_names: Sequence[str], seed: int) -> list[Group]:
         """The groups asked for, as sorted task-index tuples (single tasks included).
@@ -66,7 +67,8 @@ class GainsOptions:
 
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
             raise ValueError(f"--repeats must be a positive integer, got {self.repeats!r}")
-        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
+                                            or self.chunk_size < 1):
             raise ValueError(f"--chunk-size must be a positive integer, got {self.chunk_size!r}")
         if isinstance(self.groups, str):
             return parse_group_spec(self.groups, task_names, parse_sizes(self.sizes, len(task_names)), seed)

@@ -163,7 +163,7 @@ class GroupingOptions:
     affinity_momentum: bool | None = None
     affinity_epochs: str = "all"
     max_candidates_tasks: int = 16
-    chunk_size: int = 64
+    chunk_size: int | None = None
     use_measured: bool = True
     trace_pairs: int = 0
 
@@ -189,7 +189,7 @@ class GroupingOptions:
             (self.gain_split not in GAIN_SPLITS, "gain_split must be 'validation' or 'test'"),
             (self.affinity_every < 1, "affinity_every must be >= 1"),
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
-            (self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
+            (self.chunk_size is not None and self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
             (self.trace_pairs > 0 and self.method in names and self.method not in traceable,
              f"--trace plots the per-step affinity of a tracked all-task run; --method {self.method} has none "
              f"(use {' or '.join(traceable)})"),

@@ -163,7 +163,7 @@ class SourceOptions:
     loss: str | None = None
     ridge: float | str | None = None
     affinity_baseline: bool = True
-    chunk_size: int = 64
+    chunk_size: int | None = None
     data_fraction: float = 1.0
     steps_fraction: float = 1.0
     grid: str = "all"
@@ -639,7 +639,7 @@ class SourcesState:
                 per_run = (time.perf_counter() - start) / (len(self.trained) - before)
                 left = max(self.plan["to_train"] - len(self.trained), 0)
                 self.timing["estimated"] = per_run * left
-                self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size}): the other "
+                self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size or 'one per core'}): the other "
                             f"{left} runs to train take about {self.timing['estimated'] / 60:.1f} min")
 
         return ensure_runs(self.dataset if data is None else data, groups,

@@ -59,24 +59,73 @@ class _HoldsNothing:
 
 
 class InProcessExecutor(_HoldsNothing):
-    """Trains the chunks one after another in this process (vectorised within a chunk).
+    """Trains the chunks in this process: vectorised within a chunk, one thread per core across chunks.
+
+    Each chunk (a stack) is trained single-threaded, as always; with
+    ``workers`` > 1 up to that many chunks train at once, each in a thread of
+    its own (PyTorch's operations release the interpreter lock, so the threads
+    occupy as many cores). A model's numbers depend on its own inputs only, so
+    they are bit for bit those of one thread (tests/runs/test_ensure.py). Chunks of a
+    network other than the built-in MLP, and chunks on a GPU, are trained one
+    after another (such a network may draw from torch's global generator, and
+    one GPU already runs a stack's operations in parallel). Finished chunks are
+    reported (``on_chunk``) in this thread, in the order they finish.
 
     Parameters
     ----------
     on_epoch : callable(epoch, models_still_training), optional
-        Fine-grained progress from inside a chunk.
+        Fine-grained progress from inside a chunk (one thread only).
+    workers : int, optional
+        Chunks trained at once (default: the number of CPU cores). The runner
+        (:func:`negtransfer.runs.runner.ensure`) makes one stack per worker.
     """
 
-    def __init__(self, on_epoch: Callable[[int, int], None] | None = None):
+    def __init__(self, on_epoch: Callable[[int, int], None] | None = None, workers: int | None = None):
+        if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+            raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
         self.on_epoch = on_epoch
+        self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
-        for chunk in chunks:
-            on_chunk(train_chunk(dataset, chunk, config, seed, on_epoch=self.on_epoch))
+        threads = min(self.workers, len(chunks))
+        if threads <= 1 or not config.model.is_default or config.device != "cpu":
+            for chunk in chunks:
+                on_chunk(train_chunk(dataset, chunk, config, seed, on_epoch=self.on_epoch))
+            return
+        _in_threads(threads, [(dataset, list(c), config, seed) for c in chunks], on_chunk)
 
     def map(self, work, items, on_result) -> None:
         for index, item in enumerate(items):
             on_result(index, work(item))
+
+
+def _in_threads(threads: int, calls: list[tuple], on_chunk: ChunkDone) -> None:
+    """:func:`train_chunk` of every argument tuple in ``threads`` threads; ``on_chunk`` here as each finishes.
+
+    PyTorch's intra-op thread count is set to 1 here and in every thread of the
+    pool (OpenMP keeps it per thread, MKL per process), so every stack trains
+    single-threaded and no thread restores another count while the others
+    train; this thread's count is restored afterwards.
+    """
+    import concurrent.futures as cf
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="negtransfer-stack",
+                                   initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            futures = [pool.submit(train_chunk, *args) for args in calls]
+            try:
+                for fut in cf.as_completed(futures):
+                    on_chunk(fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        torch.set_num_threads(previous)
 
 
 def train_chunk(dataset: MultiTaskDataset, chunk: Sequence[Run], config: TrainConfig, seed: int,
@@ -225,6 +274,14 @@ class RayExecutor:
         self.chunk_trainer = chunk_trainer or train_chunk
         self._started = False  # whether this executor called ray.init (and so calls ray.shutdown)
 
+    @property
+    def workers(self) -> int:
+        """Tasks that run at once: the instance's CPUs over ``cpus_per_task`` (the cluster's, once connected)."""
+        cpus: float = self.num_cpus or os.cpu_count() or 1
+        if self.address is not None and self._started:
+            cpus = self._ray().cluster_resources().get("CPU", cpus)
+        return max(1, int(cpus // self.cpus_per_task))
+
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         if not chunks:
             return
@@ -349,7 +406,8 @@ def make_executor(name: str, workers: int | None = None, on_epoch=None, **ray_op
     name : {"local", "process", "ray"}
         In this process (vectorised), a pool of local processes, or Ray tasks.
     workers : int, optional
-        Processes of the pool, or CPUs of a local Ray instance.
+        Threads of the in-process executor, processes of the pool, or CPUs of a local Ray instance
+        (default: the number of CPU cores).
     on_epoch : callable, optional
         Progress from inside a chunk (``"local"`` only).
     **ray_options
@@ -367,7 +425,7 @@ def make_executor(name: str, workers: int | None = None, on_epoch=None, **ray_op
         ``"ray"`` without Ray installed (one-line message saying how to install it).
     """
     if name == "local":
-        return InProcessExecutor(on_epoch=on_epoch)
+        return InProcessExecutor(on_epoch=on_epoch, workers=workers)
     if name == "process":
         return ProcessPoolExecutor(workers)
     if name == "ray":

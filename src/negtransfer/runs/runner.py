@@ -33,6 +33,10 @@ __all__ = ["ensure", "ensure_runs", "repeated_results"]
 Group = tuple[int, ...]
 Run = tuple[Group, int]  # (group, repeat)
 
+#: ``chunk_size`` of :func:`ensure`: one stack per worker of the executor, where memory allows.
+AUTO_STACKS = None
+
+
 
 class TrainedSink(Protocol):
     """Where :func:`ensure` appends each specification it trained: a list, or anything with ``append``."""
@@ -47,14 +51,19 @@ def ensure(
     store: RunStore | None,
     *,
     executor: Executor | None = None,
-    chunk_size: int = 64,
+    chunk_size: int | None = AUTO_STACKS,
     on_progress: Callable[[int, int], None] | None = None,
     trained: TrainedSink | None = None,
 ) -> list[RunOutput]:
     """The outputs of every run specification, training only those the store does not hold.
 
-    Stacked (group) runs are trained in vectorised chunks of ``chunk_size``
-    models (a group's repeats side by side) by ``executor.run``; every other
+    Stacked (group) runs are trained in vectorised stacks by
+    ``executor.run``: with ``chunk_size`` None (the default, :data:`AUTO_STACKS`)
+    all pending runs of one dataset and configuration form one stack per
+    worker of the executor (:func:`stack_count`), split further only where a
+    stack would exceed :data:`~negtransfer.train.batched.STACK_MEMORY`; a
+    positive ``chunk_size`` gives stacks of that many models (a group's
+    repeats side by side). Every other
     kind one run per work item by ``executor.map``. Each finished chunk or item
     is written to the store when it arrives. A specification whose store
     entries are all among those of another missing one (the all-task group run
@@ -74,7 +83,7 @@ def ensure(
     executor : Executor, optional
         Default: in this process.
     chunk_size : int
-        Models per vectorised stack.
+        Models per vectorised stack; None: automatic (see above).
     on_progress : callable(done, total), optional
         Called with the runs finished so far (stored ones count as done).
     trained : list (or any TrainedSink), optional
@@ -92,12 +101,12 @@ def ensure(
     ValueError
         ``chunk_size`` below 1, or a repeat with no dataset in ``data``.
     """
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be >= 1")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1 (or None: one stack per worker where memory allows)")
     job = _Ensure(data, list(specs), int(seed), RunStore(MEMORY) if store is None else store, trained, on_progress)
     job.plan()
     executor = executor or InProcessExecutor()
-    for dataset, config, digest, chunks in job.stacked_chunks(chunk_size):
+    for dataset, config, digest, chunks in job.stacked_chunks(chunk_size, executor_workers(executor)):
         executor.run(dataset, chunks, config, job.seed, job.chunk_writer(digest))
     singles = job.single_pieces()
     if singles:
@@ -113,6 +122,36 @@ def stored_count(data: Any, specs: Sequence[RunSpec], seed: int, store: RunStore
     job = _Ensure(data, list(specs), int(seed), store, None, None)
     job.plan()
     return job.done
+
+
+#: Fewest runs per stack worth a worker of its own (fewer runs go to fewer workers).
+MIN_RUNS_PER_WORKER = 8
+
+
+def stack_count(dataset: Any, config: TrainConfig, groups: Sequence[Group], workers: int) -> int:
+    """Into how many stacks :func:`ensure` splits ``groups``' pending runs by default.
+
+    One per worker of the executor (each worker trains one stack, one core
+    each), fewer when there are under :data:`MIN_RUNS_PER_WORKER` runs per
+    worker, more when a stack would exceed
+    :data:`~negtransfer.train.batched.STACK_MEMORY` (:func:`~negtransfer.train.batched.stack_bytes`).
+    Which runs share a stack never changes their numbers.
+    """
+    from negtransfer.train.batched import STACK_MEMORY, stack_bytes
+
+    n = len(groups)
+    if n == 0:
+        return 1
+    total = sum(stack_bytes(dataset, config, g) for g in groups)
+    by_memory = -(-total // STACK_MEMORY)
+    by_workers = max(1, min(workers, n // MIN_RUNS_PER_WORKER))
+    return int(min(n, max(by_memory, by_workers)))
+
+
+def executor_workers(executor: Any) -> int:
+    """How many stacks ``executor`` trains at once (its ``workers``; 1 for an executor without that attribute)."""
+    workers = getattr(executor, "workers", 1)
+    return max(1, int(workers)) if isinstance(workers, int) else 1
 
 
 def train_one(item: tuple[RunSpec, Any, int]) -> RunOutput:
@@ -177,8 +216,9 @@ class _Ensure:
         self.pieces = dict(sorted(pieces.items(), key=lambda item: min([item[0], *item[1]])))
         self._progress()
 
-    def stacked_chunks(self, chunk_size: int) -> list[tuple[Any, Any, str, list[list[Run]]]]:
-        """Per (dataset, configuration): the missing stacked runs in chunks, a group's repeats side by side."""
+    def stacked_chunks(self, chunk_size: int | None, workers: int = 1) -> list[tuple[Any, Any, str, list[list[Run]]]]:
+        """Per (dataset, configuration): the missing stacked runs in chunks, a group's repeats side by side
+        (``chunk_size`` None: :func:`stack_count` stacks, every one a share of every part of the run list)."""
         position: dict[Group, int] = {}
         for s in self.specs:
             if s.kind.stacked:
@@ -192,8 +232,13 @@ class _Ensure:
             members.sort(key=lambda i: (position[self.specs[i].group], self.specs[i].repeat))
             runs = [(self.specs[i].group, self.specs[i].repeat) for i in members]
             first = self.specs[members[0]]
-            out.append((self.dataset_of(first), first.config, self.keys[members[0]].model_row()[3],
-                        [runs[a: a + chunk_size] for a in range(0, len(runs), chunk_size)]))
+            dataset = self.dataset_of(first)
+            if chunk_size:
+                chunks = [runs[a: a + chunk_size] for a in range(0, len(runs), chunk_size)]
+            else:  # every stack takes every n-th run: alike in size and cost
+                n = stack_count(dataset, first.config, [g for g, _ in runs], workers)
+                chunks = [runs[start::n] for start in range(n)]
+            out.append((dataset, first.config, self.keys[members[0]].model_row()[3], chunks))
         return out
 
     def single_pieces(self) -> list[int]:
@@ -330,7 +375,7 @@ def ensure_runs(
     *,
     repeats: int = 1,
     executor: Executor | None = None,
-    chunk_size: int = 64,
+    chunk_size: int | None = AUTO_STACKS,
     on_progress: Callable[[int, int], None] | None = None,
     trained: list[Run] | None = None,
 ) -> dict[Group, RepeatedResult]:
@@ -340,7 +385,7 @@ def ensure_runs(
     :func:`~negtransfer.train.batched.repeat_seed` (seed, r), so raising
     ``repeats`` later trains only the new repeats, and repeat 0 is the run of a
     job without repeats. Runs are trained in vectorised stacks of
-    ``chunk_size`` models; repeats of a group are stacked like other groups.
+    ``chunk_size`` models (None: one per worker of the executor, :func:`ensure`); repeats of a group are stacked like other groups.
     Finished chunks are written to the store as they arrive, each in one
     transaction, so an interrupted call loses at most the chunks in flight and a
     repeated call resumes where it stopped, with identical numbers.
@@ -362,8 +407,8 @@ def ensure_runs(
     dict
         Sorted task-index tuple -> :class:`RepeatedResult` (``repeats`` runs), for every requested group.
     """
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be >= 1")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1 (or None: one stack per worker where memory allows)")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     specs = group_specs(groups, config, repeats)

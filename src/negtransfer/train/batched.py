@@ -5,7 +5,11 @@ its own mini-batch of the same width, and one forward/backward pass over the
 stack trains all of them. Optimisers are applied per model with a mask, so a
 model that has stopped early (or whose tasks have no label in a batch) is left
 untouched, exactly as if it were trained alone. Early-stopped models are dropped
-from the stack to save work.
+from the stack to save work (on a GPU they stay, masked, so that every step has
+the same shapes: :func:`masks_stopped_models`). The built-in MLP trains with a
+fused step (:mod:`negtransfer.train.fused_step`: flat parameter, gradient and
+optimiser buffers, the backward pass written out) whenever nothing needs
+autograd's graph of the stack (no step hook, summed gradients).
 
 Repeats. A model is a *run*: a group of tasks and a repeat number ``r``. Repeat
 ``r`` of a job with seed ``s`` trains with the seed :func:`repeat_seed` (s, r)
@@ -25,8 +29,9 @@ PyTorch (tests/train/test_batched.py checks it):
 * training runs single-threaded inside this function (the previous thread count
   is restored afterwards): with several intra-op threads, a batched matrix
   product splits its work differently depending on the number of models, and
-  rounding then depends on the stack. Use the process-pool executor to occupy
-  several cores;
+  rounding then depends on the stack. Several cores train several stacks at
+  once (the in-process executor's threads, :mod:`negtransfer.runs.executors`,
+  or its process pool);
 * every model's mini-batch is gathered into its own slice of a (K, rows,
   features) tensor, padded with unlabelled zero rows to a multiple of
   ``ROW_BLOCK`` rows, and a final mini-batch of fewer than ``MIN_BATCH_ROWS``
@@ -54,6 +59,7 @@ from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
 from negtransfer.train.config import TrainConfig
+from negtransfer.train.fused_step import mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
 from negtransfer.train.results import ModelResult
@@ -118,28 +124,57 @@ class _StackOptimizer:
     torch.optim.Adam), but a model whose mask entry is False keeps its parameters
     *and* optimiser state unchanged. ``lr`` is the current learning rate (the
     trainer lowers it on the config's schedule).
+
+    With ``views`` the parameters are views of one flat buffer ``flat``
+    (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.flatten`) and
+    ``views(buffer)`` gives the same views of any buffer of its layout: the
+    optimiser state is kept in flat buffers too, and an SGD step of the whole
+    stack is three vector operations over them. With ``host_checks`` False
+    (a GPU) no step reads a tensor on the host: every step takes the masked form.
     """
 
-    def __init__(self, params: list[torch.Tensor], config: TrainConfig):
+    def __init__(self, params: list[torch.Tensor], config: TrainConfig, *, host_checks: bool = True,
+                 views: Callable[[torch.Tensor], list[torch.Tensor]] | None = None,
+                 flat: torch.Tensor | None = None):
         self.params = params
         self.config = config
         self.lr = config.lr
-        self.state = [torch.zeros_like(p) for p in params]
+        self.host_checks = host_checks
+        self.views, self.flat = views, flat
+        self.state, self.state_flat = self._zeros()
         if config.optimizer == "adam":
-            self.state2 = [torch.zeros_like(p) for p in params]
+            self.state2, self.state2_flat = self._zeros()
             self.steps = torch.zeros(params[0].shape[0], device=params[0].device)
 
-    def keep(self, keep: torch.Tensor) -> None:
-        self.state = [s.index_select(0, keep) for s in self.state]
+    def _zeros(self) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        if self.views is None or self.flat is None:
+            return [torch.zeros_like(p) for p in self.params], None
+        buffer = torch.zeros_like(self.flat)
+        return self.views(buffer), buffer
+
+    def keep(self, keep: torch.Tensor, params: list[torch.Tensor], flat: torch.Tensor | None = None) -> None:
+        """Keep the state of the models in ``keep``; ``params`` (and ``flat``) are the kept models' parameters."""
+        self.params, self.flat = params, flat
+        self.state, self.state_flat = self._kept(self.state, keep)
         if self.config.optimizer == "adam":
-            self.state2 = [s.index_select(0, keep) for s in self.state2]
+            self.state2, self.state2_flat = self._kept(self.state2, keep)
             self.steps = self.steps.index_select(0, keep)
 
+    def _kept(self, state: list[torch.Tensor], keep: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        kept = [s.index_select(0, keep) for s in state]
+        if self.views is None or self.flat is None:
+            return kept, None
+        buffer = torch.cat([s.reshape(-1) for s in kept])
+        return self.views(buffer), buffer
+
     @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
+    def step(self, grads: list[torch.Tensor], active: torch.Tensor, flat_grad: torch.Tensor | None = None) -> None:
         cfg = self.config
-        if cfg.optimizer == "sgd" and bool(active.all()):
-            self._sgd_step_all(grads)
+        if cfg.optimizer == "sgd" and self.host_checks and bool(active.all()):
+            if flat_grad is not None and self.flat is not None and self.state_flat is not None:
+                self._sgd_step_all([self.flat], [flat_grad], [self.state_flat])
+            else:
+                self._sgd_step_all(self.params, grads, self.state)
             return
         if cfg.optimizer == "adam":
             self.steps = torch.where(active, self.steps + 1, self.steps)
@@ -151,21 +186,21 @@ class _StackOptimizer:
                 direction, buf = sgd_direction(g, self.state[i], p, momentum=cfg.momentum,
                                                weight_decay=cfg.weight_decay)
                 if buf is not None:  # with momentum
-                    self.state[i] = torch.where(mask, buf, self.state[i])
+                    self.state[i].copy_(torch.where(mask, buf, self.state[i]))
             else:
                 m, v = adam_moments(g, self.state[i], self.state2[i], p, betas=cfg.adam_betas,
                                     weight_decay=cfg.weight_decay)
-                self.state[i] = torch.where(mask, m, self.state[i])
-                self.state2[i] = torch.where(mask, v, self.state2[i])
+                self.state[i].copy_(torch.where(mask, m, self.state[i]))
+                self.state2[i].copy_(torch.where(mask, v, self.state2[i]))
                 direction = adam_direction(m, v, corrections[0].view(shape), corrections[1].view(shape),
                                            eps=cfg.adam_eps)
             p.copy_(torch.where(mask, p - direction * self.lr, p))
 
-    def _sgd_step_all(self, grads: list[torch.Tensor]) -> None:
+    def _sgd_step_all(self, params, grads, state) -> None:
         """The SGD step when every model is active: the same arithmetic, buffers updated in place."""
         cfg = self.config
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            direction, _ = sgd_direction(g, self.state[i], p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        for p, g, buf in zip(params, grads, state, strict=True):
+            direction, _ = sgd_direction(g, buf, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          inplace=True)
             p.sub_(direction * self.lr)
 
@@ -373,6 +408,28 @@ def stack_state(model: Stack) -> list[torch.Tensor]:
     return list(model.parameters()) + list(model.buffers())
 
 
+#: Memory one stack may use for its parameters, optimiser state, batches and activations (bytes; an estimate,
+#: :func:`stack_bytes`): the runner splits a job's runs into more stacks beyond it.
+STACK_MEMORY = 2**30
+
+
+def stack_bytes(dataset: MultiTaskDataset, config: TrainConfig, group: Sequence[int]) -> int:
+    """Estimated bytes one model of ``group`` adds to a stack of the built-in MLP (float32).
+
+    Its parameters five times (weights, gradient, two optimiser buffers, best
+    weights), its mini-batch (the rows it multiplies and the activations and
+    gradients of every layer) and the activations of the evaluation rows. For
+    a factory's network the same figure stands as a rough guide.
+    """
+    n_features = int(np.prod(dataset.X.shape[1:]))
+    widths = [n_features, *config.hidden, sum(task.output_dim for task in dataset.tasks)]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    per_task = config.per_task_batches(dataset.row_task is not None)
+    rows = _batch_width(config.batch_size, len(group) if per_task else 1)
+    evaluation = int((dataset.split != TRAIN).sum()) + ROW_BLOCK
+    return 4 * (5 * params + rows * (widths[0] + 3 * sum(widths[1:])) + evaluation * sum(widths[1:]))
+
+
 def _checked_runs(groups, repeats, n_tasks: int) -> tuple[list[tuple[int, ...]], list[int]]:
     """The groups as sorted index tuples and each run's repeat; ValueError for a bad group or a run named twice."""
     group_idx = [tuple(int(i) for i in _as_indices(g, n_tasks)) for g in groups]
@@ -514,6 +571,7 @@ class _Batches:
             single = len(perms) == 1
             order = next(iter(perms.values())).unsqueeze(0) if single else torch.stack(
                 [perms[self.seeds[k]] for k in models])
+            order = order.to(self.X.device)  # once per epoch: no copy to the device inside the epoch
             for batch in batch_slices(n_rows, bs):
                 index = order[:, batch]
                 pad = _padded_width(index.shape[1]) - index.shape[1]
@@ -533,24 +591,30 @@ class _Batches:
             return
         orders = [[rows[torch.randperm(rows.numel(), generator=self.gens[k])] for rows in self.rows[k]]
                   for k in models]
-        if self.task_batches:
-            n_steps = max(-(-max(p.numel() for p in parts) // bs) for parts in orders)
-            for step in range(n_steps):
-                index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
-                for pos, parts in enumerate(orders):
-                    take = torch.cat([p[step * bs:(step + 1) * bs] for p in parts])
-                    index[pos, : take.numel()] = take
-                yield self._gather(index)
-            return
-        # per-task rows: lockstep; a model whose (shorter) epoch is over gets
-        # empty, unlabelled batches until the longest one ends
-        n_steps = max(-(-parts[0].numel() // bs) for parts in orders)
+        # per-task batches: each step takes the next batch_size rows of every task of the group; per-task rows
+        # (pooled): the next batch_size rows of the group's rows. Lockstep: a model whose (shorter) epoch is over
+        # gets empty, unlabelled batches until the longest one ends.
+        n_steps = max(-(-max(p.numel() for p in parts) // bs) for parts in orders)
+        index = torch.stack([_step_rows(parts, bs, n_steps, self.width, self.pad) for parts in orders])
+        index = index.to(self.X.device)  # every step's rows of the epoch, sent once
         for step in range(n_steps):
-            index = torch.full((len(models), self.width), self.pad, dtype=torch.long)
-            for pos, parts in enumerate(orders):
-                take = parts[0][step * bs:(step + 1) * bs]
-                index[pos, : take.numel()] = take
-            yield self._gather(index)
+            yield self._gather(index[:, step])
+
+
+def _step_rows(parts: list[torch.Tensor], batch_size: int, n_steps: int, width: int, pad: int) -> torch.Tensor:
+    """One model's rows of every step of an epoch, (n_steps, width): at step s the rows
+    ``[s * batch_size, (s + 1) * batch_size)`` of each part (a task's rows in their epoch order), the parts' rows
+    one after another, then ``pad`` (the unlabelled zero row) to the width."""
+    blocks = []
+    for rows in parts:
+        block = torch.full((n_steps * batch_size,), pad, dtype=torch.long)
+        block[: rows.numel()] = rows
+        blocks.append(block.view(n_steps, batch_size))
+    steps = torch.cat(blocks, dim=1)
+    if len(parts) > 1:  # a part that ran out leaves no gap: the next part's rows follow, in order
+        steps = steps.gather(1, torch.sort((steps == pad).to(torch.int8), dim=1, stable=True).indices)
+    filler = torch.full((n_steps, width - steps.shape[1]), pad, dtype=torch.long)
+    return torch.cat([steps, filler], dim=1)
 
 
 def _padded_rows(X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -605,14 +669,6 @@ def stopping_rows(dataset: MultiTaskDataset, config: TrainConfig) -> np.ndarray:
     return np.flatnonzero(dataset.split == VALIDATION)
 
 
-def _training_loss(sums, counts, losses, mask, row_mean: bool) -> torch.Tensor:
-    """The stack's training objective on a batch: per model the sum of its tasks' mean losses, or (``row_mean``)
-    the mean loss over its labelled rows (TrainConfig ``loss_weighting``); summed over the models."""
-    if row_mean:
-        return ((sums * mask).sum(1) / (counts * mask).sum(1).clamp(min=1.0)).sum()
-    return (losses * mask).sum()
-
-
 def _stopping_loss(sums: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """Per model, the validation loss early stopping watches (see TrainConfig ``stopping_task``, ``loss_weighting``)."""
     if config.stopping_task is not None:
@@ -633,8 +689,42 @@ def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses,
         present = (mask * (counts > 0)) > 0
         grads = surgery.gradients(task_terms(sums, counts, losses, mask, row_mean), model, present, alive.tolist())
     if grads is None:
-        grads = torch.autograd.grad(_training_loss(sums, counts, losses, mask, row_mean), params)
+        grads = torch.autograd.grad(training_loss(sums, counts, losses, mask, row_mean), params)
     return list(grads)
+
+
+@torch.no_grad()
+def _validate(model: Stack, layout: TaskLossLayout, validation: tuple[torch.Tensor, torch.Tensor],
+              state: "_EarlyStopping", epoch: int, config: TrainConfig) -> torch.Tensor:
+    """The epoch's validation: early stopping's record updated; per stack position, whether its model trains on."""
+    model.eval()
+    val_sums, val_counts = layout.loss_sums(model(validation[0]), validation[1])
+    val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
+    return state.update(epoch, val_total, stack_state(model), config)
+
+
+class _AutogradStep:
+    """A training step through autograd's graph of the stack: any network, step hooks, aggregated gradients."""
+
+    def __init__(self, model: Stack, step_hook, surgery):
+        self.model, self.step_hook, self.surgery = model, step_hook, surgery
+
+    def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: "_EarlyStopping",
+             config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """The step on a batch (x, y) with this optimiser, loss layout and early-stopping state."""
+        row_mean = config.loss_weighting == "row-mean"
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+            sums, counts = layout.loss_sums(self.model(xb), yb)
+            losses = sums / counts.clamp(min=1.0)
+            has_label = ((state.mask * (counts > 0)).sum(1) > 0) & state.running
+            if not bool(has_label.any()):
+                return
+            grads = _step_gradients(self.step_hook, self.surgery, self.model, opt, list(self.model.parameters()),
+                                    (xb, yb), (sums, counts, losses), state.mask, state.alive, row_mean)
+            opt.step(grads, has_label)
+
+        return step
 
 
 def _group_mask(group_idx: Sequence[Sequence[int]], n_tasks: int, device: torch.device) -> torch.Tensor:
@@ -649,18 +739,25 @@ class _EarlyStopping:
     """Early-stopping book-keeping of one stack of K models.
 
     ``alive`` maps each stack position to its model's original index; ``mask`` is the task mask of the models
-    still in the stack; ``best_params`` holds, per original model, the weights of its best epoch so far.
+    in the stack; ``running`` says which of them still train (all of them where stopped models are dropped; on
+    a GPU stopped models stay in the stack, masked, so that every step has the same shapes); ``best_params``
+    holds, per original model, the weights of its best epoch so far.
     """
 
     def __init__(self, params: Sequence[torch.Tensor], group_mask: torch.Tensor, device: torch.device):
         K = group_mask.shape[0]
         self.alive = torch.arange(K, device=device)  # original index of each stack position
+        self.running = torch.ones(K, dtype=torch.bool, device=device)
         self.best_val = torch.full((K,), float("inf"), device=device)
         self.best_epoch = torch.zeros(K, dtype=torch.long, device=device)
         self.wait = torch.zeros(K, dtype=torch.long, device=device)
         self.epochs_run = torch.zeros(K, dtype=torch.long, device=device)
         self.best_params = [p.detach().clone() for p in params]  # indexed by original model
         self.mask = group_mask
+
+    def ran(self, epoch: int) -> None:
+        """The models still running finished ``epoch``."""
+        self.epochs_run[self.alive] = torch.where(self.running, epoch, self.epochs_run[self.alive])
 
     def update(self, epoch: int, val_total: torch.Tensor, params: Sequence[torch.Tensor],
                config: TrainConfig) -> torch.Tensor:
@@ -670,20 +767,75 @@ class _EarlyStopping:
         improved = val_total < self.best_val[alive] - config.min_delta
         if not config.early_stopping:  # a fixed budget: the last epoch's weights are kept
             improved = torch.ones_like(improved)
-        for pos in torch.nonzero(improved).flatten().tolist():
-            k = int(alive[pos])
-            for bp, p in zip(self.best_params, params, strict=True):
-                bp[k] = p.detach()[pos]
+        improved &= self.running
+        positions = torch.nonzero(improved).flatten()
+        for bp, p in zip(self.best_params, params, strict=True):
+            bp.index_copy_(0, alive[positions], p.detach().index_select(0, positions))
         self.best_val[alive] = torch.where(improved, val_total, self.best_val[alive])
         self.best_epoch[alive] = torch.where(improved, torch.full_like(self.best_epoch[alive], epoch),
                                              self.best_epoch[alive])
-        self.wait[alive] = torch.where(improved, torch.zeros_like(self.wait[alive]), self.wait[alive] + 1)
-        return self.wait[alive] < config.patience
+        waited = torch.where(self.running, self.wait[alive] + 1, self.wait[alive])
+        self.wait[alive] = torch.where(improved, torch.zeros_like(self.wait[alive]), waited)
+        return (self.wait[alive] < config.patience) & self.running
 
     def keep(self, keep: torch.Tensor) -> None:
         """Drop every stack position not in ``keep`` (the models that stopped)."""
         self.alive = self.alive[keep]
         self.mask = self.mask[keep]
+        self.running = self.running[keep]
+
+
+class _FusedStep:
+    """The fused step of the built-in MLP (:mod:`negtransfer.train.fused_step`): parameters and gradients in
+    flat (K, P) buffers. Used when nothing needs autograd's graph of the stack (no step hook, summed gradients)."""
+
+    def __init__(self, model: StackedHardSharingMLP):
+        self.model = model
+        self.flat = model.flatten()
+        self._buffers()
+
+    @classmethod
+    def applies(cls, model: Stack, step_hook, surgery) -> "_FusedStep | None":
+        """The fused step of ``model``, or None where the autograd step is needed."""
+        if isinstance(model, StackedHardSharingMLP) and step_hook is None and surgery is None:
+            return cls(model)
+        return None
+
+    def _buffers(self) -> None:
+        self.grad_flat = torch.zeros_like(self.flat)
+        self.views = self.model.parameter_views(self.grad_flat)
+
+    def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: _EarlyStopping,
+             config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        """The step on a batch (x, y): the gradients (:func:`mlp_gradients`), then the masked optimiser step."""
+        row_mean = config.loss_weighting == "row-mean"
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+            has_label = mlp_gradients(self.model, xb, yb, layout, state.mask, row_mean, self.views)
+            opt.step(self.views, has_label & state.running, self.grad_flat)
+
+        return step
+
+    def keep(self) -> torch.Tensor:
+        """After the model dropped models: the new parameter buffer."""
+        flat = self.model.flat_parameters
+        assert flat is not None, "keep_models keeps the flat storage"
+        self.flat = flat
+        self._buffers()
+        return flat
+
+
+def masks_stopped_models(device: torch.device) -> bool:
+    """Whether stopped models stay in their stack, masked (fixed shapes: a GPU), rather than being dropped.
+
+    Either way every model's numbers are the same (tests/train/test_fused_step.py);
+    :data:`MASK_STOPPED_MODELS` forces the masked form on the CPU too.
+    """
+    return MASK_STOPPED_MODELS or device.type != "cpu"
+
+
+#: Keep stopped models in the stack (masked) on the CPU too; the default on a GPU.
+MASK_STOPPED_MODELS = False
 
 
 def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, keep_test_predictions=False,
@@ -693,59 +845,44 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     layout = TaskLossLayout(dataset.tasks)
     train_seeds = [repeat_seed(seed, r) for r in reps]
     everything = tuple(range(dataset.n_tasks))
-    row_mean = config.loss_weighting == "row-mean"
     init_seeds = [model_seed(s, everything if config.shared_init else g, dataset.n_tasks)
                   for s, g in zip(train_seeds, group_idx, strict=True)]
     device = torch.device(config.device)  # weights are drawn on the CPU, then moved
     model = build_stack(dataset, config, init_seeds, plan).to(device)
-    params = list(model.parameters())
-    opt = _StackOptimizer([p.data for p in params], config)
-
-    X = torch.from_numpy(dataset.X)
-    Y = torch.from_numpy(dataset.Y)
-    val_rows = torch.from_numpy(stopping_rows(dataset, config))
-    X_val, Y_val = (t.to(device) for t in _padded_rows(X[val_rows], Y[val_rows]))
-    batches = _Batches(dataset, group_idx, train_seeds, config,
-                       unpadded=isinstance(model, StackedModel) and not model.stackable and bool(model.buffer_names))
-
-    state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
                if config.gradient_aggregation != "sum" else None)
-
+    fused = _FusedStep.applies(model, step_hook, surgery)
+    opt = _StackOptimizer([p.data for p in model.parameters()], config, host_checks=device.type == "cpu",
+                          views=fused.model.parameter_views if fused else None, flat=fused.flat if fused else None)
+    X, Y = torch.from_numpy(dataset.X), torch.from_numpy(dataset.Y)
+    val_rows = torch.from_numpy(stopping_rows(dataset, config))
+    X_val, Y_val = _padded_rows(X[val_rows], Y[val_rows])
+    validation = (X_val.to(device), Y_val.to(device))
+    batches = _Batches(dataset, group_idx, train_seeds, config,
+                       unpadded=isinstance(model, StackedModel) and not model.stackable and bool(model.buffer_names))
+    state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
+    masked = masks_stopped_models(device)
+    step = (fused or _AutogradStep(model, step_hook, surgery)).bind(opt, layout, state, config)
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
         model.train()
         for xb, yb in batches.epoch(state.alive.tolist()):
-            if yb.shape[-2] < 2 and batches.unpadded:  # a batch norm cannot train on fewer than two rows
+            if batches.unpadded and yb.shape[-2] < 2:  # a batch norm cannot train on fewer than two rows
                 continue
-            outputs = model(xb)
-            sums, counts = layout.loss_sums(outputs, yb)
-            losses = sums / counts.clamp(min=1.0)
-            has_label = (state.mask * (counts > 0)).sum(1) > 0
-            if not bool(has_label.any()):
-                continue
-            grads = _step_gradients(step_hook, surgery, model, opt, params, (xb, yb), (sums, counts, losses),
-                                    state.mask, state.alive, row_mean)
-            opt.step(grads, has_label)
-        state.epochs_run[state.alive] = epoch
-
-        model.eval()
-        with torch.no_grad():
-            val_sums, val_counts = layout.loss_sums(model(X_val), Y_val)
-            val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
-        still = state.update(epoch, val_total, stack_state(model), config)
+            step(xb, yb)
+        state.ran(epoch)
+        still = _validate(model, layout, validation, state, epoch, config)
         if on_epoch is not None:
             on_epoch(epoch, int(still.sum()))
         if not bool(still.any()):
             break
-        if not bool(still.all()):
+        if masked:
+            state.running = still
+        elif not bool(still.all()):
             keep = torch.nonzero(still).flatten()
             model.keep_models(keep)
-            params = list(model.parameters())
-            opt.params = [p.data for p in params]
-            opt.keep(keep)
+            opt.keep(keep, [p.data for p in model.parameters()], fused.keep() if fused else None)
             state.keep(keep)
-
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.
     final = build_stack(dataset, config, init_seeds, plan).to(device).eval()

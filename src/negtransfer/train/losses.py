@@ -19,14 +19,14 @@ from negtransfer.data.dataset import TaskSpec
 # vectorised body and their scalar tail. Padding each model's block to a multiple
 # of this many elements keeps every element in the vectorised body, so a model's
 # loss does not depend on how many models share its stack.
-_VECTOR_BLOCK = 64
+VECTOR_BLOCK = 64
 
 
 def _blocked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Elementwise BCE-with-logits of (K, B, m) tensors, computed on padded blocks."""
     K, B, m = logits.shape
     size = B * m
-    padded = -(-size // _VECTOR_BLOCK) * _VECTOR_BLOCK
+    padded = -(-size // VECTOR_BLOCK) * VECTOR_BLOCK
     flat_logits = F.pad(logits.reshape(K, size), (0, padded - size))
     flat_target = F.pad(target.expand(K, B, m).reshape(K, size), (0, padded - size))
     elem = F.binary_cross_entropy_with_logits(flat_logits, flat_target, reduction="none")
@@ -56,6 +56,10 @@ class TaskLossLayout:
         self.multiclass = [i for i, t in enumerate(self.tasks) if t.kind == "multiclass"]
         self._bin_out = torch.tensor([offsets[i] for i in self.binary], dtype=torch.long)
         self._reg_out = torch.tensor([offsets[i] for i in self.regression], dtype=torch.long)
+
+    def binary_outputs(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Output columns of the binary tasks' logits, in task order, on ``device``."""
+        return self._bin_out.to(device)
 
     def output_slice(self, task: int) -> slice:
         return slice(self.offsets[task], self.offsets[task] + self.tasks[task].output_dim)

@@ -1,0 +1,157 @@
+"""One training step of a stack of built-in MLPs in few, large operations.
+
+The stacked trainer (:mod:`negtransfer.train.batched`) trains K hard-sharing
+MLPs (:class:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP`) at once.
+Through autograd a step of a stack of three layers costs some 300 small ATen
+operations, most of them book-keeping; this module computes the same step
+with the arithmetic written out:
+
+* the forward pass keeps each layer's input (one ``baddbmm`` and one ``relu``
+  per layer, as the module's own forward pass);
+* the gradient of the loss with respect to the stack's outputs is written
+  out when every task is binary (:func:`binary_output_gradient`, the
+  arithmetic of autograd's backward pass through the loss); otherwise it
+  comes from autograd on the (small) output tensor alone, so every loss of
+  :class:`~negtransfer.train.losses.TaskLossLayout` keeps its exact arithmetic;
+* the backward pass through the layers is the one autograd runs for
+  ``baddbmm`` and ``relu`` (``dW = h^T g``, ``db = sum_rows g``,
+  ``g <- threshold_backward(g W^T, h, 0)``), written straight into the views
+  of one flat (K, P) gradient buffer
+  (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.parameter_views`);
+* the optimiser then updates the flat parameter buffer with a few vector
+  operations (``_StackOptimizer`` in :mod:`negtransfer.train.batched`).
+
+Every operation is the one the autograd path runs, on the same shapes, so the
+gradients are bit for bit those of ``torch.autograd.grad`` of the training
+loss (tests/train/test_fused_step.py), and each model's numbers still depend on
+its own slice of the stack only. Nothing in a step reads a tensor's value on
+the host: which models step is a mask (``has_label``), so the step can run on
+a GPU without synchronisation.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from negtransfer.nn.hard_sharing import StackedHardSharingMLP
+from negtransfer.train.losses import VECTOR_BLOCK, TaskLossLayout
+
+__all__ = ["binary_output_gradient", "mlp_gradients", "training_loss"]
+
+
+def training_loss(sums: torch.Tensor, counts: torch.Tensor, losses: torch.Tensor, mask: torch.Tensor,
+                  row_mean: bool) -> torch.Tensor:
+    """The stack's training objective on a batch, summed over the models.
+
+    Per model the sum of its tasks' mean losses (ETAP eq. 1's MTL loss), or
+    (``row_mean``) the mean loss over its labelled rows (TrainConfig
+    ``loss_weighting``).
+    """
+    if row_mean:
+        return ((sums * mask).sum(1) / (counts * mask).sum(1).clamp(min=1.0)).sum()
+    return (losses * mask).sum()
+
+
+@torch.no_grad()
+def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                           row_mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the training loss with respect to the stack's outputs when every task is binary; label counts.
+
+    The arithmetic of autograd's backward pass through
+    :meth:`~negtransfer.train.losses.TaskLossLayout.loss_sums` and
+    :func:`training_loss`, operation for operation: per model and task the
+    weight ``g = mask / max(count, 1)`` (task-mean; row-mean: ``mask / max(sum
+    of the model's counts, 1)``), then ``(sigmoid(z) - y) * g`` on labelled
+    rows (BCE with logits; the sigmoid on the same padded blocks as the loss,
+    ``train/losses.py``), 0 elsewhere.
+
+    Returns
+    -------
+    gradient : Tensor
+        (K, B, n_outputs).
+    counts : Tensor
+        Labelled rows per task, (n_tasks,) for shared labels else (K, n_tasks).
+    """
+    shared = y.dim() == 2
+    labels = y.unsqueeze(0) if shared else y
+    labelled = ~torch.isnan(labels)
+    counts = labelled.sum(1).to(out.dtype)
+    safe = torch.where(labelled, labels, torch.zeros_like(labels))
+    weight = labelled.to(out.dtype)
+    K, B = out.shape[0], out.shape[1]
+    if row_mean:
+        per_task = (1.0 / (counts * mask).sum(1).clamp(min=1.0)).unsqueeze(1) * mask
+    else:
+        per_task = mask / counts.clamp(min=1.0)
+    binary = layout.binary
+    every_output = len(binary) == out.shape[2]  # the outputs are the binary tasks' logits, in order
+    index = layout.binary_outputs(out.device)
+    logits = out if every_output else out.index_select(2, index)
+    m = logits.shape[2]
+    size = B * m
+    padded = -(-size // VECTOR_BLOCK) * VECTOR_BLOCK
+    probability = torch.sigmoid(F.pad(logits.reshape(K, size), (0, padded - size)))[:, :size].reshape(K, B, m)
+    if not every_output:
+        safe, per_task, weight = safe[:, :, binary], per_task[:, binary], weight[:, :, binary]
+    elem = (probability - safe) * (per_task.unsqueeze(1) * weight)
+    if every_output:  # 0 + elem, as autograd's index_select backward adds into zeros (a -0 becomes +0)
+        return elem.add_(0.0), (counts[0] if shared else counts)
+    gradient = out.new_zeros(K, B, out.shape[2]).index_add_(2, index, elem)
+    return gradient, (counts[0] if shared else counts)
+
+
+def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor, layout: TaskLossLayout,
+                  mask: torch.Tensor, row_mean: bool, grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Write the gradient of the training loss on one batch into ``grads``; return which models step.
+
+    Parameters
+    ----------
+    model : StackedHardSharingMLP
+        K models.
+    x : Tensor
+        The batch, (B, n_features) shared by the stack or (K, B, n_features).
+    y : Tensor
+        Labels, (B, n_tasks) or (K, B, n_tasks); NaN where a row has no label.
+    layout : TaskLossLayout
+    mask : Tensor
+        (K, n_tasks) 0/1: each model's tasks.
+    row_mean : bool
+        The objective (:func:`training_loss`).
+    grads : sequence of Tensor
+        Views shaped like ``model.parameters()`` (weights, then biases), overwritten.
+
+    Returns
+    -------
+    Tensor
+        (K,) bool: the models with a labelled row of one of their tasks in the
+        batch (the others' gradients are zero and must not step).
+    """
+    weights, biases = list(model.weights), list(model.biases)
+    n_layers = len(weights)
+    K = weights[0].shape[0]
+    h = x if x.dim() == 3 else x.unsqueeze(0).expand(K, *x.shape)
+    inputs = []
+    with torch.no_grad():
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            inputs.append(h)
+            h = torch.baddbmm(b, h, w)
+            if layer < n_layers - 1:
+                h = torch.relu(h)
+    if layout.binary and not layout.regression and not layout.multiclass:
+        g, counts = binary_output_gradient(layout, h, y, mask, row_mean)
+    else:
+        out = h.requires_grad_()
+        with torch.enable_grad():
+            sums, counts = layout.loss_sums(out, y)
+            losses = sums / counts.clamp(min=1.0)
+            (g,) = torch.autograd.grad(training_loss(sums, counts, losses, mask, row_mean), out)
+    with torch.no_grad():
+        for layer in range(n_layers - 1, -1, -1):
+            torch.bmm(inputs[layer].transpose(1, 2), g, out=grads[layer])
+            torch.sum(g, 1, keepdim=True, out=grads[n_layers + layer])
+            if layer:
+                g = torch.ops.aten.threshold_backward(g.bmm(weights[layer].transpose(1, 2)), inputs[layer], 0)
+        return (mask * (counts > 0)).sum(1) > 0

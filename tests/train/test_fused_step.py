@@ -1,0 +1,126 @@
+"""The fused step of the built-in MLP (train/fused_step.py) and the masked (GPU) form of the stacked trainer.
+
+The fused step must give autograd's gradients bit for bit, the flat optimiser the per-parameter optimiser's
+numbers, and a stack that keeps its stopped models (masked, fixed shapes) the numbers of one that drops them.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import negtransfer.train.batched as batched
+from negtransfer.nn.hard_sharing import StackedHardSharingMLP
+from negtransfer.train.batched import _StackOptimizer, train_group_models
+from negtransfer.train.config import TrainConfig
+from negtransfer.train.fused_step import mlp_gradients, training_loss
+from negtransfer.train.losses import TaskLossLayout
+from negtransfer.train.model_choice import ModelChoice
+
+GROUPS = [(0,), (1,), (2,), (3,), (0, 1), (0, 2, 3), (1, 2), (0, 1, 2, 3), (2, 3)]
+
+
+def _mask(groups, n_tasks):
+    mask = torch.zeros(len(groups), n_tasks)
+    for k, g in enumerate(groups):
+        mask[k, list(g)] = 1.0
+    return mask
+
+
+@pytest.mark.parametrize("binary_only", [False, True])  # every task binary: the loss's gradient written out
+@pytest.mark.parametrize("row_mean", [False, True])
+@pytest.mark.parametrize("per_model_batch", [False, True])
+def test_fused_gradients_are_autograds_bit_for_bit(mixed_dataset, row_mean, per_model_batch, binary_only):
+    ds = mixed_dataset.subset_tasks(["a", "b"]) if binary_only else mixed_dataset
+    layout = TaskLossLayout(ds.tasks)
+    groups = [(0,), (1,), (0, 1)] * 3 if binary_only else GROUPS
+    seeds = list(range(len(groups)))
+    plain = StackedHardSharingMLP(ds.n_features, (8, 5), layout.n_outputs, seeds)
+    fused = StackedHardSharingMLP(ds.n_features, (8, 5), layout.n_outputs, seeds)
+    flat = fused.flatten()
+    mask = _mask(groups, ds.n_tasks)
+    x, y = torch.from_numpy(ds.X[:32]), torch.from_numpy(ds.Y[:32])
+    if per_model_batch:  # each model its own rows
+        index = torch.stack([torch.randperm(ds.X.shape[0], generator=torch.Generator().manual_seed(k))[:32]
+                             for k in range(len(groups))])
+        x, y = torch.from_numpy(ds.X)[index], torch.from_numpy(ds.Y)[index]
+    sums, counts = layout.loss_sums(plain(x), y)
+    expected = torch.autograd.grad(training_loss(sums, counts, sums / counts.clamp(min=1.0), mask, row_mean),
+                                   list(plain.parameters()))
+    grad_flat = torch.full_like(flat, float("nan"))  # every entry must be written
+    views = fused.parameter_views(grad_flat)
+    has_label = mlp_gradients(fused, x, y, layout, mask, row_mean, views)
+    for got, want in zip(views, expected, strict=True):
+        assert torch.equal(got, want)
+    assert has_label.dtype == torch.bool and has_label.shape == (len(groups),)
+    assert torch.equal(has_label, (mask * (counts > 0)).sum(1) > 0)
+
+
+def test_flattened_parameters_are_views_and_dropping_keeps_them():
+    model = StackedHardSharingMLP(7, (4, 3), 2, seeds=[5, 6, 7])
+    before = [p.detach().clone() for p in model.parameters()]
+    flat = model.flatten()
+    assert flat.numel() == sum(p.numel() for p in before)
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+    with torch.no_grad():
+        flat.add_(1.0)  # the parameters are views of the buffer
+    assert torch.equal(model.weights[0], before[0] + 1.0)
+    model.keep_models(torch.tensor([0, 2]))
+    assert model.flat_parameters is not None and model.n_models == 2
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, b[[0, 2]] + 1.0)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_flat_optimizer_equals_the_per_parameter_one(optimizer):
+    config = TrainConfig(optimizer=optimizer, lr=0.1, weight_decay=0.01)
+    a = StackedHardSharingMLP(6, (4,), 3, seeds=[1, 2, 3])
+    b = StackedHardSharingMLP(6, (4,), 3, seeds=[1, 2, 3])
+    flat = b.flatten()
+    plain = _StackOptimizer([p.data for p in a.parameters()], config)
+    flat_opt = _StackOptimizer([p.data for p in b.parameters()], config, views=b.parameter_views, flat=flat)
+    gen = torch.Generator().manual_seed(0)
+    for active in ([True, True, True], [True, False, True], [True, True, True]):
+        grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]
+        grad_flat = torch.cat([g.reshape(-1) for g in grads])
+        mask = torch.tensor(active)
+        plain.step(grads, mask)
+        flat_opt.step(b.parameter_views(grad_flat), mask, grad_flat)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    keep = torch.tensor([0, 2])
+    a.keep_models(keep)
+    b.keep_models(keep)
+    plain.keep(keep, [p.data for p in a.parameters()])
+    flat_opt.keep(keep, [p.data for p in b.parameters()], b.flat_parameters)
+    grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]
+    grad_flat = torch.cat([g.reshape(-1) for g in grads])
+    plain.step(grads, torch.tensor([True, True]))
+    flat_opt.step(b.parameter_views(grad_flat), torch.tensor([True, True]), grad_flat)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def small_network(input_shape, outputs):
+    """A factory's network (not the built-in MLP), so its stack trains through autograd."""
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(int(np.prod(input_shape)), 8), torch.nn.Tanh())
+    return encoder, [torch.nn.Linear(8, o) for o in outputs]
+
+
+def _numbers(results):
+    return [(r.val_loss, r.test_loss, r.best_epoch, r.epochs, np.asarray(list(r.test_metric.values())).tolist())
+            for r in results]
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(max_epochs=12, patience=2, lr=0.05),
+    TrainConfig(optimizer="adam", max_epochs=8, patience=1, lr=0.02),
+    TrainConfig(max_epochs=15, patience=1, lr=0.2, model=ModelChoice.from_callable(small_network)),
+], ids=["fused-sgd", "fused-adam", "autograd"])
+def test_masked_stopped_models_give_the_numbers_of_dropped_ones(mixed_dataset, monkeypatch, config):
+    """The GPU form (stopped models stay in the stack, masked; no host read in a step), run on the CPU."""
+    dropped = train_group_models(mixed_dataset, GROUPS, config, seed=2, repeats=[0, 1, 0, 0, 2, 0, 0, 1, 0])
+    assert len({r.epochs for r in dropped}) > 1  # models stopped at different epochs
+    monkeypatch.setattr(batched, "MASK_STOPPED_MODELS", True)
+    masked = train_group_models(mixed_dataset, GROUPS, config, seed=2, repeats=[0, 1, 0, 0, 2, 0, 0, 1, 0])
+    assert _numbers(masked) == _numbers(dropped)
