@@ -132,8 +132,15 @@ def main() -> None:
     parser.add_argument("--pairwise", action="store_true", help="Also the pairwise-gain baseline (k runs per repeat).")
     parser.add_argument("--surrogates", nargs="+", default=["linear"], choices=["linear", "kernel"],
                         help="Surrogates to run on the same stored runs (paired); the first is the reference.")
+    parser.add_argument("--data-fraction", type=float, default=1.0,
+                        help="Subset models train on this fraction of the training rows (the paper's speed-up: 0.4).")
+    parser.add_argument("--steps-fraction", type=float, default=1.0,
+                        help="Subset models get this fraction of the epoch budget (the paper's speed-up: 0.2).")
     parser.add_argument("--independent-holdout", action="store_true",
                         help="Also measure the holdout with repeat seeds no fitted subset used.")
+    parser.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                        help="Where the runs train (process: a pool of --workers processes).")
+    parser.add_argument("--workers", type=int, default=None, help="Processes or Ray workers.")
     parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -152,6 +159,9 @@ def main() -> None:
     store = RunStore(args.store or Path(f"runs/sources-{args.dataset}.sqlite"))
     config = TrainConfig.preset("task-modeling" if args.training == "task-modeling" else "default",
                                 **({"max_epochs": args.epochs} if args.epochs else {}))
+    from negtransfer.runs.executors import make_executor
+
+    executor = make_executor(args.executor, args.workers)
     rows: list[dict] = []
     print("| target (rows) | seed | surrogate | holdout F1 (negative / positive) | Spearman | noise ceiling | "
           "independent holdout: F1 | Spearman | least squares: Spearman, F1 | selected | planted cluster | "
@@ -169,8 +179,9 @@ def main() -> None:
                                         affinity_baseline=False, pairwise_baseline=args.pairwise,
                                         group_attribute=args.group_attribute,
                                         chunk_size=args.chunk_size, surrogate=surrogate,
-                                        independent_holdout=args.independent_holdout)
-                rep = run_sources(ds, options, config, seed, store)
+                                        independent_holdout=args.independent_holdout,
+                                        data_fraction=args.data_fraction, steps_fraction=args.steps_fraction)
+                rep = run_sources(ds, options, config, seed, store, executor=executor)
                 if args.out:
                     from negtransfer.report.jsonio import write_json
 
