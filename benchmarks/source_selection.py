@@ -142,7 +142,13 @@ def main() -> None:
                         help="Where the runs train (process: a pool of --workers processes).")
     parser.add_argument("--workers", type=int, default=None, help="Processes or Ray workers.")
     parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
+    parser.add_argument("--from-json", nargs="+", type=Path, default=None,
+                        help="Print the tables from report.json files written by --out (no training); the "
+                             "surrogate of each is read from the file.")
     args = parser.parse_args()
+    if args.from_json:
+        tables_from_json(args)
+        return
     torch.set_num_threads(1)
     if args.smoke:
         args.dataset, args.planted_rows, args.seeds, args.repeats, args.epochs = "planted", 200, [0], 1, 2
@@ -189,16 +195,46 @@ def main() -> None:
                     suffix = "" if surrogate == "linear" else f"-{surrogate}"
                     write_json(args.out / f"{args.dataset}-{target}-{seed}{suffix}.json", rep.to_dict())
                 rows.append(case_row(rep, ds, t, target, seed, surrogate, args.dataset))
-                print_case(rows[-1], ds, t)
+                print_case(rows[-1], int((ds.row_task == t).sum()) if ds.row_task is not None else ds.n_samples)
     summarise([r for r in rows if r["surrogate"] == args.surrogates[0]], args)
     if len(args.surrogates) > 1 or args.independent_holdout:
         compare_surrogates(rows, args.surrogates)
 
 
+def tables_from_json(args) -> None:
+    """The per-case table, the per-target summary and the surrogates' comparison from stored reports."""
+    import json
+
+    from negtransfer.jobs.sources import SourcesReport
+
+    rows: list[dict] = []
+    for path in sorted(args.from_json):
+        rep = SourcesReport(**_nan_for_null(json.loads(path.read_text())))
+        surrogate = (rep.surrogate or {}).get("kind", "linear")
+        rows.append(case_row(rep, None, -1, rep.target, rep.seed, surrogate, args.dataset))
+    rows.sort(key=lambda r: (r["seed"], r["target"], r["surrogate"] != "linear"))
+    for row in rows:
+        print_case(row, "-")
+    surrogates = list(dict.fromkeys(r["surrogate"] for r in sorted(rows, key=lambda r: r["surrogate"] != "linear")))
+    summarise([r for r in rows if r["surrogate"] == surrogates[0]], args)
+    compare_surrogates(rows, surrogates)
+
+
+def _nan_for_null(value):
+    """report.json writes NaN as null: back to NaN inside the figures (dicts of numbers)."""
+    if isinstance(value, dict):
+        return {k: (float("nan") if v is None and k not in ("fairness", "affinity_onto_target", "test_accuracy",
+                                                             "raw_relevance", "task_kinds", "notes", "gamma")
+                    else _nan_for_null(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return value
+
+
 def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: str) -> dict:
     """The figures of one (target, seed, surrogate) case."""
     planted = ""
-    if dataset == "planted":
+    if dataset == "planted" and ds is not None:
         clusters = np.asarray(ds.info["clusters"])
         mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[t]) if i != t}
         planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
@@ -216,9 +252,8 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
 
 
-def print_case(row: dict, ds, t: int) -> None:
+def print_case(row: dict, n_rows: int | str) -> None:
     """One Markdown row of the per-case table."""
-    n_rows = int((ds.row_task == t).sum()) if ds.row_task is not None else ds.n_samples
     cells = [fmt(row["test"][m], row["test_se"][m], 4) for m in METHODS]
     name = row["surrogate"] + (f" ({row['kernel']})" if row["kernel"] else "")
     print(f"| {row['target']} ({n_rows}) | {row['seed']} | {name} | "
