@@ -18,9 +18,13 @@
    common random numbers); f(S) = the target's validation loss (cross-entropy
    or MSE by default, or the margin, logit margin or 0-1 loss), the mean over
    the repeats, with its standard error.
-3. A linear surrogate g(S) = sum of theta_i (eq. 2-3) fitted on the first
+3. A linear surrogate g(S) = sum of theta_i (eq. 2-3), or (``surrogate="kernel"``)
+   kernel ridge regression on the subset indicators
+   (:class:`negtransfer.select.kernel_surrogate.KernelSurrogate`), fitted on the first
    ``n_subsets``; on the ``holdout`` subsets, negative-transfer prediction
-   (F1 of the minority class, Spearman of g vs f) and the error curve as n grows.
+   (F1 of the minority class, Spearman of g vs f) and the error curve as n grows;
+   with ``independent_holdout`` also on the holdout subsets trained with repeat
+   seeds no fitted subset used.
 4. Threshold gamma (``threshold_by="validation"``, the paper's procedure):
    every distinct selection {i : theta_i < gamma} is trained with the target
    (one stack) and gamma is the one whose model has the lowest target
@@ -39,10 +43,15 @@
    of up to two sources (k + k(k-1)/2 runs; the best by the target's
    validation loss; paper section 4.2, Table 3).
 
+6. Never knowingly worse: the selection, STL and all sources compared on the
+   target's validation rows the selection did not use (the stopping half), and
+   the one to use recommended with its reason (``check``).
+
 The job is a sequence of named stages (:data:`SOURCES_STAGES`: the plan, the
 references, the subset models, the pairwise runs, the surrogate, the holdout,
-the threshold, the three baselines, the final models, fairness) over one typed
-state (:class:`SourcesState`), and returns a :class:`SourcesReport`.
+the independent holdout, the threshold, the three baselines, the final models,
+the check, fairness) over one typed state (:class:`SourcesState`), and returns
+a :class:`SourcesReport`.
 """
 
 from __future__ import annotations
