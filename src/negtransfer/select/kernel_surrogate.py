@@ -188,14 +188,20 @@ class KernelSurrogate(RegressorMixin, BaseEstimator):
         y = (y_raw - stl) / self.unit_
         Xf = X.astype(float)
         alphas = KERNEL_ALPHAS if self.alpha == "auto" else (float(self.alpha),)
+        from threadpoolctl import threadpool_limits
+
         best: tuple[float, str, float, float] = (np.inf, "linear", float("nan"), alphas[-1])
         table = []
-        for kernel, gamma in self._candidates():
-            errors = kernel_loo_errors(kernel_matrix(Xf, Xf, kernel, gamma), y, alphas)
-            j = int(np.argmin(errors))
-            table.append({"kernel": kernel, "gamma": gamma, "alpha": float(alphas[j]), "loo_mse": float(errors[j])})
-            if errors[j] < best[0]:
-                best = (float(errors[j]), kernel, gamma, float(alphas[j]))
+        # one thread: these matrices are small (n subsets), and several BLAS threads on a busy machine made
+        # each eigendecomposition about 100 times slower
+        with threadpool_limits(limits=1):
+            for kernel, gamma in self._candidates():
+                errors = kernel_loo_errors(kernel_matrix(Xf, Xf, kernel, gamma), y, alphas)
+                j = int(np.argmin(errors))
+                table.append({"kernel": kernel, "gamma": gamma, "alpha": float(alphas[j]),
+                              "loo_mse": float(errors[j])})
+                if errors[j] < best[0]:
+                    best = (float(errors[j]), kernel, gamma, float(alphas[j]))
         self.loo_mse_, self.kernel_, self.gamma_, self.alpha_ = best
         self.loo_table_ = table
         K = kernel_matrix(Xf, Xf, self.kernel_, self.gamma_)
