@@ -338,6 +338,11 @@ def compare_surrogates(rows: list[dict], surrogates: list[str]) -> None:
               f"{sum(case_no_worse(r, 'selected') for r in mine)} of {len(mine)} | "
               f"{sum(case_no_worse(r, 'recommended') for r in mine)} of {len(mine)} | "
               + " / ".join(map(str, picks)) + " |")
+    for name, mine in by.items():
+        shift = {label: fmt(*over_targets([{**r, "d": r[f"ind_{k}"] - r[k]} for r in mine], lambda r: r["d"]))
+                 for label, k in (("F1", "f1"), ("Spearman", "spearman"))}
+        print(f"\n{name}: independent minus shared seeds, paired by case, mean ± s.e. over the targets: "
+              + ", ".join(f"{label} {v}" for label, v in shift.items()))
     reference = {(r["target"], r["seed"]): r for r in by[surrogates[0]]}
     for name in surrogates[1:]:
         pairs = [(r, reference[(r["target"], r["seed"])]) for r in by[name] if (r["target"], r["seed"]) in reference]
