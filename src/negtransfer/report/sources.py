@@ -214,6 +214,10 @@ def write_sources_report(report, out_dir) -> Path:
     lines += ["## How to read", "",
               "- A relevance score theta_i is the surrogate's estimate of how much adding source i changes the "
               "target's validation loss, relative to training the target alone: negative helps, positive hurts.",
+              *(["- With the kernel surrogate, theta_i is its mean predicted change of the target's loss when source "
+                 "i joins the other sources of a fitted subset (the mean of g(S) - g(S minus i) over the fitted "
+                 "subsets holding i); pairs of sources may interact, which theta alone does not show."]
+                if (report.get("surrogate") or {}).get("kind") == "kernel" else []),
               "- Sources with theta below the threshold are selected; the threshold is the grid value whose "
               + ("selection gave the lowest target validation loss."
                  if report.get("threshold_by", "validation") == "validation" else
