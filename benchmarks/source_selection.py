@@ -34,6 +34,7 @@ measured with repeat seeds no fitted subset used; then the paired kernel - linea
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,9 @@ def main() -> None:
                                         chunk_size=args.chunk_size, surrogate=surrogate,
                                         independent_holdout=args.independent_holdout,
                                         data_fraction=args.data_fraction, steps_fraction=args.steps_fraction)
-                rep = run_sources(ds, options, config, seed, store, executor=executor)
+                rep = run_sources(ds, options, config, seed, store, executor=executor,
+                                  notify=lambda message: print(f"{target}, seed {seed}, {surrogate}: {message}",
+                                                               file=sys.stderr, flush=True))
                 if args.out:
                     from negtransfer.report.jsonio import write_json
 
