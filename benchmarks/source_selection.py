@@ -188,9 +188,10 @@ def main() -> None:
                                         chunk_size=args.chunk_size, surrogate=surrogate,
                                         independent_holdout=args.independent_holdout,
                                         data_fraction=args.data_fraction, steps_fraction=args.steps_fraction)
+                case = f"{target}, seed {seed}, {surrogate}"
                 rep = run_sources(ds, options, config, seed, store, executor=executor,
-                                  notify=lambda message: print(f"{target}, seed {seed}, {surrogate}: {message}",
-                                                               file=sys.stderr, flush=True))
+                                  notify=lambda message, case=case: print(f"{case}: {message}", file=sys.stderr,
+                                                                          flush=True))
                 if args.out:
                     from negtransfer.report.jsonio import write_json
 
