@@ -357,6 +357,9 @@ def compare_surrogates(rows: list[dict], surrogates: list[str]) -> None:
                                  lambda r: r["d"]), 4)
         print(f"\n{name} - {surrogates[0]}, paired by (target, seed), mean ± s.e. over the targets: "
               + ", ".join(f"{label} {v}" for label, v in diffs.items()) + f"; selection / STL test loss {loss}")
+        cases = {label: fmt(*mean_se([a[k] - b[k] for a, b in pairs])) for label, k in keys.items()}
+        print(f"the same over the {len(pairs)} cases (NaN F1 left out): "
+              + ", ".join(f"{label} {v}" for label, v in cases.items()))
 
 
 if __name__ == "__main__":
