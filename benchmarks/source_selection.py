@@ -170,10 +170,7 @@ def main() -> None:
 
     executor = make_executor(args.executor, args.workers)
     rows: list[dict] = []
-    print("| target (rows) | seed | surrogate | holdout F1 (negative / positive) | Spearman | noise ceiling | "
-          "independent holdout: F1 | Spearman | least squares: Spearman, F1 | selected | planted cluster | "
-          + " | ".join(f"{m} test loss" for m in METHODS) + " | recommended | runs | seconds |")
-    print("|" + "---|" * (11 + len(METHODS) + 3))
+    print_case_header()
     for seed in args.seeds:
         ds = load(args.dataset, seed, args.group_column, args.planted_rows)
         for target in resolve_targets(ds, args.targets):
@@ -217,6 +214,7 @@ def tables_from_json(args) -> None:
         surrogate = (rep.surrogate or {}).get("kind", "linear")
         rows.append(case_row(rep, None, -1, rep.target, rep.seed, surrogate, args.dataset))
     rows.sort(key=lambda r: (r["seed"], r["target"], r["surrogate"] != "linear"))
+    print_case_header()
     for row in rows:
         print_case(row, "-")
     surrogates = list(dict.fromkeys(r["surrogate"] for r in sorted(rows, key=lambda r: r["surrogate"] != "linear")))
@@ -254,6 +252,14 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "recommended": (rep.check or {}).get("recommended", "selected"),
             "kernel": (rep.surrogate or {}).get("kernel"), "planted": planted, "fairness": rep.fairness,
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
+
+
+def print_case_header() -> None:
+    """The header of the per-case table."""
+    print("| target (rows) | seed | surrogate | holdout F1 (negative / positive) | Spearman | noise ceiling | "
+          "independent holdout: F1 | Spearman | least squares: Spearman, F1 | selected | planted cluster | "
+          + " | ".join(f"{m} test loss" for m in METHODS) + " | recommended | runs | seconds |")
+    print("|" + "---|" * (11 + len(METHODS) + 3))
 
 
 def print_case(row: dict, n_rows: int | str) -> None:
