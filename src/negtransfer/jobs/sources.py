@@ -730,8 +730,9 @@ def plan_training(state: SourcesState) -> None:
             state.notify(hint)
 
 
-#: Runs to train above which the plan says how to cut them: at about 1.5 s of one core per run (stacks of 64,
-#: the default MLP, tv16; docs/methods/source-selection.md) 600 runs take about 15 minutes on 2 CPU cores.
+#: Runs to train above which the plan says how to cut them: at about 1 s of one core per full-data run (stacks of
+#: 64, the default MLP, tv16, on the shared 2-core machine; docs/methods/source-selection.md) 600 runs take about
+#: 10 minutes in one process, and the threshold candidates and final models come after them.
 MANY_RUNS = 600
 
 
