@@ -23,6 +23,10 @@ Run:
 ``python benchmarks/source_selection.py --dataset tv16 --targets Oklahoma Nevada Vermont --seeds 0 1 2``
 ``python benchmarks/source_selection.py --dataset adult --group-column occupation --targets Tech-support Protective-serv Farming-fishing``
 ``python benchmarks/source_selection.py --dataset exam --targets school14 school17 school08``
+``python benchmarks/source_selection.py --dataset tv16 --targets largest --seeds 0 1 2 --subsets 100 --holdout 50 \
+--repeats 2 --surrogates linear kernel --independent-holdout`` (linear and kernel surrogates paired on the same runs:
+the kernel job reuses every stored subset run and trains only its own threshold candidates; the holdout also
+measured with repeat seeds no fitted subset used; then the paired kernel - linear differences)
 ``python benchmarks/source_selection.py --smoke [--out DIR]`` (planted tasks of 200 rows, seed 0, 12 + 6 subsets,
 1 repeat of 2 epochs, a fresh store in a temporary folder unless ``--store``; a check that it runs)
 """
@@ -30,6 +34,7 @@ Run:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,12 +131,29 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None, help="Also write each case's report.json here.")
     parser.add_argument("--pairwise", action="store_true", help="Also the pairwise-gain baseline (k runs per repeat).")
+    parser.add_argument("--surrogates", nargs="+", default=["linear"], choices=["linear", "kernel"],
+                        help="Surrogates to run on the same stored runs (paired); the first is the reference.")
+    parser.add_argument("--data-fraction", type=float, default=1.0,
+                        help="Subset models train on this fraction of the training rows (the paper's speed-up: 0.4).")
+    parser.add_argument("--steps-fraction", type=float, default=1.0,
+                        help="Subset models get this fraction of the epoch budget (the paper's speed-up: 0.2).")
+    parser.add_argument("--independent-holdout", action="store_true",
+                        help="Also measure the holdout with repeat seeds no fitted subset used.")
+    parser.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                        help="Where the runs train (process: a pool of --workers processes).")
+    parser.add_argument("--workers", type=int, default=None, help="Processes or Ray workers.")
     parser.add_argument("--smoke", action="store_true", help="Smallest settings: checks that the script runs.")
+    parser.add_argument("--from-json", nargs="+", type=Path, default=None,
+                        help="Print the tables from report.json files written by --out (no training); the "
+                             "surrogate of each is read from the file.")
     args = parser.parse_args()
+    if args.from_json:
+        tables_from_json(args)
+        return
     torch.set_num_threads(1)
     if args.smoke:
         args.dataset, args.planted_rows, args.seeds, args.repeats, args.epochs = "planted", 200, [0], 1, 2
-        args.subsets, args.holdout = 12, 6
+        args.subsets, args.holdout, args.surrogates, args.independent_holdout = 12, 6, ["linear", "kernel"], True
         if args.store is None:
             import tempfile
 
@@ -144,48 +166,111 @@ def main() -> None:
     store = RunStore(args.store or Path(f"runs/sources-{args.dataset}.sqlite"))
     config = TrainConfig.preset("task-modeling" if args.training == "task-modeling" else "default",
                                 **({"max_epochs": args.epochs} if args.epochs else {}))
+    from negtransfer.runs.executors import make_executor
+
+    executor = make_executor(args.executor, args.workers)
     rows: list[dict] = []
-    print("| target (rows) | seed | holdout F1 (negative / positive) | Spearman | noise ceiling | "
-          "least squares: Spearman, F1 | selected | planted cluster | "
-          + " | ".join(f"{m} test loss" for m in METHODS) + " | runs |")
-    print("|" + "---|" * (8 + len(METHODS) + 1))
+    print_case_header()
     for seed in args.seeds:
         ds = load(args.dataset, seed, args.group_column, args.planted_rows)
         for target in resolve_targets(ds, args.targets):
             t = ds.task_index([target])[0]
-            options = SourceOptions(target=target, alpha=min(args.alpha, ds.n_tasks - 1), n_subsets=args.subsets,
-                                    holdout=args.holdout, repeats=args.repeats, training=args.training,
-                                    grid=args.grid, loss=args.loss, threshold_by=args.threshold_by,
-                                    exhaustive_pairs="off",
-                                    affinity_baseline=False, pairwise_baseline=args.pairwise,
-                                    group_attribute=args.group_attribute,
-                                    chunk_size=args.chunk_size)
-            rep = run_sources(ds, options, config, seed, store)
-            if args.out:
-                from negtransfer.report.jsonio import write_json
+            for surrogate in args.surrogates:
+                options = SourceOptions(target=target, alpha=min(args.alpha, ds.n_tasks - 1), n_subsets=args.subsets,
+                                        holdout=args.holdout, repeats=args.repeats, training=args.training,
+                                        grid=args.grid, loss=args.loss, threshold_by=args.threshold_by,
+                                        exhaustive_pairs="off",
+                                        affinity_baseline=False, pairwise_baseline=args.pairwise,
+                                        group_attribute=args.group_attribute,
+                                        chunk_size=args.chunk_size, surrogate=surrogate,
+                                        independent_holdout=args.independent_holdout,
+                                        data_fraction=args.data_fraction, steps_fraction=args.steps_fraction)
+                case = f"{target}, seed {seed}, {surrogate}"
+                rep = run_sources(ds, options, config, seed, store, executor=executor,
+                                  notify=lambda message, case=case: print(f"{case}: {message}", file=sys.stderr,
+                                                                          flush=True))
+                if args.out:
+                    from negtransfer.report.jsonio import write_json
 
-                args.out.mkdir(parents=True, exist_ok=True)
-                write_json(args.out / f"{args.dataset}-{target}-{seed}.json", rep.to_dict())
-            planted = ""
-            if args.dataset == "planted":
-                clusters = np.asarray(ds.info["clusters"])
-                mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[t]) if i != t}
-                planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
-            h = rep.holdout
-            ls_rho, ls_f1 = least_squares_holdout(rep)
-            row = {"target": target, "seed": seed, "f1": h.get("f1", float("nan")),
-                   "spearman": h.get("spearman", float("nan")), "ceiling": h.get("noise_ceiling", float("nan")),
-                   "ls_spearman": ls_rho, "ls_f1": ls_f1,
-                   "test": rep.test_loss, "test_se": rep.test_loss_se,
-                   "planted": planted, "fairness": rep.fairness, "selected": len(rep.selected)}
-            rows.append(row)
-            n_rows = int((ds.row_task == t).sum())
-            cells = [fmt(rep.test_loss[m], rep.test_loss_se[m], 4) for m in METHODS]
-            print(f"| {target} ({n_rows}) | {seed} | {h.get('f1', float('nan')):.3f} ({h.get('n_negative')} / "
-                  f"{h.get('n_positive')}) | {h.get('spearman', float('nan')):.3f} | "
-                  f"{h.get('noise_ceiling', float('nan')):.3f} | {ls_rho:.3f}, {ls_f1:.3f} | {len(rep.selected)} | "
-                  f"{planted or '-'} | " + " | ".join(cells) + f" | {rep.runs['selected']} |", flush=True)
-    summarise(rows, args)
+                    args.out.mkdir(parents=True, exist_ok=True)
+                    suffix = "" if surrogate == "linear" else f"-{surrogate}"
+                    write_json(args.out / f"{args.dataset}-{target}-{seed}{suffix}.json", rep.to_dict())
+                rows.append(case_row(rep, ds, t, target, seed, surrogate, args.dataset))
+                print_case(rows[-1], int((ds.row_task == t).sum()) if ds.row_task is not None else ds.n_samples)
+    summarise([r for r in rows if r["surrogate"] == args.surrogates[0]], args)
+    if len(args.surrogates) > 1 or args.independent_holdout:
+        compare_surrogates(rows, args.surrogates)
+
+
+def tables_from_json(args) -> None:
+    """The per-case table, the per-target summary and the surrogates' comparison from stored reports."""
+    import json
+
+    from negtransfer.jobs.sources import SourcesReport
+
+    rows: list[dict] = []
+    for path in sorted(args.from_json):
+        rep = SourcesReport(**_nan_for_null(json.loads(path.read_text())))
+        surrogate = (rep.surrogate or {}).get("kind", "linear")
+        rows.append(case_row(rep, None, -1, rep.target, rep.seed, surrogate, args.dataset))
+    rows.sort(key=lambda r: (r["seed"], r["target"], r["surrogate"] != "linear"))
+    print_case_header()
+    for row in rows:
+        print_case(row, "-")
+    surrogates = list(dict.fromkeys(r["surrogate"] for r in sorted(rows, key=lambda r: r["surrogate"] != "linear")))
+    summarise([r for r in rows if r["surrogate"] == surrogates[0]], args)
+    compare_surrogates(rows, surrogates)
+
+
+def _nan_for_null(value):
+    """report.json writes NaN as null: back to NaN inside the figures (dicts of numbers)."""
+    if isinstance(value, dict):
+        return {k: (float("nan") if v is None and k not in ("fairness", "affinity_onto_target", "test_accuracy",
+                                                             "raw_relevance", "task_kinds", "notes", "gamma")
+                    else _nan_for_null(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return value
+
+
+def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: str) -> dict:
+    """The figures of one (target, seed, surrogate) case."""
+    planted = ""
+    if dataset == "planted" and ds is not None:
+        clusters = np.asarray(ds.info["clusters"])
+        mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[t]) if i != t}
+        planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
+    h = rep.holdout
+    independent = h.get("independent") or {}
+    ls_rho, ls_f1 = least_squares_holdout(rep)
+    nan = float("nan")
+    return {"target": target, "seed": seed, "surrogate": surrogate, "f1": h.get("f1", nan),
+            "spearman": h.get("spearman", nan), "ceiling": h.get("noise_ceiling", nan),
+            "ind_f1": independent.get("f1", nan), "ind_spearman": independent.get("spearman", nan),
+            "ind_ceiling": independent.get("noise_ceiling", nan), "balance": (h.get("n_negative"), h.get("n_positive")),
+            "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
+            "recommended": (rep.check or {}).get("recommended", "selected"),
+            "kernel": (rep.surrogate or {}).get("kernel"), "planted": planted, "fairness": rep.fairness,
+            "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
+
+
+def print_case_header() -> None:
+    """The header of the per-case table."""
+    print("| target (rows) | seed | surrogate | holdout F1 (negative / positive) | Spearman | noise ceiling | "
+          "independent holdout: F1 | Spearman | least squares: Spearman, F1 | selected | planted cluster | "
+          + " | ".join(f"{m} test loss" for m in METHODS) + " | recommended | runs | seconds |")
+    print("|" + "---|" * (11 + len(METHODS) + 3))
+
+
+def print_case(row: dict, n_rows: int | str) -> None:
+    """One Markdown row of the per-case table."""
+    cells = [fmt(row["test"][m], row["test_se"][m], 4) for m in METHODS]
+    name = row["surrogate"] + (f" ({row['kernel']})" if row["kernel"] else "")
+    print(f"| {row['target']} ({n_rows}) | {row['seed']} | {name} | "
+          f"{row['f1']:.3f} ({row['balance'][0]} / {row['balance'][1]}) | {row['spearman']:.3f} | {row['ceiling']:.3f} | "
+          f"{row['ind_f1']:.3f} | {row['ind_spearman']:.3f} | {row['ls_spearman']:.3f}, {row['ls_f1']:.3f} | "
+          f"{row['selected']} | {row['planted'] or '-'} | " + " | ".join(cells)
+          + f" | {row['recommended']} | {row['runs']} | {row['seconds']:.0f} |", flush=True)
 
 
 def summarise(rows: list[dict], args) -> None:
@@ -227,6 +312,60 @@ def summarise(rows: list[dict], args) -> None:
                 cells = [fmt(*mean_se([f[method][name] for f in mine])) for name in
                          ("accuracy", "worst_group_accuracy", "demographic_parity_gap", "equal_opportunity_gap")]
                 print(f"| {target} | {method} | " + " | ".join(cells) + " |")
+
+
+
+def case_no_worse(row: dict, method: str) -> bool:
+    """One case: is the method's test loss at most the better of STL and all sources plus its s.e. over the repeats?
+    (``method="recommended"``: the one the job's never-knowingly-worse check recommended.)"""
+    method = row["recommended"] if method == "recommended" else method
+    se = row["test_se"][method]
+    return bool(row["test"][method] <= min(row["test"]["stl"], row["test"]["all_sources"])
+                + (se if np.isfinite(se) else 0.0))
+
+
+def over_targets(rows: list[dict], value) -> tuple[float, float]:
+    """Mean ± s.e. over the targets of each target's mean over its seeds (NaN cases left out)."""
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    return mean_se([mean_se([value(r) for r in rows if r["target"] == t])[0] for t in targets])
+
+
+def compare_surrogates(rows: list[dict], surrogates: list[str]) -> None:
+    """Per surrogate: holdout F1 and Spearman on the shared and the independent seeds, the selection's test
+    loss over STL's, and how often the selection and the recommendation are no worse than the better of STL
+    and all sources; then each surrogate minus the first, paired by (target, seed)."""
+    keys = {"F1, shared seeds": "f1", "Spearman, shared seeds": "spearman", "F1, independent seeds": "ind_f1",
+            "Spearman, independent seeds": "ind_spearman"}
+    print("\n| surrogate | cases | " + " | ".join(keys) + " | selection / STL test loss | "
+          "selection no worse | recommendation no worse | recommended STL / all / selection |")
+    print("|---|---|" + "---|" * (len(keys) + 4))
+    by = {s: [r for r in rows if r["surrogate"] == s] for s in surrogates}
+    for name, mine in by.items():
+        cells = [fmt(*over_targets(mine, lambda r, k=key: r[k])) for key in keys.values()]
+        ratio = fmt(*over_targets(mine, lambda r: r["test"]["selected"] / r["test"]["stl"]), 4)
+        picks = [sum(r["recommended"] == m for r in mine) for m in ("stl", "all_sources", "selected")]
+        print(f"| {name} | {len(mine)} | " + " | ".join(cells) + f" | {ratio} | "
+              f"{sum(case_no_worse(r, 'selected') for r in mine)} of {len(mine)} | "
+              f"{sum(case_no_worse(r, 'recommended') for r in mine)} of {len(mine)} | "
+              + " / ".join(map(str, picks)) + " |")
+    for name, mine in by.items():
+        shift = {label: fmt(*over_targets([{**r, "d": r[f"ind_{k}"] - r[k]} for r in mine], lambda r: r["d"]))
+                 for label, k in (("F1", "f1"), ("Spearman", "spearman"))}
+        print(f"\n{name}: independent minus shared seeds, paired by case, mean ± s.e. over the targets: "
+              + ", ".join(f"{label} {v}" for label, v in shift.items()))
+    reference = {(r["target"], r["seed"]): r for r in by[surrogates[0]]}
+    for name in surrogates[1:]:
+        pairs = [(r, reference[(r["target"], r["seed"])]) for r in by[name] if (r["target"], r["seed"]) in reference]
+        diffs = {label: fmt(*over_targets([{**a, "d": a[k] - b[k]} for a, b in pairs], lambda r: r["d"]))
+                 for label, k in keys.items()}
+        loss = fmt(*over_targets([{**a, "d": a["test"]["selected"] / a["test"]["stl"]
+                                   - b["test"]["selected"] / b["test"]["stl"]} for a, b in pairs],
+                                 lambda r: r["d"]), 4)
+        print(f"\n{name} - {surrogates[0]}, paired by (target, seed), mean ± s.e. over the targets: "
+              + ", ".join(f"{label} {v}" for label, v in diffs.items()) + f"; selection / STL test loss {loss}")
+        cases = {label: fmt(*mean_se([a[k] - b[k] for a, b in pairs])) for label, k in keys.items()}
+        print(f"the same over the {len(pairs)} cases (NaN F1 left out): "
+              + ", ".join(f"{label} {v}" for label, v in cases.items()))
 
 
 if __name__ == "__main__":

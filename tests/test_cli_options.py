@@ -99,6 +99,7 @@ def test_choices_are_the_domain_tuples():
         OBJECTIVES,
         SOURCE_LOSSES,
         SOURCE_TRAININGS,
+        SURROGATES,
         THRESHOLD_BY,
         THRESHOLD_GRIDS,
     )
@@ -108,7 +109,7 @@ def test_choices_are_the_domain_tuples():
 
     expected = {"design": DESIGNS, "objective": OBJECTIVES, "gain_split": GAIN_SPLITS,
                 "affinity_epochs": AFFINITY_EPOCHS, "loss": SOURCE_LOSSES, "training_scheme": SOURCE_TRAININGS,
-                "grid": THRESHOLD_GRIDS, "threshold_by": THRESHOLD_BY, "exhaustive_pairs": EXHAUSTIVE_PAIRS,
+                "grid": THRESHOLD_GRIDS, "threshold_by": THRESHOLD_BY, "exhaustive_pairs": EXHAUSTIVE_PAIRS, "surrogate": SURROGATES,
                 "device": DEVICES, "preset": tuple(PRESETS), "batching": BATCHING,
                 "impute": tuple(c for c in IMPUTE_CHOICES if c is not None), "executor": ("local", "process", "ray"),
                 "optimizer": ("sgd", "adam"), "encoder": BUILTIN_ENCODER_NAMES}

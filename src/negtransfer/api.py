@@ -299,12 +299,16 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
         Fields of :class:`~negtransfer.jobs.sources.SourceOptions` (``alpha``, ``n_subsets``, ``holdout``,
         ``repeats``, ...) and of :class:`~negtransfer.train.config.TrainConfig`. The defaults are the command
         line's: pooled batches with the default preset, 3 repeats (5, the ``"paper"`` grid and the
-        ``"task-modeling"`` training with ``preset="task-modeling"``).
+        ``"task-modeling"`` training with ``preset="task-modeling"``). ``surrogate="kernel"`` fits kernel
+        ridge regression on the subset indicators instead of the linear surrogate (default ``"linear"``);
+        ``independent_holdout=True`` also measures the holdout with repeat seeds no fitted subset used.
 
     Returns
     -------
     SourcesReport
-        ``selected``: the chosen sources; ``to_frame()``: one row per source with its relevance.
+        ``selected``: the chosen sources; ``to_frame()``: one row per source with its relevance;
+        ``check["recommended"]``: the selection, STL or all sources, whichever had the lowest target loss on
+        validation rows the selection did not use (``check["reason"]`` says why).
     """
     from negtransfer.jobs.sources import SourceOptions, run_sources
 

@@ -265,3 +265,97 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
         with pytest.raises(ValueError, match="--ridge"):
             SourceOptions(target="task0", ridge=bad).check(planted_rows)
     assert "± " in text and "training scheme `parity`" in text
+
+
+def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_path):
+    from negtransfer.jobs.sources import source_training_config, target_values, unused_validation_values
+    from negtransfer.report.sources import write_sources_report
+    from negtransfer.runs.runner import ensure_runs
+    ds, store = planted_rows, RunStore(tmp_path / "s.sqlite")
+    common = dict(target="task0", alpha=2, n_subsets=14, holdout=8, repeats=2, affinity_baseline=False,
+                  exhaustive_pairs="off", pairwise_baseline=False)
+    config = TrainConfig(max_epochs=4)
+    linear = run_sources(ds, SourceOptions(**common), config, 0, store)
+    messages: list[str] = []
+    kernel = run_sources(ds, SourceOptions(**common, surrogate="kernel", independent_holdout=True), config, 0, store,
+                         notify=messages.append)
+    # paired on the same runs: the kernel job trains only the independent holdout and its own candidates
+    assert kernel.subsets == linear.subsets and kernel.stl_val_loss == linear.stl_val_loss
+    assert kernel.plan["stages"]["independent holdout"] == {"runs": 18, "stored": 0}  # (8 + STL) x repeats 2, 3
+    assert "independent holdout 18" in messages[0]
+    assert kernel.surrogate["kind"] == "kernel" and kernel.surrogate["kernel"] in ("linear", "quadratic", "rbf")
+    assert linear.surrogate == {"kind": "linear"}
+    # the independent holdout: repeats 2 and 3 of the holdout subsets, judged against STL of the same repeats
+    cfg = source_training_config(config, ds, 0, "parity")
+    hold = [tuple(sorted([0] + [ds.task_names.index(n) for n in row["sources"]]))
+            for row in kernel.subsets if row["part"] == "holdout"]
+    runs = ensure_runs(ds, [(0,)] + hold, cfg, 0, store, repeats=4)
+    from negtransfer.train.results import RepeatedResult
+
+    def unseen(g):
+        return target_values(RepeatedResult(g, runs[g].runs[2:]), 0, "cross_entropy", "val_est").mean()
+
+    independent = kernel.holdout["independent"]
+    assert independent["repeats"] == [2, 3] and independent["stl_val_loss"] == pytest.approx(unseen((0,)))
+    f_unseen = np.array([unseen(g) for g in hold])
+    assert independent["n_negative"] == int((f_unseen >= unseen((0,))).sum())
+    # the check: on the stopping half the three losses rebuild the full validation loss with the estimate half
+    results = {name: ensure_runs(ds, [tuple(sorted(g))], cfg, 0, store, repeats=2)[tuple(sorted(g))]
+               for name, g in ((n, [0] + [ds.task_names.index(s) for s in kernel.methods[n]])
+                               for n in ("selected", "stl", "all_sources"))}
+    values, n_stop, unused = unused_validation_values(ds, results, 0, "val_est")
+    assert unused and n_stop == kernel.check["n_rows"] and kernel.check["rows"] == "stopping half"
+    est = results["stl"].values("val_est_loss", 0)
+    full = results["stl"].values("val_loss", 0)
+    n_est = int((~np.isnan(ds.Y[ds.split == 1, 0])).sum()) - n_stop
+    np.testing.assert_allclose((n_stop * values["stl"] + n_est * est) / (n_stop + n_est), full, rtol=1e-6)
+    best = min(("stl", "all_sources"), key=kernel.check["loss"].__getitem__)
+    expected = "selected" if kernel.check["loss"]["selected"] <= kernel.check["loss"][best] else best
+    assert kernel.check["recommended"] == expected and kernel.check["best_alternative"] == best
+    text = write_sources_report(kernel, tmp_path / "out").read_text()
+    assert "## Recommendation" in text and "kernel ridge regression" in text and "repeat seeds [2, 3]" in text
+    with pytest.raises(ValueError, match="--surrogate"):
+        SourceOptions(target="task0", surrogate="forest").check(ds)
+    with pytest.raises(ValueError, match="--ridge 0"):
+        SourceOptions(target="task0", surrogate="kernel", ridge=0.0).check(ds)
+
+
+def test_a_large_plan_says_how_to_cut_it():
+    from negtransfer.jobs.sources import MANY_RUNS, cost_hint, plan_runs
+
+    options = SourceOptions(target="t")  # the defaults: 8k + 100 subsets, 3 repeats, exhaustive pairs when few
+    k = 20
+    stages = {"STL, all sources": 2, "subset models": 1 + 8 * k + 100, "pairwise runs": k,
+              "exhaustive pairs": k * (k - 1) // 2}
+    plan = plan_runs(stages, {}, 3)
+    hint = cost_hint(plan, options, 3)
+    assert plan["to_train"] == 3 * (2 + 261 + 20 + 190) > MANY_RUNS
+    assert hint is not None and f"{plan['to_train']} runs to train" in hint
+    assert "--exhaustive-pairs off (570 runs fewer)" in hint and "--holdout 50 (150 fewer)" in hint
+    assert "--repeats 2" in hint and "--max-runs" in hint
+    small = plan_runs({"subset models": 40}, {}, 2)
+    assert cost_hint(small, options, 2) is None
+
+
+def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path):
+    import json
+
+    ds = planted_rows
+    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+    frame["state"] = [ds.task_names[i] for i in ds.row_task]
+    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
+                                   "--target", "task0", "--alpha", "2", "--subsets", "12", "--holdout", "6",
+                                   "--no-affinity", "--exhaustive-pairs", "off", "--epochs", "3", "--repeats", "2",
+                                   "--surrogate", "kernel", "--independent-holdout", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["surrogate"]["kind"] == "kernel" and rep["holdout"]["independent"]["repeats"] == [2, 3]
+    assert rep["check"]["recommended"] in ("selected", "stl", "all_sources")
+    assert "recommended:" in res.output and "unseen repeat seeds" in res.output
+    bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
+                                   "--target", "task0", "--surrogate", "forest", "--out", str(tmp_path / "b"), "-q"])
+    assert bad.exit_code == 2 and "forest" in bad.output

@@ -62,6 +62,7 @@ from negtransfer.jobs.choices import (
     MODEL_KINDS,
     SOURCE_LOSSES,
     SOURCE_TRAININGS,
+    SURROGATES,
     THRESHOLD_BY,
     THRESHOLD_GRIDS,
 )
@@ -72,12 +73,14 @@ if TYPE_CHECKING:  # a type checker sees plain strings; typer reads the Literals
     ThresholdGrid: TypeAlias = str
     ThresholdBy: TypeAlias = str
     ExhaustivePairs: TypeAlias = str
+    SurrogateKind: TypeAlias = str
 else:
     SourceTraining = Literal[SOURCE_TRAININGS]
     SourceLoss = Literal[SOURCE_LOSSES]
     ThresholdGrid = Literal[THRESHOLD_GRIDS]
     ThresholdBy = Literal[THRESHOLD_BY]
     ExhaustivePairs = Literal[EXHAUSTIVE_PAIRS]
+    SurrogateKind = Literal[SURROGATES]
 
 
 OutOpt = out_option("runs/sources")  # built once at import, like the shared options
@@ -92,6 +95,8 @@ def sources(
     training_scheme: Optional[SourceTraining] = typer.Option(None, "--training", help="'parity': STL, subset and final models share one objective (mean loss over rows), one step budget and early stopping on half the target's validation rows, f(S) on the other half; 'task-modeling': the public code's fixed epochs; 'legacy': the trainer's defaults (figures before issue 11).", show_default="parity; task-modeling with --preset task-modeling"),
     loss: Optional[SourceLoss] = typer.Option(None, "--loss", help="f(S): cross_entropy, margin (probabilities), logit_margin or zero_one (classification), mse (regression).", show_default="the training loss (cross_entropy; mse for regression); logit_margin for task-modeling, margin for legacy"),
     ridge: Optional[str] = typer.Option(None, "--ridge", help="Ridge penalty of the surrogate: a number (0 = least squares, eq. 3) or 'auto' (the strength with the least leave-one-out error over the fitted subsets; least squares is a candidate).", show_default="0; auto when fewer than 1.5k subsets are fitted under --training parity"),
+    surrogate: SurrogateKind = typer.Option("linear", "--surrogate", help="Surrogate of f(S): 'linear' (the paper's eq. 2-3) or 'kernel' (kernel ridge regression on the subset indicators; kernel, width and --ridge strength chosen by leave-one-out error over the fitted subsets)."),
+    independent_holdout: bool = typer.Option(False, "--independent-holdout", help="Also train the holdout subsets and STL with repeat seeds no fitted subset used, and report the negative-transfer prediction on them (holdout x repeats + repeats more runs)."),
     no_affinity: bool = typer.Option(False, "--no-affinity", help="Skip the affinity-ranked baseline."),
     group_attribute: Optional[str] = typer.Option(None, "--group-attribute", help="Row attribute (e.g. race in tv16) for worst-group accuracy and parity gaps."),
     common_init: bool = typer.Option(False, "--common-init", help="Subset models share one initialisation (common random numbers: less noise in f(S))."),
@@ -170,7 +175,7 @@ def sources(
                             threshold_by=threshold_by, stl_repeats=stl_repeats,
                             repeats=repeats or (5 if public else 3),
                             training=training_scheme or ("task-modeling" if public else "parity"),
-                            max_runs=max_runs)
+                            max_runs=max_runs, surrogate=surrogate, independent_holdout=independent_holdout)
     try:
         options.check(ds)
     except ValueError as exc:
@@ -196,4 +201,9 @@ def sources(
     h = report.holdout
     if h.get("n"):
         typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
+    if h.get("independent"):
+        typer.echo(f"holdout on unseen repeat seeds: F1 {h['independent']['f1']:.3f}, Spearman "
+                   f"{h['independent']['spearman']:.3f}")
+    if report.check:
+        typer.echo(f"recommended: {report.check['recommended']} ({report.check['reason']})")
     typer.echo(f"report: {md}")

@@ -24,3 +24,5 @@ EXHAUSTIVE_PAIRS = ("auto", "on", "off")
 #: examples of any shape (the built-in mlp flattens images and sequences; cnn, lstm, transformer and a user's
 #: factory read them as they are).
 MODEL_KINDS = ("table", "per-task-rows", "domains", "images", "sequences")
+#: The source-selection job's surrogate of f(S) (``SourceOptions.surrogate``, ``--surrogate``).
+SURROGATES = ("linear", "kernel")

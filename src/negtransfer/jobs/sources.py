@@ -18,9 +18,13 @@
    common random numbers); f(S) = the target's validation loss (cross-entropy
    or MSE by default, or the margin, logit margin or 0-1 loss), the mean over
    the repeats, with its standard error.
-3. A linear surrogate g(S) = sum of theta_i (eq. 2-3) fitted on the first
+3. A linear surrogate g(S) = sum of theta_i (eq. 2-3), or (``surrogate="kernel"``)
+   kernel ridge regression on the subset indicators
+   (:class:`negtransfer.select.kernel_surrogate.KernelSurrogate`), fitted on the first
    ``n_subsets``; on the ``holdout`` subsets, negative-transfer prediction
-   (F1 of the minority class, Spearman of g vs f) and the error curve as n grows.
+   (F1 of the minority class, Spearman of g vs f) and the error curve as n grows;
+   with ``independent_holdout`` also on the holdout subsets trained with repeat
+   seeds no fitted subset used.
 4. Threshold gamma (``threshold_by="validation"``, the paper's procedure):
    every distinct selection {i : theta_i < gamma} is trained with the target
    (one stack) and gamma is the one whose model has the lowest target
@@ -39,10 +43,15 @@
    of up to two sources (k + k(k-1)/2 runs; the best by the target's
    validation loss; paper section 4.2, Table 3).
 
+6. Never knowingly worse: the selection, STL and all sources compared on the
+   target's validation rows the selection did not use (the stopping half), and
+   the one to use recommended with its reason (``check``).
+
 The job is a sequence of named stages (:data:`SOURCES_STAGES`: the plan, the
 references, the subset models, the pairwise runs, the surrogate, the holdout,
-the threshold, the three baselines, the final models, fairness) over one typed
-state (:class:`SourcesState`), and returns a :class:`SourcesReport`.
+the independent holdout, the threshold, the three baselines, the final models,
+the check, fairness) over one typed state (:class:`SourcesState`), and returns
+a :class:`SourcesReport`.
 """
 
 from __future__ import annotations
@@ -55,8 +64,15 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from negtransfer.data.dataset import TRAIN, MultiTaskDataset
-from negtransfer.jobs.choices import EXHAUSTIVE_PAIRS, SOURCE_LOSSES, SOURCE_TRAININGS, THRESHOLD_BY, THRESHOLD_GRIDS
+from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.jobs.choices import (
+    EXHAUSTIVE_PAIRS,
+    SOURCE_LOSSES,
+    SOURCE_TRAININGS,
+    SURROGATES,
+    THRESHOLD_BY,
+    THRESHOLD_GRIDS,
+)
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.runner import ensure_runs, stored_count
 from negtransfer.runs.specs import group_specs
@@ -67,6 +83,7 @@ from negtransfer.train.results import RepeatedResult
 
 if TYPE_CHECKING:
     from negtransfer.gains.surrogate import LinearSurrogate
+    from negtransfer.select.kernel_surrogate import KernelSurrogate
 
 Group = tuple[int, ...]
 LOSSES, TRAININGS = SOURCE_LOSSES, SOURCE_TRAININGS  # written once, in jobs/choices.py
@@ -154,6 +171,16 @@ class SourceOptions:
         holdout runs) uses this fraction of the training rows and of the epoch
         budget; STL, the threshold candidates and the final models are trained
         in full.
+    surrogate : {"linear", "kernel"}
+        The surrogate of f(S): the paper's additive model (eq. 2-3), or kernel
+        ridge regression on the subset indicators with the kernel chosen by
+        leave-one-out error (:class:`negtransfer.select.kernel_surrogate.KernelSurrogate`;
+        ``ridge`` is then its strength, ``"auto"`` unless a number > 0 is given).
+    independent_holdout : bool
+        Also train the holdout subsets (and STL) with the repeat seeds
+        ``repeats .. 2 repeats - 1``, which no fitted subset used, and report
+        the negative-transfer prediction on them beside the one on the shared
+        seeds (``holdout["independent"]``; ``holdout x repeats + repeats`` more runs).
     """
 
     target: str
@@ -177,6 +204,8 @@ class SourceOptions:
     pairwise_baseline: bool = True
     training: str = "parity"
     max_runs: int | None = None
+    surrogate: str = "linear"
+    independent_holdout: bool = False
 
     def subsets_for(self, n_sources: int) -> int:
         """Subsets the surrogate is fitted on: ``n_subsets``, or 8k capped by ``max_runs`` (at least k)."""
@@ -191,6 +220,8 @@ class SourceOptions:
         """The surrogate's ridge penalty for ``n_fit`` fitted subsets of ``n_sources`` (see ``ridge``)."""
         if self.ridge is not None:
             return self.ridge
+        if self.surrogate == "kernel":
+            return "auto"
         few = n_fit is not None and n_sources is not None and n_fit < 1.5 * n_sources
         return "auto" if self.training == "parity" and few else 0.0
 
@@ -235,6 +266,11 @@ class SourceOptions:
             raise ValueError(f"--training must be one of {', '.join(TRAININGS)}, got {self.training!r}")
         if self.loss is not None and self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"--surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
+        if self.surrogate == "kernel" and ridge == 0:
+            raise ValueError("--ridge 0 is least squares, which interpolates with a kernel: give --ridge a number "
+                             "> 0 or 'auto' with --surrogate kernel")
 
     def check(self, dataset: MultiTaskDataset) -> None:
         dataset.task_index([self.target])
@@ -324,6 +360,14 @@ class SourcesReport:
     ridge : dict
         The surrogate's ridge penalty: ``option`` (a number or "auto") and the
         ``alpha`` used (the one "auto" chose by leave-one-out error).
+    surrogate : dict
+        ``kind`` ("linear" or "kernel"); for the kernel surrogate also the
+        kernel, RBF width, strength and leave-one-out error it was chosen by
+        (:meth:`~negtransfer.select.kernel_surrogate.KernelSurrogate.describe`).
+    check : dict
+        Never knowingly worse (:func:`check_against_alternatives`): the target's
+        loss of the selection, STL and all sources on validation rows the
+        selection did not use, which of them is ``recommended`` and why.
     stl_val_se : float
         Standard error of f(STL) over the repeats (NaN with one).
     subsets : list of dict
@@ -383,6 +427,8 @@ class SourcesReport:
     test_loss_se: dict | None = None
     plan: dict | None = None
     ridge: dict | None = None
+    surrogate: dict | None = None
+    check: dict | None = None
 
     def to_frame(self):
         """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,
@@ -554,7 +600,7 @@ class SourcesState:
     stl_refs: list[float] = field(default_factory=list)  # f(STL) of each --stl-repeats run
     per_repeat: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # f(S) of every subset, each repeat
     ridge: float | str = 0.0  # the surrogate's ridge option, resolved (:meth:`SourceOptions.resolved_ridge`)
-    surrogate: LinearSurrogate | None = None
+    surrogate: LinearSurrogate | KernelSurrogate | None = None
     theta: np.ndarray = field(default_factory=lambda: np.empty(0))
     theta_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
     subset_rows: list[dict] = field(default_factory=list)
@@ -570,6 +616,7 @@ class SourcesState:
     pair_gain: np.ndarray = field(default_factory=lambda: np.empty(0))
     affinity_scores: dict[str, float] | None = None
     fairness: dict | None = None
+    check: dict = field(default_factory=dict)  # never knowingly worse (:func:`check_against_alternatives`)
 
     def __post_init__(self) -> None:
         from negtransfer.select.sources import sample_subsets
@@ -626,9 +673,10 @@ class SourcesState:
         return target_loss(self.results[group], self.target, self.loss, self.split)
 
     def train(self, label: str, groups: list[Group], data: MultiTaskDataset | None = None,
-              config: TrainConfig | None = None, seed: int | None = None) -> dict[Group, RepeatedResult]:
+              config: TrainConfig | None = None, seed: int | None = None,
+              repeats: int | None = None) -> dict[Group, RepeatedResult]:
         """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure_runs`);
-        the full data and the job's configuration unless told otherwise."""
+        the full data, the job's configuration and its repeats unless told otherwise."""
         start, before = time.perf_counter(), len(self.trained)
 
         def on_progress(done: int, total: int) -> None:
@@ -644,7 +692,7 @@ class SourcesState:
 
         return ensure_runs(self.dataset if data is None else data, groups,
                            self.train_config if config is None else config, self.seed if seed is None else seed,
-                           self.store, repeats=self.repeats, executor=self.executor,
+                           self.store, repeats=self.repeats if repeats is None else repeats, executor=self.executor,
                            chunk_size=self.options.chunk_size, on_progress=on_progress, trained=self.trained)
 
 
@@ -661,6 +709,13 @@ def plan_training(state: SourcesState) -> None:
                     "pairwise runs": (dataset, cfg, state.pair_groups),
                     "exhaustive pairs": (dataset, cfg, state.combo_groups)}
     stored = {name: _stored_runs(state.store, d, c, gs, state.seed, R) for name, (d, c, gs) in stage_groups.items()}
+    if options.independent_holdout and options.holdout:  # repeats R .. 2R - 1 of STL and the holdout subsets
+        groups = list(dict.fromkeys([state.stl] + state.subset_groups[state.n_fit:]))
+        stage_groups["independent holdout"] = (state.subset_data, state.subset_config, groups)
+        stored["independent holdout"] = (_stored_runs(state.store, state.subset_data, state.subset_config, groups,
+                                                      state.seed, 2 * R)
+                                         - _stored_runs(state.store, state.subset_data, state.subset_config, groups,
+                                                        state.seed, R))
     stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
     state.plan = plan = plan_runs(stages, stored, R,
                                   later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4)
@@ -670,6 +725,35 @@ def plan_training(state: SourcesState) -> None:
                      f"{plan['to_train']} to train ("
                      + ", ".join(f"{name} {row['runs']}" for name, row in plan["stages"].items())
                      + f"), then at most {plan['later_at_most']} threshold candidates and final models")
+        hint = cost_hint(plan, options, R)
+        if hint:
+            state.notify(hint)
+
+
+#: Runs to train above which the plan says how to cut them: at about 1 s of one core per full-data run (stacks of
+#: 64, the default MLP, tv16, on the shared 2-core machine; docs/methods/source-selection.md) 600 runs take about
+#: 10 minutes in one process, and the threshold candidates and final models come after them.
+MANY_RUNS = 600
+
+
+def cost_hint(plan: dict, options: SourceOptions, repeats: int) -> str | None:
+    """A ``note:`` line for a job with more than :data:`MANY_RUNS` runs to train: which options cut how many."""
+    if plan["to_train"] <= MANY_RUNS:
+        return None
+    stages = plan["stages"]
+    cuts = []
+    if "exhaustive pairs" in stages:
+        cuts.append(f"--exhaustive-pairs off ({stages['exhaustive pairs']['runs']} runs fewer)")
+    if options.holdout > 50:
+        cuts.append(f"--holdout 50 ({(options.holdout - 50) * repeats} fewer)")
+    if options.n_subsets is None and options.max_runs is None:
+        cuts.append("--max-runs N (caps the fitted subsets x repeats)")
+    if repeats > 2:
+        cuts.append(f"--repeats 2 (about {plan['to_train'] // repeats} fewer)")
+    if options.data_fraction == 1 and options.steps_fraction == 1:
+        cuts.append("--data-fraction 0.4 --steps-fraction 0.2 (cheaper subset models, the paper's speed-up)")
+    return (f"{plan['to_train']} runs to train may take more than 15 minutes on 2 CPU cores (the time per run "
+            "follows the first stack); to cut it: " + ", ".join(cuts))
 
 
 def train_references(state: SourcesState) -> None:
@@ -698,16 +782,27 @@ def train_pairwise_runs(state: SourcesState) -> None:
     state.results.update(state.train("pairwise runs", state.pair_groups))
 
 
-def fit_surrogate(state: SourcesState) -> None:
-    """Stage 5: the linear surrogate on the fitted subsets, its scores on both scales, and every subset's row."""
+def make_surrogate(kind: str, ridge: float | str) -> LinearSurrogate | KernelSurrogate:
+    """The job's (unfitted) surrogate: the linear one of eq. 2-3 with ridge ``ridge``, or the kernel one with
+    strength ``ridge`` and its kernel chosen by leave-one-out error (``SourceOptions.surrogate``)."""
+    if kind == "kernel":
+        from negtransfer.select.kernel_surrogate import KernelSurrogate
+
+        return KernelSurrogate(alpha=ridge)
     from negtransfer.gains.surrogate import LinearSurrogate
 
+    return LinearSurrogate(alpha=ridge)
+
+
+def fit_surrogate(state: SourcesState) -> None:
+    """Stage 5: the surrogate on the fitted subsets, its scores on both scales, and every subset's row."""
     t, n_fit, names, f_stl = state.target, state.n_fit, state.names, state.f_stl_subsets
     state.per_repeat = np.array([target_values(state.subset_results[g], t, state.loss, state.split)
                                  for g in state.subset_groups])  # (n, R)
     f_all = state.f_all
     state.ridge = state.options.resolved_ridge(n_fit, state.k)
-    state.surrogate = LinearSurrogate(alpha=state.ridge).fit(state.subsets[:n_fit], f_all[:n_fit], stl_loss=f_stl)
+    state.surrogate = make_surrogate(state.options.surrogate, state.ridge).fit(state.subsets[:n_fit], f_all[:n_fit],
+                                                                               stl_loss=f_stl)
     state.theta = np.asarray(state.surrogate.theta_, dtype=float)
     # The raw scores of eq. 3: with fixed-size subsets and least squares exactly |f_STL| theta + f_STL / alpha
     # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
@@ -724,6 +819,43 @@ def predict_holdout(state: SourcesState) -> None:
     state.holdout, state.holdout_points = _holdout_prediction(
         state.surrogate, state.subsets, state.per_repeat, state.n_fit, state.f_stl_subsets, state.options,
         state.seed, [state.names[s] for s in state.sources])
+
+
+def predict_independent_holdout(state: SourcesState) -> None:
+    """Stage 6b (``independent_holdout``): the holdout subsets and STL trained again with the repeat seeds
+    ``R .. 2R - 1``, which no fitted subset used, and the negative-transfer prediction on them
+    (``holdout["independent"]``, :func:`_independent_prediction`)."""
+    options, R = state.options, state.repeats
+    if not (options.independent_holdout and options.holdout):
+        return
+    groups = list(dict.fromkeys([state.stl] + state.subset_groups[state.n_fit:]))
+    results = state.train("independent holdout", groups, state.subset_data, state.subset_config, repeats=2 * R)
+    t, loss, split = state.target, state.loss, state.split
+
+    def unseen(group: Group) -> np.ndarray:
+        return target_values(RepeatedResult(group, results[group].runs[R:]), t, loss, split)
+
+    per_repeat = np.array([unseen(g) for g in state.subset_groups[state.n_fit:]])
+    state.holdout["independent"] = _independent_prediction(state.surrogate, state.subsets[state.n_fit:], per_repeat,
+                                                           unseen(state.stl), R)
+
+
+def _independent_prediction(surrogate, S_hold: np.ndarray, per_repeat: np.ndarray, stl_values: np.ndarray,
+                            first_repeat: int) -> dict:
+    """F1, Spearman and the noise ceiling on holdout subsets measured with repeat seeds the surrogate never saw.
+
+    The surrogate predicts the change of the target's loss relative to STL (``surrogate_value``), so on the
+    new seeds its predicted loss is that change applied to their own f(STL) (the mean over the same
+    repeats: common random numbers), and a subset is a negative transfer when its f(S) is at least that f(STL).
+    """
+    from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics
+
+    f_stl = float(np.mean(stl_values))
+    predicted = f_stl + abs(f_stl) * surrogate.surrogate_value(S_hold)
+    out = {key: _plain(v) for key, v in negative_transfer_metrics(predicted, per_repeat.mean(axis=1), f_stl).items()}
+    out.update({"noise_ceiling": holdout_noise_ceiling(per_repeat), "stl_val_loss": f_stl,
+                "repeats": list(range(first_repeat, first_repeat + per_repeat.shape[1]))})
+    return out
 
 
 def select_by_threshold(state: SourcesState) -> None:
@@ -801,6 +933,66 @@ def train_final_models(state: SourcesState) -> None:
     state.results.update(state.train("final models", list(dict.fromkeys(state.methods.values()))))
 
 
+def check_against_alternatives(state: SourcesState) -> None:
+    """Stage 11b: never knowingly worse. The selection, STL and all sources compared on validation rows the
+    selection did not use (:func:`unused_validation_values`); the selection is recommended unless one of the
+    two has the lower loss there, which is then recommended instead (``check["recommended"]``: a key of
+    ``methods``, so its test figures are those of that method)."""
+    t, names = state.target, ("selected", "stl", "all_sources")
+    groups = {name: state.methods[name] for name in names}
+    results = {name: state.results[g] for name, g in groups.items()}
+    values, rows, unused = unused_validation_values(state.dataset, results, t, state.split)
+    mean = {name: float(np.mean(v)) for name, v in values.items()}
+    best = min(("stl", "all_sources"), key=mean.__getitem__)
+    diff = values["selected"] - values[best]
+    keep = mean["selected"] <= mean[best]
+    recommended = "selected" if keep else best
+    whose = {"stl": "STL's", "all_sources": "all sources'"}[best]
+    where = (f"the {rows} validation rows of the target that chose only the stopping epoch (not f(S), not the "
+             "threshold)" if unused else f"all {rows} validation rows of the target, which f(S) and the threshold "
+             "were also read from (this training scheme leaves none unused), so the check favours the selection")
+    figures = f"{mean['selected']:.4f} vs {mean[best]:.4f}, difference {float(np.mean(diff)):+.4f}"
+    reason = (f"the selection's target loss on {where} is no higher than {whose}, the better alternative ({figures})"
+              if keep else f"the selection's target loss on {where} is higher than {whose} ({figures}), so "
+              f"{'STL' if best == 'stl' else 'all sources'} is recommended instead")
+    same = [name for name in ("stl", "all_sources") if groups[name] == groups["selected"]]
+    if same:
+        reason = f"the selection is {'STL (no source)' if same[0] == 'stl' else 'all sources'} itself"
+    state.check = {"rows": "stopping half" if unused else "all validation (used by the selection)",
+                   "n_rows": rows, "unused_by_selection": unused, "loss": mean,
+                   "se": {name: _se(v) for name, v in values.items()}, "best_alternative": best,
+                   "difference": float(np.mean(diff)), "difference_se": _se(diff),
+                   "recommended": recommended, "reason": reason}
+
+
+def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: int,
+                             split: str) -> tuple[dict[str, np.ndarray], int, bool]:
+    """Each repeat's target loss (cross-entropy or MSE) of some runs on validation rows that neither f(S) nor
+    the threshold read: the stopping half when f(S) is read from the other half (``split="val_est"``), from
+    ``val = (n_stop * stop + n_est * est) / (n_stop + n_est)`` over the target's labelled rows of each half.
+    Otherwise every validation row (then ``unused`` is False).
+
+    Returns
+    -------
+    values : dict name -> ndarray (R,)
+    rows : int
+        The labelled validation rows of the target the values are read from.
+    unused : bool
+    """
+    from negtransfer.train.batched import validation_halves
+
+    if split != "val_est":
+        values = {name: res.values("val_loss", target) for name, res in results.items()}
+        val = dataset.split == VALIDATION
+        return values, int((val & ~np.isnan(dataset.Y[:, target])).sum()), False
+    stop_rows, est_rows = validation_halves(dataset)
+    n_stop = int((~np.isnan(dataset.Y[stop_rows, target])).sum())
+    n_est = int((~np.isnan(dataset.Y[est_rows, target])).sum())
+    values = {name: ((n_stop + n_est) * res.values("val_loss", target) - n_est * res.values("val_est_loss", target))
+              / max(n_stop, 1) for name, res in results.items()}
+    return values, n_stop, True
+
+
 def measure_fairness(state: SourcesState) -> None:
     """Stage 12 (``group_attribute``): per-group fairness of each method's final model (:func:`_fairness_by_method`)."""
     if state.options.group_attribute:
@@ -816,11 +1008,13 @@ SOURCES_STAGES: tuple[Callable[[SourcesState], None], ...] = (
     train_pairwise_runs,
     fit_surrogate,
     predict_holdout,
+    predict_independent_holdout,
     select_by_threshold,
     rank_by_pairwise_gain,
     rank_by_affinity,
     search_exhaustive_pairs,
     train_final_models,
+    check_against_alternatives,
     measure_fairness,
 )
 
@@ -883,7 +1077,10 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "alpha": options.alpha,
         "n_sources": state.k,
         "relevance": {names[s]: float(v) for s, v in zip(state.sources, state.theta, strict=True)},
-        "relevance_scale": "relative change of the target's validation loss vs STL per source (negative = helps)",
+        "relevance_scale": ("relative change of the target's validation loss vs STL per source (negative = helps)"
+                            if options.surrogate == "linear" else "the kernel surrogate's mean relative change of "
+                            "the target's validation loss when the source is added to a fitted subset holding the "
+                            "others (negative = helps)"),
         "threshold": state.gamma,
         "grid": options.grid,
         "threshold_by": options.threshold_by,
@@ -919,6 +1116,8 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "test_loss_se": {key: _se(state.results[g].values("test_loss", t)) for key, g in methods.items()},
         "plan": {**state.plan, "estimated_seconds": state.timing.get("estimated")},
         "ridge": {"option": state.ridge, "alpha": float(surrogate.alpha_)},
+        "surrogate": {"kind": options.surrogate, **(surrogate.describe() if hasattr(surrogate, "describe") else {})},
+        "check": state.check,
     }))
 
 

@@ -91,6 +91,37 @@ def _ridge_words(ridge) -> str:
     return fitted + (", chosen by leave-one-out error over the fitted subsets" if ridge.get("option") == "auto" else "")
 
 
+def _surrogate_words(report) -> str:
+    """The surrogate in words: the linear one with its ridge, or the kernel one with its kernel and strength."""
+    surrogate = report.get("surrogate") or {}
+    if surrogate.get("kind") != "kernel":
+        return _ridge_words(report.get("ridge"))
+    width = f", width {surrogate['gamma']:.3g}" if surrogate.get("gamma") is not None else ""
+    return (f"kernel ridge regression on the subset indicators, {surrogate.get('kernel')} kernel{width}, strength "
+            f"{surrogate.get('alpha', float('nan')):.3g}, chosen by leave-one-out error over the fitted subsets")
+
+
+def _independent_lines(hold) -> list[str]:
+    """The holdout's negative-transfer prediction on repeat seeds no fitted subset used, when measured."""
+    ind = hold.get("independent")
+    if not ind or not ind.get("n"):
+        return []
+    return [f"On the same holdout subsets trained with repeat seeds {ind.get('repeats')}, which no fitted subset "
+            f"used: F1 {_fmt(ind.get('f1'))} ({ind.get('n_negative')} negative, {ind.get('n_positive')} positive), "
+            f"Spearman {_fmt(ind.get('spearman'))} (noise ceiling {_fmt(ind.get('noise_ceiling'))}).", ""]
+
+
+def _check_lines(check) -> list[str]:
+    """Never knowingly worse: which of the selection, STL and all sources is recommended, and why."""
+    if not check:
+        return []
+    name = {"selected": "the selection", "stl": "STL (the target alone)", "all_sources": "all sources"}
+    rows = [[name[key], _fmt(check["loss"][key]) + f" ± {_fmt(check['se'][key])}"] for key in name]
+    return ["## Recommendation", "", f"**Recommended: {name[check['recommended']]}**, because "
+            f"{check['reason']}.", "", render_table(rows, ["model", f"target loss on {check['rows']} rows ± s.e."]),
+            ""]
+
+
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -129,7 +160,7 @@ def write_sources_report(report, out_dir) -> Path:
         f"{report['n_sources']} candidate sources, subsets of {report['alpha']}, f(S) = target validation "
         f"{report['loss']} loss{rows_note}, seed {report['seed']}, training scheme "
         f"`{report.get('training', 'legacy')}`, {repeats} run{'s' if repeats > 1 else ''} per model "
-        f"(figures are means over them). Surrogate: {_ridge_words(report.get('ridge'))}.",
+        f"(figures are means over them). Surrogate: {_surrogate_words(report)}.",
         "",
         f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.3g}): "
         + (", ".join(report["selected"]) if report["selected"] else "none (the target alone is best)"),
@@ -145,6 +176,8 @@ def write_sources_report(report, out_dir) -> Path:
                if _finite(hold.get("noise_ceiling")) else ".")
         )
         lines.append("")
+        lines += _independent_lines(hold)
+    lines += _check_lines(report.get("check"))
     se = report.get("subset_se") or {}
     if repeats > 1 and se:
         lines += [f"Noise of f(S) over the {repeats} repeats: standard error {_fmt(se.get('mean'))} (mean over "
@@ -181,6 +214,10 @@ def write_sources_report(report, out_dir) -> Path:
     lines += ["## How to read", "",
               "- A relevance score theta_i is the surrogate's estimate of how much adding source i changes the "
               "target's validation loss, relative to training the target alone: negative helps, positive hurts.",
+              *(["- With the kernel surrogate, theta_i is its mean predicted change of the target's loss when source "
+                 "i joins the other sources of a fitted subset (the mean of g(S) - g(S minus i) over the fitted "
+                 "subsets holding i); pairs of sources may interact, which theta alone does not show."]
+                if (report.get("surrogate") or {}).get("kind") == "kernel" else []),
               "- Sources with theta below the threshold are selected; the threshold is the grid value whose "
               + ("selection gave the lowest target validation loss."
                  if report.get("threshold_by", "validation") == "validation" else

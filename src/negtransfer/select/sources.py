@@ -571,9 +571,11 @@ def choose_threshold_by_surrogate_cv(
     X = validate_subsets(S)
     y = validate_losses(f, X.shape[0])
     g = _check_grid(grid)
+    from negtransfer.select.kernel_surrogate import KernelSurrogate
+
     template = LinearSurrogate() if surrogate is None else surrogate
-    if not isinstance(template, LinearSurrogate):
-        raise ValueError(f"surrogate must be a LinearSurrogate; got {type(template).__name__}")
+    if not isinstance(template, (LinearSurrogate, KernelSurrogate)):
+        raise ValueError(f"surrogate must be a LinearSurrogate or a KernelSurrogate; got {type(template).__name__}")
     if template.scale == "raw":
         raise ValueError(
             "the surrogate criterion sums scores relative to STL, so it needs an anchored scale: "
