@@ -372,6 +372,17 @@ def test_balance_option_and_its_alias(tmp_path, write_folder):
         assert json.loads((out / "gains.json").read_text())["config"]["oversample"] is expected, flags
 
 
+def test_balance_on_multi_label_data_says_it_has_no_effect(tmp_path):
+    """Multi-label rows carry every task, so --balance has nothing to top up: a note, not silence."""
+    res = runner.invoke(app, ["gains", "--dataset", "yeast", "--tasks", "Class1,Class2", "--groups", "all",
+                              "--epochs", "1", "--repeats", "1", "--out", str(tmp_path / "ml"), "-q", "--balance"])
+    assert res.exit_code == 0, res.output
+    assert sum(line.startswith("note: --balance") and "no effect" in line for line in res.output.splitlines()) == 1
+    res = runner.invoke(app, ["gains", "--dataset", "yeast", "--tasks", "Class1,Class2", "--groups", "all",
+                              "--epochs", "1", "--repeats", "1", "--out", str(tmp_path / "plain"), "-q"])
+    assert res.exit_code == 0 and "--balance" not in res.output, res.output
+
+
 def test_every_command_uses_the_one_dataset_registry(tmp_path):
     res = runner.invoke(app, ["datasets"], env={"COLUMNS": "80"})
     assert res.exit_code == 0

@@ -54,6 +54,7 @@ from negtransfer.cli.options import (
     check_model_on,
     fit_batch_size,
     kinds_summary,
+    note_unused_balance,
     out_option,
 )
 from negtransfer.jobs.choices import MODEL_KINDS
@@ -114,6 +115,7 @@ def gains(
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
     config = fit_batch_size(ds, config, batch_size, notes)
+    note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
     options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size)
     try:

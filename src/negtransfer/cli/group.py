@@ -54,6 +54,7 @@ from negtransfer.cli.options import (
     check_model_on,
     fit_batch_size,
     kinds_summary,
+    note_unused_balance,
     out_option,
 )
 from negtransfer.jobs.choices import GAIN_SPLITS, MODEL_KINDS, OBJECTIVES
@@ -153,6 +154,7 @@ def group(
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
     config = fit_batch_size(ds, config, batch_size, notes)
+    note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")

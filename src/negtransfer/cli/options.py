@@ -465,6 +465,17 @@ def fit_batch_size(dataset, config: TrainConfig, given: Optional[int], notes: li
     return replace(config, batch_size=rows)
 
 
+def note_unused_balance(dataset, config: TrainConfig, notes: list) -> None:
+    """A note when ``--balance`` (``oversample``) is on for multi-label data, where it changes nothing.
+
+    Oversampling tops up the small tasks' rows of per-task-rows data (each row labelled for one task); in
+    multi-label data every model already draws the same rows for all its tasks, so there is nothing to top up.
+    """
+    if config.oversample and dataset.row_task is None:
+        note("--balance tops up small tasks of per-task-rows data (each row labelled for one task); this data is "
+             "multi-label (every row can carry every task), so it has no effect here", notes)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The runs group: ``--out``, ``--store``, ``--executor``, ``--workers``, ``--ray-address``, and ``--seed``,

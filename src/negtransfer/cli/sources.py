@@ -55,6 +55,7 @@ from negtransfer.cli.options import (
     fit_batch_size,
     kinds_summary,
     nonnegative_number,
+    note_unused_balance,
     out_option,
 )
 from negtransfer.jobs.choices import (
@@ -164,6 +165,7 @@ def sources(
     ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
     config = fit_batch_size(ds, config, batch_size, notes)
+    note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
     public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
