@@ -79,3 +79,11 @@ def test_init_is_written_out_only_when_not_the_default():
     assert "init" not in TrainConfig().to_dict()
     assert TrainConfig(init="glorot").to_dict()["init"] == "glorot"
     assert TrainConfig(**TrainConfig(init="glorot").to_dict()) == TrainConfig(init="glorot")
+
+
+def test_single_mlp_for_a_users_loop_takes_the_scheme_like_the_stack():
+    single = HardSharingMLP(180, (32, 16), 3, seed=5, init="glorot")
+    stack = StackedHardSharingMLP(180, (32, 16), 3, seeds=[4, 5], init="glorot")
+    assert torch.equal(single.layers()[0].weight.T, stack.weights[0][1])
+    assert all((layer.bias == 0).all() for layer in single.layers())
+    assert not torch.equal(HardSharingMLP(180, (32, 16), 3, seed=5).layers()[0].weight, single.layers()[0].weight)

@@ -185,12 +185,13 @@ class HardSharingMLP(nn.Module):
 
     ``forward`` returns the concatenated outputs of all task heads, (B, n_outputs).
     Initialised exactly like model ``k`` of a :class:`StackedHardSharingMLP`
-    built with the same seed.
+    built with the same seed and ``init`` scheme (``"torch"``, PyTorch's default, or ``"glorot"``, Keras' as
+    the ETAP public code uses: :func:`init_parameters`).
     """
 
-    def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seed: int = 0):
+    def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seed: int = 0, init: str = "torch"):
         super().__init__()
-        params = init_parameters(seed, n_features, hidden, n_outputs)
+        params = init_parameters(seed, n_features, hidden, n_outputs, init)
         shapes = _layer_shapes(n_features, hidden, n_outputs)
         linears = []
         for i, (fan_in, fan_out) in enumerate(shapes):
