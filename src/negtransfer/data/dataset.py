@@ -168,6 +168,11 @@ class MultiTaskDataset:
         return tuple(int(k) for k in self.X.shape[1:])
 
     @property
+    def output_dims(self) -> list[int]:
+        """The output width of each task's head, in task order (what a model factory's ``outputs`` is)."""
+        return [task.output_dim for task in self.tasks]
+
+    @property
     def feature_axis(self) -> int:
         """The axis of ``X`` that ``feature_names`` names (1 for tables and images, 2 for sequences)."""
         return feature_axis_of(self.X.ndim)

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from negtransfer.gains.table import standard_errors
 from negtransfer.train.results import ModelResult, RepeatedResult
 
 Group = tuple[int, ...]
@@ -81,17 +82,13 @@ def repeat_mean_se(G: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.nd
     one repeat), so jobs without divergence keep their numbers; with one, each cell uses its repeats left (NaN mean
     where none is left, NaN standard error where fewer than two are).
     """
-    R = G.shape[-1]
     if mask is None or not mask.any():
         with np.errstate(invalid="ignore"):
-            mean = G.mean(axis=-1)
-            se = G.std(axis=-1, ddof=1) / np.sqrt(R) if R >= 2 else np.full(G.shape[:-1], np.nan)
-        return mean, se
-    kept = np.where(mask, np.nan, G)
+            return G.mean(axis=-1), standard_errors(G)
     count = (~mask).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, np.where(mask, 0.0, G).sum(axis=-1) / np.maximum(count, 1), np.nan)
-        centred = np.where(mask, 0.0, kept - mean[..., None])
+        centred = np.where(mask, 0.0, G - mean[..., None])
         var = (centred ** 2).sum(axis=-1) / np.maximum(count - 1, 1)
         se = np.where(count >= 2, np.sqrt(var / np.maximum(count, 1)), np.nan)
     return mean, se

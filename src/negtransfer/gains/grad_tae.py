@@ -99,7 +99,7 @@ def _mlp_network(parameters, which: str, dataset, layout):
     params = [torch.as_tensor(p, dtype=torch.float32).detach().cpu() for p in parameters]
     if len(params) < 2 or len(params) % 2:
         raise ValueError(f"parameters must be [W1, b1, ..., W_L, b_L]; got {len(params)} tensors")
-    inputs = int(np.prod(dataset.X.shape[1:]))  # an image or a sequence enters the MLP flattened
+    inputs = dataset.n_features
     if params[0].shape[0] != inputs or params[-1].shape[-1] != layout.n_outputs:
         raise ValueError(f"the parameters map {params[0].shape[0]} inputs to {params[-1].shape[-1]} outputs; the "
                          f"dataset has {inputs} features per example and {layout.n_outputs} task outputs")
@@ -584,8 +584,8 @@ def grad_tae_run(dataset, config, seed: int, repeat: int, estimator: GradTAE | N
     if isinstance(parameters, Mapping):  # a model of another factory: its state dict and a model to run it in
         from negtransfer.nn.contract import build_model
 
-        network = build_model(config.model.factory_function(), dataset.X.shape[1:],
-                              [task.output_dim for task in dataset.tasks], seed=0)
+        network = build_model(config.model.factory_function(), dataset.input_shape,
+                              dataset.output_dims, seed=0)
     model.fit(parameters, dataset, network=network)
     A = model.affinity()
     record = {"affinity": [[None if isnan(v) else v for v in row] for row in A.tolist()],

@@ -224,9 +224,7 @@ def run_gains(
             f"{describe_diverged(found, dataset.task_names, repeats)}; lower --lr (now {config.lr:g}) or check the "
             f"features' scale")
     metrics = [t.metric_name for t in dataset.tasks]
-    frame = gains_frame(mtl, results, dataset.task_names, metrics)
-    if frame.empty:  # keep the header: the columns of a one-row table
-        frame = gains_frame(stl[:1], results, dataset.task_names, metrics).iloc[0:0]
+    frame = gains_frame(mtl, results, dataset.task_names, metrics)  # with no group: the header only
     names = dataset.task_names
     return GainsReport(
         dataset=dataset.name,

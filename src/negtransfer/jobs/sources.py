@@ -712,10 +712,8 @@ def plan_training(state: SourcesState) -> None:
     if options.independent_holdout and options.holdout:  # repeats R .. 2R - 1 of STL and the holdout subsets
         groups = list(dict.fromkeys([state.stl] + state.subset_groups[state.n_fit:]))
         stage_groups["independent holdout"] = (state.subset_data, state.subset_config, groups)
-        stored["independent holdout"] = (_stored_runs(state.store, state.subset_data, state.subset_config, groups,
-                                                      state.seed, 2 * R)
-                                         - _stored_runs(state.store, state.subset_data, state.subset_config, groups,
-                                                        state.seed, R))
+        unseen = [s for s in group_specs(groups, state.subset_config, 2 * R) if s.repeat >= R]
+        stored["independent holdout"] = stored_count(state.subset_data, unseen, state.seed, state.store)
     stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
     state.plan = plan = plan_runs(stages, stored, R,
                                   later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4)

@@ -188,14 +188,10 @@ class StackedModel(nn.Module):
         for i, b in enumerate(self.stacked_buffers()):
             setattr(self, f"stacked_buffer_{i}", b.index_select(0, keep))
 
-    def state_tensors(self) -> list[torch.Tensor]:
-        """Parameters then buffers: everything that makes up the models (what early stopping keeps)."""
-        return list(self.stack) + self.stacked_buffers()
-
     def model_state(self, k: int) -> dict[str, torch.Tensor]:
         """Model ``k``'s parameters and buffers by name (CPU copies), as in its ``state_dict``."""
         names = self.parameter_names + self.buffer_names
-        return {n: t[k].detach().cpu().clone() for n, t in zip(names, self.state_tensors(), strict=True)}
+        return {n: t[k].detach().cpu().clone() for n, t in zip(names, [*self.stack, *self.stacked_buffers()], strict=True)}
 
     def unstack(self, k: int) -> MultiHeadModel:
         """Model ``k`` as a stand-alone :class:`~negtransfer.nn.contract.MultiHeadModel` (a copy)."""

@@ -171,7 +171,7 @@ class _StackOptimizer:
     def step(self, grads: list[torch.Tensor], active: torch.Tensor, flat_grad: torch.Tensor | None = None) -> None:
         cfg = self.config
         if cfg.optimizer == "sgd" and self.host_checks and bool(active.all()):
-            if flat_grad is not None and self.flat is not None and self.state_flat is not None:
+            if flat_grad is not None and self.flat is not None:
                 self._sgd_step_all([self.flat], [flat_grad], [self.state_flat])
             else:
                 self._sgd_step_all(self.params, grads, self.state)
@@ -251,10 +251,8 @@ def check_model(dataset: MultiTaskDataset, config: TrainConfig) -> StackingPlan:
     """
     if config.model.is_default:
         return StackingPlan(True)
-    outputs = [task.output_dim for task in dataset.tasks]
-    shape = dataset.X.shape[1:]
     try:
-        return model_stacking_plan(config, shape, outputs, _batch_width(config.batch_size, 1))
+        return model_stacking_plan(config, dataset.input_shape, dataset.output_dims, _batch_width(config.batch_size, 1))
     except ValueError as exc:  # name a file's factory by its reference, not by the module it was imported as
         message = re.sub(r"negtransfer_user_model_[0-9a-f]+:[\w.]+", config.model.name, str(exc))
         raise ValueError(message) from exc.__cause__
@@ -352,7 +350,7 @@ def train_group_models(
     if config.model.is_default and dataset.X.ndim > 2:  # the built-in MLP reads every example flattened
         dataset = copy.copy(dataset)
         dataset.X = dataset.X.reshape(dataset.X.shape[0], -1)
-    outputs = [task.output_dim for task in dataset.tasks]
+    outputs = dataset.output_dims
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -362,7 +360,7 @@ def train_group_models(
             by_width.setdefault(_batch_width(config.batch_size, len(g) if per_task else 1), []).append(k)
         out: list[ModelResult | None] = [None] * len(group_idx)
         for width, members in by_width.items():
-            plan = model_stacking_plan(config, dataset.X.shape[1:], outputs, width)
+            plan = model_stacking_plan(config, dataset.input_shape, outputs, width)
             if not plan.stackable:
                 warnings.warn(f"{config.model.name}: {plan.note}", UnstackableModelWarning, stacklevel=2)
             for stack in ([members] if plan.stackable else [[k] for k in members]):
@@ -395,11 +393,11 @@ def build_stack(dataset: MultiTaskDataset, config: TrainConfig, seeds: Sequence[
     """
     layout = TaskLossLayout(dataset.tasks)
     if config.model.is_default:
-        return StackedHardSharingMLP(int(np.prod(dataset.X.shape[1:])), config.hidden, layout.n_outputs, seeds,
+        return StackedHardSharingMLP(dataset.n_features, config.hidden, layout.n_outputs, seeds,
                                      config.init)
     plan = plan or StackingPlan(True, pair_single=True)
-    return StackedModel(config.model.factory_function(), dataset.X.shape[1:],
-                        [task.output_dim for task in dataset.tasks], seeds, stackable=plan.stackable,
+    return StackedModel(config.model.factory_function(), dataset.input_shape,
+                        dataset.output_dims, seeds, stackable=plan.stackable,
                         pair_single=plan.pair_single)
 
 
@@ -421,8 +419,7 @@ def stack_bytes(dataset: MultiTaskDataset, config: TrainConfig, group: Sequence[
     gradients of every layer) and the activations of the evaluation rows. For
     a factory's network the same figure stands as a rough guide.
     """
-    n_features = int(np.prod(dataset.X.shape[1:]))
-    widths = [n_features, *config.hidden, sum(task.output_dim for task in dataset.tasks)]
+    widths = [dataset.n_features, *config.hidden, sum(dataset.output_dims)]
     params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
     per_task = config.per_task_batches(dataset.row_task is not None)
     rows = _batch_width(config.batch_size, len(group) if per_task else 1)
@@ -852,7 +849,8 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
                if config.gradient_aggregation != "sum" else None)
     fused = _FusedStep.applies(model, step_hook, surgery)
-    opt = _StackOptimizer([p.data for p in model.parameters()], config, host_checks=device.type == "cpu",
+    masked = masks_stopped_models(device)  # the GPU form: fixed shapes, no host read of a tensor
+    opt = _StackOptimizer([p.data for p in model.parameters()], config, host_checks=not masked,
                           views=fused.model.parameter_views if fused else None, flat=fused.flat if fused else None)
     X, Y = torch.from_numpy(dataset.X), torch.from_numpy(dataset.Y)
     val_rows = torch.from_numpy(stopping_rows(dataset, config))
@@ -861,7 +859,6 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     batches = _Batches(dataset, group_idx, train_seeds, config,
                        unpadded=isinstance(model, StackedModel) and not model.stackable and bool(model.buffer_names))
     state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
-    masked = masks_stopped_models(device)
     step = (fused or _AutogradStep(model, step_hook, surgery)).bind(opt, layout, state, config)
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
