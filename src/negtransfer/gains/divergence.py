@@ -19,7 +19,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from negtransfer.gains.table import standard_errors
 from negtransfer.train.results import ModelResult, RepeatedResult
 
 Group = tuple[int, ...]
@@ -82,9 +81,10 @@ def repeat_mean_se(G: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.nd
     one repeat), so jobs without divergence keep their numbers; with one, each cell uses its repeats left (NaN mean
     where none is left, NaN standard error where fewer than two are).
     """
-    if mask is None or not mask.any():
+    if mask is None or not mask.any():  # (gains.table.standard_errors' rule; that module imports this one)
         with np.errstate(invalid="ignore"):
-            return G.mean(axis=-1), standard_errors(G)
+            R = G.shape[-1]
+            return G.mean(axis=-1), (G.std(axis=-1, ddof=1) / np.sqrt(R) if R >= 2 else np.full(G.shape[:-1], np.nan))
     count = (~mask).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, np.where(mask, 0.0, G).sum(axis=-1) / np.maximum(count, 1), np.nan)
