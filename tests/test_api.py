@@ -133,3 +133,23 @@ def test_an_in_memory_run_store_keeps_what_it_is_given():
     assert store.get_many("fp", [(1,)], 0, "cfg")["1"].test_loss == {1: 0.4}
     assert store.get_artifact("key") == {"a": [1, 2]} and store.in_memory
     assert RunStore(":memory:").count() == 0  # each in-memory store is its own
+
+
+@pytest.mark.parametrize("preset", ["default", "task-modeling"])
+def test_sources_defaults_from_python_equal_the_command_line(patients, tmp_path, preset):
+    """The preset-dependent defaults (repeats, grid, training, batching) are the same from Python and the CLI."""
+    report = negtransfer.sources(pd.read_csv(patients), target="stay", tasks=["sick", "worse", "stay"],
+                                 features=["age", "dose", "bmi", "noise"], preset=preset, alpha=1, n_subsets=3, holdout=0,
+                                 max_epochs=1, exhaustive_pairs="off", affinity_baseline=False)
+    res = CliRunner().invoke(app, ["sources", "--data", str(patients), "--target", "stay", "--tasks",
+                                   "sick,worse,stay", "--features", "age,dose,bmi,noise", "--preset", preset,
+                                   "--alpha", "1", "--subsets", "3", "--holdout", "0", "--epochs", "1", "--exhaustive-pairs", "off",
+                                   "--no-affinity", "--out", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    cli = json.loads((tmp_path / "out" / "report.json").read_text())
+    mine = report.to_dict()
+    for key in ("repeats", "grid", "training"):
+        assert mine[key] == cli[key], key
+    assert mine["config"]["batching"] == cli["config"]["batching"]
+    assert (mine["repeats"], mine["training"]) == (
+        (5, "task-modeling") if preset == "task-modeling" else (3, "parity"))

@@ -310,16 +310,13 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
         ``check["recommended"]``: the selection, STL or all sources, whichever had the lowest target loss on
         validation rows the selection did not use (``check["reason"]`` says why).
     """
-    from negtransfer.jobs.sources import SourceOptions, run_sources
+    from negtransfer.jobs.sources import SourceOptions, preset_defaults, run_sources
 
     names = {f.name for f in fields(SourceOptions)} - {"target"}
     job, training = _split_options(options, SourceOptions, names, "sources")
-    public = preset == "task-modeling"  # the command line's defaults for the surrogate paper's public setting
-    job.setdefault("repeats", 5 if public else 3)
-    job.setdefault("grid", "paper" if public else "all")
-    job.setdefault("training", "task-modeling" if public else "parity")
-    if preset == "default":
-        training.setdefault("batching", "pooled")
+    job_defaults, training_defaults = preset_defaults(preset)  # the command line's
+    job = {**job_defaults, **job}
+    training = {**training_defaults, **training}
     training.setdefault("shared_init", bool(job.get("common_init", False)))
     source_options = SourceOptions(target=target, **job)
     config = _config(preset, training, model_arguments, model_version)

@@ -145,15 +145,16 @@ def sources(
     Spearman, the target's test loss and metric under STL, all sources, the
     selection and the baselines) and report.md with plots.
     """
-    from negtransfer.jobs.sources import SourceOptions, run_sources
+    from negtransfer.jobs.sources import SourceOptions, preset_defaults, run_sources
     from negtransfer.report.jsonio import write_json
     from negtransfer.report.sources import write_sources_report
 
     notes: list[str] = []
     # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches and
     # an initialisation per subset model (--common-init shares one)
+    job_defaults, training_defaults = preset_defaults(preset)
     training = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset,
-                               batching or ("pooled" if preset == "default" else None), oversample)
+                               batching or training_defaults.get("batching"), oversample)
     config = training.config(shared_init=common_init, device=device,
                              model=ModelOptions(encoder, model, model_version, model_arg).choice())
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
@@ -167,16 +168,15 @@ def sources(
     config = fit_batch_size(ds, config, batch_size, notes)
     note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
-    public = preset == "task-modeling"  # the public code's setting: its scheme, 5 runs, the paper grid
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=penalty, affinity_baseline=not no_affinity, chunk_size=chunk_size,
                             data_fraction=data_fraction, steps_fraction=steps_fraction,
-                            grid=grid or ("paper" if public else "all"),
+                            grid=grid or job_defaults["grid"],
                             group_attribute=group_attribute, common_init=common_init,
                             exhaustive_pairs=exhaustive_pairs, max_pair_runs=max_pair_runs,
                             threshold_by=threshold_by, stl_repeats=stl_repeats,
-                            repeats=repeats or (5 if public else 3),
-                            training=training_scheme or ("task-modeling" if public else "parity"),
+                            repeats=repeats or job_defaults["repeats"],
+                            training=training_scheme or job_defaults["training"],
                             max_runs=max_runs, surrogate=surrogate, independent_holdout=independent_holdout)
     try:
         options.check(ds)

@@ -60,7 +60,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -1015,6 +1015,23 @@ SOURCES_STAGES: tuple[Callable[[SourcesState], None], ...] = (
     check_against_alternatives,
     measure_fairness,
 )
+
+
+def preset_defaults(preset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's defaults that depend on the training preset, as the command line and the Python API apply them.
+
+    Returns
+    -------
+    (dict, dict)
+        :class:`SourceOptions` fields (3 repeats, the ``"all"`` grid and the ``"parity"`` training; under
+        ``preset="task-modeling"``, the surrogate paper's public setting: 5 repeats, the ``"paper"`` grid and the
+        ``"task-modeling"`` training) and :class:`~negtransfer.train.config.TrainConfig` fields (pooled batches
+        with the default preset: docs/methods/source-selection.md's figures were measured with them).
+    """
+    public = preset == "task-modeling"
+    job = {"repeats": 5 if public else 3, "grid": "paper" if public else "all",
+           "training": "task-modeling" if public else "parity"}
+    return job, ({"batching": "pooled"} if preset == "default" else {})
 
 
 def run_sources(
