@@ -139,7 +139,8 @@ def main() -> None:
                     for budget in args.budgets:
                         opts = replace(base, method=method, budget=budget, **PROTOCOLS[protocol])
                         start = time.perf_counter()
-                        report = run_grouping(ds, opts, config, seed, store).report
+                        result = run_grouping(ds, opts, config, seed, store)
+                        report = result.report
                         rep = report.to_dict()
                         t = rep["totals"]
                         oracle[budget] = (t["stl"], rep["optimal"]["test_oracle"]["total"])
@@ -148,7 +149,7 @@ def main() -> None:
                             "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
                             "gap": rep["optimal"]["test_oracle"]["gap"], "pearson": rep["prediction"]["pearson"],
                             "total_pearson": total_gain_pearson(report),
-                            "pairwise": pairwise_affinity_pearson(report, ds, config, seed, store) if budget == args.budgets[0]
+                            "pairwise": pairwise_affinity_pearson(report, result.results) if budget == args.budgets[0]
                             else None,
                             "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
                             "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),

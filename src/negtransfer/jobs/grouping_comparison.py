@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields, replace
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from negtransfer.jobs.grouping_report import GroupingReport
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
+from negtransfer.train.results import RepeatedResult
 
 __all__ = ["SURGERY_LABELS", "ComparisonRow", "ComparisonSummary", "MeanSE", "WilcoxonTest",
            "compare_grouping_methods", "surgery_label", "summarise"]
@@ -179,21 +180,20 @@ def ordered_pair_values(A, Y, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return z, y, target
 
 
-def pairwise_affinity_pearson(report: GroupingReport, dataset, config, seed: int, store) -> float | None:
+def pairwise_affinity_pearson(report: GroupingReport, results: Mapping[tuple[int, ...], RepeatedResult]) -> float | None:
     """Pearson of the job's affinity z(i -> j) with the test gain of j in {i, j} (ETAP Table 2).
 
     Over the n(n-1) ordered pairs; the pairs' gains are the means over the
-    report's repeats, read from ``store`` (pairs not in it are trained, so call
-    it after an exhaustive job). None for a method without an affinity.
+    repeats of ``results``, which must hold every STL model and pair: the
+    results an exhaustive job returns (:class:`~negtransfer.jobs.grouping.GroupingResult`).
+    None for a method without an affinity.
     """
     from negtransfer.gains.table import gain_matrix
-    from negtransfer.runs.runner import ensure_runs
 
     if report.affinity is None:
         return None
-    n = dataset.n_tasks
+    n = len(report.affinity)
     pairs = [TaskSet((i, j)) for i in range(n) for j in range(i + 1, n)]
-    results = ensure_runs(dataset, TaskSet.singletons(n) + pairs, config, seed, store, repeats=report.repeats)
     _, Y = gain_matrix(pairs, results, n, split="test")
     z, y, _ = ordered_pair_values(report.affinity, Y, pairs)
     if np.std(z) == 0 or np.std(y) == 0:
@@ -250,10 +250,10 @@ def compare_grouping_methods(
         for method in methods:
             for budget in budgets:
                 start = time.perf_counter()
-                report = run_grouping(dataset, replace(options, method=method, budget=budget), config, seed, store,
-                                      executor=executor, progress=progress).report
-                rows.append(_grouping_row(report, time.perf_counter() - start, (
-                    pairwise_affinity_pearson(report, dataset, config, seed, store) if options.exhaustive else None)))
+                result = run_grouping(dataset, replace(options, method=method, budget=budget), config, seed, store,
+                                      executor=executor, progress=progress)
+                rows.append(_grouping_row(result.report, time.perf_counter() - start, (
+                    pairwise_affinity_pearson(result.report, result.results) if options.exhaustive else None)))
         rows += _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress)
     return rows
 
