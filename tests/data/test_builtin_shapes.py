@@ -191,9 +191,15 @@ def test_qm9_tasks_fingerprints_and_subset():
     other = load_builtin("qm9", seed=1, n_molecules=300, tasks=["gap", "mu"])
     np.testing.assert_array_equal(other.info["qm9_index"], ds.info["qm9_index"])
     assert not np.array_equal(other.split, ds.split) and other.task_names == ("gap", "mu")
+    # the fingerprints are computed once per setting; a dataset's arrays are its own
+    ds.X[:] = 7.0
+    ds.info["qm9_index"][:] = -1
+    again = load_builtin("qm9", seed=1, n_molecules=300, tasks=["gap", "mu"])
+    np.testing.assert_array_equal(again.X, other.X)
+    np.testing.assert_array_equal(again.info["qm9_index"], other.info["qm9_index"])
     part1 = pd.read_csv(package_file("qm9pack", "data/qm9_part1.csv", install=""), usecols=["Index", "HOMO_LUMO_gap_au"])
     shipped = part1.set_index("Index")["HOMO_LUMO_gap_au"]
-    index = ds.info["qm9_index"]
+    index = other.info["qm9_index"]  # the same molecules as ds (ds's own copy was overwritten above)
     in_part1 = np.isin(index, shipped.index)
     gap = ds.tasks[4]
     np.testing.assert_allclose((ds.Y[:, 4] * gap.target_std + gap.target_mean)[in_part1],

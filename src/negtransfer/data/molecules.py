@@ -16,6 +16,7 @@ are nearly collinear: a natural group.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Sequence
 
@@ -139,7 +140,29 @@ def load_qm9(
     for option, value, low in (("radius", radius, 0), ("n_bits", n_bits, 8)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise DataError(f"{option} must be a whole number >= {low}, got {value!r}")
-    _require_packages()
+    _require_packages()  # checked on every call (the cached part below would skip it)
+    table, bits, dropped = _fingerprinted(n_molecules, int(subset_seed), int(radius), int(n_bits))
+    Y = table[[QM9_TASKS[t] for t in names]].to_numpy(dtype=np.float64)
+    ds = dataset_from_arrays(
+        bits, Y, task_names=names, task_kinds={t: "regression" for t in names}, scale="none",
+        feature_names=[f"morgan{i}" for i in range(n_bits)], seed=seed, fractions=fractions, name="qm9",
+        info={"source": "qm9pack package files data/qm9_part1..3.csv", "license": QM9_LICENSE,
+              "description": QM9_DESCRIPTION, "n_molecules": int(len(table)), "subset_seed": int(subset_seed),
+              "unparsed_smiles_dropped": dropped, "fingerprint": f"Morgan radius {radius}, {n_bits} bits",
+              "task_columns": {t: QM9_TASKS[t] for t in names}},
+    )
+    ds.info["qm9_index"] = table["Index"].to_numpy().copy()
+    return ds
+
+
+@functools.lru_cache(maxsize=2)
+def _fingerprinted(n_molecules: int | None, subset_seed: int, radius: int, n_bits: int):
+    """The molecules (QM9 rows whose SMILES parsed), their fingerprint bits and how many were dropped.
+
+    Independent of the split seed, so it is computed once per process and setting (a job that loads QM9 for
+    several seeds or runs reuses it; with every molecule the fingerprints take about a minute). Callers must not
+    modify what it returns (the dataset builder copies ``bits``).
+    """
     import pandas as pd
 
     columns = ["Index", "SMILES", *QM9_TASKS.values()]
@@ -152,15 +175,4 @@ def load_qm9(
         chosen = np.sort(np.random.default_rng(subset_seed).choice(len(table), size=n_molecules, replace=False))
         table = table.iloc[chosen].reset_index(drop=True)
     bits, parsed = morgan_bits(table["SMILES"].tolist(), radius=radius, n_bits=n_bits)
-    table, bits = table[parsed].reset_index(drop=True), bits[parsed]
-    Y = table[[QM9_TASKS[t] for t in names]].to_numpy(dtype=np.float64)
-    ds = dataset_from_arrays(
-        bits, Y, task_names=names, task_kinds={t: "regression" for t in names}, scale="none",
-        feature_names=[f"morgan{i}" for i in range(n_bits)], seed=seed, fractions=fractions, name="qm9",
-        info={"source": "qm9pack package files data/qm9_part1..3.csv", "license": QM9_LICENSE,
-              "description": QM9_DESCRIPTION, "n_molecules": int(len(table)), "subset_seed": int(subset_seed),
-              "unparsed_smiles_dropped": int((~parsed).sum()), "fingerprint": f"Morgan radius {radius}, {n_bits} bits",
-              "task_columns": {t: QM9_TASKS[t] for t in names}},
-    )
-    ds.info["qm9_index"] = table["Index"].to_numpy()
-    return ds
+    return table[parsed].reset_index(drop=True), bits[parsed], int((~parsed).sum())
