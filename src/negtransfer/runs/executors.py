@@ -32,6 +32,15 @@ ChunkDone = Callable[[list[ModelResult]], None]
 ItemDone = Callable[[int, Any], None]
 
 
+def _checked_workers(workers: int | None) -> int:
+    """``workers`` checked (a whole number >= 1), or every CPU core for None."""
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
+    return int(workers)
+
+
 class Executor(Protocol):
     """Trains chunks of groups and reports each finished chunk."""
 
@@ -81,10 +90,8 @@ class InProcessExecutor(_HoldsNothing):
     """
 
     def __init__(self, on_epoch: Callable[[int, int], None] | None = None, workers: int | None = None):
-        if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
-            raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
         self.on_epoch = on_epoch
-        self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
+        self.workers = _checked_workers(workers)
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         threads = min(self.workers, len(chunks))
@@ -183,9 +190,7 @@ class ProcessPoolExecutor(_HoldsNothing):
     """
 
     def __init__(self, workers: int | None = None):
-        if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
-            raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
-        self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
+        self.workers = _checked_workers(workers)
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         self._each([(train_chunk, (dataset, list(c), config, seed)) for c in chunks],
@@ -263,8 +268,8 @@ class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1,
                  gpus_per_task: float = 0, max_retries: int = 3, quiet: bool = False,
                  chunk_trainer: Callable | None = None):
-        if num_cpus is not None and (isinstance(num_cpus, bool) or int(num_cpus) != num_cpus or num_cpus < 1):
-            raise ValueError(f"--workers must be a whole number >= 1, got {num_cpus!r}")
+        if num_cpus is not None:
+            _checked_workers(num_cpus)
         if not cpus_per_task > 0 or not gpus_per_task >= 0 or max_retries < 0:
             raise ValueError(f"a Ray task needs cpus_per_task > 0, gpus_per_task >= 0 and max_retries >= 0, got "
                              f"{cpus_per_task}, {gpus_per_task} and {max_retries}")
