@@ -141,6 +141,7 @@ class _StackOptimizer:
         self.lr = config.lr
         self.host_checks = host_checks
         self.views, self.flat = views, flat
+        self._scratch: list[torch.Tensor] | None = None  # the scaled step of _sgd_step_all, kept between steps
         self.state, self.state_flat = self._zeros()
         if config.optimizer == "adam":
             self.state2, self.state2_flat = self._zeros()
@@ -197,12 +198,18 @@ class _StackOptimizer:
             p.copy_(torch.where(mask, p - direction * self.lr, p))
 
     def _sgd_step_all(self, params, grads, state) -> None:
-        """The SGD step when every model is active: the same arithmetic, buffers updated in place."""
+        """The SGD step when every model is active: the same arithmetic, buffers updated in place.
+
+        ``direction * lr`` is written into a scratch buffer kept between steps (``torch.mul(..., out=)``,
+        the same product) rather than a new tensor each step."""
         cfg = self.config
-        for p, g, buf in zip(params, grads, state, strict=True):
+        if self._scratch is None or len(self._scratch) != len(params) or any(
+                s.shape != p.shape for s, p in zip(self._scratch, params, strict=True)):
+            self._scratch = [torch.empty_like(p) for p in params]
+        for p, g, buf, scratch in zip(params, grads, state, self._scratch, strict=True):
             direction, _ = sgd_direction(g, buf, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          inplace=True)
-            p.sub_(direction * self.lr)
+            p.sub_(torch.mul(direction, self.lr, out=scratch))
 
     def velocity(self, model: int = 0) -> list[torch.Tensor]:
         """SGD momentum buffers of one model (PyTorch convention), per parameter."""
