@@ -12,7 +12,7 @@ import negtransfer.train.batched as batched
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.train.batched import _StackOptimizer, train_group_models
 from negtransfer.train.config import TrainConfig
-from negtransfer.train.fused_step import mlp_gradients, training_loss
+from negtransfer.train.fused_step import StepWorkspace, mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.model_choice import ModelChoice
 
@@ -53,6 +53,36 @@ def test_fused_gradients_are_autograds_bit_for_bit(mixed_dataset, row_mean, per_
         assert torch.equal(got, want)
     assert has_label.dtype == torch.bool and has_label.shape == (len(groups),)
     assert torch.equal(has_label, (mask * (counts > 0)).sum(1) > 0)
+
+
+@pytest.mark.parametrize("binary_only", [False, True])
+def test_a_kept_workspace_gives_the_numbers_of_fresh_tensors(mixed_dataset, binary_only):
+    """Steps that reuse one StepWorkspace (other batch widths and stack sizes in between) write the gradients of
+    steps with new tensors, bit for bit, and leave no tensor of the workspace requiring a gradient."""
+    ds = mixed_dataset.subset_tasks(["a", "b"]) if binary_only else mixed_dataset
+    layout = TaskLossLayout(ds.tasks)
+    groups = [(0,), (1,), (0, 1)] * 2 if binary_only else GROUPS
+    model = StackedHardSharingMLP(ds.n_features, (8, 5), layout.n_outputs, list(range(len(groups))))
+    flat = model.flatten()
+    mask = _mask(groups, ds.n_tasks)
+    workspace = StepWorkspace()
+    X, Y = torch.from_numpy(ds.X), torch.from_numpy(ds.Y)
+    for rows in (slice(0, 32), slice(32, 48), slice(48, 80), slice(0, 32)):  # widths 32, 16, 32, 32
+        fresh = torch.full_like(flat, float("nan"))
+        kept = torch.full_like(flat, float("nan"))
+        a = mlp_gradients(model, X[rows], Y[rows], layout, mask, False, model.parameter_views(fresh))
+        b = mlp_gradients(model, X[rows], Y[rows], layout, mask, False, model.parameter_views(kept), workspace)
+        assert torch.equal(fresh, kept) and torch.equal(a, b)
+        with torch.no_grad():
+            flat.sub_(0.05 * kept)  # the next step sees other weights
+    model.keep_models(torch.tensor([0, 2]))  # a smaller stack: the workspace makes new tensors
+    mask = mask[[0, 2]]
+    fresh = torch.zeros(model.flat_parameters.numel())
+    kept = torch.zeros_like(fresh)
+    mlp_gradients(model, X[:32], Y[:32], layout, mask, True, model.parameter_views(fresh))
+    mlp_gradients(model, X[:32], Y[:32], layout, mask, True, model.parameter_views(kept), workspace)
+    assert torch.equal(fresh, kept)
+    assert not any(t.requires_grad for t in workspace._tensors.values())
 
 
 def test_flattened_parameters_are_views_and_dropping_keeps_them():

@@ -59,7 +59,7 @@ from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
 from negtransfer.train.config import TrainConfig
-from negtransfer.train.fused_step import mlp_gradients, training_loss
+from negtransfer.train.fused_step import StepWorkspace, mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
 from negtransfer.train.results import ModelResult
@@ -808,6 +808,7 @@ class _FusedStep:
     def _buffers(self) -> None:
         self.grad_flat = torch.zeros_like(self.flat)
         self.views = self.model.parameter_views(self.grad_flat)
+        self.workspace = StepWorkspace()
 
     def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: _EarlyStopping,
              config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -815,7 +816,7 @@ class _FusedStep:
         row_mean = config.loss_weighting == "row-mean"
 
         def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
-            has_label = mlp_gradients(self.model, xb, yb, layout, state.mask, row_mean, self.views)
+            has_label = mlp_gradients(self.model, xb, yb, layout, state.mask, row_mean, self.views, self.workspace)
             opt.step(self.views, has_label & state.running, self.grad_flat)
 
         return step
