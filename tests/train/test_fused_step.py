@@ -129,6 +129,14 @@ def test_flat_optimizer_equals_the_per_parameter_one(optimizer):
     flat_opt.step(b.parameter_views(grad_flat), torch.tensor([True, True]), grad_flat)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+    grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]  # a masked step after the drop
+    grad_flat = torch.cat([g.reshape(-1) for g in grads])
+    plain.step(grads, torch.tensor([False, True]))
+    flat_opt.step(b.parameter_views(grad_flat), torch.tensor([False, True]), grad_flat)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for s, t in zip(plain.state, flat_opt.state, strict=True):
+        assert torch.equal(s, t)
 
 
 def small_network(input_shape, outputs):
@@ -154,3 +162,41 @@ def test_masked_stopped_models_give_the_numbers_of_dropped_ones(mixed_dataset, m
     monkeypatch.setattr(batched, "MASK_STOPPED_MODELS", True)
     masked = train_group_models(mixed_dataset, GROUPS, config, seed=2, repeats=[0, 1, 0, 0, 2, 0, 0, 1, 0])
     assert _numbers(masked) == _numbers(dropped)
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(max_epochs=10, patience=1, lr=0.2, model=ModelChoice.from_callable(small_network)),
+    TrainConfig(optimizer="adam", max_epochs=8, patience=1, lr=0.02, model=ModelChoice.from_callable(small_network)),
+    TrainConfig(max_epochs=15, patience=1, lr=0.2, gradient_aggregation="pcgrad"),
+], ids=["factory-sgd", "factory-adam", "mlp-aggregated"])
+def test_flat_buffers_of_the_autograd_step_give_the_numbers_of_one_tensor_per_parameter(mixed_dataset, monkeypatch,
+                                                                                       config):
+    """Any network (and the built-in MLP where autograd's step is needed): the optimiser over one flat buffer
+    gives the numbers of the optimiser over each parameter tensor, through early stopping's drops."""
+    repeats = [0, 1, 0, 0, 2, 0, 0, 1, 0]
+    flat = train_group_models(mixed_dataset, GROUPS, config, seed=3, repeats=repeats)
+    assert len({r.epochs for r in flat}) > 1  # models stopped at different epochs: the stack shrank
+    monkeypatch.setattr(batched._AutogradStep, "FLAT", False)
+    per_tensor = train_group_models(mixed_dataset, GROUPS, config, seed=3, repeats=repeats)
+    assert _numbers(flat) == _numbers(per_tensor)
+
+
+def test_a_factory_stack_flattens_and_keeps_its_layout_when_models_drop():
+    from negtransfer.nn.stacked import StackedModel
+
+    stack = StackedModel(small_network, (5,), (1, 2), seeds=[3, 4, 5])
+    before = [p.detach().clone() for p in stack.parameters()]
+    assert stack.flat_parameters is None
+    flat = stack.flatten()
+    assert stack.flat_parameters is flat and flat.numel() == sum(b.numel() for b in before)
+    for p, b, v in zip(stack.parameters(), before, stack.parameter_views(flat), strict=True):
+        assert torch.equal(p, b) and p.data_ptr() == v.data_ptr()
+    x = torch.randn(4, 5)
+    out = stack(x)
+    with torch.no_grad():
+        flat.mul_(2.0)  # the parameters are views of the buffer
+    assert not torch.equal(stack(x), out)
+    stack.keep_models(torch.tensor([0, 2]))
+    assert stack.n_models == 2 and stack.flat_parameters is not None
+    for p, b in zip(stack.parameters(), before, strict=True):
+        assert torch.equal(p, 2.0 * b[[0, 2]])
