@@ -99,20 +99,20 @@ def bspline_values(x: np.ndarray, knots: np.ndarray, degree: int) -> np.ndarray:
     h = np.zeros((degree + 1, x.size))
     h[0] = 1.0
     for j in range(1, degree + 1):
-        # scipy's inner loop over n = 1..j, all n at once: w_n = h[n-1] / (t[ell+n] - t[ell+n-j]), then
-        # h[n-1] += w_n (t[ell+n] - x) and h[n] = w_n (x - t[ell+n-j]); the same products and sums, in order
-        upper, lower = slice(degree, degree + j), slice(degree - j, degree)  # rows of t[ell+n], t[ell+n-j]
-        gap = around[upper] - around[lower]
-        # knots that coincide (a constant feature): that B-spline is 0, as in scipy
-        w = np.divide(h[:j], gap, out=np.zeros_like(gap), where=gap != 0) if degenerate else h[:j] / gap
-        from_right = w * right[upper]
-        from_left = w * left[lower]
-        h[0] = 0.0 + from_right[0]
-        h[1:j] = from_left[:-1] + from_right[1:]
-        h[j] = from_left[-1]
+        hh = h[:j].copy()
+        h[0] = 0.0
+        for n in range(1, j + 1):
+            b, a = n + degree - 1, n - j + degree - 1  # knots[ell + n] and knots[ell + n - j]
+            gap = around[b] - around[a]
+            # knots that coincide (a constant feature): that B-spline is 0, as in scipy
+            w = np.divide(hh[n - 1], gap, out=np.zeros_like(gap), where=gap != 0) if degenerate else hh[n - 1] / gap
+            h[n - 1] += w * right[b]
+            h[n] = w * left[a]
     values = np.zeros((x.size, n_splines))
+    flat = values.reshape(-1)
     first = np.arange(x.size) * n_splines + ell - degree  # each point's first non-zero B-spline
-    values.reshape(-1)[first + np.arange(degree + 1)[:, None]] = h
+    for a in range(degree + 1):
+        flat[first + a] = h[a]
     return values
 
 
