@@ -1,5 +1,5 @@
 """Start-up costs: the seconds a fresh interpreter takes to import negtransfer, show the command line's help, or
-get ready to fit the gain predictor, against a bare ``python -c pass``.
+fit the gain predictor, against a bare ``python -c pass``.
 
 Each variant is a fresh subprocess of this interpreter (this checkout's ``src/`` first on the path), timed
 wall-clock from start to exit; the variants run interleaved (one of each per round, ``--rounds`` rounds) and
@@ -7,8 +7,8 @@ the medians are printed, each also as a ratio to the bare interpreter's median o
 also reports which heavy packages it imported: the command line's common path (``--help``, a command's
 ``--help``) imports none of numpy, scipy.stats, torch, pandas, scikit-learn or matplotlib; training
 (AUROC included) no scipy.stats (the row "numpy + scipy.stats" is what AUROC's ``scipy.stats.rankdata``
-cost every training process before); the ETAP gain predictor scikit-learn, and through it scipy.stats
-and pandas.
+cost every training process before); the ETAP gain predictor, fitted and predicting, numpy alone (the row
+"scikit-learn" is what it imported before: scikit-learn, and through it scipy.stats and pandas).
 
 Run: ``python benchmarks/startup.py [--rounds 15]`` (``--smoke``: 2 rounds; a check that it runs).
 The last line is ``help_vs_bare_python: X`` (``negtransfer --help`` over ``python -c pass``). The figures
@@ -38,8 +38,12 @@ VARIANTS: dict[str, tuple[str | None, list[str]]] = {
     "training metrics (AUROC)": ("import numpy as np; from negtransfer.train.metrics import auroc_rows; "
                                  "auroc_rows(np.array([0, 1, 1]), np.array([[0.2, 0.5, 0.9]])); " + REPORT, []),
     "numpy + scipy.stats (AUROC before)": ("import numpy, scipy.stats; " + REPORT, []),
-    "ETAP predictor ready": ("import negtransfer.gains.etap, sklearn.model_selection, sklearn.linear_model, "
-                             "sklearn.pipeline; " + REPORT, []),
+    "ETAP predictor fitted": ("import numpy as np; from negtransfer.gains.etap import ETAPPredictor; "
+                              "U = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], dtype=bool); "
+                              "ETAPPredictor(np.full((3, 3), 0.1), cv=2, spline_degrees=(2,), spline_n_knots=(2, 3))"
+                              ".fit(U, np.where(U, 0.1, np.nan)).predict(U); " + REPORT, []),
+    "scikit-learn (ETAP predictor before)": ("import sklearn.model_selection, sklearn.linear_model, sklearn.pipeline, "
+                                             "sklearn.preprocessing; " + REPORT, []),
 }
 
 
@@ -89,7 +93,7 @@ def main(argv=None) -> None:
     print()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     for name, key in (("import negtransfer", "import_negtransfer"), ("negtransfer group --help", "group_help"),
-                      ("ETAP predictor ready", "etap_predictor_ready")):
+                      ("ETAP predictor fitted", "etap_predictor_fitted")):
         print(f"{key}_vs_bare_python: {statistics.median(seconds[name]) / bare:.2f}")
     print(f"help_vs_bare_python: {statistics.median(seconds['negtransfer --help']) / bare:.2f}")
 

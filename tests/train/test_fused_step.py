@@ -12,7 +12,7 @@ import negtransfer.train.batched as batched
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.train.batched import _StackOptimizer, train_group_models
 from negtransfer.train.config import TrainConfig
-from negtransfer.train.fused_step import mlp_gradients, training_loss
+from negtransfer.train.fused_step import StepWorkspace, mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.model_choice import ModelChoice
 
@@ -53,6 +53,36 @@ def test_fused_gradients_are_autograds_bit_for_bit(mixed_dataset, row_mean, per_
         assert torch.equal(got, want)
     assert has_label.dtype == torch.bool and has_label.shape == (len(groups),)
     assert torch.equal(has_label, (mask * (counts > 0)).sum(1) > 0)
+
+
+@pytest.mark.parametrize("binary_only", [False, True])
+def test_a_kept_workspace_gives_the_numbers_of_fresh_tensors(mixed_dataset, binary_only):
+    """Steps that reuse one StepWorkspace (other batch widths and stack sizes in between) write the gradients of
+    steps with new tensors, bit for bit, and leave no tensor of the workspace requiring a gradient."""
+    ds = mixed_dataset.subset_tasks(["a", "b"]) if binary_only else mixed_dataset
+    layout = TaskLossLayout(ds.tasks)
+    groups = [(0,), (1,), (0, 1)] * 2 if binary_only else GROUPS
+    model = StackedHardSharingMLP(ds.n_features, (8, 5), layout.n_outputs, list(range(len(groups))))
+    flat = model.flatten()
+    mask = _mask(groups, ds.n_tasks)
+    workspace = StepWorkspace()
+    X, Y = torch.from_numpy(ds.X), torch.from_numpy(ds.Y)
+    for rows in (slice(0, 32), slice(32, 48), slice(48, 80), slice(0, 32)):  # widths 32, 16, 32, 32
+        fresh = torch.full_like(flat, float("nan"))
+        kept = torch.full_like(flat, float("nan"))
+        a = mlp_gradients(model, X[rows], Y[rows], layout, mask, False, model.parameter_views(fresh))
+        b = mlp_gradients(model, X[rows], Y[rows], layout, mask, False, model.parameter_views(kept), workspace)
+        assert torch.equal(fresh, kept) and torch.equal(a, b)
+        with torch.no_grad():
+            flat.sub_(0.05 * kept)  # the next step sees other weights
+    model.keep_models(torch.tensor([0, 2]))  # a smaller stack: the workspace makes new tensors
+    mask = mask[[0, 2]]
+    fresh = torch.zeros(model.flat_parameters.numel())
+    kept = torch.zeros_like(fresh)
+    mlp_gradients(model, X[:32], Y[:32], layout, mask, True, model.parameter_views(fresh))
+    mlp_gradients(model, X[:32], Y[:32], layout, mask, True, model.parameter_views(kept), workspace)
+    assert torch.equal(fresh, kept)
+    assert not any(t.requires_grad for t in workspace._tensors.values())
 
 
 def test_flattened_parameters_are_views_and_dropping_keeps_them():
@@ -99,6 +129,14 @@ def test_flat_optimizer_equals_the_per_parameter_one(optimizer):
     flat_opt.step(b.parameter_views(grad_flat), torch.tensor([True, True]), grad_flat)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+    grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]  # a masked step after the drop
+    grad_flat = torch.cat([g.reshape(-1) for g in grads])
+    plain.step(grads, torch.tensor([False, True]))
+    flat_opt.step(b.parameter_views(grad_flat), torch.tensor([False, True]), grad_flat)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for s, t in zip(plain.state, flat_opt.state, strict=True):
+        assert torch.equal(s, t)
 
 
 def small_network(input_shape, outputs):
@@ -124,3 +162,41 @@ def test_masked_stopped_models_give_the_numbers_of_dropped_ones(mixed_dataset, m
     monkeypatch.setattr(batched, "MASK_STOPPED_MODELS", True)
     masked = train_group_models(mixed_dataset, GROUPS, config, seed=2, repeats=[0, 1, 0, 0, 2, 0, 0, 1, 0])
     assert _numbers(masked) == _numbers(dropped)
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(max_epochs=10, patience=1, lr=0.2, model=ModelChoice.from_callable(small_network)),
+    TrainConfig(optimizer="adam", max_epochs=8, patience=1, lr=0.02, model=ModelChoice.from_callable(small_network)),
+    TrainConfig(max_epochs=15, patience=1, lr=0.2, gradient_aggregation="pcgrad"),
+], ids=["factory-sgd", "factory-adam", "mlp-aggregated"])
+def test_flat_buffers_of_the_autograd_step_give_the_numbers_of_one_tensor_per_parameter(mixed_dataset, monkeypatch,
+                                                                                       config):
+    """Any network (and the built-in MLP where autograd's step is needed): the optimiser over one flat buffer
+    gives the numbers of the optimiser over each parameter tensor, through early stopping's drops."""
+    repeats = [0, 1, 0, 0, 2, 0, 0, 1, 0]
+    flat = train_group_models(mixed_dataset, GROUPS, config, seed=3, repeats=repeats)
+    assert len({r.epochs for r in flat}) > 1  # models stopped at different epochs: the stack shrank
+    monkeypatch.setattr(batched._AutogradStep, "FLAT", False)
+    per_tensor = train_group_models(mixed_dataset, GROUPS, config, seed=3, repeats=repeats)
+    assert _numbers(flat) == _numbers(per_tensor)
+
+
+def test_a_factory_stack_flattens_and_keeps_its_layout_when_models_drop():
+    from negtransfer.nn.stacked import StackedModel
+
+    stack = StackedModel(small_network, (5,), (1, 2), seeds=[3, 4, 5])
+    before = [p.detach().clone() for p in stack.parameters()]
+    assert stack.flat_parameters is None
+    flat = stack.flatten()
+    assert stack.flat_parameters is flat and flat.numel() == sum(b.numel() for b in before)
+    for p, b, v in zip(stack.parameters(), before, stack.parameter_views(flat), strict=True):
+        assert torch.equal(p, b) and p.data_ptr() == v.data_ptr()
+    x = torch.randn(4, 5)
+    out = stack(x)
+    with torch.no_grad():
+        flat.mul_(2.0)  # the parameters are views of the buffer
+    assert not torch.equal(stack(x), out)
+    stack.keep_models(torch.tensor([0, 2]))
+    assert stack.n_models == 2 and stack.flat_parameters is not None
+    for p, b in zip(stack.parameters(), before, strict=True):
+        assert torch.equal(p, 2.0 * b[[0, 2]])

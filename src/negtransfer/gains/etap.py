@@ -24,22 +24,20 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator
-
-# what every fit and prediction of the default (spline) predictor uses, imported with the module: building the
-# first predictor pays the imports, not its fit (the grouping job times the two apart)
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import GroupKFold, KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import SplineTransformer
-from sklearn.utils.validation import check_is_fitted
 
 from negtransfer.affinity.scores import (
     group_affinity_scores,
     validate_affinity_matrix,
     validate_groups,
 )
-from negtransfer.gains.splines import SplineBasisCache
+from negtransfer.gains.estimator import (
+    Parameters,
+    check_fitted,
+    group_kfold_splits,
+    kfold_splits,
+    ridge_fit,
+)
+from negtransfer.gains.splines import SplineBasisCache, SplineRidge
 
 __all__ = [
     "ETAPPredictor",
@@ -150,9 +148,11 @@ def _spline_ridge_cv_search(z, y, folds, degrees, n_knots, alphas):
     scores = np.empty((len(folds), len(alphas), len(degrees), len(n_knots)))
     for f, (tr, te) in enumerate(folds):
         y_tr, y_te = y[tr, None], y[te]
+        z_tr = z[tr]
+        low, high = float(np.nanmin(z_tr)), float(np.nanmax(z_tr))  # the range the fold's knots span
         for di, degree in enumerate(degrees):
             for ki, knots in enumerate(n_knots):
-                basis = bases.basis(tr, degree, knots)
+                basis = bases.basis_on_range(low, high, degree, knots)
                 pred = ridge_path_predict(basis[tr], y_tr, basis[te], alphas_arr)
                 scores[f, :, di, ki] = -np.mean((pred[:, :, 0] - y_te) ** 2, axis=1)
     flat = scores.reshape(len(folds), -1)
@@ -187,7 +187,7 @@ def _spline_ridge_cv_search(z, y, folds, degrees, n_knots, alphas):
 # --------------------------------------------------------------------------- #
 # stage 2 model
 # --------------------------------------------------------------------------- #
-class MemberRidge(BaseEstimator):
+class MemberRidge(Parameters):
     """One ridge regression per task, fitted only on the groups containing it.
 
     Stage-2 residual model of :class:`ETAPPredictor` with
@@ -228,9 +228,7 @@ class MemberRidge(BaseEstimator):
             rows = mask[:, t]
             if not rows.any():
                 continue
-            ridge = Ridge(alpha=self.alpha).fit(x[rows], e[rows, t])
-            self.coef_[t] = ridge.coef_
-            self.intercept_[t] = ridge.intercept_
+            self.coef_[t], self.intercept_[t] = ridge_fit(x[rows], e[rows, t], self.alpha)
         return self
 
     def predict(self, U):
@@ -241,7 +239,7 @@ class MemberRidge(BaseEstimator):
 # --------------------------------------------------------------------------- #
 # the estimator
 # --------------------------------------------------------------------------- #
-class ETAPPredictor(BaseEstimator):
+class ETAPPredictor(Parameters):
     r"""Predict per-task MTL gains of task groups from task affinities (ETAP).
 
     Two-stage ensemble of Ayman, Mukhopadhyay and Laszka, "Ensemble
@@ -251,10 +249,12 @@ class ETAPPredictor(BaseEstimator):
        two or more tasks and every member ``t``, the groupwise affinity score
        :math:`\bar z_{G\to t}` (eq. 7, :func:`group_affinity_scores`) is the
        feature and the measured gain :math:`y_{G\to t}` the label. With
-       ``stage1="spline"`` the map is ``SplineTransformer(include_bias=True)``
-       (B-spline basis :math:`\phi`, eq. 8) followed by ``Ridge`` (eq. 9);
-       degree, knot count and ridge strength are chosen by cross-validation on
-       the training groups (appendix B.2).
+       ``stage1="spline"`` the map is a B-spline basis :math:`\phi` (eq. 8)
+       followed by a ridge regression (eq. 9), scikit-learn's
+       ``SplineTransformer(include_bias=True)`` and ``Ridge`` written out
+       (:class:`~negtransfer.gains.splines.SplineRidge`; no scikit-learn import
+       on this path); degree, knot count and ridge strength are chosen by
+       cross-validation on the training groups (appendix B.2).
     2. **Residual correction** (eq. 10-11). A ridge regression on the multi-hot
        group encoding :math:`u_G` predicts the stage-1 residual
        :math:`e_{G\to t} = y_{G\to t} - \hat y^{aff}_{G\to t}` of every member
@@ -319,7 +319,9 @@ class ETAPPredictor(BaseEstimator):
     n_train_groups_ : int
         Training groups with at least two tasks (the ones learned from).
     stage1_ : estimator
-        Fitted stage-1 model mapping ``z`` of shape (k, 1) to gains (k,).
+        Fitted stage-1 model mapping ``z`` of shape (k, 1) to gains (k,):
+        :class:`~negtransfer.gains.splines.SplineRidge` for ``"spline"``, a
+        scikit-learn model otherwise.
     stage2_ : MemberRidge, sklearn.linear_model.Ridge or None
         Fitted residual model, ``predict(U) -> (m, n_tasks)``; None when
         ``residual=False``.
@@ -479,7 +481,7 @@ class ETAPPredictor(BaseEstimator):
         folds = None
         if n_groups >= 2:
             n_splits = min(int(self.cv), n_groups)
-            folds = list(GroupKFold(n_splits=n_splits).split(z[:, None], y, groups=group_ids))
+            folds = group_kfold_splits(group_ids, n_splits)
             self.n_splits_["stage1"] = n_splits
         elif self.stage1 != "affine":
             warnings.warn(
@@ -498,6 +500,7 @@ class ETAPPredictor(BaseEstimator):
             return {}
         if kind == "knn":
             from sklearn.neighbors import KNeighborsRegressor
+            from sklearn.pipeline import Pipeline
             from sklearn.preprocessing import StandardScaler
 
             model = Pipeline([("scale", StandardScaler()), ("knn", KNeighborsRegressor())])
@@ -545,17 +548,7 @@ class ETAPPredictor(BaseEstimator):
             results = _spline_ridge_cv_search(z, y, folds, degrees, n_knots, alphas)
             self.cv_results_ = results
             params = results["params"][results["best_index"]]
-        self.stage1_ = Pipeline(
-            [
-                (
-                    "spline",
-                    SplineTransformer(
-                        degree=params["degree"], n_knots=params["n_knots"], include_bias=True
-                    ),
-                ),
-                ("ridge", Ridge(alpha=params["alpha"])),
-            ]
-        ).fit(z[:, None], y)
+        self.stage1_ = SplineRidge(params["degree"], params["n_knots"], params["alpha"]).fit(z, y)
         return dict(params)
 
     def _fit_stage2(self, u, resid):
@@ -564,9 +557,8 @@ class ETAPPredictor(BaseEstimator):
         n_groups = u.shape[0]
         if n_groups >= 2 and alphas.size > 1:
             n_splits = min(int(self.residual_cv), n_groups)
-            folds = KFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
             fold_scores = []
-            for tr, te in folds.split(x):
+            for tr, te in kfold_splits(n_groups, n_splits, shuffle=True, random_state=self.random_state):
                 mse = self._stage2_fold_mse(x, resid, u, tr, te, alphas)
                 if mse is not None:
                     fold_scores.append(mse)
@@ -584,6 +576,8 @@ class ETAPPredictor(BaseEstimator):
         if self.outside_label == "exclude":
             self.stage2_ = MemberRidge(alpha=alpha).fit(x, resid, u)
         else:
+            from sklearn.linear_model import Ridge
+
             self.stage2_ = Ridge(alpha=alpha).fit(x, np.where(u, resid, 0.0))
 
     def _stage2_fold_mse(self, x, resid, u, tr, te, alphas):
@@ -629,7 +623,7 @@ class ETAPPredictor(BaseEstimator):
             members of groups of two or more tasks; 0 for the task of a one-task
             group; NaN for tasks outside the group.
         """
-        check_is_fitted(self, "stage1_")
+        check_fitted(self, "stage1_")
         u = validate_groups(U, n_tasks=self.n_tasks_, name="U")
         out = np.full(u.shape, np.nan)
         out[u & (u.sum(axis=1) == 1)[:, None]] = 0.0

@@ -59,7 +59,7 @@ from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
 from negtransfer.train.config import TrainConfig
-from negtransfer.train.fused_step import mlp_gradients, training_loss
+from negtransfer.train.fused_step import StepWorkspace, mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
 from negtransfer.train.results import ModelResult
@@ -141,6 +141,8 @@ class _StackOptimizer:
         self.lr = config.lr
         self.host_checks = host_checks
         self.views, self.flat = views, flat
+        self._scratch: list[torch.Tensor] | None = None  # the scaled step of _sgd_step_all, kept between steps
+        self._owner: torch.Tensor | None = None  # the stack position of each flat entry (_owners)
         self.state, self.state_flat = self._zeros()
         if config.optimizer == "adam":
             self.state2, self.state2_flat = self._zeros()
@@ -176,6 +178,9 @@ class _StackOptimizer:
             else:
                 self._sgd_step_all(self.params, grads, self.state)
             return
+        if flat_grad is not None and self.flat is not None:
+            self._masked_flat_step(flat_grad, active)
+            return
         if cfg.optimizer == "adam":
             self.steps = torch.where(active, self.steps + 1, self.steps)
             corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
@@ -196,13 +201,52 @@ class _StackOptimizer:
                                            eps=cfg.adam_eps)
             p.copy_(torch.where(mask, p - direction * self.lr, p))
 
-    def _sgd_step_all(self, params, grads, state) -> None:
-        """The SGD step when every model is active: the same arithmetic, buffers updated in place."""
+    def _owners(self) -> torch.Tensor:
+        """The stack position of every entry of the flat buffers (each parameter's (K, ...) block in turn)."""
+        assert self.flat is not None
+        if self._owner is None or self._owner.numel() != self.flat.numel():
+            models = torch.arange(self.params[0].shape[0], device=self.flat.device)
+            self._owner = torch.cat([models.repeat_interleave(p[0].numel()) for p in self.params])
+        return self._owner
+
+    def _masked_flat_step(self, flat_grad: torch.Tensor, active: torch.Tensor) -> None:
+        """The masked step (some models inactive, or no host check) over the flat buffers: the per-parameter
+        arithmetic of :meth:`step`, element for element, with the mask gathered per entry (a few operations
+        for the whole stack instead of a few per parameter tensor)."""
         cfg = self.config
-        for p, g, buf in zip(params, grads, state, strict=True):
+        assert self.flat is not None and self.state_flat is not None
+        owner = self._owners()
+        mask = active.index_select(0, owner)
+        p, state = self.flat, self.state_flat
+        if cfg.optimizer == "sgd":
+            direction, buf = sgd_direction(flat_grad, state, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            if buf is not None:  # with momentum
+                state.copy_(torch.where(mask, buf, state))
+        else:
+            assert self.state2_flat is not None
+            self.steps = torch.where(active, self.steps + 1, self.steps)
+            corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
+            m, v = adam_moments(flat_grad, state, self.state2_flat, p, betas=cfg.adam_betas,
+                                weight_decay=cfg.weight_decay)
+            state.copy_(torch.where(mask, m, state))
+            self.state2_flat.copy_(torch.where(mask, v, self.state2_flat))
+            direction = adam_direction(m, v, corrections[0].index_select(0, owner),
+                                       corrections[1].index_select(0, owner), eps=cfg.adam_eps)
+        p.copy_(torch.where(mask, p - direction * self.lr, p))
+
+    def _sgd_step_all(self, params, grads, state) -> None:
+        """The SGD step when every model is active: the same arithmetic, buffers updated in place.
+
+        ``direction * lr`` is written into a scratch buffer kept between steps (``torch.mul(..., out=)``,
+        the same product) rather than a new tensor each step."""
+        cfg = self.config
+        if self._scratch is None or len(self._scratch) != len(params) or any(
+                s.shape != p.shape for s, p in zip(self._scratch, params, strict=True)):
+            self._scratch = [torch.empty_like(p) for p in params]
+        for p, g, buf, scratch in zip(params, grads, state, self._scratch, strict=True):
             direction, _ = sgd_direction(g, buf, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          inplace=True)
-            p.sub_(direction * self.lr)
+            p.sub_(torch.mul(direction, self.lr, out=scratch))
 
     def velocity(self, model: int = 0) -> list[torch.Tensor]:
         """SGD momentum buffers of one model (PyTorch convention), per parameter."""
@@ -701,10 +745,39 @@ def _validate(model: Stack, layout: TaskLossLayout, validation: tuple[torch.Tens
 
 
 class _AutogradStep:
-    """A training step through autograd's graph of the stack: any network, step hooks, aggregated gradients."""
+    """A training step through autograd's graph of the stack: any network, step hooks, aggregated gradients.
+
+    With ``FLAT`` the stack's parameters become views of one flat buffer (``model.flatten()``, the built-in
+    MLP's and :class:`~negtransfer.nn.stacked.StackedModel`'s): each step's gradients are copied into one flat
+    gradient buffer and the optimiser updates the whole stack with a few vector operations, the same
+    arithmetic element for element as one parameter tensor at a time (tests/train/test_fused_step.py)."""
+
+    #: Flat parameter, gradient and optimiser buffers (False: one tensor per parameter, as before; tests).
+    FLAT = True
 
     def __init__(self, model: Stack, step_hook, surgery):
         self.model, self.step_hook, self.surgery = model, step_hook, surgery
+        self.flat: torch.Tensor | None = model.flatten() if self.FLAT else None
+        self._buffers()
+
+    @property
+    def view_layout(self) -> Callable[[torch.Tensor], list[torch.Tensor]] | None:
+        """Views of a flat buffer shaped like the stack's parameters (None without flat buffers)."""
+        return self.model.parameter_views if self.flat is not None else None
+
+    def _buffers(self) -> None:
+        self.grad_flat = None if self.flat is None else torch.empty_like(self.flat)
+        self.grad_views = None if self.grad_flat is None else self.model.parameter_views(self.grad_flat)
+
+    def keep(self) -> torch.Tensor | None:
+        """After the model dropped models: the new flat parameter buffer (None without flat buffers)."""
+        if self.flat is None:
+            return None
+        flat = self.model.flat_parameters
+        assert flat is not None, "keep_models keeps the flat storage"
+        self.flat = flat
+        self._buffers()
+        return flat
 
     def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: "_EarlyStopping",
              config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -719,7 +792,11 @@ class _AutogradStep:
                 return
             grads = _step_gradients(self.step_hook, self.surgery, self.model, opt, list(self.model.parameters()),
                                     (xb, yb), (sums, counts, losses), state.mask, state.alive, row_mean)
-            opt.step(grads, has_label)
+            if self.grad_flat is None or self.grad_views is None:
+                opt.step(grads, has_label)
+                return
+            torch.cat([g.reshape(-1) for g in grads], out=self.grad_flat)
+            opt.step(self.grad_views, has_label, self.grad_flat)
 
         return step
 
@@ -791,6 +868,11 @@ class _FusedStep:
         self.flat = model.flatten()
         self._buffers()
 
+    @property
+    def view_layout(self) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+        """Views of a flat buffer shaped like the stack's parameters."""
+        return self.model.parameter_views
+
     @classmethod
     def applies(cls, model: Stack, step_hook, surgery) -> "_FusedStep | None":
         """The fused step of ``model``, or None where the autograd step is needed."""
@@ -801,6 +883,7 @@ class _FusedStep:
     def _buffers(self) -> None:
         self.grad_flat = torch.zeros_like(self.flat)
         self.views = self.model.parameter_views(self.grad_flat)
+        self.workspace = StepWorkspace()
 
     def bind(self, opt: _StackOptimizer, layout: TaskLossLayout, state: _EarlyStopping,
              config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -808,7 +891,7 @@ class _FusedStep:
         row_mean = config.loss_weighting == "row-mean"
 
         def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
-            has_label = mlp_gradients(self.model, xb, yb, layout, state.mask, row_mean, self.views)
+            has_label = mlp_gradients(self.model, xb, yb, layout, state.mask, row_mean, self.views, self.workspace)
             opt.step(self.views, has_label & state.running, self.grad_flat)
 
         return step
@@ -848,10 +931,10 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     model = build_stack(dataset, config, init_seeds, plan).to(device)
     surgery = (SharedGradientAggregator(config.gradient_aggregation, train_seeds)
                if config.gradient_aggregation != "sum" else None)
-    fused = _FusedStep.applies(model, step_hook, surgery)
+    stepper = _FusedStep.applies(model, step_hook, surgery) or _AutogradStep(model, step_hook, surgery)
     masked = masks_stopped_models(device)  # the GPU form: fixed shapes, no host read of a tensor
     opt = _StackOptimizer([p.data for p in model.parameters()], config, host_checks=not masked,
-                          views=fused.model.parameter_views if fused else None, flat=fused.flat if fused else None)
+                          views=stepper.view_layout, flat=stepper.flat)
     X, Y = torch.from_numpy(dataset.X), torch.from_numpy(dataset.Y)
     val_rows = torch.from_numpy(stopping_rows(dataset, config))
     X_val, Y_val = _padded_rows(X[val_rows], Y[val_rows])
@@ -859,7 +942,7 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     batches = _Batches(dataset, group_idx, train_seeds, config,
                        unpadded=isinstance(model, StackedModel) and not model.stackable and bool(model.buffer_names))
     state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
-    step = (fused or _AutogradStep(model, step_hook, surgery)).bind(opt, layout, state, config)
+    step = stepper.bind(opt, layout, state, config)
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
         model.train()
@@ -878,7 +961,7 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
         elif not bool(still.all()):
             keep = torch.nonzero(still).flatten()
             model.keep_models(keep)
-            opt.keep(keep, [p.data for p in model.parameters()], fused.keep() if fused else None)
+            opt.keep(keep, [p.data for p in model.parameters()], stepper.keep())
             state.keep(keep)
     seconds = (time.perf_counter() - t_start) / K
     # Evaluate the best-epoch weights of every model in one stack.

@@ -34,12 +34,34 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.train.losses import VECTOR_BLOCK, TaskLossLayout
 
-__all__ = ["binary_output_gradient", "mlp_gradients", "training_loss"]
+__all__ = ["StepWorkspace", "binary_output_gradient", "mlp_gradients", "training_loss"]
+
+
+class StepWorkspace:
+    """The tensors a fused step writes into, kept from one step to the next.
+
+    Each step of a stack needs the same temporaries (every layer's
+    activations, the backward pass's input gradients, the padded logits):
+    allocated once and reused they cost no allocation per step, and the
+    numbers are the same as with fresh tensors (the operations write their
+    results with ``out=``, or in place where the result overwrites its input
+    with the same kernel). A tensor is made anew when its shape changes (the
+    shorter last batch of an epoch; a stack that dropped its stopped models).
+    """
+
+    def __init__(self) -> None:
+        self._tensors: dict[str, torch.Tensor] = {}
+
+    def tensor(self, name: str, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+        """The workspace tensor ``name`` of ``shape`` (uninitialised), on ``like``'s device and of its dtype."""
+        found = self._tensors.get(name)
+        if found is None or found.shape != tuple(shape) or found.dtype != like.dtype or found.device != like.device:
+            found = self._tensors[name] = like.new_empty(tuple(shape))
+        return found
 
 
 def training_loss(sums: torch.Tensor, counts: torch.Tensor, losses: torch.Tensor, mask: torch.Tensor,
@@ -57,7 +79,7 @@ def training_loss(sums: torch.Tensor, counts: torch.Tensor, losses: torch.Tensor
 
 @torch.no_grad()
 def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
-                           row_mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                           row_mean: bool, workspace: StepWorkspace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the training loss with respect to the stack's outputs when every task is binary; label counts.
 
     The arithmetic of autograd's backward pass through
@@ -78,9 +100,9 @@ def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.T
     shared = y.dim() == 2
     labels = y.unsqueeze(0) if shared else y
     labelled = ~torch.isnan(labels)
-    counts = labelled.sum(1).to(out.dtype)
-    safe = torch.where(labelled, labels, torch.zeros_like(labels))
     weight = labelled.to(out.dtype)
+    counts = weight.sum(1)  # sums of ones and zeros: exactly the label counts
+    safe = torch.where(labelled, labels, 0.0)
     K, B = out.shape[0], out.shape[1]
     if row_mean:
         per_task = (1.0 / (counts * mask).sum(1).clamp(min=1.0)).unsqueeze(1) * mask
@@ -88,23 +110,28 @@ def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.T
         per_task = mask / counts.clamp(min=1.0)
     binary = layout.binary
     every_output = len(binary) == out.shape[2]  # the outputs are the binary tasks' logits, in order
-    index = layout.binary_outputs(out.device)
-    logits = out if every_output else out.index_select(2, index)
+    logits = out if every_output else out.index_select(2, layout.binary_outputs(out.device))
     m = logits.shape[2]
     size = B * m
     padded = -(-size // VECTOR_BLOCK) * VECTOR_BLOCK
-    probability = torch.sigmoid(F.pad(logits.reshape(K, size), (0, padded - size)))[:, :size].reshape(K, B, m)
+    # the sigmoid over rows padded to whole blocks (each value from the kernel's vector path, as in the loss);
+    # what the padding holds does not matter, each value depends on its own logit only
+    blocks = torch.empty(K, padded, dtype=out.dtype, device=out.device) if workspace is None else \
+        workspace.tensor("logit blocks", (K, padded), out)
+    blocks[:, :size].copy_(logits.reshape(K, size))
+    probability = blocks.sigmoid_()[:, :size].view(K, B, m)
     if not every_output:
         safe, per_task, weight = safe[:, :, binary], per_task[:, binary], weight[:, :, binary]
-    elem = (probability - safe) * (per_task.unsqueeze(1) * weight)
+    elem = torch.sub(probability, safe).mul_(per_task.unsqueeze(1) * weight)
     if every_output:  # 0 + elem, as autograd's index_select backward adds into zeros (a -0 becomes +0)
         return elem.add_(0.0), (counts[0] if shared else counts)
-    gradient = out.new_zeros(K, B, out.shape[2]).index_add_(2, index, elem)
+    gradient = out.new_zeros(K, B, out.shape[2]).index_add_(2, layout.binary_outputs(out.device), elem)
     return gradient, (counts[0] if shared else counts)
 
 
 def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor, layout: TaskLossLayout,
-                  mask: torch.Tensor, row_mean: bool, grads: Sequence[torch.Tensor]) -> torch.Tensor:
+                  mask: torch.Tensor, row_mean: bool, grads: Sequence[torch.Tensor],
+                  workspace: StepWorkspace | None = None) -> torch.Tensor:
     """Write the gradient of the training loss on one batch into ``grads``; return which models step.
 
     Parameters
@@ -122,6 +149,9 @@ def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor
         The objective (:func:`training_loss`).
     grads : sequence of Tensor
         Views shaped like ``model.parameters()`` (weights, then biases), overwritten.
+    workspace : StepWorkspace, optional
+        Where the activations and temporaries are written, kept between steps
+        (the trainer passes one per stack); a fresh one (new tensors) if None.
 
     Returns
     -------
@@ -132,18 +162,19 @@ def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor
     weights, biases = list(model.weights), list(model.biases)
     n_layers = len(weights)
     K = weights[0].shape[0]
+    work = workspace if workspace is not None else StepWorkspace()
     h = x if x.dim() == 3 else x.unsqueeze(0).expand(K, *x.shape)
     inputs = []
     with torch.no_grad():
         for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
             inputs.append(h)
-            h = torch.baddbmm(b, h, w)
+            h = torch.baddbmm(b, h, w, out=work.tensor(f"layer {layer} output", (K, h.shape[1], w.shape[2]), w))
             if layer < n_layers - 1:
-                h = torch.relu(h)
+                h.relu_()
     if layout.binary and not layout.regression and not layout.multiclass:
-        g, counts = binary_output_gradient(layout, h, y, mask, row_mean)
+        g, counts = binary_output_gradient(layout, h, y, mask, row_mean, work)
     else:
-        out = h.requires_grad_()
+        out = h.detach().requires_grad_()  # (the workspace's tensor itself does not require a gradient)
         with torch.enable_grad():
             sums, counts = layout.loss_sums(out, y)
             losses = sums / counts.clamp(min=1.0)
@@ -153,5 +184,8 @@ def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor
             torch.bmm(inputs[layer].transpose(1, 2), g, out=grads[layer])
             torch.sum(g, 1, keepdim=True, out=grads[n_layers + layer])
             if layer:
-                g = torch.ops.aten.threshold_backward(g.bmm(weights[layer].transpose(1, 2)), inputs[layer], 0)
+                g_in = torch.bmm(g, weights[layer].transpose(1, 2),
+                                 out=work.tensor(f"layer {layer} input gradient", inputs[layer].shape, g))
+                # zero where the ReLU was off, in place: threshold_backward(g W^T, h, 0), as autograd
+                g = torch.ops.aten.threshold_backward.grad_input(g_in, inputs[layer], 0, grad_input=g_in)
         return (mask * (counts > 0)).sum(1) > 0
