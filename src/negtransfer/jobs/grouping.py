@@ -28,6 +28,10 @@ the per-task assignment of an overlapping grouping, the comparison with simple
 alternatives) uses *validation* losses by default (``gain_split="validation"``);
 reported losses, the prediction quality and the test oracle use the test split
 (ETAP eq. 1 defines gains on test data; ``gain_split="test"`` follows the paper).
+With ``audit`` > 0 a stratified share of the non-test rows is held back as
+audit rows (split code 4) that no run trains, stops or measures gains on; the
+comparison with STL and the all-task model and the fallback to the better of
+them are then decided on those rows (issue 25).
 """
 
 from __future__ import annotations
@@ -612,7 +616,8 @@ def train_chosen_groups(state: GroupingState) -> None:
 
 
 def compare_with_alternatives(state: GroupingState) -> None:
-    """Stage 6: never knowingly worse: the recommendation against simple alternatives, on validation data."""
+    """Stage 6: never knowingly worse: the recommendation against simple alternatives, on the audit rows when the
+    dataset has them (the fallback to the better alternative decided there), else on validation data."""
     state.comparison = _compare_with_alternatives(state, state.chosen, state.everything)
 
 
