@@ -221,7 +221,8 @@ def make_synthetic_tasks(
     return ds
 
 
-def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000) -> MultiTaskDataset:
+def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000, *, n_clusters: int = 5,
+                     n_features: int = 6, fractions: Sequence[float] = (0.7, 0.1, 0.2)) -> MultiTaskDataset:
     """Ten small, nearly separable per-task-rows classification tasks: the case of issue 25 where choosing on
     validation rows misleads.
 
@@ -245,8 +246,8 @@ def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000) ->
     MultiTaskDataset
         Named ``small-tasks``; ``info["clusters"]`` as in :func:`make_synthetic_tasks`.
     """
-    ds = make_synthetic_tasks(n_tasks=n_tasks, n_clusters=3, n_samples=n_samples, n_features=4,
+    ds = make_synthetic_tasks(n_tasks=n_tasks, n_clusters=n_clusters, n_samples=n_samples, n_features=n_features,
                               task_kind="binary", noise=0.02, seed=seed, n_components=1, frequency=1.0,
-                              layout="per-task-rows")
+                              layout="per-task-rows", fractions=fractions)
     ds.name = "small-tasks"
     return ds
