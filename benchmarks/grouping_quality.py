@@ -149,6 +149,8 @@ def case(report: dict) -> dict:
         "rec_never_worse": recommended <= min(t["stl"], t["all_tasks"]),
         "verdict_agrees": verdict_agrees(report),
         "audit_difference": report["comparison"].get("audit_difference"),
+        "audit_loss": report["comparison"].get("audit_loss"),
+        "totals": {key: t[key] for key in ("selected", "stl", "all_tasks")},
     }
 
 

@@ -238,8 +238,8 @@ class Comparison:
         ``"selected"``, ``"all-task model"`` and (budget >= tasks) ``"STL (one model per task)"`` -> summed
         validation loss.
     better_than_alternatives : bool
-        The chosen grouping beats every alternative compared (on audit rows: by more than
-        :data:`~negtransfer.jobs.grouping.AUDIT_MARGIN_SE` standard errors of the paired difference).
+        The chosen grouping beats every alternative compared (on audit rows: beats the better alternative by
+        more than :data:`~negtransfer.jobs.grouping.AUDIT_MARGIN_SE` standard errors of the paired difference).
     best_alternative : str
     verdict : str
         The comparison and the recommendation in words: which rows, how many, why.
