@@ -99,11 +99,11 @@ def test_the_verdict_and_the_recommendation_are_decided_on_audit_rows(per_task, 
     assert c.better_than_alternatives == kept and c.best_alternative == best
     expected = "selected" if kept else {"STL (one model per task)": "stl", "all-task model": "all_tasks"}[best]
     assert c.recommendation == expected and c.recommendation in report.totals
-    assert f"Decided on {c.rows} audit rows no choice used" in c.verdict
+    assert f"Decided on {c.rows} audit rows no choice used" in c.verdict and c.verdict.startswith(c.basis[:-1])
     assert GroupingReport.from_dict(report.to_dict()).comparison == c
     plain = run_grouping(per_task, GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1), CFG, 0,
                          RunStore(tmp_path / "t.sqlite")).report.comparison
     assert plain.decided_on == "validation" and plain.audit_loss == {}
-    assert f"Decided on the {plain.rows} validation rows that also chose the groups" in plain.verdict
+    assert plain.basis.startswith(f"Decided on the {plain.rows} validation rows that also chose the groups")
     with pytest.raises(ValueError, match="--audit"):
         GroupingOptions(audit=1.5).check(4)

@@ -260,7 +260,8 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
         console.print(f"[bold]Recommended[/bold]: {escape(recommendation_label(report))}. "
                       f"{escape(report.comparison.verdict)}", soft_wrap=True)
     elif not report.comparison.better_than_alternatives:
-        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict}", soft_wrap=True)
+        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict} {report.comparison.basis}",
+                      soft_wrap=True)
     pred = report.prediction
     if pred.pearson is not None:
         console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")

@@ -891,11 +891,11 @@ def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everythi
     if job.options.budget < n:
         verdict += f" STL needs {n} groups, more than the budget of {job.options.budget}."
     rows = int((job.dataset.split == VALIDATION).sum())
-    verdict += (f" Decided on the {rows} validation rows that also chose the groups (no rows were held back; "
-                f"--audit FRACTION decides on rows no choice used).")
+    basis = (f"Decided on the {rows} validation rows that also chose the groups (no rows were held back; "
+             f"--audit FRACTION decides on rows no choice used).")
     return Comparison(validation, bool(better), best_name, verdict,
                       recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="validation",
-                      rows=rows)
+                      rows=rows, basis=basis)
 
 
 def _audit_totals(job: GroupingState, where: dict[int, Group]) -> np.ndarray:
@@ -933,7 +933,8 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
         se = f" \u00b1 {v['se']:.4f}" if np.isfinite(v["se"]) else ""
         return f"the {name} {totals[name]:.4f} (difference {v['mean']:+.4f}{se})"
 
-    verdict = (f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment): the "
+    basis = f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment)."
+    verdict = (f"{basis[:-1]}: the "
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
                f"{against(ALL_TASKS_NAME)}; differences paired over {job.options.repeats} repeat(s), "
                "\u00b1 one standard error. ")
@@ -947,7 +948,7 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
             verdict += f" (STL trains {n} models, more than the budget of {budget} groups.)"
     return Comparison(validation, bool(better), best_name, verdict,
                       recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="audit",
-                      rows=rows, audit_loss=totals, audit_difference=difference)
+                      rows=rows, basis=basis, audit_loss=totals, audit_difference=difference)
 
 
 def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:

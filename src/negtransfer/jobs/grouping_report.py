@@ -249,6 +249,8 @@ class Comparison:
         ``"audit"`` or ``"validation"``: the rows the verdict was decided on.
     rows : int
         How many such rows (dataset rows; a multi-label row counts once).
+    basis : str
+        Those rows in words ("Decided on the 484 validation rows that also chose the groups ...").
     audit_loss : dict
         Option -> summed audit loss (mean over repeats), options named like ``validation_loss``; empty without
         audit rows.
@@ -264,13 +266,14 @@ class Comparison:
     recommendation: str = "selected"
     decided_on: str = "validation"
     rows: int = 0
+    basis: str = ""
     audit_loss: Mapping[str, float] = field(default_factory=dict)
     audit_difference: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"validation_loss": dict(self.validation_loss), "better_than_alternatives": self.better_than_alternatives,
                 "best_alternative": self.best_alternative, "verdict": self.verdict,
-                "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows,
+                "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows, "basis": self.basis,
                 "audit_loss": dict(self.audit_loss),
                 "audit_difference": {k: dict(v) for k, v in self.audit_difference.items()}}
 

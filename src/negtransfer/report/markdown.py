@@ -260,7 +260,8 @@ def _headline(report: GroupingReport) -> list[str]:
         out += [f"**Recommended**: {mark}{recommendation_label(report)}. {alternatives.verdict}", ""]
     elif alternatives.verdict:
         mark = "" if alternatives.better_than_alternatives else "\u26a0 "
-        out += [f"**Against simple alternatives**: {mark}{alternatives.verdict}", ""]
+        basis = f" {alternatives.basis}" if alternatives.basis else ""
+        out += [f"**Against simple alternatives**: {mark}{alternatives.verdict}{basis}", ""]
     return out
 
 
