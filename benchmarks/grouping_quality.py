@@ -189,6 +189,52 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
 
 
 
+MARGINS = (0.0, 1.0, 2.0)
+ALTERNATIVE_KEYS = {"STL (one model per task)": "stl", "all-task model": "all_tasks"}
+
+
+def relative_totals(r: dict) -> dict:
+    """The case's test totals relative to STL's (from ``totals``, or from its ratios in rows written before)."""
+    if r.get("totals"):
+        return {k: v / r["totals"]["stl"] for k, v in r["totals"].items()}
+    selected = 1 + r["vs_stl"]
+    return {"selected": selected, "stl": 1.0, "all_tasks": selected / (1 + r["vs_all"])}
+
+
+def recommend_with_margin(r: dict, margin: float) -> tuple[str, bool]:
+    """(recommendation, verdict) of an audited case had the job kept its choice only when it beat the better
+    alternative (the lower audit loss) by more than ``margin`` standard errors of the paired difference."""
+    difference = r["audit_difference"]
+    best = max(difference, key=lambda name: difference[name]["mean"])  # chosen minus the lowest alternative: largest
+    se = difference[best]["se"] if difference[best]["se"] == difference[best]["se"] else 0.0
+    kept = difference[best]["mean"] < -margin * se
+    return ("selected" if kept else ALTERNATIVE_KEYS[best]), kept
+
+
+def print_margins(rows: list[dict]) -> None:
+    """For the audited cases: the recommendation and the verdict's agreement with test under other margins."""
+    audited = [r for r in rows if r.get("decided_on") == "audit" and r.get("audit_difference")]
+    if not audited:
+        return
+    print("### The audit's margin (every audited case; recomputed from the audit differences)")
+    print()
+    print("| dataset | margin (s.e.) | cases | recommended vs STL | recommended never worse | verdict agrees with test |")
+    print("|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["dataset"] for r in audited):
+        cases = [r for r in audited if r["dataset"] == name]
+        for margin in MARGINS:
+            vs_stl, never, agrees = [], 0, 0
+            for r in cases:
+                t = relative_totals(r)
+                recommendation, verdict = recommend_with_margin(r, margin)
+                vs_stl.append(t[recommendation] - 1)
+                never += t[recommendation] <= min(t["stl"], t["all_tasks"])
+                agrees += verdict == (t["selected"] < min(t["stl"], t["all_tasks"]))
+            print(f"| {name} | {margin:g} | {len(cases)} | {mean_se(vs_stl, PCT)} | {never}/{len(cases)} | "
+                  f"{agrees}/{len(cases)} |")
+    print()
+
+
 def print_case(r: dict) -> None:
     """One line per case as it finishes."""
     def pct(value) -> str:
@@ -234,6 +280,7 @@ def main() -> None:
         datasets = list(dict.fromkeys(r["dataset"] for r in rows))
         variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
+        print_margins(rows)
         return
     grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -263,6 +310,8 @@ def main() -> None:
                         print_case(rows[-1])
             (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
+    print_margins(rows)
+
 
 if __name__ == "__main__":
     main()
