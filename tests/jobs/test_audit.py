@@ -107,3 +107,31 @@ def test_the_verdict_and_the_recommendation_are_decided_on_audit_rows(per_task, 
     assert plain.basis.startswith(f"Decided on the {plain.rows} validation rows that also chose the groups")
     with pytest.raises(ValueError, match="--audit"):
         GroupingOptions(audit=1.5).check(4)
+
+
+def test_group_command_audit_option(tmp_path):
+    """``negtransfer group --audit``: report.json, report.md and the console name the recommendation and its rows;
+    a bad fraction is a one-line error."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from negtransfer.cli import app
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["one"] = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame["two"] = (X[:, 0] - X[:, 2] > 0).astype(int)
+    frame["three"] = (X[:, 1] > 0).astype(int)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    common = ["group", "--data", str(tmp_path / "data.csv"), "--tasks", "one,two,three", "--features", "a,b,c",
+              "--budget", "2", "--train-groups", "2", "--epochs", "4", "--repeats", "2", "--rounds", "1"]
+    runner = CliRunner()
+    res = runner.invoke(app, [*common, "--audit", "0.25", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    comparison = json.loads((tmp_path / "out" / "report.json").read_text())["comparison"]
+    assert comparison["decided_on"] == "audit" and comparison["rows"] == round(0.25 * 0.8 * 400)
+    assert "Recommended" in res.output and f"Decided on {comparison['rows']} audit rows" in res.output
+    assert "**Recommended**" in (tmp_path / "out" / "report.md").read_text()
+    bad = runner.invoke(app, [*common, "--audit", "1.5", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--audit" in bad.output
