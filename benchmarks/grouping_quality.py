@@ -235,6 +235,31 @@ def print_margins(rows: list[dict]) -> None:
     print()
 
 
+def print_paired(rows: list[dict], base: str = "default") -> None:
+    """Each variant's recommendation against ``base``'s on the same dataset, seed, |G_train| and B: the ratio of
+    their summed test losses minus 1 (what a user gets; an audit variant trains on fewer rows, so its own STL
+    differs), mean ± s.e. over the pairs."""
+    key = {(r["dataset"], r["seed"], r["train_groups"], r["budget"]): r for r in rows
+           if r["variant"] == base and r.get("totals")}
+    lines = []
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        for variant in dict.fromkeys(r["variant"] for r in rows if r["variant"] != base):
+            ratios = []
+            for r in rows:
+                other = key.get((name, r["seed"], r["train_groups"], r["budget"]))
+                if r["dataset"] == name and r["variant"] == variant and r.get("totals") and other:
+                    ratios.append(r["totals"][r["recommendation"]] / other["totals"][other["recommendation"]] - 1)
+            if ratios:
+                lines.append(f"| {name} | {variant} | {len(ratios)} | {mean_se(ratios, PCT)} |")
+    if lines:
+        print(f"### The recommendation's summed test loss against {base}'s (paired by seed and B)")
+        print()
+        print(f"| dataset | variant | pairs | recommended / {base}'s recommended - 1 |")
+        print("|---|---|---|---|")
+        print("\n".join(lines))
+        print()
+
+
 def print_case(r: dict) -> None:
     """One line per case as it finishes."""
     def pct(value) -> str:
@@ -281,6 +306,7 @@ def main() -> None:
         variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
         print_margins(rows)
+        print_paired(rows)
         return
     grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -311,6 +337,7 @@ def main() -> None:
             (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
     print_margins(rows)
+    print_paired(rows)
 
 
 if __name__ == "__main__":
