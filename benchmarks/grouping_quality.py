@@ -49,6 +49,7 @@ every case to ``OUT/quality.json``.
 
 Run: ``python benchmarks/grouping_quality.py [--datasets yeast chicago chemical tv16] [--seeds 0 1 2]
 [--train-groups 5 10] [--budgets 2 3 4] [--variants default one-shot ...] [--data-dir DIR] [--repeats 3]``.
+``--audit-cost FRACTION``: only what holding back audit rows costs STL and the all-task model on test.
 ``--no-exhaustive``: train only what each variant's job asks for (no test or validation oracle, no
 prediction quality on every group): the cheap way to measure the recommendation and the verdict.
 ``--smoke``: yeast's first 4 tasks, seed 0, B = 2, 3 training groups, the default, paper and audit variants,
@@ -260,6 +261,34 @@ def print_paired(rows: list[dict], base: str = "default") -> None:
         print()
 
 
+def audit_cost(datasets, seeds, data_dir, n_tasks, config, repeats: int, fraction: float) -> None:
+    """What holding back audit rows costs: STL's and the all-task model's summed test loss on the full data,
+    with ``fraction`` of the train and validation rows held back, and with ``fraction`` of the validation rows
+    held back (mean ± s.e. over the repeats, per dataset and seed)."""
+    from negtransfer.data.dataset import AUDIT, TRAIN, VALIDATION
+    from negtransfer.train.batched import train_group_models
+
+    print("| dataset | seed | data | train / validation / audit rows | STL total | all-task total |")
+    print("|---|---|---|---|---|---|")
+    for name in datasets:
+        for seed in seeds:
+            ds = grouping_datasets.load(name, seed, data_dir, n_tasks)
+            if ds is None:
+                break
+            n = ds.n_tasks
+            groups = [(t,) for t in range(n)] + [tuple(range(n))]
+            versions = {"full": ds, "train+validation": ds.with_audit(fraction),
+                        "validation": ds.with_audit(fraction, source="validation")}
+            for label, data in versions.items():
+                rows = " / ".join(str(int((data.split == code).sum())) for code in (TRAIN, VALIDATION, AUDIT))
+                runs = train_group_models(data, groups * repeats, config, seed,
+                                          repeats=[r for r in range(repeats) for _ in groups])
+                stl = [sum(runs[r * len(groups) + t].test_loss[t] for t in range(n)) for r in range(repeats)]
+                every = [sum(runs[r * len(groups) + n].test_loss.values()) for r in range(repeats)]
+                print(f"| {name} | {seed} | {label} | {rows} | {mean_se(stl, '{:.3f}')} | {mean_se(every, '{:.3f}')} |",
+                      flush=True)
+
+
 def print_case(r: dict) -> None:
     """One line per case as it finishes."""
     def pct(value) -> str:
@@ -291,6 +320,9 @@ def main() -> None:
                              "every group (the recommendation and the verdict columns only).")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="Only print the tables of these quality.json files (no training).")
+    parser.add_argument("--audit-cost", type=float, default=None, metavar="FRACTION",
+                        help="Only measure what holding back FRACTION of the rows as audit rows costs STL and the "
+                             "all-task model on test (from train and validation, or from validation alone).")
     grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
     n_tasks, config, prefix = None, TrainConfig(), ""
@@ -307,6 +339,9 @@ def main() -> None:
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
         print_margins(rows)
         print_paired(rows)
+        return
+    if args.audit_cost is not None:
+        audit_cost(args.datasets, args.seeds, args.data_dir, n_tasks, config, args.repeats, args.audit_cost)
         return
     grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
