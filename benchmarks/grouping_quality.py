@@ -219,10 +219,11 @@ def print_margins(rows: list[dict]) -> None:
         return
     print("### The audit's margin (every audited case; recomputed from the audit differences)")
     print()
-    print("| dataset | margin (s.e.) | cases | recommended vs STL | recommended never worse | verdict agrees with test |")
-    print("|---|---|---|---|---|---|")
-    for name in dict.fromkeys(r["dataset"] for r in audited):
-        cases = [r for r in audited if r["dataset"] == name]
+    print("| dataset | variant | margin (s.e.) | cases | recommended vs STL | recommended never worse | "
+          "verdict agrees with test |")
+    print("|---|---|---|---|---|---|---|")
+    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in audited):
+        cases = [r for r in audited if r["dataset"] == name and r["variant"] == variant]
         for margin in MARGINS:
             vs_stl, never, agrees = [], 0, 0
             for r in cases:
@@ -231,7 +232,7 @@ def print_margins(rows: list[dict]) -> None:
                 vs_stl.append(t[recommendation] - 1)
                 never += t[recommendation] <= min(t["stl"], t["all_tasks"])
                 agrees += verdict == (t["selected"] < min(t["stl"], t["all_tasks"]))
-            print(f"| {name} | {margin:g} | {len(cases)} | {mean_se(vs_stl, PCT)} | {never}/{len(cases)} | "
+            print(f"| {name} | {variant} | {margin:g} | {len(cases)} | {mean_se(vs_stl, PCT)} | {never}/{len(cases)} | "
                   f"{agrees}/{len(cases)} |")
     print()
 
