@@ -290,6 +290,26 @@ def audit_cost(datasets, seeds, data_dir, n_tasks, config, repeats: int, fractio
                       flush=True)
 
 
+def print_verdicts(rows: list[dict]) -> None:
+    """Per dataset and variant, over every seed and B: the recommendation on test (against its own STL and
+    all-task model), how it was chosen, and how often the report's verdict agreed with the test split's."""
+    print("### The recommendation and the verdict (every seed and B)")
+    print()
+    print("| dataset | variant | cases | recommended vs STL | recommended vs all-task | at or below STL | "
+          "at or below all-task | verdict agrees with test | recommended: chosen / STL / all-task |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in rows):
+        c = [r for r in rows if r["dataset"] == name and r["variant"] == variant and "rec_vs_stl" in r]
+        if not c:
+            continue
+        picks = "/".join(str(sum(r["recommendation"] == key for r in c)) for key in ("selected", "stl", "all_tasks"))
+        print(f"| {name} | {variant} | {len(c)} | {mean_se([r['rec_vs_stl'] for r in c], PCT)} | "
+              f"{mean_se([r['rec_vs_all'] for r in c], PCT)} | {sum(r['rec_vs_stl'] <= 0 for r in c)}/{len(c)} | "
+              f"{sum(r['rec_vs_all'] <= 0 for r in c)}/{len(c)} | {sum(r['verdict_agrees'] for r in c)}/{len(c)} | "
+              f"{picks} |")
+    print()
+
+
 def print_case(r: dict) -> None:
     """One line per case as it finishes."""
     def pct(value) -> str:
@@ -338,6 +358,7 @@ def main() -> None:
         datasets = list(dict.fromkeys(r["dataset"] for r in rows))
         variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
+        print_verdicts(rows)
         print_margins(rows)
         print_paired(rows)
         return
@@ -372,6 +393,7 @@ def main() -> None:
                         print_case(rows[-1])
             (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
+    print_verdicts(rows)
     print_margins(rows)
     print_paired(rows)
 
