@@ -6,7 +6,12 @@
   ``--data-dir`` (default ``../shared/data/etap-chemical``; per-task rows,
   binary); skipped with a message when the folder is absent;
 * ``tv16``: the 8th to 17th largest states of tv16 (about 1000-1500 voters
-  each; per-task rows, binary).
+  each; per-task rows, binary);
+* ``small-tasks``: issue 25's ten small, nearly separable per-task-rows tasks
+  of 1000 rows (:func:`negtransfer.data.synthetic.make_small_tasks`, generator
+  seed = the benchmark's seed);
+* ``small-tasks-heldout``: the same generator with seeds 1000 + seed, never
+  used to build or tune anything (issue 25's held-out check).
 
 Imported by the benchmark scripts, not by the package.
 """
@@ -17,7 +22,9 @@ import os
 from pathlib import Path
 
 DEFAULT_CHEMICAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "etap-chemical"
-NAMES = ("yeast", "chicago", "chemical", "tv16")
+NAMES = ("yeast", "chicago", "chemical", "tv16", "small-tasks", "small-tasks-heldout")
+#: The generator seed of ``small-tasks-heldout`` is this plus the benchmark's seed.
+HELDOUT_SEED = 1000
 # ``--smoke``: the smallest settings of a benchmark (a check that it runs end to end, not a measurement)
 SMOKE_TASKS = 4
 SMOKE_EPOCHS = 2
@@ -105,4 +112,10 @@ def _load(name: str, seed: int, data_dir: str | Path | None = None):
         return None if path is None else load_task_splits(path, seed=seed)
     if name == "tv16":
         return _largest(load_builtin("tv16", seed=seed), 10, skip=7)
+    if name in ("small-tasks", "small-tasks-heldout"):
+        from negtransfer.data.synthetic import make_small_tasks
+
+        ds = make_small_tasks(seed if name == "small-tasks" else HELDOUT_SEED + seed)
+        ds.name = name
+        return ds
     raise ValueError(f"unknown benchmark dataset {name!r}; use one of {', '.join(NAMES)}")

@@ -17,7 +17,11 @@ split (the job itself chooses on validation data):
   validation data costs even with every group measured);
 * Pearson, within-task Pearson and the per-task-mean baseline's Pearson of the
   one-shot predictor on every group it was not fitted on;
-* the runs the recommendation used, relative to the one-shot protocol's.
+* the runs the recommendation used, relative to the one-shot protocol's;
+* the recommendation (the chosen groups, or the STL or all-task fallback of
+  the report's verdict) against STL and the all-task model on test, and
+  whether the report's verdict ("the chosen groups beat the alternatives it
+  compared") agrees with the test split's.
 
 Variants (``--variants``; ``default`` is the CLI's defaults):
 
@@ -33,6 +37,10 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
 * ``no-momentum`` / ``until-best`` / ``momentum-all``: affinity variants;
 * ``paper``: the paper's protocol exactly: one round, one repeat, every
   candidate scored by prediction, predictor fitted on TEST gains;
+* ``audit`` / ``audit0.1`` / ``audit0.2`` / ``audit0.3``: the default with ``--audit 0.2`` (0.1, 0.2, 0.3): the
+  verdict and the fallback decided on held-back audit rows (issue 25); ``audit-val``: 0.2 drawn from the
+  validation rows only. Audit rows change the training rows, so these variants train their own runs (with
+  ``--exhaustive-store``, every group of the audited data);
 * ``A+B``: variants combined (``paper+no-momentum``: the paper's protocol
   with the affinity scored without the momentum term).
 
@@ -41,8 +49,11 @@ every case to ``OUT/quality.json``.
 
 Run: ``python benchmarks/grouping_quality.py [--datasets yeast chicago chemical tv16] [--seeds 0 1 2]
 [--train-groups 5 10] [--budgets 2 3 4] [--variants default one-shot ...] [--data-dir DIR] [--repeats 3]``.
-``--smoke``: yeast's first 4 tasks, seed 0, B = 2, 3 training groups, the default and paper variants, 2 epochs,
-stores named smoke-* in ``--out`` (a check that it runs).
+``--audit-cost FRACTION``: only what holding back audit rows costs STL and the all-task model on test.
+``--no-exhaustive``: train only what each variant's job asks for (no test or validation oracle, no
+prediction quality on every group): the cheap way to measure the recommendation and the verdict.
+``--smoke``: yeast's first 4 tasks, seed 0, B = 2, 3 training groups, the default, paper and audit variants,
+2 epochs, stores named smoke-* in ``--out`` (a check that it runs).
 """
 
 from __future__ import annotations
@@ -83,6 +94,11 @@ VARIANTS = {
     "kappa0": {"kappa": 0.0},
     "kappa2": {"kappa": 2.0},
     "paper": {"rounds": 1, "repeats": 1, "use_measured": False, "gain_split": "test"},
+    "audit": {"audit": 0.2},
+    "audit0.1": {"audit": 0.1},
+    "audit0.2": {"audit": 0.2},
+    "audit0.3": {"audit": 0.3},
+    "audit-val": {"audit": 0.2, "audit_source": "validation"},
 }
 PCT = "{:+.2%}"
 
@@ -99,21 +115,43 @@ KEYS = ("vs_stl", "vs_all", "gap_test", "gap_val", "pearson", "within", "per_tas
         "reliability")
 
 
+def verdict_agrees(report: dict) -> bool:
+    """Does the report's verdict (the chosen groups beat every alternative it compared, on audit or validation
+    rows) agree with the test split's (their test total below each of those alternatives')?"""
+    t, comparison = report["totals"], report["comparison"]
+    compared = [key for key in ("stl", "all_tasks")
+                if comparison.get("decided_on") == "audit" or {"stl": "STL (one model per task)",
+                                                               "all_tasks": "all-task model"}[key]
+                in comparison["validation_loss"]]
+    return bool(comparison["better_than_alternatives"]) == all(t["selected"] < t[key] for key in compared)
+
+
 def case(report: dict) -> dict:
     t = report["totals"]
     pred = report["prediction"]
+    optimal = report.get("optimal")
+    recommended = t[report["comparison"].get("recommendation", "selected")]
     return {
         "vs_stl": t["selected"] / t["stl"] - 1, "vs_all": t["selected"] / t["all_tasks"] - 1,
-        "gap_test": report["optimal"]["test_oracle"]["gap"], "gap_val": report["optimal"]["validation_oracle"]["gap"],
-        "val_gap_on_val": report["optimal"]["validation_oracle"].get("val_gap"),
-        "val_oracle_gap": report["optimal"]["validation_oracle"]["total"] / report["optimal"]["test_oracle"]["total"] - 1,
-        "oracle_vs_stl": t["test_oracle"] / t["stl"] - 1,
+        "gap_test": optimal["test_oracle"]["gap"] if optimal else None,
+        "gap_val": optimal["validation_oracle"]["gap"] if optimal else None,
+        "val_gap_on_val": optimal["validation_oracle"].get("val_gap") if optimal else None,
+        "val_oracle_gap": optimal["validation_oracle"]["total"] / optimal["test_oracle"]["total"] - 1 if optimal else None,
+        "oracle_vs_stl": t["test_oracle"] / t["stl"] - 1 if optimal else None,
         "pearson": pred["pearson"], "within": pred["within_task_pearson"],
         "per_task_mean": pred["per_task_mean_pearson"],
         "runs_ratio": report["refinement"]["runs_vs_one_shot"],
         "reliability": report["noise"]["reliability"],
         "never_worse": t["selected"] <= min(t["stl"], t["all_tasks"]),
         "selected": report["selected_groups"], "rounds": report["refinement"]["rounds_run"],
+        "recommendation": report["comparison"].get("recommendation", "selected"),
+        "decided_on": report["comparison"].get("decided_on", "validation"),
+        "rec_vs_stl": recommended / t["stl"] - 1, "rec_vs_all": recommended / t["all_tasks"] - 1,
+        "rec_never_worse": recommended <= min(t["stl"], t["all_tasks"]),
+        "verdict_agrees": verdict_agrees(report),
+        "audit_difference": report["comparison"].get("audit_difference"),
+        "audit_loss": report["comparison"].get("audit_loss"),
+        "totals": {key: t[key] for key in ("selected", "stl", "all_tasks")},
     }
 
 
@@ -128,8 +166,9 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
         print(f"### {name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
         print()
         print("| variant | \\|G_train\\| | B | chosen vs STL | chosen vs all-task | gap to test oracle | "
-              "gap to val. oracle | same, on validation | val. oracle to test oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "gap to val. oracle | same, on validation | val. oracle to test oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot | "
+              "recommended vs STL | recommended vs all-task | recommended never worse | verdict agrees with test |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for variant in variants:
             for n_train in train_groups:
                 for budget in budgets:
@@ -142,9 +181,146 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
                           f"{mean_se([r['gap_val'] for r in c], PCT)} | {mean_se([r.get('val_gap_on_val') for r in c], PCT)} | "
                           f"{mean_se([r.get('val_oracle_gap') for r in c], PCT)} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
                           f"{mean_se([r['pearson'] for r in c])} | {mean_se([r['within'] for r in c])} | "
-                          f"{mean_se([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} |")
+                          f"{mean_se([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} | "
+                          f"{mean_se([r.get('rec_vs_stl') for r in c], PCT)} | "
+                          f"{mean_se([r.get('rec_vs_all') for r in c], PCT)} | "
+                          f"{sum(bool(r.get('rec_never_worse')) for r in c)}/{len(c)} | "
+                          f"{sum(bool(r.get('verdict_agrees')) for r in c)}/{len(c)} |")
         print()
 
+
+
+MARGINS = (0.0, 1.0, 2.0)
+ALTERNATIVE_KEYS = {"STL (one model per task)": "stl", "all-task model": "all_tasks"}
+
+
+def relative_totals(r: dict) -> dict:
+    """The case's test totals relative to STL's (from ``totals``, or from its ratios in rows written before)."""
+    if r.get("totals"):
+        return {k: v / r["totals"]["stl"] for k, v in r["totals"].items()}
+    selected = 1 + r["vs_stl"]
+    return {"selected": selected, "stl": 1.0, "all_tasks": selected / (1 + r["vs_all"])}
+
+
+def recommend_with_margin(r: dict, margin: float) -> tuple[str, bool]:
+    """(recommendation, verdict) of an audited case had the job kept its choice only when it beat the better
+    alternative (the lower audit loss) by more than ``margin`` standard errors of the paired difference."""
+    difference = r["audit_difference"]
+    best = max(difference, key=lambda name: difference[name]["mean"])  # chosen minus the lowest alternative: largest
+    se = difference[best]["se"] if difference[best]["se"] == difference[best]["se"] else 0.0
+    kept = difference[best]["mean"] < -margin * se
+    return ("selected" if kept else ALTERNATIVE_KEYS[best]), kept
+
+
+def print_margins(rows: list[dict]) -> None:
+    """For the audited cases: the recommendation and the verdict's agreement with test under other margins."""
+    audited = [r for r in rows if r.get("decided_on") == "audit" and r.get("audit_difference")]
+    if not audited:
+        return
+    print("### The audit's margin (every audited case; recomputed from the audit differences)")
+    print()
+    print("| dataset | variant | margin (s.e.) | cases | recommended vs STL | recommended never worse | "
+          "verdict agrees with test |")
+    print("|---|---|---|---|---|---|---|")
+    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in audited):
+        cases = [r for r in audited if r["dataset"] == name and r["variant"] == variant]
+        for margin in MARGINS:
+            vs_stl, never, agrees = [], 0, 0
+            for r in cases:
+                t = relative_totals(r)
+                recommendation, verdict = recommend_with_margin(r, margin)
+                vs_stl.append(t[recommendation] - 1)
+                never += t[recommendation] <= min(t["stl"], t["all_tasks"])
+                agrees += verdict == (t["selected"] < min(t["stl"], t["all_tasks"]))
+            print(f"| {name} | {variant} | {margin:g} | {len(cases)} | {mean_se(vs_stl, PCT)} | {never}/{len(cases)} | "
+                  f"{agrees}/{len(cases)} |")
+    print()
+
+
+def print_paired(rows: list[dict], base: str = "default") -> None:
+    """Each variant's recommendation against ``base``'s on the same dataset, seed, |G_train| and B: the ratio of
+    their summed test losses minus 1 (what a user gets; an audit variant trains on fewer rows, so its own STL
+    differs), mean ± s.e. over the pairs."""
+    key = {(r["dataset"], r["seed"], r["train_groups"], r["budget"]): r for r in rows
+           if r["variant"] == base and r.get("totals")}
+    lines = []
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        for variant in dict.fromkeys(r["variant"] for r in rows if r["variant"] != base):
+            ratios = []
+            for r in rows:
+                other = key.get((name, r["seed"], r["train_groups"], r["budget"]))
+                if r["dataset"] == name and r["variant"] == variant and r.get("totals") and other:
+                    ratios.append(r["totals"][r["recommendation"]] / other["totals"][other["recommendation"]] - 1)
+            if ratios:
+                lines.append(f"| {name} | {variant} | {len(ratios)} | {mean_se(ratios, PCT)} |")
+    if lines:
+        print(f"### The recommendation's summed test loss against {base}'s (paired by seed and B)")
+        print()
+        print(f"| dataset | variant | pairs | recommended / {base}'s recommended - 1 |")
+        print("|---|---|---|---|")
+        print("\n".join(lines))
+        print()
+
+
+def audit_cost(datasets, seeds, data_dir, n_tasks, config, repeats: int, fraction: float) -> None:
+    """What holding back audit rows costs: STL's and the all-task model's summed test loss on the full data,
+    with ``fraction`` of the train and validation rows held back, and with ``fraction`` of the validation rows
+    held back (mean ± s.e. over the repeats, per dataset and seed)."""
+    from negtransfer.data.dataset import AUDIT, TRAIN, VALIDATION
+    from negtransfer.train.batched import train_group_models
+
+    print("| dataset | seed | data | train / validation / audit rows | STL total | all-task total |")
+    print("|---|---|---|---|---|---|")
+    for name in datasets:
+        for seed in seeds:
+            ds = grouping_datasets.load(name, seed, data_dir, n_tasks)
+            if ds is None:
+                break
+            n = ds.n_tasks
+            groups = [(t,) for t in range(n)] + [tuple(range(n))]
+            versions = {"full": ds, "train+validation": ds.with_audit(fraction),
+                        "validation": ds.with_audit(fraction, source="validation")}
+            for label, data in versions.items():
+                rows = " / ".join(str(int((data.split == code).sum())) for code in (TRAIN, VALIDATION, AUDIT))
+                runs = train_group_models(data, groups * repeats, config, seed,
+                                          repeats=[r for r in range(repeats) for _ in groups])
+                stl = [sum(runs[r * len(groups) + t].test_loss[t] for t in range(n)) for r in range(repeats)]
+                every = [sum(runs[r * len(groups) + n].test_loss.values()) for r in range(repeats)]
+                print(f"| {name} | {seed} | {label} | {rows} | {mean_se(stl, '{:.3f}')} | {mean_se(every, '{:.3f}')} |",
+                      flush=True)
+
+
+def print_verdicts(rows: list[dict]) -> None:
+    """Per dataset and variant, over every seed and B: the recommendation on test (against its own STL and
+    all-task model), how it was chosen, and how often the report's verdict agreed with the test split's."""
+    print("### The recommendation and the verdict (every seed and B)")
+    print()
+    print("| dataset | variant | cases | recommended vs STL | recommended vs all-task | at or below STL | "
+          "at or below all-task | verdict agrees with test | recommended: chosen / STL / all-task |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in rows):
+        c = [r for r in rows if r["dataset"] == name and r["variant"] == variant and "rec_vs_stl" in r]
+        if not c:
+            continue
+        picks = "/".join(str(sum(r["recommendation"] == key for r in c)) for key in ("selected", "stl", "all_tasks"))
+        print(f"| {name} | {variant} | {len(c)} | {mean_se([r['rec_vs_stl'] for r in c], PCT)} | "
+              f"{mean_se([r['rec_vs_all'] for r in c], PCT)} | {sum(r['rec_vs_stl'] <= 0 for r in c)}/{len(c)} | "
+              f"{sum(r['rec_vs_all'] <= 0 for r in c)}/{len(c)} | {sum(r['verdict_agrees'] for r in c)}/{len(c)} | "
+              f"{picks} |")
+    print()
+
+
+def print_case(r: dict) -> None:
+    """One line per case as it finishes."""
+    def pct(value) -> str:
+        return "n/a" if value is None else f"{value:+.2%}"
+
+    print(f"  {r['variant']} |G|={r['train_groups']} B={r['budget']}: vs STL {r['vs_stl']:+.2%}, vs all "
+          f"{r['vs_all']:+.2%}, gap test {pct(r['gap_test'])}, gap val {pct(r['gap_val'])} "
+          f"(on val. {pct(r['val_gap_on_val'])}; val. oracle {pct(r['val_oracle_gap'])}), "
+          f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
+          f"runs x{r['runs_ratio']:.2f}; recommended {r['recommendation']} ({r['decided_on']}): vs STL "
+          f"{r['rec_vs_stl']:+.2%}, verdict agrees with test: {r['verdict_agrees']}", flush=True)
 
 
 def main() -> None:
@@ -160,14 +336,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_quality"))
     grouping_datasets.add_result_format_option(parser)
     parser.add_argument("--store-only", action="store_true", help="Train the stores; run no variant.")
+    parser.add_argument("--no-exhaustive", dest="exhaustive", action="store_false",
+                        help="Train only what each variant's job asks for: no oracles, no prediction quality on "
+                             "every group (the recommendation and the verdict columns only).")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="Only print the tables of these quality.json files (no training).")
+    parser.add_argument("--audit-cost", type=float, default=None, metavar="FRACTION",
+                        help="Only measure what holding back FRACTION of the rows as audit rows costs STL and the "
+                             "all-task model on test (from train and validation, or from validation alone).")
     grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
     n_tasks, config, prefix = None, TrainConfig(), ""
     if args.smoke:
         args.datasets, args.seeds, args.budgets, args.train_groups = ["yeast"], [0], [2], [3]
-        args.variants, prefix = ["default", "paper"], "smoke-"
+        args.variants, prefix = ["default", "paper", "audit"], "smoke-"
         n_tasks, config = grouping_datasets.SMOKE_TASKS, TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
     for variant in args.variants:
         variant_options(variant)
@@ -176,6 +358,12 @@ def main() -> None:
         datasets = list(dict.fromkeys(r["dataset"] for r in rows))
         variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
+        print_verdicts(rows)
+        print_margins(rows)
+        print_paired(rows)
+        return
+    if args.audit_cost is not None:
+        audit_cost(args.datasets, args.seeds, args.data_dir, n_tasks, config, args.repeats, args.audit_cost)
         return
     grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -186,29 +374,29 @@ def main() -> None:
             if ds is None:
                 break
             store = RunStore(args.out / f"{prefix}{name}-seed{seed}.sqlite")
-            start = time.perf_counter()
-            run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1, chunk_size=256), config,
-                         seed, store)
-            print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
-                  f"{time.perf_counter() - start:.0f} s", flush=True)
+            if args.exhaustive:
+                start = time.perf_counter()
+                run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1, chunk_size=256),
+                             config, seed, store)
+                print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)
             for variant in [] if args.store_only else args.variants:
                 for n_train in args.train_groups:
                     for budget in args.budgets:
-                        opts = replace(replace(DEFAULT, exhaustive=True, n_train_groups=n_train, budget=budget),
-                                       **variant_options(variant))
+                        opts = replace(replace(DEFAULT, exhaustive=args.exhaustive, n_train_groups=n_train,
+                                               budget=budget), **variant_options(variant))
                         if opts.repeats > args.repeats:
                             continue
                         rep = run_grouping(ds, opts, config, seed, store).report.to_dict()
                         rows.append({"dataset": name, "seed": seed, "variant": variant, "train_groups": n_train,
                                      "budget": budget, **case(rep)})
-                        r = rows[-1]
-                        print(f"  {variant} |G|={n_train} B={budget}: vs STL {r['vs_stl']:+.2%}, vs all "
-                              f"{r['vs_all']:+.2%}, gap test {r['gap_test']:+.2%}, gap val {r['gap_val']:+.2%} "
-                              f"(on val. {r['val_gap_on_val']:+.2%}; val. oracle {r['val_oracle_gap']:+.2%}), "
-                              f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
-                              f"runs x{r['runs_ratio']:.2f}", flush=True)
+                        print_case(rows[-1])
             (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
+    print_verdicts(rows)
+    print_margins(rows)
+    print_paired(rows)
+
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,8 @@ def test_group_defaults_are_the_jobs():
              "repeats": "repeats", "rounds": "rounds", "kappa": "kappa", "objective": "objective",
              "gain_split": "gain_split", "affinity_every": "affinity_every", "affinity_momentum": "affinity_momentum",
              "affinity_epochs": "affinity_epochs", "chunk_size": "chunk_size", "max_runs": "max_runs",
-             "per_round": "per_round", "evaluate": "evaluate", "exhaustive": "exhaustive", "trace": "trace_pairs"}
+             "per_round": "per_round", "evaluate": "evaluate", "exhaustive": "exhaustive", "trace": "trace_pairs",
+             "audit": "audit"}
     for cli_name, api_name in pairs.items():
         assert cli[cli_name] == getattr(api, api_name), (cli_name, cli[cli_name], getattr(api, api_name))
     assert (not cli["predicted_only"]) == api.use_measured and (1 if cli["no_refine"] else cli["rounds"]) == api.rounds

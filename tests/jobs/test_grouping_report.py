@@ -4,7 +4,9 @@
 and ``runs.stored_total``, which vary) of two small grouping runs, written by
 the job before :class:`~negtransfer.jobs.grouping_report.GroupingReport`
 existed (commit 55799bd). The typed report must give the same keys, in the same
-order, and the same values; ``totals_se`` is its only new key.
+order, and the same values; ``totals_se`` is its only new key (and issue 25's
+audit options and the comparison's recommendation and rows, checked and removed
+before the comparison).
 
 One documented change since: the tracked all-task run now trains with the
 trainer's own backward pass (it is the all-task group run, trained once per
@@ -34,6 +36,10 @@ GOLDEN = json.loads((Path(__file__).parent / "data" / "grouping_report_golden.js
 NEW_KEYS = {"totals_se", "gain_se", "total_gain_se"}  # totals_se: the typed report; the gains' s.e.: issue 28
 #: Values computed from the affinity (see the module doc): equal to 1e-3 relative or 1e-6 absolute.
 FROM_AFFINITY = ("affinity", "predict", "optimistic", "pearson", ".r2")
+#: Issue 25 (the audit): the options it added, and the rows a verdict without audit rows was decided on.
+AUDIT_OPTIONS = ("audit", "audit_source")
+VALIDATION_SENTENCE = ("Decided on the {rows} validation rows that also chose the groups (no rows were held back; "
+                       "--audit FRACTION decides on rows no choice used).")
 
 CASES = {
     "etap-exhaustive-trace": (dict(n_tasks=4, n_clusters=2, n_samples=200, seed=3),
@@ -78,6 +84,13 @@ def test_report_json_keeps_its_keys_and_values(case, tmp_path):
     new.pop("seconds")
     new.pop("timing")  # the shares of the job's wall time, which vary
     new["runs"].pop("stored_total")
+    for key in AUDIT_OPTIONS:  # issue 25: new options, and the comparison's recommendation and its rows
+        assert new["options"].pop(key) == getattr(GroupingOptions(), key)
+    comparison = new["comparison"]
+    assert comparison.pop("recommendation") == ("selected" if comparison["better_than_alternatives"] else "all_tasks")
+    assert [comparison.pop(key) for key in ("decided_on", "audit_loss", "audit_difference")] == ["validation", {}, {}]
+    rows = comparison.pop("rows")
+    assert rows > 0 and comparison.pop("basis") == VALIDATION_SENTENCE.format(rows=rows)
     assert_same(GOLDEN[case], {k: v for k, v in new.items() if k not in NEW_KEYS})
     # the typed report reads its report.json back unchanged
     assert strict(GroupingReport.from_dict(report.to_dict()).to_dict()) == strict(report.to_dict())

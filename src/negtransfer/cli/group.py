@@ -104,6 +104,7 @@ def group(
     gain_split: GainSplit = typer.Option("validation", "--gain-split", help="Split whose gains fit the predictor: 'validation' (no test data used for choices) or 'test' (the paper's eq. 1)."),
     predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
     trace: int = typer.Option(0, "--trace", min=0, help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
+    audit: float = typer.Option(0.0, "--audit", min=0.0, max=0.99, help="Hold back this share of the non-test rows (stratified per task and class): no run trains, stops or measures gains on them, and the verdict against STL and the all-task model, and the fallback to the better of them, are decided on them. 0: no audit rows; the verdict is on the validation rows that also chose the groups."),
     affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
@@ -163,7 +164,7 @@ def group(
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every,
                               affinity_momentum=affinity_momentum, affinity_epochs=affinity_epochs,
-                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace)
+                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace, audit=audit)
     try:
         options.check(ds.n_tasks)
     except ValueError as exc:
@@ -227,7 +228,7 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     from rich.console import Console
     from rich.markup import escape
 
-    from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm
+    from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm, recommendation_label
 
     console = Console()
     totals, se, gain_se = report.totals, report.losses.totals_se, report.losses.total_gain_se
@@ -255,8 +256,12 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     final = "; then a final selection among the measured groups" if ref.final_among_measured else ""
     console.print(f"rounds: {ref.rounds_run} ({ref.stopped}{final}); {ref.runs_used} runs, "
                   f"{ref.runs_vs_one_shot:.2f}x the one-shot protocol", soft_wrap=True)
-    if not report.comparison.better_than_alternatives:
-        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict}", soft_wrap=True)
+    if report.comparison.decided_on == "audit":
+        console.print(f"[bold]Recommended[/bold]: {escape(recommendation_label(report))}. "
+                      f"{escape(report.comparison.verdict)}", soft_wrap=True)
+    elif not report.comparison.better_than_alternatives:
+        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict} {report.comparison.basis}",
+                      soft_wrap=True)
     pred = report.prediction
     if pred.pearson is not None:
         console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")

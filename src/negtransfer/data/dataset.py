@@ -26,6 +26,8 @@ TaskKind = Literal["binary", "multiclass", "regression"]
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 UNUSED = 3  # rows left out of every split (e.g. by with_train_fraction)
+AUDIT = 4  # rows held back from every choice, only scored (with_audit): no run trains, stops or measures gains on them
+AUDIT_SOURCES = ("train+validation", "validation")
 SPLIT_NAMES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 
 
@@ -109,7 +111,8 @@ class MultiTaskDataset:
         Labels: 0/1 for binary, class index for multiclass, standardised value for
         regression. NaN means "no label" and is masked out of every loss.
     split : ndarray of int8, shape (N,)
-        0 = train, 1 = validation, 2 = test (3 = unused). Fixed by the seed at construction.
+        0 = train, 1 = validation, 2 = test (3 = unused, 4 = audit: see :meth:`with_audit`). Fixed by the seed
+        at construction.
     feature_names : tuple of str
         One name per entry of the feature axis: the columns of a table, the F
         features of a sequence, the C channels of an image.
@@ -264,6 +267,78 @@ class MultiTaskDataset:
         return MultiTaskDataset(self.name, self.tasks, self.X, self.Y, split, self.feature_names,
                                 row_task=self.row_task, info={**self.info, "train_fraction": fraction})
 
+    def with_audit(self, fraction: float, seed: int | None = None,
+                   source: str = "train+validation") -> "MultiTaskDataset":
+        """A copy with a stratified ``fraction`` of the non-test rows moved to the audit split (code 4).
+
+        Audit rows are never trained on, never choose a stopping epoch and
+        never enter a gain; every model is only scored on them
+        (``ModelResult.audit_loss``), so a comparison decided on them is
+        decided on rows no choice saw (issue 25, item 2).
+
+        The rows are drawn without replacement within every cell of (source
+        split, task for per-task-rows data, class for classification tasks),
+        ``round(fraction * cell size)`` rows per cell, so the audit part keeps
+        the train/validation mix, every task's share and its class balance.
+        On multi-label data the cells are (source split, label of the first
+        classification task), rows with no such label forming their own cell.
+        Features stay scaled with the statistics of the original training
+        rows (the audit rows took part in that scaling only: no label of theirs
+        entered any model).
+
+        Parameters
+        ----------
+        fraction : float
+            Share of each cell moved to the audit split, in [0, 1); 0 returns
+            the dataset itself.
+        seed : int, optional
+            Seed of the draw; default the dataset's split seed (``info["seed"]``, else 0).
+        source : {"train+validation", "validation"}
+            Which splits give up rows.
+
+        Returns
+        -------
+        MultiTaskDataset
+            The same rows with ``split`` changed (so a different :meth:`fingerprint`);
+            ``info["audit"]`` records the fraction, seed, source and row count.
+        """
+        if not 0 <= fraction < 1:
+            raise ValueError(f"the audit fraction must be in [0, 1), got {fraction}; e.g. --audit 0.2")
+        if source not in AUDIT_SOURCES:
+            raise ValueError(f"the audit source must be one of {', '.join(AUDIT_SOURCES)}, got {source!r}")
+        if fraction == 0:
+            return self
+        seed = int(self.info.get("seed", 0)) if seed is None else int(seed)
+        codes = (TRAIN, VALIDATION) if source == "train+validation" else (VALIDATION,)
+        rng = np.random.default_rng([seed, 25])  # a stream of its own: the split seed's other draws are unchanged
+        split = self.split.copy()
+        cells = self._audit_cells()
+        for code in codes:
+            for cell in np.unique(cells[self.split == code]):
+                members = np.flatnonzero((self.split == code) & (cells == cell))
+                take = int(round(fraction * members.size))
+                split[rng.permutation(members)[:take]] = AUDIT
+        audit = {"fraction": fraction, "seed": seed, "source": source, "rows": int((split == AUDIT).sum())}
+        return MultiTaskDataset(self.name, self.tasks, self.X, self.Y, split, self.feature_names,
+                                row_task=self.row_task, info={**self.info, "audit": audit})
+
+    def _audit_cells(self) -> np.ndarray:
+        """Per row, the stratum :meth:`with_audit` draws within: (task, class) for per-task rows; the first
+        classification task's label (or -1 without one) for multi-label data."""
+        n_rows = self.X.shape[0]
+        if self.row_task is not None:
+            task = self.row_task.astype(np.int64)
+            label = np.full(n_rows, -1, dtype=np.int64)
+            for t, spec in enumerate(self.tasks):
+                rows = task == t
+                if spec.kind != "regression":
+                    label[rows] = np.nan_to_num(self.Y[rows, t], nan=-1).astype(np.int64)
+            return task * 1_000_003 + label + 1
+        classified = [t for t, spec in enumerate(self.tasks) if spec.kind != "regression"]
+        if not classified:
+            return np.zeros(n_rows, dtype=np.int64)
+        return np.nan_to_num(self.Y[:, classified[0]], nan=-1).astype(np.int64)
+
     def fingerprint(self) -> str:
         """A content hash of the arrays, splits and task specs (hex, 16 chars).
 
@@ -290,6 +365,8 @@ class MultiTaskDataset:
             "validation": int((self.split == VALIDATION).sum()),
             "test": int((self.split == TEST).sum()),
         }
+        if (self.split == AUDIT).any():  # only then: summaries without audit rows stay as they were
+            out["audit"] = int((self.split == AUDIT).sum())
         if self.X.ndim > 2:  # tables keep their summary as it was
             out["input_shape"] = list(self.input_shape)
         out["labels_per_task"] = {

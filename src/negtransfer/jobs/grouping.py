@@ -28,6 +28,10 @@ the per-task assignment of an overlapping grouping, the comparison with simple
 alternatives) uses *validation* losses by default (``gain_split="validation"``);
 reported losses, the prediction quality and the test oracle use the test split
 (ETAP eq. 1 defines gains on test data; ``gain_split="test"`` follows the paper).
+With ``audit`` > 0 a stratified share of the non-test rows is held back as
+audit rows (split code 4) that no run trains, stops or measures gains on; the
+comparison with STL and the all-task model and the fallback to the better of
+them are then decided on those rows (issue 25).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, VALIDATION, MultiTaskDataset
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
 from negtransfer.gains.noise import noise_floor
@@ -78,6 +82,13 @@ Found = TypeVar("Found")
 #: The selection score of each member task of a group whose model diverged (after weighting): far below any
 #: measured or predicted score, so the selection never takes the group.
 DIVERGED_SCORE = -1e9
+#: On audit rows the chosen grouping is kept only when its summed audit loss is below the better alternative's (the
+#: lower of STL and the all-task model) by more than this many standard errors of the paired difference (over
+#: repeats); otherwise that alternative is recommended (never knowingly worse, decided on rows no choice used).
+AUDIT_MARGIN_SE = 1.0
+STL_NAME, ALL_TASKS_NAME = "STL (one model per task)", "all-task model"
+#: The comparison's names of the alternatives -> their keys in the report's ``totals``.
+ALTERNATIVE_KEYS = {STL_NAME: "stl", ALL_TASKS_NAME: "all_tasks"}
 
 
 
@@ -144,6 +155,14 @@ class GroupingOptions:
     use_measured : bool
         Score measured groups by their measured gains instead of the
         predictor's output; every other candidate is predicted.
+    audit : float
+        Share of the non-test rows held back as audit rows
+        (:meth:`~negtransfer.data.dataset.MultiTaskDataset.with_audit`; stratified, drawn by the dataset's
+        split seed): no run trains, stops or measures gains on them; the comparison with STL and the all-task
+        model and the fallback to the better of them are decided on them (issue 25). 0 (default): no audit
+        rows, the comparison is on the validation rows that also chose the groups.
+    audit_source : {"train+validation", "validation"}
+        Which splits give up the audit rows.
     """
 
     budget: int = 3
@@ -166,6 +185,8 @@ class GroupingOptions:
     chunk_size: int | None = None
     use_measured: bool = True
     trace_pairs: int = 0
+    audit: float = 0.0
+    audit_source: str = "train+validation"
 
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
@@ -190,6 +211,9 @@ class GroupingOptions:
             (self.affinity_every < 1, "affinity_every must be >= 1"),
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size is not None and self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
+            (not 0 <= self.audit < 1, f"--audit must be a fraction in [0, 1), e.g. 0.2, got {self.audit}"),
+            (self.audit_source not in AUDIT_SOURCES,
+             f"audit_source must be one of {', '.join(AUDIT_SOURCES)}, got {self.audit_source!r}"),
             (self.trace_pairs > 0 and self.method in names and self.method not in traceable,
              f"--trace plots the per-step affinity of a tracked all-task run; --method {self.method} has none "
              f"(use {' or '.join(traceable)})"),
@@ -592,7 +616,8 @@ def train_chosen_groups(state: GroupingState) -> None:
 
 
 def compare_with_alternatives(state: GroupingState) -> None:
-    """Stage 6: never knowingly worse: the recommendation against simple alternatives, on validation data."""
+    """Stage 6: never knowingly worse: the recommendation against simple alternatives, on the audit rows when the
+    dataset has them (the fallback to the better alternative decided there), else on validation data."""
     state.comparison = _compare_with_alternatives(state, state.chosen, state.everything)
 
 
@@ -659,6 +684,7 @@ def run_grouping(
                          f"gradient; gradient_aggregation {config.gradient_aggregation!r} works with the methods "
                          f"that need no affinity ({plain}), "
                          "or compare it as a row with `negtransfer compare-grouping --surgery`")
+    dataset = dataset.with_audit(options.audit, source=options.audit_source)  # itself when audit = 0
     state = GroupingState(dataset, options, config, seed, store, executor, progress)
     t0 = time.perf_counter()
     for stage in GROUPING_STAGES:
@@ -839,12 +865,20 @@ def _prediction_quality(job: GroupingState, train: list[Group], predictor) -> Pr
 
 
 def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everything: Group) -> Comparison:
-    """The chosen grouping's validation total against STL (if the budget allows it) and the all-task model."""
+    """The chosen grouping against STL and the all-task model, and the recommendation.
+
+    On the audit rows when the dataset has them (:func:`_compare_on_audit`); else the chosen grouping's
+    validation total against STL (if the budget allows it) and the all-task model, on the validation rows that
+    also chose the groups.
+    """
     n = job.n
     chosen_val = job.val_total(chosen)
-    alternatives = {"all-task model": job.val_total([everything])}
+    alternatives = {ALL_TASKS_NAME: job.val_total([everything])}
     if job.options.budget >= n:
-        alternatives["STL (one model per task)"] = job.val_total(job.stl)
+        alternatives[STL_NAME] = job.val_total(job.stl)
+    validation = {"selected": chosen_val, **alternatives}
+    if (job.dataset.split == AUDIT).any():
+        return _compare_on_audit(job, chosen, validation)
     best_name = min(alternatives, key=alternatives.__getitem__)
     best = alternatives[best_name]
     better = chosen_val < best
@@ -856,7 +890,65 @@ def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everythi
                    f"{best_name} ({best:.4f}); prefer the {best_name} unless the test figures below say otherwise.")
     if job.options.budget < n:
         verdict += f" STL needs {n} groups, more than the budget of {job.options.budget}."
-    return Comparison({"selected": chosen_val, **alternatives}, bool(better), best_name, verdict)
+    rows = int((job.dataset.split == VALIDATION).sum())
+    basis = (f"Decided on the {rows} validation rows that also chose the groups (no rows were held back; "
+             f"--audit FRACTION decides on rows no choice used).")
+    return Comparison(validation, bool(better), best_name, verdict,
+                      recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="validation",
+                      rows=rows, basis=basis)
+
+
+def _audit_totals(job: GroupingState, where: dict[int, Group]) -> np.ndarray:
+    """Per repeat (R,), the summed audit loss of a grouping, each task read from ``where[task]``."""
+    return np.asarray(sum(job.results[g].values("audit_loss", t) for t, g in where.items()), dtype=float)
+
+
+def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[str, float]) -> Comparison:
+    """The comparison and the never-knowingly-worse fallback decided on the audit rows (issue 25, item 2).
+
+    Each task's loss is read from the chosen group that validation assigned it (:func:`assign_tasks`): the
+    audit rows choose nothing. The chosen grouping is recommended only when its summed audit loss is below the
+    better alternative's (the lower audit loss of STL and the all-task model) by more than
+    :data:`AUDIT_MARGIN_SE` standard errors of the paired difference (repeat r against repeat r, common random
+    numbers); otherwise that better alternative is.
+    STL is compared whatever the budget: it is what training without grouping gives.
+    """
+    n, budget = job.n, job.options.budget
+    sources = {"selected": assign_tasks(chosen, job.results, n, "val_loss"),
+               STL_NAME: dict(enumerate(job.stl)), ALL_TASKS_NAME: {t: job.everything for t in range(n)}}
+    per_repeat = {name: _audit_totals(job, where) for name, where in sources.items()}
+    totals = {name: float(np.mean(v)) for name, v in per_repeat.items()}
+    difference: dict[str, dict[str, float]] = {}
+    for name in (STL_NAME, ALL_TASKS_NAME):
+        d = per_repeat["selected"] - per_repeat[name]
+        se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size >= 2 else float("nan")
+        difference[name] = {"mean": float(np.mean(d)), "se": se}
+    best_name = min((STL_NAME, ALL_TASKS_NAME), key=totals.__getitem__)
+    closest = difference[best_name]
+    better = bool(closest["mean"] < -AUDIT_MARGIN_SE * (closest["se"] if np.isfinite(closest["se"]) else 0.0))
+    rows = int((job.dataset.split == AUDIT).sum())
+
+    def against(name: str) -> str:
+        v = difference[name]
+        se = f" \u00b1 {v['se']:.4f}" if np.isfinite(v["se"]) else ""
+        return f"the {name} {totals[name]:.4f} (difference {v['mean']:+.4f}{se})"
+
+    basis = f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment)."
+    verdict = (f"{basis[:-1]}: the "
+               f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
+               f"{against(ALL_TASKS_NAME)}; differences paired over {job.options.repeats} repeat(s), "
+               "\u00b1 one standard error. ")
+    if better:
+        verdict += (f"It beats the better of the two, the {best_name}, by more than {AUDIT_MARGIN_SE:g} standard "
+                    "error(s): recommended: the chosen groups.")
+    else:
+        verdict += (f"It does NOT beat the better of the two, the {best_name}, by more than {AUDIT_MARGIN_SE:g} "
+                    f"standard error(s): recommended: the {best_name}.")
+        if best_name == STL_NAME and budget < n:
+            verdict += f" (STL trains {n} models, more than the budget of {budget} groups.)"
+    return Comparison(validation, bool(better), best_name, verdict,
+                      recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="audit",
+                      rows=rows, basis=basis, audit_loss=totals, audit_difference=difference)
 
 
 def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:

@@ -226,25 +226,56 @@ class Refinement:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The chosen grouping's summed validation loss against the simple alternatives the budget allows.
+    """The chosen grouping against the simple alternatives, and what the job recommends.
+
+    Decided on the audit rows when the dataset has them (split code 4: rows no
+    choice used, not gains, stopping, selection or assignment; issue 25), else
+    on the validation rows that also chose the groups.
 
     Attributes
     ----------
     validation_loss : dict
-        ``"selected"``, ``"all-task model"`` and (budget >= tasks) ``"STL (one model per task)"`` -> summed loss.
+        ``"selected"``, ``"all-task model"`` and (budget >= tasks) ``"STL (one model per task)"`` -> summed
+        validation loss.
     better_than_alternatives : bool
+        The chosen grouping beats every alternative compared (on audit rows: beats the better alternative by
+        more than :data:`~negtransfer.jobs.grouping.AUDIT_MARGIN_SE` standard errors of the paired difference).
     best_alternative : str
     verdict : str
+        The comparison and the recommendation in words: which rows, how many, why.
+    recommendation : str
+        ``"selected"`` (the chosen groups), ``"stl"`` or ``"all_tasks"``: a key of the report's ``totals``.
+    decided_on : str
+        ``"audit"`` or ``"validation"``: the rows the verdict was decided on.
+    rows : int
+        How many such rows (dataset rows; a multi-label row counts once).
+    basis : str
+        Those rows in words ("Decided on the 484 validation rows that also chose the groups ...").
+    audit_loss : dict
+        Option -> summed audit loss (mean over repeats), options named like ``validation_loss``; empty without
+        audit rows.
+    audit_difference : dict
+        Alternative -> ``{"mean", "se"}``: the chosen grouping's summed audit loss minus the alternative's,
+        paired over repeats (repeat r against repeat r), and its standard error (NaN with one repeat).
     """
 
     validation_loss: Mapping[str, float]
     better_than_alternatives: bool
     best_alternative: str
     verdict: str
+    recommendation: str = "selected"
+    decided_on: str = "validation"
+    rows: int = 0
+    basis: str = ""
+    audit_loss: Mapping[str, float] = field(default_factory=dict)
+    audit_difference: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"validation_loss": dict(self.validation_loss), "better_than_alternatives": self.better_than_alternatives,
-                "best_alternative": self.best_alternative, "verdict": self.verdict}
+                "best_alternative": self.best_alternative, "verdict": self.verdict,
+                "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows, "basis": self.basis,
+                "audit_loss": dict(self.audit_loss),
+                "audit_difference": {k: dict(v) for k, v in self.audit_difference.items()}}
 
 
 @dataclass(frozen=True)

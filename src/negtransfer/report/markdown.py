@@ -255,10 +255,24 @@ def _headline(report: GroupingReport) -> list[str]:
     if report.noise.verdict:
         out += [f"**Noise**: {report.noise.verdict}", ""]
     alternatives = report.comparison
-    if alternatives.verdict:
+    if alternatives.decided_on == "audit":
         mark = "" if alternatives.better_than_alternatives else "\u26a0 "
-        out += [f"**Against simple alternatives**: {mark}{alternatives.verdict}", ""]
+        out += [f"**Recommended**: {mark}{recommendation_label(report)}. {alternatives.verdict}", ""]
+    elif alternatives.verdict:
+        mark = "" if alternatives.better_than_alternatives else "\u26a0 "
+        basis = f" {alternatives.basis}" if alternatives.basis else ""
+        out += [f"**Against simple alternatives**: {mark}{alternatives.verdict}{basis}", ""]
     return out
+
+
+def recommendation_label(report: GroupingReport) -> str:
+    """What the job recommends, in words: the chosen groups, STL or the all-task model (``comparison.recommendation``)."""
+    recommendation = report.comparison.recommendation
+    if recommendation == "stl":
+        return f"STL, one model per task ({len(report.tasks)} models)"
+    if recommendation == "all_tasks":
+        return "the all-task model (one model for every task)"
+    return f"the chosen groups ({len(report.selected_groups)})"
 
 
 def _oracle_lines(report: GroupingReport) -> list[str]:

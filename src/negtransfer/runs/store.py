@@ -158,12 +158,15 @@ def _encode(result: ModelResult) -> str:
     for key in ("val_loss", "test_loss", "test_metric", "val_metric"):
         body[key] = {str(k): v for k, v in body[key].items()}
     body["extra"] = {name: {str(k): v for k, v in per_task.items()} for name, per_task in body["extra"].items()}
+    audit = body.pop("audit_loss")
+    if audit:  # results without audit rows are stored as before the field existed
+        body["audit_loss"] = {str(k): v for k, v in audit.items()}
     return json.dumps(body)
 
 
 def _decode(text: str) -> ModelResult:
     body = json.loads(text)
-    for key in ("val_loss", "test_loss", "test_metric", "val_metric"):
+    for key in ("val_loss", "test_loss", "test_metric", "val_metric", "audit_loss"):
         body[key] = {int(k): (float("nan") if v is None else v) for k, v in body.get(key, {}).items()}
     body["extra"] = {name: {int(k): v for k, v in per_task.items()} for name, per_task in body.get("extra", {}).items()}
     body["group"] = tuple(body["group"])

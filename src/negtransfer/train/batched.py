@@ -53,7 +53,7 @@ from typing import Callable, Iterable, Sequence, Union
 import numpy as np
 import torch
 
-from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.data.dataset import AUDIT, TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.nn.contract import check_factory
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
@@ -1062,6 +1062,7 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     test_out = model(_padded_rows(X[test], Y[test])[0].to(device))[:, : test.numel()].cpu()
     val_losses, _ = layout.task_losses(val_out, Y[val])
     test_losses, _ = layout.task_losses(test_out, Y[test])
+    audit_losses = _audit_losses(model, X, Y, split, layout, device)
     labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}
     outputs = {"val": val_out, "test": test_out}
     metrics: list[dict] = [{} for _ in group_idx]
@@ -1100,6 +1101,17 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
             epochs=int(epochs_run[k]),
             seconds=seconds,
             extra={name: {t: per_task[t] for t in g if t in per_task} for name, per_task in extra[k].items()},
+            audit_loss={} if audit_losses is None else {t: float(audit_losses[k, t]) for t in g},
         )
         for k, g in enumerate(group_idx)
     ]
+
+
+def _audit_losses(model, X: torch.Tensor, Y: torch.Tensor, split: torch.Tensor, layout, device
+                  ) -> torch.Tensor | None:
+    """Per model and task, the mean loss on the audit rows (split code 4); None when there are none."""
+    audit = torch.nonzero(split == AUDIT).flatten()
+    if audit.numel() == 0:
+        return None
+    out = model(_padded_rows(X[audit], Y[audit])[0].to(device))[:, : audit.numel()].cpu()
+    return layout.task_losses(out, Y[audit])[0]

@@ -34,6 +34,10 @@ class ModelResult:
     repeat : int
         Repeat number of the run (its training seed is
         :func:`repeat_seed` (job seed, repeat)).
+    audit_loss : dict[int, float]
+        Per task of the group: mean loss over its labelled audit rows (split
+        code 4, :meth:`~negtransfer.data.dataset.MultiTaskDataset.with_audit`),
+        rows no choice used; empty when the dataset has none.
     """
 
     group: tuple[int, ...]
@@ -46,7 +50,7 @@ class ModelResult:
     extra: dict = field(default_factory=dict)
     val_metric: dict[int, float] = field(default_factory=dict)
     repeat: int = 0
-
+    audit_loss: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,9 +82,9 @@ class RepeatedResult:
         return len(self.runs)
 
     def values(self, attr: str, task: int) -> np.ndarray:
-        """Per-repeat values (R,) of ``attr`` ("val_loss", "test_loss", "test_metric", "val_metric", or an
-        ``extra`` name such as "val_margin_loss") for one task of the group."""
-        if attr in ("val_loss", "test_loss", "test_metric", "val_metric"):
+        """Per-repeat values (R,) of ``attr`` ("val_loss", "test_loss", "test_metric", "val_metric",
+        "audit_loss", or an ``extra`` name such as "val_margin_loss") for one task of the group."""
+        if attr in ("val_loss", "test_loss", "test_metric", "val_metric", "audit_loss"):
             return np.array([getattr(run, attr)[task] for run in self.runs], dtype=float)
         return np.array([run.extra[attr][task] for run in self.runs], dtype=float)
 
@@ -106,6 +110,13 @@ class RepeatedResult:
     @property
     def test_metric(self) -> dict[int, float]:
         return self._mean("test_metric")
+
+    @property
+    def audit_loss(self) -> dict[int, float]:
+        """Per-task mean audit loss over the repeats; empty when the runs have no audit rows."""
+        if not all(run.audit_loss for run in self.runs):
+            return {}
+        return self._mean("audit_loss")
 
     @property
     def val_metric(self) -> dict[int, float]:

@@ -1,0 +1,141 @@
+"""Audit rows (issue 25, item 2): held back from every choice, only scored, and the verdict decided on them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from negtransfer.data.dataset import AUDIT, TEST, TRAIN, VALIDATION
+from negtransfer.data.synthetic import make_synthetic_tasks
+from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.jobs.grouping_report import GroupingReport
+from negtransfer.runs.store import RunStore, _decode, _encode
+from negtransfer.train.batched import train_group_models
+from negtransfer.train.config import TrainConfig
+from negtransfer.train.results import ModelResult, RepeatedResult
+
+CFG = TrainConfig(max_epochs=6)
+
+
+@pytest.fixture(scope="module")
+def per_task():
+    return make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=200, task_kind="binary", layout="per-task-rows",
+                                seed=5)
+
+
+def test_with_audit_is_a_stratified_share_of_the_non_test_rows(per_task):
+    audited = per_task.with_audit(0.2)
+    moved = audited.split == AUDIT
+    assert not (per_task.split == AUDIT).any() and moved.any()
+    assert set(np.unique(per_task.split[moved])) == {TRAIN, VALIDATION}  # never a test row
+    assert np.array_equal(audited.split == TEST, per_task.split == TEST)
+    for t in range(per_task.n_tasks):
+        for label in (0.0, 1.0):
+            for code in (TRAIN, VALIDATION):
+                cell = (per_task.row_task == t) & (per_task.Y[:, t] == label) & (per_task.split == code)
+                assert (moved & cell).sum() == round(0.2 * cell.sum())  # every task, class and split keeps its share
+    assert audited.summary()["audit"] == int(moved.sum()) == audited.info["audit"]["rows"]
+    assert "audit" not in per_task.summary()
+    assert np.array_equal(per_task.with_audit(0.2).split, audited.split)  # drawn from the split seed
+    assert not np.array_equal(per_task.with_audit(0.2, seed=9).split, audited.split)
+    assert audited.fingerprint() != per_task.fingerprint()  # the run store keys differ with the training rows
+    assert per_task.with_audit(0.0) is per_task
+
+
+def test_with_audit_from_validation_only_and_bad_inputs(per_task):
+    audited = per_task.with_audit(0.3, source="validation")
+    assert set(np.unique(per_task.split[audited.split == AUDIT])) == {VALIDATION}
+    assert (audited.split == TRAIN).sum() == (per_task.split == TRAIN).sum()
+    with pytest.raises(ValueError, match="audit fraction"):
+        per_task.with_audit(1.0)
+    with pytest.raises(ValueError, match="audit source"):
+        per_task.with_audit(0.2, source="test")
+    multi_label = make_synthetic_tasks(n_tasks=3, n_clusters=1, n_samples=300, seed=1)
+    assert (multi_label.with_audit(0.25).split == AUDIT).sum() == pytest.approx(0.25 * 0.8 * 300, abs=3)
+
+
+def test_audit_rows_are_only_scored(per_task):
+    """Other labels on the audit rows change the audit losses and nothing else: no run trains, stops or measures
+    a gain on them."""
+    audited = per_task.with_audit(0.2)
+    flipped = audited.subset_rows(np.arange(audited.X.shape[0]))
+    rows = audited.split == AUDIT
+    flipped.Y[rows] = np.where(np.isnan(flipped.Y[rows]), np.nan, 1.0 - flipped.Y[rows])
+    groups = [(0,), (0, 1), (0, 1, 2, 3)]
+    first, second = (train_group_models(ds, groups, CFG, 0) for ds in (audited, flipped))
+    for a, b in zip(first, second, strict=True):
+        assert (a.val_loss, a.test_loss, a.best_epoch, a.epochs) == (b.val_loss, b.test_loss, b.best_epoch, b.epochs)
+        assert set(a.audit_loss) == set(a.group) and a.audit_loss != b.audit_loss
+    assert train_group_models(per_task, groups[:1], CFG, 0)[0].audit_loss == {}
+
+
+def test_store_keeps_audit_losses_and_reads_results_without_them():
+    plain = ModelResult(group=(1,), val_loss={1: 0.5}, test_loss={1: 0.4}, test_metric={1: 0.9}, best_epoch=2,
+                        epochs=3)
+    assert "audit_loss" not in json.loads(_encode(plain))  # stored as before the field existed
+    assert _decode(_encode(plain)) == plain
+    audited = ModelResult(group=(1,), val_loss={1: 0.5}, test_loss={1: 0.4}, test_metric={1: 0.9}, best_epoch=2,
+                          epochs=3, audit_loss={1: 0.45})
+    assert _decode(_encode(audited)).audit_loss == {1: 0.45}
+    both = RepeatedResult((1,), [audited, ModelResult(**{**audited.__dict__, "audit_loss": {1: 0.55}, "repeat": 1})])
+    assert both.audit_loss == {1: pytest.approx(0.5)} and list(both.values("audit_loss", 1)) == [0.45, 0.55]
+    assert RepeatedResult((1,), [plain]).audit_loss == {}
+
+
+def test_the_verdict_and_the_recommendation_are_decided_on_audit_rows(per_task, tmp_path):
+    options = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1, audit=0.25)
+    report = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite")).report
+    c = report.comparison
+    audited = per_task.with_audit(0.25)
+    assert c.decided_on == "audit" and c.rows == int((audited.split == AUDIT).sum())
+    assert report.fingerprint == audited.fingerprint()
+    assert set(c.audit_loss) == {"selected", "STL (one model per task)", "all-task model"}
+    for name, d in c.audit_difference.items():
+        assert d["mean"] == pytest.approx(c.audit_loss["selected"] - c.audit_loss[name])
+    best = min(("STL (one model per task)", "all-task model"), key=c.audit_loss.__getitem__)
+    kept = c.audit_difference[best]["mean"] < -c.audit_difference[best]["se"]
+    assert c.better_than_alternatives == kept and c.best_alternative == best
+    expected = "selected" if kept else {"STL (one model per task)": "stl", "all-task model": "all_tasks"}[best]
+    assert c.recommendation == expected and c.recommendation in report.totals
+    assert f"Decided on {c.rows} audit rows no choice used" in c.verdict and c.verdict.startswith(c.basis[:-1])
+    assert GroupingReport.from_dict(report.to_dict()).comparison == c
+    before = report.to_dict()  # a report.json written before issue 25 reads back with a validation verdict
+    for key in ("recommendation", "decided_on", "rows", "basis", "audit_loss", "audit_difference"):
+        before["comparison"].pop(key)
+    assert GroupingReport.from_dict(before).comparison.decided_on == "validation"
+    plain = run_grouping(per_task, GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1), CFG, 0,
+                         RunStore(tmp_path / "t.sqlite")).report.comparison
+    assert plain.decided_on == "validation" and plain.audit_loss == {}
+    assert plain.basis.startswith(f"Decided on the {plain.rows} validation rows that also chose the groups")
+    with pytest.raises(ValueError, match="--audit"):
+        GroupingOptions(audit=1.5).check(4)
+
+
+def test_group_command_audit_option(tmp_path):
+    """``negtransfer group --audit``: report.json, report.md and the console name the recommendation and its rows;
+    a bad fraction is a one-line error."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from negtransfer.cli import app
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["one"] = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame["two"] = (X[:, 0] - X[:, 2] > 0).astype(int)
+    frame["three"] = (X[:, 1] > 0).astype(int)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    common = ["group", "--data", str(tmp_path / "data.csv"), "--tasks", "one,two,three", "--features", "a,b,c",
+              "--budget", "2", "--train-groups", "2", "--epochs", "4", "--repeats", "2", "--rounds", "1"]
+    runner = CliRunner()
+    res = runner.invoke(app, [*common, "--audit", "0.25", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    comparison = json.loads((tmp_path / "out" / "report.json").read_text())["comparison"]
+    assert comparison["decided_on"] == "audit" and comparison["rows"] == round(0.25 * 0.8 * 400)
+    assert "Recommended" in res.output and f"Decided on {comparison['rows']} audit rows" in res.output
+    assert "**Recommended**" in (tmp_path / "out" / "report.md").read_text()
+    bad = runner.invoke(app, [*common, "--audit", "1.5", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--audit" in bad.output
