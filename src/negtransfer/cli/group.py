@@ -112,6 +112,7 @@ def group(
     ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
+    folds: int = typer.Option(1, "--folds", min=1, help="Cross-validated gains: train every run on K folds of the training and validation rows (stratified per task; fold f of every group validates on the same rows), so gains, validation losses and every choice are means over folds and repeats, and the report states how well one fold's gains foretell another's (the split noise). 1: the dataset's one split."),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = LrOpt,
@@ -143,6 +144,7 @@ def group(
     the ETAP gain predictor, exact selection of at most B groups, training of the
     chosen groups, and a report.
     """
+    from negtransfer.data.folds import fold_validation_rows
     from negtransfer.jobs.grouping import GroupingOptions, run_grouping
     from negtransfer.report.jsonio import write_json
 
@@ -163,9 +165,12 @@ def group(
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every,
                               affinity_momentum=affinity_momentum, affinity_epochs=affinity_epochs,
-                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace)
+                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace,
+                              folds=folds)
     try:
         options.check(ds.n_tasks)
+        if folds > 1:
+            fold_validation_rows(ds, folds)  # every task must have a labelled row in every fold
     except ValueError as exc:
         fail(str(exc))
     from negtransfer.jobs.grouping_methods import get_method
