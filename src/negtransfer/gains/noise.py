@@ -179,9 +179,9 @@ def split_noise(U: np.ndarray, G: np.ndarray, folds: int, validation_rows: list[
             plain.append(_pearson(means[:, :, a][U], means[:, :, b][U]))
             within.append(_pearson(_within_task(means[:, :, a], U)[U], _within_task(means[:, :, b], U)[U]))
     if all(p is not None for p in plain):
-        out["fold_pearson"] = float(np.mean(plain))
+        out["fold_pearson"] = float(np.mean([float(p) for p in plain if p is not None]))
     if all(w is not None for w in within):
-        rho = float(np.mean(within))
+        rho = float(np.mean([float(w) for w in within if w is not None]))
         out["fold_within_task_pearson"] = rho
         denominator = 1 + (folds - 1) * rho
         out["split_reliability"] = float(folds * rho / denominator) if denominator > 0 else -1.0

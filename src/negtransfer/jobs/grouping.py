@@ -282,6 +282,14 @@ def best_group_losses(groups, results, n_tasks, by: str = "val_loss") -> tuple[d
     return {t: results[g].test_loss[t] for t, g in where.items()}, where
 
 
+def _stage_progress(progress: Progress, label: str) -> Callable[[int, int], None]:
+    """``progress`` of one stage's runs as the run store's callback (done, total)."""
+    def report(done: int, total: int) -> None:
+        progress(label, done, total)
+
+    return report
+
+
 def _across_folds(per_fold: list[dict[tuple[int, ...], RepeatedResult]]) -> dict[tuple[int, ...], RepeatedResult]:
     """Each group's runs over every fold: run ``r * K + f`` is repeat r on fold f (repeat-major), so a paired
     gain pairs the runs of one repeat and fold (common random numbers) and every mean is over folds and
@@ -413,10 +421,8 @@ class GroupingState:
         specs = group_specs(groups, self.config, self.options.repeats)
         per_fold = []
         for f, data in enumerate(self.fold_data):
-            cb = None
-            if progress is not None:
-                text = label if folds == 1 else f"{label} (fold {f + 1}/{folds})"
-                cb = (lambda done, total, text=text: progress(text, done, total))
+            cb = None if progress is None else _stage_progress(progress, label if folds == 1 else
+                                                                f"{label} (fold {f + 1}/{folds})")
             extra = [] if affinity is None or f else affinity.specs(self.n, self.config, self.options.repeats)
             trained: list = []
             outputs = ensure(data, specs + extra, self.seed, self.store, executor=self.executor,
