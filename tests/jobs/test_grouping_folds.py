@@ -64,6 +64,8 @@ def test_the_report_states_folds_rows_runs_and_the_split_noise(folded_job):
     ref = rep["refinement"]
     assert ref["one_shot_runs"] == opts.grouping_method().one_shot_runs(ds.n_tasks, opts) * 3
     assert ref["runs_used"] == 6 * len(job.results) and ref["runs_vs_one_shot"] <= 3
+    assert rep["runs"]["one_split_one_shot"] * 3 == ref["one_shot_runs"]
+    assert rep["runs"]["vs_one_split_one_shot"] == pytest.approx(3 * ref["runs_vs_one_shot"])
     split = rep["noise"]["split_noise"]
     assert split["folds"] == 3 and split["validation_rows_per_fold"] == rows
     assert split["verdict"] and "3 folds validating on" in split["verdict"]

@@ -93,7 +93,7 @@ def group(
     design: Design = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
     no_refine: bool = typer.Option(False, "--no-refine", help="The paper's one-shot protocol: the same as --rounds 1."),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of runs (groups x repeats, STL and all-task included) for the recommendation.", show_default="3x the one-shot protocol's runs"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of runs (groups x repeats x folds, STL and all-task included) for the recommendation.", show_default="3x the one-shot protocol's runs"),
     per_round: Optional[int] = typer.Option(None, "--per-round", min=1, help="Groups measured per refinement round.", show_default="2 x budget, at least 4"),
     kappa: float = typer.Option(1.0, "--kappa", min=0.0, help="Optimism of the refinement: an unmeasured group counts with its predicted gain plus kappa x the predictor's cross-validated error."),
     objective: Objective = typer.Option("total-loss", "--objective", help="What the selection maximises: the decrease of the summed validation loss (ETAP Table 4's criterion), the sum of gains (ETAP eq. 1), or the summed relative change of the task metric."),

@@ -772,7 +772,7 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
         prediction=_found(state.prediction, "assess_prediction"), optima=state.optima,
         losses=_losses(state),
         runs=RunCounts(len(state.trained), used, state.store.count(), options.folds,
-                       tuple(fold_validation_rows(state.dataset, options.folds))),
+                       tuple(fold_validation_rows(state.dataset, options.folds)), state.one_shot // options.folds),
         seconds=state.seconds, timing=state.timing(seconds),
         diverged=describe_diverged(state.diverged, names, options.runs_per_group, limit=len(state.diverged)),
     )

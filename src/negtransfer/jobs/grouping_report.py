@@ -442,7 +442,9 @@ class RunCounts:
     """Runs (groups x repeats x folds): trained by this job, used by the recommendation, in the run store.
 
     ``folds`` is K of ``--folds`` (1: one split) and ``validation_rows_per_fold`` how many rows each fold
-    validates on (the recommendation's runs relative to the one-shot protocol's: :class:`Refinement`).
+    validates on. :class:`Refinement` states the recommendation's runs relative to the one-shot protocol's
+    with the same repeats and folds; ``one_split_one_shot`` is the one-shot protocol's runs on one split (the
+    same repeats, no folds) and ``vs_one_split_one_shot`` the recommendation's runs relative to them.
     """
 
     trained: int
@@ -450,15 +452,21 @@ class RunCounts:
     stored_total: int
     folds: int = 1
     validation_rows_per_fold: tuple[int, ...] = ()
+    one_split_one_shot: int | None = None
+
+    @property
+    def vs_one_split_one_shot(self) -> float | None:
+        return self.recommendation / self.one_split_one_shot if self.one_split_one_shot else None
 
     def to_dict(self) -> dict:
         return {"trained": self.trained, "recommendation": self.recommendation, "stored_total": self.stored_total,
-                "folds": self.folds, "validation_rows_per_fold": list(self.validation_rows_per_fold)}
+                "folds": self.folds, "validation_rows_per_fold": list(self.validation_rows_per_fold),
+                "one_split_one_shot": self.one_split_one_shot, "vs_one_split_one_shot": self.vs_one_split_one_shot}
 
     @staticmethod
     def from_dict(d: Mapping) -> RunCounts:
         return RunCounts(d["trained"], d["recommendation"], d["stored_total"], int(d.get("folds", 1)),
-                         tuple(d.get("validation_rows_per_fold", ())))
+                         tuple(d.get("validation_rows_per_fold", ())), d.get("one_split_one_shot"))
 
 
 @dataclass(frozen=True)
