@@ -129,3 +129,26 @@ def test_group_folds_from_the_command_line(tmp_path):
     assert "3 folds validating on" in (out / "report.md").read_text()
     bad = CliRunner().invoke(app, [*common, "--folds", "100000", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--folds 100000" in bad.output
+
+
+def test_gains_over_folds_are_means_of_every_repeat_and_folds_paired_gain(tmp_path):
+    from negtransfer.jobs.gains import GainsOptions, run_gains
+
+    ds = make_synthetic_tasks(n_tasks=3, n_clusters=2, n_samples=120, seed=1)
+    cfg = TrainConfig(max_epochs=3)
+    store = RunStore(tmp_path / "g.sqlite")
+    report = run_gains(ds, GainsOptions(groups=[ds.task_names[:2]],
+                                        repeats=2, folds=3), cfg, 0, store)
+    assert report.to_dict()["folds"] == 3 and all(row["repeats"] == 6 for row in report.rows)
+    t, group = 0, (0, 1)
+    gains = []
+    for r in range(2):
+        for f in range(3):
+            data = fold_dataset(ds, 3, f)
+            stl, mtl = train_group_models(data, [(t,), group], cfg, 0, repeats=[r, r])
+            gains.append((stl.test_loss[t] - mtl.test_loss[t]) / stl.test_loss[t])
+    row = next(row for row in report.rows if row["task"] == ds.task_names[t])
+    assert row["gain"] == pytest.approx(np.mean(gains), rel=1e-9)
+    assert row["gain_se"] == pytest.approx(np.std(gains, ddof=1) / np.sqrt(6), rel=1e-9)
+    with pytest.raises(ValueError, match="--folds must be a positive integer"):
+        run_gains(ds, GainsOptions(folds=0), cfg, 0, store)

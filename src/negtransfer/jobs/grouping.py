@@ -65,7 +65,7 @@ from negtransfer.jobs.grouping_report import (
     Selection,
 )
 from negtransfer.runs.executors import Executor
-from negtransfer.runs.group_specs import DESIGNS, random_groups
+from negtransfer.runs.group_specs import DESIGNS, across_folds, random_groups
 from negtransfer.runs.runner import ensure, repeated_results
 from negtransfer.runs.specs import group_specs
 from negtransfer.runs.store import RunStore
@@ -290,16 +290,6 @@ def _stage_progress(progress: Progress, label: str) -> Callable[[int, int], None
     return report
 
 
-def _across_folds(per_fold: list[dict[tuple[int, ...], RepeatedResult]]) -> dict[tuple[int, ...], RepeatedResult]:
-    """Each group's runs over every fold: run ``r * K + f`` is repeat r on fold f (repeat-major), so a paired
-    gain pairs the runs of one repeat and fold (common random numbers) and every mean is over folds and
-    repeats. One fold: its results as they are."""
-    if len(per_fold) == 1:
-        return per_fold[0]
-    return {g: RepeatedResult(g, [fold[g].runs[r] for r in range(first.repeats) for fold in per_fold])
-            for g, first in per_fold[0].items()}
-
-
 def _rows_to_groups(candidates: np.ndarray, rows) -> list[TaskSet]:
     return [TaskSet.from_mask(candidates[r]) for r in rows]
 
@@ -431,7 +421,7 @@ class GroupingState:
             if extra:
                 self.affinity_runs = AffinityRuns.from_outputs(extra, outputs[len(specs):], trained)
             per_fold.append(repeated_results(specs, outputs[: len(specs)]))
-        out = _across_folds(per_fold)
+        out = across_folds(per_fold)
         self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
         self._clocked("trainer", start)
         self.results.update(out)
