@@ -641,6 +641,10 @@ def measure_noise(state: GroupingState) -> None:
         with np.errstate(invalid="ignore"):
             floor = noise_floor(U_m, fold_gains(G_m, K).mean(axis=3))
             test = noise_floor(U_t, fold_gains(G_t, K).mean(axis=3))
+        if state.options.repeats < 2:
+            floor["verdict"] = (f"Seed noise not measured: one repeat on each of the {K} folds, so seed noise and "
+                                "real differences between groups cannot be told apart; --repeats 2 or more measures "
+                                "it.")
     else:
         floor, test = noise_floor(U_m, G_m), noise_floor(U_t, G_t)
     split = split_noise(U_m, G_m, K, fold_validation_rows(state.dataset, K) if K > 1 else None)
