@@ -17,6 +17,12 @@ Repeats: every run is repeated R times (``repeats``) with common random numbers
 is the mean of the R paired gains, and the report states the noise floor
 (:mod:`negtransfer.gains.noise`).
 
+Folds (``folds``, ``--folds K``): every run is also trained on each of K folds
+of the training and validation rows (:mod:`negtransfer.data.folds`; the same
+rows for every group and repeat), a group's results are its R x K runs, every
+gain and validation loss is a mean over both, and the report adds the split
+noise (how well one fold's gains foretell another's) to the seed noise.
+
 The job is a sequence of named stages (:data:`GROUPING_STAGES`) over one
 typed state (:class:`GroupingState`); what a grouping method trains first,
 measures and predicts with is the method's behaviour
@@ -370,7 +376,7 @@ class GroupingState:
     one_shot: int = field(init=False)
     max_runs: int = field(init=False)
     per_round: int = field(init=False)
-    fold_data: list = field(init=False)  # the dataset of each fold (just the dataset without folds)
+    fold_data: list = field(init=False)  # the dataset of each fold ([dataset] with one fold)
 
     def __post_init__(self) -> None:
         from negtransfer.select.groups import all_groups
