@@ -41,6 +41,10 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
   verdict and the fallback decided on held-back audit rows (issue 25); ``audit-val``: 0.2 drawn from the
   validation rows only. Audit rows change the training rows, so these variants train their own runs (with
   ``--exhaustive-store``, every group of the audited data);
+* ``folds3`` / ``folds5``: cross-validated gains, ``--folds 3`` or 5 with one repeat (runs per group: 3 or 5,
+  against the default's 3 repeats of one split); their runs are not in the exhaustive store (it holds one split),
+  so they run without ``--exhaustive`` and their chosen groups (and each task's group) are scored on the
+  exhaustive store's test losses (the K = 1 models, mean over ``--repeats``), as the default's are;
 * ``A+B``: variants combined (``paper+no-momentum``: the paper's protocol
   with the affinity scored without the momentum term).
 
@@ -99,6 +103,8 @@ VARIANTS = {
     "audit0.2": {"audit": 0.2},
     "audit0.3": {"audit": 0.3},
     "audit-val": {"audit": 0.2, "audit_source": "validation"},
+    "folds3": {"folds": 3, "repeats": 1},
+    "folds5": {"folds": 5, "repeats": 1},
 }
 PCT = "{:+.2%}"
 
@@ -142,6 +148,7 @@ def case(report: dict) -> dict:
         "per_task_mean": pred["per_task_mean_pearson"],
         "runs_ratio": report["refinement"]["runs_vs_one_shot"],
         "reliability": report["noise"]["reliability"],
+        "split_reliability": (report["noise"].get("split_noise") or {}).get("split_reliability"),
         "never_worse": t["selected"] <= min(t["stl"], t["all_tasks"]),
         "selected": report["selected_groups"], "rounds": report["refinement"]["rounds_run"],
         "recommendation": report["comparison"].get("recommendation", "selected"),
@@ -153,6 +160,27 @@ def case(report: dict) -> dict:
         "audit_loss": report["comparison"].get("audit_loss"),
         "totals": {key: t[key] for key in ("selected", "stl", "all_tasks")},
     }
+
+
+def rescored(report: dict, every: dict, names, budget: int) -> dict:
+    """:func:`case` of a job run without ``--exhaustive``: its choice (groups and each task's group) scored on
+    the exhaustive store's results ``every`` (group -> repeated result), with that store's oracles."""
+    from negtransfer.jobs.grouping import oracle_grouping
+
+    n = len(names)
+    index = {name: t for t, name in enumerate(names)}
+    where = {index[task]: tuple(sorted(index[m] for m in group)) for task, group in report["task_group"].items()}
+    selected = sum(every[where[t]].test_loss[t] for t in range(n))
+    stl = sum(every[(t,)].test_loss[t] for t in range(n))
+    everything = every[tuple(range(n))]
+    all_tasks = sum(everything.test_loss[t] for t in range(n))
+    test_oracle = sum(oracle_grouping(every, n, budget, by="test_loss")[1].values())
+    val_oracle = sum(oracle_grouping(every, n, budget, by="val_loss")[1].values())
+    totals = {**report["totals"], "selected": selected, "stl": stl, "all_tasks": all_tasks, "test_oracle": test_oracle}
+    row = case({**report, "totals": totals, "optimal": None})
+    row.update({"gap_test": selected / test_oracle - 1, "gap_val": selected / val_oracle - 1, "val_gap_on_val": None,
+                "val_oracle_gap": val_oracle / test_oracle - 1, "oracle_vs_stl": test_oracle / stl - 1})
+    return row
 
 
 def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) -> None:
@@ -333,6 +361,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=max(3, DEFAULT.repeats),
                         help="Repeats trained for every group (variants use the first ones they need).")
     parser.add_argument("--data-dir", default=None, help="ETAP Chemical Task_Splits folder.")
+    parser.add_argument("--n-tasks", type=int, default=None, help="Keep only the first N tasks of each dataset.")
     parser.add_argument("--out", type=Path, default=Path("runs/grouping_quality"))
     grouping_datasets.add_result_format_option(parser)
     parser.add_argument("--store-only", action="store_true", help="Train the stores; run no variant.")
@@ -346,7 +375,7 @@ def main() -> None:
                              "all-task model on test (from train and validation, or from validation alone).")
     grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
-    n_tasks, config, prefix = None, TrainConfig(), ""
+    n_tasks, config, prefix = args.n_tasks, TrainConfig(), ""
     if args.smoke:
         args.datasets, args.seeds, args.budgets, args.train_groups = ["yeast"], [0], [2], [3]
         args.variants, prefix = ["default", "paper", "audit"], "smoke-"
@@ -374,10 +403,11 @@ def main() -> None:
             if ds is None:
                 break
             store = RunStore(args.out / f"{prefix}{name}-seed{seed}.sqlite")
+            every = None
             if args.exhaustive:
                 start = time.perf_counter()
-                run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1, chunk_size=256),
-                             config, seed, store)
+                every = run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1,
+                                                 chunk_size=256), config, seed, store).results
                 print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
                       f"{time.perf_counter() - start:.0f} s", flush=True)
             for variant in [] if args.store_only else args.variants:
@@ -387,9 +417,12 @@ def main() -> None:
                                                budget=budget), **variant_options(variant))
                         if opts.repeats > args.repeats:
                             continue
+                        if opts.folds > 1:  # its runs are not in the exhaustive store: scored on it
+                            opts = replace(opts, exhaustive=False)
                         rep = run_grouping(ds, opts, config, seed, store).report.to_dict()
+                        found = case(rep) if opts.exhaustive or every is None else rescored(rep, every, ds.task_names, budget)
                         rows.append({"dataset": name, "seed": seed, "variant": variant, "train_groups": n_train,
-                                     "budget": budget, **case(rep)})
+                                     "budget": budget, **found})
                         print_case(rows[-1])
             (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)

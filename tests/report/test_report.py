@@ -57,7 +57,8 @@ def fake_report_dict(*, optimal: bool = True, points: bool = True) -> dict:
         "totals": {k: sum(v.values()) for k, v in
                    {"stl": stl, "all_tasks": all_tasks, "selected": selected}.items()},
         "totals_se": {"stl": 0.01, "all_tasks": 0.02, "selected": 0.01},
-        "runs": {"trained": 11, "recommendation": 22, "stored_total": 13},
+        "runs": {"trained": 11, "recommendation": 22, "stored_total": 13, "folds": 1, "validation_rows_per_fold": [40],
+                 "one_split_one_shot": 10, "vs_one_split_one_shot": 2.2},
         "seconds": {"total": 12.5},
     }
     if points:

@@ -72,6 +72,7 @@ def gains(
     ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
+    folds: int = typer.Option(1, "--folds", min=1, help="Train every model on K folds of the training and validation rows (stratified per task; the same folds for every group): a gain is the mean of the repeats x folds paired gains. 1: the dataset's one split."),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = LrOpt,
@@ -117,7 +118,7 @@ def gains(
     config = fit_batch_size(ds, config, batch_size, notes)
     note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data, notes)
-    options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size)
+    options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size, folds=folds)
     try:
         options.requested_groups(ds.task_names, seed)
     except ValueError as exc:

@@ -93,7 +93,7 @@ def group(
     design: Design = typer.Option("random", "--design", help="How the training groups are drawn: 'random' (a uniform size, then members; the paper's), 'stratified' (sizes spread evenly), 'pairs' (every pair, then larger groups)."),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds: 1 is the paper's one-shot protocol; more refine actively (train what the selection or the predictor's uncertainty asks for, refit, select again) until the selection is made of measured groups and stops changing."),
     no_refine: bool = typer.Option(False, "--no-refine", help="The paper's one-shot protocol: the same as --rounds 1."),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of runs (groups x repeats, STL and all-task included) for the recommendation.", show_default="3x the one-shot protocol's runs"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Budget of runs (groups x repeats x folds, STL and all-task included) for the recommendation.", show_default="3x the one-shot protocol's runs"),
     per_round: Optional[int] = typer.Option(None, "--per-round", min=1, help="Groups measured per refinement round.", show_default="2 x budget, at least 4"),
     kappa: float = typer.Option(1.0, "--kappa", min=0.0, help="Optimism of the refinement: an unmeasured group counts with its predicted gain plus kappa x the predictor's cross-validated error."),
     objective: Objective = typer.Option("total-loss", "--objective", help="What the selection maximises: the decrease of the summed validation loss (ETAP Table 4's criterion), the sum of gains (ETAP eq. 1), or the summed relative change of the task metric."),
@@ -113,6 +113,7 @@ def group(
     ray_address: Optional[str] = RayAddressOpt,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
+    folds: int = typer.Option(1, "--folds", min=1, help="Cross-validated gains: train every run on K folds of the training and validation rows (stratified per task; fold f of every group validates on the same rows), so gains, validation losses and every choice are means over folds and repeats, and the report states how well one fold's gains foretell another's (the split noise). 1: the dataset's one split."),
     epochs: Optional[int] = EpochsOpt,
     batch_size: Optional[int] = BatchSizeOpt,
     lr: Optional[float] = LrOpt,
@@ -144,6 +145,7 @@ def group(
     the ETAP gain predictor, exact selection of at most B groups, training of the
     chosen groups, and a report.
     """
+    from negtransfer.data.folds import fold_validation_rows
     from negtransfer.jobs.grouping import GroupingOptions, run_grouping
     from negtransfer.report.jsonio import write_json
 
@@ -164,9 +166,12 @@ def group(
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,
                               gain_split=gain_split, affinity_every=affinity_every,
                               affinity_momentum=affinity_momentum, affinity_epochs=affinity_epochs,
-                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace, audit=audit)
+                              chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace, audit=audit,
+                              folds=folds)
     try:
         options.check(ds.n_tasks)
+        if folds > 1:
+            fold_validation_rows(ds, folds)  # every task must have a labelled row in every fold
     except ValueError as exc:
         fail(str(exc))
     from negtransfer.jobs.grouping_methods import get_method

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["noise_floor", "RELIABLE", "NOISY"]
+__all__ = ["noise_floor", "split_noise", "fold_gains", "combined_verdict", "RELIABLE", "NOISY"]
 
 #: Reliability from which gains count as reproducible, and below which they are mostly noise.
 RELIABLE = 0.8
@@ -111,3 +111,100 @@ def _verdict(noise: dict) -> str:
     return (f"Gains are mostly noise: {spread}. Which groups look best changes from seed to seed; treat the "
             f"recommendation as a weak guess. More repeats (--repeats {2 * R} or more) or more data per task "
             f"would help.")
+
+
+#: Split reliability from which gains measured on one split foretell those on another, and below which they
+#: hardly do (the same thresholds as the seed noise's).
+SPLIT_RELIABLE = RELIABLE
+SPLIT_NOISY = NOISY
+
+
+def fold_gains(G: np.ndarray, folds: int) -> np.ndarray:
+    """Per-run gains (m, n, R * K), runs ordered repeat-major (run ``r * K + f``), as (m, n, R, K)."""
+    G = np.asarray(G, dtype=float)
+    if G.shape[2] % folds:
+        raise ValueError(f"{G.shape[2]} runs per gain are not a whole number of repeats of {folds} folds")
+    return G.reshape(G.shape[0], G.shape[1], G.shape[2] // folds, folds)
+
+
+def split_noise(U: np.ndarray, G: np.ndarray, folds: int, validation_rows: list[int] | None = None, *,
+                groups_only: bool = True) -> dict:
+    """How well gains measured on one split (fold) foretell gains measured on another.
+
+    The seed noise (:func:`noise_floor`) compares repeats that share one
+    split, so whatever the split's own sample of validation rows does to a
+    gain counts there as signal. Here every fold's gains (means over its
+    repeats) are compared with every other fold's: ``fold_pearson`` and
+    ``fold_within_task_pearson`` are the means over the K (K - 1) / 2 fold
+    pairs of the Pearson correlation over (group, task) entries (the latter
+    after removing each task's mean gain in each fold), and
+    ``split_reliability`` is the Spearman-Brown projection of the mean
+    within-task correlation to the mean of all K folds,
+    ``K rho / (1 + (K - 1) rho)``: the share of the cross-validated gains'
+    between-group variance that another draw of the split would repeat.
+
+    Parameters
+    ----------
+    U : bool ndarray (m, n)
+    G : float ndarray (m, n, R * K)
+        Per-run gains, runs ordered repeat-major (run ``r * K + f``).
+    folds : int
+        K; with K = 1 nothing is measured (the verdict says how to measure it).
+    validation_rows : list of int, optional
+        How many rows each fold validates on (stated in the verdict).
+
+    Returns
+    -------
+    dict
+        ``folds``, ``validation_rows_per_fold``, ``fold_pearson``,
+        ``fold_within_task_pearson``, ``split_reliability`` (None where not
+        measurable) and ``verdict``.
+    """
+    U = np.asarray(U, dtype=bool)
+    out: dict = {"folds": int(folds), "validation_rows_per_fold": list(validation_rows or []),
+                 "fold_pearson": None, "fold_within_task_pearson": None, "split_reliability": None}
+    if folds < 2:
+        out["verdict"] = ("Split noise not measured: every run validates on the same rows, so how much the gains "
+                          "owe to that one split cannot be told; run with --folds 3 or more to measure it.")
+        return out
+    per_fold = fold_gains(G, folds)
+    if groups_only:
+        keep = U.sum(axis=1) >= 2
+        U, per_fold = U[keep], per_fold[keep]
+    with np.errstate(invalid="ignore"):
+        means = per_fold.mean(axis=2)  # (m, n, K): each fold's gains over its repeats
+    plain, within = [], []
+    for a in range(folds):
+        for b in range(a + 1, folds):
+            plain.append(_pearson(means[:, :, a][U], means[:, :, b][U]))
+            within.append(_pearson(_within_task(means[:, :, a], U)[U], _within_task(means[:, :, b], U)[U]))
+    if all(p is not None for p in plain):
+        out["fold_pearson"] = float(np.mean([float(p) for p in plain if p is not None]))
+    if all(w is not None for w in within):
+        rho = float(np.mean([float(w) for w in within if w is not None]))
+        out["fold_within_task_pearson"] = rho
+        denominator = 1 + (folds - 1) * rho
+        out["split_reliability"] = float(folds * rho / denominator) if denominator > 0 else -1.0
+    out["verdict"] = _split_verdict(out)
+    return out
+
+
+def _split_verdict(noise: dict) -> str:
+    K, rel, rows = noise["folds"], noise["split_reliability"], noise["validation_rows_per_fold"]
+    where = f"{K} folds" + (f" validating on {'/'.join(map(str, rows))} rows" if rows else "")
+    if rel is None:
+        return f"Split noise not measurable ({where}): too few measured gains for a correlation between folds."
+    agreement = (f"gains of one fold foretell another's with within-task Pearson "
+                 f"{noise['fold_within_task_pearson']:.2f} (mean over fold pairs; {where}), split reliability "
+                 f"{rel:.2f} for their mean")
+    if rel >= SPLIT_RELIABLE:
+        return f"Gains hold across splits: {agreement}."
+    if rel >= SPLIT_NOISY:
+        return f"Gains depend on the split in part: {agreement}; more folds (--folds {2 * K}) would sharpen them."
+    return (f"Gains are mostly the split's noise: {agreement}. Which groups look best changes with the validation "
+            f"rows; treat the recommendation as a weak guess.")
+
+
+def combined_verdict(seed: dict, split: dict) -> str:
+    """One sentence on both noises: the seed noise's verdict (:func:`noise_floor`), then the split noise's."""
+    return f"{seed.get('verdict', '')} {split.get('verdict', '')}".strip()

@@ -48,12 +48,19 @@ class GainsOptions:
     chunk_size : int or None
         Models trained at once in one vectorised stack (None: one stack per
         worker, :func:`negtransfer.runs.runner.ensure`).
+    folds : int
+        Train every model on each of K folds of the training and validation
+        rows (:mod:`negtransfer.data.folds`; ``--folds K``): a gain is then the
+        mean of the R x K paired gains (repeat r on fold f against the STL
+        run of the same repeat and fold), its standard error over them. 1: the
+        dataset's one split.
     """
 
     groups: Any = "random:16"
     sizes: str | None = None
     repeats: int = 3
     chunk_size: int | None = None
+    folds: int = 1
 
     def requested_groups(self, task_names: Sequence[str], seed: int) -> list[Group]:
         """The groups asked for, as sorted task-index tuples (single tasks included).
@@ -67,6 +74,8 @@ class GainsOptions:
 
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
             raise ValueError(f"--repeats must be a positive integer, got {self.repeats!r}")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1:
+            raise ValueError(f"--folds must be a positive integer (1: no folds), got {self.folds!r}")
         if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
             raise ValueError(f"--chunk-size must be a positive integer, got {self.chunk_size!r}")
@@ -94,6 +103,8 @@ class GainsReport:
     ----------
     dataset, fingerprint : str
     seed, repeats : int
+    folds : int
+        K of ``--folds`` (1: one split); every gain is a mean over repeats x folds runs.
     config : dict
         The training configuration.
     tasks : tuple of str
@@ -127,6 +138,7 @@ class GainsReport:
     rows: tuple = ()
     notes: tuple = field(default_factory=tuple)
     diverged: tuple = ()
+    folds: int = 1
 
     def to_frame(self) -> "pd.DataFrame":
         """The gains table (gains.csv): columns ``group, task, test_loss, stl_test_loss, gain, gain_se, repeats,
@@ -145,6 +157,7 @@ class GainsReport:
             "fingerprint": self.fingerprint,
             "seed": self.seed,
             "repeats": self.repeats,
+            "folds": self.folds,
             "config": self.config,
             "tasks": list(self.tasks),
             "task_kinds": self.task_kinds,
@@ -193,8 +206,10 @@ def run_gains(
     ValueError
         Bad options (before any training).
     """
+    from negtransfer.data.folds import fold_datasets
     from negtransfer.gains.divergence import describe_diverged, diverged_runs
     from negtransfer.gains.table import gains_frame
+    from negtransfer.runs.group_specs import across_folds
     from negtransfer.runs.runner import ensure_runs
 
     requested = options.requested_groups(dataset.task_names, seed)
@@ -215,13 +230,18 @@ def run_gains(
         shown = options.groups if isinstance(options.groups, str) else "as given"
         say(f"no group of 2 or more tasks to train ({n} task(s), --groups {shown}); gains.csv has its header only")
     stage = f"training {len(stl)} STL + {len(mtl)} group models" + (f" x {repeats} repeats" if repeats > 1 else "")
-    update = (lambda done, total: progress(stage, done, total)) if progress else None
-    results = ensure_runs(dataset, stl + mtl, config, seed, store, repeats=repeats, executor=executor,
-                          chunk_size=options.chunk_size, on_progress=update)
+    folds = fold_datasets(dataset, options.folds)
+    per_fold = []
+    for f, data in enumerate(folds):
+        text = stage if len(folds) == 1 else f"{stage} (fold {f + 1}/{len(folds)})"
+        update = (lambda done, total, text=text: progress(text, done, total)) if progress else None
+        per_fold.append(ensure_runs(data, stl + mtl, config, seed, store, repeats=repeats, executor=executor,
+                                    chunk_size=options.chunk_size, on_progress=update))
+    results = across_folds(per_fold)
     found = diverged_runs(results)
     if found:
         say(f"{len(found)} of {len(results)} models diverged and their gains are left out (empty gains): "
-            f"{describe_diverged(found, dataset.task_names, repeats)}; lower --lr (now {config.lr:g}) or check the "
+            f"{describe_diverged(found, dataset.task_names, repeats * len(folds))}; lower --lr (now {config.lr:g}) or check the "
             f"features' scale")
     metrics = [t.metric_name for t in dataset.tasks]
     frame = gains_frame(mtl, results, dataset.task_names, metrics)  # with no group: the header only
@@ -242,4 +262,5 @@ def run_gains(
         notes=tuple(notes),
         diverged=tuple({"group": "+".join(names[t] for t in g), "repeats": [r for r, _ in items],
                         "reasons": sorted({reason for _, reason in items})} for g, items in found.items()),
+        folds=options.folds,
     )

@@ -17,6 +17,12 @@ Repeats: every run is repeated R times (``repeats``) with common random numbers
 is the mean of the R paired gains, and the report states the noise floor
 (:mod:`negtransfer.gains.noise`).
 
+Folds (``folds``, ``--folds K``): every run is also trained on each of K folds
+of the training and validation rows (:mod:`negtransfer.data.folds`; the same
+rows for every group and repeat), a group's results are its R x K runs, every
+gain and validation loss is a mean over both, and the report adds the split
+noise (how well one fold's gains foretell another's) to the seed noise.
+
 The job is a sequence of named stages (:data:`GROUPING_STAGES`) over one
 typed state (:class:`GroupingState`); what a grouping method trains first,
 measures and predicts with is the method's behaviour
@@ -45,9 +51,10 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, VALIDATION, MultiTaskDataset
+from negtransfer.data.folds import fold_datasets, fold_validation_rows
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
-from negtransfer.gains.noise import noise_floor
+from negtransfer.gains.noise import fold_gains, noise_floor, split_noise
 from negtransfer.gains.table import mtl_gain, repeat_gains
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
@@ -68,7 +75,7 @@ from negtransfer.jobs.grouping_report import (
     Selection,
 )
 from negtransfer.runs.executors import Executor
-from negtransfer.runs.group_specs import DESIGNS, random_groups
+from negtransfer.runs.group_specs import DESIGNS, across_folds, random_groups
 from negtransfer.runs.runner import ensure, repeated_results
 from negtransfer.runs.specs import group_specs
 from negtransfer.runs.store import RunStore
@@ -163,6 +170,13 @@ class GroupingOptions:
         rows, the comparison is on the validation rows that also chose the groups.
     audit_source : {"train+validation", "validation"}
         Which splits give up the audit rows.
+    folds : int
+        Cross-validated gains (``--folds K``): every run is trained on each of
+        K folds of the training and validation rows (:mod:`negtransfer.data.folds`;
+        fold f validates on part f and trains on the others, the same rows for
+        every group and repeat), so a group's results are its R x K runs and
+        every gain, validation loss and choice is a mean over folds and
+        repeats. 1 (the default): one split, the dataset's own.
     """
 
     budget: int = 3
@@ -187,6 +201,7 @@ class GroupingOptions:
     trace_pairs: int = 0
     audit: float = 0.0
     audit_source: str = "train+validation"
+    folds: int = 1
 
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
@@ -201,6 +216,8 @@ class GroupingOptions:
             (self.n_train_groups < 1, f"--train-groups must be >= 1, got {self.n_train_groups}"),
             (self.design not in DESIGNS, f"--design must be one of {', '.join(DESIGNS)}, got {self.design!r}"),
             (self.repeats < 1, f"--repeats must be >= 1, got {self.repeats}"),
+            (isinstance(self.folds, bool) or int(self.folds) != self.folds or self.folds < 1,
+             f"--folds must be a whole number >= 1 (1: no folds), got {self.folds!r}"),
             (self.rounds < 1, f"--rounds must be >= 1, got {self.rounds}"),
             (self.per_round is not None and self.per_round < 1, f"--per-round must be >= 1, got {self.per_round}"),
             (not self.kappa >= 0, f"--kappa must be >= 0, got {self.kappa}"),
@@ -236,8 +253,14 @@ class GroupingOptions:
         return bool(self.affinity_momentum)
 
     def one_shot_runs(self, n_tasks: int) -> int:
-        """Runs of the one-shot protocol: STL, all-task, training groups (every pair for HOA), the chosen groups."""
-        return self.grouping_method().one_shot_runs(n_tasks, self)
+        """Runs of the one-shot protocol: STL, all-task, training groups (every pair for HOA), the chosen groups;
+        each group's repeats on each of the folds."""
+        return self.grouping_method().one_shot_runs(n_tasks, self) * self.folds
+
+    @property
+    def runs_per_group(self) -> int:
+        """Runs that measure one group: repeats x folds."""
+        return self.repeats * self.folds
 
 
 @dataclass
@@ -287,6 +310,14 @@ def best_group_losses(groups, results, n_tasks, by: str = "val_loss") -> tuple[d
     """Per task, the test loss in the chosen group picked by :func:`assign_tasks` (validation by default)."""
     where = assign_tasks(groups, results, n_tasks, by)
     return {t: results[g].test_loss[t] for t, g in where.items()}, where
+
+
+def _stage_progress(progress: Progress, label: str) -> Callable[[int, int], None]:
+    """``progress`` of one stage's runs as the run store's callback (done, total)."""
+    def report(done: int, total: int) -> None:
+        progress(label, done, total)
+
+    return report
 
 
 def _rows_to_groups(candidates: np.ndarray, rows) -> list[TaskSet]:
@@ -369,6 +400,7 @@ class GroupingState:
     one_shot: int = field(init=False)
     max_runs: int = field(init=False)
     per_round: int = field(init=False)
+    fold_data: list = field(init=False)  # the dataset of each fold ([dataset] with one fold)
 
     def __post_init__(self) -> None:
         from negtransfer.select.groups import all_groups
@@ -386,6 +418,7 @@ class GroupingState:
         per_round = self.options.per_round
         self.per_round = max(per_round if per_round is not None else max(2 * self.options.budget, 4),
                              self.options.budget)
+        self.fold_data = fold_datasets(self.dataset, self.options.folds)
 
     @property
     def affinity(self):
@@ -395,23 +428,30 @@ class GroupingState:
     # ---------------------------------------------------------------- runs
     def runs(self, label: str, groups: list[Group], affinity: AffinityRequest | None = None
              ) -> dict[tuple[int, ...], RepeatedResult]:
-        """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure`).
+        """Every repeat (on every fold) of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure`).
 
         ``affinity``: also the all-task runs that measure it, in the same call, so each repeat's all-task
         model is trained once (the tracked run stands for the group run); kept in ``self.affinity_runs``.
+        With folds the affinity is measured on the first fold's all-task runs. A fold's runs are those of its
+        dataset (:func:`~negtransfer.data.folds.fold_dataset`), keyed in the store by its fingerprint.
         """
         start = time.perf_counter()
         progress = self.progress
-        cb = (lambda done, total: progress(label, done, total)) if progress is not None else None
+        folds = len(self.fold_data)
         specs = group_specs(groups, self.config, self.options.repeats)
-        extra = [] if affinity is None else affinity.specs(self.n, self.config, self.options.repeats)
-        trained: list = []
-        outputs = ensure(self.dataset, specs + extra, self.seed, self.store, executor=self.executor,
-                         chunk_size=self.options.chunk_size, on_progress=cb, trained=trained)
-        self.trained += trained
-        if extra:
-            self.affinity_runs = AffinityRuns.from_outputs(extra, outputs[len(specs):], trained)
-        out = repeated_results(specs, outputs[: len(specs)])
+        per_fold = []
+        for f, data in enumerate(self.fold_data):
+            cb = None if progress is None else _stage_progress(progress, label if folds == 1 else
+                                                                f"{label} (fold {f + 1}/{folds})")
+            extra = [] if affinity is None or f else affinity.specs(self.n, self.config, self.options.repeats)
+            trained: list = []
+            outputs = ensure(data, specs + extra, self.seed, self.store, executor=self.executor,
+                             chunk_size=self.options.chunk_size, on_progress=cb, trained=trained)
+            self.trained += trained
+            if extra:
+                self.affinity_runs = AffinityRuns.from_outputs(extra, outputs[len(specs):], trained)
+            per_fold.append(repeated_results(specs, outputs[: len(specs)]))
+        out = across_folds(per_fold)
         self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
         self._clocked("trainer", start)
         self.results.update(out)
@@ -546,8 +586,8 @@ class GroupingState:
         return groups, cv_rmse, gains
 
     def runs_used(self) -> int:
-        """Runs the recommendation has used so far (repeats included, stored ones too)."""
-        return self.options.repeats * len(self.results)
+        """Runs the recommendation has used so far (repeats and folds included, stored ones too)."""
+        return self.options.runs_per_group * len(self.results)
 
     def group_names(self, groups: list[Group]) -> tuple[tuple[str, ...], ...]:
         return tuple(tuple(g.names(self.names)) for g in groups)
@@ -578,7 +618,7 @@ def check_references(state: GroupingState) -> None:
     if found:
         raise DivergedError(
             f"{len(found)} of {state.n + 1} reference models diverged, so no gain can be measured: "
-            f"{describe_diverged(found, state.names, state.options.repeats)}; lower --lr (now {state.config.lr:g}) "
+            f"{describe_diverged(found, state.names, state.options.runs_per_group)}; lower --lr (now {state.config.lr:g}) "
             f"or check the features' scale (the runs are kept in the run store)")
 
 
@@ -586,7 +626,7 @@ def measure_method(state: GroupingState) -> None:
     """Stage 2: what the method measures before its first fit (ETAP's or TAG's affinity from the tracked
     all-task runs, GRAD-TAE's from projected gradients; nothing for the others): one call to the method."""
     start = time.perf_counter()
-    context = MeasureContext(state.dataset, state.config, state.seed, state.store, state.executor, state.options,
+    context = MeasureContext(state.fold_data[0], state.config, state.seed, state.store, state.executor, state.options,
                              state.progress, state.affinity_runs)
     state.measurement = state.method.measure(context)
     if state.measurement is not None:
@@ -622,12 +662,25 @@ def compare_with_alternatives(state: GroupingState) -> None:
 
 
 def measure_noise(state: GroupingState) -> None:
-    """Stage 7: the noise floor of the measured gains (the choice split, and test)."""
+    """Stage 7: the noise floor of the measured gains (the choice split, and test): the seed noise (repeats
+    compared on the same folds; :func:`~negtransfer.gains.noise.noise_floor` of the gains averaged over the
+    folds) and the split noise (folds compared; :func:`~negtransfer.gains.noise.split_noise`)."""
+    K = state.options.folds
     U_m, G_m = state.gains(state.measured)
-    floor = noise_floor(U_m, G_m)
     U_t, G_t = repeat_gains(state.measured, state.results, state.n, split="test")
-    test = {k: v for k, v in noise_floor(U_t, G_t).items() if k != "verdict"}
-    state.noise = NoiseReport(floor, test, state.options.gain_split)
+    if K > 1:
+        with np.errstate(invalid="ignore"):
+            floor = noise_floor(U_m, fold_gains(G_m, K).mean(axis=3))
+            test = noise_floor(U_t, fold_gains(G_t, K).mean(axis=3))
+        if state.options.repeats < 2:
+            floor["verdict"] = (f"Seed noise not measured: one repeat on each of the {K} folds, so seed noise and "
+                                "real differences between groups cannot be told apart; --repeats 2 or more measures "
+                                "it.")
+    else:
+        floor, test = noise_floor(U_m, G_m), noise_floor(U_t, G_t)
+    split = split_noise(U_m, G_m, K, fold_validation_rows(state.dataset, K) if K > 1 else None)
+    test = {k: v for k, v in test.items() if k != "verdict"}
+    state.noise = NoiseReport(floor, test, state.options.gain_split, split)
 
 
 def assess_prediction(state: GroupingState) -> None:
@@ -730,7 +783,7 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
     options, names = state.options, state.names
     _, task_group = best_group_losses(state.chosen, state.results, state.n)
     measurement = state.measurement or MethodMeasurement()
-    used = options.repeats * len(set(state.measured) | set(state.stl) | {state.everything})
+    used = options.runs_per_group * len(set(state.measured) | set(state.stl) | {state.everything})
     state.seconds["total"] = seconds
     return GroupingReport(
         method=options.method, dataset=state.dataset.name, fingerprint=state.dataset.fingerprint(), seed=state.seed,
@@ -744,9 +797,10 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
         comparison=_found(state.comparison, "compare_with_alternatives"), noise=_found(state.noise, "measure_noise"),
         prediction=_found(state.prediction, "assess_prediction"), optima=state.optima,
         losses=_losses(state),
-        runs=RunCounts(len(state.trained), used, state.store.count()),
+        runs=RunCounts(len(state.trained), used, state.store.count(), options.folds,
+                       tuple(fold_validation_rows(state.dataset, options.folds)), state.one_shot // options.folds),
         seconds=state.seconds, timing=state.timing(seconds),
-        diverged=describe_diverged(state.diverged, names, options.repeats, limit=len(state.diverged)),
+        diverged=describe_diverged(state.diverged, names, options.runs_per_group, limit=len(state.diverged)),
     )
 
 
@@ -760,7 +814,7 @@ def _refine(job: GroupingState, predictor) -> tuple[list[Group], float, list[Rou
 
     Returns the final selection, its predicted objective, one record per round and why it stopped.
     """
-    options, R = job.options, job.options.repeats
+    options, R = job.options, job.options.runs_per_group
     chosen, objective = job.select(job.scores(job.predict(predictor, job.candidates)))
     rounds: list[RoundRecord] = []
     stop_reason = _ONE_SHOT
@@ -799,7 +853,7 @@ def _play_round(job: GroupingState, k: int, chosen: list[Group], objective: floa
                 ) -> tuple[RoundRecord, list[Group]]:
     """Round ``k``: train the selection's unmeasured groups (and, before the last round, what the acquisition
     rule ranks best within the run budget); returns the round's record and the groups it trained."""
-    options, R, names = job.options, job.options.repeats, job.names
+    options, R, names = job.options, job.options.runs_per_group, job.names
     unmeasured = [g for g in chosen if g not in job.results]
     runs_before = job.runs_used()
     budget_left = (job.max_runs - job.runs_used()) // R

@@ -291,23 +291,38 @@ class NoiseReport:
         The same on the test split, without its verdict.
     split : str
         The split of ``floor``.
+    split_noise : dict, optional
+        The split's own noise (:func:`negtransfer.gains.noise.split_noise`): how well gains measured on one
+        fold foretell another's (``folds``, ``validation_rows_per_fold``, ``fold_pearson``,
+        ``fold_within_task_pearson``, ``split_reliability``, ``verdict``); with one fold its verdict says how
+        to measure it.
     """
 
     floor: Mapping[str, Any]
     test: Mapping[str, Any]
     split: str
+    split_noise: Mapping[str, Any] | None = None
 
     @property
     def verdict(self) -> str | None:
-        return self.floor.get("verdict")
+        """The seed noise's verdict, then the split noise's (when measured or asked for)."""
+        seed = self.floor.get("verdict")
+        split = (self.split_noise or {}).get("verdict")
+        if seed and split:
+            return f"{seed} {split}"
+        return seed or split
 
     def to_dict(self) -> dict:
-        return {**self.floor, "test": dict(self.test), "split": self.split}
+        out = {**self.floor, "test": dict(self.test), "split": self.split}
+        if self.split_noise is not None:
+            out["split_noise"] = dict(self.split_noise)
+        return out
 
     @staticmethod
     def from_dict(d: Mapping) -> NoiseReport:
-        return NoiseReport({k: v for k, v in d.items() if k not in ("test", "split")}, dict(d.get("test") or {}),
-                           d.get("split", "validation"))
+        return NoiseReport({k: v for k, v in d.items() if k not in ("test", "split", "split_noise")},
+                           dict(d.get("test") or {}), d.get("split", "validation"),
+                           dict(d["split_noise"]) if d.get("split_noise") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -455,14 +470,34 @@ class Losses:
 
 @dataclass(frozen=True)
 class RunCounts:
-    """Runs (groups x repeats): trained by this job, used by the recommendation, in the run store."""
+    """Runs (groups x repeats x folds): trained by this job, used by the recommendation, in the run store.
+
+    ``folds`` is K of ``--folds`` (1: one split) and ``validation_rows_per_fold`` how many rows each fold
+    validates on. :class:`Refinement` states the recommendation's runs relative to the one-shot protocol's
+    with the same repeats and folds; ``one_split_one_shot`` is the one-shot protocol's runs on one split (the
+    same repeats, no folds) and ``vs_one_split_one_shot`` the recommendation's runs relative to them.
+    """
 
     trained: int
     recommendation: int
     stored_total: int
+    folds: int = 1
+    validation_rows_per_fold: tuple[int, ...] = ()
+    one_split_one_shot: int | None = None
+
+    @property
+    def vs_one_split_one_shot(self) -> float | None:
+        return self.recommendation / self.one_split_one_shot if self.one_split_one_shot else None
 
     def to_dict(self) -> dict:
-        return {"trained": self.trained, "recommendation": self.recommendation, "stored_total": self.stored_total}
+        return {"trained": self.trained, "recommendation": self.recommendation, "stored_total": self.stored_total,
+                "folds": self.folds, "validation_rows_per_fold": list(self.validation_rows_per_fold),
+                "one_split_one_shot": self.one_split_one_shot, "vs_one_split_one_shot": self.vs_one_split_one_shot}
+
+    @staticmethod
+    def from_dict(d: Mapping) -> RunCounts:
+        return RunCounts(d["trained"], d["recommendation"], d["stored_total"], int(d.get("folds", 1)),
+                         tuple(d.get("validation_rows_per_fold", ())), d.get("one_split_one_shot"))
 
 
 @dataclass(frozen=True)
@@ -739,7 +774,7 @@ class GroupingReport:
                           dict(d.get("totals_se") or {}),
                           {k: dict(v) for k, v in (d.get("gain_se") or {}).items()},
                           dict(d.get("total_gain_se") or {})),
-            runs=RunCounts(**d["runs"]),
+            runs=RunCounts.from_dict(d["runs"]),
             seconds=dict(d["seconds"]),
             task_kinds=d.get("task_kinds"),
             notes=None if d.get("notes") is None else tuple(d["notes"]),

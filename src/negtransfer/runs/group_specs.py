@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+
+from negtransfer.train.results import RepeatedResult
 
 Group = tuple[int, ...]
 
@@ -168,3 +170,21 @@ def parse_group_spec(spec: str, task_names: Sequence[str], sizes: tuple[int, int
     if Path(spec).exists():
         return read_group_file(spec, task_names)
     raise ValueError(f"--groups must be 'all', 'random:N' or an existing file of groups, got {spec!r}")
+
+
+def across_folds(per_fold: Sequence[Mapping[tuple[int, ...], RepeatedResult]]) -> dict[tuple[int, ...], RepeatedResult]:
+    """Each group's runs over every fold (``--folds K``; :mod:`negtransfer.data.folds`), one result per group.
+
+    Run ``r * K + f`` of a group is its repeat r on fold f (repeat-major), so a paired gain
+    (:func:`negtransfer.gains.table.repeat_gains`) pairs the runs of one repeat and fold (common random
+    numbers) and every mean is over folds and repeats. One fold: its results as they are.
+
+    Parameters
+    ----------
+    per_fold : sequence of mapping group -> RepeatedResult
+        Fold f's results, every fold with the same groups and repeats.
+    """
+    if len(per_fold) == 1:
+        return dict(per_fold[0])
+    return {g: RepeatedResult(g, [fold[g].runs[r] for r in range(first.repeats) for fold in per_fold])
+            for g, first in per_fold[0].items()}
