@@ -957,13 +957,20 @@ def _audit_totals(job: GroupingState, where: dict[int, Group]) -> np.ndarray:
     return np.asarray(sum(job.results[g].values("audit_loss", t) for t, g in where.items()), dtype=float)
 
 
+def _runs_text(options: GroupingOptions) -> str:
+    """What a paired difference is over: ``3 repeat(s)``, or ``9 runs (3 repeat(s) x 3 folds)``."""
+    if options.folds == 1:
+        return f"{options.repeats} repeat(s)"
+    return f"{options.runs_per_group} runs ({options.repeats} repeat(s) x {options.folds} folds)"
+
+
 def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[str, float]) -> Comparison:
     """The comparison and the never-knowingly-worse fallback decided on the audit rows (issue 25, item 2).
 
     Each task's loss is read from the chosen group that validation assigned it (:func:`assign_tasks`): the
     audit rows choose nothing. The chosen grouping is recommended only when its summed audit loss is below the
     better alternative's (the lower audit loss of STL and the all-task model) by more than
-    :data:`AUDIT_MARGIN_SE` standard errors of the paired difference (repeat r against repeat r, common random
+    :data:`AUDIT_MARGIN_SE` standard errors of the paired difference (run r against run r: the same repeat and fold, common random
     numbers); otherwise that better alternative is.
     STL is compared whatever the budget: it is what training without grouping gives.
     """
@@ -990,7 +997,7 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     basis = f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment)."
     verdict = (f"{basis[:-1]}: the "
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
-               f"{against(ALL_TASKS_NAME)}; differences paired over {job.options.repeats} repeat(s), "
+               f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)}, "
                "\u00b1 one standard error. ")
     if better:
         verdict += (f"It beats the better of the two, the {best_name}, by more than {AUDIT_MARGIN_SE:g} standard "
