@@ -201,7 +201,9 @@ def config_from_options(config_class: type[Any], settings: Mapping[str, Any] | N
                          f"the settings are: {', '.join(sorted(fields))}")
     defaults = config_class()
     for key, value in settings.items():
-        settings[key] = _setting_value(key, value, getattr(defaults, key))
+        takes_text = "str" in str(fields[key].type)  # e.g. ``float | str | None``: a name is a valid value
+        settings[key] = value if takes_text and isinstance(value, str) else _setting_value(key, value,
+                                                                                             getattr(defaults, key))
     return config_class(**settings) if base is None else replace(base, **settings)
 
 
