@@ -38,6 +38,7 @@ from negtransfer.models.base import FitOptions, Metrics, ModelSpec, config_from_
 __all__ = [
     "CLINICAL_MODELS",
     "ClinicalModelSpec",
+    "PAPER_COUNTERPART",
     "STL_COUNTERPART",
     "build_model",
     "clinical_model_names",
@@ -164,6 +165,11 @@ STL_COUNTERPART = {
 }  # fmt: skip
 
 
+#: The public TP-AMTL code's single-task baseline (width 8, two layers, TP-AMTL's attention head) for the models
+#: built on its LSTM, where it differs from ours (``negtransfer compare --baselines paper|both``).
+PAPER_COUNTERPART = {name: "stl-lstm-public" for name, ours in STL_COUNTERPART.items() if ours == "stl-lstm"
+                     and name != "mtl-lstm"}
+
 #: Models whose code changed their numbers (issue 12: stop-gradients on the transfer path, L2 on the
 #: base network only, validation with as many MC passes as test); see ``ModelSpec.version``.
 MODEL_VERSIONS = {name: 2 for name, spec in CLINICAL_MODELS.items() if spec.builder in (_tp_amtl, _p_amtl)}
@@ -284,6 +290,7 @@ def model_specs() -> list[ModelSpec]:
                   data_kinds=("time-series",) if spec.temporal else ("table", "per-task-rows"),
                   fit_evaluate=fit_evaluate, make_config=make_config, check_dataset=check_dataset,
                   stl_counterpart=None if spec.single_task else STL_COUNTERPART.get(name),
-                  description=spec.description, version=MODEL_VERSIONS.get(name, 1))
+                  description=spec.description, version=MODEL_VERSIONS.get(name, 1),
+                  paper_counterpart=None if spec.single_task else PAPER_COUNTERPART.get(name))
         for name, spec in CLINICAL_MODELS.items()
     ]
