@@ -17,7 +17,9 @@ Temporal (paper Table 2 and Table 4), data kind ``time-series``
     ``tp-amtl-constrained`` (future-to-past), ``tp-amtl-epistemic``,
     ``tp-amtl-aleatoric``, ``tp-amtl-dropconnect`` (the official code's
     DropConnect noise); ``stl-lstm-public``, ``mtl-lstm-public`` (the official
-    code's LSTM baselines: width 8, two layers, TP-AMTL's attention head).
+    code's LSTM baselines: width 8, two layers, TP-AMTL's attention head);
+    width-matched ones: ``tp-amtl-h16`` (TP-AMTL at width 16), ``stl-lstm-h8``
+    (our LSTM at width 8), ``stl-lstm-public-h16`` (the public one at 16).
 Non-temporal (paper Table 1), data kinds ``table`` and ``per-task-rows`` with binary tasks
     ``stl``, ``mtl`` (hard-sharing MLP), ``amtl-loss``, ``p-amtl``, ``p-amtl-dropconnect``.
 
@@ -120,6 +122,12 @@ def _specs() -> dict[str, ClinicalModelSpec]:
     out["mtl-lstm-public"] = ClinicalModelSpec("mtl-lstm-public", _baseline("AttentionLSTM"), False, True,
                                                description="hard-sharing MTL LSTM of the TP-AMTL code (width 8, "
                                                            "2 layers, attention head)")  # fmt: skip
+    # width-matched baselines (issue 29): our LSTM at TP-AMTL's width 8, the public code's at our width 16
+    out["stl-lstm-h8"] = ClinicalModelSpec("stl-lstm-h8", _baseline("LSTMClassifier"), True, True, {"hidden": 8},
+                                           description="STL LSTMClassifier of width 8 (TP-AMTL's)")  # fmt: skip
+    out["stl-lstm-public-h16"] = ClinicalModelSpec("stl-lstm-public-h16", _baseline("AttentionLSTM"), True, True,
+                                                   {"hidden": 16}, description="STL LSTM of the TP-AMTL code at "
+                                                   "width 16 (our baselines')")  # fmt: skip
     out["mtl-adacare"] = ClinicalModelSpec("mtl-adacare", _baseline("AdaCare"), False, True,
                                            description="hard-sharing MTL AdaCare (simplified)")  # fmt: skip
     out["stl-adacare"] = ClinicalModelSpec("stl-adacare", _baseline("AdaCare"), True, True,
@@ -138,6 +146,7 @@ def _specs() -> dict[str, ClinicalModelSpec]:
         "tp-amtl-epistemic": {"uncertainty": "epistemic"},
         "tp-amtl-aleatoric": {"uncertainty": "aleatoric"},
         "tp-amtl-dropconnect": {"noise": "dropconnect"},
+        "tp-amtl-h16": {"hidden": 16},
     }
     for name, options in variants.items():
         out[name] = ClinicalModelSpec(name, _tp_amtl, False, True, options, description=f"TPAMTL({options or 'full'})")
@@ -162,6 +171,7 @@ STL_COUNTERPART = {
     "tp-amtl-epistemic": "stl-lstm", "tp-amtl-aleatoric": "stl-lstm", "mtl": "stl", "p-amtl": "stl",
     "mtl-adacare": "stl-adacare", "amtl-lstm": "stl-lstm", "amtl-loss": "stl",
     "tp-amtl-dropconnect": "stl-lstm", "p-amtl-dropconnect": "stl", "mtl-lstm-public": "stl-lstm-public",
+    "tp-amtl-h16": "stl-lstm",
 }  # fmt: skip
 
 
