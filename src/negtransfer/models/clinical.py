@@ -136,7 +136,7 @@ def _specs() -> dict[str, ClinicalModelSpec]:
                                          description="AMTL (Lee et al. 2016) on a shared LSTM")  # fmt: skip
     out["retain-kendall"] = ClinicalModelSpec("retain-kendall", _baseline("RETAIN"), False, True, weighting="kendall",
                                               description="MTL RETAIN with Kendall uncertainty loss weights")  # fmt: skip
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "tp-amtl": {},
         "amtl-notransfer": {"transfer": "none"},
         "amtl-intratask": {"transfer": "intra-task"},
