@@ -64,6 +64,8 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "training_floor": (["--smoke"], [rf"^floor_ratio: {NUMBER}$"], []),
     "tp_amtl_interpret": (["--smoke", "--out", "{tmp}/interpret"],
                           [rf"^\| outgoing \| all \| {NUMBER} \|", r"^Pooled over tasks and steps"], []),
+    "vmtl_kl_weight": (["--smoke", "--out", "{tmp}/kl"],
+                       [rf"^\| vmtl\[beta=1/N_t\] \| {NUMBER} ± {NUMBER} \| {NUMBER} ± {NUMBER} \|"], []),
     "vmtl_runtime": (["--smoke"], [rf"^vmtl_L1_train_time_ratio: {NUMBER}$", rf"^vmtl_L2_train_time_ratio: {NUMBER}$"],
                      []),
     "vmtl_tables": (["--smoke", "--out", "{tmp}/vmtl"],

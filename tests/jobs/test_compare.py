@@ -315,3 +315,30 @@ def test_paired_differences_pair_runs_and_test_them():
     assert "| new | +0.0320 ± 0.0120 | 4/5 | 0.125 |" in paired_markdown(report, "auroc", "base")
     with pytest.raises(ValueError, match="reference model 'mtl'"):
         paired_differences(report, "auroc", "mtl")
+
+
+def test_baselines_option_prints_and_writes_paired_differences(tmp_path):
+    csv = str(domains_csv(tmp_path / "d.csv"))
+    base = ["compare", "--data", csv, "--task-column", "site", "--label", "y", "--models", "stl,bmtl", "--runs", "2",
+            "--iterations", "10"]
+    res = runner.invoke(app, base + ["--out", str(tmp_path / "ours")])
+    assert res.exit_code == 0, res.output
+    assert "minus" not in res.output and "Paired differences" not in (tmp_path / "ours" / "report.md").read_text()
+    res = runner.invoke(app, base + ["--baselines", "both", "--out", str(tmp_path / "both")])
+    assert res.exit_code == 0, res.output
+    assert "bmtl: minus stl (ours)" in res.output and "runs" in res.output
+    text = (tmp_path / "both" / "report.md").read_text()
+    assert "| bmtl | stl | ours |" in text  # VMTL's paper baseline is ours: listed once
+    assert '"baselines": "both"' in (tmp_path / "both" / "report.json").read_text()
+    # the same units: a reporting choice is not part of any run's key
+    assert (tmp_path / "ours" / "results.csv").read_text() == (tmp_path / "both" / "results.csv").read_text()
+    res = runner.invoke(app, base + ["--baselines", "public", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "--baselines must be one of ours, paper, both" in res.output
+
+
+def test_tp_amtl_models_carry_the_public_codes_baseline():
+    specs = {s.name: s for s in default_catalogue().specs() if "time-series" in s.data_kinds}
+    for name in ("tp-amtl", "amtl-notransfer", "td-amtl", "tp-amtl-dropconnect", "amtl-lstm"):
+        assert (specs[name].stl_counterpart, specs[name].paper_counterpart) == ("stl-lstm", "stl-lstm-public"), name
+    assert specs["mtl-lstm-public"].stl_counterpart == "stl-lstm-public"
+    assert specs["mtl-lstm-public"].paper_counterpart is None and specs["stl-lstm"].paper_counterpart is None

@@ -87,3 +87,55 @@ def test_per_task_optimiser_trains_and_is_seeded():
         assert fit.history[-1]["kl_w_weight"] == 0.0  # 8 iterations: no warm-up step yet
     assert runs[0] == runs[1] and all(np.isfinite(runs[0]))
     assert VariationalConfig(kl_w_warmup_unit="task-step").kl_w_weight(20, 3) == pytest.approx(6e-6)
+
+
+def test_kl_w_final_ramps_to_its_value_at_the_last_iteration():
+    config = VariationalConfig(kl_w_final=6e-3)  # 600 iterations, a step every 10
+    assert config.kl_w_weight(0, 4) == 0.0
+    assert config.kl_w_weight(300, 4) == pytest.approx(3e-3)
+    assert config.kl_w_weight(600, 4) == pytest.approx(6e-3)
+    assert config.kl_w_weight(609, 4) == pytest.approx(6e-3)  # the ramp ends; it never overshoots
+    assert VariationalConfig(kl_w_final=6e-3, kl_w_max=1e-3).kl_w_weight(600, 4) == pytest.approx(1e-3)
+    per_row = VariationalConfig(kl_w_final="1/n", iterations=100)
+    assert per_row.kl_w_weight(100, 3, [10, 20, 40]) == pytest.approx([0.1, 0.05, 0.025])
+    assert per_row.kl_w_weight(50, 3, [10, 20, 40]) == pytest.approx([0.05, 0.025, 0.0125])
+    with pytest.raises(ValueError, match="needs every task's number of training rows"):
+        per_row.kl_w_weight(50, 3)
+    for bad in ("1/N", -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="kl_w_final must be"):
+            VariationalConfig(kl_w_final=bad)
+
+
+def test_kl_w_final_from_compare_settings_and_unchanged_default_keys():
+    assert make_config(FitOptions(settings={"kl_w_final": "1/n"})).kl_w_final == "1/n"
+    assert make_config(FitOptions(settings={"kl_w_final": 6e-3})).kl_w_final == 6e-3
+    with pytest.raises(ValueError, match="kl_w_final must be"):
+        make_config(FitOptions(settings={"kl_w_final": "half"}))
+    with pytest.raises(ValueError, match="takes a number"):
+        make_config(FitOptions(settings={"patience": "ten"}))  # other optional fields still take numbers only
+    from negtransfer.train.config import config_hash
+
+    assert "kl_w_final" not in VariationalConfig().hash_fields()  # stored runs from before the field keep their keys
+    assert config_hash(VariationalConfig()) != config_hash(VariationalConfig(kl_w_final=6e-3))
+
+
+def test_per_task_kl_weight_weights_each_tasks_kl():
+    ds = tiny_domains()
+    xs = [torch.randn(6, ds.n_features) for _ in range(3)]
+    ys = [torch.tensor([0, 1] * 3) for _ in range(3)]
+    torch.manual_seed(0)
+    model = make_model("vmtl", ds.n_features, 2, ds.n_tasks, hidden=6, latent=4)
+    model.eval()  # posterior means: the loss is a deterministic function of the weights
+
+    def loss(beta):
+        torch.manual_seed(1)
+        return float(model.loss(xs, ys, kl_w_weight=beta)[0].detach())
+
+    base, parts = loss(0.0), model.loss(xs, ys, kl_w_weight=0.0)[1]
+    assert parts["kl_w"] > 0
+    with torch.no_grad():
+        kl = [float(model._kl_w(t, [model.classifiers(s) for s in range(3)], 1.0)) for t in range(3)]
+    assert loss([0.5, 0.0, 0.0]) - base == pytest.approx(0.5 * kl[0] / 3, rel=1e-4)
+    expected = sum(b * k for b, k in zip([0.1, 0.2, 0.3], kl, strict=True)) / 3
+    assert loss([0.1, 0.2, 0.3]) - base == pytest.approx(expected, rel=1e-4)
+    assert loss(0.2) == pytest.approx(loss([0.2, 0.2, 0.2]), rel=1e-6)

@@ -58,6 +58,10 @@ def compare(
     lr: Optional[float] = CompareLrOpt,
     optimizer: Optional[Optimizer] = CompareOptimizerOpt,
     patience: Optional[int] = ComparePatienceOpt,
+    baselines: str = typer.Option("ours", "--baselines", help="Single-task baselines report.md marks and pairs "
+                                  "against: ours (stl-lstm, stl, vstl ...), paper (the public code's, e.g. "
+                                  "stl-lstm-public for TP-AMTL) or both; paper and both add paired differences "
+                                  "(mean ± s.e. over runs). Run the baselines too (--models)."),
     settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
     out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
@@ -88,11 +92,13 @@ def compare(
     table per metric in the paper's layout (mean ± s.e. per task), with cells
     below the model's single-task counterpart marked.
     """
-    from negtransfer.jobs.compare import CompareOptions, run_compare
+    from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, run_compare
     from negtransfer.models.base import FitOptions
     from negtransfer.report.compare import write_compare_outputs
 
     notes: list[str] = []
+    if baselines not in BASELINE_CHOICES:
+        fail(f"--baselines must be one of {', '.join(BASELINE_CHOICES)}, got {baselines!r}")
     TrainingOptions(epochs, batch_size, lr, optimizer, patience).check()
     fit = FitOptions(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
                      patience=patience, settings=parse_settings(settings), fgsm_epsilons=tuple(fgsm_levels(fgsm)))
@@ -116,13 +122,26 @@ def compare(
     except (ValueError, ImportError, KeyError, FileNotFoundError) as exc:
         fail(str(exc))
     report.notes = notes
+    report.baselines = baselines
     with job.writing():
         csv_path, md_path, json_path = write_compare_outputs(report, out)
+    _echo_summary(report)
+    if report.reused:
+        typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
+    typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")
+
+
+def _echo_summary(report) -> None:
+    """Each model's average of the headline metric, then (``--baselines paper|both``) its paired differences."""
+    from negtransfer.report.compare import baseline_differences
+
     metrics = report.metrics()
     metric = "accuracy" if "accuracy" in metrics else metrics[0]
     for name, cells in report.summary(metric).items():
         mean, se = cells.get("average", (float("nan"), float("nan")))
         typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
-    if report.reused:
-        typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
-    typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")
+    if report.baselines == "ours":
+        return
+    for d in baseline_differences(report, metric):
+        typer.echo(f"{d['model']:>22}: minus {d['baseline']} ({d['kind']}) {d['mean']:+.4f} ± {d['se']:.4f}, "
+                   f"better in {d['better']}/{d['runs']} runs")

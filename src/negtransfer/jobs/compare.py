@@ -38,6 +38,7 @@ from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec, st
 from negtransfer.train.config import config_hash
 
 __all__ = [
+    "BASELINE_CHOICES",
     "COMPARE",
     "CompareOptions",
     "CompareReport",
@@ -53,6 +54,10 @@ RESULT_FORMAT = 1
 
 #: Metrics where lower is better (the STL marker flips for them).
 LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
+
+#: ``--baselines``: which single-task baseline each model is marked and paired against: ours
+#: (``ModelSpec.stl_counterpart``), the paper's public code's (``ModelSpec.paper_counterpart``), or both.
+BASELINE_CHOICES = ("ours", "paper", "both")
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,32 @@ class CompareOptions:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A compared model as the report shows it."""
+    """A compared model as the report shows it.
+
+    ``stl_counterpart`` is our single-task baseline of the model,
+    ``paper_counterpart`` the paper's public code's where that is another model
+    (None: the paper's baseline is ``stl_counterpart``).
+    """
 
     name: str
     family: str
     stl_counterpart: str | None
     description: str
+    paper_counterpart: str | None = None
+
+    def counterparts(self, baselines: str = "ours") -> list[tuple[str, str]]:
+        """``[(kind, baseline model)]`` the model is compared with under ``--baselines`` (kind ``"ours"`` or
+        ``"paper"``; ``both`` lists the paper's only where it is another model than ours)."""
+        if baselines not in BASELINE_CHOICES:
+            raise ValueError(f"--baselines must be one of {', '.join(BASELINE_CHOICES)}, got {baselines!r}")
+        ours = [("ours", self.stl_counterpart)] if self.stl_counterpart else []
+        paper_name = self.paper_counterpart or self.stl_counterpart
+        paper = [("paper", paper_name)] if paper_name else []
+        if baselines == "ours":
+            return ours
+        if baselines == "paper":
+            return paper
+        return ours + [p for p in paper if not ours or p[1] != ours[0][1]]
 
 
 @dataclass
@@ -129,6 +154,10 @@ class CompareReport:
     trained, reused : int
         Units trained by this call, and units found in the run store.
     notes : list of str
+    baselines : {"ours", "paper", "both"}
+        Which single-task baselines report.md marks and pairs against
+        (:meth:`ModelEntry.counterparts`); a reporting choice, not part of any
+        run's key.
     """
 
     dataset: str
@@ -145,6 +174,7 @@ class CompareReport:
     trained: int = 0
     reused: int = 0
     notes: list = field(default_factory=list)
+    baselines: str = "ours"
 
     def metrics(self) -> list[str]:
         """The metrics, in the order the models reported them."""
@@ -185,6 +215,7 @@ class CompareReport:
             "trained": self.trained,
             "reused": self.reused,
             "notes": list(self.notes),
+            "baselines": self.baselines,
         }
 
 
@@ -344,7 +375,8 @@ def run_compare(
     stored = [out.records["compare"] for out in outputs]
     report = CompareReport(
         dataset=name, data_kind=kind, runs=options.runs, seed=seed, train_fraction=options.train_fraction,
-        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description) for s in model_specs],
+        models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description, s.paper_counterpart)
+                for s in model_specs],
         configs={family: asdict(config) for family, (config, _) in configs.items()},
         options={**options.fit.to_dict(), "threads": options.threads},
         trained=len(trained), reused=len(units) - len(trained),

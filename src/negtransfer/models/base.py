@@ -95,6 +95,11 @@ class ModelSpec:
         for data the model cannot train on, before any training.
     stl_counterpart : str or None
         The single-task model its cells are compared with in the report.
+    paper_counterpart : str or None
+        The paper's public code's single-task baseline where that is another
+        model than ``stl_counterpart`` (``stl-lstm-public`` for TP-AMTL), for
+        ``negtransfer compare --baselines paper|both``; None: the paper's
+        baseline is ``stl_counterpart``.
     description : str
     version : int
         Raised when the model's code changes its numbers (same name, same
@@ -111,6 +116,7 @@ class ModelSpec:
     stl_counterpart: str | None = None
     description: str = ""
     version: int = 1
+    paper_counterpart: str | None = None
 
 
 class ModelCatalogue:
@@ -201,7 +207,9 @@ def config_from_options(config_class: type[Any], settings: Mapping[str, Any] | N
                          f"the settings are: {', '.join(sorted(fields))}")
     defaults = config_class()
     for key, value in settings.items():
-        settings[key] = _setting_value(key, value, getattr(defaults, key))
+        takes_text = "str" in str(fields[key].type)  # e.g. ``float | str | None``: a name is a valid value
+        settings[key] = value if takes_text and isinstance(value, str) else _setting_value(key, value,
+                                                                                             getattr(defaults, key))
     return config_class(**settings) if base is None else replace(base, **settings)
 
 

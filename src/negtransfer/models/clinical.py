@@ -17,7 +17,9 @@ Temporal (paper Table 2 and Table 4), data kind ``time-series``
     ``tp-amtl-constrained`` (future-to-past), ``tp-amtl-epistemic``,
     ``tp-amtl-aleatoric``, ``tp-amtl-dropconnect`` (the official code's
     DropConnect noise); ``stl-lstm-public``, ``mtl-lstm-public`` (the official
-    code's LSTM baselines: width 8, two layers, TP-AMTL's attention head).
+    code's LSTM baselines: width 8, two layers, TP-AMTL's attention head);
+    width-matched ones: ``tp-amtl-h16`` (TP-AMTL at width 16), ``stl-lstm-h8``
+    (our LSTM at width 8), ``stl-lstm-public-h16`` (the public one at 16).
 Non-temporal (paper Table 1), data kinds ``table`` and ``per-task-rows`` with binary tasks
     ``stl``, ``mtl`` (hard-sharing MLP), ``amtl-loss``, ``p-amtl``, ``p-amtl-dropconnect``.
 
@@ -38,6 +40,7 @@ from negtransfer.models.base import FitOptions, Metrics, ModelSpec, config_from_
 __all__ = [
     "CLINICAL_MODELS",
     "ClinicalModelSpec",
+    "PAPER_COUNTERPART",
     "STL_COUNTERPART",
     "build_model",
     "clinical_model_names",
@@ -119,6 +122,12 @@ def _specs() -> dict[str, ClinicalModelSpec]:
     out["mtl-lstm-public"] = ClinicalModelSpec("mtl-lstm-public", _baseline("AttentionLSTM"), False, True,
                                                description="hard-sharing MTL LSTM of the TP-AMTL code (width 8, "
                                                            "2 layers, attention head)")  # fmt: skip
+    # width-matched baselines (issue 29): our LSTM at TP-AMTL's width 8, the public code's at our width 16
+    out["stl-lstm-h8"] = ClinicalModelSpec("stl-lstm-h8", _baseline("LSTMClassifier"), True, True, {"hidden": 8},
+                                           description="STL LSTMClassifier of width 8 (TP-AMTL's)")  # fmt: skip
+    out["stl-lstm-public-h16"] = ClinicalModelSpec("stl-lstm-public-h16", _baseline("AttentionLSTM"), True, True,
+                                                   {"hidden": 16}, description="STL LSTM of the TP-AMTL code at "
+                                                   "width 16 (our baselines')")  # fmt: skip
     out["mtl-adacare"] = ClinicalModelSpec("mtl-adacare", _baseline("AdaCare"), False, True,
                                            description="hard-sharing MTL AdaCare (simplified)")  # fmt: skip
     out["stl-adacare"] = ClinicalModelSpec("stl-adacare", _baseline("AdaCare"), True, True,
@@ -127,7 +136,7 @@ def _specs() -> dict[str, ClinicalModelSpec]:
                                          description="AMTL (Lee et al. 2016) on a shared LSTM")  # fmt: skip
     out["retain-kendall"] = ClinicalModelSpec("retain-kendall", _baseline("RETAIN"), False, True, weighting="kendall",
                                               description="MTL RETAIN with Kendall uncertainty loss weights")  # fmt: skip
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "tp-amtl": {},
         "amtl-notransfer": {"transfer": "none"},
         "amtl-intratask": {"transfer": "intra-task"},
@@ -137,6 +146,7 @@ def _specs() -> dict[str, ClinicalModelSpec]:
         "tp-amtl-epistemic": {"uncertainty": "epistemic"},
         "tp-amtl-aleatoric": {"uncertainty": "aleatoric"},
         "tp-amtl-dropconnect": {"noise": "dropconnect"},
+        "tp-amtl-h16": {"hidden": 16},
     }
     for name, options in variants.items():
         out[name] = ClinicalModelSpec(name, _tp_amtl, False, True, options, description=f"TPAMTL({options or 'full'})")
@@ -161,8 +171,14 @@ STL_COUNTERPART = {
     "tp-amtl-epistemic": "stl-lstm", "tp-amtl-aleatoric": "stl-lstm", "mtl": "stl", "p-amtl": "stl",
     "mtl-adacare": "stl-adacare", "amtl-lstm": "stl-lstm", "amtl-loss": "stl",
     "tp-amtl-dropconnect": "stl-lstm", "p-amtl-dropconnect": "stl", "mtl-lstm-public": "stl-lstm-public",
+    "tp-amtl-h16": "stl-lstm",
 }  # fmt: skip
 
+
+#: The public TP-AMTL code's single-task baseline (width 8, two layers, TP-AMTL's attention head) for the models
+#: built on its LSTM, where it differs from ours (``negtransfer compare --baselines paper|both``).
+PAPER_COUNTERPART = {name: "stl-lstm-public" for name, ours in STL_COUNTERPART.items() if ours == "stl-lstm"
+                     and name != "mtl-lstm"}
 
 #: Models whose code changed their numbers (issue 12: stop-gradients on the transfer path, L2 on the
 #: base network only, validation with as many MC passes as test); see ``ModelSpec.version``.
@@ -284,6 +300,7 @@ def model_specs() -> list[ModelSpec]:
                   data_kinds=("time-series",) if spec.temporal else ("table", "per-task-rows"),
                   fit_evaluate=fit_evaluate, make_config=make_config, check_dataset=check_dataset,
                   stl_counterpart=None if spec.single_task else STL_COUNTERPART.get(name),
-                  description=spec.description, version=MODEL_VERSIONS.get(name, 1))
+                  description=spec.description, version=MODEL_VERSIONS.get(name, 1),
+                  paper_counterpart=None if spec.single_task else PAPER_COUNTERPART.get(name))
         for name, spec in CLINICAL_MODELS.items()
     ]

@@ -620,7 +620,7 @@ class VariationalMultiTaskNet(nn.Module):
         *,
         temperature: float = 1.0,
         kl_z_weight: float = 1e-7,
-        kl_w_weight: float = 0.0,
+        kl_w_weight: float | Sequence[float] = 0.0,
         weighting=None,
         tasks: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -639,7 +639,8 @@ class VariationalMultiTaskNet(nn.Module):
             Gumbel-Softmax temperature tau.
         kl_z_weight, kl_w_weight : float
             Weights of the z-KL (batch mean) and of the w-KL (REFERENCES.md:
-            1e-7 and a warmed-up beta).
+            1e-7 and a warmed-up beta). ``kl_w_weight`` may be one weight per
+            task (index t: task t's), e.g. the ELBO-consistent 1 / N_t.
         weighting : LossWeighting, optional
             ``weighting.task_term(t, nll)`` gives task t's weighted
             cross-entropy (:mod:`negtransfer.train.weighting`); default: the
@@ -674,7 +675,8 @@ class VariationalMultiTaskNet(nn.Module):
             task_loss = nll if weighting is None else weighting.task_term(t, nll)
             kl_z = self._kl_z(t, xs, ys, enc[t], temperature)
             kl_w = self._kl_w(t, clf, temperature)
-            total = total + task_loss + z_weight * kl_z + kl_w_weight * kl_w
+            beta = kl_w_weight if isinstance(kl_w_weight, (int, float)) else kl_w_weight[t]
+            total = total + task_loss + z_weight * kl_z + beta * kl_w
             parts["nll"] += float(nll.detach()) / len(tasks)
             parts["kl_z"] += float(kl_z.detach()) / len(tasks)
             parts["kl_w"] += float(kl_w.detach()) / len(tasks)

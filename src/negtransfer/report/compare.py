@@ -18,7 +18,10 @@ from negtransfer.report.jsonio import write_json
 from negtransfer.report.markdown import render_table
 
 __all__ = [
+    "MARKERS",
     "RESULT_COLUMNS",
+    "baseline_differences",
+    "baseline_differences_markdown",
     "metric_table",
     "paired_differences",
     "paired_markdown",
@@ -34,12 +37,21 @@ RESULT_COLUMNS = ["model", "task", "run", "metric", "value"]
 #: Metrics where lower is better (the marker flips for them).
 LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
 
+#: The cell marker of a mean below (lower-is-better: above) a single-task baseline, by the baseline's kind:
+#: ours (``ModelSpec.stl_counterpart``) or the paper's public code's (``--baselines paper|both``).
+MARKERS = {"ours": "↓", "paper": "⇣"}
+
 
 def _percent(metric: str) -> bool:
     return "accuracy" in metric or metric == "auroc"
 
 
-def metric_table(report: Any, metric: str, *, percent: bool | None = None, digits: int | None = None) -> list[list[str]]:
+def _baselines(report: Any, baselines: str | None) -> str:
+    return getattr(report, "baselines", "ours") if baselines is None else baselines
+
+
+def metric_table(report: Any, metric: str, *, percent: bool | None = None, digits: int | None = None,
+                 baselines: str | None = None) -> list[list[str]]:  # fmt: skip
     """Rows ``[model, cell per task..., average cell]`` of one metric's table.
 
     Parameters
@@ -50,12 +62,16 @@ def metric_table(report: Any, metric: str, *, percent: bool | None = None, digit
         Scale by 100 (default: for accuracies and AUROC).
     digits : int, optional
         Decimals (default 1 in percent, else 3).
+    baselines : {"ours", "paper", "both"}, optional
+        Which single-task baselines mark the cells (default: the report's
+        ``baselines``, ``"ours"``).
 
     Notes
     -----
     A cell ends in ``" ↓"`` when the model's mean is below (for a
     lower-is-better metric: above) that of its single-task counterpart on that
-    task, when the counterpart was run.
+    task, when the counterpart was run; in ``" ⇣"`` when it is below the
+    paper's public baseline (:data:`MARKERS`; ``ModelEntry.counterparts``).
     """
     percent = _percent(metric) if percent is None else percent
     digits = (1 if percent else 3) if digits is None else digits
@@ -63,10 +79,11 @@ def metric_table(report: Any, metric: str, *, percent: bool | None = None, digit
     table = report.summary(metric)
     lower = any(metric.startswith(m) for m in LOWER_IS_BETTER)
     by_name = {m.name: m for m in report.models}
+    choice = _baselines(report, baselines)
     rows = []
     for name, cells in table.items():
-        ref_name = by_name[name].stl_counterpart
-        ref = table.get(ref_name) if ref_name and ref_name != name else None
+        refs = [(MARKERS[kind], table[ref]) for kind, ref in by_name[name].counterparts(choice)
+                if ref != name and ref in table]
         row = [name]
         for task in report.tasks:
             if task not in cells:
@@ -76,19 +93,25 @@ def metric_table(report: Any, metric: str, *, percent: bool | None = None, digit
             text = f"{mean * k:.{digits}f}"
             if not math.isnan(se):
                 text += f" ± {se * k:.{digits}f}"
-            if ref is not None and task in ref and not math.isnan(mean):
-                worse = mean > ref[task][0] if lower else mean < ref[task][0]
-                if worse:
-                    text += " ↓"
+            for marker, ref in refs:
+                if task in ref and not math.isnan(mean) and (mean > ref[task][0] if lower else mean < ref[task][0]):
+                    text += f" {marker}"
             row.append(text)
         rows.append(row)
     return rows
 
 
 def report_markdown(report: Any) -> str:
-    """report.md: one table per metric, models x (tasks, average), mean ± s.e., ``↓`` below STL."""
+    """report.md: one table per metric, models x (tasks, average), mean ± s.e., ``↓`` below STL.
+
+    With ``report.baselines`` ``"paper"`` or ``"both"`` the cells are marked
+    against the paper's public baselines (``⇣``; with ``both`` against ours as
+    well) and a last section gives each model's paired differences from them
+    (:func:`baseline_differences_markdown`).
+    """
     metrics = report.metrics()
     scaled = any(_percent(m) for m in metrics)
+    choice = _baselines(report, None)
     lines = [
         f"# Model comparison on {report.dataset}",
         "",
@@ -98,7 +121,7 @@ def report_markdown(report: Any) -> str:
         f"data kind: {report.data_kind}.",
         "Cells: mean ± standard error over runs on the test split"
         + (" (accuracies in %)" if scaled else "")
-        + "; ↓ marks a mean below the model's single-task counterpart on that task.",
+        + "; " + _legend(choice),
         "",
     ]
     for metric in metrics:
@@ -107,14 +130,78 @@ def report_markdown(report: Any) -> str:
         lines += [f"| {row[0]} | " + " | ".join(row[1:]) + " |" for row in metric_table(report, metric)]
         lines.append("")
     names = {m.name for m in report.models}
-    counterparts = [f"{m.name} vs {m.stl_counterpart}" for m in report.models
-                    if m.stl_counterpart and m.stl_counterpart in names]
-    if counterparts:
-        lines += ["Single-task counterparts: " + ", ".join(counterparts) + ".", ""]
-    missing = sorted({m.stl_counterpart for m in report.models if m.stl_counterpart and m.stl_counterpart not in names})
+    pairs = [(kind, m.name, ref) for m in report.models for kind, ref in m.counterparts(choice)]
+    for kind, title in (("ours", "Single-task counterparts"), ("paper", "The paper's public baselines")):
+        run = [f"{name} vs {ref}" for k, name, ref in pairs if k == kind and ref in names]
+        if run:
+            lines += [f"{title}: " + ", ".join(run) + ".", ""]
+    missing = sorted({ref for _, _, ref in pairs if ref not in names})
     if missing:
         lines += [f"Not run, so not marked against: {', '.join(missing)}.", ""]
+    if choice != "ours" and metrics:
+        lines += baseline_differences_markdown(report, _headline(metrics), choice).splitlines() + [""]
     return "\n".join(lines)
+
+
+def _legend(choice: str) -> str:
+    ours = "↓ marks a mean below the model's single-task counterpart on that task"
+    paper = "⇣ a mean below the paper's public single-task baseline (its own counterpart where it has none)"
+    return {"ours": ours + ".", "paper": paper[0].upper() + paper[1:] + ".", "both": f"{ours}, {paper}."}[choice]
+
+
+def _headline(metrics: list[str]) -> str:
+    """The metric paired differences and the console use: accuracy where reported, else the first."""
+    return "accuracy" if "accuracy" in metrics else metrics[0]
+
+
+def baseline_differences(report: Any, metric: str, baselines: str | None = None, *,
+                         task: str = "average") -> list[dict]:  # fmt: skip
+    """Each model's paired differences (:func:`paired_differences`) from its single-task baselines.
+
+    Parameters
+    ----------
+    report : CompareReport
+    metric : str
+    baselines : {"ours", "paper", "both"}, optional
+        Default: the report's.
+    task : str
+
+    Returns
+    -------
+    list of dict
+        In model order, one per (model, baseline) whose baseline was run:
+        ``model``, ``kind`` (``"ours"`` or ``"paper"``), ``baseline`` and the
+        fields of :func:`paired_differences` (``mean``, ``se``, ``better``,
+        ``runs``, ``wilcoxon_p``, ``t_p``).
+    """
+    choice = _baselines(report, baselines)
+    names = {m.name for m in report.models}
+    cache: dict[str, dict] = {}
+    out = []
+    for model in report.models:
+        for kind, ref in model.counterparts(choice):
+            if ref not in names or ref == model.name:
+                continue
+            if ref not in cache:
+                cache[ref] = paired_differences(report, metric, ref, task=task)
+            if model.name in cache[ref]:
+                out.append({"model": model.name, "kind": kind, "baseline": ref, **cache[ref][model.name]})
+    return out
+
+
+def baseline_differences_markdown(report: Any, metric: str, baselines: str | None = None, *,
+                                  task: str = "average") -> str:  # fmt: skip
+    """:func:`baseline_differences` as a report.md section (in % for accuracies and AUROC)."""
+    scale, digits = (100.0, 1) if _percent(metric) else (1.0, 4)
+    rows = [[d["model"], d["baseline"], d["kind"], f"{d['mean'] * scale:+.{digits}f} ± {d['se'] * scale:.{digits}f}",
+             f"{d['better']}/{d['runs']}", _p_text(d["wilcoxon_p"]), _p_text(d["t_p"])]
+            for d in baseline_differences(report, metric, baselines, task=task)]
+    title = f"## Paired differences from the single-task baselines ({metric}, {task}{', in %' if scale > 1 else ''})"
+    if not rows:
+        return f"{title}\n\nNo model's baseline was run."
+    header = ["model", "minus", "baseline", "mean ± s.e.", "runs better", "Wilcoxon p", "paired t p"]
+    note = ("Run by run (runs share splits and seeds); with 5 runs the smallest two-sided Wilcoxon p is 0.062.")
+    return f"{title}\n\n{note}\n\n{render_table(rows, header)}"
 
 
 def paired_differences(report: Any, metric: str, reference: str, *, task: str = "average") -> dict[str, dict]:

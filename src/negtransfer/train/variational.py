@@ -128,6 +128,15 @@ class VariationalConfig:
     kl_w_warmup_unit : {"iteration", "task-step"}
         beta grows by ``kl_w_warmup_step`` once per ``kl_w_warmup_every``
         iterations, or once per task (T times) as the official code.
+    kl_w_final : float, "1/n" or None
+        None (default): the step schedule above. A number: beta grows
+        linearly, once per ``kl_w_warmup_every`` iterations, to this value at
+        the last iteration (``kl_w_warmup_step`` and ``kl_w_warmup_unit`` are
+        not used); 6e-3 is where the official schedule ends for 4 tasks.
+        ``"1/n"``: the same ramp to ``1 / N_t`` for task t, N_t its training
+        rows: the weight at which the per-task loss is the negative ELBO of
+        supplement eq. (4) divided by N_t (mean cross-entropy + KL / N_t).
+        ``kl_w_max`` caps beta either way.
 
     Use :meth:`preset` for a named setup (:data:`TRAINING_PRESETS`).
     """
@@ -154,6 +163,7 @@ class VariationalConfig:
     n_w_samples: int | None = None
     optimiser: str = "joint"
     kl_w_warmup_unit: str = "iteration"
+    kl_w_final: float | str | None = None
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "VariationalConfig":
@@ -181,20 +191,48 @@ class VariationalConfig:
             raise ValueError(f"optimiser must be one of {', '.join(OPTIMISERS)}, got {self.optimiser!r}")
         if self.kl_w_warmup_unit not in WARMUP_UNITS:
             raise ValueError(f"kl_w_warmup_unit must be one of {', '.join(WARMUP_UNITS)}, got {self.kl_w_warmup_unit!r}")
+        final = self.kl_w_final
+        if final is not None and final != PER_ROW_KL_W and not (
+                isinstance(final, (int, float)) and not isinstance(final, bool) and math.isfinite(final) and final >= 0):
+            raise ValueError(f"kl_w_final must be a number >= 0, {PER_ROW_KL_W!r} or None, got {final!r}")
 
     def temperature(self, iteration: int) -> float:
         return max(self.temperature_floor, self.temperature_start * math.exp(-self.temperature_decay * iteration))
 
-    def kl_w_weight(self, iteration: int, n_tasks: int = 1) -> float:
-        """beta at ``iteration``; with ``kl_w_warmup_unit="task-step"`` it grows ``n_tasks`` times as fast."""
-        per_warmup = n_tasks if self.kl_w_warmup_unit == "task-step" else 1
-        return min(self.kl_w_max, self.kl_w_warmup_step * per_warmup * (iteration // self.kl_w_warmup_every))
+    def kl_w_weight(self, iteration: int, n_tasks: int = 1,
+                    train_rows: Sequence[int] | None = None) -> float | list[float]:
+        """beta at ``iteration``.
+
+        With ``kl_w_warmup_unit="task-step"`` the step schedule grows
+        ``n_tasks`` times as fast. With ``kl_w_final`` set, the linear ramp to
+        it (see the class docstring); ``kl_w_final="1/n"`` returns one beta per
+        task and needs ``train_rows`` (N_t per task).
+        """
+        if self.kl_w_final is None:
+            per_warmup = n_tasks if self.kl_w_warmup_unit == "task-step" else 1
+            return min(self.kl_w_max, self.kl_w_warmup_step * per_warmup * (iteration // self.kl_w_warmup_every))
+        ramp = min(1.0, (iteration // self.kl_w_warmup_every) / max(1, self.iterations // self.kl_w_warmup_every))
+        if self.kl_w_final != PER_ROW_KL_W:
+            return min(self.kl_w_max, float(self.kl_w_final) * ramp)
+        if train_rows is None or len(train_rows) != n_tasks or min(train_rows) < 1:
+            raise ValueError(f"kl_w_final={PER_ROW_KL_W!r} needs every task's number of training rows, got {train_rows}")
+        return [min(self.kl_w_max, ramp / n) for n in train_rows]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def hash_fields(self) -> dict[str, Any]:
+        """The fields a stored run's key hashes: all of them, less ``kl_w_final`` at its default (None), so that
+        the keys of configurations from before the field existed are unchanged."""
+        fields = asdict(self)
+        if fields["kl_w_final"] is None:
+            del fields["kl_w_final"]
+        return fields
+
 
 OPTIMISERS = ("joint", "per-task")
+#: ``VariationalConfig(kl_w_final=...)``: the ELBO-consistent w-KL weight 1 / N_t per task.
+PER_ROW_KL_W = "1/n"
 WARMUP_UNITS = ("iteration", "task-step")
 
 #: Named training setups. ``default``: :class:`VariationalConfig`'s (scaled) defaults.
@@ -336,6 +374,7 @@ def fit_variational(
     halve = config.lr_halve_every or max(1, config.iterations // 5)
     schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=halve, gamma=0.5) for o in optimisers]
     per_task_rows = config.per_class * ds.tasks[0].n_classes
+    train_rows = [len(y) for y in train_y]
     steps = [None] if config.optimiser == "joint" else [[t] for t in range(ds.n_tasks)]
 
     def train_round(loop: FitLoop, r: int) -> RoundOutput:
@@ -349,7 +388,7 @@ def fit_variational(
                 bx, by = _balanced_batch(train_x, train_y, config.per_class, gen)
             else:
                 bx, by = _uniform_batch(train_x, train_y, per_task_rows, gen)
-            tau, beta = config.temperature(it), config.kl_w_weight(it, ds.n_tasks)
+            tau, beta = config.temperature(it), config.kl_w_weight(it, ds.n_tasks, train_rows)
             for optimiser, tasks in zip(optimisers, steps, strict=True):
                 loss, parts = model.loss(bx, by, temperature=tau, kl_z_weight=config.kl_z_weight, kl_w_weight=beta,
                                          weighting=weighting, tasks=tasks)
