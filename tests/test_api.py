@@ -100,6 +100,8 @@ def test_bad_input_is_named_before_training(patients):
         negtransfer.gains(frame, tasks=["sick", "worse"], groups=[("sick", "stay")])
     with pytest.raises(TypeError, match="unknown option.*max_epoch\\b"):
         negtransfer.compare(frame, ["stl"], max_epoch=3)
+    with pytest.raises(ValueError, match="baselines must be one of ours, paper, both"):
+        negtransfer.compare(frame, ["stl"], baselines="theirs")
 
 
 def test_import_stays_light_and_gains_is_both_package_and_function():

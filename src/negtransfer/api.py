@@ -334,7 +334,7 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
             features: Sequence[str] | None = None, task_column: str | None = None, label: str | None = None,
             task_kinds: Mapping[str, str] | None = None, impute: str | None = None, seed: int = 0,
             store: Any = None, executor: Any = "local", workers: int | None = None,
-            progress: Progress | None = None, **options: Any) -> "CompareReport":
+            progress: Progress | None = None, baselines: str = "ours", **options: Any) -> "CompareReport":
     """How named models do on the tasks, run ``runs`` times (``negtransfer compare``).
 
     Parameters
@@ -343,6 +343,9 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
         As for :func:`gains`; run r splits a table with seed ``seed + r`` (a MultiTaskDataset keeps its split).
     models : sequence of str or str
         Model names, e.g. ``["stl", "bmtl", "vmtl"]`` (or ``"stl,bmtl,vmtl"``).
+    baselines : {"ours", "paper", "both"}
+        Which single-task baselines the report marks and pairs each model against (``--baselines``): ours,
+        the papers' public code's, or both (:meth:`~negtransfer.jobs.compare.ModelEntry.counterparts`).
     **options
         Fields of :class:`~negtransfer.jobs.compare.CompareOptions` (``runs``, ``train_fraction``, ``threads``)
         and of :class:`~negtransfer.models.base.FitOptions` (``epochs``, ``iterations``, ``batch_size``, ``lr``,
@@ -353,9 +356,11 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
     CompareReport
         ``to_frame()``: the long table of results.csv (``model, task, run, metric, value``); ``summary(metric)``.
     """
-    from negtransfer.jobs.compare import CompareOptions, run_compare
+    from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, run_compare
     from negtransfer.models.base import FitOptions
 
+    if baselines not in BASELINE_CHOICES:
+        raise ValueError(f"baselines must be one of {', '.join(BASELINE_CHOICES)}, got {baselines!r}")
     compare_fields = {f.name for f in fields(CompareOptions)} - {"models", "fit"}
     fit_fields = {f.name for f in fields(FitOptions)}
     unknown = sorted(set(options) - compare_fields - fit_fields)
@@ -370,5 +375,7 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
     compare_options.check()
     load, name = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                                  task_kinds=task_kinds, impute=impute, kinds=None, command="negtransfer.compare()")
-    return run_compare(load, name, compare_options, seed, _run_store(store), executor=_executor(executor, workers),
-                       progress=progress)
+    report = run_compare(load, name, compare_options, seed, _run_store(store), executor=_executor(executor, workers),
+                         progress=progress)
+    report.baselines = baselines
+    return report
