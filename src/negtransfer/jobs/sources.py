@@ -704,8 +704,9 @@ def plan_training(state: SourcesState) -> None:
     (:func:`plan_runs`), sent to ``notify``."""
     options, dataset, cfg, R = state.options, state.dataset, state.train_config, state.repeats
     stage_groups = {"STL, all sources": (dataset, cfg, [state.stl, state.everything]),
+                    # the subset models' own STL run only when they train on less (else it is the STL above)
                     "subset models": (state.subset_data, state.subset_config,
-                                      list(dict.fromkeys([state.stl] + state.subset_groups))),
+                                      list(dict.fromkeys([state.stl] * state.fast + state.subset_groups))),
                     "pairwise runs": (dataset, cfg, state.pair_groups),
                     "exhaustive pairs": (dataset, cfg, state.combo_groups)}
     stored = {name: _stored_runs(state.store, d, c, gs, state.seed, R) for name, (d, c, gs) in stage_groups.items()}
