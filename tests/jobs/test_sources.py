@@ -359,3 +359,41 @@ def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path):
     bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
                                    "--target", "task0", "--surrogate", "forest", "--out", str(tmp_path / "b"), "-q"])
     assert bad.exit_code == 2 and "forest" in bad.output
+
+
+class _StoppedBeforeTraining(Exception):
+    """Raised in place of the first training stage: what the job said before it is all it said."""
+
+
+def test_the_default_run_on_20_sources_states_its_cost_before_training(tmp_path, monkeypatch):
+    # issue 27 item 5: `negtransfer sources` with every default on a 20-source problem prints its runs per stage
+    # and how to cut them before anything trains (the first training stage is replaced by an exception)
+    from negtransfer.jobs.sources import SourcesState
+
+    ds = make_synthetic_tasks(n_tasks=21, n_clusters=2, task_kind="binary", layout="per-task-rows",
+                              n_samples=40, seed=0)
+    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+    frame["state"] = [ds.task_names[i] for i in ds.row_task]
+    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+
+    def stop(self, label, groups, *args, **kwargs):
+        raise _StoppedBeforeTraining(label)
+
+    monkeypatch.setattr(SourcesState, "train", stop)
+    store = tmp_path / "runs.sqlite"
+    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
+                                   "--target", ds.task_names[0], "--store", str(store), "--out",
+                                   str(tmp_path / "out"), "-q"])
+    assert isinstance(res.exception, _StoppedBeforeTraining), res.output
+    assert res.exception.args[0] == "STL, all sources"  # the first stage that trains
+    output = " ".join(res.output.split())
+    # the defaults: 8k = 160 fitted + 100 holdout subsets of 5, 3 repeats, 20 pairwise and 190 exhaustive-pair
+    # models, STL and all sources (the subset models' STL is the STL run: counted once)
+    runs = 3 * (2 + 160 + 100 + 20 + 190)
+    assert f"note: {runs} runs (160 + 100 subsets of 5 of 20 sources, 3 repeats), 0 already stored, {runs} to " \
+           "train (STL, all sources 6, subset models 780, pairwise runs 60, exhaustive pairs 570)" in output
+    assert f"note: {runs} runs to train may take more than 15 minutes on 2 CPU cores" in output
+    assert "--exhaustive-pairs off (570 runs fewer)" in output and "--holdout 50 (150 fewer)" in output
+    assert "--repeats 2" in output and "--data-fraction 0.4 --steps-fraction 0.2" in output

@@ -704,8 +704,9 @@ def plan_training(state: SourcesState) -> None:
     (:func:`plan_runs`), sent to ``notify``."""
     options, dataset, cfg, R = state.options, state.dataset, state.train_config, state.repeats
     stage_groups = {"STL, all sources": (dataset, cfg, [state.stl, state.everything]),
+                    # the subset models' own STL run only when they train on less (else it is the STL above)
                     "subset models": (state.subset_data, state.subset_config,
-                                      list(dict.fromkeys([state.stl] + state.subset_groups))),
+                                      list(dict.fromkeys([state.stl] * state.fast + state.subset_groups))),
                     "pairwise runs": (dataset, cfg, state.pair_groups),
                     "exhaustive pairs": (dataset, cfg, state.combo_groups)}
     stored = {name: _stored_runs(state.store, d, c, gs, state.seed, R) for name, (d, c, gs) in stage_groups.items()}
@@ -728,9 +729,10 @@ def plan_training(state: SourcesState) -> None:
             state.notify(hint)
 
 
-#: Runs to train above which the plan says how to cut them: at about 1 s of one core per full-data run (stacks of
-#: 64, the default MLP, tv16, on the shared 2-core machine; docs/methods/source-selection.md) 600 runs take about
-#: 10 minutes in one process, and the threshold candidates and final models come after them.
+#: Runs to train above which the plan says how to cut them. A run costs about 0.2 s of one core on adult (stacks of
+#: 64, the default MLP, the idle 2-core machine) and 0.4-0.9 s when that machine is shared by many jobs, more on
+#: larger data (docs/methods/source-selection.md, "The cost, before training"): 600 runs take 2 to 10 minutes of
+#: one core, and the threshold candidates and final models come after them.
 MANY_RUNS = 600
 
 
