@@ -16,12 +16,12 @@ outside its group. This keeps all models of a stack the same shape.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from negtransfer.nn.flat import FlatParameters
 from negtransfer.nn.initialisation import dense_parameters
 
 
@@ -49,7 +49,7 @@ def init_parameters(
     return dense_parameters(seed, _layer_shapes(n_features, hidden, n_outputs), scheme)
 
 
-class StackedHardSharingMLP(nn.Module):
+class StackedHardSharingMLP(FlatParameters, nn.Module):
     """K hard-sharing MLPs evaluated together with batched matrix products.
 
     Parameters
@@ -108,67 +108,19 @@ class StackedHardSharingMLP(nn.Module):
                 h = torch.relu(h)
         return h
 
-    def parameter_shapes(self) -> list[tuple[int, ...]]:
-        """One model's shape of each stacked parameter, in ``parameters()`` order (weights, then biases)."""
-        return [tuple(p.shape[1:]) for p in self.parameters()]
+    def stacked_parameters(self) -> list[torch.Tensor]:
+        """The stacked parameters in ``parameters()`` order: every layer's weights, then every layer's biases."""
+        return [*self.weights, *self.biases]
 
-    def parameter_views(self, flat: torch.Tensor, n_models: int | None = None) -> list[torch.Tensor]:
-        """Views of a flat buffer shaped like the stacked parameters, in ``parameters()`` order.
-
-        The buffer holds each stacked parameter (K, ...) contiguously, one after
-        another (:meth:`flatten`'s layout), so every view is contiguous.
-        ``n_models`` defaults to the stack's K.
-        """
-        K = self.n_models if n_models is None else n_models
-        views, start = [], 0
-        for shape in self.parameter_shapes():
-            size = K * math.prod(shape)
-            views.append(flat[start:start + size].view(K, *shape))
-            start += size
-        return views
-
-    @torch.no_grad()
-    def flatten(self) -> torch.Tensor:
-        """Move the parameters into one flat buffer and make them views of it; returns the buffer.
-
-        The buffer holds the stacked parameters one after another (every
-        layer's weights, then every layer's biases), so an optimiser updates
-        the whole stack with a few vector operations over it, and the
-        parameters keep their contiguous layout for the batched products. The
-        values are unchanged; a later move (``.to(device)``) copies them out of
-        the buffer.
-        """
-        flat = torch.cat([p.detach().reshape(-1) for p in self.parameters()])
-        self._adopt(flat, self.n_models)
-        return flat
-
-    def _adopt(self, flat: torch.Tensor, n_models: int) -> None:
-        """Make ``flat`` the parameters' storage (:meth:`parameter_views`)."""
-        views = self.parameter_views(flat, n_models)
+    def _set_stacked_parameters(self, parameters) -> None:
         n = len(self.weights)
         for i in range(n):
-            self.weights[i] = nn.Parameter(views[i])
-            self.biases[i] = nn.Parameter(views[n + i])
-        self.flat = flat
+            self.weights[i] = parameters[i]
+            self.biases[i] = parameters[n + i]
 
-    @property
-    def flat_parameters(self) -> torch.Tensor | None:
-        """The flat buffer the parameters are views of (:meth:`flatten`), or None."""
-        flat = self.__dict__.get("flat")
-        if flat is None or flat.data_ptr() != self.weights[0].data_ptr():
-            return None  # never flattened, or moved since
-        return flat
-
-    @torch.no_grad()
     def keep_models(self, keep: torch.Tensor) -> None:
-        """Drop models from the stack, keeping the indices in ``keep`` (in order)."""
-        if self.flat_parameters is not None:
-            kept = [p.detach().index_select(0, keep).reshape(-1) for p in self.parameters()]
-            self._adopt(torch.cat(kept), int(keep.numel()))
-            return
-        for plist in (self.weights, self.biases):
-            for i, p in enumerate(plist):
-                plist[i] = nn.Parameter(p.detach().index_select(0, keep))
+        """Drop models from the stack, keeping the indices in ``keep`` (in order); a flat stack stays flat."""
+        self._keep_parameters(keep)
 
     def unstack(self, k: int) -> "HardSharingMLP":
         """Model ``k`` as a stand-alone :class:`HardSharingMLP`."""

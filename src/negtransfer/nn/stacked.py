@@ -34,7 +34,6 @@ warns with :class:`UnstackableModelWarning`. The built-in encoders
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -43,6 +42,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from negtransfer.nn.contract import MultiHeadModel, build_model
+from negtransfer.nn.flat import FlatParameters
 
 __all__ = ["EVALUATION_ROWS", "StackedModel", "StackingPlan", "UnstackableModelWarning", "stacking_plan"]
 
@@ -55,7 +55,7 @@ class UnstackableModelWarning(UserWarning):
     """A model that cannot be stacked is trained one model at a time (same numbers, no vectorisation)."""
 
 
-class StackedModel(nn.Module):
+class StackedModel(FlatParameters, nn.Module):
     """K models of one factory, parameters stacked along a leading model axis.
 
     Parameters
@@ -181,62 +181,18 @@ class StackedModel(nn.Module):
         out = vmap(one_model, randomness="error")(params, buffers, x)
         return out[:1] if single else out
 
-    def parameter_shapes(self) -> list[tuple[int, ...]]:
-        """One model's shape of each stacked parameter, in ``parameters()`` order."""
-        return [tuple(p.shape[1:]) for p in self.stack]
+    def stacked_parameters(self) -> list[torch.Tensor]:
+        """The stacked parameters (K, ...), in ``parameters()`` order."""
+        return list(self.stack)
 
-    def parameter_views(self, flat: torch.Tensor, n_models: int | None = None) -> list[torch.Tensor]:
-        """Views of a flat buffer shaped like the stacked parameters (K, ...), in ``parameters()`` order.
-
-        The buffer holds each stacked parameter contiguously, one after another
-        (:meth:`flatten`'s layout, that of
-        :meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.parameter_views`).
-        ``n_models`` defaults to the stack's K.
-        """
-        K = self.n_models if n_models is None else n_models
-        views, start = [], 0
-        for shape in self.parameter_shapes():
-            size = K * math.prod(shape)
-            views.append(flat[start:start + size].view(K, *shape))
-            start += size
-        return views
-
-    @torch.no_grad()
-    def flatten(self) -> torch.Tensor:
-        """Move the stacked parameters into one flat buffer and make them views of it; returns the buffer.
-
-        An optimiser then updates every parameter of the stack with a few vector
-        operations over the buffer instead of a few per parameter tensor; the
-        values, and the layout of each parameter (contiguous, model axis first),
-        are unchanged. A later move (``.to(device)``) copies them out of it.
-        """
-        flat = torch.cat([p.detach().reshape(-1) for p in self.stack])
-        self._adopt(flat, self.n_models)
-        return flat
-
-    def _adopt(self, flat: torch.Tensor, n_models: int) -> None:
-        """Make ``flat`` the stacked parameters' storage (:meth:`parameter_views`)."""
-        for i, view in enumerate(self.parameter_views(flat, n_models)):
-            self.stack[i] = nn.Parameter(view)
-        self.flat = flat
-
-    @property
-    def flat_parameters(self) -> torch.Tensor | None:
-        """The flat buffer the stacked parameters are views of (:meth:`flatten`), or None."""
-        flat = self.__dict__.get("flat")
-        if flat is None or flat.data_ptr() != self.stack[0].data_ptr():
-            return None  # never flattened, or moved since
-        return flat
+    def _set_stacked_parameters(self, parameters) -> None:
+        for i, p in enumerate(parameters):
+            self.stack[i] = p
 
     @torch.no_grad()
     def keep_models(self, keep: torch.Tensor) -> None:
         """Drop models from the stack, keeping the indices in ``keep`` (in order); a flat stack stays flat."""
-        if self.flat_parameters is not None:
-            self._adopt(torch.cat([p.detach().index_select(0, keep).reshape(-1) for p in self.stack]),
-                        int(keep.numel()))
-        else:
-            for i, p in enumerate(self.stack):
-                self.stack[i] = nn.Parameter(p.detach().index_select(0, keep))
+        self._keep_parameters(keep)
         for i, b in enumerate(self.stacked_buffers()):
             setattr(self, f"stacked_buffer_{i}", b.index_select(0, keep))
 
