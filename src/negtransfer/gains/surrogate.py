@@ -144,7 +144,8 @@ def validate_losses(f, n_rows: int, name: str = "f") -> np.ndarray:
     return y
 
 
-def _validate_stl(stl_loss, scale: str) -> float | None:
+def validate_stl(stl_loss, scale: str) -> float | None:
+    """The target's STL loss as a finite float (None only on the raw scale), checked for ``scale``."""
     if stl_loss is None:
         if scale != "raw":
             raise ValueError(
@@ -300,7 +301,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
             raise ValueError(f"underdetermined must be 'raise' or 'min_norm'; got {self.underdetermined!r}")
 
     def _targets(self, f: np.ndarray, stl: float | None) -> np.ndarray:
-        if self.scale == "raw" or stl is None:  # stl is None on the raw scale only (_validate_stl)
+        if self.scale == "raw" or stl is None:  # stl is None on the raw scale only (validate_stl)
             return f
         if self.scale == "difference":
             return f - stl
@@ -329,7 +330,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
         X = validate_subsets(S)
         n, k = X.shape
         y = validate_losses(f, n)
-        stl = _validate_stl(stl_loss, self.scale)
+        stl = validate_stl(stl_loss, self.scale)
         sizes = np.unique(X.sum(axis=1))
         if self.fit_intercept and sizes.size == 1:
             raise ValueError(
@@ -360,7 +361,7 @@ class LinearSurrogate(RegressorMixin, BaseEstimator):
         self.coef_ = self.theta_
         self.intercept_ = intercept
         self.stl_loss_ = stl
-        anchor = 0.0 if stl is None else stl  # stl is None on the raw scale only (_validate_stl)
+        anchor = 0.0 if stl is None else stl  # stl is None on the raw scale only (validate_stl)
         self.reference_ = 0.0 if self.scale == "raw" else anchor
         self.unit_ = abs(anchor) if self.scale == "relative" else 1.0
         self.n_features_in_ = k

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from negtransfer.gains.surrogate import AUTO_ALPHAS, validate_losses, validate_subsets
+from negtransfer.gains.surrogate import AUTO_ALPHAS, validate_losses, validate_stl, validate_subsets
 
 __all__ = ["KERNELS", "KernelSurrogate", "kernel_loo_errors", "kernel_matrix"]
 
@@ -59,7 +60,6 @@ AUTO_RBF_GAMMAS: tuple[float, ...] = tuple(np.geomspace(0.02, 2.0, 7).tolist())
 KERNEL_ALPHAS: tuple[float, ...] = tuple(a for a in AUTO_ALPHAS if a > 0)
 
 _SCALES = ("relative", "difference")
-_MIN_ABS_STL = 1e-12
 
 
 def kernel_matrix(A: np.ndarray, B: np.ndarray, kernel: str, gamma: float = 1.0) -> np.ndarray:
@@ -219,14 +219,7 @@ class KernelSurrogate(RegressorMixin, BaseEstimator):
     def _stl(self, stl_loss) -> float:
         if stl_loss is None:
             raise ValueError("the kernel surrogate is anchored at the STL run: pass stl_loss= to fit")
-        arr = np.asarray(stl_loss)
-        if arr.ndim != 0 or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr):
-            raise ValueError(f"stl_loss must be one finite number (the target's STL validation loss); got {stl_loss!r}")
-        stl = float(arr)
-        if self.scale == "relative" and abs(stl) < _MIN_ABS_STL:
-            raise ValueError(f"stl_loss={stl!r} is (nearly) zero, so the relative scale is undefined; "
-                             "use scale='difference'")
-        return stl
+        return cast(float, validate_stl(stl_loss, self.scale))  # None only for a missing stl_loss, refused above
 
     def _relevance(self, X: np.ndarray) -> np.ndarray:
         """Mean over the fitted subsets holding source i of g(S) - g(S minus i); 0 for a source in none."""
