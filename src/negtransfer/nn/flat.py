@@ -26,7 +26,6 @@ from typing import Sequence
 import torch
 from torch import nn
 
-
 #: The flat buffers' length is a multiple of this many entries (whole vectors of any SIMD width torch uses).
 FLAT_BLOCK = 64
 
