@@ -196,7 +196,7 @@ class _StackOptimizer:
                 self._sgd(self.params, grads, self.state,
                           [None if every else active.view((-1,) + (1,) * (p.dim() - 1)) for p in self.params])
             return
-        if flat:
+        if flat_grad is not None and self.flat is not None:
             self._masked_flat_step(flat_grad, active)
             return
         self.steps = torch.where(active, self.steps + 1, self.steps)
