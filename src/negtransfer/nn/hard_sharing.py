@@ -136,8 +136,8 @@ class StackedHardSharingMLP(FlatParameters, nn.Module):
                 h = split_columns(torch.mm(h, joined_columns(w)) + joined_columns(b), self.n_models)
             else:
                 h = torch.baddbmm(b, h, w)
-            if layer < last:
-                h = torch.relu(h)
+            if layer < last:  # in place: the product's backward does not read its output; relu's reads its own
+                h = torch.relu_(h)
         return h
 
     def model_axes(self) -> list[int]:
