@@ -6,8 +6,12 @@ Through autograd a step of a stack of three layers costs some 300 small ATen
 operations, most of them book-keeping; this module computes the same step
 with the arithmetic written out:
 
-* the forward pass keeps each layer's input (one ``baddbmm`` and one ``relu``
-  per layer, as the module's own forward pass);
+* the forward pass keeps each layer's input (per layer one product and an
+  in-place ``relu``, as the module's own forward pass); on a batch shared by
+  the stack (multi-label data) the first layer of all K models is ONE matrix
+  product over their joined weight columns
+  (:func:`~negtransfer.nn.hard_sharing.joined_columns`), and so is its weight
+  gradient; each model's columns come out as in a product of its own;
 * the gradient of the loss with respect to the stack's outputs is written
   out when every task is binary (:func:`binary_output_gradient`, the
   arithmetic of autograd's backward pass through the loss); otherwise it
@@ -18,8 +22,8 @@ with the arithmetic written out:
   ``g <- threshold_backward(g W^T, h, 0)``), written straight into the views
   of one flat (K, P) gradient buffer
   (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.parameter_views`);
-* the optimiser then updates the flat parameter buffer with a few vector
-  operations (``_StackOptimizer`` in :mod:`negtransfer.train.batched`).
+* the optimiser then updates the flat parameter buffer in one fused pass
+  (SGD; ``_StackOptimizer`` in :mod:`negtransfer.train.batched`).
 
 Every operation is the one the autograd path runs, on the same shapes, so the
 gradients are bit for bit those of ``torch.autograd.grad`` of the training
