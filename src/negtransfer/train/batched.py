@@ -140,7 +140,7 @@ class _StackOptimizer:
     (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.flatten`) and
     ``views(buffer)`` gives the same views of any buffer of its layout: the
     optimiser state is kept in flat buffers too, and an SGD step of the whole
-    stack is three vector operations over them. With ``host_checks`` False
+    stack is one fused pass over them. With ``host_checks`` False
     (a GPU) no step reads a tensor on the host: every step takes the masked form.
     """
 
