@@ -11,10 +11,14 @@ layer, the input gradients of every layer but the first) and the epoch's
 validation forward pass, plus the final evaluation of the validation and test
 rows; each (m x k) @ (k x n) product counts 2mkn FLOPs, on the padded rows the
 trainer multiplies. The *floor* is that work divided by the same core's peak,
-measured in the same run as the median speed of a 2048-square ``torch.mm``
-(MKL sgemm). Training and peak are timed alternately; the script prints the
-medians and ``floor_ratio: X`` = median training seconds / (FLOPs / median
-peak FLOP/s) (issue 26's goal: X <= 2.5), in wall time. On a machine shared
+measured in the same run as the speed of a 2048-square ``torch.mm`` (MKL
+sgemm). Each round times the peak (median of 3 products) just before and just
+after the training and divides the training time by the floor at the mean of
+the two: the peak and the training it is paired with see the same state of
+the core (clock, load), which keeps the ratio steadier than either time. The
+script prints each round and ``floor_ratio: X``, the median over the rounds
+of training seconds / (FLOPs / peak FLOP/s) (issue 26's goal: X <= 2.5), in
+wall time. On a machine shared
 with other work, wall time also counts the time the process waits for a core:
 ``floor_ratio_cpu: X`` is the same ratio in the process's CPU seconds (training
 and peak both), which that waiting leaves out (contention for caches and
@@ -49,7 +53,7 @@ from negtransfer.train.losses import TaskLossLayout
 PEAK_SIZE = 2048
 
 
-def peak_flops(repeats: int = 7, clock=time.perf_counter) -> float:
+def peak_flops(repeats: int = 3, clock=time.perf_counter) -> float:
     """Median FLOP/s of a ``PEAK_SIZE``-square single-precision matrix product on one thread (by ``clock``)."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(PEAK_SIZE, PEAK_SIZE, generator=gen)
@@ -120,24 +124,30 @@ def main() -> None:
     print(f"workload: yeast, {len(runs)} runs ({dataset.n_tasks} STL + {len(runs) - dataset.n_tasks} groups), "
           f"1 repeat, batch {config.batch_size}, up to {config.max_epochs} epochs")
     ensure_runs(dataset, runs[:2], TrainConfig(max_epochs=1), 0, RunStore(MEMORY), executor=one_core_executor())
-    wall, cpu, peaks, cpu_peaks, flops = [], [], [], [], []
+    ratios, cpu_ratios, wall, cpu, peaks, cpu_peaks = [], [], [], [], [], []
     for r in range(rounds):
-        peaks.append(peak_flops())
-        cpu_peaks.append(peak_flops(clock=time.process_time))
+        # the peak on each side of the training, paired with it: a slower or faster spell of the core (load,
+        # clock) moves both, and the round's ratio less
+        before = [peak_flops(repeats=3), peak_flops(repeats=3, clock=time.process_time)]
         seconds, cpu_seconds, epochs = train_workload(dataset, runs, config, args.chunk_size)
+        after = [peak_flops(repeats=3), peak_flops(repeats=3, clock=time.process_time)]
+        work = matrix_flops(dataset, config, epochs)
+        peak, cpu_peak = float(np.mean([before[0], after[0]])), float(np.mean([before[1], after[1]]))
         wall.append(seconds)
         cpu.append(cpu_seconds)
-        flops.append(matrix_flops(dataset, config, epochs))
-        print(f"round {r + 1}: training {seconds:.2f} s wall, {cpu_seconds:.2f} s CPU, {flops[-1] / 1e9:.1f} GFLOP; "
-              f"peak {peaks[-1] / 1e9:.1f} GFLOP/s wall, {cpu_peaks[-1] / 1e9:.1f} per CPU second")
-    work = float(np.median(flops))
-    t, peak = float(np.median(wall)), float(np.median(peaks))
-    t_cpu, peak_cpu = float(np.median(cpu)), float(np.median(cpu_peaks))
-    print(f"median training {t:.2f} s wall ({t_cpu:.2f} s CPU); matrix work {work / 1e9:.1f} GFLOP; peak "
-          f"{peak / 1e9:.1f} GFLOP/s ({peak_cpu / 1e9:.1f} per CPU second); floor {work / peak:.2f} s; "
-          f"load average now {os.getloadavg()[0]:.2f}")
-    print(f"floor_ratio_cpu: {t_cpu / (work / peak_cpu):.2f}")
-    print(f"floor_ratio: {t / (work / peak):.2f}")
+        peaks.append(peak)
+        cpu_peaks.append(cpu_peak)
+        ratios.append(seconds / (work / peak))
+        cpu_ratios.append(cpu_seconds / (work / cpu_peak))
+        print(f"round {r + 1}: training {seconds:.2f} s wall, {cpu_seconds:.2f} s CPU, {work / 1e9:.1f} GFLOP; "
+              f"peak {peak / 1e9:.1f} GFLOP/s wall, {cpu_peak / 1e9:.1f} per CPU second; ratio {ratios[-1]:.2f} "
+              f"wall, {cpu_ratios[-1]:.2f} CPU")
+    print(f"median training {np.median(wall):.2f} s wall ({np.median(cpu):.2f} s CPU); matrix work {work / 1e9:.1f} "
+          f"GFLOP; peak {np.median(peaks) / 1e9:.1f} GFLOP/s ({np.median(cpu_peaks) / 1e9:.1f} per CPU second); "
+          f"floor {work / np.median(peaks):.2f} s; load average now {os.getloadavg()[0]:.2f}")
+    print(f"floor_ratio_cpu: {np.median(cpu_ratios):.2f}")
+    print(f"floor_ratio: {np.median(ratios):.2f}")
+
 
 if __name__ == "__main__":
     main()

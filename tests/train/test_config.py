@@ -9,8 +9,8 @@ from negtransfer.train.config import TrainConfig, check_device_available
 
 def test_device_is_validated_and_keys_only_gpu_runs_apart():
     assert TrainConfig().device == "cpu"
-    # the key a default CPU run had before the device field existed: stored runs stay reusable
-    assert TrainConfig().config_hash() == "1ba3887a3e95c105"
+    # the key a default CPU run had before the device field existed (result format 5): stored runs stay reusable
+    assert TrainConfig().config_hash() == "fedb84d1373d9bcd"
     assert TrainConfig(device="cuda").config_hash() != TrainConfig().config_hash()
     assert TrainConfig(device="cuda:1").config_hash() != TrainConfig(device="cuda").config_hash()
     for bad in ("gpu", "cuda:x", "cpu:0", "CUDA"):

@@ -4,11 +4,14 @@ The fused step must give autograd's gradients bit for bit, the flat optimiser th
 numbers, and a stack that keeps its stopped models (masked, fixed shapes) the numbers of one that drops them.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
 import negtransfer.train.batched as batched
+from negtransfer.nn.flat import FLAT_BLOCK
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.train.batched import _StackOptimizer, train_group_models
 from negtransfer.train.config import TrainConfig
@@ -72,7 +75,7 @@ def test_a_kept_workspace_gives_the_numbers_of_fresh_tensors(mixed_dataset, bina
         kept = torch.full_like(flat, float("nan"))
         a = mlp_gradients(model, X[rows], Y[rows], layout, mask, False, model.parameter_views(fresh))
         b = mlp_gradients(model, X[rows], Y[rows], layout, mask, False, model.parameter_views(kept), workspace)
-        assert torch.equal(fresh, kept) and torch.equal(a, b)
+        assert torch.equal(fresh.nan_to_num(), kept.nan_to_num()) and torch.equal(a, b)  # (padding left NaN)
         with torch.no_grad():
             flat.sub_(0.05 * kept)  # the next step sees other weights
     model.keep_models(torch.tensor([0, 2]))  # a smaller stack: the workspace makes new tensors
@@ -89,7 +92,8 @@ def test_flattened_parameters_are_views_and_dropping_keeps_them():
     model = StackedHardSharingMLP(7, (4, 3), 2, seeds=[5, 6, 7])
     before = [p.detach().clone() for p in model.parameters()]
     flat = model.flatten()
-    assert flat.numel() == sum(p.numel() for p in before)
+    size = sum(p.numel() for p in before)
+    assert flat.numel() == -(-size // FLAT_BLOCK) * FLAT_BLOCK and not flat[size:].any()  # zero padding
     for p, b in zip(model.parameters(), before, strict=True):
         assert torch.equal(p, b)
     with torch.no_grad():
@@ -99,6 +103,14 @@ def test_flattened_parameters_are_views_and_dropping_keeps_them():
     assert model.flat_parameters is not None and model.n_models == 2
     for p, b in zip(model.parameters(), before, strict=True):
         assert torch.equal(p, b[[0, 2]] + 1.0)
+
+
+def _flat_of(model, tensors):
+    """``tensors`` (shaped like the stack's parameters) written into a flat buffer of the stack's layout."""
+    flat = torch.zeros_like(model.flat_parameters)  # (with its padding)
+    for view, t in zip(model.parameter_views(flat), tensors, strict=True):
+        view.copy_(t)
+    return flat
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
@@ -112,7 +124,7 @@ def test_flat_optimizer_equals_the_per_parameter_one(optimizer):
     gen = torch.Generator().manual_seed(0)
     for active in ([True, True, True], [True, False, True], [True, True, True]):
         grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]
-        grad_flat = torch.cat([g.reshape(-1) for g in grads])
+        grad_flat = _flat_of(b, grads)
         mask = torch.tensor(active)
         plain.step(grads, mask)
         flat_opt.step(b.parameter_views(grad_flat), mask, grad_flat)
@@ -124,13 +136,13 @@ def test_flat_optimizer_equals_the_per_parameter_one(optimizer):
     plain.keep(keep, [p.data for p in a.parameters()])
     flat_opt.keep(keep, [p.data for p in b.parameters()], b.flat_parameters)
     grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]
-    grad_flat = torch.cat([g.reshape(-1) for g in grads])
+    grad_flat = _flat_of(b, grads)
     plain.step(grads, torch.tensor([True, True]))
     flat_opt.step(b.parameter_views(grad_flat), torch.tensor([True, True]), grad_flat)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
     grads = [torch.randn(p.shape, generator=gen) for p in a.parameters()]  # a masked step after the drop
-    grad_flat = torch.cat([g.reshape(-1) for g in grads])
+    grad_flat = _flat_of(b, grads)
     plain.step(grads, torch.tensor([False, True]))
     flat_opt.step(b.parameter_views(grad_flat), torch.tensor([False, True]), grad_flat)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
@@ -188,7 +200,8 @@ def test_a_factory_stack_flattens_and_keeps_its_layout_when_models_drop():
     before = [p.detach().clone() for p in stack.parameters()]
     assert stack.flat_parameters is None
     flat = stack.flatten()
-    assert stack.flat_parameters is flat and flat.numel() == sum(b.numel() for b in before)
+    size = sum(b.numel() for b in before)
+    assert stack.flat_parameters is flat and flat.numel() == -(-size // FLAT_BLOCK) * FLAT_BLOCK
     for p, b, v in zip(stack.parameters(), before, stack.parameter_views(flat), strict=True):
         assert torch.equal(p, b) and p.data_ptr() == v.data_ptr()
     x = torch.randn(4, 5)
@@ -200,3 +213,36 @@ def test_a_factory_stack_flattens_and_keeps_its_layout_when_models_drop():
     assert stack.n_models == 2 and stack.flat_parameters is not None
     for p, b in zip(stack.parameters(), before, strict=True):
         assert torch.equal(p, 2.0 * b[[0, 2]])
+
+
+def _binary_tasks_dataset(n_tasks, n_rows=240, n_features=103, missing=0.3, seed=0):
+    """Multi-label binary data the size of yeast's features, with missing labels."""
+    from negtransfer.data.dataset import MultiTaskDataset, TaskSpec
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
+    Y = (X @ rng.normal(size=(n_features, n_tasks)) > 0).astype(float)
+    Y[rng.random(Y.shape) < missing] = np.nan
+    split = rng.choice([0, 0, 0, 1, 2], size=n_rows).astype(np.int8)
+    tasks = tuple(TaskSpec(f"t{t}", "binary", (0, 1)) for t in range(n_tasks))
+    return MultiTaskDataset("wide", tasks, X, Y, split, tuple(f"x{i}" for i in range(n_features)))
+
+
+@pytest.mark.parametrize("batch_size", [32, 3])  # 3: steps where some models have no label (masked updates)
+def test_a_model_has_the_same_numbers_alone_and_in_stacks_of_any_size(batch_size):
+    """Issue 26: the first layer of a stack is one matrix product over the models' joined columns and the
+    optimiser one fused pass over the flat buffer; a model's parameters, losses and epochs must still be those
+    of the model trained alone, bit for bit, in stacks of 5 and 40 (some models stopping and being dropped)."""
+    ds = _binary_tasks_dataset(n_tasks=11)  # 4043 parameters a model: unpadded, a partial last vector
+    target = (3, 10)
+    groups = [target] + [g for size in (2, 3, 1) for g in itertools.combinations(range(ds.n_tasks), size)
+                         if g != target][:39]
+    config = TrainConfig(max_epochs=6, patience=1, lr=0.05, batch_size=batch_size)
+    alone = train_group_models(ds, [target], config, seed=1, keep_parameters=True)[0]
+    for stack in (groups[:5], groups):
+        results = train_group_models(ds, stack, config, seed=1, keep_parameters=True)
+        res = results[stack.index(target)]
+        assert len({r.epochs for r in results}) > 1  # models stopped at different epochs: the stack shrank
+        assert _numbers([res]) == _numbers([alone])
+        for got, want in zip(res.extra["parameters"], alone.extra["parameters"], strict=True):
+            assert torch.equal(got, want)

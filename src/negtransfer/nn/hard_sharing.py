@@ -7,6 +7,10 @@ Two forms of the same model:
   stacked along a leading dimension, so one batched matrix product trains all of
   them at once (each model on its own group of tasks). Model ``k`` of a stack and
   a :class:`HardSharingMLP` initialised with the same seed are the same function.
+  The first layer's weights of the K models are stored side by side, one
+  (n_features, K * width) matrix, so that when every model reads the same rows
+  (multi-label data) the first layer of the whole stack is one matrix product
+  (:func:`joined_columns`); the other layers are batched products.
 
 Every model has a head for every task of the dataset (outputs concatenated in
 task order); a group model simply never receives a loss on the heads of tasks
@@ -21,7 +25,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from negtransfer.nn.flat import FlatParameters
+from negtransfer.nn.flat import FlatParameters, laid_out
 from negtransfer.nn.initialisation import dense_parameters
 
 
@@ -49,6 +53,21 @@ def init_parameters(
     return dense_parameters(seed, _layer_shapes(n_features, hidden, n_outputs), scheme)
 
 
+def joined_columns(stacked: torch.Tensor) -> torch.Tensor:
+    """The K models' (K, rows, columns) matrices side by side: (rows, K * columns), model k in columns
+    ``[k * columns, (k + 1) * columns)``; a view when ``stacked`` is stored that way (the first layer's weights
+    of :class:`StackedHardSharingMLP`, a first layer's output of a stack), else a copy."""
+    K, rows, columns = stacked.shape
+    return stacked.transpose(0, 1).reshape(rows, K * columns)
+
+
+def split_columns(joined: torch.Tensor, n_models: int) -> torch.Tensor:
+    """The (rows, K * columns) matrix of :func:`joined_columns` as its K (rows, columns) blocks, (K, rows,
+    columns): a view."""
+    rows = joined.shape[0]
+    return joined.view(rows, n_models, -1).transpose(0, 1)
+
+
 class StackedHardSharingMLP(FlatParameters, nn.Module):
     """K hard-sharing MLPs evaluated together with batched matrix products.
 
@@ -65,6 +84,15 @@ class StackedHardSharingMLP(FlatParameters, nn.Module):
         form the shared encoder; the last layer holds the task heads.
     init : {"torch", "glorot"}
         Initialisation scheme (:func:`init_parameters`).
+
+    Notes
+    -----
+    ``weights[0]`` (K, n_features, width) is a view of storage laid out
+    (n_features, K, width) (:meth:`model_axes`): on a batch shared by the stack
+    the first layer is ``x @ joined_columns(weights[0])``, one matrix product
+    for all K models. Each model's columns of that product are computed as in
+    a product of its own (tests/train/test_fused_step.py checks a model alone
+    and in stacks of other sizes bit for bit).
     """
 
     def __init__(self, n_features: int, hidden: Sequence[int], n_outputs: int, seeds: Sequence[int],
@@ -76,8 +104,8 @@ class StackedHardSharingMLP(FlatParameters, nn.Module):
         per_model = [init_parameters(s, n_features, hidden, n_outputs, init) for s in seeds]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for layer in range(len(self.hidden) + 1):
-            self.weights.append(nn.Parameter(torch.stack([p[2 * layer] for p in per_model])))
+        for layer, axis in enumerate(self.model_axes()[: len(self.hidden) + 1]):
+            self.weights.append(nn.Parameter(laid_out(torch.stack([p[2 * layer] for p in per_model]), axis)))
             self.biases.append(nn.Parameter(torch.stack([p[2 * layer + 1] for p in per_model]).unsqueeze(1)))
 
     @property
@@ -97,16 +125,26 @@ class StackedHardSharingMLP(FlatParameters, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs of every model, (K, B, n_outputs).
 
-        ``x`` is (B, n_features), shared by all models, or (K, B, n_features),
-        one batch per model.
+        ``x`` is (B, n_features), shared by all models (the first layer one
+        matrix product, :func:`joined_columns`), or (K, B, n_features), one
+        batch per model.
         """
-        h = x if x.dim() == 3 else x.unsqueeze(0).expand(self.n_models, *x.shape)
         last = len(self.weights) - 1
+        h = x
         for layer, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
-            if layer < last:
-                h = torch.relu(h)
+            if h.dim() == 2:
+                h = split_columns(torch.mm(h, joined_columns(w)) + joined_columns(b), self.n_models)
+            else:
+                h = torch.baddbmm(b, h, w)
+            if layer < last:  # in place: the product's backward does not read its output; relu's reads its own
+                h = torch.relu_(h)
         return h
+
+    def model_axes(self) -> list[int]:
+        """The first layer's weights are stored (n_features, K, width) (:func:`joined_columns`); every other
+        parameter model-first."""
+        n_layers = len(self.hidden) + 1
+        return [1] + [0] * (2 * n_layers - 1)
 
     def stacked_parameters(self) -> list[torch.Tensor]:
         """The stacked parameters in ``parameters()`` order: every layer's weights, then every layer's biases."""

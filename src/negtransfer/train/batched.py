@@ -55,6 +55,7 @@ import torch
 
 from negtransfer.data.dataset import AUDIT, TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.nn.contract import check_factory
+from negtransfer.nn.flat import FLAT_BLOCK
 from negtransfer.nn.hard_sharing import StackedHardSharingMLP
 from negtransfer.nn.stacked import StackedModel, StackingPlan, UnstackableModelWarning, stacking_plan
 from negtransfer.train.aggregation import SharedGradientAggregator, task_terms
@@ -63,7 +64,7 @@ from negtransfer.train.fused_step import StepWorkspace, mlp_gradients, training_
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
 from negtransfer.train.results import ModelResult
-from negtransfer.train.update_rules import adam_bias_corrections, adam_direction, adam_moments, sgd_direction
+from negtransfer.train.update_rules import adam_bias_corrections, adam_direction, adam_moments
 
 MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
@@ -116,6 +117,11 @@ def repeat_seed(seed: int, repeat: int) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
 
 
+def _padded_vector(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s entries (in index order) in a new 1-D tensor, then zeros to a multiple of FLAT_BLOCK entries."""
+    return torch.cat([t.reshape(-1), t.new_zeros(-t.numel() % FLAT_BLOCK)])
+
+
 class _StackOptimizer:
     """SGD with momentum or Adam applied per model, with a mask of active models.
 
@@ -123,13 +129,18 @@ class _StackOptimizer:
     with dampening 0 and no Nesterov, the first step's buffer being the gradient;
     torch.optim.Adam), but a model whose mask entry is False keeps its parameters
     *and* optimiser state unchanged. ``lr`` is the current learning rate (the
-    trainer lowers it on the config's schedule).
+    trainer lowers it on the config's schedule). An SGD step is
+    ``torch._fused_sgd_``'s arithmetic (torch.optim.SGD's ``fused=True``: one
+    pass, ``p - lr * b`` in one rounding), always over whole vectors (flat
+    buffers padded to :data:`~negtransfer.nn.flat.FLAT_BLOCK` entries, other
+    tensors copied into padded ones), so an entry's rounding never depends on
+    where it sits (:meth:`_sgd`).
 
     With ``views`` the parameters are views of one flat buffer ``flat``
     (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.flatten`) and
     ``views(buffer)`` gives the same views of any buffer of its layout: the
     optimiser state is kept in flat buffers too, and an SGD step of the whole
-    stack is three vector operations over them. With ``host_checks`` False
+    stack is one fused pass over them. With ``host_checks`` False
     (a GPU) no step reads a tensor on the host: every step takes the masked form.
     """
 
@@ -141,7 +152,6 @@ class _StackOptimizer:
         self.lr = config.lr
         self.host_checks = host_checks
         self.views, self.flat = views, flat
-        self._scratch: list[torch.Tensor] | None = None  # the scaled step of _sgd_step_all, kept between steps
         self._owner: torch.Tensor | None = None  # the stack position of each flat entry (_owners)
         self.state, self.state_flat = self._zeros()
         if config.optimizer == "adam":
@@ -166,87 +176,93 @@ class _StackOptimizer:
         kept = [s.index_select(0, keep) for s in state]
         if self.views is None or self.flat is None:
             return kept, None
-        buffer = torch.cat([s.reshape(-1) for s in kept])
-        return self.views(buffer), buffer
+        buffer = torch.zeros_like(self.flat)
+        views = self.views(buffer)  # the stack's layout (its parameters already kept)
+        for view, s in zip(views, kept, strict=True):
+            view.copy_(s)
+        return views, buffer
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], active: torch.Tensor, flat_grad: torch.Tensor | None = None) -> None:
         cfg = self.config
-        if cfg.optimizer == "sgd" and self.host_checks and bool(active.all()):
-            if flat_grad is not None and self.flat is not None:
-                self._sgd_step_all([self.flat], [flat_grad], [self.state_flat])
+        every = self.host_checks and bool(active.all())  # (a host read: the CPU only)
+        flat = flat_grad is not None and self.flat is not None
+        if cfg.optimizer == "sgd":
+            if flat:
+                assert self.flat is not None and self.state_flat is not None and flat_grad is not None
+                self._sgd([self.flat], [flat_grad], [self.state_flat],
+                          [None if every else active.index_select(0, self._owners())])
             else:
-                self._sgd_step_all(self.params, grads, self.state)
+                self._sgd(self.params, grads, self.state,
+                          [None if every else active.view((-1,) + (1,) * (p.dim() - 1)) for p in self.params])
             return
         if flat_grad is not None and self.flat is not None:
             self._masked_flat_step(flat_grad, active)
             return
-        if cfg.optimizer == "adam":
-            self.steps = torch.where(active, self.steps + 1, self.steps)
-            corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
+        self.steps = torch.where(active, self.steps + 1, self.steps)
+        corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
             shape = (-1,) + (1,) * (p.dim() - 1)  # one entry per model, broadcast over the parameter's own axes
             mask = active.view(shape)
-            if cfg.optimizer == "sgd":
-                direction, buf = sgd_direction(g, self.state[i], p, momentum=cfg.momentum,
-                                               weight_decay=cfg.weight_decay)
-                if buf is not None:  # with momentum
-                    self.state[i].copy_(torch.where(mask, buf, self.state[i]))
-            else:
-                m, v = adam_moments(g, self.state[i], self.state2[i], p, betas=cfg.adam_betas,
-                                    weight_decay=cfg.weight_decay)
-                self.state[i].copy_(torch.where(mask, m, self.state[i]))
-                self.state2[i].copy_(torch.where(mask, v, self.state2[i]))
-                direction = adam_direction(m, v, corrections[0].view(shape), corrections[1].view(shape),
-                                           eps=cfg.adam_eps)
+            m, v = adam_moments(g, self.state[i], self.state2[i], p, betas=cfg.adam_betas,
+                                weight_decay=cfg.weight_decay)
+            self.state[i].copy_(torch.where(mask, m, self.state[i]))
+            self.state2[i].copy_(torch.where(mask, v, self.state2[i]))
+            direction = adam_direction(m, v, corrections[0].view(shape), corrections[1].view(shape),
+                                       eps=cfg.adam_eps)
             p.copy_(torch.where(mask, p - direction * self.lr, p))
 
     def _owners(self) -> torch.Tensor:
         """The stack position of every entry of the flat buffers (each parameter's (K, ...) block in turn)."""
-        assert self.flat is not None
+        assert self.flat is not None and self.views is not None
         if self._owner is None or self._owner.numel() != self.flat.numel():
+            owner = torch.zeros(self.flat.numel(), dtype=torch.long, device=self.flat.device)  # padding: model 0
             models = torch.arange(self.params[0].shape[0], device=self.flat.device)
-            self._owner = torch.cat([models.repeat_interleave(p[0].numel()) for p in self.params])
+            for view in self.views(owner):  # each parameter's block in its own storage order
+                view.copy_(models.view((-1,) + (1,) * (view.dim() - 1)).expand_as(view))
+            self._owner = owner
         return self._owner
 
     def _masked_flat_step(self, flat_grad: torch.Tensor, active: torch.Tensor) -> None:
-        """The masked step (some models inactive, or no host check) over the flat buffers: the per-parameter
-        arithmetic of :meth:`step`, element for element, with the mask gathered per entry (a few operations
-        for the whole stack instead of a few per parameter tensor)."""
+        """Adam's masked step over the flat buffers: the per-parameter arithmetic of :meth:`step`, element for
+        element, with the mask gathered per entry (a few operations for the whole stack instead of a few per
+        parameter tensor)."""
         cfg = self.config
-        assert self.flat is not None and self.state_flat is not None
+        assert self.flat is not None and self.state_flat is not None and self.state2_flat is not None
         owner = self._owners()
         mask = active.index_select(0, owner)
         p, state = self.flat, self.state_flat
-        if cfg.optimizer == "sgd":
-            direction, buf = sgd_direction(flat_grad, state, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-            if buf is not None:  # with momentum
-                state.copy_(torch.where(mask, buf, state))
-        else:
-            assert self.state2_flat is not None
-            self.steps = torch.where(active, self.steps + 1, self.steps)
-            corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
-            m, v = adam_moments(flat_grad, state, self.state2_flat, p, betas=cfg.adam_betas,
-                                weight_decay=cfg.weight_decay)
-            state.copy_(torch.where(mask, m, state))
-            self.state2_flat.copy_(torch.where(mask, v, self.state2_flat))
-            direction = adam_direction(m, v, corrections[0].index_select(0, owner),
-                                       corrections[1].index_select(0, owner), eps=cfg.adam_eps)
+        self.steps = torch.where(active, self.steps + 1, self.steps)
+        corrections = adam_bias_corrections(self.steps.clamp(min=1), cfg.adam_betas)
+        m, v = adam_moments(flat_grad, state, self.state2_flat, p, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
+        state.copy_(torch.where(mask, m, state))
+        self.state2_flat.copy_(torch.where(mask, v, self.state2_flat))
+        direction = adam_direction(m, v, corrections[0].index_select(0, owner), corrections[1].index_select(0, owner),
+                                   eps=cfg.adam_eps)
         p.copy_(torch.where(mask, p - direction * self.lr, p))
 
-    def _sgd_step_all(self, params, grads, state) -> None:
-        """The SGD step when every model is active: the same arithmetic, buffers updated in place.
+    def _sgd(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: list[torch.Tensor],
+             masks: list[torch.Tensor | None]) -> None:
+        """SGD (torch.optim.SGD with dampening 0, no Nesterov; the buffer starts at zero, so the first step's
+        buffer is the gradient) of each parameter, in place, where its mask (broadcast over it; None: all) is True.
 
-        ``direction * lr`` is written into a scratch buffer kept between steps (``torch.mul(..., out=)``,
-        the same product) rather than a new tensor each step."""
+        One ``torch._fused_sgd_`` pass over whole vectors: a flat buffer (its length a multiple of
+        :data:`~negtransfer.nn.flat.FLAT_BLOCK`) directly, any other tensor through a zero-padded copy; a masked
+        step computes every entry, then keeps the new values where the mask is True."""
         cfg = self.config
-        if self._scratch is None or len(self._scratch) != len(params) or any(
-                s.shape != p.shape for s, p in zip(self._scratch, params, strict=True)):
-            self._scratch = [torch.empty_like(p) for p in params]
-        for p, g, buf, scratch in zip(params, grads, state, self._scratch, strict=True):
-            direction, _ = sgd_direction(g, buf, p, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                         inplace=True)
-            p.sub_(torch.mul(direction, self.lr, out=scratch))
+        for p, g, buf, mask in zip(params, grads, state, masks, strict=True):
+            whole = mask is None and p.dim() == 1 and p.numel() % FLAT_BLOCK == 0
+            new_p, new_buf = (p, buf) if whole else (_padded_vector(p), _padded_vector(buf))
+            torch._fused_sgd_([new_p], [g if whole else _padded_vector(g)], [new_buf] if cfg.momentum else [],
+                              weight_decay=cfg.weight_decay, momentum=cfg.momentum, lr=self.lr, dampening=0.0,
+                              nesterov=False, maximize=False, is_first_step=False)
+            if whole:
+                continue
+            new_p, new_buf = new_p[: p.numel()].view(p.shape), new_buf[: p.numel()].view(p.shape)
+            if mask is not None:
+                new_p, new_buf = torch.where(mask, new_p, p), torch.where(mask, new_buf, buf)
+            buf.copy_(new_buf)
+            p.copy_(new_p)
 
     def velocity(self, model: int = 0) -> list[torch.Tensor]:
         """SGD momentum buffers of one model (PyTorch convention), per parameter."""
@@ -766,7 +782,7 @@ class _AutogradStep:
         return self.model.parameter_views if self.flat is not None else None
 
     def _buffers(self) -> None:
-        self.grad_flat = None if self.flat is None else torch.empty_like(self.flat)
+        self.grad_flat = None if self.flat is None else torch.zeros_like(self.flat)  # (its padding stays zero)
         self.grad_views = None if self.grad_flat is None else self.model.parameter_views(self.grad_flat)
 
     def keep(self) -> torch.Tensor | None:
@@ -795,7 +811,7 @@ class _AutogradStep:
             if self.grad_flat is None or self.grad_views is None:
                 opt.step(grads, has_label)
                 return
-            torch.cat([g.reshape(-1) for g in grads], out=self.grad_flat)
+            torch._foreach_copy_(self.grad_views, grads)  # into the flat buffer, in the stack's layout
             opt.step(self.grad_views, has_label, self.grad_flat)
 
         return step

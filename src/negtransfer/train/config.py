@@ -86,8 +86,9 @@ INITS = ("torch", "glorot")
 
 # Bumped when stored run results gain or change fields, or training changes its
 # arithmetic, so old stores are not reused. 3: per-model batch tensors and repeats;
-# 4: evaluation rows padded (results no longer depend on the stack in the last bits).
-RESULT_FORMAT = 4
+# 4: evaluation rows padded (results no longer depend on the stack in the last bits);
+# 5: SGD's update in one fused pass (``p - lr * b`` rounded once; issue 26), the last bits of every run change.
+RESULT_FORMAT = 5
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ Through autograd a step of a stack of three layers costs some 300 small ATen
 operations, most of them book-keeping; this module computes the same step
 with the arithmetic written out:
 
-* the forward pass keeps each layer's input (one ``baddbmm`` and one ``relu``
-  per layer, as the module's own forward pass);
+* the forward pass keeps each layer's input (per layer one product and an
+  in-place ``relu``, as the module's own forward pass); on a batch shared by
+  the stack (multi-label data) the first layer of all K models is ONE matrix
+  product over their joined weight columns
+  (:func:`~negtransfer.nn.hard_sharing.joined_columns`), and so is its weight
+  gradient; each model's columns come out as in a product of its own;
 * the gradient of the loss with respect to the stack's outputs is written
   out when every task is binary (:func:`binary_output_gradient`, the
   arithmetic of autograd's backward pass through the loss); otherwise it
@@ -18,8 +22,8 @@ with the arithmetic written out:
   ``g <- threshold_backward(g W^T, h, 0)``), written straight into the views
   of one flat (K, P) gradient buffer
   (:meth:`~negtransfer.nn.hard_sharing.StackedHardSharingMLP.parameter_views`);
-* the optimiser then updates the flat parameter buffer with a few vector
-  operations (``_StackOptimizer`` in :mod:`negtransfer.train.batched`).
+* the optimiser then updates the flat parameter buffer in one fused pass
+  (SGD; ``_StackOptimizer`` in :mod:`negtransfer.train.batched`).
 
 Every operation is the one the autograd path runs, on the same shapes, so the
 gradients are bit for bit those of ``torch.autograd.grad`` of the training
@@ -35,7 +39,7 @@ from typing import Sequence
 
 import torch
 
-from negtransfer.nn.hard_sharing import StackedHardSharingMLP
+from negtransfer.nn.hard_sharing import StackedHardSharingMLP, joined_columns, split_columns
 from negtransfer.train.losses import VECTOR_BLOCK, TaskLossLayout
 
 __all__ = ["StepWorkspace", "binary_output_gradient", "mlp_gradients", "training_loss"]
@@ -129,6 +133,68 @@ def binary_output_gradient(layout: TaskLossLayout, out: torch.Tensor, y: torch.T
     return gradient, (counts[0] if shared else counts)
 
 
+@torch.no_grad()
+def _forward(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, work: StepWorkspace
+             ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The stack's forward pass on a batch: each layer's input, and the outputs (K, B, n_outputs).
+
+    A batch shared by the stack, (B, n_features), enters the first layer as one matrix product over the
+    models' joined weight columns, ``x @ W + b`` (:func:`~negtransfer.nn.hard_sharing.joined_columns`),
+    into a (B, K * width) tensor read as (K, B, width) by the next layer; a batch per model (K, B, n_features)
+    as a batched product. Then per layer ``baddbmm`` and an in-place ReLU, as the module's forward pass.
+    """
+    K = weights[0].shape[0]
+    inputs, h = [], x
+    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        inputs.append(h)
+        if h.dim() == 2:
+            joined = work.tensor(f"layer {layer} output", (h.shape[0], K * w.shape[2]), w)
+            h = split_columns(torch.mm(h, joined_columns(w), out=joined).add_(joined_columns(b)), K)
+        else:
+            h = torch.baddbmm(b, h, w, out=work.tensor(f"layer {layer} output", (K, h.shape[1], w.shape[2]), w))
+        if layer < len(weights) - 1:
+            h.relu_()
+    return inputs, h
+
+
+@torch.no_grad()
+def _backward(weights: list[torch.Tensor], inputs: list[torch.Tensor], g: torch.Tensor,
+              grads: Sequence[torch.Tensor], work: StepWorkspace) -> None:
+    """The backward pass through the layers from the outputs' gradient ``g``, into ``grads``.
+
+    Per layer ``dW = h^T g``, ``db = sum_rows g`` and, below the top, ``g <- threshold_backward(g W^T, h, 0)``
+    (autograd's arithmetic for ``baddbmm``, ``mm`` with a broadcast bias, and ``relu``). A shared batch's first layer takes one
+    matrix product, ``dW = x^T G`` with G the (B, K * width) gradient the layer above writes its input
+    gradient into (:func:`_forward`'s layout).
+    """
+    n_layers = len(weights)
+    K = weights[0].shape[0]
+    for layer in range(n_layers - 1, -1, -1):
+        h = inputs[layer]
+        if h.dim() == 2:  # g is the (K, B, width) view of a (B, K * width) tensor
+            joined = joined_columns(g)
+            weight, bias = joined_columns(grads[layer]), joined_columns(grads[n_layers + layer])
+            if weight.data_ptr() != grads[layer].data_ptr() or bias.data_ptr() != grads[n_layers + layer].data_ptr():
+                raise ValueError("error: the gradient views must be laid out as the stack's parameters "
+                                 "(model.parameter_views of a flat buffer)")
+            torch.mm(h.t(), joined, out=weight)
+            torch.sum(joined, 0, keepdim=True, out=bias)
+            continue
+        torch.bmm(h.transpose(1, 2), g, out=grads[layer])
+        torch.sum(g, 1, keepdim=True, out=grads[n_layers + layer])
+        if layer:
+            w = weights[layer]  # its transpose copied contiguous: MKL's batched product is twice as fast
+            w_t = work.tensor(f"layer {layer} weight transposed", (K, w.shape[2], w.shape[1]), w).copy_(w.transpose(1, 2))
+            g_in = torch.bmm(g, w_t, out=work.tensor(f"layer {layer} input gradient", h.shape, g))
+            if inputs[layer - 1].dim() == 2:  # the first layer multiplies (B, K * width) matrices
+                below = work.tensor("layer 0 gradient", (h.shape[1], K * h.shape[2]), g)
+                g_out = split_columns(below, K)
+            else:
+                g_out = g_in
+            # zero where the ReLU was off: threshold_backward(g W^T, h, 0), as autograd
+            g = torch.ops.aten.threshold_backward.grad_input(g_in, h, 0, grad_input=g_out)
+
+
 def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor, layout: TaskLossLayout,
                   mask: torch.Tensor, row_mean: bool, grads: Sequence[torch.Tensor],
                   workspace: StepWorkspace | None = None) -> torch.Tensor:
@@ -160,17 +226,8 @@ def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor
         batch (the others' gradients are zero and must not step).
     """
     weights, biases = list(model.weights), list(model.biases)
-    n_layers = len(weights)
-    K = weights[0].shape[0]
     work = workspace if workspace is not None else StepWorkspace()
-    h = x if x.dim() == 3 else x.unsqueeze(0).expand(K, *x.shape)
-    inputs = []
-    with torch.no_grad():
-        for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
-            inputs.append(h)
-            h = torch.baddbmm(b, h, w, out=work.tensor(f"layer {layer} output", (K, h.shape[1], w.shape[2]), w))
-            if layer < n_layers - 1:
-                h.relu_()
+    inputs, h = _forward(weights, biases, x, work)
     if layout.binary and not layout.regression and not layout.multiclass:
         g, counts = binary_output_gradient(layout, h, y, mask, row_mean, work)
     else:
@@ -179,13 +236,6 @@ def mlp_gradients(model: StackedHardSharingMLP, x: torch.Tensor, y: torch.Tensor
             sums, counts = layout.loss_sums(out, y)
             losses = sums / counts.clamp(min=1.0)
             (g,) = torch.autograd.grad(training_loss(sums, counts, losses, mask, row_mean), out)
+    _backward(weights, inputs, g, grads, work)
     with torch.no_grad():
-        for layer in range(n_layers - 1, -1, -1):
-            torch.bmm(inputs[layer].transpose(1, 2), g, out=grads[layer])
-            torch.sum(g, 1, keepdim=True, out=grads[n_layers + layer])
-            if layer:
-                g_in = torch.bmm(g, weights[layer].transpose(1, 2),
-                                 out=work.tensor(f"layer {layer} input gradient", inputs[layer].shape, g))
-                # zero where the ReLU was off, in place: threshold_backward(g W^T, h, 0), as autograd
-                g = torch.ops.aten.threshold_backward.grad_input(g_in, inputs[layer], 0, grad_input=g_in)
         return (mask * (counts > 0)).sum(1) > 0
