@@ -38,19 +38,26 @@ With ``audit`` > 0 a stratified share of the non-test rows is held back as
 audit rows (split code 4) that no run trains, stops or measures gains on; the
 comparison with STL and the all-task model and the fallback to the better of
 them are then decided on those rows (issue 25).
+
+Refit (``refit``, ``--refit``): once the recommendation is decided, the chosen
+groups, the STL models and the all-task model are retrained on every non-test
+row (train, validation and audit rows) for a fixed number of epochs, each run
+for its early-stopped run's stopping epoch (same repeat), and scored on test
+(report ``refit``): the audit's held-back rows, and the validation rows, train
+the models a user deploys.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from math import comb
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, VALIDATION, MultiTaskDataset
+from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.folds import fold_datasets, fold_validation_rows
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
@@ -69,6 +76,8 @@ from negtransfer.jobs.grouping_report import (
     Oracle,
     PredictionPoint,
     PredictionQuality,
+    RefitOption,
+    RefitReport,
     Refinement,
     RoundRecord,
     RunCounts,
@@ -77,7 +86,7 @@ from negtransfer.jobs.grouping_report import (
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.group_specs import DESIGNS, across_folds, random_groups
 from negtransfer.runs.runner import ensure, repeated_results
-from negtransfer.runs.specs import group_specs
+from negtransfer.runs.specs import GROUP, RunSpec, group_specs
 from negtransfer.runs.store import RunStore
 from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 from negtransfer.train.config import TrainConfig
@@ -168,6 +177,11 @@ class GroupingOptions:
         split seed): no run trains, stops or measures gains on them; the comparison with STL and the all-task
         model and the fallback to the better of them are decided on them (issue 25). 0 (default): no audit
         rows, the comparison is on the validation rows that also chose the groups.
+    refit : bool
+        After the decision, retrain the chosen groups, the STL models and the all-task model on every non-test
+        row (train, validation and audit) for a fixed number of epochs (each run its early-stopped run's
+        stopping epoch), without early stopping, and report their test losses (report.json ``refit``).
+        Default False: the report holds the early-stopped runs only.
     audit_source : {"train+validation", "validation"}
         Which splits give up the audit rows.
     folds : int
@@ -202,6 +216,7 @@ class GroupingOptions:
     audit: float = 0.0
     audit_source: str = "train+validation"
     folds: int = 1
+    refit: bool = False
 
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
@@ -385,6 +400,7 @@ class GroupingState:
     stop_reason: str = ""
     runs_used_by_recommendation: int = 0
     comparison: Comparison | None = None
+    refit: RefitReport | None = None
     noise: NoiseReport | None = None
     prediction: PredictionQuality | None = None
     optima: Optima | None = None
@@ -661,6 +677,13 @@ def compare_with_alternatives(state: GroupingState) -> None:
     state.comparison = _compare_with_alternatives(state, state.chosen, state.everything)
 
 
+def refit_after_decision(state: GroupingState) -> None:
+    """Stage 6b (``--refit``): the chosen groups, STL and the all-task model retrained on every non-test row for
+    fixed epochs and scored on test (:func:`_refit`); nothing without ``refit``."""
+    if state.options.refit:
+        state.refit = _refit(state, _found(state.comparison, "compare_with_alternatives").recommendation)
+
+
 def measure_noise(state: GroupingState) -> None:
     """Stage 7: the noise floor of the measured gains (the choice split, and test): the seed noise (repeats
     compared on the same folds; :func:`~negtransfer.gains.noise.noise_floor` of the gains averaged over the
@@ -703,6 +726,7 @@ GROUPING_STAGES: tuple[Callable[[GroupingState], None], ...] = (
     select_and_refine,
     train_chosen_groups,
     compare_with_alternatives,
+    refit_after_decision,
     measure_noise,
     assess_prediction,
     find_optima,
@@ -801,6 +825,7 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
                        tuple(fold_validation_rows(state.dataset, options.folds)), state.one_shot // options.folds),
         seconds=state.seconds, timing=state.timing(seconds),
         diverged=describe_diverged(state.diverged, names, options.runs_per_group, limit=len(state.diverged)),
+        refit=state.refit,
     )
 
 
@@ -1010,6 +1035,84 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     return Comparison(validation, bool(better), best_name, verdict,
                       recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="audit",
                       rows=rows, basis=basis, audit_loss=totals, audit_difference=difference)
+
+
+# --------------------------------------------------------------------------- refit after the decision
+
+#: How the refits' fixed epochs are chosen, in words (report.json ``refit.epochs_rule``; docs/methods/grouping.md).
+REFIT_EPOCHS_RULE = ("each refit trains as many epochs (passes over its training rows) as its early-stopped run of "
+                     "the same group and repeat ran to its best epoch (the mean over folds, rounded, with --folds), "
+                     "not scaled by the larger row count")
+
+
+def refit_dataset(dataset: MultiTaskDataset) -> MultiTaskDataset:
+    """A copy of ``dataset`` whose every non-test row (train, validation, audit) is a training row.
+
+    The same rows whatever share was held back as audit rows, so a job with and without ``--audit`` refits on
+    the same data (the same fingerprint). Features keep the original scaling.
+    """
+    split = np.where(dataset.split == TEST, TEST, TRAIN).astype(dataset.split.dtype)
+    info = {key: value for key, value in dataset.info.items() if key != "audit"}
+    return MultiTaskDataset(dataset.name, dataset.tasks, dataset.X, dataset.Y, split, dataset.feature_names,
+                            row_task=dataset.row_task, info={**info, "refit": "every non-test row trains"})
+
+
+def refit_epochs(result: RepeatedResult, repeats: int, folds: int) -> list[int]:
+    """Per repeat, the fixed epochs of a refit: the stopping epoch of that repeat's early-stopped run (runs are
+    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`; with folds the rounded mean)."""
+    return [max(1, int(round(np.mean([result.runs[r * folds + f].best_epoch for f in range(folds)]))))
+            for r in range(repeats)]
+
+
+def _refit(job: GroupingState, recommendation: str) -> RefitReport:
+    """Retrain the chosen groups, STL and the all-task model on :func:`refit_dataset` for fixed epochs
+    (:func:`refit_epochs`) through the run store, and score them on test.
+
+    Repeat r of a group trains with the training seed of its early-stopped repeat r (common random numbers),
+    for that run's stopping epoch; its store key carries the refit rows (the dataset's fingerprint) and the
+    epochs (``max_epochs`` with ``early_stopping`` off). Runs of different epochs share stacks
+    (:func:`negtransfer.runs.runner.ensure`).
+    """
+    n, names, options = job.n, job.names, job.options
+    sources = {"selected": assign_tasks(job.chosen, job.results, n, "val_loss"),
+               "stl": dict(enumerate(job.stl)), "all_tasks": {t: job.everything for t in range(n)}}
+    groups = list(dict.fromkeys(g for where in sources.values() for g in where.values()))
+    data = refit_dataset(job.dataset)
+    configs: dict[int, TrainConfig] = {}
+    specs, epochs = [], {}
+    for g in groups:
+        epochs[g] = refit_epochs(job.results[g], options.repeats, options.folds)
+        for r, e in enumerate(epochs[g]):
+            config = configs.setdefault(e, replace(job.config, max_epochs=e, early_stopping=False))
+            specs.append(RunSpec(GROUP, g, r, config))
+    start = time.perf_counter()
+    progress = None if job.progress is None else _stage_progress(job.progress, "refit on every non-test row")
+    trained: list = []
+    outputs = ensure(data, specs, job.seed, job.store, executor=job.executor, chunk_size=options.chunk_size,
+                     on_progress=progress, trained=trained)
+    job.trained += trained
+    job.seconds["refit"] = time.perf_counter() - start
+    job._clocked("trainer", start)
+    refits = repeated_results(specs, outputs)
+    per_repeat = {key: np.asarray(sum(refits[g].values("test_loss", t) for t, g in where.items()), dtype=float)
+                  for key, where in sources.items()}
+    built = {key: RefitOption(float(np.mean(per_repeat[key])), _se(per_repeat[key]),
+                              {names[t]: refits[g].test_loss[t] for t, g in sorted(where.items())},
+                              {g.label(names, sep="+"): tuple(epochs[g]) for g in dict.fromkeys(where.values())})
+             for key, where in sources.items()}
+    difference = {key: {"mean": float(np.mean(per_repeat[recommendation] - per_repeat[key])),
+                        "se": _se(per_repeat[recommendation] - per_repeat[key])}
+                  for key in ("stl", "all_tasks") if key != recommendation}
+    split = job.dataset.split
+    rows = {"training": int((data.split == TRAIN).sum()), "from_train": int((split == TRAIN).sum()),
+            "from_validation": int((split == VALIDATION).sum()), "from_audit": int((split == AUDIT).sum())}
+    return RefitReport(recommendation, built, difference, rows, REFIT_EPOCHS_RULE)
+
+
+def _se(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (NaN with fewer than two)."""
+    values = np.atleast_1d(values)
+    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
 
 
 def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:
