@@ -164,3 +164,18 @@ def test_group_command_refit_option(tmp_path):
     assert refit["recommended_total"] == refit["options"][refit["recommendation"]]["total"]
     assert "refit on every non-test row" in " ".join(res.output.split())
     assert "refit on every non-test row" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_refit_epochs_steps_scales_the_stopping_epoch_by_the_row_ratio(per_task, tmp_path):
+    options = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1, audit=0.25, refit=True,
+                              refit_epochs="steps")
+    result = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite"))
+    refit, audited = result.report.refit, per_task.with_audit(0.25)
+    assert refit is not None and "optimiser steps" in refit.epochs_rule
+    for t, name in enumerate(result.report.tasks):
+        mine = per_task.row_task == t
+        ratio = (mine & (audited.split == TRAIN)).sum() / (mine & (per_task.split != TEST)).sum()
+        expected = tuple(max(1, round(ratio * run.best_epoch)) for run in result.results[(t,)].runs)
+        assert refit.options["stl"].epochs[name] == expected
+    with pytest.raises(ValueError, match="--refit-epochs"):
+        GroupingOptions(refit_epochs="rows").check(4)

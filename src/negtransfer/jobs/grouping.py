@@ -102,6 +102,8 @@ DIVERGED_SCORE = -1e9
 #: lower of STL and the all-task model) by more than this many standard errors of the paired difference (over
 #: repeats); otherwise that alternative is recommended (never knowingly worse, decided on rows no choice used).
 AUDIT_MARGIN_SE = 1.0
+#: How a refit's fixed epochs follow from the stopping epoch (``GroupingOptions.refit_epochs``).
+REFIT_EPOCHS = ("passes", "steps")
 STL_NAME, ALL_TASKS_NAME = "STL (one model per task)", "all-task model"
 #: The comparison's names of the alternatives -> their keys in the report's ``totals``.
 ALTERNATIVE_KEYS = {STL_NAME: "stl", ALL_TASKS_NAME: "all_tasks"}
@@ -182,6 +184,12 @@ class GroupingOptions:
         row (train, validation and audit) for a fixed number of epochs (each run its early-stopped run's
         stopping epoch), without early stopping, and report their test losses (report.json ``refit``).
         Default False: the report holds the early-stopped runs only.
+    refit_epochs : {"passes", "steps"}
+        How a refit's fixed epochs follow from its early-stopped run's stopping epoch E: ``"passes"`` (default)
+        E epochs, the same passes over the (larger) training rows; ``"steps"`` E times the run's training rows
+        over the refit's (rounded, at least 1), about the same number of optimiser steps (Goodfellow, Bengio and
+        Courville, *Deep Learning*, 2016, section 7.8, name both and no rule between them; measured in
+        docs/methods/grouping.md).
     audit_source : {"train+validation", "validation"}
         Which splits give up the audit rows.
     folds : int
@@ -217,6 +225,7 @@ class GroupingOptions:
     audit_source: str = "train+validation"
     folds: int = 1
     refit: bool = False
+    refit_epochs: str = "passes"
 
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
@@ -244,6 +253,8 @@ class GroupingOptions:
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size is not None and self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
             (not 0 <= self.audit < 1, f"--audit must be a fraction in [0, 1), e.g. 0.2, got {self.audit}"),
+            (self.refit_epochs not in REFIT_EPOCHS,
+             f"--refit-epochs must be one of {', '.join(REFIT_EPOCHS)}, got {self.refit_epochs!r}"),
             (self.audit_source not in AUDIT_SOURCES,
              f"audit_source must be one of {', '.join(AUDIT_SOURCES)}, got {self.audit_source!r}"),
             (self.trace_pairs > 0 and self.method in names and self.method not in traceable,
@@ -1040,9 +1051,14 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
 # --------------------------------------------------------------------------- refit after the decision
 
 #: How the refits' fixed epochs are chosen, in words (report.json ``refit.epochs_rule``; docs/methods/grouping.md).
-REFIT_EPOCHS_RULE = ("each refit trains as many epochs (passes over its training rows) as its early-stopped run of "
-                     "the same group and repeat ran to its best epoch (the mean over folds, rounded, with --folds), "
-                     "not scaled by the larger row count")
+REFIT_EPOCHS_RULES = {
+    "passes": ("each refit trains as many epochs (passes over its training rows) as its early-stopped run of the same "
+               "group and repeat ran to its best epoch (the mean over folds, rounded, with --folds), not scaled by "
+               "the larger row count"),
+    "steps": ("each refit trains its early-stopped run's best epoch (same group and repeat; the mean over folds, "
+              "rounded, with --folds) times that run's training rows over the refit's (rounded, at least 1): about "
+              "the same number of optimiser steps on more rows"),
+}
 
 
 def refit_dataset(dataset: MultiTaskDataset) -> MultiTaskDataset:
@@ -1057,11 +1073,23 @@ def refit_dataset(dataset: MultiTaskDataset) -> MultiTaskDataset:
                             row_task=dataset.row_task, info={**info, "refit": "every non-test row trains"})
 
 
-def refit_epochs(result: RepeatedResult, repeats: int, folds: int) -> list[int]:
+def refit_epochs(result: RepeatedResult, repeats: int, folds: int, scale: float = 1.0) -> list[int]:
     """Per repeat, the fixed epochs of a refit: the stopping epoch of that repeat's early-stopped run (runs are
-    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`; with folds the rounded mean)."""
-    return [max(1, int(round(np.mean([result.runs[r * folds + f].best_epoch for f in range(folds)]))))
+    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`; with folds the rounded mean),
+    times ``scale`` (rounded, at least 1)."""
+    return [max(1, int(round(scale * np.mean([result.runs[r * folds + f].best_epoch for f in range(folds)]))))
             for r in range(repeats)]
+
+
+def _row_ratio(trained_on: MultiTaskDataset, refit: MultiTaskDataset, group: Group, config: TrainConfig) -> float:
+    """The training rows of ``group`` (rows labelled for any of its tasks) in ``trained_on`` over those in
+    ``refit``: the factor that keeps a refit's optimiser steps (1 where an epoch is a fixed step count)."""
+    if config.steps_per_epoch:
+        return 1.0
+    labelled = ~np.isnan(trained_on.Y[:, list(group)]).all(axis=1)
+    before = int((labelled & (trained_on.split == TRAIN)).sum())
+    after = int((labelled & (refit.split == TRAIN)).sum())
+    return before / after if after else 1.0
 
 
 def _refit(job: GroupingState, recommendation: str) -> RefitReport:
@@ -1081,7 +1109,8 @@ def _refit(job: GroupingState, recommendation: str) -> RefitReport:
     configs: dict[int, TrainConfig] = {}
     specs, epochs = [], {}
     for g in groups:
-        epochs[g] = refit_epochs(job.results[g], options.repeats, options.folds)
+        scale = _row_ratio(job.fold_data[0], data, g, job.config) if options.refit_epochs == "steps" else 1.0
+        epochs[g] = refit_epochs(job.results[g], options.repeats, options.folds, scale)
         for r, e in enumerate(epochs[g]):
             config = configs.setdefault(e, replace(job.config, max_epochs=e, early_stopping=False))
             specs.append(RunSpec(GROUP, g, r, config))
@@ -1106,7 +1135,7 @@ def _refit(job: GroupingState, recommendation: str) -> RefitReport:
     split = job.dataset.split
     rows = {"training": int((data.split == TRAIN).sum()), "from_train": int((split == TRAIN).sum()),
             "from_validation": int((split == VALIDATION).sum()), "from_audit": int((split == AUDIT).sum())}
-    return RefitReport(recommendation, built, difference, rows, REFIT_EPOCHS_RULE)
+    return RefitReport(recommendation, built, difference, rows, REFIT_EPOCHS_RULES[options.refit_epochs])
 
 
 def _se(values: np.ndarray) -> float:
