@@ -44,8 +44,8 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
 * ``refit``: the default with ``--refit``: after the decision the chosen groups, STL and the all-task model are
   retrained on every non-test row for each run's stopping epoch; ``audit+refit`` does so after an audited decision
   (the audit rows then train the deployed models too). Their "what a user gets" is the refit recommendation's
-  test total (the refit columns and the paired table); ``refit-steps`` (``audit+refit-steps``) scales each
-  refit's epochs by the row ratio (``--refit-epochs steps``: about the same optimiser steps);
+  test total (the refit columns and the paired table); ``refit-passes`` (``audit+refit-passes``) trains each
+  refit its stopping epoch unscaled (``--refit-epochs passes``) instead of scaled by the row ratio (the default);
 * ``folds3`` / ``folds5``: cross-validated gains, ``--folds 3`` or 5 with one repeat (runs per group: 3 or 5,
   against the default's 3 repeats of one split); their runs are not in the exhaustive store (it holds one split),
   so they run without ``--exhaustive`` and their chosen groups (and each task's group) are scored on the
@@ -109,7 +109,7 @@ VARIANTS = {
     "audit0.3": {"audit": 0.3},
     "audit-val": {"audit": 0.2, "audit_source": "validation"},
     "refit": {"refit": True},
-    "refit-steps": {"refit": True, "refit_epochs": "steps"},
+    "refit-passes": {"refit": True, "refit_epochs": "passes"},
     "folds3": {"folds": 3, "repeats": 1},
     "folds5": {"folds": 5, "repeats": 1},
 }

@@ -96,7 +96,8 @@ def test_refit_dataset_trains_on_every_non_test_row(per_task):
 
 def test_the_job_refits_the_decision_on_every_non_test_row(per_task, tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
-    options = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1, audit=0.25, refit=True)
+    options = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1, audit=0.25, refit=True,
+                              refit_epochs="passes")
     result = run_grouping(per_task, options, CFG, 0, store)
     report = result.report
     refit = report.refit

@@ -107,7 +107,7 @@ def group(
     trace: int = typer.Option(0, "--trace", min=0, help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
     audit: float = typer.Option(0.0, "--audit", min=0.0, max=0.99, help="Hold back this share of the non-test rows (stratified per task and class): no run trains, stops or measures gains on them, and the verdict against STL and the all-task model, and the fallback to the better of them, are decided on them. 0: no audit rows; the verdict is on the validation rows that also chose the groups."),
     refit: bool = typer.Option(False, "--refit/--no-refit", help="After the decision, retrain the chosen groups, the STL models and the all-task model on every non-test row (train, validation and audit) for each run's stopping epoch, without early stopping, and report their test losses beside the early-stopped ones (report.json 'refit')."),
-    refit_epochs: RefitEpochs = typer.Option("passes", "--refit-epochs", help="With --refit: each refit trains its early-stopped run's stopping epoch as passes over its (larger) training rows ('passes'), or scaled by the row ratio to about the same optimiser steps ('steps')."),
+    refit_epochs: RefitEpochs = typer.Option("steps", "--refit-epochs", help="With --refit: each refit trains its early-stopped run's stopping epoch scaled by the row ratio, about the same optimiser steps ('steps'), or as that many passes over its (larger) training rows ('passes')."),
     affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
