@@ -189,8 +189,8 @@ class GroupingOptions:
         E times the run's training rows over the refit's (rounded, at least 1), about the same number of
         optimiser steps on more rows; ``"passes"`` E epochs, the same passes over the (larger) training rows
         (Goodfellow, Bengio and Courville, *Deep Learning*, 2016, section 7.8, name both and no rule between
-        them; measured in docs/methods/grouping.md: ``"steps"`` never worse, better on Chemical with
-        ``--audit 0.2``).
+        them; measured in docs/methods/grouping.md: ``"steps"`` better on Chemical with
+        ``--audit 0.2``, within the noise elsewhere).
     audit_source : {"train+validation", "validation"}
         Which splits give up the audit rows.
     folds : int
