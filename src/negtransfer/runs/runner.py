@@ -60,9 +60,9 @@ def ensure(
     Stacked (group) runs are trained in vectorised stacks by
     ``executor.run``: with ``chunk_size`` None (the default, :data:`AUTO_STACKS`)
     all pending runs of one dataset and configuration form one stack per
-    worker of the executor (runs of fixed epoch budgets, configurations that
-    differ only in ``max_epochs`` with ``early_stopping`` off, share stacks:
-    each model trains its own budget, as if alone) (:func:`stack_count`), split further only where a
+    worker of the executor (:func:`stack_count`; configurations that differ
+    only in ``max_epochs`` with ``early_stopping`` off count as one, each
+    model training its own epoch budget as if alone), split further only where a
     stack would exceed :data:`~negtransfer.train.batched.STACK_MEMORY`; a
     positive ``chunk_size`` gives stacks of that many models (a group's
     repeats side by side). Every other
@@ -274,7 +274,7 @@ class _Ensure:
         def run_key(group, repeat, epochs) -> tuple:
             return (tuple(group), repeat, epochs) if budgets else (tuple(group), repeat)
 
-        index = {run_key(self.specs[i].group, self.specs[i].repeat, self.specs[i].config.max_epochs): i
+        index = {run_key(self.specs[i].group, self.specs[i].repeat, getattr(self.specs[i].config, "max_epochs", None)): i
                  for i in self.pieces if self.specs[i].kind.stacked and self.keys[i].model_row()[3] in digests}
 
         def on_chunk(results: list[ModelResult]) -> None:
