@@ -41,6 +41,11 @@ Variants (``--variants``; ``default`` is the CLI's defaults):
   verdict and the fallback decided on held-back audit rows (issue 25); ``audit-val``: 0.2 drawn from the
   validation rows only. Audit rows change the training rows, so these variants train their own runs (with
   ``--exhaustive-store``, every group of the audited data);
+* ``refit``: the default with ``--refit``: after the decision the chosen groups, STL and the all-task model are
+  retrained on every non-test row for each run's stopping epoch; ``audit+refit`` does so after an audited decision
+  (the audit rows then train the deployed models too). Their "what a user gets" is the refit recommendation's
+  test total (the refit columns and the paired table); ``refit-passes`` (``audit+refit-passes``) trains each
+  refit its stopping epoch unscaled (``--refit-epochs passes``) instead of scaled by the row ratio (the default);
 * ``folds3`` / ``folds5``: cross-validated gains, ``--folds 3`` or 5 with one repeat (runs per group: 3 or 5,
   against the default's 3 repeats of one split); their runs are not in the exhaustive store (it holds one split),
   so they run without ``--exhaustive`` and their chosen groups (and each task's group) are scored on the
@@ -56,7 +61,7 @@ Run: ``python benchmarks/grouping_quality.py [--datasets yeast chicago chemical 
 ``--audit-cost FRACTION``: only what holding back audit rows costs STL and the all-task model on test.
 ``--no-exhaustive``: train only what each variant's job asks for (no test or validation oracle, no
 prediction quality on every group): the cheap way to measure the recommendation and the verdict.
-``--smoke``: yeast's first 4 tasks, seed 0, B = 2, 3 training groups, the default, paper and audit variants,
+``--smoke``: yeast's first 4 tasks, seed 0, B = 2, 3 training groups, the default, paper, audit and audit+refit variants,
 2 epochs, stores named smoke-* in ``--out`` (a check that it runs).
 """
 
@@ -103,6 +108,8 @@ VARIANTS = {
     "audit0.2": {"audit": 0.2},
     "audit0.3": {"audit": 0.3},
     "audit-val": {"audit": 0.2, "audit_source": "validation"},
+    "refit": {"refit": True},
+    "refit-passes": {"refit": True, "refit_epochs": "passes"},
     "folds3": {"folds": 3, "repeats": 1},
     "folds5": {"folds": 5, "repeats": 1},
 }
@@ -159,7 +166,26 @@ def case(report: dict) -> dict:
         "audit_difference": report["comparison"].get("audit_difference"),
         "audit_loss": report["comparison"].get("audit_loss"),
         "totals": {key: t[key] for key in ("selected", "stl", "all_tasks")},
+        **refit_case(report),
     }
+
+
+def refit_case(report: dict) -> dict:
+    """The refit block of a ``--refit`` case (empty without one): the refit test totals of the chosen groups, STL
+    and the all-task model, the recommendation's, and ``user_total`` (what a user gets: the refit recommendation)."""
+    refit = report.get("refit")
+    if not refit:
+        return {}
+    totals = {key: option["total"] for key, option in refit["options"].items()}
+    recommended = totals[refit["recommendation"]]
+    return {"refit_totals": totals, "refit_se": {key: option["se"] for key, option in refit["options"].items()},
+            "refit_rec_vs_stl": recommended / totals["stl"] - 1, "refit_rec_vs_all": recommended / totals["all_tasks"] - 1,
+            "refit_rows": refit["rows"], "user_total": recommended}
+
+
+def user_total(r: dict) -> float:
+    """What a user of the case gets: the refit recommendation's test total, else the early-stopped one's."""
+    return r["user_total"] if "user_total" in r else r["totals"][r["recommendation"]]
 
 
 def rescored(report: dict, every: dict, names, budget: int) -> dict:
@@ -267,8 +293,8 @@ def print_margins(rows: list[dict]) -> None:
 
 def print_paired(rows: list[dict], base: str = "default") -> None:
     """Each variant's recommendation against ``base``'s on the same dataset, seed, |G_train| and B: the ratio of
-    their summed test losses minus 1 (what a user gets; an audit variant trains on fewer rows, so its own STL
-    differs), mean ± s.e. over the pairs."""
+    their summed test losses minus 1 (what a user gets, :func:`user_total`: a refit variant's refit recommendation;
+    an audit variant trains on fewer rows, so its own STL differs), mean ± s.e. over the pairs."""
     key = {(r["dataset"], r["seed"], r["train_groups"], r["budget"]): r for r in rows
            if r["variant"] == base and r.get("totals")}
     lines = []
@@ -278,11 +304,11 @@ def print_paired(rows: list[dict], base: str = "default") -> None:
             for r in rows:
                 other = key.get((name, r["seed"], r["train_groups"], r["budget"]))
                 if r["dataset"] == name and r["variant"] == variant and r.get("totals") and other:
-                    ratios.append(r["totals"][r["recommendation"]] / other["totals"][other["recommendation"]] - 1)
+                    ratios.append(user_total(r) / user_total(other) - 1)
             if ratios:
                 lines.append(f"| {name} | {variant} | {len(ratios)} | {mean_se(ratios, PCT)} |")
     if lines:
-        print(f"### The recommendation's summed test loss against {base}'s (paired by seed and B)")
+        print(f"### What a user gets (the refit recommendation where refit) against {base}'s (paired by seed and B)")
         print()
         print(f"| dataset | variant | pairs | recommended / {base}'s recommended - 1 |")
         print("|---|---|---|---|")
@@ -338,6 +364,25 @@ def print_verdicts(rows: list[dict]) -> None:
     print()
 
 
+def print_refits(rows: list[dict]) -> None:
+    """Per dataset and refit variant: the refit recommendation against the refit STL and all-task models."""
+    refits = [r for r in rows if "refit_totals" in r]
+    if not refits:
+        return
+    print("### After the refit on every non-test row (every seed and B)")
+    print()
+    print("| dataset | variant | cases | refit recommended vs refit STL | refit recommended vs refit all-task | "
+          "at or below STL | at or below all-task | refit chosen vs refit STL |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in refits):
+        c = [r for r in refits if r["dataset"] == name and r["variant"] == variant]
+        chosen = [r["refit_totals"]["selected"] / r["refit_totals"]["stl"] - 1 for r in c]
+        print(f"| {name} | {variant} | {len(c)} | {mean_se([r['refit_rec_vs_stl'] for r in c], PCT)} | "
+              f"{mean_se([r['refit_rec_vs_all'] for r in c], PCT)} | {sum(r['refit_rec_vs_stl'] <= 0 for r in c)}/"
+              f"{len(c)} | {sum(r['refit_rec_vs_all'] <= 0 for r in c)}/{len(c)} | {mean_se(chosen, PCT)} |")
+    print()
+
+
 def print_case(r: dict) -> None:
     """One line per case as it finishes."""
     def pct(value) -> str:
@@ -348,7 +393,9 @@ def print_case(r: dict) -> None:
           f"(on val. {pct(r['val_gap_on_val'])}; val. oracle {pct(r['val_oracle_gap'])}), "
           f"Pearson {r['pearson'] if r['pearson'] is None else round(r['pearson'], 3)}, "
           f"runs x{r['runs_ratio']:.2f}; recommended {r['recommendation']} ({r['decided_on']}): vs STL "
-          f"{r['rec_vs_stl']:+.2%}, verdict agrees with test: {r['verdict_agrees']}", flush=True)
+          f"{r['rec_vs_stl']:+.2%}, verdict agrees with test: {r['verdict_agrees']}"
+          + (f"; refit recommended {r['user_total']:.4f} (vs refit STL {r['refit_rec_vs_stl']:+.2%})"
+             if "user_total" in r else ""), flush=True)
 
 
 def main() -> None:
@@ -378,7 +425,7 @@ def main() -> None:
     n_tasks, config, prefix = args.n_tasks, TrainConfig(), ""
     if args.smoke:
         args.datasets, args.seeds, args.budgets, args.train_groups = ["yeast"], [0], [2], [3]
-        args.variants, prefix = ["default", "paper", "audit"], "smoke-"
+        args.variants, prefix = ["default", "paper", "audit", "audit+refit"], "smoke-"
         n_tasks, config = grouping_datasets.SMOKE_TASKS, TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
     for variant in args.variants:
         variant_options(variant)
@@ -389,7 +436,10 @@ def main() -> None:
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
         print_verdicts(rows)
         print_margins(rows)
+        print_refits(rows)
         print_paired(rows)
+        if any(r["variant"] == "refit" for r in rows):
+            print_paired(rows, base="refit")
         return
     if args.audit_cost is not None:
         audit_cost(args.datasets, args.seeds, args.data_dir, n_tasks, config, args.repeats, args.audit_cost)
@@ -428,7 +478,10 @@ def main() -> None:
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
     print_verdicts(rows)
     print_margins(rows)
+    print_refits(rows)
     print_paired(rows)
+    if any(r["variant"] == "refit" for r in rows):
+        print_paired(rows, base="refit")
 
 
 if __name__ == "__main__":

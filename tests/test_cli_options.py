@@ -43,7 +43,7 @@ def test_group_defaults_are_the_jobs():
              "gain_split": "gain_split", "affinity_every": "affinity_every", "affinity_momentum": "affinity_momentum",
              "affinity_epochs": "affinity_epochs", "chunk_size": "chunk_size", "max_runs": "max_runs",
              "per_round": "per_round", "evaluate": "evaluate", "exhaustive": "exhaustive", "trace": "trace_pairs",
-             "audit": "audit"}
+             "audit": "audit", "refit": "refit", "refit_epochs": "refit_epochs"}
     for cli_name, api_name in pairs.items():
         assert cli[cli_name] == getattr(api, api_name), (cli_name, cli[cli_name], getattr(api, api_name))
     assert (not cli["predicted_only"]) == api.use_measured and (1 if cli["no_refine"] else cli["rounds"]) == api.rounds
@@ -104,6 +104,7 @@ def test_choices_are_the_domain_tuples():
         THRESHOLD_BY,
         THRESHOLD_GRIDS,
     )
+    from negtransfer.jobs.grouping import REFIT_EPOCHS
     from negtransfer.runs.group_specs import DESIGNS
     from negtransfer.train.config import BATCHING, DEVICES, PRESETS
     from negtransfer.train.model_choice import BUILTIN_ENCODER_NAMES
@@ -113,7 +114,7 @@ def test_choices_are_the_domain_tuples():
                 "grid": THRESHOLD_GRIDS, "threshold_by": THRESHOLD_BY, "exhaustive_pairs": EXHAUSTIVE_PAIRS, "surrogate": SURROGATES,
                 "device": DEVICES, "preset": tuple(PRESETS), "batching": BATCHING,
                 "impute": tuple(c for c in IMPUTE_CHOICES if c is not None), "executor": ("local", "process", "ray"),
-                "optimizer": ("sgd", "adam"), "encoder": BUILTIN_ENCODER_NAMES}
+                "optimizer": ("sgd", "adam"), "encoder": BUILTIN_ENCODER_NAMES, "refit_epochs": REFIT_EPOCHS}
     seen = set()
     for command in (gains, group, compare_grouping, sources, compare):
         for name, choices in _choices(command).items():

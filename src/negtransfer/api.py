@@ -255,7 +255,9 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         As for :func:`gains`.
     **options
         Fields of :class:`~negtransfer.jobs.grouping.GroupingOptions` (``budget``, ``method``,
-        ``n_train_groups``, ``repeats``, ``rounds``, ...) and of :class:`~negtransfer.train.config.TrainConfig`.
+        ``n_train_groups``, ``repeats``, ``rounds``, ``audit``, ``refit``, ...) and of
+        :class:`~negtransfer.train.config.TrainConfig`. ``refit=True``: after the decision the chosen groups, STL
+        and the all-task model are retrained on every non-test row for fixed epochs (the report's ``refit``).
 
     Returns
     -------

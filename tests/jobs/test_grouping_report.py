@@ -42,7 +42,7 @@ TRAINED_REL, TRAINED_ABS = 1e-4, 1e-7
 #: Values computed from the affinity (see the module doc): equal to 1e-3 relative or 1e-6 absolute.
 FROM_AFFINITY = ("affinity", "predict", "optimistic", "pearson", ".r2")
 #: Issue 25 (the audit): the options it added, and the rows a verdict without audit rows was decided on.
-AUDIT_OPTIONS = ("audit", "audit_source")
+AUDIT_OPTIONS = ("audit", "audit_source", "refit", "refit_epochs")  # and the refit after the decision (off)
 VALIDATION_SENTENCE = ("Decided on the {rows} validation rows that also chose the groups (no rows were held back; "
                        "--audit FRACTION decides on rows no choice used).")
 

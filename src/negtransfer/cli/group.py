@@ -70,6 +70,7 @@ else:
 #: ``--affinity-epochs``: :data:`negtransfer.affinity.training.AFFINITY_EPOCHS` (checked by the tests; that module
 #: imports PyTorch, which ``--help`` must not).
 AffinityEpochs = Literal["all", "until-best"]
+RefitEpochs = Literal["passes", "steps"]
 #: ``--design``: :data:`negtransfer.runs.group_specs.DESIGNS` (checked by the tests; that module imports NumPy).
 Design = Literal["random", "stratified", "pairs"]
 
@@ -105,6 +106,8 @@ def group(
     predicted_only: bool = typer.Option(False, "--predicted-only", help="Score the training groups by predictions too (the paper's selection); default: by their measured gains."),
     trace: int = typer.Option(0, "--trace", min=0, help="Plot the per-step affinity of this many strongest task pairs (ETAP Figure 7)."),
     audit: float = typer.Option(0.0, "--audit", min=0.0, max=0.99, help="Hold back this share of the non-test rows (stratified per task and class): no run trains, stops or measures gains on them, and the verdict against STL and the all-task model, and the fallback to the better of them, are decided on them. 0: no audit rows; the verdict is on the validation rows that also chose the groups."),
+    refit: bool = typer.Option(False, "--refit/--no-refit", help="After the decision, retrain the chosen groups, the STL models and the all-task model on every non-test row (train, validation and audit) for each run's stopping epoch, without early stopping, and report their test losses beside the early-stopped ones (report.json 'refit')."),
+    refit_epochs: RefitEpochs = typer.Option("steps", "--refit-epochs", help="With --refit: each refit trains its early-stopped run's stopping epoch scaled by the row ratio, about the same optimiser steps ('steps'), or as that many passes over its (larger) training rows ('passes')."),
     affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
     out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
@@ -167,7 +170,7 @@ def group(
                               gain_split=gain_split, affinity_every=affinity_every,
                               affinity_momentum=affinity_momentum, affinity_epochs=affinity_epochs,
                               chunk_size=chunk_size, use_measured=not predicted_only, trace_pairs=trace, audit=audit,
-                              folds=folds)
+                              folds=folds, refit=refit, refit_epochs=refit_epochs)
     try:
         options.check(ds.n_tasks)
         if folds > 1:
@@ -233,7 +236,7 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     from rich.console import Console
     from rich.markup import escape
 
-    from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm, recommendation_label
+    from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm, recommendation_label, refit_line
 
     console = Console()
     totals, se, gain_se = report.totals, report.losses.totals_se, report.losses.total_gain_se
@@ -257,6 +260,9 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     if report.optima is not None:
         line += f" | test oracle {fmt_loss(totals['optimal'])} (gain {fmt_pct(-report.optima.gap)})"
     console.print(line, soft_wrap=True)
+    refit = refit_line(report)
+    if refit is not None:
+        console.print(escape(refit), soft_wrap=True)
     ref = report.refinement
     final = "; then a final selection among the measured groups" if ref.final_among_measured else ""
     console.print(f"rounds: {ref.rounds_run} ({ref.stopped}{final}); {ref.runs_used} runs, "

@@ -38,19 +38,26 @@ With ``audit`` > 0 a stratified share of the non-test rows is held back as
 audit rows (split code 4) that no run trains, stops or measures gains on; the
 comparison with STL and the all-task model and the fallback to the better of
 them are then decided on those rows (issue 25).
+
+Refit (``refit``, ``--refit``): once the recommendation is decided, the chosen
+groups, the STL models and the all-task model are retrained on every non-test
+row (train, validation and audit rows) for a fixed number of epochs, each run
+for its early-stopped run's stopping epoch (same repeat), and scored on test
+(report ``refit``): the audit's held-back rows, and the validation rows, train
+the models a user deploys.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from math import comb
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, VALIDATION, MultiTaskDataset
+from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.folds import fold_datasets, fold_validation_rows
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
@@ -70,6 +77,8 @@ from negtransfer.jobs.grouping_report import (
     PredictionPoint,
     PredictionQuality,
     Refinement,
+    RefitOption,
+    RefitReport,
     RoundRecord,
     RunCounts,
     Selection,
@@ -77,7 +86,7 @@ from negtransfer.jobs.grouping_report import (
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.group_specs import DESIGNS, across_folds, random_groups
 from negtransfer.runs.runner import ensure, repeated_results
-from negtransfer.runs.specs import group_specs
+from negtransfer.runs.specs import GROUP, RunSpec, group_specs
 from negtransfer.runs.store import RunStore
 from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
 from negtransfer.train.config import TrainConfig
@@ -93,6 +102,8 @@ DIVERGED_SCORE = -1e9
 #: lower of STL and the all-task model) by more than this many standard errors of the paired difference (over
 #: repeats); otherwise that alternative is recommended (never knowingly worse, decided on rows no choice used).
 AUDIT_MARGIN_SE = 1.0
+#: How a refit's fixed epochs follow from the stopping epoch (``GroupingOptions.refit_epochs``).
+REFIT_EPOCHS = ("passes", "steps")
 STL_NAME, ALL_TASKS_NAME = "STL (one model per task)", "all-task model"
 #: The comparison's names of the alternatives -> their keys in the report's ``totals``.
 ALTERNATIVE_KEYS = {STL_NAME: "stl", ALL_TASKS_NAME: "all_tasks"}
@@ -168,6 +179,18 @@ class GroupingOptions:
         split seed): no run trains, stops or measures gains on them; the comparison with STL and the all-task
         model and the fallback to the better of them are decided on them (issue 25). 0 (default): no audit
         rows, the comparison is on the validation rows that also chose the groups.
+    refit : bool
+        After the decision, retrain the chosen groups, the STL models and the all-task model on every non-test
+        row (train, validation and audit) for a fixed number of epochs (each run its early-stopped run's
+        stopping epoch), without early stopping, and report their test losses (report.json ``refit``).
+        Default False: the report holds the early-stopped runs only.
+    refit_epochs : {"passes", "steps"}
+        How a refit's fixed epochs follow from its early-stopped run's stopping epoch E: ``"steps"`` (default)
+        E times the run's training rows over the refit's (rounded, at least 1), about the same number of
+        optimiser steps on more rows; ``"passes"`` E epochs, the same passes over the (larger) training rows
+        (Goodfellow, Bengio and Courville, *Deep Learning*, 2016, section 7.8, name both and no rule between
+        them; measured in docs/methods/grouping.md: ``"steps"`` better on Chemical with
+        ``--audit 0.2``, within the noise elsewhere).
     audit_source : {"train+validation", "validation"}
         Which splits give up the audit rows.
     folds : int
@@ -202,6 +225,8 @@ class GroupingOptions:
     audit: float = 0.0
     audit_source: str = "train+validation"
     folds: int = 1
+    refit: bool = False
+    refit_epochs: str = "steps"
 
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
@@ -229,6 +254,8 @@ class GroupingOptions:
             (self.affinity_epochs not in AFFINITY_EPOCHS, f"affinity_epochs must be one of {AFFINITY_EPOCHS}"),
             (self.chunk_size is not None and self.chunk_size < 1, f"--chunk-size must be >= 1, got {self.chunk_size}"),
             (not 0 <= self.audit < 1, f"--audit must be a fraction in [0, 1), e.g. 0.2, got {self.audit}"),
+            (self.refit_epochs not in REFIT_EPOCHS,
+             f"--refit-epochs must be one of {', '.join(REFIT_EPOCHS)}, got {self.refit_epochs!r}"),
             (self.audit_source not in AUDIT_SOURCES,
              f"audit_source must be one of {', '.join(AUDIT_SOURCES)}, got {self.audit_source!r}"),
             (self.trace_pairs > 0 and self.method in names and self.method not in traceable,
@@ -385,6 +412,7 @@ class GroupingState:
     stop_reason: str = ""
     runs_used_by_recommendation: int = 0
     comparison: Comparison | None = None
+    refit: RefitReport | None = None
     noise: NoiseReport | None = None
     prediction: PredictionQuality | None = None
     optima: Optima | None = None
@@ -661,6 +689,13 @@ def compare_with_alternatives(state: GroupingState) -> None:
     state.comparison = _compare_with_alternatives(state, state.chosen, state.everything)
 
 
+def refit_after_decision(state: GroupingState) -> None:
+    """Stage 6b (``--refit``): the chosen groups, STL and the all-task model retrained on every non-test row for
+    fixed epochs and scored on test (:func:`_refit`); nothing without ``refit``."""
+    if state.options.refit:
+        state.refit = _refit(state, _found(state.comparison, "compare_with_alternatives").recommendation)
+
+
 def measure_noise(state: GroupingState) -> None:
     """Stage 7: the noise floor of the measured gains (the choice split, and test): the seed noise (repeats
     compared on the same folds; :func:`~negtransfer.gains.noise.noise_floor` of the gains averaged over the
@@ -703,6 +738,7 @@ GROUPING_STAGES: tuple[Callable[[GroupingState], None], ...] = (
     select_and_refine,
     train_chosen_groups,
     compare_with_alternatives,
+    refit_after_decision,
     measure_noise,
     assess_prediction,
     find_optima,
@@ -801,6 +837,7 @@ def _report(state: GroupingState, seconds: float) -> GroupingReport:
                        tuple(fold_validation_rows(state.dataset, options.folds)), state.one_shot // options.folds),
         seconds=state.seconds, timing=state.timing(seconds),
         diverged=describe_diverged(state.diverged, names, options.runs_per_group, limit=len(state.diverged)),
+        refit=state.refit,
     )
 
 
@@ -1010,6 +1047,102 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     return Comparison(validation, bool(better), best_name, verdict,
                       recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="audit",
                       rows=rows, basis=basis, audit_loss=totals, audit_difference=difference)
+
+
+# --------------------------------------------------------------------------- refit after the decision
+
+#: How the refits' fixed epochs are chosen, in words (report.json ``refit.epochs_rule``; docs/methods/grouping.md).
+REFIT_EPOCHS_RULES = {
+    "passes": ("each refit trains as many epochs (passes over its training rows) as its early-stopped run of the same "
+               "group and repeat ran to its best epoch (the mean over folds, rounded, with --folds), not scaled by "
+               "the larger row count"),
+    "steps": ("each refit trains its early-stopped run's best epoch (same group and repeat; the mean over folds, "
+              "rounded, with --folds) times that run's training rows over the refit's (rounded, at least 1): about "
+              "the same number of optimiser steps on more rows"),
+}
+
+
+def refit_dataset(dataset: MultiTaskDataset) -> MultiTaskDataset:
+    """A copy of ``dataset`` whose every non-test row (train, validation, audit) is a training row.
+
+    The same rows whatever share was held back as audit rows, so a job with and without ``--audit`` refits on
+    the same data (the same fingerprint). Features keep the original scaling.
+    """
+    split = np.where(dataset.split == TEST, TEST, TRAIN).astype(dataset.split.dtype)
+    info = {key: value for key, value in dataset.info.items() if key != "audit"}
+    return MultiTaskDataset(dataset.name, dataset.tasks, dataset.X, dataset.Y, split, dataset.feature_names,
+                            row_task=dataset.row_task, info={**info, "refit": "every non-test row trains"})
+
+
+def refit_epochs(result: RepeatedResult, repeats: int, folds: int, scale: float = 1.0) -> list[int]:
+    """Per repeat, the fixed epochs of a refit: the stopping epoch of that repeat's early-stopped run (runs are
+    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`; with folds the rounded mean),
+    times ``scale`` (rounded, at least 1)."""
+    return [max(1, int(round(scale * np.mean([result.runs[r * folds + f].best_epoch for f in range(folds)]))))
+            for r in range(repeats)]
+
+
+def _row_ratio(trained_on: MultiTaskDataset, refit: MultiTaskDataset, group: Group, config: TrainConfig) -> float:
+    """The training rows of ``group`` (rows labelled for any of its tasks) in ``trained_on`` over those in
+    ``refit``: the factor that keeps a refit's optimiser steps (1 where an epoch is a fixed step count)."""
+    if config.steps_per_epoch:
+        return 1.0
+    labelled = ~np.isnan(trained_on.Y[:, list(group)]).all(axis=1)
+    before = int((labelled & (trained_on.split == TRAIN)).sum())
+    after = int((labelled & (refit.split == TRAIN)).sum())
+    return before / after if after else 1.0
+
+
+def _refit(job: GroupingState, recommendation: str) -> RefitReport:
+    """Retrain the chosen groups, STL and the all-task model on :func:`refit_dataset` for fixed epochs
+    (:func:`refit_epochs`) through the run store, and score them on test.
+
+    Repeat r of a group trains with the training seed of its early-stopped repeat r (common random numbers),
+    for that run's stopping epoch; its store key carries the refit rows (the dataset's fingerprint) and the
+    epochs (``max_epochs`` with ``early_stopping`` off). Runs of different epochs share stacks
+    (:func:`negtransfer.runs.runner.ensure`).
+    """
+    n, names, options = job.n, job.names, job.options
+    sources = {"selected": assign_tasks(job.chosen, job.results, n, "val_loss"),
+               "stl": dict(enumerate(job.stl)), "all_tasks": {t: job.everything for t in range(n)}}
+    groups = list(dict.fromkeys(g for where in sources.values() for g in where.values()))
+    data = refit_dataset(job.dataset)
+    configs: dict[int, TrainConfig] = {}
+    specs, epochs = [], {}
+    for g in groups:
+        scale = _row_ratio(job.fold_data[0], data, g, job.config) if options.refit_epochs == "steps" else 1.0
+        epochs[g] = refit_epochs(job.results[g], options.repeats, options.folds, scale)
+        for r, e in enumerate(epochs[g]):
+            config = configs.setdefault(e, replace(job.config, max_epochs=e, early_stopping=False))
+            specs.append(RunSpec(GROUP, g, r, config))
+    start = time.perf_counter()
+    progress = None if job.progress is None else _stage_progress(job.progress, "refit on every non-test row")
+    trained: list = []
+    outputs = ensure(data, specs, job.seed, job.store, executor=job.executor, chunk_size=options.chunk_size,
+                     on_progress=progress, trained=trained)
+    job.trained += trained
+    job.seconds["refit"] = time.perf_counter() - start
+    job._clocked("trainer", start)
+    refits = repeated_results(specs, outputs)
+    per_repeat = {key: np.asarray(sum(refits[g].values("test_loss", t) for t, g in where.items()), dtype=float)
+                  for key, where in sources.items()}
+    built = {key: RefitOption(float(np.mean(per_repeat[key])), _se(per_repeat[key]),
+                              {names[t]: refits[g].test_loss[t] for t, g in sorted(where.items())},
+                              {g.label(names, sep="+"): tuple(epochs[g]) for g in dict.fromkeys(where.values())})
+             for key, where in sources.items()}
+    difference = {key: {"mean": float(np.mean(per_repeat[recommendation] - per_repeat[key])),
+                        "se": _se(per_repeat[recommendation] - per_repeat[key])}
+                  for key in ("stl", "all_tasks") if key != recommendation}
+    split = job.dataset.split
+    rows = {"training": int((data.split == TRAIN).sum()), "from_train": int((split == TRAIN).sum()),
+            "from_validation": int((split == VALIDATION).sum()), "from_audit": int((split == AUDIT).sum())}
+    return RefitReport(recommendation, built, difference, rows, REFIT_EPOCHS_RULES[options.refit_epochs])
+
+
+def _se(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (NaN with fewer than two)."""
+    values = np.atleast_1d(values)
+    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
 
 
 def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:

@@ -20,6 +20,8 @@ The parts, each a frozen dataclass with ``to_dict()``:
 * :class:`Optima`: the test and validation oracles (:class:`Oracle`; ``--exhaustive`` only);
 * :class:`Losses`: per-task test losses of every training option, their totals
   and the totals' standard errors over the repeats;
+* :class:`RefitReport`: ``--refit``: the recommendation and the alternatives retrained on every non-test row
+  for fixed epochs after the decision (:class:`RefitOption`), scored on test;
 * :class:`RunCounts`: runs trained, used and stored;
 * :class:`JobTiming`: the shares of the job's wall time spent training runs, in the gain
   predictor and in the selection, and the seconds per trained run.
@@ -42,6 +44,8 @@ __all__ = [
     "Oracle",
     "PredictionPoint",
     "PredictionQuality",
+    "RefitOption",
+    "RefitReport",
     "Refinement",
     "RoundRecord",
     "RunCounts",
@@ -276,6 +280,83 @@ class Comparison:
                 "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows, "basis": self.basis,
                 "audit_loss": dict(self.audit_loss),
                 "audit_difference": {k: dict(v) for k, v in self.audit_difference.items()}}
+
+
+@dataclass(frozen=True)
+class RefitOption:
+    """One option (the chosen groups, STL or the all-task model) retrained after the decision.
+
+    Attributes
+    ----------
+    total, se : float
+        Summed test loss (mean over repeats) and its standard error over the repeats (NaN with one).
+    test_loss : dict
+        Task -> test loss (mean over repeats), each task read from the option's model that holds it (the
+        chosen groups: the group validation assigned it).
+    epochs : dict
+        Group label (``"a+b"``) -> the fixed epochs of each repeat's refit (its early-stopped run's stopping
+        epoch).
+    """
+
+    total: float
+    se: float
+    test_loss: Mapping[str, float]
+    epochs: Mapping[str, tuple[int, ...]]
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "se": self.se, "test_loss": dict(self.test_loss),
+                "epochs": {g: list(e) for g, e in self.epochs.items()}}
+
+    @staticmethod
+    def from_dict(d: Mapping) -> RefitOption:
+        return RefitOption(d["total"], d["se"], dict(d["test_loss"]), {g: tuple(e) for g, e in d["epochs"].items()})
+
+
+@dataclass(frozen=True)
+class RefitReport:
+    """``--refit``: after the decision, the recommended models and the alternatives retrained on every non-test
+    row (train, validation and audit) for a fixed number of epochs, without early stopping or validation rows.
+
+    The early-stopped runs stay what every other field reports; this block is what a user who deploys the
+    recommendation retrained on all their labelled rows gets.
+
+    Attributes
+    ----------
+    recommendation : str
+        The comparison's recommendation (``"selected"``, ``"stl"`` or ``"all_tasks"``).
+    options : dict
+        ``"selected"``, ``"stl"``, ``"all_tasks"`` -> :class:`RefitOption`.
+    difference : dict
+        Alternative (``"stl"``, ``"all_tasks"``) -> ``{"mean", "se"}``: the recommendation's refit test total
+        minus the alternative's, paired over repeats (empty for the recommendation itself).
+    rows : dict
+        Training rows of the refits, and the train / validation / audit rows they came from.
+    epochs_rule : str
+        How the fixed epochs were chosen, in words.
+    """
+
+    recommendation: str
+    options: Mapping[str, RefitOption]
+    difference: Mapping[str, Mapping[str, float]]
+    rows: Mapping[str, int]
+    epochs_rule: str
+
+    @property
+    def recommended(self) -> RefitOption:
+        """The refit of the recommendation."""
+        return self.options[self.recommendation]
+
+    def to_dict(self) -> dict:
+        return {"recommendation": self.recommendation,
+                "recommended_total": self.recommended.total, "recommended_se": self.recommended.se,
+                "options": {k: v.to_dict() for k, v in self.options.items()},
+                "difference": {k: dict(v) for k, v in self.difference.items()},
+                "rows": dict(self.rows), "epochs_rule": self.epochs_rule}
+
+    @staticmethod
+    def from_dict(d: Mapping) -> RefitReport:
+        return RefitReport(d["recommendation"], {k: RefitOption.from_dict(v) for k, v in d["options"].items()},
+                           {k: dict(v) for k, v in d["difference"].items()}, dict(d["rows"]), d["epochs_rule"])
 
 
 @dataclass(frozen=True)
@@ -613,6 +694,8 @@ class GroupingReport:
         (:func:`~negtransfer.gains.divergence.describe_diverged`); empty when every model trained.
     timing : JobTiming or None
         The shares of the job's wall time (report.json ``timing``; None in a report written before it existed).
+    refit : RefitReport or None
+        ``--refit`` only: the decision's options retrained on every non-test row (report.json ``refit``).
     """
 
     method: str
@@ -642,6 +725,7 @@ class GroupingReport:
     notes: tuple[str, ...] | None = None
     diverged: str = ""
     timing: JobTiming | None = None
+    refit: RefitReport | None = None
 
     # ------------------------------------------------------------- shortcuts
     @property
@@ -729,6 +813,8 @@ class GroupingReport:
         })
         if self.optima is not None:
             out["optimal"] = self.optima.to_dict()
+        if self.refit is not None:
+            out["refit"] = self.refit.to_dict()
         out.update({
             "test_loss": {k: dict(v) for k, v in self.losses.test_loss.items()},
             "totals": dict(self.losses.totals),
@@ -780,5 +866,6 @@ class GroupingReport:
             notes=None if d.get("notes") is None else tuple(d["notes"]),
             diverged=d.get("diverged", ""),
             timing=JobTiming.from_dict(d["timing"]) if d.get("timing") else None,
+            refit=RefitReport.from_dict(d["refit"]) if d.get("refit") else None,
         )
 

@@ -236,8 +236,9 @@ def _worse_tasks(report: GroupingReport) -> list[str]:
 
 def _summary(report: GroupingReport) -> list[str]:
     """The one-screen summary at the top of report.md."""
-    return (_headline(report) + _chosen_groups(report) + _totals_table(report) + _prediction_line(report)
-            + _runs_line(report))
+    refit = refit_line(report)
+    return (_headline(report) + _chosen_groups(report) + _totals_table(report) + ([refit, ""] if refit else [])
+            + _prediction_line(report) + _runs_line(report))
 
 
 def _headline(report: GroupingReport) -> list[str]:
@@ -273,6 +274,31 @@ def recommendation_label(report: GroupingReport) -> str:
     if recommendation == "all_tasks":
         return "the all-task model (one model for every task)"
     return f"the chosen groups ({len(report.selected_groups)})"
+
+
+def refit_line(report: GroupingReport) -> str | None:
+    """``--refit``: the recommendation's test total after the refit on every non-test row, beside the
+    alternatives' refits (report.json ``refit``); None without a refit."""
+    refit = report.refit
+    if refit is None:
+        return None
+    names = {"selected": "chosen groups", "stl": "STL", "all_tasks": "all-task"}
+    rows = refit.rows
+    others = []
+    for key in ("selected", "stl", "all_tasks"):
+        if key == refit.recommendation or key not in refit.options:
+            continue
+        text = f"{names[key]} {fmt_pm(fmt_loss(refit.options[key].total), refit.options[key].se)}"
+        difference = refit.difference.get(key)
+        if difference is not None:
+            mean = f"{difference['mean']:+.4f}"
+            text += f" (recommended minus it: {fmt_pm(mean, difference['se'])})"
+        others.append(text)
+    return (f"After the decision, refit on every non-test row ({rows.get('training', 0)} rows: "
+            f"{rows.get('from_train', 0)} train, {rows.get('from_validation', 0)} validation, "
+            f"{rows.get('from_audit', 0)} audit) for each run's stopping epoch: the recommendation "
+            f"({names[refit.recommendation]}) {fmt_pm(fmt_loss(refit.recommended.total), refit.recommended.se)} "
+            f"total test loss; " + ", ".join(others) + "; \u00b1 one standard error over the repeats.")
 
 
 def _oracle_lines(report: GroupingReport) -> list[str]:

@@ -27,7 +27,7 @@ from negtransfer.train.batched import ModelResult, train_group_models
 from negtransfer.train.config import TrainConfig
 
 Group = tuple[int, ...]
-Run = tuple[Group, int]  # (group, repeat)
+Run = tuple  # (group, repeat), or (group, repeat, epochs) in a fixed-budget stack
 ChunkDone = Callable[[list[ModelResult]], None]
 ItemDone = Callable[[int, Any], None]
 
@@ -142,7 +142,9 @@ def train_chunk(dataset: MultiTaskDataset, chunk: Sequence[Run], config: TrainCo
     Parameters
     ----------
     dataset : MultiTaskDataset
-    chunk : sequence of (group, repeat)
+    chunk : sequence of (group, repeat), or of (group, repeat, epochs)
+        With a third element every run trains exactly that many epochs (``config.early_stopping`` False;
+        the runner's fixed-budget stacks, :func:`negtransfer.runs.runner.ensure`).
     config : TrainConfig
     seed : int
         The job's seed (repeat r trains with ``repeat_seed(seed, r)``).
@@ -153,8 +155,9 @@ def train_chunk(dataset: MultiTaskDataset, chunk: Sequence[Run], config: TrainCo
     list of ModelResult
         In the order of ``chunk``.
     """
-    return train_group_models(dataset, [g for g, _ in chunk], config, seed, repeats=[r for _, r in chunk],
-                              on_epoch=on_epoch)
+    budgets = [run[2] for run in chunk] if chunk and len(chunk[0]) > 2 else None
+    return train_group_models(dataset, [run[0] for run in chunk], config, seed, repeats=[run[1] for run in chunk],
+                              on_epoch=on_epoch, epochs=budgets)
 
 
 def _start_worker(parent: int) -> None:

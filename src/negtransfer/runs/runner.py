@@ -10,7 +10,7 @@ identical numbers. :func:`ensure_runs` is its form for group runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
@@ -60,7 +60,9 @@ def ensure(
     Stacked (group) runs are trained in vectorised stacks by
     ``executor.run``: with ``chunk_size`` None (the default, :data:`AUTO_STACKS`)
     all pending runs of one dataset and configuration form one stack per
-    worker of the executor (:func:`stack_count`), split further only where a
+    worker of the executor (:func:`stack_count`; configurations that differ
+    only in ``max_epochs`` with ``early_stopping`` off count as one, each
+    model training its own epoch budget as if alone), split further only where a
     stack would exceed :data:`~negtransfer.train.batched.STACK_MEMORY`; a
     positive ``chunk_size`` gives stacks of that many models (a group's
     repeats side by side). Every other
@@ -106,8 +108,8 @@ def ensure(
     job = _Ensure(data, list(specs), int(seed), RunStore(MEMORY) if store is None else store, trained, on_progress)
     job.plan()
     executor = executor or InProcessExecutor()
-    for dataset, config, digest, chunks in job.stacked_chunks(chunk_size, executor_workers(executor)):
-        executor.run(dataset, chunks, config, job.seed, job.chunk_writer(digest))
+    for dataset, config, digests, chunks in job.stacked_chunks(chunk_size, executor_workers(executor)):
+        executor.run(dataset, chunks, config, job.seed, job.chunk_writer(digests))
     singles = job.single_pieces()
     if singles:
         executor.map(train_one, [(job.specs[i], job.dataset_of(job.specs[i]), job.seed) for i in singles],
@@ -216,9 +218,13 @@ class _Ensure:
         self.pieces = dict(sorted(pieces.items(), key=lambda item: min([item[0], *item[1]])))
         self._progress()
 
-    def stacked_chunks(self, chunk_size: int | None, workers: int = 1) -> list[tuple[Any, Any, str, list[list[Run]]]]:
+    def stacked_chunks(self, chunk_size: int | None, workers: int = 1
+                       ) -> list[tuple[Any, Any, frozenset[str], list[list[Run]]]]:
         """Per (dataset, configuration): the missing stacked runs in chunks, a group's repeats side by side
-        (``chunk_size`` None: :func:`stack_count` stacks, every one a share of every part of the run list)."""
+        (``chunk_size`` None: :func:`stack_count` stacks, every one a share of every part of the run list),
+        with the configuration's hash. Fixed-budget configurations that differ only in ``max_epochs``
+        (:func:`_stack_digest`) form one part: its configuration trains the largest budget, each run a
+        ``(group, repeat, epochs)`` entry with its own budget, and it carries every member's hash."""
         position: dict[Group, int] = {}
         for s in self.specs:
             if s.kind.stacked:
@@ -226,38 +232,61 @@ class _Ensure:
         parts: dict[tuple[int, str], list[int]] = {}
         for i in self.pieces:
             if self.specs[i].kind.stacked:
-                parts.setdefault((id(self.dataset_of(self.specs[i])), self.keys[i].model_row()[3]), []).append(i)
+                parts.setdefault((id(self.dataset_of(self.specs[i])), self._stack_digest(i)), []).append(i)
         out = []
         for members in parts.values():
             members.sort(key=lambda i: (position[self.specs[i].group], self.specs[i].repeat))
-            runs = [(self.specs[i].group, self.specs[i].repeat) for i in members]
             first = self.specs[members[0]]
+            digests = frozenset(self.keys[i].model_row()[3] for i in members)
+            config = first.config
+            runs: list = [(self.specs[i].group, self.specs[i].repeat) for i in members]
+            if len(digests) > 1:  # fixed budgets of several lengths in one stack
+                budgets = [self.specs[i].config.max_epochs for i in members]
+                config = replace(config, max_epochs=max(budgets))
+                runs = [(g, r, e) for (g, r), e in zip(runs, budgets, strict=True)]
             dataset = self.dataset_of(first)
             if chunk_size:
                 chunks = [runs[a: a + chunk_size] for a in range(0, len(runs), chunk_size)]
             else:  # every stack takes every n-th run: alike in size and cost
-                n = stack_count(dataset, first.config, [g for g, _ in runs], workers)
+                n = stack_count(dataset, config, [run[0] for run in runs], workers)
                 chunks = [runs[start::n] for start in range(n)]
-            out.append((dataset, first.config, self.keys[members[0]].model_row()[3], chunks))
+            out.append((dataset, config, digests, chunks))
         return out
+
+    def _stack_digest(self, i: int) -> str:
+        """What must match for spec ``i`` to share a stack: its configuration's hash, or for a fixed budget
+        (a :class:`TrainConfig` with ``early_stopping`` off) that of the configuration with ``max_epochs`` set
+        to 1, so runs of different budgets stack together."""
+        config = self.specs[i].config
+        if isinstance(config, TrainConfig) and not config.early_stopping:
+            return "fixed-budget:" + config_digest(replace(config, max_epochs=1))
+        return self.keys[i].model_row()[3]
 
     def single_pieces(self) -> list[int]:
         return [i for i in self.pieces if not self.specs[i].kind.stacked]
 
     # ---------------------------------------------------------------- writing
-    def chunk_writer(self, digest: str) -> Callable[[list[ModelResult]], None]:
-        """The callback that stores each finished chunk of the stacked runs of one configuration."""
-        index = {(self.specs[i].group, self.specs[i].repeat): i for i in self.pieces
-                 if self.specs[i].kind.stacked and self.keys[i].model_row()[3] == digest}
+    def chunk_writer(self, digests: frozenset[str]) -> Callable[[list[ModelResult]], None]:
+        """The callback that stores each finished chunk of the stacked runs of one configuration (of several
+        fixed-budget configurations: ``digests``, each result then found by its epochs too)."""
+        budgets = len(digests) > 1
+
+        def run_key(group, repeat, epochs) -> tuple:
+            return (tuple(group), repeat, epochs) if budgets else (tuple(group), repeat)
+
+        index = {run_key(self.specs[i].group, self.specs[i].repeat, getattr(self.specs[i].config, "max_epochs", None)): i
+                 for i in self.pieces if self.specs[i].kind.stacked and self.keys[i].model_row()[3] in digests}
 
         def on_chunk(results: list[ModelResult]) -> None:
-            done = [index[(tuple(res.group), res.repeat)] for res in results]
-            rows: dict[tuple[str, int], list[ModelResult]] = {}
-            for i, res in zip(done, results, strict=True):
-                fp, _, seed, _ = self.keys[i].model_row()
-                rows.setdefault((fp, seed), []).append(res)
-            for (fp, seed), results_of_seed in rows.items():  # one transaction per repeat
-                self.store.put_many(fp, seed, digest, results_of_seed, config=config_record(self.specs[done[0]].config))
+            done = [index[run_key(res.group, res.repeat, res.epochs)] for res in results]
+            rows: dict[tuple[str, int, str], list[int]] = {}
+            for i in done:
+                fp, _, seed, digest = self.keys[i].model_row()
+                rows.setdefault((fp, seed, digest), []).append(i)
+            position = dict(zip(done, results, strict=True))
+            for (fp, seed, digest), members in rows.items():  # one transaction per repeat and configuration
+                self.store.put_many(fp, seed, digest, [position[i] for i in members],
+                                    config=config_record(self.specs[members[0]].config))
             self._finished(done)
 
         return on_chunk

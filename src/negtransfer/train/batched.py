@@ -330,6 +330,7 @@ def train_group_models(
     step_hook: StepHook | None = None,
     keep_test_predictions: bool = False,
     keep_parameters: bool = False,
+    epochs: Sequence[int] | None = None,
 ) -> list[ModelResult]:
     """Train one hard-sharing model per (group, repeat), all in one vectorised stack.
 
@@ -374,6 +375,11 @@ def train_group_models(
         :func:`~negtransfer.nn.hard_sharing.init_parameters` (e.g. for GRAD-TAE's
         gradients at the trained point); for a model of another factory its
         state dict (name to CPU tensor). Not meant for the run store.
+    epochs : sequence of int, optional
+        A fixed epoch budget per model (refits after a decision, issue 25): model k trains exactly
+        ``epochs[k]`` epochs and keeps its last weights, as if trained alone with ``max_epochs = epochs[k]``
+        (it stops like an early-stopped model: dropped from the stack, or masked). Needs
+        ``config.early_stopping`` False and every budget in 1 .. ``config.max_epochs``.
 
     Returns
     -------
@@ -405,6 +411,7 @@ def train_group_models(
     if step_hook is not None and config.gradient_aggregation != "sum":
         raise ValueError(f"gradient_aggregation {config.gradient_aggregation!r} cannot be combined with a step hook "
                          "(the affinity trackers train the all-task model with the summed gradient); use 'sum'")
+    budgets = _checked_budgets(epochs, len(group_idx), config)
     if not group_idx:
         return []
     if config.model.is_default and dataset.X.ndim > 2:  # the built-in MLP reads every example flattened
@@ -425,12 +432,27 @@ def train_group_models(
                 warnings.warn(f"{config.model.name}: {plan.note}", UnstackableModelWarning, stacklevel=2)
             for stack in ([members] if plan.stackable else [[k] for k in members]):
                 results = _train_stack(dataset, [group_idx[k] for k in stack], [reps[k] for k in stack], config,
-                                       seed, plan, on_epoch, step_hook, keep_test_predictions, keep_parameters)
+                                       seed, plan, on_epoch, step_hook, keep_test_predictions, keep_parameters,
+                                       None if budgets is None else [budgets[k] for k in stack])
                 for k, res in zip(stack, results, strict=True):
                     out[k] = res
         return out  # type: ignore[return-value]
     finally:
         torch.set_num_threads(threads)
+
+
+def _checked_budgets(epochs: Sequence[int] | None, n_models: int, config: TrainConfig) -> list[int] | None:
+    """``epochs`` as a list of ints, checked against the models and ``config`` (see :func:`train_group_models`)."""
+    if epochs is None:
+        return None
+    budgets = [int(e) for e in epochs]
+    if len(budgets) != n_models:
+        raise ValueError(f"epochs gives {len(budgets)} budgets for {n_models} models: one per (group, repeat)")
+    if config.early_stopping:
+        raise ValueError("per-model epoch budgets train a fixed number of epochs: set early_stopping=False")
+    if any(not 1 <= e <= config.max_epochs for e in budgets):
+        raise ValueError(f"every epoch budget must be in 1..max_epochs ({config.max_epochs}), got {budgets}")
+    return budgets
 
 
 def _train_stack(dataset, group_idx, reps, config, seed, plan: StackingPlan, *args) -> list[ModelResult]:
@@ -831,11 +853,14 @@ class _EarlyStopping:
     ``alive`` maps each stack position to its model's original index; ``mask`` is the task mask of the models
     in the stack; ``running`` says which of them still train (all of them where stopped models are dropped; on
     a GPU stopped models stay in the stack, masked, so that every step has the same shapes); ``best_params``
-    holds, per original model, the weights of its best epoch so far.
+    holds, per original model, the weights of its best epoch so far. ``budget`` (per original model, optional):
+    the epoch after which each model stops whatever its validation loss (a fixed per-model epoch budget).
     """
 
-    def __init__(self, params: Sequence[torch.Tensor], group_mask: torch.Tensor, device: torch.device):
+    def __init__(self, params: Sequence[torch.Tensor], group_mask: torch.Tensor, device: torch.device,
+                 budget: Sequence[int] | None = None):
         K = group_mask.shape[0]
+        self.budget = None if budget is None else torch.tensor(list(budget), dtype=torch.long, device=device)
         self.alive = torch.arange(K, device=device)  # original index of each stack position
         self.running = torch.ones(K, dtype=torch.bool, device=device)
         self.best_val = torch.full((K,), float("inf"), device=device)
@@ -866,7 +891,8 @@ class _EarlyStopping:
                                              self.best_epoch[alive])
         waited = torch.where(self.running, self.wait[alive] + 1, self.wait[alive])
         self.wait[alive] = torch.where(improved, torch.zeros_like(self.wait[alive]), waited)
-        return (self.wait[alive] < config.patience) & self.running
+        still = (self.wait[alive] < config.patience) & self.running
+        return still if self.budget is None else still & (self.budget[alive] > epoch)
 
     def keep(self, keep: torch.Tensor) -> None:
         """Drop every stack position not in ``keep`` (the models that stopped)."""
@@ -935,7 +961,7 @@ MASK_STOPPED_MODELS = False
 
 
 def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, keep_test_predictions=False,
-           keep_parameters=False) -> list[ModelResult]:
+           keep_parameters=False, budgets: list[int] | None = None) -> list[ModelResult]:
     K = len(group_idx)
     t_start = time.perf_counter()
     layout = TaskLossLayout(dataset.tasks)
@@ -957,7 +983,7 @@ def _train(dataset, group_idx, reps, config, seed, plan, on_epoch, step_hook, ke
     validation = (X_val.to(device), Y_val.to(device))
     batches = _Batches(dataset, group_idx, train_seeds, config,
                        unpadded=isinstance(model, StackedModel) and not model.stackable and bool(model.buffer_names))
-    state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device)
+    state = _EarlyStopping(stack_state(model), _group_mask(group_idx, dataset.n_tasks, device), device, budgets)
     step = stepper.bind(opt, layout, state, config)
     for epoch in range(1, config.max_epochs + 1):
         opt.lr = config.learning_rate_at(epoch)
