@@ -160,3 +160,16 @@ def test_validation_metrics_are_the_kept_checkpoints_and_leave_the_test_auroc_un
     assert test["auroc"] == metrics["auroc"]
     for loss in test["loss"].values():
         assert 0 < loss < 5 and not math.isnan(loss)
+
+
+def test_cli_selects_on_validation_and_says_what_each_run_chose(tmp_path, monkeypatch):
+    import negtransfer.data.builtin as builtin
+
+    monkeypatch.setattr(builtin, "load_builtin", lambda name, seed=0, **kw: tiny_table(seed))
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["compare", "--dataset", "mnist-variation", "--models", "stl,p-amtl", "--runs", "1",
+                              "--epochs", "2", "--set", "mc_samples=2", "--select-on-validation",
+                              "hidden=4,8", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "p-amtl: chosen on validation, per run: hidden=" in res.output
+    assert (out / "selection.csv").exists() and "## Settings chosen on validation" in (out / "report.md").read_text()
