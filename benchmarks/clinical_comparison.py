@@ -87,6 +87,7 @@ def main() -> None:
     parts = [paper_table_markdown(report, "auroc")]
     if report.selection:
         parts.append(selection_markdown(report))
+        parts += _per_setting(report, [r for r in args.paired_vs.split(",") if r])
     for reference in filter(None, args.paired_vs.split(",")):
         parts.append(paired_markdown(report, "auroc", reference))
     seconds: dict[str, list[float]] = {}
@@ -97,6 +98,30 @@ def main() -> None:
     table = "\n\n".join(parts)
     (out / "table.md").write_text(table + "\n")
     print(table)
+
+
+def _per_setting(report, references: list[str]) -> list[str]:
+    """With --select-on-validation: the paired differences with every model at one setting of the grid, and each
+    model's chosen settings minus that setting (from the same runs)."""
+    from dataclasses import replace
+
+    from negtransfer.report.compare import paired_differences, paired_markdown
+
+    parts = []
+    for setting in dict.fromkeys(c["setting"] for c in report.selection["candidates"]):
+        fixed = replace(report, rows=report.setting_rows(setting), selection={})
+        parts.append(f"Every model at {setting} (not chosen; for comparison):")
+        parts += [paired_markdown(fixed, "auroc", reference) for reference in references]
+        suffix = f" [{setting}]"
+        both = replace(report, rows=report.rows + report.setting_rows(setting, suffix),
+                       models=report.models + [replace(m, name=m.name + suffix) for m in report.models])
+        lines = []
+        for model in report.models:
+            d = paired_differences(both, "auroc", model.name + suffix)[model.name]
+            lines.append(f"{model.name} chosen minus {model.name}{suffix}: {d['mean']:+.4f} ± {d['se']:.4f} "
+                         f"({d['better']}/{d['runs']} runs better)")
+        parts.append("\n".join(lines))
+    return parts
 
 
 if __name__ == "__main__":

@@ -232,6 +232,18 @@ class CompareReport:
                     out[model.name][task] = _mean_se(vals)
         return out
 
+    def setting_rows(self, setting: str, suffix: str = "") -> list[dict]:
+        """With ``--select-on-validation``: the rows (as :attr:`rows`) every model had with one setting of the grid
+        (its label, e.g. ``"hidden=64,dropout=0.3"``), whether chosen or not; model names end in ``suffix``."""
+        rows = []
+        for c in self.selection.get("candidates", []):
+            if c["setting"] != setting:
+                continue
+            for metric, per_task in c["metrics"].items():
+                rows += [{"model": c["model"] + suffix, "task": task, "run": c["run"], "metric": metric,
+                          "value": float("nan") if v is None else float(v)} for task, v in per_task.items()]
+        return rows
+
     def to_frame(self):
         """The long results table (results.csv): columns ``model, task, run, metric, value``, one row per model,
         task (``"average"`` for the mean over tasks), run and metric."""
