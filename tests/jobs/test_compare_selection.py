@@ -111,6 +111,8 @@ def test_selection_trains_every_setting_and_reports_the_chosen_ones(tmp_path):
             kept = results[(results.model == model) & (results.run == run) & (results.metric == metric)]
             expected = chosen[chosen.metric == metric].set_index("task")["value"]
             assert np.allclose(kept.set_index("task")["value"].loc[expected.index], expected, equal_nan=True)
+    fixed = report.setting_rows("hidden=4,dropout=0.1", " [4]")
+    assert len(fixed) == 3 * 2 * 3 * 3 and {r["model"] for r in fixed} == {"stl [4]", "mtl [4]", "p-amtl [4]"}
     text = md_path.read_text()
     assert "## Settings chosen on validation" in text and "| p-amtl |" in text and "hidden = 4, 8" in text
     assert '"selection"' in json_path.read_text()
