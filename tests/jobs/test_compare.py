@@ -199,7 +199,12 @@ def test_clinical_models_through_the_store_resume_with_identical_results(tmp_pat
     csv_path, md_path, _ = write_compare_outputs(first, tmp_path / "a")
     table = pd.read_csv(csv_path)
     assert list(table.columns) == ["model", "task", "run", "metric", "value"]
-    assert set(table["task"]) == {"a", "b", "average"} and len(table) == 2 * 2 * 3
+    assert set(table["task"]) == {"a", "b", "average"} and len(table) == 2 * 2 * 3 * 3
+    # the test rows first (as before validation metrics existed), then the kept checkpoint's validation metrics
+    assert list(table["metric"]) == ["auroc"] * 12 + ["val_auroc"] * 3 + ["val_loss"] * 3 + ["val_auroc"] * 3 + \
+        ["val_loss"] * 3 + ["val_auroc"] * 3 + ["val_loss"] * 3 + ["val_auroc"] * 3 + ["val_loss"] * 3
+    assert (table[table.metric == "val_loss"]["value"] > 0).all()
+    assert "val_auroc" not in md_path.read_text()  # report.md tabulates test metrics only
     report = md_path.read_text()
     assert "| tp-amtl |" in report and "tp-amtl vs stl-lstm" in report
     again = run_compare(tiny_sequences, "tiny", options, 0, store)

@@ -62,6 +62,11 @@ def compare(
                                   "against: ours (stl-lstm, stl, vstl ...), paper (the public code's, e.g. "
                                   "stl-lstm-public for TP-AMTL) or both; paper and both add paired differences "
                                   "(mean ± s.e. over runs). Run the baselines too (--models)."),
+    select: Optional[str] = typer.Option(None, "--select-on-validation", help="A grid of model options, e.g. "
+                                         "\"hidden=16,32,64;dropout=0.1,0.3,0.5\": every model (the baselines too) "
+                                         "is trained with each setting in every run and keeps, per run, the one with "
+                                         "the best mean validation AUROC over tasks (TP-AMTL family); report.md says "
+                                         "which, selection.csv has every setting's scores.", rich_help_panel=TRAINING),
     settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
     out: Path = OutOpt,
     store: Optional[Path] = StoreOpt,
@@ -90,9 +95,12 @@ def compare(
     is missing and writes the same results.csv.
     results.csv has columns model, task, run, metric, value; report.md has one
     table per metric in the paper's layout (mean ± s.e. per task), with cells
-    below the model's single-task counterpart marked.
+    below the model's single-task counterpart marked. The TP-AMTL family adds
+    the kept checkpoint's validation AUROC and loss (metrics val_auroc,
+    val_loss) to results.csv; --select-on-validation chooses model options by
+    them.
     """
-    from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, run_compare
+    from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, parse_selection_grid, run_compare
     from negtransfer.models.base import FitOptions
     from negtransfer.report.compare import write_compare_outputs
 
@@ -102,9 +110,9 @@ def compare(
     TrainingOptions(epochs, batch_size, lr, optimizer, patience).check()
     fit = FitOptions(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
                      patience=patience, settings=parse_settings(settings), fgsm_epsilons=tuple(fgsm_levels(fgsm)))
-    options = CompareOptions(models=tuple(split_list(models) or ()), runs=runs, train_fraction=train_fraction,
-                             fit=fit, threads=threads)
     try:
+        options = CompareOptions(models=tuple(split_list(models) or ()), runs=runs, train_fraction=train_fraction,
+                                 fit=fit, threads=threads, select_on_validation=parse_selection_grid(select))
         options.check()
     except ValueError as exc:
         fail(str(exc))
@@ -140,6 +148,8 @@ def _echo_summary(report) -> None:
     for name, cells in report.summary(metric).items():
         mean, se = cells.get("average", (float("nan"), float("nan")))
         typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
+    for name, runs in report.selection.get("chosen", {}).items():
+        typer.echo(f"{name:>22}: chosen on validation, per run: " + "; ".join(runs.values()))
     if report.baselines == "ours":
         return
     for d in baseline_differences(report, metric):

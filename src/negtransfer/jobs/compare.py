@@ -24,10 +24,23 @@ columns ``model, task, run, metric, value`` (one row per run, task and metric;
 ``task = "average"`` for the mean over tasks), ``report.md`` (one table per
 metric in the layout of the papers' tables) and ``report.json``
 (:meth:`CompareReport.to_dict`).
+
+Families that report validation metrics (the clinical one: ``val_auroc`` and
+``val_loss``, the kept checkpoint's, per task) add those rows to results.csv
+after all test rows. With ``--select-on-validation GRID`` (sklearn's
+``param_grid`` as text, e.g. ``"hidden=16,32,64;dropout=0.1,0.3,0.5"``) every
+model of the comparison is trained once per setting of the grid in every run,
+and per (model, run) the setting with the best mean validation AUROC over tasks
+is kept: its rows are the model's rows of the tables (the runs stay paired),
+the seconds of a (model, run) are those of all its settings, and
+``selection.csv`` / report.json's ``selection`` give every setting's scores and
+the one each run chose (:func:`select_on_validation`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,8 +58,12 @@ __all__ = [
     "ModelEntry",
     "compare_key",
     "compare_spec",
+    "grid_settings",
+    "parse_selection_grid",
     "prepare_dataset",
     "run_compare",
+    "select_on_validation",
+    "setting_label",
 ]
 
 #: Bumped when a stored comparison result changes meaning, so old stores are not reused.
@@ -54,6 +71,13 @@ RESULT_FORMAT = 1
 
 #: Metrics where lower is better (the STL marker flips for them).
 LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
+
+#: Validation metrics (``val_auroc``, ``val_loss``: the kept checkpoint's, per task) start with this; results.csv
+#: lists them after every test metric, and report.md's tables leave them out.
+VALIDATION_PREFIX = "val_"
+
+#: What ``--select-on-validation`` maximises: the mean over tasks (``"average"``) of this validation metric.
+SELECTION_METRIC = "val_auroc"
 
 #: ``--baselines``: which single-task baseline each model is marked and paired against: ours
 #: (``ModelSpec.stl_counterpart``), the paper's public code's (``ModelSpec.paper_counterpart``), or both.
@@ -77,6 +101,10 @@ class CompareOptions:
         Training options and ``--set`` settings read by the model families.
     threads : int
         torch CPU threads per unit of work (small models run fastest on one).
+    select_on_validation : tuple
+        The grid of builder options chosen on validation
+        (:func:`parse_selection_grid`): ``((name, (value, ...)), ...)``; empty
+        (default): each model with its own options, trained once per run.
     """
 
     models: tuple
@@ -84,6 +112,7 @@ class CompareOptions:
     train_fraction: float | None = None
     fit: FitOptions = field(default_factory=FitOptions)
     threads: int = 1
+    select_on_validation: tuple = ()
 
     def check(self) -> None:
         """Raise ValueError naming a bad option and its fix."""
@@ -97,6 +126,7 @@ class CompareOptions:
         for eps in self.fit.fgsm_epsilons:
             if not (math.isfinite(eps) and eps >= 0):
                 raise ValueError(f"--fgsm noise levels must be finite numbers >= 0, got {eps!r}")
+        _check_grid(self.select_on_validation)
 
 
 @dataclass(frozen=True)
@@ -158,6 +188,11 @@ class CompareReport:
         Which single-task baselines report.md marks and pairs against
         (:meth:`ModelEntry.counterparts`); a reporting choice, not part of any
         run's key.
+    selection : dict
+        With ``--select-on-validation``: ``grid``, ``metric``, ``chosen``
+        (``{model: {run: setting}}``) and ``candidates`` (one entry per model,
+        run and setting: its options, seconds and every metric per task);
+        empty otherwise.
     """
 
     dataset: str
@@ -175,10 +210,15 @@ class CompareReport:
     reused: int = 0
     notes: list = field(default_factory=list)
     baselines: str = "ours"
+    selection: dict = field(default_factory=dict)
 
     def metrics(self) -> list[str]:
-        """The metrics, in the order the models reported them."""
+        """The metrics, in the order the models reported them (test metrics first, then validation ones)."""
         return list(dict.fromkeys(r["metric"] for r in self.rows))
+
+    def test_metrics(self) -> list[str]:
+        """The metrics of the test split (those not starting with :data:`VALIDATION_PREFIX`)."""
+        return [m for m in self.metrics() if not m.startswith(VALIDATION_PREFIX)]
 
     def summary(self, metric: str) -> dict[str, dict[str, tuple[float, float]]]:
         """``{model: {task: (mean, standard error)}}`` over runs for one metric (s.e. NaN with one run)."""
@@ -191,6 +231,18 @@ class CompareReport:
                 if vals:
                     out[model.name][task] = _mean_se(vals)
         return out
+
+    def setting_rows(self, setting: str, suffix: str = "") -> list[dict]:
+        """With ``--select-on-validation``: the rows (as :attr:`rows`) every model had with one setting of the grid
+        (its label, e.g. ``"hidden=64,dropout=0.3"``), whether chosen or not; model names end in ``suffix``."""
+        rows = []
+        for c in self.selection.get("candidates", []):
+            if c["setting"] != setting:
+                continue
+            for metric, per_task in c["metrics"].items():
+                rows += [{"model": c["model"] + suffix, "task": task, "run": c["run"], "metric": metric,
+                          "value": float("nan") if v is None else float(v)} for task, v in per_task.items()]
+        return rows
 
     def to_frame(self):
         """The long results table (results.csv): columns ``model, task, run, metric, value``, one row per model,
@@ -216,6 +268,7 @@ class CompareReport:
             "reused": self.reused,
             "notes": list(self.notes),
             "baselines": self.baselines,
+            **({"selection": self.selection} if self.selection else {}),
         }
 
 
@@ -252,7 +305,7 @@ def _offset_seed(seed: int, run: int) -> int:
 def _fit_spec(dataset: Any, spec: RunSpec, seed: int) -> RunOutput:
     """Train and score the (model, run) of a comparison's run specification (a worker's function)."""
     unit = _Unit(spec.extra("model_spec"), dataset, _offset_seed(seed, spec.repeat), spec.config, spec.extra("fit"),
-                 int(spec.extra("threads")))
+                 int(spec.extra("threads")), tuple(spec.extra("model_options", ())))
     return RunOutput(records={"compare": _fit_unit(unit)})
 
 
@@ -263,17 +316,24 @@ COMPARE = RunKind("compare", stores_model=False, artifacts=(ArtifactSlot(
                "threads={threads}"),), train=_fit_spec, training_seed=_offset_seed)
 
 
-def compare_spec(spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1) -> RunSpec:
+def compare_spec(spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1,
+                 model_options: tuple = ()) -> RunSpec:  # fmt: skip
     """The run specification of one (model, run) unit: run ``run``'s model ``spec`` trained with ``config``.
 
     A model whose code changed its numbers has ``spec.version > 1``, which
     follows its name in the key (``tp-amtl@v2``); version-1 keys are unchanged.
     torch's thread count is part of the key: several threads may sum in another order.
+    ``model_options`` (one setting of ``--select-on-validation``, ``((name, value), ...)``)
+    follow the name in brackets (``p-amtl@v2[hidden=32,dropout=0.5]``); without them the key is as before.
     """
     fgsm = ",".join(repr(float(e)) for e in options.fgsm_epsilons)
     name = spec.name if spec.version <= 1 else f"{spec.name}@v{int(spec.version)}"
-    return RunSpec(COMPARE, (), run, config, {"family": spec.family, "model": name, "fgsm": fgsm,
-                                              "threads": int(threads), "model_spec": spec, "fit": options})
+    extras = {"family": spec.family, "model": name, "fgsm": fgsm, "threads": int(threads), "model_spec": spec,
+              "fit": options}
+    if model_options:
+        extras["model"] = f"{name}[{setting_label(model_options)}]"
+        extras["model_options"] = tuple(model_options)
+    return RunSpec(COMPARE, (), run, config, extras)
 
 
 def compare_key(fingerprint: str, spec: ModelSpec, config_digest: str, seed: int, options: FitOptions,
@@ -295,6 +355,7 @@ class _Unit:
     config: Any
     options: FitOptions
     threads: int
+    model_options: tuple = ()
 
 
 def _fit_unit(unit: _Unit) -> dict:
@@ -303,7 +364,12 @@ def _fit_unit(unit: _Unit) -> dict:
 
     torch.set_num_threads(unit.threads)
     start = time.perf_counter()
-    metrics = unit.spec.fit_evaluate(unit.spec.name, unit.dataset, unit.seed, unit.config, unit.options)
+    if unit.model_options:  # a family with ``check_options`` takes them (ModelSpec)
+        fit_evaluate: Any = unit.spec.fit_evaluate
+        metrics = fit_evaluate(unit.spec.name, unit.dataset, unit.seed, unit.config, unit.options,
+                               model_options=dict(unit.model_options))
+    else:
+        metrics = unit.spec.fit_evaluate(unit.spec.name, unit.dataset, unit.seed, unit.config, unit.options)
     return {"metrics": with_average(metrics), "seconds": time.perf_counter() - start}
 
 
@@ -363,23 +429,30 @@ def run_compare(
     for spec in model_specs:
         if spec.check_dataset is not None:
             spec.check_dataset(spec.name, datasets[0])
+    settings = grid_settings(options.select_on_validation)
+    if options.select_on_validation:
+        _check_selectable(model_specs, settings)
     units, specs = [], []
     for r, ds in enumerate(datasets):
         for spec in model_specs:
             config, _ = configs[spec.family]
-            units.append(_Unit(spec, ds, seed + r, config, options.fit, options.threads))
-            specs.append(compare_spec(spec, r, config, options.fit, options.threads))
+            for setting in settings:
+                units.append(_Unit(spec, ds, seed + r, config, options.fit, options.threads, setting))
+                specs.append(compare_spec(spec, r, config, options.fit, options.threads, setting))
     cb = (lambda done, total: progress("models x runs", done, total)) if progress is not None else None
     trained: list = []
     outputs = ensure(datasets, specs, seed, store, executor=executor, on_progress=cb, trained=trained)
     stored = [out.records["compare"] for out in outputs]
+    selection: dict = {}
+    if options.select_on_validation:
+        units, stored, selection = select_on_validation(units, stored, seed, options.select_on_validation)
     report = CompareReport(
         dataset=name, data_kind=kind, runs=options.runs, seed=seed, train_fraction=options.train_fraction,
         models=[ModelEntry(s.name, s.family, s.stl_counterpart, s.description, s.paper_counterpart)
                 for s in model_specs],
         configs={family: asdict(config) for family, (config, _) in configs.items()},
         options={**options.fit.to_dict(), "threads": options.threads},
-        trained=len(trained), reused=len(units) - len(trained),
+        trained=len(trained), reused=len(specs) - len(trained), selection=selection,
     )
     _fill_rows(report, units, stored)
     return report
@@ -401,17 +474,156 @@ def _family_configs(specs: Sequence[ModelSpec], fit: FitOptions) -> dict:
 
 
 def _fill_rows(report: CompareReport, units: Sequence[_Unit], values: Sequence[dict]) -> None:
-    """The long table, in run, model, metric and task order; ``"average"`` the last task."""
+    """The long table, in run, model, metric and task order; ``"average"`` the last task.
+
+    The test metrics of every unit come first, then the validation metrics
+    (:data:`VALIDATION_PREFIX`) in the same order, so a comparison's test rows
+    are those it had before validation metrics were recorded.
+    """
     tasks: list[str] = []
-    for unit, value in zip(units, values, strict=True):
-        run = unit.seed - report.seed
-        report.seconds[f"{unit.spec.name}/{run}"] = value["seconds"]
-        for metric, per_task in value["metrics"].items():
-            for task, v in per_task.items():
-                if task not in tasks:
-                    tasks.append(task)
-                report.rows.append({"model": unit.spec.name, "task": task, "run": run, "metric": metric,
-                                    "value": float("nan") if v is None else float(v)})
+    for validation in (False, True):
+        for unit, value in zip(units, values, strict=True):
+            run = unit.seed - report.seed
+            report.seconds[f"{unit.spec.name}/{run}"] = value["seconds"]
+            for metric, per_task in value["metrics"].items():
+                if metric.startswith(VALIDATION_PREFIX) != validation:
+                    continue
+                for task, v in per_task.items():
+                    if task not in tasks:
+                        tasks.append(task)
+                    report.rows.append({"model": unit.spec.name, "task": task, "run": run, "metric": metric,
+                                        "value": float("nan") if v is None else float(v)})
     if "average" in tasks:
         tasks = [t for t in tasks if t != "average"] + ["average"]
     report.tasks = tasks
+
+
+# ---------------------------------------------------------------- --select-on-validation
+def _parse_value(text: str) -> Any:
+    """A grid value: a JSON number, boolean or null, else the string as given."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool)) or value is None else text
+
+
+def parse_selection_grid(text: str | None) -> tuple:
+    """``--select-on-validation``'s grid from text, in the order given.
+
+    ``"hidden=16,32,64;dropout=0.1,0.3,0.5"`` ->
+    ``(("hidden", (16, 32, 64)), ("dropout", (0.1, 0.3, 0.5)))``: options
+    separated by ``;``, each ``NAME=V1,V2,...`` (numbers as numbers). The
+    settings tried are every combination (:func:`grid_settings`), as
+    scikit-learn's ``ParameterGrid``.
+
+    Raises
+    ------
+    ValueError
+        An option without ``=`` or values, a name given twice, or a value
+        repeated (the message names it and shows the form).
+    """
+    if not text or not text.strip():
+        return ()
+    form = 'give NAME=V1,V2;NAME=V1,V2, e.g. "hidden=16,32,64;dropout=0.1,0.3,0.5"'
+    grid = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, eq, values = part.partition("=")
+        name = name.strip()
+        items = tuple(_parse_value(v.strip()) for v in values.split(",") if v.strip())
+        if not eq or not name or not items:
+            raise ValueError(f"--select-on-validation: {part!r} is not NAME=V1,V2,...; {form}")
+        grid.append((name, items))
+    grid_tuple = tuple(grid)
+    _check_grid(grid_tuple)
+    return grid_tuple
+
+
+def _check_grid(grid: tuple) -> None:
+    """Raise ValueError for a grid with a repeated option name or value, or an empty value list."""
+    names = [name for name, _ in grid]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise ValueError(f"--select-on-validation names {', '.join(dups)} more than once; give each option once")
+    for name, values in grid:
+        if not values:
+            raise ValueError(f"--select-on-validation: option {name!r} has no values; give NAME=V1,V2,...")
+        if len({repr(v) for v in values}) != len(values):
+            raise ValueError(f"--select-on-validation: option {name!r} repeats a value in {list(values)}; "
+                             f"give each value once")
+
+
+def grid_settings(grid: tuple) -> list[tuple]:
+    """Every setting of the grid, ``((name, value), ...)``, the last option varying fastest; ``[()]`` for none."""
+    if not grid:
+        return [()]
+    names = [name for name, _ in grid]
+    return [tuple(zip(names, combo, strict=True)) for combo in itertools.product(*(values for _, values in grid))]
+
+
+def setting_label(setting: tuple) -> str:
+    """``"hidden=32,dropout=0.5"``: a setting as results, reports and run-store keys name it."""
+    return ",".join(f"{name}={value}" for name, value in setting)
+
+
+def _check_selectable(specs: Sequence[ModelSpec], settings: Sequence[tuple]) -> None:
+    """Before any training: every model takes every setting (its family's ``check_options``)."""
+    for spec in specs:
+        if spec.check_options is None:
+            raise ValueError(f"model {spec.name!r} ({spec.family} family) cannot have options chosen on validation "
+                             f"(its family reports no validation metric); leave out --select-on-validation or "
+                             f"compare models of the clinical family")
+        for setting in settings:
+            spec.check_options(spec.name, dict(setting))
+
+
+def _selection_score(value: dict) -> float:
+    """The mean validation AUROC over tasks of one unit; -inf when missing or NaN (never chosen over a number)."""
+    score = value["metrics"].get(SELECTION_METRIC, {}).get("average")
+    return -math.inf if score is None or math.isnan(float(score)) else float(score)
+
+
+def select_on_validation(units: Sequence[_Unit], values: Sequence[dict], seed: int,
+                         grid: tuple) -> tuple[list[_Unit], list[dict], dict]:  # fmt: skip
+    """Per (model, run), keep the setting with the highest mean validation AUROC over tasks.
+
+    Parameters
+    ----------
+    units, values : sequences
+        One per (run, model, setting), in that order, and their stored results.
+    seed : int
+        The comparison's seed (run r: seed + r).
+    grid : tuple
+        The grid (:func:`parse_selection_grid`), for the report.
+
+    Returns
+    -------
+    units, values : lists
+        One per (run, model): the chosen setting's unit and results, with the
+        seconds of every setting of that (model, run) (what choosing cost).
+    selection : dict
+        ``metric``, ``grid``, ``chosen`` (``{model: {run: setting label}}``)
+        and ``candidates`` (per model, run and setting: ``setting``,
+        ``options``, ``seconds`` and ``metrics``). Ties go to the setting first
+        in grid order; a test metric never enters the choice.
+    """
+    groups: dict[tuple[int, str], list[int]] = {}
+    for i, unit in enumerate(units):
+        groups.setdefault((unit.seed - seed, unit.spec.name), []).append(i)
+    kept_units: list[_Unit] = []
+    kept_values: list[dict] = []
+    chosen: dict[str, dict[str, str]] = {}
+    candidates: list[dict] = []
+    for (run, model), members in groups.items():
+        best = max(members, key=lambda i: (_selection_score(values[i]), -i))
+        total = sum(float(values[i]["seconds"]) for i in members)
+        kept_units.append(units[best])
+        kept_values.append({**values[best], "seconds": total})
+        chosen.setdefault(model, {})[str(run)] = setting_label(units[best].model_options)
+        for i in members:
+            candidates.append({"model": model, "run": run, "setting": setting_label(units[i].model_options),
+                               "options": dict(units[i].model_options), "chosen": i == best,
+                               "seconds": float(values[i]["seconds"]), "metrics": values[i]["metrics"]})
+    selection = {"metric": f"{SELECTION_METRIC} (mean over tasks)", "grid": {name: list(v) for name, v in grid},
+                 "chosen": chosen, "candidates": candidates}
+    return kept_units, kept_values, selection

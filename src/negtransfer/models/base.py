@@ -105,6 +105,12 @@ class ModelSpec:
         Raised when the model's code changes its numbers (same name, same
         configuration), so that ``compare``'s stored results of the old code
         are not reused (part of the run-store key from 2 on).
+    check_options : callable, optional
+        ``check_options(name, model_options)``: raises ValueError for builder
+        options (``hidden``, ``dropout`` ...) the model cannot take. A family
+        that sets it takes ``fit_evaluate(..., model_options=...)`` and reports
+        validation metrics (``val_auroc`` ...), so ``compare
+        --select-on-validation`` can choose those options; None: it cannot.
     """
 
     name: str
@@ -117,6 +123,7 @@ class ModelSpec:
     description: str = ""
     version: int = 1
     paper_counterpart: str | None = None
+    check_options: Callable[[str, Mapping[str, Any]], None] | None = None
 
 
 class ModelCatalogue:

@@ -24,7 +24,10 @@ Non-temporal (paper Table 1), data kinds ``table`` and ``per-task-rows`` with bi
     ``stl``, ``mtl`` (hard-sharing MLP), ``amtl-loss``, ``p-amtl``, ``p-amtl-dropconnect``.
 
 Every model is trained by :func:`~negtransfer.train.temporal.fit` and scored by
-test AUROC per task (:func:`train_and_score`). Options of ``negtransfer
+test AUROC per task (:func:`train_and_score`); ``compare`` also records the
+validation AUROC and loss of the checkpoint each model keeps (``val_auroc``,
+``val_loss``: :func:`train_and_evaluate`), and ``--select-on-validation``
+chooses builder options (``hidden``, ``dropout``, ...) by them. Options of ``negtransfer
 compare``: ``--epochs`` (or ``--iterations``: the maximum number of epochs),
 ``--batch-size``, ``--lr``, ``--patience``, ``--set``
 (:class:`~negtransfer.train.temporal.TemporalTrainConfig` fields).
@@ -33,7 +36,7 @@ compare``: ``--epochs`` (or ``--iterations``: the maximum number of epochs),
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from negtransfer.models.base import FitOptions, Metrics, ModelSpec, config_from_options
 
@@ -43,9 +46,11 @@ __all__ = [
     "PAPER_COUNTERPART",
     "STL_COUNTERPART",
     "build_model",
+    "check_model_options",
     "clinical_model_names",
     "model_specs",
     "model_weighting",
+    "train_and_evaluate",
     "train_and_score",
 ]
 
@@ -228,24 +233,62 @@ def train_and_score(name: str, dataset, seed: int, config=None, options: dict | 
 
     ``torch.manual_seed(seed)`` precedes every model's construction and
     :func:`~negtransfer.train.temporal.fit` uses ``seed``, so the scores are
-    reproducible.
+    reproducible. ``options`` replace the model's builder options (``hidden``,
+    ``dropout`` ...).
+    """
+    return train_and_evaluate(name, dataset, seed, config, options)["auroc"]
+
+
+def train_and_evaluate(name: str, dataset, seed: int, config=None, options: dict | None = None) -> Metrics:
+    """As :func:`train_and_score`, with the validation metrics of the checkpoint each model keeps.
+
+    Returns
+    -------
+    dict
+        ``{"auroc": {task: test AUROC}, "val_auroc": {task: validation AUROC},
+        "val_loss": {task: validation binary cross-entropy}}``
+        (:func:`~negtransfer.train.temporal.evaluate_split`: the kept weights,
+        as many MC passes as the test). The test AUROC is computed first, from
+        the same random state as before the validation metrics existed, so it
+        is unchanged by them.
     """
     import torch
 
-    from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, fit
+    from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, evaluate_split, fit
 
     spec = _spec(name)
     config = config or TemporalTrainConfig()
     check_dataset(name, dataset)
     groups = [[k] for k in range(dataset.n_tasks)] if spec.single_task else [list(range(dataset.n_tasks))]
-    scores: dict[str, float] = {}
+    metrics: Metrics = {"auroc": {}, "val_auroc": {}, "val_loss": {}}
     for group in groups:
         torch.manual_seed(seed)
         model = build_model(name, dataset.X.shape[-1], len(group), **(options or {}))
         trained = fit(model, dataset, task_indices=group, config=config, seed=seed,
                       weighting=model_weighting(name, model, len(group)))
-        scores.update(evaluate_auroc(trained, dataset, "test", mc_samples=config.mc_samples, seed=seed))
-    return {task: scores[task] for task in dataset.task_names if task in scores}
+        metrics["auroc"].update(evaluate_auroc(trained, dataset, "test", mc_samples=config.mc_samples, seed=seed))
+        validation = evaluate_split(trained, dataset, "validation", mc_samples=config.mc_samples, seed=seed)
+        metrics["val_auroc"].update(validation["auroc"])
+        metrics["val_loss"].update(validation["loss"])
+    return {metric: {task: per_task[task] for task in dataset.task_names if task in per_task}
+            for metric, per_task in metrics.items()}
+
+
+def check_model_options(name: str, options: Mapping[str, Any]) -> None:
+    """Raise ValueError when model ``name`` cannot be built with builder ``options`` (unknown or bad values).
+
+    Builds the model once on 3 features (cheap) with the options; used before
+    any training by ``negtransfer compare --select-on-validation``.
+    """
+    spec = _spec(name)
+    outputs = 1 if spec.single_task else 2
+    try:
+        build_model(name, 3, outputs, **dict(options))
+    except TypeError as exc:
+        raise ValueError(f"model {name!r} does not take the option(s) {', '.join(sorted(options))} ({exc}); "
+                         f"choose options of its builder {spec.description!r}, e.g. hidden, dropout") from None
+    except ValueError as exc:
+        raise ValueError(f"model {name!r} with options {dict(options)}: {exc}") from None
 
 
 # ---------------------------------------------------------------- negtransfer compare
@@ -288,9 +331,12 @@ def check_dataset(name: str, dataset: Any) -> None:
                          f"is scored by AUROC and needs binary tasks: choose them with --tasks")
 
 
-def fit_evaluate(name: str, dataset: Any, seed: int, config: Any, options: FitOptions) -> Metrics:
-    """``negtransfer compare`` entry point: ``{"auroc": {task: test AUROC}}`` of the named model."""
-    return {"auroc": train_and_score(name, dataset, seed, config)}
+def fit_evaluate(name: str, dataset: Any, seed: int, config: Any, options: FitOptions,
+                 model_options: Mapping[str, Any] | None = None) -> Metrics:  # fmt: skip
+    """``negtransfer compare`` entry point: the named model's test AUROC and the validation metrics of its kept
+    checkpoint per task (:func:`train_and_evaluate`); ``model_options`` replace builder options
+    (``--select-on-validation``)."""
+    return train_and_evaluate(name, dataset, seed, config, dict(model_options or {}))
 
 
 def model_specs() -> list[ModelSpec]:
@@ -299,6 +345,7 @@ def model_specs() -> list[ModelSpec]:
         ModelSpec(name=name, family="clinical",
                   data_kinds=("time-series",) if spec.temporal else ("table", "per-task-rows"),
                   fit_evaluate=fit_evaluate, make_config=make_config, check_dataset=check_dataset,
+                  check_options=check_model_options,
                   stl_counterpart=None if spec.single_task else STL_COUNTERPART.get(name),
                   description=spec.description, version=MODEL_VERSIONS.get(name, 1),
                   paper_counterpart=None if spec.single_task else PAPER_COUNTERPART.get(name))

@@ -27,15 +27,25 @@ __all__ = [
     "paired_markdown",
     "paper_table_markdown",
     "report_markdown",
+    "selection_markdown",
     "write_compare_outputs",
     "write_results_csv",
+    "write_selection_csv",
 ]
 
 #: Columns of results.csv.
 RESULT_COLUMNS = ["model", "task", "run", "metric", "value"]
 
-#: Metrics where lower is better (the marker flips for them).
+#: Metrics where lower is better (the marker flips for them; also as validation metrics, ``val_loss``).
 LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
+
+#: Columns of selection.csv (``--select-on-validation``): every setting's metrics per model, run and task.
+SELECTION_COLUMNS = ["model", "run", "setting", "chosen", "task", "metric", "value"]
+
+
+def _lower_is_better(metric: str) -> bool:
+    name = metric.removeprefix("val_")
+    return any(name.startswith(m) for m in LOWER_IS_BETTER)
 
 #: The cell marker of a mean below (lower-is-better: above) a single-task baseline, by the baseline's kind:
 #: ours (``ModelSpec.stl_counterpart``) or the paper's public code's (``--baselines paper|both``).
@@ -77,7 +87,7 @@ def metric_table(report: Any, metric: str, *, percent: bool | None = None, digit
     digits = (1 if percent else 3) if digits is None else digits
     k = 100.0 if percent else 1.0
     table = report.summary(metric)
-    lower = any(metric.startswith(m) for m in LOWER_IS_BETTER)
+    lower = _lower_is_better(metric)
     by_name = {m.name: m for m in report.models}
     choice = _baselines(report, baselines)
     rows = []
@@ -109,7 +119,7 @@ def report_markdown(report: Any) -> str:
     well) and a last section gives each model's paired differences from them
     (:func:`baseline_differences_markdown`).
     """
-    metrics = report.metrics()
+    metrics = _test_metrics(report)
     scaled = any(_percent(m) for m in metrics)
     choice = _baselines(report, None)
     lines = [
@@ -140,6 +150,39 @@ def report_markdown(report: Any) -> str:
         lines += [f"Not run, so not marked against: {', '.join(missing)}.", ""]
     if choice != "ours" and metrics:
         lines += baseline_differences_markdown(report, _headline(metrics), choice).splitlines() + [""]
+    if getattr(report, "selection", None):
+        lines += selection_markdown(report).splitlines() + [""]
+    return "\n".join(lines)
+
+
+def _test_metrics(report: Any) -> list[str]:
+    """The report's test metrics (validation ones, ``val_...``, are in results.csv only)."""
+    return [m for m in report.metrics() if not m.startswith("val_")]
+
+
+def selection_markdown(report: Any) -> str:
+    """report.md's section on ``--select-on-validation``: the grid, and the setting each model chose per run.
+
+    Each cell is the chosen setting with its mean validation AUROC over tasks;
+    the tables above hold the chosen settings' test metrics.
+    """
+    selection = report.selection
+    scores = {(c["model"], c["run"], c["setting"]): c["metrics"].get("val_auroc", {}).get("average")
+              for c in selection["candidates"]}
+    grid = "; ".join(f"{name} = {', '.join(map(str, values))}" for name, values in selection["grid"].items())
+    n = len(next(iter(selection["chosen"].values()), {}))
+    lines = ["## Settings chosen on validation", "",
+             f"Grid: {grid} ({n} run(s); every model of the table went through the same grid). Per model and "
+             f"run the setting with the highest {selection['metric']} of the kept checkpoint was kept; the "
+             "tables above are its test metrics, and the training seconds those of every setting. Every "
+             "setting's metrics: selection.csv.", "",
+             "| model | " + " | ".join(f"run {r}" for r in range(n)) + " |", "|---|" + "---|" * n]
+    for model, runs in selection["chosen"].items():
+        cells = []
+        for run, label in runs.items():
+            score = scores.get((model, int(run), label))
+            cells.append(label + ("" if score is None or math.isnan(score) else f" ({score:.4f})"))
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -225,7 +268,7 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
             values.setdefault(r["model"], {})[int(r["run"])] = float(r["value"])
     if reference not in values:
         raise ValueError(f"reference model {reference!r} has no {metric!r} results for {task!r}; run it too")
-    lower = any(metric.startswith(m) for m in LOWER_IS_BETTER)
+    lower = _lower_is_better(metric)
     out = {}
     for model in (m.name for m in report.models):
         if model == reference or model not in values:
@@ -276,11 +319,31 @@ def write_results_csv(report: Any, path: Path) -> Path:
     return path
 
 
+def write_selection_csv(report: Any, path: Path) -> Path:
+    """selection.csv: per model, run, setting of ``--select-on-validation``, task and metric, its value."""
+    import csv
+
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SELECTION_COLUMNS)
+        writer.writeheader()
+        for c in report.selection["candidates"]:
+            for metric, per_task in c["metrics"].items():
+                for task, value in per_task.items():
+                    writer.writerow({"model": c["model"], "run": c["run"], "setting": c["setting"],
+                                     "chosen": c["chosen"], "task": task, "metric": metric,
+                                     "value": float("nan") if value is None else float(value)})
+    return path
+
+
 def write_compare_outputs(report: Any, out: Path) -> tuple[Path, Path, Path]:
-    """Write ``out/results.csv``, ``out/report.md`` and ``out/report.json``; return their paths."""
+    """Write ``out/results.csv``, ``out/report.md`` and ``out/report.json`` (and ``out/selection.csv`` with
+    ``--select-on-validation``); return the first three paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = write_results_csv(report, out / "results.csv")
+    if getattr(report, "selection", None):
+        write_selection_csv(report, out / "selection.csv")
     md_path = out / "report.md"
     md_path.write_text(report_markdown(report))
     json_path = out / "report.json"

@@ -24,7 +24,10 @@ mnist-variation). The settings follow the TP-AMTL official code
 * models with ``mc_dropout = True`` stay stochastic at test time and their
   probabilities are averaged over ``mc_samples`` passes (20 in the paper);
   other models are evaluated in ``eval()`` mode;
-* metric: AUROC per task on the test split (:func:`negtransfer.train.metrics.auroc`).
+* metric: AUROC per task on the test split (:func:`negtransfer.train.metrics.auroc`);
+  :func:`evaluate_split` gives AUROC and the binary cross-entropy per task on
+  any split (the validation metrics of the kept checkpoint, which
+  ``negtransfer compare --select-on-validation`` chooses settings by).
 
 STL is the same loop with ``task_indices=[k]``: the model has one output and
 only task k's labels train it. The loop is :class:`negtransfer.train.loop.FitLoop`
@@ -48,7 +51,15 @@ from negtransfer.train.loop import EarlyStopping, Evaluation, FitLoop, FitResult
 from negtransfer.train.metrics import auroc
 from negtransfer.train.weighting import EqualWeighting, LossWeighting
 
-__all__ = ["TemporalTrainConfig", "TrainedModel", "evaluate_auroc", "fit", "masked_bce", "predict_proba"]
+__all__ = [
+    "TemporalTrainConfig",
+    "TrainedModel",
+    "evaluate_auroc",
+    "evaluate_split",
+    "fit",
+    "masked_bce",
+    "predict_proba",
+]
 
 #: The result of :func:`fit` (the one result type of :mod:`negtransfer.train.loop`).
 TrainedModel = FitResult
@@ -284,3 +295,39 @@ def evaluate_auroc(trained: TrainedModel, dataset, split: str = "test", *, mc_sa
         have = ~np.isnan(labels)
         out[names[k]] = auroc(labels[have], probs[have, col]) if have.any() else float("nan")
     return out
+
+
+def evaluate_split(trained: TrainedModel, dataset, split: str = "validation", *, mc_samples: int = 20,
+                   seed: int = 0) -> dict[str, dict[str, float]]:  # fmt: skip
+    """AUROC and binary cross-entropy of each trained task on ``split``, from one set of predictions.
+
+    The predictions are those :func:`evaluate_auroc` scores (MC-averaged over
+    ``mc_samples`` passes for stochastic models, ``torch.manual_seed(seed)``
+    first), so on the test split the AUROC equals :func:`evaluate_auroc`'s. The
+    loss of a task is eq. (12)'s mean binary cross-entropy over its labelled
+    records of the split, of the averaged probability (clipped to [1e-6, 1 - 1e-6],
+    as the validation loss that chooses the kept epoch); NaN for both when the
+    split has no labelled record of the task (AUROC also NaN with one class only).
+
+    Returns
+    -------
+    dict
+        ``{"auroc": {task: value}, "loss": {task: value}}``.
+    """
+    torch.manual_seed(seed)
+    x, m, y = _arrays(dataset)
+    rows = torch.from_numpy(dataset.indices(split))
+    probs = predict_proba(trained.model, x[rows], None if m is None else m[rows], mc_samples=mc_samples)
+    names = dataset.task_names
+    scores: dict[str, dict[str, float]] = {"auroc": {}, "loss": {}}
+    for col, k in enumerate(trained.task_indices):
+        labels = y[rows, k].numpy()
+        have = ~np.isnan(labels)
+        if not have.any():
+            scores["auroc"][names[k]] = scores["loss"][names[k]] = float("nan")
+            continue
+        p = np.clip(probs[have, col].astype(np.float64), 1e-6, 1 - 1e-6)
+        t = labels[have].astype(np.float64)
+        scores["auroc"][names[k]] = auroc(labels[have], probs[have, col])
+        scores["loss"][names[k]] = float(-np.mean(t * np.log(p) + (1 - t) * np.log1p(-p)))
+    return scores
