@@ -261,7 +261,7 @@ def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000, *,
       near the boundary, and every model's stopping epoch is chosen on them.
 
     Measured (default training and job options, B = 3, 3 repeats, generator seeds 0-2; ``benchmarks/small_tasks.py``,
-    docs/methods/grouping.md, "Small tasks"): STL's test loss 0.087 ± 0.030 per task (0.02-0.35); the planted
+    docs/methods/grouping.md, "Small tasks"): STL's test loss 0.087 ± 0.030 per task (0.01-0.39; 0.02-0.12 at seeds 0 and 2); the planted
     clusters 32.8% ± 9.7% below STL on test; the grouping job's choice -28% / +7% / -32% against STL. Seed 1 is
     issue 25's case: validation losses a sixth of the test losses, the job's choice and the best grouping by
     validation losses (over the groups it measured) both 7.4% above STL, a grouping 43% below STL among them;
