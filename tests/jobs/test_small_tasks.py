@@ -47,7 +47,7 @@ def test_fast_variant_audit_keeps_the_recommendation_at_or_below_stl(tmp_path):
     assert _recommended_vs_stl(report) <= 0
 
 
-@pytest.mark.slow  # about 3 min on an idle 2-core machine (12 min on a loaded one): two default grouping jobs
+@pytest.mark.slow  # about 5 min on the shared, loaded 2-core machine (measured): two default grouping jobs
 def test_audit_recommends_at_or_below_stl_where_validation_misleads(tmp_path):
     """Generator and job seed 1, the job's defaults at B = 3: the choice on validation rows is 7.4% above STL on test
     (measured 2026-12-07); with 20% audit rows the recommendation falls back to STL."""
