@@ -1,0 +1,113 @@
+"""Issue 25's small tasks: does validation mislead the grouping job, and does the audit keep the recommendation
+at or below STL? (docs/methods/grouping.md, "Small tasks").
+
+Per generator seed of :func:`negtransfer.data.synthetic.make_small_tasks` (job seed = generator seed), at
+budget B: the grouping job with its defaults, the same with ``--audit 0.2``, and the planted clusters trained
+(``--repeats`` repeats) beside them. Prints per seed and as mean ± s.e. over seeds, every summed test loss
+relative to STL's: the all-task model, the planted clusters, the test and validation oracles over the groups the
+job measured plus the planted ones (upper bounds of the exhaustive oracles: ``grouping_quality.py`` has those),
+the job's choice and its noise verdict, and the audited recommendation against its own STL and the default's.
+Writes every seed's row to ``OUT/small_tasks.json``.
+
+Run: ``python benchmarks/small_tasks.py [--seeds 0 1 2] [--heldout] [--budget 3] [--out DIR]``; ``--heldout``
+uses the generator seeds 1000 + seed (``small-tasks-heldout``). ``--smoke``: four tasks, two epochs, seed 0 (a
+check that it runs; its figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import grouping_datasets
+from grouping_datasets import mean_se
+
+from negtransfer.data.synthetic import make_small_tasks
+from negtransfer.jobs.grouping import GroupingOptions, oracle_grouping, run_grouping
+from negtransfer.runs.store import RunStore
+from negtransfer.train.batched import train_group_models
+from negtransfer.train.config import TrainConfig
+from negtransfer.train.results import RepeatedResult
+
+PCT = "{:+.1%}"
+
+
+def measure(ds, seed: int, budget: int, repeats: int, config: TrainConfig, store: RunStore) -> dict:
+    """One seed's figures (summed test losses; the relative ones are computed when printing)."""
+    options = GroupingOptions(budget=budget, repeats=repeats)
+    plain = run_grouping(ds, options, config, seed, store)
+    audited = run_grouping(ds, GroupingOptions(budget=budget, repeats=repeats, audit=0.2), config, seed, store)
+    n, clusters = ds.n_tasks, ds.info["clusters"]
+    planted = [tuple(t for t in range(n) if clusters[t] == c) for c in sorted(set(clusters))]
+    runs = train_group_models(ds, planted * repeats, config, seed, repeats=[r for r in range(repeats) for _ in planted])
+    every = dict(plain.results)
+    for group in planted:
+        every[group] = RepeatedResult(group, [run for run in runs if run.group == group])
+    p, a = plain.report.to_dict(), audited.report.to_dict()
+    recommended = a["comparison"]["recommendation"]
+    return {
+        "seed": seed, "stl": p["totals"]["stl"], "all_tasks": p["totals"]["all_tasks"],
+        "stl_val": sum(every[(t,)].val_loss[t] for t in range(n)),
+        "planted": sum(every[g].test_loss[t] for g in planted for t in g),
+        "planted_val": sum(every[g].val_loss[t] for g in planted for t in g),
+        "test_oracle": sum(oracle_grouping(every, n, budget, by="test_loss")[1].values()),
+        "val_oracle": sum(oracle_grouping(every, n, budget, by="val_loss")[1].values()),
+        "measured_groups": len(every), "selected": p["totals"]["selected"], "selected_groups": p["selected_groups"],
+        "recommendation": p["comparison"]["recommendation"], "noise": p["noise"]["verdict"],
+        "reliability": p["noise"]["reliability"], "audit_stl": a["totals"]["stl"],
+        "audit_recommendation": recommended, "audit_recommended": a["totals"][recommended],
+    }
+
+
+def relative(row: dict) -> dict:
+    """The row's figures relative to STL's test total (the audited recommendation also to its own STL's)."""
+    stl = row["stl"]
+    return {"all-task": row["all_tasks"] / stl - 1, "planted": row["planted"] / stl - 1,
+            "test oracle": row["test_oracle"] / stl - 1, "validation oracle": row["val_oracle"] / stl - 1,
+            "job's choice": row["selected"] / stl - 1,
+            "audit: recommended vs its STL": row["audit_recommended"] / row["audit_stl"] - 1,
+            "audit: recommended vs STL": row["audit_recommended"] / stl - 1}
+
+
+def print_rows(rows: list[dict]) -> None:
+    for row in rows:
+        figures = ", ".join(f"{k} {v:+.1%}" for k, v in relative(row).items())
+        print(f"seed {row['seed']}: STL {row['stl']:.3f} (validation {row['stl_val']:.3f}); {figures}; "
+              f"planted on validation {row['planted_val'] / row['stl_val'] - 1:+.1%}; reliability "
+              f"{row['reliability']}; audited recommendation {row['audit_recommendation']}", flush=True)
+    names = list(relative(rows[0]))
+    print()
+    print("| seeds | STL per task | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 2) + "|")
+    cells = [mean_se([relative(r)[k] for r in rows], PCT) for k in names]
+    per_task = mean_se([r["stl"] / r["n_tasks"] for r in rows], "{:.3f}")
+    print(f"| {', '.join(str(r['seed']) for r in rows)} | {per_task} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--heldout", action="store_true", help="Generator seeds 1000 + seed (small-tasks-heldout).")
+    parser.add_argument("--budget", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("runs/small_tasks"))
+    grouping_datasets.add_smoke_option(parser)
+    args = parser.parse_args()
+    config, n_tasks = TrainConfig(), None
+    if args.smoke:
+        args.seeds, args.budget, n_tasks = [0], 2, grouping_datasets.SMOKE_TASKS
+        config = TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        generator_seed = grouping_datasets.HELDOUT_SEED + seed if args.heldout else seed
+        ds = make_small_tasks(generator_seed, **({"n_tasks": n_tasks, "n_clusters": 2} if n_tasks else {}))
+        store = RunStore(args.out / f"small-tasks-{generator_seed}.sqlite")
+        rows.append({**measure(ds, generator_seed, args.budget, args.repeats, config, store), "n_tasks": ds.n_tasks})
+        (args.out / "small_tasks.json").write_text(json.dumps(rows, indent=1))
+    print_rows(rows)
+
+
+if __name__ == "__main__":
+    main()
