@@ -64,8 +64,8 @@ def joined_columns(stacked: torch.Tensor) -> torch.Tensor:
 def split_columns(joined: torch.Tensor, n_models: int) -> torch.Tensor:
     """The (rows, K * columns) matrix of :func:`joined_columns` as its K (rows, columns) blocks, (K, rows,
     columns): a view."""
-    rows = joined.shape[0]
-    return joined.view(rows, n_models, -1).transpose(0, 1)
+    rows, width = joined.shape
+    return joined.view(rows, n_models, width // n_models).transpose(0, 1)  # (explicit: a batch may have 0 rows)
 
 
 class StackedHardSharingMLP(FlatParameters, nn.Module):
