@@ -2,8 +2,10 @@
 
 One copy of the arithmetic, used by
 
-* the stacked trainer (:mod:`negtransfer.train.batched`), which applies it to
-  the stacked parameters of K models with a mask of the models that step;
+* the stacked trainer (:mod:`negtransfer.train.batched`), which applies its
+  Adam arithmetic to the stacked parameters of K models with a mask of the
+  models that step (its SGD is ``torch._fused_sgd_``'s one-pass arithmetic
+  since result format 5, issue 26);
 * the affinity code (:mod:`negtransfer.affinity.updates`), which applies it to a
   batch of per-task gradients (T, ...) to get the step each task alone would
   cause (ETAP eq. 4; its Adam option).
@@ -18,8 +20,8 @@ convention: the SGD momentum buffer is in gradient units and the first step's
 buffer is the gradient itself). Adam's bias-corrected denominator is written
 ``sqrt(v / (1 - b2^t)) + eps``, which is mathematically PyTorch's
 ``sqrt(v) / sqrt(1 - b2^t) + eps`` and differs from it only in rounding; the
-stacked trainer's numbers (and its bit-for-bit guarantee) are defined by this
-form.
+stacked trainer's Adam numbers (and its bit-for-bit guarantee) are defined by
+this form.
 """
 
 from __future__ import annotations
