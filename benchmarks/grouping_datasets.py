@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 DEFAULT_CHEMICAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "etap-chemical"
-NAMES = ("yeast", "chicago", "chemical", "tv16", "small-tasks", "small-tasks-heldout")
+NAMES = ("yeast", "chicago", "chemical", "tv16", "exam", "adult", "small-tasks", "small-tasks-heldout")
 #: The generator seed of ``small-tasks-heldout`` is this plus the benchmark's seed.
 HELDOUT_SEED = 1000
 # ``--smoke``: the smallest settings of a benchmark (a check that it runs end to end, not a measurement)
@@ -112,6 +112,10 @@ def _load(name: str, seed: int, data_dir: str | Path | None = None):
         return None if path is None else load_task_splits(path, seed=seed)
     if name == "tv16":
         return _largest(load_builtin("tv16", seed=seed), 10, skip=7)
+    if name == "exam":  # per-task-rows regression: the 10 schools with the most pupils
+        return _largest(load_builtin("exam", seed=seed), 10)
+    if name == "adult":  # one binary task per domain (5), rows of one domain each
+        return load_builtin("adult", seed=seed)
     if name in ("small-tasks", "small-tasks-heldout"):
         from negtransfer.data.synthetic import make_small_tasks
 
