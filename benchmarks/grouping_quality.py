@@ -266,6 +266,12 @@ def recommend_with_margin(r: dict, margin: float) -> tuple[str, bool]:
     return ("selected" if kept else ALTERNATIVE_KEYS[best]), kept
 
 
+def by_dataset_variant(rows: list[dict]):
+    """The rows grouped by (dataset, variant), in first-seen order: ``(dataset, variant, rows)``."""
+    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in rows):
+        yield name, variant, [r for r in rows if r["dataset"] == name and r["variant"] == variant]
+
+
 def print_margins(rows: list[dict]) -> None:
     """For the audited cases: the recommendation and the verdict's agreement with test under other margins."""
     audited = [r for r in rows if r.get("decided_on") == "audit" and r.get("audit_difference")]
@@ -276,8 +282,7 @@ def print_margins(rows: list[dict]) -> None:
     print("| dataset | variant | margin (s.e.) | cases | recommended vs STL | recommended never worse | "
           "verdict agrees with test |")
     print("|---|---|---|---|---|---|---|")
-    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in audited):
-        cases = [r for r in audited if r["dataset"] == name and r["variant"] == variant]
+    for name, variant, cases in by_dataset_variant(audited):
         for margin in MARGINS:
             vs_stl, never, agrees = [], 0, 0
             for r in cases:
@@ -352,10 +357,7 @@ def print_verdicts(rows: list[dict]) -> None:
     print("| dataset | variant | cases | recommended vs STL | recommended vs all-task | at or below STL | "
           "at or below all-task | verdict agrees with test | recommended: chosen / STL / all-task |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in rows):
-        c = [r for r in rows if r["dataset"] == name and r["variant"] == variant and "rec_vs_stl" in r]
-        if not c:
-            continue
+    for name, variant, c in by_dataset_variant([r for r in rows if "rec_vs_stl" in r]):
         picks = "/".join(str(sum(r["recommendation"] == key for r in c)) for key in ("selected", "stl", "all_tasks"))
         print(f"| {name} | {variant} | {len(c)} | {mean_se([r['rec_vs_stl'] for r in c], PCT)} | "
               f"{mean_se([r['rec_vs_all'] for r in c], PCT)} | {sum(r['rec_vs_stl'] <= 0 for r in c)}/{len(c)} | "
@@ -374,8 +376,7 @@ def print_refits(rows: list[dict]) -> None:
     print("| dataset | variant | cases | refit recommended vs refit STL | refit recommended vs refit all-task | "
           "at or below STL | at or below all-task | refit chosen vs refit STL |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, variant in dict.fromkeys((r["dataset"], r["variant"]) for r in refits):
-        c = [r for r in refits if r["dataset"] == name and r["variant"] == variant]
+    for name, variant, c in by_dataset_variant(refits):
         chosen = [r["refit_totals"]["selected"] / r["refit_totals"]["stl"] - 1 for r in c]
         print(f"| {name} | {variant} | {len(c)} | {mean_se([r['refit_rec_vs_stl'] for r in c], PCT)} | "
               f"{mean_se([r['refit_rec_vs_all'] for r in c], PCT)} | {sum(r['refit_rec_vs_stl'] <= 0 for r in c)}/"
