@@ -351,12 +351,15 @@ def _rows_to_groups(candidates: np.ndarray, rows) -> list[TaskSet]:
     return [TaskSet.from_mask(candidates[r]) for r in rows]
 
 
+def _se(values) -> float:
+    """Standard error of the mean of ``values`` over the repeats (NaN with fewer than two)."""
+    values = np.atleast_1d(values)
+    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
+
+
 def _total_se(results, where: dict[int, Group]) -> float:
     """Standard error over the repeats of the summed test loss, each task read from ``where[task]``."""
-    per_repeat = sum(results[g].values("test_loss", t) for t, g in where.items())
-    if np.size(per_repeat) < 2:
-        return float("nan")
-    return float(np.std(per_repeat, ddof=1) / np.sqrt(np.size(per_repeat)))
+    return _se(sum(results[g].values("test_loss", t) for t, g in where.items()))
 
 
 def _paired_gain_se(results, where: dict[int, Group], stl: list[Group]) -> tuple[dict[int, float], float]:
@@ -365,14 +368,11 @@ def _paired_gain_se(results, where: dict[int, Group], stl: list[Group]) -> tuple
 
     Repeat r pairs the option's run r with the STL run r (common random numbers), as the gains of the gain table.
     """
-    def se(values: np.ndarray) -> float:
-        return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
-
     per_task = {t: mtl_gain(results[stl[t]].values("test_loss", t), results[g].values("test_loss", t))
                 for t, g in where.items()}
     total_stl = sum(results[stl[t]].values("test_loss", t) for t in where)
     total = sum(results[g].values("test_loss", t) for t, g in where.items())
-    return {t: se(np.atleast_1d(v)) for t, v in per_task.items()}, se(np.atleast_1d(mtl_gain(total_stl, total)))
+    return {t: _se(v) for t, v in per_task.items()}, _se(mtl_gain(total_stl, total))
 
 
 @dataclass
@@ -1019,8 +1019,7 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     difference: dict[str, dict[str, float]] = {}
     for name in (STL_NAME, ALL_TASKS_NAME):
         d = per_repeat["selected"] - per_repeat[name]
-        se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size >= 2 else float("nan")
-        difference[name] = {"mean": float(np.mean(d)), "se": se}
+        difference[name] = {"mean": float(np.mean(d)), "se": _se(d)}
     best_name = min((STL_NAME, ALL_TASKS_NAME), key=totals.__getitem__)
     closest = difference[best_name]
     better = bool(closest["mean"] < -AUDIT_MARGIN_SE * (closest["se"] if np.isfinite(closest["se"]) else 0.0))
@@ -1137,12 +1136,6 @@ def _refit(job: GroupingState, recommendation: str) -> RefitReport:
     rows = {"training": int((data.split == TRAIN).sum()), "from_train": int((split == TRAIN).sum()),
             "from_validation": int((split == VALIDATION).sum()), "from_audit": int((split == AUDIT).sum())}
     return RefitReport(recommendation, built, difference, rows, REFIT_EPOCHS_RULES[options.refit_epochs])
-
-
-def _se(values: np.ndarray) -> float:
-    """Standard error of the mean of ``values`` (NaN with fewer than two)."""
-    values = np.atleast_1d(values)
-    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
 
 
 def oracle_grouping(results, n_tasks: int, budget: int, by: str = "test_loss") -> tuple[list[Group], dict[int, float]]:
