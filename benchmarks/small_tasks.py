@@ -25,10 +25,9 @@ from grouping_datasets import mean_se
 
 from negtransfer.data.synthetic import make_small_tasks
 from negtransfer.jobs.grouping import GroupingOptions, oracle_grouping, run_grouping
+from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
-from negtransfer.train.batched import train_group_models
 from negtransfer.train.config import TrainConfig
-from negtransfer.train.results import RepeatedResult
 
 PCT = "{:+.1%}"
 
@@ -40,10 +39,7 @@ def measure(ds, seed: int, budget: int, repeats: int, config: TrainConfig, store
     audited = run_grouping(ds, GroupingOptions(budget=budget, repeats=repeats, audit=0.2), config, seed, store)
     n, clusters = ds.n_tasks, ds.info["clusters"]
     planted = [tuple(t for t in range(n) if clusters[t] == c) for c in sorted(set(clusters))]
-    runs = train_group_models(ds, planted * repeats, config, seed, repeats=[r for r in range(repeats) for _ in planted])
-    every = dict(plain.results)
-    for group in planted:
-        every[group] = RepeatedResult(group, [run for run in runs if run.group == group])
+    every = {**plain.results, **ensure_runs(ds, planted, config, seed, store, repeats=repeats)}  # through the store
     p, a = plain.report.to_dict(), audited.report.to_dict()
     recommended = a["comparison"]["recommendation"]
     return {
