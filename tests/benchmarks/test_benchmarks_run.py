@@ -58,6 +58,7 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "source_selection": (["--smoke"], [r"^all targets: holdout F1 "], []),
     "stacked_any_model": (["--smoke"], [rf"^stacked_speedup_cnn: {NUMBER} ", rf"^stacked_speedup_lstm: {NUMBER} "], []),
     "startup": (["--smoke"], [r"^\| negtransfer --help \| ", rf"^help_vs_bare_python: {NUMBER}$"], []),
+    "step_anatomy": (["--smoke"], [rf"^products_ratio: {NUMBER}$", rf"^step_ratio: {NUMBER}$"], []),
     "surrogate_ridge": (["{tmp}/sources/planted-task00-0.json", "--multiples", "1"],
                         [rf"^\| 1 \| 1 \| {NUMBER} \| {NUMBER} \|"],
                         [("source_selection", ["--smoke", "--out", "{tmp}/sources"])]),
