@@ -316,8 +316,9 @@ COMPARE = RunKind("compare", stores_model=False, artifacts=(ArtifactSlot(
                "threads={threads}"),), train=_fit_spec, training_seed=_offset_seed)
 
 
-def compare_spec(spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1,
-                 model_options: tuple = ()) -> RunSpec:  # fmt: skip
+def compare_spec(
+    spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1, model_options: tuple = ()
+) -> RunSpec:
     """The run specification of one (model, run) unit: run ``run``'s model ``spec`` trained with ``config``.
 
     A model whose code changed its numbers has ``spec.version > 1``, which
@@ -583,8 +584,9 @@ def _selection_score(value: dict) -> float:
     return -math.inf if score is None or math.isnan(float(score)) else float(score)
 
 
-def select_on_validation(units: Sequence[_Unit], values: Sequence[dict], seed: int,
-                         grid: tuple) -> tuple[list[_Unit], list[dict], dict]:  # fmt: skip
+def select_on_validation(
+    units: Sequence[_Unit], values: Sequence[dict], seed: int, grid: tuple
+) -> tuple[list[_Unit], list[dict], dict]:
     """Per (model, run), keep the setting with the highest mean validation AUROC over tasks.
 
     Parameters
