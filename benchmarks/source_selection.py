@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from negtransfer.data.statistics import standard_error
 from negtransfer.jobs.sources import SourceOptions, run_sources
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -91,8 +92,7 @@ def mean_se(values) -> tuple[float, float]:
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
     if values.size == 0:
         return float("nan"), float("nan")
-    se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
-    return float(values.mean()), float(se)
+    return float(values.mean()), standard_error(values)
 
 
 def fmt(mean: float, se: float, digits: int = 3) -> str:

@@ -275,11 +275,12 @@ class CompareReport:
 def _mean_se(values: Sequence[float]) -> tuple[float, float]:
     import numpy as np
 
+    from negtransfer.data.statistics import standard_error
+
     v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
     if len(v) == 0:
         return float("nan"), float("nan")
-    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return float(v.mean()), se
+    return float(v.mean()), standard_error(v)
 
 
 def prepare_dataset(dataset: Any, train_fraction: float | None, seed: int) -> Any:

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.data.statistics import standard_error
 from negtransfer.jobs.choices import (
     EXHAUSTIVE_PAIRS,
     SOURCE_LOSSES,
@@ -505,12 +506,6 @@ def measured_subsets(report) -> tuple[list[str], np.ndarray, np.ndarray, np.ndar
             np.array([row["part"] == "fit" for row in rows]))
 
 
-def _se(values: np.ndarray) -> float:
-    """Standard error of the mean of ``values``; NaN with fewer than two."""
-    values = np.asarray(values, dtype=float)
-    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
-
-
 def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, target: int, training: str) -> TrainConfig:
     """The configuration every model of a source-selection job trains with.
 
@@ -808,8 +803,8 @@ def fit_surrogate(state: SourcesState) -> None:
     # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
     state.theta_raw = abs(f_stl) * state.theta + f_stl / state.options.alpha
     state.subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
-                          "f": float(f_all[i]), "se": _se(state.per_repeat[i]),
-                          "paired_se": _se(state.per_repeat[i] - state.stl_values),
+                          "f": float(f_all[i]), "se": standard_error(state.per_repeat[i]),
+                          "paired_se": standard_error(state.per_repeat[i] - state.stl_values),
                           "values": state.per_repeat[i].tolist()}
                          for i, g in enumerate(state.subset_groups)]
 
@@ -960,8 +955,8 @@ def check_against_alternatives(state: SourcesState) -> None:
         reason = f"the selection is {'STL (no source)' if same[0] == 'stl' else 'all sources'} itself"
     state.check = {"rows": "stopping half" if unused else "all validation (used by the selection)",
                    "n_rows": rows, "unused_by_selection": unused, "loss": mean,
-                   "se": {name: _se(v) for name, v in values.items()}, "best_alternative": best,
-                   "difference": float(np.mean(diff)), "difference_se": _se(diff),
+                   "se": {name: standard_error(v) for name, v in values.items()}, "best_alternative": best,
+                   "difference": float(np.mean(diff)), "difference_se": standard_error(diff),
                    "recommended": recommended, "reason": reason}
 
 
@@ -1126,11 +1121,11 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "f_rows": "estimate half" if state.split == "val_est" else "all",
         "threshold_scale": "raw" if state.raw_grid else "relative",
         "raw_relevance": {names[s]: float(v) for s, v in zip(state.sources, state.theta_raw, strict=True)},
-        "stl_val_se": _se(state.stl_values),
+        "stl_val_se": standard_error(state.stl_values),
         "subsets": state.subset_rows,
         "subset_se": {"mean": _nanmean(ses), "median": _nanmedian(ses), "paired_mean": _nanmean(paired),
                       "paired_median": _nanmedian(paired)},
-        "test_loss_se": {key: _se(state.results[g].values("test_loss", t)) for key, g in methods.items()},
+        "test_loss_se": {key: standard_error(state.results[g].values("test_loss", t)) for key, g in methods.items()},
         "plan": {**state.plan, "estimated_seconds": state.timing.get("estimated")},
         "ridge": {"option": state.ridge, "alpha": float(surrogate.alpha_)},
         "surrogate": {"kind": options.surrogate, **(surrogate.describe() if hasattr(surrogate, "describe") else {})},
@@ -1176,7 +1171,7 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
     holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
     holdout["noise_ceiling"] = holdout_noise_ceiling(per_repeat[n_fit:])
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
-               "se": _se(per_repeat[n_fit + i])}
+               "se": standard_error(per_repeat[n_fit + i])}
               for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold, strict=True))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit}
                    | {min(n_fit, max(k, 2))})

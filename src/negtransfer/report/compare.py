@@ -262,6 +262,8 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
     """
     from scipy.stats import ttest_rel, wilcoxon
 
+    from negtransfer.data.statistics import standard_error
+
     values: dict[str, dict[int, float]] = {}
     for r in report.rows:
         if r["metric"] == metric and r["task"] == task and not math.isnan(r["value"]):
@@ -277,7 +279,7 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
         diff = [values[model][r] - values[reference][r] for r in runs]
         n = len(diff)
         mean = sum(diff) / n if n else float("nan")
-        se = (math.sqrt(sum((d - mean) ** 2 for d in diff) / (n - 1)) / math.sqrt(n)) if n > 1 else float("nan")
+        se = standard_error(diff)
         wil = float(wilcoxon(diff).pvalue) if n >= 5 and any(diff) else None
         t_p = float(ttest_rel([values[model][r] for r in runs], [values[reference][r] for r in runs]).pvalue) \
             if n > 1 and any(diff) else None
