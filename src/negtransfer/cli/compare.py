@@ -148,7 +148,7 @@ def _echo_summary(report) -> None:
     for name, cells in report.summary(metric).items():
         mean, se = cells.get("average", (float("nan"), float("nan")))
         typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
-    for name, runs in report.selection.get("chosen", {}).items():
+    for name, runs in (report.selection.chosen if report.selection else {}).items():
         typer.echo(f"{name:>22}: chosen on validation, per run: " + "; ".join(runs.values()))
     if report.baselines == "ours":
         return

@@ -167,17 +167,17 @@ def selection_markdown(report: Any) -> str:
     the tables above hold the chosen settings' test metrics.
     """
     selection = report.selection
-    scores = {(c["model"], c["run"], c["setting"]): c["metrics"].get("val_auroc", {}).get("average")
-              for c in selection["candidates"]}
-    grid = "; ".join(f"{name} = {', '.join(map(str, values))}" for name, values in selection["grid"].items())
-    n = len(next(iter(selection["chosen"].values()), {}))
+    scores = {(c.model, c.run, c.setting): c.metrics.get("val_auroc", {}).get("average")
+              for c in selection.candidates}
+    grid = "; ".join(f"{name} = {', '.join(map(str, values))}" for name, values in selection.grid.items())
+    n = len(next(iter(selection.chosen.values()), {}))
     lines = ["## Settings chosen on validation", "",
              f"Grid: {grid} ({n} run(s); every model of the table went through the same grid). Per model and "
-             f"run the setting with the highest {selection['metric']} of the kept checkpoint was kept; the "
+             f"run the setting with the highest {selection.metric} of the kept checkpoint was kept; the "
              "tables above are its test metrics, and the training seconds those of every setting. Every "
              "setting's metrics: selection.csv.", "",
              "| model | " + " | ".join(f"run {r}" for r in range(n)) + " |", "|---|" + "---|" * n]
-    for model, runs in selection["chosen"].items():
+    for model, runs in selection.chosen.items():
         cells = []
         for run, label in runs.items():
             score = scores.get((model, int(run), label))
@@ -329,11 +329,11 @@ def write_selection_csv(report: Any, path: Path) -> Path:
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=SELECTION_COLUMNS)
         writer.writeheader()
-        for c in report.selection["candidates"]:
-            for metric, per_task in c["metrics"].items():
+        for c in report.selection.candidates:
+            for metric, per_task in c.metrics.items():
                 for task, value in per_task.items():
-                    writer.writerow({"model": c["model"], "run": c["run"], "setting": c["setting"],
-                                     "chosen": c["chosen"], "task": task, "metric": metric,
+                    writer.writerow({"model": c.model, "run": c.run, "setting": c.setting,
+                                     "chosen": c.chosen, "task": task, "metric": metric,
                                      "value": float("nan") if value is None else float(value)})
     return path
 
