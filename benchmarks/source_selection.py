@@ -249,7 +249,7 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "ind_f1": independent.get("f1", nan), "ind_spearman": independent.get("spearman", nan),
             "ind_ceiling": independent.get("noise_ceiling", nan), "balance": (h.get("n_negative"), h.get("n_positive")),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
-            "recommended": (rep.check or {}).get("recommended", "selected"),
+            "recommended": rep.check.recommended if rep.check else "selected",
             "kernel": (rep.surrogate or {}).get("kernel"), "planted": planted, "fairness": rep.fairness,
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
 

@@ -159,5 +159,5 @@ def sources(
         typer.echo(f"holdout on unseen repeat seeds: F1 {h['independent']['f1']:.3f}, Spearman "
                    f"{h['independent']['spearman']:.3f}")
     if report.check:
-        typer.echo(f"recommended: {report.check['recommended']} ({report.check['reason']})")
+        typer.echo(f"recommended: {report.check.recommended} ({report.check.reason})")
     typer.echo(f"report: {md}")

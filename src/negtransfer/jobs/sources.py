@@ -294,6 +294,48 @@ class SourceOptions:
             row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
 
 
+@dataclass(frozen=True)
+class AlternativesCheck:
+    """Never knowingly worse (:func:`check_against_alternatives`): report.json's ``check``.
+
+    Attributes
+    ----------
+    rows : str
+        Which validation rows of the target: ``"stopping half"`` (rows that chose only the stopping epoch) or
+        ``"all validation (used by the selection)"`` (a training scheme that leaves none unused).
+    n_rows : int
+        How many.
+    unused_by_selection : bool
+        Whether neither f(S) nor the threshold read them.
+    loss, se : dict
+        ``"selected"``, ``"stl"``, ``"all_sources"`` -> the target's loss there, mean over the repeats, and its
+        standard error.
+    best_alternative : str
+        ``"stl"`` or ``"all_sources"``, whichever has the lower loss.
+    difference, difference_se : float
+        The selection's loss minus the best alternative's, paired by repeat: mean and standard error.
+    recommended : str
+        ``"selected"``, or the better alternative where its loss is lower (a key of the report's ``methods``).
+    reason : str
+        Why, in words.
+    """
+
+    rows: str
+    n_rows: int
+    unused_by_selection: bool
+    loss: dict
+    se: dict
+    best_alternative: str
+    difference: float
+    difference_se: float
+    recommended: str
+    reason: str
+
+    def to_json(self) -> dict:
+        """report.json's ``check``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -365,10 +407,11 @@ class SourcesReport:
         ``kind`` ("linear" or "kernel"); for the kernel surrogate also the
         kernel, RBF width, strength and leave-one-out error it was chosen by
         (:meth:`~negtransfer.select.kernel_surrogate.KernelSurrogate.describe`).
-    check : dict
+    check : AlternativesCheck or None
         Never knowingly worse (:func:`check_against_alternatives`): the target's
         loss of the selection, STL and all sources on validation rows the
-        selection did not use, which of them is ``recommended`` and why.
+        selection did not use, which of them is ``recommended`` and why (a
+        report.json's dict becomes one too).
     stl_val_se : float
         Standard error of f(STL) over the repeats (NaN with one).
     subsets : list of dict
@@ -429,7 +472,11 @@ class SourcesReport:
     plan: dict | None = None
     ridge: dict | None = None
     surrogate: dict | None = None
-    check: dict | None = None
+    check: AlternativesCheck | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.check, dict):  # read back from report.json
+            self.check = AlternativesCheck(**self.check)
 
     def to_frame(self):
         """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,
@@ -445,6 +492,8 @@ class SourcesReport:
     def to_dict(self) -> dict:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.check is not None:
+            out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
             if out[key] is None:
                 del out[key]
@@ -611,7 +660,7 @@ class SourcesState:
     pair_gain: np.ndarray = field(default_factory=lambda: np.empty(0))
     affinity_scores: dict[str, float] | None = None
     fairness: dict | None = None
-    check: dict = field(default_factory=dict)  # never knowingly worse (:func:`check_against_alternatives`)
+    check: AlternativesCheck | None = None  # never knowingly worse (:func:`check_against_alternatives`)
 
     def __post_init__(self) -> None:
         from negtransfer.select.sources import sample_subsets
@@ -953,11 +1002,11 @@ def check_against_alternatives(state: SourcesState) -> None:
     same = [name for name in ("stl", "all_sources") if groups[name] == groups["selected"]]
     if same:
         reason = f"the selection is {'STL (no source)' if same[0] == 'stl' else 'all sources'} itself"
-    state.check = {"rows": "stopping half" if unused else "all validation (used by the selection)",
-                   "n_rows": rows, "unused_by_selection": unused, "loss": mean,
-                   "se": {name: standard_error(v) for name, v in values.items()}, "best_alternative": best,
-                   "difference": float(np.mean(diff)), "difference_se": standard_error(diff),
-                   "recommended": recommended, "reason": reason}
+    state.check = AlternativesCheck(
+        rows="stopping half" if unused else "all validation (used by the selection)", n_rows=int(rows),
+        unused_by_selection=bool(unused), loss=mean, se={name: standard_error(v) for name, v in values.items()},
+        best_alternative=best, difference=float(np.mean(diff)), difference_se=standard_error(diff),
+        recommended=recommended, reason=reason)
 
 
 def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: int,
