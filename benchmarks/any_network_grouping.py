@@ -49,6 +49,7 @@ import torch
 
 import negtransfer
 from negtransfer.data.builtin import load_builtin
+from negtransfer.data.statistics import standard_error
 
 #: Dataset -> the network it is grouped with (``model=`` of the Python API).
 NETWORKS = {"digit-images": "cnn", "chicago-next-day": "lstm", "qm9": "mlp"}
@@ -106,8 +107,7 @@ def measure(name: str, seed: int, args: argparse.Namespace) -> list[dict]:
 def mean_se(values: list[float]) -> tuple[float, float]:
     """Mean and standard error (NaN for one value)."""
     mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-    return mean, se
+    return mean, standard_error(values)
 
 
 def _cell(values: list[float], signed: bool = False) -> str:

@@ -108,8 +108,8 @@ def _per_setting(report, references: list[str]) -> list[str]:
     from negtransfer.report.compare import paired_differences, paired_markdown
 
     parts = []
-    for setting in dict.fromkeys(c["setting"] for c in report.selection["candidates"]):
-        fixed = replace(report, rows=report.setting_rows(setting), selection={})
+    for setting in dict.fromkeys(c.setting for c in report.selection.candidates):
+        fixed = replace(report, rows=report.setting_rows(setting), selection=None)
         parts.append(f"Every model at {setting} (not chosen; for comparison):")
         parts += [paired_markdown(fixed, "auroc", reference) for reference in references]
         suffix = f" [{setting}]"

@@ -35,6 +35,7 @@ from pathlib import Path
 import grouping_datasets
 import numpy as np
 
+from negtransfer.data.statistics import standard_error
 from negtransfer.gains.noise import _within_task
 from negtransfer.gains.table import repeat_gains
 from negtransfer.runs.group_specs import random_groups
@@ -85,7 +86,7 @@ def main() -> None:
                 a, b = slice(0, R), slice(R, 2 * R)
                 va, vb = Gv[:, :, a].mean(2), Gv[:, :, b].mean(2)
                 ta, tb = Gt[:, :, a].mean(2), Gt[:, :, b].mean(2)
-                se = np.median((Gv[:, :, a].std(2, ddof=1) / np.sqrt(R))[U]) if R > 1 else float("nan")
+                se = np.median(standard_error(Gv[:, :, a], axis=2)[U]) if R > 1 else float("nan")
                 sd = float(np.std(_within_task(va, U)[U]))
                 cross = 0.5 * (_corr(va, tb, U) + _corr(vb, ta, U))
                 print(f"| {name} | {init} | {R} | {_corr(va, vb, U):.2f} | {_corr(ta, tb, U):.2f} | {cross:.2f} | "

@@ -40,12 +40,14 @@ def mean_se(values, fmt: str = "{:+.3f}") -> str:
     """``mean ± s.e.`` over the finite values (one value alone as it is; ``n/a`` for none)."""
     import numpy as np
 
+    from negtransfer.data.statistics import standard_error
+
     v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     if v.size == 0:
         return "n/a"
     if v.size == 1:
         return fmt.format(v[0])
-    return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1) / np.sqrt(v.size)).lstrip('+')}"
+    return f"{fmt.format(v.mean())} ± {fmt.format(standard_error(v)).lstrip('+')}"
 
 
 def add_result_format_option(parser) -> None:

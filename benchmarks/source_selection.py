@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from negtransfer.data.statistics import standard_error
 from negtransfer.jobs.sources import SourceOptions, run_sources
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
@@ -91,8 +92,7 @@ def mean_se(values) -> tuple[float, float]:
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
     if values.size == 0:
         return float("nan"), float("nan")
-    se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
-    return float(values.mean()), float(se)
+    return float(values.mean()), standard_error(values)
 
 
 def fmt(mean: float, se: float, digits: int = 3) -> str:
@@ -249,7 +249,7 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "ind_f1": independent.get("f1", nan), "ind_spearman": independent.get("spearman", nan),
             "ind_ceiling": independent.get("noise_ceiling", nan), "balance": (h.get("n_negative"), h.get("n_positive")),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
-            "recommended": (rep.check or {}).get("recommended", "selected"),
+            "recommended": rep.check.recommended if rep.check else "selected",
             "kernel": (rep.surrogate or {}).get("kernel"), "planted": planted, "fairness": rep.fairness,
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from negtransfer.data.statistics import standard_error
 from negtransfer.gains.surrogate import LinearSurrogate
 from negtransfer.jobs.sources import measured_subsets
 from negtransfer.select.sources import negative_transfer_metrics
@@ -45,9 +46,7 @@ def holdout_scores(case: dict, n: int, alpha) -> tuple[float, float, float]:
 
 def mean_se(values) -> tuple[float, float]:
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
-    if values.size < 2:
-        return (float(values.mean()) if values.size else float("nan")), float("nan")
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
+    return (float(values.mean()) if values.size else float("nan")), standard_error(values)
 
 
 def main() -> None:

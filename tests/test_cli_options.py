@@ -161,3 +161,31 @@ def test_every_command_is_registered_once():
 
     names = [c.name for c in app.registered_commands]
     assert names == list(COMMANDS) and len(set(names)) == len(names)
+
+
+def test_option_blocks_stand_in_place_and_reach_the_command_bundled():
+    """with_option_blocks: a block's options replace its parameter where it stands (--help's order), and the
+    command receives their values as the block's bundle."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from negtransfer.cli.options import DATA_BLOCK, DataOptions, RunOptions, runs_block, with_option_blocks
+
+    seen = {}
+    runs_x = runs_block("runs/x")
+
+    @with_option_blocks
+    def command(first: int = typer.Option(1, "--first"), runs: RunOptions = runs_x,
+                data: DataOptions = DATA_BLOCK, last: bool = typer.Option(False, "--last")) -> None:
+        seen.update(first=first, runs=runs, data=data, last=last)
+
+    assert list(inspect.signature(command).parameters) == [
+        "first", "out", "store", "executor", "workers", "ray_address", "dataset", "data", "tasks", "features",
+        "task_column", "label", "task_kinds", "impute", "last"]
+    cli = typer.Typer()
+    cli.command()(command)
+    result = CliRunner().invoke(cli, ["--dataset", "yeast", "--tasks", "a,b", "--workers", "2", "--last"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"first": 1, "runs": RunOptions(out=Path("runs/x"), workers=2),
+                    "data": DataOptions(dataset="yeast", tasks="a,b"), "last": True}

@@ -86,8 +86,12 @@ def test_the_choice_is_the_best_validation_auroc_never_the_test_ties_to_the_firs
                                                                       ("stl", 1, large)]
     assert [v["metrics"]["auroc"]["average"] for v in kept_values] == [0.1, 0.5, 0.4]
     assert [v["seconds"] for v in kept_values] == [2.0, 2.0, 5.0]  # every setting's training time
-    assert selection["chosen"] == {"stl": {"0": "hidden=16", "1": "hidden=16"}, "mtl": {"0": "hidden=8"}}
-    assert sum(c["chosen"] for c in selection["candidates"]) == 3 and len(selection["candidates"]) == 6
+    assert selection.chosen == {"stl": {"0": "hidden=16", "1": "hidden=16"}, "mtl": {"0": "hidden=8"}}
+    assert sum(c.chosen for c in selection.candidates) == 3 and len(selection.candidates) == 6
+    assert list(selection.to_json()) == ["metric", "grid", "chosen", "candidates"]
+    assert selection.to_json()["candidates"][1] == {
+        "model": "stl", "run": 0, "setting": "hidden=16", "options": {"hidden": 16}, "chosen": True,
+        "seconds": 1.0, "metrics": {"auroc": {"average": 0.1}, "val_auroc": {"average": 0.7}}}
 
 
 def test_selection_trains_every_setting_and_reports_the_chosen_ones(tmp_path):
@@ -104,7 +108,7 @@ def test_selection_trains_every_setting_and_reports_the_chosen_ones(tmp_path):
     results = pd.read_csv(csv_path)
     for (model, run), rows in val.groupby(["model", "run"]):
         best = rows.loc[rows["value"].idxmax()]
-        assert bool(best["chosen"]) and report.selection["chosen"][model][str(run)] == best["setting"]
+        assert bool(best["chosen"]) and report.selection.chosen[model][str(run)] == best["setting"]
         # the model's rows of results.csv are the chosen setting's, test and validation
         chosen = candidates[(candidates.model == model) & (candidates.run == run) & candidates.chosen]
         for metric in ("auroc", "val_auroc", "val_loss"):

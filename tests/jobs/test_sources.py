@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
-from negtransfer.jobs.sources import SourceOptions, run_sources
+from negtransfer.jobs.sources import SourceOptions, SourcesReport, run_sources
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
@@ -304,14 +304,19 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
                for name, g in ((n, [0] + [ds.task_names.index(s) for s in kernel.methods[n]])
                                for n in ("selected", "stl", "all_sources"))}
     values, n_stop, unused = unused_validation_values(ds, results, 0, "val_est")
-    assert unused and n_stop == kernel.check["n_rows"] and kernel.check["rows"] == "stopping half"
+    assert unused and n_stop == kernel.check.n_rows and kernel.check.rows == "stopping half"
     est = results["stl"].values("val_est_loss", 0)
     full = results["stl"].values("val_loss", 0)
     n_est = int((~np.isnan(ds.Y[ds.split == 1, 0])).sum()) - n_stop
     np.testing.assert_allclose((n_stop * values["stl"] + n_est * est) / (n_stop + n_est), full, rtol=1e-6)
-    best = min(("stl", "all_sources"), key=kernel.check["loss"].__getitem__)
-    expected = "selected" if kernel.check["loss"]["selected"] <= kernel.check["loss"][best] else best
-    assert kernel.check["recommended"] == expected and kernel.check["best_alternative"] == best
+    best = min(("stl", "all_sources"), key=kernel.check.loss.__getitem__)
+    expected = "selected" if kernel.check.loss["selected"] <= kernel.check.loss[best] else best
+    assert kernel.check.recommended == expected and kernel.check.best_alternative == best
+    # report.json's check: the same keys in the same order, and read back into the record
+    assert list(kernel.to_dict()["check"]) == ["rows", "n_rows", "unused_by_selection", "loss", "se",
+                                               "best_alternative", "difference", "difference_se", "recommended",
+                                               "reason"]
+    assert SourcesReport(**kernel.to_dict()).check == kernel.check
     text = write_sources_report(kernel, tmp_path / "out").read_text()
     assert "## Recommendation" in text and "kernel ridge regression" in text and "repeat seeds [2, 3]" in text
     with pytest.raises(ValueError, match="--surrogate"):

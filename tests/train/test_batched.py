@@ -404,3 +404,34 @@ def test_kept_parameters_are_each_models_best_weights(mixed_dataset):
     for a, b in zip(results[1].extra["parameters"], alone.extra["parameters"], strict=True):
         assert torch.equal(a, b)
     assert "parameters" not in train_group_models(ds, [(0,)], cfg, seed=2)[0].extra
+
+
+def test_no_validation_rows_skip_the_per_epoch_validation_with_the_same_numbers(mixed_dataset, monkeypatch):
+    """A refit's dataset has no validation row: the stack is not run on the empty rows each epoch, and every
+    number is what running it gave (losses 0, the record advanced; checked against the old validation)."""
+    from negtransfer.jobs.grouping import refit_dataset
+    from negtransfer.train import batched
+
+    refit = refit_dataset(mixed_dataset)
+    cfg = TrainConfig(max_epochs=4, lr=0.05, early_stopping=False)
+    groups = [(0, 1), (2,), (0, 1, 2, 3)]
+    validated = []
+    stopping_loss = batched._stopping_loss
+    monkeypatch.setattr(batched, "_stopping_loss", lambda *args: validated.append(1) or stopping_loss(*args))
+    skipped = train_group_models(refit, groups, cfg, seed=2, epochs=[3, 4, 2])
+    assert not validated  # no epoch scored the stack on the empty validation rows
+    train_group_models(mixed_dataset, groups, cfg, seed=2, epochs=[3, 4, 2])
+    assert len(validated) == 4  # with validation rows: every epoch
+
+    @torch.no_grad()
+    def old_validate(model, layout, validation, state, epoch, config):
+        model.eval()
+        val_sums, val_counts = layout.loss_sums(model(validation[0]), validation[1])
+        return state.update(epoch, batched._stopping_loss(val_sums, val_counts, state.mask, config),
+                            batched.stack_state(model), config)
+
+    monkeypatch.setattr(batched, "_validate", old_validate)
+    run = train_group_models(refit, groups, cfg, seed=2, epochs=[3, 4, 2])
+    for a, b in zip(skipped, run, strict=True):
+        assert a.test_loss == b.test_loss and (a.best_epoch, a.epochs) == (b.best_epoch, b.epochs)
+    assert [r.epochs for r in skipped] == [3, 4, 2]

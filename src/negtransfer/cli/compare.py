@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
 from typing import Optional
 
 import typer
@@ -10,6 +10,7 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
+    DATA_BLOCK,
     RUNS,
     TRAINING,
     CompareBatchSizeOpt,
@@ -17,35 +18,23 @@ from negtransfer.cli.options import (
     CompareLrOpt,
     CompareOptimizerOpt,
     ComparePatienceOpt,
-    DataOpt,
     DataOptions,
-    DatasetOpt,
-    Executor,
-    ExecutorOpt,
-    FeaturesOpt,
-    Impute,
-    ImputeOpt,
-    LabelOpt,
     Optimizer,
     QuietOpt,
-    RayAddressOpt,
     RunOptions,
     SeedOpt,
-    StoreOpt,
-    TaskColumnOpt,
-    TaskKindsOpt,
-    TasksOpt,
     TrainingOptions,
-    WorkersOpt,
     fgsm_levels,
-    out_option,
     parse_settings,
+    runs_block,
     split_list,
+    with_option_blocks,
 )
 
-OutOpt = out_option("runs/compare")  # built once at import, like the shared options
+RUNS_BLOCK = runs_block("runs/compare")  # --out ... --ray-address, --out defaulting to this folder
 
 
+@with_option_blocks
 def compare(
     models: str = typer.Option(..., "--models", help="Comma-separated model names, e.g. stl,bmtl,vmtl (the models "
                                "for the dataset's kind are listed when a name is wrong)."),
@@ -68,20 +57,9 @@ def compare(
                                          "the best mean validation AUROC over tasks (TP-AMTL family); report.md says "
                                          "which, selection.csv has every setting's scores.", rich_help_panel=TRAINING),
     settings: Optional[str] = typer.Option(None, "--set", help="Comma-separated KEY=VALUE training settings for the model family (VMTL: VariationalConfig fields, e.g. kl_w_warmup_step=1e-4; TP-AMTL: TemporalTrainConfig fields, e.g. mc_samples=5).", rich_help_panel=TRAINING),
-    out: Path = OutOpt,
-    store: Optional[Path] = StoreOpt,
-    executor: Executor = ExecutorOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_address: Optional[str] = RayAddressOpt,
+    run_options: RunOptions = RUNS_BLOCK,
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads per model (small models run fastest on one).", rich_help_panel=RUNS),
-    dataset: Optional[str] = DatasetOpt,
-    data: Optional[Path] = DataOpt,
-    tasks: Optional[str] = TasksOpt,
-    features: Optional[str] = FeaturesOpt,
-    task_column: Optional[str] = TaskColumnOpt,
-    label: Optional[str] = LabelOpt,
-    task_kinds: Optional[str] = TaskKindsOpt,
-    impute: Optional[Impute] = ImputeOpt,
+    data_options: DataOptions = DATA_BLOCK,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -116,8 +94,7 @@ def compare(
         options.check()
     except ValueError as exc:
         fail(str(exc))
-    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, threads=threads), notes)
-    data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
+    job = Job(replace(run_options, seed=seed, quiet=quiet, threads=threads), notes)
     load = data_options.loader(kinds=None)
     import torch
 
@@ -132,7 +109,7 @@ def compare(
     report.notes = notes
     report.baselines = baselines
     with job.writing():
-        csv_path, md_path, json_path = write_compare_outputs(report, out)
+        csv_path, md_path, json_path = write_compare_outputs(report, run_options.out)
     _echo_summary(report)
     if report.reused:
         typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
@@ -148,7 +125,7 @@ def _echo_summary(report) -> None:
     for name, cells in report.summary(metric).items():
         mean, se = cells.get("average", (float("nan"), float("nan")))
         typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
-    for name, runs in report.selection.get("chosen", {}).items():
+    for name, runs in (report.selection.chosen if report.selection else {}).items():
         typer.echo(f"{name:>22}: chosen on validation, per run: " + "; ".join(runs.values()))
     if report.baselines == "ours":
         return

@@ -2,62 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    Batching,
-    BatchingOpt,
-    BatchSizeOpt,
+    DATA_BLOCK,
+    MODEL_BLOCK,
+    TRAINING_BLOCK,
     ChunkSizeOpt,
-    DataOpt,
     DataOptions,
-    DatasetOpt,
     Device,
     DeviceOpt,
-    Encoder,
-    EncoderOpt,
-    EpochsOpt,
-    Executor,
-    ExecutorOpt,
-    FeaturesOpt,
-    Impute,
-    ImputeOpt,
-    LabelOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
     ModelOptions,
-    ModelVersionOpt,
-    Optimizer,
-    OptimizerOpt,
-    OversampleOpt,
-    PatienceOpt,
-    Preset,
-    PresetOpt,
     QuietOpt,
-    RayAddressOpt,
     RepeatsOpt,
     RunOptions,
-    StoreOpt,
-    TaskColumnOpt,
-    TaskKindsOpt,
-    TasksOpt,
     TrainingOptions,
-    WorkersOpt,
     check_model_on,
-    out_option,
+    runs_block,
     split_list,
+    with_option_blocks,
 )
 from negtransfer.jobs.choices import MODEL_KINDS
 
-OutOpt = out_option("runs/compare-grouping")  # built once at import, like the shared options
+RUNS_BLOCK = runs_block("runs/compare-grouping")  # --out ... --ray-address, --out defaulting to this folder
 
 
+@with_option_blocks
 def compare_grouping(
     methods: str = typer.Option("etap,tag,hoa,linear-surrogate,mtgnet,ayman,grad-tae", "--methods", help="Comma-separated grouping methods (see `negtransfer group --help`)."),
     budgets: str = typer.Option("2,3,4", "--budgets", help="Comma-separated budgets B."),
@@ -67,34 +42,13 @@ def compare_grouping(
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
     evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
     surgery: str = typer.Option("pcgrad", "--surgery", help="Comma-separated gradient aggregators: the all-task model trained with each is a row beside the groupings (ETAP Section D.3): 'pcgrad', 'mgda', 'imtl-g', 'aligned-mtl', 'graddrop', 'sum'; 'none' for no such row."),
-    out: Path = OutOpt,
-    store: Optional[Path] = StoreOpt,
-    executor: Executor = ExecutorOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_address: Optional[str] = RayAddressOpt,
+    run_options: RunOptions = RUNS_BLOCK,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
-    epochs: Optional[int] = EpochsOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    lr: Optional[float] = LrOpt,
-    optimizer: Optional[Optimizer] = OptimizerOpt,
-    patience: Optional[int] = PatienceOpt,
-    preset: Preset = PresetOpt,
-    batching: Optional[Batching] = BatchingOpt,
-    oversample: Optional[bool] = OversampleOpt,
+    training_options: TrainingOptions = TRAINING_BLOCK,
     device: Device = DeviceOpt,
-    encoder: Optional[Encoder] = EncoderOpt,
-    model: Optional[str] = ModelOpt,
-    model_version: Optional[str] = ModelVersionOpt,
-    model_arg: Optional[list[str]] = ModelArgOpt,
-    dataset: Optional[str] = DatasetOpt,
-    data: Optional[Path] = DataOpt,
-    tasks: Optional[str] = TasksOpt,
-    features: Optional[str] = FeaturesOpt,
-    task_column: Optional[str] = TaskColumnOpt,
-    label: Optional[str] = LabelOpt,
-    task_kinds: Optional[str] = TaskKindsOpt,
-    impute: Optional[Impute] = ImputeOpt,
+    model_options: ModelOptions = MODEL_BLOCK,
+    data_options: DataOptions = DATA_BLOCK,
     quiet: bool = QuietOpt,
 ) -> None:
     """Compare grouping methods on the same data, seeds and runs; write comparison.csv and report.md.
@@ -124,10 +78,8 @@ def compare_grouping(
         fail("--budgets needs numbers >= 1 and --seeds numbers >= 0, at least one of each")
     aggregators = parse_surgery(surgery)
     notes: list[str] = []
-    config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
-        device=device, model=ModelOptions(encoder, model, model_version, model_arg).choice())
-    job = Job(RunOptions(out, store, executor, workers, seed_list[0], quiet, ray_address, device=device), notes)
-    data_options = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds)
+    config = training_options.config(device=device, model=model_options.choice())
+    job = Job(replace(run_options, seed=seed_list[0], quiet=quiet, device=device), notes)
     first = data_options.load(seed_list[0], MODEL_KINDS)
     check_model_on(first, config, notes)
     options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
@@ -148,13 +100,13 @@ def compare_grouping(
         rows = compare_grouping_methods(load, names, budget_list, seed_list, options, config, lambda s: job.store,
                                         executor=job.executor, progress=progress, surgery=aggregators)
         summary = summarise(rows, reference=names[0])
-        md = write_comparison_report(rows, summary, out, reference=names[0], dataset=first.name)
+        md = write_comparison_report(rows, summary, run_options.out, reference=names[0], dataset=first.name)
         record_notes(md, notes)
     for (method, budget), cell in summary.cells.items():
         mean, se, _ = cell["vs_stl"]
         typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'].mean:.4f} ({mean:+.2%} vs STL"
                    + (f" ± {se:.2%})" if se is not None else ")"))
-    typer.echo(f"wrote {out / 'comparison.csv'} and {md}")
+    typer.echo(f"wrote {run_options.out / 'comparison.csv'} and {md}")
 
 
 def record_notes(report: Path, notes: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
 
@@ -10,52 +11,26 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
-    Batching,
-    BatchingOpt,
-    BatchSizeOpt,
+    DATA_BLOCK,
+    MODEL_BLOCK,
+    TRAINING_BLOCK,
     ChunkSizeOpt,
-    DataOpt,
     DataOptions,
-    DatasetOpt,
     Device,
     DeviceOpt,
-    Encoder,
-    EncoderOpt,
-    EpochsOpt,
-    Executor,
-    ExecutorOpt,
-    FeaturesOpt,
     GradientAggregationOpt,
-    Impute,
-    ImputeOpt,
-    LabelOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
     ModelOptions,
-    ModelVersionOpt,
-    Optimizer,
-    OptimizerOpt,
-    OversampleOpt,
-    PatienceOpt,
-    Preset,
-    PresetOpt,
     QuietOpt,
-    RayAddressOpt,
     RepeatsOpt,
     RunOptions,
     SeedOpt,
-    StoreOpt,
-    TaskColumnOpt,
-    TaskKindsOpt,
-    TasksOpt,
     TrainingOptions,
-    WorkersOpt,
     check_model_on,
     fit_batch_size,
     kinds_summary,
     note_unused_balance,
-    out_option,
+    runs_block,
+    with_option_blocks,
 )
 from negtransfer.jobs.choices import GAIN_SPLITS, MODEL_KINDS, OBJECTIVES
 
@@ -84,9 +59,10 @@ def grouping_method_name(text: str) -> str:
     return text
 
 
-OutOpt = out_option("runs/group")  # built once at import, like the shared options
+RUNS_BLOCK = runs_block("runs/group")  # --out ... --ray-address, --out defaulting to this folder
 
 
+@with_option_blocks
 def group(
     budget: int = typer.Option(3, "--budget", min=1, help="At most B groups, together covering every task."),
     method: str = typer.Option("etap", "--method", parser=grouping_method_name, metavar="METHOD", help="Grouping method (the registered ones: negtransfer.jobs.grouping_methods.register adds more): 'etap' (ETAP's affinity + spline map + residual), 'tag' (TAG's lookahead affinity), 'hoa' (every pair trained, group gains = pairs' means), 'linear-surrogate' (Li et al. 2023), 'mtgnet' (Song et al. 2022), 'ayman' (every pair + training groups trained, a network predicts a group's total gain; Ayman et al. 2023), 'grad-tae' (Li et al. 2024: affinity from the all-task model's projected gradients); docs/methods/grouping-methods.md."),
@@ -109,36 +85,15 @@ def group(
     refit: bool = typer.Option(False, "--refit/--no-refit", help="After the decision, retrain the chosen groups, the STL models and the all-task model on every non-test row (train, validation and audit) for each run's stopping epoch, without early stopping, and report their test losses beside the early-stopped ones (report.json 'refit')."),
     refit_epochs: RefitEpochs = typer.Option("steps", "--refit-epochs", help="With --refit: each refit trains its early-stopped run's stopping epoch scaled by the row ratio, about the same optimiser steps ('steps'), or as that many passes over its (larger) training rows ('passes')."),
     affinity_every: int = typer.Option(8, "--affinity-every", min=1, help="Track affinity every k-th step of the all-task run (1 = every step; 8 was chosen by benchmarks/affinity_overhead.py)."),
-    out: Path = OutOpt,
-    store: Optional[Path] = StoreOpt,
-    executor: Executor = ExecutorOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_address: Optional[str] = RayAddressOpt,
+    run_options: RunOptions = RUNS_BLOCK,
     chunk_size: int = ChunkSizeOpt,
     repeats: int = RepeatsOpt,
     folds: int = typer.Option(1, "--folds", min=1, help="Cross-validated gains: train every run on K folds of the training and validation rows (stratified per task; fold f of every group validates on the same rows), so gains, validation losses and every choice are means over folds and repeats, and the report states how well one fold's gains foretell another's (the split noise). 1: the dataset's one split."),
-    epochs: Optional[int] = EpochsOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    lr: Optional[float] = LrOpt,
-    optimizer: Optional[Optimizer] = OptimizerOpt,
-    patience: Optional[int] = PatienceOpt,
-    preset: Preset = PresetOpt,
-    batching: Optional[Batching] = BatchingOpt,
-    oversample: Optional[bool] = OversampleOpt,
+    training_options: TrainingOptions = TRAINING_BLOCK,
     gradient_aggregation: str = GradientAggregationOpt,
     device: Device = DeviceOpt,
-    encoder: Optional[Encoder] = EncoderOpt,
-    model: Optional[str] = ModelOpt,
-    model_version: Optional[str] = ModelVersionOpt,
-    model_arg: Optional[list[str]] = ModelArgOpt,
-    dataset: Optional[str] = DatasetOpt,
-    data: Optional[Path] = DataOpt,
-    tasks: Optional[str] = TasksOpt,
-    features: Optional[str] = FeaturesOpt,
-    task_column: Optional[str] = TaskColumnOpt,
-    label: Optional[str] = LabelOpt,
-    task_kinds: Optional[str] = TaskKindsOpt,
-    impute: Optional[Impute] = ImputeOpt,
+    model_options: ModelOptions = MODEL_BLOCK,
+    data_options: DataOptions = DATA_BLOCK,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -153,15 +108,14 @@ def group(
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
-    config = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset, batching, oversample).config(
-        device=device, gradient_aggregation=gradient_aggregation,
-        model=ModelOptions(encoder, model, model_version, model_arg).choice())
-    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
-    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
+    config = training_options.config(device=device, gradient_aggregation=gradient_aggregation,
+                                     model=model_options.choice())
+    job = Job(replace(run_options, seed=seed, quiet=quiet, device=device), notes)
+    ds = data_options.load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
-    config = fit_batch_size(ds, config, batch_size, notes)
+    config = fit_batch_size(ds, config, training_options.batch_size, notes)
     note_unused_balance(ds, config, notes)
-    kinds = kinds_summary(ds, data, notes)
+    kinds = kinds_summary(ds, data_options.data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
     options = GroupingOptions(budget=budget, method=method, n_train_groups=train_groups, design=design, repeats=repeats,
@@ -197,9 +151,9 @@ def group(
     from negtransfer.report.markdown import write_group_report
 
     with job.writing():
-        write_json(out / "report.json", report.to_dict())
-        md = write_group_report(report, out)
-    print_group_summary(report, out / "report.json", md)
+        write_json(run_options.out / "report.json", report.to_dict())
+        md = write_group_report(report, run_options.out)
+    print_group_summary(report, run_options.out / "report.json", md)
 
 
 def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list,

@@ -3,8 +3,12 @@
 Groups: data (what to learn from), training (how every model is trained),
 runs (where runs are stored and trained, where results go). Every command
 takes its groups' options by these definitions, so names, defaults and help
-agree everywhere; :class:`DataOptions`, :class:`TrainingOptions` and
-:class:`RunOptions` bundle a command's values of each group.
+agree everywhere; :class:`DataOptions`, :class:`TrainingOptions`,
+:class:`ModelOptions` and :class:`RunOptions` bundle a command's values of each
+group. The options a command takes together come as blocks (:data:`DATA_BLOCK`,
+:data:`TRAINING_BLOCK`, :data:`MODEL_BLOCK`, :func:`runs_block`): one parameter
+of the command stands for a block's options, and :func:`with_option_blocks`
+hands it their bundle.
 
 Choices come from the domain tuples where those are cheap to import
 (``negtransfer.train.config``, ``negtransfer.jobs.choices``,
@@ -17,11 +21,14 @@ options dataclasses of its job.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeAlias
 
 import typer
 
@@ -517,3 +524,80 @@ def kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
         note("task kinds inferred from the labels: " + "; ".join(parts)
              + " (override with --task-kinds TASK=KIND)", notes)
     return kinds
+
+
+# ------------------------------------------------------------------ option blocks
+@dataclass(frozen=True)
+class OptionBlock:
+    """Options that several commands take together, in this order, and the value they make.
+
+    A command declares one parameter with a block as its default (``data: DataOptions = DATA_BLOCK``);
+    :func:`with_option_blocks` puts the block's options in that parameter's place, so ``--help`` lists them
+    where the parameter stands, and calls the command with ``make(**their values)`` for it.
+    """
+
+    options: tuple[tuple[str, Any, Any], ...]  # (parameter name, annotation, typer.Option)
+    make: Callable[..., Any]
+
+
+def _model_options(encoder, model, model_version, model_arg) -> ModelOptions:
+    return ModelOptions(encoder, model, model_version, model_arg)
+
+
+#: ``--dataset`` ... ``--impute``: a :class:`DataOptions`.
+DATA_BLOCK: Any = OptionBlock((
+    ("dataset", Optional[str], DatasetOpt), ("data", Optional[Path], DataOpt), ("tasks", Optional[str], TasksOpt),
+    ("features", Optional[str], FeaturesOpt), ("task_column", Optional[str], TaskColumnOpt),
+    ("label", Optional[str], LabelOpt), ("task_kinds", Optional[str], TaskKindsOpt),
+    ("impute", Optional[Impute], ImputeOpt)), DataOptions)
+#: ``--epochs`` ... ``--balance``: a :class:`TrainingOptions`.
+TRAINING_BLOCK: Any = OptionBlock((
+    ("epochs", Optional[int], EpochsOpt), ("batch_size", Optional[int], BatchSizeOpt),
+    ("lr", Optional[float], LrOpt), ("optimizer", Optional[Optimizer], OptimizerOpt),
+    ("patience", Optional[int], PatienceOpt), ("preset", Preset, PresetOpt),
+    ("batching", Optional[Batching], BatchingOpt), ("oversample", Optional[bool], OversampleOpt)), TrainingOptions)
+#: ``--encoder``, ``--model``, ``--model-version``, ``--model-arg``: a :class:`ModelOptions`.
+MODEL_BLOCK: Any = OptionBlock((
+    ("encoder", Optional[Encoder], EncoderOpt), ("model", Optional[str], ModelOpt),
+    ("model_version", Optional[str], ModelVersionOpt), ("model_arg", Optional[list[str]], ModelArgOpt)),
+    _model_options)
+
+
+def runs_block(out_default: str) -> Any:
+    """``--out`` (default ``out_default``), ``--store``, ``--executor``, ``--workers``, ``--ray-address``: a
+    :class:`RunOptions` with those (its ``seed``, ``quiet``, ``threads`` and ``device`` the command's to set)."""
+    return OptionBlock((
+        ("out", Path, out_option(out_default)), ("store", Optional[Path], StoreOpt),
+        ("executor", Executor, ExecutorOpt), ("workers", Optional[int], WorkersOpt),
+        ("ray_address", Optional[str], RayAddressOpt)), RunOptions)
+
+
+def with_option_blocks(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with each parameter whose default is an :class:`OptionBlock` replaced by the block's options.
+
+    typer reads the returned function's signature (``__signature__``: the block's options in the parameter's
+    place) and calls it with every option's value; the function bundles each block's values (``make``) and
+    calls ``command`` with the bundle for the parameter.
+    """
+    signature = inspect.signature(command)
+    hints = typing.get_type_hints(command)
+    parameters: list[inspect.Parameter] = []
+    blocks: dict[str, OptionBlock] = {}
+    for name, parameter in signature.parameters.items():
+        if not isinstance(parameter.default, OptionBlock):
+            parameters.append(parameter.replace(annotation=hints[name]))
+            continue
+        blocks[name] = parameter.default
+        parameters += [inspect.Parameter(option, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                         annotation=annotation)
+                       for option, annotation, default in parameter.default.options]
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        for name, block in blocks.items():
+            values[name] = block.make(**{option: values.pop(option) for option, _, _ in block.options})
+        command(**values)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return run

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
 
 import typer
@@ -11,52 +11,26 @@ import typer
 from negtransfer.cli.console import fail, note
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
+    DATA_BLOCK,
+    MODEL_BLOCK,
     RUNS,
-    Batching,
-    BatchingOpt,
-    BatchSizeOpt,
+    TRAINING_BLOCK,
     ChunkSizeOpt,
-    DataOpt,
     DataOptions,
-    DatasetOpt,
     Device,
     DeviceOpt,
-    Encoder,
-    EncoderOpt,
-    EpochsOpt,
-    Executor,
-    ExecutorOpt,
-    FeaturesOpt,
-    Impute,
-    ImputeOpt,
-    LabelOpt,
-    LrOpt,
-    ModelArgOpt,
-    ModelOpt,
     ModelOptions,
-    ModelVersionOpt,
-    Optimizer,
-    OptimizerOpt,
-    OversampleOpt,
-    PatienceOpt,
-    Preset,
-    PresetOpt,
     QuietOpt,
-    RayAddressOpt,
     RunOptions,
     SeedOpt,
-    StoreOpt,
-    TaskColumnOpt,
-    TaskKindsOpt,
-    TasksOpt,
     TrainingOptions,
-    WorkersOpt,
     check_model_on,
     fit_batch_size,
     kinds_summary,
     nonnegative_number,
     note_unused_balance,
-    out_option,
+    runs_block,
+    with_option_blocks,
 )
 from negtransfer.jobs.choices import (
     EXHAUSTIVE_PAIRS,
@@ -84,9 +58,10 @@ else:
     SurrogateKind = Literal[SURROGATES]
 
 
-OutOpt = out_option("runs/sources")  # built once at import, like the shared options
+RUNS_BLOCK = runs_block("runs/sources")  # --out ... --ray-address, --out defaulting to this folder
 
 
+@with_option_blocks
 def sources(
     target: str = typer.Option(..., "--target", help="The target task (a label column or a task-column value)."),
     alpha: int = typer.Option(5, "--alpha", min=1, help="Sources per sampled subset."),
@@ -108,34 +83,13 @@ def sources(
     stl_repeats: int = typer.Option(1, "--stl-repeats", min=1, help="Mean of this many STL runs is the reference f(STL) that subsets are judged against."),
     exhaustive_pairs: ExhaustivePairs = typer.Option("auto", "--exhaustive-pairs", help="Baseline: best of all 1-2 source combinations; 'auto' (when k(k-1)/2 <= --max-pair-runs), 'on' or 'off'."),
     max_pair_runs: int = typer.Option(300, "--max-pair-runs", min=0, help="Pair models allowed for --exhaustive-pairs auto."),
-    out: Path = OutOpt,
-    store: Optional[Path] = StoreOpt,
-    executor: Executor = ExecutorOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_address: Optional[str] = RayAddressOpt,
+    run_options: RunOptions = RUNS_BLOCK,
     chunk_size: int = ChunkSizeOpt,
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Runs per model (common random numbers); f(S), f(STL) and every loss are means over the repeats, with standard errors in report.json.", show_default="3; 5 with --preset task-modeling (the authors average 3-5)", rich_help_panel=RUNS),
-    epochs: Optional[int] = EpochsOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    lr: Optional[float] = LrOpt,
-    optimizer: Optional[Optimizer] = OptimizerOpt,
-    patience: Optional[int] = PatienceOpt,
-    preset: Preset = PresetOpt,
-    batching: Optional[Batching] = BatchingOpt,
-    oversample: Optional[bool] = OversampleOpt,
+    training_options: TrainingOptions = TRAINING_BLOCK,
     device: Device = DeviceOpt,
-    encoder: Optional[Encoder] = EncoderOpt,
-    model: Optional[str] = ModelOpt,
-    model_version: Optional[str] = ModelVersionOpt,
-    model_arg: Optional[list[str]] = ModelArgOpt,
-    dataset: Optional[str] = DatasetOpt,
-    data: Optional[Path] = DataOpt,
-    tasks: Optional[str] = TasksOpt,
-    features: Optional[str] = FeaturesOpt,
-    task_column: Optional[str] = TaskColumnOpt,
-    label: Optional[str] = LabelOpt,
-    task_kinds: Optional[str] = TaskKindsOpt,
-    impute: Optional[Impute] = ImputeOpt,
+    model_options: ModelOptions = MODEL_BLOCK,
+    data_options: DataOptions = DATA_BLOCK,
     seed: int = SeedOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -152,22 +106,20 @@ def sources(
     notes: list[str] = []
     # the source-selection figures in docs/methods/source-selection.md were measured with pooled batches and
     # an initialisation per subset model (--common-init shares one)
-    job_defaults, training_defaults = preset_defaults(preset)
-    training = TrainingOptions(epochs, batch_size, lr, optimizer, patience, preset,
-                               batching or training_defaults.get("batching"), oversample)
-    config = training.config(shared_init=common_init, device=device,
-                             model=ModelOptions(encoder, model, model_version, model_arg).choice())
+    job_defaults, training_defaults = preset_defaults(training_options.preset)
+    training = replace(training_options, batching=training_options.batching or training_defaults.get("batching"))
+    config = training.config(shared_init=common_init, device=device, model=model_options.choice())
     if not (math.isfinite(data_fraction) and 0 < data_fraction <= 1 and math.isfinite(steps_fraction) and 0 < steps_fraction <= 1):
         fail(f"--data-fraction and --steps-fraction must be in (0, 1], got {data_fraction} and {steps_fraction}")
     penalty: float | str | None = ridge
     if ridge is not None and ridge != "auto":
         penalty = nonnegative_number(ridge, "--ridge ('auto' or a number)")
-    job = Job(RunOptions(out, store, executor, workers, seed, quiet, ray_address, device=device), notes)
-    ds = DataOptions(dataset, data, tasks, features, task_column, label, impute, task_kinds).load(seed, MODEL_KINDS)
+    job = Job(replace(run_options, seed=seed, quiet=quiet, device=device), notes)
+    ds = data_options.load(seed, MODEL_KINDS)
     check_model_on(ds, config, notes)
-    config = fit_batch_size(ds, config, batch_size, notes)
+    config = fit_batch_size(ds, config, training_options.batch_size, notes)
     note_unused_balance(ds, config, notes)
-    kinds = kinds_summary(ds, data, notes)
+    kinds = kinds_summary(ds, data_options.data, notes)
     options = SourceOptions(target=target, alpha=alpha, n_subsets=subsets, holdout=holdout, loss=loss,
                             ridge=penalty, affinity_baseline=not no_affinity, chunk_size=chunk_size,
                             data_fraction=data_fraction, steps_fraction=steps_fraction,
@@ -195,8 +147,8 @@ def sources(
                              notify=lambda message: note(message, notes))
     report.task_kinds, report.notes = kinds, notes
     with job.writing():
-        write_json(out / "report.json", report.to_dict())
-        md = write_sources_report(report, out)
+        write_json(run_options.out / "report.json", report.to_dict())
+        md = write_sources_report(report, run_options.out)
     typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
                f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
     typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
@@ -207,5 +159,5 @@ def sources(
         typer.echo(f"holdout on unseen repeat seeds: F1 {h['independent']['f1']:.3f}, Spearman "
                    f"{h['independent']['spearman']:.3f}")
     if report.check:
-        typer.echo(f"recommended: {report.check['recommended']} ({report.check['reason']})")
+        typer.echo(f"recommended: {report.check.recommended} ({report.check.reason})")
     typer.echo(f"report: {md}")

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from negtransfer.data.statistics import standard_error
 from negtransfer.train.results import ModelResult, RepeatedResult
 
 Group = tuple[int, ...]
@@ -83,8 +84,7 @@ def repeat_mean_se(G: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.nd
     """
     if mask is None or not mask.any():  # (gains.table.standard_errors' rule; that module imports this one)
         with np.errstate(invalid="ignore"):
-            R = G.shape[-1]
-            return G.mean(axis=-1), (G.std(axis=-1, ddof=1) / np.sqrt(R) if R >= 2 else np.full(G.shape[:-1], np.nan))
+            return G.mean(axis=-1), standard_error(G, axis=-1)
     count = (~mask).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, np.where(mask, 0.0, G).sum(axis=-1) / np.maximum(count, 1), np.nan)

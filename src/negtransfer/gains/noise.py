@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from negtransfer.data.statistics import standard_error
+
 __all__ = ["noise_floor", "split_noise", "fold_gains", "combined_verdict", "RELIABLE", "NOISY"]
 
 #: Reliability from which gains count as reproducible, and below which they are mostly noise.
@@ -81,7 +83,7 @@ def noise_floor(U: np.ndarray, G: np.ndarray, *, groups_only: bool = True) -> di
     out["gain_abs_median"] = float(np.median(np.abs(mean[U])))
     out["between_group_sd"] = float(np.std(centred[U])) if entries > 1 else None
     if R >= 2:
-        se = G.std(axis=2, ddof=1) / np.sqrt(R)
+        se = standard_error(G, axis=2)
         out["gain_se_median"] = float(np.median(se[U]))
         even, odd = G[:, :, 0::2].mean(axis=2), G[:, :, 1::2].mean(axis=2)
         out["split_half_pearson"] = _pearson(even[U], odd[U])

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from negtransfer.data.statistics import standard_error
 from negtransfer.train.results import ModelResult, RepeatedResult
 
 Group = tuple[int, ...]
@@ -169,11 +170,7 @@ def gain_matrix(
 
 def standard_errors(G: np.ndarray) -> np.ndarray:
     """Standard error of the mean over the last (repeat) axis; NaN with one repeat."""
-    R = G.shape[-1]
-    if R < 2:
-        return np.full(G.shape[:-1], np.nan)
-    with np.errstate(invalid="ignore"):
-        return G.std(axis=-1, ddof=1) / np.sqrt(R)
+    return standard_error(G, axis=-1)
 
 
 def gains_frame(groups: Sequence[Group], results: Mapping[Group, Result], task_names: Sequence[str], metric_names: Sequence[str]):

@@ -159,6 +159,67 @@ class ModelEntry:
         return ours + [p for p in paper if not ours or p[1] != ours[0][1]]
 
 
+@dataclass(frozen=True)
+class SelectionCandidate:
+    """One (model, run, setting) that ``--select-on-validation`` trained: a row of ``selection.csv``'s long form.
+
+    Attributes
+    ----------
+    model : str
+    run : int
+    setting : str
+        The setting's label (:func:`setting_label`, e.g. ``"hidden=64,dropout=0.3"``).
+    options : dict
+        The setting as model options (``{"hidden": 64, "dropout": 0.3}``).
+    chosen : bool
+        Whether this setting was kept for this (model, run).
+    seconds : float
+        Its training seconds.
+    metrics : dict
+        ``{metric: {task: value or None}}``, test and validation metrics.
+    """
+
+    model: str
+    run: int
+    setting: str
+    options: dict
+    chosen: bool
+    seconds: float
+    metrics: dict
+
+    def to_json(self) -> dict:
+        """report.json's entry of ``selection.candidates``."""
+        return {"model": self.model, "run": self.run, "setting": self.setting, "options": self.options,
+                "chosen": self.chosen, "seconds": self.seconds, "metrics": self.metrics}
+
+
+@dataclass(frozen=True)
+class ValidationSelection:
+    """What ``--select-on-validation`` chose (:func:`select_on_validation`): report.json's ``selection``.
+
+    Attributes
+    ----------
+    metric : str
+        What the choice maximised (the mean validation AUROC over tasks).
+    grid : dict
+        ``{option name: [values]}``, in grid order.
+    chosen : dict
+        ``{model: {run (str): setting label}}``.
+    candidates : tuple of SelectionCandidate
+        Every (model, run, setting) trained, in training order.
+    """
+
+    metric: str
+    grid: dict
+    chosen: dict
+    candidates: tuple[SelectionCandidate, ...]
+
+    def to_json(self) -> dict:
+        """report.json's ``selection``."""
+        return {"metric": self.metric, "grid": self.grid, "chosen": self.chosen,
+                "candidates": [c.to_json() for c in self.candidates]}
+
+
 @dataclass
 class CompareReport:
     """What a comparison produced: the long results table and what the report needs.
@@ -188,11 +249,10 @@ class CompareReport:
         Which single-task baselines report.md marks and pairs against
         (:meth:`ModelEntry.counterparts`); a reporting choice, not part of any
         run's key.
-    selection : dict
-        With ``--select-on-validation``: ``grid``, ``metric``, ``chosen``
-        (``{model: {run: setting}}``) and ``candidates`` (one entry per model,
-        run and setting: its options, seconds and every metric per task);
-        empty otherwise.
+    selection : ValidationSelection or None
+        With ``--select-on-validation``: the grid, the setting chosen per model
+        and run, and every candidate's options, seconds and metrics per task;
+        None otherwise.
     """
 
     dataset: str
@@ -210,7 +270,7 @@ class CompareReport:
     reused: int = 0
     notes: list = field(default_factory=list)
     baselines: str = "ours"
-    selection: dict = field(default_factory=dict)
+    selection: ValidationSelection | None = None
 
     def metrics(self) -> list[str]:
         """The metrics, in the order the models reported them (test metrics first, then validation ones)."""
@@ -236,11 +296,11 @@ class CompareReport:
         """With ``--select-on-validation``: the rows (as :attr:`rows`) every model had with one setting of the grid
         (its label, e.g. ``"hidden=64,dropout=0.3"``), whether chosen or not; model names end in ``suffix``."""
         rows = []
-        for c in self.selection.get("candidates", []):
-            if c["setting"] != setting:
+        for c in self.selection.candidates if self.selection else ():
+            if c.setting != setting:
                 continue
-            for metric, per_task in c["metrics"].items():
-                rows += [{"model": c["model"] + suffix, "task": task, "run": c["run"], "metric": metric,
+            for metric, per_task in c.metrics.items():
+                rows += [{"model": c.model + suffix, "task": task, "run": c.run, "metric": metric,
                           "value": float("nan") if v is None else float(v)} for task, v in per_task.items()]
         return rows
 
@@ -268,18 +328,19 @@ class CompareReport:
             "reused": self.reused,
             "notes": list(self.notes),
             "baselines": self.baselines,
-            **({"selection": self.selection} if self.selection else {}),
+            **({"selection": self.selection.to_json()} if self.selection else {}),
         }
 
 
 def _mean_se(values: Sequence[float]) -> tuple[float, float]:
     import numpy as np
 
+    from negtransfer.data.statistics import standard_error
+
     v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
     if len(v) == 0:
         return float("nan"), float("nan")
-    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return float(v.mean()), se
+    return float(v.mean()), standard_error(v)
 
 
 def prepare_dataset(dataset: Any, train_fraction: float | None, seed: int) -> Any:
@@ -316,8 +377,9 @@ COMPARE = RunKind("compare", stores_model=False, artifacts=(ArtifactSlot(
                "threads={threads}"),), train=_fit_spec, training_seed=_offset_seed)
 
 
-def compare_spec(spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1,
-                 model_options: tuple = ()) -> RunSpec:  # fmt: skip
+def compare_spec(
+    spec: ModelSpec, run: int, config: Any, options: FitOptions, threads: int = 1, model_options: tuple = ()
+) -> RunSpec:
     """The run specification of one (model, run) unit: run ``run``'s model ``spec`` trained with ``config``.
 
     A model whose code changed its numbers has ``spec.version > 1``, which
@@ -443,7 +505,7 @@ def run_compare(
     trained: list = []
     outputs = ensure(datasets, specs, seed, store, executor=executor, on_progress=cb, trained=trained)
     stored = [out.records["compare"] for out in outputs]
-    selection: dict = {}
+    selection: ValidationSelection | None = None
     if options.select_on_validation:
         units, stored, selection = select_on_validation(units, stored, seed, options.select_on_validation)
     report = CompareReport(
@@ -583,8 +645,9 @@ def _selection_score(value: dict) -> float:
     return -math.inf if score is None or math.isnan(float(score)) else float(score)
 
 
-def select_on_validation(units: Sequence[_Unit], values: Sequence[dict], seed: int,
-                         grid: tuple) -> tuple[list[_Unit], list[dict], dict]:  # fmt: skip
+def select_on_validation(
+    units: Sequence[_Unit], values: Sequence[dict], seed: int, grid: tuple
+) -> tuple[list[_Unit], list[dict], ValidationSelection]:
     """Per (model, run), keep the setting with the highest mean validation AUROC over tasks.
 
     Parameters
@@ -601,11 +664,10 @@ def select_on_validation(units: Sequence[_Unit], values: Sequence[dict], seed: i
     units, values : lists
         One per (run, model): the chosen setting's unit and results, with the
         seconds of every setting of that (model, run) (what choosing cost).
-    selection : dict
-        ``metric``, ``grid``, ``chosen`` (``{model: {run: setting label}}``)
-        and ``candidates`` (per model, run and setting: ``setting``,
-        ``options``, ``seconds`` and ``metrics``). Ties go to the setting first
-        in grid order; a test metric never enters the choice.
+    selection : ValidationSelection
+        The grid, the chosen setting per model and run, and every candidate
+        (per model, run and setting). Ties go to the setting first in grid
+        order; a test metric never enters the choice.
     """
     groups: dict[tuple[int, str], list[int]] = {}
     for i, unit in enumerate(units):
@@ -613,7 +675,7 @@ def select_on_validation(units: Sequence[_Unit], values: Sequence[dict], seed: i
     kept_units: list[_Unit] = []
     kept_values: list[dict] = []
     chosen: dict[str, dict[str, str]] = {}
-    candidates: list[dict] = []
+    candidates: list[SelectionCandidate] = []
     for (run, model), members in groups.items():
         best = max(members, key=lambda i: (_selection_score(values[i]), -i))
         total = sum(float(values[i]["seconds"]) for i in members)
@@ -621,9 +683,11 @@ def select_on_validation(units: Sequence[_Unit], values: Sequence[dict], seed: i
         kept_values.append({**values[best], "seconds": total})
         chosen.setdefault(model, {})[str(run)] = setting_label(units[best].model_options)
         for i in members:
-            candidates.append({"model": model, "run": run, "setting": setting_label(units[i].model_options),
-                               "options": dict(units[i].model_options), "chosen": i == best,
-                               "seconds": float(values[i]["seconds"]), "metrics": values[i]["metrics"]})
-    selection = {"metric": f"{SELECTION_METRIC} (mean over tasks)", "grid": {name: list(v) for name, v in grid},
-                 "chosen": chosen, "candidates": candidates}
+            candidates.append(SelectionCandidate(
+                model=model, run=run, setting=setting_label(units[i].model_options),
+                options=dict(units[i].model_options), chosen=i == best, seconds=float(values[i]["seconds"]),
+                metrics=values[i]["metrics"]))
+    selection = ValidationSelection(metric=f"{SELECTION_METRIC} (mean over tasks)",
+                                    grid={name: list(v) for name, v in grid}, chosen=chosen,
+                                    candidates=tuple(candidates))
     return kept_units, kept_values, selection

@@ -59,6 +59,7 @@ import numpy as np
 
 from negtransfer.data.dataset import AUDIT, AUDIT_SOURCES, TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.folds import fold_datasets, fold_validation_rows
+from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
 from negtransfer.gains.noise import fold_gains, noise_floor, split_noise
@@ -353,8 +354,7 @@ def _rows_to_groups(candidates: np.ndarray, rows) -> list[TaskSet]:
 
 def _se(values) -> float:
     """Standard error of the mean of ``values`` over the repeats (NaN with fewer than two)."""
-    values = np.atleast_1d(values)
-    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else float("nan")
+    return standard_error(values)
 
 
 def _total_se(results, where: dict[int, Group]) -> float:

@@ -31,6 +31,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from negtransfer.data.dataset import MultiTaskDataset
+from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.jobs.grouping import GroupingOptions, Progress, run_grouping
 from negtransfer.jobs.grouping_report import GroupingReport
@@ -314,7 +315,7 @@ SUMMARY_FIELDS = ("selected", "vs_stl", "vs_all", "gap", "pearson", "within_task
 
 def _mean_se(values) -> MeanSE:
     v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+    se = standard_error(v) if v.size > 1 else None  # None: no spread to measure (JSON null)
     return MeanSE(float(v.mean()) if v.size else None, se, int(v.size))
 
 

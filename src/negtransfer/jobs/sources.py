@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.data.statistics import standard_error
 from negtransfer.jobs.choices import (
     EXHAUSTIVE_PAIRS,
     SOURCE_LOSSES,
@@ -293,6 +294,48 @@ class SourceOptions:
             row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
 
 
+@dataclass(frozen=True)
+class AlternativesCheck:
+    """Never knowingly worse (:func:`check_against_alternatives`): report.json's ``check``.
+
+    Attributes
+    ----------
+    rows : str
+        Which validation rows of the target: ``"stopping half"`` (rows that chose only the stopping epoch) or
+        ``"all validation (used by the selection)"`` (a training scheme that leaves none unused).
+    n_rows : int
+        How many.
+    unused_by_selection : bool
+        Whether neither f(S) nor the threshold read them.
+    loss, se : dict
+        ``"selected"``, ``"stl"``, ``"all_sources"`` -> the target's loss there, mean over the repeats, and its
+        standard error.
+    best_alternative : str
+        ``"stl"`` or ``"all_sources"``, whichever has the lower loss.
+    difference, difference_se : float
+        The selection's loss minus the best alternative's, paired by repeat: mean and standard error.
+    recommended : str
+        ``"selected"``, or the better alternative where its loss is lower (a key of the report's ``methods``).
+    reason : str
+        Why, in words.
+    """
+
+    rows: str
+    n_rows: int
+    unused_by_selection: bool
+    loss: dict
+    se: dict
+    best_alternative: str
+    difference: float
+    difference_se: float
+    recommended: str
+    reason: str
+
+    def to_json(self) -> dict:
+        """report.json's ``check``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -364,10 +407,11 @@ class SourcesReport:
         ``kind`` ("linear" or "kernel"); for the kernel surrogate also the
         kernel, RBF width, strength and leave-one-out error it was chosen by
         (:meth:`~negtransfer.select.kernel_surrogate.KernelSurrogate.describe`).
-    check : dict
+    check : AlternativesCheck or None
         Never knowingly worse (:func:`check_against_alternatives`): the target's
         loss of the selection, STL and all sources on validation rows the
-        selection did not use, which of them is ``recommended`` and why.
+        selection did not use, which of them is ``recommended`` and why (a
+        report.json's dict becomes one too).
     stl_val_se : float
         Standard error of f(STL) over the repeats (NaN with one).
     subsets : list of dict
@@ -428,7 +472,11 @@ class SourcesReport:
     plan: dict | None = None
     ridge: dict | None = None
     surrogate: dict | None = None
-    check: dict | None = None
+    check: AlternativesCheck | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.check, dict):  # read back from report.json
+            self.check = AlternativesCheck(**self.check)
 
     def to_frame(self):
         """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,
@@ -444,6 +492,8 @@ class SourcesReport:
     def to_dict(self) -> dict:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.check is not None:
+            out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
             if out[key] is None:
                 del out[key]
@@ -503,12 +553,6 @@ def measured_subsets(report) -> tuple[list[str], np.ndarray, np.ndarray, np.ndar
         S[i, [column[name] for name in row["sources"]]] = True
     return (names, S, np.array([row["f"] for row in rows], dtype=float),
             np.array([row["part"] == "fit" for row in rows]))
-
-
-def _se(values: np.ndarray) -> float:
-    """Standard error of the mean of ``values``; NaN with fewer than two."""
-    values = np.asarray(values, dtype=float)
-    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
 
 
 def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, target: int, training: str) -> TrainConfig:
@@ -616,7 +660,7 @@ class SourcesState:
     pair_gain: np.ndarray = field(default_factory=lambda: np.empty(0))
     affinity_scores: dict[str, float] | None = None
     fairness: dict | None = None
-    check: dict = field(default_factory=dict)  # never knowingly worse (:func:`check_against_alternatives`)
+    check: AlternativesCheck | None = None  # never knowingly worse (:func:`check_against_alternatives`)
 
     def __post_init__(self) -> None:
         from negtransfer.select.sources import sample_subsets
@@ -808,8 +852,8 @@ def fit_surrogate(state: SourcesState) -> None:
     # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
     state.theta_raw = abs(f_stl) * state.theta + f_stl / state.options.alpha
     state.subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
-                          "f": float(f_all[i]), "se": _se(state.per_repeat[i]),
-                          "paired_se": _se(state.per_repeat[i] - state.stl_values),
+                          "f": float(f_all[i]), "se": standard_error(state.per_repeat[i]),
+                          "paired_se": standard_error(state.per_repeat[i] - state.stl_values),
                           "values": state.per_repeat[i].tolist()}
                          for i, g in enumerate(state.subset_groups)]
 
@@ -958,11 +1002,11 @@ def check_against_alternatives(state: SourcesState) -> None:
     same = [name for name in ("stl", "all_sources") if groups[name] == groups["selected"]]
     if same:
         reason = f"the selection is {'STL (no source)' if same[0] == 'stl' else 'all sources'} itself"
-    state.check = {"rows": "stopping half" if unused else "all validation (used by the selection)",
-                   "n_rows": rows, "unused_by_selection": unused, "loss": mean,
-                   "se": {name: _se(v) for name, v in values.items()}, "best_alternative": best,
-                   "difference": float(np.mean(diff)), "difference_se": _se(diff),
-                   "recommended": recommended, "reason": reason}
+    state.check = AlternativesCheck(
+        rows="stopping half" if unused else "all validation (used by the selection)", n_rows=int(rows),
+        unused_by_selection=bool(unused), loss=mean, se={name: standard_error(v) for name, v in values.items()},
+        best_alternative=best, difference=float(np.mean(diff)), difference_se=standard_error(diff),
+        recommended=recommended, reason=reason)
 
 
 def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: int,
@@ -1126,11 +1170,11 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "f_rows": "estimate half" if state.split == "val_est" else "all",
         "threshold_scale": "raw" if state.raw_grid else "relative",
         "raw_relevance": {names[s]: float(v) for s, v in zip(state.sources, state.theta_raw, strict=True)},
-        "stl_val_se": _se(state.stl_values),
+        "stl_val_se": standard_error(state.stl_values),
         "subsets": state.subset_rows,
         "subset_se": {"mean": _nanmean(ses), "median": _nanmedian(ses), "paired_mean": _nanmean(paired),
                       "paired_median": _nanmedian(paired)},
-        "test_loss_se": {key: _se(state.results[g].values("test_loss", t)) for key, g in methods.items()},
+        "test_loss_se": {key: standard_error(state.results[g].values("test_loss", t)) for key, g in methods.items()},
         "plan": {**state.plan, "estimated_seconds": state.timing.get("estimated")},
         "ridge": {"option": state.ridge, "alpha": float(surrogate.alpha_)},
         "surrogate": {"kind": options.surrogate, **(surrogate.describe() if hasattr(surrogate, "describe") else {})},
@@ -1176,7 +1220,7 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
     holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
     holdout["noise_ceiling"] = holdout_noise_ceiling(per_repeat[n_fit:])
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
-               "se": _se(per_repeat[n_fit + i])}
+               "se": standard_error(per_repeat[n_fit + i])}
               for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold, strict=True))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit}
                    | {min(n_fit, max(k, 2))})

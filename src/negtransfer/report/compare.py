@@ -167,17 +167,17 @@ def selection_markdown(report: Any) -> str:
     the tables above hold the chosen settings' test metrics.
     """
     selection = report.selection
-    scores = {(c["model"], c["run"], c["setting"]): c["metrics"].get("val_auroc", {}).get("average")
-              for c in selection["candidates"]}
-    grid = "; ".join(f"{name} = {', '.join(map(str, values))}" for name, values in selection["grid"].items())
-    n = len(next(iter(selection["chosen"].values()), {}))
+    scores = {(c.model, c.run, c.setting): c.metrics.get("val_auroc", {}).get("average")
+              for c in selection.candidates}
+    grid = "; ".join(f"{name} = {', '.join(map(str, values))}" for name, values in selection.grid.items())
+    n = len(next(iter(selection.chosen.values()), {}))
     lines = ["## Settings chosen on validation", "",
              f"Grid: {grid} ({n} run(s); every model of the table went through the same grid). Per model and "
-             f"run the setting with the highest {selection['metric']} of the kept checkpoint was kept; the "
+             f"run the setting with the highest {selection.metric} of the kept checkpoint was kept; the "
              "tables above are its test metrics, and the training seconds those of every setting. Every "
              "setting's metrics: selection.csv.", "",
              "| model | " + " | ".join(f"run {r}" for r in range(n)) + " |", "|---|" + "---|" * n]
-    for model, runs in selection["chosen"].items():
+    for model, runs in selection.chosen.items():
         cells = []
         for run, label in runs.items():
             score = scores.get((model, int(run), label))
@@ -262,6 +262,8 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
     """
     from scipy.stats import ttest_rel, wilcoxon
 
+    from negtransfer.data.statistics import standard_error
+
     values: dict[str, dict[int, float]] = {}
     for r in report.rows:
         if r["metric"] == metric and r["task"] == task and not math.isnan(r["value"]):
@@ -277,7 +279,7 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
         diff = [values[model][r] - values[reference][r] for r in runs]
         n = len(diff)
         mean = sum(diff) / n if n else float("nan")
-        se = (math.sqrt(sum((d - mean) ** 2 for d in diff) / (n - 1)) / math.sqrt(n)) if n > 1 else float("nan")
+        se = standard_error(diff)
         wil = float(wilcoxon(diff).pvalue) if n >= 5 and any(diff) else None
         t_p = float(ttest_rel([values[model][r] for r in runs], [values[reference][r] for r in runs]).pvalue) \
             if n > 1 and any(diff) else None
@@ -327,11 +329,11 @@ def write_selection_csv(report: Any, path: Path) -> Path:
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=SELECTION_COLUMNS)
         writer.writeheader()
-        for c in report.selection["candidates"]:
-            for metric, per_task in c["metrics"].items():
+        for c in report.selection.candidates:
+            for metric, per_task in c.metrics.items():
                 for task, value in per_task.items():
-                    writer.writerow({"model": c["model"], "run": c["run"], "setting": c["setting"],
-                                     "chosen": c["chosen"], "task": task, "metric": metric,
+                    writer.writerow({"model": c.model, "run": c.run, "setting": c.setting,
+                                     "chosen": c.chosen, "task": task, "metric": metric,
                                      "value": float("nan") if value is None else float(value)})
     return path
 

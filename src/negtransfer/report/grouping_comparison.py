@@ -29,6 +29,7 @@ def plot_loss_by_budget(rows: Sequence[ComparisonRow], path) -> Path:
     """
     import numpy as np
 
+    from negtransfer.data.statistics import standard_error
     from negtransfer.report.plots import new_figure, save_figure
 
     fig = new_figure(6.2, 3.8)
@@ -39,7 +40,7 @@ def plot_loss_by_budget(rows: Sequence[ComparisonRow], path) -> Path:
         for b in budgets:
             v = np.array([r.selected for r in rows if r.method == method and r.budget == b])
             means.append(v.mean() if v.size else np.nan)
-            errs.append(v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0)
+            errs.append(standard_error(v, fewer_than_two=0.0))
         ax.errorbar(budgets, means, yerr=errs, marker="o", capsize=3, label=method)
     stl = np.mean([r.stl for r in rows])
     all_tasks = np.mean([r.all_tasks for r in rows])

@@ -148,6 +148,8 @@ def correlation_summary(per_seed: "dict[int, pd.DataFrame]", *, level: float = 0
     import pandas as pd
     from scipy.stats import t as student
 
+    from negtransfer.data.statistics import standard_error
+
     frames = [df.assign(seed=seed) for seed, df in per_seed.items()]
     cells = pd.concat(frames).dropna(subset=["rho"])
     rows = []
@@ -157,7 +159,7 @@ def correlation_summary(per_seed: "dict[int, pd.DataFrame]", *, level: float = 0
             means = sub.groupby("seed")["rho"].mean().to_numpy()
             n = len(means)
             mean = float(means.mean()) if n else np.nan
-            se = float(means.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+            se = standard_error(means)
             half = float(student.ppf(0.5 + level / 2, n - 1) * se) if n > 1 else np.nan
             rows.append({"kind": kind, "task": task, "mean": mean, "se": se, "low": mean - half, "high": mean + half,
                          "seeds": n, "positive_seeds": int((means > 0).sum())})

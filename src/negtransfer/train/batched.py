@@ -775,10 +775,17 @@ def _step_gradients(step_hook, surgery, model, opt, params, batch, batch_losses,
 @torch.no_grad()
 def _validate(model: Stack, layout: TaskLossLayout, validation: tuple[torch.Tensor, torch.Tensor],
               state: "_EarlyStopping", epoch: int, config: TrainConfig) -> torch.Tensor:
-    """The epoch's validation: early stopping's record updated; per stack position, whether its model trains on."""
+    """The epoch's validation: early stopping's record updated; per stack position, whether its model trains on.
+
+    Without any validation row (a refit, which trains on every non-test row) the stack is not run: every model's
+    validation loss is 0, what the empty sums give, and the record advances as it would with them.
+    """
     model.eval()
-    val_sums, val_counts = layout.loss_sums(model(validation[0]), validation[1])
-    val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
+    if validation[1].shape[0] == 0:
+        val_total = state.best_val.new_zeros(state.alive.numel())
+    else:
+        val_sums, val_counts = layout.loss_sums(model(validation[0]), validation[1])
+        val_total = _stopping_loss(val_sums, val_counts, state.mask, config)
     return state.update(epoch, val_total, stack_state(model), config)
 
 
