@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from negtransfer.jobs.sources import AlternativesCheck, SourcesReport
 from negtransfer.report.markdown import render_table
 from negtransfer.report.plots import new_figure, save_figure
 
@@ -91,11 +92,11 @@ def _ridge_words(ridge) -> str:
     return fitted + (", chosen by leave-one-out error over the fitted subsets" if ridge.get("option") == "auto" else "")
 
 
-def _surrogate_words(report) -> str:
+def _surrogate_words(report: SourcesReport) -> str:
     """The surrogate in words: the linear one with its ridge, or the kernel one with its kernel and strength."""
-    surrogate = report.get("surrogate") or {}
+    surrogate = report.surrogate or {}
     if surrogate.get("kind") != "kernel":
-        return _ridge_words(report.get("ridge"))
+        return _ridge_words(report.ridge)
     width = f", width {surrogate['gamma']:.3g}" if surrogate.get("gamma") is not None else ""
     return (f"kernel ridge regression on the subset indicators, {surrogate.get('kernel')} kernel{width}, strength "
             f"{surrogate.get('alpha', float('nan')):.3g}, chosen by leave-one-out error over the fitted subsets")
@@ -111,14 +112,14 @@ def _independent_lines(hold) -> list[str]:
             f"Spearman {_fmt(ind.get('spearman'))} (noise ceiling {_fmt(ind.get('noise_ceiling'))}).", ""]
 
 
-def _check_lines(check) -> list[str]:
+def _check_lines(check: AlternativesCheck | None) -> list[str]:
     """Never knowingly worse: which of the selection, STL and all sources is recommended, and why."""
-    if not check:
+    if check is None:
         return []
     name = {"selected": "the selection", "stl": "STL (the target alone)", "all_sources": "all sources"}
-    rows = [[name[key], _fmt(check["loss"][key]) + f" ± {_fmt(check['se'][key])}"] for key in name]
-    return ["## Recommendation", "", f"**Recommended: {name[check['recommended']]}**, because "
-            f"{check['reason']}.", "", render_table(rows, ["model", f"target loss on {check['rows']} rows ± s.e."]),
+    rows = [[name[key], _fmt(check.loss[key]) + f" ± {_fmt(check.se[key])}"] for key in name]
+    return ["## Recommendation", "", f"**Recommended: {name[check.recommended]}**, because "
+            f"{check.reason}.", "", render_table(rows, ["model", f"target loss on {check.rows} rows ± s.e."]),
             ""]
 
 
@@ -126,44 +127,50 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def write_sources_report(report, out_dir) -> Path:
+def write_sources_report(report: SourcesReport | dict, out_dir) -> Path:
     """Write ``report.md`` (and ``plots/*.png``) for a ``negtransfer sources`` run.
 
-    ``report`` is the job's :class:`~negtransfer.jobs.sources.SourcesReport` (or its ``to_dict()``).
+    Parameters
+    ----------
+    report : SourcesReport or dict
+        The job's :class:`~negtransfer.jobs.sources.SourcesReport`, or its ``to_dict()`` (report.json), read back
+        into one.
+    out_dir : path
+        The folder ``report.md`` and ``plots/`` are written to.
     """
-    report = report.to_dict() if hasattr(report, "to_dict") else report
+    report = report if isinstance(report, SourcesReport) else SourcesReport(**report)
     out_dir = Path(out_dir)
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
-    if report.get("threshold_scale") == "raw":  # the paper grid acts on eq. 3's raw scores
-        plot_relevance(report["raw_relevance"], report["threshold"], report["selected"], plots / "relevance.png",
+    if report.threshold_scale == "raw":  # the paper grid acts on eq. 3's raw scores
+        plot_relevance(report.raw_relevance or {}, report.threshold, report.selected, plots / "relevance.png",
                        xlabel="relevance score theta on the raw scale of eq. 3 (lower = more useful)")
     else:
-        plot_relevance(report["relevance"], report["threshold"], report["selected"], plots / "relevance.png")
+        plot_relevance(report.relevance, report.threshold, report.selected, plots / "relevance.png")
     figures.append(("Relevance scores and threshold", "plots/relevance.png"))
-    if report["holdout_points"]:
-        plot_surrogate_fit(report["holdout_points"], report["stl_val_loss"], plots / "surrogate_fit.png")
+    if report.holdout_points:
+        plot_surrogate_fit(report.holdout_points, report.stl_val_loss, plots / "surrogate_fit.png")
         figures.append(("Predicted vs measured f(S) on the holdout", "plots/surrogate_fit.png"))
-    curve = report["holdout"].get("error_curve")
+    curve = report.holdout.get("error_curve")
     if curve:
         plot_error_curve(curve, plots / "error_curve.png")
         figures.append(("Surrogate error vs number of subsets", "plots/error_curve.png"))
 
-    hold = report["holdout"]
-    repeats = report.get("repeats", 1)
+    hold = report.holdout
+    repeats = report.repeats
     rows_note = (" on the half of its validation rows that did not choose the stopping epoch"
-                 if report.get("f_rows") == "estimate half" else "")
+                 if report.f_rows == "estimate half" else "")
     lines = [
-        f"# Source selection for target `{report['target']}` ({report['dataset']})",
+        f"# Source selection for target `{report.target}` ({report.dataset})",
         "",
-        f"{report['n_sources']} candidate sources, subsets of {report['alpha']}, f(S) = target validation "
-        f"{report['loss']} loss{rows_note}, seed {report['seed']}, training scheme "
-        f"`{report.get('training', 'legacy')}`, {repeats} run{'s' if repeats > 1 else ''} per model "
+        f"{report.n_sources} candidate sources, subsets of {report.alpha}, f(S) = target validation "
+        f"{report.loss} loss{rows_note}, seed {report.seed}, training scheme "
+        f"`{report.training}`, {repeats} run{'s' if repeats > 1 else ''} per model "
         f"(figures are means over them). Surrogate: {_surrogate_words(report)}.",
         "",
-        f"**Selected** ({len(report['selected'])} sources, threshold gamma = {report['threshold']:.3g}): "
-        + (", ".join(report["selected"]) if report["selected"] else "none (the target alone is best)"),
+        f"**Selected** ({len(report.selected)} sources, threshold gamma = {report.threshold:.3g}): "
+        + (", ".join(report.selected) if report.selected else "none (the target alone is best)"),
         "",
     ]
     if hold.get("n"):
@@ -177,28 +184,28 @@ def write_sources_report(report, out_dir) -> Path:
         )
         lines.append("")
         lines += _independent_lines(hold)
-    lines += _check_lines(report.get("check"))
-    se = report.get("subset_se") or {}
+    lines += _check_lines(report.check)
+    se = report.subset_se or {}
     if repeats > 1 and se:
         lines += [f"Noise of f(S) over the {repeats} repeats: standard error {_fmt(se.get('mean'))} (mean over "
                   f"subsets), {_fmt(se.get('paired_mean'))} for f(S) - f(STL) paired by repeat; f(STL) = "
-                  f"{_fmt(report['stl_val_loss'])} ± {_fmt(report.get('stl_val_se'))}. Per subset: "
+                  f"{_fmt(report.stl_val_loss)} ± {_fmt(report.stl_val_se)}. Per subset: "
                   "`subsets` in report.json.", ""]
-    metric = report["test_metric_name"]
+    metric = report.test_metric_name
     rows = []
-    test_se = report.get("test_loss_se") or {}
+    test_se = report.test_loss_se or {}
     for key, label in METHOD_LABELS.items():
-        if key not in report["test_loss"]:
+        if key not in report.test_loss:
             continue
-        acc = report["test_accuracy"][key] if report.get("test_accuracy") else None
-        loss = _fmt(report["test_loss"][key]) + (f" ± {_fmt(test_se[key])}" if repeats > 1 and key in test_se else "")
-        rows.append([label, str(len(report["methods"][key])), loss,
-                     _fmt(report["test_metric"][key]), _fmt(acc), str(report["runs"][key])])
+        acc = report.test_accuracy[key] if report.test_accuracy else None
+        loss = _fmt(report.test_loss[key]) + (f" ± {_fmt(test_se[key])}" if repeats > 1 and key in test_se else "")
+        rows.append([label, str(len(report.methods[key])), loss,
+                     _fmt(report.test_metric[key]), _fmt(acc), str(report.runs[key])])
     lines += ["## Target's test results", "",
               render_table(rows, ["method", "sources", "test loss" + (" ± s.e." if repeats > 1 else ""),
                                   f"test {metric}", "test accuracy", "runs needed"]),
               "", "Runs needed counts the trained models each method relies on (STL included where it is used).", ""]
-    fairness = report.get("fairness")
+    fairness = report.fairness
     if fairness:
         frows = [[METHOD_LABELS.get(key, key), _fmt(f["accuracy"]), _fmt(f["worst_group_accuracy"]),
                   str(f["worst_group"]), _fmt(f["demographic_parity_gap"]), _fmt(f["equal_opportunity_gap"])]
@@ -217,10 +224,10 @@ def write_sources_report(report, out_dir) -> Path:
               *(["- With the kernel surrogate, theta_i is its mean predicted change of the target's loss when source "
                  "i joins the other sources of a fitted subset (the mean of g(S) - g(S minus i) over the fitted "
                  "subsets holding i); pairs of sources may interact, which theta alone does not show."]
-                if (report.get("surrogate") or {}).get("kind") == "kernel" else []),
+                if (report.surrogate or {}).get("kind") == "kernel" else []),
               "- Sources with theta below the threshold are selected; the threshold is the grid value whose "
               + ("selection gave the lowest target validation loss."
-                 if report.get("threshold_by", "validation") == "validation" else
+                 if report.threshold_by == "validation" else
                  "selection the cross-fitted surrogate criterion scored best (no model trained to choose it)."),
               "- The exhaustive baseline, when present, trains the target with every combination of one or two "
               "sources and keeps the one with the lowest target validation loss (paper Table 3).", ""]
