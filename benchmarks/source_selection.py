@@ -240,14 +240,15 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
         clusters = np.asarray(ds.info["clusters"])
         mates = {ds.task_names[i] for i in np.flatnonzero(clusters == clusters[t]) if i != t}
         planted = "yes" if set(rep.selected) == mates else f"no ({len(set(rep.selected) & mates)} of {len(mates)})"
-    h = rep.holdout
-    independent = h.get("independent") or {}
+    h, independent = rep.holdout.scores, rep.holdout.independent
+    ind = independent.scores if independent is not None else None
     ls_rho, ls_f1 = least_squares_holdout(rep)
     nan = float("nan")
-    return {"target": target, "seed": seed, "surrogate": surrogate, "f1": h.get("f1", nan),
-            "spearman": h.get("spearman", nan), "ceiling": h.get("noise_ceiling", nan),
-            "ind_f1": independent.get("f1", nan), "ind_spearman": independent.get("spearman", nan),
-            "ind_ceiling": independent.get("noise_ceiling", nan), "balance": (h.get("n_negative"), h.get("n_positive")),
+    return {"target": target, "seed": seed, "surrogate": surrogate, "f1": h.f1 if h else nan,
+            "spearman": h.spearman if h else nan, "ceiling": h.noise_ceiling if h else nan,
+            "ind_f1": ind.f1 if ind else nan, "ind_spearman": ind.spearman if ind else nan,
+            "ind_ceiling": ind.noise_ceiling if ind else nan,
+            "balance": (h.n_negative, h.n_positive) if h else (None, None),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
             "recommended": rep.check.recommended if rep.check else "selected",
             "kernel": (rep.surrogate or {}).get("kernel"), "planted": planted, "fairness": rep.fairness,

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
-from negtransfer.jobs.sources import SourceOptions, SourcesReport, run_sources
+from negtransfer.jobs.sources import HoldoutPrediction, SourceOptions, SourcesReport, run_sources
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
@@ -32,9 +32,10 @@ def test_surrogate_selects_the_planted_cluster(tmp_path):
     assert max(rel[m] for m in mates) < min(v for name, v in rel.items() if name not in mates)
     tl = rep.test_loss
     assert tl["selected"] < tl["stl"] and tl["selected"] < tl["all_sources"]
-    assert rep.holdout["n"] == 20 and rep.holdout["spearman"] > 0.6 and rep.holdout["f1"] > 0.6
+    scores = rep.holdout.scores
+    assert scores is not None and scores.n == 20 and scores.spearman > 0.6 and scores.f1 > 0.6
     # one run per subset (SourceOptions' default): no standard errors, so no noise ceiling
-    assert np.isnan(rep.holdout["noise_ceiling"])
+    assert np.isnan(scores.noise_ceiling) and rep.holdout.independent is None
     assert set(rep.methods) >= {"stl", "all_sources", "selected", "pairwise_top_m", "affinity_top_m"}
     assert rep.runs["selected"] >= 61  # STL + 60 subsets + threshold candidates
     # the exhaustive baseline trains all 9 + 36 one- and two-source models and keeps one of them (the best by
@@ -99,6 +100,9 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
                                         steps_fraction=0.2, affinity_baseline=False, exhaustive_pairs="off"),
                       TrainConfig(batching="pooled", max_epochs=50), 0, store)
     assert rep.speedup == {"data_fraction": 0.4, "steps_fraction": 0.2}
+    # no holdout subsets: report.json's holdout is their number alone, and is read back as such
+    assert rep.holdout == HoldoutPrediction(0) and rep.to_dict()["holdout"] == {"n_subsets": 0}
+    assert SourcesReport(**rep.to_dict()).holdout == HoldoutPrediction(0)
     assert rep.selected  # still finds helpful sources
     with pytest.raises(ValueError, match="fraction"):
         SourceOptions(target="task0", data_fraction=0).check(ds)
@@ -240,13 +244,13 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     rep = run_sources(planted_rows, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
     assert set(rep.methods) == {"stl", "all_sources", "selected"} and "pairwise runs" not in rep.plan["stages"]
     text = write_sources_report(rep, tmp_path / "out").read_text()
-    h = rep.holdout
-    assert f"class balance: {h['n_negative']} negative, {h['n_positive']} positive" in text
+    h = rep.holdout.scores
+    assert f"class balance: {h.n_negative} negative, {h.n_positive} positive" in text
     # the noise ceiling of the holdout Spearman, from the holdout subsets' measured f and their s.e.
     from negtransfer.select.sources import holdout_noise_ceiling
 
     hold = [row["values"] for row in rep.subsets if row["part"] == "holdout"]
-    assert np.shape(hold) == (8, 2) and h["noise_ceiling"] == pytest.approx(holdout_noise_ceiling(hold))
+    assert np.shape(hold) == (8, 2) and h.noise_ceiling == pytest.approx(holdout_noise_ceiling(hold))
     # the measured subsets as a matrix, to refit without training (the benchmarks' use)
     from negtransfer.jobs.sources import measured_subsets
 
@@ -254,7 +258,7 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     assert names == sorted(rep.relevance) and S.shape == (20, 9) and (S.sum(axis=1) == 2).all()
     assert fit.sum() == 12 and np.allclose(f, [row["f"] for row in rep.subsets])
     assert [names[j] for j in np.flatnonzero(S[0])] == sorted(rep.subsets[0]["sources"])
-    assert 0 <= h["noise_ceiling"] <= 1 and f"noise ceiling {h['noise_ceiling']:.4f}" in text
+    assert 0 <= h.noise_ceiling <= 1 and f"noise ceiling {h.noise_ceiling:.4f}" in text
     # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
     assert rep.ridge["option"] == "auto" and rep.ridge["alpha"] >= 0 and "leave-one-out" in text
     opts = SourceOptions(target="task0")
@@ -295,10 +299,18 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     def unseen(g):
         return target_values(RepeatedResult(g, runs[g].runs[2:]), 0, "cross_entropy", "val_est").mean()
 
-    independent = kernel.holdout["independent"]
-    assert independent["repeats"] == [2, 3] and independent["stl_val_loss"] == pytest.approx(unseen((0,)))
+    independent = kernel.holdout.independent
+    assert independent.repeats == [2, 3] and independent.stl_val_loss == pytest.approx(unseen((0,)))
     f_unseen = np.array([unseen(g) for g in hold])
-    assert independent["n_negative"] == int((f_unseen >= unseen((0,))).sum())
+    assert independent.scores.n_negative == int((f_unseen >= unseen((0,))).sum())
+    # report.json's holdout: the scores' keys at its top level and in its independent, read back into the records
+    holdout_json = kernel.to_dict()["holdout"]
+    scores = ["f1", "precision", "recall", "accuracy", "spearman", "n", "minority", "n_negative", "n_positive",
+              "noise_ceiling"]
+    assert list(holdout_json) == ["n_subsets", *scores, "error_curve", "independent"]
+    assert list(holdout_json["independent"]) == [*scores, "stl_val_loss", "repeats"]
+    assert SourcesReport(**kernel.to_dict()).holdout == kernel.holdout
+    assert "independent" not in linear.to_dict()["holdout"]
     # the check: on the stopping half the three losses rebuild the full validation loss with the estimate half
     results = {name: ensure_runs(ds, [tuple(sorted(g))], cfg, 0, store, repeats=2)[tuple(sorted(g))]
                for name, g in ((n, [0] + [ds.task_names.index(s) for s in kernel.methods[n]])

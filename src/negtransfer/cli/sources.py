@@ -152,12 +152,12 @@ def sources(
     typer.echo(f"target {report.target}: selected {len(report.selected)} of {report.n_sources} sources "
                f"(threshold {report.threshold:.3g}): {', '.join(report.selected) or 'none'}")
     typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
-    h = report.holdout
-    if h.get("n"):
-        typer.echo(f"holdout: F1 (minority class) {h['f1']:.3f}, Spearman {h['spearman']:.3f}")
-    if h.get("independent"):
-        typer.echo(f"holdout on unseen repeat seeds: F1 {h['independent']['f1']:.3f}, Spearman "
-                   f"{h['independent']['spearman']:.3f}")
+    scores, independent = report.holdout.scores, report.holdout.independent
+    if scores is not None and scores.n:
+        typer.echo(f"holdout: F1 (minority class) {scores.f1:.3f}, Spearman {scores.spearman:.3f}")
+    if independent is not None:
+        typer.echo(f"holdout on unseen repeat seeds: F1 {independent.scores.f1:.3f}, Spearman "
+                   f"{independent.scores.spearman:.3f}")
     if report.check:
         typer.echo(f"recommended: {report.check.recommended} ({report.check.reason})")
     typer.echo(f"report: {md}")

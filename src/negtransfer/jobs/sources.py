@@ -181,7 +181,7 @@ class SourceOptions:
         Also train the holdout subsets (and STL) with the repeat seeds
         ``repeats .. 2 repeats - 1``, which no fitted subset used, and report
         the negative-transfer prediction on them beside the one on the shared
-        seeds (``holdout["independent"]``; ``holdout x repeats + repeats`` more runs).
+        seeds (``holdout.independent``; ``holdout x repeats + repeats`` more runs).
     """
 
     target: str
@@ -336,6 +336,132 @@ class AlternativesCheck:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True)
+class NegativeTransferScores:
+    """How well the surrogate's predictions separate positive from negative transfer on holdout subsets
+    (:func:`negtransfer.select.sources.negative_transfer_metrics`, paper section 4.1) and the noise ceiling of a
+    correlation with their measured f(S) (:func:`negtransfer.select.sources.holdout_noise_ceiling`).
+
+    Attributes
+    ----------
+    f1, precision, recall : float
+        Of the minority class (NaN where a denominator is 0; None when read back from report.json).
+    accuracy : float
+        Fraction of subsets whose class is predicted right.
+    spearman : float
+        Rank correlation of the predicted vs the measured f(S).
+    n : int
+        Holdout subsets scored.
+    minority : str
+        ``"negative"`` or ``"positive"``: the class with fewer measured members.
+    n_negative, n_positive : int
+        Measured negative and positive transfers.
+    noise_ceiling : float
+        The most any predictor's correlation could reach against these measured f(S), given their standard
+        errors over the repeats (NaN with one repeat).
+    """
+
+    f1: float
+    precision: float
+    recall: float
+    accuracy: float
+    spearman: float
+    n: int
+    minority: str
+    n_negative: int
+    n_positive: int
+    noise_ceiling: float
+
+    @classmethod
+    def measure(cls, predicted: np.ndarray, per_repeat: np.ndarray, stl_loss: float) -> NegativeTransferScores:
+        """The scores of ``predicted`` f(S) against the measured ``per_repeat`` (n, R) and f(STL) ``stl_loss``."""
+        from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics
+
+        metrics = _plain(negative_transfer_metrics(predicted, per_repeat.mean(axis=1), stl_loss))
+        return cls(**metrics, noise_ceiling=holdout_noise_ceiling(per_repeat))
+
+    @classmethod
+    def from_json(cls, value: dict) -> NegativeTransferScores:
+        """The scores among the keys of report.json's ``holdout`` (or its ``independent``)."""
+        return cls(**{f.name: value[f.name] for f in fields(cls)})
+
+    def to_json(self) -> dict:
+        """The scores' keys of report.json's ``holdout``, in order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class IndependentHoldout:
+    """Negative-transfer prediction on the holdout subsets trained with repeat seeds no fitted subset used
+    (``independent_holdout``; :func:`predict_independent_holdout`): report.json's ``holdout["independent"]``.
+
+    Attributes
+    ----------
+    scores : NegativeTransferScores
+        Its keys come first in report.json, at the top level of ``independent``.
+    stl_val_loss : float
+        f(STL) on those seeds (the mean over them), the line between positive and negative transfer there.
+    repeats : list of int
+        The repeat seeds.
+    """
+
+    scores: NegativeTransferScores
+    stl_val_loss: float
+    repeats: list[int]
+
+    @classmethod
+    def from_json(cls, value: dict) -> IndependentHoldout:
+        """report.json's ``holdout["independent"]`` read back."""
+        return cls(NegativeTransferScores.from_json(value), value["stl_val_loss"], list(value["repeats"]))
+
+    def to_json(self) -> dict:
+        """report.json's ``holdout["independent"]``."""
+        return {**self.scores.to_json(), "stl_val_loss": self.stl_val_loss, "repeats": self.repeats}
+
+
+@dataclass(frozen=True)
+class HoldoutPrediction:
+    """Negative-transfer prediction on the holdout subsets (:func:`_holdout_prediction`): report.json's ``holdout``.
+
+    Attributes
+    ----------
+    n_subsets : int
+        Holdout subsets asked for (``SourceOptions.holdout``); with none, nothing else is measured.
+    scores : NegativeTransferScores or None
+        On the holdout's shared repeat seeds; None without holdout subsets.
+    error_curve : dict or None
+        The surrogate's holdout error as the number of fitted subsets grows (paper Figure 6): the columns of
+        :meth:`negtransfer.select.sources.ErrorCurve.to_frame` (``n_subsets``, ``mse``, ...), each a
+        list, as a table is kept; None without holdout subsets.
+    independent : IndependentHoldout or None
+        On repeat seeds no fitted subset used (``independent_holdout``), else None.
+    """
+
+    n_subsets: int
+    scores: NegativeTransferScores | None = None
+    error_curve: dict[str, list] | None = None
+    independent: IndependentHoldout | None = None
+
+    @classmethod
+    def from_json(cls, value: dict) -> HoldoutPrediction:
+        """report.json's ``holdout`` read back (``n_subsets`` alone where there were no holdout subsets)."""
+        measured = "n" in value
+        independent = value.get("independent")
+        return cls(int(value["n_subsets"]), NegativeTransferScores.from_json(value) if measured else None,
+                   value.get("error_curve"), IndependentHoldout.from_json(independent) if independent else None)
+
+    def to_json(self) -> dict:
+        """report.json's ``holdout``: ``n_subsets``, the scores' keys, ``error_curve`` and ``independent``, each
+        where measured."""
+        out: dict = {"n_subsets": self.n_subsets}
+        if self.scores is not None:
+            out.update(self.scores.to_json())
+            out["error_curve"] = self.error_curve
+        if self.independent is not None:
+            out["independent"] = self.independent.to_json()
+        return out
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -358,9 +484,10 @@ class SourcesReport:
     threshold_grid : dict
         Gamma -> sources selected and the criterion that judged it.
     selected : list of str
-    holdout : dict
+    holdout : HoldoutPrediction
         Negative-transfer prediction on the held-out subsets (F1, Spearman,
-        error curve).
+        error curve; on independent repeat seeds too where measured; a
+        report.json's dict becomes one too).
     holdout_points : list of dict
     stl_val_loss : float
         The reference f(STL) (mean of ``stl_val_losses``).
@@ -442,7 +569,7 @@ class SourcesReport:
     threshold_by: str
     threshold_grid: dict
     selected: list
-    holdout: dict
+    holdout: HoldoutPrediction
     holdout_points: list
     stl_val_loss: float
     stl_val_losses: list
@@ -474,8 +601,10 @@ class SourcesReport:
     surrogate: dict | None = None
     check: AlternativesCheck | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.check, dict):  # read back from report.json
+    def __post_init__(self) -> None:  # the records of a report.json read back
+        if isinstance(self.holdout, dict):
+            self.holdout = HoldoutPrediction.from_json(self.holdout)
+        if isinstance(self.check, dict):
             self.check = AlternativesCheck(**self.check)
 
     def to_frame(self):
@@ -492,6 +621,7 @@ class SourcesReport:
     def to_dict(self) -> dict:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["holdout"] = self.holdout.to_json()
         if self.check is not None:
             out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
@@ -648,7 +778,7 @@ class SourcesState:
     theta: np.ndarray = field(default_factory=lambda: np.empty(0))
     theta_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
     subset_rows: list[dict] = field(default_factory=list)
-    holdout: dict = field(default_factory=dict)
+    holdout: HoldoutPrediction = field(default_factory=lambda: HoldoutPrediction(0))
     holdout_points: list[dict] = field(default_factory=list)
     grid: np.ndarray = field(default_factory=lambda: np.empty(0))
     selection_of: dict[float, Group] = field(default_factory=dict)  # gamma -> the target and its selection
@@ -868,7 +998,7 @@ def predict_holdout(state: SourcesState) -> None:
 def predict_independent_holdout(state: SourcesState) -> None:
     """Stage 6b (``independent_holdout``): the holdout subsets and STL trained again with the repeat seeds
     ``R .. 2R - 1``, which no fitted subset used, and the negative-transfer prediction on them
-    (``holdout["independent"]``, :func:`_independent_prediction`)."""
+    (``holdout.independent``, :func:`_independent_prediction`)."""
     options, R = state.options, state.repeats
     if not (options.independent_holdout and options.holdout):
         return
@@ -880,26 +1010,22 @@ def predict_independent_holdout(state: SourcesState) -> None:
         return target_values(RepeatedResult(group, results[group].runs[R:]), t, loss, split)
 
     per_repeat = np.array([unseen(g) for g in state.subset_groups[state.n_fit:]])
-    state.holdout["independent"] = _independent_prediction(state.surrogate, state.subsets[state.n_fit:], per_repeat,
-                                                           unseen(state.stl), R)
+    state.holdout = replace(state.holdout, independent=_independent_prediction(
+        state.surrogate, state.subsets[state.n_fit:], per_repeat, unseen(state.stl), R))
 
 
 def _independent_prediction(surrogate, S_hold: np.ndarray, per_repeat: np.ndarray, stl_values: np.ndarray,
-                            first_repeat: int) -> dict:
+                            first_repeat: int) -> IndependentHoldout:
     """F1, Spearman and the noise ceiling on holdout subsets measured with repeat seeds the surrogate never saw.
 
     The surrogate predicts the change of the target's loss relative to STL (``surrogate_value``), so on the
     new seeds its predicted loss is that change applied to their own f(STL) (the mean over the same
     repeats: common random numbers), and a subset is a negative transfer when its f(S) is at least that f(STL).
     """
-    from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics
-
     f_stl = float(np.mean(stl_values))
     predicted = f_stl + abs(f_stl) * surrogate.surrogate_value(S_hold)
-    out = {key: _plain(v) for key, v in negative_transfer_metrics(predicted, per_repeat.mean(axis=1), f_stl).items()}
-    out.update({"noise_ceiling": holdout_noise_ceiling(per_repeat), "stl_val_loss": f_stl,
-                "repeats": list(range(first_repeat, first_repeat + per_repeat.shape[1]))})
-    return out
+    return IndependentHoldout(NegativeTransferScores.measure(predicted, per_repeat, f_stl), f_stl,
+                              list(range(first_repeat, first_repeat + per_repeat.shape[1])))
 
 
 def select_by_threshold(state: SourcesState) -> None:
@@ -1202,23 +1328,22 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
         float(g): float(v) for g, v in zip(grid, choice.scores, strict=True)}
 
 
-def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed, source_names) -> tuple[dict, list]:
+def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed,
+                        source_names) -> tuple[HoldoutPrediction, list]:
     """Negative-transfer prediction on the holdout subsets (F1 of the minority class, Spearman, the class
     balance, the noise ceiling of a correlation with their measured f), their points, and the error curve
     as the number of fitted subsets grows (paper Figure 6)."""
     from sklearn.base import clone
 
-    from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics, surrogate_error_curve
+    from negtransfer.select.sources import surrogate_error_curve
 
-    holdout: dict = {"n_subsets": int(options.holdout)}
     if not options.holdout:
-        return holdout, []
+        return HoldoutPrediction(int(options.holdout)), []
     k = S_all.shape[1]
     f_all = per_repeat.mean(axis=1)
     S_hold, f_hold = S_all[n_fit:], f_all[n_fit:]
     pred_hold = surrogate.predict(S_hold)
-    holdout.update({key: _plain(v) for key, v in negative_transfer_metrics(pred_hold, f_hold, f_stl).items()})
-    holdout["noise_ceiling"] = holdout_noise_ceiling(per_repeat[n_fit:])
+    scores = NegativeTransferScores.measure(pred_hold, per_repeat[n_fit:], f_stl)
     points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
                "se": standard_error(per_repeat[n_fit + i])}
               for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold, strict=True))]
@@ -1226,8 +1351,7 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
                    | {min(n_fit, max(k, 2))})
     curve = surrogate_error_curve(S_all, f_all, sizes, seed, holdout=np.arange(n_fit, n_fit + options.holdout),
                                   stl_loss=f_stl, surrogate=clone(surrogate).set_params(underdetermined="min_norm"))
-    holdout["error_curve"] = _plain(curve.to_frame().to_dict(orient="list"))
-    return holdout, points
+    return HoldoutPrediction(int(options.holdout), scores, _plain(curve.to_frame().to_dict(orient="list"))), points
 
 
 def _stored_runs(store: RunStore, data: MultiTaskDataset, config: TrainConfig, groups: list, seed: int,

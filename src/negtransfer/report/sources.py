@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from negtransfer.jobs.sources import AlternativesCheck, SourcesReport
+from negtransfer.jobs.sources import AlternativesCheck, HoldoutPrediction, SourcesReport
 from negtransfer.report.markdown import render_table
 from negtransfer.report.plots import new_figure, save_figure
 
@@ -102,14 +102,25 @@ def _surrogate_words(report: SourcesReport) -> str:
             f"{surrogate.get('alpha', float('nan')):.3g}, chosen by leave-one-out error over the fitted subsets")
 
 
-def _independent_lines(hold) -> list[str]:
-    """The holdout's negative-transfer prediction on repeat seeds no fitted subset used, when measured."""
-    ind = hold.get("independent")
-    if not ind or not ind.get("n"):
+def _holdout_lines(holdout: HoldoutPrediction) -> list[str]:
+    """The negative-transfer prediction on the holdout subsets, and on repeat seeds no fitted subset used, when
+    measured."""
+    scores = holdout.scores
+    if scores is None or not scores.n:
         return []
-    return [f"On the same holdout subsets trained with repeat seeds {ind.get('repeats')}, which no fitted subset "
-            f"used: F1 {_fmt(ind.get('f1'))} ({ind.get('n_negative')} negative, {ind.get('n_positive')} positive), "
-            f"Spearman {_fmt(ind.get('spearman'))} (noise ceiling {_fmt(ind.get('noise_ceiling'))}).", ""]
+    lines = [f"**Negative-transfer prediction** on {scores.n} holdout subsets: F1 of the minority class "
+             f"({scores.minority}) {_fmt(scores.f1)} (class balance: {scores.n_negative} negative, "
+             f"{scores.n_positive} positive transfers), Spearman of g vs f {_fmt(scores.spearman)}"
+             + (f" (noise ceiling {_fmt(scores.noise_ceiling)}: the most any predictor could reach against "
+                "these measured f(S), given their standard errors over the repeats)."
+                if _finite(scores.noise_ceiling) else "."), ""]
+    independent = holdout.independent
+    if independent is None or not independent.scores.n:
+        return lines
+    ind = independent.scores
+    return lines + [f"On the same holdout subsets trained with repeat seeds {independent.repeats}, which no fitted "
+                    f"subset used: F1 {_fmt(ind.f1)} ({ind.n_negative} negative, {ind.n_positive} positive), "
+                    f"Spearman {_fmt(ind.spearman)} (noise ceiling {_fmt(ind.noise_ceiling)}).", ""]
 
 
 def _check_lines(check: AlternativesCheck | None) -> list[str]:
@@ -152,12 +163,11 @@ def write_sources_report(report: SourcesReport | dict, out_dir) -> Path:
     if report.holdout_points:
         plot_surrogate_fit(report.holdout_points, report.stl_val_loss, plots / "surrogate_fit.png")
         figures.append(("Predicted vs measured f(S) on the holdout", "plots/surrogate_fit.png"))
-    curve = report.holdout.get("error_curve")
+    curve = report.holdout.error_curve
     if curve:
         plot_error_curve(curve, plots / "error_curve.png")
         figures.append(("Surrogate error vs number of subsets", "plots/error_curve.png"))
 
-    hold = report.holdout
     repeats = report.repeats
     rows_note = (" on the half of its validation rows that did not choose the stopping epoch"
                  if report.f_rows == "estimate half" else "")
@@ -173,17 +183,7 @@ def write_sources_report(report: SourcesReport | dict, out_dir) -> Path:
         + (", ".join(report.selected) if report.selected else "none (the target alone is best)"),
         "",
     ]
-    if hold.get("n"):
-        lines.append(
-            f"**Negative-transfer prediction** on {hold['n']} holdout subsets: F1 of the minority class "
-            f"({hold.get('minority')}) {_fmt(hold.get('f1'))} (class balance: {hold.get('n_negative')} negative, "
-            f"{hold.get('n_positive')} positive transfers), Spearman of g vs f {_fmt(hold.get('spearman'))}"
-            + (f" (noise ceiling {_fmt(hold['noise_ceiling'])}: the most any predictor could reach against "
-               "these measured f(S), given their standard errors over the repeats)."
-               if _finite(hold.get("noise_ceiling")) else ".")
-        )
-        lines.append("")
-        lines += _independent_lines(hold)
+    lines += _holdout_lines(report.holdout)
     lines += _check_lines(report.check)
     se = report.subset_se or {}
     if repeats > 1 and se:
