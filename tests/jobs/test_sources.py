@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
-from negtransfer.jobs.sources import HoldoutPrediction, SourceOptions, SourcesReport, run_sources
+from negtransfer.jobs.sources import HoldoutPrediction, SourceOptions, SourcesReport, SubsetSpeedup, run_sources
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
@@ -99,7 +99,9 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
     rep = run_sources(ds, SourceOptions(target="task0", alpha=3, n_subsets=30, holdout=0, data_fraction=0.4,
                                         steps_fraction=0.2, affinity_baseline=False, exhaustive_pairs="off"),
                       TrainConfig(batching="pooled", max_epochs=50), 0, store)
-    assert rep.speedup == {"data_fraction": 0.4, "steps_fraction": 0.2}
+    assert rep.speedup == SubsetSpeedup(data_fraction=0.4, steps_fraction=0.2)
+    assert rep.to_dict()["speedup"] == {"data_fraction": 0.4, "steps_fraction": 0.2}
+    assert SourcesReport(**rep.to_dict()).speedup == rep.speedup
     # no holdout subsets: report.json's holdout is their number alone, and is read back as such
     assert rep.holdout == HoldoutPrediction(0) and rep.to_dict()["holdout"] == {"n_subsets": 0}
     assert SourcesReport(**rep.to_dict()).holdout == HoldoutPrediction(0)

@@ -462,6 +462,27 @@ class HoldoutPrediction:
         return out
 
 
+@dataclass(frozen=True)
+class SubsetSpeedup:
+    """The paper's speed-up of the subset models (``SourceOptions.data_fraction``, ``steps_fraction``):
+    report.json's ``speedup``.
+
+    Attributes
+    ----------
+    data_fraction : float
+        The fraction of the training rows each subset model trains on.
+    steps_fraction : float
+        The fraction of the epoch budget each subset model trains for.
+    """
+
+    data_fraction: float
+    steps_fraction: float
+
+    def to_json(self) -> dict:
+        """report.json's ``speedup``."""
+        return {"data_fraction": self.data_fraction, "steps_fraction": self.steps_fraction}
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -492,7 +513,7 @@ class SourcesReport:
     stl_val_loss : float
         The reference f(STL) (mean of ``stl_val_losses``).
     stl_val_losses : list of float
-    speedup : dict
+    speedup : SubsetSpeedup
         ``data_fraction``, ``steps_fraction`` of the subset models.
     test_loss, test_metric : dict
         Method -> the target's test loss and metric.
@@ -573,7 +594,7 @@ class SourcesReport:
     holdout_points: list
     stl_val_loss: float
     stl_val_losses: list
-    speedup: dict
+    speedup: SubsetSpeedup
     test_loss: dict
     test_metric_name: str
     test_metric: dict
@@ -604,6 +625,8 @@ class SourcesReport:
     def __post_init__(self) -> None:  # the records of a report.json read back
         if isinstance(self.holdout, dict):
             self.holdout = HoldoutPrediction.from_json(self.holdout)
+        if isinstance(self.speedup, dict):
+            self.speedup = SubsetSpeedup(**self.speedup)
         if isinstance(self.check, dict):
             self.check = AlternativesCheck(**self.check)
 
@@ -621,7 +644,7 @@ class SourcesReport:
     def to_dict(self) -> dict:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["holdout"] = self.holdout.to_json()
+        out["holdout"], out["speedup"] = self.holdout.to_json(), self.speedup.to_json()
         if self.check is not None:
             out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
@@ -1278,7 +1301,7 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "holdout_points": state.holdout_points,
         "stl_val_loss": state.f_stl_subsets,
         "stl_val_losses": state.stl_refs,
-        "speedup": {"data_fraction": options.data_fraction, "steps_fraction": options.steps_fraction},
+        "speedup": SubsetSpeedup(options.data_fraction, options.steps_fraction),
         "test_loss": per_method("loss"),
         "test_metric_name": state.dataset.tasks[t].metric_name,
         "test_metric": per_method("metric"),
