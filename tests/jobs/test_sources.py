@@ -5,7 +5,14 @@ from typer.testing import CliRunner
 
 from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
-from negtransfer.jobs.sources import HoldoutPrediction, SourceOptions, SourcesReport, SubsetSpeedup, run_sources
+from negtransfer.jobs.sources import (
+    HoldoutPrediction,
+    SourceOptions,
+    SourcesReport,
+    StageRuns,
+    SubsetSpeedup,
+    run_sources,
+)
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
@@ -209,8 +216,13 @@ def test_repeats_give_means_standard_errors_and_a_resumable_plan(planted_rows, t
                          exhaustive_pairs="off")
     messages: list[str] = []
     rep = run_sources(ds, opts, TrainConfig(max_epochs=6), 0, store, notify=messages.append)
-    assert messages[0].startswith(f"{rep.plan['runs']} runs") and "to train" in messages[0]
-    assert rep.plan["to_train"] == rep.plan["runs"] - sum(r["stored"] for r in rep.plan["stages"].values())
+    assert rep.plan is not None and messages[0].startswith(f"{rep.plan.runs} runs") and "to train" in messages[0]
+    assert rep.plan.to_train == rep.plan.runs - sum(r.stored for r in rep.plan.stages.values())
+    # report.json's plan: its keys in order (each stage's too), read back into the record
+    plan_json = rep.to_dict()["plan"]
+    assert list(plan_json) == ["stages", "runs", "to_train", "later_at_most", "estimated_seconds"]
+    assert plan_json["stages"]["subset models"] == {"runs": rep.plan.stages["subset models"].runs, "stored": 0}
+    assert SourcesReport(**rep.to_dict()).plan == rep.plan
     assert rep.repeats == 2 and rep.f_rows == "estimate half" and rep.loss == "cross_entropy"
     # f(S) is the mean of the two repeats' target loss on the estimate half; its s.e. is |a - b| / 2
     cfg = source_training_config(TrainConfig(max_epochs=6), ds, 0, "parity")
@@ -222,7 +234,8 @@ def test_repeats_give_means_standard_errors_and_a_resumable_plan(planted_rows, t
     assert np.isfinite(rep.stl_val_se) and set(rep.test_loss_se) == set(rep.test_loss)
     # a second call finds every run in the store and gives the same figures
     again = run_sources(ds, opts, TrainConfig(max_epochs=6), 0, store)
-    assert again.plan["to_train"] == 0 and again.relevance == rep.relevance and again.test_loss == rep.test_loss
+    assert again.plan is not None and again.plan.to_train == 0
+    assert again.relevance == rep.relevance and again.test_loss == rep.test_loss
 
 
 def test_paper_grid_thresholds_the_raw_scores(planted_rows, tmp_path):
@@ -244,7 +257,7 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     opts = SourceOptions(target="task0", alpha=2, n_subsets=12, holdout=8, affinity_baseline=False,
                          exhaustive_pairs="off", repeats=2, pairwise_baseline=False)
     rep = run_sources(planted_rows, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
-    assert set(rep.methods) == {"stl", "all_sources", "selected"} and "pairwise runs" not in rep.plan["stages"]
+    assert set(rep.methods) == {"stl", "all_sources", "selected"} and "pairwise runs" not in rep.plan.stages
     text = write_sources_report(rep, tmp_path / "out").read_text()
     h = rep.holdout.scores
     assert f"class balance: {h.n_negative} negative, {h.n_positive} positive" in text
@@ -287,7 +300,7 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
                          notify=messages.append)
     # paired on the same runs: the kernel job trains only the independent holdout and its own candidates
     assert kernel.subsets == linear.subsets and kernel.stl_val_loss == linear.stl_val_loss
-    assert kernel.plan["stages"]["independent holdout"] == {"runs": 18, "stored": 0}  # (8 + STL) x repeats 2, 3
+    assert kernel.plan.stages["independent holdout"] == StageRuns(runs=18, stored=0)  # (8 + STL) x repeats 2, 3
     assert "independent holdout 18" in messages[0]
     assert kernel.surrogate["kind"] == "kernel" and kernel.surrogate["kernel"] in ("linear", "quadratic", "rbf")
     assert linear.surrogate == {"kind": "linear"}
@@ -348,8 +361,8 @@ def test_a_large_plan_says_how_to_cut_it():
               "exhaustive pairs": k * (k - 1) // 2}
     plan = plan_runs(stages, {}, 3)
     hint = cost_hint(plan, options, 3)
-    assert plan["to_train"] == 3 * (2 + 261 + 20 + 190) > MANY_RUNS
-    assert hint is not None and f"{plan['to_train']} runs to train" in hint
+    assert plan.to_train == 3 * (2 + 261 + 20 + 190) > MANY_RUNS
+    assert hint is not None and f"{plan.to_train} runs to train" in hint
     assert "--exhaustive-pairs off (570 runs fewer)" in hint and "--holdout 50 (150 fewer)" in hint
     assert "--repeats 2" in hint and "--max-runs" in hint
     small = plan_runs({"subset models": 40}, {}, 2)

@@ -483,6 +483,64 @@ class SubsetSpeedup:
         return {"data_fraction": self.data_fraction, "steps_fraction": self.steps_fraction}
 
 
+@dataclass(frozen=True)
+class StageRuns:
+    """One stage's runs in a :class:`RunPlan`: report.json's ``plan["stages"][name]``.
+
+    Attributes
+    ----------
+    runs : int
+        The runs the stage needs (groups x repeats).
+    stored : int
+        How many of them the run store already held.
+    """
+
+    runs: int
+    stored: int
+
+    def to_json(self) -> dict:
+        """report.json's ``plan["stages"][name]``."""
+        return {"runs": self.runs, "stored": self.stored}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The cost of a job before it starts (:func:`plan_runs`): report.json's ``plan``.
+
+    Attributes
+    ----------
+    stages : dict of str to StageRuns
+        Per stage whose groups are known before training (in stage order), its runs and those stored.
+    runs : int
+        Their runs in all.
+    to_train : int
+        Those the store did not hold.
+    later_at_most : int
+        The runs whose groups are known only later (threshold candidates, final models), at most.
+    estimated_seconds : float or None
+        The time the runs to train were estimated to take, from the first stack of subset models; None before
+        (or where nothing was trained). Measured: it changes from run to run.
+    """
+
+    stages: dict[str, StageRuns]
+    runs: int
+    to_train: int
+    later_at_most: int
+    estimated_seconds: float | None = None
+
+    @classmethod
+    def from_json(cls, value: dict) -> RunPlan:
+        """report.json's ``plan`` read back."""
+        return cls({name: StageRuns(**row) for name, row in value["stages"].items()}, value["runs"],
+                   value["to_train"], value["later_at_most"], value.get("estimated_seconds"))
+
+    def to_json(self) -> dict:
+        """report.json's ``plan``."""
+        return {"stages": {name: row.to_json() for name, row in self.stages.items()}, "runs": self.runs,
+                "to_train": self.to_train, "later_at_most": self.later_at_most,
+                "estimated_seconds": self.estimated_seconds}
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -571,9 +629,9 @@ class SourcesReport:
         Mean and median of ``se`` and ``paired_se`` over the subsets.
     test_loss_se : dict
         Method -> standard error of its test loss over the repeats.
-    plan : dict
+    plan : RunPlan or None
         Runs per stage, how many the store already held, and the estimated
-        time (:func:`plan_runs`).
+        time (:func:`plan_runs`; a report.json's dict becomes one too).
     """
 
     dataset: str
@@ -617,7 +675,7 @@ class SourcesReport:
     subsets: list | None = None
     subset_se: dict | None = None
     test_loss_se: dict | None = None
-    plan: dict | None = None
+    plan: RunPlan | None = None
     ridge: dict | None = None
     surrogate: dict | None = None
     check: AlternativesCheck | None = None
@@ -627,6 +685,8 @@ class SourcesReport:
             self.holdout = HoldoutPrediction.from_json(self.holdout)
         if isinstance(self.speedup, dict):
             self.speedup = SubsetSpeedup(**self.speedup)
+        if isinstance(self.plan, dict):
+            self.plan = RunPlan.from_json(self.plan)
         if isinstance(self.check, dict):
             self.check = AlternativesCheck(**self.check)
 
@@ -645,6 +705,8 @@ class SourcesReport:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["holdout"], out["speedup"] = self.holdout.to_json(), self.speedup.to_json()
+        if self.plan is not None:
+            out["plan"] = self.plan.to_json()
         if self.check is not None:
             out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
@@ -737,13 +799,13 @@ def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, targe
                    stopping_task=int(target), stopping_rows="half", shared_init=True)
 
 
-def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, later: int = 0) -> dict:
+def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, later: int = 0) -> RunPlan:
     """The cost of a job before it starts: per stage the runs it needs (groups x repeats) and those already
     stored, ``to_train`` in all, and ``later_at_most``: the runs whose groups are known only later (threshold
     candidates, final models), at most ``later`` groups x repeats."""
-    rows = {name: {"runs": n * repeats, "stored": min(stored.get(name, 0), n * repeats)} for name, n in stages.items()}
-    return {"stages": rows, "runs": sum(r["runs"] for r in rows.values()),
-            "to_train": sum(r["runs"] - r["stored"] for r in rows.values()), "later_at_most": later * repeats}
+    rows = {name: StageRuns(n * repeats, min(stored.get(name, 0), n * repeats)) for name, n in stages.items()}
+    return RunPlan(rows, sum(r.runs for r in rows.values()), sum(r.runs - r.stored for r in rows.values()),
+                   later * repeats)
 
 
 Progress = Callable[[str, int, int], None]
@@ -791,7 +853,7 @@ class SourcesState:
     subset_data: MultiTaskDataset = field(init=False)  # the subset models' training rows (data_fraction)
     subset_config: TrainConfig = field(init=False)  # and their epoch budget (steps_fraction)
     # what the stages found
-    plan: dict = field(default_factory=dict)
+    plan: RunPlan = field(default_factory=lambda: RunPlan({}, 0, 0, 0))  # :func:`plan_training`
     subset_results: dict[Group, RepeatedResult] = field(default_factory=dict)
     stl_values: np.ndarray = field(default_factory=lambda: np.empty(0))  # f(STL) of each repeat (subset models' STL)
     stl_refs: list[float] = field(default_factory=list)  # f(STL) of each --stl-repeats run
@@ -882,7 +944,7 @@ class SourcesState:
             first_estimate = label == "subset models" and "estimated" not in self.timing
             if self.notify and first_estimate and len(self.trained) > before:
                 per_run = (time.perf_counter() - start) / (len(self.trained) - before)
-                left = max(self.plan["to_train"] - len(self.trained), 0)
+                left = max(self.plan.to_train - len(self.trained), 0)
                 self.timing["estimated"] = per_run * left
                 self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size or 'one per core'}): the other "
                             f"{left} runs to train take about {self.timing['estimated'] / 60:.1f} min")
@@ -916,11 +978,11 @@ def plan_training(state: SourcesState) -> None:
     state.plan = plan = plan_runs(stages, stored, R,
                                   later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4)
     if state.notify:
-        state.notify(f"{plan['runs']} runs ({state.n_fit} + {options.holdout} subsets of {options.alpha} of {state.k} "
-                     f"sources, {R} repeat{'s' if R > 1 else ''}), {plan['runs'] - plan['to_train']} already stored, "
-                     f"{plan['to_train']} to train ("
-                     + ", ".join(f"{name} {row['runs']}" for name, row in plan["stages"].items())
-                     + f"), then at most {plan['later_at_most']} threshold candidates and final models")
+        state.notify(f"{plan.runs} runs ({state.n_fit} + {options.holdout} subsets of {options.alpha} of {state.k} "
+                     f"sources, {R} repeat{'s' if R > 1 else ''}), {plan.runs - plan.to_train} already stored, "
+                     f"{plan.to_train} to train ("
+                     + ", ".join(f"{name} {row.runs}" for name, row in plan.stages.items())
+                     + f"), then at most {plan.later_at_most} threshold candidates and final models")
         hint = cost_hint(plan, options, R)
         if hint:
             state.notify(hint)
@@ -933,23 +995,23 @@ def plan_training(state: SourcesState) -> None:
 MANY_RUNS = 600
 
 
-def cost_hint(plan: dict, options: SourceOptions, repeats: int) -> str | None:
+def cost_hint(plan: RunPlan, options: SourceOptions, repeats: int) -> str | None:
     """A ``note:`` line for a job with more than :data:`MANY_RUNS` runs to train: which options cut how many."""
-    if plan["to_train"] <= MANY_RUNS:
+    if plan.to_train <= MANY_RUNS:
         return None
-    stages = plan["stages"]
+    stages = plan.stages
     cuts = []
     if "exhaustive pairs" in stages:
-        cuts.append(f"--exhaustive-pairs off ({stages['exhaustive pairs']['runs']} runs fewer)")
+        cuts.append(f"--exhaustive-pairs off ({stages['exhaustive pairs'].runs} runs fewer)")
     if options.holdout > 50:
         cuts.append(f"--holdout 50 ({(options.holdout - 50) * repeats} fewer)")
     if options.n_subsets is None and options.max_runs is None:
         cuts.append("--max-runs N (caps the fitted subsets x repeats)")
     if repeats > 2:
-        cuts.append(f"--repeats 2 (about {plan['to_train'] // repeats} fewer)")
+        cuts.append(f"--repeats 2 (about {plan.to_train // repeats} fewer)")
     if options.data_fraction == 1 and options.steps_fraction == 1:
         cuts.append("--data-fraction 0.4 --steps-fraction 0.2 (cheaper subset models, the paper's speed-up)")
-    return (f"{plan['to_train']} runs to train may take more than 15 minutes on 2 CPU cores (the time per run "
+    return (f"{plan.to_train} runs to train may take more than 15 minutes on 2 CPU cores (the time per run "
             "follows the first stack); to cut it: " + ", ".join(cuts))
 
 
@@ -1324,7 +1386,7 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "subset_se": {"mean": _nanmean(ses), "median": _nanmedian(ses), "paired_mean": _nanmean(paired),
                       "paired_median": _nanmedian(paired)},
         "test_loss_se": {key: standard_error(state.results[g].values("test_loss", t)) for key, g in methods.items()},
-        "plan": {**state.plan, "estimated_seconds": state.timing.get("estimated")},
+        "plan": replace(state.plan, estimated_seconds=state.timing.get("estimated")),
         "ridge": {"option": state.ridge, "alpha": float(surrogate.alpha_)},
         "surrogate": {"kind": options.surrogate, **(surrogate.describe() if hasattr(surrogate, "describe") else {})},
         "check": state.check,
