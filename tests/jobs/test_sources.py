@@ -7,6 +7,7 @@ from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
 from negtransfer.jobs.sources import (
     HoldoutPrediction,
+    RidgeChoice,
     SourceOptions,
     SourcesReport,
     StageRuns,
@@ -244,7 +245,8 @@ def test_paper_grid_thresholds_the_raw_scores(planted_rows, tmp_path):
                          exhaustive_pairs="off", training="task-modeling")
     rep = run_sources(ds, opts, TrainConfig(max_epochs=4), 0, RunStore(tmp_path / "s.sqlite"))
     assert rep.threshold_scale == "raw" and rep.loss == "logit_margin" and rep.f_rows == "all"
-    assert rep.ridge == {"option": 0.0, "alpha": 0.0}  # the paper's least squares under the public scheme
+    assert rep.ridge == RidgeChoice(option=0.0, alpha=0.0)  # the paper's least squares under the public scheme
+    assert rep.to_dict()["ridge"] == {"option": 0.0, "alpha": 0.0}
     assert rep.selected == [name for name, v in rep.raw_relevance.items() if v < rep.threshold]
     # raw = |f_STL| * relative + f_STL / alpha (least squares, fixed-size subsets)
     for name, v in rep.relevance.items():
@@ -275,7 +277,8 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     assert [names[j] for j in np.flatnonzero(S[0])] == sorted(rep.subsets[0]["sources"])
     assert 0 <= h.noise_ceiling <= 1 and f"noise ceiling {h.noise_ceiling:.4f}" in text
     # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
-    assert rep.ridge["option"] == "auto" and rep.ridge["alpha"] >= 0 and "leave-one-out" in text
+    assert rep.ridge is not None and rep.ridge.option == "auto" and rep.ridge.alpha >= 0 and "leave-one-out" in text
+    assert SourcesReport(**rep.to_dict()).ridge == rep.ridge
     opts = SourceOptions(target="task0")
     assert opts.resolved_ridge(74, 50) == "auto" and opts.resolved_ridge(75, 50) == 0.0  # least squares from 1.5k
     assert SourceOptions(target="task0", training="task-modeling").resolved_ridge(50, 50) == 0.0

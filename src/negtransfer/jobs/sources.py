@@ -541,6 +541,26 @@ class RunPlan:
                 "estimated_seconds": self.estimated_seconds}
 
 
+@dataclass(frozen=True)
+class RidgeChoice:
+    """The surrogate's ridge penalty (``SourceOptions.ridge``, resolved): report.json's ``ridge``.
+
+    Attributes
+    ----------
+    option : float or str
+        A number, or ``"auto"`` (the strength with the least leave-one-out error over the fitted subsets).
+    alpha : float
+        The strength the surrogate was fitted with (the one ``"auto"`` chose); 0 is least squares (eq. 3).
+    """
+
+    option: float | str
+    alpha: float
+
+    def to_json(self) -> dict:
+        """report.json's ``ridge``."""
+        return {"option": self.option, "alpha": self.alpha}
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -606,9 +626,10 @@ class SourcesReport:
     raw_relevance : dict
         Source -> theta_i on the raw scale of eq. 3, ``|f_STL| theta_rel + f_STL / alpha``:
         exactly eq. 3's least-squares fit to the raw f(S) when the ridge is 0.
-    ridge : dict
+    ridge : RidgeChoice or None
         The surrogate's ridge penalty: ``option`` (a number or "auto") and the
-        ``alpha`` used (the one "auto" chose by leave-one-out error).
+        ``alpha`` used (the one "auto" chose by leave-one-out error; a
+        report.json's dict becomes one too).
     surrogate : dict
         ``kind`` ("linear" or "kernel"); for the kernel surrogate also the
         kernel, RBF width, strength and leave-one-out error it was chosen by
@@ -676,7 +697,7 @@ class SourcesReport:
     subset_se: dict | None = None
     test_loss_se: dict | None = None
     plan: RunPlan | None = None
-    ridge: dict | None = None
+    ridge: RidgeChoice | None = None
     surrogate: dict | None = None
     check: AlternativesCheck | None = None
 
@@ -687,6 +708,8 @@ class SourcesReport:
             self.speedup = SubsetSpeedup(**self.speedup)
         if isinstance(self.plan, dict):
             self.plan = RunPlan.from_json(self.plan)
+        if isinstance(self.ridge, dict):
+            self.ridge = RidgeChoice(**self.ridge)
         if isinstance(self.check, dict):
             self.check = AlternativesCheck(**self.check)
 
@@ -707,6 +730,8 @@ class SourcesReport:
         out["holdout"], out["speedup"] = self.holdout.to_json(), self.speedup.to_json()
         if self.plan is not None:
             out["plan"] = self.plan.to_json()
+        if self.ridge is not None:
+            out["ridge"] = self.ridge.to_json()
         if self.check is not None:
             out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
@@ -1387,7 +1412,7 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
                       "paired_median": _nanmedian(paired)},
         "test_loss_se": {key: standard_error(state.results[g].values("test_loss", t)) for key, g in methods.items()},
         "plan": replace(state.plan, estimated_seconds=state.timing.get("estimated")),
-        "ridge": {"option": state.ridge, "alpha": float(surrogate.alpha_)},
+        "ridge": RidgeChoice(_plain(state.ridge), float(surrogate.alpha_)),
         "surrogate": {"kind": options.surrogate, **(surrogate.describe() if hasattr(surrogate, "describe") else {})},
         "check": state.check,
     }))

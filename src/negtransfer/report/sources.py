@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from negtransfer.jobs.sources import AlternativesCheck, HoldoutPrediction, SourcesReport
+from negtransfer.jobs.sources import AlternativesCheck, HoldoutPrediction, RidgeChoice, SourcesReport
 from negtransfer.report.markdown import render_table
 from negtransfer.report.plots import new_figure, save_figure
 
@@ -84,12 +84,12 @@ def _fmt(x) -> str:
     return f"{x:.4f}"
 
 
-def _ridge_words(ridge) -> str:
-    if not ridge:
+def _ridge_words(ridge: RidgeChoice | None) -> str:
+    """The linear surrogate's fit in words: least squares, or ridge with its strength and how it was chosen."""
+    if ridge is None:
         return "least squares (eq. 3)"
-    alpha = ridge.get("alpha", 0.0)
-    fitted = "least squares (eq. 3)" if alpha == 0 else f"ridge with alpha = {alpha:.3g}"
-    return fitted + (", chosen by leave-one-out error over the fitted subsets" if ridge.get("option") == "auto" else "")
+    fitted = "least squares (eq. 3)" if ridge.alpha == 0 else f"ridge with alpha = {ridge.alpha:.3g}"
+    return fitted + (", chosen by leave-one-out error over the fitted subsets" if ridge.option == "auto" else "")
 
 
 def _surrogate_words(report: SourcesReport) -> str:
