@@ -211,7 +211,7 @@ def tables_from_json(args) -> None:
     rows: list[dict] = []
     for path in sorted(args.from_json):
         rep = SourcesReport(**_nan_for_null(json.loads(path.read_text())))
-        surrogate = (rep.surrogate or {}).get("kind", "linear")
+        surrogate = rep.surrogate.kind if rep.surrogate is not None else "linear"
         rows.append(case_row(rep, None, -1, rep.target, rep.seed, surrogate, args.dataset))
     rows.sort(key=lambda r: (r["seed"], r["target"], r["surrogate"] != "linear"))
     print_case_header()
@@ -251,7 +251,7 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "balance": (h.n_negative, h.n_positive) if h else (None, None),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
             "recommended": rep.check.recommended if rep.check else "selected",
-            "kernel": (rep.surrogate or {}).get("kernel"), "planted": planted, "fairness": rep.fairness,
+            "kernel": rep.surrogate.kernel if rep.surrogate is not None else None, "planted": planted, "fairness": rep.fairness,
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
 
 

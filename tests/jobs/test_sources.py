@@ -12,6 +12,7 @@ from negtransfer.jobs.sources import (
     SourcesReport,
     StageRuns,
     SubsetSpeedup,
+    SurrogateDescription,
     run_sources,
 )
 from negtransfer.runs.store import RunStore
@@ -305,8 +306,11 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     assert kernel.subsets == linear.subsets and kernel.stl_val_loss == linear.stl_val_loss
     assert kernel.plan.stages["independent holdout"] == StageRuns(runs=18, stored=0)  # (8 + STL) x repeats 2, 3
     assert "independent holdout 18" in messages[0]
-    assert kernel.surrogate["kind"] == "kernel" and kernel.surrogate["kernel"] in ("linear", "quadratic", "rbf")
-    assert linear.surrogate == {"kind": "linear"}
+    assert kernel.surrogate is not None and kernel.surrogate.kind == "kernel"
+    assert kernel.surrogate.kernel in ("linear", "quadratic", "rbf") and kernel.surrogate.candidates
+    assert linear.surrogate == SurrogateDescription("linear") and linear.to_dict()["surrogate"] == {"kind": "linear"}
+    assert list(kernel.to_dict()["surrogate"]) == ["kind", "kernel", "gamma", "alpha", "loo_mse", "candidates"]
+    assert SourcesReport(**kernel.to_dict()).surrogate == kernel.surrogate
     # the independent holdout: repeats 2 and 3 of the holdout subsets, judged against STL of the same repeats
     cfg = source_training_config(config, ds, 0, "parity")
     hold = [tuple(sorted([0] + [ds.task_names.index(n) for n in row["sources"]]))

@@ -561,6 +561,36 @@ class RidgeChoice:
         return {"option": self.option, "alpha": self.alpha}
 
 
+@dataclass(frozen=True)
+class SurrogateDescription:
+    """Which surrogate of f(S) the job fitted (``SourceOptions.surrogate``): report.json's ``surrogate``.
+
+    Attributes
+    ----------
+    kind : str
+        ``"linear"`` (eq. 2-3) or ``"kernel"`` (kernel ridge regression on the subset indicators).
+    kernel, gamma, alpha, loo_mse : optional
+        The kernel surrogate's kernel, RBF width (None for the others), strength and leave-one-out error it was
+        chosen by (:meth:`~negtransfer.select.kernel_surrogate.KernelSurrogate.describe`); None for the linear one.
+    candidates : list of dict or None
+        The kernel surrogate's leave-one-out table, a row per kernel tried (``kernel``, ``gamma``, ``alpha``,
+        ``loo_mse``), kept as the surrogate gives it: rows of a table, written as they are.
+    """
+
+    kind: str
+    kernel: str | None = None
+    gamma: float | None = None
+    alpha: float | None = None
+    loo_mse: float | None = None
+    candidates: list[dict] | None = None
+
+    def to_json(self) -> dict:
+        """report.json's ``surrogate``: ``kind``, and the kernel's fields for the kernel surrogate."""
+        if self.kind != "kernel":
+            return {"kind": self.kind}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass
 class SourcesReport:
     """What a source-selection job found; :meth:`to_dict` is report.json.
@@ -630,10 +660,11 @@ class SourcesReport:
         The surrogate's ridge penalty: ``option`` (a number or "auto") and the
         ``alpha`` used (the one "auto" chose by leave-one-out error; a
         report.json's dict becomes one too).
-    surrogate : dict
+    surrogate : SurrogateDescription or None
         ``kind`` ("linear" or "kernel"); for the kernel surrogate also the
         kernel, RBF width, strength and leave-one-out error it was chosen by
-        (:meth:`~negtransfer.select.kernel_surrogate.KernelSurrogate.describe`).
+        (:meth:`~negtransfer.select.kernel_surrogate.KernelSurrogate.describe`;
+        a report.json's dict becomes one too).
     check : AlternativesCheck or None
         Never knowingly worse (:func:`check_against_alternatives`): the target's
         loss of the selection, STL and all sources on validation rows the
@@ -698,7 +729,7 @@ class SourcesReport:
     test_loss_se: dict | None = None
     plan: RunPlan | None = None
     ridge: RidgeChoice | None = None
-    surrogate: dict | None = None
+    surrogate: SurrogateDescription | None = None
     check: AlternativesCheck | None = None
 
     def __post_init__(self) -> None:  # the records of a report.json read back
@@ -710,6 +741,8 @@ class SourcesReport:
             self.plan = RunPlan.from_json(self.plan)
         if isinstance(self.ridge, dict):
             self.ridge = RidgeChoice(**self.ridge)
+        if isinstance(self.surrogate, dict):
+            self.surrogate = SurrogateDescription(**self.surrogate)
         if isinstance(self.check, dict):
             self.check = AlternativesCheck(**self.check)
 
@@ -732,6 +765,8 @@ class SourcesReport:
             out["plan"] = self.plan.to_json()
         if self.ridge is not None:
             out["ridge"] = self.ridge.to_json()
+        if self.surrogate is not None:
+            out["surrogate"] = self.surrogate.to_json()
         if self.check is not None:
             out["check"] = self.check.to_json()
         for key in ("task_kinds", "notes"):
@@ -1413,7 +1448,8 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
         "test_loss_se": {key: standard_error(state.results[g].values("test_loss", t)) for key, g in methods.items()},
         "plan": replace(state.plan, estimated_seconds=state.timing.get("estimated")),
         "ridge": RidgeChoice(_plain(state.ridge), float(surrogate.alpha_)),
-        "surrogate": {"kind": options.surrogate, **(surrogate.describe() if hasattr(surrogate, "describe") else {})},
+        "surrogate": SurrogateDescription(options.surrogate,
+                                          **(_plain(surrogate.describe()) if hasattr(surrogate, "describe") else {})),
         "check": state.check,
     }))
 

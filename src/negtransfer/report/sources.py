@@ -94,12 +94,13 @@ def _ridge_words(ridge: RidgeChoice | None) -> str:
 
 def _surrogate_words(report: SourcesReport) -> str:
     """The surrogate in words: the linear one with its ridge, or the kernel one with its kernel and strength."""
-    surrogate = report.surrogate or {}
-    if surrogate.get("kind") != "kernel":
+    surrogate = report.surrogate
+    if surrogate is None or surrogate.kind != "kernel":
         return _ridge_words(report.ridge)
-    width = f", width {surrogate['gamma']:.3g}" if surrogate.get("gamma") is not None else ""
-    return (f"kernel ridge regression on the subset indicators, {surrogate.get('kernel')} kernel{width}, strength "
-            f"{surrogate.get('alpha', float('nan')):.3g}, chosen by leave-one-out error over the fitted subsets")
+    width = f", width {surrogate.gamma:.3g}" if surrogate.gamma is not None else ""
+    strength = float("nan") if surrogate.alpha is None else surrogate.alpha
+    return (f"kernel ridge regression on the subset indicators, {surrogate.kernel} kernel{width}, strength "
+            f"{strength:.3g}, chosen by leave-one-out error over the fitted subsets")
 
 
 def _holdout_lines(holdout: HoldoutPrediction) -> list[str]:
@@ -224,7 +225,7 @@ def write_sources_report(report: SourcesReport | dict, out_dir) -> Path:
               *(["- With the kernel surrogate, theta_i is its mean predicted change of the target's loss when source "
                  "i joins the other sources of a fitted subset (the mean of g(S) - g(S minus i) over the fitted "
                  "subsets holding i); pairs of sources may interact, which theta alone does not show."]
-                if (report.surrogate or {}).get("kind") == "kernel" else []),
+                if report.surrogate is not None and report.surrogate.kind == "kernel" else []),
               "- Sources with theta below the threshold are selected; the threshold is the grid value whose "
               + ("selection gave the lowest target validation loss."
                  if report.threshold_by == "validation" else
