@@ -229,10 +229,10 @@ def test_repeats_give_means_standard_errors_and_a_resumable_plan(planted_rows, t
     # f(S) is the mean of the two repeats' target loss on the estimate half; its s.e. is |a - b| / 2
     cfg = source_training_config(TrainConfig(max_epochs=6), ds, 0, "parity")
     row = rep.subsets[0]
-    group = tuple(sorted([0] + [ds.task_names.index(n) for n in row["sources"]]))
+    group = tuple(sorted([0] + [ds.task_names.index(n) for n in row.sources]))
     values = target_values(ensure_runs(ds, [group], cfg, 0, store, repeats=2)[group], 0, "cross_entropy", "val_est")
-    assert row["f"] == pytest.approx(values.mean()) and row["se"] == pytest.approx(abs(values[0] - values[1]) / 2)
-    assert len(rep.subsets) == 18 and all(r["se"] >= 0 and np.isfinite(r["paired_se"]) for r in rep.subsets)
+    assert row.f == pytest.approx(values.mean()) and row.se == pytest.approx(abs(values[0] - values[1]) / 2)
+    assert len(rep.subsets) == 18 and all(r.se >= 0 and np.isfinite(r.paired_se) for r in rep.subsets)
     assert np.isfinite(rep.stl_val_se) and set(rep.test_loss_se) == set(rep.test_loss)
     # a second call finds every run in the store and gives the same figures
     again = run_sources(ds, opts, TrainConfig(max_epochs=6), 0, store)
@@ -267,15 +267,18 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     # the noise ceiling of the holdout Spearman, from the holdout subsets' measured f and their s.e.
     from negtransfer.select.sources import holdout_noise_ceiling
 
-    hold = [row["values"] for row in rep.subsets if row["part"] == "holdout"]
+    hold = [row.values for row in rep.subsets if row.part == "holdout"]
     assert np.shape(hold) == (8, 2) and h.noise_ceiling == pytest.approx(holdout_noise_ceiling(hold))
     # the measured subsets as a matrix, to refit without training (the benchmarks' use)
     from negtransfer.jobs.sources import measured_subsets
 
+    assert list(rep.to_dict()["subsets"][0]) == ["sources", "part", "f", "se", "paired_se", "values"]
+    assert SourcesReport(**rep.to_dict()).subsets == rep.subsets
+    assert measured_subsets(rep)[0] == sorted(rep.relevance)
     names, S, f, fit = measured_subsets(rep.to_dict())
     assert names == sorted(rep.relevance) and S.shape == (20, 9) and (S.sum(axis=1) == 2).all()
-    assert fit.sum() == 12 and np.allclose(f, [row["f"] for row in rep.subsets])
-    assert [names[j] for j in np.flatnonzero(S[0])] == sorted(rep.subsets[0]["sources"])
+    assert fit.sum() == 12 and np.allclose(f, [row.f for row in rep.subsets])
+    assert [names[j] for j in np.flatnonzero(S[0])] == sorted(rep.subsets[0].sources)
     assert 0 <= h.noise_ceiling <= 1 and f"noise ceiling {h.noise_ceiling:.4f}" in text
     # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
     assert rep.ridge is not None and rep.ridge.option == "auto" and rep.ridge.alpha >= 0 and "leave-one-out" in text
@@ -313,8 +316,8 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     assert SourcesReport(**kernel.to_dict()).surrogate == kernel.surrogate
     # the independent holdout: repeats 2 and 3 of the holdout subsets, judged against STL of the same repeats
     cfg = source_training_config(config, ds, 0, "parity")
-    hold = [tuple(sorted([0] + [ds.task_names.index(n) for n in row["sources"]]))
-            for row in kernel.subsets if row["part"] == "holdout"]
+    hold = [tuple(sorted([0] + [ds.task_names.index(n) for n in row.sources]))
+            for row in kernel.subsets if row.part == "holdout"]
     runs = ensure_runs(ds, [(0,)] + hold, cfg, 0, store, repeats=4)
     from negtransfer.train.results import RepeatedResult
 

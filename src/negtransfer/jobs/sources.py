@@ -337,6 +337,38 @@ class AlternativesCheck:
 
 
 @dataclass(frozen=True)
+class SubsetMeasurement:
+    """One sampled subset's measured f(S) (:func:`fit_surrogate`): a row of report.json's ``subsets``.
+
+    Attributes
+    ----------
+    sources : list of str
+        The subset's sources (the target trains with them).
+    part : str
+        ``"fit"`` (the surrogate is fitted on it) or ``"holdout"``.
+    f : float
+        f(S), the mean over the repeats.
+    se : float
+        Its standard error over the repeats (NaN with one).
+    paired_se : float
+        The standard error of f(S) - f(STL), paired by repeat (NaN with one).
+    values : list of float
+        f(S) of each repeat.
+    """
+
+    sources: list[str]
+    part: str
+    f: float
+    se: float
+    paired_se: float
+    values: list[float]
+
+    def to_json(self) -> dict:
+        """A row of report.json's ``subsets``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class NegativeTransferScores:
     """How well the surrogate's predictions separate positive from negative transfer on holdout subsets
     (:func:`negtransfer.select.sources.negative_transfer_metrics`, paper section 4.1) and the noise ceiling of a
@@ -672,11 +704,12 @@ class SourcesReport:
         report.json's dict becomes one too).
     stl_val_se : float
         Standard error of f(STL) over the repeats (NaN with one).
-    subsets : list of dict
-        Every sampled subset: ``sources``, ``part`` ("fit" or "holdout"),
-        ``f`` (mean over repeats), ``se`` (its standard error),
+    subsets : list of SubsetMeasurement or None
+        Every sampled subset, fitted ones first: ``sources``, ``part`` ("fit"
+        or "holdout"), ``f`` (mean over repeats), ``se`` (its standard error),
         ``paired_se`` (standard error of f(S) - f(STL), paired by repeat) and
-        ``values`` (f(S) of each repeat).
+        ``values`` (f(S) of each repeat); a report.json's dicts become
+        records too.
     subset_se : dict
         Mean and median of ``se`` and ``paired_se`` over the subsets.
     test_loss_se : dict
@@ -724,7 +757,7 @@ class SourcesReport:
     threshold_scale: str = "relative"
     raw_relevance: dict | None = None
     stl_val_se: float = float("nan")
-    subsets: list | None = None
+    subsets: list[SubsetMeasurement] | None = None
     subset_se: dict | None = None
     test_loss_se: dict | None = None
     plan: RunPlan | None = None
@@ -737,6 +770,8 @@ class SourcesReport:
             self.holdout = HoldoutPrediction.from_json(self.holdout)
         if isinstance(self.speedup, dict):
             self.speedup = SubsetSpeedup(**self.speedup)
+        if self.subsets is not None:
+            self.subsets = [SubsetMeasurement(**row) if isinstance(row, dict) else row for row in self.subsets]
         if isinstance(self.plan, dict):
             self.plan = RunPlan.from_json(self.plan)
         if isinstance(self.ridge, dict):
@@ -761,6 +796,8 @@ class SourcesReport:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["holdout"], out["speedup"] = self.holdout.to_json(), self.speedup.to_json()
+        if self.subsets is not None:
+            out["subsets"] = [row.to_json() for row in self.subsets]
         if self.plan is not None:
             out["plan"] = self.plan.to_json()
         if self.ridge is not None:
@@ -820,14 +857,16 @@ def measured_subsets(report) -> tuple[list[str], np.ndarray, np.ndarray, np.ndar
     fit : ndarray of bool (n_subsets,)
         True for the fitted subsets, False for the holdout.
     """
-    rows = report["subsets"] if isinstance(report, dict) else report.subsets
-    names = sorted(report["relevance"] if isinstance(report, dict) else report.relevance)
+    if isinstance(report, dict):
+        rows, relevance = [SubsetMeasurement(**row) for row in report["subsets"]], report["relevance"]
+    else:
+        rows, relevance = report.subsets or [], report.relevance
+    names = sorted(relevance)
     column = {name: j for j, name in enumerate(names)}
     S = np.zeros((len(rows), len(names)), dtype=bool)
     for i, row in enumerate(rows):
-        S[i, [column[name] for name in row["sources"]]] = True
-    return (names, S, np.array([row["f"] for row in rows], dtype=float),
-            np.array([row["part"] == "fit" for row in rows]))
+        S[i, [column[name] for name in row.sources]] = True
+    return (names, S, np.array([row.f for row in rows], dtype=float), np.array([row.part == "fit" for row in rows]))
 
 
 def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, target: int, training: str) -> TrainConfig:
@@ -922,7 +961,7 @@ class SourcesState:
     surrogate: LinearSurrogate | KernelSurrogate | None = None
     theta: np.ndarray = field(default_factory=lambda: np.empty(0))
     theta_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
-    subset_rows: list[dict] = field(default_factory=list)
+    subset_rows: list[SubsetMeasurement] = field(default_factory=list)
     holdout: HoldoutPrediction = field(default_factory=lambda: HoldoutPrediction(0))
     holdout_points: list[dict] = field(default_factory=list)
     grid: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -1126,11 +1165,10 @@ def fit_surrogate(state: SourcesState) -> None:
     # The raw scores of eq. 3: with fixed-size subsets and least squares exactly |f_STL| theta + f_STL / alpha
     # (docs/methods/source-selection.md); under ridge that relation defines them, so both scales give one ranking.
     state.theta_raw = abs(f_stl) * state.theta + f_stl / state.options.alpha
-    state.subset_rows = [{"sources": [names[s] for s in g if s != t], "part": "fit" if i < n_fit else "holdout",
-                          "f": float(f_all[i]), "se": standard_error(state.per_repeat[i]),
-                          "paired_se": standard_error(state.per_repeat[i] - state.stl_values),
-                          "values": state.per_repeat[i].tolist()}
-                         for i, g in enumerate(state.subset_groups)]
+    state.subset_rows = [SubsetMeasurement(
+        sources=[names[s] for s in g if s != t], part="fit" if i < n_fit else "holdout", f=float(f_all[i]),
+        se=standard_error(state.per_repeat[i]), paired_se=standard_error(state.per_repeat[i] - state.stl_values),
+        values=state.per_repeat[i].tolist()) for i, g in enumerate(state.subset_groups)]
 
 
 def predict_holdout(state: SourcesState) -> None:
@@ -1394,8 +1432,8 @@ def _report(state: SourcesState, seconds: float) -> SourcesReport:
     if surrogate is None:
         raise RuntimeError("the report of a source-selection job needs its surrogate: run every SOURCES_STAGES first")
     criterion = "val_loss" if options.threshold_by == "validation" else "surrogate_criterion"
-    ses = [row["se"] for row in state.subset_rows]
-    paired = [row["paired_se"] for row in state.subset_rows]
+    ses = [row.se for row in state.subset_rows]
+    paired = [row.paired_se for row in state.subset_rows]
 
     def per_method(name: str) -> dict[str, float]:
         return {key: _test_figure(state, g, name) for key, g in methods.items()}
