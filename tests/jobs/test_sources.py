@@ -274,6 +274,10 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
 
     assert list(rep.to_dict()["subsets"][0]) == ["sources", "part", "f", "se", "paired_se", "values"]
     assert SourcesReport(**rep.to_dict()).subsets == rep.subsets
+    # each holdout point: the holdout subset's measured f and its surrogate prediction, read back as a record
+    assert [p.actual for p in rep.holdout_points] == [row.f for row in rep.subsets if row.part == "holdout"]
+    assert list(rep.to_dict()["holdout_points"][0]) == ["sources", "predicted", "actual", "se"]
+    assert SourcesReport(**rep.to_dict()).holdout_points == rep.holdout_points
     assert measured_subsets(rep)[0] == sorted(rep.relevance)
     names, S, f, fit = measured_subsets(rep.to_dict())
     assert names == sorted(rep.relevance) and S.shape == (20, 9) and (S.sum(axis=1) == 2).all()

@@ -452,6 +452,33 @@ class IndependentHoldout:
 
 
 @dataclass(frozen=True)
+class HoldoutPoint:
+    """One holdout subset's predicted and measured f(S) (:func:`_holdout_prediction`): a row of report.json's
+    ``holdout_points``, a point of the predicted-vs-measured plot.
+
+    Attributes
+    ----------
+    sources : list of str
+        The subset's sources.
+    predicted : float
+        The surrogate's g(S) (loss units).
+    actual : float
+        The measured f(S), the mean over the repeats.
+    se : float
+        Its standard error over the repeats (NaN with one).
+    """
+
+    sources: list[str]
+    predicted: float
+    actual: float
+    se: float
+
+    def to_json(self) -> dict:
+        """A row of report.json's ``holdout_points``."""
+        return {"sources": self.sources, "predicted": self.predicted, "actual": self.actual, "se": self.se}
+
+
+@dataclass(frozen=True)
 class HoldoutPrediction:
     """Negative-transfer prediction on the holdout subsets (:func:`_holdout_prediction`): report.json's ``holdout``.
 
@@ -649,7 +676,9 @@ class SourcesReport:
         Negative-transfer prediction on the held-out subsets (F1, Spearman,
         error curve; on independent repeat seeds too where measured; a
         report.json's dict becomes one too).
-    holdout_points : list of dict
+    holdout_points : list of HoldoutPoint
+        Predicted and measured f(S) of each holdout subset (a report.json's
+        dicts become records too).
     stl_val_loss : float
         The reference f(STL) (mean of ``stl_val_losses``).
     stl_val_losses : list of float
@@ -734,7 +763,7 @@ class SourcesReport:
     threshold_grid: dict
     selected: list
     holdout: HoldoutPrediction
-    holdout_points: list
+    holdout_points: list[HoldoutPoint]
     stl_val_loss: float
     stl_val_losses: list
     speedup: SubsetSpeedup
@@ -768,6 +797,7 @@ class SourcesReport:
     def __post_init__(self) -> None:  # the records of a report.json read back
         if isinstance(self.holdout, dict):
             self.holdout = HoldoutPrediction.from_json(self.holdout)
+        self.holdout_points = [HoldoutPoint(**p) if isinstance(p, dict) else p for p in self.holdout_points]
         if isinstance(self.speedup, dict):
             self.speedup = SubsetSpeedup(**self.speedup)
         if self.subsets is not None:
@@ -796,6 +826,7 @@ class SourcesReport:
         """report.json (the command line's fields, task kinds and notes, last)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["holdout"], out["speedup"] = self.holdout.to_json(), self.speedup.to_json()
+        out["holdout_points"] = [point.to_json() for point in self.holdout_points]
         if self.subsets is not None:
             out["subsets"] = [row.to_json() for row in self.subsets]
         if self.plan is not None:
@@ -963,7 +994,7 @@ class SourcesState:
     theta_raw: np.ndarray = field(default_factory=lambda: np.empty(0))
     subset_rows: list[SubsetMeasurement] = field(default_factory=list)
     holdout: HoldoutPrediction = field(default_factory=lambda: HoldoutPrediction(0))
-    holdout_points: list[dict] = field(default_factory=list)
+    holdout_points: list[HoldoutPoint] = field(default_factory=list)
     grid: np.ndarray = field(default_factory=lambda: np.empty(0))
     selection_of: dict[float, Group] = field(default_factory=dict)  # gamma -> the target and its selection
     candidates: list[Group] = field(default_factory=list)  # threshold candidates trained
@@ -1513,7 +1544,7 @@ def _choose_gamma(options, grid, raw_grid, selection_of, results, t, loss, split
 
 
 def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, seed,
-                        source_names) -> tuple[HoldoutPrediction, list]:
+                        source_names) -> tuple[HoldoutPrediction, list[HoldoutPoint]]:
     """Negative-transfer prediction on the holdout subsets (F1 of the minority class, Spearman, the class
     balance, the noise ceiling of a correlation with their measured f), their points, and the error curve
     as the number of fitted subsets grows (paper Figure 6)."""
@@ -1528,8 +1559,8 @@ def _holdout_prediction(surrogate, S_all, per_repeat, n_fit, f_stl, options, see
     S_hold, f_hold = S_all[n_fit:], f_all[n_fit:]
     pred_hold = surrogate.predict(S_hold)
     scores = NegativeTransferScores.measure(pred_hold, per_repeat[n_fit:], f_stl)
-    points = [{"sources": [source_names[j] for j in np.flatnonzero(row)], "predicted": float(p), "actual": float(a),
-               "se": standard_error(per_repeat[n_fit + i])}
+    points = [HoldoutPoint([source_names[j] for j in np.flatnonzero(row)], float(p), float(a),
+                           standard_error(per_repeat[n_fit + i]))
               for i, (row, p, a) in enumerate(zip(S_hold, pred_hold, f_hold, strict=True))]
     sizes = sorted({s for s in (k, 2 * k, 4 * k, 8 * k, n_fit) if options.alpha <= s <= n_fit}
                    | {min(n_fit, max(k, 2))})

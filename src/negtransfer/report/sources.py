@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from negtransfer.jobs.sources import AlternativesCheck, HoldoutPrediction, RidgeChoice, SourcesReport
+from negtransfer.jobs.sources import AlternativesCheck, HoldoutPoint, HoldoutPrediction, RidgeChoice, SourcesReport
 from negtransfer.report.markdown import render_table
 from negtransfer.report.plots import new_figure, save_figure
 
@@ -45,12 +45,12 @@ def plot_relevance(relevance: dict, threshold: float, selected, path,
     return save_figure(fig, path)
 
 
-def plot_surrogate_fit(points, stl_loss: float, path) -> Path:
+def plot_surrogate_fit(points: list[HoldoutPoint], stl_loss: float, path) -> Path:
     """Predicted g(S) vs measured f(S) on holdout subsets, with the STL line."""
     fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot(1, 1, 1)
-    pred = [p["predicted"] for p in points]
-    act = [p["actual"] for p in points]
+    pred = [p.predicted for p in points]
+    act = [p.actual for p in points]
     ax.scatter(pred, act, s=14, alpha=0.7, color="#2b8cbe")
     lo, hi = min(pred + act + [stl_loss]), max(pred + act + [stl_loss])
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":", label="y = x")
