@@ -365,7 +365,8 @@ class SubsetMeasurement:
 
     def to_json(self) -> dict:
         """A row of report.json's ``subsets``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"sources": self.sources, "part": self.part, "f": self.f, "se": self.se, "paired_se": self.paired_se,
+                "values": self.values}
 
 
 @dataclass(frozen=True)
