@@ -309,8 +309,9 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
     -------
     SourcesReport
         ``selected``: the chosen sources; ``to_frame()``: one row per source with its relevance;
-        ``check.recommended``: the selection, STL or all sources, whichever had the lowest target loss on
-        validation rows the selection did not use (``check.reason`` says why).
+        ``holdout.scores``: how well the surrogate told negative from positive transfer on the holdout subsets
+        (``f1``, ``spearman``, ...); ``check.recommended``: the selection, STL or all sources, whichever had the
+        lowest target loss on validation rows the selection did not use (``check.reason`` says why).
     """
     from negtransfer.jobs.sources import SourceOptions, preset_defaults, run_sources
 
