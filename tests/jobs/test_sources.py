@@ -7,7 +7,9 @@ from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
 from negtransfer.jobs.sources import (
     HoldoutPrediction,
+    IndependentHoldout,
     RidgeChoice,
+    RunPlan,
     SourceOptions,
     SourcesReport,
     StageRuns,
@@ -402,6 +404,15 @@ def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path):
     assert rep["surrogate"]["kind"] == "kernel" and rep["holdout"]["independent"]["repeats"] == [2, 3]
     assert rep["check"]["recommended"] in ("selected", "stl", "all_sources")
     assert "recommended:" in res.output and "unseen repeat seeds" in res.output
+    # report.json read back: every record typed again, written out as the same JSON and the same report.md
+    from negtransfer.report.jsonio import strict
+    from negtransfer.report.sources import write_sources_report
+
+    again = SourcesReport(**rep)
+    assert isinstance(again.holdout.independent, IndependentHoldout) and isinstance(again.plan, RunPlan)
+    assert json.dumps(strict(again.to_dict())) == json.dumps(rep)  # the same keys in the same order
+    written = (out / "report.md").read_text()
+    assert write_sources_report(rep, tmp_path / "again").read_text() == written
     bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
                                    "--target", "task0", "--surrogate", "forest", "--out", str(tmp_path / "b"), "-q"])
     assert bad.exit_code == 2 and "forest" in bad.output
