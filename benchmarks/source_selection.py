@@ -210,7 +210,7 @@ def tables_from_json(args) -> None:
 
     rows: list[dict] = []
     for path in sorted(args.from_json):
-        rep = SourcesReport(**_nan_for_null(json.loads(path.read_text())))
+        rep = SourcesReport.from_dict(_nan_for_null(json.loads(path.read_text())))
         surrogate = rep.surrogate.kind if rep.surrogate is not None else "linear"
         rows.append(case_row(rep, None, -1, rep.target, rep.seed, surrogate, args.dataset))
     rows.sort(key=lambda r: (r["seed"], r["target"], r["surrogate"] != "linear"))

@@ -10,16 +10,17 @@ the trainer's 32-row batches of training rows. Per step, thread CPU time
   models' joined columns, the batched forward, weight and input gradients of
   the layers above): what the step costs if everything else were free;
 * ``gradients``: the trainer's gradient step (:func:`negtransfer.train.fused_step.mlp_gradients`:
-  forward, the loss's gradient, backward, about 60 ATen operations);
+  forward, the loss's gradient, backward: the 63 top-level ATen operations of docs/scaling.md's third pass);
 * ``optimiser``: the trainer's SGD step over the flat buffers (``torch._fused_sgd_``);
 * ``compiled`` (``--compile``): an experiment, not a shipped path: a functional
   twin of the gradient step written here (no workspace, no ``out=``) under
-  ``torch.compile`` (its compile time printed apart; the weight gradients
-  equal the eager ones bit for bit, the bias sums differ in the last bits).
+  ``torch.compile`` (its compile time printed apart, and whether its weight
+  gradients equal the trainer's bit for bit and how far its bias gradients,
+  sums that the compiled code orders its own way, are from the trainer's).
 
 The *floor* of a step is its matrix FLOPs (forward, weight gradients, input
 gradients but the first layer's; 2mkn per product) over the core's peak,
-measured in the same run as a 2048-square ``torch.mm`` (thread CPU time).
+measured in the same run as training_floor.py's peak (a 2048-square ``torch.mm``, thread CPU time).
 Printed: ``products_ratio:``, ``gradients_ratio:``, ``step_ratio:``
 (gradients and optimiser over the floor) and, with ``--compile``,
 ``compiled_speedup:`` (gradients over compiled). ``benchmarks/training_floor.py``'s
@@ -41,6 +42,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from training_floor import peak_flops
 
 from negtransfer.data.builtin import load_builtin
 from negtransfer.data.dataset import TRAIN
@@ -51,8 +53,6 @@ from negtransfer.train.config import TrainConfig
 from negtransfer.train.fused_step import StepWorkspace, mlp_gradients
 from negtransfer.train.losses import TaskLossLayout
 
-PEAK_SIZE = 2048
-
 
 def thread_seconds(work: Callable[[], object], calls: int) -> float:
     """Thread CPU seconds per call of ``work`` over ``calls`` calls."""
@@ -60,14 +60,6 @@ def thread_seconds(work: Callable[[], object], calls: int) -> float:
     for _ in range(calls):
         work()
     return (time.thread_time() - start) / calls
-
-
-def peak_flops() -> float:
-    """FLOP/s of a ``PEAK_SIZE``-square single-precision product on this thread (median of 3, thread CPU)."""
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(PEAK_SIZE, PEAK_SIZE, generator=gen), torch.randn(PEAK_SIZE, PEAK_SIZE, generator=gen)
-    torch.mm(a, b)
-    return 2.0 * PEAK_SIZE**3 / float(np.median([thread_seconds(lambda: torch.mm(a, b), 1) for _ in range(3)]))
 
 
 def step_flops(widths: list[int], models: int, rows: int) -> float:
@@ -164,15 +156,20 @@ class StepVariants:
         self.compiled(x, y, self.mask, *[p.detach() for p in self.model.weights],
                       *[p.detach() for p in self.model.biases])
 
-    def same_weight_gradients(self) -> bool:
-        """Whether the compiled twin's weight gradients equal the trainer's on one batch, bit for bit."""
+    def compare_with_trainer(self) -> tuple[bool, float]:
+        """On one batch: whether the compiled twin's weight gradients equal the trainer's bit for bit, and the
+        largest difference of its bias gradients from the trainer's, relative to their largest magnitude."""
         assert self.compiled is not None
         x, y = self.batches[0]
         mlp_gradients(self.model, x, y, self.layout, self.mask, False, self.views, self.workspace)
         twin = self.compiled(x, y, self.mask, *[p.detach() for p in self.model.weights],
                              *[p.detach() for p in self.model.biases])
         first = twin[0].view(x.shape[1], self.models, -1).permute(1, 0, 2)
-        return all(torch.equal(a.reshape(v.shape), v) for a, v in zip((first, *twin[1:3]), self.views[:3], strict=True))
+        weights = all(torch.equal(a.reshape(v.shape), v) for a, v in zip((first, *twin[1:3]), self.views[:3],
+                                                                          strict=True))
+        bias = max(float((a.reshape(v.shape) - v).abs().max() / v.abs().max().clamp(min=1e-30))
+                   for a, v in zip(twin[3:], self.views[3:], strict=True))
+        return weights, bias
 
 
 def main() -> None:
@@ -190,15 +187,17 @@ def main() -> None:
           f"{' -> '.join(map(str, stack.widths))}, {stack.rows}-row batches")
     variants = {"products": stack.products, "gradients": stack.gradients, "optimiser": stack.optimise}
     if args.compile:
-        print(f"compile: {stack.compile():.1f} s (once per shape); weight gradients equal the trainer's bit for "
-              f"bit: {stack.same_weight_gradients()}")
+        seconds = stack.compile()
+        weights, bias = stack.compare_with_trainer()
+        print(f"compile: {seconds:.1f} s (once per shape); weight gradients equal the trainer's bit for bit: "
+              f"{weights}; bias gradients' largest relative difference {bias:.1e}")
         variants["compiled"] = stack.compiled_step
     for work in variants.values():  # warm-up
         thread_seconds(work, 3)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     peaks = []
     for _ in range(rounds):
-        peaks.append(peak_flops())
+        peaks.append(peak_flops(repeats=3, clock=time.thread_time))
         for name, work in variants.items():
             seconds[name].append(thread_seconds(work, steps))
     floor = step_flops(stack.widths, stack.models, stack.rows) / float(np.median(peaks))

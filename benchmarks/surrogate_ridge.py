@@ -22,8 +22,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from source_selection import mean_se
 
-from negtransfer.data.statistics import standard_error
 from negtransfer.gains.surrogate import LinearSurrogate
 from negtransfer.jobs.sources import measured_subsets
 from negtransfer.select.sources import negative_transfer_metrics
@@ -42,11 +42,6 @@ def holdout_scores(case: dict, n: int, alpha) -> tuple[float, float, float]:
     surrogate = LinearSurrogate(alpha=alpha, underdetermined="min_norm").fit(S_fit, f_fit, stl_loss=case["stl"])
     m = negative_transfer_metrics(surrogate.predict(case["S"][~case["fit"]]), case["f"][~case["fit"]], case["stl"])
     return float(m["spearman"]), float(m["f1"]), float(surrogate.alpha_)
-
-
-def mean_se(values) -> tuple[float, float]:
-    values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
-    return (float(values.mean()) if values.size else float("nan")), standard_error(values)
 
 
 def main() -> None:

@@ -112,10 +112,10 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
                       TrainConfig(batching="pooled", max_epochs=50), 0, store)
     assert rep.speedup == SubsetSpeedup(data_fraction=0.4, steps_fraction=0.2)
     assert rep.to_dict()["speedup"] == {"data_fraction": 0.4, "steps_fraction": 0.2}
-    assert SourcesReport(**rep.to_dict()).speedup == rep.speedup
+    assert SourcesReport.from_dict(rep.to_dict()).speedup == rep.speedup
     # no holdout subsets: report.json's holdout is their number alone, and is read back as such
     assert rep.holdout == HoldoutPrediction(0) and rep.to_dict()["holdout"] == {"n_subsets": 0}
-    assert SourcesReport(**rep.to_dict()).holdout == HoldoutPrediction(0)
+    assert SourcesReport.from_dict(rep.to_dict()).holdout == HoldoutPrediction(0)
     assert rep.selected  # still finds helpful sources
     with pytest.raises(ValueError, match="fraction"):
         SourceOptions(target="task0", data_fraction=0).check(ds)
@@ -226,7 +226,7 @@ def test_repeats_give_means_standard_errors_and_a_resumable_plan(planted_rows, t
     plan_json = rep.to_dict()["plan"]
     assert list(plan_json) == ["stages", "runs", "to_train", "later_at_most", "estimated_seconds"]
     assert plan_json["stages"]["subset models"] == {"runs": rep.plan.stages["subset models"].runs, "stored": 0}
-    assert SourcesReport(**rep.to_dict()).plan == rep.plan
+    assert SourcesReport.from_dict(rep.to_dict()).plan == rep.plan
     assert rep.repeats == 2 and rep.f_rows == "estimate half" and rep.loss == "cross_entropy"
     # f(S) is the mean of the two repeats' target loss on the estimate half; its s.e. is |a - b| / 2
     cfg = source_training_config(TrainConfig(max_epochs=6), ds, 0, "parity")
@@ -275,11 +275,11 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     from negtransfer.jobs.sources import measured_subsets
 
     assert list(rep.to_dict()["subsets"][0]) == ["sources", "part", "f", "se", "paired_se", "values"]
-    assert SourcesReport(**rep.to_dict()).subsets == rep.subsets
+    assert SourcesReport.from_dict(rep.to_dict()).subsets == rep.subsets
     # each holdout point: the holdout subset's measured f and its surrogate prediction, read back as a record
     assert [p.actual for p in rep.holdout_points] == [row.f for row in rep.subsets if row.part == "holdout"]
     assert list(rep.to_dict()["holdout_points"][0]) == ["sources", "predicted", "actual", "se"]
-    assert SourcesReport(**rep.to_dict()).holdout_points == rep.holdout_points
+    assert SourcesReport.from_dict(rep.to_dict()).holdout_points == rep.holdout_points
     assert measured_subsets(rep)[0] == sorted(rep.relevance)
     names, S, f, fit = measured_subsets(rep.to_dict())
     assert names == sorted(rep.relevance) and S.shape == (20, 9) and (S.sum(axis=1) == 2).all()
@@ -288,7 +288,7 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     assert 0 <= h.noise_ceiling <= 1 and f"noise ceiling {h.noise_ceiling:.4f}" in text
     # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
     assert rep.ridge is not None and rep.ridge.option == "auto" and rep.ridge.alpha >= 0 and "leave-one-out" in text
-    assert SourcesReport(**rep.to_dict()).ridge == rep.ridge
+    assert SourcesReport.from_dict(rep.to_dict()).ridge == rep.ridge
     opts = SourceOptions(target="task0")
     assert opts.resolved_ridge(74, 50) == "auto" and opts.resolved_ridge(75, 50) == 0.0  # least squares from 1.5k
     assert SourceOptions(target="task0", training="task-modeling").resolved_ridge(50, 50) == 0.0
@@ -319,7 +319,7 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     assert kernel.surrogate.kernel in ("linear", "quadratic", "rbf") and kernel.surrogate.candidates
     assert linear.surrogate == SurrogateDescription("linear") and linear.to_dict()["surrogate"] == {"kind": "linear"}
     assert list(kernel.to_dict()["surrogate"]) == ["kind", "kernel", "gamma", "alpha", "loo_mse", "candidates"]
-    assert SourcesReport(**kernel.to_dict()).surrogate == kernel.surrogate
+    assert SourcesReport.from_dict(kernel.to_dict()).surrogate == kernel.surrogate
     # the independent holdout: repeats 2 and 3 of the holdout subsets, judged against STL of the same repeats
     cfg = source_training_config(config, ds, 0, "parity")
     hold = [tuple(sorted([0] + [ds.task_names.index(n) for n in row.sources]))
@@ -340,7 +340,7 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
               "noise_ceiling"]
     assert list(holdout_json) == ["n_subsets", *scores, "error_curve", "independent"]
     assert list(holdout_json["independent"]) == [*scores, "stl_val_loss", "repeats"]
-    assert SourcesReport(**kernel.to_dict()).holdout == kernel.holdout
+    assert SourcesReport.from_dict(kernel.to_dict()).holdout == kernel.holdout
     assert "independent" not in linear.to_dict()["holdout"]
     # the check: on the stopping half the three losses rebuild the full validation loss with the estimate half
     results = {name: ensure_runs(ds, [tuple(sorted(g))], cfg, 0, store, repeats=2)[tuple(sorted(g))]
@@ -359,7 +359,7 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     assert list(kernel.to_dict()["check"]) == ["rows", "n_rows", "unused_by_selection", "loss", "se",
                                                "best_alternative", "difference", "difference_se", "recommended",
                                                "reason"]
-    assert SourcesReport(**kernel.to_dict()).check == kernel.check
+    assert SourcesReport.from_dict(kernel.to_dict()).check == kernel.check
     text = write_sources_report(kernel, tmp_path / "out").read_text()
     assert "## Recommendation" in text and "kernel ridge regression" in text and "repeat seeds [2, 3]" in text
     with pytest.raises(ValueError, match="--surrogate"):
@@ -408,7 +408,7 @@ def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path):
     from negtransfer.report.jsonio import strict
     from negtransfer.report.sources import write_sources_report
 
-    again = SourcesReport(**rep)
+    again = SourcesReport.from_dict(rep)
     assert isinstance(again.holdout.independent, IndependentHoldout) and isinstance(again.plan, RunPlan)
     assert json.dumps(strict(again.to_dict())) == json.dumps(rep)  # the same keys in the same order
     written = (out / "report.md").read_text()

@@ -540,10 +540,6 @@ class OptionBlock:
     make: Callable[..., Any]
 
 
-def _model_options(encoder, model, model_version, model_arg) -> ModelOptions:
-    return ModelOptions(encoder, model, model_version, model_arg)
-
-
 #: ``--dataset`` ... ``--impute``: a :class:`DataOptions`.
 DATA_BLOCK: Any = OptionBlock((
     ("dataset", Optional[str], DatasetOpt), ("data", Optional[Path], DataOpt), ("tasks", Optional[str], TasksOpt),
@@ -559,8 +555,8 @@ TRAINING_BLOCK: Any = OptionBlock((
 #: ``--encoder``, ``--model``, ``--model-version``, ``--model-arg``: a :class:`ModelOptions`.
 MODEL_BLOCK: Any = OptionBlock((
     ("encoder", Optional[Encoder], EncoderOpt), ("model", Optional[str], ModelOpt),
-    ("model_version", Optional[str], ModelVersionOpt), ("model_arg", Optional[list[str]], ModelArgOpt)),
-    _model_options)
+    ("model_version", Optional[str], ModelVersionOpt), ("model_args", Optional[list[str]], ModelArgOpt)),
+    ModelOptions)
 
 
 def runs_block(out_default: str) -> Any:

@@ -59,7 +59,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -333,7 +333,7 @@ class AlternativesCheck:
 
     def to_json(self) -> dict:
         """report.json's ``check``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -365,8 +365,7 @@ class SubsetMeasurement:
 
     def to_json(self) -> dict:
         """A row of report.json's ``subsets``."""
-        return {"sources": self.sources, "part": self.part, "f": self.f, "se": self.se, "paired_se": self.paired_se,
-                "values": self.values}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -420,7 +419,7 @@ class NegativeTransferScores:
 
     def to_json(self) -> dict:
         """The scores' keys of report.json's ``holdout``, in order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -476,7 +475,7 @@ class HoldoutPoint:
 
     def to_json(self) -> dict:
         """A row of report.json's ``holdout_points``."""
-        return {"sources": self.sources, "predicted": self.predicted, "actual": self.actual, "se": self.se}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -540,7 +539,7 @@ class SubsetSpeedup:
 
     def to_json(self) -> dict:
         """report.json's ``speedup``."""
-        return {"data_fraction": self.data_fraction, "steps_fraction": self.steps_fraction}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -557,10 +556,6 @@ class StageRuns:
 
     runs: int
     stored: int
-
-    def to_json(self) -> dict:
-        """report.json's ``plan["stages"][name]``."""
-        return {"runs": self.runs, "stored": self.stored}
 
 
 @dataclass(frozen=True)
@@ -595,10 +590,8 @@ class RunPlan:
                    value["to_train"], value["later_at_most"], value.get("estimated_seconds"))
 
     def to_json(self) -> dict:
-        """report.json's ``plan``."""
-        return {"stages": {name: row.to_json() for name, row in self.stages.items()}, "runs": self.runs,
-                "to_train": self.to_train, "later_at_most": self.later_at_most,
-                "estimated_seconds": self.estimated_seconds}
+        """report.json's ``plan`` (each stage a dict of its fields)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -618,7 +611,7 @@ class RidgeChoice:
 
     def to_json(self) -> dict:
         """report.json's ``ridge``."""
-        return {"option": self.option, "alpha": self.alpha}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -648,7 +641,7 @@ class SurrogateDescription:
         """report.json's ``surrogate``: ``kind``, and the kernel's fields for the kernel surrogate."""
         if self.kind != "kernel":
             return {"kind": self.kind}
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 @dataclass
@@ -795,22 +788,20 @@ class SourcesReport:
     surrogate: SurrogateDescription | None = None
     check: AlternativesCheck | None = None
 
-    def __post_init__(self) -> None:  # the records of a report.json read back
-        if isinstance(self.holdout, dict):
-            self.holdout = HoldoutPrediction.from_json(self.holdout)
-        self.holdout_points = [HoldoutPoint(**p) if isinstance(p, dict) else p for p in self.holdout_points]
-        if isinstance(self.speedup, dict):
-            self.speedup = SubsetSpeedup(**self.speedup)
-        if self.subsets is not None:
-            self.subsets = [SubsetMeasurement(**row) if isinstance(row, dict) else row for row in self.subsets]
-        if isinstance(self.plan, dict):
-            self.plan = RunPlan.from_json(self.plan)
-        if isinstance(self.ridge, dict):
-            self.ridge = RidgeChoice(**self.ridge)
-        if isinstance(self.surrogate, dict):
-            self.surrogate = SurrogateDescription(**self.surrogate)
-        if isinstance(self.check, dict):
-            self.check = AlternativesCheck(**self.check)
+    @classmethod
+    def from_dict(cls, value: dict) -> SourcesReport:
+        """A report read back from report.json (:meth:`to_dict`): its records rebuilt from their dicts."""
+        d = dict(value)
+        d["holdout"] = HoldoutPrediction.from_json(d["holdout"])
+        d["holdout_points"] = [HoldoutPoint(**p) for p in d["holdout_points"]]
+        d["speedup"] = SubsetSpeedup(**d["speedup"])
+        readers = {"subsets": lambda rows: [SubsetMeasurement(**row) for row in rows], "plan": RunPlan.from_json,
+                   "ridge": lambda v: RidgeChoice(**v), "surrogate": lambda v: SurrogateDescription(**v),
+                   "check": lambda v: AlternativesCheck(**v)}
+        for key, read in readers.items():
+            if d.get(key) is not None:
+                d[key] = read(d[key])
+        return cls(**d)
 
     def to_frame(self):
         """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,
@@ -1321,7 +1312,7 @@ def train_final_models(state: SourcesState) -> None:
 def check_against_alternatives(state: SourcesState) -> None:
     """Stage 11b: never knowingly worse. The selection, STL and all sources compared on validation rows the
     selection did not use (:func:`unused_validation_values`); the selection is recommended unless one of the
-    two has the lower loss there, which is then recommended instead (``check["recommended"]``: a key of
+    two has the lower loss there, which is then recommended instead (``check.recommended``: a key of
     ``methods``, so its test figures are those of that method)."""
     t, names = state.target, ("selected", "stl", "all_sources")
     groups = {name: state.methods[name] for name in names}

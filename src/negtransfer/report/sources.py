@@ -150,7 +150,7 @@ def write_sources_report(report: SourcesReport | dict, out_dir) -> Path:
     out_dir : path
         The folder ``report.md`` and ``plots/`` are written to.
     """
-    report = report if isinstance(report, SourcesReport) else SourcesReport(**report)
+    report = report if isinstance(report, SourcesReport) else SourcesReport.from_dict(report)
     out_dir = Path(out_dir)
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
