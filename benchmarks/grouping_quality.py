@@ -165,6 +165,9 @@ def case(report: dict) -> dict:
         "verdict_agrees": verdict_agrees(report),
         "audit_difference": report["comparison"].get("audit_difference"),
         "audit_loss": report["comparison"].get("audit_loss"),
+        "noise_verdict": report["comparison"].get("noise_verdict"),
+        "best_alternative": report["comparison"].get("best_alternative"),
+        "test_difference": report["comparison"].get("test_difference"),
         "totals": {key: t[key] for key in ("selected", "stl", "all_tasks")},
         **refit_case(report),
     }
