@@ -100,8 +100,15 @@ def row_contributions(row_losses: dict[int, np.ndarray], positions: dict[int, np
     z = np.zeros((runs, n_rows))
     for t, losses in row_losses.items():
         if losses.shape[1]:
-            np.add.at(z, (slice(None), positions[t]), losses * (n_rows / losses.shape[1]))
+            z += _scatter(positions[t], losses * (n_rows / losses.shape[1]), n_rows).T
     return z
+
+
+def _scatter(positions: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """(N, R): ``values`` (R, n_t) added at rows ``positions`` (distinct within a task), zero elsewhere."""
+    out = np.zeros((n_rows, values.shape[0]))
+    out[np.asarray(positions, dtype=np.intp)] = values.T
+    return out
 
 
 def paired_row_se(z: np.ndarray, strata: np.ndarray | None = None) -> PairedSE:

@@ -53,7 +53,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from math import comb
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -1042,7 +1042,7 @@ def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]]
         d = per_run["selected"] - per_run[name]
         mean, se_runs = float(np.mean(d)), _se(d)
         other = None if chosen is None else _row_losses(job, sources[name], attr)
-        if other is None:
+        if chosen is None or other is None:
             se, se_rows = se_runs, float("nan")
         else:
             z = row_contributions({t: chosen[t] - other[t] for t in chosen}, positions, n_rows)
@@ -1144,11 +1144,20 @@ def refit_dataset(dataset: MultiTaskDataset) -> MultiTaskDataset:
                             row_task=dataset.row_task, info={**info, "refit": "every non-test row trains"})
 
 
-def refit_epochs(result: RepeatedResult, repeats: int, folds: int, scale: float = 1.0) -> list[int]:
+def refit_epochs(result: RepeatedResult, repeats: int, folds: int, scale: float | Sequence[float] = 1.0) -> list[int]:
     """Per repeat, the fixed epochs of a refit: the stopping epoch of that repeat's early-stopped run (runs are
-    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`; with folds the rounded mean),
-    times ``scale`` (rounded, at least 1)."""
-    return [max(1, int(round(scale * np.mean([result.runs[r * folds + f].best_epoch for f in range(folds)]))))
+    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`) times ``scale``, with folds the
+    mean over folds of each fold's stopping epoch times that fold's scale (rounded, at least 1).
+
+    ``scale`` : one factor for every fold, or one per fold (:func:`_row_ratio` of each fold's training rows:
+    the folds of a group need not train equally many rows).
+    """
+    per_fold = [float(scale)] * folds if isinstance(scale, (int, float)) else [float(v) for v in scale]
+    if len(per_fold) != folds:
+        raise ValueError(f"refit_epochs: {len(per_fold)} scale factors for {folds} folds; give one per fold")
+    if folds == 1:  # one fold: the product itself (bit-identical to the single-factor rule)
+        return [max(1, int(round(per_fold[0] * result.runs[r].best_epoch))) for r in range(repeats)]
+    return [max(1, int(round(np.mean([per_fold[f] * result.runs[r * folds + f].best_epoch for f in range(folds)]))))
             for r in range(repeats)]
 
 
@@ -1180,7 +1189,8 @@ def _refit(job: GroupingState, recommendation: str) -> RefitReport:
     configs: dict[int, TrainConfig] = {}
     specs, epochs = [], {}
     for g in groups:
-        scale = _row_ratio(job.fold_data[0], data, g, job.config) if options.refit_epochs == "steps" else 1.0
+        scale = ([_row_ratio(fold, data, g, job.config) for fold in job.fold_data]
+                 if options.refit_epochs == "steps" else 1.0)
         epochs[g] = refit_epochs(job.results[g], options.repeats, options.folds, scale)
         for r, e in enumerate(epochs[g]):
             config = configs.setdefault(e, replace(job.config, max_epochs=e, early_stopping=False))

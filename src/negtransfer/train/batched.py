@@ -1147,7 +1147,8 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
             seconds=seconds,
             extra={name: {t: per_task[t] for t in g if t in per_task} for name, per_task in extra[k].items()},
             audit_loss={} if audit_losses is None else {t: float(audit_losses[k, t]) for t in g},
-            **{name: {t: per_model[k][t] for t in g} for name, per_model in row_losses.items()},
+            audit_row_loss={t: row_losses["audit_row_loss"][k][t] for t in g} if row_losses else {},
+            test_row_loss={t: row_losses["test_row_loss"][k][t] for t in g} if row_losses else {},
         )
         for k, g in enumerate(group_idx)
     ]
