@@ -137,6 +137,11 @@ def test_group_command_audit_option(tmp_path):
     assert comparison["decided_on"] == "audit" and comparison["rows"] == round(0.25 * 0.8 * 400)
     assert "Recommended" in res.output and f"Decided on {comparison['rows']} audit rows" in res.output
     assert "**Recommended**" in (tmp_path / "out" / "report.md").read_text()
+    words = {"better": "better beyond noise", "within noise": "within noise",
+             "worse": "worse beyond noise"}[comparison["noise_verdict"]]
+    line = f"are {words} against the {comparison['best_alternative']}"
+    assert f"**Audit verdict**: the chosen groups {line}" in (tmp_path / "out" / "report.md").read_text()
+    assert "Audit verdict" in res.output and line in " ".join(res.output.split())
     bad = runner.invoke(app, [*common, "--audit", "1.5", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--audit" in bad.output
 
