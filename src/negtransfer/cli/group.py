@@ -236,8 +236,14 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     from rich.console import Console
     from rich.markup import escape
 
-    from negtransfer.report.markdown import (audit_verdict_line, fmt_loss, fmt_pct, fmt_pm, recommendation_label,
-                                             refit_line)
+    from negtransfer.report.markdown import (
+        audit_verdict_line,
+        fmt_loss,
+        fmt_pct,
+        fmt_pm,
+        recommendation_label,
+        refit_line,
+    )
 
     console = Console()
     totals, se, gain_se = report.totals, report.losses.totals_se, report.losses.total_gain_se
