@@ -186,9 +186,9 @@ def test_the_audit_verdict_counts_the_rows_noise_and_keeps_the_old_se(per_task, 
             assert d["verdict"] == noise_verdict(d["mean"], d["se"], AUDIT_MARGIN_SE)
     assert c["noise_verdict"] == c["audit_difference"][c["best_alternative"]]["verdict"]
     assert c["better_than_alternatives"] == (c["noise_verdict"] == "better")
-    words = {"better": "Verdict: better than", "within noise": "Verdict: within the noise of",
-             "worse": "Verdict: worse than"}[c["noise_verdict"]]
-    assert words in c["verdict"]
+    words = {"better": "better beyond noise than", "within noise": "within noise of",
+             "worse": "worse beyond noise than"}[c["noise_verdict"]]
+    assert f"Verdict: the chosen groups are {words} the {c['best_alternative']}" in c["verdict"]
     plain = run_grouping(per_task, GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1), CFG, 0,
                          RunStore(tmp_path / "t.sqlite")).report.to_dict()["comparison"]
     assert "noise_verdict" not in plain and "test_difference" not in plain  # unaudited: the keys of before

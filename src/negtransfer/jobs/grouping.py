@@ -1102,9 +1102,9 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
                f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)} and the audit rows, "
                f"\u00b1 one standard error ({noise}the runs' noise). ")
-    words = {"better": "better than", "within noise": "within the noise of", "worse": "worse than"}
-    verdict += f"Verdict: {words[closest['verdict']]} the better of the two, the {best_name}"
-    verdict += (" (beyond noise). " if closest["verdict"] != "within noise" else ". ")
+    words = {"better": "better beyond noise than", "within noise": "within noise of",
+             "worse": "worse beyond noise than"}
+    verdict += f"Verdict: the chosen groups are {words[closest['verdict']]} the {best_name} (the better of the two). "
     if better:
         verdict += (f"It beats the {best_name} by more than {AUDIT_MARGIN_SE:g} standard "
                     "error(s): recommended: the chosen groups.")
