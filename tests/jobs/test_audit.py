@@ -200,4 +200,4 @@ def test_results_stored_without_per_row_losses_fall_back_to_the_over_runs_se(per
     c = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite")).report.comparison
     for d in c.audit_difference.values():
         assert d["se"] == d["se_runs"] and np.isnan(d["se_rows"])
-    assert "the audit rows' sampling noise" not in c.verdict
+    assert "the audit rows' sampling noise" not in c.verdict and "(the runs' noise only)" in c.verdict

@@ -1097,11 +1097,12 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
         return f"the {name} {totals[name]:.4f} (difference {v['mean']:+.4f}{se})"
 
     basis = f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment)."
-    noise = ("the audit rows' sampling noise and " if np.isfinite(closest["se_rows"]) else "")
+    by_row = bool(np.isfinite(closest["se_rows"]))  # False: results stored without per-row losses
     verdict = (f"{basis[:-1]}: the "
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
-               f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)} and the audit rows, "
-               f"\u00b1 one standard error ({noise}the runs' noise). ")
+               f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)}"
+               + (" and the audit rows, \u00b1 one standard error (the audit rows' sampling noise and the runs' "
+                  "noise). " if by_row else ", \u00b1 one standard error (the runs' noise only). "))
     words = {"better": "better beyond noise than", "within noise": "within noise of",
              "worse": "worse beyond noise than"}
     verdict += f"Verdict: the chosen groups are {words[closest['verdict']]} the {best_name} (the better of the two). "
