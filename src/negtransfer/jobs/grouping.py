@@ -101,7 +101,8 @@ Found = TypeVar("Found")
 DIVERGED_SCORE = -1e9
 #: On audit rows the chosen grouping is kept only when its summed audit loss is below the better alternative's (the
 #: lower of STL and the all-task model) by more than this many standard errors of the paired difference (over
-#: repeats); otherwise that alternative is recommended (never knowingly worse, decided on rows no choice used).
+#: the audit rows and the runs, :func:`~negtransfer.gains.paired_rows.paired_row_se`); otherwise that alternative
+#: is recommended (never knowingly worse, decided on rows no choice used). Also the margin of the three-way verdict.
 AUDIT_MARGIN_SE = 1.0
 #: How a refit's fixed epochs follow from the stopping epoch (``GroupingOptions.refit_epochs``).
 REFIT_EPOCHS = ("passes", "steps")
