@@ -21,7 +21,12 @@ split (the job itself chooses on validation data):
 * the recommendation (the chosen groups, or the STL or all-task fallback of
   the report's verdict) against STL and the all-task model on test, and
   whether the report's verdict ("the chosen groups beat the alternatives it
-  compared") agrees with the test split's.
+  compared") agrees with the test split's;
+* for audited variants, the verdict against the test split's twice (:func:`print_three_way`): binary (the
+  verdict "better" and the chosen groups' summed test loss below both alternatives', or neither) and
+  three-way (the audit's better / within noise / worse against the better alternative equals the test rows'
+  own, the same paired per-row formula and margin on the test rows), each with the audit's s.e. over rows and
+  runs (the job's) and over runs only (before), on the same runs.
 
 Variants (``--variants``; ``default`` is the CLI's defaults):
 
@@ -77,7 +82,8 @@ import grouping_datasets
 import numpy as np
 from grouping_datasets import mean_se
 
-from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+from negtransfer.gains.paired_rows import NOISE_VERDICTS, noise_verdict
+from negtransfer.jobs.grouping import AUDIT_MARGIN_SE, GroupingOptions, run_grouping
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
@@ -165,6 +171,9 @@ def case(report: dict) -> dict:
         "verdict_agrees": verdict_agrees(report),
         "audit_difference": report["comparison"].get("audit_difference"),
         "audit_loss": report["comparison"].get("audit_loss"),
+        "noise_verdict": report["comparison"].get("noise_verdict"),
+        "best_alternative": report["comparison"].get("best_alternative"),
+        "test_difference": report["comparison"].get("test_difference"),
         "totals": {key: t[key] for key in ("selected", "stl", "all_tasks")},
         **refit_case(report),
     }
@@ -256,14 +265,67 @@ def relative_totals(r: dict) -> dict:
     return {"selected": selected, "stl": 1.0, "all_tasks": selected / (1 + r["vs_all"])}
 
 
-def recommend_with_margin(r: dict, margin: float) -> tuple[str, bool]:
+def recommend_with_margin(r: dict, margin: float, se_key: str = "se") -> tuple[str, bool]:
     """(recommendation, verdict) of an audited case had the job kept its choice only when it beat the better
-    alternative (the lower audit loss) by more than ``margin`` standard errors of the paired difference."""
+    alternative (the lower audit loss) by more than ``margin`` standard errors of the paired difference
+    (``se_key``: ``"se"`` over audit rows and runs, the job's; ``"se_runs"`` over runs only, the s.e. before)."""
     difference = r["audit_difference"]
     best = max(difference, key=lambda name: difference[name]["mean"])  # chosen minus the lowest alternative: largest
-    se = difference[best]["se"] if difference[best]["se"] == difference[best]["se"] else 0.0
+    se = difference[best].get(se_key, difference[best]["se"])
+    se = se if se == se else 0.0
     kept = difference[best]["mean"] < -margin * se
     return ("selected" if kept else ALTERNATIVE_KEYS[best]), kept
+
+
+def three_way(r: dict, se_key: str = "se") -> tuple[str, str]:
+    """(audit verdict, test verdict) of an audited case, each three-way (better beyond noise / within noise /
+    worse beyond noise, :func:`~negtransfer.gains.paired_rows.noise_verdict` at the job's margin): the chosen
+    groups against the better alternative on those rows (the lower summed loss: on the audit rows the report's,
+    on the test rows the test split's own), the paired difference's s.e. over rows and runs on test, and
+    ``se_key`` (``"se"`` rows and runs, ``"se_runs"`` runs only) on the audit rows."""
+    audit, test = r["audit_difference"], r["test_difference"]
+    best = max(audit, key=lambda name: audit[name]["mean"])
+    d = audit[best]
+    se = d.get(se_key, d["se"])
+    best_test = max(test, key=lambda name: test[name]["mean"])
+    return noise_verdict(d["mean"], se, AUDIT_MARGIN_SE), test[best_test]["verdict"]
+
+
+def print_three_way(rows: list[dict]) -> None:
+    """The binary verdict (chosen groups beat both alternatives) and the three-way one against the test split's,
+    with the audit's s.e. over rows and runs (the job's) and over runs only (before), on the same runs.
+
+    Binary: the verdict is "better" and the chosen groups' summed test loss is below STL's and the all-task
+    model's, or it is not "better" and they are not below both. Three-way: the audit's three-way verdict equals
+    the test rows' (the same formula and margin on the test rows' paired per-row differences, against the
+    alternative with the lower test total)."""
+    audited = [r for r in rows if r.get("decided_on") == "audit" and r.get("test_difference")]
+    if not audited:
+        return
+    print("### The verdict against the test split's: binary and three-way, both standard errors (same runs)")
+    print()
+    print("| dataset | variant | cases | binary agrees (rows+runs s.e.) | binary agrees (runs-only s.e.) | "
+          "three-way agrees (rows+runs) | three-way agrees (runs only) | audit verdicts better/within/worse | "
+          "test verdicts better/within/worse |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    total = np.zeros(4, dtype=int)
+    for name, variant, cases in by_dataset_variant(audited):
+        counts = np.zeros(4, dtype=int)
+        audit_seen, test_seen = dict.fromkeys(NOISE_VERDICTS, 0), dict.fromkeys(NOISE_VERDICTS, 0)
+        for r in cases:
+            t = relative_totals(r)
+            truth = t["selected"] < min(t["stl"], t["all_tasks"])
+            new, test = three_way(r, "se")
+            old, _ = three_way(r, "se_runs")
+            counts += [(new == "better") == truth, (old == "better") == truth, new == test, old == test]
+            audit_seen[new] += 1
+            test_seen[test] += 1
+        total += counts
+        print(f"| {name} | {variant} | {len(cases)} | " + " | ".join(f"{c}/{len(cases)}" for c in counts)
+              + f" | {'/'.join(map(str, audit_seen.values()))} | {'/'.join(map(str, test_seen.values()))} |")
+    print(f"| all | | {len(audited)} | " + " | ".join(f"{c}/{len(audited)} ({c / len(audited):.0%})" for c in total)
+          + " | | |")
+    print()
 
 
 def by_dataset_variant(rows: list[dict]):
@@ -437,6 +499,7 @@ def main() -> None:
         print_tables(rows, datasets, variants, args.train_groups, args.budgets)
         print_verdicts(rows)
         print_margins(rows)
+        print_three_way(rows)
         print_refits(rows)
         print_paired(rows)
         if any(r["variant"] == "refit" for r in rows):
@@ -479,6 +542,7 @@ def main() -> None:
     print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
     print_verdicts(rows)
     print_margins(rows)
+    print_three_way(rows)
     print_refits(rows)
     print_paired(rows)
     if any(r["variant"] == "refit" for r in rows):

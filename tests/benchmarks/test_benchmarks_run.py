@@ -51,8 +51,8 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "grouping_methods": (["--smoke"], [rf"^\| {method} \| 2 \| {NUMBER}%" for method in
                                        ("etap", "tag", "hoa", "linear-surrogate", "mtgnet", "ayman", "grad-tae",
                                         "all tasks, one model, PCGrad")], []),
-    "grouping_quality": (["--smoke"], [rf"^\| {variant} \| 3 \| 2 \| {NUMBER}%" for variant in ("default", "paper", "audit")],
-                         []),
+    "grouping_quality": (["--smoke"], [rf"^\| {variant} \| 3 \| 2 \| {NUMBER}%" for variant in ("default", "paper", "audit")]
+                         + [r"^\| all \| \| 2 \| [0-2]/2 \(\d+%\) \| [0-2]/2 \(\d+%\) \| [0-2]/2 \("], []),
     "learning_rate_sweep": (["--smoke"], [rf"^\| 0\.01 \| 32 \| {NUMBER} \| {NUMBER} \|"], []),
     "small_tasks": (["--smoke", "--out", "{tmp}/small"], [rf"^\| 0 \| {NUMBER} \| {NUMBER}% \| {NUMBER}%"], []),
     "source_selection": (["--smoke"], [r"^all targets: holdout F1 "], []),

@@ -137,5 +137,67 @@ def test_group_command_audit_option(tmp_path):
     assert comparison["decided_on"] == "audit" and comparison["rows"] == round(0.25 * 0.8 * 400)
     assert "Recommended" in res.output and f"Decided on {comparison['rows']} audit rows" in res.output
     assert "**Recommended**" in (tmp_path / "out" / "report.md").read_text()
+    words = {"better": "better beyond noise", "within noise": "within noise",
+             "worse": "worse beyond noise"}[comparison["noise_verdict"]]
+    line = f"are {words} against the {comparison['best_alternative']}"
+    assert f"**Audit verdict**: the chosen groups {line}" in (tmp_path / "out" / "report.md").read_text()
+    assert "Audit verdict" in res.output and line in " ".join(res.output.split())
     bad = runner.invoke(app, [*common, "--audit", "1.5", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--audit" in bad.output
+
+
+def test_per_row_losses_are_recorded_for_audited_runs_only_and_stored(per_task):
+    """Audited runs record every labelled audit and test row's loss (float32; their means are the audit and test
+    losses); runs without audit rows record none and store exactly what they stored before."""
+    audited = per_task.with_audit(0.2)
+    groups = [(0,), (0, 1, 2, 3)]
+    results = train_group_models(audited, groups, CFG, 0)
+    for r in results:
+        for attr, code, means in (("audit_row_loss", AUDIT, r.audit_loss), ("test_row_loss", TEST, r.test_loss)):
+            rows = getattr(r, attr)
+            assert set(rows) == set(r.group)
+            for t in r.group:
+                labelled = int(((audited.split == code) & ~np.isnan(audited.Y[:, t])).sum())
+                assert rows[t].dtype == np.float32 and rows[t].shape == (labelled,)
+                assert float(rows[t].mean()) == pytest.approx(means[t], rel=1e-5)
+        back = _decode(_encode(r))
+        for t in r.group:
+            assert np.array_equal(back.audit_row_loss[t], r.audit_row_loss[t])
+            assert np.array_equal(back.test_row_loss[t], r.test_row_loss[t])
+    plain = train_group_models(per_task, groups[:1], CFG, 0)[0]
+    assert plain.audit_row_loss == {} == plain.test_row_loss
+    encoded = json.loads(_encode(plain))
+    assert "audit_row_loss" not in encoded and "test_row_loss" not in encoded
+    assert RepeatedResult((0,), [plain]).row_values("audit_row_loss", 0) is None
+
+
+def test_the_audit_verdict_counts_the_rows_noise_and_keeps_the_old_se(per_task, tmp_path):
+    """report.json: per alternative the s.e. over rows and runs (the verdict's), the old over-runs s.e., and the
+    three-way verdict; the test rows' paired differences beside them."""
+    from negtransfer.gains.paired_rows import noise_verdict
+    from negtransfer.jobs.grouping import AUDIT_MARGIN_SE
+
+    options = GroupingOptions(budget=2, n_train_groups=3, repeats=3, rounds=1, audit=0.25)
+    c = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite")).report.to_dict()["comparison"]
+    for differences in (c["audit_difference"], c["test_difference"]):
+        assert set(differences) == {"STL (one model per task)", "all-task model"}
+        for d in differences.values():
+            assert d["se"] >= d["se_runs"] and np.isfinite(d["se_rows"])
+            assert d["verdict"] == noise_verdict(d["mean"], d["se"], AUDIT_MARGIN_SE)
+    assert c["noise_verdict"] == c["audit_difference"][c["best_alternative"]]["verdict"]
+    assert c["better_than_alternatives"] == (c["noise_verdict"] == "better")
+    words = {"better": "better beyond noise than", "within noise": "within noise of",
+             "worse": "worse beyond noise than"}[c["noise_verdict"]]
+    assert f"Verdict: the chosen groups are {words} the {c['best_alternative']}" in c["verdict"]
+    plain = run_grouping(per_task, GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1), CFG, 0,
+                         RunStore(tmp_path / "t.sqlite")).report.to_dict()["comparison"]
+    assert "noise_verdict" not in plain and "test_difference" not in plain  # unaudited: the keys of before
+
+
+def test_results_stored_without_per_row_losses_fall_back_to_the_over_runs_se(per_task, tmp_path, monkeypatch):
+    monkeypatch.setattr(RepeatedResult, "row_values", lambda self, attr, task: None)
+    options = GroupingOptions(budget=2, n_train_groups=3, repeats=3, rounds=1, audit=0.25)
+    c = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite")).report.comparison
+    for d in c.audit_difference.values():
+        assert d["se"] == d["se_runs"] and np.isnan(d["se_rows"])
+    assert "the audit rows' sampling noise" not in c.verdict and "(the runs' noise only)" in c.verdict

@@ -180,3 +180,25 @@ def test_refit_epochs_steps_scales_the_stopping_epoch_by_the_row_ratio(per_task,
         assert refit.options["stl"].epochs[name] == expected
     with pytest.raises(ValueError, match="--refit-epochs"):
         GroupingOptions(refit_epochs="rows").check(4)
+
+
+def test_refit_epochs_steps_reads_each_folds_row_ratio(per_task, tmp_path):
+    """With --folds, each fold's stopping epoch is scaled by that fold's own training rows over the refit's (folds
+    need not train equally many rows), then averaged over the folds."""
+    from negtransfer.data.folds import fold_datasets
+    from negtransfer.jobs.grouping import refit_epochs
+
+    options = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1, folds=3, refit=True,
+                              refit_epochs="steps")
+    result = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite"))
+    refit, folds = result.report.refit, fold_datasets(per_task, 3)
+    trained = [[int(((f.row_task == t) & (f.split == TRAIN)).sum()) for f in folds] for t in range(per_task.n_tasks)]
+    assert any(len(set(counts)) > 1 for counts in trained)  # the folds do differ here: fold 0 alone is not exact
+    for t, name in enumerate(result.report.tasks):
+        every = int(((per_task.row_task == t) & (per_task.split != TEST)).sum())
+        runs = result.results[(t,)].runs
+        expected = tuple(max(1, round(np.mean([trained[t][f] / every * runs[r * 3 + f].best_epoch for f in range(3)])))
+                         for r in range(2))
+        assert refit.options["stl"].epochs[name] == expected
+    with pytest.raises(ValueError, match="one per fold"):
+        refit_epochs(result.results[(0,)], 2, 3, [1.0, 1.0])

@@ -41,6 +41,8 @@ def compare_grouping(
     rounds: int = typer.Option(5, "--rounds", min=1, help="Selection rounds of each job (1 = the one-shot protocol)."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Train every group: gaps to the test oracle and prediction quality on every group."),
     evaluate: int = typer.Option(30, "--evaluate", min=0, help="Without --exhaustive: random held-out groups for the prediction quality."),
+    folds: int = typer.Option(1, "--folds", min=1, help="Cross-validated gains in every job (as `negtransfer group --folds`): every run trains on K folds of the training and validation rows. 1: the dataset's one split."),
+    audit: float = typer.Option(0.0, "--audit", min=0.0, max=0.99, help="Every job holds back this share of the non-test rows as audit rows and decides its verdict and fallback on them (as `negtransfer group --audit`). 0: no audit rows."),
     surgery: str = typer.Option("pcgrad", "--surgery", help="Comma-separated gradient aggregators: the all-task model trained with each is a row beside the groupings (ETAP Section D.3): 'pcgrad', 'mgda', 'imtl-g', 'aligned-mtl', 'graddrop', 'sum'; 'none' for no such row."),
     run_options: RunOptions = RUNS_BLOCK,
     chunk_size: int = ChunkSizeOpt,
@@ -60,6 +62,7 @@ def compare_grouping(
     time, paired Wilcoxon tests of ETAP against each method, and a plot of the
     loss by budget.
     """
+    from negtransfer.data.folds import fold_validation_rows
     from negtransfer.jobs.grouping import GroupingOptions
     from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
     from negtransfer.jobs.grouping_methods import method_names
@@ -83,11 +86,17 @@ def compare_grouping(
     first = data_options.load(seed_list[0], MODEL_KINDS)
     check_model_on(first, config, notes)
     options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
-                              evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size)
+                              evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size, folds=folds, audit=audit)
     try:
         options.check(first.n_tasks)
+        if folds > 1:
+            fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
     except ValueError as exc:
         fail(str(exc))
+    if aggregators and (folds > 1 or audit > 0):
+        notes.append("The gradient-surgery rows (--surgery) train their all-task model on the dataset's one split "
+                     "with every non-test row (no folds, no audit part), unlike the grouping jobs' runs "
+                     f"(--folds {folds}, --audit {audit:g}); compare them with that in mind.")
     job.start()
     cache = {seed_list[0]: first}
 

@@ -190,7 +190,14 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     from rich.console import Console
     from rich.markup import escape
 
-    from negtransfer.report.markdown import fmt_loss, fmt_pct, fmt_pm, recommendation_label, refit_line
+    from negtransfer.report.markdown import (
+        audit_verdict_line,
+        fmt_loss,
+        fmt_pct,
+        fmt_pm,
+        recommendation_label,
+        refit_line,
+    )
 
     console = Console()
     totals, se, gain_se = report.totals, report.losses.totals_se, report.losses.total_gain_se
@@ -224,6 +231,8 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     if report.comparison.decided_on == "audit":
         console.print(f"[bold]Recommended[/bold]: {escape(recommendation_label(report))}. "
                       f"{escape(report.comparison.verdict)}", soft_wrap=True)
+        if audit_verdict_line(report):
+            console.print(f"[bold]Audit verdict[/bold]: {escape(audit_verdict_line(report) or '')}", soft_wrap=True)
     elif not report.comparison.better_than_alternatives:
         console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict} {report.comparison.basis}",
                       soft_wrap=True)

@@ -53,7 +53,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from math import comb
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -63,6 +63,7 @@ from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
 from negtransfer.gains.noise import fold_gains, noise_floor, split_noise
+from negtransfer.gains.paired_rows import noise_verdict, paired_row_se, row_contributions
 from negtransfer.gains.table import mtl_gain, repeat_gains
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
@@ -101,7 +102,8 @@ Found = TypeVar("Found")
 DIVERGED_SCORE = -1e9
 #: On audit rows the chosen grouping is kept only when its summed audit loss is below the better alternative's (the
 #: lower of STL and the all-task model) by more than this many standard errors of the paired difference (over
-#: repeats); otherwise that alternative is recommended (never knowingly worse, decided on rows no choice used).
+#: the audit rows and the runs, :func:`~negtransfer.gains.paired_rows.paired_row_se`); otherwise that alternative
+#: is recommended (never knowingly worse, decided on rows no choice used). Also the margin of the three-way verdict.
 AUDIT_MARGIN_SE = 1.0
 #: How a refit's fixed epochs follow from the stopping epoch (``GroupingOptions.refit_epochs``).
 REFIT_EPOCHS = ("passes", "steps")
@@ -1001,14 +1003,82 @@ def _runs_text(options: GroupingOptions) -> str:
     return f"{options.runs_per_group} runs ({options.repeats} repeat(s) x {options.folds} folds)"
 
 
+def _scored_rows(dataset: MultiTaskDataset, code: int) -> tuple[dict[int, np.ndarray], np.ndarray, int]:
+    """The rows of split ``code`` labelled for any task, as :func:`~negtransfer.gains.paired_rows.row_contributions`
+    reads them: per task, the positions of its labelled rows among them; per row, its stratum (its task on
+    per-task-rows data, else one stratum); and their count."""
+    rows = np.flatnonzero(dataset.split == code)
+    labelled = ~np.isnan(dataset.Y[rows])
+    scored = labelled.any(axis=1)
+    position = np.cumsum(scored) - 1
+    positions = {t: position[labelled[:, t]] for t in range(dataset.Y.shape[1])}
+    strata = (np.zeros(int(scored.sum()), dtype=np.int64) if dataset.row_task is None
+              else np.asarray(dataset.row_task)[rows[scored]])
+    return positions, strata, int(scored.sum())
+
+
+def _row_losses(job: GroupingState, where: dict[int, Group], attr: str) -> dict[int, np.ndarray] | None:
+    """Per task, (R, n_t) the per-row ``attr`` ("audit_row_loss", "test_row_loss") read from ``where[task]``;
+    None when a run did not record them (e.g. a result stored before per-row losses existed)."""
+    out = {}
+    for t, g in where.items():
+        values = job.results[g].row_values(attr, t)
+        if values is None:
+            return None
+        out[t] = values
+    return out
+
+
+def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]], code: int, attr: str,
+                        per_run: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Per alternative (STL, the all-task model), the chosen grouping's paired difference on the rows of split
+    ``code``: ``mean`` (over runs, of the per-run summed losses ``per_run``), ``se`` over rows and runs
+    (:func:`~negtransfer.gains.paired_rows.paired_row_se`; the over-runs s.e. when per-row losses are missing),
+    ``se_runs`` (over runs only, what the audit printed before) and ``verdict`` (three-way,
+    :func:`~negtransfer.gains.paired_rows.noise_verdict` at :data:`AUDIT_MARGIN_SE`)."""
+    positions, strata, n_rows = _scored_rows(job.dataset, code)
+    chosen = _row_losses(job, sources["selected"], attr)
+    out: dict[str, dict[str, Any]] = {}
+    for name in (STL_NAME, ALL_TASKS_NAME):
+        d = per_run["selected"] - per_run[name]
+        mean, se_runs = float(np.mean(d)), _se(d)
+        other = None if chosen is None else _row_losses(job, sources[name], attr)
+        if chosen is None or other is None:
+            se, se_rows = se_runs, float("nan")
+        else:
+            z = row_contributions({t: chosen[t] - other[t] for t in chosen}, positions, n_rows)
+            paired = paired_row_se(z, strata)
+            se, se_rows = paired.se, paired.se_rows
+        out[name] = {"mean": mean, "se": se, "se_runs": se_runs, "se_rows": se_rows,
+                     "verdict": noise_verdict(mean, se, AUDIT_MARGIN_SE)}
+    return out
+
+
+def _test_difference(job: GroupingState, sources: dict[str, dict[int, Group]]) -> dict[str, dict[str, Any]]:
+    """The same paired differences on the test rows (scored only, deciding nothing): what the audit's verdict
+    is checked against (benchmarks/grouping_quality.py)."""
+    per_run = {name: np.asarray(sum(job.results[g].values("test_loss", t) for t, g in where.items()), dtype=float)
+               for name, where in sources.items()}
+    return _paired_differences(job, sources, TEST, "test_row_loss", per_run)
+
+
 def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[str, float]) -> Comparison:
     """The comparison and the never-knowingly-worse fallback decided on the audit rows (issue 25, item 2).
 
     Each task's loss is read from the chosen group that validation assigned it (:func:`assign_tasks`): the
     audit rows choose nothing. The chosen grouping is recommended only when its summed audit loss is below the
     better alternative's (the lower audit loss of STL and the all-task model) by more than
-    :data:`AUDIT_MARGIN_SE` standard errors of the paired difference (run r against run r: the same repeat and fold, common random
-    numbers); otherwise that better alternative is.
+    :data:`AUDIT_MARGIN_SE` standard errors of the paired difference; otherwise that better alternative is.
+    The difference is paired run r against run r (the same repeat and fold, common random numbers) and row
+    against row; its standard error counts both the runs' noise and the audit rows' own sampling noise
+    (which rows happened to be held back): (*) of :mod:`negtransfer.gains.paired_rows`,
+
+        Var = max(0, V_rows - E) + max(0, V_runs - E) + E,
+
+    V_rows the stratified variance of the per-row differences (each a mean over the runs), V_runs the
+    over-runs variance (``se_runs``, the s.e. printed before), E the row-by-run interaction's share.
+    The verdict is three-way (better beyond noise, within noise, worse beyond noise, against that better
+    alternative); the test rows' paired differences are computed the same way for scoring only.
     STL is compared whatever the budget: it is what training without grouping gives.
     """
     n, budget = job.n, job.options.budget
@@ -1016,13 +1086,10 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
                STL_NAME: dict(enumerate(job.stl)), ALL_TASKS_NAME: {t: job.everything for t in range(n)}}
     per_repeat = {name: _audit_totals(job, where) for name, where in sources.items()}
     totals = {name: float(np.mean(v)) for name, v in per_repeat.items()}
-    difference: dict[str, dict[str, float]] = {}
-    for name in (STL_NAME, ALL_TASKS_NAME):
-        d = per_repeat["selected"] - per_repeat[name]
-        difference[name] = {"mean": float(np.mean(d)), "se": _se(d)}
+    difference = _paired_differences(job, sources, AUDIT, "audit_row_loss", per_repeat)
     best_name = min((STL_NAME, ALL_TASKS_NAME), key=totals.__getitem__)
     closest = difference[best_name]
-    better = bool(closest["mean"] < -AUDIT_MARGIN_SE * (closest["se"] if np.isfinite(closest["se"]) else 0.0))
+    better = closest["verdict"] == "better"
     rows = int((job.dataset.split == AUDIT).sum())
 
     def against(name: str) -> str:
@@ -1031,21 +1098,27 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
         return f"the {name} {totals[name]:.4f} (difference {v['mean']:+.4f}{se})"
 
     basis = f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment)."
+    by_row = bool(np.isfinite(closest["se_rows"]))  # False: results stored without per-row losses
     verdict = (f"{basis[:-1]}: the "
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
-               f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)}, "
-               "\u00b1 one standard error. ")
+               f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)}"
+               + (" and the audit rows, \u00b1 one standard error (the audit rows' sampling noise and the runs' "
+                  "noise). " if by_row else ", \u00b1 one standard error (the runs' noise only). "))
+    words = {"better": "better beyond noise than", "within noise": "within noise of",
+             "worse": "worse beyond noise than"}
+    verdict += f"Verdict: the chosen groups are {words[closest['verdict']]} the {best_name} (the better of the two). "
     if better:
-        verdict += (f"It beats the better of the two, the {best_name}, by more than {AUDIT_MARGIN_SE:g} standard "
+        verdict += (f"It beats the {best_name} by more than {AUDIT_MARGIN_SE:g} standard "
                     "error(s): recommended: the chosen groups.")
     else:
-        verdict += (f"It does NOT beat the better of the two, the {best_name}, by more than {AUDIT_MARGIN_SE:g} "
+        verdict += (f"It does NOT beat the {best_name} by more than {AUDIT_MARGIN_SE:g} "
                     f"standard error(s): recommended: the {best_name}.")
         if best_name == STL_NAME and budget < n:
             verdict += f" (STL trains {n} models, more than the budget of {budget} groups.)"
     return Comparison(validation, bool(better), best_name, verdict,
                       recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="audit",
-                      rows=rows, basis=basis, audit_loss=totals, audit_difference=difference)
+                      rows=rows, basis=basis, audit_loss=totals, audit_difference=difference,
+                      noise_verdict=closest["verdict"], test_difference=_test_difference(job, sources))
 
 
 # --------------------------------------------------------------------------- refit after the decision
@@ -1073,11 +1146,20 @@ def refit_dataset(dataset: MultiTaskDataset) -> MultiTaskDataset:
                             row_task=dataset.row_task, info={**info, "refit": "every non-test row trains"})
 
 
-def refit_epochs(result: RepeatedResult, repeats: int, folds: int, scale: float = 1.0) -> list[int]:
+def refit_epochs(result: RepeatedResult, repeats: int, folds: int, scale: float | Sequence[float] = 1.0) -> list[int]:
     """Per repeat, the fixed epochs of a refit: the stopping epoch of that repeat's early-stopped run (runs are
-    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`; with folds the rounded mean),
-    times ``scale`` (rounded, at least 1)."""
-    return [max(1, int(round(scale * np.mean([result.runs[r * folds + f].best_epoch for f in range(folds)]))))
+    repeat-major over folds, :func:`~negtransfer.runs.group_specs.across_folds`) times ``scale``, with folds the
+    mean over folds of each fold's stopping epoch times that fold's scale (rounded, at least 1).
+
+    ``scale`` : one factor for every fold, or one per fold (:func:`_row_ratio` of each fold's training rows:
+    the folds of a group need not train equally many rows).
+    """
+    per_fold = [float(scale)] * folds if isinstance(scale, (int, float)) else [float(v) for v in scale]
+    if len(per_fold) != folds:
+        raise ValueError(f"refit_epochs: {len(per_fold)} scale factors for {folds} folds; give one per fold")
+    if folds == 1:  # one fold: the product itself (bit-identical to the single-factor rule)
+        return [max(1, int(round(per_fold[0] * result.runs[r].best_epoch))) for r in range(repeats)]
+    return [max(1, int(round(np.mean([per_fold[f] * result.runs[r * folds + f].best_epoch for f in range(folds)]))))
             for r in range(repeats)]
 
 
@@ -1109,7 +1191,8 @@ def _refit(job: GroupingState, recommendation: str) -> RefitReport:
     configs: dict[int, TrainConfig] = {}
     specs, epochs = [], {}
     for g in groups:
-        scale = _row_ratio(job.fold_data[0], data, g, job.config) if options.refit_epochs == "steps" else 1.0
+        scale = ([_row_ratio(fold, data, g, job.config) for fold in job.fold_data]
+                 if options.refit_epochs == "steps" else 1.0)
         epochs[g] = refit_epochs(job.results[g], options.repeats, options.folds, scale)
         for r, e in enumerate(epochs[g]):
             config = configs.setdefault(e, replace(job.config, max_epochs=e, early_stopping=False))

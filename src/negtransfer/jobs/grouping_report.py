@@ -259,8 +259,19 @@ class Comparison:
         Option -> summed audit loss (mean over repeats), options named like ``validation_loss``; empty without
         audit rows.
     audit_difference : dict
-        Alternative -> ``{"mean", "se"}``: the chosen grouping's summed audit loss minus the alternative's,
-        paired over repeats (repeat r against repeat r), and its standard error (NaN with one repeat).
+        Alternative -> ``{"mean", "se", "se_runs", "se_rows", "verdict"}``: the chosen grouping's summed audit
+        loss minus the alternative's, paired over runs (run r against run r) and rows; ``se`` its standard error
+        over the audit rows and the runs (:func:`~negtransfer.gains.paired_rows.paired_row_se`, the one the
+        verdict uses), ``se_runs`` over the runs only (the s.e. printed before; NaN with one run), ``se_rows``
+        over the rows only; ``verdict`` three-way: ``"better"``, ``"within noise"`` or ``"worse"``
+        (:func:`~negtransfer.gains.paired_rows.noise_verdict`). Results stored without per-row losses: ``se``
+        is ``se_runs`` and ``se_rows`` NaN.
+    noise_verdict : str
+        On audit rows, the three-way verdict against the better alternative (``audit_difference`` of
+        ``best_alternative``); empty on validation rows (and absent from :meth:`to_dict`).
+    test_difference : dict
+        On audit rows, the same paired differences on the test rows (scored only, deciding nothing): what the
+        verdict is checked against; empty (absent from :meth:`to_dict`) on validation rows.
     """
 
     validation_loss: Mapping[str, float]
@@ -272,14 +283,20 @@ class Comparison:
     rows: int = 0
     basis: str = ""
     audit_loss: Mapping[str, float] = field(default_factory=dict)
-    audit_difference: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    audit_difference: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    noise_verdict: str = ""
+    test_difference: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"validation_loss": dict(self.validation_loss), "better_than_alternatives": self.better_than_alternatives,
-                "best_alternative": self.best_alternative, "verdict": self.verdict,
-                "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows, "basis": self.basis,
-                "audit_loss": dict(self.audit_loss),
-                "audit_difference": {k: dict(v) for k, v in self.audit_difference.items()}}
+        out = {"validation_loss": dict(self.validation_loss), "better_than_alternatives": self.better_than_alternatives,
+               "best_alternative": self.best_alternative, "verdict": self.verdict,
+               "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows,
+               "basis": self.basis, "audit_loss": dict(self.audit_loss),
+               "audit_difference": {k: dict(v) for k, v in self.audit_difference.items()}}
+        if self.noise_verdict:  # audited jobs only: a job without audit rows writes the keys it wrote before
+            out["noise_verdict"] = self.noise_verdict
+            out["test_difference"] = {k: dict(v) for k, v in self.test_difference.items()}
+        return out
 
 
 @dataclass(frozen=True)

@@ -259,11 +259,29 @@ def _headline(report: GroupingReport) -> list[str]:
     if alternatives.decided_on == "audit":
         mark = "" if alternatives.better_than_alternatives else "\u26a0 "
         out += [f"**Recommended**: {mark}{recommendation_label(report)}. {alternatives.verdict}", ""]
+        line = audit_verdict_line(report)
+        if line:
+            out += [f"**Audit verdict**: {line}", ""]
     elif alternatives.verdict:
         mark = "" if alternatives.better_than_alternatives else "\u26a0 "
         basis = f" {alternatives.basis}" if alternatives.basis else ""
         out += [f"**Against simple alternatives**: {mark}{alternatives.verdict}{basis}", ""]
     return out
+
+
+def audit_verdict_line(report: GroupingReport) -> str | None:
+    """The three-way verdict on audit rows (better beyond noise, within noise, worse beyond noise) against the
+    better alternative, with the paired difference's s.e. over rows and runs (the verdict's) and over runs only
+    (report.json ``comparison.audit_difference``); None on validation rows or a report written without it."""
+    comparison = report.comparison
+    if comparison.decided_on != "audit" or not comparison.noise_verdict:
+        return None
+    d = comparison.audit_difference[comparison.best_alternative]
+    words = {"better": "better beyond noise", "within noise": "within noise", "worse": "worse beyond noise"}
+    se_runs = d.get("se_runs", math.nan)
+    runs_only = f", \u00b1 {se_runs:.4f} over runs only" if math.isfinite(se_runs) else ""
+    return (f"the chosen groups are {words[comparison.noise_verdict]} against the {comparison.best_alternative}: "
+            f"difference {d['mean']:+.4f} \u00b1 {d['se']:.4f} over audit rows and runs{runs_only}.")
 
 
 def recommendation_label(report: GroupingReport) -> str:

@@ -15,6 +15,7 @@ deletes a store or overwrites a stored row: a result written once stays as it is
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -22,6 +23,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Sequence
+
+import numpy as np
 
 from negtransfer.train.batched import ModelResult, group_text
 
@@ -153,6 +156,10 @@ def check_store_path(path: str | Path) -> Path:
     return path
 
 
+#: The per-row loss fields of :class:`ModelResult` (audit runs only).
+ROW_LOSS_KEYS = ("audit_row_loss", "test_row_loss")
+
+
 def _encode(result: ModelResult) -> str:
     body = asdict(result)
     for key in ("val_loss", "test_loss", "test_metric", "val_metric"):
@@ -161,6 +168,11 @@ def _encode(result: ModelResult) -> str:
     audit = body.pop("audit_loss")
     if audit:  # results without audit rows are stored as before the field existed
         body["audit_loss"] = {str(k): v for k, v in audit.items()}
+    for key in ROW_LOSS_KEYS:  # per-row losses: base64 of little-endian float32, only when recorded
+        rows = body.pop(key)
+        if rows:
+            body[key] = {str(k): base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode("ascii")
+                         for k, v in rows.items()}
     return json.dumps(body)
 
 
@@ -169,6 +181,9 @@ def _decode(text: str) -> ModelResult:
     for key in ("val_loss", "test_loss", "test_metric", "val_metric", "audit_loss"):
         body[key] = {int(k): (float("nan") if v is None else v) for k, v in body.get(key, {}).items()}
     body["extra"] = {name: {int(k): v for k, v in per_task.items()} for name, per_task in body.get("extra", {}).items()}
+    for key in ROW_LOSS_KEYS:  # absent in results stored before the fields existed
+        body[key] = {int(k): np.frombuffer(base64.b64decode(v), dtype="<f4").astype(np.float32)
+                     for k, v in body.get(key, {}).items()}
     body["group"] = tuple(body["group"])
     return ModelResult(**body)
 

@@ -1112,6 +1112,9 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     val_losses, _ = layout.task_losses(val_out, Y[val])
     test_losses, _ = layout.task_losses(test_out, Y[test])
     audit_losses = _audit_losses(model, X, Y, split, layout, device)
+    row_losses = {} if audit_losses is None else {
+        "audit_row_loss": _labelled_row_losses(model, X, Y, torch.nonzero(split == AUDIT).flatten(), layout, device),
+        "test_row_loss": _labelled_row_losses(model, X, Y, test, layout, device, test_out)}
     labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}
     outputs = {"val": val_out, "test": test_out}
     metrics: list[dict] = [{} for _ in group_idx]
@@ -1151,6 +1154,8 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
             seconds=seconds,
             extra={name: {t: per_task[t] for t in g if t in per_task} for name, per_task in extra[k].items()},
             audit_loss={} if audit_losses is None else {t: float(audit_losses[k, t]) for t in g},
+            audit_row_loss={t: row_losses["audit_row_loss"][k][t] for t in g} if row_losses else {},
+            test_row_loss={t: row_losses["test_row_loss"][k][t] for t in g} if row_losses else {},
         )
         for k, g in enumerate(group_idx)
     ]
@@ -1164,3 +1169,26 @@ def _audit_losses(model, X: torch.Tensor, Y: torch.Tensor, split: torch.Tensor, 
         return None
     out = model(_padded_rows(X[audit], Y[audit])[0].to(device))[:, : audit.numel()].cpu()
     return layout.task_losses(out, Y[audit])[0]
+
+
+def _labelled_row_losses(model, X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, layout, device,
+                         out: torch.Tensor | None = None, chunk: int = 2048) -> list[dict[int, np.ndarray]]:
+    """Per model, task -> the loss of each of ``rows`` labelled for the task (float32, in ``rows`` order).
+
+    Each row is scored as a one-row batch of its own (:meth:`TaskLossLayout.loss_sums` with per-model labels
+    of shape (K * rows, 1, n_tasks)), so a row's loss is the element its task's mean loss sums.
+    ``out`` : the models' outputs on ``rows`` when already computed.
+    """
+    if out is None:
+        out = model(_padded_rows(X[rows], Y[rows])[0].to(device))[:, : rows.numel()].cpu()
+    labels = Y[rows]
+    K, B = out.shape[0], out.shape[1]
+    per_row = torch.empty(K, B, labels.shape[1], dtype=out.dtype)
+    for start in range(0, B, chunk):
+        part = out[:, start:start + chunk]
+        b = part.shape[1]
+        batch = labels[start:start + chunk].unsqueeze(0).expand(K, b, -1).reshape(K * b, 1, -1)
+        per_row[:, start:start + b] = layout.loss_sums(part.reshape(K * b, 1, -1), batch)[0].reshape(K, b, -1)
+    labelled = ~torch.isnan(labels)
+    return [{t: per_row[k, labelled[:, t], t].numpy().astype(np.float32) for t in range(labels.shape[1])}
+            for k in range(K)]

@@ -38,6 +38,12 @@ class ModelResult:
         Per task of the group: mean loss over its labelled audit rows (split
         code 4, :meth:`~negtransfer.data.dataset.MultiTaskDataset.with_audit`),
         rows no choice used; empty when the dataset has none.
+    audit_row_loss, test_row_loss : dict[int, ndarray]
+        Per task of the group: the loss of every labelled audit (test) row, float32, in dataset row order
+        (their mean is ``audit_loss`` (``test_loss``) up to float32 rounding); recorded only when the dataset
+        has audit rows, for the paired per-row standard error of the audit's verdict
+        (:func:`~negtransfer.jobs.grouping.paired_row_se`); empty otherwise and in results stored before
+        the fields existed.
     """
 
     group: tuple[int, ...]
@@ -51,6 +57,8 @@ class ModelResult:
     val_metric: dict[int, float] = field(default_factory=dict)
     repeat: int = 0
     audit_loss: dict[int, float] = field(default_factory=dict)
+    audit_row_loss: dict[int, np.ndarray] = field(default_factory=dict)
+    test_row_loss: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +95,13 @@ class RepeatedResult:
         if attr in ("val_loss", "test_loss", "test_metric", "val_metric", "audit_loss"):
             return np.array([getattr(run, attr)[task] for run in self.runs], dtype=float)
         return np.array([run.extra[attr][task] for run in self.runs], dtype=float)
+
+    def row_values(self, attr: str, task: int) -> np.ndarray | None:
+        """Per run and row (R, n_rows), ``attr`` ("audit_row_loss" or "test_row_loss") of one task of the group;
+        None when a run did not record it (no audit rows, or a result stored before the field existed)."""
+        if not all(task in getattr(run, attr) for run in self.runs):
+            return None
+        return np.stack([np.asarray(getattr(run, attr)[task], dtype=float) for run in self.runs])
 
     def _mean(self, attr: str) -> dict[int, float]:
         """Per-task mean over the repeats (computed once: the runs of a result do not change)."""

@@ -1,0 +1,160 @@
+"""The standard error of a paired difference of summed losses over rows and runs (issue 25).
+
+A grouping's summed loss on a set of scored rows (the audit part, or the test
+split) is, in run r (a repeat, or a repeat and fold),
+
+    D_r = sum_t (1/n_t) sum_{i in S_t} l_{t,i,r},
+
+the sum over tasks of the mean loss over the n_t rows S_t labelled for task t.
+Written per row, D_r is the mean over the N rows labelled for any task of
+
+    z_{r,i} = N * sum_{t : i in S_t} l_{t,i,r} / n_t            (:func:`row_contributions`),
+
+and the paired difference of two groupings is the same with l replaced by the
+chosen grouping's loss minus the alternative's on the same row and run
+(common random numbers: run r against run r).
+
+Two things are random in the mean over runs, D = (1/(R N)) sum_{r,i} z_{r,i}:
+which rows were drawn into the scored part, and how each run trained. The
+model is the two-way crossed random-effects model (Searle, Casella and
+McCulloch 1992, *Variance Components*, ch. 4; Cornfield and Tukey 1956)
+
+    z_{r,i} = mu + a_i + b_r + e_{r,i},
+
+a_i a row effect (variance sigma_a^2, rows drawn within strata), b_r a run
+effect common to every row of the run (sigma_b^2), e_{r,i} the row-by-run
+interaction (sigma_e^2). Then
+
+    Var(D) = sigma_a^2 / N + sigma_b^2 / R + sigma_e^2 / (N R).
+
+With the row means zbar_i (over runs), the run means zbar_r (over rows) and the
+grand mean zbar:
+
+    V_rows = sum_s (N_s / N)^2 s_s^2 / N_s,  s_s^2 the sample variance of zbar_i
+             within stratum s (the stratified-sampling variance of a mean,
+             Cochran 1977, *Sampling Techniques*, eq. 5.6), expectation
+             sigma_a^2 / N + sigma_e^2 / (N R);
+    V_runs = sum_r (zbar_r - zbar)^2 / ((R - 1) R): the over-runs variance the
+             audit printed before (paired over repeats and folds only),
+             expectation sigma_b^2 / R + sigma_e^2 / (N R);
+    E      = MS_err / (N R),  MS_err = sum_{r,i} (z_{r,i} - zbar_i - zbar_r + zbar)^2
+             / ((N - 1)(R - 1)), expectation sigma_e^2 / (N R);
+
+and the estimate, each variance component clamped at zero (the usual
+ANOVA estimator truncated at 0),
+
+    Var(D) = max(0, V_rows - E) + max(0, V_runs - E) + E,                 (*)
+
+which is never below V_runs: the standard error over rows and runs is at
+least the over-runs one. Clamping errs on the safe side where a component is
+near zero (with neither a row nor a run effect, by about a third on planted
+data: tests/gains/test_paired_rows.py). With one run (R = 1) only V_rows is estimable and
+(*) is V_rows (run-to-run noise then unknown, as it was before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PairedSE", "paired_row_se", "row_contributions", "noise_verdict", "NOISE_VERDICTS"]
+
+#: The three-way verdict of a paired difference (chosen minus alternative) against its noise.
+NOISE_VERDICTS = ("better", "within noise", "worse")
+
+
+@dataclass(frozen=True)
+class PairedSE:
+    """Standard errors of a mean paired difference (:func:`paired_row_se`).
+
+    Attributes
+    ----------
+    se : float
+        Over rows and runs: the square root of (*) in the module docstring.
+    se_runs : float
+        Over runs only (repeats and folds): sqrt(V_runs); NaN with one run.
+    se_rows : float
+        Over rows only, each row's mean over the runs: sqrt(V_rows); NaN with one row per stratum.
+    """
+
+    se: float
+    se_runs: float
+    se_rows: float
+
+
+def row_contributions(row_losses: dict[int, np.ndarray], positions: dict[int, np.ndarray], n_rows: int) -> np.ndarray:
+    """Per run and row (R, N), z_{r,i} = N * sum_t l_{t,i,r} / n_t: the row's share of the summed loss, so that
+    the mean over rows of run r is that run's summed loss (sum over tasks of the mean over the task's rows).
+
+    Parameters
+    ----------
+    row_losses : dict task -> ndarray (R, n_t)
+        Per run, the loss of each row labelled for the task (or a paired difference of two such losses).
+    positions : dict task -> ndarray of int (n_t,)
+        Where those rows sit among the N rows (0 .. N - 1).
+    n_rows : int
+        N, the rows labelled for any task.
+    """
+    runs = next(iter(row_losses.values())).shape[0]
+    z = np.zeros((runs, n_rows))
+    for t, losses in row_losses.items():
+        if losses.shape[1]:
+            z += _scatter(positions[t], losses * (n_rows / losses.shape[1]), n_rows).T
+    return z
+
+
+def _scatter(positions: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """(N, R): ``values`` (R, n_t) added at rows ``positions`` (distinct within a task), zero elsewhere."""
+    out = np.zeros((n_rows, values.shape[0]))
+    out[np.asarray(positions, dtype=np.intp)] = values.T
+    return out
+
+
+def paired_row_se(z: np.ndarray, strata: np.ndarray | None = None) -> PairedSE:
+    """The standard error of the mean of ``z`` over runs and rows, (*) in the module docstring.
+
+    Parameters
+    ----------
+    z : ndarray (R, N)
+        Per run and row, the row's share of a paired difference (:func:`row_contributions`).
+    strata : ndarray (N,), optional
+        The stratum each row was drawn within (e.g. its task on per-task-rows data); default one stratum.
+
+    Returns
+    -------
+    PairedSE
+    """
+    z = np.asarray(z, dtype=float)
+    runs, n = z.shape
+    strata = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata)
+    row_mean = z.mean(axis=0)
+    v_rows, any_spread = 0.0, False
+    for s in np.unique(strata):
+        members = row_mean[strata == s]
+        if members.size >= 2:
+            v_rows += (members.size / n) ** 2 * float(np.var(members, ddof=1)) / members.size
+            any_spread = True
+    if not any_spread:
+        v_rows = float("nan")
+    if runs < 2:
+        return PairedSE(float(np.sqrt(v_rows)), float("nan"), float(np.sqrt(v_rows)))
+    run_mean = z.mean(axis=1)
+    v_runs = float(np.var(run_mean, ddof=1)) / runs
+    if n < 2 or not any_spread:
+        return PairedSE(float(np.sqrt(v_runs)), float(np.sqrt(v_runs)), float(np.sqrt(v_rows)))
+    residual = z - row_mean[None, :] - run_mean[:, None] + z.mean()
+    e = float((residual ** 2).sum()) / ((n - 1) * (runs - 1)) / (n * runs)
+    variance = max(0.0, v_rows - e) + max(0.0, v_runs - e) + e
+    return PairedSE(float(np.sqrt(variance)), float(np.sqrt(v_runs)), float(np.sqrt(v_rows)))
+
+
+def noise_verdict(mean: float, se: float, margin: float) -> str:
+    """``"better"`` (mean < -margin * se), ``"worse"`` (mean > margin * se) or ``"within noise"``: the three-way
+    verdict of a paired difference chosen minus alternative (a lower loss is better); a NaN ``se`` counts as 0."""
+    bound = margin * (se if np.isfinite(se) else 0.0)
+    if mean < -bound:
+        return "better"
+    if mean > bound:
+        return "worse"
+    return "within noise"
