@@ -354,14 +354,9 @@ def _rows_to_groups(candidates: np.ndarray, rows) -> list[TaskSet]:
     return [TaskSet.from_mask(candidates[r]) for r in rows]
 
 
-def _se(values) -> float:
-    """Standard error of the mean of ``values`` over the repeats (NaN with fewer than two)."""
-    return standard_error(values)
-
-
 def _total_se(results, where: dict[int, Group]) -> float:
     """Standard error over the repeats of the summed test loss, each task read from ``where[task]``."""
-    return _se(sum(results[g].values("test_loss", t) for t, g in where.items()))
+    return standard_error(sum(results[g].values("test_loss", t) for t, g in where.items()))
 
 
 def _paired_gain_se(results, where: dict[int, Group], stl: list[Group]) -> tuple[dict[int, float], float]:
@@ -374,7 +369,7 @@ def _paired_gain_se(results, where: dict[int, Group], stl: list[Group]) -> tuple
                 for t, g in where.items()}
     total_stl = sum(results[stl[t]].values("test_loss", t) for t in where)
     total = sum(results[g].values("test_loss", t) for t, g in where.items())
-    return {t: _se(v) for t, v in per_task.items()}, _se(mtl_gain(total_stl, total))
+    return {t: standard_error(v) for t, v in per_task.items()}, standard_error(mtl_gain(total_stl, total))
 
 
 @dataclass
@@ -1041,7 +1036,7 @@ def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]]
     out: dict[str, dict[str, Any]] = {}
     for name in (STL_NAME, ALL_TASKS_NAME):
         d = per_run["selected"] - per_run[name]
-        mean, se_runs = float(np.mean(d)), _se(d)
+        mean, se_runs = float(np.mean(d)), standard_error(d)
         other = None if chosen is None else _row_losses(job, sources[name], attr)
         if chosen is None or other is None:
             se, se_rows = se_runs, float("nan")
@@ -1208,12 +1203,12 @@ def _refit(job: GroupingState, recommendation: str) -> RefitReport:
     refits = repeated_results(specs, outputs)
     per_repeat = {key: np.asarray(sum(refits[g].values("test_loss", t) for t, g in where.items()), dtype=float)
                   for key, where in sources.items()}
-    built = {key: RefitOption(float(np.mean(per_repeat[key])), _se(per_repeat[key]),
+    built = {key: RefitOption(float(np.mean(per_repeat[key])), standard_error(per_repeat[key]),
                               {names[t]: refits[g].test_loss[t] for t, g in sorted(where.items())},
                               {g.label(names, sep="+"): tuple(epochs[g]) for g in dict.fromkeys(where.values())})
              for key, where in sources.items()}
     difference = {key: {"mean": float(np.mean(per_repeat[recommendation] - per_repeat[key])),
-                        "se": _se(per_repeat[recommendation] - per_repeat[key])}
+                        "se": standard_error(per_repeat[recommendation] - per_repeat[key])}
                   for key in ("stl", "all_tasks") if key != recommendation}
     split = job.dataset.split
     rows = {"training": int((data.split == TRAIN).sum()), "from_train": int((split == TRAIN).sum()),
