@@ -11,7 +11,8 @@ the trainer's 32-row batches of training rows. Per step, thread CPU time
   the layers above): what the step costs if everything else were free;
 * ``gradients``: the trainer's gradient step (:func:`negtransfer.train.fused_step.mlp_gradients`:
   forward, the loss's gradient, backward: the 63 top-level ATen operations of docs/scaling.md's third pass);
-* ``optimiser``: the trainer's SGD step over the flat buffers (``torch._fused_sgd_``);
+* ``optimiser``: the trainer's SGD step over the flat buffers (``torch._fused_sgd_``), on a copy of the
+  parameters with a fixed gradient, from zero momentum each round;
 * ``compiled`` (``--compile``): an experiment, not a shipped path: a functional
   twin of the gradient step written here (no workspace, no ``out=``) under
   ``torch.compile`` (its compile time printed apart, and whether its weight
@@ -113,8 +114,10 @@ class StepVariants:
         whole = x.shape[0] // self.rows
         self.batches = [(x[order[i * self.rows:(i + 1) * self.rows]], y[order[i * self.rows:(i + 1) * self.rows]])
                         for i in range(whole)]
-        self.optimiser = _StackOptimizer([p.data for p in self.model.parameters()], self.config,
-                                         views=self.model.parameter_views, flat=self.flat)
+        # the optimiser steps a copy of the parameters with a fixed gradient, from zero momentum each round: the
+        # gradient variants keep the model's initial weights, and no value drifts towards overflow or denormals
+        self.fixed_gradient = torch.randn(self.flat.shape, generator=torch.Generator().manual_seed(seed)) * 1e-3
+        self.reset_optimiser()
         self.every = torch.ones(self.models, dtype=torch.bool)
         self.compiled: Callable | None = None
         self._next = itertools.cycle(range(whole))
@@ -139,8 +142,14 @@ class StepVariants:
         x, y = self.batch()
         mlp_gradients(self.model, x, y, self.layout, self.mask, False, self.views, self.workspace)
 
+    def reset_optimiser(self) -> None:
+        """A fresh optimiser (zero momentum) over a fresh copy of the initial parameters."""
+        params = self.flat.clone()
+        self.optimiser = _StackOptimizer(self.model.parameter_views(params), self.config,
+                                         views=self.model.parameter_views, flat=params)
+
     def optimise(self) -> None:
-        self.optimiser.step(self.views, self.every, self.grad_flat)
+        self.optimiser.step(self.model.parameter_views(self.fixed_gradient), self.every, self.fixed_gradient)
 
     def compile(self) -> float:
         """Compile the functional twin; return the seconds it took (the first call included)."""
@@ -198,6 +207,7 @@ def main() -> None:
     peaks = []
     for _ in range(rounds):
         peaks.append(peak_flops(repeats=3, clock=time.thread_time))
+        stack.reset_optimiser()
         for name, work in variants.items():
             seconds[name].append(thread_seconds(work, steps))
     floor = step_flops(stack.widths, stack.models, stack.rows) / float(np.median(peaks))
