@@ -10,16 +10,11 @@ import typer
 from negtransfer.cli.console import fail
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
+    COMPARE_TRAINING_BLOCK,
     DATA_BLOCK,
     RUNS,
     TRAINING,
-    CompareBatchSizeOpt,
-    CompareEpochsOpt,
-    CompareLrOpt,
-    CompareOptimizerOpt,
-    ComparePatienceOpt,
     DataOptions,
-    Optimizer,
     QuietOpt,
     RunOptions,
     SeedOpt,
@@ -42,11 +37,7 @@ def compare(
     train_fraction: Optional[float] = typer.Option(None, "--train-fraction", help="Share of each task's rows used for training (domains data: the VMTL paper's 0.05..0.6).", show_default="all training rows"),
     fgsm: Optional[str] = typer.Option(None, "--fgsm", help="Comma-separated FGSM noise levels, e.g. 0.05,0.1 (adds fgsm_accuracy@eps; VMTL family)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", min=1, help="Training iterations per model (VMTL family; for the TP-AMTL family the same as --epochs).", show_default="the model family's", rich_help_panel=TRAINING),
-    epochs: Optional[int] = CompareEpochsOpt,
-    batch_size: Optional[int] = CompareBatchSizeOpt,
-    lr: Optional[float] = CompareLrOpt,
-    optimizer: Optional[Optimizer] = CompareOptimizerOpt,
-    patience: Optional[int] = ComparePatienceOpt,
+    training: TrainingOptions = COMPARE_TRAINING_BLOCK,
     baselines: str = typer.Option("ours", "--baselines", help="Single-task baselines report.md marks and pairs "
                                   "against: ours (stl-lstm, stl, vstl ...), paper (the public code's, e.g. "
                                   "stl-lstm-public for TP-AMTL) or both; paper and both add paired differences "
@@ -85,9 +76,10 @@ def compare(
     notes: list[str] = []
     if baselines not in BASELINE_CHOICES:
         fail(f"--baselines must be one of {', '.join(BASELINE_CHOICES)}, got {baselines!r}")
-    TrainingOptions(epochs, batch_size, lr, optimizer, patience).check()
-    fit = FitOptions(epochs=epochs, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                     patience=patience, settings=parse_settings(settings), fgsm_epsilons=tuple(fgsm_levels(fgsm)))
+    training.check()
+    fit = FitOptions(epochs=training.epochs, iterations=iterations, batch_size=training.batch_size, lr=training.lr,
+                     optimizer=training.optimizer, patience=training.patience, settings=parse_settings(settings),
+                     fgsm_epsilons=tuple(fgsm_levels(fgsm)))
     try:
         options = CompareOptions(models=tuple(split_list(models) or ()), runs=runs, train_fraction=train_fraction,
                                  fit=fit, threads=threads, select_on_validation=parse_selection_grid(select))

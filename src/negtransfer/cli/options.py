@@ -552,6 +552,11 @@ TRAINING_BLOCK: Any = OptionBlock((
     ("lr", Optional[float], LrOpt), ("optimizer", Optional[Optimizer], OptimizerOpt),
     ("patience", Optional[int], PatienceOpt), ("preset", Preset, PresetOpt),
     ("batching", Optional[Batching], BatchingOpt), ("oversample", Optional[bool], OversampleOpt)), TrainingOptions)
+#: ``compare``'s ``--epochs`` ... ``--patience`` (defaults: the model family's): a :class:`TrainingOptions`.
+COMPARE_TRAINING_BLOCK: Any = OptionBlock((
+    ("epochs", Optional[int], CompareEpochsOpt), ("batch_size", Optional[int], CompareBatchSizeOpt),
+    ("lr", Optional[float], CompareLrOpt), ("optimizer", Optional[Optimizer], CompareOptimizerOpt),
+    ("patience", Optional[int], ComparePatienceOpt)), TrainingOptions)
 #: ``--encoder``, ``--model``, ``--model-version``, ``--model-arg``: a :class:`ModelOptions`.
 MODEL_BLOCK: Any = OptionBlock((
     ("encoder", Optional[Encoder], EncoderOpt), ("model", Optional[str], ModelOpt),
