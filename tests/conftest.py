@@ -128,3 +128,21 @@ def shaped_data():
 def example_shapes():
     """A small example shape per built-in encoder."""
     return EXAMPLE_SHAPES
+
+
+@pytest.fixture
+def three_task_csv():
+    """Writes the grouping CLI tests' data: ``three_task_csv(path, rows)``."""
+    return _write_three_task_csv
+
+
+def _write_three_task_csv(path, rows: int):
+    """A CSV file at ``path`` with features a, b, c (standard normal, seed 0) and three binary tasks one, two,
+    three planted on them (one and two share feature a; three reads b): the grouping CLI tests' data."""
+    X = np.random.default_rng(0).normal(size=(rows, 3))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["one"] = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame["two"] = (X[:, 0] - X[:, 2] > 0).astype(int)
+    frame["three"] = (X[:, 1] > 0).astype(int)
+    frame.to_csv(path, index=False)
+    return path

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from typer.testing import CliRunner
 
 from negtransfer.cli import app
@@ -11,18 +9,7 @@ from negtransfer.cli import app
 runner = CliRunner()
 
 
-def _csv(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(300, 3))
-    frame = pd.DataFrame(X, columns=["a", "b", "c"])
-    frame["one"] = (X[:, 0] + X[:, 1] > 0).astype(int)
-    frame["two"] = (X[:, 0] - X[:, 2] > 0).astype(int)
-    frame["three"] = (X[:, 1] > 0).astype(int)
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    return tmp_path / "data.csv"
-
-
-def test_folds_and_audit_reach_every_grouping_job(tmp_path, monkeypatch):
+def test_folds_and_audit_reach_every_grouping_job(tmp_path, monkeypatch, three_task_csv):
     from negtransfer.jobs import grouping_comparison
 
     seen = []
@@ -35,7 +22,7 @@ def test_folds_and_audit_reach_every_grouping_job(tmp_path, monkeypatch):
 
     monkeypatch.setattr(grouping_comparison, "run_grouping", recording)
     out = tmp_path / "cmp"
-    common = ["compare-grouping", "--data", str(_csv(tmp_path)), "--tasks", "one,two,three", "--features", "a,b,c",
+    common = ["compare-grouping", "--data", str(three_task_csv(tmp_path / "data.csv", 300)), "--tasks", "one,two,three", "--features", "a,b,c",
               "--methods", "etap,hoa", "--budgets", "2", "--seeds", "0", "--train-groups", "2", "--repeats", "1",
               "--rounds", "1", "--epochs", "3"]
     res = runner.invoke(app, [*common, "--folds", "2", "--audit", "0.2", "--out", str(out), "-q"])

@@ -113,21 +113,14 @@ def test_the_verdict_and_the_recommendation_are_decided_on_audit_rows(per_task, 
         GroupingOptions(audit=1.5).check(4)
 
 
-def test_group_command_audit_option(tmp_path):
+def test_group_command_audit_option(tmp_path, three_task_csv):
     """``negtransfer group --audit``: report.json, report.md and the console name the recommendation and its rows;
     a bad fraction is a one-line error."""
-    import pandas as pd
     from typer.testing import CliRunner
 
     from negtransfer.cli import app
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(400, 3))
-    frame = pd.DataFrame(X, columns=["a", "b", "c"])
-    frame["one"] = (X[:, 0] + X[:, 1] > 0).astype(int)
-    frame["two"] = (X[:, 0] - X[:, 2] > 0).astype(int)
-    frame["three"] = (X[:, 1] > 0).astype(int)
-    frame.to_csv(tmp_path / "data.csv", index=False)
+    three_task_csv(tmp_path / "data.csv", 400)
     common = ["group", "--data", str(tmp_path / "data.csv"), "--tasks", "one,two,three", "--features", "a,b,c",
               "--budget", "2", "--train-groups", "2", "--epochs", "4", "--repeats", "2", "--rounds", "1"]
     runner = CliRunner()

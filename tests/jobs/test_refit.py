@@ -140,21 +140,14 @@ def test_refit_without_audit_uses_train_and_validation_rows(per_task, tmp_path):
     assert np.isnan(refit.recommended.se)  # one repeat: no standard error
 
 
-def test_group_command_refit_option(tmp_path):
+def test_group_command_refit_option(tmp_path, three_task_csv):
     """``negtransfer group --refit``: report.json's ``refit`` block, and the refit line in report.md and the
     console."""
-    import pandas as pd
     from typer.testing import CliRunner
 
     from negtransfer.cli import app
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(300, 3))
-    frame = pd.DataFrame(X, columns=["a", "b", "c"])
-    frame["one"] = (X[:, 0] + X[:, 1] > 0).astype(int)
-    frame["two"] = (X[:, 0] - X[:, 2] > 0).astype(int)
-    frame["three"] = (X[:, 1] > 0).astype(int)
-    frame.to_csv(tmp_path / "data.csv", index=False)
+    three_task_csv(tmp_path / "data.csv", 300)
     res = CliRunner().invoke(app, ["group", "--data", str(tmp_path / "data.csv"), "--tasks", "one,two,three",
                                    "--features", "a,b,c", "--budget", "2", "--train-groups", "2", "--epochs", "4",
                                    "--repeats", "2", "--rounds", "1", "--refit", "--out", str(tmp_path / "out")])
