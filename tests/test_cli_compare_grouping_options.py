@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from negtransfer.cli import app
@@ -28,11 +29,20 @@ def test_folds_and_audit_reach_every_grouping_job(tmp_path, monkeypatch, three_t
     res = runner.invoke(app, [*common, "--folds", "2", "--audit", "0.2", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     assert sorted(seen) == [("etap", 2, 0.2, "audit"), ("hoa", 2, 0.2, "audit")]
-    assert "no folds, no audit part" in (out / "report.md").read_text()  # the surgery row's data, said plainly
+    md = (out / "report.md").read_text()
+    assert "no folds, no audit part" not in md  # the old note: the surgery row no longer trains on the plain split
+    # the surgery row trained as the grouping jobs did, and the report says on which rows
+    assert "train and score their all-task model as every grouping job" in md and "each of 2 folds" in md
+    assert "audit rows (--audit 0.2) are held back from every run" in md
+    table = pd.read_csv(out / "comparison.csv")
+    pcgrad, groupings = table[table["kind"] == "all-task model"], table[table["kind"] == "grouping"]
+    assert len(pcgrad) == 1 and pcgrad["runs"].iloc[0] == 2  # 1 repeat x 2 folds
+    assert set(groupings["all_tasks"]) == set(pcgrad["all_tasks"])  # the grouping jobs' own all-task runs
+    assert set(groupings["stl"]) == set(pcgrad["stl"])
     seen.clear()
     res = runner.invoke(app, [*common, "--surgery", "none", "--out", str(tmp_path / "plain"), "-q"])
     assert res.exit_code == 0, res.output
     assert sorted(seen) == [("etap", 1, 0.0, "validation"), ("hoa", 1, 0.0, "validation")]
-    assert "no folds, no audit part" not in (tmp_path / "plain" / "report.md").read_text()
+    assert "gradient-surgery rows" not in (tmp_path / "plain" / "report.md").read_text()
     bad = runner.invoke(app, [*common, "--audit", "1.5", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--audit" in bad.output

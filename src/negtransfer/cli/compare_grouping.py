@@ -64,7 +64,7 @@ def compare_grouping(
     """
     from negtransfer.data.folds import fold_validation_rows
     from negtransfer.jobs.grouping import GroupingOptions
-    from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise
+    from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise, surgery_training_rows
     from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.report.grouping_comparison import write_comparison_report
 
@@ -91,12 +91,10 @@ def compare_grouping(
         options.check(first.n_tasks)
         if folds > 1:
             fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
+        if aggregators and (folds > 1 or audit > 0):  # (without either: the dataset's one split, as every row)
+            notes.append(surgery_training_rows(first, options, seed_list[0]))
     except ValueError as exc:
         fail(str(exc))
-    if aggregators and (folds > 1 or audit > 0):
-        notes.append("The gradient-surgery rows (--surgery) train their all-task model on the dataset's one split "
-                     "with every non-test row (no folds, no audit part), unlike the grouping jobs' runs "
-                     f"(--folds {folds}, --audit {audit:g}); compare them with that in mind.")
     job.start()
     cache = {seed_list[0]: first}
 

@@ -742,6 +742,17 @@ GROUPING_STAGES: tuple[Callable[[GroupingState], None], ...] = (
 )
 
 
+def grouping_state(dataset: MultiTaskDataset, options: GroupingOptions, config: TrainConfig, seed: int,
+                   store: RunStore, *, executor: Executor | None = None, progress: Progress | None = None
+                   ) -> GroupingState:
+    """The state a grouping job starts from: ``dataset`` with ``options.audit`` of its non-test rows held back as
+    audit rows (:meth:`~negtransfer.data.dataset.MultiTaskDataset.with_audit`; itself when the share is 0), cut
+    into ``options.folds`` folds, so :meth:`GroupingState.runs` trains and scores a group on the job's rows
+    (``compare-grouping --surgery`` trains its all-task rows through it)."""
+    dataset = dataset.with_audit(options.audit, source=options.audit_source)  # itself when audit = 0
+    return GroupingState(dataset, options, config, seed, store, executor, progress)
+
+
 def run_grouping(
     dataset: MultiTaskDataset,
     options: GroupingOptions,
@@ -770,8 +781,7 @@ def run_grouping(
                          f"gradient; gradient_aggregation {config.gradient_aggregation!r} works with the methods "
                          f"that need no affinity ({plain}), "
                          "or compare it as a row with `negtransfer compare-grouping --surgery`")
-    dataset = dataset.with_audit(options.audit, source=options.audit_source)  # itself when audit = 0
-    state = GroupingState(dataset, options, config, seed, store, executor, progress)
+    state = grouping_state(dataset, options, config, seed, store, executor=executor, progress=progress)
     t0 = time.perf_counter()
     for stage in GROUPING_STAGES:
         stage(state)

@@ -17,9 +17,14 @@ Beside the groupings, the all-task model trained with a gradient aggregator
 Table 10: one model of every task, its encoder updated by the aggregated
 per-task gradients (:mod:`negtransfer.train.aggregation`), its summed test
 loss compared with the groupings'. It needs no budget, so its row (the same
-value) stands in every budget's table, and its runs (the all-task group, with
-the job's repeats, under the config with ``gradient_aggregation`` set) go
-through the same run store.
+value) stands in every budget's table. Its runs (the all-task group under the
+config with ``gradient_aggregation`` set) are trained and scored as each
+grouping job trains and scores its own all-task model
+(:func:`~negtransfer.jobs.grouping.grouping_state`): the job's repeats on each
+of its folds, with its audit rows held back, through the same run store; its
+summed test loss is the mean over those runs, and its STL and all-task
+references are read from the grouping jobs' own runs
+(:func:`surgery_training_rows` says which rows, for the report).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
-from negtransfer.jobs.grouping import GroupingOptions, Progress, run_grouping
+from negtransfer.jobs.grouping import GroupingOptions, Progress, grouping_state, run_grouping
 from negtransfer.jobs.grouping_report import GroupingReport
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.store import RunStore
@@ -41,7 +46,7 @@ from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import RepeatedResult
 
 __all__ = ["SURGERY_LABELS", "ComparisonRow", "ComparisonSummary", "MeanSE", "WilcoxonTest",
-           "compare_grouping_methods", "surgery_label", "summarise"]
+           "compare_grouping_methods", "surgery_label", "surgery_training_rows", "summarise"]
 
 #: Display names of the gradient aggregations (rows "all tasks, one model, NAME").
 SURGERY_LABELS = {"sum": "summed gradient", "pcgrad": "PCGrad", "mgda": "MGDA", "imtl-g": "IMTL-G",
@@ -275,26 +280,27 @@ def _grouping_row(report: GroupingReport, seconds: float, pairwise: float | None
 
 
 def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, executor, progress) -> list[ComparisonRow]:
-    """One row per (aggregation, budget): the all-task model trained with the aggregation (ETAP Section D.3)."""
-    from negtransfer.runs.runner import ensure_runs
+    """One row per (aggregation, budget): the all-task model trained with the aggregation (ETAP Section D.3).
 
+    Trained and scored as the grouping job trains and scores its all-task model under ``options``
+    (:func:`~negtransfer.jobs.grouping.grouping_state`: the same audit rows held back, the same folds and
+    repeats, the summed test loss the mean over the repeats x folds runs, as the job's ``totals``); the STL and
+    all-task references are the grouping jobs' own runs, read from the store.
+    """
     if not surgery:
         return []
-    n = dataset.n_tasks
-    everything = TaskSet.all_tasks(n)
-    stl = TaskSet.singletons(n)
-    plain = ensure_runs(dataset, stl + [everything], config, seed, store, repeats=options.repeats, executor=executor,
-                        chunk_size=options.chunk_size)  # stored by the grouping jobs: read, not trained
+    references = grouping_state(dataset, options, config, seed, store, executor=executor)
+    everything, n = references.everything, references.n
+    plain = references.runs("STL + all-task runs", references.stl + [everything])  # the grouping jobs': read
     stl_total = float(sum(plain[(t,)].test_loss[t] for t in range(n)))
     all_total = float(sum(plain[everything].test_loss.values()))
     rows = []
     for name in surgery:
         label = surgery_label(name)
         start = time.perf_counter()
-        cb = (lambda done, total, label=label: progress(label, done, total)) if progress else None
-        result = ensure_runs(dataset, [everything], replace(config, gradient_aggregation=name), seed, store,
-                             repeats=options.repeats, executor=executor, chunk_size=options.chunk_size,
-                             on_progress=cb)[everything]
+        job = grouping_state(dataset, options, replace(config, gradient_aggregation=name), seed, store,
+                             executor=executor, progress=progress)
+        result = job.runs(label, [everything])[everything]
         total = float(sum(result.test_loss.values()))
         seconds = time.perf_counter() - start
         for budget in budgets:
@@ -302,10 +308,47 @@ def _surgery_rows(dataset, surgery, budgets, seed, options, config, store, execu
                 method=label, kind="all-task model", seed=seed, budget=budget, selected=total,
                 stl=stl_total, all_tasks=all_total, vs_stl=total / stl_total - 1,
                 vs_all=total / all_total - 1, gap=None, pearson=None, within_task_pearson=None,
-                total_gain_pearson=None, pairwise_affinity_pearson=None, runs=options.repeats,
+                total_gain_pearson=None, pairwise_affinity_pearson=None, runs=options.runs_per_group,
                 seconds=seconds, groups=" + ".join(dataset.task_names),
             ))
     return rows
+
+
+def _count_range(counts: Sequence[int]) -> str:
+    """``1,200`` or ``1,199-1,201``: the counts' range."""
+    low, high = min(counts), max(counts)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def surgery_training_rows(dataset: MultiTaskDataset, options: GroupingOptions, seed: int) -> str:
+    """Which rows the surgery rows' all-task models trained, stopped and were scored on, for the report.
+
+    The rows of :func:`~negtransfer.jobs.grouping.grouping_state` (those of every grouping job under
+    ``options``) for ``dataset`` (the split of ``seed``), counted: each fold's training and validation rows, the
+    audit rows held back, the test rows; and the runs the test loss is a mean over.
+    """
+    from negtransfer.data.dataset import AUDIT, TEST, TRAIN, VALIDATION
+    from negtransfer.data.folds import fold_datasets
+
+    audited = dataset.with_audit(options.audit, source=options.audit_source)
+    folds = fold_datasets(audited, options.folds)
+    train = _count_range([int((f.split == TRAIN).sum()) for f in folds])
+    validation = _count_range([int((f.split == VALIDATION).sum()) for f in folds])
+    if options.folds == 1:
+        where = f"they train on the split's {train} training rows and stop on its {validation} validation rows"
+        runs = f"{options.repeats} repeat(s)"
+    else:
+        where = (f"each of {options.folds} folds of the training and validation rows trains on {train} of them and "
+                 f"stops on the other {validation}")
+        runs = f"{options.runs_per_group} runs ({options.repeats} repeat(s) x {options.folds} folds)"
+    held = int((audited.split == AUDIT).sum())
+    audit = (f"; the {held:,} audit rows (--audit {options.audit:g}) are held back from every run"
+             if options.audit > 0 else "")
+    return (f"The gradient-surgery rows (--surgery) train and score their all-task model as every grouping job "
+            f"trains and scores its own (--folds {options.folds}, --audit {options.audit:g}; rows of seed {seed}'s "
+            f"split): {where}{audit}. Their summed test loss ({int((audited.split == TEST).sum()):,} test "
+            f"rows) is the mean over {runs}, and 'vs STL' and 'vs all-task' use the grouping jobs' own STL and "
+            f"all-task runs.")
 
 
 #: The numeric fields of a row that :func:`summarise` averages.
