@@ -200,6 +200,7 @@ def main() -> None:
     summarise([r for r in rows if r["surrogate"] == args.surrogates[0]], args)
     if len(args.surrogates) > 1 or args.independent_holdout:
         compare_surrogates(rows, args.surrogates)
+    print_check_noise(rows)
 
 
 def tables_from_json(args) -> None:
@@ -220,6 +221,7 @@ def tables_from_json(args) -> None:
     surrogates = list(dict.fromkeys(r["surrogate"] for r in sorted(rows, key=lambda r: r["surrogate"] != "linear")))
     summarise([r for r in rows if r["surrogate"] == surrogates[0]], args)
     compare_surrogates(rows, surrogates)
+    print_check_noise(rows)
 
 
 def _nan_for_null(value):
@@ -250,9 +252,85 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "ind_ceiling": ind.noise_ceiling if ind else nan,
             "balance": (h.n_negative, h.n_positive) if h else (None, None),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
-            "recommended": rep.check.recommended if rep.check else "selected",
+            "recommended": rep.check.recommended if rep.check else "selected", "check": check_figures(rep.check),
             "kernel": rep.surrogate.kernel if rep.surrogate is not None else None, "planted": planted, "fairness": rep.fairness,
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
+
+
+def pair_key(a: str, b: str, best: str) -> tuple[str, int]:
+    """The key of ``check.paired`` holding the difference of two of the three models ``a`` and ``b``, and its sign
+    (+1: ``a`` minus ``b``), given the check's ``best_alternative`` (the lower of STL and all sources on its rows)."""
+    other = "all_sources" if best == "stl" else "stl"
+    keys = {("selected", best): "selected_minus_best", ("selected", other): "selected_minus_other",
+            ("stl", "all_sources"): "stl_minus_all_sources"}
+    return (keys[(a, b)], 1) if (a, b) in keys else (keys[(b, a)], -1)
+
+
+def check_figures(check) -> dict | None:
+    """The check's figures a case row needs (None without a check)."""
+    if check is None:
+        return None
+    return {"best": check.best_alternative, "difference": check.difference, "se_runs": check.difference_se,
+            "noise": check.noise, "paired": check.paired or {}, "test_paired": check.test_paired or {},
+            "margin": check.margin_se, "n_rows": check.n_rows}
+
+
+def check_noise(row: dict) -> dict | None:
+    """One case's check against the test split: the stopping-half difference between the recommendation and the
+    better of STL and all sources on test (the case's "no worse" reference; the selection against the stopping
+    half's better alternative when the recommendation is that one), its s.e. over the repeats and over rows and
+    repeats, the verdicts with each, and the same difference on test with its s.e. over rows and repeats."""
+    check = row["check"]
+    if check is None or not check["paired"]:
+        return None
+    recommended = row["recommended"]
+    winner = min(("stl", "all_sources"), key=lambda m: row["test"][m])
+    if recommended == winner:  # no worse by construction: the decisive comparison is against the selection
+        winner = "selected" if recommended != "selected" else check["best"]
+    key, sign = pair_key(recommended, winner, check["best"])
+    stop, test = check["paired"][key], check["test_paired"].get(key, {})
+    margin = check["margin"]
+    runs_verdict = ("noise unknown" if not np.isfinite(stop["se_runs"]) else
+                    "within noise" if abs(stop["mean"]) <= margin * stop["se_runs"] else "beyond noise")
+    miss = not case_no_worse(row, "recommended")
+    return {"pair": f"{recommended} - {winner}", "stop": sign * stop["mean"], "se_runs": stop["se_runs"],
+            "se": stop["se"], "verdict": stop["verdict"] if sign > 0 else _flipped(stop["verdict"]),
+            "runs_verdict": runs_verdict, "test": sign * test.get("mean", float("nan")),
+            "test_se": test.get("se", float("nan")), "miss": miss, "noise": check["noise"],
+            "closest": check["paired"]["selected_minus_best"]["verdict"]}
+
+
+def _flipped(verdict: str) -> str:
+    """The verdict of the negated difference."""
+    return {"lower beyond noise": "higher beyond noise", "higher beyond noise": "lower beyond noise"}.get(verdict,
+                                                                                                         verdict)
+
+
+def print_check_noise(rows: list[dict]) -> None:
+    """Per case, the check's noise: the decisive stopping-half difference with the over-repeats and the new s.e.
+    and verdicts, the same difference on test; then how often "within noise" covers the misses."""
+    cases = [(r, check_noise(r)) for r in rows]
+    cases = [(r, c) for r, c in cases if c is not None]
+    if not cases:
+        return
+    print("\n| target | seed | surrogate | recommended - test's better (stopping half) | s.e. over repeats | "
+          "s.e. over rows and repeats | verdict (repeats) | verdict (rows and repeats) | on test ± s.e. | "
+          "selection - better alternative: verdict | miss |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r, c in cases:
+        print(f"| {r['target']} | {r['seed']} | {r['surrogate']} | {c['pair']}: {c['stop']:+.4f} | "
+              f"{c['se_runs']:.4f} | {c['se']:.4f} | {c['runs_verdict']} | {c['verdict']} | "
+              f"{fmt(c['test'], c['test_se'], 4)} | {c['closest']} | {'yes' if c['miss'] else 'no'} |")
+    for surrogate in dict.fromkeys(r["surrogate"] for r, _ in cases):
+        mine = [c for r, c in cases if r["surrogate"] == surrogate]
+        misses = [c for c in mine if c["miss"]]
+        ratio = mean_se([c["se"] / c["se_runs"] for c in mine if c["se_runs"] > 0])
+        print(f"\n{surrogate}: {len(misses)} misses of {len(mine)} cases; \"within noise\" covers "
+              f"{sum(c['verdict'] == 'within noise' for c in misses)} of them with the s.e. over rows and repeats, "
+              f"{sum(c['runs_verdict'] == 'within noise' for c in misses)} with the s.e. over the repeats only; "
+              f"within noise in {sum(c['verdict'] == 'within noise' for c in mine)} of {len(mine)} cases "
+              f"({sum(c['runs_verdict'] == 'within noise' for c in mine)} over the repeats only); s.e. over rows "
+              f"and repeats / over repeats {fmt(*ratio, 1)} (mean ± s.e. over cases)")
 
 
 def print_case_header() -> None:
