@@ -152,7 +152,8 @@ def _check_noise_lines(check: AlternativesCheck, name: dict[str, str]) -> list[s
             for key, label in labels.items() if key in check.paired]
     return [f"**Verdict: {check.verdict}** (the selection against the better alternative). Paired differences on "
             f"the {check.n_rows} rows, with a standard error over {over}; \"within noise\": within "
-            f"{check.margin_se:g} s.e. of zero. The recommendation is the lower mean whatever the verdict.", "",
+            f"{check.margin_se:g} standard error{'' if check.margin_se == 1 else 's'} of zero. The recommendation is "
+            "the lower mean whatever the verdict.", "",
             render_table(rows, ["difference", "mean", f"s.e. over {check.noise}", "s.e. over the repeats only",
                                 "verdict"]), "", f"Per-row losses: {check.noise_note}.", ""]
 
