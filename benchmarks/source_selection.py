@@ -290,10 +290,12 @@ def check_noise(row: dict) -> dict | None:
     key, sign = pair_key(recommended, winner, check["best"])
     stop, test = check["paired"][key], check["test_paired"].get(key, {})
     margin = check["margin"]
+    difference = sign * stop["mean"]
     runs_verdict = ("noise unknown" if not np.isfinite(stop["se_runs"]) else
-                    "within noise" if abs(stop["mean"]) <= margin * stop["se_runs"] else "beyond noise")
+                    "within noise" if abs(difference) <= margin * stop["se_runs"] else
+                    "lower beyond noise" if difference < 0 else "higher beyond noise")
     miss = not case_no_worse(row, "recommended")
-    return {"pair": f"{recommended} - {winner}", "stop": sign * stop["mean"], "se_runs": stop["se_runs"],
+    return {"pair": f"{recommended} - {winner}", "stop": difference, "se_runs": stop["se_runs"],
             "se": stop["se"], "verdict": stop["verdict"] if sign > 0 else _flipped(stop["verdict"]),
             "runs_verdict": runs_verdict, "test": sign * test.get("mean", float("nan")),
             "test_se": test.get("se", float("nan")), "miss": miss, "noise": check["noise"],
@@ -307,30 +309,38 @@ def _flipped(verdict: str) -> str:
 
 
 def print_check_noise(rows: list[dict]) -> None:
-    """Per case, the check's noise: the decisive stopping-half difference with the over-repeats and the new s.e.
-    and verdicts, the same difference on test; then how often "within noise" covers the misses."""
+    """Per case, the check's noise: the selection minus the better alternative on the stopping half with its s.e.
+    over the repeats and over rows and repeats and the verdict, STL minus all sources, and the decisive
+    difference (the recommendation minus the test split's better of STL and all sources) on the stopping half
+    and on test; then how often "within noise" covers the misses."""
     cases = [(r, check_noise(r)) for r in rows]
     cases = [(r, c) for r, c in cases if c is not None]
     if not cases:
         return
-    print("\n| target | seed | surrogate | recommended - test's better (stopping half) | s.e. over repeats | "
-          "s.e. over rows and repeats | verdict (repeats) | verdict (rows and repeats) | on test ± s.e. | "
-          "selection - better alternative: verdict | miss |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| target | seed | surrogate | recommended | selection - better alternative (stopping half) | "
+          "s.e. over repeats | s.e. over rows and repeats | verdict | STL - all sources: verdict | "
+          "recommendation - test's better, stopping half (verdict over repeats; over rows and repeats) | "
+          "on test ± s.e. | miss |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r, c in cases:
-        print(f"| {r['target']} | {r['seed']} | {r['surrogate']} | {c['pair']}: {c['stop']:+.4f} | "
-              f"{c['se_runs']:.4f} | {c['se']:.4f} | {c['runs_verdict']} | {c['verdict']} | "
-              f"{fmt(c['test'], c['test_se'], 4)} | {c['closest']} | {'yes' if c['miss'] else 'no'} |")
+        closest, stl_all = (r["check"]["paired"][k] for k in ("selected_minus_best", "stl_minus_all_sources"))
+        print(f"| {r['target']} | {r['seed']} | {r['surrogate']} | {r['recommended']} | "
+              f"{closest['mean']:+.4f} | {closest['se_runs']:.4f} | {closest['se']:.4f} | {closest['verdict']} | "
+              f"{stl_all['mean']:+.4f} ± {stl_all['se']:.4f}: {stl_all['verdict']} | "
+              f"{c['pair']}: {c['stop']:+.4f} ({c['runs_verdict']}; {c['verdict']}) | "
+              f"{fmt(c['test'], c['test_se'], 4)} | {'yes' if c['miss'] else 'no'} |")
     for surrogate in dict.fromkeys(r["surrogate"] for r, _ in cases):
-        mine = [c for r, c in cases if r["surrogate"] == surrogate]
-        misses = [c for c in mine if c["miss"]]
-        ratio = mean_se([c["se"] / c["se_runs"] for c in mine if c["se_runs"] > 0])
-        print(f"\n{surrogate}: {len(misses)} misses of {len(mine)} cases; \"within noise\" covers "
+        mine = [(r["check"]["paired"]["selected_minus_best"], c) for r, c in cases if r["surrogate"] == surrogate]
+        misses = [c for _, c in mine if c["miss"]]
+        ratio = [p["se"] / p["se_runs"] for p, _ in mine if p["se_runs"] > 0]
+        print(f"\n{surrogate}: {len(misses)} misses of {len(mine)} cases; \"within noise\" (the recommendation "
+              f"against the test split's better alternative, on the stopping half) covers "
               f"{sum(c['verdict'] == 'within noise' for c in misses)} of them with the s.e. over rows and repeats, "
               f"{sum(c['runs_verdict'] == 'within noise' for c in misses)} with the s.e. over the repeats only; "
-              f"within noise in {sum(c['verdict'] == 'within noise' for c in mine)} of {len(mine)} cases "
-              f"({sum(c['runs_verdict'] == 'within noise' for c in mine)} over the repeats only); s.e. over rows "
-              f"and repeats / over repeats {fmt(*ratio, 1)} (mean ± s.e. over cases)")
+              f"the selection against the better alternative within noise in "
+              f"{sum(p['verdict'] == 'within noise' for p, _ in mine)} of {len(mine)} cases; its s.e. over rows "
+              f"and repeats / over repeats: median {np.median(ratio):.1f} (range {min(ratio):.1f}-{max(ratio):.1f}, "
+              f"{len(ratio)} cases with a nonzero s.e.)")
 
 
 def print_case_header() -> None:
