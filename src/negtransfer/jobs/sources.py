@@ -1360,10 +1360,10 @@ def check_against_alternatives(state: SourcesState) -> None:
     two has the lower loss there, which is then recommended instead (``check.recommended``: a key of
     ``methods``, so its test figures are those of that method).
 
-    The noise of the comparison: the paired differences (the selection minus the better alternative, STL
-    minus all sources) with a standard error over the check's rows and the repeats (:func:`paired_on_rows`,
-    from the per-row losses of :func:`final_row_losses`) and a three-way verdict; the recommendation does not
-    read them."""
+    The noise of the comparison: the paired differences (the selection minus the better alternative and minus
+    the other one, STL minus all sources) with a standard error over the check's rows and the repeats
+    (:func:`paired_on_rows`, from the per-row losses of :func:`final_row_losses`) and a three-way verdict, and
+    the same differences on the test rows (scored only); the recommendation reads none of them."""
     t, names = state.target, ("selected", "stl", "all_sources")
     groups = {name: state.methods[name] for name in names}
     results = {name: state.results[g] for name, g in groups.items()}
