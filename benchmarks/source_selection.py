@@ -15,7 +15,12 @@ the seeds, and whether the selection's test loss is no worse than the better
 of STL and all-source MTL by more than one s.e. (over the seeds; with one seed,
 over the repeats). ``--dataset planted`` also checks that the planted cluster
 of the target is what was selected; ``--group-attribute race`` (tv16) adds the
-fairness rows. All runs share one store, so a second invocation only re-fits.
+fairness rows. Last, the never-knowingly-worse check's noise per case: the
+selection minus the better alternative on the stopping half with its s.e. over
+the repeats and over rows and repeats and the verdict, STL minus all sources,
+and the difference that decided each miss on the stopping half and on test;
+then how often "within noise" covers the misses. All runs share one store, so a
+second invocation only re-fits.
 
 Run:
 ``python benchmarks/source_selection.py --dataset planted --seeds 0 1 2``
@@ -316,6 +321,8 @@ def print_check_noise(rows: list[dict]) -> None:
     cases = [(r, check_noise(r)) for r in rows]
     cases = [(r, c) for r, c in cases if c is not None]
     if not cases:
+        print("\n(no table of the check's noise: these reports were written before the check recorded its paired "
+              "differences over rows and repeats)")
         return
     print("\n| target | seed | surrogate | recommended | selection - better alternative (stopping half) | "
           "s.e. over repeats | s.e. over rows and repeats | verdict | STL - all sources: verdict | "
