@@ -339,15 +339,16 @@ def print_check_noise(rows: list[dict]) -> None:
     for surrogate in dict.fromkeys(r["surrogate"] for r, _ in cases):
         mine = [(r["check"]["paired"]["selected_minus_best"], c) for r, c in cases if r["surrogate"] == surrogate]
         misses = [c for _, c in mine if c["miss"]]
-        ratio = [p["se"] / p["se_runs"] for p, _ in mine if p["se_runs"] > 0]
+        ratio = [p["se"] / p["se_runs"] for p, _ in mine if p["se_runs"] > 0]  # (NaN with one repeat: left out)
+        spread = (f"median {np.median(ratio):.1f} (range {min(ratio):.1f}-{max(ratio):.1f}, {len(ratio)} cases with "
+                  "a nonzero s.e. over the repeats)" if ratio else "n/a (no case with an s.e. over the repeats)")
         print(f"\n{surrogate}: {len(misses)} misses of {len(mine)} cases; \"within noise\" (the recommendation "
               f"against the test split's better alternative, on the stopping half) covers "
               f"{sum(c['verdict'] == 'within noise' for c in misses)} of them with the s.e. over rows and repeats, "
               f"{sum(c['runs_verdict'] == 'within noise' for c in misses)} with the s.e. over the repeats only; "
               f"the selection against the better alternative within noise in "
               f"{sum(p['verdict'] == 'within noise' for p, _ in mine)} of {len(mine)} cases; its s.e. over rows "
-              f"and repeats / over repeats: median {np.median(ratio):.1f} (range {min(ratio):.1f}-{max(ratio):.1f}, "
-              f"{len(ratio)} cases with a nonzero s.e.)")
+              f"and repeats / over repeats: {spread}")
 
 
 def print_case_header() -> None:
