@@ -15,7 +15,12 @@ the seeds, and whether the selection's test loss is no worse than the better
 of STL and all-source MTL by more than one s.e. (over the seeds; with one seed,
 over the repeats). ``--dataset planted`` also checks that the planted cluster
 of the target is what was selected; ``--group-attribute race`` (tv16) adds the
-fairness rows. All runs share one store, so a second invocation only re-fits.
+fairness rows. Last, the never-knowingly-worse check's noise per case: the
+selection minus the better alternative on the stopping half with its s.e. over
+the repeats and over rows and repeats and the verdict, STL minus all sources,
+and the difference that decided each miss on the stopping half and on test;
+then how often "within noise" covers the misses. All runs share one store, so a
+second invocation only re-fits.
 
 Run:
 ``python benchmarks/source_selection.py --dataset planted --seeds 0 1 2``
@@ -200,6 +205,7 @@ def main() -> None:
     summarise([r for r in rows if r["surrogate"] == args.surrogates[0]], args)
     if len(args.surrogates) > 1 or args.independent_holdout:
         compare_surrogates(rows, args.surrogates)
+    print_check_noise(rows)
 
 
 def tables_from_json(args) -> None:
@@ -220,6 +226,7 @@ def tables_from_json(args) -> None:
     surrogates = list(dict.fromkeys(r["surrogate"] for r in sorted(rows, key=lambda r: r["surrogate"] != "linear")))
     summarise([r for r in rows if r["surrogate"] == surrogates[0]], args)
     compare_surrogates(rows, surrogates)
+    print_check_noise(rows)
 
 
 def _nan_for_null(value):
@@ -250,9 +257,98 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "ind_ceiling": ind.noise_ceiling if ind else nan,
             "balance": (h.n_negative, h.n_positive) if h else (None, None),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
-            "recommended": rep.check.recommended if rep.check else "selected",
+            "recommended": rep.check.recommended if rep.check else "selected", "check": check_figures(rep.check),
             "kernel": rep.surrogate.kernel if rep.surrogate is not None else None, "planted": planted, "fairness": rep.fairness,
             "selected": len(rep.selected), "runs": rep.runs["selected"], "seconds": rep.seconds}
+
+
+def pair_key(a: str, b: str, best: str) -> tuple[str, int]:
+    """The key of ``check.paired`` holding the difference of two of the three models ``a`` and ``b``, and its sign
+    (+1: ``a`` minus ``b``), given the check's ``best_alternative`` (the lower of STL and all sources on its rows)."""
+    other = "all_sources" if best == "stl" else "stl"
+    keys = {("selected", best): "selected_minus_best", ("selected", other): "selected_minus_other",
+            ("stl", "all_sources"): "stl_minus_all_sources"}
+    return (keys[(a, b)], 1) if (a, b) in keys else (keys[(b, a)], -1)
+
+
+def check_figures(check) -> dict | None:
+    """The check's figures a case row needs (None without a check)."""
+    if check is None:
+        return None
+    return {"best": check.best_alternative, "difference": check.difference, "se_runs": check.difference_se,
+            "noise": check.noise, "paired": check.paired or {}, "test_paired": check.test_paired or {},
+            "margin": check.margin_se, "n_rows": check.n_rows}
+
+
+def check_noise(row: dict) -> dict | None:
+    """One case's check against the test split: the stopping-half difference between the recommendation and the
+    better of STL and all sources on test (the case's "no worse" reference; the selection against the stopping
+    half's better alternative when the recommendation is that one), its s.e. over the repeats and over rows and
+    repeats, the verdicts with each, and the same difference on test with its s.e. over rows and repeats."""
+    check = row["check"]
+    if check is None or not check["paired"]:
+        return None
+    recommended = row["recommended"]
+    winner = min(("stl", "all_sources"), key=lambda m: row["test"][m])
+    if recommended == winner:  # no worse by construction: the decisive comparison is against the selection
+        winner = "selected" if recommended != "selected" else check["best"]
+    key, sign = pair_key(recommended, winner, check["best"])
+    stop, test = check["paired"][key], check["test_paired"].get(key, {})
+    margin = check["margin"]
+    difference = sign * stop["mean"]
+    runs_verdict = ("noise unknown" if not np.isfinite(stop["se_runs"]) else
+                    "within noise" if abs(difference) <= margin * stop["se_runs"] else
+                    "lower beyond noise" if difference < 0 else "higher beyond noise")
+    miss = not case_no_worse(row, "recommended")
+    return {"pair": f"{recommended} - {winner}", "stop": difference, "se_runs": stop["se_runs"],
+            "se": stop["se"], "verdict": stop["verdict"] if sign > 0 else _flipped(stop["verdict"]),
+            "runs_verdict": runs_verdict, "test": sign * test.get("mean", float("nan")),
+            "test_se": test.get("se", float("nan")), "miss": miss, "noise": check["noise"],
+            "closest": check["paired"]["selected_minus_best"]["verdict"]}
+
+
+def _flipped(verdict: str) -> str:
+    """The verdict of the negated difference."""
+    return {"lower beyond noise": "higher beyond noise", "higher beyond noise": "lower beyond noise"}.get(verdict,
+                                                                                                         verdict)
+
+
+def print_check_noise(rows: list[dict]) -> None:
+    """Per case, the check's noise: the selection minus the better alternative on the stopping half with its s.e.
+    over the repeats and over rows and repeats and the verdict, STL minus all sources, and the decisive
+    difference (the recommendation minus the test split's better of STL and all sources) on the stopping half
+    and on test; then how often "within noise" covers the misses."""
+    cases = [(r, check_noise(r)) for r in rows]
+    cases = [(r, c) for r, c in cases if c is not None]
+    if not cases:
+        print("\n(no table of the check's noise: these reports were written before the check recorded its paired "
+              "differences over rows and repeats)")
+        return
+    print("\n| target | seed | surrogate | recommended | selection - better alternative (stopping half) | "
+          "s.e. over repeats | s.e. over rows and repeats | verdict | STL - all sources: verdict | "
+          "recommendation - test's better, stopping half (verdict over repeats; over rows and repeats) | "
+          "on test ± s.e. | miss |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r, c in cases:
+        closest, stl_all = (r["check"]["paired"][k] for k in ("selected_minus_best", "stl_minus_all_sources"))
+        print(f"| {r['target']} | {r['seed']} | {r['surrogate']} | {r['recommended']} | "
+              f"{closest['mean']:+.4f} | {closest['se_runs']:.4f} | {closest['se']:.4f} | {closest['verdict']} | "
+              f"{stl_all['mean']:+.4f} ± {stl_all['se']:.4f}: {stl_all['verdict']} | "
+              f"{c['pair']}: {c['stop']:+.4f} ({c['runs_verdict']}; {c['verdict']}) | "
+              f"{fmt(c['test'], c['test_se'], 4)} | {'yes' if c['miss'] else 'no'} |")
+    for surrogate in dict.fromkeys(r["surrogate"] for r, _ in cases):
+        mine = [(r["check"]["paired"]["selected_minus_best"], c) for r, c in cases if r["surrogate"] == surrogate]
+        misses = [c for _, c in mine if c["miss"]]
+        ratio = [p["se"] / p["se_runs"] for p, _ in mine if p["se_runs"] > 0]  # (NaN with one repeat: left out)
+        spread = (f"median {np.median(ratio):.1f} (range {min(ratio):.1f}-{max(ratio):.1f}, {len(ratio)} cases with "
+                  "a nonzero s.e. over the repeats)" if ratio else "n/a (no case with an s.e. over the repeats)")
+        print(f"\n{surrogate}: {len(misses)} misses of {len(mine)} cases; \"within noise\" (the recommendation "
+              f"against the test split's better alternative, on the stopping half) covers "
+              f"{sum(c['verdict'] == 'within noise' for c in misses)} of them with the s.e. over rows and repeats, "
+              f"{sum(c['runs_verdict'] == 'within noise' for c in misses)} with the s.e. over the repeats only; "
+              f"the selection against the better alternative within noise in "
+              f"{sum(p['verdict'] == 'within noise' for p, _ in mine)} of {len(mine)} cases; its s.e. over rows "
+              f"and repeats / over repeats: {spread}")
 
 
 def print_case_header() -> None:

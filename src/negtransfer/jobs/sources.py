@@ -45,7 +45,10 @@
 
 6. Never knowingly worse: the selection, STL and all sources compared on the
    target's validation rows the selection did not use (the stopping half), and
-   the one to use recommended with its reason (``check``).
+   the one to use recommended with its reason (``check``); the paired
+   differences with a standard error over those rows and the repeats (the
+   final models' per-row losses, recomputed by training them again) and a
+   three-way verdict: lower beyond noise, within noise, higher beyond noise.
 
 The job is a sequence of named stages (:data:`SOURCES_STAGES`: the plan, the
 references, the subset models, the pairwise runs, the surrogate, the holdout,
@@ -294,6 +297,15 @@ class SourceOptions:
             row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
 
 
+#: The margin of the check's three-way verdict, in standard errors of the paired difference (as the grouping
+#: job's audit verdict, :data:`negtransfer.jobs.grouping.AUDIT_MARGIN_SE`).
+CHECK_MARGIN_SE = 1.0
+#: The check's words for :func:`~negtransfer.gains.paired_rows.noise_verdict` of a difference (lower = better).
+CHECK_VERDICTS = {"better": "lower beyond noise", "within noise": "within noise", "worse": "higher beyond noise"}
+#: The verdict when the difference has no standard error (one repeat and no per-row losses).
+UNKNOWN_NOISE = "noise unknown"
+
+
 @dataclass(frozen=True)
 class AlternativesCheck:
     """Never knowingly worse (:func:`check_against_alternatives`): report.json's ``check``.
@@ -318,6 +330,32 @@ class AlternativesCheck:
         ``"selected"``, or the better alternative where its loss is lower (a key of the report's ``methods``).
     reason : str
         Why, in words.
+    noise : str
+        What the s.e. of ``paired`` counts: ``"rows and repeats"`` (the rows' sampling noise and the runs'), or
+        ``"repeats"`` (the runs' only: no per-row losses, ``noise_note`` says why; also in a report.json
+        written before the field existed).
+    noise_note : str
+        Where the per-row losses came from, or why there are none.
+    paired : dict
+        ``"selected_minus_best"`` (the selection minus ``best_alternative``), ``"selected_minus_other"`` (minus
+        the other alternative) and ``"stl_minus_all_sources"``, each a paired difference on the check's rows: ``mean`` (``difference`` for the first), ``se`` (over
+        rows and repeats, :func:`~negtransfer.gains.paired_rows.paired_row_se`; the over-repeats s.e. when
+        ``noise`` is ``"repeats"``), ``se_runs`` (over the repeats only: ``difference_se`` for the first),
+        ``se_rows`` (over the rows only, each row's mean over the repeats; NaN without per-row losses) and
+        ``verdict``: ``"lower beyond noise"``, ``"within noise"`` or ``"higher beyond noise"`` (more than
+        ``margin_se`` s.e. below or above zero; ``"noise unknown"`` without any s.e.). Empty in a report.json
+        written before the field existed.
+    margin_se : float
+        The verdict's margin, in standard errors (:data:`CHECK_MARGIN_SE`).
+    verdict : str
+        ``paired["selected_minus_best"]["verdict"]``: the selection against the better alternative. It states the
+        noise of the comparison; the recommendation (the lower mean) does not depend on it.
+    test_paired : dict
+        The same differences on the target's test rows, scored only (they decide nothing): what the verdicts
+        are checked against (benchmarks/source_selection.py). Empty in a report.json written before the field
+        existed.
+    row_seconds : float
+        Wall time of recomputing the per-row losses (retraining the final models).
     """
 
     rows: str
@@ -330,6 +368,13 @@ class AlternativesCheck:
     difference_se: float
     recommended: str
     reason: str
+    noise: str = "repeats"
+    noise_note: str = "a report written before the check recorded per-row losses"
+    paired: dict = field(default_factory=dict)
+    margin_se: float = float("nan")
+    verdict: str = ""
+    test_paired: dict = field(default_factory=dict)
+    row_seconds: float = float("nan")
 
     def to_json(self) -> dict:
         """report.json's ``check``."""
@@ -1313,7 +1358,12 @@ def check_against_alternatives(state: SourcesState) -> None:
     """Stage 11b: never knowingly worse. The selection, STL and all sources compared on validation rows the
     selection did not use (:func:`unused_validation_values`); the selection is recommended unless one of the
     two has the lower loss there, which is then recommended instead (``check.recommended``: a key of
-    ``methods``, so its test figures are those of that method)."""
+    ``methods``, so its test figures are those of that method).
+
+    The noise of the comparison: the paired differences (the selection minus the better alternative and minus
+    the other one, STL minus all sources) with a standard error over the check's rows and the repeats
+    (:func:`paired_on_rows`, from the per-row losses of :func:`final_row_losses`) and a three-way verdict, and
+    the same differences on the test rows (scored only); the recommendation reads none of them."""
     t, names = state.target, ("selected", "stl", "all_sources")
     groups = {name: state.methods[name] for name in names}
     results = {name: state.results[g] for name, g in groups.items()}
@@ -1334,11 +1384,126 @@ def check_against_alternatives(state: SourcesState) -> None:
     same = [name for name in ("stl", "all_sources") if groups[name] == groups["selected"]]
     if same:
         reason = f"the selection is {'STL (no source)' if same[0] == 'stl' else 'all sources'} itself"
+    start = time.perf_counter()
+    row_losses, note = final_row_losses(state.dataset, state.train_config, state.seed, groups, results, t,
+                                        check_rows(state.dataset, t, state.split), state.repeats)
+    other = "all_sources" if best == "stl" else "stl"
+    pairs = {"selected_minus_best": ("selected", best), "selected_minus_other": ("selected", other),
+             "stl_minus_all_sources": ("stl", "all_sources")}
+    test_values = {name: res.values("test_loss", t) for name, res in results.items()}
+    paired = {key: paired_on_rows(values, None if row_losses is None else row_losses["check"], *pair)
+              for key, pair in pairs.items()}
+    test_paired = {key: paired_on_rows(test_values, None if row_losses is None else row_losses["test"], *pair)
+                   for key, pair in pairs.items()}
     state.check = AlternativesCheck(
         rows="stopping half" if unused else "all validation (used by the selection)", n_rows=int(rows),
         unused_by_selection=bool(unused), loss=mean, se={name: standard_error(v) for name, v in values.items()},
         best_alternative=best, difference=float(np.mean(diff)), difference_se=standard_error(diff),
-        recommended=recommended, reason=reason)
+        recommended=recommended, reason=reason, noise="repeats" if row_losses is None else "rows and repeats",
+        noise_note=note, paired=paired, margin_se=CHECK_MARGIN_SE, verdict=paired["selected_minus_best"]["verdict"],
+        test_paired=test_paired, row_seconds=time.perf_counter() - start)
+
+
+def check_rows(dataset: MultiTaskDataset, target: int, split: str) -> np.ndarray:
+    """The target's labelled validation rows the check reads (:func:`unused_validation_values`), in row order:
+    the stopping half when f(S) is read from the other half (``split="val_est"``), else every validation row."""
+    from negtransfer.train.batched import validation_halves
+
+    rows = validation_halves(dataset)[0] if split == "val_est" else np.flatnonzero(dataset.split == VALIDATION)
+    return rows[~np.isnan(dataset.Y[rows, target])]
+
+
+def scored_copy(dataset: MultiTaskDataset, target: int, rows: np.ndarray) -> MultiTaskDataset:
+    """``dataset`` with ``rows`` appended once more as audit rows (split code 4) labelled for ``target`` only.
+
+    Audit rows are never trained on, never choose a stopping epoch and are only scored
+    (:meth:`~negtransfer.data.dataset.MultiTaskDataset.with_audit`), and the training rows keep their indices,
+    so a run on the copy is the run on ``dataset`` (same batches, same stopping rows, same numbers: checked by
+    :func:`final_row_losses`) that also records each appended row's target loss, the last ``len(rows)`` entries
+    of ``ModelResult.audit_row_loss[target]``.
+    """
+    from negtransfer.data.dataset import AUDIT
+
+    labels = np.full((rows.size, dataset.n_tasks), np.nan, dtype=np.float32)
+    labels[:, target] = dataset.Y[rows, target]
+    row_task = None if dataset.row_task is None else np.concatenate(
+        [dataset.row_task, np.full(rows.size, target, dtype=np.asarray(dataset.row_task).dtype)])
+    return MultiTaskDataset(dataset.name, dataset.tasks, np.concatenate([dataset.X, dataset.X[rows]]),
+                            np.concatenate([dataset.Y, labels]),
+                            np.concatenate([dataset.split, np.full(rows.size, AUDIT, dtype=np.int8)]),
+                            dataset.feature_names, row_task=row_task, info=dataset.info)
+
+
+def final_row_losses(dataset: MultiTaskDataset, config: TrainConfig, seed: int, groups: dict[str, Group],
+                     results: dict[str, RepeatedResult], target: int, rows: np.ndarray,
+                     repeats: int) -> tuple[dict[str, dict[str, np.ndarray]] | None, str]:
+    """Per model, the target's loss on each of ``rows`` and on each of its test rows in each repeat: recomputed
+    by training the final models again on :func:`scored_copy` (the run store keeps no weights and no per-row
+    validation losses; training is deterministic, so these are the stored models, which is checked).
+
+    Parameters
+    ----------
+    groups, results : dict
+        Name -> the model's group, and its stored runs (``repeats`` of them).
+    rows : ndarray of int
+        The target's labelled rows the check reads (:func:`check_rows`).
+
+    Returns
+    -------
+    (dict, str), or (None, str)
+        ``"check"`` and ``"test"`` -> name -> ndarray (R, n) of per-row losses (``rows``; the target's labelled
+        test rows, in row order), and how they were obtained; None and why not when there are no rows, or a
+        retrained run's target validation or test loss differs from the stored one's (a device that does not
+        train deterministically).
+    """
+    from negtransfer.train.batched import train_group_models
+
+    if rows.size == 0:
+        return None, "no validation rows of the target to score"
+    distinct = list(dict.fromkeys(groups.values()))
+    runs = [(g, r) for g in distinct for r in range(repeats)]
+    trained = dict(zip(runs, train_group_models(scored_copy(dataset, target, rows), [g for g, _ in runs], config,
+                                                seed, repeats=[r for _, r in runs]), strict=True))
+    for name, g in groups.items():
+        for r in range(repeats):
+            again, stored = trained[(g, r)], results[name].runs[r]
+            if (again.val_loss[target], again.test_loss[target]) != (stored.val_loss[target], stored.test_loss[target]):
+                return None, (f"the {name} model of repeat {r}, trained again for its per-row losses, differs from "
+                              f"the stored run (validation loss {again.val_loss[target]!r} vs "
+                              f"{stored.val_loss[target]!r}): this device does not train deterministically, so "
+                              "the s.e. counts the repeats only")
+
+    def per_row(attr: str, g: Group, last: int | None = None) -> np.ndarray:
+        return np.stack([np.asarray(getattr(trained[(g, r)], attr)[target][-last if last else 0:], dtype=float)
+                         for r in range(repeats)])
+
+    losses = {"check": {name: per_row("audit_row_loss", g, rows.size) for name, g in groups.items()},
+              "test": {name: per_row("test_row_loss", g) for name, g in groups.items()}}
+    return losses, (f"per-row target losses of the {len(distinct)} final models on the {rows.size} rows, "
+                    f"recomputed by training their {len(runs)} runs again (identical to the stored runs: checked)")
+
+
+def paired_on_rows(values: dict[str, np.ndarray], row_losses: dict[str, np.ndarray] | None, chosen: str,
+                   other: str) -> dict[str, Any]:
+    """The paired difference ``chosen`` minus ``other`` on the check's rows: ``mean`` over the repeats of the
+    per-repeat losses ``values``, ``se`` over the rows and the repeats (the two-way random-effects s.e. of
+    :func:`~negtransfer.gains.paired_rows.paired_row_se`, never below ``se_runs``; the per-row difference of one
+    task is its :func:`~negtransfer.gains.paired_rows.row_contributions`), ``se_runs`` over the repeats only,
+    ``se_rows`` over the rows only, and the three-way ``verdict`` (:data:`CHECK_VERDICTS`, at
+    :data:`CHECK_MARGIN_SE` s.e.; :data:`UNKNOWN_NOISE` when ``se`` is NaN). Without ``row_losses``, ``se`` is
+    ``se_runs`` and ``se_rows`` NaN."""
+    from negtransfer.gains.paired_rows import noise_verdict, paired_row_se, row_contributions
+
+    per_repeat = values[chosen] - values[other]
+    mean, se_runs = float(np.mean(per_repeat)), standard_error(per_repeat)
+    se, se_rows = se_runs, float("nan")
+    if row_losses is not None:
+        n = row_losses[chosen].shape[1]
+        z = row_contributions({0: row_losses[chosen] - row_losses[other]}, {0: np.arange(n)}, n)
+        both = paired_row_se(z)
+        se, se_rows = both.se, both.se_rows
+    verdict = CHECK_VERDICTS[noise_verdict(mean, se, CHECK_MARGIN_SE)] if np.isfinite(se) else UNKNOWN_NOISE
+    return {"mean": mean, "se": float(se), "se_runs": float(se_runs), "se_rows": float(se_rows), "verdict": verdict}
 
 
 def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: int,

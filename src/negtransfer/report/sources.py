@@ -132,7 +132,30 @@ def _check_lines(check: AlternativesCheck | None) -> list[str]:
     rows = [[name[key], _fmt(check.loss[key]) + f" ± {_fmt(check.se[key])}"] for key in name]
     return ["## Recommendation", "", f"**Recommended: {name[check.recommended]}**, because "
             f"{check.reason}.", "", render_table(rows, ["model", f"target loss on {check.rows} rows ± s.e."]),
-            ""]
+            "", *_check_noise_lines(check, name)]
+
+
+def _check_noise_lines(check: AlternativesCheck, name: dict[str, str]) -> list[str]:
+    """The check's paired differences with their s.e. over rows and repeats and the three-way verdicts; for a
+    report.json written before they existed, the over-repeats s.e. it holds, said so."""
+    if not check.paired:
+        return [f"Noise: the selection minus {name[check.best_alternative]} is {check.difference:+.4f} ± "
+                f"{_fmt(check.difference_se)} over the repeats only ({check.noise_note}); no verdict recorded.", ""]
+    other = "all_sources" if check.best_alternative == "stl" else "stl"
+    labels = {"selected_minus_best": f"the selection minus {name[check.best_alternative]}",
+              "selected_minus_other": f"the selection minus {name[other]}",
+              "stl_minus_all_sources": "STL minus all sources"}
+    over = ("the rows and the repeats" if check.noise == "rows and repeats"
+            else "the repeats only (no per-row losses)")
+    rows = [[label, f"{check.paired[key]['mean']:+.4f}", _fmt(check.paired[key]["se"]),
+             _fmt(check.paired[key]["se_runs"]), f"**{check.paired[key]['verdict']}**"]
+            for key, label in labels.items() if key in check.paired]
+    return [f"**Verdict: {check.verdict}** (the selection against the better alternative). Paired differences on "
+            f"the {check.n_rows} rows, with a standard error over {over}; \"within noise\": within "
+            f"{check.margin_se:g} standard error{'' if check.margin_se == 1 else 's'} of zero. The recommendation is "
+            "the lower mean whatever the verdict.", "",
+            render_table(rows, ["difference", "mean", f"s.e. over {check.noise}", "s.e. over the repeats only",
+                                "verdict"]), "", f"Per-row losses: {check.noise_note}.", ""]
 
 
 def _finite(x) -> bool:
