@@ -40,6 +40,12 @@ def mixed_dataset():
     return make_mixed_dataset()
 
 
+@pytest.fixture(scope="session")
+def make_mixed():
+    """``make_mixed_dataset(n_rows=300, n_features=6, seed=0, missing=0.2)``, for module-scoped datasets."""
+    return make_mixed_dataset
+
+
 def write_task_splits_folder(path, tasks=("7", "12", "3"), rows=(60, 100, 40), d=5, seed=0, binary_x=True):
     """A small folder in the ETAP public code's Task_Splits format (four .npy files per task)."""
     rng = np.random.default_rng(seed)

@@ -102,9 +102,11 @@ def _mse_all_vs_clusters(ds):
 
     def fit(cols):
         model = MLPRegressor(
-            hidden_layer_sizes=(32, 16), learning_rate_init=1e-2, batch_size=64, max_iter=150,
+            hidden_layer_sizes=(32, 16), learning_rate_init=1e-2, batch_size=64, max_iter=50,
             tol=0.0, n_iter_no_change=1000, random_state=0,
         )  # fmt: skip
+        # 50 epochs (was 150, a third of the time): all-tasks / per-cluster MSE 1.36 at seed 0 and 1.57 at seed 1
+        # with negative transfer planted (1.21 and 1.86 at 150), 0.61 and 0.55 without (0.47 and 0.47)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(ds.X[tr], ds.Y[np.ix_(tr, cols)])

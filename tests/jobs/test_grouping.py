@@ -47,9 +47,9 @@ def test_grouping_recovers_planted_clusters(planted, tmp_path):
 
 
 def test_exhaustive_report_and_resume(tmp_path):
-    ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=400, seed=1)
+    ds = make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=200, seed=1)  # structure only: few rows, epochs
     store = RunStore(tmp_path / "s.sqlite")
-    cfg = TrainConfig(max_epochs=20)
+    cfg = TrainConfig(max_epochs=8)
     opts = GroupingOptions(budget=2, n_train_groups=3, exhaustive=True, repeats=1, rounds=1)
     report = run_grouping(ds, opts, cfg, 0, store).report
     rep = report.to_dict()

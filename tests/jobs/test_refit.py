@@ -26,7 +26,7 @@ CFG = TrainConfig(max_epochs=30, patience=2)
 
 @pytest.fixture(scope="module")
 def per_task():
-    return make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=200, task_kind="binary", layout="per-task-rows",
+    return make_synthetic_tasks(n_tasks=4, n_clusters=2, n_samples=100, task_kind="binary", layout="per-task-rows",
                                 seed=5)
 
 

@@ -38,10 +38,11 @@ def test_small_tasks_look_like_the_issue():
 
 def test_fast_variant_audit_keeps_the_recommendation_at_or_below_stl(tmp_path):
     """Four tasks (two planted clusters), a short training: the recommendation is decided on the audit rows, and
-    its test total is at or below STL's (measured: the chosen groups, 37% below; about 10-20 s)."""
+    its test total is at or below STL's (measured: the all-task model, 28% below, at 10 epochs; at 20 epochs the
+    chosen groups, 37% below, in twice the time)."""
     ds = make_small_tasks(2, n_tasks=4, n_clusters=2)
     options = GroupingOptions(budget=2, n_train_groups=3, repeats=2, rounds=1, audit=0.2)
-    report = run_grouping(ds, options, TrainConfig(max_epochs=20), 0, RunStore(tmp_path / "runs.sqlite")).report
+    report = run_grouping(ds, options, TrainConfig(max_epochs=10), 0, RunStore(tmp_path / "runs.sqlite")).report
     comparison = report.comparison
     assert comparison.decided_on == "audit" and comparison.rows > 0
     assert _recommended_vs_stl(report) <= 0
