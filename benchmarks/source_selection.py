@@ -265,9 +265,9 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
 def pair_key(a: str, b: str, best: str) -> tuple[str, int]:
     """The key of ``check.paired`` holding the difference of two of the three models ``a`` and ``b``, and its sign
     (+1: ``a`` minus ``b``), given the check's ``best_alternative`` (the lower of STL and all sources on its rows)."""
-    other = "all_sources" if best == "stl" else "stl"
-    keys = {("selected", best): "selected_minus_best", ("selected", other): "selected_minus_other",
-            ("stl", "all_sources"): "stl_minus_all_sources"}
+    from negtransfer.jobs.sources import check_pairs
+
+    keys = {pair: key for key, pair in check_pairs(best).items()}
     return (keys[(a, b)], 1) if (a, b) in keys else (keys[(b, a)], -1)
 
 

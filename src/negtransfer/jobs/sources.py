@@ -47,7 +47,7 @@
    target's validation rows the selection did not use (the stopping half), and
    the one to use recommended with its reason (``check``); the paired
    differences with a standard error over those rows and the repeats (the
-   final models' per-row losses, recomputed by training them again) and a
+   final models' per-row losses, from their runs on a copy of the data that scores those rows) and a
    three-way verdict: lower beyond noise, within noise, higher beyond noise.
 
 The job is a sequence of named stages (:data:`SOURCES_STAGES`: the plan, the
@@ -616,7 +616,7 @@ class RunPlan:
     to_train : int
         Those the store did not hold.
     later_at_most : int
-        The runs whose groups are known only later (threshold candidates, final models), at most.
+        The runs whose groups are known only later (threshold candidates, final models, the check's runs), at most.
     estimated_seconds : float or None
         The time the runs to train were estimated to take, from the first stack of subset models; None before
         (or where nothing was trained). Measured: it changes from run to run.
@@ -969,7 +969,7 @@ def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, targe
 def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, later: int = 0) -> RunPlan:
     """The cost of a job before it starts: per stage the runs it needs (groups x repeats) and those already
     stored, ``to_train`` in all, and ``later_at_most``: the runs whose groups are known only later (threshold
-    candidates, final models), at most ``later`` groups x repeats."""
+    candidates, final models, the check's runs), at most ``later`` groups x repeats."""
     rows = {name: StageRuns(n * repeats, min(stored.get(name, 0), n * repeats)) for name, n in stages.items()}
     return RunPlan(rows, sum(r.runs for r in rows.values()), sum(r.runs - r.stored for r in rows.values()),
                    later * repeats)
@@ -1143,13 +1143,14 @@ def plan_training(state: SourcesState) -> None:
         stored["independent holdout"] = stored_count(state.subset_data, unseen, state.seed, state.store)
     stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
     state.plan = plan = plan_runs(stages, stored, R,
-                                  later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4)
+                                  # candidates (when validated), 4 final models, their 3 runs for the check's rows
+                                  later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4 + 3)
     if state.notify:
         state.notify(f"{plan.runs} runs ({state.n_fit} + {options.holdout} subsets of {options.alpha} of {state.k} "
                      f"sources, {R} repeat{'s' if R > 1 else ''}), {plan.runs - plan.to_train} already stored, "
                      f"{plan.to_train} to train ("
                      + ", ".join(f"{name} {row.runs}" for name, row in plan.stages.items())
-                     + f"), then at most {plan.later_at_most} threshold candidates and final models")
+                     + f"), then at most {plan.later_at_most} threshold candidates, final models and the check's runs")
         hint = cost_hint(plan, options, R)
         if hint:
             state.notify(hint)
@@ -1385,11 +1386,9 @@ def check_against_alternatives(state: SourcesState) -> None:
     if same:
         reason = f"the selection is {'STL (no source)' if same[0] == 'stl' else 'all sources'} itself"
     start = time.perf_counter()
-    row_losses, note = final_row_losses(state.dataset, state.train_config, state.seed, groups, results, t,
-                                        check_rows(state.dataset, t, state.split), state.repeats)
-    other = "all_sources" if best == "stl" else "stl"
-    pairs = {"selected_minus_best": ("selected", best), "selected_minus_other": ("selected", other),
-             "stl_minus_all_sources": ("stl", "all_sources")}
+    row_losses, note = final_row_losses(state.train, state.dataset, groups, results, t,
+                                        check_rows(state.dataset, t, state.split))
+    pairs = check_pairs(best)
     test_values = {name: res.values("test_loss", t) for name, res in results.items()}
     paired = {key: paired_on_rows(values, None if row_losses is None else row_losses["check"], *pair)
               for key, pair in pairs.items()}
@@ -1434,17 +1433,20 @@ def scored_copy(dataset: MultiTaskDataset, target: int, rows: np.ndarray) -> Mul
                             dataset.feature_names, row_task=row_task, info=dataset.info)
 
 
-def final_row_losses(dataset: MultiTaskDataset, config: TrainConfig, seed: int, groups: dict[str, Group],
-                     results: dict[str, RepeatedResult], target: int, rows: np.ndarray,
-                     repeats: int) -> tuple[dict[str, dict[str, np.ndarray]] | None, str]:
-    """Per model, the target's loss on each of ``rows`` and on each of its test rows in each repeat: recomputed
-    by training the final models again on :func:`scored_copy` (the run store keeps no weights and no per-row
-    validation losses; training is deterministic, so these are the stored models, which is checked).
+def final_row_losses(train: Callable[[str, list[Group], MultiTaskDataset], dict[Group, RepeatedResult]],
+                     dataset: MultiTaskDataset, groups: dict[str, Group], results: dict[str, RepeatedResult],
+                     target: int, rows: np.ndarray) -> tuple[dict[str, dict[str, np.ndarray]] | None, str]:
+    """Per model, the target's loss on each of ``rows`` and on each of its test rows in each repeat: from the
+    final models' runs on :func:`scored_copy` (the run store keeps no weights and the stored runs no per-row
+    validation losses; training is deterministic, so these are the stored models, which is checked). The runs
+    go through the run store like every other run of the job, so a rerun reads them.
 
     Parameters
     ----------
+    train : callable(label, groups, data) -> dict
+        Every repeat of ``groups`` on ``data`` through the run store (:meth:`SourcesState.train`).
     groups, results : dict
-        Name -> the model's group, and its stored runs (``repeats`` of them).
+        Name -> the model's group, and its stored runs on ``dataset``.
     rows : ndarray of int
         The target's labelled rows the check reads (:func:`check_rows`).
 
@@ -1453,54 +1455,57 @@ def final_row_losses(dataset: MultiTaskDataset, config: TrainConfig, seed: int, 
     (dict, str), or (None, str)
         ``"check"`` and ``"test"`` -> name -> ndarray (R, n) of per-row losses (``rows``; the target's labelled
         test rows, in row order), and how they were obtained; None and why not when there are no rows, or a
-        retrained run's target validation or test loss differs from the stored one's (a device that does not
-        train deterministically).
+        run on the copy differs from the stored one in the target's validation or test loss (a device that does
+        not train deterministically).
     """
-    from negtransfer.train.batched import train_group_models
-
     if rows.size == 0:
         return None, "no validation rows of the target to score"
     distinct = list(dict.fromkeys(groups.values()))
-    runs = [(g, r) for g in distinct for r in range(repeats)]
-    trained = dict(zip(runs, train_group_models(scored_copy(dataset, target, rows), [g for g, _ in runs], config,
-                                                seed, repeats=[r for _, r in runs]), strict=True))
+    scored = train("the check's per-row losses", distinct, scored_copy(dataset, target, rows))
     for name, g in groups.items():
-        for r in range(repeats):
-            again, stored = trained[(g, r)], results[name].runs[r]
+        for r, (again, stored) in enumerate(zip(scored[g].runs, results[name].runs, strict=True)):
             if (again.val_loss[target], again.test_loss[target]) != (stored.val_loss[target], stored.test_loss[target]):
                 return None, (f"the {name} model of repeat {r}, trained again for its per-row losses, differs from "
                               f"the stored run (validation loss {again.val_loss[target]!r} vs "
                               f"{stored.val_loss[target]!r}): this device does not train deterministically, so "
                               "the s.e. counts the repeats only")
+    losses: dict[str, dict[str, np.ndarray]] = {"check": {}, "test": {}}
+    for name, g in groups.items():
+        check, test = scored[g].row_values("audit_row_loss", target), scored[g].row_values("test_row_loss", target)
+        if check is None or test is None:
+            return None, ("a stored run on the scored copy holds no per-row losses, so the s.e. counts the repeats "
+                          "only")
+        losses["check"][name], losses["test"][name] = check[:, -rows.size:], test
+    runs = len(distinct) * len(results["selected"].runs)
+    return losses, (f"per-row target losses of the {len(distinct)} final models on the {rows.size} rows, from "
+                    f"their {runs} runs on a copy of the data that scores those rows (identical to the stored "
+                    "runs: checked)")
 
-    def per_row(attr: str, g: Group, last: int | None = None) -> np.ndarray:
-        return np.stack([np.asarray(getattr(trained[(g, r)], attr)[target][-last if last else 0:], dtype=float)
-                         for r in range(repeats)])
 
-    losses = {"check": {name: per_row("audit_row_loss", g, rows.size) for name, g in groups.items()},
-              "test": {name: per_row("test_row_loss", g) for name, g in groups.items()}}
-    return losses, (f"per-row target losses of the {len(distinct)} final models on the {rows.size} rows, "
-                    f"recomputed by training their {len(runs)} runs again (identical to the stored runs: checked)")
+def check_pairs(best: str) -> dict[str, tuple[str, str]]:
+    """The check's paired differences, key -> (minuend, subtrahend): the selection minus ``best`` (the better
+    alternative) and minus the other one, and STL minus all sources."""
+    other = "all_sources" if best == "stl" else "stl"
+    return {"selected_minus_best": ("selected", best), "selected_minus_other": ("selected", other),
+            "stl_minus_all_sources": ("stl", "all_sources")}
 
 
 def paired_on_rows(values: dict[str, np.ndarray], row_losses: dict[str, np.ndarray] | None, chosen: str,
                    other: str) -> dict[str, Any]:
     """The paired difference ``chosen`` minus ``other`` on the check's rows: ``mean`` over the repeats of the
     per-repeat losses ``values``, ``se`` over the rows and the repeats (the two-way random-effects s.e. of
-    :func:`~negtransfer.gains.paired_rows.paired_row_se`, never below ``se_runs``; the per-row difference of one
-    task is its :func:`~negtransfer.gains.paired_rows.row_contributions`), ``se_runs`` over the repeats only,
+    :func:`~negtransfer.gains.paired_rows.paired_row_se` of the per-row differences of one task, never below
+    ``se_runs``), ``se_runs`` over the repeats only,
     ``se_rows`` over the rows only, and the three-way ``verdict`` (:data:`CHECK_VERDICTS`, at
     :data:`CHECK_MARGIN_SE` s.e.; :data:`UNKNOWN_NOISE` when ``se`` is NaN). Without ``row_losses``, ``se`` is
     ``se_runs`` and ``se_rows`` NaN."""
-    from negtransfer.gains.paired_rows import noise_verdict, paired_row_se, row_contributions
+    from negtransfer.gains.paired_rows import noise_verdict, paired_row_se
 
     per_repeat = values[chosen] - values[other]
     mean, se_runs = float(np.mean(per_repeat)), standard_error(per_repeat)
     se, se_rows = se_runs, float("nan")
     if row_losses is not None:
-        n = row_losses[chosen].shape[1]
-        z = row_contributions({0: row_losses[chosen] - row_losses[other]}, {0: np.arange(n)}, n)
-        both = paired_row_se(z)
+        both = paired_row_se(row_losses[chosen] - row_losses[other])
         se, se_rows = both.se, both.se_rows
     verdict = CHECK_VERDICTS[noise_verdict(mean, se, CHECK_MARGIN_SE)] if np.isfinite(se) else UNKNOWN_NOISE
     return {"mean": mean, "se": float(se), "se_runs": float(se_runs), "se_rows": float(se_rows), "verdict": verdict}

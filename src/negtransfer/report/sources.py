@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from negtransfer.jobs.sources import AlternativesCheck, HoldoutPoint, HoldoutPrediction, RidgeChoice, SourcesReport
+from negtransfer.jobs.sources import (
+    AlternativesCheck,
+    HoldoutPoint,
+    HoldoutPrediction,
+    RidgeChoice,
+    SourcesReport,
+    check_pairs,
+)
 from negtransfer.report.markdown import render_table
 from negtransfer.report.plots import new_figure, save_figure
 
@@ -141,15 +148,13 @@ def _check_noise_lines(check: AlternativesCheck, name: dict[str, str]) -> list[s
     if not check.paired:
         return [f"Noise: the selection minus {name[check.best_alternative]} is {check.difference:+.4f} ± "
                 f"{_fmt(check.difference_se)} over the repeats only ({check.noise_note}); no verdict recorded.", ""]
-    other = "all_sources" if check.best_alternative == "stl" else "stl"
-    labels = {"selected_minus_best": f"the selection minus {name[check.best_alternative]}",
-              "selected_minus_other": f"the selection minus {name[other]}",
-              "stl_minus_all_sources": "STL minus all sources"}
+    labels = {key: "STL minus all sources" if first == "stl" else f"the selection minus {name[second]}"
+              for key, (first, second) in check_pairs(check.best_alternative).items()}
     over = ("the rows and the repeats" if check.noise == "rows and repeats"
             else "the repeats only (no per-row losses)")
     rows = [[label, f"{check.paired[key]['mean']:+.4f}", _fmt(check.paired[key]["se"]),
              _fmt(check.paired[key]["se_runs"]), f"**{check.paired[key]['verdict']}**"]
-            for key, label in labels.items() if key in check.paired]
+            for key, label in labels.items()]
     return [f"**Verdict: {check.verdict}** (the selection against the better alternative). Paired differences on "
             f"the {check.n_rows} rows, with a standard error over {over}; \"within noise\": within "
             f"{check.margin_se:g} standard error{'' if check.margin_se == 1 else 's'} of zero. The recommendation is "
