@@ -285,6 +285,8 @@ def check_noise(row: dict) -> dict | None:
     better of STL and all sources on test (the case's "no worse" reference; the selection against the stopping
     half's better alternative when the recommendation is that one), its s.e. over the repeats and over rows and
     repeats, the verdicts with each, and the same difference on test with its s.e. over rows and repeats."""
+    from negtransfer.jobs.sources import check_verdict
+
     check = row["check"]
     if check is None or not check["paired"]:
         return None
@@ -296,21 +298,12 @@ def check_noise(row: dict) -> dict | None:
     stop, test = check["paired"][key], check["test_paired"].get(key, {})
     margin = check["margin"]
     difference = sign * stop["mean"]
-    runs_verdict = ("noise unknown" if not np.isfinite(stop["se_runs"]) else
-                    "within noise" if abs(difference) <= margin * stop["se_runs"] else
-                    "lower beyond noise" if difference < 0 else "higher beyond noise")
     miss = not case_no_worse(row, "recommended")
     return {"pair": f"{recommended} - {winner}", "stop": difference, "se_runs": stop["se_runs"],
-            "se": stop["se"], "verdict": stop["verdict"] if sign > 0 else _flipped(stop["verdict"]),
-            "runs_verdict": runs_verdict, "test": sign * test.get("mean", float("nan")),
+            "se": stop["se"], "verdict": check_verdict(difference, stop["se"], margin),
+            "runs_verdict": check_verdict(difference, stop["se_runs"], margin), "test": sign * test.get("mean", float("nan")),
             "test_se": test.get("se", float("nan")), "miss": miss, "noise": check["noise"],
             "closest": check["paired"]["selected_minus_best"]["verdict"]}
-
-
-def _flipped(verdict: str) -> str:
-    """The verdict of the negated difference."""
-    return {"lower beyond noise": "higher beyond noise", "higher beyond noise": "lower beyond noise"}.get(verdict,
-                                                                                                         verdict)
 
 
 def print_check_noise(rows: list[dict]) -> None:

@@ -152,3 +152,19 @@ def _write_three_task_csv(path, rows: int):
     frame["three"] = (X[:, 1] > 0).astype(int)
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def task_column_frame():
+    """Turns a per-task-rows dataset into the sources CLI tests' table: ``task_column_frame(ds)``."""
+    return _task_column_frame
+
+
+def _task_column_frame(ds) -> pd.DataFrame:
+    """The rows of a per-task-rows binary dataset as one table: its features, the task's name in column ``state``
+    and the row's label in column ``vote`` (the form ``negtransfer sources --task-column state --label vote``
+    reads)."""
+    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
+    frame["state"] = [ds.task_names[i] for i in ds.row_task]
+    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    return frame

@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -71,11 +70,9 @@ def test_options_are_checked(planted_rows):
     assert not SourceOptions(target="t", exhaustive_pairs="off").runs_exhaustive_pairs(3)
 
 
-def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path):
+def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path, task_column_frame):
     ds = planted_rows
-    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
-    frame["state"] = [ds.task_names[i] for i in ds.row_task]
-    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    frame = task_column_frame(ds)
     path = tmp_path / "rows.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "out"
@@ -121,14 +118,12 @@ def test_speedup_options_train_subset_models_on_less(planted_rows, tmp_path):
         SourceOptions(target="task0", data_fraction=0).check(ds)
 
 
-def test_fairness_metrics_per_method(tmp_path):
+def test_fairness_metrics_per_method(tmp_path, task_column_frame):
     from negtransfer.data.social import dataset_with_attributes
 
     ds0 = make_synthetic_tasks(n_tasks=5, n_clusters=2, task_kind="binary", layout="per-task-rows",
                                n_samples=300, seed=3)
-    frame = pd.DataFrame(ds0.X, columns=list(ds0.feature_names))
-    frame["state"] = [ds0.task_names[i] for i in ds0.row_task]
-    frame["vote"] = np.nansum(np.nan_to_num(ds0.Y), axis=1)
+    frame = task_column_frame(ds0)
     frame["sex"] = np.where(np.arange(len(frame)) % 3 == 0, "f", "m")
     ds = dataset_with_attributes(frame, ["sex"], task_column="state", label_column="vote",
                                  features=list(ds0.feature_names), seed=0)
@@ -386,13 +381,11 @@ def test_a_large_plan_says_how_to_cut_it():
     assert cost_hint(small, options, 2) is None
 
 
-def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path):
+def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path, task_column_frame):
     import json
 
     ds = planted_rows
-    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
-    frame["state"] = [ds.task_names[i] for i in ds.row_task]
-    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    frame = task_column_frame(ds)
     path = tmp_path / "rows.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "out"
@@ -423,16 +416,14 @@ class _StoppedBeforeTraining(Exception):
     """Raised in place of the first training stage: what the job said before it is all it said."""
 
 
-def test_the_default_run_on_20_sources_states_its_cost_before_training(tmp_path, monkeypatch):
+def test_the_default_run_on_20_sources_states_its_cost_before_training(tmp_path, monkeypatch, task_column_frame):
     # issue 27 item 5: `negtransfer sources` with every default on a 20-source problem prints its runs per stage
     # and how to cut them before anything trains (the first training stage is replaced by an exception)
     from negtransfer.jobs.sources import SourcesState
 
     ds = make_synthetic_tasks(n_tasks=21, n_clusters=2, task_kind="binary", layout="per-task-rows",
                               n_samples=40, seed=0)
-    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
-    frame["state"] = [ds.task_names[i] for i in ds.row_task]
-    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    frame = task_column_frame(ds)
     path = tmp_path / "rows.csv"
     frame.to_csv(path, index=False)
 

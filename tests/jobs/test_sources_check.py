@@ -205,15 +205,11 @@ def test_a_report_written_before_the_verdict_reads_back_and_says_so(finished, tm
     assert f"**Verdict: {report.check.verdict}**" in new and "s.e. over rows and repeats" in new
 
 
-def test_the_console_prints_the_verdict(planted, tmp_path):
-    import pandas as pd
-
+def test_the_console_prints_the_verdict(planted, tmp_path, task_column_frame):
     from negtransfer.cli import app
 
     ds = planted
-    frame = pd.DataFrame(ds.X, columns=list(ds.feature_names))
-    frame["state"] = [ds.task_names[i] for i in ds.row_task]
-    frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
+    frame = task_column_frame(ds)
     path = tmp_path / "rows.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "out"

@@ -231,8 +231,8 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     if report.comparison.decided_on == "audit":
         console.print(f"[bold]Recommended[/bold]: {escape(recommendation_label(report))}. "
                       f"{escape(report.comparison.verdict)}", soft_wrap=True)
-        if audit_verdict_line(report):
-            console.print(f"[bold]Audit verdict[/bold]: {escape(audit_verdict_line(report) or '')}", soft_wrap=True)
+        if verdict_line := audit_verdict_line(report):
+            console.print(f"[bold]Audit verdict[/bold]: {escape(verdict_line)}", soft_wrap=True)
     elif not report.comparison.better_than_alternatives:
         console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict} {report.comparison.basis}",
                       soft_wrap=True)

@@ -55,10 +55,11 @@ data: tests/gains/test_paired_rows.py). With one run (R = 1) only V_rows is esti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["PairedSE", "paired_row_se", "row_contributions", "noise_verdict", "NOISE_VERDICTS"]
+__all__ = ["PairedSE", "paired_row_se", "row_contributions", "noise_verdict", "paired_difference", "NOISE_VERDICTS"]
 
 #: The three-way verdict of a paired difference (chosen minus alternative) against its noise.
 NOISE_VERDICTS = ("better", "within noise", "worse")
@@ -158,3 +159,37 @@ def noise_verdict(mean: float, se: float, margin: float) -> str:
     if mean > bound:
         return "worse"
     return "within noise"
+
+
+def paired_difference(per_run: np.ndarray, z: np.ndarray | None, margin: float,
+                      strata: np.ndarray | None = None) -> dict[str, Any]:
+    """A paired difference (chosen minus alternative) with both its standard errors and its verdict.
+
+    Parameters
+    ----------
+    per_run : ndarray (R,)
+        Per run, the difference of the two summed losses.
+    z : ndarray (R, N), or None
+        Per run and row, the row's share of the difference (:func:`row_contributions`); None without per-row
+        losses, when the s.e. is the over-runs one.
+    margin : float
+        The verdict's margin, in standard errors (:func:`noise_verdict`).
+    strata : ndarray (N,), optional
+        As in :func:`paired_row_se`.
+
+    Returns
+    -------
+    dict
+        ``mean`` (over runs), ``se`` (over rows and runs, :func:`paired_row_se`; ``se_runs`` when ``z`` is
+        None), ``se_runs`` (over runs only), ``se_rows`` (over rows only; NaN when ``z`` is None) and
+        ``verdict`` (:data:`NOISE_VERDICTS`).
+    """
+    from negtransfer.data.statistics import standard_error
+
+    mean, se_runs = float(np.mean(per_run)), standard_error(per_run)
+    se, se_rows = se_runs, float("nan")
+    if z is not None:
+        paired = paired_row_se(z, strata)
+        se, se_rows = paired.se, paired.se_rows
+    return {"mean": mean, "se": se, "se_runs": se_runs, "se_rows": se_rows,
+            "verdict": noise_verdict(mean, se, margin)}

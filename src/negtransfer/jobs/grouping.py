@@ -63,7 +63,7 @@ from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
 from negtransfer.gains.noise import fold_gains, noise_floor, split_noise
-from negtransfer.gains.paired_rows import noise_verdict, paired_row_se, row_contributions
+from negtransfer.gains.paired_rows import paired_difference, row_contributions
 from negtransfer.gains.table import mtl_gain, repeat_gains
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
@@ -1001,7 +1001,7 @@ def _audit_totals(job: GroupingState, where: dict[int, Group]) -> np.ndarray:
     return np.asarray(sum(job.results[g].values("audit_loss", t) for t, g in where.items()), dtype=float)
 
 
-def _runs_text(options: GroupingOptions) -> str:
+def runs_text(options: GroupingOptions) -> str:
     """What a paired difference is over: ``3 repeat(s)``, or ``9 runs (3 repeat(s) x 3 folds)``."""
     if options.folds == 1:
         return f"{options.repeats} repeat(s)"
@@ -1045,17 +1045,10 @@ def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]]
     chosen = _row_losses(job, sources["selected"], attr)
     out: dict[str, dict[str, Any]] = {}
     for name in (STL_NAME, ALL_TASKS_NAME):
-        d = per_run["selected"] - per_run[name]
-        mean, se_runs = float(np.mean(d)), standard_error(d)
         other = None if chosen is None else _row_losses(job, sources[name], attr)
-        if chosen is None or other is None:
-            se, se_rows = se_runs, float("nan")
-        else:
-            z = row_contributions({t: chosen[t] - other[t] for t in chosen}, positions, n_rows)
-            paired = paired_row_se(z, strata)
-            se, se_rows = paired.se, paired.se_rows
-        out[name] = {"mean": mean, "se": se, "se_runs": se_runs, "se_rows": se_rows,
-                     "verdict": noise_verdict(mean, se, AUDIT_MARGIN_SE)}
+        z = (None if chosen is None or other is None
+             else row_contributions({t: chosen[t] - other[t] for t in chosen}, positions, n_rows))
+        out[name] = paired_difference(per_run["selected"] - per_run[name], z, AUDIT_MARGIN_SE, strata)
     return out
 
 
@@ -1106,7 +1099,7 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     by_row = bool(np.isfinite(closest["se_rows"]))  # False: results stored without per-row losses
     verdict = (f"{basis[:-1]}: the "
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
-               f"{against(ALL_TASKS_NAME)}; differences paired over {_runs_text(job.options)}"
+               f"{against(ALL_TASKS_NAME)}; differences paired over {runs_text(job.options)}"
                + (" and the audit rows, \u00b1 one standard error (the audit rows' sampling noise and the runs' "
                   "noise). " if by_row else ", \u00b1 one standard error (the runs' noise only). "))
     words = {"better": "better beyond noise than", "within noise": "within noise of",

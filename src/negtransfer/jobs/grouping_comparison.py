@@ -38,7 +38,7 @@ import numpy as np
 from negtransfer.data.dataset import MultiTaskDataset
 from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
-from negtransfer.jobs.grouping import GroupingOptions, Progress, grouping_state, run_grouping
+from negtransfer.jobs.grouping import GroupingOptions, Progress, grouping_state, run_grouping, runs_text
 from negtransfer.jobs.grouping_report import GroupingReport
 from negtransfer.runs.executors import Executor
 from negtransfer.runs.store import RunStore
@@ -336,18 +336,16 @@ def surgery_training_rows(dataset: MultiTaskDataset, options: GroupingOptions, s
     validation = _count_range([int((f.split == VALIDATION).sum()) for f in folds])
     if options.folds == 1:
         where = f"they train on the split's {train} training rows and stop on its {validation} validation rows"
-        runs = f"{options.repeats} repeat(s)"
     else:
         where = (f"each of {options.folds} folds of the training and validation rows trains on {train} of them and "
                  f"stops on the other {validation}")
-        runs = f"{options.runs_per_group} runs ({options.repeats} repeat(s) x {options.folds} folds)"
     held = int((audited.split == AUDIT).sum())
     audit = (f"; the {held:,} audit rows (--audit {options.audit:g}) are held back from every run"
              if options.audit > 0 else "")
     return (f"The gradient-surgery rows (--surgery) train and score their all-task model as every grouping job "
             f"trains and scores its own (--folds {options.folds}, --audit {options.audit:g}; rows of seed {seed}'s "
             f"split): {where}{audit}. Their summed test loss ({int((audited.split == TEST).sum()):,} test "
-            f"rows) is the mean over {runs}, and 'vs STL' and 'vs all-task' use the grouping jobs' own STL and "
+            f"rows) is the mean over {runs_text(options)}, and 'vs STL' and 'vs all-task' use the grouping jobs' own STL and "
             f"all-task runs.")
 
 

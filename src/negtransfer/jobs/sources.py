@@ -355,7 +355,8 @@ class AlternativesCheck:
         are checked against (benchmarks/source_selection.py). Empty in a report.json written before the field
         existed.
     row_seconds : float
-        Wall time of recomputing the per-row losses (retraining the final models).
+        Wall time of getting the per-row losses (the final models' runs on the scored copy: trained on a first
+        run, read from the run store on a rerun).
     """
 
     rows: str
@@ -1499,16 +1500,20 @@ def paired_on_rows(values: dict[str, np.ndarray], row_losses: dict[str, np.ndarr
     ``se_rows`` over the rows only, and the three-way ``verdict`` (:data:`CHECK_VERDICTS`, at
     :data:`CHECK_MARGIN_SE` s.e.; :data:`UNKNOWN_NOISE` when ``se`` is NaN). Without ``row_losses``, ``se`` is
     ``se_runs`` and ``se_rows`` NaN."""
-    from negtransfer.gains.paired_rows import noise_verdict, paired_row_se
+    from negtransfer.gains.paired_rows import paired_difference
 
-    per_repeat = values[chosen] - values[other]
-    mean, se_runs = float(np.mean(per_repeat)), standard_error(per_repeat)
-    se, se_rows = se_runs, float("nan")
-    if row_losses is not None:
-        both = paired_row_se(row_losses[chosen] - row_losses[other])
-        se, se_rows = both.se, both.se_rows
-    verdict = CHECK_VERDICTS[noise_verdict(mean, se, CHECK_MARGIN_SE)] if np.isfinite(se) else UNKNOWN_NOISE
-    return {"mean": mean, "se": float(se), "se_runs": float(se_runs), "se_rows": float(se_rows), "verdict": verdict}
+    z = None if row_losses is None else row_losses[chosen] - row_losses[other]
+    paired = paired_difference(values[chosen] - values[other], z, CHECK_MARGIN_SE)
+    paired["verdict"] = check_verdict(paired["mean"], paired["se"], CHECK_MARGIN_SE)
+    return paired
+
+
+def check_verdict(mean: float, se: float, margin: float) -> str:
+    """The check's words (:data:`CHECK_VERDICTS`) for :func:`~negtransfer.gains.paired_rows.noise_verdict` of a
+    difference at ``margin`` standard errors; :data:`UNKNOWN_NOISE` when ``se`` is NaN."""
+    from negtransfer.gains.paired_rows import noise_verdict
+
+    return CHECK_VERDICTS[noise_verdict(mean, se, margin)] if np.isfinite(se) else UNKNOWN_NOISE
 
 
 def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: int,

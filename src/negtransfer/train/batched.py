@@ -1111,9 +1111,10 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     test_out = model(_padded_rows(X[test], Y[test])[0].to(device))[:, : test.numel()].cpu()
     val_losses, _ = layout.task_losses(val_out, Y[val])
     test_losses, _ = layout.task_losses(test_out, Y[test])
-    audit_losses = _audit_losses(model, X, Y, split, layout, device)
-    row_losses = {} if audit_losses is None else {
-        "audit_row_loss": _labelled_row_losses(model, X, Y, torch.nonzero(split == AUDIT).flatten(), layout, device),
+    audit = _audit_outputs(model, X, Y, split, device)
+    audit_losses = None if audit is None else layout.task_losses(audit[1], Y[audit[0]])[0]
+    row_losses = {} if audit is None else {
+        "audit_row_loss": _labelled_row_losses(model, X, Y, audit[0], layout, device, audit[1]),
         "test_row_loss": _labelled_row_losses(model, X, Y, test, layout, device, test_out)}
     labels = {"val": dataset.Y[val.numpy()], "test": dataset.Y[test.numpy()]}
     outputs = {"val": val_out, "test": test_out}
@@ -1161,14 +1162,13 @@ def _evaluate(model, dataset, layout, group_idx, best_epoch, epochs_run, seconds
     ]
 
 
-def _audit_losses(model, X: torch.Tensor, Y: torch.Tensor, split: torch.Tensor, layout, device
-                  ) -> torch.Tensor | None:
-    """Per model and task, the mean loss on the audit rows (split code 4); None when there are none."""
+def _audit_outputs(model, X: torch.Tensor, Y: torch.Tensor, split: torch.Tensor, device
+                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The audit rows (split code 4) and the models' outputs on them, (K, rows, ...); None when there are none."""
     audit = torch.nonzero(split == AUDIT).flatten()
     if audit.numel() == 0:
         return None
-    out = model(_padded_rows(X[audit], Y[audit])[0].to(device))[:, : audit.numel()].cpu()
-    return layout.task_losses(out, Y[audit])[0]
+    return audit, model(_padded_rows(X[audit], Y[audit])[0].to(device))[:, : audit.numel()].cpu()
 
 
 def _labelled_row_losses(model, X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, layout, device,

@@ -42,7 +42,7 @@ class ModelResult:
         Per task of the group: the loss of every labelled audit (test) row, float32, in dataset row order
         (their mean is ``audit_loss`` (``test_loss``) up to float32 rounding); recorded only when the dataset
         has audit rows, for the paired per-row standard error of the audit's verdict
-        (:func:`~negtransfer.jobs.grouping.paired_row_se`); empty otherwise and in results stored before
+        (:func:`~negtransfer.gains.paired_rows.paired_row_se`); empty otherwise and in results stored before
         the fields existed.
     """
 
