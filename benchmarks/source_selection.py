@@ -276,7 +276,8 @@ def check_figures(check) -> dict | None:
     if check is None:
         return None
     return {"best": check.best_alternative, "difference": check.difference, "se_runs": check.difference_se,
-            "noise": check.noise, "paired": check.paired or {}, "test_paired": check.test_paired or {},
+            "noise": check.noise, "paired": {key: pair.to_dict() for key, pair in check.paired.items()},
+            "test_paired": {key: pair.to_dict() for key, pair in check.test_paired.items()},
             "margin": check.margin_se, "n_rows": check.n_rows}
 
 

@@ -93,14 +93,16 @@ def test_the_verdict_and_the_recommendation_are_decided_on_audit_rows(per_task, 
     assert report.fingerprint == audited.fingerprint()
     assert set(c.audit_loss) == {"selected", "STL (one model per task)", "all-task model"}
     for name, d in c.audit_difference.items():
-        assert d["mean"] == pytest.approx(c.audit_loss["selected"] - c.audit_loss[name])
+        assert d.mean == pytest.approx(c.audit_loss["selected"] - c.audit_loss[name])
     best = min(("STL (one model per task)", "all-task model"), key=c.audit_loss.__getitem__)
-    kept = c.audit_difference[best]["mean"] < -c.audit_difference[best]["se"]
+    kept = c.audit_difference[best].mean < -c.audit_difference[best].se
     assert c.better_than_alternatives == kept and c.best_alternative == best
     expected = "selected" if kept else {"STL (one model per task)": "stl", "all-task model": "all_tasks"}[best]
     assert c.recommendation == expected and c.recommendation in report.totals
     assert f"Decided on {c.rows} audit rows no choice used" in c.verdict and c.verdict.startswith(c.basis[:-1])
     assert GroupingReport.from_dict(report.to_dict()).comparison == c
+    text = json.dumps(report.to_dict()["comparison"])  # read back from report.json and written again: the same bytes
+    assert json.dumps(GroupingReport.from_dict(json.loads(json.dumps(report.to_dict()))).comparison.to_dict()) == text
     before = report.to_dict()  # a report.json written before issue 25 reads back with a validation verdict
     for key in ("recommendation", "decided_on", "rows", "basis", "audit_loss", "audit_difference"):
         before["comparison"].pop(key)
@@ -192,5 +194,5 @@ def test_results_stored_without_per_row_losses_fall_back_to_the_over_runs_se(per
     options = GroupingOptions(budget=2, n_train_groups=3, repeats=3, rounds=1, audit=0.25)
     c = run_grouping(per_task, options, CFG, 0, RunStore(tmp_path / "s.sqlite")).report.comparison
     for d in c.audit_difference.values():
-        assert d["se"] == d["se_runs"] and np.isnan(d["se_rows"])
+        assert d.se == d.se_runs and np.isnan(d.se_rows)
     assert "the audit rows' sampling noise" not in c.verdict and "(the runs' noise only)" in c.verdict

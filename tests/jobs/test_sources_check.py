@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from negtransfer.data.synthetic import make_synthetic_tasks
+from negtransfer.gains.paired_rows import VERDICT_PHRASES
 from negtransfer.jobs.sources import (
     CHECK_MARGIN_SE,
-    CHECK_VERDICTS,
     UNKNOWN_NOISE,
     SourceOptions,
     SourcesReport,
@@ -63,12 +63,12 @@ def test_planted_row_noise_is_covered_by_the_rows_and_repeats_se_and_missed_by_t
     for _ in range(draws):
         rows, values = _planted_losses(rng, 281, 2, row_sd=0.3, run_sd=0.002, mu=0.0)
         paired = paired_on_rows(values, rows, "selected", "stl")
-        assert paired["se"] >= paired["se_runs"] - 1e-15 and np.isfinite(paired["se_rows"])
-        covered += abs(paired["mean"]) <= 1.96 * paired["se"]
-        covered_runs += abs(paired["mean"]) <= 1.96 * paired["se_runs"]
-        within += paired["verdict"] == "within noise"
-        within_runs += paired_on_rows(values, None, "selected", "stl")["verdict"] == "within noise"
-        ratio.append(paired["se"] / paired["se_runs"])
+        assert paired.se >= paired.se_runs - 1e-15 and np.isfinite(paired.se_rows)
+        covered += abs(paired.mean) <= 1.96 * paired.se
+        covered_runs += abs(paired.mean) <= 1.96 * paired.se_runs
+        within += paired.verdict == "within noise"
+        within_runs += paired_on_rows(values, None, "selected", "stl").verdict == "within noise"
+        ratio.append(paired.se / paired.se_runs)
     assert 0.93 <= covered / draws <= 0.97
     assert covered_runs / draws < 0.3
     assert 0.63 <= within / draws <= 0.73 and within_runs / draws < 0.2
@@ -78,17 +78,17 @@ def test_planted_row_noise_is_covered_by_the_rows_and_repeats_se_and_missed_by_t
 def test_a_planted_difference_beyond_the_rows_noise_is_called_by_its_sign():
     rng = np.random.default_rng(6)
     rows, values = _planted_losses(rng, 281, 3, row_sd=0.05, run_sd=0.002, mu=0.05)
-    assert paired_on_rows(values, rows, "selected", "stl")["verdict"] == "higher beyond noise"
-    assert paired_on_rows(values, rows, "stl", "selected")["verdict"] == "lower beyond noise"
+    assert paired_on_rows(values, rows, "selected", "stl").verdict == "higher beyond noise"
+    assert paired_on_rows(values, rows, "stl", "selected").verdict == "lower beyond noise"
 
 
 def test_without_row_losses_the_se_is_the_over_repeats_one():
     values = {"a": np.array([1.0, 1.2, 1.1]), "b": np.array([1.0, 1.0, 1.0])}
     paired = paired_on_rows(values, None, "a", "b")
-    assert paired["se"] == paired["se_runs"] == pytest.approx(np.std([0, 0.2, 0.1], ddof=1) / np.sqrt(3))
-    assert np.isnan(paired["se_rows"]) and paired["verdict"] == "higher beyond noise"
+    assert paired.se == paired.se_runs == pytest.approx(np.std([0, 0.2, 0.1], ddof=1) / np.sqrt(3))
+    assert np.isnan(paired.se_rows) and paired.verdict == "higher beyond noise"
     one = paired_on_rows({"a": np.array([1.0]), "b": np.array([0.5])}, None, "a", "b")
-    assert np.isnan(one["se"]) and one["verdict"] == UNKNOWN_NOISE
+    assert np.isnan(one.se) and one.verdict == UNKNOWN_NOISE
 
 
 def test_the_scored_copy_trains_the_same_models_and_its_rows_rebuild_the_check_losses(planted, finished):
@@ -125,15 +125,15 @@ def test_the_check_of_a_tiny_run_records_the_paired_differences_and_the_verdict(
     assert list(check.paired) == ["selected_minus_best", "selected_minus_other", "stl_minus_all_sources"]
     closest = check.paired["selected_minus_best"]
     for pair in check.paired.values():
-        assert pair["se"] >= pair["se_runs"] - 1e-15 and np.isfinite(pair["se_rows"])
-        expected = ("lower beyond noise" if pair["mean"] < -CHECK_MARGIN_SE * pair["se"] else
-                    "higher beyond noise" if pair["mean"] > CHECK_MARGIN_SE * pair["se"] else "within noise")
-        assert pair["verdict"] == expected
-    assert check.verdict == closest["verdict"] in CHECK_VERDICTS.values() and check.margin_se == CHECK_MARGIN_SE
+        assert pair.se >= pair.se_runs - 1e-15 and np.isfinite(pair.se_rows)
+        expected = ("lower beyond noise" if pair.mean < -CHECK_MARGIN_SE * pair.se else
+                    "higher beyond noise" if pair.mean > CHECK_MARGIN_SE * pair.se else "within noise")
+        assert pair.verdict == expected
+    assert check.verdict == closest.verdict in VERDICT_PHRASES["loss"].values() and check.margin_se == CHECK_MARGIN_SE
     stl_all = check.paired["stl_minus_all_sources"]
-    assert stl_all["mean"] == pytest.approx(check.loss["stl"] - check.loss["all_sources"])
+    assert stl_all.mean == pytest.approx(check.loss["stl"] - check.loss["all_sources"])
     test = check.test_paired["stl_minus_all_sources"]
-    assert test["mean"] == pytest.approx(report.test_loss["stl"] - report.test_loss["all_sources"])
+    assert test.mean == pytest.approx(report.test_loss["stl"] - report.test_loss["all_sources"])
     # the recommendation does not read the verdict: the lower mean
     best = check.best_alternative
     assert check.recommended == ("selected" if check.loss["selected"] <= check.loss[best] else best)
@@ -143,6 +143,8 @@ def test_the_check_of_a_tiny_run_records_the_paired_differences_and_the_verdict(
                          "difference_se", "recommended", "reason"]
     assert keys[10:] == ["noise", "noise_note", "paired", "margin_se", "verdict", "test_paired", "row_seconds"]
     assert SourcesReport.from_dict(report.to_dict()).check == check
+    text = json.dumps(report.to_dict())  # report.json read back and written again: the same bytes
+    assert json.dumps(SourcesReport.from_dict(json.loads(text)).to_dict()) == text
 
 
 def test_a_device_that_trains_differently_falls_back_to_the_over_repeats_se(planted, tmp_path, monkeypatch):
@@ -165,9 +167,9 @@ def test_a_device_that_trains_differently_falls_back_to_the_over_repeats_se(plan
     check = run_sources(planted, SourceOptions(**COMMON), TrainConfig(max_epochs=4), 0, store).check
     assert check.noise == "repeats" and "does not train deterministically" in check.noise_note
     for pair in check.paired.values():
-        assert pair["se"] == pair["se_runs"] and np.isnan(pair["se_rows"])
-    assert check.paired["selected_minus_best"]["se_runs"] == check.difference_se
-    assert check.test_paired["stl_minus_all_sources"]["se"] == check.test_paired["stl_minus_all_sources"]["se_runs"]
+        assert pair.se == pair.se_runs and np.isnan(pair.se_rows)
+    assert check.paired["selected_minus_best"].se_runs == check.difference_se
+    assert check.test_paired["stl_minus_all_sources"].se == check.test_paired["stl_minus_all_sources"].se_runs
 
 
 def test_a_rerun_reads_the_checks_runs_from_the_store(planted, tmp_path, monkeypatch):

@@ -162,6 +162,6 @@ def sources(
         typer.echo(f"recommended: {report.check.recommended} ({report.check.reason})")
         if report.check.paired:
             closest = report.check.paired["selected_minus_best"]
-            typer.echo(f"check: selection minus {report.check.best_alternative} {closest['mean']:+.4f} ± "
-                       f"{closest['se']:.4f} (over {report.check.noise}): {report.check.verdict}")
+            typer.echo(f"check: selection minus {report.check.best_alternative} {closest.mean:+.4f} ± "
+                       f"{closest.se:.4f} (over {report.check.noise}): {report.check.verdict}")
     typer.echo(f"report: {md}")

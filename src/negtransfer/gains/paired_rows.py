@@ -54,15 +54,42 @@ data: tests/gains/test_paired_rows.py). With one run (R = 1) only V_rows is esti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["PairedSE", "paired_row_se", "row_contributions", "noise_verdict", "paired_difference", "NOISE_VERDICTS"]
+__all__ = ["PairedSE", "PairedDifference", "paired_row_se", "row_contributions", "noise_verdict", "paired_difference",
+           "verdict_phrase", "NOISE_VERDICTS", "VERDICT_PHRASES"]
 
 #: The three-way verdict of a paired difference (chosen minus alternative) against its noise.
 NOISE_VERDICTS = ("better", "within noise", "worse")
+
+#: Each verdict of :data:`NOISE_VERDICTS` in words, per style (:func:`verdict_phrase`): ``"plain"`` (report.md's
+#: audit line: "the chosen groups are better beyond noise against the STL"), ``"than"`` (the audit's verdict:
+#: "the chosen groups are within noise of the STL") and ``"loss"`` (the sources check, a difference of losses:
+#: "lower beyond noise").
+VERDICT_PHRASES: dict[str, dict[str, str]] = {
+    "plain": {"better": "better beyond noise", "within noise": "within noise", "worse": "worse beyond noise"},
+    "than": {"better": "better beyond noise than", "within noise": "within noise of", "worse": "worse beyond noise than"},
+    "loss": {"better": "lower beyond noise", "within noise": "within noise", "worse": "higher beyond noise"},
+}
+
+
+def verdict_phrase(verdict: str, style: str = "plain") -> str:
+    """The words for ``verdict`` (one of :data:`NOISE_VERDICTS`) in ``style`` (a key of :data:`VERDICT_PHRASES`).
+
+    Raises
+    ------
+    ValueError
+        An unknown verdict or style.
+    """
+    phrases = VERDICT_PHRASES.get(style)
+    if phrases is None:
+        raise ValueError(f"unknown verdict style {style!r}: use one of {', '.join(VERDICT_PHRASES)}")
+    if verdict not in phrases:
+        raise ValueError(f"unknown verdict {verdict!r}: use one of {', '.join(NOISE_VERDICTS)}")
+    return phrases[verdict]
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,50 @@ class PairedSE:
     se: float
     se_runs: float
     se_rows: float
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A paired difference (chosen minus alternative) with its standard errors and its verdict
+    (:func:`paired_difference`): the grouping audit's ``audit_difference`` and ``test_difference``, the sources
+    check's ``paired`` and ``test_paired``.
+
+    Attributes
+    ----------
+    mean : float
+        Over the runs.
+    se : float
+        Over rows and runs (:func:`paired_row_se`); ``se_runs`` without per-row losses.
+    se_runs : float
+        Over the runs only (NaN with one run, or in a report.json written before it was recorded).
+    se_rows : float
+        Over the rows only; NaN without per-row losses.
+    verdict : str
+        Three-way: one of :data:`NOISE_VERDICTS`, or the caller's words for it (the sources check's
+        :func:`verdict_phrase` in the ``"loss"`` style); empty in a report.json written before it was recorded.
+    """
+
+    mean: float
+    se: float
+    se_runs: float = float("nan")
+    se_rows: float = float("nan")
+    verdict: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's record: ``mean``, ``se``, ``se_runs``, ``se_rows``, ``verdict``, in that order."""
+        return {"mean": self.mean, "se": self.se, "se_runs": self.se_runs, "se_rows": self.se_rows,
+                "verdict": self.verdict}
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> PairedDifference:
+        """A record read back from report.json (:meth:`to_dict`); one written before ``se_runs``, ``se_rows`` and
+        ``verdict`` were recorded (``mean`` and ``se`` only) reads back with NaN and an empty verdict."""
+        return cls(value["mean"], value["se"], value.get("se_runs", float("nan")), value.get("se_rows", float("nan")),
+                   value.get("verdict", ""))
+
+    def with_verdict(self, verdict: str) -> PairedDifference:
+        """The same difference with ``verdict`` in other words (e.g. :func:`verdict_phrase`)."""
+        return replace(self, verdict=verdict)
 
 
 def row_contributions(row_losses: dict[int, np.ndarray], positions: dict[int, np.ndarray], n_rows: int) -> np.ndarray:
@@ -162,7 +233,7 @@ def noise_verdict(mean: float, se: float, margin: float) -> str:
 
 
 def paired_difference(per_run: np.ndarray, z: np.ndarray | None, margin: float,
-                      strata: np.ndarray | None = None) -> dict[str, Any]:
+                      strata: np.ndarray | None = None) -> PairedDifference:
     """A paired difference (chosen minus alternative) with both its standard errors and its verdict.
 
     Parameters
@@ -179,7 +250,7 @@ def paired_difference(per_run: np.ndarray, z: np.ndarray | None, margin: float,
 
     Returns
     -------
-    dict
+    PairedDifference
         ``mean`` (over runs), ``se`` (over rows and runs, :func:`paired_row_se`; ``se_runs`` when ``z`` is
         None), ``se_runs`` (over runs only), ``se_rows`` (over rows only; NaN when ``z`` is None) and
         ``verdict`` (:data:`NOISE_VERDICTS`).
@@ -191,5 +262,4 @@ def paired_difference(per_run: np.ndarray, z: np.ndarray | None, margin: float,
     if z is not None:
         paired = paired_row_se(z, strata)
         se, se_rows = paired.se, paired.se_rows
-    return {"mean": mean, "se": se, "se_runs": se_runs, "se_rows": se_rows,
-            "verdict": noise_verdict(mean, se, margin)}
+    return PairedDifference(mean, se, se_runs, se_rows, noise_verdict(mean, se, margin))

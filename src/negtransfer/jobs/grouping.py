@@ -63,7 +63,7 @@ from negtransfer.data.statistics import standard_error
 from negtransfer.data.task_sets import TaskSet
 from negtransfer.gains.divergence import DivergedError, describe_diverged, diverged_runs
 from negtransfer.gains.noise import fold_gains, noise_floor, split_noise
-from negtransfer.gains.paired_rows import paired_difference, row_contributions
+from negtransfer.gains.paired_rows import PairedDifference, paired_difference, row_contributions, verdict_phrase
 from negtransfer.gains.table import mtl_gain, repeat_gains
 from negtransfer.jobs.choices import GAIN_SPLITS, OBJECTIVES
 from negtransfer.jobs.grouping_methods import GroupingMethod, MeasureContext, get_method, method_names
@@ -1035,7 +1035,7 @@ def _row_losses(job: GroupingState, where: dict[int, Group], attr: str) -> dict[
 
 
 def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]], code: int, attr: str,
-                        per_run: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+                        per_run: dict[str, np.ndarray]) -> dict[str, PairedDifference]:
     """Per alternative (STL, the all-task model), the chosen grouping's paired difference on the rows of split
     ``code``: ``mean`` (over runs, of the per-run summed losses ``per_run``), ``se`` over rows and runs
     (:func:`~negtransfer.gains.paired_rows.paired_row_se`; the over-runs s.e. when per-row losses are missing),
@@ -1043,7 +1043,7 @@ def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]]
     :func:`~negtransfer.gains.paired_rows.noise_verdict` at :data:`AUDIT_MARGIN_SE`)."""
     positions, strata, n_rows = _scored_rows(job.dataset, code)
     chosen = _row_losses(job, sources["selected"], attr)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, PairedDifference] = {}
     for name in (STL_NAME, ALL_TASKS_NAME):
         other = None if chosen is None else _row_losses(job, sources[name], attr)
         z = (None if chosen is None or other is None
@@ -1052,7 +1052,7 @@ def _paired_differences(job: GroupingState, sources: dict[str, dict[int, Group]]
     return out
 
 
-def _test_difference(job: GroupingState, sources: dict[str, dict[int, Group]]) -> dict[str, dict[str, Any]]:
+def _test_difference(job: GroupingState, sources: dict[str, dict[int, Group]]) -> dict[str, PairedDifference]:
     """The same paired differences on the test rows (scored only, deciding nothing): what the audit's verdict
     is checked against (benchmarks/grouping_quality.py)."""
     per_run = {name: np.asarray(sum(job.results[g].values("test_loss", t) for t, g in where.items()), dtype=float)
@@ -1087,24 +1087,23 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     difference = _paired_differences(job, sources, AUDIT, "audit_row_loss", per_repeat)
     best_name = min((STL_NAME, ALL_TASKS_NAME), key=totals.__getitem__)
     closest = difference[best_name]
-    better = closest["verdict"] == "better"
+    better = closest.verdict == "better"
     rows = int((job.dataset.split == AUDIT).sum())
 
     def against(name: str) -> str:
         v = difference[name]
-        se = f" \u00b1 {v['se']:.4f}" if np.isfinite(v["se"]) else ""
-        return f"the {name} {totals[name]:.4f} (difference {v['mean']:+.4f}{se})"
+        se = f" \u00b1 {v.se:.4f}" if np.isfinite(v.se) else ""
+        return f"the {name} {totals[name]:.4f} (difference {v.mean:+.4f}{se})"
 
     basis = f"Decided on {rows} audit rows no choice used (not gains, stopping, selection or assignment)."
-    by_row = bool(np.isfinite(closest["se_rows"]))  # False: results stored without per-row losses
+    by_row = bool(np.isfinite(closest.se_rows))  # False: results stored without per-row losses
     verdict = (f"{basis[:-1]}: the "
                f"chosen grouping's summed audit loss is {totals['selected']:.4f}, against {against(STL_NAME)} and "
                f"{against(ALL_TASKS_NAME)}; differences paired over {runs_text(job.options)}"
                + (" and the audit rows, \u00b1 one standard error (the audit rows' sampling noise and the runs' "
                   "noise). " if by_row else ", \u00b1 one standard error (the runs' noise only). "))
-    words = {"better": "better beyond noise than", "within noise": "within noise of",
-             "worse": "worse beyond noise than"}
-    verdict += f"Verdict: the chosen groups are {words[closest['verdict']]} the {best_name} (the better of the two). "
+    verdict += (f"Verdict: the chosen groups are {verdict_phrase(closest.verdict, 'than')} the {best_name} "
+                "(the better of the two). ")
     if better:
         verdict += (f"It beats the {best_name} by more than {AUDIT_MARGIN_SE:g} standard "
                     "error(s): recommended: the chosen groups.")
@@ -1116,7 +1115,7 @@ def _compare_on_audit(job: GroupingState, chosen: list[Group], validation: dict[
     return Comparison(validation, bool(better), best_name, verdict,
                       recommendation="selected" if better else ALTERNATIVE_KEYS[best_name], decided_on="audit",
                       rows=rows, basis=basis, audit_loss=totals, audit_difference=difference,
-                      noise_verdict=closest["verdict"], test_difference=_test_difference(job, sources))
+                      noise_verdict=closest.verdict, test_difference=_test_difference(job, sources))
 
 
 # --------------------------------------------------------------------------- refit after the decision

@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
+from negtransfer.gains.paired_rows import PairedDifference
+
 __all__ = [
     "Comparison",
     "GroupingReport",
@@ -259,7 +261,8 @@ class Comparison:
         Option -> summed audit loss (mean over repeats), options named like ``validation_loss``; empty without
         audit rows.
     audit_difference : dict
-        Alternative -> ``{"mean", "se", "se_runs", "se_rows", "verdict"}``: the chosen grouping's summed audit
+        Alternative -> :class:`~negtransfer.gains.paired_rows.PairedDifference` (report.json:
+        ``{"mean", "se", "se_runs", "se_rows", "verdict"}``): the chosen grouping's summed audit
         loss minus the alternative's, paired over runs (run r against run r) and rows; ``se`` its standard error
         over the audit rows and the runs (:func:`~negtransfer.gains.paired_rows.paired_row_se`, the one the
         verdict uses), ``se_runs`` over the runs only (the s.e. printed before; NaN with one run), ``se_rows``
@@ -283,20 +286,30 @@ class Comparison:
     rows: int = 0
     basis: str = ""
     audit_loss: Mapping[str, float] = field(default_factory=dict)
-    audit_difference: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    audit_difference: Mapping[str, PairedDifference] = field(default_factory=dict)
     noise_verdict: str = ""
-    test_difference: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    test_difference: Mapping[str, PairedDifference] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {"validation_loss": dict(self.validation_loss), "better_than_alternatives": self.better_than_alternatives,
                "best_alternative": self.best_alternative, "verdict": self.verdict,
                "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows,
                "basis": self.basis, "audit_loss": dict(self.audit_loss),
-               "audit_difference": {k: dict(v) for k, v in self.audit_difference.items()}}
+               "audit_difference": {k: v.to_dict() for k, v in self.audit_difference.items()}}
         if self.noise_verdict:  # audited jobs only: a job without audit rows writes the keys it wrote before
             out["noise_verdict"] = self.noise_verdict
-            out["test_difference"] = {k: dict(v) for k, v in self.test_difference.items()}
+            out["test_difference"] = {k: v.to_dict() for k, v in self.test_difference.items()}
         return out
+
+    @staticmethod
+    def from_dict(d: Mapping) -> Comparison:
+        """Read back from :meth:`to_dict`'s dictionary; a report.json written before issue 25 (no audit keys)
+        reads back decided on validation rows."""
+        values = dict(d)
+        for key in ("audit_difference", "test_difference"):
+            if key in values:
+                values[key] = {k: PairedDifference.from_dict(v) for k, v in values[key].items()}
+        return Comparison(**values)
 
 
 @dataclass(frozen=True)
@@ -869,7 +882,7 @@ class GroupingReport:
                                 {t: _names(g) for t, g in d["task_group"].items()}),
             refinement=Refinement(tuple(RoundRecord.from_dict(r) for r in d["rounds"]), refinement["stopped"],
                                   refinement["max_runs"], refinement["one_shot_runs"], refinement["runs_used"]),
-            comparison=Comparison(**d["comparison"]),
+            comparison=Comparison.from_dict(d["comparison"]),
             noise=NoiseReport.from_dict(d["noise"]),
             prediction=PredictionQuality.from_dict(d["prediction"]),
             optima=Optima.from_dict(d["optimal"]) if "optimal" in d else None,

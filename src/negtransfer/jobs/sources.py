@@ -69,6 +69,7 @@ import numpy as np
 
 from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.statistics import standard_error
+from negtransfer.gains.paired_rows import PairedDifference, noise_verdict, paired_difference, verdict_phrase
 from negtransfer.jobs.choices import (
     EXHAUSTIVE_PAIRS,
     SOURCE_LOSSES,
@@ -300,8 +301,6 @@ class SourceOptions:
 #: The margin of the check's three-way verdict, in standard errors of the paired difference (as the grouping
 #: job's audit verdict, :data:`negtransfer.jobs.grouping.AUDIT_MARGIN_SE`).
 CHECK_MARGIN_SE = 1.0
-#: The check's words for :func:`~negtransfer.gains.paired_rows.noise_verdict` of a difference (lower = better).
-CHECK_VERDICTS = {"better": "lower beyond noise", "within noise": "within noise", "worse": "higher beyond noise"}
 #: The verdict when the difference has no standard error (one repeat and no per-row losses).
 UNKNOWN_NOISE = "noise unknown"
 
@@ -338,7 +337,8 @@ class AlternativesCheck:
         Where the per-row losses came from, or why there are none.
     paired : dict
         ``"selected_minus_best"`` (the selection minus ``best_alternative``), ``"selected_minus_other"`` (minus
-        the other alternative) and ``"stl_minus_all_sources"``, each a paired difference on the check's rows: ``mean`` (``difference`` for the first), ``se`` (over
+        the other alternative) and ``"stl_minus_all_sources"``, each a
+        :class:`~negtransfer.gains.paired_rows.PairedDifference` on the check's rows: ``mean`` (``difference`` for the first), ``se`` (over
         rows and repeats, :func:`~negtransfer.gains.paired_rows.paired_row_se`; the over-repeats s.e. when
         ``noise`` is ``"repeats"``), ``se_runs`` (over the repeats only: ``difference_se`` for the first),
         ``se_rows`` (over the rows only, each row's mean over the repeats; NaN without per-row losses) and
@@ -371,15 +371,28 @@ class AlternativesCheck:
     reason: str
     noise: str = "repeats"
     noise_note: str = "a report written before the check recorded per-row losses"
-    paired: dict = field(default_factory=dict)
+    paired: dict[str, PairedDifference] = field(default_factory=dict)
     margin_se: float = float("nan")
     verdict: str = ""
-    test_paired: dict = field(default_factory=dict)
+    test_paired: dict[str, PairedDifference] = field(default_factory=dict)
     row_seconds: float = float("nan")
 
     def to_json(self) -> dict:
         """report.json's ``check``."""
-        return asdict(self)
+        out = asdict(self)
+        out["paired"] = {key: pair.to_dict() for key, pair in self.paired.items()}
+        out["test_paired"] = {key: pair.to_dict() for key, pair in self.test_paired.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, value: dict) -> AlternativesCheck:
+        """Read back from report.json's ``check`` (:meth:`to_json`; one written before ``paired`` and
+        ``test_paired`` existed reads back with them empty)."""
+        d = dict(value)
+        for key in ("paired", "test_paired"):
+            if key in d:
+                d[key] = {name: PairedDifference.from_dict(pair) for name, pair in d[key].items()}
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -843,7 +856,7 @@ class SourcesReport:
         d["speedup"] = SubsetSpeedup(**d["speedup"])
         readers = {"subsets": lambda rows: [SubsetMeasurement(**row) for row in rows], "plan": RunPlan.from_json,
                    "ridge": lambda v: RidgeChoice(**v), "surrogate": lambda v: SurrogateDescription(**v),
-                   "check": lambda v: AlternativesCheck(**v)}
+                   "check": AlternativesCheck.from_json}
         for key, read in readers.items():
             if d.get(key) is not None:
                 d[key] = read(d[key])
@@ -1400,17 +1413,29 @@ def check_against_alternatives(state: SourcesState) -> None:
         unused_by_selection=bool(unused), loss=mean, se={name: standard_error(v) for name, v in values.items()},
         best_alternative=best, difference=float(np.mean(diff)), difference_se=standard_error(diff),
         recommended=recommended, reason=reason, noise="repeats" if row_losses is None else "rows and repeats",
-        noise_note=note, paired=paired, margin_se=CHECK_MARGIN_SE, verdict=paired["selected_minus_best"]["verdict"],
+        noise_note=note, paired=paired, margin_se=CHECK_MARGIN_SE, verdict=paired["selected_minus_best"].verdict,
         test_paired=test_paired, row_seconds=time.perf_counter() - start)
+
+
+def target_validation_halves(dataset: MultiTaskDataset, target: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The target's labelled validation rows as the check splits them, each in row order: the rows it reads and
+    those it leaves to f(S). When f(S) is read from the estimate half (``split="val_est"``,
+    :func:`~negtransfer.train.batched.validation_halves`), the stopping half and the estimate half; else every
+    validation row and none."""
+    from negtransfer.train.batched import validation_halves
+
+    if split == "val_est":
+        check, estimate = validation_halves(dataset)
+    else:
+        check, estimate = np.flatnonzero(dataset.split == VALIDATION), np.empty(0, dtype=np.intp)
+    return check[~np.isnan(dataset.Y[check, target])], estimate[~np.isnan(dataset.Y[estimate, target])]
 
 
 def check_rows(dataset: MultiTaskDataset, target: int, split: str) -> np.ndarray:
     """The target's labelled validation rows the check reads (:func:`unused_validation_values`), in row order:
-    the stopping half when f(S) is read from the other half (``split="val_est"``), else every validation row."""
-    from negtransfer.train.batched import validation_halves
-
-    rows = validation_halves(dataset)[0] if split == "val_est" else np.flatnonzero(dataset.split == VALIDATION)
-    return rows[~np.isnan(dataset.Y[rows, target])]
+    the stopping half when f(S) is read from the other half (``split="val_est"``), else every validation row
+    (:func:`target_validation_halves`)."""
+    return target_validation_halves(dataset, target, split)[0]
 
 
 def scored_copy(dataset: MultiTaskDataset, target: int, rows: np.ndarray) -> MultiTaskDataset:
@@ -1492,28 +1517,24 @@ def check_pairs(best: str) -> dict[str, tuple[str, str]]:
 
 
 def paired_on_rows(values: dict[str, np.ndarray], row_losses: dict[str, np.ndarray] | None, chosen: str,
-                   other: str) -> dict[str, Any]:
+                   other: str) -> PairedDifference:
     """The paired difference ``chosen`` minus ``other`` on the check's rows: ``mean`` over the repeats of the
     per-repeat losses ``values``, ``se`` over the rows and the repeats (the two-way random-effects s.e. of
     :func:`~negtransfer.gains.paired_rows.paired_row_se` of the per-row differences of one task, never below
     ``se_runs``), ``se_runs`` over the repeats only,
-    ``se_rows`` over the rows only, and the three-way ``verdict`` (:data:`CHECK_VERDICTS`, at
+    ``se_rows`` over the rows only, and the three-way ``verdict`` (:func:`check_verdict`, at
     :data:`CHECK_MARGIN_SE` s.e.; :data:`UNKNOWN_NOISE` when ``se`` is NaN). Without ``row_losses``, ``se`` is
     ``se_runs`` and ``se_rows`` NaN."""
-    from negtransfer.gains.paired_rows import paired_difference
-
     z = None if row_losses is None else row_losses[chosen] - row_losses[other]
     paired = paired_difference(values[chosen] - values[other], z, CHECK_MARGIN_SE)
-    paired["verdict"] = check_verdict(paired["mean"], paired["se"], CHECK_MARGIN_SE)
-    return paired
+    return paired.with_verdict(check_verdict(paired.mean, paired.se, CHECK_MARGIN_SE))
 
 
 def check_verdict(mean: float, se: float, margin: float) -> str:
-    """The check's words (:data:`CHECK_VERDICTS`) for :func:`~negtransfer.gains.paired_rows.noise_verdict` of a
-    difference at ``margin`` standard errors; :data:`UNKNOWN_NOISE` when ``se`` is NaN."""
-    from negtransfer.gains.paired_rows import noise_verdict
-
-    return CHECK_VERDICTS[noise_verdict(mean, se, margin)] if np.isfinite(se) else UNKNOWN_NOISE
+    """The check's words for :func:`~negtransfer.gains.paired_rows.noise_verdict` of a difference of losses at
+    ``margin`` standard errors (:func:`~negtransfer.gains.paired_rows.verdict_phrase`, ``"loss"`` style: "lower
+    beyond noise", "within noise", "higher beyond noise"); :data:`UNKNOWN_NOISE` when ``se`` is NaN."""
+    return verdict_phrase(noise_verdict(mean, se, margin), "loss") if np.isfinite(se) else UNKNOWN_NOISE
 
 
 def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: int,
@@ -1530,15 +1551,10 @@ def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: i
         The labelled validation rows of the target the values are read from.
     unused : bool
     """
-    from negtransfer.train.batched import validation_halves
-
+    check, estimate = target_validation_halves(dataset, target, split)
     if split != "val_est":
-        values = {name: res.values("val_loss", target) for name, res in results.items()}
-        val = dataset.split == VALIDATION
-        return values, int((val & ~np.isnan(dataset.Y[:, target])).sum()), False
-    stop_rows, est_rows = validation_halves(dataset)
-    n_stop = int((~np.isnan(dataset.Y[stop_rows, target])).sum())
-    n_est = int((~np.isnan(dataset.Y[est_rows, target])).sum())
+        return {name: res.values("val_loss", target) for name, res in results.items()}, int(check.size), False
+    n_stop, n_est = int(check.size), int(estimate.size)
     values = {name: ((n_stop + n_est) * res.values("val_loss", target) - n_est * res.values("val_est_loss", target))
               / max(n_stop, 1) for name, res in results.items()}
     return values, n_stop, True

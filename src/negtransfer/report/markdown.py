@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from negtransfer.gains.paired_rows import verdict_phrase
 from negtransfer.jobs.grouping_report import GroupingReport
 from negtransfer.report import plots as _plots
 
@@ -277,11 +278,10 @@ def audit_verdict_line(report: GroupingReport) -> str | None:
     if comparison.decided_on != "audit" or not comparison.noise_verdict:
         return None
     d = comparison.audit_difference[comparison.best_alternative]
-    words = {"better": "better beyond noise", "within noise": "within noise", "worse": "worse beyond noise"}
-    se_runs = d.get("se_runs", math.nan)
-    runs_only = f", \u00b1 {se_runs:.4f} over runs only" if math.isfinite(se_runs) else ""
-    return (f"the chosen groups are {words[comparison.noise_verdict]} against the {comparison.best_alternative}: "
-            f"difference {d['mean']:+.4f} \u00b1 {d['se']:.4f} over audit rows and runs{runs_only}.")
+    runs_only = f", \u00b1 {d.se_runs:.4f} over runs only" if math.isfinite(d.se_runs) else ""
+    return (f"the chosen groups are {verdict_phrase(comparison.noise_verdict)} against the "
+            f"{comparison.best_alternative}: difference {d.mean:+.4f} \u00b1 {d.se:.4f} over audit rows and "
+            f"runs{runs_only}.")
 
 
 def recommendation_label(report: GroupingReport) -> str:

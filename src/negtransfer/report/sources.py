@@ -152,9 +152,8 @@ def _check_noise_lines(check: AlternativesCheck, name: dict[str, str]) -> list[s
               for key, (first, second) in check_pairs(check.best_alternative).items()}
     over = ("the rows and the repeats" if check.noise == "rows and repeats"
             else "the repeats only (no per-row losses)")
-    rows = [[label, f"{check.paired[key]['mean']:+.4f}", _fmt(check.paired[key]["se"]),
-             _fmt(check.paired[key]["se_runs"]), f"**{check.paired[key]['verdict']}**"]
-            for key, label in labels.items()]
+    paired = [(label, check.paired[key]) for key, label in labels.items()]
+    rows = [[label, f"{d.mean:+.4f}", _fmt(d.se), _fmt(d.se_runs), f"**{d.verdict}**"] for label, d in paired]
     return [f"**Verdict: {check.verdict}** (the selection against the better alternative). Paired differences on "
             f"the {check.n_rows} rows, with a standard error over {over}; \"within noise\": within "
             f"{check.margin_se:g} standard error{'' if check.margin_se == 1 else 's'} of zero. The recommendation is "
