@@ -79,8 +79,8 @@ from negtransfer.jobs.choices import (
     THRESHOLD_GRIDS,
 )
 from negtransfer.runs.executors import Executor
-from negtransfer.runs.runner import ensure_runs, stored_count
-from negtransfer.runs.specs import group_specs
+from negtransfer.runs.runner import ensure, ensure_runs, stored_count
+from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec, group_specs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.batched import ModelResult
 from negtransfer.train.config import TrainConfig
@@ -1117,6 +1117,23 @@ class SourcesState:
               repeats: int | None = None) -> dict[Group, RepeatedResult]:
         """Every repeat of ``groups`` through the run store (:func:`negtransfer.runs.runner.ensure_runs`);
         the full data, the job's configuration and its repeats unless told otherwise."""
+        return ensure_runs(self.dataset if data is None else data, groups,
+                           self.train_config if config is None else config, self.seed if seed is None else seed,
+                           self.store, repeats=self.repeats if repeats is None else repeats, executor=self.executor,
+                           chunk_size=self.options.chunk_size, on_progress=self._progress(label), trained=self.trained)
+
+    def run_specs(self, label: str, specs: list[RunSpec]) -> list[RunOutput]:
+        """The outputs of run specifications of any kind (e.g. :data:`TEST_PREDICTIONS`) on the full data through
+        the run store (:func:`negtransfer.runs.runner.ensure`): a rerun reads them."""
+        trained: list[RunSpec] = []
+        outputs = ensure(self.dataset, specs, self.seed, self.store, executor=self.executor,
+                         chunk_size=self.options.chunk_size, on_progress=self._progress(label), trained=trained)
+        self.trained.extend((spec.group, spec.repeat) for spec in trained)
+        return outputs
+
+    def _progress(self, label: str) -> Callable[[int, int], None]:
+        """The progress callback of one call of :meth:`train`: ``progress(label, done, total)``, and after the
+        first stack of subset models the time estimate of the rest, sent to ``notify``."""
         start, before = time.perf_counter(), len(self.trained)
 
         def on_progress(done: int, total: int) -> None:
@@ -1130,10 +1147,7 @@ class SourcesState:
                 self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size or 'one per core'}): the other "
                             f"{left} runs to train take about {self.timing['estimated'] / 60:.1f} min")
 
-        return ensure_runs(self.dataset if data is None else data, groups,
-                           self.train_config if config is None else config, self.seed if seed is None else seed,
-                           self.store, repeats=self.repeats if repeats is None else repeats, executor=self.executor,
-                           chunk_size=self.options.chunk_size, on_progress=on_progress, trained=self.trained)
+        return on_progress
 
 
 # --------------------------------------------------------------------------- stages
@@ -1156,15 +1170,19 @@ def plan_training(state: SourcesState) -> None:
         unseen = [s for s in group_specs(groups, state.subset_config, 2 * R) if s.repeat >= R]
         stored["independent holdout"] = stored_count(state.subset_data, unseen, state.seed, state.store)
     stages = {name: len(gs) for name, (_, _, gs) in stage_groups.items() if gs}
+    # every method's final model once more for its test predictions (--group-attribute): at most one per method
+    methods = 3 + options.pairwise_baseline + options.affinity_baseline + bool(state.combo_groups)
+    fairness = methods if options.group_attribute else 0
     state.plan = plan = plan_runs(stages, stored, R,
                                   # candidates (when validated), 4 final models, their 3 runs for the check's rows
-                                  later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4 + 3)
+                                  later=(state.k + 1 if options.threshold_by == "validation" else 0) + 4 + 3 + fairness)
     if state.notify:
         state.notify(f"{plan.runs} runs ({state.n_fit} + {options.holdout} subsets of {options.alpha} of {state.k} "
                      f"sources, {R} repeat{'s' if R > 1 else ''}), {plan.runs - plan.to_train} already stored, "
                      f"{plan.to_train} to train ("
                      + ", ".join(f"{name} {row.runs}" for name, row in plan.stages.items())
-                     + f"), then at most {plan.later_at_most} threshold candidates, final models and the check's runs")
+                     + f"), then at most {plan.later_at_most} threshold candidates, final models and the check's runs"
+                     + (" and the fairness runs" if fairness else ""))
         hint = cost_hint(plan, options, R)
         if hint:
             state.notify(hint)
@@ -1561,10 +1579,18 @@ def unused_validation_values(dataset: MultiTaskDataset, results: dict, target: i
 
 
 def measure_fairness(state: SourcesState) -> None:
-    """Stage 12 (``group_attribute``): per-group fairness of each method's final model (:func:`_fairness_by_method`)."""
-    if state.options.group_attribute:
-        state.fairness = _fairness_by_method(state.dataset, state.target, state.methods, state.train_config,
-                                             state.seed, state.options.group_attribute, state.results, state.repeats)
+    """Stage 12 (``group_attribute``): per-group fairness of each method's final model (:func:`fairness_by_method`),
+    from the test predictions of their runs of kind :data:`TEST_PREDICTIONS` (through the run store)."""
+    if not state.options.group_attribute:
+        return
+    groups = list(dict.fromkeys(state.methods.values()))  # two methods may choose the same group
+    specs = [RunSpec(TEST_PREDICTIONS, g, r, state.train_config, {"task": state.target})
+             for g in groups for r in range(state.repeats)]
+    outputs = state.run_specs("fairness runs", specs)
+    predictions = {(spec.group, spec.repeat): output.records["test-predictions"]
+                   for spec, output in zip(specs, outputs, strict=True)}
+    state.fairness = fairness_by_method(state.dataset, state.target, state.methods, state.options.group_attribute,
+                                        state.results, predictions)
 
 
 #: The source-selection job, stage by stage (each a function of the :class:`SourcesState`).
@@ -1768,39 +1794,74 @@ def _nanmedian(values) -> float:
     return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
 
 
-def _fairness_by_method(dataset, t, methods, config, seed, attribute, results, repeats: int = 1) -> dict:
+def fairness_by_method(dataset: MultiTaskDataset, target: int, methods: dict[str, Group], attribute: str,
+                       results: dict[Group, RepeatedResult], predictions: dict[tuple[Group, int], dict]) -> dict:
     """Worst-group accuracy and parity gaps of each method's final model on the target's test rows.
 
-    The final models are retrained (training is deterministic, so they are the
-    stored models exactly; checked) to get their test predictions. With
-    several repeats every figure is the mean over the repeats (the worst group
-    is the one of repeat 0).
+    Parameters
+    ----------
+    methods : dict
+        Method -> the group it trains the target with.
+    attribute : str
+        The row attribute whose values are the groups (:func:`~negtransfer.data.social.row_attribute`).
+    results : dict
+        Group -> its stored runs (each model's test loss is checked against them).
+    predictions : dict
+        (group, repeat) -> the record of its run of kind :data:`TEST_PREDICTIONS` (``test_loss``, ``test_rows``,
+        ``test_prediction``).
+
+    Returns
+    -------
+    dict
+        ``attribute``, and per method the fairness summary (:func:`~negtransfer.train.fairness.fairness_summary`);
+        with several repeats every figure is the mean over the repeats (the worst group is the one of repeat 0).
+
+    Raises
+    ------
+    RuntimeError
+        A run of the predictions differs from the stored run in the target's test loss.
     """
     from negtransfer.data.social import row_attribute
-    from negtransfer.train.batched import train_group_models
     from negtransfer.train.fairness import fairness_summary
 
     groups_of_rows = row_attribute(dataset, attribute)
-    keys = list(methods)
-    groups = list(dict.fromkeys(methods[k] for k in keys))  # two methods may choose the same group
-    runs = [(g, r) for g in groups for r in range(repeats)]
-    trained = dict(zip(runs, train_group_models(dataset, [g for g, _ in runs], config, seed,
-                                                repeats=[r for _, r in runs], keep_test_predictions=True),
-                       strict=True))
     out: dict = {"attribute": attribute}
-    for key in keys:
+    for key, group in methods.items():
         summaries = []
-        for r in range(repeats):
-            res = trained[(methods[key], r)]
-            if res.test_loss[t] != results[methods[key]].runs[r].test_loss[t]:
-                raise RuntimeError("a retrained model differs from its stored run; the run store may be stale")
-            rows = np.asarray(res.extra["test_rows"][t])
-            y_true = dataset.Y[rows, t].astype(int)
-            y_pred = (np.asarray(res.extra["test_prediction"][t]) >= 0.5).astype(int)
+        for r, stored in enumerate(results[group].runs):
+            record = predictions[(group, r)]
+            if record["test_loss"] != stored.test_loss[target]:
+                raise RuntimeError(f"the {key} model of repeat {r}, trained again for its test predictions, differs "
+                                   f"from its stored run (test loss {record['test_loss']!r} vs "
+                                   f"{stored.test_loss[target]!r}): the run store may be stale; use a new --store")
+            rows = np.asarray(record["test_rows"])
+            y_true = dataset.Y[rows, target].astype(int)
+            y_pred = (np.asarray(record["test_prediction"]) >= 0.5).astype(int)
             summaries.append(fairness_summary(y_true, y_pred, groups_of_rows[rows]))
         out[key] = {name: (float(np.mean([s[name] for s in summaries])) if isinstance(value, float) else value)
                     for name, value in summaries[0].items()}
     return out
+
+
+def _train_for_test_predictions(dataset: MultiTaskDataset, spec: RunSpec, seed: int) -> RunOutput:
+    """Train one final model again (the stored run exactly: the same group, repeat and configuration; training
+    is deterministic) and keep its test predictions of the task ``spec.extra("task")`` (a worker's function)."""
+    from negtransfer.train.batched import train_group_models
+
+    task = int(spec.extra("task"))
+    result = train_group_models(dataset, [spec.group], spec.config, seed, repeats=[spec.repeat],
+                                keep_test_predictions=True)[0]
+    return RunOutput(records={"test-predictions": {
+        "test_loss": result.test_loss[task], "test_rows": list(result.extra["test_rows"][task]),
+        "test_prediction": list(result.extra["test_prediction"][task])}})
+
+
+#: A final model of the source-selection job trained again for its test predictions of the target (``extras``:
+#: ``task``), for the fairness figures (:func:`measure_fairness`): the run store keeps them, so a rerun trains
+#: nothing.
+TEST_PREDICTIONS = RunKind("test-predictions", stores_model=False, artifacts=(ArtifactSlot(
+    "test-predictions", "test-predictions:v1:{fingerprint}:{group}:{seed}:{config}:task={task}"),),
+    train=_train_for_test_predictions)
 
 
 def _plain(value):
