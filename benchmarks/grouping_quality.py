@@ -218,6 +218,20 @@ def rescored(report: dict, every: dict, names, budget: int) -> dict:
     return row
 
 
+def table_head(columns: list[str], title: str | None = None) -> None:
+    """Print a markdown table's ``### title`` and a blank line (when given), its header row and its separator."""
+    if title is not None:
+        print(f"### {title}")
+        print()
+    print(table_row(columns))
+    print("|" + "---|" * len(columns))
+
+
+def table_row(cells: list) -> str:
+    """One markdown table row: the cells (``str``) between bars."""
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) -> None:
     """One Markdown table per dataset: means ± s.e. over seeds of every (variant, |G_train|, B)."""
     print()
@@ -226,12 +240,11 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
         if not sel:
             continue
         seeds = sorted({r["seed"] for r in sel})
-        print(f"### {name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
-        print()
-        print("| variant | \\|G_train\\| | B | chosen vs STL | chosen vs all-task | gap to test oracle | "
-              "gap to val. oracle | same, on validation | val. oracle to test oracle | never worse | Pearson | within-task | per-task mean | runs / one-shot | "
-              "recommended vs STL | recommended vs all-task | recommended never worse | verdict agrees with test |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        table_head(["variant", "\\|G_train\\|", "B", "chosen vs STL", "chosen vs all-task", "gap to test oracle",
+                    "gap to val. oracle", "same, on validation", "val. oracle to test oracle", "never worse", "Pearson",
+                    "within-task", "per-task mean", "runs / one-shot", "recommended vs STL", "recommended vs all-task",
+                    "recommended never worse", "verdict agrees with test"],
+                   f"{name} (seeds {', '.join(map(str, seeds))}; mean ± s.e. over seeds)")
         for variant in variants:
             for n_train in train_groups:
                 for budget in budgets:
@@ -239,16 +252,16 @@ def print_tables(rows: list[dict], datasets, variants, train_groups, budgets) ->
                          and r["budget"] == budget]
                     if not c:
                         continue
-                    print(f"| {variant} | {n_train} | {budget} | {mean_se([r['vs_stl'] for r in c], PCT)} | "
-                          f"{mean_se([r['vs_all'] for r in c], PCT)} | {mean_se([r['gap_test'] for r in c], PCT)} | "
-                          f"{mean_se([r['gap_val'] for r in c], PCT)} | {mean_se([r.get('val_gap_on_val') for r in c], PCT)} | "
-                          f"{mean_se([r.get('val_oracle_gap') for r in c], PCT)} | {sum(r['never_worse'] for r in c)}/{len(c)} | "
-                          f"{mean_se([r['pearson'] for r in c])} | {mean_se([r['within'] for r in c])} | "
-                          f"{mean_se([r['per_task_mean'] for r in c])} | {np.mean([r['runs_ratio'] for r in c]):.2f} | "
-                          f"{mean_se([r.get('rec_vs_stl') for r in c], PCT)} | "
-                          f"{mean_se([r.get('rec_vs_all') for r in c], PCT)} | "
-                          f"{sum(bool(r.get('rec_never_worse')) for r in c)}/{len(c)} | "
-                          f"{sum(bool(r.get('verdict_agrees')) for r in c)}/{len(c)} |")
+                    percents = [mean_se([r.get(key) for r in c], PCT) for key in (
+                        "vs_stl", "vs_all", "gap_test", "gap_val", "val_gap_on_val", "val_oracle_gap")]
+                    print(table_row([variant, n_train, budget, *percents,
+                                     f"{sum(r['never_worse'] for r in c)}/{len(c)}",
+                                     *(mean_se([r[key] for r in c]) for key in ("pearson", "within", "per_task_mean")),
+                                     f"{np.mean([r['runs_ratio'] for r in c]):.2f}",
+                                     mean_se([r.get('rec_vs_stl') for r in c], PCT),
+                                     mean_se([r.get('rec_vs_all') for r in c], PCT),
+                                     f"{sum(bool(r.get('rec_never_worse')) for r in c)}/{len(c)}",
+                                     f"{sum(bool(r.get('verdict_agrees')) for r in c)}/{len(c)}"]))
         print()
 
 
@@ -302,12 +315,10 @@ def print_three_way(rows: list[dict]) -> None:
     audited = [r for r in rows if r.get("decided_on") == "audit" and r.get("test_difference")]
     if not audited:
         return
-    print("### The verdict against the test split's: binary and three-way, both standard errors (same runs)")
-    print()
-    print("| dataset | variant | cases | binary agrees (rows+runs s.e.) | binary agrees (runs-only s.e.) | "
-          "three-way agrees (rows+runs) | three-way agrees (runs only) | audit verdicts better/within/worse | "
-          "test verdicts better/within/worse |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    table_head(["dataset", "variant", "cases", "binary agrees (rows+runs s.e.)", "binary agrees (runs-only s.e.)",
+                "three-way agrees (rows+runs)", "three-way agrees (runs only)", "audit verdicts better/within/worse",
+                "test verdicts better/within/worse"],
+               "The verdict against the test split's: binary and three-way, both standard errors (same runs)")
     total = np.zeros(4, dtype=int)
     for name, variant, cases in by_dataset_variant(audited):
         counts = np.zeros(4, dtype=int)
@@ -321,8 +332,8 @@ def print_three_way(rows: list[dict]) -> None:
             audit_seen[new] += 1
             test_seen[test] += 1
         total += counts
-        print(f"| {name} | {variant} | {len(cases)} | " + " | ".join(f"{c}/{len(cases)}" for c in counts)
-              + f" | {'/'.join(map(str, audit_seen.values()))} | {'/'.join(map(str, test_seen.values()))} |")
+        print(table_row([name, variant, len(cases), *(f"{c}/{len(cases)}" for c in counts),
+                         "/".join(map(str, audit_seen.values())), "/".join(map(str, test_seen.values()))]))
     print(f"| all | | {len(audited)} | " + " | ".join(f"{c}/{len(audited)} ({c / len(audited):.0%})" for c in total)
           + " | | |")
     print()
@@ -339,11 +350,9 @@ def print_margins(rows: list[dict]) -> None:
     audited = [r for r in rows if r.get("decided_on") == "audit" and r.get("audit_difference")]
     if not audited:
         return
-    print("### The audit's margin (every audited case; recomputed from the audit differences)")
-    print()
-    print("| dataset | variant | margin (s.e.) | cases | recommended vs STL | recommended never worse | "
-          "verdict agrees with test |")
-    print("|---|---|---|---|---|---|---|")
+    table_head(["dataset", "variant", "margin (s.e.)", "cases", "recommended vs STL", "recommended never worse",
+                "verdict agrees with test"],
+               "The audit's margin (every audited case; recomputed from the audit differences)")
     for name, variant, cases in by_dataset_variant(audited):
         for margin in MARGINS:
             vs_stl, never, agrees = [], 0, 0
@@ -353,8 +362,8 @@ def print_margins(rows: list[dict]) -> None:
                 vs_stl.append(t[recommendation] - 1)
                 never += t[recommendation] <= min(t["stl"], t["all_tasks"])
                 agrees += verdict == (t["selected"] < min(t["stl"], t["all_tasks"]))
-            print(f"| {name} | {variant} | {margin:g} | {len(cases)} | {mean_se(vs_stl, PCT)} | {never}/{len(cases)} | "
-                  f"{agrees}/{len(cases)} |")
+            print(table_row([name, variant, f"{margin:g}", len(cases), mean_se(vs_stl, PCT), f"{never}/{len(cases)}",
+                             f"{agrees}/{len(cases)}"]))
     print()
 
 
@@ -373,12 +382,10 @@ def print_paired(rows: list[dict], base: str = "default") -> None:
                 if r["dataset"] == name and r["variant"] == variant and r.get("totals") and other:
                     ratios.append(user_total(r) / user_total(other) - 1)
             if ratios:
-                lines.append(f"| {name} | {variant} | {len(ratios)} | {mean_se(ratios, PCT)} |")
+                lines.append(table_row([name, variant, len(ratios), mean_se(ratios, PCT)]))
     if lines:
-        print(f"### What a user gets (the refit recommendation where refit) against {base}'s (paired by seed and B)")
-        print()
-        print(f"| dataset | variant | pairs | recommended / {base}'s recommended - 1 |")
-        print("|---|---|---|---|")
+        table_head(["dataset", "variant", "pairs", f"recommended / {base}'s recommended - 1"],
+                   f"What a user gets (the refit recommendation where refit) against {base}'s (paired by seed and B)")
         print("\n".join(lines))
         print()
 
@@ -390,8 +397,7 @@ def audit_cost(datasets, seeds, data_dir, n_tasks, config, repeats: int, fractio
     from negtransfer.data.dataset import AUDIT, TRAIN, VALIDATION
     from negtransfer.train.batched import train_group_models
 
-    print("| dataset | seed | data | train / validation / audit rows | STL total | all-task total |")
-    print("|---|---|---|---|---|---|")
+    table_head(["dataset", "seed", "data", "train / validation / audit rows", "STL total", "all-task total"])
     for name in datasets:
         for seed in seeds:
             ds = grouping_datasets.load(name, seed, data_dir, n_tasks)
@@ -407,24 +413,21 @@ def audit_cost(datasets, seeds, data_dir, n_tasks, config, repeats: int, fractio
                                           repeats=[r for r in range(repeats) for _ in groups])
                 stl = [sum(runs[r * len(groups) + t].test_loss[t] for t in range(n)) for r in range(repeats)]
                 every = [sum(runs[r * len(groups) + n].test_loss.values()) for r in range(repeats)]
-                print(f"| {name} | {seed} | {label} | {rows} | {mean_se(stl, '{:.3f}')} | {mean_se(every, '{:.3f}')} |",
-                      flush=True)
+                print(table_row([name, seed, label, rows, mean_se(stl, "{:.3f}"), mean_se(every, "{:.3f}")]), flush=True)
 
 
 def print_verdicts(rows: list[dict]) -> None:
     """Per dataset and variant, over every seed and B: the recommendation on test (against its own STL and
     all-task model), how it was chosen, and how often the report's verdict agreed with the test split's."""
-    print("### The recommendation and the verdict (every seed and B)")
-    print()
-    print("| dataset | variant | cases | recommended vs STL | recommended vs all-task | at or below STL | "
-          "at or below all-task | verdict agrees with test | recommended: chosen / STL / all-task |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    table_head(["dataset", "variant", "cases", "recommended vs STL", "recommended vs all-task", "at or below STL",
+                "at or below all-task", "verdict agrees with test", "recommended: chosen / STL / all-task"],
+               "The recommendation and the verdict (every seed and B)")
     for name, variant, c in by_dataset_variant([r for r in rows if "rec_vs_stl" in r]):
         picks = "/".join(str(sum(r["recommendation"] == key for r in c)) for key in ("selected", "stl", "all_tasks"))
-        print(f"| {name} | {variant} | {len(c)} | {mean_se([r['rec_vs_stl'] for r in c], PCT)} | "
-              f"{mean_se([r['rec_vs_all'] for r in c], PCT)} | {sum(r['rec_vs_stl'] <= 0 for r in c)}/{len(c)} | "
-              f"{sum(r['rec_vs_all'] <= 0 for r in c)}/{len(c)} | {sum(r['verdict_agrees'] for r in c)}/{len(c)} | "
-              f"{picks} |")
+        print(table_row([name, variant, len(c), mean_se([r["rec_vs_stl"] for r in c], PCT),
+                         mean_se([r["rec_vs_all"] for r in c], PCT), f"{sum(r['rec_vs_stl'] <= 0 for r in c)}/{len(c)}",
+                         f"{sum(r['rec_vs_all'] <= 0 for r in c)}/{len(c)}",
+                         f"{sum(r['verdict_agrees'] for r in c)}/{len(c)}", picks]))
     print()
 
 
@@ -433,17 +436,30 @@ def print_refits(rows: list[dict]) -> None:
     refits = [r for r in rows if "refit_totals" in r]
     if not refits:
         return
-    print("### After the refit on every non-test row (every seed and B)")
-    print()
-    print("| dataset | variant | cases | refit recommended vs refit STL | refit recommended vs refit all-task | "
-          "at or below STL | at or below all-task | refit chosen vs refit STL |")
-    print("|---|---|---|---|---|---|---|---|")
+    table_head(["dataset", "variant", "cases", "refit recommended vs refit STL", "refit recommended vs refit all-task",
+                "at or below STL", "at or below all-task", "refit chosen vs refit STL"],
+               "After the refit on every non-test row (every seed and B)")
     for name, variant, c in by_dataset_variant(refits):
         chosen = [r["refit_totals"]["selected"] / r["refit_totals"]["stl"] - 1 for r in c]
-        print(f"| {name} | {variant} | {len(c)} | {mean_se([r['refit_rec_vs_stl'] for r in c], PCT)} | "
-              f"{mean_se([r['refit_rec_vs_all'] for r in c], PCT)} | {sum(r['refit_rec_vs_stl'] <= 0 for r in c)}/"
-              f"{len(c)} | {sum(r['refit_rec_vs_all'] <= 0 for r in c)}/{len(c)} | {mean_se(chosen, PCT)} |")
+        print(table_row([name, variant, len(c), mean_se([r["refit_rec_vs_stl"] for r in c], PCT),
+                         mean_se([r["refit_rec_vs_all"] for r in c], PCT),
+                         f"{sum(r['refit_rec_vs_stl'] <= 0 for r in c)}/{len(c)}",
+                         f"{sum(r['refit_rec_vs_all'] <= 0 for r in c)}/{len(c)}", mean_se(chosen, PCT)]))
     print()
+
+
+def print_summary(rows: list[dict], datasets, variants, train_groups, budgets) -> None:
+    """Every table of the cases ``rows``: per dataset (:func:`print_tables`), the recommendation and the verdict,
+    the audit's margin, the three-way verdict, the refits, and each variant against the default's (and the
+    refit's, when there is one)."""
+    print_tables(rows, datasets, variants, train_groups, budgets)
+    print_verdicts(rows)
+    print_margins(rows)
+    print_three_way(rows)
+    print_refits(rows)
+    print_paired(rows)
+    if any(r["variant"] == "refit" for r in rows):
+        print_paired(rows, base="refit")
 
 
 def print_case(r: dict) -> None:
@@ -496,14 +512,7 @@ def main() -> None:
         rows = [r for path in args.summarize for r in json.loads(path.read_text())]
         datasets = list(dict.fromkeys(r["dataset"] for r in rows))
         variants = [v for v in args.variants if any(r["variant"] == v for r in rows)]
-        print_tables(rows, datasets, variants, args.train_groups, args.budgets)
-        print_verdicts(rows)
-        print_margins(rows)
-        print_three_way(rows)
-        print_refits(rows)
-        print_paired(rows)
-        if any(r["variant"] == "refit" for r in rows):
-            print_paired(rows, base="refit")
+        print_summary(rows, datasets, variants, args.train_groups, args.budgets)
         return
     if args.audit_cost is not None:
         audit_cost(args.datasets, args.seeds, args.data_dir, n_tasks, config, args.repeats, args.audit_cost)
@@ -539,14 +548,7 @@ def main() -> None:
                                      "budget": budget, **found})
                         print_case(rows[-1])
             (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
-    print_tables(rows, args.datasets, args.variants, args.train_groups, args.budgets)
-    print_verdicts(rows)
-    print_margins(rows)
-    print_three_way(rows)
-    print_refits(rows)
-    print_paired(rows)
-    if any(r["variant"] == "refit" for r in rows):
-        print_paired(rows, base="refit")
+    print_summary(rows, args.datasets, args.variants, args.train_groups, args.budgets)
 
 
 if __name__ == "__main__":

@@ -273,11 +273,13 @@ def pair_key(a: str, b: str, best: str) -> tuple[str, int]:
 
 def check_figures(check) -> dict | None:
     """The check's figures a case row needs (None without a check)."""
+    from negtransfer.gains.paired_rows import differences_to_dict
+
     if check is None:
         return None
     return {"best": check.best_alternative, "difference": check.difference, "se_runs": check.difference_se,
-            "noise": check.noise, "paired": {key: pair.to_dict() for key, pair in check.paired.items()},
-            "test_paired": {key: pair.to_dict() for key, pair in check.test_paired.items()},
+            "noise": check.noise, "paired": differences_to_dict(check.paired),
+            "test_paired": differences_to_dict(check.test_paired),
             "margin": check.margin_se, "n_rows": check.n_rows}
 
 

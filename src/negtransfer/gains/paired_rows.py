@@ -60,7 +60,7 @@ from typing import Any, Mapping
 import numpy as np
 
 __all__ = ["PairedSE", "PairedDifference", "paired_row_se", "row_contributions", "noise_verdict", "paired_difference",
-           "verdict_phrase", "NOISE_VERDICTS", "VERDICT_PHRASES"]
+           "differences_to_dict", "differences_from_dict", "verdict_phrase", "NOISE_VERDICTS", "VERDICT_PHRASES"]
 
 #: The three-way verdict of a paired difference (chosen minus alternative) against its noise.
 NOISE_VERDICTS = ("better", "within noise", "worse")
@@ -153,6 +153,21 @@ class PairedDifference:
     def with_verdict(self, verdict: str) -> PairedDifference:
         """The same difference with ``verdict`` in other words (e.g. :func:`verdict_phrase`)."""
         return replace(self, verdict=verdict)
+
+
+def differences_to_dict(differences: Mapping[str, PairedDifference]) -> dict[str, dict[str, Any]]:
+    """Name -> :meth:`PairedDifference.to_dict`: a record's paired differences as report.json holds them."""
+    return {name: difference.to_dict() for name, difference in differences.items()}
+
+
+def differences_from_dict(record: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``record`` (a report.json record) whose ``keys`` (each name -> a paired difference's dict, where
+    present) hold :class:`PairedDifference` records (:meth:`PairedDifference.from_dict`)."""
+    out = dict(record)
+    for key in keys:
+        if key in out:
+            out[key] = {name: PairedDifference.from_dict(value) for name, value in out[key].items()}
+    return out
 
 
 def row_contributions(row_losses: dict[int, np.ndarray], positions: dict[int, np.ndarray], n_rows: int) -> np.ndarray:

@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from negtransfer.gains.paired_rows import PairedDifference
+from negtransfer.gains.paired_rows import PairedDifference, differences_from_dict, differences_to_dict
 
 __all__ = [
     "Comparison",
@@ -295,21 +295,17 @@ class Comparison:
                "best_alternative": self.best_alternative, "verdict": self.verdict,
                "recommendation": self.recommendation, "decided_on": self.decided_on, "rows": self.rows,
                "basis": self.basis, "audit_loss": dict(self.audit_loss),
-               "audit_difference": {k: v.to_dict() for k, v in self.audit_difference.items()}}
+               "audit_difference": differences_to_dict(self.audit_difference)}
         if self.noise_verdict:  # audited jobs only: a job without audit rows writes the keys it wrote before
             out["noise_verdict"] = self.noise_verdict
-            out["test_difference"] = {k: v.to_dict() for k, v in self.test_difference.items()}
+            out["test_difference"] = differences_to_dict(self.test_difference)
         return out
 
     @staticmethod
     def from_dict(d: Mapping) -> Comparison:
         """Read back from :meth:`to_dict`'s dictionary; a report.json written before issue 25 (no audit keys)
         reads back decided on validation rows."""
-        values = dict(d)
-        for key in ("audit_difference", "test_difference"):
-            if key in values:
-                values[key] = {k: PairedDifference.from_dict(v) for k, v in values[key].items()}
-        return Comparison(**values)
+        return Comparison(**differences_from_dict(d, ("audit_difference", "test_difference")))
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,14 @@ import numpy as np
 
 from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.statistics import standard_error
-from negtransfer.gains.paired_rows import PairedDifference, noise_verdict, paired_difference, verdict_phrase
+from negtransfer.gains.paired_rows import (
+    PairedDifference,
+    differences_from_dict,
+    differences_to_dict,
+    noise_verdict,
+    paired_difference,
+    verdict_phrase,
+)
 from negtransfer.jobs.choices import (
     EXHAUSTIVE_PAIRS,
     SOURCE_LOSSES,
@@ -380,19 +387,14 @@ class AlternativesCheck:
     def to_json(self) -> dict:
         """report.json's ``check``."""
         out = asdict(self)
-        out["paired"] = {key: pair.to_dict() for key, pair in self.paired.items()}
-        out["test_paired"] = {key: pair.to_dict() for key, pair in self.test_paired.items()}
+        out["paired"], out["test_paired"] = differences_to_dict(self.paired), differences_to_dict(self.test_paired)
         return out
 
     @classmethod
     def from_json(cls, value: dict) -> AlternativesCheck:
         """Read back from report.json's ``check`` (:meth:`to_json`; one written before ``paired`` and
         ``test_paired`` existed reads back with them empty)."""
-        d = dict(value)
-        for key in ("paired", "test_paired"):
-            if key in d:
-                d[key] = {name: PairedDifference.from_dict(pair) for name, pair in d[key].items()}
-        return cls(**d)
+        return cls(**differences_from_dict(value, ("paired", "test_paired")))
 
 
 @dataclass(frozen=True)
@@ -1181,8 +1183,8 @@ def plan_training(state: SourcesState) -> None:
                      f"sources, {R} repeat{'s' if R > 1 else ''}), {plan.runs - plan.to_train} already stored, "
                      f"{plan.to_train} to train ("
                      + ", ".join(f"{name} {row.runs}" for name, row in plan.stages.items())
-                     + f"), then at most {plan.later_at_most} threshold candidates, final models and the check's runs"
-                     + (" and the fairness runs" if fairness else ""))
+                     + f"), then at most {plan.later_at_most} threshold candidates, final models"
+                     + (", the check's runs and the fairness runs" if fairness else " and the check's runs"))
         hint = cost_hint(plan, options, R)
         if hint:
             state.notify(hint)
