@@ -632,7 +632,8 @@ class RunPlan:
     to_train : int
         Those the store did not hold.
     later_at_most : int
-        The runs whose groups are known only later (threshold candidates, final models, the check's runs), at most.
+        The runs whose groups are known only later (threshold candidates, final models, the check's runs, the
+        fairness runs), at most.
     estimated_seconds : float or None
         The time the runs to train were estimated to take, from the first stack of subset models; None before
         (or where nothing was trained). Measured: it changes from run to run.
@@ -985,7 +986,7 @@ def source_training_config(config: TrainConfig, dataset: MultiTaskDataset, targe
 def plan_runs(stages: dict[str, int], stored: dict[str, int], repeats: int, later: int = 0) -> RunPlan:
     """The cost of a job before it starts: per stage the runs it needs (groups x repeats) and those already
     stored, ``to_train`` in all, and ``later_at_most``: the runs whose groups are known only later (threshold
-    candidates, final models, the check's runs), at most ``later`` groups x repeats."""
+    candidates, final models, the check's runs, the fairness runs), at most ``later`` groups x repeats."""
     rows = {name: StageRuns(n * repeats, min(stored.get(name, 0), n * repeats)) for name, n in stages.items()}
     return RunPlan(rows, sum(r.runs for r in rows.values()), sum(r.runs - r.stored for r in rows.values()),
                    later * repeats)
@@ -1134,7 +1135,7 @@ class SourcesState:
         return outputs
 
     def _progress(self, label: str) -> Callable[[int, int], None]:
-        """The progress callback of one call of :meth:`train`: ``progress(label, done, total)``, and after the
+        """The progress callback of one call of :meth:`train` or :meth:`run_specs`: ``progress(label, done, total)``, and after the
         first stack of subset models the time estimate of the rest, sent to ``notify``."""
         start, before = time.perf_counter(), len(self.trained)
 
