@@ -46,6 +46,15 @@ def test_a_record_written_before_the_row_se_reads_back_with_nan_and_no_verdict()
     assert math.isnan(old.se_runs) and math.isnan(old.se_rows)
 
 
+def test_null_in_strict_report_json_reads_back_as_nan():
+    from negtransfer.report.jsonio import dumps_strict
+
+    d = PairedDifference(0.1, float("nan"), float("nan"), float("nan"), "better")
+    back = PairedDifference.from_dict(json.loads(dumps_strict(d.to_dict())))
+    assert back.mean == 0.1 and back.verdict == "better"
+    assert all(math.isnan(x) for x in (back.se, back.se_runs, back.se_rows))
+
+
 def test_with_verdict_changes_only_the_words():
     d = PairedDifference(0.5, 0.1, 0.1, 0.2, "worse")
     loss = d.with_verdict(verdict_phrase(d.verdict, "loss"))

@@ -145,10 +145,14 @@ class PairedDifference:
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> PairedDifference:
-        """A record read back from report.json (:meth:`to_dict`); one written before ``se_runs``, ``se_rows`` and
-        ``verdict`` were recorded (``mean`` and ``se`` only) reads back with NaN and an empty verdict."""
-        return cls(value["mean"], value["se"], value.get("se_runs", float("nan")), value.get("se_rows", float("nan")),
-                   value.get("verdict", ""))
+        """A record read back from report.json (:meth:`to_dict`; NaN written there as null reads back as NaN); one
+        written before ``se_runs``, ``se_rows`` and ``verdict`` were recorded (``mean`` and ``se`` only) reads back
+        with NaN and an empty verdict."""
+        def number(key: str) -> float:
+            figure = value.get(key)
+            return float("nan") if figure is None else figure
+
+        return cls(number("mean"), number("se"), number("se_runs"), number("se_rows"), value.get("verdict", ""))
 
     def with_verdict(self, verdict: str) -> PairedDifference:
         """The same difference with ``verdict`` in other words (e.g. :func:`verdict_phrase`)."""
