@@ -329,6 +329,9 @@ def mc_variance(sample_fn, n_samples: int) -> torch.Tensor:
     return draws.var(dim=0, unbiased=False)
 
 
+#: Stacked passes run only when one pass's features (B, T, D, H) hold a multiple of this many numbers.
+STACK_ALIGNMENT = 32
+
 #: Upper bound on the elements of one (B, T, T, D, D, H) transfer activation when MC passes run stacked.
 STACKED_ELEMENTS = 2**22
 
@@ -488,14 +491,21 @@ class TPAMTL(nn.Module):
         lstm = [w for name, w in self.rnn.named_parameters() if name.startswith("weight")]
         return [self.embed.weight, *lstm, *self.task_features.l2_parameters()]
 
-    def _stackable(self, b: int) -> bool:
-        """Whether passes over ``b`` sequences may run stacked along the batch with unchanged numbers.
+    def _stackable(self, b: int, t: int) -> bool:
+        """Whether passes over ``b`` sequences of ``t`` steps may run stacked along the batch with unchanged numbers.
 
         Not with DropConnect (its masks are per pass, not per row), not when
-        ``stack_passes`` is off, and not for one sequence: torch computes a
-        one-row batch by another kernel, whose last bits differ.
+        ``stack_passes`` is off, not for one sequence (torch computes a one-row
+        batch by another kernel, whose last bits differ), and only when one
+        pass's features hold a multiple of :data:`STACK_ALIGNMENT` numbers
+        and the width is a multiple of 8: torch's elementwise kernels
+        (softplus) run 2 x 16 floats a step (AVX-512) and the rest by scalar
+        code whose last bits may differ, so every number must fall on the
+        same code path stacked as alone (widths 3 and 5 failed that check in
+        ``tests/nn/test_amtl_stacked.py``'s sweep; every catalogued model has 8 or 16).
         """
-        return self.stack_passes and self.noise == "dropout" and b >= 2
+        aligned = (b * t * self.n_tasks * self.hidden) % STACK_ALIGNMENT == 0 and self.hidden % 8 == 0
+        return self.stack_passes and self.noise == "dropout" and b >= 2 and aligned
 
     def _stacked_features(self, v: torch.Tensor, noises: list[PassNoise]) -> torch.Tensor:
         """Features (P, B, T, D, H) of P passes with ``noises`` over embeddings ``v`` (B, T, H)."""
@@ -506,7 +516,7 @@ class TPAMTL(nn.Module):
         """Variance of the features over ``n_variance_samples`` MC passes (step 4; no gradient)."""
         b, t = v.shape[:2]
         with torch.no_grad():
-            if not self._stackable(b):
+            if not self._stackable(b, t):
                 return torch.stack([self._features(v) for _ in range(self.n_variance_samples)]).var(dim=0, unbiased=False)
             noises = [self.draw_noise(b, t, v) for _ in range(self.n_variance_samples)]
             return self._stacked_features(v, noises).var(dim=0, unbiased=False)
@@ -564,7 +574,7 @@ class TPAMTL(nn.Module):
         """
         valid = self._valid(x, step_mask)
         b, t = valid.shape
-        if not self._stackable(b):
+        if not self._stackable(b, t):
             return [self(x, step_mask) for _ in range(passes)]
         v = self.embed(x)
         sub = 1 if self.transfer == "none" else 1 + self.n_variance_samples  # sub-passes per pass
