@@ -1,10 +1,10 @@
-"""TP-AMTL's MC passes stacked along the batch give the numbers of one pass at a time, bit for bit."""
+"""TP-AMTL's and P-AMTL's MC passes stacked along the batch give the numbers of one pass at a time, bit for bit."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from negtransfer.nn.amtl import TPAMTL, ProbabilisticTaskFeatures
+from negtransfer.nn.amtl import PAMTL, TPAMTL, ProbabilisticTaskFeatures
 
 torch.set_num_threads(1)
 
@@ -108,3 +108,29 @@ def test_unstackable_shapes_fall_back_to_one_pass_at_a_time():
     assert all(torch.equal(a, b) for a, b in zip(stacked, sequential, strict=True)) and torch.equal(after, after_sequential)
     model.stack_passes, model.noise = True, "dropconnect"
     assert not model._stackable(4, 4)
+
+
+@pytest.mark.parametrize("options", [{}, {"transfer": "none"}, {"uncertainty": "aleatoric"}, {"noise": "dropconnect"}])
+def test_pamtl_stacked_passes_equal_one_pass_at_a_time(options):
+    torch.manual_seed(6)
+    model = PAMTL(10, 4, hidden=16, **options)
+    x = torch.randn(30, 10)
+    results = {}
+    for stacked in (False, True):
+        model.stack_passes = stacked
+        model.zero_grad()
+        torch.manual_seed(7)
+        logits = model(x, return_details=True)  # training forward: its variance passes stacked
+        logits.sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        passes = model.mc_logits(x, None, 6)
+        results[stacked] = (logits.detach(), model.last_details["variance"], grads, passes, torch.rand(2))
+    torch.manual_seed(7)
+    model(x)
+    with torch.no_grad():
+        calls = [model(x) for _ in range(6)]
+    one, many = results[False], results[True]
+    for a, b in [(one[0], many[0]), (one[1], many[1]), (one[4], many[4]), *zip(one[2], many[2], strict=True)]:
+        assert torch.equal(a, b)
+    for mine, call in zip(many[3], calls, strict=True):
+        assert torch.equal(mine, call) and mine.stride() == call.stride()

@@ -640,6 +640,9 @@ class PAMTL(nn.Module):
                                                 stop_gradient=stop_gradient)  # fmt: skip
         self.output = TaskLinear(n_tasks, hidden, 1)
         self.last_details: dict = {}
+        self.hidden = hidden
+        #: Run MC passes stacked along the batch where the numbers stay identical (False: one pass at a time).
+        self.stack_passes = True
 
     def l2_parameters(self) -> list[torch.Tensor]:
         """The base network's weights (shared layer and task features, no biases), as for :class:`TPAMTL`."""
@@ -649,23 +652,75 @@ class PAMTL(nn.Module):
         h = F.leaky_relu(self.shared_layer(x))
         return F.dropout(h, self.dropout, training=self.training) if self.dropout > 0 else h
 
+    def _pass_noise(self, h: torch.Tensor) -> tuple[torch.Tensor | None, FeatureNoise]:
+        """The draws of one pass on shared activations ``h`` (B, hidden): their dropout mask (as ``F.dropout``), then the task features'."""
+        mask = None
+        if self.dropout > 0 and self.training and h.numel() > 0:
+            mask = torch.empty_like(h).bernoulli_(1 - self.dropout).div_(1 - self.dropout)
+        return mask, self.task_features.draw_noise(h)
+
+    def _stackable(self, b: int) -> bool:
+        """As :meth:`TPAMTL._stackable`, for one step."""
+        aligned = (b * self.n_tasks * self.hidden) % STACK_ALIGNMENT == 0 and self.hidden % 8 == 0
+        return self.stack_passes and not self.task_features.dropconnect and b >= 2 and aligned
+
+    def _stacked_features(self, h: torch.Tensor, noises: list[tuple[torch.Tensor | None, FeatureNoise]]) -> torch.Tensor:
+        """Features z (P, B, D, H) of P passes with ``noises`` on the shared activations ``h`` (B, hidden), run as one batch."""
+        stacked = h.repeat(len(noises), 1)
+        if noises[0][0] is not None:
+            stacked = stacked * torch.cat([mask for mask, _ in noises])  # type: ignore[misc]
+        z = self.task_features(stacked, FeatureNoise.stack([features for _, features in noises]))[0]
+        return z.view(len(noises), h.shape[0], self.n_tasks, self.hidden)
+
+    def _variance(self, x: torch.Tensor) -> torch.Tensor:
+        """Variance (B, 1, D, H) of the features over ``n_variance_samples`` MC passes (no gradient)."""
+        with torch.no_grad():
+            if not self._stackable(x.shape[0]):
+                return mc_variance(lambda: self.task_features(self._shared(x))[0][:, None], self.n_variance_samples)
+            h = F.leaky_relu(self.shared_layer(x))
+            draws = self._stacked_features(h, [self._pass_noise(h) for _ in range(self.n_variance_samples)])
+            return draws[:, :, None].var(dim=0, unbiased=False)
+
+    def _head(self, z: torch.Tensor, variance: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits (B, D), alpha and combined features from features z (B, 1, D, H) and their variance (None: no transfer)."""
+        if variance is None:
+            combined, alpha = z, z.new_zeros(z.shape[0], 1, 1, self.n_tasks, self.n_tasks)
+        else:
+            allowed = ~torch.eye(self.n_tasks, dtype=torch.bool, device=z.device)[None, None, None]
+            alpha = self.transfer_net.weights(z, variance, allowed)
+            combined = self.transfer_net.combine(z, alpha)
+        return self.output(combined[:, 0]).squeeze(-1), alpha, combined
+
     def forward(self, x: torch.Tensor, step_mask: torch.Tensor | None = None, return_details: bool = False) -> torch.Tensor:
         """Logits (B, D) for ``x`` (B, F); ``step_mask`` is ignored (non-temporal)."""
         if x.ndim != 2:
             raise ValueError(f"PAMTL expects x of shape (batch, features), got {tuple(x.shape)}")
         z, _, _ = self.task_features(self._shared(x))  # (B, D, H)
         z = z[:, None]  # one "step"
-        if self.transfer == "none":
-            combined, alpha, variance = z, z.new_zeros(z.shape[0], 1, 1, self.n_tasks, self.n_tasks), torch.zeros_like(z)
-        else:
-            variance = mc_variance(lambda: self.task_features(self._shared(x))[0][:, None], self.n_variance_samples)
-            allowed = ~torch.eye(self.n_tasks, dtype=torch.bool, device=x.device)[None, None, None]
-            alpha = self.transfer_net.weights(z, variance, allowed)
-            combined = self.transfer_net.combine(z, alpha)
-        logits = self.output(combined[:, 0]).squeeze(-1)
+        variance = None if self.transfer == "none" else self._variance(x)
+        logits, alpha, combined = self._head(z, variance)
         if return_details:
+            variance = torch.zeros_like(z) if variance is None else variance
             self.last_details = {"alpha": alpha.detach()[:, 0, 0], "variance": variance.detach()[:, 0],
                                  "features": z.detach()[:, 0], "combined": combined.detach()[:, 0]}  # fmt: skip
+        return logits
+
+    @torch.no_grad()
+    def mc_logits(self, x: torch.Tensor, step_mask: torch.Tensor | None, passes: int) -> list[torch.Tensor]:
+        """As :meth:`TPAMTL.mc_logits`: ``passes`` calls of ``self(x)`` without gradient, their features stacked."""
+        if x.ndim != 2 or not self._stackable(x.shape[0]):
+            return [self(x, step_mask) for _ in range(passes)]
+        b = x.shape[0]
+        h = F.leaky_relu(self.shared_layer(x))
+        sub = 1 if self.transfer == "none" else 1 + self.n_variance_samples  # sub-passes per pass
+        group = max(1, STACKED_ELEMENTS // (sub * b * self.n_tasks * self.hidden))
+        logits = []
+        for start in range(0, passes, group):
+            n = min(group, passes - start)
+            draws = self._stacked_features(h, [self._pass_noise(h) for _ in range(n * sub)])
+            for pass_draws in draws.view(n, sub, *draws.shape[1:]):
+                variance = None if sub == 1 else pass_draws[1:, :, None].var(dim=0, unbiased=False)
+                logits.append(self._head(pass_draws[0][:, None], variance)[0])
         return logits
 
 
