@@ -16,6 +16,12 @@ thread CPU time per epoch (immune to other processes on a loaded machine);
 reported for the validation loss alone (``validation_speedup``: 20 MC passes
 over the validation split).
 
+Measured 2026-12-07 (``python benchmarks/amtl_speed.py``, pbcseq, three runs on a
+2-core machine at load 5-6): epoch_speedup 1.40, 1.33, 1.30; validation_speedup
+1.48, 1.51, 1.52; identical numbers in all. What is left of an epoch is mostly
+the random draws (about half the stacked validation loss: the numbers fix how
+they are drawn) and the transfer network run per pass.
+
 Run: ``python benchmarks/amtl_speed.py [--dataset pbcseq|nafld] [--epochs 10] [--rounds 5]``
 (``--smoke``: 2 epochs, 1 round; a check that it runs).
 """
