@@ -40,6 +40,16 @@ Public-code switches (``REFERENCES.md``, TP-AMTL)
     :meth:`TPAMTL.l2_parameters`: the parameters the official code's L2
     penalty covers (the "base" network: embedding, LSTM and task-feature
     weights, no biases, no transfer or output layers).
+
+Speed (``stack_passes``, default True; same numbers bit for bit)
+    The 5 variance passes of a forward pass, and the features of all the MC
+    passes of :meth:`TPAMTL.mc_logits` / :meth:`PAMTL.mc_logits` (the
+    validation loss and test predictions), run stacked along the batch: each
+    pass's random draws are taken first, in the order one pass at a time takes
+    them (:class:`PassNoise`, :class:`FeatureNoise`), then applied to the
+    stacked batch. Where torch's kernels would round differently (one row, a
+    width not a multiple of 8, unaligned sizes, DropConnect) the passes run one
+    at a time. ``benchmarks/amtl_speed.py`` times both.
 """
 
 from __future__ import annotations
@@ -448,6 +458,7 @@ class TPAMTL(nn.Module):
         ``like`` gives the dtype and device.
         """
         input_keep, output_keep = self._sequence_noise(b, like)
+        # laid out as nn.LSTM(batch_first=True) returns its output: step-major (tests/nn/test_amtl_stacked.py checks it)
         lstm_output = torch.empty((t, b, self.hidden), dtype=like.dtype, device=like.device).transpose(0, 1)
         return PassNoise(input_keep, output_keep, self.task_features.draw_noise(lstm_output))
 
