@@ -31,6 +31,8 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "affinity_momentum": (["--smoke"], [rf"^\| yeast \| with \| 1 \| {NUMBER} \|"], []),
     "affinity_overhead": (["--smoke"], [rf"^affinity_run_overhead: {NUMBER}$"], []),
     "affinity_step_cost": (["--smoke"], [rf"^loop / batched = {NUMBER}$"], []),
+    "amtl_speed": (["--smoke"], [rf"^epoch_speedup: {NUMBER}$", rf"^validation_speedup: {NUMBER}$",
+                                 r"^identical_numbers: True$"], []),
     "batched_training": (["--smoke"], [rf"^repeat_cost_ratio: {NUMBER}$", rf"^batched_vs_sequential_speedup: {NUMBER}$",
                                        r"^\s+32 .* True$"], []),
     "batching": (["--smoke"], [rf"^\| exam \| per-task\+oversample \| 0 \| {NUMBER} \|"], []),

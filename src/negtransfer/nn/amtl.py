@@ -40,11 +40,22 @@ Public-code switches (``REFERENCES.md``, TP-AMTL)
     :meth:`TPAMTL.l2_parameters`: the parameters the official code's L2
     penalty covers (the "base" network: embedding, LSTM and task-feature
     weights, no biases, no transfer or output layers).
+
+Speed (``stack_passes``, default True; same numbers bit for bit)
+    The 5 variance passes of a forward pass, and the features of all the MC
+    passes of :meth:`TPAMTL.mc_logits` / :meth:`PAMTL.mc_logits` (the
+    validation loss and test predictions), run stacked along the batch: each
+    pass's random draws are taken first, in the order one pass at a time takes
+    them (:class:`PassNoise`, :class:`FeatureNoise`), then applied to the
+    stacked batch. Where torch's kernels would round differently (one row, a
+    width not a multiple of 8, unaligned sizes, DropConnect) the passes run one
+    at a time. ``benchmarks/amtl_speed.py`` times both.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +97,49 @@ class TaskLinear(nn.Module):
         out = torch.bmm(flat, self.weight if weight is None else weight).transpose(0, 1).reshape(*lead, d, -1)
         return out + self.bias if self.bias is not None else out
 
+    def empty_output(self, lead: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised (*lead, D, out) tensor laid out in memory as :meth:`forward`'s output (task-major).
+
+        Noise drawn into it (``bernoulli_``, ``normal_``) is the noise
+        ``torch.nn.functional.dropout`` or ``torch.randn_like`` draw for a tensor
+        of that layout: torch fills a tensor in its memory order.
+        """
+        d, out = self.weight.shape[0], self.weight.shape[-1]
+        flat = torch.empty((d, math.prod(lead), out), dtype=like.dtype, device=like.device)
+        return flat.transpose(0, 1).reshape(*lead, d, out)
+
+
+@dataclass(frozen=True)
+class FeatureNoise:
+    """The random draws of one :class:`ProbabilisticTaskFeatures` pass.
+
+    Attributes
+    ----------
+    masks : tuple of five Tensor or None
+        For the layers base, mean1, mean2, scale1, scale2, in that order (the
+        order the pass uses them): with dropout the scaled keep mask of the
+        layer's input (shape of that input, (..., D, in)); with DropConnect the
+        0/1 mask of its weight (D, in, out); None where no noise is drawn.
+    epsilon : Tensor or None
+        Standard normal draws for ``z = mu + sigma * epsilon`` (..., D, hidden);
+        None when ``z = mu``.
+    """
+
+    masks: tuple[torch.Tensor | None, ...]
+    epsilon: torch.Tensor | None
+
+    @staticmethod
+    def stack(noises: list[FeatureNoise]) -> FeatureNoise:
+        """Several passes' dropout draws concatenated along the batch (first) dimension.
+
+        Row masks only: DropConnect masks are per pass, not per row, and cannot be stacked.
+        """
+        def cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
+
+        masks = tuple(cat([n.masks[k] for n in noises]) for k in range(len(noises[0].masks)))
+        return FeatureNoise(masks, cat([n.epsilon for n in noises]))
+
 
 class ProbabilisticTaskFeatures(nn.Module):
     """Per-task latent features with aleatoric and epistemic uncertainty (Eqs. 5-8).
@@ -121,27 +175,54 @@ class ProbabilisticTaskFeatures(nn.Module):
         self.sample_latent = sample_latent
         self.n_tasks = n_tasks
 
-    def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dropconnect or self.dropout == 0:
-            return x
-        return F.dropout(x, self.dropout, training=self.training)
+    def draw_noise(self, shared: torch.Tensor) -> FeatureNoise:
+        """The random draws of one forward pass on ``shared`` (..., in), in the order the pass uses them.
 
-    def _layer(self, layer: TaskLinear, x: torch.Tensor) -> torch.Tensor:
-        """``layer(x)``, with a fresh DropConnect mask on its weight when that noise is on."""
-        if not (self.dropconnect and self.dropout > 0 and self.training):
-            return layer(x)
+        Drawing them first and computing afterwards gives the numbers of
+        drawing each just before its use: the five masks (see
+        :class:`FeatureNoise`), then the latent noise. Only the shape, dtype,
+        device and memory layout of ``shared`` matter (an empty tensor will
+        do): torch fills a dropout mask in the memory order of the tensor it
+        drops, as ``torch.empty_like`` lays it out.
+        """
+        layers = (self.base, self.mean1, self.mean2, self.scale1, self.scale2)
+        lead = tuple(shared.shape[:-1])
+        masks: tuple[torch.Tensor | None, ...] = (None,) * len(layers)
         keep = 1.0 - self.dropout
-        mask = torch.bernoulli(torch.full_like(layer.weight, keep))
-        return layer(x, layer.weight * mask / keep)
+        if self.dropout > 0 and self.training and self.dropconnect:
+            masks = tuple(torch.bernoulli(torch.full_like(layer.weight, keep)) for layer in layers)
+        elif self.dropout > 0 and self.training and shared.numel() > 0:
+            # as F.dropout: empty_like(input).bernoulli_(keep).div_(keep); the base layer's input is
+            # expanded from ``shared``, the others are outputs of task layers
+            x_mask = torch.empty_like(shared.unsqueeze(-2).expand(*lead, self.n_tasks, shared.shape[-1]))
+            h_masks = [layer.empty_output(lead, shared) for layer in (self.base, self.mean1, self.base, self.scale1)]
+            masks = tuple(mask.bernoulli_(keep).div_(keep) for mask in (x_mask, *h_masks))
+        if not self.sample_latent:
+            return FeatureNoise(masks, None)
+        return FeatureNoise(masks, self.scale2.empty_output(lead, shared).normal_())
 
-    def forward(self, shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``shared`` (..., in) -> z, mu, sigma, each (..., D, hidden)."""
+    def _layer(self, layer: TaskLinear, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``layer(x)`` under one drawn mask: on its input (dropout) or on its weight (DropConnect)."""
+        if mask is None:
+            return layer(x)
+        if self.dropconnect:
+            return layer(x, layer.weight * mask / (1.0 - self.dropout))
+        return layer(x * mask)
+
+    def forward(self, shared: torch.Tensor, noise: FeatureNoise | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``shared`` (..., in) -> z, mu, sigma, each (..., D, hidden).
+
+        ``noise``: the pass's draws (:meth:`draw_noise`); default: drawn now.
+        """
         x = shared.unsqueeze(-2).expand(*shared.shape[:-1], self.n_tasks, shared.shape[-1])
-        h = F.leaky_relu(self._layer(self.base, self._drop(x)))
-        mu = self._layer(self.mean2, self._drop(F.leaky_relu(self._layer(self.mean1, self._drop(h)))))
-        mu = F.leaky_relu(mu)
-        sigma = F.softplus(self._layer(self.scale2, self._drop(F.leaky_relu(self._layer(self.scale1, self._drop(h))))))
-        z = mu + sigma * torch.randn_like(sigma) if self.sample_latent else mu
+        if noise is None:
+            noise = self.draw_noise(shared)
+        base, mean1, mean2, scale1, scale2 = noise.masks
+        h = F.leaky_relu(self._layer(self.base, x, base))
+        mu = F.leaky_relu(self._layer(self.mean2, F.leaky_relu(self._layer(self.mean1, h, mean1)), mean2))
+        sigma = F.softplus(self._layer(self.scale2, F.leaky_relu(self._layer(self.scale1, h, scale1)), scale2))
+        z = mu + sigma * noise.epsilon if noise.epsilon is not None else mu
         return z, mu, sigma
 
     def l2_parameters(self) -> list[torch.Tensor]:
@@ -258,6 +339,44 @@ def mc_variance(sample_fn, n_samples: int) -> torch.Tensor:
     return draws.var(dim=0, unbiased=False)
 
 
+#: Stacked passes run only when one pass's features (B, T, D, H) hold a multiple of this many numbers.
+STACK_ALIGNMENT = 32
+
+#: Upper bound on the elements of one (B, T, T, D, D, H) transfer activation when MC passes run stacked.
+STACKED_ELEMENTS = 2**22
+
+
+@dataclass(frozen=True)
+class PassNoise:
+    """The random draws of one stochastic :class:`TPAMTL` pass (:meth:`TPAMTL.draw_noise`).
+
+    Attributes
+    ----------
+    input_keep, output_keep : Tensor or None
+        0/1 masks (B, 1, H) on the LSTM's input and output, one per sequence;
+        None where there is no such dropout.
+    features : FeatureNoise
+        The task features' draws.
+    """
+
+    input_keep: torch.Tensor | None
+    output_keep: torch.Tensor | None
+    features: FeatureNoise
+
+    @property
+    def sequence_masks(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self.input_keep, self.output_keep
+
+    @staticmethod
+    def stack(noises: list[PassNoise]) -> PassNoise:
+        """Several passes' draws concatenated along the batch, to run them as one batch (dropout noise only)."""
+        def cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
+
+        return PassNoise(cat([n.input_keep for n in noises]), cat([n.output_keep for n in noises]),
+                         FeatureNoise.stack([n.features for n in noises]))  # fmt: skip
+
+
 class TPAMTL(nn.Module):
     """Temporal Probabilistic Asymmetric Multi-Task Learning (TP-AMTL).
 
@@ -328,12 +447,44 @@ class TPAMTL(nn.Module):
         self.attention = TaskLinear(n_tasks, hidden, hidden)
         self.output = TaskLinear(n_tasks, hidden, 1)
         self.last_details: dict = {}
+        #: Run MC passes stacked along the batch where the numbers stay identical (False: one pass at a time).
+        self.stack_passes = True
 
-    def _sequence_dropout(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dropout == 0 or not self.training:
-            return x
-        keep = torch.bernoulli(torch.full((x.shape[0], 1, x.shape[2]), 1 - self.dropout, device=x.device))
-        return x * keep / (1 - self.dropout)
+    def draw_noise(self, b: int, t: int, like: torch.Tensor) -> PassNoise:
+        """The random draws of one stochastic pass over ``b`` sequences of ``t`` steps, in the order it uses them.
+
+        The LSTM's input mask (not with DropConnect), its output mask (one
+        per sequence: variational dropout), then the task features' draws;
+        ``like`` gives the dtype and device.
+        """
+        input_keep, output_keep = self._sequence_noise(b, like)
+        # laid out as nn.LSTM(batch_first=True) returns its output: step-major (tests/nn/test_amtl_stacked.py checks it)
+        lstm_output = torch.empty((t, b, self.hidden), dtype=like.dtype, device=like.device).transpose(0, 1)
+        return PassNoise(input_keep, output_keep, self.task_features.draw_noise(lstm_output))
+
+    def _sequence_noise(self, b: int, like: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The 0/1 masks (B, 1, H) on the LSTM's input (not with DropConnect) and output, in that order."""
+        def keep() -> torch.Tensor | None:
+            if self.dropout == 0 or not self.training:
+                return None
+            return torch.bernoulli(torch.full((b, 1, self.hidden), 1 - self.dropout, device=like.device))
+
+        input_keep = None if self.noise == "dropconnect" else keep()
+        return input_keep, keep()
+
+    def _keep(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        return x if keep is None else x * keep / (1 - self.dropout)
+
+    def _features(self, v: torch.Tensor, noise: PassNoise | None = None) -> torch.Tensor:
+        """Task features f (B, T, D, H) (Eqs. 4-8) of embeddings ``v`` (B, T, H) in one stochastic pass.
+
+        ``noise``: the pass's draws (:meth:`draw_noise`); several passes run as
+        one when their ``v`` and noise are stacked along the batch. Default:
+        drawn during the pass.
+        """
+        input_keep, output_keep = self._sequence_noise(v.shape[0], v) if noise is None else noise.sequence_masks
+        r, _ = self.rnn(self._keep(v, input_keep))
+        return self.task_features(self._keep(r, output_keep), None if noise is None else noise.features)[0]
 
     def shared(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedding v (Eq. 3) and dropped-out LSTM states r (Eq. 4), both (B, T, H).
@@ -342,39 +493,111 @@ class TPAMTL(nn.Module):
         code's variational output dropout); ``"dropout"`` its input too.
         """
         v = self.embed(x)
-        r, _ = self.rnn(v if self.noise == "dropconnect" else self._sequence_dropout(v))
-        return v, self._sequence_dropout(r)
+        input_keep, output_keep = self._sequence_noise(x.shape[0], v)
+        r, _ = self.rnn(self._keep(v, input_keep))
+        return v, self._keep(r, output_keep)
 
     def l2_parameters(self) -> list[torch.Tensor]:
         """What the official code's L2 penalty covers: the embedding, LSTM and task-feature weights (no biases)."""
         lstm = [w for name, w in self.rnn.named_parameters() if name.startswith("weight")]
         return [self.embed.weight, *lstm, *self.task_features.l2_parameters()]
 
-    def forward(self, x: torch.Tensor, step_mask: torch.Tensor | None = None, return_details: bool = False) -> torch.Tensor:
-        """Logits (B, D) for ``x`` (B, T, F); ``step_mask`` (B, T) bool, default all valid."""
-        if x.ndim != 3:
-            raise ValueError(f"TPAMTL expects x of shape (batch, timesteps, features), got {tuple(x.shape)}")
-        b, t, _ = x.shape
-        valid = torch.ones(b, t, dtype=torch.bool, device=x.device) if step_mask is None else step_mask.bool()
-        v, r = self.shared(x)
-        features, _, _ = self.task_features(r)  # (B, T, D, H)
-        if self.transfer == "none":
-            combined = features
-            alpha = features.new_zeros(b, t, t, self.n_tasks, self.n_tasks)
-            variance = features.new_zeros(features.shape)
+    def _stackable(self, b: int, t: int) -> bool:
+        """Whether passes over ``b`` sequences of ``t`` steps may run stacked along the batch with unchanged numbers.
+
+        Not with DropConnect (its masks are per pass, not per row), not when
+        ``stack_passes`` is off, not for one sequence (torch computes a one-row
+        batch by another kernel, whose last bits differ), and only when one
+        pass's features hold a multiple of :data:`STACK_ALIGNMENT` numbers
+        and the width is a multiple of 8: torch's elementwise kernels
+        (softplus) run 2 x 16 floats a step (AVX-512) and the rest by scalar
+        code whose last bits may differ, so every number must fall on the
+        same code path stacked as alone (widths 3 and 5 failed that check in
+        ``tests/nn/test_amtl_stacked.py``'s sweep; every catalogued model has 8 or 16).
+        """
+        aligned = (b * t * self.n_tasks * self.hidden) % STACK_ALIGNMENT == 0 and self.hidden % 8 == 0
+        return self.stack_passes and self.noise == "dropout" and b >= 2 and aligned
+
+    def _stacked_features(self, v: torch.Tensor, noises: list[PassNoise]) -> torch.Tensor:
+        """Features (P, B, T, D, H) of P passes with ``noises`` over embeddings ``v`` (B, T, H)."""
+        stacked = self._features(v.repeat(len(noises), 1, 1), PassNoise.stack(noises))
+        return stacked.view(len(noises), *v.shape[:2], self.n_tasks, self.hidden)
+
+    def _variance(self, v: torch.Tensor) -> torch.Tensor:
+        """Variance of the features over ``n_variance_samples`` MC passes (step 4; no gradient)."""
+        b, t = v.shape[:2]
+        with torch.no_grad():
+            if not self._stackable(b, t):
+                return torch.stack([self._features(v) for _ in range(self.n_variance_samples)]).var(dim=0, unbiased=False)
+            noises = [self.draw_noise(b, t, v) for _ in range(self.n_variance_samples)]
+            return self._stacked_features(v, noises).var(dim=0, unbiased=False)
+
+    def _head(self, v: torch.Tensor, features: torch.Tensor, variance: torch.Tensor | None,
+              valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Logits (B, D), alpha and combined features from the features and their variance (steps 5-6).
+
+        ``variance`` None: no transfer (``transfer="none"``).
+        """
+        b, t = valid.shape
+        if variance is None:
+            combined, alpha = features, features.new_zeros(b, t, t, self.n_tasks, self.n_tasks)
         else:
-            variance = mc_variance(lambda: self.task_features(self.shared(x)[1])[0], self.n_variance_samples)
-            allowed = transfer_mask(t, self.n_tasks, self.transfer).to(x.device)[None]
+            allowed = transfer_mask(t, self.n_tasks, self.transfer).to(valid.device)[None]
             allowed = allowed & valid[:, None, :, None, None] & valid[:, :, None, None, None]
             alpha = self.transfer_net.weights(features, variance, allowed)
             combined = self.transfer_net.combine(features, alpha)
         beta = torch.tanh(self.attention(combined))  # (B, T, D, H), Eq. 10
         weights = valid.to(v.dtype)[:, :, None, None]
         context = (beta * v[:, :, None, :] * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D, H)
-        logits = self.output(context).squeeze(-1)  # Eq. 11
+        return self.output(context).squeeze(-1), alpha, combined  # Eq. 11
+
+    def _valid(self, x: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Tensor:
+        if x.ndim != 3:
+            raise ValueError(f"TPAMTL expects x of shape (batch, timesteps, features), got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        return torch.ones(b, t, dtype=torch.bool, device=x.device) if step_mask is None else step_mask.bool()
+
+    def forward(self, x: torch.Tensor, step_mask: torch.Tensor | None = None, return_details: bool = False) -> torch.Tensor:
+        """Logits (B, D) for ``x`` (B, T, F); ``step_mask`` (B, T) bool, default all valid."""
+        valid = self._valid(x, step_mask)
+        v = self.embed(x)
+        features = self._features(v)  # (B, T, D, H)
+        variance = None if self.transfer == "none" else self._variance(v)
+        logits, alpha, combined = self._head(v, features, variance, valid)
         if return_details:
+            variance = features.new_zeros(features.shape) if variance is None else variance
             self.last_details = {"alpha": alpha.detach(), "variance": variance.detach(),
                                  "features": features.detach(), "combined": combined.detach()}  # fmt: skip
+        return logits
+
+    @torch.no_grad()
+    def mc_logits(self, x: torch.Tensor, step_mask: torch.Tensor | None, passes: int) -> list[torch.Tensor]:
+        """The logits (B, D) of ``passes`` calls of ``self(x, step_mask)`` in a row without gradient, bit for bit.
+
+        The same random draws in the same order, so the same numbers (each
+        tensor laid out in memory as the call returns it) and the same random
+        state afterwards; but the passes' LSTM and task features, six passes
+        each with the variance passes, run stacked along the batch: a few
+        large operations instead of many small ones. The transfer and output
+        layers run per pass: torch's products with one output column (the
+        transfer weights' last layer, the output layer) change their last bits
+        with the batch size. Groups of passes bound the memory (:data:`STACKED_ELEMENTS`).
+        """
+        valid = self._valid(x, step_mask)
+        b, t = valid.shape
+        if not self._stackable(b, t):
+            return [self(x, step_mask) for _ in range(passes)]
+        v = self.embed(x)
+        sub = 1 if self.transfer == "none" else 1 + self.n_variance_samples  # sub-passes per pass
+        group = max(1, STACKED_ELEMENTS // (b * t * t * self.n_tasks * self.n_tasks * self.hidden))
+        logits = []
+        for start in range(0, passes, group):
+            n = min(group, passes - start)
+            draws = self._stacked_features(v, [self.draw_noise(b, t, v) for _ in range(n * sub)])
+            draws = draws.view(n, sub, *draws.shape[1:])
+            for pass_draws in draws:  # the transfer and output per pass: their products change bits with B
+                variance = None if sub == 1 else pass_draws[1:].var(dim=0, unbiased=False)
+                logits.append(self._head(v, pass_draws[0], variance, valid)[0])
         return logits
 
 
@@ -428,6 +651,9 @@ class PAMTL(nn.Module):
                                                 stop_gradient=stop_gradient)  # fmt: skip
         self.output = TaskLinear(n_tasks, hidden, 1)
         self.last_details: dict = {}
+        self.hidden = hidden
+        #: Run MC passes stacked along the batch where the numbers stay identical (False: one pass at a time).
+        self.stack_passes = True
 
     def l2_parameters(self) -> list[torch.Tensor]:
         """The base network's weights (shared layer and task features, no biases), as for :class:`TPAMTL`."""
@@ -437,23 +663,75 @@ class PAMTL(nn.Module):
         h = F.leaky_relu(self.shared_layer(x))
         return F.dropout(h, self.dropout, training=self.training) if self.dropout > 0 else h
 
+    def _pass_noise(self, h: torch.Tensor) -> tuple[torch.Tensor | None, FeatureNoise]:
+        """The draws of one pass on shared activations ``h`` (B, hidden): their dropout mask (as ``F.dropout``), then the task features'."""
+        mask = None
+        if self.dropout > 0 and self.training and h.numel() > 0:
+            mask = torch.empty_like(h).bernoulli_(1 - self.dropout).div_(1 - self.dropout)
+        return mask, self.task_features.draw_noise(h)
+
+    def _stackable(self, b: int) -> bool:
+        """As :meth:`TPAMTL._stackable`, for one step."""
+        aligned = (b * self.n_tasks * self.hidden) % STACK_ALIGNMENT == 0 and self.hidden % 8 == 0
+        return self.stack_passes and not self.task_features.dropconnect and b >= 2 and aligned
+
+    def _stacked_features(self, h: torch.Tensor, noises: list[tuple[torch.Tensor | None, FeatureNoise]]) -> torch.Tensor:
+        """Features z (P, B, D, H) of P passes with ``noises`` on the shared activations ``h`` (B, hidden), run as one batch."""
+        stacked = h.repeat(len(noises), 1)
+        if noises[0][0] is not None:
+            stacked = stacked * torch.cat([mask for mask, _ in noises])  # type: ignore[misc]
+        z = self.task_features(stacked, FeatureNoise.stack([features for _, features in noises]))[0]
+        return z.view(len(noises), h.shape[0], self.n_tasks, self.hidden)
+
+    def _variance(self, x: torch.Tensor) -> torch.Tensor:
+        """Variance (B, 1, D, H) of the features over ``n_variance_samples`` MC passes (no gradient)."""
+        with torch.no_grad():
+            if not self._stackable(x.shape[0]):
+                return mc_variance(lambda: self.task_features(self._shared(x))[0][:, None], self.n_variance_samples)
+            h = F.leaky_relu(self.shared_layer(x))
+            draws = self._stacked_features(h, [self._pass_noise(h) for _ in range(self.n_variance_samples)])
+            return draws[:, :, None].var(dim=0, unbiased=False)
+
+    def _head(self, z: torch.Tensor, variance: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits (B, D), alpha and combined features from features z (B, 1, D, H) and their variance (None: no transfer)."""
+        if variance is None:
+            combined, alpha = z, z.new_zeros(z.shape[0], 1, 1, self.n_tasks, self.n_tasks)
+        else:
+            allowed = ~torch.eye(self.n_tasks, dtype=torch.bool, device=z.device)[None, None, None]
+            alpha = self.transfer_net.weights(z, variance, allowed)
+            combined = self.transfer_net.combine(z, alpha)
+        return self.output(combined[:, 0]).squeeze(-1), alpha, combined
+
     def forward(self, x: torch.Tensor, step_mask: torch.Tensor | None = None, return_details: bool = False) -> torch.Tensor:
         """Logits (B, D) for ``x`` (B, F); ``step_mask`` is ignored (non-temporal)."""
         if x.ndim != 2:
             raise ValueError(f"PAMTL expects x of shape (batch, features), got {tuple(x.shape)}")
         z, _, _ = self.task_features(self._shared(x))  # (B, D, H)
         z = z[:, None]  # one "step"
-        if self.transfer == "none":
-            combined, alpha, variance = z, z.new_zeros(z.shape[0], 1, 1, self.n_tasks, self.n_tasks), torch.zeros_like(z)
-        else:
-            variance = mc_variance(lambda: self.task_features(self._shared(x))[0][:, None], self.n_variance_samples)
-            allowed = ~torch.eye(self.n_tasks, dtype=torch.bool, device=x.device)[None, None, None]
-            alpha = self.transfer_net.weights(z, variance, allowed)
-            combined = self.transfer_net.combine(z, alpha)
-        logits = self.output(combined[:, 0]).squeeze(-1)
+        variance = None if self.transfer == "none" else self._variance(x)
+        logits, alpha, combined = self._head(z, variance)
         if return_details:
+            variance = torch.zeros_like(z) if variance is None else variance
             self.last_details = {"alpha": alpha.detach()[:, 0, 0], "variance": variance.detach()[:, 0],
                                  "features": z.detach()[:, 0], "combined": combined.detach()[:, 0]}  # fmt: skip
+        return logits
+
+    @torch.no_grad()
+    def mc_logits(self, x: torch.Tensor, step_mask: torch.Tensor | None, passes: int) -> list[torch.Tensor]:
+        """As :meth:`TPAMTL.mc_logits`: ``passes`` calls of ``self(x)`` without gradient, their features stacked."""
+        if x.ndim != 2 or not self._stackable(x.shape[0]):
+            return [self(x, step_mask) for _ in range(passes)]
+        b = x.shape[0]
+        h = F.leaky_relu(self.shared_layer(x))
+        sub = 1 if self.transfer == "none" else 1 + self.n_variance_samples  # sub-passes per pass
+        group = max(1, STACKED_ELEMENTS // (sub * b * self.n_tasks * self.hidden))
+        logits = []
+        for start in range(0, passes, group):
+            n = min(group, passes - start)
+            draws = self._stacked_features(h, [self._pass_noise(h) for _ in range(n * sub)])
+            for pass_draws in draws.view(n, sub, *draws.shape[1:]):
+                variance = None if sub == 1 else pass_draws[1:, :, None].var(dim=0, unbiased=False)
+                logits.append(self._head(pass_draws[0][:, None], variance)[0])
         return logits
 
 

@@ -172,19 +172,23 @@ def predict_proba(model: nn.Module, x: torch.Tensor, step_mask: torch.Tensor | N
                   mc_samples: int = 20, batch_size: int = 512) -> np.ndarray:  # fmt: skip
     """Predicted probabilities (N, outputs); MC-averaged for models with ``mc_dropout = True``.
 
-    The model's train/eval mode is restored afterwards.
+    A model with ``mc_logits(x, step_mask, passes)`` (:class:`~negtransfer.nn.amtl.TPAMTL`)
+    computes its passes together, with the numbers of one call per pass. The
+    model's train/eval mode is restored afterwards.
     """
     stochastic = bool(getattr(model, "mc_dropout", False))
     was_training = model.training
     model.train(stochastic)
     passes = mc_samples if stochastic else 1
+    mc_logits = getattr(model, "mc_logits", None) if stochastic else None
     out = []
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size]
             mb = None if step_mask is None else step_mask[start : start + batch_size]
-            probs = torch.stack([torch.sigmoid(model(xb, mb)) for _ in range(passes)]).mean(0)
-            out.append(probs)
+            logits = mc_logits(xb, mb, passes) if mc_logits is not None else [model(xb, mb) for _ in range(passes)]
+            # one sigmoid per pass: torch's vectorised and scalar sigmoid differ in the last bit
+            out.append(torch.stack([torch.sigmoid(pass_logits) for pass_logits in logits]).mean(0))
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
