@@ -1,13 +1,21 @@
 """The clinical training loop with TP-AMTL's MC passes stacked: the same validation losses, history and predictions."""
 
 import numpy as np
+import pytest
 import torch
 
 from negtransfer.data.timeseries import timeseries_dataset
 from negtransfer.nn.amtl import TPAMTL
 from negtransfer.train.temporal import TemporalTrainConfig, _arrays, _validation_loss, fit, predict_proba
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Stacking is exact on one thread only; restore the process's setting afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def sequences(n=80, t=4, f=3, d=2, seed=0):
@@ -34,6 +42,7 @@ def test_validation_loss_of_stacked_passes_equals_sequential_passes_exactly():
     dataset = sequences()
     x, m, y = _arrays(dataset)
     rows = torch.from_numpy(dataset.indices("validation"))
+    assert model(dataset, True)._stackable(len(rows), x.shape[1])  # the stacked path runs
     losses = {}
     for stacked in (False, True):
         torch.manual_seed(1)
@@ -44,6 +53,7 @@ def test_validation_loss_of_stacked_passes_equals_sequential_passes_exactly():
 def test_fit_and_predictions_are_identical_with_stacked_passes():
     dataset = sequences()
     config = TemporalTrainConfig(max_epochs=3, patience=3, batch_size=16)  # 48 training rows: 3 batches
+    assert model(dataset, True)._stackable(16, 4)  # the training batches' variance passes run stacked
     results = {stacked: fit(model(dataset, stacked), dataset, config=config, seed=2) for stacked in (False, True)}
     assert results[False].history == results[True].history
     x, m, _ = _arrays(dataset)

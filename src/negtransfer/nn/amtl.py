@@ -109,6 +109,11 @@ class TaskLinear(nn.Module):
         return flat.transpose(0, 1).reshape(*lead, d, out)
 
 
+def _cat_or_none(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """The tensors concatenated along the first dimension, or None where the first is None (no such draw)."""
+    return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class FeatureNoise:
     """The random draws of one :class:`ProbabilisticTaskFeatures` pass.
@@ -134,11 +139,8 @@ class FeatureNoise:
 
         Row masks only: DropConnect masks are per pass, not per row, and cannot be stacked.
         """
-        def cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
-            return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
-
-        masks = tuple(cat([n.masks[k] for n in noises]) for k in range(len(noises[0].masks)))
-        return FeatureNoise(masks, cat([n.epsilon for n in noises]))
+        masks = tuple(_cat_or_none([n.masks[k] for n in noises]) for k in range(len(noises[0].masks)))
+        return FeatureNoise(masks, _cat_or_none([n.epsilon for n in noises]))
 
 
 class ProbabilisticTaskFeatures(nn.Module):
@@ -342,7 +344,24 @@ def mc_variance(sample_fn, n_samples: int) -> torch.Tensor:
 #: Stacked passes run only when one pass's features (B, T, D, H) hold a multiple of this many numbers.
 STACK_ALIGNMENT = 32
 
-#: Upper bound on the elements of one (B, T, T, D, D, H) transfer activation when MC passes run stacked.
+
+def _stacking_exact(elements: int, hidden: int) -> bool:
+    """Whether a pass whose features hold ``elements`` numbers of width ``hidden`` computes the same bits stacked
+    with other passes along the batch as alone (:meth:`TPAMTL._stackable`).
+
+    Every number must fall on the same code path in both: torch's elementwise
+    kernels (softplus) run 2 x 16 floats a step (AVX-512) and the rest by
+    scalar code whose last bits may differ, so a pass must hold a multiple of
+    :data:`STACK_ALIGNMENT` numbers and the width must be a multiple of 8
+    (widths 3 and 5 failed that check in ``tests/nn/test_amtl_stacked.py``'s
+    sweep; every catalogued model has 8 or 16). With more than one thread torch
+    splits a large tensor between threads at boundaries that need not be
+    aligned, so stacking is exact on one thread only (as ``compare`` trains
+    unless ``--threads`` says otherwise).
+    """
+    return elements % STACK_ALIGNMENT == 0 and hidden % 8 == 0 and torch.get_num_threads() == 1
+
+#: Upper bound on the elements of the stacked features (passes x B x T x D x H) of one group of MC passes.
 STACKED_ELEMENTS = 2**22
 
 
@@ -363,17 +382,10 @@ class PassNoise:
     output_keep: torch.Tensor | None
     features: FeatureNoise
 
-    @property
-    def sequence_masks(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        return self.input_keep, self.output_keep
-
     @staticmethod
     def stack(noises: list[PassNoise]) -> PassNoise:
         """Several passes' draws concatenated along the batch, to run them as one batch (dropout noise only)."""
-        def cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
-            return None if parts[0] is None else torch.cat(parts)  # type: ignore[arg-type]
-
-        return PassNoise(cat([n.input_keep for n in noises]), cat([n.output_keep for n in noises]),
+        return PassNoise(_cat_or_none([n.input_keep for n in noises]), _cat_or_none([n.output_keep for n in noises]),
                          FeatureNoise.stack([n.features for n in noises]))  # fmt: skip
 
 
@@ -482,9 +494,13 @@ class TPAMTL(nn.Module):
         one when their ``v`` and noise are stacked along the batch. Default:
         drawn during the pass.
         """
-        input_keep, output_keep = self._sequence_noise(v.shape[0], v) if noise is None else noise.sequence_masks
+        keeps = self._sequence_noise(v.shape[0], v) if noise is None else (noise.input_keep, noise.output_keep)
+        return self.task_features(self._lstm(v, *keeps), None if noise is None else noise.features)[0]
+
+    def _lstm(self, v: torch.Tensor, input_keep: torch.Tensor | None, output_keep: torch.Tensor | None) -> torch.Tensor:
+        """LSTM states r (B, T, H) (Eq. 4) of embeddings ``v`` with the sequence dropout masks (None: no dropout there)."""
         r, _ = self.rnn(self._keep(v, input_keep))
-        return self.task_features(self._keep(r, output_keep), None if noise is None else noise.features)[0]
+        return self._keep(r, output_keep)
 
     def shared(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedding v (Eq. 3) and dropped-out LSTM states r (Eq. 4), both (B, T, H).
@@ -493,9 +509,7 @@ class TPAMTL(nn.Module):
         code's variational output dropout); ``"dropout"`` its input too.
         """
         v = self.embed(x)
-        input_keep, output_keep = self._sequence_noise(x.shape[0], v)
-        r, _ = self.rnn(self._keep(v, input_keep))
-        return v, self._keep(r, output_keep)
+        return v, self._lstm(v, *self._sequence_noise(x.shape[0], v))
 
     def l2_parameters(self) -> list[torch.Tensor]:
         """What the official code's L2 penalty covers: the embedding, LSTM and task-feature weights (no biases)."""
@@ -507,16 +521,11 @@ class TPAMTL(nn.Module):
 
         Not with DropConnect (its masks are per pass, not per row), not when
         ``stack_passes`` is off, not for one sequence (torch computes a one-row
-        batch by another kernel, whose last bits differ), and only when one
-        pass's features hold a multiple of :data:`STACK_ALIGNMENT` numbers
-        and the width is a multiple of 8: torch's elementwise kernels
-        (softplus) run 2 x 16 floats a step (AVX-512) and the rest by scalar
-        code whose last bits may differ, so every number must fall on the
-        same code path stacked as alone (widths 3 and 5 failed that check in
-        ``tests/nn/test_amtl_stacked.py``'s sweep; every catalogued model has 8 or 16).
+        batch by another kernel, whose last bits differ), and only where
+        :func:`_stacking_exact` holds (aligned sizes, one thread).
         """
-        aligned = (b * t * self.n_tasks * self.hidden) % STACK_ALIGNMENT == 0 and self.hidden % 8 == 0
-        return self.stack_passes and self.noise == "dropout" and b >= 2 and aligned
+        exact = _stacking_exact(b * t * self.n_tasks * self.hidden, self.hidden)
+        return self.stack_passes and self.noise == "dropout" and b >= 2 and exact
 
     def _stacked_features(self, v: torch.Tensor, noises: list[PassNoise]) -> torch.Tensor:
         """Features (P, B, T, D, H) of P passes with ``noises`` over embeddings ``v`` (B, T, H)."""
@@ -528,7 +537,7 @@ class TPAMTL(nn.Module):
         b, t = v.shape[:2]
         with torch.no_grad():
             if not self._stackable(b, t):
-                return torch.stack([self._features(v) for _ in range(self.n_variance_samples)]).var(dim=0, unbiased=False)
+                return mc_variance(lambda: self._features(v), self.n_variance_samples)
             noises = [self.draw_noise(b, t, v) for _ in range(self.n_variance_samples)]
             return self._stacked_features(v, noises).var(dim=0, unbiased=False)
 
@@ -589,7 +598,7 @@ class TPAMTL(nn.Module):
             return [self(x, step_mask) for _ in range(passes)]
         v = self.embed(x)
         sub = 1 if self.transfer == "none" else 1 + self.n_variance_samples  # sub-passes per pass
-        group = max(1, STACKED_ELEMENTS // (b * t * t * self.n_tasks * self.n_tasks * self.hidden))
+        group = max(1, STACKED_ELEMENTS // (sub * b * t * self.n_tasks * self.hidden))
         logits = []
         for start in range(0, passes, group):
             n = min(group, passes - start)
@@ -672,8 +681,8 @@ class PAMTL(nn.Module):
 
     def _stackable(self, b: int) -> bool:
         """As :meth:`TPAMTL._stackable`, for one step."""
-        aligned = (b * self.n_tasks * self.hidden) % STACK_ALIGNMENT == 0 and self.hidden % 8 == 0
-        return self.stack_passes and not self.task_features.dropconnect and b >= 2 and aligned
+        exact = _stacking_exact(b * self.n_tasks * self.hidden, self.hidden)
+        return self.stack_passes and not self.task_features.dropconnect and b >= 2 and exact
 
     def _stacked_features(self, h: torch.Tensor, noises: list[tuple[torch.Tensor | None, FeatureNoise]]) -> torch.Tensor:
         """Features z (P, B, D, H) of P passes with ``noises`` on the shared activations ``h`` (B, hidden), run as one batch."""
