@@ -54,7 +54,7 @@ data: tests/gains/test_paired_rows.py). With one run (R = 1) only V_rows is esti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -140,8 +140,7 @@ class PairedDifference:
 
     def to_dict(self) -> dict[str, Any]:
         """report.json's record: ``mean``, ``se``, ``se_runs``, ``se_rows``, ``verdict``, in that order."""
-        return {"mean": self.mean, "se": self.se, "se_runs": self.se_runs, "se_rows": self.se_rows,
-                "verdict": self.verdict}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> PairedDifference:

@@ -72,7 +72,6 @@ from negtransfer.data.statistics import standard_error
 from negtransfer.gains.paired_rows import (
     PairedDifference,
     differences_from_dict,
-    differences_to_dict,
     noise_verdict,
     paired_difference,
     verdict_phrase,
@@ -355,7 +354,7 @@ class AlternativesCheck:
     margin_se : float
         The verdict's margin, in standard errors (:data:`CHECK_MARGIN_SE`).
     verdict : str
-        ``paired["selected_minus_best"]["verdict"]``: the selection against the better alternative. It states the
+        ``paired["selected_minus_best"].verdict``: the selection against the better alternative. It states the
         noise of the comparison; the recommendation (the lower mean) does not depend on it.
     test_paired : dict
         The same differences on the target's test rows, scored only (they decide nothing): what the verdicts
@@ -385,10 +384,8 @@ class AlternativesCheck:
     row_seconds: float = float("nan")
 
     def to_json(self) -> dict:
-        """report.json's ``check``."""
-        out = asdict(self)
-        out["paired"], out["test_paired"] = differences_to_dict(self.paired), differences_to_dict(self.test_paired)
-        return out
+        """report.json's ``check`` (the paired differences' records as :meth:`PairedDifference.to_dict` writes them)."""
+        return asdict(self)
 
     @classmethod
     def from_json(cls, value: dict) -> AlternativesCheck:
