@@ -34,6 +34,33 @@ def pytest_configure(config):
         os.environ["PYTEST_DEBUG_TEMPROOT"] = MEMORY_FOLDER
 
 
+#: The tests that look at the PNG files themselves (pixels, sizes): their figures are rasterised as in a real run.
+#: Every test under tests/report/ is one too.
+RENDERED_PLOTS = "rendered_plots"
+
+
+def _laid_out_not_rasterised(fig, path, *args, **kwargs):
+    """``Figure.savefig`` for tests that never open the PNG: the figure is drawn without rendering (every artist's
+    layout, text and tick code runs, so a plot that cannot be drawn still fails) and a 1 x 1 PNG is written in its
+    place; rasterising into pixels (and the second layout pass of ``bbox_inches="tight"``) is left out."""
+    from PIL import Image
+
+    fig.draw_without_rendering()
+    Image.new("L", (1, 1)).save(path, format="png")
+
+
+@pytest.fixture(autouse=True)
+def plots_not_rasterised(request, monkeypatch):
+    """Leave out the pixels of the report plots in tests that do not look at them (all but tests/report/ and those
+    marked ``rendered_plots``): the jobs' reports draw ~150 figures in the default suite, and rasterising them took
+    ~60 % of their time (the rest, building and laying out the figure, still runs)."""
+    if request.node.get_closest_marker(RENDERED_PLOTS) or request.node.path.parent.name == "report":
+        return
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "savefig", _laid_out_not_rasterised)
+
+
 def make_mixed_dataset(n_rows=300, n_features=6, seed=0, missing=0.2):
     """Binary, multiclass and regression tasks sharing features, with missing labels."""
     rng = np.random.default_rng(seed)
