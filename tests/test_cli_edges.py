@@ -267,6 +267,7 @@ def test_edge_fuzz(tmp_path, table, block):
 
 
 # ------------------------------------------------------------------ plots
+@pytest.mark.rendered_plots  # measures the PNG
 def test_long_and_undrawable_task_names_are_shortened(tmp_path):
     from PIL import Image
 
