@@ -63,6 +63,17 @@ def plots_not_rasterised(request, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", _laid_out_not_rasterised)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (as ``compare`` trains by default); the process's setting restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_mixed_dataset(n_rows=300, n_features=6, seed=0, missing=0.2):
     """Binary, multiclass and regression tasks sharing features, with missing labels."""
     rng = np.random.default_rng(seed)

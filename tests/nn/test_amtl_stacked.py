@@ -10,13 +10,8 @@ VARIANTS = [{}, {"transfer": "none"}, {"uncertainty": "aleatoric"}, {"uncertaint
             {"uncertainty": "deterministic"}, {"transfer": "same-step"}, {"hidden": 16}, {"noise": "dropconnect"}]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Stacking is exact on one thread only (``_stacking_exact``); restore the process's setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: TP-AMTL's stacked passes are exact on one thread only (``negtransfer.nn.amtl._stacking_exact``).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_and_inputs(options, b=27, t=4, f=15, d=5, seed=0):

@@ -8,14 +8,8 @@ from negtransfer.data.timeseries import timeseries_dataset
 from negtransfer.nn.amtl import TPAMTL
 from negtransfer.train.temporal import TemporalTrainConfig, _arrays, _validation_loss, fit, predict_proba
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Stacking is exact on one thread only; restore the process's setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: TP-AMTL's stacked passes are exact on one thread only (``negtransfer.nn.amtl._stacking_exact``).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sequences(n=80, t=4, f=3, d=2, seed=0):
