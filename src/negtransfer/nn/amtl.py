@@ -344,6 +344,9 @@ def mc_variance(sample_fn, n_samples: int) -> torch.Tensor:
 #: Stacked passes run only when one pass's features (B, T, D, H) hold a multiple of this many numbers.
 STACK_ALIGNMENT = 32
 
+#: Upper bound on the elements of the stacked features (passes x B x T x D x H) of one group of MC passes.
+STACKED_ELEMENTS = 2**22
+
 
 def _stacking_exact(elements: int, hidden: int) -> bool:
     """Whether a pass whose features hold ``elements`` numbers of width ``hidden`` computes the same bits stacked
@@ -353,16 +356,14 @@ def _stacking_exact(elements: int, hidden: int) -> bool:
     kernels (softplus) run 2 x 16 floats a step (AVX-512) and the rest by
     scalar code whose last bits may differ, so a pass must hold a multiple of
     :data:`STACK_ALIGNMENT` numbers and the width must be a multiple of 8
-    (widths 3 and 5 failed that check in ``tests/nn/test_amtl_stacked.py``'s
-    sweep; every catalogued model has 8 or 16). With more than one thread torch
+    (widths 3 and 5 gave other last bits in a sweep of widths made when this
+    was written; every catalogued model has 8 or 16, and
+    ``tests/nn/test_amtl_stacked.py`` checks 8 and 16). With more than one thread torch
     splits a large tensor between threads at boundaries that need not be
     aligned, so stacking is exact on one thread only (as ``compare`` trains
     unless ``--threads`` says otherwise).
     """
     return elements % STACK_ALIGNMENT == 0 and hidden % 8 == 0 and torch.get_num_threads() == 1
-
-#: Upper bound on the elements of the stacked features (passes x B x T x D x H) of one group of MC passes.
-STACKED_ELEMENTS = 2**22
 
 
 @dataclass(frozen=True)
