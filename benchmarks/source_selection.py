@@ -255,6 +255,7 @@ def case_row(rep, ds, t: int, target: str, seed: int, surrogate: str, dataset: s
             "spearman": h.spearman if h else nan, "ceiling": h.noise_ceiling if h else nan,
             "ind_f1": ind.f1 if ind else nan, "ind_spearman": ind.spearman if ind else nan,
             "ind_ceiling": ind.noise_ceiling if ind else nan,
+            "f1_ceiling": h.f1_ceiling if h else nan, "ind_f1_ceiling": ind.f1_ceiling if ind else nan,
             "balance": (h.n_negative, h.n_positive) if h else (None, None),
             "ls_spearman": ls_rho, "ls_f1": ls_f1, "test": rep.test_loss, "test_se": rep.test_loss_se,
             "recommended": rep.check.recommended if rep.check else "selected", "check": check_figures(rep.check),
@@ -349,10 +350,10 @@ def print_check_noise(rows: list[dict]) -> None:
 
 def print_case_header() -> None:
     """The header of the per-case table."""
-    print("| target (rows) | seed | surrogate | holdout F1 (negative / positive) | Spearman | noise ceiling | "
-          "independent holdout: F1 | Spearman | least squares: Spearman, F1 | selected | planted cluster | "
+    print("| target (rows) | seed | surrogate | holdout F1 (negative / positive) | F1 ceiling | Spearman | noise ceiling | "
+          "independent holdout: F1 | F1 ceiling | Spearman | least squares: Spearman, F1 | selected | planted cluster | "
           + " | ".join(f"{m} test loss" for m in METHODS) + " | recommended | runs | seconds |")
-    print("|" + "---|" * (11 + len(METHODS) + 3))
+    print("|" + "---|" * (13 + len(METHODS) + 3))
 
 
 def print_case(row: dict, n_rows: int | str) -> None:
@@ -360,8 +361,9 @@ def print_case(row: dict, n_rows: int | str) -> None:
     cells = [fmt(row["test"][m], row["test_se"][m], 4) for m in METHODS]
     name = row["surrogate"] + (f" ({row['kernel']})" if row["kernel"] else "")
     print(f"| {row['target']} ({n_rows}) | {row['seed']} | {name} | "
-          f"{row['f1']:.3f} ({row['balance'][0]} / {row['balance'][1]}) | {row['spearman']:.3f} | {row['ceiling']:.3f} | "
-          f"{row['ind_f1']:.3f} | {row['ind_spearman']:.3f} | {row['ls_spearman']:.3f}, {row['ls_f1']:.3f} | "
+          f"{row['f1']:.3f} ({row['balance'][0]} / {row['balance'][1]}) | {row['f1_ceiling']:.3f} | "
+          f"{row['spearman']:.3f} | {row['ceiling']:.3f} | "
+          f"{row['ind_f1']:.3f} | {row['ind_f1_ceiling']:.3f} | {row['ind_spearman']:.3f} | {row['ls_spearman']:.3f}, {row['ls_f1']:.3f} | "
           f"{row['selected']} | {row['planted'] or '-'} | " + " | ".join(cells)
           + f" | {row['recommended']} | {row['runs']} | {row['seconds']:.0f} |", flush=True)
 
@@ -369,9 +371,9 @@ def print_case(row: dict, n_rows: int | str) -> None:
 def summarise(rows: list[dict], args) -> None:
     """One row per target: means ± s.e. over the seeds, and the never-worse check."""
     print()
-    print("| target | seeds | holdout F1 | Spearman | noise ceiling | selected / STL test loss | all sources / STL | "
-          "selection - better of STL and all (± s.e.) | no worse | planted cluster selected |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| target | seeds | holdout F1 | F1 ceiling | Spearman | noise ceiling | selected / STL test loss | "
+          "all sources / STL | selection - better of STL and all (± s.e.) | no worse | planted cluster selected |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     passed = 0
     targets = list(dict.fromkeys(r["target"] for r in rows))
     for target in targets:
@@ -381,18 +383,19 @@ def summarise(rows: list[dict], args) -> None:
         ratio = {m: mean_se([r["test"][m] / r["test"]["stl"] for r in mine]) for m in ("selected", "all_sources")}
         planted = f"{sum(r['planted'] == 'yes' for r in mine)} of {len(mine)}" if args.dataset == "planted" else "-"
         print(f"| {target} | {len(mine)} | {fmt(*mean_se([r['f1'] for r in mine]))} | "
+              f"{fmt(*mean_se([r['f1_ceiling'] for r in mine]))} | "
               f"{fmt(*mean_se([r['spearman'] for r in mine]))} | {fmt(*mean_se([r['ceiling'] for r in mine]))} | "
               f"{fmt(*ratio['selected'])} | "
               f"{fmt(*ratio['all_sources'])} | {fmt(diff, se, 4)} | {'yes' if ok else 'no'} | {planted} |")
     # the per-target means of the table above (NaN cases left out: F1 is undefined when every holdout
     # subset falls in one class), then their mean over the targets
-    f1, rho, ceiling = (mean_se([mean_se([r[key] for r in rows if r["target"] == t])[0] for t in targets])
-                        for key in ("f1", "spearman", "ceiling"))
+    f1, rho, ceiling, f1_ceiling = (mean_se([mean_se([r[key] for r in rows if r["target"] == t])[0] for t in targets])
+                                    for key in ("f1", "spearman", "ceiling", "f1_ceiling"))
     paired = {key: [mean_se([r[key] - r[base] for r in rows if r["target"] == t])[0] for t in targets]
               for key, base in (("spearman", "ls_spearman"), ("f1", "ls_f1"))}
     undefined = sum(not np.isfinite(r["f1"]) for r in rows)
     print(f"\nall targets: holdout F1 {fmt(*f1)} (undefined in {undefined} of {len(rows)} cases: every holdout "
-          f"subset in one class), Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
+          f"subset in one class; F1 ceiling {fmt(*f1_ceiling)}), Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
           f"means over targets of the per-target means); minus the least-squares surrogate's, paired by case: "
           f"Spearman {fmt(*mean_se(paired['spearman']))}, F1 {fmt(*mean_se(paired['f1']))}; selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
     if args.group_attribute:
@@ -428,7 +431,7 @@ def compare_surrogates(rows: list[dict], surrogates: list[str]) -> None:
     loss over STL's, and how often the selection and the recommendation are no worse than the better of STL
     and all sources; then each surrogate minus the first, paired by (target, seed)."""
     keys = {"F1, shared seeds": "f1", "Spearman, shared seeds": "spearman", "F1, independent seeds": "ind_f1",
-            "Spearman, independent seeds": "ind_spearman"}
+            "F1 ceiling, independent seeds": "ind_f1_ceiling", "Spearman, independent seeds": "ind_spearman"}
     print("\n| surrogate | cases | " + " | ".join(keys) + " | selection / STL test loss | "
           "selection no worse | recommendation no worse | recommended STL / all / selection |")
     print("|---|---|" + "---|" * (len(keys) + 4))

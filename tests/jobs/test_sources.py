@@ -7,6 +7,7 @@ from negtransfer.data.synthetic import make_synthetic_tasks
 from negtransfer.jobs.sources import (
     HoldoutPrediction,
     IndependentHoldout,
+    NegativeTransferScores,
     RidgeChoice,
     RunPlan,
     SourceOptions,
@@ -281,6 +282,13 @@ def test_report_shows_the_holdout_class_balance(planted_rows, tmp_path):
     assert fit.sum() == 12 and np.allclose(f, [row.f for row in rep.subsets])
     assert [names[j] for j in np.flatnonzero(S[0])] == sorted(rep.subsets[0].sources)
     assert 0 <= h.noise_ceiling <= 1 and f"noise ceiling {h.noise_ceiling:.4f}" in text
+    # the F1 a predictor of the true f(S) would expect against these noisy measurements; NaN in older reports
+    from negtransfer.select.sources import holdout_f1_ceiling
+
+    assert h.f1_ceiling == holdout_f1_ceiling(hold, rep.stl_val_loss)
+    assert not np.isfinite(h.f1_ceiling) or f"F1 ceiling {h.f1_ceiling:.4f}" in text
+    older = {k: v for k, v in rep.to_dict()["holdout"].items() if k != "f1_ceiling"}
+    assert np.isnan(NegativeTransferScores.from_json(older).f1_ceiling)
     # 12 fitted subsets of 9 sources (< 1.5k): the ridge strength by leave-one-out error, named in the report
     assert rep.ridge is not None and rep.ridge.option == "auto" and rep.ridge.alpha >= 0 and "leave-one-out" in text
     assert SourcesReport.from_dict(rep.to_dict()).ridge == rep.ridge
@@ -332,7 +340,7 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     # report.json's holdout: the scores' keys at its top level and in its independent, read back into the records
     holdout_json = kernel.to_dict()["holdout"]
     scores = ["f1", "precision", "recall", "accuracy", "spearman", "n", "minority", "n_negative", "n_positive",
-              "noise_ceiling"]
+              "noise_ceiling", "f1_ceiling"]
     assert list(holdout_json) == ["n_subsets", *scores, "error_curve", "independent"]
     assert list(holdout_json["independent"]) == [*scores, "stl_val_loss", "repeats"]
     assert SourcesReport.from_dict(kernel.to_dict()).holdout == kernel.holdout

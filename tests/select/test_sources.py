@@ -20,6 +20,7 @@ from negtransfer.select.sources import (
     DEFAULT_GAMMA_GRID,
     ThresholdChoice,
     choose_threshold,
+    holdout_f1_ceiling,
     holdout_noise_ceiling,
     negative_transfer_metrics,
     sample_subsets,
@@ -335,6 +336,34 @@ def test_error_curve_holdout_forms_and_errors():
         surrogate_error_curve(S, f, [3], holdout=np.zeros(5, bool))
     ridge = surrogate_error_curve(S, f, [3, 30], holdout=rows, surrogate=LinearSurrogate(alpha=1.0, scale="raw"))
     assert np.isfinite(ridge.mse).all()
+
+
+def test_holdout_f1_ceiling_matches_the_f1_a_perfect_predictor_reaches():
+    """Over many measured holdouts (true f normal, a shift per repeat, noise), the estimated ceiling averages the
+    F1 that the true losses themselves score against the measured means; less noise, a higher ceiling."""
+    rng = np.random.default_rng(0)
+    empirical, estimated = {}, {}
+    for sd in (0.003, 0.01):
+        scores, ceilings = [], []
+        for k in range(60):
+            true = rng.normal(0.3, 0.01, 100)
+            shift = rng.normal(0, 0.05, 2)
+            values = true[:, None] + shift[None, :] + rng.normal(0, sd * np.sqrt(2), (100, 2))
+            stl = 0.313 + shift.mean()  # about 10% of the subsets at or above it: negative transfer the minority
+            scores.append(negative_transfer_metrics(true + shift.mean(), values.mean(axis=1), stl)["f1"])
+            ceilings.append(holdout_f1_ceiling(values, stl, draws=200, seed=k))
+        empirical[sd], estimated[sd] = np.nanmean(scores), np.mean(ceilings)
+        assert estimated[sd] == pytest.approx(empirical[sd], abs=0.05)
+    assert estimated[0.003] > estimated[0.01] + 0.2
+    exact = np.repeat(np.linspace(0.2, 0.4, 20)[:, None], 2, axis=1)
+    assert holdout_f1_ceiling(exact, 0.35) == 1.0  # no noise: the true classes are the measured ones
+    assert holdout_f1_ceiling(values, stl, seed=3) == holdout_f1_ceiling(values, stl, seed=3)
+    assert np.isnan(holdout_f1_ceiling(values[:, :1], stl))
+    assert np.isnan(holdout_f1_ceiling(np.where(np.arange(100)[:, None] == 3, np.nan, values), stl))
+    with pytest.raises(ValueError, match="subsets x repeats"):
+        holdout_f1_ceiling(values[:, 0], stl)
+    with pytest.raises(ValueError, match="draws"):
+        holdout_f1_ceiling(values, stl, draws=0)
 
 
 def test_holdout_noise_ceiling_matches_the_correlation_a_perfect_predictor_reaches():

@@ -449,6 +449,10 @@ class NegativeTransferScores:
     noise_ceiling : float
         The most any predictor's correlation could reach against these measured f(S), given their standard
         errors over the repeats (NaN with one repeat).
+    f1_ceiling : float
+        The F1 a predictor of the true f(S) would expect against measurements as noisy as these
+        (:func:`negtransfer.select.sources.holdout_f1_ceiling`; NaN with one repeat, and in reports
+        written before it existed).
     """
 
     f1: float
@@ -461,19 +465,23 @@ class NegativeTransferScores:
     n_negative: int
     n_positive: int
     noise_ceiling: float
+    f1_ceiling: float = float("nan")
 
     @classmethod
     def measure(cls, predicted: np.ndarray, per_repeat: np.ndarray, stl_loss: float) -> NegativeTransferScores:
         """The scores of ``predicted`` f(S) against the measured ``per_repeat`` (n, R) and f(STL) ``stl_loss``."""
-        from negtransfer.select.sources import holdout_noise_ceiling, negative_transfer_metrics
+        from negtransfer.select.sources import holdout_f1_ceiling, holdout_noise_ceiling, negative_transfer_metrics
 
         metrics = _plain(negative_transfer_metrics(predicted, per_repeat.mean(axis=1), stl_loss))
-        return cls(**metrics, noise_ceiling=holdout_noise_ceiling(per_repeat))
+        return cls(**metrics, noise_ceiling=holdout_noise_ceiling(per_repeat),
+                   f1_ceiling=holdout_f1_ceiling(per_repeat, stl_loss))
 
     @classmethod
     def from_json(cls, value: dict) -> NegativeTransferScores:
-        """The scores among the keys of report.json's ``holdout`` (or its ``independent``)."""
-        return cls(**{f.name: value[f.name] for f in fields(cls)})
+        """The scores among the keys of report.json's ``holdout`` (or its ``independent``); ``f1_ceiling`` NaN in
+        reports written before it existed."""
+        return cls(**{f.name: value.get(f.name, f.default) if f.name == "f1_ceiling" else value[f.name]
+                      for f in fields(cls)})
 
     def to_json(self) -> dict:
         """The scores' keys of report.json's ``holdout``, in order."""

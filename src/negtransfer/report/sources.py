@@ -120,15 +120,18 @@ def _holdout_lines(holdout: HoldoutPrediction) -> list[str]:
              f"({scores.minority}) {_fmt(scores.f1)} (class balance: {scores.n_negative} negative, "
              f"{scores.n_positive} positive transfers), Spearman of g vs f {_fmt(scores.spearman)}"
              + (f" (noise ceiling {_fmt(scores.noise_ceiling)}: the most any predictor could reach against "
-                "these measured f(S), given their standard errors over the repeats)."
-                if _finite(scores.noise_ceiling) else "."), ""]
+                "these measured f(S), given their standard errors over the repeats)"
+                if _finite(scores.noise_ceiling) else "")
+             + (f"; F1 ceiling {_fmt(scores.f1_ceiling)}: the F1 a predictor of the true f(S) would expect "
+                "against measurements this noisy." if _finite(scores.f1_ceiling) else "."), ""]
     independent = holdout.independent
     if independent is None or not independent.scores.n:
         return lines
     ind = independent.scores
     return lines + [f"On the same holdout subsets trained with repeat seeds {independent.repeats}, which no fitted "
                     f"subset used: F1 {_fmt(ind.f1)} ({ind.n_negative} negative, {ind.n_positive} positive), "
-                    f"Spearman {_fmt(ind.spearman)} (noise ceiling {_fmt(ind.noise_ceiling)}).", ""]
+                    f"Spearman {_fmt(ind.spearman)} (noise ceiling {_fmt(ind.noise_ceiling)}; F1 ceiling "
+                    f"{_fmt(ind.f1_ceiling)}).", ""]
 
 
 def _check_lines(check: AlternativesCheck | None) -> list[str]:

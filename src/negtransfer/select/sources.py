@@ -17,6 +17,8 @@ need no training run:
   positive and negative transfer, and Spearman of g vs f (section 4.1-4.2);
 * :func:`holdout_noise_ceiling` - how high any predictor's correlation with
   noisy measured losses can go;
+* :func:`holdout_f1_ceiling` - the F1 a predictor of the true losses would
+  expect against measurements as noisy;
 * :func:`surrogate_error_curve` - held-out error as the number of subsets
   grows (appendix A, Figure 6);
 * :func:`top_m_by_pairwise_gain` - the first-order baseline (HOA/TAG style,
@@ -312,13 +314,7 @@ def negative_transfer_metrics(predicted, actual, stl_loss: float) -> dict:
     act_neg = act >= stl
     n = int(act.size)
     n_neg = int(act_neg.sum())
-    n_pos = n - n_neg
-    minority = "negative" if n_neg <= n_pos else "positive"
-    m_act = act_neg if minority == "negative" else ~act_neg
-    m_pred = pred_neg if minority == "negative" else ~pred_neg
-    tp = int((m_act & m_pred).sum())
-    fp = int((~m_act & m_pred).sum())
-    fn = int((m_act & ~m_pred).sum())
+    tp, fp, fn = (int(c) for c in _minority_counts(pred_neg, act_neg))
     nan = float("nan")
     return {
         "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else nan,
@@ -327,10 +323,21 @@ def negative_transfer_metrics(predicted, actual, stl_loss: float) -> dict:
         "accuracy": float(np.mean(pred_neg == act_neg)),
         "spearman": _spearman(pred, act),
         "n": n,
-        "minority": minority,
+        "minority": "negative" if n_neg <= n - n_neg else "positive",
         "n_negative": n_neg,
-        "n_positive": n_pos,
+        "n_positive": n - n_neg,
     }
+
+
+def _minority_counts(pred_neg: np.ndarray, act_neg: np.ndarray) -> np.ndarray:
+    """True positives, false positives and false negatives of the minority class (the class with fewer actual
+    members; "negative" on a tie), along the last axis of the predicted and actual negative-transfer flags:
+    shape ``(3, *leading)``."""
+    n_neg = act_neg.sum(axis=-1, keepdims=True)
+    negative_is_minority = n_neg <= act_neg.shape[-1] - n_neg
+    m_act = act_neg == negative_is_minority
+    m_pred = pred_neg == negative_is_minority
+    return np.stack([(m_act & m_pred).sum(axis=-1), (~m_act & m_pred).sum(axis=-1), (m_act & ~m_pred).sum(axis=-1)])
 
 
 def holdout_noise_ceiling(values) -> float:
@@ -376,6 +383,72 @@ def holdout_noise_ceiling(values) -> float:
     se2 = centred.var(axis=1, ddof=1) / repeats
     return float(np.sqrt(max(0.0, 1.0 - float(np.mean(se2)) / spread)))
 
+
+
+def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int = 0) -> float:
+    """The F1 a predictor of the true losses would expect against measured losses as noisy as these.
+
+    The F1 of :func:`negative_transfer_metrics` scores predicted classes (``f(S) >= f_STL``: negative
+    transfer) against the classes of the *measured* means. Subsets whose true loss lies within the
+    measurement noise of ``f_STL`` land in either class by chance, so even a perfect predictor of the true
+    f(S) misses some of them; with few subsets in the minority class (a handful of negative transfers among
+    100) a single one moves the F1 a lot. This estimates that expectation under a normal measurement model
+    (empirical Bayes; the F1 analogue of :func:`holdout_noise_ceiling`):
+
+    * noise: each measured mean is the true loss plus noise of variance ``s^2``, the mean over the subsets of
+      the squared standard errors of their values centred per repeat (a shift common to every subset of one
+      repeat, from common random numbers, moves the subsets and their mean f_STL alike; it is left out);
+    * truth: the true losses spread around the measured means' mean with variance
+      ``tau^2 = var(means) - s^2`` (at least 0), so given its measured mean ``m`` a subset's true loss is
+      normal with mean ``mean + b (m - mean)`` and variance ``b s^2``, ``b = tau^2 / (tau^2 + s^2)``;
+    * each of ``draws`` draws takes true losses from that posterior and fresh measurements of them (true
+      plus noise), and scores the true losses as the prediction against the fresh measurements with
+      the F1 of :func:`negative_transfer_metrics` with ``stl_loss`` as the line; the mean F1 over the draws
+      (draws with the F1 undefined left out) is returned.
+
+    It is an approximation (normal noise of one size for every subset; the measured reference ``f_STL`` taken
+    as exact): a surrogate's holdout F1 well below it is limited by its fit, one near it by the noise.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_subsets, R)
+        The measured loss of every holdout subset in every repeat.
+    stl_loss : float
+        The reference f(STL), the line between the classes.
+    draws : int
+        Simulated draws.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN with fewer than two repeats or two subsets, a non-finite value, or every draw's F1
+        undefined.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"values must be a 2-D array (subsets x repeats); got shape {v.shape}")
+    stl = _check_finite_float(stl_loss, "stl_loss")
+    if not isinstance(draws, Integral) or draws < 1:
+        raise ValueError(f"draws must be a positive integer; got {draws!r}")
+    n, repeats = v.shape
+    if n < 2 or repeats < 2 or not np.isfinite(v).all():
+        return float("nan")
+    means = v.mean(axis=1)
+    centred = v - v.mean(axis=0, keepdims=True)
+    noise_var = float(np.mean(centred.var(axis=1, ddof=1) / repeats))
+    true_var = max(0.0, float(np.var(means, ddof=1)) - noise_var)
+    if true_var + noise_var <= 0:
+        return float("nan")
+    shrink = true_var / (true_var + noise_var)
+    centre = float(means.mean())
+    rng = np.random.default_rng(seed)
+    true = centre + shrink * (means - centre) + rng.normal(0.0, np.sqrt(shrink * noise_var), (draws, n))
+    measured = true + rng.normal(0.0, np.sqrt(noise_var), (draws, n))
+    tp, fp, fn = _minority_counts(true >= stl, measured >= stl)
+    scored = 2 * tp + fp + fn > 0
+    return float(np.mean(2 * tp[scored] / (2 * tp + fp + fn)[scored])) if scored.any() else float("nan")
 
 # ---------------------------------------------------------------------------
 # threshold selection
