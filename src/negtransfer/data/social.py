@@ -173,8 +173,8 @@ def row_attribute(ds: MultiTaskDataset, name: str) -> np.ndarray:
     stored = ds.info.get("row_attributes")
     if not stored:
         raise DataError(
-            f"dataset {ds.name!r} has no row attributes; the built-in tv16, adult and exam have them, and "
-            f"negtransfer.data.social.dataset_with_attributes(frame, ['col'], ...) adds them to your own table"
+            f"dataset {ds.name!r} has no row attributes; the built-in tv16, adult, exam, hsb82 and chem97 have "
+            f"them, and negtransfer.data.social.dataset_with_attributes(frame, ['col'], ...) adds them to your own table"
         )
     if name not in stored:
         raise DataError(f"dataset {ds.name!r} has no row attribute {name!r}; it has: {quoted_list(list(stored))}")
