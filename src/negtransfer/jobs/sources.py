@@ -62,7 +62,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -480,7 +480,7 @@ class NegativeTransferScores:
     def from_json(cls, value: dict) -> NegativeTransferScores:
         """The scores among the keys of report.json's ``holdout`` (or its ``independent``); ``f1_ceiling`` NaN in
         reports written before it existed."""
-        return cls(**{f.name: value.get(f.name, f.default) if f.name == "f1_ceiling" else value[f.name]
+        return cls(**{f.name: value[f.name] if f.default is MISSING else value.get(f.name, f.default)
                       for f in fields(cls)})
 
     def to_json(self) -> dict:

@@ -369,19 +369,27 @@ def holdout_noise_ceiling(values) -> float:
         estimate is clipped there); NaN with fewer than two repeats or two
         subsets, a non-finite value (a diverged run), or no spread.
     """
+    noise = _repeat_noise(values)
+    if noise is None or noise[2] <= 0:
+        return float("nan")
+    _, noise_var, spread = noise
+    return float(np.sqrt(max(0.0, 1.0 - noise_var / spread)))
+
+
+def _repeat_noise(values) -> tuple[np.ndarray, float, float] | None:
+    """The measured means of ``values`` (subsets x repeats), the noise variance of a mean (the mean over the
+    subsets of the squared standard errors of their values centred per repeat, which leaves out a shift common
+    to every subset of one repeat) and the spread of the means over the subsets; None with fewer than two
+    subsets or repeats, or a non-finite value (a diverged run)."""
     v = np.asarray(values, dtype=float)
     if v.ndim != 2:
         raise ValueError(f"values must be a 2-D array (subsets x repeats); got shape {v.shape}")
     n, repeats = v.shape
     if n < 2 or repeats < 2 or not np.isfinite(v).all():
-        return float("nan")
+        return None
     centred = v - v.mean(axis=0, keepdims=True)
-    means = centred.mean(axis=1)
-    spread = float(np.var(means, ddof=1))
-    if spread <= 0:
-        return float("nan")
-    se2 = centred.var(axis=1, ddof=1) / repeats
-    return float(np.sqrt(max(0.0, 1.0 - float(np.mean(se2)) / spread)))
+    spread = float(np.var(centred.mean(axis=1), ddof=1))
+    return v.mean(axis=1), float(np.mean(centred.var(axis=1, ddof=1) / repeats)), spread
 
 
 
@@ -426,21 +434,17 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
         In [0, 1]; NaN with fewer than two repeats or two subsets, a non-finite value, or every draw's F1
         undefined.
     """
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 2:
-        raise ValueError(f"values must be a 2-D array (subsets x repeats); got shape {v.shape}")
     stl = _check_finite_float(stl_loss, "stl_loss")
     if not isinstance(draws, Integral) or draws < 1:
         raise ValueError(f"draws must be a positive integer; got {draws!r}")
-    n, repeats = v.shape
-    if n < 2 or repeats < 2 or not np.isfinite(v).all():
+    noise = _repeat_noise(values)
+    if noise is None:
         return float("nan")
-    means = v.mean(axis=1)
-    centred = v - v.mean(axis=0, keepdims=True)
-    noise_var = float(np.mean(centred.var(axis=1, ddof=1) / repeats))
-    true_var = max(0.0, float(np.var(means, ddof=1)) - noise_var)
+    means, noise_var, spread = noise
+    true_var = max(0.0, spread - noise_var)
     if true_var + noise_var <= 0:
         return float("nan")
+    n = means.size
     shrink = true_var / (true_var + noise_var)
     centre = float(means.mean())
     rng = np.random.default_rng(seed)
