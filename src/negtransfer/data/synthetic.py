@@ -235,9 +235,24 @@ def _small_task_functions(rng: np.random.Generator, n_clusters: int, n_features:
     return scales, directions, signs, phases
 
 
+def _tilted_directions(seed: int, directions: np.ndarray, task_angle: float) -> np.ndarray:
+    """Each task's unit direction: its cluster's (a row of ``directions``) turned by ``task_angle`` degrees
+    towards a random unit direction orthogonal to it (:func:`make_small_tasks`). The tilts are drawn from a
+    generator of their own (``default_rng([seed, 1])``), so the rest of the data is drawn as without them; with
+    ``task_angle`` 0 the directions are returned unchanged."""
+    if not task_angle:
+        return directions
+    rng = np.random.default_rng([seed, 1])
+    away = rng.normal(size=directions.shape)
+    away -= (away * directions).sum(axis=1, keepdims=True) * directions
+    away /= np.linalg.norm(away, axis=1, keepdims=True)
+    angle = np.deg2rad(task_angle)
+    return np.cos(angle) * directions + np.sin(angle) * away
+
+
 def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000, *, n_clusters: int = 3,
                      n_features: int = 6, scale_ratio: float = 2.0, noise: float = 0.02,
-                     fractions: Sequence[float] = (0.75, 0.05, 0.2)) -> MultiTaskDataset:
+                     fractions: Sequence[float] = (0.75, 0.05, 0.2), task_angle: float = 0.0) -> MultiTaskDataset:
     """Ten small, nearly separable per-task-rows classification tasks with planted positive and negative
     transfer, where validation losses are too few and too confident to find either: issue 25's hard case.
 
@@ -299,9 +314,13 @@ def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000, *,
     if n_samples < 1 or not scale_ratio >= 1:
         raise DataError(f"need n_samples >= 1 and scale_ratio >= 1, got n_samples={n_samples}, "
                         f"scale_ratio={scale_ratio!r}")
+    if not 0.0 <= task_angle <= 90.0 or (task_angle and n_features < 2):
+        raise DataError(f"need 0 <= task_angle <= 90 (degrees) and n_features >= 2 for a tilt, got "
+                        f"task_angle={task_angle!r}, n_features={n_features}")
     rng = np.random.default_rng(seed)
     clusters = rng.permutation(np.arange(n_tasks) % n_clusters)
     scales, directions, signs, phases = _small_task_functions(rng, n_clusters, n_features, scale_ratio)
+    task_directions = _tilted_directions(seed, directions[clusters], task_angle)
     width = len(str(n_tasks - 1))
     names = [f"task{t:0{width}d}" for t in range(n_tasks)]
     X = np.empty((n_tasks * n_samples, n_features))
@@ -310,7 +329,7 @@ def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000, *,
         rows = slice(t * n_samples, (t + 1) * n_samples)
         z = rng.normal(size=(n_samples, n_features))
         X[rows] = scales[c] * z
-        f = signs[c] * np.sin(z @ directions[c] + phases[c])
+        f = signs[c] * np.sin(z @ task_directions[t] + phases[c])
         f = (f - f.mean()) / (f.std() or 1.0)
         labels[rows] = (f + noise * rng.normal(size=n_samples) > 0).astype(float)
     feature_names = [f"x{i}" for i in range(n_features)]
@@ -319,6 +338,9 @@ def make_small_tasks(seed: int = 0, n_tasks: int = 10, n_samples: int = 1000, *,
     frame["label"] = labels
     planted = dict(n_tasks=n_tasks, n_clusters=n_clusters, n_samples=n_samples, n_features=n_features,
                    scale_ratio=scale_ratio, scales=[float(v) for v in scales], noise=noise)
+    if task_angle:  # only then: the default dataset's info stays as it was
+        planted["task_angle"] = task_angle
+        planted["task_directions"] = {name: [float(v) for v in task_directions[t]] for t, name in enumerate(names)}
     ds = dataset_from_frame(frame, features=feature_names, task_kinds={name: "binary" for name in names}, seed=seed,
                             fractions=fractions, name="small-tasks", task_column="task", label_column="label",
                             info={"source": "negtransfer.data.synthetic.make_small_tasks",
