@@ -8,7 +8,9 @@ trained (``--repeats`` repeats) beside them. Prints per seed and as mean ± s.e.
 relative to STL's: the all-task model, the planted clusters, the test and validation oracles over the groups the
 job measured plus the planted ones (upper bounds of the exhaustive oracles: ``grouping_quality.py`` has those),
 the job's choice and its noise verdict, and the audited recommendation against its own STL and the default's.
-Writes every seed's row to ``OUT/small_tasks.json``.
+With ``--folds``, also the cross-validated job's choice and recommendation against its own STL and the
+default's. Writes every seed's row to ``OUT/small_tasks.json`` (version 2: ``OUT/small_tasks-v2.json``; its run
+stores ``OUT/small-tasks-v2-SEED.sqlite``).
 
 Run: ``python benchmarks/small_tasks.py [--seeds 0 1 2] [--heldout] [--version 2] [--budget 3] [--folds 5]
 [--out DIR]``; ``--heldout`` uses the generator seeds 1000 + seed (``small-tasks-heldout``); ``--version 2``
