@@ -14,9 +14,9 @@ stores ``OUT/small-tasks-v2-SEED.sqlite``).
 
 Run: ``python benchmarks/small_tasks.py [--seeds 0 1 2] [--heldout] [--version 2] [--budget 3] [--folds 5]
 [--out DIR]``; ``--heldout`` uses the generator seeds 1000 + seed (``small-tasks-heldout``); ``--version 2``
-the generator with each task's direction tilted from its cluster's (``task_angle`` :data:`V2_TASK_ANGLE`
+the generator with each task's direction tilted from its cluster's (``task_angle`` ``SMALL_TASKS_V2_ANGLE``, 3
 degrees; version 1, the default, is today's generator). ``--smoke``: four tasks, two epochs, seed 0 (a
-check that it runs; its figures mean nothing).
+check that it runs; its figures mean nothing). ``--summarize JSON...``: the tables of earlier runs (no training).
 """
 
 from __future__ import annotations
@@ -26,24 +26,23 @@ import json
 from pathlib import Path
 
 import grouping_datasets
+import numpy as np
 from grouping_datasets import mean_se
 
-from negtransfer.data.synthetic import make_small_tasks
+from negtransfer.data.synthetic import SMALL_TASKS_V2_ANGLE, make_small_tasks
 from negtransfer.jobs.grouping import GroupingOptions, oracle_grouping, run_grouping
 from negtransfer.runs.runner import ensure_runs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.config import TrainConfig
 
 PCT = "{:+.1%}"
-#: ``--version 2``: :func:`make_small_tasks`' ``task_angle`` (degrees; docs/methods/grouping.md, "Small tasks").
-V2_TASK_ANGLE = 3.0
 
 
 def build(seed: int, version: int, n_tasks: int | None):
     """The generator's dataset of ``version`` (1: today's default, 2: tilted tasks) at generator seed ``seed``."""
     options = {"n_tasks": n_tasks, "n_clusters": 2} if n_tasks else {}
     if version == 2:
-        options["task_angle"] = V2_TASK_ANGLE
+        options["task_angle"] = SMALL_TASKS_V2_ANGLE
     return make_small_tasks(seed, **options)
 
 
@@ -64,6 +63,7 @@ def measure(ds, seed: int, budget: int, repeats: int, config: TrainConfig, store
     n, clusters = ds.n_tasks, ds.info["clusters"]
     planted = [tuple(t for t in range(n) if clusters[t] == c) for c in sorted(set(clusters))]
     every = {**plain.results, **ensure_runs(ds, planted, config, seed, store, repeats=repeats)}  # through the store
+    mixing, inside = _group_changes(every, clusters, n)
     p, a = plain.report.to_dict(), audited.report.to_dict()
     recommended = a["comparison"]["recommendation"]
     return {
@@ -76,8 +76,20 @@ def measure(ds, seed: int, budget: int, repeats: int, config: TrainConfig, store
         "measured_groups": len(every), "selected": p["totals"]["selected"], "selected_groups": p["selected_groups"],
         "recommendation": p["comparison"]["recommendation"], "noise": p["noise"]["verdict"],
         "reliability": p["noise"]["reliability"], "audit_stl": a["totals"]["stl"],
-        "audit_recommendation": recommended, "audit_recommended": a["totals"][recommended], **crossed,
+        "audit_recommendation": recommended, "audit_recommended": a["totals"][recommended],
+        "mixing_groups": mixing, "inside_groups": inside, **crossed,
     }
+
+
+def _group_changes(every: dict, clusters, n: int) -> tuple[list[float], list[float]]:
+    """Each measured group of several tasks (the all-task model left out): its tasks' summed test loss against
+    their STL models' minus 1, split into groups that mix planted clusters and groups inside one."""
+    mixing, inside = [], []
+    for group, result in every.items():
+        if 1 < len(group) < n:
+            change = sum(result.test_loss[t] for t in group) / sum(every[(t,)].test_loss[t] for t in group) - 1
+            (mixing if len({clusters[t] for t in group}) > 1 else inside).append(float(change))
+    return mixing, inside
 
 
 def relative(row: dict) -> dict:
@@ -88,6 +100,10 @@ def relative(row: dict) -> dict:
                "job's choice": row["selected"] / stl - 1,
                "audit: recommended vs its STL": row["audit_recommended"] / row["audit_stl"] - 1,
                "audit: recommended vs STL": row["audit_recommended"] / stl - 1}
+    for kind in ("mixing", "inside"):
+        if row.get(f"{kind}_groups"):
+            figures[f"groups {'mixing clusters' if kind == 'mixing' else 'inside one cluster'} (mean)"] = float(
+                np.mean(row[f"{kind}_groups"]))
     if "folds_stl" in row:
         figures.update({"folds: choice vs its STL": row["folds_selected"] / row["folds_stl"] - 1,
                         "folds: recommended vs its STL": row["folds_recommended"] / row["folds_stl"] - 1,
@@ -122,20 +138,25 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=0, help="Also the job with cross-validated gains (K folds).")
     parser.add_argument("--folds-repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/small_tasks"))
+    parser.add_argument("--summarize", type=Path, nargs="+", metavar="JSON",
+                        help="Print the tables of earlier runs' small_tasks*.json files (no training).")
     grouping_datasets.add_smoke_option(parser)
     args = parser.parse_args()
+    if args.summarize:
+        print_rows([row for path in args.summarize for row in json.loads(path.read_text())])
+        return
     config, n_tasks = TrainConfig(), None
     if args.smoke:
         args.seeds, args.budget, n_tasks = [0], 2, grouping_datasets.SMOKE_TASKS
         config = TrainConfig(max_epochs=grouping_datasets.SMOKE_EPOCHS)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
+    version = "" if args.version == 1 else f"-v{args.version}"
+    folds = (args.folds, args.folds_repeats) if args.folds else None
     for seed in args.seeds:
         generator_seed = grouping_datasets.HELDOUT_SEED + seed if args.heldout else seed
         ds = build(generator_seed, args.version, n_tasks)
-        version = "" if args.version == 1 else f"-v{args.version}"
         store = RunStore(args.out / f"small-tasks{version}-{generator_seed}.sqlite")
-        folds = (args.folds, args.folds_repeats) if args.folds else None
         rows.append({**measure(ds, generator_seed, args.budget, args.repeats, config, store, folds),
                      "n_tasks": ds.n_tasks, "version": args.version})
         (args.out / f"small_tasks{version}.json").write_text(json.dumps(rows, indent=1))

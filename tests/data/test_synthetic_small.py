@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
 from negtransfer.data.build import DataError
 from negtransfer.data.dataset import TEST, TRAIN, VALIDATION
-from negtransfer.data.synthetic import make_small_tasks
+from negtransfer.data.synthetic import SMALL_TASKS_V2_ANGLE, make_small_tasks
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def _projection_nearest_neighbour_accuracy(ds, task: int, direction) -> float:
 
 @pytest.fixture(scope="module")
 def tilted():
-    return make_small_tasks(0, task_angle=3.0)
+    return make_small_tasks(0, task_angle=SMALL_TASKS_V2_ANGLE)
 
 
 def test_task_angle_zero_is_todays_generator(small):
@@ -104,6 +106,10 @@ def test_task_angle_zero_is_todays_generator(small):
     assert np.array_equal(same.X, small.X) and np.array_equal(same.Y, small.Y, equal_nan=True)
     assert np.array_equal(same.split, small.split) and same.info == small.info
     assert "task_directions" not in small.info["planted"]
+    # version 1's data as they were before task_angle existed (commit 422ca0d): labels and split bit for bit
+    digest = hashlib.sha256(np.nan_to_num(small.Y, nan=-1).tobytes() + small.split.tobytes()).hexdigest()
+    assert digest[:16] == "ff44a9b931622396"
+    np.testing.assert_allclose(small.X[0, :3], [1.5446504354476929, 1.4517645835876465, 1.0452772378921509])
 
 
 def test_tilted_tasks_keep_todays_clusters_and_input_scales(small, tilted):
@@ -112,7 +118,7 @@ def test_tilted_tasks_keep_todays_clusters_and_input_scales(small, tilted):
     assert tilted.info["planted"]["scales"] == small.info["planted"]["scales"]
     assert np.allclose(tilted.X, small.X, atol=0.1)
     assert not np.array_equal(tilted.Y, small.Y, equal_nan=True)  # the labels follow the tilted directions
-    assert tilted.info["planted"]["task_angle"] == 3.0
+    assert tilted.info["planted"]["task_angle"] == SMALL_TASKS_V2_ANGLE
 
 
 def test_tilted_tasks_of_a_cluster_disagree_on_a_few_rows(tilted):
@@ -136,4 +142,4 @@ def test_bad_task_angle():
     with pytest.raises(DataError, match="task_angle"):
         make_small_tasks(0, n_tasks=4, n_samples=100, task_angle=-1.0)
     with pytest.raises(DataError, match="task_angle"):
-        make_small_tasks(0, n_tasks=4, n_samples=100, n_features=1, n_clusters=1, task_angle=3.0)
+        make_small_tasks(0, n_tasks=4, n_samples=100, n_features=1, n_clusters=1, task_angle=SMALL_TASKS_V2_ANGLE)
