@@ -100,10 +100,10 @@ def relative(row: dict) -> dict:
                "job's choice": row["selected"] / stl - 1,
                "audit: recommended vs its STL": row["audit_recommended"] / row["audit_stl"] - 1,
                "audit: recommended vs STL": row["audit_recommended"] / stl - 1}
-    for kind in ("mixing", "inside"):
-        if row.get(f"{kind}_groups"):
-            figures[f"groups {'mixing clusters' if kind == 'mixing' else 'inside one cluster'} (mean)"] = float(
-                np.mean(row[f"{kind}_groups"]))
+    for key, label in (("mixing_groups", "groups mixing clusters (mean)"),
+                       ("inside_groups", "groups inside one cluster (mean)")):
+        if row.get(key):
+            figures[label] = float(np.mean(row[key]))
     if "folds_stl" in row:
         figures.update({"folds: choice vs its STL": row["folds_selected"] / row["folds_stl"] - 1,
                         "folds: recommended vs its STL": row["folds_recommended"] / row["folds_stl"] - 1,

@@ -383,7 +383,7 @@ def summarise(rows: list[dict], args) -> None:
         ratio = {m: mean_se([r["test"][m] / r["test"]["stl"] for r in mine]) for m in ("selected", "all_sources")}
         planted = f"{sum(r['planted'] == 'yes' for r in mine)} of {len(mine)}" if args.dataset == "planted" else "-"
         print(f"| {target} | {len(mine)} | {fmt(*mean_se([r['f1'] for r in mine]))} | "
-              f"{fmt(*mean_se([r['f1_ceiling'] for r in mine]))} | "
+              f"{fmt(*mean_se([r['f1_ceiling'] for r in mine if np.isfinite(r['f1'])]))} | "
               f"{fmt(*mean_se([r['spearman'] for r in mine]))} | {fmt(*mean_se([r['ceiling'] for r in mine]))} | "
               f"{fmt(*ratio['selected'])} | "
               f"{fmt(*ratio['all_sources'])} | {fmt(diff, se, 4)} | {'yes' if ok else 'no'} | {planted} |")
@@ -436,7 +436,8 @@ def compare_surrogates(rows: list[dict], surrogates: list[str]) -> None:
     loss over STL's, and how often the selection and the recommendation are no worse than the better of STL
     and all sources; then each surrogate minus the first, paired by (target, seed)."""
     keys = {"F1, shared seeds": "f1", "Spearman, shared seeds": "spearman", "F1, independent seeds": "ind_f1",
-            "F1 ceiling, independent seeds": "ind_f1_ceiling", "Spearman, independent seeds": "ind_spearman"}
+            "F1 ceiling, independent seeds": "ind_f1_ceiling", "Spearman, independent seeds": "ind_spearman",
+            "Spearman noise ceiling, independent seeds": "ind_ceiling"}
     print("\n| surrogate | cases | " + " | ".join(keys) + " | selection / STL test loss | "
           "selection no worse | recommendation no worse | recommended STL / all / selection |")
     print("|---|---|" + "---|" * (len(keys) + 4))

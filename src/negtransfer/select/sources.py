@@ -370,10 +370,10 @@ def holdout_noise_ceiling(values) -> float:
         subsets, a non-finite value (a diverged run), or no spread.
     """
     noise = _repeat_noise(values)
-    if noise is None or noise[2] <= 0:
+    if noise is None:
         return float("nan")
     _, noise_var, spread = noise
-    return float(np.sqrt(max(0.0, 1.0 - noise_var / spread)))
+    return float(np.sqrt(max(0.0, 1.0 - noise_var / spread))) if spread > 0 else float("nan")
 
 
 def _repeat_noise(values) -> tuple[np.ndarray, float, float] | None:
@@ -390,7 +390,6 @@ def _repeat_noise(values) -> tuple[np.ndarray, float, float] | None:
     centred = v - v.mean(axis=0, keepdims=True)
     spread = float(np.var(centred.mean(axis=1), ddof=1))
     return v.mean(axis=1), float(np.mean(centred.var(axis=1, ddof=1) / repeats)), spread
-
 
 
 def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int = 0) -> float:
@@ -453,6 +452,7 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
     tp, fp, fn = _minority_counts(true >= stl, measured >= stl)
     scored = 2 * tp + fp + fn > 0
     return float(np.mean(2 * tp[scored] / (2 * tp + fp + fn)[scored])) if scored.any() else float("nan")
+
 
 # ---------------------------------------------------------------------------
 # threshold selection
