@@ -56,6 +56,7 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "grouping_quality": (["--smoke"], [rf"^\| {variant} \| 3 \| 2 \| {NUMBER}%" for variant in ("default", "paper", "audit")]
                          + [r"^\| all \| \| 2 \| [0-2]/2 \(\d+%\) \| [0-2]/2 \(\d+%\) \| [0-2]/2 \("], []),
     "learning_rate_sweep": (["--smoke"], [rf"^\| 0\.01 \| 32 \| {NUMBER} \| {NUMBER} \|"], []),
+    "pair_results": (["--smoke"], [rf"^\| accuracy \| {NUMBER} ± {NUMBER} \| {NUMBER} ± {NUMBER} \| \+0\.0080 ± "], []),
     "small_tasks": (["--smoke", "--out", "{tmp}/small"], [rf"^\| 0 \| {NUMBER} \| {NUMBER}% \| {NUMBER}%"], []),
     "source_selection": (["--smoke"], [r"^all targets: holdout F1 "], []),
     "stacked_any_model": (["--smoke"], [rf"^stacked_speedup_cnn: {NUMBER} ", rf"^stacked_speedup_lstm: {NUMBER} "], []),

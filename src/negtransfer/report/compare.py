@@ -260,10 +260,6 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
         than 5 runs or all differences 0; its smallest possible value with 5
         runs is 0.0625) and the paired t-test's p-value (None under 2 runs).
     """
-    from scipy.stats import ttest_rel, wilcoxon
-
-    from negtransfer.data.statistics import standard_error
-
     values: dict[str, dict[int, float]] = {}
     for r in report.rows:
         if r["metric"] == metric and r["task"] == task and not math.isnan(r["value"]):
@@ -271,21 +267,38 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
     if reference not in values:
         raise ValueError(f"reference model {reference!r} has no {metric!r} results for {task!r}; run it too")
     lower = _lower_is_better(metric)
-    out = {}
-    for model in (m.name for m in report.models):
-        if model == reference or model not in values:
-            continue
-        runs = sorted(set(values[model]) & set(values[reference]))
-        diff = [values[model][r] - values[reference][r] for r in runs]
-        n = len(diff)
-        mean = sum(diff) / n if n else float("nan")
-        se = standard_error(diff)
-        wil = float(wilcoxon(diff).pvalue) if n >= 5 and any(diff) else None
-        t_p = float(ttest_rel([values[model][r] for r in runs], [values[reference][r] for r in runs]).pvalue) \
-            if n > 1 and any(diff) else None
-        better = sum((d < 0) if lower else (d > 0) for d in diff)
-        out[model] = {"mean": mean, "se": se, "better": better, "runs": n, "wilcoxon_p": wil, "t_p": t_p}
-    return out
+    return {model: paired_runs(values[model], values[reference], lower_is_better=lower)
+            for model in (m.name for m in report.models) if model != reference and model in values}
+
+
+def paired_runs(values: dict[int, float], reference: dict[int, float], *, lower_is_better: bool = False) -> dict:
+    """The run-by-run difference ``values - reference`` over the runs both have (runs share splits and seeds).
+
+    Parameters
+    ----------
+    values, reference : dict
+        ``{run: value}`` of the two models (or of one model in two settings).
+    lower_is_better : bool
+        Count a run as better when its difference is negative (losses) instead of positive.
+
+    Returns
+    -------
+    dict
+        ``{"mean", "se", "better", "runs", "wilcoxon_p", "t_p"}``, as :func:`paired_differences` describes.
+    """
+    from scipy.stats import ttest_rel, wilcoxon
+
+    from negtransfer.data.statistics import standard_error
+
+    runs = sorted(set(values) & set(reference))
+    diff = [values[r] - reference[r] for r in runs]
+    n = len(diff)
+    mean = sum(diff) / n if n else float("nan")
+    wil = float(wilcoxon(diff).pvalue) if n >= 5 and any(diff) else None
+    t_p = float(ttest_rel([values[r] for r in runs], [reference[r] for r in runs]).pvalue) \
+        if n > 1 and any(diff) else None
+    better = sum((d < 0) if lower_is_better else (d > 0) for d in diff)
+    return {"mean": mean, "se": standard_error(diff), "better": better, "runs": n, "wilcoxon_p": wil, "t_p": t_p}
 
 
 def paired_markdown(report: Any, metric: str, reference: str, *, task: str = "average", scale: float = 1.0,
