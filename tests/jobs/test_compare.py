@@ -347,3 +347,41 @@ def test_tp_amtl_models_carry_the_public_codes_baseline():
         assert (specs[name].stl_counterpart, specs[name].paper_counterpart) == ("stl-lstm", "stl-lstm-public"), name
     assert specs["mtl-lstm-public"].stl_counterpart == "stl-lstm-public"
     assert specs["mtl-lstm-public"].paper_counterpart is None and specs["stl-lstm"].paper_counterpart is None
+
+
+class _Crash(Exception):
+    """Stands for the process dying."""
+
+
+def test_a_unit_killed_mid_fit_resumes_from_the_state_its_fit_saved(tmp_path, monkeypatch):
+    """A compare unit's fit saves its state beside the run store; the next attempt continues from it, gives the
+    numbers of an uninterrupted run and removes the state once the unit is stored (train/test_checkpoint.py)."""
+    from negtransfer.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SAVE_EVERY_SECONDS", 0.0)
+    options = CompareOptions(("tp-amtl",), runs=1, fit=FitOptions(epochs=6, settings={"mc_samples": 2}))
+    reference = run_compare(tiny_sequences, "tiny", options, 0, RunStore(tmp_path / "a.sqlite"))
+    assert not (tmp_path / "a.sqlite.checkpoints").exists()
+
+    save, load = checkpoint.FitSlot.save, checkpoint.FitSlot.load
+    resumed_at = []
+
+    def save_then_crash(self, state):
+        save(self, state)
+        if state["rounds"] == 3:
+            raise _Crash
+
+    def load_and_count(self, signature):
+        state = load(self, signature)
+        resumed_at.append(None if state is None else state["rounds"])
+        return state
+
+    monkeypatch.setattr(checkpoint.FitSlot, "save", save_then_crash)
+    with pytest.raises(_Crash):
+        run_compare(tiny_sequences, "tiny", options, 0, RunStore(tmp_path / "b.sqlite"))
+    assert len(list((tmp_path / "b.sqlite.checkpoints").glob("*/fit-0.pt"))) == 1
+    monkeypatch.setattr(checkpoint.FitSlot, "save", save)
+    monkeypatch.setattr(checkpoint.FitSlot, "load", load_and_count)
+    again = run_compare(tiny_sequences, "tiny", options, 0, RunStore(tmp_path / "b.sqlite"))
+    assert resumed_at == [3] and again.rows == reference.rows
+    assert not (tmp_path / "b.sqlite.checkpoints").exists()

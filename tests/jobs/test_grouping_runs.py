@@ -21,7 +21,7 @@ class Recording(InProcessExecutor):
         super().run(dataset, chunks, config, seed, on_chunk)
 
     def map(self, work, items, on_result):
-        self.models += [(spec.group, spec.repeat) for spec, _, _ in items]
+        self.models += [(spec.group, spec.repeat) for spec, *_ in items]
         super().map(work, items, on_result)
 
 

@@ -10,7 +10,11 @@ identical numbers. :func:`ensure_runs` is its form for group runs.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import shutil
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from negtransfer.data.dataset import MultiTaskDataset
@@ -112,7 +116,8 @@ def ensure(
         executor.run(dataset, chunks, config, job.seed, job.chunk_writer(digests))
     singles = job.single_pieces()
     if singles:
-        executor.map(train_one, [(job.specs[i], job.dataset_of(job.specs[i]), job.seed) for i in singles],
+        executor.map(train_one, [(job.specs[i], job.dataset_of(job.specs[i]), job.seed, job.checkpoint_folder(i))
+                                 for i in singles],
                      lambda position, output: job.on_single(singles[position], output))
     return job.read_outputs()
 
@@ -156,12 +161,24 @@ def executor_workers(executor: Any) -> int:
     return max(1, int(workers)) if isinstance(workers, int) else 1
 
 
-def train_one(item: tuple[RunSpec, Any, int]) -> RunOutput:
-    """Train one non-stacked run in a worker: ``item = (spec, dataset, seed)`` (module-level, so it pickles)."""
-    spec, dataset, seed = item
+def train_one(item: tuple[RunSpec, Any, int, Path | None]) -> RunOutput:
+    """Train one non-stacked run in a worker: ``item = (spec, dataset, seed, checkpoint folder or None)``
+    (module-level, so it pickles). Its fits save their state to the folder as they train and resume from it
+    (:func:`negtransfer.train.checkpoint.resume_fits`)."""
+    from negtransfer.train.checkpoint import resume_fits
+
+    spec, dataset, seed, folder = item
     if spec.kind.train is None:
         raise ValueError(f"{spec.kind.name!r} runs are trained in vectorised chunks (Executor.run), not one by one")
-    return spec.kind.train(dataset, spec, seed)
+    with resume_fits(folder):
+        return spec.kind.train(dataset, spec, seed)
+
+
+def checkpoint_root(store: RunStore) -> Path | None:
+    """The folder beside a file-backed run store where running fits keep their state (None in memory)."""
+    if str(store.path) == MEMORY:
+        return None
+    return store.path.with_name(store.path.name + ".checkpoints")
 
 
 @dataclass
@@ -291,8 +308,18 @@ class _Ensure:
 
         return on_chunk
 
+    def checkpoint_folder(self, i: int) -> Path | None:
+        """Where spec ``i``'s fits keep their state while it trains: one folder per run, named by its keys'
+        digest, under :func:`checkpoint_root` (None for an in-memory store)."""
+        root = checkpoint_root(self.store)
+        if root is None:
+            return None
+        digest = hashlib.sha256(repr(sorted(self.keys[i].entries())).encode()).hexdigest()[:32]
+        return root / digest
+
     def on_single(self, i: int, output: RunOutput) -> None:
-        """Store one finished non-stacked run: its model row, then its artifacts."""
+        """Store one finished non-stacked run: its model row, then its artifacts; then remove the state its
+        fits saved while it trained (:meth:`checkpoint_folder`)."""
         spec, keys = self.specs[i], self.keys[i]
         if keys.run is not None:
             if output.result is None:
@@ -304,6 +331,11 @@ class _Ensure:
                 raise ValueError(f"a {spec.kind.name!r} run returned no {name!r} (it returned "
                                  f"{', '.join(output.records) or 'nothing'})")
             self.store.put_artifact(key, output.records[name])
+        folder = self.checkpoint_folder(i)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.parent.rmdir()  # only when no other run's state is left in it
         self._finished([i])
 
     def _finished(self, pieces: list[int]) -> None:

@@ -14,6 +14,11 @@ Everything else is a callback (:class:`Callback`): keeping the best weights
 per task or overall) and progress (:class:`Progress`). The loop returns one
 result type, :class:`FitResult`, whatever the family.
 
+A family that gives the loop its other training state (``resumable``: the
+optimiser, the batch-order generator) can be resumed after a crash inside
+:func:`negtransfer.train.checkpoint.resume_fits`: the loop saves its state as it
+trains and continues from it on the next attempt, with the same numbers.
+
 The stacked trainer (:mod:`negtransfer.train.batched`) trains many hard-sharing
 models at once with its own vectorised loop and is not built on this one.
 """
@@ -22,10 +27,20 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
+
+from negtransfer.train.checkpoint import (
+    FitSlot,
+    current_slot,
+    object_state,
+    random_states,
+    set_object_state,
+    set_random_states,
+)
 
 __all__ = [
     "Callback",
@@ -141,6 +156,13 @@ class Callback:
     def on_round_end(self, loop: "FitLoop", evaluation: Evaluation) -> None:
         pass
 
+    def state_dict(self) -> dict:
+        """What the callback carries from round to round (saved with a resumable fit)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (after :meth:`on_fit_start`)."""
+
 
 def _improves(new: float, best: float, mode: str) -> bool:
     return new > best if mode == "max" else new < best
@@ -187,6 +209,12 @@ class KeepBest(Callback):
                 state = state or loop.snapshot()
                 self.best[t], self.at[t], self.states[t] = score, loop.steps_done, state
 
+    def state_dict(self) -> dict:
+        return {"best": list(self.best), "at": list(self.at), "states": list(self.states)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.at, self.states = list(state["best"]), list(state["at"]), list(state["states"])
+
     def results(self, n_tasks: int) -> tuple[list, list, list]:
         """Per task: best state, best step count, best score."""
         if self.per_task:
@@ -230,6 +258,12 @@ class EarlyStopping(Callback):
         if all(s >= self.patience for s in self.stale):
             loop.stop = True
 
+    def state_dict(self) -> dict:
+        return {"best": list(self.best), "stale": list(self.stale)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.stale = list(state["best"]), list(state["stale"])
+
 
 class Progress(Callback):
     """Calls ``on_step(done, total)`` after every training step (progress bars)."""
@@ -253,13 +287,22 @@ class FitLoop:
         Must include one :class:`KeepBest` for :meth:`run` to report best states.
     unit : {"epoch", "iteration"}
         What :attr:`FitResult.best_at` counts: rounds (epochs) or steps (iterations).
+    resumable : mapping, optional
+        The family's other training state, by name: objects with
+        ``state_dict``/``load_state_dict`` (optimisers) or ``torch.Generator``.
+        Given, the fit saves and resumes its state inside
+        :func:`~negtransfer.train.checkpoint.resume_fits` (the model, the
+        callbacks, the counters, the history and the global random states are
+        added by the loop); None (default): it never does.
     """
 
-    def __init__(self, model: nn.Module, n_tasks: int, callbacks: Sequence[Callback] = (), *, unit: str = "epoch"):
+    def __init__(self, model: nn.Module, n_tasks: int, callbacks: Sequence[Callback] = (), *, unit: str = "epoch",
+                 resumable: Mapping[str, Any] | None = None):
         self.model = model
         self.n_tasks = n_tasks
         self.callbacks = list(callbacks)
         self.unit = unit
+        self.resumable = None if resumable is None else dict(resumable)
         self.stop = False
         self.steps = 0
         self.rounds = 0
@@ -290,9 +333,14 @@ class FitLoop:
         """Train up to ``max_rounds`` rounds (fewer if a callback stops the loop)."""
         for cb in self.callbacks:
             cb.on_fit_start(self)
+        slot = current_slot() if self.resumable is not None else None
         seconds = 0.0
-        history = []
-        for r in range(1, max_rounds + 1):
+        history: list[dict] = []
+        if slot is not None:
+            seconds, history = self._resume(slot, max_rounds)
+        saved_at = time.perf_counter()
+        while self.rounds < max_rounds and not self.stop:
+            r = self.rounds + 1
             output = train_round(self, r)
             seconds += output.seconds
             self.rounds = r
@@ -300,8 +348,10 @@ class FitLoop:
             history.append(evaluation.record)
             for cb in self.callbacks:
                 cb.on_round_end(self, evaluation)
-            if self.stop:
-                break
+            ended = self.stop or r == max_rounds
+            if slot is not None and (ended or time.perf_counter() - saved_at >= slot.every_seconds):
+                slot.save(self._state(max_rounds, seconds, history))
+                saved_at = time.perf_counter()
         keeper = next((cb for cb in self.callbacks if isinstance(cb, KeepBest)), None)
         if keeper is not None:
             states, at, scores = keeper.results(self.n_tasks)
@@ -310,3 +360,32 @@ class FitLoop:
         tasks = tuple(range(self.n_tasks)) if task_indices is None else tuple(task_indices)
         return FitResult(self.model, tasks, states, at, scores, self.rounds, self.steps, self.unit,
                          seconds / max(self.steps, 1), history)
+
+    # ---------------------------------------------------------------- resuming (train.checkpoint)
+    def _signature(self, max_rounds: int) -> dict:
+        """What a saved state must match to be this fit's: the shape of the model and of the loop."""
+        return {"n_tasks": int(self.n_tasks), "max_rounds": int(max_rounds), "unit": self.unit,
+                "parameters": [[name, list(value.shape)] for name, value in self.model.state_dict().items()],
+                "callbacks": [type(cb).__name__ for cb in self.callbacks],
+                "resumable": sorted(self.resumable or {})}
+
+    def _state(self, max_rounds: int, seconds: float, history: list) -> dict:
+        return {"signature": self._signature(max_rounds), "rounds": self.rounds, "steps": self.steps,
+                "stop": self.stop, "seconds": seconds, "history": list(history),
+                "model": self.model.state_dict(), "callbacks": [cb.state_dict() for cb in self.callbacks],
+                "resumable": {name: object_state(value) for name, value in (self.resumable or {}).items()},
+                "random": random_states()}
+
+    def _resume(self, slot: FitSlot, max_rounds: int) -> tuple[float, list]:
+        """Restore the state saved in ``slot`` (if it is this fit's): ``(seconds, history)`` so far."""
+        saved = slot.load(self._signature(max_rounds))
+        if saved is None:
+            return 0.0, []
+        self.model.load_state_dict(saved["model"])
+        for cb, state in zip(self.callbacks, saved["callbacks"], strict=True):
+            cb.load_state_dict(state)
+        for name, value in (self.resumable or {}).items():
+            set_object_state(value, saved["resumable"][name])
+        set_random_states(saved["random"])
+        self.rounds, self.steps, self.stop = int(saved["rounds"]), int(saved["steps"]), bool(saved["stop"])
+        return float(saved["seconds"]), list(saved["history"])

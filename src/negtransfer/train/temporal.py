@@ -279,7 +279,9 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
         return Evaluation([val_loss] * len(tasks), val_loss, record)
 
     keep = KeepBest("min", per_task=False, keep_initial=True)
-    loop = FitLoop(model, len(tasks), [keep, EarlyStopping(config.patience, "min")], unit="epoch")
+    loop = FitLoop(model, len(tasks), [keep, EarlyStopping(config.patience, "min")], unit="epoch",
+                   resumable={"optimiser": optimiser, "batch_order": gen,
+                              **({"weighting": weighting} if isinstance(weighting, nn.Module) else {})})
     result = loop.run(train_round, evaluate, config.max_epochs, task_indices=tasks)
     model.load_state_dict(result.best_states[0])
     return result

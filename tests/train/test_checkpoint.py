@@ -1,0 +1,106 @@
+"""A fit interrupted mid-way and started again inside ``resume_fits`` gives the numbers of an uninterrupted fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from negtransfer.models.clinical import build_model, model_weighting, train_and_evaluate
+from negtransfer.train.checkpoint import FitSlot, resume_fits
+from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, fit
+
+
+class Crash(Exception):
+    """Stands for the process dying."""
+
+
+def _dataset():
+    from negtransfer.data.timeseries import timeseries_dataset
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(90, 4, 3))
+    labels = np.stack([(values[:, :, 0].mean(1) > 0), (values[:, :, 1].mean(1) > 0)], axis=1).astype(float)
+    return timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y", "z"], seed=0)
+
+
+CONFIG = TemporalTrainConfig(max_epochs=12, patience=4, mc_samples=3, validation_mc_samples=3)
+
+
+def _fit(name: str, dataset, on_epoch=None):
+    torch.manual_seed(0)
+    model = build_model(name, 3, 2)
+    return fit(model, dataset, config=CONFIG, seed=3, weighting=model_weighting(name, model, 2), on_epoch=on_epoch)
+
+
+def _crash_at(epoch: int):
+    def on_epoch(done: int, total: int) -> None:
+        if done == epoch:
+            raise Crash
+
+    return on_epoch
+
+
+def _same(a, b) -> None:
+    assert a.history == b.history and a.best_at == b.best_at and a.rounds_run == b.rounds_run
+    assert a.steps_run == b.steps_run
+    for x, y in zip(a.best_states, b.best_states, strict=True):
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.parametrize("name", ["tp-amtl", "retain-kendall"])  # MC-dropout draws; trained loss weights
+def test_an_interrupted_fit_resumes_to_the_same_numbers(name, tmp_path):
+    dataset = _dataset()
+    reference = _fit(name, dataset)
+    with resume_fits(tmp_path, every_seconds=0), pytest.raises(Crash):
+        _fit(name, dataset, on_epoch=_crash_at(5))
+    assert (tmp_path / "fit-0.pt").is_file()
+    epochs = []
+    with resume_fits(tmp_path, every_seconds=0):
+        resumed = _fit(name, dataset, on_epoch=lambda done, total: epochs.append(done))
+    assert epochs[0] == 5  # epochs 1-4 were restored, not trained again
+    _same(resumed, reference)
+    torch.manual_seed(1)
+    first = evaluate_auroc(reference, dataset, mc_samples=3, seed=1)
+    assert evaluate_auroc(resumed, dataset, mc_samples=3, seed=1) == first
+
+
+def test_a_finished_fit_is_read_back_and_a_unit_numbers_its_fits(tmp_path):
+    """STL trains one model per task in one unit: a crash in the second fit keeps the first one's state."""
+    dataset = _dataset()
+    reference = train_and_evaluate("stl-lstm", dataset, 3, CONFIG)
+    saves: list[str] = []
+    original = FitSlot.save
+
+    def save_then_crash(self, state):
+        original(self, state)
+        saves.append(self.path.name)
+        if self.path.name == "fit-1.pt" and state["rounds"] == 3:
+            raise Crash
+
+    with resume_fits(tmp_path, every_seconds=0), pytest.raises(Crash):
+        FitSlot.save = save_then_crash  # type: ignore[method-assign]
+        try:
+            train_and_evaluate("stl-lstm", dataset, 3, CONFIG)
+        finally:
+            FitSlot.save = original  # type: ignore[method-assign]
+    assert "fit-0.pt" in saves and saves[-1] == "fit-1.pt"
+    assert torch.load(tmp_path / "fit-0.pt", weights_only=True)["stop"] or \
+        torch.load(tmp_path / "fit-0.pt", weights_only=True)["rounds"] == CONFIG.max_epochs
+    with resume_fits(tmp_path, every_seconds=0):
+        assert train_and_evaluate("stl-lstm", dataset, 3, CONFIG) == reference
+
+
+def test_a_state_of_another_fit_is_ignored_and_nothing_is_saved_outside_resume_fits(tmp_path):
+    dataset = _dataset()
+    reference = _fit("stl-lstm-h8", dataset)
+    assert not any(tmp_path.iterdir())  # outside resume_fits: nothing written
+    with resume_fits(tmp_path, every_seconds=0), pytest.raises(Crash):
+        _fit("tp-amtl", dataset, on_epoch=_crash_at(3))  # another model's parameters in fit-0.pt
+    with resume_fits(tmp_path, every_seconds=0):
+        _same(_fit("stl-lstm-h8", dataset), reference)  # starts from scratch, then overwrites the file
+    (tmp_path / "fit-0.pt").write_bytes(b"not a checkpoint")
+    with resume_fits(tmp_path, every_seconds=0):
+        _same(_fit("stl-lstm-h8", dataset), reference)
+    with pytest.raises(ValueError, match="every_seconds"), resume_fits(tmp_path, every_seconds=-1):
+        pass
