@@ -12,6 +12,8 @@ skipped) and inline code spans:
   list) is one of them (``--x a|b`` alternatives each; placeholders such as ``NAME`` or ``...`` are skipped);
 - every relative markdown link ``[text](path)``, ``[text](path#anchor)``, ``[text](#anchor)`` outside code:
   the file exists inside the repository and the anchor is a heading of that file (GitHub's slug rule);
+- an inline span that starts with an option (``--budget 3`` in prose) names an option of some negtransfer
+  command or benchmark script (the span does not say which);
 - every repository path named in code (``src/...``, ``tests/...``, ``benchmarks/...``, ``docs/...``,
   ``tools/...``) exists.
 
@@ -66,6 +68,8 @@ HISTORICAL_OPTIONS = {
     ("docs/methods/source-selection.md", "measured-before-issue-11-tv16-adult-by-occupation-exam"):
         frozenset({"--grids", "--exhaustive-pairs", "--common-init"}),
 }
+#: Options of other tools that the prose names in a span of their own (``--no-deps``: pip's, see docs/datasets.md).
+OTHER_TOOLS_OPTIONS = frozenset({"--no-deps"})
 #: A command written as a placeholder (``negtransfer CMD --help``): its options must belong to some command.
 PLACEHOLDER = re.compile(r"^(?:[A-Z][A-Z_]*|<[^>]*>|\.\.\.|\[.*)$")
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -437,6 +441,17 @@ def test_every_relative_link_in_the_docs_exists():
     links = [link for page in pages() for link in page.links]
     assert len(links) >= 60, f"only {len(links)} links found in the docs: is the parser broken?"
     failures = [f for link in links for f in _check_link(link)]
+    assert not failures, "\n".join(failures)
+
+
+def test_every_option_named_in_prose_exists_somewhere():
+    known = {option for specs in cli_options().values() for option in specs} | OTHER_TOOLS_OPTIONS
+    known |= {option for script in BENCHMARKS.glob("*.py") for option in benchmark_options(script.stem)}
+    named = [(code, m.group(1)) for page in pages() for code in page.codes
+             if not code.in_block and (m := OPTION.match(code.text))]
+    assert len(named) >= 300, f"only {len(named)} option spans found in the docs: is the parser broken?"
+    failures = [f"{code.page}:{code.line}: `{option}` is an option of no negtransfer command and no benchmark script"
+                f"{_suggest(option, known)} in `{code.text}`" for code, option in named if option not in known]
     assert not failures, "\n".join(failures)
 
 
