@@ -18,8 +18,8 @@ c. **where the F1 gap comes from** (the job's surrogate on the independent holdo
    predicted number of harmful subsets (f(S) >= f(STL)); the F1 with the classes drawn by the predicted
    ranking with a count taken from the fitted subsets' measured share of harmful ones (needs no holdout
    label) and with the measured count (an **oracle-count diagnostic**: it uses the holdout's labels); and the
-   F1 ceiling with f(STL) taken as exact (as reported) against one that also draws f(STL)'s own noise
-   (its per-repeat values centred like the subsets', :func:`f1_ceiling_with_reference_noise`).
+   F1 ceiling with f(STL) taken as exact (as reported before) against one that also draws f(STL)'s own noise
+   (``holdout_f1_ceiling(..., stl_values=...)``: its per-repeat values centred like the subsets').
 
 Every pooled figure is the mean ± s.e. over the targets of the per-target means over the seeds (as
 ``benchmarks/source_selection.py``), paired differences per case first. The store is read through the job's
@@ -157,38 +157,11 @@ def reference_noise(values: np.ndarray, stl_values: np.ndarray) -> tuple[float, 
     return stl_var, subset_var
 
 
-def f1_ceiling_with_reference_noise(values, stl_values, *, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """:func:`holdout_f1_ceiling` with f(STL) taken as exact (as reported), and with f(STL)'s own noise as well.
-
-    The same draws as :func:`holdout_f1_ceiling` (true losses from their empirical-Bayes posterior, fresh
-    measurements around them, same seed), then per draw a true f(STL) ``m + e1`` and a fresh measurement of it
-    ``m + e1 + e2`` (``m`` the measured f(STL), ``e1, e2 ~ N(0, v)``, ``v`` from :func:`reference_noise`): the
-    true losses are classed against the true f(STL) (the surrogate predicts a change relative to STL), the fresh
-    measurements against the measured one. Returns (exact, with f(STL)'s noise); the first equals
-    ``holdout_f1_ceiling(values, mean(stl_values))``.
-    """
-    from negtransfer.select.sources import _minority_counts, _repeat_noise
-
-    v = np.asarray(values, dtype=float)
+def f1_ceiling_with_reference_noise(values, stl_values) -> tuple[float, float]:
+    """:func:`holdout_f1_ceiling` with f(STL) (the mean of ``stl_values``, f(STL) in each repeat of ``values``)
+    taken as exact, as the job reported it before, and with f(STL)'s own noise drawn too (``stl_values=``)."""
     stl = float(np.mean(stl_values))
-    exact = holdout_f1_ceiling(v, stl, draws=draws, seed=seed)
-    noise = _repeat_noise(v)
-    if noise is None:
-        return exact, float("nan")
-    means, noise_var, spread = noise
-    true_var = max(0.0, spread - noise_var)
-    shrink = true_var / (true_var + noise_var)
-    centre = float(means.mean())
-    rng = np.random.default_rng(seed)  # the draws of holdout_f1_ceiling, in its order, then f(STL)'s
-    true = centre + shrink * (means - centre) + rng.normal(0.0, np.sqrt(shrink * noise_var), (draws, means.size))
-    measured = true + rng.normal(0.0, np.sqrt(noise_var), (draws, means.size))
-    stl_sd = np.sqrt(reference_noise(v, np.asarray(stl_values, dtype=float))[0])
-    stl_true = stl + rng.normal(0.0, stl_sd, (draws, 1))
-    stl_measured = stl_true + rng.normal(0.0, stl_sd, (draws, 1))
-    tp, fp, fn = _minority_counts(true >= stl_true, measured >= stl_measured)
-    scored = 2 * tp + fp + fn > 0
-    noisy = float(np.mean(2 * tp[scored] / (2 * tp + fp + fn)[scored])) if scored.any() else float("nan")
-    return exact, noisy
+    return holdout_f1_ceiling(values, stl), holdout_f1_ceiling(values, stl, stl_values=stl_values)
 
 
 def analyse_case(case: StoredCase, kind: str, options: SourceOptions) -> dict:
@@ -222,7 +195,9 @@ def analyse_case(case: StoredCase, kind: str, options: SourceOptions) -> dict:
     predicted, per_repeat, f_stl = holdout_prediction(job, case, independent)
     measured = per_repeat.mean(axis=1)
     fitted_share = float(np.mean(case.fit.mean(axis=1) >= case.stl[everything].mean()))
+    shared_line = float(case.stl[everything].mean())  # the same subsets measured on the fitted repeats' seeds
     out.update(n_harmful=int((measured >= f_stl).sum()), n_predicted=int((predicted >= f_stl).sum()),
+               n_harmful_shared=int((case.hold[:, everything].mean(axis=1) >= shared_line).sum()),
                n_base_rate=int(round(fitted_share * measured.size)),
                f1_base_rate=f1_of_classes(top_count(predicted, int(round(fitted_share * measured.size))), measured,
                                           f_stl),
@@ -259,7 +234,7 @@ def print_cases(rows: list[dict], R: int) -> None:
     """One Markdown row per case and surrogate."""
     print(f"| target | seed | surrogate | independent F1: fitted on {R} repeats / repeat 0 / repeats 0 and 1 apart | "
           f"Spearman: the same | fitted on repeat 0, scored on {2 * R - 1} / {R} holdout repeats: F1 | F1 ceiling | "
-          "Spearman | noise ceiling | harmful: measured / predicted / fitted share | F1: job's line / "
+          "Spearman | noise ceiling | harmful: measured (on the fitted repeats' seeds) / predicted / fitted share | F1: job's line / "
           "fitted share's count / oracle count | F1 ceiling: f(STL) exact / with its noise | f(STL) noise / a "
           "subset's |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -269,7 +244,7 @@ def print_cases(rows: list[dict], R: int) -> None:
               f"{r['more_f1']:.3f} / {r['fewer_f1']:.3f} | {r['more_f1_ceiling']:.3f} / {r['fewer_f1_ceiling']:.3f} | "
               f"{r['more_spearman']:.3f} / {r['fewer_spearman']:.3f} | "
               f"{r['more_noise_ceiling']:.3f} / {r['fewer_noise_ceiling']:.3f} | "
-              f"{r['n_harmful']} / {r['n_predicted']} / {r['n_base_rate']} | {r['job_f1']:.3f} / "
+              f"{r['n_harmful']} ({r['n_harmful_shared']}) / {r['n_predicted']} / {r['n_base_rate']} | {r['job_f1']:.3f} / "
               f"{r['f1_base_rate']:.3f} / {r['f1_oracle_count']:.3f} | {r['f1_ceiling_exact']:.3f} / "
               f"{r['f1_ceiling_stl_noise']:.3f} | {r['stl_to_subset_noise']:.2f} |", flush=True)
 
@@ -309,16 +284,20 @@ def print_pooled(rows: list[dict], R: int) -> None:
         gap = {label: paired(mine, f"{label}_f1", f"{label}_f1_ceiling") for label in ("more", "fewer")}
         print(f"| {kind} | F1 minus its ceiling | {fmt(*gap['more'])} | {fmt(*gap['fewer'])} | | | |")
     print("\n(c) where the F1 gap comes from (the job's surrogate on the independent holdout)")
-    print("| surrogate | harmful subsets: measured | predicted | predicted minus measured | F1: job's line | "
-          "fitted share's count | oracle count (diagnostic) | oracle minus job | F1 ceiling: f(STL) exact | "
+    print(f"| surrogate | harmful subsets: measured | the same subsets on repeats 0-{R - 1} | their difference, "
+          "absolute | predicted | predicted minus measured | the same, absolute | F1: job's line | fitted share's "
+          "count | minus job's | oracle count (diagnostic) | oracle minus job's | F1 ceiling: f(STL) exact | "
           "with f(STL)'s noise | exact minus with noise | f(STL) noise / a subset's (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for kind in dict.fromkeys(r["surrogate"] for r in rows):
-        mine = [r for r in rows if r["surrogate"] == kind]
+        mine = [{**r, "shared_error": abs(r["n_harmful_shared"] - r["n_harmful"]),
+                 "count_error": abs(r["n_predicted"] - r["n_harmful"])} for r in rows if r["surrogate"] == kind]
         ratio = float(np.nanmedian([r["stl_to_subset_noise"] for r in mine]))
-        print(f"| {kind} | {pooled(mine, 'n_harmful')} | {pooled(mine, 'n_predicted')} | "
-              f"{difference(mine, 'n_predicted', 'n_harmful')} | {pooled(mine, 'job_f1')} | "
-              f"{pooled(mine, 'f1_base_rate')} | {pooled(mine, 'f1_oracle_count')} | "
+        print(f"| {kind} | {pooled(mine, 'n_harmful')} | {pooled(mine, 'n_harmful_shared')} | "
+              f"{pooled(mine, 'shared_error')} | {pooled(mine, 'n_predicted')} | "
+              f"{difference(mine, 'n_predicted', 'n_harmful')} | {pooled(mine, 'count_error')} | "
+              f"{pooled(mine, 'job_f1')} | {pooled(mine, 'f1_base_rate')} | {difference(mine, 'f1_base_rate', 'job_f1')} | "
+              f"{pooled(mine, 'f1_oracle_count')} | "
               f"{difference(mine, 'f1_oracle_count', 'job_f1')} | {pooled(mine, 'f1_ceiling_exact')} | "
               f"{pooled(mine, 'f1_ceiling_stl_noise')} | {difference(mine, 'f1_ceiling_exact', 'f1_ceiling_stl_noise')} | "
               f"{ratio:.2f} |")
