@@ -12,7 +12,8 @@ a. **fitted repeats**: the surrogate fitted on repeat 0 alone (and, separately, 
    measurement);
 b. **holdout repeats**: the surrogate fitted on repeat 0 alone, scored on the holdout repeats 1 .. 2R-1
    (2R - 1 repeats, none shared with the fit) against R .. 2R-1 (and against the mean over every set of R of
-   them): F1, its ceiling (:func:`negtransfer.select.sources.holdout_f1_ceiling`), Spearman and its noise
+   them): F1, its ceiling (:func:`negtransfer.select.sources.holdout_f1_ceiling`, f(STL)'s noise drawn too,
+   as on the job's independent holdout), Spearman and its noise
    ceiling (:func:`negtransfer.select.sources.holdout_noise_ceiling`);
 c. **where the F1 gap comes from** (the job's surrogate on the independent holdout): the measured and the
    predicted number of harmful subsets (f(S) >= f(STL)); the F1 with the classes drawn by the predicted
@@ -129,9 +130,10 @@ def holdout_prediction(surrogate, case: StoredCase, repeats: list[int]) -> tuple
 
 
 def scores_on(surrogate, case: StoredCase, repeats: list[int]) -> NegativeTransferScores:
-    """F1, Spearman and both ceilings of the surrogate on the holdout subsets' ``repeats``."""
+    """F1, Spearman and both ceilings of the surrogate on the holdout subsets' ``repeats`` (none of them fitted:
+    the F1 ceiling draws f(STL)'s noise on them too, as the job's independent holdout does)."""
     predicted, per_repeat, f_stl = holdout_prediction(surrogate, case, repeats)
-    return NegativeTransferScores.measure(predicted, per_repeat, f_stl)
+    return NegativeTransferScores.measure(predicted, per_repeat, f_stl, case.stl[repeats])
 
 
 def f1_of_classes(harmful: np.ndarray, measured: np.ndarray, f_stl: float) -> float:
@@ -302,7 +304,7 @@ def print_pooled(rows: list[dict], R: int) -> None:
               f"{pooled(mine, 'f1_ceiling_stl_noise')} | {difference(mine, 'f1_ceiling_exact', 'f1_ceiling_stl_noise')} | "
               f"{ratio:.2f} |")
     by_case = {(r["target"], r["seed"]): r for r in rows}  # the ceilings: the same measurements for every surrogate
-    print(f"\nF1 ceiling on the independent holdout ({len(by_case)} cases): f(STL) exact "
+    print(f"\nF1 ceiling on the independent holdout ({len(by_case)} case{'s' * (len(by_case) != 1)}): f(STL) exact "
           f"{pooled(list(by_case.values()), 'f1_ceiling_exact')}, with f(STL)'s noise "
           f"{pooled(list(by_case.values()), 'f1_ceiling_stl_noise')}, exact minus with noise "
           f"{difference(list(by_case.values()), 'f1_ceiling_exact', 'f1_ceiling_stl_noise')}")
@@ -339,7 +341,8 @@ def train_config(args) -> TrainConfig:
                               **({"max_epochs": args.epochs} if args.epochs else {}))
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="tv16", choices=["planted", "tv16", "adult", "exam"])
     parser.add_argument("--targets", nargs="+", default=["Texas", "New York", "Pennsylvania", "California", "Florida"])
@@ -359,9 +362,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--surrogates", nargs="+", default=list(SURROGATES), choices=SURROGATES)
     parser.add_argument("--smoke", action="store_true", help="Train a tiny store first, then read it (a check).")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     if args.ridge is not None and args.ridge != "auto":
         args.ridge = float(args.ridge)
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Read every case's stored runs, print the tables; returns the per-case rows."""
+    args = parse_args(argv)
+    torch.set_num_threads(1)
     if args.smoke:
         smoke_store(args)
     if args.store is None:
