@@ -58,6 +58,7 @@ CASES: dict[str, tuple[list[str], list[str], list[tuple[str, list[str]]]]] = {
     "learning_rate_sweep": (["--smoke"], [rf"^\| 0\.01 \| 32 \| {NUMBER} \| {NUMBER} \|"], []),
     "pair_results": (["--smoke"], [rf"^\| accuracy \| {NUMBER} ± {NUMBER} \| {NUMBER} ± {NUMBER} \| \+0\.0080 ± "], []),
     "small_tasks": (["--smoke", "--out", "{tmp}/small"], [rf"^\| 0 \| {NUMBER} \| {NUMBER}% \| {NUMBER}%"], []),
+    "source_repeats": (["--smoke"], [r"^F1 ceiling on the independent holdout \(1 case\): f\(STL\) exact "], []),
     "source_selection": (["--smoke"], [r"^all targets: holdout F1 "], []),
     "stacked_any_model": (["--smoke"], [rf"^stacked_speedup_cnn: {NUMBER} ", rf"^stacked_speedup_lstm: {NUMBER} "], []),
     "startup": (["--smoke"], [r"^\| negtransfer --help \| ", rf"^help_vs_bare_python: {NUMBER}$"], []),

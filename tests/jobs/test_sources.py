@@ -337,6 +337,14 @@ def test_kernel_surrogate_independent_holdout_and_the_check(planted_rows, tmp_pa
     assert independent.repeats == [2, 3] and independent.stl_val_loss == pytest.approx(unseen((0,)))
     f_unseen = np.array([unseen(g) for g in hold])
     assert independent.scores.n_negative == int((f_unseen >= unseen((0,))).sum())
+    # its F1 ceiling draws the noise of f(STL) on those repeats too (the prediction does not share it)
+    from negtransfer.select.sources import holdout_f1_ceiling
+
+    def unseen_values(g):
+        return target_values(RepeatedResult(g, runs[g].runs[2:]), 0, "cross_entropy", "val_est")
+
+    assert independent.scores.f1_ceiling == holdout_f1_ceiling(
+        np.array([unseen_values(g) for g in hold]), independent.stl_val_loss, stl_values=unseen_values((0,)))
     # report.json's holdout: the scores' keys at its top level and in its independent, read back into the records
     holdout_json = kernel.to_dict()["holdout"]
     scores = ["f1", "precision", "recall", "accuracy", "spearman", "n", "minority", "n_negative", "n_positive",

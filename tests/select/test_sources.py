@@ -366,6 +366,33 @@ def test_holdout_f1_ceiling_matches_the_f1_a_perfect_predictor_reaches():
         holdout_f1_ceiling(values, stl, draws=0)
 
 
+def test_holdout_f1_ceiling_with_the_measured_stl_matches_the_f1_a_perfect_predictor_reaches():
+    """f(STL) measured like the subsets (its own noise about one subset's): with ``stl_values`` the ceiling averages
+    the F1 that the true losses, classed against the true f(STL), score against the measured means classed
+    against the measured f(STL); taking f(STL) as exact overestimates it."""
+    rng = np.random.default_rng(1)
+    for sd in (0.003, 0.006):
+        scores, with_line, exact = [], [], []
+        for k in range(60):
+            true, true_stl = rng.normal(0.3, 0.01, 100), 0.313
+            shift = rng.normal(0, 0.05, 2)  # common random numbers: every run of one repeat moves alike
+            values = true[:, None] + shift[None, :] + rng.normal(0, sd * np.sqrt(2), (100, 2))
+            stl_values = true_stl + shift + rng.normal(0, sd * np.sqrt(2), 2)
+            stl = float(stl_values.mean())
+            # the perfect predictor: its predicted loss crosses the measured line where the true loss crosses the true one
+            scores.append(negative_transfer_metrics(true - true_stl + stl, values.mean(axis=1), stl)["f1"])
+            with_line.append(holdout_f1_ceiling(values, stl, stl_values=stl_values, draws=200, seed=k))
+            exact.append(holdout_f1_ceiling(values, stl, draws=200, seed=k))
+        assert np.mean(with_line) == pytest.approx(np.nanmean(scores), abs=0.03)
+        assert np.mean(exact) > np.nanmean(scores) + 0.04
+    # f(STL) moving exactly with the repeats' shift: no noise of its own, the same draws as without stl_values
+    in_step = stl + values.mean(axis=0) - values.mean()
+    assert holdout_f1_ceiling(values, stl, stl_values=in_step, seed=2) == holdout_f1_ceiling(values, stl, seed=2)
+    assert np.isnan(holdout_f1_ceiling(values, stl, stl_values=[stl, np.nan]))
+    with pytest.raises(ValueError, match="stl_values must hold f\\(STL\\) of each of the 2 repeats"):
+        holdout_f1_ceiling(values, stl, stl_values=[stl])
+
+
 def test_holdout_noise_ceiling_matches_the_correlation_a_perfect_predictor_reaches():
     """Measured f = true f + a shift per repeat (common random numbers) + noise: the ceiling is the true values'
     correlation with the measured means; the shared shift, however large, changes no ranking."""

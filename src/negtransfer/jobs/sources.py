@@ -451,8 +451,8 @@ class NegativeTransferScores:
         errors over the repeats (NaN with one repeat).
     f1_ceiling : float
         The F1 a predictor of the true f(S) would expect against measurements as noisy as these
-        (:func:`negtransfer.select.sources.holdout_f1_ceiling`; NaN with one repeat, and in reports
-        written before it existed).
+        (:func:`negtransfer.select.sources.holdout_f1_ceiling`; on the independent holdout f(STL)'s own
+        noise drawn too; NaN with one repeat, and in reports written before it existed).
     """
 
     f1: float
@@ -468,13 +468,16 @@ class NegativeTransferScores:
     f1_ceiling: float = float("nan")
 
     @classmethod
-    def measure(cls, predicted: np.ndarray, per_repeat: np.ndarray, stl_loss: float) -> NegativeTransferScores:
-        """The scores of ``predicted`` f(S) against the measured ``per_repeat`` (n, R) and f(STL) ``stl_loss``."""
+    def measure(cls, predicted: np.ndarray, per_repeat: np.ndarray, stl_loss: float,
+                stl_values: np.ndarray | None = None) -> NegativeTransferScores:
+        """The scores of ``predicted`` f(S) against the measured ``per_repeat`` (n, R) and f(STL) ``stl_loss``;
+        with ``stl_values`` (f(STL) in each of those repeats, ``stl_loss`` their mean) the F1 ceiling draws
+        f(STL)'s own noise too (where the prediction does not share it: the independent holdout)."""
         from negtransfer.select.sources import holdout_f1_ceiling, holdout_noise_ceiling, negative_transfer_metrics
 
         metrics = _plain(negative_transfer_metrics(predicted, per_repeat.mean(axis=1), stl_loss))
         return cls(**metrics, noise_ceiling=holdout_noise_ceiling(per_repeat),
-                   f1_ceiling=holdout_f1_ceiling(per_repeat, stl_loss))
+                   f1_ceiling=holdout_f1_ceiling(per_repeat, stl_loss, stl_values=stl_values))
 
     @classmethod
     def from_json(cls, value: dict) -> NegativeTransferScores:
@@ -1313,10 +1316,12 @@ def _independent_prediction(surrogate, S_hold: np.ndarray, per_repeat: np.ndarra
     The surrogate predicts the change of the target's loss relative to STL (``surrogate_value``), so on the
     new seeds its predicted loss is that change applied to their own f(STL) (the mean over the same
     repeats: common random numbers), and a subset is a negative transfer when its f(S) is at least that f(STL).
+    That f(STL) is measured with noise the prediction does not share (its class is the sign of the predicted
+    change), so the F1 ceiling draws it too (``holdout_f1_ceiling(..., stl_values=)``).
     """
     f_stl = float(np.mean(stl_values))
     predicted = f_stl + abs(f_stl) * surrogate.surrogate_value(S_hold)
-    return IndependentHoldout(NegativeTransferScores.measure(predicted, per_repeat, f_stl), f_stl,
+    return IndependentHoldout(NegativeTransferScores.measure(predicted, per_repeat, f_stl, stl_values), f_stl,
                               list(range(first_repeat, first_repeat + per_repeat.shape[1])))
 
 

@@ -392,7 +392,7 @@ def _repeat_noise(values) -> tuple[np.ndarray, float, float] | None:
     return v.mean(axis=1), float(np.mean(centred.var(axis=1, ddof=1) / repeats)), spread
 
 
-def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int = 0) -> float:
+def holdout_f1_ceiling(values, stl_loss: float, *, stl_values=None, draws: int = 1000, seed: int = 0) -> float:
     """The F1 a predictor of the true losses would expect against measured losses as noisy as these.
 
     The F1 of :func:`negative_transfer_metrics` scores predicted classes (``f(S) >= f_STL``: negative
@@ -412,9 +412,20 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
       plus noise), and scores the true losses as the prediction against the fresh measurements with
       the F1 of :func:`negative_transfer_metrics` with ``stl_loss`` as the line; the mean F1 over the draws
       (draws with the F1 undefined left out) is returned.
+    * with ``stl_values`` (f(STL) in each repeat of ``values``, whose mean is ``stl_loss``), the line is
+      measured too: its noise variance ``v`` is that of the mean of STL's values centred per repeat on the
+      subsets' mean of that repeat (as the subsets' noise is estimated; the common shift moves STL and the
+      subsets alike), and each draw takes a true f(STL) ``stl_loss + e1`` and a fresh measurement of it
+      ``stl_loss + e1 + e2`` (``e1, e2 ~ N(0, v)``, drawn after the subsets' draws, so the subsets' draws
+      are those without ``stl_values``): the true losses are classed against the true f(STL) (a surrogate
+      predicts the change relative to STL), the fresh measurements against the measured one. One
+      f(STL) shifts the class of every subset near the line at once; on tv16 at n = 8k with 2 repeats,
+      where f(STL)'s noise is about that of one subset, this lowers the ceiling by about 0.07
+      (docs/methods/source-selection.md, "What more repeats would buy").
 
-    It is an approximation (normal noise of one size for every subset; the measured reference ``f_STL`` taken
-    as exact): a surrogate's holdout F1 well below it is limited by its fit, one near it by the noise.
+    It is an approximation (normal noise of one size for every subset; without ``stl_values`` the measured
+    reference ``f_STL`` taken as exact): a surrogate's holdout F1 well below it is limited by its fit, one
+    near it by the noise.
 
     Parameters
     ----------
@@ -422,6 +433,9 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
         The measured loss of every holdout subset in every repeat.
     stl_loss : float
         The reference f(STL), the line between the classes.
+    stl_values : array-like of shape (R,), optional
+        f(STL) in each repeat of ``values`` (the same seeds), ``stl_loss`` their mean: the line's own noise
+        is drawn as well. None (default): ``stl_loss`` is taken as exact.
     draws : int
         Simulated draws.
     seed : int
@@ -430,8 +444,8 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
     Returns
     -------
     float
-        In [0, 1]; NaN with fewer than two repeats or two subsets, a non-finite value, or every draw's F1
-        undefined.
+        In [0, 1]; NaN with fewer than two repeats or two subsets, a non-finite value (in ``stl_values``
+        too), or every draw's F1 undefined.
     """
     stl = _check_finite_float(stl_loss, "stl_loss")
     if not isinstance(draws, Integral) or draws < 1:
@@ -440,8 +454,9 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
     if noise is None:
         return float("nan")
     means, noise_var, spread = noise
+    stl_var = 0.0 if stl_values is None else _reference_noise(values, stl_values)
     true_var = max(0.0, spread - noise_var)
-    if true_var + noise_var <= 0:
+    if true_var + noise_var <= 0 or not np.isfinite(stl_var):
         return float("nan")
     n = means.size
     shrink = true_var / (true_var + noise_var)
@@ -449,9 +464,27 @@ def holdout_f1_ceiling(values, stl_loss: float, *, draws: int = 1000, seed: int 
     rng = np.random.default_rng(seed)
     true = centre + shrink * (means - centre) + rng.normal(0.0, np.sqrt(shrink * noise_var), (draws, n))
     measured = true + rng.normal(0.0, np.sqrt(noise_var), (draws, n))
-    tp, fp, fn = _minority_counts(true >= stl, measured >= stl)
+    true_stl = measured_stl = np.full((draws, 1), stl)
+    if stl_values is not None:  # the line measured too: its truth, then a fresh measurement of it
+        true_stl = stl + rng.normal(0.0, np.sqrt(stl_var), (draws, 1))
+        measured_stl = true_stl + rng.normal(0.0, np.sqrt(stl_var), (draws, 1))
+    tp, fp, fn = _minority_counts(true >= true_stl, measured >= measured_stl)
     scored = 2 * tp + fp + fn > 0
     return float(np.mean(2 * tp[scored] / (2 * tp + fp + fn)[scored])) if scored.any() else float("nan")
+
+
+def _reference_noise(values, stl_values) -> float:
+    """The noise variance of f(STL), the mean of ``stl_values`` (R,), measured in the repeats of ``values``
+    (subsets x R, finite, at least two repeats): the variance over the repeats of STL's values centred on the
+    subsets' mean of each repeat, over R; NaN where ``stl_values`` is not finite."""
+    v = np.asarray(values, dtype=float)
+    reference = np.asarray(stl_values, dtype=float)
+    if reference.shape != (v.shape[1],):
+        raise ValueError(f"stl_values must hold f(STL) of each of the {v.shape[1]} repeats of values; got shape "
+                         f"{reference.shape}")
+    if not np.isfinite(reference).all():
+        return float("nan")
+    return float(np.var(reference - v.mean(axis=0), ddof=1) / v.shape[1])
 
 
 # ---------------------------------------------------------------------------
