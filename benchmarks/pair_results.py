@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from negtransfer.data.statistics import standard_error
-from negtransfer.report.compare import _lower_is_better, _p_text, paired_runs
+from negtransfer.report.compare import lower_is_better, p_value_text, paired_runs
 from negtransfer.report.markdown import render_table
 
 #: report.json keys two results must share for their runs to share splits and seeds.
@@ -90,14 +90,14 @@ def pair_table(values: dict[str, dict[int, float]], reference: dict[str, dict[in
         if metric not in values or metric not in reference:
             raise SystemExit(f"error: metric {metric!r} is not in both results; they share "
                              f"{sorted(set(values) & set(reference))}")
-        d = paired_runs(values[metric], reference[metric], lower_is_better=_lower_is_better(metric))
+        d = paired_runs(values[metric], reference[metric], lower_is_better=lower_is_better(metric))
         runs = sorted(set(values[metric]) & set(reference[metric]))
         sides = []
         for side in (values[metric], reference[metric]):
             xs = [side[r] * scale for r in runs]
             sides.append(f"{sum(xs) / len(xs):.{digits}f} ± {standard_error(xs):.{digits}f}" if xs else "")
         rows.append([metric, *sides, f"{d['mean'] * scale:+.{digits}f} ± {d['se'] * scale:.{digits}f}",
-                     f"{d['better']}/{d['runs']}", _p_text(d["wilcoxon_p"]), _p_text(d["t_p"])])
+                     f"{d['better']}/{d['runs']}", p_value_text(d["wilcoxon_p"]), p_value_text(d["t_p"])])
     return render_table(rows, ["metric", "first", "second", "first minus second", "runs better", "Wilcoxon p",
                                "paired t p"])
 

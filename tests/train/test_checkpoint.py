@@ -85,10 +85,23 @@ def test_a_finished_fit_is_read_back_and_a_unit_numbers_its_fits(tmp_path):
         finally:
             FitSlot.save = original  # type: ignore[method-assign]
     assert "fit-0.pt" in saves and saves[-1] == "fit-1.pt"
-    assert torch.load(tmp_path / "fit-0.pt", weights_only=True)["stop"] or \
-        torch.load(tmp_path / "fit-0.pt", weights_only=True)["rounds"] == CONFIG.max_epochs
-    with resume_fits(tmp_path, every_seconds=0):
-        assert train_and_evaluate("stl-lstm", dataset, 3, CONFIG) == reference
+    first = torch.load(tmp_path / "fit-0.pt", weights_only=True)
+    assert first["stop"] or first["rounds"] == CONFIG.max_epochs  # fit 0 saved as finished
+    load = FitSlot.load
+    loaded = []
+
+    def load_and_record(self, signature):
+        state = load(self, signature)
+        loaded.append((self.path.name, None if state is None else state["rounds"]))
+        return state
+
+    FitSlot.load = load_and_record  # type: ignore[method-assign]
+    try:
+        with resume_fits(tmp_path, every_seconds=0):
+            assert train_and_evaluate("stl-lstm", dataset, 3, CONFIG) == reference
+    finally:
+        FitSlot.load = load  # type: ignore[method-assign]
+    assert loaded == [("fit-0.pt", first["rounds"]), ("fit-1.pt", 3)]  # fit 0 read back whole, fit 1 from round 3
 
 
 def test_a_state_of_another_fit_is_ignored_and_nothing_is_saved_outside_resume_fits(tmp_path):
@@ -104,3 +117,14 @@ def test_a_state_of_another_fit_is_ignored_and_nothing_is_saved_outside_resume_f
         _same(_fit("stl-lstm-h8", dataset), reference)
     with pytest.raises(ValueError, match="every_seconds"), resume_fits(tmp_path, every_seconds=-1):
         pass
+
+
+def test_a_state_that_cannot_be_written_never_fails_the_fit(tmp_path):
+    dataset = _dataset()
+    reference = _fit("stl-lstm-h8", dataset)
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    with resume_fits(tmp_path / "blocked" / "unit", every_seconds=0):
+        _same(_fit("stl-lstm-h8", dataset), reference)
+    with resume_fits(tmp_path / "outer", every_seconds=0), resume_fits(None):
+        _fit("stl-lstm-h8", dataset)
+    assert not (tmp_path / "outer").exists()  # None inside an enclosing folder: nothing saved

@@ -22,9 +22,12 @@ __all__ = [
     "RESULT_COLUMNS",
     "baseline_differences",
     "baseline_differences_markdown",
+    "lower_is_better",
     "metric_table",
     "paired_differences",
+    "p_value_text",
     "paired_markdown",
+    "paired_runs",
     "paper_table_markdown",
     "report_markdown",
     "selection_markdown",
@@ -43,7 +46,7 @@ LOWER_IS_BETTER = ("mse", "loss", "seconds_per_iteration")
 SELECTION_COLUMNS = ["model", "run", "setting", "chosen", "task", "metric", "value"]
 
 
-def _lower_is_better(metric: str) -> bool:
+def lower_is_better(metric: str) -> bool:
     name = metric.removeprefix("val_")
     return any(name.startswith(m) for m in LOWER_IS_BETTER)
 
@@ -87,7 +90,7 @@ def metric_table(report: Any, metric: str, *, percent: bool | None = None, digit
     digits = (1 if percent else 3) if digits is None else digits
     k = 100.0 if percent else 1.0
     table = report.summary(metric)
-    lower = _lower_is_better(metric)
+    lower = lower_is_better(metric)
     by_name = {m.name: m for m in report.models}
     choice = _baselines(report, baselines)
     rows = []
@@ -237,7 +240,7 @@ def baseline_differences_markdown(report: Any, metric: str, baselines: str | Non
     """:func:`baseline_differences` as a report.md section (in % for accuracies and AUROC)."""
     scale, digits = (100.0, 1) if _percent(metric) else (1.0, 4)
     rows = [[d["model"], d["baseline"], d["kind"], f"{d['mean'] * scale:+.{digits}f} ± {d['se'] * scale:.{digits}f}",
-             f"{d['better']}/{d['runs']}", _p_text(d["wilcoxon_p"]), _p_text(d["t_p"])]
+             f"{d['better']}/{d['runs']}", p_value_text(d["wilcoxon_p"]), p_value_text(d["t_p"])]
             for d in baseline_differences(report, metric, baselines, task=task)]
     title = f"## Paired differences from the single-task baselines ({metric}, {task}{', in %' if scale > 1 else ''})"
     if not rows:
@@ -266,7 +269,7 @@ def paired_differences(report: Any, metric: str, reference: str, *, task: str = 
             values.setdefault(r["model"], {})[int(r["run"])] = float(r["value"])
     if reference not in values:
         raise ValueError(f"reference model {reference!r} has no {metric!r} results for {task!r}; run it too")
-    lower = _lower_is_better(metric)
+    lower = lower_is_better(metric)
     return {model: paired_runs(values[model], values[reference], lower_is_better=lower)
             for model in (m.name for m in report.models) if model != reference and model in values}
 
@@ -307,12 +310,12 @@ def paired_markdown(report: Any, metric: str, reference: str, *, task: str = "av
     rows = []
     for model, d in paired_differences(report, metric, reference, task=task).items():
         rows.append([model, f"{d['mean'] * scale:+.{digits}f} ± {d['se'] * scale:.{digits}f}",
-                     f"{d['better']}/{d['runs']}", _p_text(d["wilcoxon_p"]), _p_text(d["t_p"])])
+                     f"{d['better']}/{d['runs']}", p_value_text(d["wilcoxon_p"]), p_value_text(d["t_p"])])
     header = [f"{metric} ({task}) minus {reference}", "mean ± s.e.", "runs better", "Wilcoxon p", "paired t p"]
     return render_table(rows, header)
 
 
-def _p_text(p: float | None) -> str:
+def p_value_text(p: float | None) -> str:
     return "" if p is None or math.isnan(p) else f"{p:.3f}"
 
 

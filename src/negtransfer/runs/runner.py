@@ -176,9 +176,10 @@ def train_one(item: tuple[RunSpec, Any, int, Path | None]) -> RunOutput:
 
 def checkpoint_root(store: RunStore) -> Path | None:
     """The folder beside a file-backed run store where running fits keep their state (None in memory)."""
-    if str(store.path) == MEMORY:
+    if store.in_memory:
         return None
-    return store.path.with_name(store.path.name + ".checkpoints")
+    path = store.path.absolute()
+    return path.with_name(path.name + ".checkpoints")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The run store keeps finished runs, so an interrupted job loses only the runs in
 flight. A single run can be long (TP-AMTL with the official budget of 2000
-epochs trains for most of an hour on one core), so a fit may also save its own
+epochs: 990 s a run on pbcseq, about 1.4 hours on nafld at 2.6 s an epoch;
+docs/methods/tp-amtl.md, "The official budget on pbcseq"), so a fit may also save its own
 state while it trains, and a later attempt at the same run continues from it,
 with the same numbers as a fit that was never interrupted.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -64,20 +66,18 @@ def resume_fits(folder: str | Path | None, every_seconds: float | None = None) -
     Parameters
     ----------
     folder : str, Path or None
-        One unit of work's folder (created on the first save). The unit's fits
+        One unit of work's folder (created on the first save); None: nothing
+        inside is saved (not even inside an enclosing call). The unit's fits
         are numbered in the order they start, so a unit must start the same
         fits in the same order on every attempt (its numbers are seeded, so it does).
     every_seconds : float, optional
         Seconds of training between saves (0: after every round); default
         :data:`SAVE_EVERY_SECONDS`.
     """
-    if folder is None:
-        yield
-        return
     every_seconds = SAVE_EVERY_SECONDS if every_seconds is None else every_seconds
     if every_seconds < 0:
         raise ValueError(f"every_seconds must be >= 0, got {every_seconds!r}")
-    token = _ACTIVE.set(_Folder(Path(folder), float(every_seconds)))
+    token = _ACTIVE.set(None if folder is None else _Folder(Path(folder), float(every_seconds)))
     try:
         yield
     finally:
@@ -104,12 +104,22 @@ class FitSlot:
             return None
         return state
 
-    def save(self, state: dict) -> None:
-        """Write ``state`` atomically (a temporary file in the same folder, then a rename)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        torch.save({"version": CHECKPOINT_VERSION, **state}, partial)
-        os.replace(partial, self.path)
+    def save(self, state: dict) -> bool:
+        """Write ``state`` atomically (a temporary file of this writer's own, then a rename); False if it could not.
+
+        A state that cannot be written (a full disk, a folder removed by another job that finished the same
+        run) never fails the fit: it only saves less.
+        """
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"version": CHECKPOINT_VERSION, **state}, partial)
+            os.replace(partial, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            return False
+        return True
 
 
 def current_slot() -> FitSlot | None:

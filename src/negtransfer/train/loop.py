@@ -333,11 +333,12 @@ class FitLoop:
         """Train up to ``max_rounds`` rounds (fewer if a callback stops the loop)."""
         for cb in self.callbacks:
             cb.on_fit_start(self)
+        tasks = tuple(range(self.n_tasks)) if task_indices is None else tuple(task_indices)
         slot = current_slot() if self.resumable is not None else None
         seconds = 0.0
         history: list[dict] = []
         if slot is not None:
-            seconds, history = self._resume(slot, max_rounds)
+            seconds, history = self._resume(slot, max_rounds, tasks)
         saved_at = time.perf_counter()
         while self.rounds < max_rounds and not self.stop:
             r = self.rounds + 1
@@ -350,35 +351,34 @@ class FitLoop:
                 cb.on_round_end(self, evaluation)
             ended = self.stop or r == max_rounds
             if slot is not None and (ended or time.perf_counter() - saved_at >= slot.every_seconds):
-                slot.save(self._state(max_rounds, seconds, history))
+                slot.save(self._state(max_rounds, tasks, seconds, history))
                 saved_at = time.perf_counter()
         keeper = next((cb for cb in self.callbacks if isinstance(cb, KeepBest)), None)
         if keeper is not None:
             states, at, scores = keeper.results(self.n_tasks)
         else:
             states, at, scores = [None] * self.n_tasks, [0] * self.n_tasks, [float("nan")] * self.n_tasks
-        tasks = tuple(range(self.n_tasks)) if task_indices is None else tuple(task_indices)
         return FitResult(self.model, tasks, states, at, scores, self.rounds, self.steps, self.unit,
                          seconds / max(self.steps, 1), history)
 
     # ---------------------------------------------------------------- resuming (train.checkpoint)
-    def _signature(self, max_rounds: int) -> dict:
-        """What a saved state must match to be this fit's: the shape of the model and of the loop."""
-        return {"n_tasks": int(self.n_tasks), "max_rounds": int(max_rounds), "unit": self.unit,
+    def _signature(self, max_rounds: int, tasks: tuple) -> dict:
+        """What a saved state must match to be this fit's: its tasks, the shape of the model and of the loop."""
+        return {"tasks": [int(t) for t in tasks], "max_rounds": int(max_rounds), "unit": self.unit,
                 "parameters": [[name, list(value.shape)] for name, value in self.model.state_dict().items()],
                 "callbacks": [type(cb).__name__ for cb in self.callbacks],
                 "resumable": sorted(self.resumable or {})}
 
-    def _state(self, max_rounds: int, seconds: float, history: list) -> dict:
-        return {"signature": self._signature(max_rounds), "rounds": self.rounds, "steps": self.steps,
+    def _state(self, max_rounds: int, tasks: tuple, seconds: float, history: list) -> dict:
+        return {"signature": self._signature(max_rounds, tasks), "rounds": self.rounds, "steps": self.steps,
                 "stop": self.stop, "seconds": seconds, "history": list(history),
                 "model": self.model.state_dict(), "callbacks": [cb.state_dict() for cb in self.callbacks],
                 "resumable": {name: object_state(value) for name, value in (self.resumable or {}).items()},
                 "random": random_states()}
 
-    def _resume(self, slot: FitSlot, max_rounds: int) -> tuple[float, list]:
+    def _resume(self, slot: FitSlot, max_rounds: int, tasks: tuple) -> tuple[float, list]:
         """Restore the state saved in ``slot`` (if it is this fit's): ``(seconds, history)`` so far."""
-        saved = slot.load(self._signature(max_rounds))
+        saved = slot.load(self._signature(max_rounds, tasks))
         if saved is None:
             return 0.0, []
         self.model.load_state_dict(saved["model"])
