@@ -233,3 +233,22 @@ def _task_column_frame(ds) -> pd.DataFrame:
     frame["state"] = [ds.task_names[i] for i in ds.row_task]
     frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
     return frame
+
+
+@pytest.fixture
+def sources_cli(tmp_path):
+    """Runs ``negtransfer sources`` on a per-task-rows binary dataset: ``sources_cli(ds, *arguments)`` writes its
+    rows as the table of :func:`_task_column_frame` to ``tmp_path / "rows.csv"`` and invokes ``negtransfer sources
+    --data rows.csv --task-column state --label vote`` with ``arguments`` after them; returns typer's result."""
+    from typer.testing import CliRunner
+
+    from negtransfer.cli import app
+
+    def invoke(ds, *arguments: str):
+        path = tmp_path / "rows.csv"
+        _task_column_frame(ds).to_csv(path, index=False)
+        return CliRunner().invoke(
+            app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote", *arguments]
+        )
+
+    return invoke
