@@ -252,3 +252,34 @@ def sources_cli(tmp_path):
         )
 
     return invoke
+
+
+# --- per-task-rows datasets (the loaders of negtransfer.data.social) ---------------------------------------
+
+
+def _original_feature(ds, name: str) -> np.ndarray:
+    """Feature column ``name`` of ``ds`` in its original units: the standardisation undone with the training
+    rows' mean and standard deviation kept in ``ds.info``."""
+    f = ds.feature_names.index(name)
+    return ds.X[:, f] * ds.info["feature_std"][f] + ds.info["feature_mean"][f]
+
+
+@pytest.fixture
+def original_feature():
+    """``original_feature(ds, name)``: feature column ``name`` of ``ds`` in its original units."""
+    return _original_feature
+
+
+def _assert_per_task_rows(ds) -> None:
+    """Each row of ``ds`` has exactly one label, in its own task's column; every feature is finite."""
+    has = ~np.isnan(ds.Y)
+    assert (has.sum(axis=1) == 1).all()
+    assert (np.argmax(has, axis=1) == ds.row_task).all()
+    assert ds.info["layout"] == "per-task-rows"
+    assert np.isfinite(ds.X).all()
+
+
+@pytest.fixture
+def assert_per_task_rows():
+    """``assert_per_task_rows(ds)``: each row has exactly one label, in its own task's column; features finite."""
+    return _assert_per_task_rows
