@@ -1,7 +1,11 @@
 """Shared fixtures: small datasets built directly from arrays (no loader needed), and run-store probes."""
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -162,6 +166,28 @@ def count_stored(db, query="SELECT COUNT(*) FROM runs"):
 @pytest.fixture
 def stored_count():
     return count_stored
+
+
+def _killed_midway(arguments, stored, at_least: int) -> int:
+    """Starts ``python -m negtransfer ARGUMENTS`` in a subprocess (``PYTHONHASHSEED=0``), kills it with SIGKILL as
+    soon as ``stored()`` counts ``at_least`` units (polled; 240 s at the most) and returns what ``stored()`` counts
+    then; fails the test when the run ends before it could be killed."""
+    proc = subprocess.Popen([sys.executable, "-m", "negtransfer", *arguments], env={**os.environ, "PYTHONHASHSEED": "0"})
+    deadline = time.time() + 240
+    while stored() < at_least and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.fail("the run finished before it could be killed; make the workload larger")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return stored()
+
+
+@pytest.fixture
+def killed_midway():
+    """``killed_midway(arguments, stored, at_least)``: a CLI run in a subprocess, killed with SIGKILL once
+    ``stored()`` counts ``at_least`` units; returns the count after the kill (the resume tests)."""
+    return _killed_midway
 
 
 # --- examples of any shape (issue 24: images and sequences for the any-model tests) -----------------------
