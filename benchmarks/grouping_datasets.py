@@ -103,6 +103,17 @@ def load(name: str, seed: int, data_dir: str | Path | None = None, n_tasks: int 
     return ds.subset_tasks(list(ds.task_names[:n_tasks]))
 
 
+def each_loaded(datasets, seeds, data_dir: str | Path | None = None, n_tasks: int | None = None):
+    """``(name, seed, dataset)`` for every name of ``datasets`` and every seed, in that order, each loaded with
+    :func:`load` as it is reached; a dataset that is unavailable (``load`` gives None) is left after its first seed."""
+    for name in datasets:
+        for seed in seeds:
+            ds = load(name, seed, data_dir, n_tasks)
+            if ds is None:
+                break
+            yield name, seed, ds
+
+
 def _load(name: str, seed: int, data_dir: str | Path | None = None):
     from negtransfer.data.builtin import load_builtin
 

@@ -121,46 +121,42 @@ def main() -> None:
         return
     grouping_datasets.use_result_format(args.result_format)
     rows = []
-    for name in args.datasets:
-        for seed in args.seeds:
-            ds = grouping_datasets.load(name, seed, args.data_dir, n_tasks)
-            if ds is None:
-                break
-            file = f"{prefix}{name}-seed{seed}.sqlite"
-            found = [d / file for d in args.stores if (d / file).exists()]
-            path = found[0] if found else args.stores[0] / file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            store = RunStore(path)
-            base = GroupingOptions(exhaustive=True, n_train_groups=args.train_groups, repeats=args.repeats)
-            run_grouping(ds, replace(base, rounds=1, chunk_size=256), config, seed, store)  # every group, once
-            for protocol in args.protocols:
-                oracle = {}
-                for method in args.methods:
-                    for budget in args.budgets:
-                        opts = replace(base, method=method, budget=budget, **PROTOCOLS[protocol])
-                        start = time.perf_counter()
-                        result = run_grouping(ds, opts, config, seed, store)
-                        report = result.report
-                        rep = report.to_dict()
-                        t = rep["totals"]
-                        oracle[budget] = (t["stl"], rep["optimal"]["test_oracle"]["total"])
-                        rows.append({
-                            "dataset": name, "seed": seed, "protocol": protocol, "method": method, "budget": budget,
-                            "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
-                            "gap": rep["optimal"]["test_oracle"]["gap"], "pearson": rep["prediction"]["pearson"],
-                            "total_pearson": total_gain_pearson(report),
-                            "pairwise": pairwise_affinity_pearson(report, result.results) if budget == args.budgets[0]
-                            else None,
-                            "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
-                            "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),
-                        })
-                        r = rows[-1]
-                        print(f"{name} seed {seed} {protocol} {method} B={budget}: vs STL {r['vs_stl']:+.2%}, "
-                              f"gap {r['gap']:+.2%}, Pearson {r['pearson']}, {r['seconds']:.0f} s", flush=True)
-                    args.out.write_text(json.dumps(rows, indent=1))
-                rows += surgery_rows(ds, name, seed, protocol, args.surgery, oracle, replace(base, **PROTOCOLS[protocol]),
-                                     config, store)
+    for name, seed, ds in grouping_datasets.each_loaded(args.datasets, args.seeds, args.data_dir, n_tasks):
+        file = f"{prefix}{name}-seed{seed}.sqlite"
+        found = [d / file for d in args.stores if (d / file).exists()]
+        path = found[0] if found else args.stores[0] / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = RunStore(path)
+        base = GroupingOptions(exhaustive=True, n_train_groups=args.train_groups, repeats=args.repeats)
+        run_grouping(ds, replace(base, rounds=1, chunk_size=256), config, seed, store)  # every group, once
+        for protocol in args.protocols:
+            oracle = {}
+            for method in args.methods:
+                for budget in args.budgets:
+                    opts = replace(base, method=method, budget=budget, **PROTOCOLS[protocol])
+                    start = time.perf_counter()
+                    result = run_grouping(ds, opts, config, seed, store)
+                    report = result.report
+                    rep = report.to_dict()
+                    t = rep["totals"]
+                    oracle[budget] = (t["stl"], rep["optimal"]["test_oracle"]["total"])
+                    rows.append({
+                        "dataset": name, "seed": seed, "protocol": protocol, "method": method, "budget": budget,
+                        "selected": t["selected"], "vs_stl": t["selected"] / t["stl"] - 1,
+                        "gap": rep["optimal"]["test_oracle"]["gap"], "pearson": rep["prediction"]["pearson"],
+                        "total_pearson": total_gain_pearson(report),
+                        "pairwise": pairwise_affinity_pearson(report, result.results) if budget == args.budgets[0]
+                        else None,
+                        "runs": rep["refinement"]["runs_used"], "seconds": time.perf_counter() - start,
+                        "method_seconds": (rep.get("method_cost") or {}).get("seconds_gradients_and_regressions"),
+                    })
+                    r = rows[-1]
+                    print(f"{name} seed {seed} {protocol} {method} B={budget}: vs STL {r['vs_stl']:+.2%}, "
+                          f"gap {r['gap']:+.2%}, Pearson {r['pearson']}, {r['seconds']:.0f} s", flush=True)
                 args.out.write_text(json.dumps(rows, indent=1))
+            rows += surgery_rows(ds, name, seed, protocol, args.surgery, oracle, replace(base, **PROTOCOLS[protocol]),
+                                 config, store)
+            args.out.write_text(json.dumps(rows, indent=1))
     print_tables(rows, args.datasets, shown, args.protocols, args.budgets)
 
 

@@ -398,22 +398,18 @@ def audit_cost(datasets, seeds, data_dir, n_tasks, config, repeats: int, fractio
     from negtransfer.train.batched import train_group_models
 
     table_head(["dataset", "seed", "data", "train / validation / audit rows", "STL total", "all-task total"])
-    for name in datasets:
-        for seed in seeds:
-            ds = grouping_datasets.load(name, seed, data_dir, n_tasks)
-            if ds is None:
-                break
-            n = ds.n_tasks
-            groups = [(t,) for t in range(n)] + [tuple(range(n))]
-            versions = {"full": ds, "train+validation": ds.with_audit(fraction),
-                        "validation": ds.with_audit(fraction, source="validation")}
-            for label, data in versions.items():
-                rows = " / ".join(str(int((data.split == code).sum())) for code in (TRAIN, VALIDATION, AUDIT))
-                runs = train_group_models(data, groups * repeats, config, seed,
-                                          repeats=[r for r in range(repeats) for _ in groups])
-                stl = [sum(runs[r * len(groups) + t].test_loss[t] for t in range(n)) for r in range(repeats)]
-                every = [sum(runs[r * len(groups) + n].test_loss.values()) for r in range(repeats)]
-                print(table_row([name, seed, label, rows, mean_se(stl, "{:.3f}"), mean_se(every, "{:.3f}")]), flush=True)
+    for name, seed, ds in grouping_datasets.each_loaded(datasets, seeds, data_dir, n_tasks):
+        n = ds.n_tasks
+        groups = [(t,) for t in range(n)] + [tuple(range(n))]
+        versions = {"full": ds, "train+validation": ds.with_audit(fraction),
+                    "validation": ds.with_audit(fraction, source="validation")}
+        for label, data in versions.items():
+            rows = " / ".join(str(int((data.split == code).sum())) for code in (TRAIN, VALIDATION, AUDIT))
+            runs = train_group_models(data, groups * repeats, config, seed,
+                                      repeats=[r for r in range(repeats) for _ in groups])
+            stl = [sum(runs[r * len(groups) + t].test_loss[t] for t in range(n)) for r in range(repeats)]
+            every = [sum(runs[r * len(groups) + n].test_loss.values()) for r in range(repeats)]
+            print(table_row([name, seed, label, rows, mean_se(stl, "{:.3f}"), mean_se(every, "{:.3f}")]), flush=True)
 
 
 def print_verdicts(rows: list[dict]) -> None:
@@ -520,34 +516,30 @@ def main() -> None:
     grouping_datasets.use_result_format(args.result_format)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name in args.datasets:
-        for seed in args.seeds:
-            ds = grouping_datasets.load(name, seed, args.data_dir, n_tasks)
-            if ds is None:
-                break
-            store = RunStore(args.out / f"{prefix}{name}-seed{seed}.sqlite")
-            every = None
-            if args.exhaustive:
-                start = time.perf_counter()
-                every = run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1,
-                                                 chunk_size=256), config, seed, store).results
-                print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
-            for variant in [] if args.store_only else args.variants:
-                for n_train in args.train_groups:
-                    for budget in args.budgets:
-                        opts = replace(replace(DEFAULT, exhaustive=args.exhaustive, n_train_groups=n_train,
-                                               budget=budget), **variant_options(variant))
-                        if opts.repeats > args.repeats:
-                            continue
-                        if opts.folds > 1:  # its runs are not in the exhaustive store: scored on it
-                            opts = replace(opts, exhaustive=False)
-                        rep = run_grouping(ds, opts, config, seed, store).report.to_dict()
-                        found = case(rep) if opts.exhaustive or every is None else rescored(rep, every, ds.task_names, budget)
-                        rows.append({"dataset": name, "seed": seed, "variant": variant, "train_groups": n_train,
-                                     "budget": budget, **found})
-                        print_case(rows[-1])
-            (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
+    for name, seed, ds in grouping_datasets.each_loaded(args.datasets, args.seeds, args.data_dir, n_tasks):
+        store = RunStore(args.out / f"{prefix}{name}-seed{seed}.sqlite")
+        every = None
+        if args.exhaustive:
+            start = time.perf_counter()
+            every = run_grouping(ds, replace(DEFAULT, exhaustive=True, repeats=args.repeats, rounds=1,
+                                             chunk_size=256), config, seed, store).results
+            print(f"{name} seed {seed}: every group trained ({args.repeats} repeats) in "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+        for variant in [] if args.store_only else args.variants:
+            for n_train in args.train_groups:
+                for budget in args.budgets:
+                    opts = replace(replace(DEFAULT, exhaustive=args.exhaustive, n_train_groups=n_train,
+                                           budget=budget), **variant_options(variant))
+                    if opts.repeats > args.repeats:
+                        continue
+                    if opts.folds > 1:  # its runs are not in the exhaustive store: scored on it
+                        opts = replace(opts, exhaustive=False)
+                    rep = run_grouping(ds, opts, config, seed, store).report.to_dict()
+                    found = case(rep) if opts.exhaustive or every is None else rescored(rep, every, ds.task_names, budget)
+                    rows.append({"dataset": name, "seed": seed, "variant": variant, "train_groups": n_train,
+                                 "budget": budget, **found})
+                    print_case(rows[-1])
+        (args.out / f"{prefix}quality.json").write_text(json.dumps(rows, indent=1))
     print_summary(rows, args.datasets, args.variants, args.train_groups, args.budgets)
 
 

@@ -1,7 +1,11 @@
 """Shared fixtures: small datasets built directly from arrays (no loader needed), and run-store probes."""
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -164,6 +168,28 @@ def stored_count():
     return count_stored
 
 
+def _killed_midway(arguments, stored, at_least: int) -> int:
+    """Starts ``python -m negtransfer ARGUMENTS`` in a subprocess (``PYTHONHASHSEED=0``), kills it with SIGKILL as
+    soon as ``stored()`` counts ``at_least`` units (polled; 240 s at the most) and returns what ``stored()`` counts
+    then; fails the test when the run ends before it could be killed."""
+    proc = subprocess.Popen([sys.executable, "-m", "negtransfer", *arguments], env={**os.environ, "PYTHONHASHSEED": "0"})
+    deadline = time.time() + 240
+    while stored() < at_least and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.fail("the run finished before it could be killed; make the workload larger")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return stored()
+
+
+@pytest.fixture
+def killed_midway():
+    """``killed_midway(arguments, stored, at_least)``: a CLI run in a subprocess, killed with SIGKILL once
+    ``stored()`` counts ``at_least`` units; returns the count after the kill (the resume tests)."""
+    return _killed_midway
+
+
 # --- examples of any shape (issue 24: images and sequences for the any-model tests) -----------------------
 
 #: A small example shape per built-in encoder.
@@ -233,3 +259,53 @@ def _task_column_frame(ds) -> pd.DataFrame:
     frame["state"] = [ds.task_names[i] for i in ds.row_task]
     frame["vote"] = np.nansum(np.nan_to_num(ds.Y), axis=1)
     return frame
+
+
+@pytest.fixture
+def sources_cli(tmp_path):
+    """Runs ``negtransfer sources`` on a per-task-rows binary dataset: ``sources_cli(ds, *arguments)`` writes its
+    rows as the table of :func:`_task_column_frame` to ``tmp_path / "rows.csv"`` and invokes ``negtransfer sources
+    --data rows.csv --task-column state --label vote`` with ``arguments`` after them; returns typer's result."""
+    from typer.testing import CliRunner
+
+    from negtransfer.cli import app
+
+    def invoke(ds, *arguments: str):
+        path = tmp_path / "rows.csv"
+        _task_column_frame(ds).to_csv(path, index=False)
+        return CliRunner().invoke(
+            app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote", *arguments]
+        )
+
+    return invoke
+
+
+# --- per-task-rows datasets (the loaders of negtransfer.data.social) ---------------------------------------
+
+
+def _original_feature(ds, name: str) -> np.ndarray:
+    """Feature column ``name`` of ``ds`` in its original units: the standardisation undone with the training
+    rows' mean and standard deviation kept in ``ds.info``."""
+    f = ds.feature_names.index(name)
+    return ds.X[:, f] * ds.info["feature_std"][f] + ds.info["feature_mean"][f]
+
+
+@pytest.fixture
+def original_feature():
+    """``original_feature(ds, name)``: feature column ``name`` of ``ds`` in its original units."""
+    return _original_feature
+
+
+def _assert_per_task_rows(ds) -> None:
+    """Each row of ``ds`` has exactly one label, in its own task's column; every feature is finite."""
+    has = ~np.isnan(ds.Y)
+    assert (has.sum(axis=1) == 1).all()
+    assert (np.argmax(has, axis=1) == ds.row_task).all()
+    assert ds.info["layout"] == "per-task-rows"
+    assert np.isfinite(ds.X).all()
+
+
+@pytest.fixture
+def assert_per_task_rows():
+    """``assert_per_task_rows(ds)``: each row has exactly one label, in its own task's column; features finite."""
+    return _assert_per_task_rows

@@ -189,3 +189,14 @@ def test_option_blocks_stand_in_place_and_reach_the_command_bundled():
     assert result.exit_code == 0, result.output
     assert seen == {"first": 1, "runs": RunOptions(out=Path("runs/x"), workers=2),
                     "data": DataOptions(dataset="yeast", tasks="a,b"), "last": True}
+
+
+def test_key_value_options_parse_their_values_as_json_where_they_parse():
+    """``--set`` and ``--model-arg`` read VALUE alike (:func:`~negtransfer.cli.options.json_or_text`): numbers,
+    true/false and lists as JSON, anything else as the text."""
+    from negtransfer.cli.options import parse_model_arguments, parse_settings
+
+    assert parse_settings("lr=1e-4,balanced=false,name=fast") == {"lr": 1e-4, "balanced": False, "name": "fast"}
+    assert parse_model_arguments(["width=[4, 2]", "kind=gru"]) == {"width": [4, 2], "kind": "gru"}
+    with pytest.raises(typer.Exit):
+        parse_settings("lr")

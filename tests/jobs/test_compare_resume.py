@@ -5,12 +5,6 @@ killed one in a subprocess: the comparison also shows that results do not
 depend on the process that computed them.
 """
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +37,7 @@ def _run_here(csv, out):
 
 
 @pytest.mark.slow  # over 5 s: the default suite stays under 2 minutes
-def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path, stored_count):
+def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path, stored_count, killed_midway):
     def _stored(out):
         return stored_count(out / "runs.sqlite", "SELECT COUNT(*) FROM artifacts WHERE key LIKE 'compare:%'")
 
@@ -54,16 +48,7 @@ def test_killed_compare_resumes_with_a_byte_identical_results_csv(tmp_path, stor
     assert _stored(reference) == UNITS
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "negtransfer", *_args(csv, killed)],
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
-    deadline = time.time() + 240
-    while _stored(killed) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        pytest.fail("the run finished before it could be killed; make the workload larger")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = _stored(killed)
+    partial = killed_midway(_args(csv, killed), lambda: _stored(killed), 2)
     assert 2 <= partial < UNITS
     assert not (killed / "results.csv").exists()
 

@@ -1,8 +1,6 @@
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from negtransfer.cli import app
 from negtransfer.data.synthetic import make_synthetic_tasks
 from negtransfer.jobs.sources import (
     HoldoutPrediction,
@@ -71,15 +69,10 @@ def test_options_are_checked(planted_rows):
     assert not SourceOptions(target="t", exhaustive_pairs="off").runs_exhaustive_pairs(3)
 
 
-def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path, task_column_frame):
-    ds = planted_rows
-    frame = task_column_frame(ds)
-    path = tmp_path / "rows.csv"
-    frame.to_csv(path, index=False)
+def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path, sources_cli):
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
-                                   "--target", "task0", "--alpha", "3", "--subsets", "30", "--holdout", "10",
-                                   "--no-affinity", "--epochs", "5", "--repeats", "1", "--out", str(out), "-q"])
+    res = sources_cli(planted_rows, "--target", "task0", "--alpha", "3", "--subsets", "30", "--holdout", "10",
+                      "--no-affinity", "--epochs", "5", "--repeats", "1", "--out", str(out), "-q")
     assert res.exit_code == 0, res.output
     import json
 
@@ -92,8 +85,7 @@ def test_sources_cli_on_a_file_with_a_task_column(planted_rows, tmp_path, task_c
     assert {"f1", "spearman", "n_subsets"} <= set(rep["holdout"])
     assert (out / "report.md").exists() and (out / "plots" / "relevance.png").exists()
     assert "noise ceiling" not in (out / "report.md").read_text()  # one repeat: no standard errors
-    bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
-                                   "--target", "task0", "--ridge", "lots", "--out", str(tmp_path / "bad"), "-q"])
+    bad = sources_cli(planted_rows, "--target", "task0", "--ridge", "lots", "--out", str(tmp_path / "bad"), "-q")
     assert bad.exit_code == 2 and "--ridge ('auto' or a number) takes numbers >= 0" in bad.output
 
 
@@ -397,18 +389,13 @@ def test_a_large_plan_says_how_to_cut_it():
     assert cost_hint(small, options, 2) is None
 
 
-def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path, task_column_frame):
+def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path, sources_cli):
     import json
 
-    ds = planted_rows
-    frame = task_column_frame(ds)
-    path = tmp_path / "rows.csv"
-    frame.to_csv(path, index=False)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
-                                   "--target", "task0", "--alpha", "2", "--subsets", "12", "--holdout", "6",
-                                   "--no-affinity", "--exhaustive-pairs", "off", "--epochs", "3", "--repeats", "2",
-                                   "--surrogate", "kernel", "--independent-holdout", "--out", str(out)])
+    res = sources_cli(planted_rows, "--target", "task0", "--alpha", "2", "--subsets", "12", "--holdout", "6",
+                      "--no-affinity", "--exhaustive-pairs", "off", "--epochs", "3", "--repeats", "2",
+                      "--surrogate", "kernel", "--independent-holdout", "--out", str(out))
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["surrogate"]["kind"] == "kernel" and rep["holdout"]["independent"]["repeats"] == [2, 3]
@@ -423,8 +410,7 @@ def test_sources_cli_with_the_kernel_surrogate(planted_rows, tmp_path, task_colu
     assert json.dumps(strict(again.to_dict())) == json.dumps(rep)  # the same keys in the same order
     written = (out / "report.md").read_text()
     assert write_sources_report(rep, tmp_path / "again").read_text() == written
-    bad = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
-                                   "--target", "task0", "--surrogate", "forest", "--out", str(tmp_path / "b"), "-q"])
+    bad = sources_cli(planted_rows, "--target", "task0", "--surrogate", "forest", "--out", str(tmp_path / "b"), "-q")
     assert bad.exit_code == 2 and "forest" in bad.output
 
 
@@ -432,25 +418,20 @@ class _StoppedBeforeTraining(Exception):
     """Raised in place of the first training stage: what the job said before it is all it said."""
 
 
-def test_the_default_run_on_20_sources_states_its_cost_before_training(tmp_path, monkeypatch, task_column_frame):
+def test_the_default_run_on_20_sources_states_its_cost_before_training(tmp_path, monkeypatch, sources_cli):
     # issue 27 item 5: `negtransfer sources` with every default on a 20-source problem prints its runs per stage
     # and how to cut them before anything trains (the first training stage is replaced by an exception)
     from negtransfer.jobs.sources import SourcesState
 
     ds = make_synthetic_tasks(n_tasks=21, n_clusters=2, task_kind="binary", layout="per-task-rows",
                               n_samples=40, seed=0)
-    frame = task_column_frame(ds)
-    path = tmp_path / "rows.csv"
-    frame.to_csv(path, index=False)
 
     def stop(self, label, groups, *args, **kwargs):
         raise _StoppedBeforeTraining(label)
 
     monkeypatch.setattr(SourcesState, "train", stop)
     store = tmp_path / "runs.sqlite"
-    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
-                                   "--target", ds.task_names[0], "--store", str(store), "--out",
-                                   str(tmp_path / "out"), "-q"])
+    res = sources_cli(ds, "--target", ds.task_names[0], "--store", str(store), "--out", str(tmp_path / "out"), "-q")
     assert isinstance(res.exception, _StoppedBeforeTraining), res.output
     assert res.exception.args[0] == "STL, all sources"  # the first stage that trains
     output = " ".join(res.output.split())

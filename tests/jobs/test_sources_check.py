@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from negtransfer.data.synthetic import make_synthetic_tasks
 from negtransfer.gains.paired_rows import VERDICT_PHRASES
@@ -207,18 +206,10 @@ def test_a_report_written_before_the_verdict_reads_back_and_says_so(finished, tm
     assert f"**Verdict: {report.check.verdict}**" in new and "s.e. over rows and repeats" in new
 
 
-def test_the_console_prints_the_verdict(planted, tmp_path, task_column_frame):
-    from negtransfer.cli import app
-
-    ds = planted
-    frame = task_column_frame(ds)
-    path = tmp_path / "rows.csv"
-    frame.to_csv(path, index=False)
+def test_the_console_prints_the_verdict(planted, tmp_path, sources_cli):
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["sources", "--data", str(path), "--task-column", "state", "--label", "vote",
-                                   "--target", "task0", "--alpha", "2", "--subsets", "12", "--holdout", "6",
-                                   "--no-affinity", "--exhaustive-pairs", "off", "--epochs", "3", "--repeats", "2",
-                                   "--out", str(out)])
+    res = sources_cli(planted, "--target", "task0", "--alpha", "2", "--subsets", "12", "--holdout", "6",
+                      "--no-affinity", "--exhaustive-pairs", "off", "--epochs", "3", "--repeats", "2", "--out", str(out))
     assert res.exit_code == 0, res.output
     check = json.loads((out / "report.json").read_text())["check"]
     line = next(ln for ln in res.output.splitlines() if ln.startswith("check: "))

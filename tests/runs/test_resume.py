@@ -4,15 +4,8 @@ The reference and the resumed run run in this process (CliRunner), only the
 killed one in a subprocess.
 """
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from negtransfer.cli import app
@@ -28,7 +21,7 @@ def _run_here(csv, out):
     assert res.exit_code == 0, res.output
 
 
-def test_killed_run_resumes_with_identical_results(tmp_path, binary_tasks_csv, stored_count):
+def test_killed_run_resumes_with_identical_results(tmp_path, binary_tasks_csv, stored_count, killed_midway):
     def _stored(out):
         return stored_count(out / "runs.sqlite")
 
@@ -39,16 +32,7 @@ def test_killed_run_resumes_with_identical_results(tmp_path, binary_tasks_csv, s
     assert total == 4 + 11  # 4 STL models and every group of 2..4 tasks
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "negtransfer", *_args(csv, killed)],
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
-    deadline = time.time() + 240
-    while _stored(killed) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        pytest.fail("the run finished before it could be killed; make the workload larger")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = _stored(killed)
+    partial = killed_midway(_args(csv, killed), lambda: _stored(killed), 3)
     assert 3 <= partial < total
     assert not (killed / "gains.csv").exists()
 

@@ -213,6 +213,14 @@ def parse_task_kinds(text: Optional[str]) -> Optional[dict[str, str]]:
     return kinds
 
 
+def json_or_text(value: str) -> Any:
+    """An option's VALUE parsed as JSON where it parses (numbers, true/false, lists), else the text itself."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 def parse_settings(text: Optional[str]) -> dict:
     """``--set KEY=VALUE,...`` as a dict (values parsed as JSON where they are: numbers, true/false)."""
     settings: dict = {}
@@ -220,10 +228,7 @@ def parse_settings(text: Optional[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             fail(f"--set takes KEY=VALUE pairs, got {item!r}")
-        try:
-            settings[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key.strip()] = value
+        settings[key.strip()] = json_or_text(value)
     return settings
 
 
@@ -250,10 +255,7 @@ def parse_model_arguments(items: Optional[list[str]]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip().isidentifier():
             fail(f"--model-arg takes NAME=VALUE with NAME a keyword argument of the factory, got {item!r}")
-        try:
-            arguments[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            arguments[name.strip()] = value
+        arguments[name.strip()] = json_or_text(value)
     return arguments
 
 
