@@ -1,4 +1,5 @@
-"""A fit interrupted mid-way and started again inside ``resume_fits`` gives the numbers of an uninterrupted fit."""
+"""A fit interrupted mid-way and started again inside ``resume_fits`` gives the numbers of an uninterrupted fit
+(the temporal family's and the variational family's)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from negtransfer.data.domains import dataset_from_domains
 from negtransfer.models.clinical import build_model, model_weighting, train_and_evaluate
+from negtransfer.models.vmtl import make_model, make_weighting
 from negtransfer.train.checkpoint import FitSlot, resume_fits
 from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, fit
+from negtransfer.train.variational import VariationalConfig, evaluate_model, fit_variational
 
 
 class Crash(Exception):
@@ -128,3 +132,79 @@ def test_a_state_that_cannot_be_written_never_fails_the_fit(tmp_path):
     with resume_fits(tmp_path / "outer", every_seconds=0), resume_fits(None):
         _fit("stl-lstm-h8", dataset)
     assert not (tmp_path / "outer").exists()  # None inside an enclosing folder: nothing saved
+
+
+# ---------------------------------------------------------------------- the variational family (VMTL)
+def _domains():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 5)) * 2
+    domains = {}
+    for t in range(3):
+        y = np.arange(30) % 2
+        domains[f"d{t}"] = (centres[y] + rng.normal(size=(30, 5)) + 0.3 * t, y)
+    return dataset_from_domains(domains, seed=0)
+
+
+#: 24 iterations, a save every 4 (every_seconds=0), the learning rate halved every 6 (a period that does not
+#: divide the step a fit resumes from, so a halving schedule started afresh would halve at other iterations).
+SMALL = VariationalConfig(iterations=24, eval_every=4, hidden=6, latent=4, per_class=2, lr_halve_every=6,
+                          patience=5)  # fmt: skip
+#: The official schedule shortened: one Adam per task, halving every 6 (a fifth of 30 iterations), the w-KL
+#: warm-up every 10 iterations; the last round is 2 iterations long.
+PUBLIC = VariationalConfig.preset("vmtl-public", iterations=30, eval_every=4, hidden=6, latent=4, per_class=2)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks train fastest on one thread (several threads on a shared machine: 20x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fit_variational(name: str, dataset, config: VariationalConfig, on_step=None):
+    torch.manual_seed(2)
+    model = make_model(name, dataset.n_features, 2, dataset.n_tasks, hidden=config.hidden, latent=config.latent,
+                       init_std=config.init_std, n_w_samples=config.n_w_samples)
+    return fit_variational(model, dataset, config, seed=2, weighting=make_weighting(name, dataset.n_tasks),
+                           on_step=on_step)
+
+
+def _crash_at_step(step: int):
+    def on_step(done: int, total: int) -> None:
+        if done == step:
+            raise Crash
+
+    return on_step
+
+
+@pytest.mark.parametrize(("name", "config"), [
+    ("stl", SMALL), ("bmtl", SMALL), ("kendall", SMALL),  # per-task encoders; shared; trained loss weights
+    ("vmtl", SMALL), ("vmtl-ac", SMALL),  # Gumbel noise and MC samples; running class centres
+    ("vmtl", PUBLIC), ("vmtl-ac", PUBLIC),  # per-task optimisers, LR halving, the warm-up per task step
+], ids=["stl", "bmtl", "kendall", "vmtl", "vmtl-ac", "vmtl-public", "vmtl-ac-public"])
+def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path, one_thread):
+    dataset = _domains()
+    reference = _fit_variational(name, dataset, config)
+    assert reference.steps_run > 11
+    with resume_fits(tmp_path, every_seconds=0), pytest.raises(Crash):
+        _fit_variational(name, dataset, config, on_step=_crash_at_step(11))  # saved after steps 4 and 8
+    load = FitSlot.load
+    loaded, steps = [], []
+
+    def load_and_record(self, signature):
+        state = load(self, signature)
+        loaded.append(None if state is None else state["steps"])
+        return state
+
+    FitSlot.load = load_and_record  # type: ignore[method-assign]
+    try:
+        with resume_fits(tmp_path, every_seconds=0):
+            resumed = _fit_variational(name, dataset, config, on_step=lambda done, total: steps.append(done))
+    finally:
+        FitSlot.load = load  # type: ignore[method-assign]
+    assert loaded == [8] and steps[0] == 9  # iterations 1-8 were restored, not trained again
+    _same(resumed, reference)
+    assert resumed.best_scores == reference.best_scores
+    assert evaluate_model(resumed, dataset) == evaluate_model(reference, dataset)

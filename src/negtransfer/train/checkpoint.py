@@ -17,8 +17,10 @@ saved and nothing changes. A family opts in by giving the loop what else its
 training reads and changes (``FitLoop(..., resumable={"optimiser": ...,
 "batch_order": generator})``); the loop adds the model, its callbacks' state,
 its counters and history, and the random states (torch's global generator and
-numpy's). Only :func:`negtransfer.train.temporal.fit` opts in so far (the
-long fits); the variational family trains in minutes and does not.
+numpy's). Both families trained by the loop opt in:
+:func:`negtransfer.train.temporal.fit` and
+:func:`negtransfer.train.variational.fit_variational` (VMTL with the official
+schedule of 15,000 iterations: minutes a fit).
 
 A file that does not match the fit (another model's parameter names or shapes,
 another number of tasks or rounds) is ignored and overwritten: the fit starts

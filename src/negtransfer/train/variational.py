@@ -29,7 +29,9 @@ A readable loop for :class:`~negtransfer.nn.vmtl.VariationalMultiTaskNet`:
 The loop is :class:`negtransfer.train.loop.FitLoop` (one round = ``eval_every``
 iterations) with :class:`~negtransfer.train.loop.KeepBest` per task,
 :class:`~negtransfer.train.loop.EarlyStopping` and
-:class:`~negtransfer.train.loop.Progress` callbacks.
+:class:`~negtransfer.train.loop.Progress` callbacks; inside
+:func:`negtransfer.train.checkpoint.resume_fits` a fit saves its state as it
+trains and a later attempt continues from it with the same numbers.
 
 The paper trains 15,000 iterations at learning rate 1e-4 on 4096-d features;
 :class:`VariationalConfig`'s defaults are scaled down for seconds-long CPU runs
@@ -419,10 +421,28 @@ def fit_variational(
         callbacks.append(EarlyStopping(config.patience, "max", per_task=True))
     if on_step is not None:
         callbacks.append(Progress(on_step, config.iterations))
-    loop = FitLoop(model, ds.n_tasks, callbacks, unit="iteration")
+    loop = FitLoop(model, ds.n_tasks, callbacks, unit="iteration",
+                   resumable=_resumable_state(gen, optimisers, schedulers, weighting))
     result = loop.run(train_round, evaluate, -(-config.iterations // config.eval_every))
     model.eval()
     return result
+
+
+def _resumable_state(batch_order: torch.Generator, optimisers: Sequence[torch.optim.Optimizer],
+                     schedulers: Sequence[Any], weighting: LossWeighting) -> dict[str, Any]:
+    """A variational fit's training state besides the model, for :class:`~negtransfer.train.loop.FitLoop`'s
+    ``resumable`` (:mod:`negtransfer.train.checkpoint`).
+
+    The batch-draw generator, every Adam (one, or one per task) with its learning-rate halving, and the
+    loss weighting (Kendall's trained log variances; an empty state for equal weights). The temperature
+    and the KL weights are functions of the iteration, VMTL-AC's running class centres are buffers of the
+    model, and Monte Carlo, dropout and Gumbel noise come from torch's global generator, which the loop
+    saves itself.
+    """
+    state: dict[str, Any] = {"batch_order": batch_order, "weighting": weighting}
+    for i, (optimiser, scheduler) in enumerate(zip(optimisers, schedulers, strict=True)):
+        state[f"optimiser-{i}"], state[f"lr_schedule-{i}"] = optimiser, scheduler
+    return state
 
 
 def _step_own_parameters(optimiser, model, weighting, task: int) -> None:
