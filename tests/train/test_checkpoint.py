@@ -154,15 +154,6 @@ SMALL = VariationalConfig(iterations=24, eval_every=4, hidden=6, latent=4, per_c
 PUBLIC = VariationalConfig.preset("vmtl-public", iterations=30, eval_every=4, hidden=6, latent=4, per_class=2)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks train fastest on one thread (several threads on a shared machine: 20x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _fit_variational(name: str, dataset, config: VariationalConfig, on_step=None):
     torch.manual_seed(2)
     model = make_model(name, dataset.n_features, 2, dataset.n_tasks, hidden=config.hidden, latent=config.latent,
@@ -184,7 +175,7 @@ def _crash_at_step(step: int):
     ("vmtl", SMALL), ("vmtl-ac", SMALL),  # Gumbel noise and MC samples; running class centres
     ("vmtl", PUBLIC), ("vmtl-ac", PUBLIC),  # per-task optimisers, LR halving, the warm-up per task step
 ], ids=["stl", "bmtl", "kendall", "vmtl", "vmtl-ac", "vmtl-public", "vmtl-ac-public"])
-def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path, one_thread):
+def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path, one_torch_thread):
     dataset = _domains()
     reference = _fit_variational(name, dataset, config)
     assert reference.steps_run > 11
