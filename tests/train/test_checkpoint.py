@@ -14,6 +14,9 @@ from negtransfer.train.checkpoint import FitSlot, resume_fits
 from negtransfer.train.temporal import TemporalTrainConfig, evaluate_auroc, fit
 from negtransfer.train.variational import VariationalConfig, evaluate_model, fit_variational
 
+#: Tiny networks: one torch thread (several on a loaded machine made one temporal test 18 s instead of 1).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class Crash(Exception):
     """Stands for the process dying."""
@@ -175,7 +178,7 @@ def _crash_at_step(step: int):
     ("vmtl", SMALL), ("vmtl-ac", SMALL),  # Gumbel noise and MC samples; running class centres
     ("vmtl", PUBLIC), ("vmtl-ac", PUBLIC),  # per-task optimisers, LR halving, the warm-up per task step
 ], ids=["stl", "bmtl", "kendall", "vmtl", "vmtl-ac", "vmtl-public", "vmtl-ac-public"])
-def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path, one_torch_thread):
+def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path):
     dataset = _domains()
     reference = _fit_variational(name, dataset, config)
     assert reference.steps_run > 11
