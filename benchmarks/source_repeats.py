@@ -26,11 +26,22 @@ Every pooled figure is the mean ± s.e. over the targets of the per-target means
 ``benchmarks/source_selection.py``), paired differences per case first. The store is read through the job's
 own run path with an executor that refuses to train: a missing run stops the script with an ``error:`` line.
 
+Last, **the fitted-share count against the job's line** (table (c)'s F1 difference, the test of
+docs/methods/source-selection.md "A steadier class line, tested on exam and adult"): per surrogate, the paired
+difference over the targets and, beside it, over the cases where both F1s are defined. ``--rows-out`` writes
+the per-case rows as JSON; ``--from-rows`` reads such files (several datasets) and prints that test pooled
+over all their targets, training and reading nothing.
+
 Run (stores of ``benchmarks/source_selection.py ... --independent-holdout``; ``{seed}`` in ``--store``
 stands for each seed):
 ``python benchmarks/source_repeats.py --dataset tv16 --targets Texas "New York" Pennsylvania California Florida
 --seeds 0 1 2 --subsets 400 --holdout 100 --repeats 2 --data-fraction 0.4 --steps-fraction 0.2
 --store /tmp/f1gap/kernel-tv16-seed{seed}.sqlite``
+``python benchmarks/source_repeats.py --dataset adult --group-column occupation --targets Tech-support
+Protective-serv Farming-fishing --subsets 96 --holdout 50 --repeats 3 --data-fraction 1 --steps-fraction 1
+--store runs/sources-adult-occ.sqlite --rows-out runs/repeats-adult.json`` (the stores of
+``benchmarks/source_selection.py``'s defaults: pass its full data and steps), then
+``python benchmarks/source_repeats.py --from-rows runs/repeats-adult.json runs/repeats-exam.json``
 ``python benchmarks/source_repeats.py --smoke`` (planted tasks of 200 rows, seed 0, 12 + 6 subsets, 2 repeats
 of 2 epochs: trains that tiny store in a temporary folder first, then reads it like any other)
 """
@@ -38,6 +49,7 @@ of 2 epochs: trains that tiny store in a temporary folder first, then reads it l
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from itertools import combinations
@@ -45,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from source_selection import fmt, load, over_targets
+from source_selection import fmt, load, mean_se, over_targets
 
 from negtransfer.jobs.sources import NegativeTransferScores, SourceOptions, SourcesState, make_surrogate, target_values
 from negtransfer.runs.store import RunStore
@@ -175,7 +187,7 @@ def analyse_case(case: StoredCase, kind: str, options: SourceOptions) -> dict:
     everything, independent = list(range(R)), list(range(R, 2 * R))
     job = fit_on(case, kind, everything, options)
     single = [fit_on(case, kind, [r], options) for r in (0, 1)]
-    out: dict = {"target": case.target, "seed": case.seed, "surrogate": kind}
+    out: dict = {"target": case.target, "seed": case.seed, "surrogate": kind}  # main() adds "dataset"
     # a. fitted repeats, scored on the independent holdout
     job_scores = scores_on(job, case, independent)
     one = [scores_on(s, case, independent) for s in single]
@@ -310,6 +322,38 @@ def print_pooled(rows: list[dict], R: int) -> None:
           f"{difference(list(by_case.values()), 'f1_ceiling_exact', 'f1_ceiling_stl_noise')}")
 
 
+def share_count_test(rows: list[dict]) -> list[dict]:
+    """Per surrogate: the job's F1 and the fitted-share count's on the independent holdout, and their paired
+    difference (share count minus job's line) over the targets (per-target means over the seeds first) and over
+    the cases where both are defined, with the number of such cases."""
+    out = []
+    for kind in dict.fromkeys(r["surrogate"] for r in rows):
+        mine = [r for r in rows if r["surrogate"] == kind]
+        both = [r for r in mine if np.isfinite(r["job_f1"]) and np.isfinite(r["f1_base_rate"])]
+        over_cases = mean_se([r["f1_base_rate"] - r["job_f1"] for r in both])
+        out.append({"surrogate": kind, "datasets": sorted({str(r.get("dataset", "")) for r in mine}),
+                    "cases": len(mine), "cases_defined": len(both), "targets": len({r["target"] for r in both}),
+                    "job_f1": over_targets(mine, lambda r: r["job_f1"]),
+                    "share_f1": over_targets(mine, lambda r: r["f1_base_rate"]),
+                    "difference_over_targets": paired(mine, "f1_base_rate", "job_f1"),
+                    "difference_over_cases": over_cases})
+    return out
+
+
+def print_share_count_test(rows: list[dict]) -> None:
+    """The fitted-share count against the job's line (module docstring), one line per surrogate."""
+    print("\nThe fitted-share count against the job's line (independent holdout; share count minus job's line, "
+          "paired; cases with either F1 undefined left out)")
+    print("| datasets | surrogate | cases (both F1 defined) | F1: job's line | fitted share's count | difference, "
+          "over targets | difference, over cases |")
+    print("|---|---|---|---|---|---|---|")
+    for t in share_count_test(rows):
+        (dt, st), (dc, sc) = t["difference_over_targets"], t["difference_over_cases"]
+        print(f"| {', '.join(t['datasets'])} | {t['surrogate']} | {t['cases']} ({t['cases_defined']}, "
+              f"{t['targets']} targets) | {fmt(*t['job_f1'])} | {fmt(*t['share_f1'])} | {fmt(dt, st)} "
+              f"({noise_words(dt, st)}) | {fmt(dc, sc)} ({noise_words(dc, sc)}) |")
+
+
 def smoke_store(args) -> None:
     """The tiny job the smoke run reads: planted tasks, 12 + 6 subsets, 2 repeats of 2 epochs, the independent
     holdout (the only training this script does, and only with --smoke)."""
@@ -322,7 +366,7 @@ def smoke_store(args) -> None:
     if args.store is None:
         args.store = str(Path(tempfile.mkdtemp(prefix="source-repeats-smoke-")) / "runs.sqlite")
     for seed in args.seeds:
-        dataset = load(args.dataset, seed, None, args.planted_rows)
+        dataset = load(args.dataset, seed, args.group_column, args.planted_rows)
         run_sources(dataset, job_options(args, args.targets[0], dataset), train_config(args), seed,
                     RunStore(Path(args.store.format(seed=seed))))
 
@@ -345,6 +389,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="tv16", choices=["planted", "tv16", "adult", "exam"])
+    parser.add_argument("--group-column", default=None, help="adult: the column whose groups are the tasks "
+                        "(the job's --group-column).")
     parser.add_argument("--targets", nargs="+", default=["Texas", "New York", "Pennsylvania", "California", "Florida"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--store", default=None,
@@ -361,6 +407,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--planted-rows", type=int, default=1500)
     parser.add_argument("--surrogates", nargs="+", default=list(SURROGATES), choices=SURROGATES)
     parser.add_argument("--smoke", action="store_true", help="Train a tiny store first, then read it (a check).")
+    parser.add_argument("--rows-out", type=Path, default=None, help="Also write the per-case rows here (JSON).")
+    parser.add_argument("--from-rows", nargs="+", type=Path, default=None,
+                        help="Read rows written by --rows-out (any datasets) and print the share-count test only.")
     args = parser.parse_args(argv)
     if args.ridge is not None and args.ridge != "auto":
         args.ridge = float(args.ridge)
@@ -370,6 +419,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[dict]:
     """Read every case's stored runs, print the tables; returns the per-case rows."""
     args = parse_args(argv)
+    if args.from_rows:
+        rows = [row for path in args.from_rows for row in json.loads(path.read_text())]
+        print_share_count_test(rows)
+        return rows
     torch.set_num_threads(1)
     if args.smoke:
         smoke_store(args)
@@ -381,16 +434,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not path.is_file():
             raise SystemExit(f"error: no run store at {path}; pass the job's --store ('{{seed}}' for each seed)")
         store = RunStore(path)
-        dataset = load(args.dataset, seed, None, args.planted_rows)
+        dataset = load(args.dataset, seed, args.group_column, args.planted_rows)
         for target in args.targets:
             options = job_options(args, target, dataset)
             case = read_case(dataset, options, train_config(args), seed, store, path)
             for kind in args.surrogates:
-                rows.append(analyse_case(case, kind, options))
+                rows.append({"dataset": args.dataset, **analyse_case(case, kind, options)})
             print(f"read {target}, seed {seed}", file=sys.stderr, flush=True)
     rows.sort(key=lambda r: (r["target"], r["seed"], r["surrogate"]))
     print_cases(rows, args.repeats)
     print_pooled(rows, args.repeats)
+    print_share_count_test(rows)
+    if args.rows_out:
+        args.rows_out.write_text(json.dumps(rows, indent=1))
     return rows
 
 

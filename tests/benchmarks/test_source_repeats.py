@@ -3,6 +3,7 @@ trains nothing, and stops with an ``error:`` line where the store lacks a run.""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from dataclasses import replace
@@ -65,3 +66,26 @@ def test_a_helper_counts_and_f1_of_given_classes():
     assert source_repeats.noise_words(0.01, 0.02) == "within one s.e."
     assert source_repeats.noise_words(0.03, 0.02) == "beyond one s.e."
     assert source_repeats.noise_words(-0.05, 0.02) == "beyond two s.e."
+
+
+def test_the_share_count_test_pairs_by_case_and_reads_rows_back(tmp_path, capsys):
+    def row(dataset, target, seed, job, share):
+        return {"dataset": dataset, "target": target, "seed": seed, "surrogate": "linear", "job_f1": job,
+                "f1_base_rate": share}
+
+    rows = [row("exam", "a", 0, 0.2, 0.5), row("exam", "a", 1, 0.4, 0.5),  # target a: +0.3, +0.1 -> +0.2
+            row("adult", "b", 0, 0.1, 0.0), row("adult", "b", 1, float("nan"), 0.9)]  # b: -0.1 (NaN case left out)
+    (test,) = source_repeats.share_count_test(rows)
+    assert test["cases"] == 4 and test["cases_defined"] == 3 and test["targets"] == 2
+    assert test["datasets"] == ["adult", "exam"]
+    assert test["difference_over_targets"][0] == pytest.approx(0.05)  # mean of +0.2 and -0.1
+    assert test["difference_over_targets"][1] == pytest.approx(0.15)  # s.e. of two values: |0.2 + 0.1| / 2
+    assert test["difference_over_cases"][0] == pytest.approx(0.1)  # mean of +0.3, +0.1, -0.1
+    paths = [tmp_path / f"{dataset}.json" for dataset in ("exam", "adult")]
+    for path in paths:
+        path.write_text(json.dumps([r for r in rows if r["dataset"] == path.stem]))
+    capsys.readouterr()
+    read = source_repeats.main(["--from-rows", *map(str, paths)])
+    assert [(r["dataset"], r["target"], r["seed"]) for r in read] == [(r["dataset"], r["target"], r["seed"])
+                                                                      for r in rows]
+    assert "| adult, exam | linear | 4 (3, 2 targets) | " in capsys.readouterr().out
