@@ -72,7 +72,7 @@ def test_an_interrupted_fit_resumes_to_the_same_numbers(name, tmp_path):
     assert evaluate_auroc(resumed, dataset, mc_samples=3, seed=1) == first
 
 
-def test_a_finished_fit_is_read_back_and_a_unit_numbers_its_fits(tmp_path):
+def test_a_finished_fit_is_read_back_and_a_unit_numbers_its_fits(tmp_path, monkeypatch):
     """STL trains one model per task in one unit: a crash in the second fit keeps the first one's state."""
     dataset = _dataset()
     reference = train_and_evaluate("stl-lstm", dataset, 3, CONFIG)
@@ -85,12 +85,10 @@ def test_a_finished_fit_is_read_back_and_a_unit_numbers_its_fits(tmp_path):
         if self.path.name == "fit-1.pt" and state["rounds"] == 3:
             raise Crash
 
+    monkeypatch.setattr(FitSlot, "save", save_then_crash)
     with resume_fits(tmp_path, every_seconds=0), pytest.raises(Crash):
-        FitSlot.save = save_then_crash  # type: ignore[method-assign]
-        try:
-            train_and_evaluate("stl-lstm", dataset, 3, CONFIG)
-        finally:
-            FitSlot.save = original  # type: ignore[method-assign]
+        train_and_evaluate("stl-lstm", dataset, 3, CONFIG)
+    monkeypatch.setattr(FitSlot, "save", original)
     assert "fit-0.pt" in saves and saves[-1] == "fit-1.pt"
     first = torch.load(tmp_path / "fit-0.pt", weights_only=True)
     assert first["stop"] or first["rounds"] == CONFIG.max_epochs  # fit 0 saved as finished
@@ -102,12 +100,9 @@ def test_a_finished_fit_is_read_back_and_a_unit_numbers_its_fits(tmp_path):
         loaded.append((self.path.name, None if state is None else state["rounds"]))
         return state
 
-    FitSlot.load = load_and_record  # type: ignore[method-assign]
-    try:
-        with resume_fits(tmp_path, every_seconds=0):
-            assert train_and_evaluate("stl-lstm", dataset, 3, CONFIG) == reference
-    finally:
-        FitSlot.load = load  # type: ignore[method-assign]
+    monkeypatch.setattr(FitSlot, "load", load_and_record)
+    with resume_fits(tmp_path, every_seconds=0):
+        assert train_and_evaluate("stl-lstm", dataset, 3, CONFIG) == reference
     assert loaded == [("fit-0.pt", first["rounds"]), ("fit-1.pt", 3)]  # fit 0 read back whole, fit 1 from round 3
 
 
@@ -178,7 +173,7 @@ def _crash_at_step(step: int):
     ("vmtl", SMALL), ("vmtl-ac", SMALL),  # Gumbel noise and MC samples; running class centres
     ("vmtl", PUBLIC), ("vmtl-ac", PUBLIC),  # per-task optimisers, LR halving, the warm-up per task step
 ], ids=["stl", "bmtl", "kendall", "vmtl", "vmtl-ac", "vmtl-public", "vmtl-ac-public"])
-def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path):
+def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config, tmp_path, monkeypatch):
     dataset = _domains()
     reference = _fit_variational(name, dataset, config)
     assert reference.steps_run > 11
@@ -192,12 +187,9 @@ def test_an_interrupted_variational_fit_resumes_to_the_same_numbers(name, config
         loaded.append(None if state is None else state["steps"])
         return state
 
-    FitSlot.load = load_and_record  # type: ignore[method-assign]
-    try:
-        with resume_fits(tmp_path, every_seconds=0):
-            resumed = _fit_variational(name, dataset, config, on_step=lambda done, total: steps.append(done))
-    finally:
-        FitSlot.load = load  # type: ignore[method-assign]
+    monkeypatch.setattr(FitSlot, "load", load_and_record)
+    with resume_fits(tmp_path, every_seconds=0):
+        resumed = _fit_variational(name, dataset, config, on_step=lambda done, total: steps.append(done))
     assert loaded == [8] and steps[0] == 9  # iterations 1-8 were restored, not trained again
     _same(resumed, reference)
     assert resumed.best_scores == reference.best_scores
