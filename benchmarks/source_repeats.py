@@ -36,7 +36,7 @@ Run (stores of ``benchmarks/source_selection.py ... --independent-holdout``; ``{
 stands for each seed):
 ``python benchmarks/source_repeats.py --dataset tv16 --targets Texas "New York" Pennsylvania California Florida
 --seeds 0 1 2 --subsets 400 --holdout 100 --repeats 2 --data-fraction 0.4 --steps-fraction 0.2
---store /tmp/f1gap/kernel-tv16-seed{seed}.sqlite``
+--store runs/kernel-tv16-seed{seed}.sqlite``
 ``python benchmarks/source_repeats.py --dataset adult --group-column occupation --targets Tech-support
 Protective-serv Farming-fishing --subsets 96 --holdout 50 --repeats 3 --data-fraction 1 --steps-fraction 1
 --store runs/sources-adult-occ.sqlite --rows-out runs/repeats-adult.json`` (the stores of
@@ -51,7 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 
@@ -59,9 +59,21 @@ import numpy as np
 import torch
 from source_selection import fmt, load, mean_se, over_targets
 
-from negtransfer.jobs.sources import NegativeTransferScores, SourceOptions, SourcesState, make_surrogate, target_values
+from negtransfer.jobs.sources import (
+    NegativeTransferScores,
+    SourceOptions,
+    SourcesState,
+    independent_prediction,
+    make_surrogate,
+    target_values,
+)
 from negtransfer.runs.store import RunStore
-from negtransfer.select.sources import holdout_f1_ceiling, negative_transfer_metrics
+from negtransfer.select.sources import (
+    holdout_f1_ceiling,
+    negative_transfer_metrics,
+    reference_noise_variance,
+    repeat_noise,
+)
 from negtransfer.train.config import TrainConfig
 
 SURROGATES = ("linear", "kernel")
@@ -127,25 +139,23 @@ def read_case(dataset, options: SourceOptions, config: TrainConfig, seed: int, s
 def fit_on(case: StoredCase, kind: str, repeats: list[int], options: SourceOptions):
     """The job's surrogate of ``kind`` (its resolved ridge) fitted on the mean of the fitted subsets' ``repeats``,
     anchored at f(STL) of the same repeats (as the job anchors it at the mean of its repeats)."""
-    ridge = SourceOptions(target=case.target, surrogate=kind, training=options.training,
-                          ridge=options.ridge).resolved_ridge(len(case.S_fit), case.k)
+    ridge = replace(options, surrogate=kind).resolved_ridge(len(case.S_fit), case.k)
     return make_surrogate(kind, ridge).fit(case.S_fit, case.fit[:, repeats].mean(axis=1),
                                            stl_loss=float(case.stl[repeats].mean()))
 
 
 def holdout_prediction(surrogate, case: StoredCase, repeats: list[int]) -> tuple[np.ndarray, np.ndarray, float]:
     """The predicted f(S) of the holdout subsets on ``repeats`` (the surrogate's relative change applied to f(STL)
-    of those repeats, as ``jobs.sources._independent_prediction``), their measured values (n, len(repeats)) and
+    of those repeats, as :func:`negtransfer.jobs.sources.independent_prediction`), their measured values (n, len(repeats)) and
     that f(STL)."""
     f_stl = float(case.stl[repeats].mean())
     return f_stl + abs(f_stl) * surrogate.surrogate_value(case.S_hold), case.hold[:, repeats], f_stl
 
 
 def scores_on(surrogate, case: StoredCase, repeats: list[int]) -> NegativeTransferScores:
-    """F1, Spearman and both ceilings of the surrogate on the holdout subsets' ``repeats`` (none of them fitted:
-    the F1 ceiling draws f(STL)'s noise on them too, as the job's independent holdout does)."""
-    predicted, per_repeat, f_stl = holdout_prediction(surrogate, case, repeats)
-    return NegativeTransferScores.measure(predicted, per_repeat, f_stl, case.stl[repeats])
+    """F1, Spearman and both ceilings of the surrogate on the holdout subsets' ``repeats`` (none of them fitted):
+    the job's own independent prediction (:func:`negtransfer.jobs.sources.independent_prediction`)."""
+    return independent_prediction(surrogate, case.S_hold, case.hold[:, repeats], case.stl[repeats], repeats[0]).scores
 
 
 def f1_of_classes(harmful: np.ndarray, measured: np.ndarray, f_stl: float) -> float:
@@ -161,21 +171,11 @@ def top_count(predicted: np.ndarray, count: int) -> np.ndarray:
 
 
 def reference_noise(values: np.ndarray, stl_values: np.ndarray) -> tuple[float, float]:
-    """The noise variance of f(STL) (a mean over the repeats) and of a subset's f(S), both from values centred
-    per repeat on the subsets' mean of that repeat (the shift common random numbers give every run of one
-    repeat moves the subsets and STL alike, as in :func:`negtransfer.select.sources.holdout_noise_ceiling`)."""
-    R = values.shape[1]
-    shift = values.mean(axis=0)
-    stl_var = float(np.var(stl_values - shift, ddof=1) / R)
-    subset_var = float(np.mean((values - shift).var(axis=1, ddof=1) / R))
-    return stl_var, subset_var
-
-
-def f1_ceiling_with_reference_noise(values, stl_values) -> tuple[float, float]:
-    """:func:`holdout_f1_ceiling` with f(STL) (the mean of ``stl_values``, f(STL) in each repeat of ``values``)
-    taken as exact, as the job reported it before, and with f(STL)'s own noise drawn too (``stl_values=``)."""
-    stl = float(np.mean(stl_values))
-    return holdout_f1_ceiling(values, stl), holdout_f1_ceiling(values, stl, stl_values=stl_values)
+    """The noise variance of f(STL) and of a subset's f(S) (each a mean over the repeats of ``values``), from
+    values centred per repeat (:func:`negtransfer.select.sources.reference_noise_variance`, ``repeat_noise``);
+    NaN for a diverged run."""
+    subset = repeat_noise(values)
+    return reference_noise_variance(values, stl_values), float("nan") if subset is None else subset[1]
 
 
 def analyse_case(case: StoredCase, kind: str, options: SourceOptions) -> dict:
@@ -199,7 +199,7 @@ def analyse_case(case: StoredCase, kind: str, options: SourceOptions) -> dict:
     out.update(job_f1_ceiling=job_scores.f1_ceiling, job_noise_ceiling=job_scores.noise_ceiling)
     # b. holdout repeats, the surrogate fitted on repeat 0 alone
     unshared = list(range(1, 2 * R))
-    more, fewer = scores_on(single[0], case, unshared), scores_on(single[0], case, independent)
+    more, fewer = scores_on(single[0], case, unshared), one[0]
     every_r = [scores_on(single[0], case, list(c)) for c in combinations(unshared, R)]
     for label, scores in (("more", [more]), ("fewer", [fewer]), ("fewer_all", every_r)):
         for name in ("f1", "f1_ceiling", "spearman", "noise_ceiling"):
@@ -216,8 +216,8 @@ def analyse_case(case: StoredCase, kind: str, options: SourceOptions) -> dict:
                f1_base_rate=f1_of_classes(top_count(predicted, int(round(fitted_share * measured.size))), measured,
                                           f_stl),
                f1_oracle_count=f1_of_classes(top_count(predicted, int((measured >= f_stl).sum())), measured, f_stl))
-    out["f1_ceiling_exact"], out["f1_ceiling_stl_noise"] = f1_ceiling_with_reference_noise(
-        per_repeat, case.stl[independent])
+    out["f1_ceiling_exact"] = holdout_f1_ceiling(per_repeat, f_stl)  # f(STL) taken as exact, as reported before
+    out["f1_ceiling_stl_noise"] = job_scores.f1_ceiling
     stl_var, subset_var = reference_noise(case.hold, case.stl)  # all 2R repeats: the better estimate of each
     out["stl_to_subset_noise"] = float(np.sqrt(stl_var / subset_var)) if subset_var > 0 else float("nan")
     return out

@@ -1293,7 +1293,7 @@ def predict_holdout(state: SourcesState) -> None:
 def predict_independent_holdout(state: SourcesState) -> None:
     """Stage 6b (``independent_holdout``): the holdout subsets and STL trained again with the repeat seeds
     ``R .. 2R - 1``, which no fitted subset used, and the negative-transfer prediction on them
-    (``holdout.independent``, :func:`_independent_prediction`)."""
+    (``holdout.independent``, :func:`independent_prediction`)."""
     options, R = state.options, state.repeats
     if not (options.independent_holdout and options.holdout):
         return
@@ -1305,11 +1305,11 @@ def predict_independent_holdout(state: SourcesState) -> None:
         return target_values(RepeatedResult(group, results[group].runs[R:]), t, loss, split)
 
     per_repeat = np.array([unseen(g) for g in state.subset_groups[state.n_fit:]])
-    state.holdout = replace(state.holdout, independent=_independent_prediction(
+    state.holdout = replace(state.holdout, independent=independent_prediction(
         state.surrogate, state.subsets[state.n_fit:], per_repeat, unseen(state.stl), R))
 
 
-def _independent_prediction(surrogate, S_hold: np.ndarray, per_repeat: np.ndarray, stl_values: np.ndarray,
+def independent_prediction(surrogate, S_hold: np.ndarray, per_repeat: np.ndarray, stl_values: np.ndarray,
                             first_repeat: int) -> IndependentHoldout:
     """F1, Spearman and the noise ceiling on holdout subsets measured with repeat seeds the surrogate never saw.
 

@@ -52,7 +52,11 @@ __all__ = [
     "choose_threshold",
     "choose_threshold_by_evaluation",
     "choose_threshold_by_surrogate_cv",
+    "holdout_f1_ceiling",
+    "holdout_noise_ceiling",
     "negative_transfer_metrics",
+    "reference_noise_variance",
+    "repeat_noise",
     "sample_subsets",
     "select_sources",
     "surrogate_error_curve",
@@ -369,14 +373,14 @@ def holdout_noise_ceiling(values) -> float:
         estimate is clipped there); NaN with fewer than two repeats or two
         subsets, a non-finite value (a diverged run), or no spread.
     """
-    noise = _repeat_noise(values)
+    noise = repeat_noise(values)
     if noise is None:
         return float("nan")
     _, noise_var, spread = noise
     return float(np.sqrt(max(0.0, 1.0 - noise_var / spread))) if spread > 0 else float("nan")
 
 
-def _repeat_noise(values) -> tuple[np.ndarray, float, float] | None:
+def repeat_noise(values) -> tuple[np.ndarray, float, float] | None:
     """The measured means of ``values`` (subsets x repeats), the noise variance of a mean (the mean over the
     subsets of the squared standard errors of their values centred per repeat, which leaves out a shift common
     to every subset of one repeat) and the spread of the means over the subsets; None with fewer than two
@@ -450,11 +454,11 @@ def holdout_f1_ceiling(values, stl_loss: float, *, stl_values=None, draws: int =
     stl = _check_finite_float(stl_loss, "stl_loss")
     if not isinstance(draws, Integral) or draws < 1:
         raise ValueError(f"draws must be a positive integer; got {draws!r}")
-    noise = _repeat_noise(values)
+    noise = repeat_noise(values)
     if noise is None:
         return float("nan")
     means, noise_var, spread = noise
-    stl_var = 0.0 if stl_values is None else _reference_noise(values, stl_values)
+    stl_var = 0.0 if stl_values is None else reference_noise_variance(values, stl_values)
     true_var = max(0.0, spread - noise_var)
     if true_var + noise_var <= 0 or not np.isfinite(stl_var):
         return float("nan")
@@ -473,7 +477,7 @@ def holdout_f1_ceiling(values, stl_loss: float, *, stl_values=None, draws: int =
     return float(np.mean(2 * tp[scored] / (2 * tp + fp + fn)[scored])) if scored.any() else float("nan")
 
 
-def _reference_noise(values, stl_values) -> float:
+def reference_noise_variance(values, stl_values) -> float:
     """The noise variance of f(STL), the mean of ``stl_values`` (R,), measured in the repeats of ``values``
     (subsets x R, finite, at least two repeats): the variance over the repeats of STL's values centred on the
     subsets' mean of each repeat, over R; NaN where ``stl_values`` is not finite."""
