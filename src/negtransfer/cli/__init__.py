@@ -32,9 +32,11 @@ from negtransfer.cli.job import Job, writes_guarded
 from negtransfer.cli.options import DataOptions, RunOptions, TrainingOptions
 from negtransfer.cli.recover_store import recover_store_command
 from negtransfer.cli.sources import sources
+from negtransfer.cli.store_info import store_info_command
 
 __all__ = ["DataOptions", "Job", "RunOptions", "TrainingOptions", "app", "compare", "compare_grouping", "datasets",
-           "gains", "group", "main", "recover_store_command", "sources", "writes_guarded"]
+           "gains", "group", "main", "recover_store_command", "sources", "store_info_command",
+           "writes_guarded"]
 
 app = build_app()
 

@@ -13,6 +13,7 @@ from negtransfer.cli.gains import gains
 from negtransfer.cli.group import group
 from negtransfer.cli.recover_store import recover_store_command
 from negtransfer.cli.sources import sources
+from negtransfer.cli.store_info import store_info_command
 
 #: Command name -> function, in the order ``negtransfer --help`` lists them.
 COMMANDS = {
@@ -23,6 +24,7 @@ COMMANDS = {
     "sources": sources,
     "compare": compare,
     "recover-store": recover_store_command,
+    "store-info": store_info_command,
 }
 
 

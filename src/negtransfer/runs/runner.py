@@ -29,6 +29,7 @@ from negtransfer.runs.specs import (
     store_keys,
 )
 from negtransfer.runs.store import MEMORY, RunStore
+from negtransfer.runs.store_info import checkpoints_beside
 from negtransfer.train.config import TrainConfig
 from negtransfer.train.results import ModelResult, RepeatedResult
 
@@ -176,10 +177,7 @@ def train_one(item: tuple[RunSpec, Any, int, Path | None]) -> RunOutput:
 
 def checkpoint_root(store: RunStore) -> Path | None:
     """The folder beside a file-backed run store where running fits keep their state (None in memory)."""
-    if store.in_memory:
-        return None
-    path = store.path.absolute()
-    return path.with_name(path.name + ".checkpoints")
+    return None if store.in_memory else checkpoints_beside(store.path)
 
 
 @dataclass

@@ -93,16 +93,23 @@ class FitSlot:
     path: Path
     every_seconds: float
 
-    def load(self, signature: dict) -> dict | None:
-        """The saved state if the file exists and was written by a fit with this ``signature``, else None."""
+    def read(self) -> dict | None:
+        """The saved state of whichever fit wrote the file (``weights_only`` load), or None where there is none or
+        it cannot be read: missing, damaged, not a dict, or of another :data:`CHECKPOINT_VERSION`."""
         if not self.path.is_file():
             return None
         try:
             state = torch.load(self.path, weights_only=True)
         except Exception:  # a damaged or foreign file: start again, it is overwritten at the next save
             return None
-        if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION \
-                or state.get("signature") != signature:
+        if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+            return None
+        return state
+
+    def load(self, signature: dict) -> dict | None:
+        """The saved state if the file exists and was written by a fit with this ``signature``, else None."""
+        state = self.read()
+        if state is None or state.get("signature") != signature:
             return None
         return state
 
