@@ -231,7 +231,7 @@ def stored_runs(path: str | Path) -> StoredRuns:
         raise StoreError(f"cannot open run store {str(path)!r} to read it: {exc}") from None
     try:
         tables = {str(row[0]) for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not STORE_TABLES <= tables or not _has_store_columns(con):
+        if not tables >= STORE_TABLES or not _has_store_columns(con):
             raise StoreError(f"{str(path)!r} is a SQLite database but not a negtransfer run store (its tables: "
                              f"{', '.join(sorted(tables)) or 'none'}); give the store file of a job "
                              f"(OUT/runs.sqlite by default, or the job's --store)")
@@ -239,7 +239,13 @@ def stored_runs(path: str | Path) -> StoredRuns:
         kinds = con.execute(
             "SELECT CASE WHEN instr(key, ':') > 0 THEN substr(key, 1, instr(key, ':') - 1) ELSE key END AS kind, "
             "COUNT(*) AS n FROM artifacts GROUP BY kind ORDER BY n DESC, kind").fetchall()
-    except sqlite3.OperationalError as exc:  # locked for longer than the timeout, or an I/O error
+    except sqlite3.OperationalError as exc:  # locked for longer than the timeout, a hot journal, or an I/O error
+        journal = path.with_name(path.name + "-journal")
+        if "readonly" in str(exc) and journal.exists():  # only a writer may roll back a hot journal
+            raise StoreError(f"run store {str(path)!r} holds a write that a stopped job left unfinished ({journal} "
+                             f"is left); store-info only reads, so it cannot undo it: run the job's command again "
+                             f"(opening the store undoes the unfinished write and keeps every finished run), then "
+                             f"store-info") from None
         raise StoreError(f"cannot read run store {str(path)!r}: {exc}; a job may be writing it, try again in a "
                          f"moment") from None
     except sqlite3.DatabaseError as exc:  # not a database, malformed
