@@ -94,6 +94,7 @@ def test_a_job_killed_mid_fit_shows_its_finished_unit_and_the_fit_in_flight(tmp_
     assert (fit.readable, fit.rounds, fit.max_rounds, fit.unit, fit.stopped, fit.ended) == \
         (True, 3, 6, "epoch", False, False)
     assert fit.fraction == 0.5 and 0 <= info.read_at - fit.saved < 60
+    assert fit.label == "tp-amtl@v2 run 1"  # the second unit: its model (as its store key names it) and run
 
     before = _snapshot(tmp_path)
     res = runner.invoke(app, ["store-info", str(path)])
@@ -101,7 +102,8 @@ def test_a_job_killed_mid_fit_shows_its_finished_unit_and_the_fit_in_flight(tmp_
     lines = res.stdout.splitlines()
     assert lines[:2] == ["runs.sqlite: 0 model runs, 1 artifact (compare 1)",
                          "fits in flight (1 unit, in runs.sqlite.checkpoints/):"] and len(lines) == 3
-    assert re.fullmatch(rf"  unit {fit.digest[:8]}…, fit 0: epoch 3 of 6 \(50%\), saved \d+ s ago", lines[2]), lines
+    assert re.fullmatch(rf"  unit tp-amtl@v2 run 1 \({fit.digest[:8]}…\), fit 0: epoch 3 of 6 \(50%\), saved \d+ s ago",
+                        lines[2]), lines
     assert _snapshot(tmp_path) == before  # read-only: no byte, no modification time, no journal file changed
 
 

@@ -47,6 +47,11 @@ def _progress(fit: FitProgress) -> str:
     return f"{where} ({steps})" if steps else where
 
 
+def _unit(fit: FitProgress) -> str:
+    """``tp-amtl run 3 (39b1369d…)`` where the state names its unit, else the folder's digest alone."""
+    return f"{fit.label} ({fit.digest[:8]}…)" if fit.label else f"{fit.digest[:8]}…"
+
+
 def summary_lines(info: StoreInfo) -> list[str]:
     """The command's text: the stored runs on one line, then one line per fit in flight."""
     runs = info.runs
@@ -57,7 +62,7 @@ def summary_lines(info: StoreInfo) -> list[str]:
         lines.append(f"no fits in flight ({info.checkpoints.name}/ holds none)")
         return lines
     lines.append(f"fits in flight ({_count(info.units, 'unit')}, in {info.checkpoints.name}/):")
-    lines += [f"  unit {fit.digest[:8]}…, fit {fit.fit}: {_progress(fit)}, saved {_ago(info.read_at - fit.saved)}"
+    lines += [f"  unit {_unit(fit)}, fit {fit.fit}: {_progress(fit)}, saved {_ago(info.read_at - fit.saved)}"
               for fit in info.fits]
     return lines
 

@@ -171,7 +171,7 @@ def train_one(item: tuple[RunSpec, Any, int, Path | None]) -> RunOutput:
     spec, dataset, seed, folder = item
     if spec.kind.train is None:
         raise ValueError(f"{spec.kind.name!r} runs are trained in vectorised chunks (Executor.run), not one by one")
-    with resume_fits(folder):
+    with resume_fits(folder, label=f"{spec.extra('model', spec.kind.name)} run {spec.repeat}"):
         return spec.kind.train(dataset, spec, seed)
 
 

@@ -92,6 +92,8 @@ class FitProgress:
         Optimisation steps done (iterations, for ``unit="iteration"``).
     stopped : bool or None
         A callback (early stopping) ended the fit before its budget.
+    label : str or None
+        What the unit is (``"tp-amtl run 3"``: the model and run of a ``compare`` unit), where its state says.
     """
 
     digest: str
@@ -104,6 +106,7 @@ class FitProgress:
     unit: str | None = None
     steps: int | None = None
     stopped: bool | None = None
+    label: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -158,7 +161,7 @@ class StoreInfo:
             "checkpoints": str(self.checkpoints),
             "read_at": _iso(self.read_at),
             "fits": [{
-                "unit": fit.digest, "fit": fit.fit, "path": str(fit.path), "readable": fit.readable,
+                "unit": fit.digest, "label": fit.label, "fit": fit.fit, "path": str(fit.path), "readable": fit.readable,
                 "rounds": fit.rounds, "max_rounds": fit.max_rounds, "unit_of_rounds": fit.unit, "steps": fit.steps,
                 "stopped_early": fit.stopped, "ended": fit.ended if fit.readable else None,
                 "saved": _iso(fit.saved), "seconds_since_saved": round(max(self.read_at - fit.saved, 0.0), 1),
@@ -272,7 +275,8 @@ def _fit_progress(digest: str, fit: int, path: Path) -> FitProgress | None:
         signature = state["signature"]
         return FitProgress(digest, fit, path, saved, True, rounds=int(state["rounds"]),
                            max_rounds=int(signature["max_rounds"]), unit=str(signature["unit"]),
-                           steps=int(state["steps"]), stopped=bool(state["stop"]))
+                           steps=int(state["steps"]), stopped=bool(state["stop"]),
+                           label=None if state.get("label") is None else str(state["label"]))
     except (KeyError, TypeError, ValueError):  # a dict without a fit's fields
         return unreadable
 

@@ -55,6 +55,7 @@ CHECKPOINT_VERSION = 1
 class _Folder:
     path: Path
     every_seconds: float
+    label: str | None = None
     fits: int = field(default=0)
 
 
@@ -62,7 +63,8 @@ _ACTIVE: ContextVar[_Folder | None] = ContextVar("negtransfer_fit_checkpoints", 
 
 
 @contextlib.contextmanager
-def resume_fits(folder: str | Path | None, every_seconds: float | None = None) -> Iterator[None]:
+def resume_fits(folder: str | Path | None, every_seconds: float | None = None, *,
+                label: str | None = None) -> Iterator[None]:
     """Let the fits started inside save their state to ``folder`` and resume from it (None: do nothing).
 
     Parameters
@@ -75,11 +77,14 @@ def resume_fits(folder: str | Path | None, every_seconds: float | None = None) -
     every_seconds : float, optional
         Seconds of training between saves (0: after every round); default
         :data:`SAVE_EVERY_SECONDS`.
+    label : str, optional
+        What the unit is, in words (``"tp-amtl run 3"``), saved with each state for
+        ``negtransfer store-info``; never compared when a state is loaded.
     """
     every_seconds = SAVE_EVERY_SECONDS if every_seconds is None else every_seconds
     if every_seconds < 0:
         raise ValueError(f"every_seconds must be >= 0, got {every_seconds!r}")
-    token = _ACTIVE.set(None if folder is None else _Folder(Path(folder), float(every_seconds)))
+    token = _ACTIVE.set(None if folder is None else _Folder(Path(folder), float(every_seconds), label))
     try:
         yield
     finally:
@@ -88,10 +93,11 @@ def resume_fits(folder: str | Path | None, every_seconds: float | None = None) -
 
 @dataclass(frozen=True)
 class FitSlot:
-    """Where one fit saves its state: ``path``, every ``every_seconds`` of training."""
+    """Where one fit saves its state: ``path``, every ``every_seconds`` of training, with its unit's ``label``."""
 
     path: Path
     every_seconds: float
+    label: str | None = None
 
     def read(self) -> dict | None:
         """The saved state of whichever fit wrote the file (``weights_only`` load), or None where there is none or
@@ -122,7 +128,7 @@ class FitSlot:
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"version": CHECKPOINT_VERSION, **state}, partial)
+            torch.save({"version": CHECKPOINT_VERSION, "label": self.label, **state}, partial)
             os.replace(partial, self.path)
         except OSError:
             with contextlib.suppress(OSError):
@@ -137,7 +143,7 @@ def current_slot() -> FitSlot | None:
     if folder is None:
         return None
     folder.fits += 1
-    return FitSlot(folder.path / f"fit-{folder.fits - 1}.pt", folder.every_seconds)
+    return FitSlot(folder.path / f"fit-{folder.fits - 1}.pt", folder.every_seconds, folder.label)
 
 
 def random_states() -> dict:
