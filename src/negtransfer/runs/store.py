@@ -110,6 +110,15 @@ def foreign_file(path: Path) -> str | None:
     return None
 
 
+def foreign_layout(con: sqlite3.Connection) -> str | None:
+    """Why the SQLite database on ``con`` is not laid out as a run store (its ``runs`` table has other columns:
+    another program's), or None (a run store's ``runs`` table, or none yet)."""
+    columns = tuple(row[1] for row in con.execute("PRAGMA table_info(runs)"))
+    if columns and columns != _RUN_COLUMNS:
+        return f"its 'runs' table has columns {', '.join(columns)}"
+    return None
+
+
 def check_store_path(path: str | Path) -> Path:
     """Check that a run store can be created or written at ``path``, without creating it.
 
@@ -237,12 +246,11 @@ class RunStore:
                     if problems != ["ok"]:
                         lines = [ln for p in problems for ln in p.splitlines() if not ln.startswith("***")]
                         raise _damaged(self.path, lines[0] if lines else "quick_check failed")
-                    columns = tuple(row[1] for row in con.execute("PRAGMA table_info(runs)"))
-                    if columns and columns != _RUN_COLUMNS:
+                    layout = foreign_layout(con)
+                    if layout:
                         raise StoreError(
-                            f"{str(self.path)!r} is a SQLite database but not a negtransfer run store (its 'runs' "
-                            f"table has columns {', '.join(columns)}); give another --store path and leave this "
-                            f"file as it is"
+                            f"{str(self.path)!r} is a SQLite database but not a negtransfer run store ({layout}); "
+                            f"give another --store path and leave this file as it is"
                         )
                 con.executescript(_SCHEMA)
             finally:

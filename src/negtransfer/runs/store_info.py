@@ -15,20 +15,16 @@ as of its last committed transaction) and each fit file is read with a ``weights
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from negtransfer.runs.store import RECOVER_COMMAND, StoreError, foreign_file
+from negtransfer.runs.store import RECOVER_COMMAND, StoreError, foreign_file, foreign_layout
 
 __all__ = ["FitProgress", "StoreInfo", "StoredRuns", "checkpoints_beside", "fits_in_flight", "store_info",
            "stored_runs"]
-
-#: A fit's state file inside a unit's folder (:func:`negtransfer.train.checkpoint.current_slot` names them).
-FIT_FILE = re.compile(r"fit-(\d+)\.pt")
 
 #: The tables every run store has (:class:`~negtransfer.runs.store.RunStore` creates them when it opens a file).
 STORE_TABLES = frozenset({"runs", "artifacts"})
@@ -197,9 +193,12 @@ def _damaged(path: Path, reason: str) -> StoreError:
 
 
 def _has_store_columns(con: sqlite3.Connection) -> bool:
-    """The columns read here exist (a table of another program may be named ``runs`` too)."""
+    """The columns read here exist: the ``runs`` table's are a run store's (:func:`~negtransfer.runs.store.
+    foreign_layout`), and the ``artifacts`` table has ``key`` and ``body`` (another program's tables may be named
+    alike)."""
+    if foreign_layout(con) is not None:
+        return False
     try:
-        con.execute("SELECT dataset, grp, seed, config, result FROM runs LIMIT 0")
         con.execute("SELECT key, body FROM artifacts LIMIT 0")
     except sqlite3.OperationalError as exc:
         if "no such column" in str(exc):
@@ -287,6 +286,8 @@ def fits_in_flight(checkpoints: str | Path) -> tuple[FitProgress, ...]:
     A file that cannot be read (damaged, of another checkpoint version, not a fit's state) is listed with
     ``readable=False``; temporary files of a save in progress (``fit-<i>.pt.<writer>.partial``) are not listed.
     """
+    from negtransfer.train.checkpoint import FIT_FILE_PATTERN
+
     root = Path(checkpoints)
     try:
         units = sorted(entry for entry in root.iterdir() if entry.is_dir())
@@ -296,7 +297,7 @@ def fits_in_flight(checkpoints: str | Path) -> tuple[FitProgress, ...]:
     for unit in units:
         try:
             names = [(int(match.group(1)), entry) for entry in unit.iterdir()
-                     if (match := FIT_FILE.fullmatch(entry.name)) and entry.is_file()]
+                     if (match := FIT_FILE_PATTERN.fullmatch(entry.name)) and entry.is_file()]
         except OSError:  # removed meanwhile: the unit was stored
             continue
         for number, entry in sorted(names):

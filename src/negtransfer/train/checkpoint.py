@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -49,6 +50,12 @@ SAVE_EVERY_SECONDS = 60.0
 
 #: Bumped when the saved layout changes; a file of another version is ignored.
 CHECKPOINT_VERSION = 1
+
+#: The name of a unit's i-th fit's state file (its folder holds nothing else but ``.partial`` files of a save).
+FIT_FILE = "fit-{}.pt"
+
+#: :data:`FIT_FILE`, read back: group 1 is the fit's number.
+FIT_FILE_PATTERN = re.compile(r"fit-(\d+)\.pt")
 
 
 @dataclass
@@ -143,7 +150,7 @@ def current_slot() -> FitSlot | None:
     if folder is None:
         return None
     folder.fits += 1
-    return FitSlot(folder.path / f"fit-{folder.fits - 1}.pt", folder.every_seconds, folder.label)
+    return FitSlot(folder.path / FIT_FILE.format(folder.fits - 1), folder.every_seconds, folder.label)
 
 
 def random_states() -> dict:
