@@ -132,7 +132,8 @@ def command_name() -> str:
 
 @contextmanager
 def stage_progress(quiet: bool):
-    """One progress bar per stage of a job: ``progress(stage, done, total)``."""
+    """One progress bar per stage of a job: ``progress(stage, done, total, detail="")`` (``detail``: text after the
+    stage's bar, e.g. ``compare``'s fits in flight)."""
     if quiet:
         yield None
         return
@@ -146,12 +147,12 @@ def stage_progress(quiet: bool):
     )
 
     with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn()) as bar:
+                  TimeRemainingColumn(), TextColumn("{task.fields[detail]}")) as bar:
         stages: dict = {}  # stage -> the bar's task id
 
-        def progress(stage: str, done: int, total: int) -> None:
+        def progress(stage: str, done: int, total: int, detail: str = "") -> None:
             if stage not in stages:
-                stages[stage] = bar.add_task(stage, total=total)
-            bar.update(stages[stage], completed=done, total=total)
+                stages[stage] = bar.add_task(stage, total=total, detail=detail)
+            bar.update(stages[stage], completed=done, total=total, detail=detail)
 
         yield progress
