@@ -1,4 +1,4 @@
-"""``negtransfer compare``'s progress: the fits in flight after the bar (cli/compare.py), read from the states they
+"""``negtransfer compare``'s progress: the fits in flight below the bar (cli/compare.py), read from the states they
 save beside the run store, as ``negtransfer store-info`` reads them."""
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ def test_each_fit_in_flight_reads_as_its_unit_its_round_and_the_time_left():
         "vmtl run 0 round 12/150 (about 6 min left)"  # 138 rounds x 2.5 s: 5.75 min
     assert fit_in_flight_text(_fit(label=None, fit=3, wall=(10.9, 109))) == \
         "dddddddd… fit 3 epoch 109/2,000 (about 3 min left)"  # 1891 x 0.1 s
-    both = in_flight_text((_fit(), _fit(5, 10, wall=(10.0, 5), label="tp-amtl@v2 run 3")))
-    assert both == "tp-amtl@v2 run 2 epoch 109/2,000 (about 1 h 3 min left); tp-amtl@v2 run 3 epoch 5/10 (about 10 s left)"
+    three = in_flight_text((_fit(5, 10, wall=(10.0, 5), label="tp-amtl@v2 run 10"), _fit(),
+                            _fit(5, 10, wall=(10.0, 5), label="tp-amtl@v2 run 3")))  # as their folders sort
+    assert three.splitlines() == ["in flight: tp-amtl@v2 run 2 epoch 109/2,000 (about 1 h 3 min left)",
+                                  "in flight: tp-amtl@v2 run 3 epoch 5/10 (about 10 s left)",
+                                  "in flight: tp-amtl@v2 run 10 epoch 5/10 (about 10 s left)"]  # by run number
     assert in_flight_text(()) == ""
 
 
@@ -139,3 +142,18 @@ def test_a_compare_job_shows_its_running_fit_from_the_state_it_saves(tmp_path, m
         assert unchanged is console
     with in_flight(None, store) as quiet:  # -q: no progress at all
         assert quiet is None
+
+
+def test_the_console_shows_a_stages_detail_lines_below_the_bars_as_plain_text(capsys, monkeypatch):
+    from negtransfer.cli.console import stage_progress
+
+    monkeypatch.setenv("COLUMNS", "100")
+    with stage_progress(False) as progress:
+        progress("models x runs", 1, 3, detail="in flight: model[x] run 0 epoch 3/6 (about 3 s left)\n"
+                                               "in flight: model run 1 epoch 2/6 (rate not known)")
+        progress("models x runs", 1, 3, detail="in flight: model[x] run 0 epoch 4/6 (about 2 s left)")
+        progress("other", 0, 2)
+    lines = [line.rstrip() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines[0].startswith("models x runs") and "1/3" in lines[0]
+    assert lines[1].startswith("other") and "0/2" in lines[1]
+    assert lines[2:] == ["  in flight: model[x] run 0 epoch 4/6 (about 2 s left)"]  # the latest detail, no markup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 RUNS_BLOCK = runs_block("runs/compare")  # --out ... --ray-address, --out defaulting to this folder
 
-#: Seconds between two redraws of the fits in flight after compare's progress bar.
+#: Seconds between two redraws of the fits in flight below compare's progress bar.
 IN_FLIGHT_REFRESH_SECONDS = 5.0
 
 
@@ -131,13 +132,18 @@ def fit_in_flight_text(fit: FitProgress) -> str:
 
 
 def in_flight_text(fits: tuple[FitProgress, ...]) -> str:
-    """What follows compare's progress bar while fits save their state: each fit in flight, ``; ``-separated
-    (empty without any)."""
-    return "; ".join(fit_in_flight_text(fit) for fit in fits)
+    """What compare shows below its progress bar while fits save their state: one line per fit in flight,
+    ``in flight: tp-amtl@v2 run 2 epoch 109/2,000 (about 1 h 3 min left)`` (empty without any), by unit name (runs
+    in number order), then fit."""
+    def order(fit: FitProgress) -> tuple:
+        name = fit.label or fit.digest
+        return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)), fit.fit
+
+    return "\n".join(f"in flight: {fit_in_flight_text(fit)}" for fit in sorted(fits, key=order))
 
 
 class InFlightProgress:
-    """compare's ``progress(stage, done, total)`` with the fits in flight after the bar, redrawn every
+    """compare's ``progress(stage, done, total)`` with the fits in flight below the bar, redrawn every
     ``every`` seconds by a thread of its own while it is entered (``with``).
 
     A unit counts in the bar only once it is stored (a TP-AMTL unit at 2000 epochs trains for hours); its fits
@@ -182,8 +188,7 @@ class InFlightProgress:
     def _draw(self) -> None:
         if self.last is not None:
             stage, done, total = self.last
-            text = in_flight_text(self.watcher.running()) if done < total else ""
-            self.progress(stage, done, total, detail=f"in flight: {text}" if text else "")
+            self.progress(stage, done, total, detail=in_flight_text(self.watcher.running()) if done < total else "")
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -202,7 +207,7 @@ class InFlightProgress:
 
 @contextmanager
 def in_flight(progress: Callable[..., None] | None, store):
-    """``progress`` with the fits in flight beside the file-backed run store ``store`` after its bar
+    """``progress`` with the fits in flight beside the file-backed run store ``store`` below its bar
     (:class:`InFlightProgress`); None (``-q``) stays None, and an in-memory store has no fits to show."""
     from negtransfer.runs.runner import checkpoint_root
 
