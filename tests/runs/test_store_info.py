@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import time
 
@@ -29,11 +30,17 @@ def _result(i):
                        epochs=5, seconds=0.1)
 
 
-def _fit_state(rounds, max_rounds, unit="epoch", steps=None, stop=False):
-    """What FitLoop saves, with only the fields store-info reads (FitSlot.save adds the version)."""
-    return {"signature": {"tasks": [0, 1], "max_rounds": max_rounds, "unit": unit, "parameters": [],
-                          "callbacks": [], "resumable": []},
-            "rounds": rounds, "steps": rounds if steps is None else steps, "stop": stop}
+def _fit_state(rounds, max_rounds, unit="epoch", steps=None, stop=False, wall=None, seconds=None):
+    """What FitLoop saves, with only the fields store-info reads (FitSlot.save adds the version); without ``wall``
+    (``(wall seconds, rounds they cover)``) and ``seconds``, a state as FitLoop saved it before it recorded them."""
+    state = {"signature": {"tasks": [0, 1], "max_rounds": max_rounds, "unit": unit, "parameters": [],
+                           "callbacks": [], "resumable": []},
+             "rounds": rounds, "steps": rounds if steps is None else steps, "stop": stop}
+    if seconds is not None:
+        state["seconds"] = seconds
+    if wall is not None:
+        state["wall_seconds"], state["wall_rounds"] = wall
+    return state
 
 
 def _saved(path, state, seconds_ago):
@@ -95,6 +102,11 @@ def test_a_job_killed_mid_fit_shows_its_finished_unit_and_the_fit_in_flight(tmp_
         (True, 3, 6, "epoch", False, False)
     assert fit.fraction == 0.5 and 0 <= info.read_at - fit.saved < 60
     assert fit.label == "tp-amtl@v2 run 1"  # the second unit: its model (as its store key names it) and run
+    # its rate: the wall time of its 3 epochs (training, validation, saves), the training steps' part of it
+    assert fit.wall_rounds == 3 and 0 < fit.training_seconds < fit.wall_seconds < 60
+    assert fit.seconds_per_round == pytest.approx(fit.wall_seconds / 3)
+    assert fit.training_seconds_per_round == pytest.approx(fit.training_seconds / 3)
+    assert fit.seconds_left == pytest.approx(3 * fit.seconds_per_round)  # epochs 4-6 at that rate
 
     before = _snapshot(tmp_path)
     res = runner.invoke(app, ["store-info", str(path)])
@@ -102,8 +114,8 @@ def test_a_job_killed_mid_fit_shows_its_finished_unit_and_the_fit_in_flight(tmp_
     lines = res.stdout.splitlines()
     assert lines[:2] == ["runs.sqlite: 0 model runs, 1 artifact (compare 1)",
                          "fits in flight (1 unit, in runs.sqlite.checkpoints/):"] and len(lines) == 3
-    assert re.fullmatch(rf"  unit tp-amtl@v2 run 1 \({fit.digest[:8]}…\), fit 0: epoch 3 of 6 \(50%\), saved \d+ s ago",
-                        lines[2]), lines
+    assert re.fullmatch(rf"  unit tp-amtl@v2 run 1 \({fit.digest[:8]}…\), fit 0: epoch 3 of 6 \(50%\), "
+                        rf"[0-9.e-]+ s an epoch, about \d+ s left, saved \d+ s ago", lines[2]), lines
     assert _snapshot(tmp_path) == before  # read-only: no byte, no modification time, no journal file changed
 
 
@@ -134,7 +146,7 @@ def test_fits_are_listed_by_unit_and_number_and_a_damaged_file_as_unreadable(tmp
     RunStore(path).put_many("fp", 0, "cfg", [_result(0)])
     root = checkpoints_beside(path)
     unit_a, unit_b = root / ("a" * 32), root / ("b" * 32)
-    _saved(unit_a / "fit-0.pt", _fit_state(549, 2000), seconds_ago=190)
+    _saved(unit_a / "fit-0.pt", _fit_state(549, 2000, wall=(1098.0, 549), seconds=400.0), seconds_ago=190)
     _saved(unit_a / "fit-10.pt", _fit_state(40, 2000, stop=True), seconds_ago=2 * 3600 + 5 * 60 + 3)
     _saved(unit_a / "fit-2.pt", _fit_state(2000, 2000), seconds_ago=3 * 86400)
     _saved(unit_b / "fit-0.pt", _fit_state(12, 150, unit="iteration", steps=1200), seconds_ago=125)
@@ -162,10 +174,10 @@ def test_fits_are_listed_by_unit_and_number_and_a_damaged_file_as_unreadable(tmp
     assert res.stdout.splitlines() == [
         "runs.sqlite: 1 model run, 0 artifacts",
         "fits in flight (2 units, in runs.sqlite.checkpoints/):",
-        "  unit aaaaaaaa…, fit 0: epoch 549 of 2,000 (27%), saved 3 min ago",
+        "  unit aaaaaaaa…, fit 0: epoch 549 of 2,000 (27%), 2 s an epoch, about 48 min left, saved 3 min ago",
         "  unit aaaaaaaa…, fit 2: done: epoch 2,000 of 2,000, saved 3 days ago",
         "  unit aaaaaaaa…, fit 10: stopped early at epoch 40 of 2,000, saved 2 h 5 min ago",
-        "  unit bbbbbbbb…, fit 0: round 12 of 150 (8%, 1,200 iterations), saved 2 min ago",
+        "  unit bbbbbbbb…, fit 0: round 12 of 150 (8%, 1,200 iterations), rate not known, saved 2 min ago",
         f"  unit bbbbbbbb…, fit 1: {unreadable}, saved 20 min ago",
         f"  unit bbbbbbbb…, fit 2: {unreadable}, saved 20 min ago",
         f"  unit bbbbbbbb…, fit 3: {unreadable}, saved 20 min ago",
@@ -183,6 +195,14 @@ def test_fits_are_listed_by_unit_and_number_and_a_damaged_file_as_unreadable(tmp
         {"unit": "a" * 32, "fit": 0, "readable": True, "rounds": 549, "max_rounds": 2000, "unit_of_rounds": "epoch",
          "ended": False, "stopped_early": False}
     assert 189 <= first["seconds_since_saved"] < 250 and first["saved"].endswith("+00:00")
+    assert {k: first[k] for k in ("training_seconds", "training_seconds_per_round", "wall_seconds", "wall_rounds",
+                                  "seconds_per_round", "seconds_left")} == \
+        {"training_seconds": 400.0, "training_seconds_per_round": round(400 / 549, 4), "wall_seconds": 1098.0,
+         "wall_rounds": 549, "seconds_per_round": 2.0, "seconds_left": 2902.0}  # (2000 - 549) epochs at 2 s
+    unknown = report["fits"][3]
+    assert (unknown["unit_of_rounds"], unknown["seconds_per_round"], unknown["seconds_left"]) == \
+        ("iteration", None, None)
+    assert early["seconds_left"] == 0.0  # ended: nothing left, whatever its rate
     assert (early["fit"], early["ended"], early["stopped_early"]) == (10, True, True)
     assert (damaged["readable"], damaged["rounds"], damaged["ended"]) == (False, None, None)
     assert damaged["path"] == str(unit_b / "fit-1.pt")
@@ -243,8 +263,6 @@ def test_what_is_not_a_run_store_is_named_and_left_as_it_is(tmp_path):
 def test_a_write_left_unfinished_by_a_killed_job_is_named_not_undone(tmp_path):
     """A job killed inside a transaction leaves a hot journal; only a writer may roll it back, so store-info says
     so (a job's next RunStore open undoes it) and changes nothing."""
-    import shutil
-
     live = tmp_path / "live.sqlite"
     RunStore(live).put_artifact("compare:x", 1)
     con = sqlite3.connect(live, isolation_level=None)
@@ -261,3 +279,89 @@ def test_a_write_left_unfinished_by_a_killed_job_is_named_not_undone(tmp_path):
     assert _snapshot(tmp_path) == before
     RunStore(killed)  # a job's open rolls the write back
     assert stored_runs(killed).artifact_kinds == {"compare": 1}
+
+
+def _temporal_fit(folder, crash_at):
+    """A real TP-AMTL fit of 12 epochs saving after every epoch into ``folder``, dying after epoch ``crash_at``."""
+    from negtransfer.models.clinical import build_model, model_weighting
+    from negtransfer.train.checkpoint import resume_fits
+    from negtransfer.train.temporal import TemporalTrainConfig, fit
+
+    def on_epoch(done, total):
+        if done == crash_at:
+            raise _Crash
+
+    torch.manual_seed(0)
+    model = build_model("tp-amtl", 3, 2)
+    config = TemporalTrainConfig(max_epochs=12, patience=12, mc_samples=2, validation_mc_samples=2)
+    with resume_fits(folder, every_seconds=0, label="tp-amtl run 0"), pytest.raises(_Crash):
+        fit(model, tiny_sequences(0), config=config, seed=3, weighting=model_weighting("tp-amtl", model, 2),
+            on_epoch=on_epoch)
+
+
+def test_a_state_saved_before_timing_says_rate_not_known_and_its_resumed_fit_times_its_new_epochs(tmp_path):
+    """A state without wall time (saved by a FitLoop before it recorded one; a TP-AMTL one also had 0 training
+    seconds) has no time left; resumed, the fit's rate is measured over the epochs trained since, not spread over
+    the epochs it did not time."""
+    path = tmp_path / "runs.sqlite"
+    RunStore(path)
+    unit = checkpoints_beside(path) / ("c" * 32)
+    _temporal_fit(unit, crash_at=5)  # the state of epoch 4 (on_epoch ends epoch 5 before it is saved)
+    state = torch.load(unit / "fit-0.pt", weights_only=True)
+    assert state["rounds"] == 4 and state["wall_rounds"] == 4 and state["seconds"] > 0
+    del state["wall_seconds"], state["wall_rounds"]
+    state["seconds"] = 0.0  # as the temporal family saved it before it measured its epochs
+    torch.save(state, unit / "fit-0.pt")
+
+    (old,) = fits_in_flight(checkpoints_beside(path))
+    assert (old.rounds, old.training_seconds, old.wall_rounds) == (4, 0.0, 0)
+    assert old.seconds_per_round is None and old.training_seconds_per_round is None and old.seconds_left is None
+    line = runner.invoke(app, ["store-info", str(path)]).stdout.splitlines()[2]
+    assert re.fullmatch(r"  unit tp-amtl run 0 \(cccccccc…\), fit 0: epoch 4 of 12 \(33%\), rate not known, "
+                        r"saved \d+ s ago", line), line
+
+    _temporal_fit(unit, crash_at=8)  # resumes at epoch 5, saves epochs 5-7
+    (resumed,) = fits_in_flight(checkpoints_beside(path))
+    assert (resumed.rounds, resumed.wall_rounds) == (7, 3)
+    assert resumed.seconds_per_round == pytest.approx(resumed.wall_seconds / 3)
+    assert resumed.seconds_left == pytest.approx(5 * resumed.wall_seconds / 3)
+    assert 0 < resumed.training_seconds < resumed.wall_seconds  # epochs 5-7's steps only
+    line = runner.invoke(app, ["store-info", str(path)]).stdout.splitlines()[2]
+    assert re.fullmatch(r"  unit tp-amtl run 0 \(cccccccc…\), fit 0: epoch 7 of 12 \(58%\), [0-9.e-]+ s an epoch, "
+                        r"about \d+ s left, saved \d+ s ago", line), line
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.4, "0 s"), (40.4, "40 s"), (59.6, "1 min"), (89, "1 min"), (91, "2 min"), (3569, "59 min"), (3599, "1 h"),
+    (6000, "1 h 40 min"), (47 * 3600 + 59 * 60, "47 h 59 min"), (2 * 86400 + 3 * 3600 + 600, "2 days 3 h"),
+    (3 * 86400, "3 days")])
+def test_durations_are_rounded_to_the_unit_they_are_given_in(seconds, text):
+    from negtransfer.cli.store_info import duration
+
+    assert duration(seconds) == text
+
+
+def test_the_watcher_shows_fits_still_training_since_the_job_began_and_rereads_only_changed_states(tmp_path,
+                                                                                                     monkeypatch):
+    from negtransfer.runs.store_info import FitWatcher
+
+    root = tmp_path / "runs.sqlite.checkpoints"
+    unit_a, unit_b = root / ("a" * 32), root / ("b" * 32)
+    _saved(unit_a / "fit-0.pt", _fit_state(100, 2000, wall=(250.0, 100)), seconds_ago=30)
+    _saved(unit_a / "fit-1.pt", _fit_state(2000, 2000, wall=(5000.0, 2000)), seconds_ago=10)  # ended
+    _saved(unit_b / "fit-0.pt", _fit_state(40, 2000), seconds_ago=3600)  # left by an earlier job
+    (unit_b / "fit-1.pt").write_bytes(b"damaged")
+    reads = []
+    read = FitSlot.read
+    monkeypatch.setattr(FitSlot, "read", lambda self: reads.append(self.path.name) or read(self))
+
+    watcher = FitWatcher(root, since=time.time() - 600)
+    assert [(f.digest[0], f.fit, f.rounds) for f in watcher.running()] == [("a", 0, 100)]
+    assert len(reads) == 4
+    assert [f.rounds for f in watcher.running()] == [100] and len(reads) == 4  # nothing changed: nothing read
+    _saved(unit_b / "fit-0.pt", _fit_state(41, 2000), seconds_ago=0)  # the job resumed it and saved
+    assert [(f.digest[0], f.rounds) for f in watcher.running()] == [("a", 100), ("b", 41)]
+    assert reads[4:] == ["fit-0.pt"]  # only the state written since
+    shutil.rmtree(unit_a)  # its unit was stored
+    assert [(f.digest[0], f.rounds) for f in watcher.running()] == [("b", 41)] and len(reads) == 5
+    assert FitWatcher(tmp_path / "absent", since=0).running() == ()

@@ -77,3 +77,44 @@ def test_fit_takes_its_loss_weighting_explicitly():
     fit(RETAIN(2, 2), ds, config=TemporalTrainConfig(max_epochs=3, validation_mc_samples=1), seed=0,
         weighting=weighting)
     assert not torch.equal(weighting.log_variance.detach(), torch.zeros(2))  # trained with the model
+
+
+def test_fit_measures_the_wall_time_of_its_training_steps():
+    """Each epoch's RoundOutput.seconds is its steps' wall time (FitResult.seconds_per_step, and the rate that
+    `negtransfer store-info` reads from a saved state), without the loop's step callbacks (progress bars)."""
+    import time
+
+    from negtransfer.data.timeseries import timeseries_dataset
+    from negtransfer.train import loop
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(40, 4, 3))
+    labels = (values[:, :, :2].mean(1) > 0).astype(float)
+    ds = timeseries_dataset(values, labels, task_names=["a", "b"], feature_names=["x", "y", "z"], seed=0)
+    rounds, step_done = [], loop.FitLoop.step_done
+
+    def slow_step_done(self):
+        time.sleep(0.05)  # a callback this slow would dominate a tiny step's time if it were counted
+        step_done(self)
+
+    original_run = loop.FitLoop.run
+
+    def recording_run(self, train_round, evaluate, max_rounds, **kw):
+        def timed(fit_loop, r):
+            began = time.perf_counter()
+            out = train_round(fit_loop, r)
+            rounds.append((out.seconds, time.perf_counter() - began, out.steps))
+            return out
+
+        return original_run(self, timed, evaluate, max_rounds, **kw)
+
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop.FitLoop, "step_done", slow_step_done)
+        patch.setattr(loop.FitLoop, "run", recording_run)
+        trained = fit(LSTMClassifier(3, 2), ds, config=TemporalTrainConfig(max_epochs=3, batch_size=8), seed=0)
+    assert len(rounds) == 3 and all(steps > 1 for _, _, steps in rounds)
+    for seconds, wall, steps in rounds:
+        assert 0 < seconds < wall - 0.05 * steps * 0.9  # measured, and the callbacks' sleeps are not in it
+    total = sum(seconds for seconds, _, _ in rounds)
+    assert trained.seconds_per_step == pytest.approx(total / trained.steps_run)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
@@ -26,7 +31,13 @@ from negtransfer.cli.options import (
     with_option_blocks,
 )
 
+if TYPE_CHECKING:
+    from negtransfer.runs.store_info import FitProgress
+
 RUNS_BLOCK = runs_block("runs/compare")  # --out ... --ray-address, --out defaulting to this folder
+
+#: Seconds between two redraws of the fits in flight below compare's progress bar.
+IN_FLIGHT_REFRESH_SECONDS = 5.0
 
 
 @with_option_blocks
@@ -93,9 +104,9 @@ def compare(
     torch.set_num_threads(threads)
     job.start()
     try:
-        with job.training() as progress:
+        with job.training() as progress, in_flight(progress, job.store) as shown:
             report = run_compare(load, data_options.name, options, seed, job.store, executor=job.executor,
-                                 progress=progress)
+                                 progress=shown)
     except (ValueError, ImportError, KeyError, FileNotFoundError) as exc:
         fail(str(exc))
     report.notes = notes
@@ -106,6 +117,106 @@ def compare(
     if report.reused:
         typer.echo(f"{report.reused} of {report.reused + report.trained} model runs were in the run store")
     typer.echo(f"wrote {csv_path}, {md_path} and {json_path}")
+
+
+def fit_in_flight_text(fit: FitProgress) -> str:
+    """``tp-amtl@v2 run 2 epoch 109/2,000 (about 1 h 10 min left)``: one fit still training (a VMTL fit counts
+    evaluation rounds: ``round 3/150``; a unit's fits after its first add ``fit i``)."""
+    from negtransfer.cli.store_info import time_left
+
+    unit = fit.label or f"{fit.digest[:8]}…"
+    if fit.fit:
+        unit += f" fit {fit.fit}"
+    where = f"{'epoch' if fit.unit == 'epoch' else 'round'} {fit.rounds or 0:,}/{fit.max_rounds or 0:,}"
+    return f"{unit} {where} ({time_left(fit)})"
+
+
+def in_flight_text(fits: tuple[FitProgress, ...]) -> str:
+    """What compare shows below its progress bar while fits save their state: one line per fit in flight,
+    ``in flight: tp-amtl@v2 run 2 epoch 109/2,000 (about 1 h 3 min left)`` (empty without any), by unit name (runs
+    in number order), then fit."""
+    def order(fit: FitProgress) -> tuple:
+        name = fit.label or fit.digest
+        return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)), fit.fit
+
+    return "\n".join(f"in flight: {fit_in_flight_text(fit)}" for fit in sorted(fits, key=order))
+
+
+class InFlightProgress:
+    """compare's ``progress(stage, done, total)`` with the fits in flight below the bar, redrawn every
+    ``every`` seconds by a thread of its own while it is entered (``with``).
+
+    A unit counts in the bar only once it is stored (a TP-AMTL unit at 2000 epochs trains for hours); its fits
+    save their state every minute beside the run store (:mod:`negtransfer.train.checkpoint`), also from the
+    workers of ``--executor process``, so the folder is read
+    (:class:`~negtransfer.runs.store_info.FitWatcher`: only states written since the last redraw). What is
+    computed and stored does not change.
+
+    Parameters
+    ----------
+    progress : callable
+        The console's ``progress(stage, done, total, detail="")`` (:func:`negtransfer.cli.console.stage_progress`).
+    checkpoints : Path
+        The folder beside the job's run store.
+    since : float, optional
+        Seconds since the epoch; states saved before are not shown (default: now).
+    every : float
+        Seconds between redraws (:data:`IN_FLIGHT_REFRESH_SECONDS`).
+    """
+
+    def __init__(self, progress: Callable[..., None], checkpoints: Path, since: float | None = None,
+                 every: float = IN_FLIGHT_REFRESH_SECONDS):
+        from negtransfer.runs.store_info import FitWatcher
+
+        self.progress, self.every = progress, float(every)
+        self.watcher = FitWatcher(checkpoints, time.time() if since is None else since)
+        self.last: tuple[str, int, int] | None = None  # the latest (stage, done, total)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        with self._lock:
+            self.last = (stage, done, total)
+            self._draw()
+
+    def redraw(self) -> None:
+        """Read the fits in flight again and redraw the latest stage (nothing before the first report)."""
+        with self._lock:
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.last is not None:
+            stage, done, total = self.last
+            self.progress(stage, done, total, detail=in_flight_text(self.watcher.running()) if done < total else "")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.redraw()
+
+    def __enter__(self) -> "InFlightProgress":
+        self._thread = threading.Thread(target=self._run, name="negtransfer-fits-in-flight", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+@contextmanager
+def in_flight(progress: Callable[..., None] | None, store):
+    """``progress`` with the fits in flight beside the file-backed run store ``store`` below its bar
+    (:class:`InFlightProgress`); None (``-q``) stays None, and an in-memory store has no fits to show."""
+    from negtransfer.runs.runner import checkpoint_root
+
+    root = checkpoint_root(store)
+    if progress is None or root is None:
+        yield progress
+        return
+    with InFlightProgress(progress, root) as shown:
+        yield shown
 
 
 def _echo_summary(report) -> None:

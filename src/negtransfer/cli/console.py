@@ -132,7 +132,8 @@ def command_name() -> str:
 
 @contextmanager
 def stage_progress(quiet: bool):
-    """One progress bar per stage of a job: ``progress(stage, done, total)``."""
+    """One progress bar per stage of a job: ``progress(stage, done, total, detail="")``; a stage's ``detail`` (lines,
+    e.g. ``compare``'s fits in flight) is shown below the bars, each line cut to the terminal's width."""
     if quiet:
         yield None
         return
@@ -144,14 +145,22 @@ def stage_progress(quiet: bool):
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
 
-    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn()) as bar:
+    class StageBars(Progress):
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                for line in str(task.fields.get("detail", "")).splitlines():
+                    yield Text(f"  {line}", no_wrap=True, overflow="ellipsis")
+
+    with StageBars(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn()) as bar:
         stages: dict = {}  # stage -> the bar's task id
 
-        def progress(stage: str, done: int, total: int) -> None:
+        def progress(stage: str, done: int, total: int, detail: str = "") -> None:
             if stage not in stages:
-                stages[stage] = bar.add_task(stage, total=total)
-            bar.update(stages[stage], completed=done, total=total)
+                stages[stage] = bar.add_task(stage, total=total, detail=detail)
+            bar.update(stages[stage], completed=done, total=total, detail=detail)
 
         yield progress

@@ -32,6 +32,39 @@ def _ago(seconds: float) -> str:
     return f"{hours // 24} days ago"
 
 
+def duration(seconds: float) -> str:
+    """``40 s``, ``12 min``, ``1 h 40 min``, ``2 days 3 h`` (to the nearest second, minute or hour)."""
+    seconds = max(round(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(round(seconds / 3600), 24)
+    return f"{days} days {hours} h" if hours else f"{days} days"
+
+
+def time_left(fit: FitProgress) -> str:
+    """``about 1 h 40 min left`` at the fit's rate, as of its last save; ``rate not known`` where the state holds no
+    wall time (saved before negtransfer recorded it)."""
+    left = fit.seconds_left
+    return "rate not known" if left is None else f"about {duration(left)} left"
+
+
+def _rate(fit: FitProgress) -> str:
+    """``3.1 s an epoch, about 1 h 40 min left`` for a fit still training (empty for one that ended)."""
+    if fit.ended:
+        return ""
+    rate = fit.seconds_per_round
+    if rate is None:
+        return time_left(fit)
+    per = "an epoch" if fit.unit == "epoch" else "a round"
+    return f"{rate:.3g} s {per}, {time_left(fit)}"
+
+
 def _progress(fit: FitProgress) -> str:
     """``epoch 549 of 2000 (27%)``; a fit counted in iterations says its evaluation rounds and iterations."""
     if not fit.readable or fit.rounds is None or fit.max_rounds is None:
@@ -62,7 +95,9 @@ def summary_lines(info: StoreInfo) -> list[str]:
         lines.append(f"no fits in flight ({info.checkpoints.name}/ holds none)")
         return lines
     lines.append(f"fits in flight ({_count(info.units, 'unit')}, in {info.checkpoints.name}/):")
-    lines += [f"  unit {_unit(fit)}, fit {fit.fit}: {_progress(fit)}, saved {_ago(info.read_at - fit.saved)}"
+    lines += [f"  unit {_unit(fit)}, fit {fit.fit}: "
+              + ", ".join(filter(None, (_progress(fit), _rate(fit) if fit.readable else "",
+                                        f"saved {_ago(info.read_at - fit.saved)}")))
               for fit in info.fits]
     return lines
 
@@ -75,9 +110,10 @@ def store_info_command(
 
     Counts the finished model runs and artifacts (by kind), and for each fit
     that saves its state while it trains (a `compare` unit, in
-    STORE.checkpoints/) the rounds done of its budget and when it last saved
-    (every minute of training). Opens the store read-only: safe while a job
-    writes it.
+    STORE.checkpoints/) the rounds done of its budget, when it last saved
+    (every minute of training), its seconds per round and the time left to its
+    budget at that rate as of the save (early stopping may end it sooner).
+    Opens the store read-only: safe while a job writes it.
     """
     from negtransfer.runs.store import StoreError
     from negtransfer.runs.store_info import store_info

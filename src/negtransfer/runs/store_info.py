@@ -5,7 +5,9 @@ its own (``compare``'s units) also saves its fits' state while it trains, beside
 ``<store>.checkpoints/<the run's key digest>/fit-<i>.pt`` (:mod:`negtransfer.train.checkpoint`,
 :func:`negtransfer.runs.runner.checkpoint_root`). A long unit (TP-AMTL at 2000 epochs: hours) counts in a job's
 progress only once it is stored; :func:`store_info` reads both places, so that ``negtransfer store-info PATH``
-can say how far each fit has come while the job runs.
+can say how far each fit has come while the job runs, and how long it has left at the rate its state records
+(:attr:`FitProgress.seconds_left`); :class:`FitWatcher` reads the fits still training for a job's own progress
+bar (``negtransfer compare``).
 
 Nothing here writes: the store is opened read-only (SQLite's ``mode=ro``; a store that is being written is read
 as of its last committed transaction) and each fit file is read with a ``weights_only`` load
@@ -23,8 +25,8 @@ from pathlib import Path
 
 from negtransfer.runs.store import RECOVER_COMMAND, StoreError, foreign_file, foreign_layout
 
-__all__ = ["FitProgress", "StoreInfo", "StoredRuns", "checkpoints_beside", "fits_in_flight", "store_info",
-           "stored_runs"]
+__all__ = ["FitProgress", "FitWatcher", "StoreInfo", "StoredRuns", "checkpoints_beside", "fits_in_flight",
+           "store_info", "stored_runs"]
 
 #: The tables every run store has (:class:`~negtransfer.runs.store.RunStore` creates them when it opens a file).
 STORE_TABLES = frozenset({"runs", "artifacts"})
@@ -90,6 +92,16 @@ class FitProgress:
         A callback (early stopping) ended the fit before its budget.
     label : str or None
         What the unit is (``"tp-amtl run 3"``: the model and run of a ``compare`` unit), where its state says.
+    training_seconds : float or None
+        Seconds spent in training steps so far (the state's ``seconds``: the sum of
+        :attr:`~negtransfer.train.loop.RoundOutput.seconds`; 0 in a TP-AMTL state saved before the temporal family
+        measured it).
+    wall_seconds : float or None
+        Wall time of the rounds :attr:`wall_rounds` counts: training, validation, callbacks and saves (a state
+        saved before the loop recorded it has none: 0).
+    wall_rounds : int or None
+        The rounds :attr:`wall_seconds` covers: :attr:`rounds`, or fewer when the fit resumed from a state saved
+        before the wall time was recorded (0 in such a state).
     """
 
     digest: str
@@ -103,6 +115,9 @@ class FitProgress:
     steps: int | None = None
     stopped: bool | None = None
     label: str | None = None
+    training_seconds: float | None = None
+    wall_seconds: float | None = None
+    wall_rounds: int | None = None
 
     @property
     def ended(self) -> bool:
@@ -115,6 +130,33 @@ class FitProgress:
         if self.rounds is None or not self.max_rounds:
             return None
         return self.rounds / self.max_rounds
+
+    @property
+    def training_seconds_per_round(self) -> float | None:
+        """Seconds of training steps per round so far (validation not counted), or None where the state holds no
+        training time (a TP-AMTL state saved before the temporal family measured it)."""
+        if not self.rounds or not self.training_seconds or self.training_seconds <= 0:
+            return None
+        return self.training_seconds / self.rounds
+
+    @property
+    def seconds_per_round(self) -> float | None:
+        """Wall seconds per round (training, validation and saving: what a round takes), or None where the state
+        has no wall time (saved before it was recorded): the rate of :attr:`seconds_left`."""
+        if not self.wall_rounds or not self.wall_seconds or self.wall_seconds <= 0:
+            return None
+        return self.wall_seconds / self.wall_rounds
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Seconds to the fit's budget at :attr:`seconds_per_round`, from when the state was saved: 0 for an ended
+        fit, None where the rate is not known. Early stopping may end the fit sooner."""
+        if self.ended:
+            return 0.0
+        rate = self.seconds_per_round
+        if rate is None or self.rounds is None or self.max_rounds is None:
+            return None
+        return (self.max_rounds - self.rounds) * rate
 
 
 @dataclass(frozen=True)
@@ -161,8 +203,16 @@ class StoreInfo:
                 "rounds": fit.rounds, "max_rounds": fit.max_rounds, "unit_of_rounds": fit.unit, "steps": fit.steps,
                 "stopped_early": fit.stopped, "ended": fit.ended if fit.readable else None,
                 "saved": _iso(fit.saved), "seconds_since_saved": round(max(self.read_at - fit.saved, 0.0), 1),
+                "training_seconds": fit.training_seconds,
+                "training_seconds_per_round": _rounded(fit.training_seconds_per_round, 4),
+                "wall_seconds": fit.wall_seconds, "wall_rounds": fit.wall_rounds,
+                "seconds_per_round": _rounded(fit.seconds_per_round, 4), "seconds_left": _rounded(fit.seconds_left, 1),
             } for fit in self.fits],
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _iso(seconds: float) -> str:
@@ -275,9 +325,31 @@ def _fit_progress(digest: str, fit: int, path: Path) -> FitProgress | None:
         return FitProgress(digest, fit, path, saved, True, rounds=int(state["rounds"]),
                            max_rounds=int(signature["max_rounds"]), unit=str(signature["unit"]),
                            steps=int(state["steps"]), stopped=bool(state["stop"]),
-                           label=None if state.get("label") is None else str(state["label"]))
+                           label=None if state.get("label") is None else str(state["label"]),
+                           training_seconds=float(state.get("seconds", 0.0)),
+                           wall_seconds=float(state.get("wall_seconds", 0.0)),
+                           wall_rounds=int(state.get("wall_rounds", 0)))
     except (KeyError, TypeError, ValueError):  # a dict without a fit's fields
         return unreadable
+
+
+def _state_files(root: Path) -> list[tuple[str, int, Path]]:
+    """``(digest, fit number, path)`` of every ``<root>/<digest>/fit-<i>.pt``, by unit then fit number."""
+    from negtransfer.train.checkpoint import FIT_FILE_PATTERN
+
+    try:
+        units = sorted(entry for entry in root.iterdir() if entry.is_dir())
+    except OSError:  # absent (no fit in flight), or not a folder
+        return []
+    files = []
+    for unit in units:
+        try:
+            names = [(int(match.group(1)), entry) for entry in unit.iterdir()
+                     if (match := FIT_FILE_PATTERN.fullmatch(entry.name)) and entry.is_file()]
+        except OSError:  # removed meanwhile: the unit was stored
+            continue
+        files += [(unit.name, number, entry) for number, entry in sorted(names)]
+    return files
 
 
 def fits_in_flight(checkpoints: str | Path) -> tuple[FitProgress, ...]:
@@ -286,25 +358,45 @@ def fits_in_flight(checkpoints: str | Path) -> tuple[FitProgress, ...]:
     A file that cannot be read (damaged, of another checkpoint version, not a fit's state) is listed with
     ``readable=False``; temporary files of a save in progress (``fit-<i>.pt.<writer>.partial``) are not listed.
     """
-    from negtransfer.train.checkpoint import FIT_FILE_PATTERN
+    fits = (_fit_progress(digest, number, path) for digest, number, path in _state_files(Path(checkpoints)))
+    return tuple(fit for fit in fits if fit is not None)
 
-    root = Path(checkpoints)
-    try:
-        units = sorted(entry for entry in root.iterdir() if entry.is_dir())
-    except OSError:  # absent (no fit in flight), or not a folder
-        return ()
-    fits = []
-    for unit in units:
-        try:
-            names = [(int(match.group(1)), entry) for entry in unit.iterdir()
-                     if (match := FIT_FILE_PATTERN.fullmatch(entry.name)) and entry.is_file()]
-        except OSError:  # removed meanwhile: the unit was stored
-            continue
-        for number, entry in sorted(names):
-            progress = _fit_progress(unit.name, number, entry)
-            if progress is not None:
-                fits.append(progress)
-    return tuple(fits)
+
+class FitWatcher:
+    """The fits still training under one checkpoint folder, for a job's live progress (``negtransfer compare``).
+
+    Each :meth:`running` call lists the folder and reads only the state files written since the last call (a fit
+    saves once a minute of training; a state is a few hundred kB, read in milliseconds), so calling it every few
+    seconds costs a few ``stat`` calls between saves. Nothing is written.
+
+    Parameters
+    ----------
+    checkpoints : str or Path
+        The folder beside the job's run store (:func:`checkpoints_beside`).
+    since : float
+        Seconds since the epoch: states saved before (left by an earlier, killed job, until this job resumes
+        them) are not shown.
+    """
+
+    def __init__(self, checkpoints: str | Path, since: float):
+        self.checkpoints, self.since = Path(checkpoints), float(since)
+        self._read: dict[Path, tuple[int, FitProgress | None]] = {}  # path -> (mtime in ns, what it said)
+
+    def running(self) -> tuple[FitProgress, ...]:
+        """The readable fits saved since :attr:`since` that have not ended, by unit then fit number."""
+        fits, seen = [], {}
+        for digest, number, path in _state_files(self.checkpoints):
+            try:
+                changed = path.stat().st_mtime_ns
+            except OSError:  # its unit was stored meanwhile
+                continue
+            cached = self._read.get(path)
+            fit = cached[1] if cached is not None and cached[0] == changed else _fit_progress(digest, number, path)
+            seen[path] = (changed, fit)
+            if fit is not None and fit.readable and not fit.ended and fit.saved >= self.since:
+                fits.append(fit)
+        self._read = seen
+        return tuple(fits)
 
 
 def store_info(path: str | Path) -> StoreInfo:

@@ -306,6 +306,11 @@ class FitLoop:
         self.stop = False
         self.steps = 0
         self.rounds = 0
+        # the wall time of the rounds run (training, evaluation, callbacks, saves) and how many rounds it covers
+        # (fewer than `rounds` after resuming a state saved before it was recorded): the rate of a saved state,
+        # for `negtransfer store-info`; never part of a FitResult
+        self.wall_seconds = 0.0
+        self.wall_rounds = 0
 
     @property
     def steps_done(self) -> int:
@@ -339,7 +344,8 @@ class FitLoop:
         history: list[dict] = []
         if slot is not None:
             seconds, history = self._resume(slot, max_rounds, tasks)
-        saved_at = time.perf_counter()
+        saved_at = began = time.perf_counter()
+        first_round, wall_before, timed_before = self.rounds, self.wall_seconds, self.wall_rounds
         while self.rounds < max_rounds and not self.stop:
             r = self.rounds + 1
             output = train_round(self, r)
@@ -350,6 +356,8 @@ class FitLoop:
             for cb in self.callbacks:
                 cb.on_round_end(self, evaluation)
             ended = self.stop or r == max_rounds
+            self.wall_seconds = wall_before + time.perf_counter() - began
+            self.wall_rounds = timed_before + r - first_round
             if slot is not None and (ended or time.perf_counter() - saved_at >= slot.every_seconds):
                 slot.save(self._state(max_rounds, tasks, seconds, history))
                 saved_at = time.perf_counter()
@@ -371,7 +379,8 @@ class FitLoop:
 
     def _state(self, max_rounds: int, tasks: tuple, seconds: float, history: list) -> dict:
         return {"signature": self._signature(max_rounds, tasks), "rounds": self.rounds, "steps": self.steps,
-                "stop": self.stop, "seconds": seconds, "history": list(history),
+                "stop": self.stop, "seconds": seconds, "wall_seconds": self.wall_seconds,
+                "wall_rounds": self.wall_rounds, "history": list(history),
                 "model": self.model.state_dict(), "callbacks": [cb.state_dict() for cb in self.callbacks],
                 "resumable": {name: object_state(value) for name, value in (self.resumable or {}).items()},
                 "random": random_states()}
@@ -388,4 +397,5 @@ class FitLoop:
             set_object_state(value, saved["resumable"][name])
         set_random_states(saved["random"])
         self.rounds, self.steps, self.stop = int(saved["rounds"]), int(saved["steps"]), bool(saved["stop"])
+        self.wall_seconds, self.wall_rounds = float(saved.get("wall_seconds", 0.0)), int(saved.get("wall_rounds", 0))
         return float(saved["seconds"]), list(saved["history"])

@@ -37,6 +37,7 @@ only task k's labels train it. The loop is :class:`negtransfer.train.loop.FitLoo
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -252,9 +253,12 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
     optimiser = torch.optim.Adam(parameter_groups(model, extra, config.weight_decay, config.l2), lr=config.lr)
 
     def train_round(loop: FitLoop, epoch: int) -> RoundOutput:
+        # the epoch's wall time, less the loop's step callbacks (progress): FitResult.seconds_per_step, and the
+        # training rate `negtransfer store-info` reads from a saved state
+        began = time.perf_counter()
         model.train()
         order = train[torch.randperm(len(train), generator=gen)]
-        total, batches = 0.0, 0
+        total, batches, seconds = 0.0, 0, 0.0
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
             logits = model(x[rows], None if m is None else m[rows])
@@ -264,8 +268,10 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
             loss.backward()
             optimiser.step()
             total, batches = total + loss.item(), batches + 1
+            seconds += time.perf_counter() - began
             loop.step_done()
-        return RoundOutput(batches, 0.0, {"train_loss": total / max(batches, 1)})
+            began = time.perf_counter()
+        return RoundOutput(batches, seconds, {"train_loss": total / max(batches, 1)})
 
     def evaluate(epoch: int, out: RoundOutput) -> Evaluation:
         if len(val):
