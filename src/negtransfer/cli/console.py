@@ -149,8 +149,9 @@ def stage_progress(quiet: bool):
 
     class StageBars(Progress):
         def get_renderables(self):
-            yield self.make_tasks_table(self.tasks)
-            for task in self.tasks:
+            tasks = self.tasks
+            yield self.make_tasks_table(tasks)
+            for task in tasks:
                 for line in str(task.fields.get("detail", "")).splitlines():
                     yield Text(f"  {line}", no_wrap=True, overflow="ellipsis")
 
@@ -160,7 +161,7 @@ def stage_progress(quiet: bool):
 
         def progress(stage: str, done: int, total: int, detail: str = "") -> None:
             if stage not in stages:
-                stages[stage] = bar.add_task(stage, total=total, detail=detail)
+                stages[stage] = bar.add_task(stage, total=total)
             bar.update(stages[stage], completed=done, total=total, detail=detail)
 
         yield progress

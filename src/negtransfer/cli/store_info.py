@@ -20,16 +20,7 @@ def _count(n: int, noun: str) -> str:
 
 def _ago(seconds: float) -> str:
     """``12 s ago``, ``3 min ago``, ``2 h 5 min ago``, ``3 days ago``."""
-    seconds = max(int(seconds), 0)
-    if seconds < 60:
-        return f"{seconds} s ago"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min ago"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
-    return f"{hours // 24} days ago"
+    return f"{duration(seconds)} ago"
 
 
 def duration(seconds: float) -> str:
@@ -55,12 +46,13 @@ def time_left(fit: FitProgress) -> str:
 
 
 def _rate(fit: FitProgress) -> str:
-    """``3.1 s an epoch, about 1 h 40 min left`` for a fit still training (empty for one that ended)."""
-    if fit.ended:
+    """``3.1 s an epoch, about 1 h 40 min left`` for a fit still training (empty for one that ended or cannot be
+    read); ``rate not known`` for a state saved without its wall time."""
+    if fit.ended or not fit.readable:
         return ""
     rate = fit.seconds_per_round
     if rate is None:
-        return time_left(fit)
+        return "rate not known"
     per = "an epoch" if fit.unit == "epoch" else "a round"
     return f"{rate:.3g} s {per}, {time_left(fit)}"
 
@@ -96,7 +88,7 @@ def summary_lines(info: StoreInfo) -> list[str]:
         return lines
     lines.append(f"fits in flight ({_count(info.units, 'unit')}, in {info.checkpoints.name}/):")
     lines += [f"  unit {_unit(fit)}, fit {fit.fit}: "
-              + ", ".join(filter(None, (_progress(fit), _rate(fit) if fit.readable else "",
+              + ", ".join(filter(None, (_progress(fit), _rate(fit),
                                         f"saved {_ago(info.read_at - fit.saved)}")))
               for fit in info.fits]
     return lines

@@ -329,7 +329,7 @@ def _fit_progress(digest: str, fit: int, path: Path) -> FitProgress | None:
                            training_seconds=float(state.get("seconds", 0.0)),
                            wall_seconds=float(state.get("wall_seconds", 0.0)),
                            wall_rounds=int(state.get("wall_rounds", 0)))
-    except (KeyError, TypeError, ValueError):  # a dict without a fit's fields
+    except Exception:  # not a fit's state (missing or odd fields): shown as unreadable, never raised into a job
         return unreadable
 
 
@@ -366,7 +366,7 @@ class FitWatcher:
     """The fits still training under one checkpoint folder, for a job's live progress (``negtransfer compare``).
 
     Each :meth:`running` call lists the folder and reads only the state files written since the last call (a fit
-    saves once a minute of training; a state is a few hundred kB, read in milliseconds), so calling it every few
+    saves once a minute of training; a state is small), so calling it every few
     seconds costs a few ``stat`` calls between saves. Nothing is written.
 
     Parameters

@@ -344,8 +344,7 @@ class FitLoop:
         history: list[dict] = []
         if slot is not None:
             seconds, history = self._resume(slot, max_rounds, tasks)
-        saved_at = began = time.perf_counter()
-        first_round, wall_before, timed_before = self.rounds, self.wall_seconds, self.wall_rounds
+        saved_at = lap = time.perf_counter()
         while self.rounds < max_rounds and not self.stop:
             r = self.rounds + 1
             output = train_round(self, r)
@@ -356,9 +355,9 @@ class FitLoop:
             for cb in self.callbacks:
                 cb.on_round_end(self, evaluation)
             ended = self.stop or r == max_rounds
-            self.wall_seconds = wall_before + time.perf_counter() - began
-            self.wall_rounds = timed_before + r - first_round
-            if slot is not None and (ended or time.perf_counter() - saved_at >= slot.every_seconds):
+            now = time.perf_counter()
+            self.wall_seconds, self.wall_rounds, lap = self.wall_seconds + now - lap, self.wall_rounds + 1, now
+            if slot is not None and (ended or now - saved_at >= slot.every_seconds):
                 slot.save(self._state(max_rounds, tasks, seconds, history))
                 saved_at = time.perf_counter()
         keeper = next((cb for cb in self.callbacks if isinstance(cb, KeepBest)), None)

@@ -253,13 +253,13 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
     optimiser = torch.optim.Adam(parameter_groups(model, extra, config.weight_decay, config.l2), lr=config.lr)
 
     def train_round(loop: FitLoop, epoch: int) -> RoundOutput:
-        # the epoch's wall time, less the loop's step callbacks (progress): FitResult.seconds_per_step, and the
-        # training rate `negtransfer store-info` reads from a saved state
-        began = time.perf_counter()
         model.train()
         order = train[torch.randperm(len(train), generator=gen)]
         total, batches, seconds = 0.0, 0, 0.0
         for start in range(0, len(order), config.batch_size):
+            # the steps' wall time, less the loop's step callbacks (progress): FitResult.seconds_per_step, and
+            # the training rate `negtransfer store-info` reads from a saved state
+            began = time.perf_counter()
             rows = order[start : start + config.batch_size]
             logits = model(x[rows], None if m is None else m[rows])
             losses, present = masked_bce(logits, y[rows])
@@ -270,7 +270,6 @@ def fit(model: nn.Module, dataset, *, task_indices: Sequence[int] | None = None,
             total, batches = total + loss.item(), batches + 1
             seconds += time.perf_counter() - began
             loop.step_done()
-            began = time.perf_counter()
         return RoundOutput(batches, seconds, {"train_loss": total / max(batches, 1)})
 
     def evaluate(epoch: int, out: RoundOutput) -> Evaluation:
