@@ -434,6 +434,20 @@ def _check_group_selection(history, printed):
     assert history["_"] == [sel.groups, sel.objective, sel.task_group, sel.nodes_explored]
 
 
+def _check_source_selection(history, printed):
+    """source-selection.md: S is (n, k) bool; the scores are named; gamma comes from the grid and the selection is
+    select_sources on the surrogate fitted to every row; the metrics are those named."""
+    from negtransfer.select.sources import select_sources
+
+    S, surrogate, choice = history["S"][0], history["surrogate"][0], history["choice"][0]
+    assert S.shape == (80, 10) and S.dtype == bool
+    scores, (gamma, selected) = history["_"][:2]
+    assert list(scores) == history["source_names"][0] and list(scores.values()) == list(surrogate.theta_)
+    assert choice.gamma == gamma and np.round(gamma, 6) in np.round(np.arange(-0.5, 0.51, 0.1), 6)
+    np.testing.assert_array_equal(selected, select_sources(surrogate.theta_, gamma))
+    assert {"f1", "spearman", "accuracy"} <= set(history["m"][0])
+
+
 def _check_tp_amtl(history, printed):
     """tp-amtl.md: each printed row of the table is a row of the page's results (same numbers)."""
     page = (ROOT / "docs" / "methods" / "tp-amtl.md").read_text()
@@ -455,5 +469,6 @@ CHECKS: dict[tuple[str, int], Callable[[dict, str], None]] = {
     ("docs/methods/affinity.md", 3): _check_lightning,
     ("docs/methods/etap-predictor.md", 1): _check_etap,
     ("docs/methods/group-selection.md", 1): _check_group_selection,
+    ("docs/methods/source-selection.md", 1): _check_source_selection,
     ("docs/methods/tp-amtl.md", 1): _check_tp_amtl,
 }
