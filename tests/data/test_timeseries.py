@@ -126,6 +126,30 @@ def test_timeseries_dataset_drops_unlabelled_and_validates():
         timeseries_dataset(values, labels, task_names=["a"], feature_names=["x", "y", "z"])
 
 
+def test_physionet_outcomes_found_inside_the_folder_else_beside_it_as_the_challenge_ships_them(tmp_path):
+    from negtransfer.data.timeseries.physionet import outcomes_file
+
+    records = tmp_path / "set-a"
+    records.mkdir()
+    write_physionet(records)
+    assert outcomes_file(records) == records / "Outcomes-a.txt"
+    inside = read_physionet2012(records)
+    (records / "Outcomes-a.txt").rename(tmp_path / "Outcomes-a.txt")  # the challenge's layout: beside set-a/
+    (tmp_path / "Outcomes-b.txt").write_text("RecordID,Length_of_stay,In-hospital_death\n")  # another set's
+    assert outcomes_file(records) == (tmp_path / "Outcomes-a.txt").resolve()
+    beside = read_physionet2012(records)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(inside[:3], beside[:3], strict=True))
+    other = tmp_path / "icu"  # not named set-<x>: the parent's only Outcomes*.txt, and none when several
+    records.rename(other)
+    with pytest.raises(DataError, match="no Outcomes.*nor one beside it"):
+        outcomes_file(other)
+    (tmp_path / "Outcomes-b.txt").unlink()
+    assert outcomes_file(other) == (tmp_path / "Outcomes-a.txt").resolve()
+    (tmp_path / "Outcomes-a.txt").unlink()
+    with pytest.raises(DataError, match="no Outcomes.*nor one beside it.*pass outcomes="):
+        outcomes_file(other)
+
+
 def test_physionet_errors_name_the_problem(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_physionet2012(tmp_path / "nope")

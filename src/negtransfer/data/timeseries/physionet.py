@@ -10,7 +10,8 @@ import numpy as np
 from negtransfer.data.build import DataError
 from negtransfer.data.timeseries.dataset import TimeSeriesMultiTaskDataset, select_tasks, timeseries_dataset
 
-__all__ = ["PHYSIONET_STATIC", "PHYSIONET_TASKS", "PHYSIONET_TIME_SERIES", "load_physionet2012_folder", "read_physionet2012"]
+__all__ = ["PHYSIONET_STATIC", "PHYSIONET_TASKS", "PHYSIONET_TIME_SERIES", "load_physionet2012_folder", "outcomes_file",
+           "read_physionet2012"]
 
 
 #: The 37 time-series variables of the PhysioNet/CinC 2012 challenge (plus Weight, also static).
@@ -92,6 +93,25 @@ def _record_labels(record_id: str, icu: float | None, by_id) -> np.ndarray:
     return labels
 
 
+def outcomes_file(folder: Path) -> Path:
+    """The outcomes file of a PhysioNet 2012 record folder: the first ``Outcomes*.txt`` inside it, else the one
+    the challenge ships beside it (``set-a/`` and ``Outcomes-a.txt`` in one parent folder; for a folder not named
+    ``set-<x>``, the parent's only ``Outcomes*.txt``)."""
+    inside = sorted(folder.glob("Outcomes*.txt"))
+    if inside:
+        return inside[0]
+    parent = folder.resolve().parent
+    if folder.name.startswith("set-"):
+        beside = [parent / f"Outcomes-{folder.name[len('set-'):]}.txt"]
+    else:
+        beside = sorted(parent.glob("Outcomes*.txt"))
+    found = [path for path in beside if path.is_file()]
+    if len(found) != 1:
+        raise DataError(f"no Outcomes*.txt file in {folder} (nor {beside[0].name if len(beside) == 1 else 'one'} "
+                        f"beside it in {parent}); pass outcomes=<path to Outcomes-a.txt>")
+    return found[0]
+
+
 def read_physionet2012(
     folder: str | Path,
     *,
@@ -110,7 +130,8 @@ def read_physionet2012(
         "not recorded" and is treated as missing.
     outcomes : path, optional
         The outcomes file (``RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death``);
-        default: the first ``Outcomes*.txt`` in ``folder``. Records without a row
+        default: the first ``Outcomes*.txt`` in ``folder``, else the challenge's own layout, the file beside
+        it (``set-a/`` -> ``Outcomes-a.txt`` in the same parent folder; :func:`outcomes_file`). Records without a row
         get NaN for the outcome tasks (the ICUType tasks keep their labels).
     n_steps : int
         Hourly bins: a row at minute m goes to bin ``min(m // 60, n_steps - 1)``;
@@ -136,10 +157,7 @@ def read_physionet2012(
     if not files:
         raise DataError(f"no <RecordID>.txt record files in {folder}")
     if outcomes is None:
-        found = sorted(folder.glob("Outcomes*.txt"))
-        if not found:
-            raise DataError(f"no Outcomes*.txt file in {folder}; pass outcomes=<path to Outcomes-a.txt>")
-        outcomes = found[0]
+        outcomes = outcomes_file(folder)
     table = pd.read_csv(outcomes)
     needed = ["RecordID", "Length_of_stay", "In-hospital_death"]
     missing = [c for c in needed if c not in table.columns]
