@@ -127,7 +127,7 @@ def test_timeseries_dataset_drops_unlabelled_and_validates():
 
 
 def test_physionet_outcomes_found_inside_the_folder_else_beside_it_as_the_challenge_ships_them(tmp_path):
-    from negtransfer.data.timeseries.physionet import outcomes_file
+    from negtransfer.data.timeseries.physionet import is_physionet_folder, outcomes_file
 
     records = tmp_path / "set-a"
     records.mkdir()
@@ -139,15 +139,16 @@ def test_physionet_outcomes_found_inside_the_folder_else_beside_it_as_the_challe
     assert outcomes_file(records) == (tmp_path / "Outcomes-a.txt").resolve()
     beside = read_physionet2012(records)
     assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(inside[:3], beside[:3], strict=True))
-    other = tmp_path / "icu"  # not named set-<x>: the parent's only Outcomes*.txt, and none when several
+    assert is_physionet_folder(records) and not is_physionet_folder(tmp_path / "set-b")
+    other = tmp_path / "icu"  # not named set-<x>: only an outcomes file inside it counts
     records.rename(other)
-    with pytest.raises(DataError, match="no Outcomes.*nor one beside it"):
+    with pytest.raises(DataError, match="no Outcomes.*icu; pass outcomes="):
         outcomes_file(other)
-    (tmp_path / "Outcomes-b.txt").unlink()
-    assert outcomes_file(other) == (tmp_path / "Outcomes-a.txt").resolve()
+    assert not is_physionet_folder(other)
+    other.rename(records)
     (tmp_path / "Outcomes-a.txt").unlink()
-    with pytest.raises(DataError, match="no Outcomes.*nor one beside it.*pass outcomes="):
-        outcomes_file(other)
+    with pytest.raises(DataError, match="no Outcomes.*nor Outcomes-a.txt beside it; pass outcomes="):
+        outcomes_file(records)
 
 
 def test_physionet_errors_name_the_problem(tmp_path):

@@ -270,8 +270,13 @@ def test_data_folders_route_by_what_they_hold(tmp_path):
     assert '"data_kind": "time-series"' in (out / "report.json").read_text()
     res = runner.invoke(app, ["gains", "--data", str(folder), "--out", str(tmp_path / "g"), "-q"])
     assert res.exit_code == 2 and "time-series data" in res.output and "negtransfer compare" in res.output
-    # a Task_Splits folder is still a table of per-task rows for every command
     from negtransfer.cli import DataOptions
+
+    inside = DataOptions(data=folder).loader(kinds=None, command="compare")(0)
+    (folder / "Outcomes-a.txt").rename(tmp_path / "Outcomes-a.txt")  # the challenge's layout: beside set-a/
+    beside = DataOptions(data=folder).loader(kinds=None, command="compare")(0)
+    assert data_kind(beside) == "time-series" and np.array_equal(inside.Y, beside.Y, equal_nan=True)
+    # a Task_Splits folder is still a table of per-task rows for every command
 
     splits = tmp_path / "Task_Splits"
     splits.mkdir()

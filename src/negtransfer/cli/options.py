@@ -318,7 +318,8 @@ class DataOptions:
         """``load(seed) -> dataset`` (raising DataError etc.).
 
         ``--data`` is a table file, a Task_Splits folder (:func:`~negtransfer.data.files.dataset_from_file`), or a
-        PhysioNet 2012 challenge folder (one with an ``Outcomes*.txt`` file; time series).
+        PhysioNet 2012 challenge folder (one with an ``Outcomes*.txt`` file in it or, as the challenge ships
+        them, ``Outcomes-a.txt`` beside ``set-a/``; time series).
         """
         self.check()
         command = command or command_name()
@@ -328,7 +329,9 @@ class DataOptions:
 
             name = self.dataset or "yeast"
             return lambda seed: load_builtin(name, seed=seed, tasks=task_list, kinds=kinds, command=command)
-        if self.data.is_dir() and any(self.data.glob("Outcomes*.txt")):
+        from negtransfer.data.timeseries.physionet import is_physionet_folder
+
+        if is_physionet_folder(self.data):
             from negtransfer.data.builtin import PHYSIONET_PREFIX, load_builtin
 
             name = f"{PHYSIONET_PREFIX}{self.data}"

@@ -10,8 +10,8 @@ import numpy as np
 from negtransfer.data.build import DataError
 from negtransfer.data.timeseries.dataset import TimeSeriesMultiTaskDataset, select_tasks, timeseries_dataset
 
-__all__ = ["PHYSIONET_STATIC", "PHYSIONET_TASKS", "PHYSIONET_TIME_SERIES", "load_physionet2012_folder", "outcomes_file",
-           "read_physionet2012"]
+__all__ = ["PHYSIONET_STATIC", "PHYSIONET_TASKS", "PHYSIONET_TIME_SERIES", "is_physionet_folder",
+           "load_physionet2012_folder", "outcomes_file", "read_physionet2012"]
 
 
 #: The 37 time-series variables of the PhysioNet/CinC 2012 challenge (plus Weight, also static).
@@ -95,21 +95,30 @@ def _record_labels(record_id: str, icu: float | None, by_id) -> np.ndarray:
 
 def outcomes_file(folder: Path) -> Path:
     """The outcomes file of a PhysioNet 2012 record folder: the first ``Outcomes*.txt`` inside it, else the one
-    the challenge ships beside it (``set-a/`` and ``Outcomes-a.txt`` in one parent folder; for a folder not named
-    ``set-<x>``, the parent's only ``Outcomes*.txt``)."""
+    the challenge ships beside it (``set-a/`` and ``Outcomes-a.txt`` in one parent folder).
+
+    Raises
+    ------
+    DataError
+        Neither exists.
+    """
     inside = sorted(folder.glob("Outcomes*.txt"))
     if inside:
         return inside[0]
-    parent = folder.resolve().parent
-    if folder.name.startswith("set-"):
-        beside = [parent / f"Outcomes-{folder.name[len('set-'):]}.txt"]
-    else:
-        beside = sorted(parent.glob("Outcomes*.txt"))
-    found = [path for path in beside if path.is_file()]
-    if len(found) != 1:
-        raise DataError(f"no Outcomes*.txt file in {folder} (nor {beside[0].name if len(beside) == 1 else 'one'} "
-                        f"beside it in {parent}); pass outcomes=<path to Outcomes-a.txt>")
-    return found[0]
+    name = folder.resolve().name  # "." inside set-a/ is set-a
+    beside = folder.resolve().parent / f"Outcomes-{name[len('set-'):]}.txt" if name.startswith("set-") else None
+    if beside is None or not beside.is_file():
+        where = "" if beside is None else f" nor {beside.name} beside it"
+        raise DataError(f"no Outcomes*.txt file in {folder}{where}; pass outcomes=<path to Outcomes-a.txt>")
+    return beside
+
+
+def is_physionet_folder(path: Path) -> bool:
+    """Whether ``path`` is a PhysioNet 2012 record folder: a folder with an outcomes file (:func:`outcomes_file`)."""
+    try:
+        return path.is_dir() and outcomes_file(path) is not None
+    except DataError:
+        return False
 
 
 def read_physionet2012(
