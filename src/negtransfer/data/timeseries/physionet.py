@@ -115,10 +115,13 @@ def outcomes_file(folder: Path) -> Path:
 
 def is_physionet_folder(path: Path) -> bool:
     """Whether ``path`` is a PhysioNet 2012 record folder: a folder with an outcomes file (:func:`outcomes_file`)."""
+    if not path.is_dir():
+        return False
     try:
-        return path.is_dir() and outcomes_file(path) is not None
+        outcomes_file(path)
     except DataError:
         return False
+    return True
 
 
 def read_physionet2012(
