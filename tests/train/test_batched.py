@@ -394,14 +394,16 @@ def test_kept_parameters_are_each_models_best_weights(mixed_dataset):
     from negtransfer.train.losses import TaskLossLayout
 
     ds = mixed_dataset
-    cfg = TrainConfig(max_epochs=4, lr=0.05, hidden=(8, 4))
+    # the default widths: on an AMD EPYC (MKL, AVX-512) widths (8, 4), (16, 4) and (16, 16) round differently in
+    # a stack of 2 than alone, in the last bits (docs/training.md); (8, 4) passed on an Intel CPU
+    cfg = TrainConfig(max_epochs=4, lr=0.05, hidden=(32, 16))
     results = train_group_models(ds, [(0, 1), (0, 1, 2, 3)], cfg, seed=2, keep_parameters=True)
     alone = train_group_models(ds, [(0, 1, 2, 3)], cfg, seed=2, keep_parameters=True)[0]
     layout = TaskLossLayout(ds.tasks)
     x, y = torch.from_numpy(ds.X[ds.split == VALIDATION]), torch.from_numpy(ds.Y[ds.split == VALIDATION])
     for res in results:
         params = res.extra["parameters"]
-        assert [tuple(p.shape) for p in params] == [(ds.n_features, 8), (8,), (8, 4), (4,), (4, layout.n_outputs),
+        assert [tuple(p.shape) for p in params] == [(ds.n_features, 32), (32,), (32, 16), (16,), (16, layout.n_outputs),
                                                     (layout.n_outputs,)]
         h = x
         for i in range(0, len(params), 2):

@@ -183,9 +183,11 @@ def _backward(weights: list[torch.Tensor], inputs: list[torch.Tensor], g: torch.
         torch.bmm(h.transpose(1, 2), g, out=grads[layer])
         torch.sum(g, 1, keepdim=True, out=grads[n_layers + layer])
         if layer:
-            w = weights[layer]  # its transpose copied contiguous: MKL's batched product is twice as fast
-            w_t = work.tensor(f"layer {layer} weight transposed", (K, w.shape[2], w.shape[1]), w).copy_(w.transpose(1, 2))
-            g_in = torch.bmm(g, w_t, out=work.tensor(f"layer {layer} input gradient", h.shape, g))
+            # the transposed VIEW, as autograd multiplies: a contiguous copy of the transpose ran MKL's batched
+            # product about twice as fast on an Intel CPU, but on an AMD EPYC (AVX-512) it rounded differently
+            # from autograd in the last bit (docs/scaling.md)
+            w = weights[layer]
+            g_in = torch.bmm(g, w.transpose(1, 2), out=work.tensor(f"layer {layer} input gradient", h.shape, g))
             if inputs[layer - 1].dim() == 2:  # the first layer multiplies (B, K * width) matrices
                 below = work.tensor("layer 0 gradient", (h.shape[1], K * h.shape[2]), g)
                 g_out = split_columns(below, K)
