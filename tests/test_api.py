@@ -155,3 +155,34 @@ def test_sources_defaults_from_python_equal_the_command_line(patients, tmp_path,
     assert mine["config"]["batching"] == cli["config"]["batching"]
     assert (mine["repeats"], mine["training"]) == (
         (5, "task-modeling") if preset == "task-modeling" else (3, "parity"))
+
+
+def test_options_of_the_wrong_type_are_named_before_training(patients):
+    # each of these once failed deep inside the job with a bare TypeError ('<' not supported between 'str' and
+    # 'int'), or inside numpy or training
+    frame = pd.read_csv(patients)
+    tasks = ["sick", "worse", "stay"]
+    with pytest.raises(ValueError, match=r"--budget \(budget\) must be a whole number, got '2'"):
+        negtransfer.group(frame, tasks=tasks, budget="2")
+    with pytest.raises(ValueError, match=r"--kappa \(kappa\) must be a number, got 'x'"):
+        negtransfer.group(frame, tasks=tasks, kappa="x")
+    with pytest.raises(ValueError, match=r"--subsets \(n_subsets\) must be a whole number, got '4'"):
+        negtransfer.sources(frame, target="sick", tasks=tasks, n_subsets="4")
+    with pytest.raises(ValueError, match=r"--alpha \(alpha\) must be a whole number, got 1.5"):
+        negtransfer.sources(frame, target="sick", tasks=tasks, alpha=1.5)
+    with pytest.raises(ValueError, match="max_epochs must be a whole number >= 1, got 2.5"):
+        negtransfer.group(frame, tasks=tasks, max_epochs=2.5)
+    for function, arguments in [(negtransfer.gains, {}), (negtransfer.group, {}),
+                                (negtransfer.sources, {"target": "sick"}), (negtransfer.compare, {"models": ["stl"]})]:
+        with pytest.raises(ValueError, match="seed must be a whole number >= 0, got None"):
+            function(frame, tasks=tasks, seed=None, **arguments)
+        with pytest.raises(TypeError, match="progress must be None or a callable progress.*got int"):
+            function(frame, tasks=tasks, progress=3, **arguments)
+
+
+def test_a_torch_device_is_accepted(patients):
+    torch = pytest.importorskip("torch")
+    frame = pd.read_csv(patients)
+    report = negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", repeats=1, max_epochs=1,
+                               device=torch.device("cpu"))
+    assert report.config["device"] == "cpu"

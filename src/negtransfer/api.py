@@ -169,6 +169,17 @@ def _model_choice(model: Any, arguments: Mapping[str, Any] | None, version: str 
                     f"got {type(model).__name__}")
 
 
+def _check_call(seed: Any, progress: Any) -> None:
+    """``seed`` a whole number >= 0 and ``progress`` a callable or None, before anything is loaded or trained."""
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable progress(stage, done, total), "
+                        f"got {type(progress).__name__}")
+
+
 def _checked(dataset, config) -> None:
     """Check the configuration's model on the dataset before any training (a bad factory raises ValueError); a
     model that trains one at a time is said once, as an UnstackableModelWarning."""
@@ -232,6 +243,7 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         ``to_frame()``: one row per (group, task) with ``gain`` (negative = negative transfer); ``to_dict()``:
         what ``negtransfer gains`` writes as gains.json.
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.gains import GainsOptions, run_gains
 
     job, training = _split_options(options, GainsOptions, {f.name for f in fields(GainsOptions)}, "gains")
@@ -271,6 +283,7 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         ``to_dict()`` is what ``negtransfer group`` writes as report.json, ``to_frame()`` one row per task,
         ``affinity_frame()`` the affinity matrix labelled by task.
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 
     job, training = _split_options(options, GroupingOptions, {f.name for f in fields(GroupingOptions)}, "group")
@@ -318,6 +331,7 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
         (``f1``, ``spearman``, ...); ``check.recommended``: the selection, STL or all sources, whichever had the
         lowest target loss on validation rows the selection did not use (``check.reason`` says why).
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.sources import SourceOptions, preset_defaults, run_sources
 
     names = {f.name for f in fields(SourceOptions)} - {"target"}
@@ -364,6 +378,7 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
     CompareReport
         ``to_frame()``: the long table of results.csv (``model, task, run, metric, value``); ``summary(metric)``.
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, run_compare
     from negtransfer.models.base import FitOptions
 
