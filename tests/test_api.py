@@ -186,3 +186,24 @@ def test_a_torch_device_is_accepted(patients):
     report = negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", repeats=1, max_epochs=1,
                                device=torch.device("cpu"))
     assert report.config["device"] == "cpu"
+
+
+def test_every_report_prints_its_answer_in_one_short_line(patients):
+    # the dataclass reprs ran to 2,000-5,000 characters of nested records
+    frame = pd.read_csv(patients)
+    tasks, small = ["sick", "worse", "stay"], {"repeats": 1, "max_epochs": 2}
+    grouping = negtransfer.group(frame, tasks=tasks, budget=2, rounds=1, n_train_groups=2, **small)
+    gains = negtransfer.gains(frame, tasks=tasks, groups="all", **small)
+    sources = negtransfer.sources(frame, target="sick", tasks=tasks, alpha=1, n_subsets=3, holdout=0, **small)
+    table = frame.assign(site=np.where(frame.age > 0, "north", "south"))
+    comparison = negtransfer.compare(table, ["stl"], task_column="site", label="sick",
+                                     features=["age", "dose", "bmi", "noise"], runs=1, iterations=3)
+    for report in (grouping, gains, sources, comparison):
+        assert len(repr(report)) < 400 and "\n" not in repr(report) and str(report) == repr(report)
+    assert repr(grouping).startswith("GroupingReport(method='etap', dataset='data', tasks=('sick', 'worse', 'stay')")
+    assert f"selected_groups={grouping.selected_groups!r}" in repr(grouping)
+    assert f"negative_transfer={int((gains.to_frame().gain < 0).sum())})" in repr(gains)
+    assert f"target='sick', selected={list(sources.selected)!r}" in repr(sources)
+    assert "models=['stl'], tasks=['north', 'south'], runs=1" in repr(comparison)
+    with pytest.raises(ValueError, match="no model reported the metric 'acuracy'; the metrics are: accuracy"):
+        comparison.summary("acuracy")

@@ -885,6 +885,14 @@ class SourcesReport:
                 d[key] = read(d[key])
         return cls(**d)
 
+    def __repr__(self) -> str:
+        """The selection in one line (:mod:`negtransfer.jobs.summary_repr`); the fields hold the rest."""
+        from negtransfer.jobs.summary_repr import summary_repr
+
+        return summary_repr("SourcesReport", dataset=self.dataset, target=self.target, selected=list(self.selected),
+                            relevance=dict(self.relevance), threshold=self.threshold,
+                            recommended=self.check.recommended if self.check is not None else None)
+
     def to_frame(self):
         """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,
         ``selected``, ``pairwise_gain`` and ``affinity_onto_target`` (NaN where not measured), by relevance."""
