@@ -207,3 +207,19 @@ def test_every_report_prints_its_answer_in_one_short_line(patients):
     assert "models=['stl'], tasks=['north', 'south'], runs=1" in repr(comparison)
     with pytest.raises(ValueError, match="no model reported the metric 'acuracy'; the metrics are: accuracy"):
         comparison.summary("acuracy")
+
+
+def test_each_function_documents_every_parameter_and_the_network():
+    import inspect
+
+    from negtransfer import api
+
+    for function in (api.gains, api.group, api.sources, api.compare):
+        doc = inspect.getdoc(function)
+        assert "Parameters\n----------" in doc and "Returns\n-------" in doc
+        names = [name for name in inspect.signature(function).parameters if name != "options"]
+        assert [name for name in names if not re.search(rf"\b{name}\b", doc)] == [], function.__name__
+        if function.__name__ != "compare":  # compare trains named models, not your network
+            assert "model=" in doc, function.__name__
+    # help(negtransfer.gains) shows the package (the function's namesake): it says where the parameters are
+    assert "help(negtransfer.api.gains)" in negtransfer.gains.__doc__

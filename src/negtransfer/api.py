@@ -222,10 +222,16 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     store : path, RunStore or None
         Where runs are kept; None: in memory, for this call.
     executor : {"local", "process", "ray"} or Executor
+        Where the models train; ``"process"`` starts ``workers`` Python processes (in a script, call under
+        ``if __name__ == "__main__":``).
+    workers : int, optional
+        Threads of ``"local"``, processes of ``"process"`` or CPUs of a local Ray instance (default: every CPU
+        core).
     preset : str
         The named training setup (:data:`negtransfer.train.config.PRESETS`).
     model_arguments : mapping, optional
-        Keyword arguments of the factory of ``model`` (a TrainConfig field: an encoder name ``"mlp"`` (default),
+        Keyword arguments of the factory of ``model=`` (a TrainConfig field, given among ``**options``: an encoder
+        name ``"mlp"`` (default),
         ``"cnn"``, ``"lstm"``, ``"transformer"``; ``"FILE.py:FUNCTION"`` or ``"package.module:FUNCTION"``; a
         module-level function; or a :class:`~negtransfer.train.model_choice.ModelChoice`; docs/your-network.md).
         The model is checked on the data before any training: a bad factory raises ValueError.
@@ -270,6 +276,10 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     ----------
     data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, preset, progress
         As for :func:`gains`.
+    model_arguments, model_version
+        As for :func:`gains`: the keyword arguments and the version of your network, ``model=`` (an encoder name,
+        ``"FILE.py:FUNCTION"`` or a module-level function ``make(input_shape, outputs) -> (encoder, heads)``,
+        given among ``**options``; docs/your-network.md).
     **options
         Fields of :class:`~negtransfer.jobs.grouping.GroupingOptions` (``budget``, ``method``,
         ``n_train_groups``, ``repeats``, ``rounds``, ``audit``, ``refit``, ...) and of
@@ -313,6 +323,10 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
     ----------
     data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, preset, progress
         As for :func:`gains`.
+    model_arguments, model_version
+        As for :func:`gains`: the keyword arguments and the version of your network, ``model=`` (an encoder name,
+        ``"FILE.py:FUNCTION"`` or a module-level function ``make(input_shape, outputs) -> (encoder, heads)``,
+        given among ``**options``; docs/your-network.md).
     target : str
         The target task.
     **options
