@@ -223,3 +223,13 @@ def test_each_function_documents_every_parameter_and_the_network():
             assert "model=" in doc, function.__name__
     # help(negtransfer.gains) shows the package (the function's namesake): it says where the parameters are
     assert "help(negtransfer.api.gains)" in negtransfer.gains.__doc__
+
+
+def test_an_executor_object_is_checked_and_takes_no_workers(patients):
+    from negtransfer.runs.executors import make_executor
+
+    frame = pd.read_csv(patients)
+    with pytest.raises(TypeError, match="executor must be 'local', 'process', 'ray' or an executor object .*got int"):
+        negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", executor=3)
+    with pytest.raises(TypeError, match="workers applies to an executor given by name"):
+        negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", executor=make_executor("local"), workers=4)

@@ -113,6 +113,12 @@ def _executor(executor: Any, workers: int | None):
 
     if isinstance(executor, str):
         return make_executor(executor, workers)
+    if not callable(getattr(executor, "run", None)):
+        raise TypeError(f"executor must be 'local', 'process', 'ray' or an executor object (with a run method, "
+                        f"negtransfer.runs.executors.make_executor), got {type(executor).__name__}")
+    if workers is not None:
+        raise TypeError("workers applies to an executor given by name; an executor object has its own "
+                        "(make_executor(name, workers))")
     return executor
 
 
