@@ -260,32 +260,37 @@ class TrainConfig:
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        for name in ("lr", "momentum", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"{name} must be a number, got {value!r}")
+        self._check_number_types()
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        for name in ("batch_size", "max_epochs", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
         if self.oversample and self.batching == "pooled":
             raise ValueError("oversample needs per-task batches (batching 'per-task' or 'auto')")
         if self.lr_decay_start < 0 or self.lr_decay_every < 1 or not 0 < self.lr_decay_factor <= 1:
             raise ValueError("lr_decay_start must be >= 0, lr_decay_every >= 1 and lr_decay_factor in (0, 1]")
-        if not isinstance(self.device, str) and type(self.device).__name__ == "device":  # a torch.device
-            object.__setattr__(self, "device", str(self.device))
         kind, _, index = str(self.device).partition(":")
         if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         self._check_objective_and_stopping()
+
+    def _check_number_types(self) -> None:
+        """The rates are numbers and the counts whole numbers >= 1, each error naming the option; a torch.device
+        becomes its name (``torch.device("cpu")`` -> ``"cpu"``)."""
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        for name in ("batch_size", "max_epochs", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.device, str) and type(self.device).__name__ == "device":  # a torch.device
+            object.__setattr__(self, "device", str(self.device))
 
     def _check_objective_and_stopping(self) -> None:
         """Validate ``loss_weighting``, ``steps_per_epoch``, ``stopping_task`` and ``stopping_rows``."""
