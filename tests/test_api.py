@@ -155,3 +155,81 @@ def test_sources_defaults_from_python_equal_the_command_line(patients, tmp_path,
     assert mine["config"]["batching"] == cli["config"]["batching"]
     assert (mine["repeats"], mine["training"]) == (
         (5, "task-modeling") if preset == "task-modeling" else (3, "parity"))
+
+
+def test_options_of_the_wrong_type_are_named_before_training(patients):
+    # each of these once failed deep inside the job with a bare TypeError ('<' not supported between 'str' and
+    # 'int'), or inside numpy or training
+    frame = pd.read_csv(patients)
+    tasks = ["sick", "worse", "stay"]
+    with pytest.raises(ValueError, match=r"--budget \(budget\) must be a whole number, got '2'"):
+        negtransfer.group(frame, tasks=tasks, budget="2")
+    with pytest.raises(ValueError, match=r"--kappa \(kappa\) must be a number, got 'x'"):
+        negtransfer.group(frame, tasks=tasks, kappa="x")
+    with pytest.raises(ValueError, match=r"--subsets \(n_subsets\) must be a whole number, got '4'"):
+        negtransfer.sources(frame, target="sick", tasks=tasks, n_subsets="4")
+    with pytest.raises(ValueError, match=r"--alpha \(alpha\) must be a whole number, got 1.5"):
+        negtransfer.sources(frame, target="sick", tasks=tasks, alpha=1.5)
+    with pytest.raises(ValueError, match="max_epochs must be a whole number >= 1, got 2.5"):
+        negtransfer.group(frame, tasks=tasks, max_epochs=2.5)
+    for function, arguments in [(negtransfer.gains, {}), (negtransfer.group, {}),
+                                (negtransfer.sources, {"target": "sick"}), (negtransfer.compare, {"models": ["stl"]})]:
+        with pytest.raises(ValueError, match="seed must be a whole number >= 0, got None"):
+            function(frame, tasks=tasks, seed=None, **arguments)
+        with pytest.raises(TypeError, match="progress must be None or a callable progress.*got int"):
+            function(frame, tasks=tasks, progress=3, **arguments)
+
+
+def test_a_torch_device_is_accepted(patients):
+    torch = pytest.importorskip("torch")
+    frame = pd.read_csv(patients)
+    report = negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", repeats=1, max_epochs=1,
+                               device=torch.device("cpu"))
+    assert report.config["device"] == "cpu"
+
+
+def test_every_report_prints_its_answer_in_one_short_line(patients):
+    # the dataclass reprs ran to 2,000-5,000 characters of nested records
+    frame = pd.read_csv(patients)
+    tasks, small = ["sick", "worse", "stay"], {"repeats": 1, "max_epochs": 2}
+    grouping = negtransfer.group(frame, tasks=tasks, budget=2, rounds=1, n_train_groups=2, **small)
+    gains = negtransfer.gains(frame, tasks=tasks, groups="all", **small)
+    sources = negtransfer.sources(frame, target="sick", tasks=tasks, alpha=1, n_subsets=3, holdout=0, **small)
+    table = frame.assign(site=np.where(frame.age > 0, "north", "south"))
+    comparison = negtransfer.compare(table, ["stl"], task_column="site", label="sick",
+                                     features=["age", "dose", "bmi", "noise"], runs=1, iterations=3)
+    for report in (grouping, gains, sources, comparison):
+        assert len(repr(report)) < 400 and "\n" not in repr(report) and str(report) == repr(report)
+    assert repr(grouping).startswith("GroupingReport(method='etap', dataset='data', tasks=('sick', 'worse', 'stay')")
+    assert f"selected_groups={grouping.selected_groups!r}" in repr(grouping)
+    assert f"negative_transfer={int((gains.to_frame().gain < 0).sum())})" in repr(gains)
+    assert f"target='sick', selected={list(sources.selected)!r}" in repr(sources)
+    assert "models=['stl'], tasks=['north', 'south'], runs=1" in repr(comparison)
+    with pytest.raises(ValueError, match="no model reported the metric 'acuracy'; the metrics are: accuracy"):
+        comparison.summary("acuracy")
+
+
+def test_each_function_documents_every_parameter_and_the_network():
+    import inspect
+
+    from negtransfer import api
+
+    for function in (api.gains, api.group, api.sources, api.compare):
+        doc = inspect.getdoc(function)
+        assert "Parameters\n----------" in doc and "Returns\n-------" in doc
+        names = [name for name in inspect.signature(function).parameters if name != "options"]
+        assert [name for name in names if not re.search(rf"\b{name}\b", doc)] == [], function.__name__
+        if function.__name__ != "compare":  # compare trains named models, not your network
+            assert "model=" in doc, function.__name__
+    # help(negtransfer.gains) shows the package (the function's namesake): it says where the parameters are
+    assert "help(negtransfer.api.gains)" in negtransfer.gains.__doc__
+
+
+def test_an_executor_object_is_checked_and_takes_no_workers(patients):
+    from negtransfer.runs.executors import make_executor
+
+    frame = pd.read_csv(patients)
+    with pytest.raises(TypeError, match="executor must be 'local', 'process', 'ray' or an executor object .*got int"):
+        negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", executor=3)
+    with pytest.raises(TypeError, match="workers applies to an executor given by name"):
+        negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", executor=make_executor("local"), workers=4)

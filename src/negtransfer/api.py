@@ -113,6 +113,12 @@ def _executor(executor: Any, workers: int | None):
 
     if isinstance(executor, str):
         return make_executor(executor, workers)
+    if not callable(getattr(executor, "run", None)):
+        raise TypeError(f"executor must be 'local', 'process', 'ray' or an executor object (with a run method, "
+                        f"negtransfer.runs.executors.make_executor), got {type(executor).__name__}")
+    if workers is not None:
+        raise TypeError("workers applies to an executor given by name; an executor object has its own "
+                        "(make_executor(name, workers))")
     return executor
 
 
@@ -169,6 +175,17 @@ def _model_choice(model: Any, arguments: Mapping[str, Any] | None, version: str 
                     f"got {type(model).__name__}")
 
 
+def _check_call(seed: Any, progress: Any) -> None:
+    """``seed`` a whole number >= 0 and ``progress`` a callable or None, before anything is loaded or trained."""
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable progress(stage, done, total), "
+                        f"got {type(progress).__name__}")
+
+
 def _checked(dataset, config) -> None:
     """Check the configuration's model on the dataset before any training (a bad factory raises ValueError); a
     model that trains one at a time is said once, as an UnstackableModelWarning."""
@@ -211,10 +228,16 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     store : path, RunStore or None
         Where runs are kept; None: in memory, for this call.
     executor : {"local", "process", "ray"} or Executor
+        Where the models train; ``"process"`` starts ``workers`` Python processes (in a script, call under
+        ``if __name__ == "__main__":``).
+    workers : int, optional
+        Threads of ``"local"``, processes of ``"process"`` or CPUs of a local Ray instance (default: every CPU
+        core).
     preset : str
         The named training setup (:data:`negtransfer.train.config.PRESETS`).
     model_arguments : mapping, optional
-        Keyword arguments of the factory of ``model`` (a TrainConfig field: an encoder name ``"mlp"`` (default),
+        Keyword arguments of the factory of ``model=`` (a TrainConfig field, given among ``**options``: an encoder
+        name ``"mlp"`` (default),
         ``"cnn"``, ``"lstm"``, ``"transformer"``; ``"FILE.py:FUNCTION"`` or ``"package.module:FUNCTION"``; a
         module-level function; or a :class:`~negtransfer.train.model_choice.ModelChoice`; docs/your-network.md).
         The model is checked on the data before any training: a bad factory raises ValueError.
@@ -232,6 +255,7 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         ``to_frame()``: one row per (group, task) with ``gain`` (negative = negative transfer); ``to_dict()``:
         what ``negtransfer gains`` writes as gains.json.
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.gains import GainsOptions, run_gains
 
     job, training = _split_options(options, GainsOptions, {f.name for f in fields(GainsOptions)}, "gains")
@@ -258,6 +282,10 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     ----------
     data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, preset, progress
         As for :func:`gains`.
+    model_arguments, model_version
+        As for :func:`gains`: the keyword arguments and the version of your network, ``model=`` (an encoder name,
+        ``"FILE.py:FUNCTION"`` or a module-level function ``make(input_shape, outputs) -> (encoder, heads)``,
+        given among ``**options``; docs/your-network.md).
     **options
         Fields of :class:`~negtransfer.jobs.grouping.GroupingOptions` (``budget``, ``method``,
         ``n_train_groups``, ``repeats``, ``rounds``, ``audit``, ``refit``, ...) and of
@@ -271,6 +299,7 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         ``to_dict()`` is what ``negtransfer group`` writes as report.json, ``to_frame()`` one row per task,
         ``affinity_frame()`` the affinity matrix labelled by task.
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 
     job, training = _split_options(options, GroupingOptions, {f.name for f in fields(GroupingOptions)}, "group")
@@ -300,6 +329,10 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
     ----------
     data, tasks, features, task_column, label, task_kinds, impute, seed, store, executor, workers, preset, progress
         As for :func:`gains`.
+    model_arguments, model_version
+        As for :func:`gains`: the keyword arguments and the version of your network, ``model=`` (an encoder name,
+        ``"FILE.py:FUNCTION"`` or a module-level function ``make(input_shape, outputs) -> (encoder, heads)``,
+        given among ``**options``; docs/your-network.md).
     target : str
         The target task.
     **options
@@ -318,6 +351,7 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
         (``f1``, ``spearman``, ...); ``check.recommended``: the selection, STL or all sources, whichever had the
         lowest target loss on validation rows the selection did not use (``check.reason`` says why).
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.sources import SourceOptions, preset_defaults, run_sources
 
     names = {f.name for f in fields(SourceOptions)} - {"target"}
@@ -364,6 +398,7 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
     CompareReport
         ``to_frame()``: the long table of results.csv (``model, task, run, metric, value``); ``summary(metric)``.
     """
+    _check_call(seed, progress)
     from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, run_compare
     from negtransfer.models.base import FitOptions
 

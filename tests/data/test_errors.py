@@ -187,11 +187,13 @@ def test_multi_label_task_listed_as_feature():
 
 
 def test_label_column_without_task_column():
-    raises(["label_column='label' needs task_column"], label_column="label", tasks=["y1"])
+    raises(["label_column='label' (label= in negtransfer.gains/group/sources/compare) needs task_column"],
+           label_column="label", tasks=["y1"])
 
 
 def test_task_column_without_label_column():
-    raises(["task_column='group' needs label_column", "--label"], task_column="group")
+    raises(["task_column='group' needs label_column", "--label", "label='COL' in negtransfer.gains"],
+           task_column="group")
 
 
 def test_task_column_missing_from_table():

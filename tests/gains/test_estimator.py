@@ -128,3 +128,16 @@ def test_the_etap_predictor_imports_neither_sklearn_nor_scipy():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'pandas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_not_fitted_says_what_to_call_without_a_cli_prefix():
+    from sklearn.exceptions import NotFittedError
+
+    from negtransfer.gains.estimator import check_fitted
+
+    class Predictor:
+        pass
+
+    with pytest.raises(NotFittedError) as raised:
+        check_fitted(Predictor(), "coef_")
+    assert str(raised.value) == "this Predictor is not fitted yet; call fit(U, Y) before predict"

@@ -110,3 +110,16 @@ def test_stacking_plan_names_why_a_model_trains_one_at_a_time():
     assert "vmap cannot run" in stacking_plan(branching, (6,), [1]).note
     with pytest.raises(ValueError, match="one at a time"):
         StackedModel(batch_norm, (6,), [1], seeds=[0, 1], stackable=False)
+
+
+def _small_factory(input_shape, outputs, width=4):
+    return nn.Linear(input_shape[0], width), [nn.Linear(width, o) for o in outputs]
+
+
+def test_a_factory_with_its_arguments_is_named_by_its_function():
+    # model_arguments bind the factory with functools.partial; the error named 'functools:partial'
+    import functools
+
+    with pytest.raises(ValueError, match=r"the model factory [\w.]*test_any_model_nn:_small_factory "
+                                         r"\(with depth=3\) raised TypeError: .*unexpected keyword argument 'depth'"):
+        build_model(functools.partial(_small_factory, depth=3), (5,), [1, 1], seed=0)

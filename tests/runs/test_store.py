@@ -127,3 +127,10 @@ def test_workers_and_group_file_errors(tmp_path):
         parse_group_spec("random:7", ["a", "b", "c", "d"], (2, 2), 0)
     with pytest.raises(ValueError, match="name more tasks"):
         parse_group_spec("random:3", ["a"], parse_sizes(None, 1), 0)
+
+
+def test_a_store_shows_its_path(tmp_path):
+    from negtransfer.runs.store import MEMORY
+
+    assert repr(RunStore(tmp_path / "runs.sqlite")) == f"RunStore({str(tmp_path / 'runs.sqlite')!r})"
+    assert repr(RunStore(MEMORY)) == "RunStore(':memory:')"

@@ -18,6 +18,28 @@ def test_device_is_validated_and_keys_only_gpu_runs_apart():
             TrainConfig(device=bad)
 
 
+def test_a_torch_device_is_read_as_its_name():
+    # the Python user's habit: device=torch.device("cpu") once failed with "--device cpu: PyTorch sees no CUDA GPU"
+    config = TrainConfig(device=torch.device("cpu"))
+    assert config.device == "cpu" and config.config_hash() == TrainConfig().config_hash()
+    check_device_available(config.device)
+    assert TrainConfig(device=torch.device("cuda", 1)).device == "cuda:1"
+
+
+@pytest.mark.parametrize("name, bad", [("max_epochs", 2.5), ("max_epochs", "5"), ("batch_size", 0), ("patience", True),
+                                       ("max_epochs", -1)])
+def test_counts_must_be_whole_numbers_named_in_the_error(name, bad):
+    with pytest.raises(ValueError, match=f"{name} must be a whole number >= 1, got {bad!r}"):
+        TrainConfig(**{name: bad})
+    assert TrainConfig(max_epochs=np.int64(3)).max_epochs == 3
+
+
+@pytest.mark.parametrize("name", ["lr", "momentum", "weight_decay"])
+def test_rates_must_be_numbers(name):
+    with pytest.raises(ValueError, match=f"{name} must be a number, got '0.1'"):
+        TrainConfig(**{name: "0.1"})
+
+
 def test_cuda_without_a_gpu_is_one_clear_error(monkeypatch):
     check_device_available("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

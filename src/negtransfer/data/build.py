@@ -641,8 +641,9 @@ def _task_rows(frame, tasks, task_column, label_column, time_column) -> _TaskRow
     if task_column is None:
         if label_column is not None:
             raise DataError(
-                f"label_column={label_column!r} needs task_column (per-task rows); for one table with several "
-                f"label columns, name the label columns in tasks instead"
+                f"label_column={label_column!r} (label= in negtransfer.gains/group/sources/compare) needs "
+                f"task_column (per-task rows); for one table with several label columns, name the label columns "
+                f"in tasks instead"
             )
         if tasks is None:
             raise DataError("name the label columns: tasks=['a', 'b', ...] (on the command line: --tasks a,b)")
@@ -654,7 +655,7 @@ def _task_rows(frame, tasks, task_column, label_column, time_column) -> _TaskRow
     if label_column is None:
         raise DataError(
             f"task_column={task_column!r} needs label_column, the column that holds each row's label "
-            f"(on the command line: --label COL)"
+            f"(label='COL' in negtransfer.gains/group/sources/compare; on the command line: --label COL)"
         )
     _require_columns(frame, [task_column], "task column")
     _require_columns(frame, [label_column], "label column")

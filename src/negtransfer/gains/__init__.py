@@ -2,7 +2,8 @@
 
 The package is also the Python API's ``negtransfer.gains(data, ...)``: calling
 it runs the gains job (:func:`negtransfer.api.gains`), so the function and this
-package share their name without one hiding the other.
+package share their name without one hiding the other. Its parameters and
+what it returns: ``help(negtransfer.api.gains)``.
 """
 
 import sys

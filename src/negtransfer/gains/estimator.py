@@ -82,7 +82,7 @@ def check_fitted(estimator, attribute: str) -> None:
     if not hasattr(estimator, attribute):
         from sklearn.exceptions import NotFittedError
 
-        raise NotFittedError(f"error: this {type(estimator).__name__} is not fitted yet; call fit(U, Y) before "
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet; call fit(U, Y) before "
                              "predict")
 
 

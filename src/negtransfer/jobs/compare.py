@@ -272,6 +272,14 @@ class CompareReport:
     baselines: str = "ours"
     selection: ValidationSelection | None = None
 
+    def __repr__(self) -> str:
+        """The comparison in one line (:mod:`negtransfer.jobs.summary_repr`); the fields hold the rest."""
+        from negtransfer.jobs.summary_repr import summary_repr
+
+        return summary_repr("CompareReport", dataset=self.dataset, models=[m.name for m in self.models],
+                            tasks=[t for t in self.tasks if t != "average"], runs=self.runs, seed=self.seed,
+                            metrics=self.metrics(), trained=self.trained, reused=self.reused)
+
     def metrics(self) -> list[str]:
         """The metrics, in the order the models reported them (test metrics first, then validation ones)."""
         return list(dict.fromkeys(r["metric"] for r in self.rows))
@@ -281,7 +289,10 @@ class CompareReport:
         return [m for m in self.metrics() if not m.startswith(VALIDATION_PREFIX)]
 
     def summary(self, metric: str) -> dict[str, dict[str, tuple[float, float]]]:
-        """``{model: {task: (mean, standard error)}}`` over runs for one metric (s.e. NaN with one run)."""
+        """``{model: {task: (mean, standard error)}}`` over runs for one metric (s.e. NaN with one run); a metric
+        no model reported raises ValueError naming those reported (:meth:`metrics`)."""
+        if self.rows and metric not in self.metrics():
+            raise ValueError(f"no model reported the metric {metric!r}; the metrics are: {', '.join(self.metrics())}")
         out: dict[str, dict[str, tuple[float, float]]] = {}
         for model in self.models:
             out[model.name] = {}

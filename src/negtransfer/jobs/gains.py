@@ -140,6 +140,16 @@ class GainsReport:
     diverged: tuple = ()
     folds: int = 1
 
+    def __repr__(self) -> str:
+        """The answer in one line (:mod:`negtransfer.jobs.summary_repr`); the fields hold the rest."""
+        from negtransfer.jobs.summary_repr import summary_repr
+
+        gains = [row.get("gain") for row in self.rows]
+        measured = [g for g in gains if isinstance(g, (int, float)) and g == g]
+        return summary_repr("GainsReport", dataset=self.dataset, tasks=tuple(self.tasks), groups=len(self.groups),
+                            repeats=self.repeats, gains=len(measured),
+                            negative_transfer=sum(1 for g in measured if g < 0))
+
     def to_frame(self) -> "pd.DataFrame":
         """The gains table (gains.csv): columns ``group, task, test_loss, stl_test_loss, gain, gain_se, repeats,
         metric, test_metric, stl_test_metric, val_loss, group_size, diverged_repeats``; a negative ``gain`` is

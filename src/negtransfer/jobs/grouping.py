@@ -49,6 +49,7 @@ the models a user deploys.
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -237,6 +238,17 @@ class GroupingOptions:
 
         names = method_names()
         traceable = [m for m in names if get_method(m).traceable]
+        whole = (("budget", "--budget"), ("n_train_groups", "--train-groups"), ("repeats", "--repeats"),
+                 ("rounds", "--rounds"), ("per_round", "--per-round"), ("max_runs", "--max-runs"),
+                 ("chunk_size", "--chunk-size"), ("affinity_every", "affinity_every"))
+        for name, flag in whole:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ValueError(f"{flag} ({name}) must be a whole number, got {value!r}")
+        for name, flag in (("kappa", "--kappa"), ("audit", "--audit")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{flag} ({name}) must be a number, got {value!r}")
         problems = [
             (self.method not in names, f"--method must be one of {', '.join(names)}, got {self.method!r}"),
             (n_tasks < 2, "grouping needs at least 2 tasks"),

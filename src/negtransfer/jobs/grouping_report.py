@@ -771,6 +771,14 @@ class GroupingReport:
     def test_loss(self) -> Mapping[str, Mapping[str, float]]:
         return self.losses.test_loss
 
+    def __repr__(self) -> str:
+        """The answer in one line (:mod:`negtransfer.jobs.summary_repr`); the fields hold the rest."""
+        from negtransfer.jobs.summary_repr import summary_repr
+
+        return summary_repr("GroupingReport", method=self.method, dataset=self.dataset, tasks=self.tasks,
+                            budget=self.budget, selected_groups=self.selected_groups, test_loss_totals=dict(self.totals),
+                            recommendation=self.comparison.recommendation, trained_runs=self.runs.trained)
+
     def with_command_line(self, task_kinds: Mapping[str, str] | None, notes: Sequence[str]) -> GroupingReport:
         """A copy carrying the command line's task kinds and notes."""
         return replace(self, task_kinds=None if task_kinds is None else dict(task_kinds), notes=tuple(notes))

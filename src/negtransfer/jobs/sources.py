@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Callable
@@ -283,7 +284,18 @@ class SourceOptions:
             raise ValueError("--ridge 0 is least squares, which interpolates with a kernel: give --ridge a number "
                              "> 0 or 'auto' with --surrogate kernel")
 
+    def _check_whole_numbers(self) -> None:
+        """The counts are whole numbers (a string or a float fails here, not deep in the job)."""
+        flags = (("alpha", "--alpha"), ("n_subsets", "--subsets"), ("holdout", "--holdout"),
+                 ("repeats", "--repeats"), ("stl_repeats", "--stl-repeats"), ("max_runs", "--max-runs"),
+                 ("max_pair_runs", "max_pair_runs"))
+        for name, flag in flags:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ValueError(f"{flag} ({name}) must be a whole number, got {value!r}")
+
     def check(self, dataset: MultiTaskDataset) -> None:
+        self._check_whole_numbers()
         dataset.task_index([self.target])
         k = dataset.n_tasks - 1
         if k < 1:
@@ -872,6 +884,14 @@ class SourcesReport:
             if d.get(key) is not None:
                 d[key] = read(d[key])
         return cls(**d)
+
+    def __repr__(self) -> str:
+        """The selection in one line (:mod:`negtransfer.jobs.summary_repr`); the fields hold the rest."""
+        from negtransfer.jobs.summary_repr import summary_repr
+
+        return summary_repr("SourcesReport", dataset=self.dataset, target=self.target, selected=list(self.selected),
+                            relevance=dict(self.relevance), threshold=self.threshold,
+                            recommended=self.check.recommended if self.check is not None else None)
 
     def to_frame(self):
         """One row per source task: ``source``, ``relevance`` (theta_i; negative = helps), ``raw_relevance``,

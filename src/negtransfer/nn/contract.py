@@ -24,6 +24,7 @@ bad factory fails with one ValueError naming the problem before any training.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Protocol, Sequence
 
 import torch
@@ -135,6 +136,11 @@ def check_factory(make: Callable, input_shape: Sequence[int], outputs: Sequence[
 
 
 def _name(make: Callable) -> str:
+    """``module:qualname`` of a factory; a :func:`functools.partial` (a factory with its arguments) by its function,
+    with the arguments it binds."""
+    if isinstance(make, functools.partial):
+        bound = ", ".join(f"{key}={value!r}" for key, value in make.keywords.items())
+        return f"{_name(make.func)} (with {bound})" if bound else _name(make.func)
     module = getattr(make, "__module__", None)
     name = getattr(make, "__qualname__", None) or type(make).__name__
     return f"{module}:{name}" if module else str(name)

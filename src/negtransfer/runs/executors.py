@@ -93,6 +93,9 @@ class InProcessExecutor(_HoldsNothing):
         self.on_epoch = on_epoch
         self.workers = _checked_workers(workers)
 
+    def __repr__(self) -> str:
+        return f"InProcessExecutor(workers={self.workers})"
+
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         threads = min(self.workers, len(chunks))
         if threads <= 1 or not config.model.is_default or config.device != "cpu":
@@ -194,6 +197,9 @@ class ProcessPoolExecutor(_HoldsNothing):
 
     def __init__(self, workers: int | None = None):
         self.workers = _checked_workers(workers)
+
+    def __repr__(self) -> str:
+        return f"ProcessPoolExecutor(workers={self.workers})"
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
         self._each([(train_chunk, (dataset, list(c), config, seed)) for c in chunks],

@@ -261,6 +261,9 @@ class RunStore:
         except sqlite3.DatabaseError as exc:  # not a database, malformed
             raise _damaged(self.path, str(exc)) from None
 
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
     @property
     def in_memory(self) -> bool:
         """Whether the runs live in this process only (``RunStore(":memory:")``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -259,14 +260,13 @@ class TrainConfig:
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        self._check_number_types()
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
-            raise ValueError("batch_size, max_epochs and patience must be >= 1")
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
         if self.oversample and self.batching == "pooled":
@@ -277,6 +277,20 @@ class TrainConfig:
         if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         self._check_objective_and_stopping()
+
+    def _check_number_types(self) -> None:
+        """The rates are numbers and the counts whole numbers >= 1, each error naming the option; a torch.device
+        becomes its name (``torch.device("cpu")`` -> ``"cpu"``)."""
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        for name in ("batch_size", "max_epochs", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.device, str) and type(self.device).__name__ == "device":  # a torch.device
+            object.__setattr__(self, "device", str(self.device))
 
     def _check_objective_and_stopping(self) -> None:
         """Validate ``loss_weighting``, ``steps_per_epoch``, ``stopping_task`` and ``stopping_rows``."""

@@ -148,7 +148,8 @@ class ModelChoice:
                     source_hash = hashlib.sha256(inspect.getsource(make).encode()).hexdigest()[:16]
                 except (OSError, TypeError) as exc:
                     raise ValueError(f"the source of {module}:{name} cannot be read to key its runs; give a "
-                                     "version (ModelChoice.from_callable(make, version='1'))") from exc
+                                     "version: model_version='1' in negtransfer.group/gains/sources "
+                                     "(ModelChoice.from_callable(make, version='1'))") from exc
         cls.__init__(choice, factory=f"{module}:{name}", arguments=tuple(arguments.items()), version=version,
                      source_hash=source_hash)
         object.__setattr__(choice, "_callable", make)
