@@ -43,3 +43,37 @@ def test_compare_summary_of_one_run_prints_no_nan_standard_error(capsys):
     stl, mtl = capsys.readouterr().out.splitlines()
     assert stl.endswith("stl: average auroc 0.6287 (no s.e.: one run; --runs 2 or more gives one)"), stl
     assert mtl.endswith("mtl: average auroc 0.5561 ± 0.0123"), mtl
+
+
+def test_ctrl_c_during_training_says_where_the_runs_are_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in ``group`` once ended the command without a word (exit code 130 only)."""
+    from negtransfer.cli.job import Job
+    from negtransfer.cli.options import RunOptions
+
+    job = Job(RunOptions(out=tmp_path / "out", quiet=True), [])
+    with pytest.raises(KeyboardInterrupt), job.training():
+        raise KeyboardInterrupt
+    err = capsys.readouterr().err
+    store = str(tmp_path / "out" / "runs.sqlite")
+    assert err.startswith("interrupted: the runs that finished are kept in the run store"), err
+    assert store in err and "run the same command again to resume" in err and f"store-info {store}" in err, err
+
+
+def _error_line(res) -> str:
+    """The one ``error:`` line of an exit-2 result (notes aside), with no traceback."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("note: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    return lines[0]
+
+
+def test_sources_default_alpha_above_the_sources_names_the_option_and_a_value_that_works(table, tmp_path):
+    """With 3 tasks (2 sources) the default --alpha 5 failed with '--alpha must be between 1 and the 2 sources':
+    a newcomer who never gave --alpha was not told it has a default, nor what to give."""
+    res = runner.invoke(app, ["sources", "--data", str(table), "--tasks", "a,b,c", "--target", "a",
+                              "--out", str(tmp_path / "o")])
+    line = _error_line(res)
+    assert "--alpha (sources per sampled subset; default 5) must be between 1 and the 2 source(s)" in line, line
+    assert "target 'a', got 5; e.g. --alpha 1" in line, line
+    assert not (tmp_path / "o" / "runs.sqlite").exists()
