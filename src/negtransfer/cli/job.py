@@ -151,6 +151,12 @@ class Job:
             interrupted(self.store_path)
             raise
 
+    @contextmanager
+    def writing(self):
+        """A failing write of an output file as one error line."""
+        with writes_guarded(self.store_path, self.run.out):
+            yield
+
 
 def interrupted(store: Path) -> None:
     """The line Ctrl-C ends a training command with: it once stopped without a word (docs/errors.md, exit code
@@ -159,9 +165,3 @@ def interrupted(store: Path) -> None:
 
     typer.echo(f"interrupted: the runs that finished are kept in the run store {str(store)!r}; run the same "
                f"command again to resume (negtransfer store-info {store} shows what it holds)", err=True)
-
-    @contextmanager
-    def writing(self):
-        """A failing write of an output file as one error line."""
-        with writes_guarded(self.store_path, self.run.out):
-            yield
