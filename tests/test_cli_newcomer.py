@@ -77,3 +77,38 @@ def test_sources_default_alpha_above_the_sources_names_the_option_and_a_value_th
     assert "--alpha (sources per sampled subset; default 5) must be between 1 and the 2 source(s)" in line, line
     assert "target 'a', got 5; e.g. --alpha 1" in line, line
     assert not (tmp_path / "o" / "runs.sqlite").exists()
+
+
+@pytest.fixture(scope="module")
+def sparse_task(tmp_path_factory) -> Path:
+    """The table plus task 'r', labelled on its first 5 rows only: none of them falls in the test split."""
+    path = _table(tmp_path_factory.mktemp("sparse") / "sparse.csv")
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ",r"] + [line + ("," + str(i % 2) if i < 5 else ",") for i, line in enumerate(lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+    from negtransfer.data.files import dataset_from_file
+
+    assert "task 'r' has no labelled rows in the test split" in dataset_from_file(path, tasks=["a", "b", "r"]).info[
+        "warnings"]
+    return path
+
+
+def test_group_refuses_a_task_without_test_labels_before_training(sparse_task, tmp_path):
+    """It trained, then failed with a traceback ('affinity has 4 non-finite off-diagonal entries')."""
+    res = runner.invoke(app, ["group", "--data", str(sparse_task), "--tasks", "a,b,r", "--epochs", "1",
+                              "--repeats", "1", "--out", str(tmp_path / "o")])
+    line = _error_line(res)
+    assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
+    assert "leave it out with --tasks" in line, line
+    assert "note: sparse.csv: task 'r' has no labelled rows in the test split" in res.stderr.replace(
+        str(sparse_task.parent) + "/", ""), res.stderr
+    assert not (tmp_path / "o" / "runs.sqlite").exists()
+
+
+def test_sources_refuses_a_target_without_test_labels(sparse_task, tmp_path):
+    """It reported every test loss as 0.0000 and recommended a choice made on no rows."""
+    res = runner.invoke(app, ["sources", "--data", str(sparse_task), "--tasks", "a,b,c,r", "--target", "r",
+                              "--alpha", "2", "--out", str(tmp_path / "o")])
+    line = _error_line(res)
+    assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
+    assert "choose another --target" in line, line

@@ -25,6 +25,7 @@ from negtransfer.cli.options import (
     RunOptions,
     SeedOpt,
     TrainingOptions,
+    check_labelled_splits,
     check_model_on,
     fit_batch_size,
     kinds_summary,
@@ -118,6 +119,7 @@ def group(
     kinds = kinds_summary(ds, data_options.data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
+    check_labelled_splits(ds, ds.task_names, "its gains cannot be measured and no grouping can use it")
     options = GroupingOptions(budget=budget, method=method, n_train_groups=train_groups, design=design, repeats=repeats,
                               rounds=1 if no_refine else rounds, per_round=per_round, max_runs=max_runs, kappa=kappa,
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,

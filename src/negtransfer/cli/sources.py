@@ -24,6 +24,7 @@ from negtransfer.cli.options import (
     RunOptions,
     SeedOpt,
     TrainingOptions,
+    check_labelled_splits,
     check_model_on,
     fit_batch_size,
     kinds_summary,
@@ -134,6 +135,8 @@ def sources(
         options.check(ds)
     except ValueError as exc:
         fail(str(exc))
+    check_labelled_splits(ds, [target], "every loss of the target (f(S) of each subset, the test losses) would be "
+                          "measured on no rows", fix="add labelled rows for it or choose another --target")
     from math import comb
 
     distinct = comb(ds.n_tasks - 1, alpha)
