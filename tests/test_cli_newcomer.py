@@ -112,3 +112,19 @@ def test_sources_refuses_a_target_without_test_labels(sparse_task, tmp_path):
     line = _error_line(res)
     assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
     assert "choose another --target" in line, line
+
+
+def test_gains_default_groups_with_three_tasks_trains_all_four_with_a_note(table, tmp_path):
+    """Without --groups, 3 tasks failed: 'asked for 16 random groups but only 4 exist' (a request never made)."""
+    res = runner.invoke(app, ["gains", "--data", str(table), "--tasks", "a,b,c", "--epochs", "1", "--repeats", "1",
+                              "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert ("note: --groups random:16 (the default) is more than the 4 groups of 2..3 of the 3 tasks; all 4 are "
+            "trained (--groups all)") in res.stderr, res.stderr
+    assert "4 groups" in res.stdout, res.stdout
+
+
+def test_gains_explicit_random_groups_above_those_that_exist_is_still_an_error(table, tmp_path):
+    res = runner.invoke(app, ["gains", "--data", str(table), "--tasks", "a,b,c", "--groups", "random:16",
+                              "--out", str(tmp_path / "o")])
+    assert "asked for 16 random groups but only 4 exist" in _error_line(res)
