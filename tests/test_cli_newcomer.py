@@ -128,3 +128,13 @@ def test_gains_explicit_random_groups_above_those_that_exist_is_still_an_error(t
     res = runner.invoke(app, ["gains", "--data", str(table), "--tasks", "a,b,c", "--groups", "random:16",
                               "--out", str(tmp_path / "o")])
     assert "asked for 16 random groups but only 4 exist" in _error_line(res)
+
+
+@pytest.mark.parametrize("command", ["gains", "group", "sources", "compare"])
+def test_data_help_names_every_kind_of_input_it_reads(command):
+    """--help said '.csv, .csv.gz or .parquet file' while --data also reads .npz files and folders (README)."""
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"}, terminal_width=400)
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.lstrip("│ ").startswith("--data "))
+    for kind in (".csv.gz", ".parquet", ".npz", "Task_Splits", "PhysioNet"):
+        assert kind in line, (kind, line)

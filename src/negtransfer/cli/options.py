@@ -64,7 +64,9 @@ else:
 DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
 DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`).",
                           show_default="yeast", rich_help_panel=DATA)
-DataOpt = typer.Option(None, "--data", help="Your own .csv, .csv.gz or .parquet file (instead of --dataset).",
+DataOpt = typer.Option(None, "--data", help="Your own data instead of --dataset: a .csv, .csv.gz or .parquet table, a "
+                       ".npz file of arrays, or a folder of Task_Splits arrays or PhysioNet 2012 records "
+                       "(docs/datasets.md).",
                        rich_help_panel=DATA)
 TasksOpt = typer.Option(None, "--tasks", help="Comma-separated task names (label columns, or task-column values).",
                         show_default="all tasks of --dataset", rich_help_panel=DATA)
