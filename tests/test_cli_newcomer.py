@@ -138,3 +138,15 @@ def test_data_help_names_every_kind_of_input_it_reads(command):
     line = next(ln for ln in res.stdout.splitlines() if ln.lstrip("│ ").startswith("--data "))
     for kind in (".csv.gz", ".parquet", ".npz", "Task_Splits", "PhysioNet"):
         assert kind in line, (kind, line)
+
+
+def test_sources_console_prints_no_nan_where_the_holdout_f1_is_not_defined(table, tmp_path):
+    """With no harmful subset among the holdout the console printed 'F1 (minority class) nan' (report.md: n/a
+    with the class balance)."""
+    res = runner.invoke(app, ["sources", "--data", str(table), "--tasks", "a,b,c", "--target", "a", "--alpha", "1",
+                              "--subsets", "2", "--holdout", "2", "--epochs", "1", "--repeats", "1", "--no-affinity",
+                              "--exhaustive-pairs", "off", "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "nan" not in res.stdout, res.stdout
+    holdout = next(ln for ln in res.stdout.splitlines() if ln.startswith("holdout: "))
+    assert holdout.startswith("holdout: F1 (minority class) "), holdout
