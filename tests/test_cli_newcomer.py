@@ -162,3 +162,15 @@ def test_group_console_says_whose_gain_follows_each_reference(table, tmp_path):
     assert " (chosen's gain " in line.split("| STL ")[1].split("|")[0], line
     assert " (chosen's gain " in line.split("| all-task ")[1], line
     assert "(gain " not in line, line
+
+
+def test_compare_grouping_says_which_sign_of_its_changes_is_better(table, tmp_path):
+    """'-0.61% vs STL' is a lower loss (better) here, while `group` prints gains, where negative is worse; neither
+    the console nor report.md said which."""
+    res = runner.invoke(app, ["compare-grouping", "--data", str(table), "--tasks", "a,b,c", "--methods", "etap",
+                              "--budgets", "2", "--seeds", "0", "--epochs", "1", "--repeats", "1", "-q",
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "relative change against STL's (negative = lower loss = better):" in res.stdout, res.stdout
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "negative is a lower loss, better than the reference" in report
