@@ -174,3 +174,13 @@ def test_compare_grouping_says_which_sign_of_its_changes_is_better(table, tmp_pa
     assert "relative change against STL's (negative = lower loss = better):" in res.stdout, res.stdout
     report = (tmp_path / "o" / "report.md").read_text()
     assert "negative is a lower loss, better than the reference" in report
+
+
+def test_group_budget_one_says_it_can_only_be_the_all_task_model(table, tmp_path):
+    """--budget 1 warned that the chosen grouping 'is NOT better than the all-task model', which it was."""
+    res = runner.invoke(app, ["group", "--data", str(table), "--tasks", "a,b", "--budget", "1", "--epochs", "1",
+                              "--repeats", "1", "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "note: --budget 1: the only single group that covers every task is the all-task group" in res.stderr
+    assert "NOT better" not in res.output, res.output
+    assert "The chosen grouping is the all-task model itself" in (tmp_path / "o" / "report.md").read_text()

@@ -174,6 +174,10 @@ def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaus
     elif train_groups > available and spec.draws_training_groups:
         note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
              f"all {available} are trained (with the all-task group)", notes)
+    if budget == 1 and n > 1:
+        note("--budget 1: the only single group that covers every task is the all-task group, so no grouping is "
+             "chosen: the report shows the all-task model against STL; give --budget 2 or more to choose groups",
+             notes)
     if budget > n:
         note(f"--budget {budget} is more than the {n} tasks; a grouping never needs more groups than tasks, "
              f"so at most {n} are chosen", notes)
