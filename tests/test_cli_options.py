@@ -27,9 +27,8 @@ def _choices(command) -> dict:
 
 
 def test_gains_defaults_are_the_jobs():
-    from negtransfer.jobs.gains import GainsOptions
-
     from negtransfer.cli.gains import DEFAULT_RANDOM_GROUPS
+    from negtransfer.jobs.gains import GainsOptions
 
     cli, api = _defaults(gains), GainsOptions()
     for name in ("sizes", "repeats", "chunk_size"):
