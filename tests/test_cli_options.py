@@ -27,11 +27,14 @@ def _choices(command) -> dict:
 
 
 def test_gains_defaults_are_the_jobs():
+    from negtransfer.cli.gains import DEFAULT_RANDOM_GROUPS
     from negtransfer.jobs.gains import GainsOptions
 
     cli, api = _defaults(gains), GainsOptions()
-    for name in ("groups", "sizes", "repeats", "chunk_size"):
+    for name in ("sizes", "repeats", "chunk_size"):
         assert cli[name] == getattr(api, name), name
+    # no --groups: the job's default, or all groups where fewer than it asks for exist (default_groups)
+    assert cli["groups"] is None and api.groups == f"random:{DEFAULT_RANDOM_GROUPS}"
 
 
 def test_group_defaults_are_the_jobs():

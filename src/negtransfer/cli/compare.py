@@ -219,6 +219,16 @@ def in_flight(progress: Callable[..., None] | None, store):
         yield shown
 
 
+def _plus_minus(mean: float, se: float, spec: str, runs: int) -> str:
+    """``mean ± se`` in format ``spec``; without a standard error (NaN, as over a single run) the mean and why,
+    not ``± nan``."""
+    import math
+
+    if math.isfinite(se):
+        return f"{mean:{spec}} ± {se:.4f}"
+    return f"{mean:{spec}} (no s.e.: " + ("one run; --runs 2 or more gives one)" if runs == 1 else "not defined)")
+
+
 def _echo_summary(report) -> None:
     """Each model's average of the headline metric, then (``--baselines paper|both``) its paired differences."""
     from negtransfer.report.compare import baseline_differences
@@ -227,11 +237,12 @@ def _echo_summary(report) -> None:
     metric = "accuracy" if "accuracy" in metrics else metrics[0]
     for name, cells in report.summary(metric).items():
         mean, se = cells.get("average", (float("nan"), float("nan")))
-        typer.echo(f"{name:>22}: average {metric} {mean:.4f} ± {se:.4f}")
+        typer.echo(f"{name:>22}: average {metric} {_plus_minus(mean, se, '.4f', report.runs)}")
     for name, runs in (report.selection.chosen if report.selection else {}).items():
         typer.echo(f"{name:>22}: chosen on validation, per run: " + "; ".join(runs.values()))
     if report.baselines == "ours":
         return
     for d in baseline_differences(report, metric):
-        typer.echo(f"{d['model']:>22}: minus {d['baseline']} ({d['kind']}) {d['mean']:+.4f} ± {d['se']:.4f}, "
+        difference = _plus_minus(d["mean"], d["se"], "+.4f", report.runs)
+        typer.echo(f"{d['model']:>22}: minus {d['baseline']} ({d['kind']}) {difference}, "
                    f"better in {d['better']}/{d['runs']} runs")

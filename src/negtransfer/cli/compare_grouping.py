@@ -109,6 +109,9 @@ def compare_grouping(
         summary = summarise(rows, reference=names[0])
         md = write_comparison_report(rows, summary, run_options.out, reference=names[0], dataset=first.name)
         record_notes(md, notes)
+    # the change of the loss, not a gain: negative is better, the opposite sign of `group`'s gains; said so once
+    typer.echo("summed test loss of each method's chosen groups, and its relative change against STL's "
+               "(negative = lower loss = better):")
     for (method, budget), cell in summary.cells.items():
         mean, se, _ = cell["vs_stl"]
         typer.echo(f"{method:>17} B={budget}: summed test loss {cell['selected'].mean:.4f} ({mean:+.2%} vs STL"

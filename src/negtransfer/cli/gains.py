@@ -33,12 +33,37 @@ from negtransfer.cli.options import (
 )
 from negtransfer.jobs.choices import MODEL_KINDS
 
+#: ``--groups random:16`` when ``--groups`` is not given (and fewer groups than that do not exist).
+DEFAULT_RANDOM_GROUPS = 16
+
+
+def default_groups(n_tasks: int, sizes: Optional[str], notes: list) -> str:
+    """The groups of ``gains`` without ``--groups``: ``random:16``, or ``all`` (with a note) where fewer groups of
+    the ``--sizes`` exist. With 3 tasks the default once failed ('asked for 16 random groups but only 4 exist'),
+    a request the user never made; ``group`` treats ``--train-groups`` the same way."""
+    from math import comb
+
+    from negtransfer.runs.group_specs import parse_sizes
+
+    default = f"random:{DEFAULT_RANDOM_GROUPS}"
+    try:
+        lo, hi = parse_sizes(sizes, n_tasks)
+    except ValueError:  # a bad --sizes is one error line when the groups are drawn
+        return default
+    available = sum(comb(n_tasks, size) for size in range(lo, hi + 1))
+    if not 0 < available < DEFAULT_RANDOM_GROUPS:
+        return default
+    note(f"--groups {default} (the default) is more than the {available} groups of {lo}..{hi} of the {n_tasks} "
+         f"tasks; all {available} are trained (--groups all)", notes)
+    return "all"
+
+
 RUNS_BLOCK = runs_block("runs/gains")  # --out ... --ray-address, --out defaulting to this folder
 
 
 @with_option_blocks
 def gains(
-    groups: str = typer.Option("random:16", "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+')."),
+    groups: Optional[str] = typer.Option(None, "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+').", show_default=f"random:{DEFAULT_RANDOM_GROUPS}, or all where fewer groups exist"),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all' and 'random:N', e.g. 2-5 or 3.", show_default="2 to all tasks"),
     run_options: RunOptions = RUNS_BLOCK,
     chunk_size: int = ChunkSizeOpt,
@@ -69,6 +94,8 @@ def gains(
     config = fit_batch_size(ds, config, training_options.batch_size, notes)
     note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data_options.data, notes)
+    if groups is None:
+        groups = default_groups(ds.n_tasks, sizes, notes)
     options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size, folds=folds)
     try:
         options.requested_groups(ds.task_names, seed)

@@ -142,12 +142,26 @@ class Job:
 
     @contextmanager
     def training(self):
-        """Progress bars (none with -q), and a failing write as one error line; yields ``progress`` or None."""
-        with writes_guarded(self.store_path, self.run.out), stage_progress(self.run.quiet) as progress:
-            yield progress
+        """Progress bars (none with -q), a failing write as one error line, and Ctrl-C as one line saying where
+        the finished runs are and how to resume (exit code 130 as before); yields ``progress`` or None."""
+        try:
+            with writes_guarded(self.store_path, self.run.out), stage_progress(self.run.quiet) as progress:
+                yield progress
+        except KeyboardInterrupt:
+            interrupted(self.store_path)
+            raise
 
     @contextmanager
     def writing(self):
         """A failing write of an output file as one error line."""
         with writes_guarded(self.store_path, self.run.out):
             yield
+
+
+def interrupted(store: Path) -> None:
+    """The line Ctrl-C ends a training command with: it once stopped without a word (docs/errors.md, exit code
+    130), leaving a user to guess whether the work so far was lost."""
+    import typer
+
+    typer.echo(f"interrupted: the runs that finished are kept in the run store {str(store)!r}; run the same "
+               f"command again to resume (negtransfer store-info {store} shows what it holds)", err=True)

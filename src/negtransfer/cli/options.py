@@ -28,7 +28,7 @@ import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Sequence, TypeAlias
 
 import typer
 
@@ -64,7 +64,9 @@ else:
 DATA, TRAINING, RUNS = "Data", "Training", "Runs and output"
 DatasetOpt = typer.Option(None, "--dataset", help="Built-in dataset (see `negtransfer datasets`).",
                           show_default="yeast", rich_help_panel=DATA)
-DataOpt = typer.Option(None, "--data", help="Your own .csv, .csv.gz or .parquet file (instead of --dataset).",
+DataOpt = typer.Option(None, "--data", help="Your own data instead of --dataset: a .csv, .csv.gz or .parquet table, a "
+                       ".npz file of arrays, or a folder of Task_Splits arrays or PhysioNet 2012 records "
+                       "(docs/datasets.md).",
                        rich_help_panel=DATA)
 TasksOpt = typer.Option(None, "--tasks", help="Comma-separated task names (label columns, or task-column values).",
                         show_default="all tasks of --dataset", rich_help_panel=DATA)
@@ -505,11 +507,15 @@ class RunOptions:
 
 
 def kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
-    """Each task's kind; for a user file, print those inferred from the labels, with their classes."""
+    """Each task's kind; for a user file, print those inferred from the labels, with their classes, and the data's
+    warnings (``info["warnings"]``: a task with no labelled rows in a split, a class missing from training) as
+    ``note:`` lines; they were recorded and never shown."""
     kinds = {t.name: t.kind for t in ds.tasks}
     how = ds.info.get("task_kinds", {})
     if data is None:
         return kinds
+    for warning in ds.info.get("warnings", []):
+        note(f"{data}: {warning}", notes)
     described: dict[str, list[str]] = {}
     for t in ds.tasks:
         if "inferred" not in str(how.get(t.name, "")):
@@ -607,3 +613,23 @@ def with_option_blocks(command: Callable[..., None]) -> Callable[..., None]:
     run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
     return run
+
+
+def check_labelled_splits(ds, tasks: Sequence[str], why: str,
+                          fix: str = "add labelled rows for it or leave it out with --tasks") -> None:
+    """Fail unless each of ``tasks`` has a labelled row in the validation and in the test split.
+
+    A task without them trains, but its validation and test losses are computed over no rows: ``group`` then
+    failed after training with a traceback (a NaN affinity), and ``sources`` with such a target reported every test
+    loss as 0.0000 and recommended a choice made on nothing.
+    """
+    import numpy as np
+
+    for name in tasks:
+        j = ds.task_names.index(name)
+        counts = {split: int(np.isfinite(ds.Y[ds.indices(split), j]).sum())
+                  for split in ("train", "validation", "test")}
+        empty = [split for split in ("validation", "test") if counts[split] == 0]
+        if empty:
+            fail(f"task {name!r} has no labelled rows in the {' and '.join(empty)} split ({counts['train']} "
+                 f"training, {counts['validation']} validation, {counts['test']} test), so {why}; {fix}")

@@ -24,6 +24,7 @@ from negtransfer.cli.options import (
     RunOptions,
     SeedOpt,
     TrainingOptions,
+    check_labelled_splits,
     check_model_on,
     fit_batch_size,
     kinds_summary,
@@ -134,6 +135,8 @@ def sources(
         options.check(ds)
     except ValueError as exc:
         fail(str(exc))
+    check_labelled_splits(ds, [target], "every loss of the target (f(S) of each subset, the test losses) would be "
+                          "measured on no rows", fix="add labelled rows for it or choose another --target")
     from math import comb
 
     distinct = comb(ds.n_tasks - 1, alpha)
@@ -154,14 +157,28 @@ def sources(
     typer.echo("test loss: " + " | ".join(f"{k} {v:.4f}" for k, v in report.test_loss.items()))
     scores, independent = report.holdout.scores, report.holdout.independent
     if scores is not None and scores.n:
-        typer.echo(f"holdout: F1 (minority class) {scores.f1:.3f}, Spearman {scores.spearman:.3f}")
+        typer.echo(f"holdout: F1 (minority class) {_holdout_f1(scores)}, Spearman {_number(scores.spearman)}")
     if independent is not None:
-        typer.echo(f"holdout on unseen repeat seeds: F1 {independent.scores.f1:.3f}, Spearman "
-                   f"{independent.scores.spearman:.3f}")
+        typer.echo(f"holdout on unseen repeat seeds: F1 {_holdout_f1(independent.scores)}, Spearman "
+                   f"{_number(independent.scores.spearman)}")
     if report.check:
         typer.echo(f"recommended: {report.check.recommended} ({report.check.reason})")
         if report.check.paired:
             closest = report.check.paired["selected_minus_best"]
-            typer.echo(f"check: selection minus {report.check.best_alternative} {closest.mean:+.4f} ± "
-                       f"{closest.se:.4f} (over {report.check.noise}): {report.check.verdict}")
+            spread = f" ± {closest.se:.4f}" if math.isfinite(closest.se) else " (no s.e.)"
+            typer.echo(f"check: selection minus {report.check.best_alternative} {closest.mean:+.4f}{spread} "
+                       f"(over {report.check.noise}): {report.check.verdict}")
     typer.echo(f"report: {md}")
+
+
+def _number(value) -> str:
+    """``0.712``, or ``n/a`` for a score that is not defined (NaN) or not recorded (None)."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _holdout_f1(scores) -> str:
+    """The minority class's F1 on the holdout subsets; where it is not defined (no subset of that class measured
+    or predicted), ``n/a`` and the class balance that says why, as report.md has it: the console printed ``nan``."""
+    if scores.f1 is not None and math.isfinite(scores.f1):
+        return f"{scores.f1:.3f}"
+    return f"n/a ({scores.n_negative} negative, {scores.n_positive} positive transfers among {scores.n} subsets)"

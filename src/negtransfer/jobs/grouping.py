@@ -995,6 +995,9 @@ def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everythi
     if better:
         verdict = (f"On validation data the chosen grouping (summed loss {chosen_val:.4f}) beats every simple "
                    f"alternative the budget allows; the closest is the {best_name} ({best:.4f}).")
+    elif list(chosen) == [everything]:  # "is NOT better than the all-task model" said of the all-task model itself
+        verdict = (f"The chosen grouping is the {ALL_TASKS_NAME} itself (summed validation loss {chosen_val:.4f}): "
+                   f"no grouping the budget allows beat it on validation data.")
     else:
         verdict = (f"On validation data the chosen grouping (summed loss {chosen_val:.4f}) is NOT better than the "
                    f"{best_name} ({best:.4f}); prefer the {best_name} unless the test figures below say otherwise.")

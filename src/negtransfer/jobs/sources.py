@@ -301,7 +301,10 @@ class SourceOptions:
         if k < 1:
             raise ValueError("source selection needs at least one source task besides the target")
         if not 1 <= self.alpha <= k:
-            raise ValueError(f"--alpha must be between 1 and the {k} sources, got {self.alpha}")
+            most = (k + 1) // 2  # the subset size with the most distinct subsets, C(k, ceil(k/2))
+            raise ValueError(f"--alpha (sources per sampled subset; default 5) must be between 1 and the {k} "
+                             f"source(s), the tasks besides the target {self.target!r}, got {self.alpha}; "
+                             f"e.g. --alpha {most}, the size with the most distinct subsets of {k}")
         self._check_choices()
         kind = dataset.tasks[dataset.task_index([self.target])[0]].kind
         if kind == "regression" and self.loss not in (None, "mse"):

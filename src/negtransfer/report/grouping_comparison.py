@@ -71,7 +71,10 @@ def write_comparison_report(rows: Sequence[ComparisonRow], summary: ComparisonSu
     seeds = sorted({r.seed for r in rows})
     lines = [f"# Grouping methods compared: {dataset}", "",
              f"Seeds {', '.join(map(str, seeds))}; every method through the same job and run store. Cells are "
-             "means ± s.e. over seeds; a difference within about two s.e. is not a result.", ""]
+             "means ± s.e. over seeds; a difference within about two s.e. is not a result. 'vs STL' and "
+             "'vs all-task' are the relative change of the summed test loss, (method − reference) / reference: "
+             "negative is a lower loss, better than the reference (the opposite sign of `negtransfer group`'s "
+             "gains).", ""]
     cells = summary.cells
     for budget in sorted({r.budget for r in rows}):
         table = []

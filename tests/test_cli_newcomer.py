@@ -1,0 +1,186 @@
+"""A newcomer's pass over the command line with their own files: each case a console line or check that read
+wrongly or failed late, run through the CLI."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from negtransfer.cli import app
+
+runner = CliRunner()
+
+
+def _table(path: Path, n: int = 60, seed: int = 0) -> Path:
+    """A multi-label table: features x1..x3, binary tasks a and b, regression task c."""
+    rng = random.Random(seed)
+    lines = ["x1,x2,x3,a,b,c"]
+    for _ in range(n):
+        x = [rng.gauss(0, 1) for _ in range(3)]
+        lines.append(",".join(f"{v:.3f}" for v in x) + f",{int(x[0] > 0)},{int(x[1] > 0)},{x[2] * 2:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    return _table(tmp_path_factory.mktemp("newcomer") / "data.csv")
+
+
+def test_compare_summary_of_one_run_prints_no_nan_standard_error(capsys):
+    """``compare --runs 1`` printed ``average auroc 0.6287 ± nan`` for every model."""
+    from negtransfer.cli.compare import _echo_summary
+
+    nan = float("nan")
+    report = SimpleNamespace(runs=1, selection=None, baselines="ours", metrics=lambda: ["auroc"],
+                             summary=lambda metric: {"stl": {"average": (0.6287, nan)},
+                                                     "mtl": {"average": (0.5561, 0.0123)}})
+    _echo_summary(report)
+    stl, mtl = capsys.readouterr().out.splitlines()
+    assert stl.endswith("stl: average auroc 0.6287 (no s.e.: one run; --runs 2 or more gives one)"), stl
+    assert mtl.endswith("mtl: average auroc 0.5561 ± 0.0123"), mtl
+
+
+def test_ctrl_c_during_training_says_where_the_runs_are_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in ``group`` once ended the command without a word (exit code 130 only)."""
+    from negtransfer.cli.job import Job
+    from negtransfer.cli.options import RunOptions
+
+    job = Job(RunOptions(out=tmp_path / "out", quiet=True), [])
+    with pytest.raises(KeyboardInterrupt), job.training():
+        raise KeyboardInterrupt
+    err = capsys.readouterr().err
+    store = str(tmp_path / "out" / "runs.sqlite")
+    assert err.startswith("interrupted: the runs that finished are kept in the run store"), err
+    assert store in err and "run the same command again to resume" in err and f"store-info {store}" in err, err
+
+
+def _error_line(res) -> str:
+    """The one ``error:`` line of an exit-2 result (notes aside), with no traceback."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("note: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    return lines[0]
+
+
+def test_sources_default_alpha_above_the_sources_names_the_option_and_a_value_that_works(table, tmp_path):
+    """With 3 tasks (2 sources) the default --alpha 5 failed with '--alpha must be between 1 and the 2 sources':
+    a newcomer who never gave --alpha was not told it has a default, nor what to give."""
+    res = runner.invoke(app, ["sources", "--data", str(table), "--tasks", "a,b,c", "--target", "a",
+                              "--out", str(tmp_path / "o")])
+    line = _error_line(res)
+    assert "--alpha (sources per sampled subset; default 5) must be between 1 and the 2 source(s)" in line, line
+    assert "target 'a', got 5; e.g. --alpha 1" in line, line
+    assert not (tmp_path / "o" / "runs.sqlite").exists()
+
+
+@pytest.fixture(scope="module")
+def sparse_task(tmp_path_factory) -> Path:
+    """The table plus task 'r', labelled on its first 5 rows only: none of them falls in the test split."""
+    path = _table(tmp_path_factory.mktemp("sparse") / "sparse.csv")
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ",r"] + [line + ("," + str(i % 2) if i < 5 else ",") for i, line in enumerate(lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+    from negtransfer.data.files import dataset_from_file
+
+    assert "task 'r' has no labelled rows in the test split" in dataset_from_file(path, tasks=["a", "b", "r"]).info[
+        "warnings"]
+    return path
+
+
+def test_group_refuses_a_task_without_test_labels_before_training(sparse_task, tmp_path):
+    """It trained, then failed with a traceback ('affinity has 4 non-finite off-diagonal entries')."""
+    res = runner.invoke(app, ["group", "--data", str(sparse_task), "--tasks", "a,b,r", "--epochs", "1",
+                              "--repeats", "1", "--out", str(tmp_path / "o")])
+    line = _error_line(res)
+    assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
+    assert "leave it out with --tasks" in line, line
+    assert "note: sparse.csv: task 'r' has no labelled rows in the test split" in res.stderr.replace(
+        str(sparse_task.parent) + "/", ""), res.stderr
+    assert not (tmp_path / "o" / "runs.sqlite").exists()
+
+
+def test_sources_refuses_a_target_without_test_labels(sparse_task, tmp_path):
+    """It reported every test loss as 0.0000 and recommended a choice made on no rows."""
+    res = runner.invoke(app, ["sources", "--data", str(sparse_task), "--tasks", "a,b,c,r", "--target", "r",
+                              "--alpha", "2", "--out", str(tmp_path / "o")])
+    line = _error_line(res)
+    assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
+    assert "choose another --target" in line, line
+
+
+def test_gains_default_groups_with_three_tasks_trains_all_four_with_a_note(table, tmp_path):
+    """Without --groups, 3 tasks failed: 'asked for 16 random groups but only 4 exist' (a request never made)."""
+    res = runner.invoke(app, ["gains", "--data", str(table), "--tasks", "a,b,c", "--epochs", "1", "--repeats", "1",
+                              "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert ("note: --groups random:16 (the default) is more than the 4 groups of 2..3 of the 3 tasks; all 4 are "
+            "trained (--groups all)") in res.stderr, res.stderr
+    assert "4 groups" in res.stdout, res.stdout
+
+
+def test_gains_explicit_random_groups_above_those_that_exist_is_still_an_error(table, tmp_path):
+    res = runner.invoke(app, ["gains", "--data", str(table), "--tasks", "a,b,c", "--groups", "random:16",
+                              "--out", str(tmp_path / "o")])
+    assert "asked for 16 random groups but only 4 exist" in _error_line(res)
+
+
+@pytest.mark.parametrize("command", ["gains", "group", "sources", "compare"])
+def test_data_help_names_every_kind_of_input_it_reads(command):
+    """--help said '.csv, .csv.gz or .parquet file' while --data also reads .npz files and folders (README)."""
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"}, terminal_width=400)
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.lstrip("│ ").startswith("--data "))
+    for kind in (".csv.gz", ".parquet", ".npz", "Task_Splits", "PhysioNet"):
+        assert kind in line, (kind, line)
+
+
+def test_sources_console_prints_no_nan_where_the_holdout_f1_is_not_defined(table, tmp_path):
+    """With no harmful subset among the holdout the console printed 'F1 (minority class) nan' (report.md: n/a
+    with the class balance)."""
+    res = runner.invoke(app, ["sources", "--data", str(table), "--tasks", "a,b,c", "--target", "a", "--alpha", "1",
+                              "--subsets", "2", "--holdout", "2", "--epochs", "1", "--repeats", "1", "--no-affinity",
+                              "--exhaustive-pairs", "off", "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "nan" not in res.stdout, res.stdout
+    holdout = next(ln for ln in res.stdout.splitlines() if ln.startswith("holdout: "))
+    assert holdout.startswith("holdout: F1 (minority class) "), holdout
+
+
+def test_group_console_says_whose_gain_follows_each_reference(table, tmp_path):
+    """'all-task 2.6518 (gain +1.0%)' read as the all-task model's gain over STL (report.md's table: +0.5%); it
+    is the chosen groups' gain over the all-task model."""
+    res = runner.invoke(app, ["group", "--data", str(table), "--tasks", "a,b,c", "--epochs", "1", "--repeats", "1",
+                              "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("total test loss"))
+    assert " (chosen's gain " in line.split("| STL ")[1].split("|")[0], line
+    assert " (chosen's gain " in line.split("| all-task ")[1], line
+    assert "(gain " not in line, line
+
+
+def test_compare_grouping_says_which_sign_of_its_changes_is_better(table, tmp_path):
+    """'-0.61% vs STL' is a lower loss (better) here, while `group` prints gains, where negative is worse; neither
+    the console nor report.md said which."""
+    res = runner.invoke(app, ["compare-grouping", "--data", str(table), "--tasks", "a,b,c", "--methods", "etap",
+                              "--budgets", "2", "--seeds", "0", "--epochs", "1", "--repeats", "1", "-q",
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "relative change against STL's (negative = lower loss = better):" in res.stdout, res.stdout
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "negative is a lower loss, better than the reference" in report
+
+
+def test_group_budget_one_says_it_can_only_be_the_all_task_model(table, tmp_path):
+    """--budget 1 warned that the chosen grouping 'is NOT better than the all-task model', which it was."""
+    res = runner.invoke(app, ["group", "--data", str(table), "--tasks", "a,b", "--budget", "1", "--epochs", "1",
+                              "--repeats", "1", "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "note: --budget 1: the only single group that covers every task is the all-task group" in res.stderr
+    assert "NOT better" not in res.output, res.output
+    assert "The chosen grouping is the all-task model itself" in (tmp_path / "o" / "report.md").read_text()
