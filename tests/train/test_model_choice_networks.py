@@ -19,8 +19,8 @@ class Net(nn.Module):
 
 
 def test_a_network_or_its_class_is_refused_with_what_a_factory_is():
-    """An instance failed as a factory that "must return (encoder, heads)" (its forward called on the shape), a
-    class with "Net.__init__() takes 1 positional argument but 3 were given"."""
+    """An instance was refused as "a model factory given as a callable must be a module-level function", a class
+    failed with "Net.__init__() takes 1 positional argument but 3 were given"."""
     with pytest.raises(ValueError, match="not a network: got an instance of Net; negtransfer builds one network per group "
                                          "of tasks, so write a function make\\(input_shape, outputs\\)"):
         ModelChoice.from_callable(Net())

@@ -254,9 +254,8 @@ class ModelChoice:
 def _refuse_a_network(make: Any) -> None:
     """Raise ValueError when ``make`` is a network (an ``nn.Module`` or its class) rather than a factory of one.
 
-    Both are callable: an instance failed later as a factory that "must return (encoder, heads)" or with its
-    forward's TypeError, a class with a TypeError about its ``__init__`` arguments; neither said that a factory
-    was wanted.
+    Both are callable: an instance was refused as "a model factory given as a callable must be a module-level
+    function", a class failed with a TypeError about its ``__init__`` arguments; neither said what a factory is.
     """
     torch = sys.modules.get("torch")  # a network exists only where torch is imported; this module never imports it
     if torch is None:
