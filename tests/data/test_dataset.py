@@ -20,3 +20,18 @@ def test_a_dataset_prints_as_one_line_not_its_arrays():
     many = dataset_from_arrays(rng.normal(size=(60, 3)), rng.integers(0, 2, size=(60, 10)).astype(float),
                                task_names=[f"t{i}" for i in range(10)], row_task=None, seed=0)
     assert "60 table rows of shape (3,), 10 task(s): t0 (binary)" in repr(many) and "... (2 more)" in repr(many)
+
+
+def test_a_task_named_by_a_list_is_a_type_error_naming_the_tasks():
+    """sources(target=["sick"]) failed with "TypeError: unhashable type: 'list'" from a dict lookup."""
+    import pandas as pd
+    import pytest
+
+    import negtransfer
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 2)), columns=["x", "y"])
+    frame["sick"], frame["worse"] = (frame.x > 0).astype(int), (frame.y > 0).astype(int)
+    with pytest.raises(TypeError, match=r"a task is named by one string, got list \['sick'\]; this dataset's tasks "
+                                        "are: sick, worse"):
+        negtransfer.sources(frame, target=["sick"], tasks=["sick", "worse"], alpha=1, n_subsets=2, holdout=0)

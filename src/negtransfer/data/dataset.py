@@ -218,6 +218,10 @@ class MultiTaskDataset:
     def task_index(self, names: Sequence[str]) -> list[int]:
         """Indices of the named tasks, with an error that lists the known names."""
         lookup = {name: i for i, name in enumerate(self.task_names)}
+        not_names = [name for name in names if not isinstance(name, str)]
+        if not_names:  # e.g. sources(target=["a"]): a list is no task's name (it failed as "unhashable type")
+            raise TypeError(f"a task is named by one string, got {type(not_names[0]).__name__} {not_names[0]!r}; "
+                            f"this dataset's tasks are: {', '.join(self.task_names)}")
         unknown = [name for name in names if name not in lookup]
         if unknown:
             raise ValueError(
