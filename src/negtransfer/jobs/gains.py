@@ -62,6 +62,14 @@ class GainsOptions:
     chunk_size: int | None = None
     folds: int = 1
 
+    def __post_init__(self) -> None:
+        import numbers
+
+        for name in ("repeats", "chunk_size", "folds"):  # NumPy whole numbers (from a sweep) as Python's
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool | int):
+                object.__setattr__(self, name, int(value))
+
     def requested_groups(self, task_names: Sequence[str], seed: int) -> list[Group]:
         """The groups asked for, as sorted task-index tuples (single tasks included).
 
