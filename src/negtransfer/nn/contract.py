@@ -26,7 +26,7 @@ bad factory fails with one ValueError naming the problem before any training.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -86,6 +86,8 @@ def build_model(make: Callable, input_shape: Sequence[int], outputs: Sequence[in
     if isinstance(heads, dict | nn.ModuleDict):  # counted as one head, it read "returned 1 head(s) for 3 tasks"
         raise ValueError(f"the model factory {_name(make)} returned its heads as a {type(heads).__name__}; return "
                          "them as a list (or nn.ModuleList) in task order, one head per entry of outputs")
+    from collections.abc import Iterator
+
     if not isinstance(heads, nn.Module) and isinstance(heads, Iterator):  # e.g. a generator expression
         heads = list(heads)
     heads = list(heads) if isinstance(heads, list | tuple | nn.ModuleList) else [heads]

@@ -1,4 +1,4 @@
-"""The executors' errors at the boundary: what a user of executor='process' is told when it cannot work."""
+"""The process executor's errors at the boundary: what a user of executor='process' is told when it cannot work."""
 
 import os
 import sys
