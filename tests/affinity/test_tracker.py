@@ -494,6 +494,24 @@ def test_errors_name_the_bad_input():
     torch.testing.assert_close(A, step_affinity(G, L))
 
 
+def test_a_user_loop_s_mistakes_are_named_at_the_tracker_not_deep_in_autograd():
+    """Detached losses, the encoder module instead of its parameters and a missing optimizer each failed inside
+    torch (a RuntimeError about grad_fn, a TypeError of autograd, an AttributeError on param_groups)."""
+    model = TinyMTL()
+    x, y = _data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="task_losses carry no autograd graph"):
+        AffinityTracker(N_TASKS).step(model.task_losses(x, y).detach(), model.encoder.parameters(), opt)
+    with torch.no_grad():
+        losses = model.task_losses(x, y)
+    with pytest.raises(ValueError, match="no autograd graph .* torch.no_grad"):
+        AffinityTracker(N_TASKS).step(losses, model.encoder.parameters(), opt)
+    with pytest.raises(TypeError, match=r"shared_params must be .*model.encoder.parameters\(\)\), got Linear, Tanh"):
+        AffinityTracker(N_TASKS).step(model.task_losses(x, y), model.encoder, opt)
+    with pytest.raises(TypeError, match="optimizer must be the torch.optim.Optimizer .*, got NoneType"):
+        AffinityTracker(N_TASKS).step(model.task_losses(x, y), model.encoder.parameters(), None)
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_user_loop_default_leaves_momentum_out_like_the_job(weight_decay):
     """Issue 28: the tracker in a user's own loop scores plain gradient steps by default (the grouping job's ETAP

@@ -104,3 +104,36 @@ def test_a_state_dict_without_its_network_is_a_clear_error(trained):
         GradTAE().fit(state, ds)
     with pytest.raises(ValueError, match="the parameters name"):
         GradTAE().fit({k: v for k, v in state.items() if not k.startswith("heads.0")}, ds, network=network)
+
+
+class _LastStep(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.gru = nn.GRU(features, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(x)[0][:, -1]
+
+
+def gru_network(input_shape, outputs):
+    """A GRU over the sequence, its last step's state to one linear head per task: vmap cannot run nn.GRU."""
+    return _LastStep(input_shape[1]), [nn.Linear(4, out) for out in outputs]
+
+
+def test_a_model_vmap_cannot_run_is_refused_before_the_base_model_trains(monkeypatch):
+    """With nn.GRU, GRAD-TAE failed after training its base model, inside torch: "output with shape [1, 8] doesn't
+    match the broadcast shape [270, 1, 8]"."""
+    import negtransfer.gains.grad_tae as grad_tae
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 5, 2)).astype(np.float32)
+    Y = np.stack([X[:, -1, 0] > 0, X[:, 0, 1] > 0], axis=1).astype(np.float32)
+    split = np.repeat([TRAIN, VALIDATION, TEST], [12, 6, 6])
+    ds = MultiTaskDataset("sequences", (TaskSpec("a", "binary", (0, 1)), TaskSpec("b", "binary", (0, 1))), X, Y,
+                          split, ("f0", "f1"))
+    config = TrainConfig(max_epochs=1, model=ModelChoice.from_callable(gru_network))
+    monkeypatch.setattr(grad_tae, "train_base_model", lambda *a, **k: pytest.fail("trained before the check"))
+    with pytest.raises(ValueError, match=f"GRAD-TAE .* cannot run the model of {__name__}:gru_network .*; group its "
+                                         "tasks with another method \\(etap, tag"):
+        grad_tae_run(ds, config, 0, 0, GradTAE(projection_dim=4, n_subsets=2))
+    grad_tae.check_per_example_gradients(TrainConfig(model=ModelChoice.from_callable(batch_norm_cnn)), _images(8))

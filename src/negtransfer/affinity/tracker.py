@@ -538,9 +538,19 @@ class AffinityTracker:
         losses = as_loss_tensor(task_losses).reshape(-1)
         if losses.numel() != self.n_tasks:
             raise ValueError(f"got {losses.numel()} task losses but the tracker has n_tasks={self.n_tasks}")
+        if not losses.requires_grad:
+            raise ValueError("task_losses carry no autograd graph (detached, taken with .item(), or computed under "
+                             "torch.no_grad()); pass the per-task losses as computed from the model's outputs")
         shared = list(shared_params)
         if not shared:
             raise ValueError("shared_params is empty: pass the shared encoder's parameters")
+        not_tensors = sorted({type(p).__name__ for p in shared if not isinstance(p, Tensor)})
+        if not_tensors:
+            raise TypeError(f"shared_params must be the shared encoder's parameters (model.encoder.parameters()), "
+                            f"got {', '.join(not_tensors)}")
+        if not hasattr(optimizer, "param_groups"):
+            raise TypeError(f"optimizer must be the torch.optim.Optimizer that takes the step (its learning rate "
+                            f"and momentum or Adam state are read), got {type(optimizer).__name__}")
         if other_params is None:
             ids = {id(p) for p in shared}
             other = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad and id(p) not in ids]

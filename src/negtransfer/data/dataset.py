@@ -160,6 +160,24 @@ class MultiTaskDataset:
                 raise ValueError(f"task name {task.name!r} contains '+' or ',', which separate task names in "
                                  f"group names and group files; rename the task")
 
+    def __repr__(self) -> str:
+        """One line: the name, how many examples of what shape, the tasks with their kinds, the layout and the split.
+
+        The dataclass's own repr printed every array in full (thousands of lines for a few hundred images); the
+        arrays stay in :attr:`X`, :attr:`Y` and :attr:`split`, and :meth:`summary` has the counts as a dict.
+        """
+        shown = 8
+        tasks = ", ".join(f"{t.name} ({t.kind})" for t in self.tasks[:shown])
+        if self.n_tasks > shown:
+            tasks += f", ... ({self.n_tasks - shown} more)"
+        kind = {2: "table rows", 3: "sequences"}.get(self.X.ndim, "images")
+        layout = "per-task rows" if self.row_task is not None else "multi-label"
+        counts = [f"{int((self.split == code).sum())} {name}" for name, code in SPLIT_NAMES.items()]
+        if (self.split == AUDIT).any():
+            counts.append(f"{int((self.split == AUDIT).sum())} audit")
+        return (f"MultiTaskDataset({self.name!r}: {self.X.shape[0]} {kind} of shape {self.input_shape}, "
+                f"{self.n_tasks} task(s): {tasks}; {layout}; split {' / '.join(counts)})")
+
     # ------------------------------------------------------------------ basics
     @property
     def n_tasks(self) -> int:
@@ -200,6 +218,10 @@ class MultiTaskDataset:
     def task_index(self, names: Sequence[str]) -> list[int]:
         """Indices of the named tasks, with an error that lists the known names."""
         lookup = {name: i for i, name in enumerate(self.task_names)}
+        not_names = [name for name in names if not isinstance(name, str)]
+        if not_names:  # e.g. sources(target=["a"]): a list is no task's name (it failed as "unhashable type")
+            raise TypeError(f"a task is named by one string, got {type(not_names[0]).__name__} {not_names[0]!r}; "
+                            f"this dataset's tasks are: {', '.join(self.task_names)}")
         unknown = [name for name in names if name not in lookup]
         if unknown:
             raise ValueError(

@@ -555,6 +555,35 @@ def train_base_model(dataset, config, seed: int, repeat: int = 0):
     return result.extra.pop("parameters"), result
 
 
+def check_per_example_gradients(config, dataset) -> None:
+    """Raise ValueError, before any training, when GRAD-TAE cannot take per-example gradients of ``config.model``.
+
+    GRAD-TAE differentiates each example's output with ``torch.func.vmap`` over a ``functional_call`` of the
+    network (:func:`_factory_network`); a model that vmap cannot run (``nn.GRU``, ``nn.LSTM``, data-dependent
+    control flow) failed there, after the base model had trained, with an error from inside torch (e.g. "output
+    with shape [1, 8] doesn't match the broadcast shape [270, 1, 8]"). This runs the same kind of call on two
+    examples of a freshly built model.
+    """
+    import torch
+    from torch.func import functional_call, grad, vmap
+
+    from negtransfer.nn.contract import build_model
+
+    network = build_model(config.model.factory_function(), dataset.input_shape, dataset.output_dims, seed=0).eval()
+    buffers = dict(network.named_buffers())
+
+    def first_output(parameters, x):
+        return functional_call(network, {**parameters, **buffers}, (x.unsqueeze(0),))[0, 0]
+
+    examples = torch.from_numpy(dataset.X[:2])
+    try:
+        vmap(grad(first_output), in_dims=(None, 0))(dict(network.named_parameters()), examples)
+    except Exception as exc:
+        raise ValueError(f"GRAD-TAE (method 'grad-tae') takes each example's gradient with torch.func.vmap, which "
+                         f"cannot run the model of {config.model.name} ({type(exc).__name__}: {exc}); group its "
+                         f"tasks with another method (etap, tag, hoa, linear-surrogate, mtgnet, ayman)") from exc
+
+
 def grad_tae_run(dataset, config, seed: int, repeat: int, estimator: GradTAE | None = None):
     """One repeat of GRAD-TAE: train the base model (the all-task run), fit a clone of ``estimator``, take its affinity.
 
@@ -576,6 +605,8 @@ def grad_tae_run(dataset, config, seed: int, repeat: int, estimator: GradTAE | N
     from negtransfer.train.batched import repeat_seed
 
     estimator = estimator if estimator is not None else GradTAE()
+    if not config.model.is_default:
+        check_per_example_gradients(config, dataset)
     start = time.perf_counter()
     parameters, result = train_base_model(dataset, config, seed, repeat)
     trained = time.perf_counter() - start

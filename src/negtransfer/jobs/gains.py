@@ -40,8 +40,8 @@ class GainsOptions:
         ``"all"``, ``"random:N"``, a file with one group per line (task names
         joined by ``+``), or the groups themselves as task names
         (``[("a", "b"), ("a", "b", "c")]``).
-    sizes : str, optional
-        Group sizes for ``"all"`` and ``"random:N"``, e.g. ``"2-5"`` or ``"3"``;
+    sizes : str or int, optional
+        Group sizes for ``"all"`` and ``"random:N"``, e.g. ``"2-5"``, ``"3"`` or ``3``;
         default 2 to all tasks.
     repeats : int
         Runs per model (common random numbers); gains are means over repeats.
@@ -57,10 +57,18 @@ class GainsOptions:
     """
 
     groups: Any = "random:16"
-    sizes: str | None = None
+    sizes: str | int | None = None
     repeats: int = 3
     chunk_size: int | None = None
     folds: int = 1
+
+    def __post_init__(self) -> None:
+        import numbers
+
+        for name in ("repeats", "chunk_size", "folds"):  # NumPy whole numbers (from a sweep) as Python's
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool | int):
+                object.__setattr__(self, name, int(value))
 
     def requested_groups(self, task_names: Sequence[str], seed: int) -> list[Group]:
         """The groups asked for, as sorted task-index tuples (single tasks included).

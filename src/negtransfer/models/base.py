@@ -170,8 +170,7 @@ class ModelCatalogue:
         valid = self.names(kind)
         unknown = [n for n in names if n not in self._specs]
         if unknown:
-            raise ValueError(f"unknown model(s) {', '.join(unknown)}; the models for {kind} data are: "
-                             f"{', '.join(valid) or 'none'}")
+            raise ValueError(f"unknown model(s) {', '.join(unknown)}; {_models_for(kind, valid)}")
         out = []
         for n in names:
             match = [s for s in self._specs[n] if kind in s.data_kinds]
@@ -179,10 +178,18 @@ class ModelCatalogue:
                 accepts = sorted({k for s in self._specs[n] for k in s.data_kinds})
                 raise ValueError(
                     f"model {n!r} does not accept {kind} data (it takes {', '.join(accepts)}); "
-                    f"the models for {kind} data are: {', '.join(valid) or 'none'}"
+                    f"{_models_for(kind, valid)}"
                 )
             out.append(match[0])
         return out
+
+
+def _models_for(kind: str, valid: Sequence[str]) -> str:
+    """The models that take ``kind`` data, or, where none does (images, sequences), where such data can go."""
+    if valid:
+        return f"the models for {kind} data are: {', '.join(valid)}"
+    return (f"no model of compare takes {kind} data; gains, group and sources train a built-in encoder on it "
+            f"(--encoder cnn|lstm|transformer) or your own network (--model FILE.py:FUNCTION; model= in Python)")
 
 
 def config_from_options(config_class: type[Any], settings: Mapping[str, Any] | None, family: str,

@@ -9,8 +9,10 @@ shape: a shared encoder and one head per task.
   or regression task, the class count for a multiclass task);
 * ``encoder``: an ``nn.Module`` mapping a batch ``(B, *input_shape)`` to
   features ``(B, F)`` (or any ``(B, ...)`` that the heads accept);
-* ``heads``: one ``nn.Module`` per task (a list or an ``nn.ModuleList``), head
-  ``t`` mapping the features to ``(B, outputs[t])``.
+* ``heads``: one ``nn.Module`` per task (a list, a tuple, an ``nn.ModuleList``
+  or a generator, in task order; a dict is refused), head ``t`` mapping the
+  features to ``(B, outputs[t])`` logits (the losses apply the sigmoid or
+  softmax).
 
 The factory draws its initial weights from torch's global generator (as
 ``nn.Linear`` and friends do); :func:`build_model` seeds that generator per
@@ -82,6 +84,13 @@ def build_model(make: Callable, input_shape: Sequence[int], outputs: Sequence[in
     if not isinstance(encoder, nn.Module):
         raise ValueError(f"the model factory {_name(make)} returned an encoder of type {type(encoder).__name__}; "
                          "it must be a torch.nn.Module")
+    if isinstance(heads, dict | nn.ModuleDict):  # counted as one head, it read "returned 1 head(s) for 3 tasks"
+        raise ValueError(f"the model factory {_name(make)} returned its heads as a {type(heads).__name__}; return "
+                         "them as a list (or nn.ModuleList) in task order, one head per entry of outputs")
+    from collections.abc import Iterator
+
+    if not isinstance(heads, nn.Module) and isinstance(heads, Iterator):  # e.g. a generator expression
+        heads = list(heads)
     heads = list(heads) if isinstance(heads, list | tuple | nn.ModuleList) else [heads]
     if len(heads) != len(widths):
         raise ValueError(f"the model factory {_name(make)} returned {len(heads)} head(s) for {len(widths)} tasks; "
@@ -119,13 +128,19 @@ def check_factory(make: Callable, input_shape: Sequence[int], outputs: Sequence[
         raise ValueError(f"outputs must be one positive width per task, got {list(outputs)}")
     model = build_model(make, shape, outputs, seed=0)
     x = torch.zeros((rows, *shape))
+    features = None
     try:
         with torch.no_grad():
             features = model.encoder(x)
             heads = [head(features) for head in model.heads]
     except Exception as exc:
+        hint = ""
+        if features is not None and not isinstance(features, torch.Tensor):
+            hint = (f" (the encoder returned a {type(features).__name__}, not a tensor of features: an nn.GRU or "
+                    "nn.LSTM returns (output, state); wrap it in a module whose forward returns a tensor, e.g. "
+                    "output[:, -1])")
         raise ValueError(f"the model of {_name(make)} raised {type(exc).__name__} on a batch of shape "
-                         f"{tuple(x.shape)}: {exc}") from exc
+                         f"{tuple(x.shape)}: {exc}{hint}") from exc
     for t, (out, width) in enumerate(zip(heads, outputs, strict=True)):
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (rows, int(width)):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -175,6 +175,33 @@ def _start_worker(parent: int) -> None:
     warnings.filterwarnings("ignore", category=UnstackableModelWarning)
 
 
+#: What a dead worker of the process pool most often means, and what to do (the pool's own BrokenProcessPool says
+#: neither).
+_BROKEN_POOL = (
+    "a worker process of executor 'process' ended abruptly. Its workers start fresh Python processes (spawn) that "
+    "import your main script: in a script, put the calls to negtransfer under `if __name__ == \"__main__\":` (else "
+    "every worker runs the script again and fails). Otherwise a worker was killed, e.g. out of memory: use fewer "
+    "workers or executor='local'")
+
+
+def _check_importable_in_workers(factory: str | None) -> None:
+    """Raise ValueError when a model factory lives in a ``__main__`` that worker processes cannot import.
+
+    A function defined in a notebook (or read from standard input) is keyed as ``__main__:make``; a spawned worker
+    has no such module to import it from, and would fail only once training starts.
+    """
+    import sys
+
+    if factory is None or not factory.startswith("__main__:"):
+        return
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None) is None:
+        name = factory.partition(":")[2]
+        raise ValueError(f"the model factory {name} is defined in an interactive session (a notebook), which worker "
+                         f"processes cannot import; put it in a file and pass model='mynet.py:{name}', or use "
+                         f"executor='local'")
+
+
 class ProcessPoolExecutor(_HoldsNothing):
     """Trains chunks in parallel in a pool of local worker processes.
 
@@ -202,6 +229,7 @@ class ProcessPoolExecutor(_HoldsNothing):
         return f"ProcessPoolExecutor(workers={self.workers})"
 
     def run(self, dataset, chunks, config, seed, on_chunk) -> None:
+        _check_importable_in_workers(getattr(getattr(config, "model", None), "factory", None))
         self._each([(train_chunk, (dataset, list(c), config, seed)) for c in chunks],
                    lambda index, results: on_chunk(results))
 
@@ -222,6 +250,10 @@ class ProcessPoolExecutor(_HoldsNothing):
             try:
                 for fut in cf.as_completed(futures):
                     on_result(futures[fut], fut.result())
+            except cf.process.BrokenProcessPool as exc:
+                for fut in futures:
+                    fut.cancel()
+                raise RuntimeError(_BROKEN_POOL) from exc
             except BaseException:
                 for fut in futures:
                     fut.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import numbers
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -13,10 +14,15 @@ from negtransfer.train.results import RepeatedResult
 Group = tuple[int, ...]
 
 
-def parse_sizes(text: str | None, n_tasks: int) -> tuple[int, int]:
-    """``"2-5"`` -> (2, 5); ``"3"`` -> (3, 3); None -> (2, n_tasks)."""
+def parse_sizes(text: str | int | None, n_tasks: int) -> tuple[int, int]:
+    """``"2-5"`` -> (2, 5); ``"3"`` or ``3`` -> (3, 3); None -> (2, n_tasks)."""
     if text is None:
         return 2, max(n_tasks, 2)
+    if isinstance(text, numbers.Integral) and not isinstance(text, bool):
+        text = str(int(text))
+    if not isinstance(text, str):  # e.g. sizes=[2, 3] from Python: a list is neither a range nor one size
+        raise ValueError(f"sizes must be a range such as '2-5' (sizes 2 to 5) or one size (3 or '3'), "
+                         f"got {text!r}")
     try:
         if "-" in text:
             lo, hi = (int(v) for v in text.split("-", 1))

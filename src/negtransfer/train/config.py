@@ -339,6 +339,11 @@ class TrainConfig:
         """
         if name not in PRESETS:
             raise ValueError(f"unknown training preset {name!r}; the presets are: {', '.join(PRESETS)}")
+        import numpy as np
+
+        # NumPy whole numbers and booleans (max_epochs=np.int64(50) from a sweep) as Python's: they keyed runs by
+        # their str() and failed after training, when the run store wrote them ("int64 is not JSON serializable")
+        overrides = {k: v.item() if isinstance(v, np.integer | np.bool_) else v for k, v in overrides.items()}
         settings = {**PRESETS[name], **overrides}
         if "init" in PRESETS[name] and "init" not in overrides and "model" in overrides:
             own_init = cls(**{**settings, "init": "torch"})

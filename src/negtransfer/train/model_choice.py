@@ -134,6 +134,7 @@ class ModelChoice:
         process-pool worker when the module is importable there. A function
         defined in a notebook (no module file) is keyed by its own source.
         """
+        _refuse_a_network(make)
         module, name = getattr(make, "__module__", None), getattr(make, "__qualname__", None)
         if not module or not name or "<" in name:
             raise ValueError(f"a model factory given as a callable must be a module-level function (got {make!r}); "
@@ -249,6 +250,25 @@ class ModelChoice:
         if not callable(obj):
             raise ValueError(f"{self.factory!r} is not callable")
         return obj
+
+
+def _refuse_a_network(make: Any) -> None:
+    """Raise ValueError when ``make`` is a network (an ``nn.Module`` or its class) rather than a factory of one.
+
+    Both are callable: an instance was refused as "a model factory given as a callable must be a module-level
+    function", a class failed with a TypeError about its ``__init__`` arguments; neither said what a factory is.
+    """
+    torch = sys.modules.get("torch")  # a network exists only where torch is imported; this module never imports it
+    if torch is None:
+        return
+    module_class = torch.nn.Module
+    factory = ("write a function make(input_shape, outputs) that returns (encoder, heads): a shared nn.Module and "
+               "one nn.Module per task (docs/your-network.md)")
+    if isinstance(make, module_class):
+        raise ValueError(f"model= takes a factory that builds the network, not a network: got an instance of "
+                         f"{type(make).__name__}; negtransfer builds one network per group of tasks, so {factory}")
+    if isinstance(make, type) and issubclass(make, module_class):
+        raise ValueError(f"model= takes a factory function, not the nn.Module class {make.__name__}; {factory}")
 
 
 def _frozen(value: Any) -> Any:
