@@ -233,3 +233,12 @@ def test_an_executor_object_is_checked_and_takes_no_workers(patients):
         negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", executor=3)
     with pytest.raises(TypeError, match="workers applies to an executor given by name"):
         negtransfer.gains(frame, tasks=["sick", "worse"], groups="all", executor=make_executor("local"), workers=4)
+
+
+def test_executor_none_is_the_local_default():
+    """A wrapper forwarding executor=None gets the default local executor (as the jobs read None), not a TypeError."""
+    from negtransfer.api import _executor
+    from negtransfer.runs.executors import InProcessExecutor
+
+    assert isinstance(_executor(None, None), InProcessExecutor)
+    assert _executor(None, 2).workers == 2

@@ -111,8 +111,8 @@ def _executor(executor: Any, workers: int | None):
     """``executor`` by name ("local", "process"; "ray" starts a local Ray instance) or as given."""
     from negtransfer.runs.executors import make_executor
 
-    if isinstance(executor, str):
-        return make_executor(executor, workers)
+    if executor is None or isinstance(executor, str):  # None: the default, as the jobs read it
+        return make_executor("local" if executor is None else executor, workers)
     if not callable(getattr(executor, "run", None)):
         raise TypeError(f"executor must be 'local', 'process', 'ray' or an executor object (with a run method, "
                         f"negtransfer.runs.executors.make_executor), got {type(executor).__name__}")
@@ -175,15 +175,19 @@ def _model_choice(model: Any, arguments: Mapping[str, Any] | None, version: str 
                     f"got {type(model).__name__}")
 
 
-def _check_call(seed: Any, progress: Any) -> None:
-    """``seed`` a whole number >= 0 and ``progress`` a callable or None, before anything is loaded or trained."""
+def _check_call(seed: Any, progress: Any) -> int:
+    """``seed`` a whole number >= 0 (returned as a Python int: ``np.int64(3)`` and ``3.0`` are 3) and ``progress`` a
+    callable or None, before anything is loaded or trained."""
     import numbers
 
+    if isinstance(seed, float) and seed.is_integer():
+        seed = int(seed)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be None or a callable progress(stage, done, total), "
                         f"got {type(progress).__name__}")
+    return int(seed)
 
 
 def _checked(dataset, config) -> None:
@@ -255,7 +259,7 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         ``to_frame()``: one row per (group, task) with ``gain`` (negative = negative transfer); ``to_dict()``:
         what ``negtransfer gains`` writes as gains.json.
     """
-    _check_call(seed, progress)
+    seed = _check_call(seed, progress)
     from negtransfer.jobs.gains import GainsOptions, run_gains
 
     job, training = _split_options(options, GainsOptions, {f.name for f in fields(GainsOptions)}, "gains")
@@ -299,7 +303,7 @@ def group(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         ``to_dict()`` is what ``negtransfer group`` writes as report.json, ``to_frame()`` one row per task,
         ``affinity_frame()`` the affinity matrix labelled by task.
     """
-    _check_call(seed, progress)
+    seed = _check_call(seed, progress)
     from negtransfer.jobs.grouping import GroupingOptions, run_grouping
 
     job, training = _split_options(options, GroupingOptions, {f.name for f in fields(GroupingOptions)}, "group")
@@ -351,7 +355,7 @@ def sources(data: "pd.DataFrame | str | Path | MultiTaskDataset", target: str, *
         (``f1``, ``spearman``, ...); ``check.recommended``: the selection, STL or all sources, whichever had the
         lowest target loss on validation rows the selection did not use (``check.reason`` says why).
     """
-    _check_call(seed, progress)
+    seed = _check_call(seed, progress)
     from negtransfer.jobs.sources import SourceOptions, preset_defaults, run_sources
 
     names = {f.name for f in fields(SourceOptions)} - {"target"}
@@ -398,7 +402,7 @@ def compare(data: "pd.DataFrame | str | Path | MultiTaskDataset", models: Sequen
     CompareReport
         ``to_frame()``: the long table of results.csv (``model, task, run, metric, value``); ``summary(metric)``.
     """
-    _check_call(seed, progress)
+    seed = _check_call(seed, progress)
     from negtransfer.jobs.compare import BASELINE_CHOICES, CompareOptions, run_compare
     from negtransfer.models.base import FitOptions
 

@@ -5,6 +5,7 @@ guarded so that a full disk or a lost permission is one error line and the finis
 
 from __future__ import annotations
 
+import shlex
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
@@ -164,4 +165,4 @@ def interrupted(store: Path) -> None:
     import typer
 
     typer.echo(f"interrupted: the runs that finished are kept in the run store {str(store)!r}; run the same "
-               f"command again to resume (negtransfer store-info {store} shows what it holds)", err=True)
+               f"command again to resume (negtransfer store-info {shlex.quote(str(store))} shows what it holds)", err=True)

@@ -232,6 +232,11 @@ class GroupingOptions:
     refit: bool = False
     refit_epochs: str = "steps"
 
+    def __post_init__(self) -> None:
+        from negtransfer.train.config import plain_scalars
+
+        plain_scalars(self)  # NumPy numbers (from a sweep) as Python's: they save to JSON
+
     def check(self, n_tasks: int) -> None:
         """Raise ``ValueError`` naming the first bad option (and its command-line flag)."""
         from negtransfer.affinity.training import AFFINITY_EPOCHS
@@ -995,7 +1000,7 @@ def _compare_with_alternatives(job: GroupingState, chosen: list[Group], everythi
     if better:
         verdict = (f"On validation data the chosen grouping (summed loss {chosen_val:.4f}) beats every simple "
                    f"alternative the budget allows; the closest is the {best_name} ({best:.4f}).")
-    elif list(chosen) == [everything]:  # "is NOT better than the all-task model" said of the all-task model itself
+    elif list(chosen) == [everything] and best_name == ALL_TASKS_NAME:  # (not "is NOT better than" itself)
         verdict = (f"The chosen grouping is the {ALL_TASKS_NAME} itself (summed validation loss {chosen_val:.4f}): "
                    f"no grouping the budget allows beat it on validation data.")
     else:

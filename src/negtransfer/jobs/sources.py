@@ -284,6 +284,11 @@ class SourceOptions:
             raise ValueError("--ridge 0 is least squares, which interpolates with a kernel: give --ridge a number "
                              "> 0 or 'auto' with --surrogate kernel")
 
+    def __post_init__(self) -> None:
+        from negtransfer.train.config import plain_scalars
+
+        plain_scalars(self)  # NumPy numbers (from a sweep) as Python's: they save to JSON
+
     def _check_whole_numbers(self) -> None:
         """The counts are whole numbers (a string or a float fails here, not deep in the job)."""
         flags = (("alpha", "--alpha"), ("n_subsets", "--subsets"), ("holdout", "--holdout"),
@@ -302,7 +307,8 @@ class SourceOptions:
             raise ValueError("source selection needs at least one source task besides the target")
         if not 1 <= self.alpha <= k:
             most = (k + 1) // 2  # the subset size with the most distinct subsets, C(k, ceil(k/2))
-            raise ValueError(f"--alpha (sources per sampled subset; default 5) must be between 1 and the {k} "
+            default = SourceOptions.__dataclass_fields__["alpha"].default
+            raise ValueError(f"--alpha (sources per sampled subset; default {default}) must be between 1 and the {k} "
                              f"source(s), the tasks besides the target {self.target!r}, got {self.alpha}; "
                              f"e.g. --alpha {most}, the size with the most distinct subsets of {k}")
         self._check_choices()

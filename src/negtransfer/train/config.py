@@ -12,10 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
 from negtransfer.train.model_choice import ModelChoice
+
+
+def plain_scalars(config: Any) -> None:
+    """Replace every NumPy scalar field of the dataclass ``config`` (frozen or not) by the Python number it holds
+    (``np.int64(3)`` -> 3, ``np.float32(0.05)`` -> its float, ``np.bool_`` -> bool): a value from a sweep then
+    compares, keys runs and saves to JSON as the Python number does (it failed after training: "int64 is not JSON
+    serializable")."""
+    import numpy as np
+
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, np.generic):
+            object.__setattr__(config, item.name, value.item())
 
 
 def check_positive_ints(config: Any, names: Iterable[str]) -> None:
@@ -247,6 +260,7 @@ class TrainConfig:
     init: str = "torch"
 
     def __post_init__(self) -> None:
+        plain_scalars(self)
         if isinstance(self.model, str):
             choice = ModelChoice(factory=self.model) if ":" in self.model else ModelChoice(encoder=self.model)
             object.__setattr__(self, "model", choice)
@@ -287,6 +301,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a number, got {value!r}")
         for name in ("batch_size", "max_epochs", "patience"):
             value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():  # patience=5.0 is 5
+                object.__setattr__(self, name, value := int(value))
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if not isinstance(self.device, str) and type(self.device).__name__ == "device":  # a torch.device
@@ -339,11 +355,7 @@ class TrainConfig:
         """
         if name not in PRESETS:
             raise ValueError(f"unknown training preset {name!r}; the presets are: {', '.join(PRESETS)}")
-        import numpy as np
-
-        # NumPy whole numbers and booleans (max_epochs=np.int64(50) from a sweep) as Python's: they keyed runs by
-        # their str() and failed after training, when the run store wrote them ("int64 is not JSON serializable")
-        overrides = {k: v.item() if isinstance(v, np.integer | np.bool_) else v for k, v in overrides.items()}
+        # (NumPy scalars from a sweep become Python numbers in __post_init__: plain_scalars)
         settings = {**PRESETS[name], **overrides}
         if "init" in PRESETS[name] and "init" not in overrides and "model" in overrides:
             own_init = cls(**{**settings, "init": "torch"})
