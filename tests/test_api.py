@@ -242,3 +242,18 @@ def test_executor_none_is_the_local_default():
 
     assert isinstance(_executor(None, None), InProcessExecutor)
     assert _executor(None, 2).workers == 2
+
+
+def test_gains_on_few_tasks_trains_every_group_as_the_command_line_does():
+    """negtransfer.gains on 3 tasks without groups= trains all 4 groups with a warning (the default random:16 failed:
+    'asked for 16 random groups but only 4 exist'), as `negtransfer gains` does; an explicit random:16 stays an
+    error."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(90, 2)), columns=["x", "y"])
+    frame["a"], frame["b"], frame["c"] = (frame.x > 0).astype(int), (frame.y > 0).astype(int), (frame.x > frame.y)
+    frame["c"] = frame["c"].astype(int)
+    with pytest.warns(UserWarning, match="all 4 are trained"):
+        report = negtransfer.gains(frame, tasks=["a", "b", "c"], repeats=1, max_epochs=1)
+    assert len({tuple(g) for g in report.to_frame()["group"]}) == 4
+    with pytest.raises(ValueError, match="only 4 exist"):
+        negtransfer.gains(frame, tasks=["a", "b", "c"], groups="random:16", repeats=1, max_epochs=1)

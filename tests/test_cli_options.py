@@ -27,14 +27,15 @@ def _choices(command) -> dict:
 
 
 def test_gains_defaults_are_the_jobs():
-    from negtransfer.cli.gains import DEFAULT_RANDOM_GROUPS
-    from negtransfer.jobs.gains import GainsOptions
+    from negtransfer.jobs.gains import DEFAULT_GROUPS, GainsOptions
 
     cli, api = _defaults(gains), GainsOptions()
     for name in ("sizes", "repeats", "chunk_size"):
         assert cli[name] == getattr(api, name), name
-    # no --groups: the job's default, or all groups where fewer than it asks for exist (default_groups)
-    assert cli["groups"] is None and api.groups == f"random:{DEFAULT_RANDOM_GROUPS}"
+    # no --groups: the job's default, or all groups where fewer than it asks for exist (default_groups), the same
+    # rule in the Python API (tests/test_api.py); --help names the default
+    assert cli["groups"] is None and api.groups == DEFAULT_GROUPS
+    assert inspect.signature(gains).parameters["groups"].default.show_default.startswith(DEFAULT_GROUPS)
 
 
 def test_group_defaults_are_the_jobs():

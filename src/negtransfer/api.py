@@ -26,7 +26,7 @@ value raises ``TypeError`` or ``ValueError`` naming it before anything is traine
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -260,7 +260,7 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
         what ``negtransfer gains`` writes as gains.json.
     """
     seed = _check_call(seed, progress)
-    from negtransfer.jobs.gains import GainsOptions, run_gains
+    from negtransfer.jobs.gains import GainsOptions, default_groups, run_gains
 
     job, training = _split_options(options, GainsOptions, {f.name for f in fields(GainsOptions)}, "gains")
     gains_options = GainsOptions(**job)
@@ -268,6 +268,13 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                               task_kinds=task_kinds, impute=impute, command="negtransfer.gains()")
     dataset = load(seed)
+    if "groups" not in job:  # the default, or every group where fewer exist (as the command line)
+        import warnings
+
+        groups, fewer = default_groups(dataset.n_tasks, gains_options.sizes)
+        if fewer:
+            warnings.warn(fewer, UserWarning, stacklevel=2)
+            gains_options = replace(gains_options, groups=groups)
     gains_options.requested_groups(dataset.task_names, seed)
     _checked(dataset, config)
     with _said_once():

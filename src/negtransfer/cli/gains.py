@@ -34,36 +34,12 @@ from negtransfer.cli.options import (
 from negtransfer.jobs.choices import MODEL_KINDS
 
 #: ``--groups random:16`` when ``--groups`` is not given (and fewer groups than that do not exist).
-DEFAULT_RANDOM_GROUPS = 16
-
-
-def default_groups(n_tasks: int, sizes: Optional[str], notes: list) -> str:
-    """The groups of ``gains`` without ``--groups``: ``random:16``, or ``all`` (with a note) where fewer groups of
-    the ``--sizes`` exist. With 3 tasks the default once failed ('asked for 16 random groups but only 4 exist'),
-    a request the user never made; ``group`` treats ``--train-groups`` the same way."""
-    from math import comb
-
-    from negtransfer.runs.group_specs import parse_sizes
-
-    default = f"random:{DEFAULT_RANDOM_GROUPS}"
-    try:
-        lo, hi = parse_sizes(sizes, n_tasks)
-    except ValueError:  # a bad --sizes is one error line when the groups are drawn
-        return default
-    available = sum(comb(n_tasks, size) for size in range(lo, hi + 1))
-    if not 0 < available < DEFAULT_RANDOM_GROUPS:
-        return default
-    note(f"--groups {default} (the default) is more than the {available} groups of {lo}..{hi} of the {n_tasks} "
-         f"tasks; all {available} are trained (--groups all)", notes)
-    return "all"
-
-
 RUNS_BLOCK = runs_block("runs/gains")  # --out ... --ray-address, --out defaulting to this folder
 
 
 @with_option_blocks
 def gains(
-    groups: Optional[str] = typer.Option(None, "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+').", show_default=f"random:{DEFAULT_RANDOM_GROUPS}, or all where fewer groups exist"),
+    groups: Optional[str] = typer.Option(None, "--groups", help="'all', 'random:N', or a file with one group per line (task names joined by '+').", show_default="random:16, or all where fewer groups exist"),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Group sizes for 'all' and 'random:N', e.g. 2-5 or 3.", show_default="2 to all tasks"),
     run_options: RunOptions = RUNS_BLOCK,
     chunk_size: int = ChunkSizeOpt,
@@ -82,7 +58,7 @@ def gains(
     gain = (stl_test_loss - test_loss) / stl_test_loss (ETAP eq. 1): positive means
     the task does better in the group than alone, negative is negative transfer.
     """
-    from negtransfer.jobs.gains import GainsOptions, run_gains
+    from negtransfer.jobs.gains import GainsOptions, default_groups, run_gains
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
@@ -95,7 +71,9 @@ def gains(
     note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data_options.data, notes)
     if groups is None:
-        groups = default_groups(ds.n_tasks, sizes, notes)
+        groups, fewer = default_groups(ds.n_tasks, sizes)
+        if fewer:
+            note(fewer.replace("groups ", "--groups ", 1).replace("(groups all)", "(--groups all)"), notes)
     options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size, folds=folds)
     try:
         options.requested_groups(ds.task_names, seed)

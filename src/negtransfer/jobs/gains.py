@@ -30,6 +30,33 @@ Group = tuple[int, ...]
 Progress = Callable[[str, int, int], None]
 
 
+#: The groups ``gains`` trains when none are named (see :func:`default_groups`).
+DEFAULT_GROUPS = "random:16"
+
+
+def default_groups(n_tasks: int, sizes: str | int | None) -> tuple[str, str | None]:
+    """The groups of ``gains`` when none are named, and a note when it is not the default.
+
+    ``random:16``, or ``all`` where fewer groups of the ``sizes`` exist (with 3 tasks the default once failed:
+    'asked for 16 random groups but only 4 exist', a request the user never made; ``group`` treats
+    ``--train-groups`` the same way). A bad ``sizes`` keeps the default: its error comes when the groups are drawn.
+    """
+    from math import comb
+
+    from negtransfer.runs.group_specs import parse_sizes
+
+    try:
+        lo, hi = parse_sizes(sizes, n_tasks)
+    except ValueError:
+        return DEFAULT_GROUPS, None
+    available = sum(comb(n_tasks, size) for size in range(lo, hi + 1))
+    wanted = int(DEFAULT_GROUPS.partition(":")[2])
+    if not 0 < available < wanted:
+        return DEFAULT_GROUPS, None
+    return "all", (f"groups {DEFAULT_GROUPS} (the default) is more than the {available} groups of {lo}..{hi} of "
+                   f"the {n_tasks} tasks; all {available} are trained (groups all)")
+
+
 @dataclass(frozen=True)
 class GainsOptions:
     """Choices of one gains job.
@@ -56,7 +83,7 @@ class GainsOptions:
         dataset's one split.
     """
 
-    groups: Any = "random:16"
+    groups: Any = DEFAULT_GROUPS
     sizes: str | int | None = None
     repeats: int = 3
     chunk_size: int | None = None
