@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
@@ -23,8 +24,9 @@ def plain_scalars(config: Any) -> None:
     (``np.int64(3)`` -> 3, ``np.float32(0.05)`` -> its float, ``np.bool_`` -> bool): a value from a sweep then
     compares, keys runs and saves to JSON as the Python number does (it failed after training: "int64 is not JSON
     serializable")."""
-    import numpy as np
-
+    np = sys.modules.get("numpy")  # not imported: no value is a NumPy scalar (and --help stays light)
+    if np is None:
+        return
     for item in fields(config):
         value = getattr(config, item.name)
         if isinstance(value, np.generic):
