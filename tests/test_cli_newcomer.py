@@ -4,6 +4,8 @@ wrongly or failed late, run through the CLI."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -184,3 +186,19 @@ def test_group_budget_one_says_it_can_only_be_the_all_task_model(table, tmp_path
     assert "note: --budget 1: the only single group that covers every task is the all-task group" in res.stderr
     assert "NOT better" not in res.output, res.output
     assert "The chosen grouping is the all-task model itself" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_store_info_imports_no_pytorch(tmp_path):
+    """It imported PyTorch through the run store (2-6 s on the 2-core machine) to count rows in a SQLite file."""
+    from negtransfer.runs.store import RunStore
+    from negtransfer.train.results import ModelResult
+
+    store = tmp_path / "runs.sqlite"
+    RunStore(store).put_many("fp", 0, "cfg", [ModelResult(group=(0, 1), val_loss={0: 1.0, 1: 1.0},
+                                                          test_loss={0: 1.0, 1: 1.0}, test_metric={0: 0.5, 1: 0.5},
+                                                          best_epoch=1, epochs=1, seconds=0.0)])
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "negtransfer", "store-info", str(store)],
+                         capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "runs.sqlite: 1 model run" in out.stdout
+    assert "torch" not in imported
