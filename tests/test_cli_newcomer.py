@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -112,8 +113,8 @@ def test_sources_refuses_a_target_without_test_labels(sparse_task, tmp_path):
     res = runner.invoke(app, ["sources", "--data", str(sparse_task), "--tasks", "a,b,c,r", "--target", "r",
                               "--alpha", "2", "--out", str(tmp_path / "o")])
     line = _error_line(res)
-    assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
-    assert "choose another --target" in line, line
+    assert line.startswith("error: target 'r' has "), line
+    assert "none in the test split;" in line and "choose another --target" in line, line
 
 
 def test_gains_default_groups_with_three_tasks_trains_all_four_with_a_note(table, tmp_path):
@@ -202,3 +203,71 @@ def test_store_info_imports_no_pytorch(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "runs.sqlite: 1 model run" in out.stdout
     assert "torch" not in imported
+
+
+# ------------------------------------------------------------------ a task without validation labels (from h-cli)
+FAST = ["--epochs", "2", "--patience", "1", "--repeats", "1"]
+
+
+def _arrays(path: Path, *, unlabelled_split: int | None = None) -> Path:
+    """Three binary tasks over 150 rows with a fixed split (0 train, 1 validation, 2 test); task 'c' has no label
+    in ``unlabelled_split``."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4)).astype(np.float32)
+    Y = np.stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 0] + X[:, 2] > 0], 1).astype(float)
+    split = np.array([0, 0, 0, 1, 2] * 30)
+    if unlabelled_split is not None:
+        Y[split == unlabelled_split, 2] = np.nan
+    np.savez(path, X=X, Y=Y, tasks=np.array(["a", "b", "c"]), split=split)
+    return path
+
+
+@pytest.mark.parametrize("command", [["group", "--budget", "2", "--train-groups", "2"],
+                                     ["compare-grouping", "--methods", "etap", "--budgets", "2", "--seeds", "0"]])
+def test_grouping_a_task_without_validation_labels_is_one_error_before_training(tmp_path, command):
+    """It trained every model, then failed in the gain predictor with a traceback (NaN gains of task 'c');
+    compare-grouping had no check at all."""
+    data = _arrays(tmp_path / "noval.npz", unlabelled_split=1)
+    res = runner.invoke(app, [*command, "--data", str(data), "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert line.startswith("error: task 'c' has no labelled rows in the validation split ("), line
+    assert "120 labelled row(s), 90 train, 0 validation, 30 test" in line and "--tasks" in line, line
+    assert "--folds 3" in line, line
+    assert "noval.npz: task 'c' has no labelled rows in the validation split: its losses" in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()  # nothing created, nothing trained
+
+
+def test_grouping_a_task_without_validation_labels_runs_with_folds(tmp_path):
+    """The way out the error names: each fold validates on its own part of the training rows."""
+    data = _arrays(tmp_path / "noval.npz", unlabelled_split=1)
+    res = runner.invoke(app, ["group", "--budget", "2", "--train-groups", "2", "--folds", "2", "--data", str(data),
+                              "--out", str(tmp_path / "o"), "-q", *FAST])
+    assert res.exit_code == 0, res.output
+
+
+def test_a_task_without_test_labels_is_a_note_in_gains_and_its_json(tmp_path):
+    """The dataset recorded the gap in info["warnings"] only; gains.csv showed its test loss as 0.0 without a word.
+    The note says what that means and is kept in gains.json."""
+    import json
+
+    data = _arrays(tmp_path / "notest.npz", unlabelled_split=2)
+    res = runner.invoke(app, ["gains", "--groups", "all", "--data", str(data), "--out", str(tmp_path / "o"), "-q",
+                              *FAST])
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.stderr.splitlines() if "no labelled rows in the test split" in ln]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {data}: task 'c' "), res.stderr
+    assert "not measured" in notes[0] and "--tasks" in notes[0], notes[0]
+    recorded = json.loads((tmp_path / "o" / "gains.json").read_text())["notes"]
+    assert any("no labelled rows in the test split" in n for n in recorded), recorded
+
+
+def test_sources_target_without_validation_labels_is_one_error_before_training(tmp_path):
+    """f(STL) was 0.0 on no rows, and the job failed after training with a traceback from the relative scale."""
+    data = _arrays(tmp_path / "noval.npz", unlabelled_split=1)
+    res = runner.invoke(app, ["sources", "--data", str(data), "--target", "c", "--alpha", "1",
+                              "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert line.startswith("error: target 'c' has 90 labelled training, 0 validation and 30 test row(s), none in "
+                           "the half of the validation rows that stops the models or the half that measures f(S);"), line
+    assert "--target" in line, line
+    assert not (tmp_path / "o").exists()

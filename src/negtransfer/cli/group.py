@@ -25,7 +25,6 @@ from negtransfer.cli.options import (
     RunOptions,
     SeedOpt,
     TrainingOptions,
-    check_labelled_splits,
     check_model_on,
     fit_batch_size,
     kinds_summary,
@@ -105,7 +104,7 @@ def group(
     chosen groups, and a report.
     """
     from negtransfer.data.folds import fold_validation_rows
-    from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+    from negtransfer.jobs.grouping import GroupingOptions, check_labelled_splits, run_grouping
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
@@ -119,7 +118,6 @@ def group(
     kinds = kinds_summary(ds, data_options.data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
-    check_labelled_splits(ds, ds.task_names, "its gains cannot be measured and no grouping can use it")
     options = GroupingOptions(budget=budget, method=method, n_train_groups=train_groups, design=design, repeats=repeats,
                               rounds=1 if no_refine else rounds, per_round=per_round, max_runs=max_runs, kappa=kappa,
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,
@@ -131,6 +129,7 @@ def group(
         options.check(ds.n_tasks)
         if folds > 1:
             fold_validation_rows(ds, folds)  # every task must have a labelled row in every fold
+        check_labelled_splits(ds, options)  # run_grouping's own check, before the job starts
     except ValueError as exc:
         fail(str(exc))
     from negtransfer.jobs.grouping_methods import get_method

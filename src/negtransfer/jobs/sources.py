@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.statistics import standard_error
 from negtransfer.gains.paired_rows import (
     PairedDifference,
@@ -317,6 +317,36 @@ class SourceOptions:
             from negtransfer.data.social import row_attribute
 
             row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
+        self._check_target_labels(dataset)
+
+    def _check_target_labels(self, dataset: MultiTaskDataset) -> None:
+        """Raise ``ValueError`` unless the target has a labelled row in every part of the data the job reads it on.
+
+        Validation: under ``training="parity"`` the half of the validation rows that stops the models and the half
+        that measures f(S) (:func:`~negtransfer.train.batched.validation_halves`), else the validation split;
+        without one, f(STL) was 0.0 and the job failed after training on the relative scale's division by it.
+        Test: the test losses the report compares; without one, every test loss read 0.0000 and the job
+        recommended a choice made on no rows.
+        """
+        from negtransfer.train.batched import validation_halves
+
+        target = dataset.task_index([self.target])[0]
+        labelled = ~np.isnan(np.asarray(dataset.Y[:, target], dtype=float))
+        validation = np.flatnonzero((dataset.split == VALIDATION) & labelled)
+        test = np.flatnonzero((dataset.split == TEST) & labelled)
+        parts = {"the validation split": validation}
+        if self.training == "parity":
+            stopping, estimate = validation_halves(dataset)
+            parts = {"the half of the validation rows that stops the models": stopping[labelled[stopping]],
+                     "the half that measures f(S)": estimate[labelled[estimate]]}
+        parts["the test split"] = test
+        empty = [where for where, rows in parts.items() if rows.size == 0]
+        if empty:
+            raise ValueError(
+                f"target {self.target!r} has {int((labelled & (dataset.split == TRAIN)).sum())} labelled training, "
+                f"{validation.size} validation and {test.size} test row(s), none in {' or '.join(empty)}; source "
+                f"selection measures the target's loss there (f(S) of each subset on validation rows, the test "
+                f"losses on test rows): add labelled rows for the target or choose another --target")
 
 
 #: The margin of the check's three-way verdict, in standard errors of the paired difference (as the grouping
