@@ -271,3 +271,23 @@ def test_sources_target_without_validation_labels_is_one_error_before_training(t
                            "the half of the validation rows that stops the models or the half that measures f(S);"), line
     assert "--target" in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_group_warning_comes_before_the_test_figures_it_points_to(table, tmp_path, capsys):
+    """'prefer the STL models unless the test figures below say otherwise' was printed below those figures."""
+    from dataclasses import replace
+
+    from negtransfer.api import group
+    from negtransfer.cli.group import print_group_summary
+
+    report = group(table, tasks=["a", "b", "c"], budget=2, max_epochs=1, repeats=1, store=tmp_path / "runs.sqlite")
+    not_better = replace(report, comparison=replace(
+        report.comparison, better_than_alternatives=False, decided_on="validation",
+        verdict="On validation data the chosen grouping (summed loss 2.0000) is NOT better than the STL models "
+                "(1.9000); prefer the STL models unless the test figures below say otherwise."))
+    capsys.readouterr()
+    print_group_summary(not_better, tmp_path / "report.json", tmp_path / "report.md")
+    lines = capsys.readouterr().out.splitlines()
+    warning = next(i for i, ln in enumerate(lines) if ln.startswith("warning: ") and "figures below" in ln)
+    totals = next(i for i, ln in enumerate(lines) if ln.startswith("total test loss"))
+    assert warning < totals, lines

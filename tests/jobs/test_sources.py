@@ -473,3 +473,11 @@ def test_a_target_without_labelled_validation_or_test_rows_is_refused_before_tra
         SourceOptions(target="c", alpha=1).check(dataset_from_arrays(X, no_test, task_names=["a", "b", "c"],
                                                                      split=split))
     SourceOptions(target="a", alpha=1).check(ds)
+
+
+@pytest.mark.parametrize("seconds, text", [(0.004, "under 1 s"), (40.2, "about 40 s"), (150.0, "about 2.5 min")])
+def test_the_estimate_of_the_runs_left_reads_in_seconds_under_a_minute(seconds, text):
+    """A small job's estimate read 'take about 0.0 min'."""
+    from negtransfer.jobs.sources import estimate_text
+
+    assert estimate_text(seconds) == text

@@ -215,6 +215,11 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     for g in report.selected_groups:
         console.print("  " + escape(" + ".join(g)))
 
+    if report.comparison.decided_on != "audit" and not report.comparison.better_than_alternatives:
+        # before the test totals, to which its "unless the test figures below say otherwise" points (it came after)
+        console.print(f"[bold red]warning[/bold red]: {escape(report.comparison.verdict)} "
+                      f"{escape(report.comparison.basis)}", soft_wrap=True)
+
     # ETAP eq. 1's sign: positive = the chosen groups' loss is lower. Each is the chosen groups' gain over the
     # reference it follows, said so ("chosen's gain"): "all-task 2.6518 (gain +1.0%)" read as the all-task model's
     # own gain over STL, which report.md's table gives (+0.5% there).
@@ -241,9 +246,6 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
                       f"{escape(report.comparison.verdict)}", soft_wrap=True)
         if verdict_line := audit_verdict_line(report):
             console.print(f"[bold]Audit verdict[/bold]: {escape(verdict_line)}", soft_wrap=True)
-    elif not report.comparison.better_than_alternatives:
-        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict} {report.comparison.basis}",
-                      soft_wrap=True)
     pred = report.prediction
     if pred.pearson is not None:
         console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")

@@ -349,6 +349,14 @@ class SourceOptions:
                 f"losses on test rows): add labelled rows for the target or choose another --target")
 
 
+def estimate_text(seconds: float) -> str:
+    """An estimated duration as a person reads it: ``under 1 s``, ``about 40 s`` under a minute, else
+    ``about 2.5 min`` (the estimate of the runs left once read ``about 0.0 min`` for a small job's seconds)."""
+    if seconds < 1:
+        return "under 1 s"
+    return f"about {seconds:.0f} s" if seconds < 60 else f"about {seconds / 60:.1f} min"
+
+
 #: The margin of the check's three-way verdict, in standard errors of the paired difference (as the grouping
 #: job's audit verdict, :data:`negtransfer.jobs.grouping.AUDIT_MARGIN_SE`).
 CHECK_MARGIN_SE = 1.0
@@ -1209,7 +1217,7 @@ class SourcesState:
                 left = max(self.plan.to_train - len(self.trained), 0)
                 self.timing["estimated"] = per_run * left
                 self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size or 'one per core'}): the other "
-                            f"{left} runs to train take about {self.timing['estimated'] / 60:.1f} min")
+                            f"{left} runs to train take {estimate_text(self.timing['estimated'])}")
 
         return on_progress
 
