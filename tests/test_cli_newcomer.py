@@ -291,3 +291,19 @@ def test_group_warning_comes_before_the_test_figures_it_points_to(table, tmp_pat
     warning = next(i for i, ln in enumerate(lines) if ln.startswith("warning: ") and "figures below" in ln)
     totals = next(i for i, ln in enumerate(lines) if ln.startswith("total test loss"))
     assert warning < totals, lines
+
+
+@pytest.mark.parametrize("extra, noted", [([], False), (["--train-groups", "30"], True),
+                                          (["--train-groups", "30", "--exhaustive"], False)])
+def test_train_groups_note_only_for_a_value_given(tmp_path, extra, noted):
+    """'--train-groups 20 is more than the 10 groups ...' was printed for the default on every run of 4 tasks, and
+    beside --exhaustive, which trains every group anyway."""
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4)).astype(np.float32)
+    np.savez(data, X=X, Y=(X > 0).astype(float), tasks=np.array(["a", "b", "c", "d"]))
+    res = runner.invoke(app, ["group", "--data", str(data), "--budget", "2", "--out", str(tmp_path / "o"), "-q",
+                              *FAST, *extra])
+    assert res.exit_code == 0, res.output
+    assert ("--train-groups 30 is more than the 10 groups" in res.stderr) is noted, res.stderr
+    assert "--train-groups 20" not in res.stderr, res.stderr

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
 
 import typer
 
-from negtransfer.cli.console import fail, note
+from negtransfer.cli.console import fail, note, option_given
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
     DATA_BLOCK,
@@ -139,7 +139,8 @@ def group(
              f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
              f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
              f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
-    grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method)
+    grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method,
+                   train_groups_given=option_given("train_groups"))
     job.start()
     from negtransfer.gains.divergence import DivergedError
 
@@ -158,8 +159,12 @@ def group(
 
 
 def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list,
-                    method: str = "etap") -> None:
-    """Say so when the job will use less than was asked for (it never fails for it)."""
+                    method: str = "etap", train_groups_given: bool = True) -> None:
+    """Say so when the job will use less than was asked for (it never fails for it).
+
+    ``train_groups_given``: whether ``--train-groups`` was on the command line; its default (20) on a few tasks, or
+    any value with ``--exhaustive`` (which trains every group anyway), is no request to adjust, so no note says so.
+    """
     from math import comb
 
     from negtransfer.jobs.grouping_methods import get_method
@@ -170,7 +175,7 @@ def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaus
     if available == 0:
         note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
              f"trained and --train-groups {train_groups} is not used", notes)
-    elif train_groups > available and spec.draws_training_groups:
+    elif train_groups > available and spec.draws_training_groups and train_groups_given and not exhaustive:
         note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
              f"all {available} are trained (with the all-task group)", notes)
     if budget == 1 and n > 1:
