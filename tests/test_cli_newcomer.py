@@ -307,3 +307,34 @@ def test_train_groups_note_only_for_a_value_given(tmp_path, extra, noted):
     assert res.exit_code == 0, res.output
     assert ("--train-groups 30 is more than the 10 groups" in res.stderr) is noted, res.stderr
     assert "--train-groups 20" not in res.stderr, res.stderr
+
+
+def _per_task_rows(path: Path) -> Path:
+    """Four stores (tasks) of 60 rows each, a binary label per row."""
+    rng = np.random.default_rng(1)
+    lines = ["store,x1,x2,bought"]
+    for store in ("north", "south", "east", "west"):
+        for _ in range(60):
+            x1, x2 = rng.normal(size=2)
+            lines.append(f"{store},{x1:.4f},{x2:.4f},{int(x1 + 0.3 * rng.normal() > 0)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_misspelt_target_gets_a_suggestion(tmp_path):
+    """--tasks suggested the close name; --target listed the tasks only."""
+    data = _per_task_rows(tmp_path / "stores.csv")
+    res = runner.invoke(app, ["sources", "--data", str(data), "--task-column", "store", "--label", "bought",
+                              "--target", "nort", "--alpha", "1", "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert "unknown task name(s) ['nort'] (did you mean 'north'?); this dataset's tasks are" in line, line
+
+
+def test_an_identifier_label_names_the_command_line_override(tmp_path):
+    """The error said task_kinds={'id': 'multiclass'} (Python) only, on the command line too."""
+    rows = ["x,ok,id"] + [f"{i / 10:.2f},{i % 2},p{i}" for i in range(150)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    res = runner.invoke(app, ["gains", "--data", str(tmp_path / "t.csv"), "--tasks", "ok,id", "--features", "x",
+                              "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert "task_kinds={'id': 'multiclass'} (--task-kinds id=multiclass) if you really mean 150 classes" in line, line

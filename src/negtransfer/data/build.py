@@ -384,7 +384,7 @@ def encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[TaskS
             raise DataError(
                 f"task {name!r} has {n_unique} distinct non-numeric labels (e.g. {quoted_list(values.unique()[:5])}); "
                 f"is it an identifier column? Pick another label column, or pass task_kinds={{{name!r}: 'multiclass'}} "
-                f"if you really mean {n_unique} classes"
+                f"(--task-kinds {name}=multiclass) if you really mean {n_unique} classes"
             )
         how = "inferred"
     else:

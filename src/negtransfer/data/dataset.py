@@ -224,9 +224,11 @@ class MultiTaskDataset:
                             f"this dataset's tasks are: {', '.join(self.task_names)}")
         unknown = [name for name in names if name not in lookup]
         if unknown:
-            raise ValueError(
-                f"unknown task name(s) {unknown}; this dataset's tasks are: {', '.join(self.task_names)}"
-            )
+            from negtransfer.data.build import suggest_name  # (build imports this module)
+
+            # "(did you mean 'north'?)" for --target nort, as --tasks says it
+            raise ValueError(f"unknown task name(s) {unknown}{suggest_name(unknown[0], self.task_names)}; this "
+                             f"dataset's tasks are: {', '.join(self.task_names)}")
         return [lookup[name] for name in names]
 
     def subset_tasks(self, names: Sequence[str]) -> "MultiTaskDataset":
