@@ -338,3 +338,18 @@ def test_an_identifier_label_names_the_command_line_override(tmp_path):
                               "--out", str(tmp_path / "o"), "-q", *FAST])
     line = _error_line(res)
     assert "task_kinds={'id': 'multiclass'} (--task-kinds id=multiclass) if you really mean 150 classes" in line, line
+
+
+def test_compare_grouping_checks_the_split_of_every_seed_before_training(tmp_path, monkeypatch):
+    """Each seed draws its own split: with only the first seed's checked, a later seed's split without validation
+    labels of a task failed inside the job with a traceback (run_grouping's check)."""
+    from negtransfer.cli.options import DataOptions
+    from negtransfer.data.files import dataset_from_file
+
+    good, bad = _arrays(tmp_path / "good.npz"), _arrays(tmp_path / "bad.npz", unlabelled_split=1)
+    monkeypatch.setattr(DataOptions, "load", lambda self, seed, *args, **kwargs: dataset_from_file(
+        good if seed == 0 else bad, seed=seed))
+    res = runner.invoke(app, ["compare-grouping", "--methods", "etap", "--budgets", "2", "--seeds", "0,1",
+                              "--data", str(good), "--out", str(tmp_path / "o"), "-q", *FAST])
+    assert _error_line(res).startswith("error: task 'c' has no labelled rows in the validation split ("), res.output
+    assert not (tmp_path / "o").exists()

@@ -89,22 +89,24 @@ def compare_grouping(
     check_model_on(first, config, notes)
     options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
                               evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size, folds=folds, audit=audit)
-    try:
-        options.check(first.n_tasks)
-        if folds > 1:
-            fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
-        check_labelled_splits(first, options)  # run_grouping's own check, before the job starts
-        if aggregators and (folds > 1 or audit > 0):  # (without either: the dataset's one split, as every row)
-            notes.append(surgery_training_rows(first, options, seed_list[0]))
-    except ValueError as exc:
-        fail(str(exc))
-    job.start()
     cache = {seed_list[0]: first}
 
     def load(seed):
         if seed not in cache:
             cache[seed] = data_options.load(seed, MODEL_KINDS)
         return cache[seed]
+
+    try:
+        options.check(first.n_tasks)
+        if folds > 1:
+            fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
+        for seed in seed_list:  # run_grouping's own check, before the job starts (each seed draws its own split)
+            check_labelled_splits(load(seed), options)
+        if aggregators and (folds > 1 or audit > 0):  # (without either: the dataset's one split, as every row)
+            notes.append(surgery_training_rows(first, options, seed_list[0]))
+    except ValueError as exc:
+        fail(str(exc))
+    job.start()
 
     with job.training() as progress:
         rows = compare_grouping_methods(load, names, budget_list, seed_list, options, config, lambda s: job.store,
