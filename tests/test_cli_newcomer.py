@@ -4,9 +4,12 @@ wrongly or failed late, run through the CLI."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -110,8 +113,8 @@ def test_sources_refuses_a_target_without_test_labels(sparse_task, tmp_path):
     res = runner.invoke(app, ["sources", "--data", str(sparse_task), "--tasks", "a,b,c,r", "--target", "r",
                               "--alpha", "2", "--out", str(tmp_path / "o")])
     line = _error_line(res)
-    assert line.startswith("error: task 'r' has no labelled rows in the test split ("), line
-    assert "choose another --target" in line, line
+    assert line.startswith("error: target 'r' has "), line
+    assert "none in the test split;" in line and "choose another --target" in line, line
 
 
 def test_gains_default_groups_with_three_tasks_trains_all_four_with_a_note(table, tmp_path):
@@ -184,3 +187,169 @@ def test_group_budget_one_says_it_can_only_be_the_all_task_model(table, tmp_path
     assert "note: --budget 1: the only single group that covers every task is the all-task group" in res.stderr
     assert "NOT better" not in res.output, res.output
     assert "The chosen grouping is the all-task model itself" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_store_info_imports_no_pytorch(tmp_path):
+    """It imported PyTorch through the run store (2-6 s on the 2-core machine) to count rows in a SQLite file."""
+    from negtransfer.runs.store import RunStore
+    from negtransfer.train.results import ModelResult
+
+    store = tmp_path / "runs.sqlite"
+    RunStore(store).put_many("fp", 0, "cfg", [ModelResult(group=(0, 1), val_loss={0: 1.0, 1: 1.0},
+                                                          test_loss={0: 1.0, 1: 1.0}, test_metric={0: 0.5, 1: 0.5},
+                                                          best_epoch=1, epochs=1, seconds=0.0)])
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "negtransfer", "store-info", str(store)],
+                         capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "runs.sqlite: 1 model run" in out.stdout
+    assert "torch" not in imported
+
+
+# ------------------------------------------------------------------ a task without validation labels (from h-cli)
+FAST = ["--epochs", "2", "--patience", "1", "--repeats", "1"]
+
+
+def _arrays(path: Path, *, unlabelled_split: int | None = None) -> Path:
+    """Three binary tasks over 150 rows with a fixed split (0 train, 1 validation, 2 test); task 'c' has no label
+    in ``unlabelled_split``."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4)).astype(np.float32)
+    Y = np.stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 0] + X[:, 2] > 0], 1).astype(float)
+    split = np.array([0, 0, 0, 1, 2] * 30)
+    if unlabelled_split is not None:
+        Y[split == unlabelled_split, 2] = np.nan
+    np.savez(path, X=X, Y=Y, tasks=np.array(["a", "b", "c"]), split=split)
+    return path
+
+
+@pytest.mark.parametrize("command", [["group", "--budget", "2", "--train-groups", "2"],
+                                     ["compare-grouping", "--methods", "etap", "--budgets", "2", "--seeds", "0"]])
+def test_grouping_a_task_without_validation_labels_is_one_error_before_training(tmp_path, command):
+    """It trained every model, then failed in the gain predictor with a traceback (NaN gains of task 'c');
+    compare-grouping had no check at all."""
+    data = _arrays(tmp_path / "noval.npz", unlabelled_split=1)
+    res = runner.invoke(app, [*command, "--data", str(data), "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert line.startswith("error: task 'c' has no labelled rows in the validation split ("), line
+    assert "120 labelled row(s), 90 train, 0 validation, 30 test" in line and "--tasks" in line, line
+    assert "--folds 3" in line, line
+    assert "noval.npz: task 'c' has no labelled rows in the validation split: its losses" in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()  # nothing created, nothing trained
+
+
+def test_grouping_a_task_without_validation_labels_runs_with_folds(tmp_path):
+    """The way out the error names: each fold validates on its own part of the training rows."""
+    data = _arrays(tmp_path / "noval.npz", unlabelled_split=1)
+    res = runner.invoke(app, ["group", "--budget", "2", "--train-groups", "2", "--folds", "2", "--data", str(data),
+                              "--out", str(tmp_path / "o"), "-q", *FAST])
+    assert res.exit_code == 0, res.output
+
+
+def test_a_task_without_test_labels_is_a_note_in_gains_and_its_json(tmp_path):
+    """The dataset recorded the gap in info["warnings"] only; gains.csv showed its test loss as 0.0 without a word.
+    The note says what that means and is kept in gains.json."""
+    import json
+
+    data = _arrays(tmp_path / "notest.npz", unlabelled_split=2)
+    res = runner.invoke(app, ["gains", "--groups", "all", "--data", str(data), "--out", str(tmp_path / "o"), "-q",
+                              *FAST])
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.stderr.splitlines() if "no labelled rows in the test split" in ln]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {data}: task 'c' "), res.stderr
+    assert "not measured" in notes[0] and "--tasks" in notes[0], notes[0]
+    recorded = json.loads((tmp_path / "o" / "gains.json").read_text())["notes"]
+    assert any("no labelled rows in the test split" in n for n in recorded), recorded
+
+
+def test_sources_target_without_validation_labels_is_one_error_before_training(tmp_path):
+    """f(STL) was 0.0 on no rows, and the job failed after training with a traceback from the relative scale."""
+    data = _arrays(tmp_path / "noval.npz", unlabelled_split=1)
+    res = runner.invoke(app, ["sources", "--data", str(data), "--target", "c", "--alpha", "1",
+                              "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert line.startswith("error: target 'c' has 90 labelled training, 0 validation and 30 test row(s), none in "
+                           "the half of the validation rows that stops the models or the half that measures f(S);"), line
+    assert "--target" in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_group_warning_comes_before_the_test_figures_it_points_to(table, tmp_path, capsys):
+    """'prefer the STL models unless the test figures below say otherwise' was printed below those figures."""
+    from dataclasses import replace
+
+    from negtransfer.api import group
+    from negtransfer.cli.group import print_group_summary
+
+    report = group(table, tasks=["a", "b", "c"], budget=2, max_epochs=1, repeats=1, store=tmp_path / "runs.sqlite")
+    not_better = replace(report, comparison=replace(
+        report.comparison, better_than_alternatives=False, decided_on="validation",
+        verdict="On validation data the chosen grouping (summed loss 2.0000) is NOT better than the STL models "
+                "(1.9000); prefer the STL models unless the test figures below say otherwise."))
+    capsys.readouterr()
+    print_group_summary(not_better, tmp_path / "report.json", tmp_path / "report.md")
+    lines = capsys.readouterr().out.splitlines()
+    warning = next(i for i, ln in enumerate(lines) if ln.startswith("warning: ") and "figures below" in ln)
+    totals = next(i for i, ln in enumerate(lines) if ln.startswith("total test loss"))
+    assert warning < totals, lines
+
+
+@pytest.mark.parametrize("extra, noted", [([], False), (["--train-groups", "30"], True),
+                                          (["--train-groups", "30", "--exhaustive"], False)])
+def test_train_groups_note_only_for_a_value_given(tmp_path, extra, noted):
+    """'--train-groups 20 is more than the 10 groups ...' was printed for the default on every run of 4 tasks, and
+    beside --exhaustive, which trains every group anyway."""
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4)).astype(np.float32)
+    np.savez(data, X=X, Y=(X > 0).astype(float), tasks=np.array(["a", "b", "c", "d"]))
+    res = runner.invoke(app, ["group", "--data", str(data), "--budget", "2", "--out", str(tmp_path / "o"), "-q",
+                              *FAST, *extra])
+    assert res.exit_code == 0, res.output
+    assert ("--train-groups 30 is more than the 10 groups" in res.stderr) is noted, res.stderr
+    assert "--train-groups 20" not in res.stderr, res.stderr
+
+
+def _per_task_rows(path: Path) -> Path:
+    """Four stores (tasks) of 60 rows each, a binary label per row."""
+    rng = np.random.default_rng(1)
+    lines = ["store,x1,x2,bought"]
+    for store in ("north", "south", "east", "west"):
+        for _ in range(60):
+            x1, x2 = rng.normal(size=2)
+            lines.append(f"{store},{x1:.4f},{x2:.4f},{int(x1 + 0.3 * rng.normal() > 0)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_misspelt_target_gets_a_suggestion(tmp_path):
+    """--tasks suggested the close name; --target listed the tasks only."""
+    data = _per_task_rows(tmp_path / "stores.csv")
+    res = runner.invoke(app, ["sources", "--data", str(data), "--task-column", "store", "--label", "bought",
+                              "--target", "nort", "--alpha", "1", "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert "unknown task name(s) ['nort'] (did you mean 'north'?); this dataset's tasks are" in line, line
+
+
+def test_an_identifier_label_names_the_command_line_override(tmp_path):
+    """The error said task_kinds={'id': 'multiclass'} (Python) only, on the command line too."""
+    rows = ["x,ok,id"] + [f"{i / 10:.2f},{i % 2},p{i}" for i in range(150)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    res = runner.invoke(app, ["gains", "--data", str(tmp_path / "t.csv"), "--tasks", "ok,id", "--features", "x",
+                              "--out", str(tmp_path / "o"), "-q", *FAST])
+    line = _error_line(res)
+    assert "task_kinds={'id': 'multiclass'} (--task-kinds id=multiclass) if you really mean 150 classes" in line, line
+
+
+def test_compare_grouping_checks_the_split_of_every_seed_before_training(tmp_path, monkeypatch):
+    """Each seed draws its own split: with only the first seed's checked, a later seed's split without validation
+    labels of a task failed inside the job with a traceback (run_grouping's check)."""
+    from negtransfer.cli.options import DataOptions
+    from negtransfer.data.files import dataset_from_file
+
+    good, bad = _arrays(tmp_path / "good.npz"), _arrays(tmp_path / "bad.npz", unlabelled_split=1)
+    monkeypatch.setattr(DataOptions, "load", lambda self, seed, *args, **kwargs: dataset_from_file(
+        good if seed == 0 else bad, seed=seed))
+    res = runner.invoke(app, ["compare-grouping", "--methods", "etap", "--budgets", "2", "--seeds", "0,1",
+                              "--data", str(good), "--out", str(tmp_path / "o"), "-q", *FAST])
+    assert _error_line(res).startswith("error: task 'c' has no labelled rows in the validation split ("), res.output
+    assert not (tmp_path / "o").exists()

@@ -1,6 +1,7 @@
 """MultiTaskDataset itself: what a user sees when printing one."""
 
 import numpy as np
+import pytest
 
 from negtransfer.data.arrays import dataset_from_arrays
 
@@ -35,3 +36,15 @@ def test_a_task_named_by_a_list_is_a_type_error_naming_the_tasks():
     with pytest.raises(TypeError, match=r"a task is named by one string, got list \['sick'\]; this dataset's tasks "
                                         "are: sick, worse"):
         negtransfer.sources(frame, target=["sick"], tasks=["sick", "worse"], alpha=1, n_subsets=2, holdout=0)
+
+
+def test_task_index_suggests_the_closest_name():
+    """A misspelt task name (sources' --target, the API's target=) got the list of tasks only."""
+    rng = np.random.default_rng(0)
+    ds = dataset_from_arrays(rng.normal(size=(40, 2)), np.tile([[0.0, 1.0], [1.0, 0.0]], (20, 1)),
+                             task_names=["north", "south"])
+    with pytest.raises(ValueError, match=r"unknown task name\(s\) \['nort'\] \(did you mean 'north'\?\); "
+                                         r"this dataset's tasks are: north, south"):
+        ds.task_index(["nort"])
+    with pytest.raises(ValueError, match=r"\['zzz'\]; this dataset's tasks are"):
+        ds.task_index(["zzz"])

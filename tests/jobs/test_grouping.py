@@ -195,3 +195,32 @@ def test_refinement_improves_on_the_one_shot_protocol(planted, tmp_path):
     assert ref["runs_used"] <= ref["max_runs"] and ref["rounds_run"] >= 2
     assert "predictor_cv_rmse" in refined["rounds"][0]
     assert one_shot["refinement"]["rounds_run"] == 1
+
+
+def test_a_task_without_validation_or_test_labels_is_refused_before_training(tmp_path):
+    """Its gains were NaN and the gain predictor raised after every model had trained (validation), or its test
+    losses read 0.0 (test); now the job names the task and stores nothing. The audit rows are held back first, as
+    the job does, and with folds each fold validates on its own rows (checked there)."""
+    from negtransfer.data.arrays import dataset_from_arrays
+    from negtransfer.jobs.grouping import check_labelled_splits
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    Y = np.stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 2] > 0], 1).astype(float)
+    split = np.array([0, 0, 0, 1, 2] * 20)
+    no_validation = Y.copy()
+    no_validation[split == 1, 1] = np.nan
+    ds = dataset_from_arrays(X, no_validation, task_names=["a", "b", "c"], split=split)
+    store = RunStore(tmp_path / "s.sqlite")
+    with pytest.raises(ValueError, match=r"task 'b' has no labelled rows in the validation split \('b': 80 "
+                                         r"labelled row\(s\), 60 train, 0 validation, 20 test\).*--folds 3"):
+        run_grouping(ds, GroupingOptions(budget=2, n_train_groups=2, repeats=1), TrainConfig(max_epochs=2), 0, store)
+    assert store.count() == 0
+    check_labelled_splits(ds, GroupingOptions(folds=2))
+    no_test = Y.copy()
+    no_test[split == 2, 0] = no_test[split == 2, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^tasks 'a', 'c' have no labelled rows in the test split .*"
+                                         r"leave them out with --tasks$"):
+        check_labelled_splits(dataset_from_arrays(X, no_test, split=split, task_names=["a", "b", "c"]),
+                              GroupingOptions(folds=2))  # folds or not: the test split keeps its rows
+    check_labelled_splits(dataset_from_arrays(X, Y, split=split), GroupingOptions(audit=0.2))

@@ -443,3 +443,41 @@ def test_the_default_run_on_20_sources_states_its_cost_before_training(tmp_path,
     assert f"note: {runs} runs to train may take more than 15 minutes on 2 CPU cores" in output
     assert "--exhaustive-pairs off (570 runs fewer)" in output and "--holdout 50 (150 fewer)" in output
     assert "--repeats 2" in output and "--data-fraction 0.4 --steps-fraction 0.2" in output
+
+
+def test_a_target_without_labelled_validation_or_test_rows_is_refused_before_training():
+    """f(STL) was 0.0 on no rows and the job failed after training (the relative scale divides by it); without test
+    rows every test loss read 0.0000."""
+    from negtransfer.data.arrays import dataset_from_arrays
+    from negtransfer.jobs.sources import SourceOptions
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    Y = np.stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 2] > 0], 1).astype(float)
+    split = np.array([0, 0, 0, 1, 2] * 20)
+    Y[split == 1, 2] = np.nan
+    ds = dataset_from_arrays(X, Y, task_names=["a", "b", "c"], split=split)
+    with pytest.raises(ValueError, match="target 'c' has 60 labelled training, 0 validation and 20 test row.*"
+                                         "none in the half .* or the half that measures f"):
+        SourceOptions(target="c", alpha=1).check(ds)
+    with pytest.raises(ValueError, match="none in the validation split;"):
+        SourceOptions(target="c", alpha=1, training="legacy").check(ds)
+    one = Y.copy()
+    one[np.flatnonzero(split == 1)[0], 2] = 1.0  # a single labelled row: the stopping half only
+    with pytest.raises(ValueError, match="1 validation and 20 test row.*none in the half that measures f"):
+        SourceOptions(target="c", alpha=1).check(dataset_from_arrays(X, one, task_names=["a", "b", "c"], split=split))
+    no_test = Y.copy()
+    no_test[:, 2] = Y[:, 0]
+    no_test[split == 2, 2] = np.nan
+    with pytest.raises(ValueError, match="60 labelled training, 20 validation and 0 test row.*none in the test split;"):
+        SourceOptions(target="c", alpha=1).check(dataset_from_arrays(X, no_test, task_names=["a", "b", "c"],
+                                                                     split=split))
+    SourceOptions(target="a", alpha=1).check(ds)
+
+
+@pytest.mark.parametrize("seconds, text", [(0.004, "under 1 s"), (40.2, "about 40 s"), (150.0, "about 2.5 min")])
+def test_the_estimate_of_the_runs_left_reads_in_seconds_under_a_minute(seconds, text):
+    """A small job's estimate read 'take about 0.0 min'."""
+    from negtransfer.jobs.sources import estimate_text
+
+    assert estimate_text(seconds) == text

@@ -23,6 +23,7 @@ from negtransfer.cli.options import (
     RunOptions,
     TrainingOptions,
     check_model_on,
+    note_split_warnings,
     runs_block,
     split_list,
     with_option_blocks,
@@ -63,7 +64,7 @@ def compare_grouping(
     loss by budget.
     """
     from negtransfer.data.folds import fold_validation_rows
-    from negtransfer.jobs.grouping import GroupingOptions
+    from negtransfer.jobs.grouping import GroupingOptions, check_labelled_splits
     from negtransfer.jobs.grouping_comparison import compare_grouping_methods, summarise, surgery_training_rows
     from negtransfer.jobs.grouping_methods import method_names
     from negtransfer.report.grouping_comparison import write_comparison_report
@@ -84,24 +85,28 @@ def compare_grouping(
     config = training_options.config(device=device, model=model_options.choice())
     job = Job(replace(run_options, seed=seed_list[0], quiet=quiet, device=device), notes)
     first = data_options.load(seed_list[0], MODEL_KINDS)
+    note_split_warnings(first, data_options.data, notes)  # (the other commands: through kinds_summary)
     check_model_on(first, config, notes)
     options = GroupingOptions(n_train_groups=train_groups, repeats=repeats, rounds=rounds, exhaustive=exhaustive,
                               evaluate=0 if exhaustive else evaluate, chunk_size=chunk_size, folds=folds, audit=audit)
-    try:
-        options.check(first.n_tasks)
-        if folds > 1:
-            fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
-        if aggregators and (folds > 1 or audit > 0):  # (without either: the dataset's one split, as every row)
-            notes.append(surgery_training_rows(first, options, seed_list[0]))
-    except ValueError as exc:
-        fail(str(exc))
-    job.start()
     cache = {seed_list[0]: first}
 
     def load(seed):
         if seed not in cache:
             cache[seed] = data_options.load(seed, MODEL_KINDS)
         return cache[seed]
+
+    try:
+        options.check(first.n_tasks)
+        if folds > 1:
+            fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
+        for seed in seed_list:  # run_grouping's own check, before the job starts (each seed draws its own split)
+            check_labelled_splits(load(seed), options)
+        if aggregators and (folds > 1 or audit > 0):  # (without either: the dataset's one split, as every row)
+            notes.append(surgery_training_rows(first, options, seed_list[0]))
+    except ValueError as exc:
+        fail(str(exc))
+    job.start()
 
     with job.training() as progress:
         rows = compare_grouping_methods(load, names, budget_list, seed_list, options, config, lambda s: job.store,

@@ -52,6 +52,14 @@ def running_context() -> Any:
     return _RUNNING_CONTEXT.get()
 
 
+def option_given(name: str) -> bool:
+    """Whether the running command's parameter ``name`` came from the command line (or the environment), not from
+    its default; True outside a command (a job called from Python gives every value on purpose)."""
+    ctx = running_context()
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is None or source.name != "DEFAULT"
+
+
 def _flags_without_value_type(params: list) -> list:
     """Show flags as ``--exhaustive``, not ``--exhaustive <bool>``: they take no value."""
     for param in params:

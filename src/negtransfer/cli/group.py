@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, Optional, TypeAlias
 
 import typer
 
-from negtransfer.cli.console import fail, note
+from negtransfer.cli.console import fail, note, option_given
 from negtransfer.cli.job import Job
 from negtransfer.cli.options import (
     DATA_BLOCK,
@@ -25,7 +25,6 @@ from negtransfer.cli.options import (
     RunOptions,
     SeedOpt,
     TrainingOptions,
-    check_labelled_splits,
     check_model_on,
     fit_batch_size,
     kinds_summary,
@@ -105,7 +104,7 @@ def group(
     chosen groups, and a report.
     """
     from negtransfer.data.folds import fold_validation_rows
-    from negtransfer.jobs.grouping import GroupingOptions, run_grouping
+    from negtransfer.jobs.grouping import GroupingOptions, check_labelled_splits, run_grouping
     from negtransfer.report.jsonio import write_json
 
     notes: list[str] = []
@@ -119,7 +118,6 @@ def group(
     kinds = kinds_summary(ds, data_options.data, notes)
     if ds.n_tasks < 2:
         fail(f"group needs at least 2 tasks, got {ds.n_tasks} ({', '.join(ds.task_names)}); name more with --tasks")
-    check_labelled_splits(ds, ds.task_names, "its gains cannot be measured and no grouping can use it")
     options = GroupingOptions(budget=budget, method=method, n_train_groups=train_groups, design=design, repeats=repeats,
                               rounds=1 if no_refine else rounds, per_round=per_round, max_runs=max_runs, kappa=kappa,
                               objective=objective, evaluate=evaluate, exhaustive=exhaustive,
@@ -131,6 +129,7 @@ def group(
         options.check(ds.n_tasks)
         if folds > 1:
             fold_validation_rows(ds, folds)  # every task must have a labelled row in every fold
+        check_labelled_splits(ds, options)  # run_grouping's own check, before the job starts
     except ValueError as exc:
         fail(str(exc))
     from negtransfer.jobs.grouping_methods import get_method
@@ -140,7 +139,8 @@ def group(
              f"--gradient-aggregation {config.gradient_aggregation} works with the methods that need no affinity "
              f"(e.g. hoa, linear-surrogate, mtgnet), or compare it as a row: "
              f"negtransfer compare-grouping --surgery {config.gradient_aggregation}")
-    grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method)
+    grouping_notes(ds.n_tasks, budget, train_groups, evaluate, exhaustive, notes, method=method,
+                   train_groups_given=option_given("train_groups"))
     job.start()
     from negtransfer.gains.divergence import DivergedError
 
@@ -159,8 +159,12 @@ def group(
 
 
 def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaustive: bool, notes: list,
-                    method: str = "etap") -> None:
-    """Say so when the job will use less than was asked for (it never fails for it)."""
+                    method: str = "etap", train_groups_given: bool = True) -> None:
+    """Say so when the job will use less than was asked for (it never fails for it).
+
+    ``train_groups_given``: whether ``--train-groups`` was on the command line; its default (20) on a few tasks, or
+    any value with ``--exhaustive`` (which trains every group anyway), is no request to adjust, so no note says so.
+    """
     from math import comb
 
     from negtransfer.jobs.grouping_methods import get_method
@@ -171,7 +175,7 @@ def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaus
     if available == 0:
         note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
              f"trained and --train-groups {train_groups} is not used", notes)
-    elif train_groups > available and spec.draws_training_groups:
+    elif train_groups > available and spec.draws_training_groups and train_groups_given and not exhaustive:
         note(f"--train-groups {train_groups} is more than the {available} groups of 2..{n - 1} of the {n} tasks; "
              f"all {available} are trained (with the all-task group)", notes)
     if budget == 1 and n > 1:
@@ -216,6 +220,11 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
     for g in report.selected_groups:
         console.print("  " + escape(" + ".join(g)))
 
+    if report.comparison.decided_on != "audit" and not report.comparison.better_than_alternatives:
+        # before the test totals, to which its "unless the test figures below say otherwise" points (it came after)
+        console.print(f"[bold red]warning[/bold red]: {escape(report.comparison.verdict)} "
+                      f"{escape(report.comparison.basis)}", soft_wrap=True)
+
     # ETAP eq. 1's sign: positive = the chosen groups' loss is lower. Each is the chosen groups' gain over the
     # reference it follows, said so ("chosen's gain"): "all-task 2.6518 (gain +1.0%)" read as the all-task model's
     # own gain over STL, which report.md's table gives (+0.5% there).
@@ -242,9 +251,6 @@ def print_group_summary(report: GroupingReport, json_path: Path, md_path: Path) 
                       f"{escape(report.comparison.verdict)}", soft_wrap=True)
         if verdict_line := audit_verdict_line(report):
             console.print(f"[bold]Audit verdict[/bold]: {escape(verdict_line)}", soft_wrap=True)
-    elif not report.comparison.better_than_alternatives:
-        console.print(f"[bold red]warning[/bold red]: {report.comparison.verdict} {report.comparison.basis}",
-                      soft_wrap=True)
     pred = report.prediction
     if pred.pearson is not None:
         console.print(f"gain prediction on {pred.n_groups} held-out groups: Pearson {pred.pearson:.3f}, R^2 {pred.r2:.3f}")

@@ -28,7 +28,7 @@ import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Sequence, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeAlias
 
 import typer
 
@@ -506,16 +506,29 @@ class RunOptions:
     device: str = "cpu"
 
 
+def note_split_warnings(ds, data: Optional[Path], notes: list) -> None:
+    """For a user file (``--data``), each of the dataset's warnings (``info["warnings"]``: a task without a
+    labelled row in a split, a class missing from a task's training rows) as a ``note:`` line that says what it
+    means for the results and what to do; they were recorded in the dataset and never shown, while the results
+    they touch read 0.0 or n/a."""
+    if data is None:
+        return
+    for warning in ds.info.get("warnings", []):
+        if "no labelled rows" in warning:
+            means = "its losses, metrics and gains on that split are not measured (they show as 0.0 or n/a)"
+        else:
+            means = "no model learns those classes"
+        note(f"{data}: {warning}: {means}; add labelled rows for it or leave it out with --tasks", notes)
+
+
 def kinds_summary(ds, data: Optional[Path], notes: list) -> dict:
     """Each task's kind; for a user file, print those inferred from the labels, with their classes, and the data's
-    warnings (``info["warnings"]``: a task with no labelled rows in a split, a class missing from training) as
-    ``note:`` lines; they were recorded and never shown."""
+    warnings (:func:`note_split_warnings`)."""
     kinds = {t.name: t.kind for t in ds.tasks}
     how = ds.info.get("task_kinds", {})
     if data is None:
         return kinds
-    for warning in ds.info.get("warnings", []):
-        note(f"{data}: {warning}", notes)
+    note_split_warnings(ds, data, notes)
     described: dict[str, list[str]] = {}
     for t in ds.tasks:
         if "inferred" not in str(how.get(t.name, "")):
@@ -614,22 +627,3 @@ def with_option_blocks(command: Callable[..., None]) -> Callable[..., None]:
     run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
     return run
 
-
-def check_labelled_splits(ds, tasks: Sequence[str], why: str,
-                          fix: str = "add labelled rows for it or leave it out with --tasks") -> None:
-    """Fail unless each of ``tasks`` has a labelled row in the validation and in the test split.
-
-    A task without them trains, but its validation and test losses are computed over no rows: ``group`` then
-    failed after training with a traceback (a NaN affinity), and ``sources`` with such a target reported every test
-    loss as 0.0000 and recommended a choice made on nothing.
-    """
-    import numpy as np
-
-    for name in tasks:
-        j = ds.task_names.index(name)
-        counts = {split: int(np.isfinite(ds.Y[ds.indices(split), j]).sum())
-                  for split in ("train", "validation", "test")}
-        empty = [split for split in ("validation", "test") if counts[split] == 0]
-        if empty:
-            fail(f"task {name!r} has no labelled rows in the {' and '.join(empty)} split ({counts['train']} "
-                 f"training, {counts['validation']} validation, {counts['test']} test), so {why}; {fix}")

@@ -24,7 +24,6 @@ from negtransfer.cli.options import (
     RunOptions,
     SeedOpt,
     TrainingOptions,
-    check_labelled_splits,
     check_model_on,
     fit_batch_size,
     kinds_summary,
@@ -135,8 +134,6 @@ def sources(
         options.check(ds)
     except ValueError as exc:
         fail(str(exc))
-    check_labelled_splits(ds, [target], "every loss of the target (f(S) of each subset, the test losses) would be "
-                          "measured on no rows", fix="add labelled rows for it or choose another --target")
     from math import comb
 
     distinct = comb(ds.n_tasks - 1, alpha)

@@ -50,14 +50,13 @@ task or value at fault and what would fix it.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset, TaskSpec
+from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset, TaskSpec, suggest_name
 
 if TYPE_CHECKING:  # pandas is imported inside the functions that need it
     import pandas as pd
@@ -133,11 +132,6 @@ def quoted_list(items: Iterable[Any], limit: int = 12) -> str:
     if len(items) > limit:
         text += f", ... ({len(items)} in all)"
     return text
-
-
-def suggest_name(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def chosen_tasks(tasks: Sequence[str] | None, known: Sequence[str], dataset: str, noun: str = "tasks") -> list[str]:
@@ -384,7 +378,7 @@ def encode_task(name: str, labels: "pd.Series", kind: str | None) -> tuple[TaskS
             raise DataError(
                 f"task {name!r} has {n_unique} distinct non-numeric labels (e.g. {quoted_list(values.unique()[:5])}); "
                 f"is it an identifier column? Pick another label column, or pass task_kinds={{{name!r}: 'multiclass'}} "
-                f"if you really mean {n_unique} classes"
+                f"(--task-kinds {name}=multiclass) if you really mean {n_unique} classes"
             )
         how = "inferred"
     else:

@@ -14,6 +14,7 @@ this package do the validation and preprocessing (see ``build.py``).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -46,6 +47,13 @@ def feature_axis_of(ndim: int) -> int:
         sequences (N x T x F).
     """
     return 2 if ndim == 3 else 1
+
+
+def suggest_name(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'north'?)`` for the closest of ``known`` to a misspelt ``name``, or ``""`` if none is close
+    (difflib's ratio at least 0.5); for the errors that name an unknown task or column."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -224,9 +232,9 @@ class MultiTaskDataset:
                             f"this dataset's tasks are: {', '.join(self.task_names)}")
         unknown = [name for name in names if name not in lookup]
         if unknown:
-            raise ValueError(
-                f"unknown task name(s) {unknown}; this dataset's tasks are: {', '.join(self.task_names)}"
-            )
+            # "(did you mean 'north'?)" for --target nort, as --tasks says it
+            raise ValueError(f"unknown task name(s) {unknown}{suggest_name(unknown[0], self.task_names)}; this "
+                             f"dataset's tasks are: {', '.join(self.task_names)}")
         return [lookup[name] for name in names]
 
     def subset_tasks(self, names: Sequence[str]) -> "MultiTaskDataset":

@@ -759,6 +759,54 @@ GROUPING_STAGES: tuple[Callable[[GroupingState], None], ...] = (
 )
 
 
+def check_labelled_splits(dataset: MultiTaskDataset, options: GroupingOptions) -> None:
+    """Raise ``ValueError`` naming every task without a labelled row in a split the grouping job reads.
+
+    The validation split: the job stops every model, measures each task's gains (ETAP eq. 1, on validation losses
+    by default) and chooses its groups there; a task without a validation label had NaN gains, and the job failed
+    after training in the gain predictor or on a non-finite affinity. With ``options.folds > 1`` every fold
+    validates on its own part of the non-test rows, which
+    :func:`~negtransfer.data.folds.fold_validation_rows` checks instead. The test split: every model's test loss,
+    the report's totals and its comparison with STL and the all-task model; a task without a test label showed
+    0.0 there. The audit rows (``options.audit``) are held back first, as :func:`grouping_state` does.
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset
+        The job's dataset, before the audit rows are held back.
+    options : GroupingOptions
+        Its ``folds``, ``audit`` and ``audit_source`` say which rows validate.
+    """
+    held = dataset.with_audit(options.audit, source=options.audit_source)  # itself when audit = 0
+    labelled = ~np.isnan(np.asarray(held.Y, dtype=float))
+    in_split = {code: labelled & (held.split == code)[:, None] for code in (TRAIN, VALIDATION, TEST)}
+    needed = ((VALIDATION, "validation"),) if options.folds <= 1 else ()
+    gaps = [(word, [j for j in range(held.n_tasks) if not in_split[code][:, j].any()])
+            for code, word in (*needed, (TEST, "test"))]
+    gaps = [(word, missing) for word, missing in gaps if missing]
+    if not gaps:
+        return
+
+    def counts(j: int) -> str:
+        return (f"{held.task_names[j]!r}: {int(labelled[:, j].sum())} labelled row(s), "
+                f"{int(in_split[TRAIN][:, j].sum())} train, {int(in_split[VALIDATION][:, j].sum())} validation, "
+                f"{int(in_split[TEST][:, j].sum())} test")
+
+    clauses = []
+    for word, missing in gaps:
+        names = ", ".join(repr(held.task_names[j]) for j in missing)
+        subject = f"task {names} has" if len(missing) == 1 else f"tasks {names} have"
+        clauses.append(f"{subject} no labelled rows in the {word} split ({'; '.join(counts(j) for j in missing)})")
+    why = {"validation": "the grouping measures every task's gains and chooses its groups on validation losses",
+           "test": "the report's test losses and its comparison with STL and the all-task model are measured "
+                   "on test rows"}
+    them = "it" if len({j for _, missing in gaps for j in missing}) == 1 else "them"
+    fix = f"add labelled rows for {them} or leave {them} out with --tasks"
+    if any(word == "validation" for word, _ in gaps):
+        fix += ", or, for the validation split, cross-validate with --folds 3 (each fold validates on its own rows)"
+    raise ValueError(f"{'; '.join(clauses)}; {' and '.join(why[word] for word, _ in gaps)}: {fix}")
+
+
 def grouping_state(dataset: MultiTaskDataset, options: GroupingOptions, config: TrainConfig, seed: int,
                    store: RunStore, *, executor: Executor | None = None, progress: Progress | None = None
                    ) -> GroupingState:
@@ -789,8 +837,15 @@ def run_grouping(
     GroupingResult
         ``report`` (:class:`~negtransfer.jobs.grouping_report.GroupingReport`; ``report.to_dict()`` is
         report.json) and ``results`` (every group's repeated result the job read or trained).
+
+    Raises
+    ------
+    ValueError
+        Before any training: bad options, or a task without labelled validation or test rows
+        (:func:`check_labelled_splits`).
     """
     options.check(dataset.n_tasks)
+    check_labelled_splits(dataset, options)
     method = options.grouping_method()
     if method.measures_affinity and config.gradient_aggregation != "sum":
         plain = ", ".join(m for m in method_names() if not get_method(m).measures_affinity)

@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from negtransfer.data.dataset import TRAIN, VALIDATION, MultiTaskDataset
+from negtransfer.data.dataset import TEST, TRAIN, VALIDATION, MultiTaskDataset
 from negtransfer.data.statistics import standard_error
 from negtransfer.gains.paired_rows import (
     PairedDifference,
@@ -323,6 +323,44 @@ class SourceOptions:
             from negtransfer.data.social import row_attribute
 
             row_attribute(dataset, self.group_attribute)  # raises, listing the attributes, if unknown
+        self._check_target_labels(dataset)
+
+    def _check_target_labels(self, dataset: MultiTaskDataset) -> None:
+        """Raise ``ValueError`` unless the target has a labelled row in every part of the data the job reads it on.
+
+        Validation: under ``training="parity"`` the half of the validation rows that stops the models and the half
+        that measures f(S) (:func:`~negtransfer.train.batched.validation_halves`), else the validation split;
+        without one, f(STL) was 0.0 and the job failed after training on the relative scale's division by it.
+        Test: the test losses the report compares; without one, every test loss read 0.0000 and the job
+        recommended a choice made on no rows.
+        """
+        from negtransfer.train.batched import validation_halves
+
+        target = dataset.task_index([self.target])[0]
+        labelled = ~np.isnan(np.asarray(dataset.Y[:, target], dtype=float))
+        validation = np.flatnonzero((dataset.split == VALIDATION) & labelled)
+        test = np.flatnonzero((dataset.split == TEST) & labelled)
+        parts = {"the validation split": validation}
+        if self.training == "parity":
+            stopping, estimate = validation_halves(dataset)
+            parts = {"the half of the validation rows that stops the models": stopping[labelled[stopping]],
+                     "the half that measures f(S)": estimate[labelled[estimate]]}
+        parts["the test split"] = test
+        empty = [where for where, rows in parts.items() if rows.size == 0]
+        if empty:
+            raise ValueError(
+                f"target {self.target!r} has {int((labelled & (dataset.split == TRAIN)).sum())} labelled training, "
+                f"{validation.size} validation and {test.size} test row(s), none in {' or '.join(empty)}; source "
+                f"selection measures the target's loss there (f(S) of each subset on validation rows, the test "
+                f"losses on test rows): add labelled rows for the target or choose another --target")
+
+
+def estimate_text(seconds: float) -> str:
+    """An estimated duration as a person reads it: ``under 1 s``, ``about 40 s`` under a minute, else
+    ``about 2.5 min`` (the estimate of the runs left once read ``about 0.0 min`` for a small job's seconds)."""
+    if seconds < 1:
+        return "under 1 s"
+    return f"about {seconds:.0f} s" if seconds < 60 else f"about {seconds / 60:.1f} min"
 
 
 #: The margin of the check's three-way verdict, in standard errors of the paired difference (as the grouping
@@ -1185,7 +1223,7 @@ class SourcesState:
                 left = max(self.plan.to_train - len(self.trained), 0)
                 self.timing["estimated"] = per_run * left
                 self.notify(f"about {per_run:.2f} s per run (in stacks of {self.options.chunk_size or 'one per core'}): the other "
-                            f"{left} runs to train take about {self.timing['estimated'] / 60:.1f} min")
+                            f"{left} runs to train take {estimate_text(self.timing['estimated'])}")
 
         return on_progress
 

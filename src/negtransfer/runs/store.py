@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from negtransfer.train.batched import ModelResult, group_text
+from negtransfer.train.results import ModelResult, group_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -335,12 +335,14 @@ def _fit_progress(digest: str, fit: int, path: Path) -> FitProgress | None:
 
 def _state_files(root: Path) -> list[tuple[str, int, Path]]:
     """``(digest, fit number, path)`` of every ``<root>/<digest>/fit-<i>.pt``, by unit then fit number."""
-    from negtransfer.train.checkpoint import FIT_FILE_PATTERN
-
     try:
         units = sorted(entry for entry in root.iterdir() if entry.is_dir())
     except OSError:  # absent (no fit in flight), or not a folder
         return []
+    if not units:  # nothing to read: store-info answers without importing PyTorch (the checkpoint module's)
+        return []
+    from negtransfer.train.checkpoint import FIT_FILE_PATTERN
+
     files = []
     for unit in units:
         try:

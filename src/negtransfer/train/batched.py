@@ -48,7 +48,7 @@ import hashlib
 import re
 import time
 import warnings
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -63,19 +63,11 @@ from negtransfer.train.config import TrainConfig
 from negtransfer.train.fused_step import StepWorkspace, mlp_gradients, training_loss
 from negtransfer.train.losses import TaskLossLayout
 from negtransfer.train.metrics import classification_losses_rows, task_metric_rows
-from negtransfer.train.results import ModelResult
+from negtransfer.train.results import ModelResult, group_text
 from negtransfer.train.update_rules import adam_bias_corrections, adam_direction, adam_moments
 
 MIN_BATCH_ROWS = 4
 ROW_BLOCK = 16
-
-
-def group_text(group: Iterable[int]) -> str:
-    """Canonical text of a group of task indices: sorted, joined by ``+`` (``"0+3+5"``).
-
-    Used for model seeds and as the run store's group key.
-    """
-    return "+".join(str(int(i)) for i in sorted(group))
 
 
 def group_key(group: Sequence[int] | np.ndarray, n_tasks: int) -> str:

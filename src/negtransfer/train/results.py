@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 
-__all__ = ["ModelResult", "RepeatedResult"]
+__all__ = ["ModelResult", "RepeatedResult", "group_text"]
+
+
+def group_text(group: Iterable[int]) -> str:
+    """Canonical text of a group of task indices: sorted, joined by ``+`` (``"0+3+5"``).
+
+    Used for model seeds and as the run store's group key (here, beside :class:`ModelResult`, so that the run
+    store and ``negtransfer store-info`` read runs without importing PyTorch).
+    """
+    return "+".join(str(int(i)) for i in sorted(group))
 
 
 @dataclass
