@@ -89,9 +89,9 @@ def _dataset_loader(data: Any, *, tasks=None, features=None, task_column=None, l
 
             return load_file, str(path)
         raise ValueError(f"data {str(data)!r} is neither a built-in dataset ({', '.join(REGISTRY)}) nor an existing "
-                         f"file; pass a pandas DataFrame, a dataset name, a .csv/.parquet path or a MultiTaskDataset")
-    raise TypeError(f"data must be a pandas DataFrame, a built-in dataset name, a .csv/.parquet path or a "
-                    f"MultiTaskDataset, got {type(data).__name__}")
+                         f"file; pass a pandas DataFrame, a dataset name, a .csv/.parquet/.npz path, a Task_Splits folder, or a MultiTaskDataset")
+    raise TypeError(f"data must be a pandas DataFrame, a built-in dataset name, a .csv/.parquet/.npz path (or a Task_Splits "
+                    f"folder) or a MultiTaskDataset, got {type(data).__name__}")
 
 
 def _run_store(store: Any) -> "RunStore":
@@ -240,11 +240,11 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     preset : str
         The named training setup (:data:`negtransfer.train.config.PRESETS`).
     model_arguments : mapping, optional
-        Keyword arguments of the factory of ``model=`` (a TrainConfig field, given among ``**options``: an encoder
-        name ``"mlp"`` (default),
-        ``"cnn"``, ``"lstm"``, ``"transformer"``; ``"FILE.py:FUNCTION"`` or ``"package.module:FUNCTION"``; a
-        module-level function; or a :class:`~negtransfer.train.model_choice.ModelChoice`; docs/your-network.md).
-        The model is checked on the data before any training: a bad factory raises ValueError.
+        Keyword arguments of the factory of ``model=``. (``model=`` is a TrainConfig field, given among
+        ``**options``: an encoder name ``"mlp"`` (default), ``"cnn"``, ``"lstm"``, ``"transformer"``;
+        ``"FILE.py:FUNCTION"`` or ``"package.module:FUNCTION"``; a module-level function; or a
+        :class:`~negtransfer.train.model_choice.ModelChoice`; docs/your-network.md. The model is checked on the
+        data before any training: a bad factory raises ValueError.)
     model_version : str, optional
         Keys the runs of a factory instead of its source's hash (keep it to reuse stored runs, change it to rerun).
     progress : callable, optional
