@@ -268,13 +268,13 @@ def gains(data: "pd.DataFrame | str | Path | MultiTaskDataset", *, tasks: Sequen
     load, _ = _dataset_loader(data, tasks=tasks, features=features, task_column=task_column, label=label,
                               task_kinds=task_kinds, impute=impute, command="negtransfer.gains()")
     dataset = load(seed)
-    if "groups" not in job:  # the default, or every group where fewer exist (as the command line)
+    if job.get("groups") is None:  # the default, or every group where fewer exist (as the command line)
         import warnings
 
         groups, fewer = default_groups(dataset.n_tasks, gains_options.sizes)
         if fewer:
-            warnings.warn(fewer, UserWarning, stacklevel=2)
-            gains_options = replace(gains_options, groups=groups)
+            warnings.warn(fewer, UserWarning, stacklevel=3)  # the caller of negtransfer.gains (a wrapper)
+        gains_options = replace(gains_options, groups=groups)
     gains_options.requested_groups(dataset.task_names, seed)
     _checked(dataset, config)
     with _said_once():

@@ -71,9 +71,9 @@ def gains(
     note_unused_balance(ds, config, notes)
     kinds = kinds_summary(ds, data_options.data, notes)
     if groups is None:
-        groups, fewer = default_groups(ds.n_tasks, sizes)
+        groups, fewer = default_groups(ds.n_tasks, sizes, spelling="--groups ")
         if fewer:
-            note(fewer.replace("groups ", "--groups ", 1).replace("(groups all)", "(--groups all)"), notes)
+            note(fewer, notes)
     options = GainsOptions(groups=groups, sizes=sizes, repeats=repeats, chunk_size=chunk_size, folds=folds)
     try:
         options.requested_groups(ds.task_names, seed)

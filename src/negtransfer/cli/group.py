@@ -172,7 +172,7 @@ def grouping_notes(n: int, budget: int, train_groups: int, evaluate: int, exhaus
     available = sum(comb(n, s) for s in range(2, n))  # groups of sizes 2..n-1
     spec = get_method(method)
     trained = min(spec.n_training_groups(n, train_groups), available)  # HOA: every pair; Ayman et al.: and more
-    if available == 0:
+    if available == 0 and train_groups_given:
         note(f"with {n} tasks no group lies between one task and all of them: only the all-task group is "
              f"trained and --train-groups {train_groups} is not used", notes)
     elif train_groups > available and spec.draws_training_groups and train_groups_given and not exhaustive:

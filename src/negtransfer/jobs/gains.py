@@ -34,12 +34,13 @@ Progress = Callable[[str, int, int], None]
 DEFAULT_GROUPS = "random:16"
 
 
-def default_groups(n_tasks: int, sizes: str | int | None) -> tuple[str, str | None]:
+def default_groups(n_tasks: int, sizes: str | int | None, spelling: str = "groups=") -> tuple[str, str | None]:
     """The groups of ``gains`` when none are named, and a note when it is not the default.
 
     ``random:16``, or ``all`` where fewer groups of the ``sizes`` exist (with 3 tasks the default once failed:
     'asked for 16 random groups but only 4 exist', a request the user never made; ``group`` treats
     ``--train-groups`` the same way). A bad ``sizes`` keeps the default: its error comes when the groups are drawn.
+    ``spelling`` names the option in the note: ``"groups="`` (Python) or ``"--groups "`` (the command line).
     """
     from math import comb
 
@@ -53,8 +54,9 @@ def default_groups(n_tasks: int, sizes: str | int | None) -> tuple[str, str | No
     wanted = int(DEFAULT_GROUPS.partition(":")[2])
     if not 0 < available < wanted:
         return DEFAULT_GROUPS, None
-    return "all", (f"groups {DEFAULT_GROUPS} (the default) is more than the {available} groups of {lo}..{hi} of "
-                   f"the {n_tasks} tasks; all {available} are trained (groups all)")
+    value, every = (f"'{DEFAULT_GROUPS}'", "'all'") if spelling.endswith("=") else (DEFAULT_GROUPS, "all")
+    return "all", (f"{spelling}{value} (the default) is more than the {available} groups of {lo}..{hi} of "
+                   f"the {n_tasks} tasks; all {available} are trained ({spelling}{every})")
 
 
 @dataclass(frozen=True)

@@ -781,16 +781,18 @@ def check_labelled_splits(dataset: MultiTaskDataset, options: GroupingOptions) -
     labelled = ~np.isnan(np.asarray(held.Y, dtype=float))
     in_split = {code: labelled & (held.split == code)[:, None] for code in (TRAIN, VALIDATION, TEST)}
     needed = ((VALIDATION, "validation"),) if options.folds <= 1 else ()
-    gaps = [(word, [j for j in range(held.n_tasks) if not in_split[code][:, j].any()])
-            for code, word in (*needed, (TEST, "test"))]
+    if (held.split == TEST).any():  # a dataset without a test split (test fraction 0) reports no test figures
+        needed = (*needed, (TEST, "test"))
+    gaps = [(word, [j for j in range(held.n_tasks) if not in_split[code][:, j].any()]) for code, word in needed]
     gaps = [(word, missing) for word, missing in gaps if missing]
     if not gaps:
         return
 
     def counts(j: int) -> str:
+        audit = int((labelled[:, j] & (held.split == AUDIT)).sum())
         return (f"{held.task_names[j]!r}: {int(labelled[:, j].sum())} labelled row(s), "
                 f"{int(in_split[TRAIN][:, j].sum())} train, {int(in_split[VALIDATION][:, j].sum())} validation, "
-                f"{int(in_split[TEST][:, j].sum())} test")
+                f"{int(in_split[TEST][:, j].sum())} test" + (f", {audit} audit (--audit)" if audit else ""))
 
     clauses = []
     for word, missing in gaps:

@@ -23,14 +23,18 @@ def plain_scalars(config: Any) -> None:
     """Replace every NumPy scalar field of the dataclass ``config`` (frozen or not) by the Python number it holds
     (``np.int64(3)`` -> 3, ``np.float32(0.05)`` -> its float, ``np.bool_`` -> bool): a value from a sweep then
     compares, keys runs and saves to JSON as the Python number does (it failed after training: "int64 is not JSON
-    serializable")."""
+    serializable"). A whole float in a field whose default is a whole number becomes that number
+    (``patience=5.0`` -> 5, ``repeats=1.0`` -> 1): one rule for every options class."""
     np = sys.modules.get("numpy")  # not imported: no value is a NumPy scalar (and --help stays light)
-    if np is None:
-        return
     for item in fields(config):
         value = getattr(config, item.name)
-        if isinstance(value, np.generic):
-            object.__setattr__(config, item.name, value.item())
+        if np is not None and isinstance(value, np.generic):
+            value = value.item()
+            object.__setattr__(config, item.name, value)
+        default = item.default
+        if isinstance(value, float) and value.is_integer() and isinstance(default, int) \
+                and not isinstance(default, bool):
+            object.__setattr__(config, item.name, int(value))
 
 
 def check_positive_ints(config: Any, names: Iterable[str]) -> None:
@@ -303,8 +307,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a number, got {value!r}")
         for name in ("batch_size", "max_epochs", "patience"):
             value = getattr(self, name)
-            if isinstance(value, float) and value.is_integer():  # patience=5.0 is 5
-                object.__setattr__(self, name, value := int(value))
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if not isinstance(self.device, str) and type(self.device).__name__ == "device":  # a torch.device
