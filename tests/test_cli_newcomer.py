@@ -62,6 +62,23 @@ def test_ctrl_c_during_training_says_where_the_runs_are_and_how_to_resume(tmp_pa
     assert store in err and "run the same command again to resume" in err and f"store-info {store}" in err, err
 
 
+
+def test_a_dead_process_worker_is_one_error_line_for_the_command_line(tmp_path, capsys):
+    """The pool's error is written for Python scripts (the __main__ guard, executor='local'); a command shows one
+    error line naming its own options instead of a traceback (review finding)."""
+    import typer
+
+    from negtransfer.cli.job import Job
+    from negtransfer.cli.options import RunOptions
+    from negtransfer.runs.executors import WorkerPoolBroken
+
+    job = Job(RunOptions(out=tmp_path / "out", quiet=True), [])
+    with pytest.raises(typer.Exit) as exit_info, job.training():
+        raise WorkerPoolBroken("a worker process of executor 'process' ended abruptly")
+    err = capsys.readouterr().err
+    assert exit_info.value.exit_code == 2 and err.startswith("error: a worker process of --executor process"), err
+    assert "--executor local" in err and "__main__" not in err and str(tmp_path / "out" / "runs.sqlite") in err
+
 def _error_line(res) -> str:
     """The one ``error:`` line of an exit-2 result (notes aside), with no traceback."""
     assert res.exit_code == 2, res.output

@@ -143,14 +143,21 @@ class Job:
 
     @contextmanager
     def training(self):
-        """Progress bars (none with -q), a failing write as one error line, and Ctrl-C as one line saying where
-        the finished runs are and how to resume (exit code 130 as before); yields ``progress`` or None."""
+        """Progress bars (none with -q), a failing write as one error line, a dead worker of ``--executor
+        process`` as one error line (its message is written for Python scripts), and Ctrl-C as one line saying
+        where the finished runs are and how to resume (exit code 130 as before); yields ``progress`` or None."""
+        from negtransfer.runs.executors import WorkerPoolBroken
+
         try:
             with writes_guarded(self.store_path, self.run.out), stage_progress(self.run.quiet) as progress:
                 yield progress
         except KeyboardInterrupt:
             interrupted(self.store_path)
             raise
+        except WorkerPoolBroken:
+            fail(f"a worker process of --executor process ended abruptly, most often killed for memory: use fewer "
+                 f"--workers or --executor local; the runs that finished are kept in the run store "
+                 f"{str(self.store_path)!r} and the same command resumes")
 
     @contextmanager
     def writing(self):

@@ -175,6 +175,10 @@ def _start_worker(parent: int) -> None:
     warnings.filterwarnings("ignore", category=UnstackableModelWarning)
 
 
+class WorkerPoolBroken(RuntimeError):
+    """A worker process of executor ``"process"`` ended abruptly (the command line shows it as one error line)."""
+
+
 #: What a dead worker of the process pool most often means, and what to do (the pool's own BrokenProcessPool says
 #: neither).
 _BROKEN_POOL = (
@@ -253,7 +257,7 @@ class ProcessPoolExecutor(_HoldsNothing):
             except cf.process.BrokenProcessPool as exc:
                 for fut in futures:
                     fut.cancel()
-                raise RuntimeError(_BROKEN_POOL) from exc
+                raise WorkerPoolBroken(_BROKEN_POOL) from exc
             except BaseException:
                 for fut in futures:
                     fut.cancel()
