@@ -98,9 +98,9 @@ def compare_grouping(
 
     try:
         options.check(first.n_tasks)
-        if folds > 1:
-            fold_validation_rows(first, folds)  # every task must have a labelled row in every fold
-        for seed in seed_list:  # run_grouping's own check, before the job starts (each seed draws its own split)
+        for seed in seed_list:  # run_grouping's own checks, before the job starts (each seed draws its own split)
+            if folds > 1:
+                fold_validation_rows(load(seed), folds)  # every task must have a labelled row in every fold
             check_labelled_splits(load(seed), options)
         if aggregators and (folds > 1 or audit > 0):  # (without either: the dataset's one split, as every row)
             notes.append(surgery_training_rows(first, options, seed_list[0]))
