@@ -33,7 +33,6 @@ from negtransfer.cli.options import (
 )
 from negtransfer.jobs.choices import MODEL_KINDS
 
-#: ``--groups random:16`` when ``--groups`` is not given (and fewer groups than that do not exist).
 RUNS_BLOCK = runs_block("runs/gains")  # --out ... --ray-address, --out defaulting to this folder
 
 

@@ -92,7 +92,7 @@ from negtransfer.runs.runner import ensure, repeated_results
 from negtransfer.runs.specs import GROUP, RunSpec, group_specs
 from negtransfer.runs.store import RunStore
 from negtransfer.runs.tracked import AffinityRequest, AffinityRuns
-from negtransfer.train.config import TrainConfig
+from negtransfer.train.config import TrainConfig, check_whole_numbers
 from negtransfer.train.results import RepeatedResult
 
 Group = TaskSet
@@ -243,13 +243,10 @@ class GroupingOptions:
 
         names = method_names()
         traceable = [m for m in names if get_method(m).traceable]
-        whole = (("budget", "--budget"), ("n_train_groups", "--train-groups"), ("repeats", "--repeats"),
-                 ("rounds", "--rounds"), ("per_round", "--per-round"), ("max_runs", "--max-runs"),
-                 ("chunk_size", "--chunk-size"), ("affinity_every", "affinity_every"))
-        for name, flag in whole:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-                raise ValueError(f"{flag} ({name}) must be a whole number, got {value!r}")
+        check_whole_numbers(self, (("budget", "--budget"), ("n_train_groups", "--train-groups"),
+                                   ("repeats", "--repeats"), ("rounds", "--rounds"), ("per_round", "--per-round"),
+                                   ("max_runs", "--max-runs"), ("chunk_size", "--chunk-size"),
+                                   ("affinity_every", "affinity_every")))
         for name, flag in (("kappa", "--kappa"), ("audit", "--audit")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Callable
@@ -90,7 +89,7 @@ from negtransfer.runs.runner import ensure, ensure_runs, stored_count
 from negtransfer.runs.specs import ArtifactSlot, RunKind, RunOutput, RunSpec, group_specs
 from negtransfer.runs.store import RunStore
 from negtransfer.train.batched import ModelResult
-from negtransfer.train.config import TrainConfig
+from negtransfer.train.config import TrainConfig, check_whole_numbers
 from negtransfer.train.results import RepeatedResult
 
 if TYPE_CHECKING:
@@ -291,13 +290,9 @@ class SourceOptions:
 
     def _check_whole_numbers(self) -> None:
         """The counts are whole numbers (a string or a float fails here, not deep in the job)."""
-        flags = (("alpha", "--alpha"), ("n_subsets", "--subsets"), ("holdout", "--holdout"),
-                 ("repeats", "--repeats"), ("stl_repeats", "--stl-repeats"), ("max_runs", "--max-runs"),
-                 ("max_pair_runs", "max_pair_runs"))
-        for name, flag in flags:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-                raise ValueError(f"{flag} ({name}) must be a whole number, got {value!r}")
+        check_whole_numbers(self, (("alpha", "--alpha"), ("n_subsets", "--subsets"), ("holdout", "--holdout"),
+                                   ("repeats", "--repeats"), ("stl_repeats", "--stl-repeats"),
+                                   ("max_runs", "--max-runs"), ("max_pair_runs", "max_pair_runs")))
 
     def check(self, dataset: MultiTaskDataset) -> None:
         self._check_whole_numbers()

@@ -37,6 +37,15 @@ def plain_scalars(config: Any) -> None:
             object.__setattr__(config, item.name, int(value))
 
 
+def check_whole_numbers(config: Any, flags: Iterable[tuple[str, str]]) -> None:
+    """Raise ValueError naming the first field of ``flags`` (``(field, command-line flag)`` pairs) that is neither
+    None nor a whole number (bools refused): a string or a float fails here, not deep in the job."""
+    for name, flag in flags:
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ValueError(f"{flag} ({name}) must be a whole number, got {value!r}")
+
+
 def check_positive_ints(config: Any, names: Iterable[str]) -> None:
     """Raise ValueError naming the first of ``names`` that is not a positive integer (bools refused)."""
     for name in names:
